@@ -1,0 +1,5 @@
+"""``python -m traceability`` is the ``traceability`` command."""
+
+from traceability.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,237 @@
+"""``traceability serve | migrate | verify | demo | token | enterprise | node | operator | product | device``.
+
+Registry commands talk to the database directly (whoever can run them can already reach it);
+they share the services, and so the validation, with the admin API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from traceability import errors
+from traceability.config import Settings
+from traceability.logging import configure, get_logger
+from traceability.storage.database import Database, database_url, open_database
+
+log = get_logger("traceability.cli")
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    path.chmod(0o600)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from traceability.http.app import create_app
+    from traceability.http.keys import DATABASE
+    from traceability.services import principals
+
+    async def build() -> web.Application:
+        if args.migrate:
+            async with open_database(settings, migrate=True):
+                pass
+        app = create_app(settings)
+
+        async def first_admin(app: web.Application) -> None:
+            token = await principals.ensure_admin_token(app[DATABASE])
+            if token is not None:
+                _write_secret(settings.admin_token_path, token)
+                log.info("admin.credential_written", path=str(settings.admin_token_path))
+            log.info("server.listening", url=f"http://{settings.host}:{settings.port}",
+                     public_url=settings.public_url)
+
+        app.on_startup.append(first_admin)
+        return app
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps other platforms working
+        pass
+    web.run_app(build(), host=settings.host, port=settings.port, print=None, access_log=None,
+                shutdown_timeout=10)
+    log.info("server.stopped")
+    return 0
+
+
+async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[int]]) -> int:
+    async with open_database(settings) as db:
+        return await fn(db)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from traceability.storage import migrator
+    from traceability.storage.database import connect
+
+    async def run() -> int:
+        conn = await connect(await database_url(settings))
+        try:
+            applied = await migrator.migrate(conn, settings.schema_dir)
+        finally:
+            await conn.close()
+        print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from traceability.services.verify import verify_chains
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty() or args.progress:
+            print(f"\rverified {done:,} of {total:,} events", end="", file=sys.stderr, flush=True)
+
+    async def run(db: Database) -> int:
+        report = await verify_chains(db, progress)
+        print(file=sys.stderr)
+        for fault in report.faults:
+            print(f"FAIL {fault}")
+        print(f"{report.events:,} events in {report.batches:,} batches: "
+              f"{'all verified' if report.ok else f'{len(report.faults)} fault(s)'}")
+        return 0 if report.ok else 1
+
+    return asyncio.run(_with_db(settings, run))
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from traceability.services.demo import load_demo
+
+    async def run(db: Database) -> int:
+        codes = await load_demo(db, seed=args.seed, public_url=settings.public_url)
+        print("Demo data loaded. Trace codes worth opening:")
+        for label, code in codes:
+            print(f"  {code}  {label}  {settings.public_url}/api/v1/batches/{code}")
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from traceability.services import principals
+
+    async def run(db: Database) -> int:
+        token, token_id = await principals.create_token(db, args.role, args.name, args.enterprise)
+        print(f"credential {token_id} ({args.role}, {args.name}); shown once, keep it safe:", file=sys.stderr)
+        print(token)
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
+
+
+# Registry commands: flags become the same JSON body the admin API takes.
+REGISTRY: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
+    "enterprise": ("enterprises", [
+        ("--name", {"required": True}), ("--uscc", {"required": True}), ("--name-en", {}),
+        ("--contact", {}), ("--licence", {"action": "append", "metavar": "KIND=NUMBER"}),
+    ]),
+    "node": ("nodes", [
+        ("--enterprise", {"required": True, "help": "USCC of the owning enterprise"}),
+        ("--type", {"required": True}), ("--area-code", {"required": True}), ("--name", {"required": True}),
+        ("--name-en", {}), ("--address", {}), ("--latitude", {"type": float}),
+        ("--longitude", {"type": float}), ("--code", {}), ("--gln", {}),
+    ]),
+    "operator": ("operators", [
+        ("--node", {"required": True}), ("--code", {"required": True}), ("--name", {"required": True}),
+        ("--stall-no", {}), ("--contact", {}),
+    ]),
+    "product": ("products", [
+        ("--category", {"required": True}), ("--goods-code", {"required": True}),
+        ("--name", {"required": True}), ("--name-en", {}), ("--gtin", {}), ("--default-uom", {}),
+        ("--shelf-life-days", {"type": int}),
+    ]),
+    "device": ("devices", [
+        ("--node", {"required": True}), ("--name", {"required": True}), ("--operator", {}),
+    ]),
+}
+
+
+def cmd_registry(settings: Settings, args: argparse.Namespace) -> int:
+    from traceability.services import registry
+
+    kind, _ = REGISTRY[args.command]
+
+    async def run(db: Database) -> int:
+        if args.action == "list":
+            items = await registry.list_registered(db, kind, limit=1000)
+            sys.stdout.write(orjson.dumps(items, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return 0
+        if args.action == "revoke":
+            await registry.revoke_device(db, args.id)
+            print(f"device {args.id} revoked")
+            return 0
+        body = {k: v for k, v in vars(args).items()
+                if k not in ("command", "action", "func", "licence", "id") and v is not None}
+        if getattr(args, "licence", None):
+            body["licences"] = dict(item.split("=", 1) for item in args.licence)
+        created = await getattr(registry, f"register_{args.command}")(db, body)
+        if args.command == "device":
+            print("the device credential is shown once; enter it on the scanner now:", file=sys.stderr)
+        sys.stdout.write(orjson.dumps(created, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="traceability", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve the API and pages")
+    s.add_argument("--migrate", action="store_true", help="apply pending migrations first")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=cmd_migrate)
+    v = sub.add_parser("verify", help="recompute and check every hash chain")
+    v.add_argument("--progress", action="store_true", help="show progress even when not on a terminal")
+    v.set_defaults(func=cmd_verify)
+    d = sub.add_parser("demo", help="load sample enterprises, nodes, products, batches and events")
+    d.add_argument("--seed", type=int, default=1)
+    d.set_defaults(func=cmd_demo)
+    t = sub.add_parser("token", help="issue an API credential (admin, regulator or enterprise)")
+    t.add_argument("--role", required=True, choices=["admin", "regulator", "enterprise"])
+    t.add_argument("--name", required=True)
+    t.add_argument("--enterprise", help="USCC, for an enterprise credential")
+    t.set_defaults(func=cmd_token)
+    for command, (kind, flags) in REGISTRY.items():
+        c = sub.add_parser(command, help=f"register or list {kind}")
+        actions = c.add_subparsers(dest="action", required=True)
+        add = actions.add_parser("add", help=f"register one of the {kind}")
+        for flag, options in flags:
+            add.add_argument(flag, **options)
+        add.set_defaults(func=cmd_registry)
+        actions.add_parser("list", help=f"list {kind}").set_defaults(func=cmd_registry)
+        if command == "device":
+            r = actions.add_parser("revoke", help="revoke a device's credential")
+            r.add_argument("id", type=int)
+            r.set_defaults(func=cmd_registry)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+        settings = Settings.from_env(**overrides)
+        configure(fmt=settings.log_format, level=settings.log_level)
+        result: int = args.func(settings, args)
+        return result
+    except errors.TraceError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

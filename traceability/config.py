@@ -1,0 +1,97 @@
+"""Settings, built once from the environment. The only module that reads ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from traceability.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service can be told from outside. See the settings table in README.md."""
+
+    database_url: str | None = None
+    data_dir: Path = ROOT / "var"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    log_format: str = "console"
+    log_level: str = "info"
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_events_per_request: int = 1000
+    pool_size: int = 16
+    runtime_role: str = "traceability_runtime"
+    schema_dir: Path = ROOT / "schema"
+    admin_token_file: Path | None = None
+    signing_key_file: Path | None = None
+    log_origin: str = "traceability.example/log"
+    sequencer_interval_ms: int = 200
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def pg_dir(self) -> Path:
+        """Where the embedded PostgreSQL keeps its data when no database URL is given."""
+        return self.data_dir / "pg"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.admin_token_file or self.data_dir / "admin-token"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key_file or self.data_dir / "log-signing-key"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``TRACE_*`` variables; ``overrides`` win (the CLI's flags and the tests use them)."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("TRACE_DATA_DIR") or ROOT / "var").resolve()
+        host = env.get("TRACE_HOST") or "127.0.0.1"
+        port = _int(env, "TRACE_PORT", 8080, 0, 65535)
+        log_format = env.get("TRACE_LOG_FORMAT") or "console"
+        if log_format not in ("console", "json"):
+            raise ConfigError(f"TRACE_LOG_FORMAT must be console or json, got {log_format!r}")
+        values: dict[str, object] = {
+            "database_url": env.get("TRACE_DATABASE_URL") or None,
+            "data_dir": data_dir,
+            "host": host,
+            "port": port,
+            "public_url": (env.get("TRACE_PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+            "log_format": log_format,
+            "log_level": (env.get("TRACE_LOG_LEVEL") or "info").lower(),
+            "max_body_bytes": _int(env, "TRACE_MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 1 << 30),
+            "max_events_per_request": _int(env, "TRACE_MAX_EVENTS_PER_REQUEST", 1000, 1, 100_000),
+            "pool_size": _int(env, "TRACE_DB_POOL_SIZE", 16, 2, 500),
+            "runtime_role": env.get("TRACE_DB_RUNTIME_ROLE", "traceability_runtime"),
+            "admin_token_file": Path(p) if (p := env.get("TRACE_ADMIN_TOKEN_FILE")) else None,
+            "signing_key_file": Path(p) if (p := env.get("TRACE_SIGNING_KEY_FILE")) else None,
+            "log_origin": env.get("TRACE_LOG_ORIGIN") or "traceability.example/log",
+            "sequencer_interval_ms": _int(env, "TRACE_SEQUENCER_INTERVAL_MS", 200, 10, 60_000),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def test_database_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """The PostgreSQL server the test suite should use instead of starting its own."""
+    env = os.environ if environ is None else environ
+    return env.get("TRACE_TEST_DATABASE_URL") or None

@@ -1,0 +1,58 @@
+"""Who is asking, and what each role may see and do.
+
+Roles: ``device`` (a scanner bound to one node), ``enterprise`` (an enterprise's own systems),
+``regulator``, ``admin``; anyone without a credential is the public.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    role: str
+    id: int
+    name: str
+    enterprise_id: int | None = None
+    uscc: str | None = None
+    node_id: int | None = None
+    node_code: str | None = None
+    area_code: str | None = None
+    operator_id: int | None = None
+    operator_code: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What the request log names as the actor: role and id, never a secret."""
+        return f"{self.role}:{self.id}"
+
+
+PUBLIC_HIDDEN = ("commercial", "destination")
+
+
+def sees_commercial(viewer: Principal | None, involved_enterprises: set[str]) -> bool:
+    """Regulators and admins see prices and buyers; an enterprise sees them where it took part."""
+    if viewer is None:
+        return False
+    if viewer.role in ("regulator", "admin"):
+        return True
+    return viewer.uscc is not None and viewer.uscc in involved_enterprises
+
+
+def public_content(content: dict[str, Any]) -> dict[str, Any]:
+    """An event's content without commercial details (prices, buyer identities)."""
+    return {k: v for k, v in content.items() if k not in PUBLIC_HIDDEN}
+
+
+def involved(content: dict[str, Any]) -> set[str]:
+    """Enterprises an event names as source or destination."""
+    out = set()
+    for key in ("source", "destination"):
+        party = content.get(key)
+        if isinstance(party, dict) and isinstance(party.get("enterprise"), str):
+            out.add(party["enterprise"])
+    return out

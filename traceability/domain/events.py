@@ -1,0 +1,274 @@
+"""Events: what a scanner says happened to a batch, in the GS1 EPCIS 2.0 / CBV 2.0 vocabulary.
+
+:func:`parse_event` turns one JSON object from a client into an :class:`EventDraft` whose
+``content`` is already reduced to canonical types (decimals as strings, UTC times). The service
+adds what only the server knows (node, device, recorded time) and encodes the canonical bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from traceability.domain import tracecode
+from traceability.domain.fields import (
+    FieldError,
+    Fields,
+    canonical_object,
+    decimal_text,
+    offset_text,
+    to_decimal,
+    utc_ms,
+)
+
+EVENT_TYPES = frozenset({"ObjectEvent", "TransactionEvent"})
+ACTIONS = frozenset({"ADD", "OBSERVE", "DELETE"})
+
+# CBV 2.0 business steps (https://ref.gs1.org/cbv/BizStep-...).
+BIZ_STEPS = frozenset({
+    "accepting", "arriving", "assembling", "collecting", "commissioning", "consigning",
+    "creating_class_instance", "cycle_counting", "decommissioning", "departing", "destroying",
+    "disassembling", "dispensing", "encoding", "entering_exiting", "holding", "inspecting",
+    "installing", "killing", "loading", "other", "packing", "picking", "receiving", "removing",
+    "repackaging", "repairing", "replacing", "reserving", "retail_selling", "sampling",
+    "sensor_reporting", "shipping", "staging_outbound", "stock_taking", "stocking", "storing",
+    "transporting", "unloading", "unpacking", "void_shipping",
+})
+
+# CBV 2.0 dispositions (https://ref.gs1.org/cbv/Disp-...).
+DISPOSITIONS = frozenset({
+    "active", "available", "completeness_inferred", "completeness_verified", "conformant",
+    "container_closed", "container_open", "damaged", "destroyed", "dispensed", "disposed", "encoded",
+    "expired", "in_progress", "in_transit", "inactive", "mismatch_instance", "mismatch_class",
+    "mismatch_quantity", "needs_replacement", "no_pedigree_match", "non_conformant",
+    "non_sellable_other", "partially_dispensed", "recalled", "reserved", "retail_sold", "returned",
+    "sellable_accessible", "sellable_not_accessible", "stolen", "unavailable", "unknown",
+})
+
+# UN/ECE Recommendation 20 units (and Rec. 21 package codes with the X prefix) that the nodes use.
+UNITS: dict[str, tuple[str, str]] = {
+    "KGM": ("千克", "kg"),
+    "GRM": ("克", "g"),
+    "TNE": ("吨", "t"),
+    "LTR": ("升", "L"),
+    "MLT": ("毫升", "mL"),
+    "H87": ("件", "piece"),
+    "EA": ("个", "each"),
+    "C62": ("个", "unit"),
+    "HEA": ("头", "head"),
+    "XBX": ("盒", "box"),
+    "XCT": ("箱", "carton"),
+    "XCS": ("箱", "case"),
+    "XBG": ("袋", "bag"),
+    "XCR": ("筐", "crate"),
+    "XPK": ("包", "package"),
+    "XBO": ("瓶", "bottle"),
+}
+
+# Reference documents that travel with a batch (卡单同行) and the certificates the city plans name.
+DOCUMENT_TYPES: dict[str, tuple[str, str]] = {
+    "quarantine_certificate": ("动物检疫合格证明", "Animal quarantine certificate"),
+    "meat_inspection_certificate": ("肉品品质检验合格证", "Meat quality inspection certificate"),
+    "origin_certificate": ("产地证明", "Certificate of origin"),
+    "vegetable_test_certificate": ("蔬菜检测合格证", "Vegetable test certificate"),
+    "pesticide_residue_report": ("农残检测报告", "Pesticide residue test report"),
+    "trade_voucher": ("交易凭证", "Trade voucher"),
+    "sale_voucher": ("销售凭证", "Sale voucher"),
+    "invoice": ("发票", "Invoice"),
+    "purchase_order": ("采购订单", "Purchase order"),
+    "despatch_advice": ("发货单", "Despatch advice"),
+    "drug_inspection_report": ("药品检验报告", "Drug inspection report"),
+    "other": ("其他", "Other"),
+}
+
+_OFFSET = re.compile(r"[+-](?:0\d|1[0-4]):[0-5]\d")
+_BIZSTEP_PREFIXES = ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-")
+_DISP_PREFIXES = ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-")
+MAX_FUTURE = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+DEFAULT_ACTION = {"commissioning": "ADD", "destroying": "DELETE", "decommissioning": "DELETE"}
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """A validated event before the server adds node, device and recorded time."""
+
+    event_id: str
+    trace_code: str
+    node_code: str | None
+    biz_step: str
+    event_time: datetime
+    content: dict[str, Any]
+
+
+def _strip_prefix(value: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
+        if value.startswith(prefix):
+            return value[len(prefix):]
+    return value
+
+
+def parse_time(f: Fields, key: str, now: datetime) -> datetime:
+    """An RFC 3339 time with a zone offset, not more than five minutes in the future."""
+    raw = f.text(key, max_len=40)
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        f.fail(key, "must be an RFC 3339 time such as 2026-11-22T08:30:00+08:00")
+    if moment.tzinfo is None:
+        f.fail(key, "must include a time zone offset such as +08:00")
+    if moment > now + MAX_FUTURE:
+        f.fail(key, "is more than five minutes in the future")
+    if moment < EARLIEST:
+        f.fail(key, "is before the year 2000")
+    return moment
+
+
+def parse_quantity(f: Fields, key: str = "quantity", *, required: bool = False) -> dict[str, str] | None:
+    """``{"value": 12.5, "uom": "KGM"}`` → ``{"value": "12.5", "uom": "KGM"}``."""
+    q = f.sub(key, required=required)
+    if q is None:
+        return None
+    value = q.number("value", lo=to_decimal(0))
+    assert value is not None
+    if value > to_decimal("1e12"):  # type: ignore[operator]
+        q.fail("value", "is implausibly large")
+    uom = q.text("uom", max_len=3)
+    if uom not in UNITS:
+        q.fail("uom", f"must be a UN/ECE unit code: {', '.join(sorted(UNITS))}")
+    return {"value": decimal_text(value), "uom": uom}
+
+
+def parse_party(f: Fields, key: str) -> dict[str, str] | None:
+    """Who a batch came from or goes to: an enterprise (USCC), a node code and/or a name."""
+    p = f.sub(key, required=False)
+    if p is None:
+        return None
+    out = {
+        k: v
+        for k in ("enterprise", "node", "name", "operator")
+        if (v := p.text(k, required=False, max_len=200)) is not None
+    }
+    if not out:
+        p.fail("", "must name at least one of enterprise, node, name or operator")
+    return out
+
+
+def parse_documents(f: Fields, key: str = "documents") -> list[dict[str, str]] | None:
+    items = f.array(key, required=False, max_items=20)
+    if items is None:
+        return None
+    out = []
+    for i, item in enumerate(items):
+        d = Fields(item, f"{f.path(key)}[{i}].")
+        doc = {"type": d.choice("type", DOCUMENT_TYPES), "number": d.text("number", max_len=64)}
+        if (issuer := d.text("issuer", required=False, max_len=200)) is not None:
+            doc["issuer"] = issuer
+        out.append(doc)
+    return out
+
+
+def parse_commercial(f: Fields) -> dict[str, str] | None:
+    """Prices and buyer identity: shown to regulators and the enterprises involved, never the public."""
+    c = f.sub("commercial", required=False)
+    if c is None:
+        return None
+    out: dict[str, str] = {}
+    for k in ("unit_price", "amount"):
+        if (n := c.number(k, required=False, lo=to_decimal(0))) is not None:
+            out[k] = decimal_text(n)
+    currency = c.text("currency", required=False, max_len=3)
+    if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
+        c.fail("currency", "must be an ISO 4217 code such as CNY")
+    if out or currency:
+        out["currency"] = currency or "CNY"
+    if (buyer := c.text("buyer", required=False, max_len=200)) is not None:
+        out["buyer"] = buyer
+    return out or None
+
+
+def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
+    """Validate one event from a capture request. ``path`` prefixes every field name in errors."""
+    f = Fields(raw, path)
+    raw_id = f.text("eventID", max_len=64)
+    try:
+        event_id = str(uuid.UUID(raw_id))
+    except ValueError:
+        f.fail("eventID", "must be a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e")
+    event_type = f.text("type", required=False, max_len=40) or "ObjectEvent"
+    if event_type not in EVENT_TYPES:
+        f.fail("type", f"must be one of: {', '.join(sorted(EVENT_TYPES))}")
+    code = f.check("traceCode", f.text("traceCode", max_len=40), _trace_code)
+    biz_step = _strip_prefix(f.text("bizStep", max_len=80), _BIZSTEP_PREFIXES)
+    if biz_step not in BIZ_STEPS:
+        f.fail("bizStep", "must be a CBV 2.0 business step such as receiving, shipping or retail_selling")
+    action = f.text("action", required=False, max_len=10) or DEFAULT_ACTION.get(biz_step, "OBSERVE")
+    if action not in ACTIONS:
+        f.fail("action", "must be ADD, OBSERVE or DELETE")
+    event_time = parse_time(f, "eventTime", now)
+    offset = f.text("eventTimeZoneOffset", required=False, max_len=6) or offset_text(event_time)
+    if not _OFFSET.fullmatch(offset):
+        f.fail("eventTimeZoneOffset", "must look like +08:00")
+    content: dict[str, Any] = {
+        "eventID": event_id,
+        "type": event_type,
+        "action": action,
+        "traceCode": code,
+        "bizStep": biz_step,
+        "eventTime": utc_ms(event_time),
+        "eventTimeZoneOffset": offset,
+    }
+    if (disp := f.text("disposition", required=False, max_len=80)) is not None:
+        disp = _strip_prefix(disp, _DISP_PREFIXES)
+        if disp not in DISPOSITIONS:
+            f.fail("disposition", "must be a CBV 2.0 disposition such as active, in_transit or retail_sold")
+        content["disposition"] = disp
+    node = f.text("node", required=False, max_len=40)
+    if (operator := f.text("operator", required=False, max_len=40)) is not None:
+        content["operator"] = operator
+    optional: dict[str, Any] = {
+        "quantity": parse_quantity(f),
+        "source": parse_party(f, "source"),
+        "destination": parse_party(f, "destination"),
+        "documents": parse_documents(f),
+        "commercial": parse_commercial(f),
+    }
+    attrs = f.obj("attributes", required=False)
+    if attrs:
+        optional["attributes"] = canonical_object(f, f.path("attributes"), dict(attrs), 1)
+    content.update({k: v for k, v in optional.items() if v})
+    return EventDraft(event_id, code, node, biz_step, event_time, content)
+
+
+def _trace_code(value: str) -> str:
+    try:
+        return tracecode.validate(value)
+    except tracecode.TraceCodeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def parse_event_list(body: Any, now: datetime, limit: int) -> tuple[list[EventDraft], bool]:
+    """One event object, or ``{"events": [...]}``, or a bare list. Returns the drafts and whether it was a list."""
+    if isinstance(body, dict) and "events" in body:
+        items, is_list = body["events"], True
+        prefix = "events"
+        if not isinstance(items, list):
+            raise FieldError("events", "must be a JSON array of events")
+    elif isinstance(body, list):
+        items, is_list, prefix = body, True, ""
+    else:
+        return [parse_event(body, "", now)], False
+    if not items:
+        raise FieldError(prefix or "body", "must hold at least one event")
+    if len(items) > limit:
+        raise FieldError(prefix or "body", f"holds {len(items)} events; at most {limit} are accepted per request")
+    drafts = [parse_event(item, f"{prefix}[{i}].", now) for i, item in enumerate(items)]
+    seen: set[str] = set()
+    for i, d in enumerate(drafts):
+        if d.event_id in seen:
+            raise FieldError(f"{prefix}[{i}].eventID", "appears twice in this request")
+        seen.add(d.event_id)
+    return drafts, is_list

@@ -1,0 +1,202 @@
+"""Field-by-field validation of JSON bodies, with errors that name the field and the problem.
+
+Domain code raises :class:`FieldError`; the service layer turns it into a 422 for the client.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, NoReturn, TypeVar
+
+T = TypeVar("T")
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+class FieldError(ValueError):
+    """``field`` (a path such as ``events[3].quantity.value``) is missing or wrong; ``message`` says how."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A JSON number or numeric string as a Decimal, or None if it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))  # shortest repr: 12.1 stays 12.1
+    if isinstance(value, str):
+        try:
+            d = Decimal(value.strip())
+        except InvalidOperation:
+            return None
+        return d if d.is_finite() else None
+    return None
+
+
+def decimal_text(value: Decimal) -> str:
+    """Canonical decimal text: no exponent, no trailing zeros, ``0`` not ``-0``."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+class Fields:
+    """Reads typed fields from one JSON object; every failure names ``prefix + key``."""
+
+    __slots__ = ("data", "prefix")
+
+    def __init__(self, data: Any, prefix: str = "") -> None:
+        self.prefix = prefix
+        if not isinstance(data, Mapping):
+            self.fail("", "must be a JSON object")
+        self.data: Mapping[str, Any] = data
+
+    def path(self, key: str) -> str:
+        if not key:
+            return self.prefix.rstrip(".") or "body"
+        return f"{self.prefix}{key}"
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        raise FieldError(self.path(key), message)
+
+    def get(self, key: str, required: bool) -> Any:
+        value = self.data.get(key)
+        if value is None and required:
+            self.fail(key, "is required")
+        return value
+
+    def text(self, key: str, *, required: bool = True, max_len: int = 200) -> Any:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail(key, "must be a string")
+        value = value.strip()
+        if not value:
+            if required:
+                self.fail(key, "must not be empty")
+            return None
+        if len(value) > max_len:
+            self.fail(key, f"must be at most {max_len} characters")
+        if any(ord(ch) < 32 for ch in value):
+            self.fail(key, "must not contain control characters")
+        return value
+
+    def choice(self, key: str, choices: Mapping[str, Any] | set[str] | frozenset[str], *,
+               required: bool = True) -> Any:
+        value = self.text(key, required=required, max_len=64)
+        if value is not None and value not in choices:
+            self.fail(key, f"must be one of: {', '.join(sorted(choices))}")
+        return value
+
+    def integer(self, key: str, *, required: bool = True, lo: int | None = None, hi: int | None = None) -> Any:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, "must be a whole number")
+        if lo is not None and value < lo:
+            self.fail(key, f"must be at least {lo}")
+        if hi is not None and value > hi:
+            self.fail(key, f"must be at most {hi}")
+        return value
+
+    def number(self, key: str, *, required: bool = True, lo: Decimal | None = None,
+               hi: Decimal | None = None) -> Decimal | None:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        d = to_decimal(value)
+        if d is None:
+            self.fail(key, "must be a number")
+        if lo is not None and d < lo:
+            self.fail(key, "must not be negative" if lo == 0 else f"must be at least {lo}")
+        if hi is not None and d > hi:
+            self.fail(key, f"must be at most {hi}")
+        return d
+
+    def obj(self, key: str, *, required: bool = True) -> Any:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            self.fail(key, "must be a JSON object")
+        return value
+
+    def array(self, key: str, *, required: bool = True, max_items: int = 100) -> Any:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            self.fail(key, "must be a JSON array")
+        if len(value) > max_items:
+            self.fail(key, f"must have at most {max_items} items")
+        return value
+
+    def sub(self, key: str, *, required: bool = True) -> Fields | None:
+        value = self.obj(key, required=required)
+        return None if value is None else Fields(value, f"{self.path(key)}.")
+
+    def check(self, key: str, value: T, validator: Callable[[T], T]) -> T:
+        try:
+            return validator(value)
+        except ValueError as exc:
+            self.fail(key, str(exc))
+
+
+def offset_text(moment: datetime) -> str:
+    delta = moment.utcoffset() or timedelta(0)
+    minutes = int(delta.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    minutes = abs(minutes)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def canonical_value(f: Fields, key: str, value: Any, depth: int) -> Any:
+    if value is None or isinstance(value, bool | str):
+        if isinstance(value, str) and len(value) > 2000:
+            f.fail(key, "text values must be at most 2000 characters")
+        return value
+    if isinstance(value, int):
+        if abs(value) > 2**53:
+            return str(value)
+        return value
+    if isinstance(value, float):
+        d = to_decimal(value)
+        if d is None:
+            f.fail(key, "must be a finite number")
+        return decimal_text(d)
+    if depth >= 4:
+        f.fail(key, "nests too deep (at most 4 levels)")
+    if isinstance(value, list):
+        if len(value) > 200:
+            f.fail(key, "must have at most 200 items")
+        return [canonical_value(f, f"{key}[{i}]", v, depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return canonical_object(f, key, value, depth + 1)
+    f.fail(key, "has a value of an unsupported type")
+
+
+def canonical_object(f: Fields, key: str, value: dict[str, Any], depth: int) -> dict[str, Any]:
+    if len(value) > 100:
+        f.fail(key, "must have at most 100 keys")
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if not _KEY.fullmatch(k):
+            f.fail(f"{key}.{k}", "keys must start with a letter and hold only A-Z, a-z, 0-9 and _")
+        out[k] = canonical_value(f, f"{key}.{k}", v, depth)
+    return out
+
+
+def utc_ms(moment: datetime) -> str:
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -1,0 +1,223 @@
+"""The registered world: enterprises, nodes, operators (stalls), products and scanner devices.
+
+Validation only; the registry lives in the database. Area codes are checked against the GB/T 2260
+table python-stdnum ships (``cn/loc``), unified social credit codes (统一社会信用代码, GB 32100) by
+their check character, GTINs by the GS1 mod-10 check digit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from stdnum import ean, numdb
+from stdnum.cn import uscc as _uscc
+from stdnum.exceptions import ValidationError
+
+from traceability.domain.fields import Fields
+
+# MOFCOM circulation node types (肉菜流通追溯体系) plus origin bases and the drug chain.
+NODE_TYPES: dict[str, tuple[str, str]] = {
+    "farm": ("产地/养殖种植基地", "Farm or origin base"),
+    "slaughterhouse": ("屠宰企业", "Slaughterhouse"),
+    "processor": ("加工企业", "Processor or packer"),
+    "wholesale_market": ("批发市场", "Wholesale market"),
+    "wholesaler": ("批发商", "Wholesaler"),
+    "wet_market": ("菜市场", "Wet market"),
+    "supermarket": ("超市", "Supermarket"),
+    "canteen": ("团体消费单位", "Canteen"),
+    "drug_manufacturer": ("药品生产企业", "Drug manufacturer"),
+    "drug_distributor": ("药品经营企业", "Drug distributor"),
+    "pharmacy": ("药店", "Pharmacy"),
+    "hospital": ("医疗机构", "Hospital"),
+}
+
+PRODUCT_CATEGORIES: dict[str, tuple[str, str]] = {
+    "meat": ("肉类", "Meat"),
+    "vegetable": ("蔬菜", "Vegetables"),
+    "drug": ("药品", "Medicine"),
+    "other": ("其他", "Other"),
+}
+
+_GOODS_CODE = re.compile(r"[0-9A-Za-z\-]{1,32}")
+_CODE = re.compile(r"[0-9A-Za-z\-_.]{1,40}")
+_loc = numdb.get("cn/loc")
+
+
+def area_name(code: str) -> str | None:
+    """The Chinese name of a GB/T 2260 area code (``320300`` → ``江苏省徐州市``), or None if unknown."""
+    if not re.fullmatch(r"[1-8][0-9]{5}", code):
+        return None
+    parts = _loc.info(code)
+    names = [v for _, info in parts for k, v in info.items() if k in ("province", "prefecture", "county")]
+    if not names:
+        return None
+    return "".join(re.sub(r"^\[[^\]]*\]", "", n) for n in names)
+
+
+def validate_uscc(value: str) -> str:
+    """Return the normalized unified social credit code or raise ValueError naming the problem."""
+    try:
+        return str(_uscc.validate(value))
+    except ValidationError as exc:
+        raise ValueError(f"not a valid unified social credit code (统一社会信用代码): {exc}") from None
+
+
+def validate_gtin(value: str) -> str:
+    """Return the GTIN padded to 14 digits or raise ValueError naming the problem."""
+    digits = value.strip()
+    if not digits.isdigit() or len(digits) not in (8, 12, 13, 14):
+        raise ValueError("a GTIN has 8, 12, 13 or 14 digits")
+    if not ean.is_valid(digits):
+        raise ValueError("the GTIN check digit does not match")
+    return digits.zfill(14)
+
+
+@dataclass(frozen=True, slots=True)
+class EnterpriseIn:
+    name: str
+    uscc: str
+    name_en: str | None
+    contact: str | None
+    licences: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIn:
+    enterprise_uscc: str
+    node_type: str
+    area_code: str
+    name_zh: str
+    name_en: str | None
+    address: str | None
+    latitude: float | None
+    longitude: float | None
+    code: str | None
+    gln: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorIn:
+    node_code: str
+    code: str
+    name: str
+    stall_no: str | None
+    contact: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductIn:
+    category: str
+    goods_code: str
+    name_zh: str
+    name_en: str | None
+    gtin: str | None
+    default_uom: str | None
+    shelf_life_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIn:
+    node_code: str
+    name: str
+    operator_code: str | None
+
+
+def parse_enterprise(body: Any) -> EnterpriseIn:
+    """Validate an enterprise registration body."""
+    f = Fields(body)
+    name = f.text("name", max_len=200)
+    code = f.check("uscc", f.text("uscc", max_len=18), validate_uscc)
+    licences_raw = f.obj("licences", required=False) or {}
+    licences: dict[str, str] = {}
+    for key, val in licences_raw.items():
+        if not isinstance(val, str) or not val.strip() or len(val) > 64:
+            f.fail(f"licences.{key}", "must be a licence number (text, at most 64 characters)")
+        licences[str(key)] = val.strip()
+    return EnterpriseIn(
+        name=name,
+        uscc=code,
+        name_en=f.text("name_en", required=False, max_len=200),
+        contact=f.text("contact", required=False, max_len=200),
+        licences=licences,
+    )
+
+
+def parse_node(body: Any) -> NodeIn:
+    """Validate a node registration body."""
+    f = Fields(body)
+    node_type = f.choice("type", NODE_TYPES)
+    area = f.text("area_code", max_len=6)
+    if area_name(area) is None:
+        f.fail("area_code", "must be a 6-digit GB/T 2260 administrative area code, e.g. 320300")
+    lat = f.number("latitude", required=False, lo=Decimal(-90), hi=Decimal(90))
+    lon = f.number("longitude", required=False, lo=Decimal(-180), hi=Decimal(180))
+    code = f.text("code", required=False, max_len=40)
+    if code is not None and not _CODE.fullmatch(code):
+        f.fail("code", "may hold letters, digits, '-', '_' and '.' only")
+    gln = f.text("gln", required=False, max_len=13)
+    if gln is not None and not (len(gln) == 13 and ean.is_valid(gln)):
+        f.fail("gln", "must be a 13-digit GLN with a valid check digit")
+    return NodeIn(
+        enterprise_uscc=f.check("enterprise", f.text("enterprise", max_len=18), validate_uscc),
+        node_type=node_type,
+        area_code=area,
+        name_zh=f.text("name", max_len=200),
+        name_en=f.text("name_en", required=False, max_len=200),
+        address=f.text("address", required=False, max_len=400),
+        latitude=float(lat) if lat is not None else None,
+        longitude=float(lon) if lon is not None else None,
+        code=code,
+        gln=gln,
+    )
+
+
+def parse_operator(body: Any) -> OperatorIn:
+    """Validate an operator (stall) registration body."""
+    f = Fields(body)
+    code = f.text("code", max_len=40)
+    if not _CODE.fullmatch(code):
+        f.fail("code", "may hold letters, digits, '-', '_' and '.' only")
+    return OperatorIn(
+        node_code=f.text("node", max_len=40),
+        code=code,
+        name=f.text("name", max_len=200),
+        stall_no=f.text("stall_no", required=False, max_len=40),
+        contact=f.text("contact", required=False, max_len=200),
+    )
+
+
+def parse_product(body: Any) -> ProductIn:
+    """Validate a product registration body."""
+    from traceability.domain.events import UNITS  # the unit list lives with the events that use it
+
+    f = Fields(body)
+    goods_code = f.text("goods_code", max_len=32)
+    if not _GOODS_CODE.fullmatch(goods_code):
+        f.fail("goods_code", "may hold letters, digits and '-' only")
+    gtin = f.text("gtin", required=False, max_len=14)
+    uom = f.text("default_uom", required=False, max_len=3)
+    if uom is not None and uom not in UNITS:
+        f.fail("default_uom", f"must be a UN/ECE unit code: {', '.join(sorted(UNITS))}")
+    shelf = f.integer("shelf_life_days", required=False, lo=1, hi=36500)
+    return ProductIn(
+        category=f.choice("category", PRODUCT_CATEGORIES),
+        goods_code=goods_code,
+        name_zh=f.text("name", max_len=200),
+        name_en=f.text("name_en", required=False, max_len=200),
+        gtin=f.check("gtin", gtin, validate_gtin) if gtin is not None else None,
+        default_uom=uom,
+        shelf_life_days=shelf,
+    )
+
+
+def parse_device(body: Any) -> DeviceIn:
+    """Validate a scanner device registration body."""
+    f = Fields(body)
+    return DeviceIn(
+        node_code=f.text("node", max_len=40),
+        name=f.text("name", max_len=120),
+        operator_code=f.text("operator", required=False, max_len=40),
+    )

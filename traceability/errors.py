@@ -1,0 +1,142 @@
+"""The error tree. Every error the service raises on purpose is a :class:`TraceError`.
+
+::
+
+    TraceError                       500 internal_error
+    ├── ConfigError                  500 config_error       (startup: a setting is wrong)
+    ├── SchemaError                  500 schema_mismatch    (startup: migrations behind/ahead/edited)
+    ├── BadRequest                   400 bad_request
+    │   ├── InvalidJSON              400 invalid_json
+    │   ├── InvalidField             422 invalid_field      (names the field)
+    │   │   ├── UnknownReference     422 unknown_reference  (an id in the body that does not exist)
+    │   │   └── TooManyEvents        422 too_many_events
+    │   └── InvalidTraceCode         400 invalid_trace_code
+    ├── Unauthorized                 401 unauthorized
+    ├── Forbidden                    403 forbidden
+    ├── NotFound                     404 not_found
+    ├── Conflict                     409 conflict
+    │   ├── EventConflict            409 event_conflict     (same event id, other content)
+    │   └── AlreadyExists            409 already_exists
+    ├── PayloadTooLarge              413 payload_too_large
+    └── StorageUnavailable           503 storage_unavailable
+
+Storage code translates asyncpg errors into these; the HTTP layer renders them and never sees asyncpg.
+"""
+
+from __future__ import annotations
+
+
+class TraceError(Exception):
+    """Something went wrong on our side."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.field = field
+        super().__init__(self.message)
+
+
+class ConfigError(TraceError):
+    """A setting is missing or malformed."""
+
+    code = "config_error"
+
+
+class SchemaError(TraceError):
+    """The database schema does not match this version of the code."""
+
+    code = "schema_mismatch"
+
+
+class BadRequest(TraceError):
+    """The request is malformed."""
+
+    status = 400
+    code = "bad_request"
+
+
+class InvalidJSON(BadRequest):
+    """The body is not valid JSON."""
+
+    code = "invalid_json"
+
+
+class InvalidField(BadRequest):
+    """A field is missing or has a wrong value."""
+
+    status = 422
+    code = "invalid_field"
+
+
+class UnknownReference(InvalidField):
+    """The body refers to something that does not exist."""
+
+    code = "unknown_reference"
+
+
+class TooManyEvents(InvalidField):
+    """Too many events in one request."""
+
+    code = "too_many_events"
+
+
+class InvalidTraceCode(BadRequest):
+    """The trace code is malformed or its check digit does not match."""
+
+    code = "invalid_trace_code"
+
+
+class Unauthorized(TraceError):
+    """A valid credential is required."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(TraceError):
+    """This credential may not do that."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(TraceError):
+    """Nothing is recorded under that name."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(TraceError):
+    """The request conflicts with what is already recorded."""
+
+    status = 409
+    code = "conflict"
+
+
+class EventConflict(Conflict):
+    """An event with this id was already recorded with different content."""
+
+    code = "event_conflict"
+
+
+class AlreadyExists(Conflict):
+    """Something with that identifier is already registered."""
+
+    code = "already_exists"
+
+
+class PayloadTooLarge(TraceError):
+    """The request body is larger than the server accepts."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class StorageUnavailable(TraceError):
+    """The database cannot be reached right now; retry later."""
+
+    status = 503
+    code = "storage_unavailable"

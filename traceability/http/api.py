@@ -1,0 +1,155 @@
+"""JSON API routes under /api/v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from traceability import errors
+from traceability.http.auth import optional_principal, require
+from traceability.http.keys import DATABASE, SETTINGS
+from traceability.services import capture, history, principals, registry
+
+routes = web.RouteTableDef()
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json",
+                        headers=headers)
+
+
+async def read_json(request: web.Request) -> Any:
+    body = await request.read()
+    if not body:
+        raise errors.InvalidJSON("the request has no body; send a JSON document")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.InvalidJSON(f"the body is not valid JSON: {exc}") from None
+
+
+def _paging(request: web.Request) -> tuple[int, int]:
+    try:
+        limit = int(request.query.get("limit", "100"))
+        offset = int(request.query.get("offset", "0"))
+    except ValueError:
+        raise errors.InvalidField("limit and offset must be whole numbers", field="limit") from None
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise errors.InvalidField("limit must be 1-1000 and offset at least 0", field="limit")
+    return limit, offset
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    db = request.app[DATABASE]
+    try:
+        async with db.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+    except Exception:
+        raise errors.StorageUnavailable("the database is not answering") from None
+    return json_response({"status": "ok"})
+
+
+# -- registry (administrators) --------------------------------------------------------------------
+
+_REGISTER = {
+    "enterprises": registry.register_enterprise,
+    "nodes": registry.register_node,
+    "operators": registry.register_operator,
+    "products": registry.register_product,
+    "devices": registry.register_device,
+}
+
+
+@routes.post("/api/v1/admin/{kind:enterprises|nodes|operators|products|devices}")
+async def register(request: web.Request) -> web.Response:
+    await require(request, "admin")
+    created = await _REGISTER[request.match_info["kind"]](request.app[DATABASE], await read_json(request))
+    headers = {"Cache-Control": "no-store"} if request.match_info["kind"] == "devices" else None
+    return json_response(created, status=201, headers=headers)
+
+
+@routes.get("/api/v1/admin/{kind:enterprises|nodes|operators|products|devices}")
+async def list_registered(request: web.Request) -> web.Response:
+    await require(request, "admin", "regulator")
+    limit, offset = _paging(request)
+    items = await registry.list_registered(request.app[DATABASE], request.match_info["kind"],
+                                           key=request.query.get("key"), limit=limit, offset=offset)
+    return json_response({"items": items, "limit": limit, "offset": offset})
+
+
+@routes.post(r"/api/v1/admin/devices/{id:\d+}/revoke")
+async def revoke_device(request: web.Request) -> web.Response:
+    await require(request, "admin")
+    await registry.revoke_device(request.app[DATABASE], int(request.match_info["id"]))
+    return json_response({"revoked": int(request.match_info["id"])})
+
+
+@routes.post("/api/v1/admin/tokens")
+async def create_token(request: web.Request) -> web.Response:
+    await require(request, "admin")
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise errors.InvalidField("body must be a JSON object", field="body")
+    role, name = body.get("role"), body.get("name")
+    if not isinstance(role, str) or not isinstance(name, str):
+        raise errors.InvalidField("role and name are required strings", field="role")
+    enterprise = body.get("enterprise")
+    token, token_id = await principals.create_token(
+        request.app[DATABASE], role, name, enterprise if isinstance(enterprise, str) else None)
+    return json_response({"id": token_id, "role": role, "name": name, "credential": token}, status=201,
+                         headers={"Cache-Control": "no-store"})
+
+
+# -- batches and events (scanners) ----------------------------------------------------------------
+
+
+@routes.post("/api/v1/batches")
+async def open_batch(request: web.Request) -> web.Response:
+    device = await require(request, "device")
+    opened = await capture.open_batch(request.app[DATABASE], device, await read_json(request),
+                                      request.app[SETTINGS].public_url)
+    return json_response(opened.as_json(), status=200 if opened.receipt.replayed else 201)
+
+
+@routes.post("/api/v1/events")
+async def capture_events(request: web.Request) -> web.Response:
+    device = await require(request, "device")
+    settings = request.app[SETTINGS]
+    receipts, is_list = await capture.capture_events(request.app[DATABASE], device, await read_json(request),
+                                                     settings.max_events_per_request)
+    status = 200 if all(r.replayed for r in receipts) else 201
+    if is_list:
+        return json_response({"receipts": [r.as_json() for r in receipts]}, status=status)
+    return json_response(receipts[0].as_json(), status=status)
+
+
+@routes.get("/api/v1/batches/{trace_code}")
+async def read_batch(request: web.Request) -> web.StreamResponse:
+    code = history.valid_code(request.match_info["trace_code"])
+    viewer = await optional_principal(request)
+    db = request.app[DATABASE]
+    cache = {"Cache-Control": "public, max-age=0, must-revalidate" if viewer is None else "private, no-cache",
+             "Vary": "Authorization"}
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match:
+        tag = await history.head_etag(db, code, viewer)
+        if tag is not None and tag in {t.strip() for t in if_none_match.split(",")}:
+            return web.Response(status=304, headers={"ETag": tag, **cache})
+    view, tag = await history.read_batch(db, code, viewer)
+    return json_response(view, headers={"ETag": tag, **cache})
+
+
+@routes.get("/api/v1/identifiers")
+async def find_identifier(request: web.Request) -> web.Response:
+    scheme = request.query.get("scheme", "")
+    if scheme == "gs1":
+        value = f"{request.query.get('gtin', '').zfill(14)}/{request.query.get('lot', '')}"
+    else:
+        value = request.query.get("value", "")
+    if not scheme or not value:
+        raise errors.InvalidField("give scheme and value (or scheme=gs1 with gtin and lot)", field="scheme")
+    code = await history.find_by_identifier(request.app[DATABASE], scheme, value)
+    return json_response({"trace_code": code, "url": f"{request.app[SETTINGS].public_url}/t/{code}"})

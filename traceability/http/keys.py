@@ -1,0 +1,11 @@
+"""Typed application keys: the resources a request handler may reach."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from traceability.config import Settings
+from traceability.storage.database import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)

@@ -1,0 +1,98 @@
+"""Request context, the one log line per request, and the one error renderer.
+
+Errors under ``/api/`` are JSON ``{"error": {"code", "message", "request_id", "field"}}``;
+elsewhere a short bilingual HTML page. A 500 never shows a traceback or SQL.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+import structlog
+from aiohttp import web
+
+from traceability import errors
+from traceability.logging import get_logger
+
+log = get_logger("traceability.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID = web.RequestKey("request_id", str)
+ACTOR = web.RequestKey("actor", str)
+_SAFE_ID = re.compile(r"[A-Za-z0-9\-_.]{8,64}")
+
+# aiohttp's own HTTP errors, mapped onto our codes.
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+               415: "unsupported_media_type", 429: "too_many_requests"}
+
+
+def error_body(code: str, message: str, request_id: str, field: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id,
+                                   "field": field}})
+
+
+def _render(request: web.Request, status: int, code: str, message: str, field: str | None,
+            headers: dict[str, str] | None = None) -> web.Response:
+    rid = request.get(REQUEST_ID, "")
+    if request.path.startswith("/api/") or request.path == "/healthz":
+        return web.Response(status=status, body=error_body(code, message, rid, field),
+                            content_type="application/json", headers=headers)
+    title = {404: ("未找到", "Not found")}.get(status, ("出错了", "Something went wrong"))
+    page = (
+        "<!doctype html><html lang=zh-CN><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        f"<title>{title[0]} · {title[1]}</title>"
+        "<body style='font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;padding:0 1em'>"
+        f"<h1>{title[0]} <small lang=en>{title[1]}</small></h1>"
+        f"<p>{html.escape(message)}</p><p><a href='/'>返回首页 · Home</a></p>"
+        f"<p style='color:#555'><small>请求编号 Request id: {html.escape(rid)}</small></p></body></html>"
+    )
+    return web.Response(status=status, text=page, content_type="text/html", headers=headers)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id, time the request, render errors, and write one log line."""
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID] = rid
+    structlog.contextvars.bind_contextvars(request_id=rid)
+    start = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except errors.TraceError as exc:
+            response = _render(request, exc.status, exc.code, exc.message, exc.field,
+                               {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = _HTTP_CODES.get(exc.status, "http_error")
+            message = exc.reason
+            if exc.status == 413:
+                message = "the request body is larger than this server accepts"
+            response = _render(request, exc.status, code, message, None)
+        except Exception:
+            log.exception("request.failed", method=request.method, path=request.path)
+            response = _render(request, 500, "internal_error",
+                               "something went wrong on our side; it has been logged", None)
+        response.headers["X-Request-ID"] = rid
+        status = response.status
+        return response
+    finally:
+        route = request.match_info.route.resource
+        log.info(
+            "request.handled",
+            method=request.method,
+            route=route.canonical if route is not None else request.path,
+            status=status,
+            duration_ms=round((time.perf_counter() - start) * 1000, 2),
+            actor=request.get(ACTOR, "public"),
+        )
+        structlog.contextvars.unbind_contextvars("request_id")

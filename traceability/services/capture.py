@@ -1,0 +1,254 @@
+"""Recording what happened: opening batches and capturing events onto their hash chains.
+
+A capture request is all-or-nothing: every event is validated first, then all are written in
+one transaction, or none is. Replays (an event id already recorded with the same content) are
+not written again and get their original receipt; the same id with other content is a 409 for
+the whole request. Row locks on the chain heads, taken in batch-id order, serialise appends to
+one batch without a global lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from traceability import errors
+from traceability.domain import tracecode
+from traceability.domain.access import Principal
+from traceability.domain.batches import BatchDraft, parse_batch
+from traceability.domain.events import EventDraft, parse_event_list
+from traceability.domain.fields import utc_ms
+from traceability.ledger import canonical, chain
+from traceability.logging import get_logger
+from traceability.services.validation import fields
+from traceability.storage import batches_repo, events_repo, registry_repo
+from traceability.storage.database import RETRYABLE, Database, UniqueViolation, translated
+
+log = get_logger(__name__)
+ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a scanner keeps as proof that an event was accepted."""
+
+    event_id: str
+    trace_code: str
+    seq: int
+    hash: bytes
+    prev_hash: bytes
+    recorded_at: str
+    replayed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "eventID": self.event_id,
+            "traceCode": self.trace_code,
+            "seq": self.seq,
+            "hash": self.hash.hex(),
+            "prevHash": self.prev_hash.hex(),
+            "recordedAt": self.recorded_at,
+            "replayed": self.replayed,
+        }
+
+
+def _require_device(principal: Principal) -> Principal:
+    if principal.role != "device" or principal.node_id is None:
+        raise errors.Forbidden("only a scanner device records events")
+    return principal
+
+
+def _stamp(content: dict[str, Any], device: Principal) -> dict[str, Any]:
+    """Add who recorded the event and where: the device's own node, never what the client claims."""
+    stamped = dict(content)
+    stamped["node"] = device.node_code
+    stamped["device"] = device.id
+    if device.operator_code is not None and "operator" not in stamped:
+        stamped["operator"] = device.operator_code
+    return stamped
+
+
+def _same(stored: bytes, content: dict[str, Any]) -> bool:
+    previous = canonical.decode(stored)
+    previous.pop("recordedAt", None)
+    return previous == content
+
+
+# -- capture -------------------------------------------------------------------------------------
+
+
+async def capture_events(db: Database, principal: Principal, body: Any,
+                         max_events: int) -> tuple[list[Receipt], bool]:
+    """Validate and record one event or a list. Returns receipts in request order, and whether a list was sent."""
+    device = _require_device(principal)
+    now = datetime.now(UTC)
+    with fields():
+        drafts, is_list = parse_event_list(body, now, max_events)
+    for i, d in enumerate(drafts):
+        if d.node_code is not None and d.node_code != device.node_code:
+            where = f"events[{i}].node" if is_list else "node"
+            raise errors.Forbidden(f"{where}: this device records events only at its own node "
+                                   f"{device.node_code}, not {d.node_code}")
+    contents = [_stamp(d.content, device) for d in drafts]
+    check_replays = False
+    for attempt in range(ATTEMPTS):
+        try:
+            with translated():
+                async with db.acquire() as conn, conn.transaction():
+                    receipts = await _append(conn, device, drafts, contents, now, check_replays, is_list)
+            break
+        except UniqueViolation:
+            # Someone recorded one of these event ids since we looked (or we did not look yet).
+            check_replays = True
+        except RETRYABLE:
+            log.info("capture.retried", attempt=attempt)
+    else:
+        raise errors.StorageUnavailable("the ledger is too busy to take these events now; retry")
+    new = sum(1 for r in receipts if not r.replayed)
+    log.info("events.captured", count=new, replayed=len(receipts) - new)
+    return receipts, is_list
+
+
+async def _append(conn: Any, device: Principal, drafts: list[EventDraft], contents: list[dict[str, Any]],
+                  now: datetime, check_replays: bool, is_list: bool) -> list[Receipt]:
+    receipts: list[Receipt | None] = [None] * len(drafts)
+    todo = list(range(len(drafts)))
+    if check_replays:
+        stored = {r["event_id"]: r for r in await events_repo.find_events(conn, [d.event_id for d in drafts])}
+        todo = []
+        for i, d in enumerate(drafts):
+            row = stored.get(d.event_id)
+            if row is None:
+                todo.append(i)
+                continue
+            if not _same(row["canonical"], contents[i]):
+                where = f"events[{i}].eventID" if is_list else "eventID"
+                raise errors.EventConflict(
+                    f"{where}: event {d.event_id} was already recorded with different content", field=where)
+            receipts[i] = Receipt(d.event_id, row["trace_code"], row["seq"], row["hash"], row["prev_hash"],
+                                  utc_ms(row["recorded_at"]), replayed=True)
+    if todo:
+        codes = sorted({drafts[i].trace_code for i in todo})
+        heads = {r["trace_code"]: [r["id"], r["seq"], r["head_hash"]] for r in
+                 await batches_repo.lock_heads(conn, codes)}
+        recorded_at = utc_ms(now)
+        rows = []
+        for i in todo:
+            d = drafts[i]
+            head = heads.get(d.trace_code)
+            if head is None:
+                where = f"events[{i}].traceCode" if is_list else "traceCode"
+                raise errors.UnknownReference(f"{where}: no batch has trace code {d.trace_code}", field=where)
+            content = contents[i]
+            content["recordedAt"] = recorded_at
+            data = canonical.encode(content)
+            prev = head[2]
+            digest = chain.link(prev, data)
+            head[1] += 1
+            head[2] = digest
+            rows.append((d.event_id, head[0], head[1], prev, digest, data, d.biz_step, device.node_id,
+                         device.id, d.event_time, now))
+            receipts[i] = Receipt(d.event_id, d.trace_code, head[1], digest, prev, recorded_at)
+        await events_repo.insert_events(conn, rows)
+        await batches_repo.update_heads(conn, [(h[0], h[1], h[2]) for h in heads.values()])
+    return [r for r in receipts if r is not None]
+
+
+# -- opening a batch -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    trace_code: str
+    receipt: Receipt
+    url: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"traceCode": self.trace_code, "url": self.url, "receipt": self.receipt.as_json(),
+                "replayed": self.receipt.replayed}
+
+
+def _open_digest(draft: BatchDraft, device: Principal) -> bytes:
+    request = dict(draft.content, product=draft.product, gtin=draft.gtin, device=device.id)
+    return hashlib.sha256(canonical.encode(request)).digest()
+
+
+async def open_batch(db: Database, principal: Principal, body: Any, public_url: str) -> Opened:
+    """Issue a trace code for a new batch and record its commissioning event as seq 1."""
+    device = _require_device(principal)
+    now = datetime.now(UTC)
+    with fields():
+        draft = parse_batch(body, now)
+    digest = _open_digest(draft, device)
+    for _attempt in range(ATTEMPTS):
+        try:
+            with translated():
+                async with db.acquire() as conn, conn.transaction():
+                    existing = await batches_repo.find_opened(conn, draft.event_id)
+                    if existing is not None:
+                        return _replayed_open(existing, digest, draft, public_url)
+                    return await _open(conn, device, draft, digest, now, public_url)
+        except UniqueViolation as exc:
+            if getattr(exc, "constraint_name", None) == "events_event_id_key":
+                raise errors.EventConflict(f"eventID: {draft.event_id} is already the id of another event",
+                                           field="eventID") from None
+            continue  # the same opening raced us; the next attempt finds it
+    raise errors.StorageUnavailable("could not open the batch; retry")
+
+
+def _replayed_open(row: Any, digest: bytes, draft: BatchDraft, public_url: str) -> Opened:
+    if row["open_digest"] != digest:
+        raise errors.EventConflict(
+            f"eventID: batch opening {draft.event_id} was already recorded with different content",
+            field="eventID")
+    code = row["trace_code"]
+    receipt = Receipt(draft.event_id, code, row["seq"], row["hash"], row["prev_hash"],
+                      utc_ms(row["recorded_at"]), replayed=True)
+    return Opened(code, receipt, f"{public_url}/t/{code}")
+
+
+async def _open(conn: Any, device: Principal, draft: BatchDraft, digest: bytes, now: datetime,
+                public_url: str) -> Opened:
+    products = await registry_repo.find_products(conn, draft.product, draft.gtin)
+    if len(products) != 1:
+        field = "product" if draft.product else "gtin"
+        if not products:
+            raise errors.UnknownReference(f"{field}: no registered product {draft.product or draft.gtin}",
+                                          field=field)
+        raise errors.InvalidField("product and gtin name two different products", field="gtin")
+    product = products[0]
+    assert device.area_code is not None and device.node_id is not None
+    code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
+    content = _stamp(draft.content, device)
+    content["traceCode"] = code
+    content["batch"] = dict(content["batch"], product=product["goods_code"])
+    if product["gtin"]:
+        content["batch"]["gtin"] = product["gtin"]
+    event_time = draft.event_time or now
+    content.setdefault("eventTime", utc_ms(event_time))
+    content.setdefault("eventTimeZoneOffset", "+00:00" if draft.event_time is None else
+                       content["eventTimeZoneOffset"])
+    recorded_at = utc_ms(now)
+    content["recordedAt"] = recorded_at
+    data = canonical.encode(content)
+    prev = chain.genesis(code)
+    h = chain.link(prev, data)
+    batch = await batches_repo.insert_batch(
+        conn, trace_code=code, product_id=product["id"], node_id=device.node_id, device_id=device.id,
+        open_event_id=draft.event_id, open_digest=digest, quantity=Decimal(draft.quantity["value"]),
+        uom=draft.quantity["uom"], produced_on=draft.produced_on, expires_on=draft.expires_on)
+    pairs = [(i.scheme, i.value) for i in draft.identifiers]
+    try:
+        await batches_repo.insert_identifiers(conn, batch["id"], pairs)
+    except UniqueViolation:
+        raise errors.AlreadyExists("identifiers: one of these identifiers already names another batch",
+                                   field="identifiers") from None
+    await batches_repo.insert_head(conn, batch["id"], 1, h)
+    await events_repo.insert_events(conn, [(draft.event_id, batch["id"], 1, prev, h, data, "commissioning",
+                                            device.node_id, device.id, event_time, now)])
+    log.info("batch.opened", trace_code=code)
+    receipt = Receipt(draft.event_id, code, 1, h, prev, recorded_at)
+    return Opened(code, receipt, f"{public_url}/t/{code}")

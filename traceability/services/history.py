@@ -1,0 +1,123 @@
+"""Reading a batch: its public view, and the fuller view for regulators and the enterprises involved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traceability import errors
+from traceability.domain import tracecode
+from traceability.domain.access import Principal, involved, public_content, sees_commercial
+from traceability.domain.events import DOCUMENT_TYPES
+from traceability.domain.registry import NODE_TYPES, PRODUCT_CATEGORIES, area_name
+from traceability.ledger import canonical
+from traceability.storage import batches_repo, events_repo
+from traceability.storage.database import Database, translated
+
+
+def valid_code(raw: str) -> str:
+    """The normalized trace code, or InvalidTraceCode naming what is wrong."""
+    try:
+        return tracecode.validate(raw)
+    except tracecode.TraceCodeError as exc:
+        raise errors.InvalidTraceCode(f"trace code: {exc}", field="trace_code") from None
+
+
+def etag(head_hash: bytes, full: bool) -> str:
+    """Histories only grow, so the head hash names a version of the view."""
+    return f'"{head_hash[:16].hex()}{"-f" if full else ""}"'
+
+
+async def head_etag(db: Database, code: str, viewer: Principal | None) -> str | None:
+    """The ETag of the view this viewer would get, from the chain head alone (one indexed read)."""
+    with translated():
+        async with db.acquire() as conn:
+            head = await batches_repo.find_head(conn, code)
+    if head is None:
+        return None
+    # A viewer who might see more gets a distinct tag; whether they do is settled by the full read.
+    return etag(head["head_hash"], viewer is not None)
+
+
+def _node(row: Any) -> dict[str, Any]:
+    node_type = row["node_type"]
+    return {
+        "code": row["node_code"],
+        "name": row["node_name"],
+        "name_en": row["node_name_en"],
+        "type": node_type,
+        "type_name": NODE_TYPES[node_type][0],
+        "type_name_en": NODE_TYPES[node_type][1],
+        "area_code": row["area_code"],
+        "area_name": area_name(row["area_code"]),
+        "enterprise": row["enterprise_name"],
+    }
+
+
+async def read_batch(db: Database, code: str, viewer: Principal | None) -> tuple[dict[str, Any], str]:
+    """The batch view and its ETag. Commercial details only for those entitled to them."""
+    with translated():
+        async with db.acquire() as conn:
+            batch = await batches_repo.find_batch_view(conn, code)
+            if batch is None:
+                raise errors.NotFound(f"no batch has trace code {code}")
+            rows = await events_repo.list_batch_events(conn, batch["id"])
+    contents = [canonical.decode(r["canonical"]) for r in rows]
+    parties = {batch["enterprise_uscc"]} | {r["enterprise_uscc"] for r in rows}
+    for c in contents:
+        parties |= involved(c)
+    full = sees_commercial(viewer, parties)
+    events = []
+    certificates = []
+    for row, content in zip(rows, contents, strict=True):
+        shown = content if full else public_content(content)
+        event = {
+            "event_id": row["event_id"],
+            "seq": row["seq"],
+            "hash": row["hash"].hex(),
+            "prev_hash": row["prev_hash"].hex(),
+            "proof_url": f"/api/v1/events/{row['event_id']}/proof",
+            "node": _node(row),
+            **{k: v for k, v in shown.items() if k not in ("node", "eventID", "traceCode")},
+        }
+        events.append(event)
+        for doc in content.get("documents", ()):
+            names = DOCUMENT_TYPES.get(doc["type"], ("", doc["type"]))
+            certificates.append({**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"],
+                                 "node": row["node_name"]})
+    opening = contents[0] if contents else {}
+    info = opening.get("batch", {})
+    category = batch["category"]
+    view = {
+        "trace_code": batch["trace_code"],
+        "product": {
+            "goods_code": batch["goods_code"],
+            "gtin": batch["gtin"],
+            "name": batch["product_name"],
+            "name_en": batch["product_name_en"],
+            "category": category,
+            "category_name": PRODUCT_CATEGORIES[category][0],
+            "category_name_en": PRODUCT_CATEGORIES[category][1],
+        },
+        "quantity": {"value": format(batch["quantity"].normalize(), "f"), "uom": batch["uom"]},
+        "origin": info.get("origin"),
+        "produced_on": batch["produced_on"].isoformat() if batch["produced_on"] else None,
+        "expires_on": batch["expires_on"].isoformat() if batch["expires_on"] else None,
+        "identifiers": [dict(zip(("scheme", "value"), i.split(":", 1), strict=True))
+                        for i in batch["identifiers"]],
+        "issued_by": _node(batch),
+        "head": {"seq": batch["head_seq"], "hash": batch["head_hash"].hex()},
+        "certificates": certificates,
+        "events": events,
+        "view": "full" if full else "public",
+    }
+    return view, etag(batch["head_hash"], viewer is not None)
+
+
+async def find_by_identifier(db: Database, scheme: str, value: str) -> str:
+    """The trace code of the batch an external identifier was attached to."""
+    with translated():
+        async with db.acquire() as conn:
+            code = await batches_repo.find_identifier_owner(conn, scheme, value)
+    if code is None:
+        raise errors.NotFound(f"no batch carries {scheme} identifier {value}")
+    return code

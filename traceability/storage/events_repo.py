@@ -1,0 +1,84 @@
+"""Events: the append-only, hash-chained records of what happened to each batch."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+
+EVENT_COLUMNS = ("event_id", "batch_id", "seq", "prev_hash", "hash", "canonical", "biz_step", "node_id",
+                 "device_id", "event_time", "recorded_at")
+
+FIND_BY_IDS = """
+SELECT e.event_id::text AS event_id, e.seq, e.hash, e.prev_hash, e.canonical, e.recorded_at,
+       b.trace_code
+FROM events e JOIN batches b ON b.id = e.batch_id
+WHERE e.event_id = ANY($1::uuid[])
+"""
+
+
+async def find_events(conn: asyncpg.Connection, event_ids: Sequence[str]) -> list[asyncpg.Record]:
+    """Events already recorded under any of ``event_ids``."""
+    return list(await conn.fetch(FIND_BY_IDS, list(event_ids)))
+
+
+async def insert_events(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert event rows (in ``EVENT_COLUMNS`` order) with COPY: one round trip for any count."""
+    if len(rows) == 1:
+        await conn.execute(INSERT_ONE, *rows[0])
+    else:
+        await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
+
+
+INSERT_ONE = f"""
+INSERT INTO events ({", ".join(EVENT_COLUMNS)})
+VALUES ({", ".join(f"${i}" for i in range(1, len(EVENT_COLUMNS) + 1))})
+"""
+
+SELECT_BATCH_EVENTS = """
+SELECT e.seq, e.event_id::text AS event_id, e.hash, e.prev_hash, e.canonical,
+       n.code AS node_code, n.name_zh AS node_name, n.name_en AS node_name_en, n.node_type,
+       n.area_code, en.uscc AS enterprise_uscc, en.name AS enterprise_name
+FROM events e
+JOIN nodes n ON n.id = e.node_id
+JOIN enterprises en ON en.id = n.enterprise_id
+WHERE e.batch_id = $1
+ORDER BY e.seq
+"""
+
+
+async def list_batch_events(conn: asyncpg.Connection, batch_id: int) -> list[asyncpg.Record]:
+    """A batch's events in chain order, with the node each was recorded at."""
+    return list(await conn.fetch(SELECT_BATCH_EVENTS, batch_id))
+
+
+COUNT_EVENTS = "SELECT count(*) FROM events"
+
+# Verification walks every chain in (batch, seq) order, straight off the unique index.
+SCAN_CHAINS = """
+SELECT b.trace_code, e.seq, e.prev_hash, e.hash, e.canonical
+FROM events e JOIN batches b ON b.id = e.batch_id
+ORDER BY e.batch_id, e.seq
+"""
+
+
+async def count_events(conn: asyncpg.Connection) -> int:
+    value: int = await conn.fetchval(COUNT_EVENTS)
+    return value
+
+
+async def scan_chains(conn: asyncpg.Connection, prefetch: int = 5000) -> AsyncIterator[asyncpg.Record]:
+    """Every event in chain order, streamed through a server-side cursor (call inside a transaction)."""
+    async for row in conn.cursor(SCAN_CHAINS, prefetch=prefetch):
+        yield row
+
+
+SELECT_HEADS = """
+SELECT b.trace_code, h.seq, h.head_hash FROM batches b JOIN batch_heads h ON h.batch_id = b.id ORDER BY b.id
+"""
+
+
+async def scan_heads(conn: asyncpg.Connection, prefetch: int = 5000) -> AsyncIterator[asyncpg.Record]:
+    async for row in conn.cursor(SELECT_HEADS, prefetch=prefetch):
+        yield row

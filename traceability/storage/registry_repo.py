@@ -1,0 +1,201 @@
+"""Enterprises, nodes, operators, products, devices and API tokens."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from traceability.domain.registry import DeviceIn, EnterpriseIn, NodeIn, OperatorIn, ProductIn
+
+INSERT_ENTERPRISE = """
+INSERT INTO enterprises (uscc, name, name_en, contact, licences)
+VALUES ($1, $2, $3, $4, $5::jsonb)
+RETURNING id, uscc, name, name_en, contact, licences, created_at
+"""
+
+
+async def insert_enterprise(conn: asyncpg.Connection, e: EnterpriseIn) -> asyncpg.Record:
+    """Insert an enterprise; raises UniqueViolation when the USCC is taken."""
+    return await conn.fetchrow(INSERT_ENTERPRISE, e.uscc, e.name, e.name_en, e.contact, json.dumps(e.licences))
+
+
+SELECT_ENTERPRISES = """
+SELECT id, uscc, name, name_en, contact, licences, created_at FROM enterprises
+WHERE ($1::text IS NULL OR uscc = $1) ORDER BY id LIMIT $2 OFFSET $3
+"""
+
+
+async def list_enterprises(conn: asyncpg.Connection, *, uscc: str | None = None, limit: int = 100,
+                           offset: int = 0) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_ENTERPRISES, uscc, limit, offset))
+
+
+async def find_enterprise_id(conn: asyncpg.Connection, uscc: str) -> int | None:
+    value: int | None = await conn.fetchval("SELECT id FROM enterprises WHERE uscc = $1", uscc)
+    return value
+
+
+INSERT_NODE = """
+INSERT INTO nodes (code, enterprise_id, node_type, area_code, name_zh, name_en, address,
+                   latitude, longitude, gln)
+VALUES (coalesce($1, $4 || lpad(nextval('node_code_seq')::text, 6, '0')),
+        $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING id, code, node_type, area_code, name_zh, name_en, address, latitude, longitude, gln, created_at
+"""
+
+
+async def insert_node(conn: asyncpg.Connection, enterprise_id: int, n: NodeIn) -> asyncpg.Record:
+    """Insert a node; its code defaults to the area code plus a 6-digit serial."""
+    return await conn.fetchrow(INSERT_NODE, n.code, enterprise_id, n.node_type, n.area_code, n.name_zh,
+                               n.name_en, n.address, n.latitude, n.longitude, n.gln)
+
+
+SELECT_NODES = """
+SELECT n.id, n.code, n.node_type, n.area_code, n.name_zh, n.name_en, n.address, n.latitude,
+       n.longitude, n.gln, n.created_at, e.uscc AS enterprise_uscc, e.name AS enterprise_name
+FROM nodes n JOIN enterprises e ON e.id = n.enterprise_id
+WHERE ($1::text IS NULL OR n.code = $1) ORDER BY n.id LIMIT $2 OFFSET $3
+"""
+
+
+async def list_nodes(conn: asyncpg.Connection, *, code: str | None = None, limit: int = 100,
+                     offset: int = 0) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_NODES, code, limit, offset))
+
+
+async def find_node(conn: asyncpg.Connection, code: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, code, enterprise_id, area_code FROM nodes WHERE code = $1", code)
+
+
+INSERT_OPERATOR = """
+INSERT INTO operators (node_id, code, name, stall_no, contact) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, code, name, stall_no, contact, created_at
+"""
+
+
+async def insert_operator(conn: asyncpg.Connection, node_id: int, o: OperatorIn) -> asyncpg.Record:
+    return await conn.fetchrow(INSERT_OPERATOR, node_id, o.code, o.name, o.stall_no, o.contact)
+
+
+async def find_operator_id(conn: asyncpg.Connection, node_id: int, code: str) -> int | None:
+    value: int | None = await conn.fetchval(
+        "SELECT id FROM operators WHERE node_id = $1 AND code = $2", node_id, code)
+    return value
+
+
+SELECT_OPERATORS = """
+SELECT o.id, o.code, o.name, o.stall_no, o.contact, o.created_at, n.code AS node_code
+FROM operators o JOIN nodes n ON n.id = o.node_id
+WHERE ($1::text IS NULL OR n.code = $1) ORDER BY o.id LIMIT $2 OFFSET $3
+"""
+
+
+async def list_operators(conn: asyncpg.Connection, *, node_code: str | None = None, limit: int = 100,
+                         offset: int = 0) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_OPERATORS, node_code, limit, offset))
+
+
+INSERT_PRODUCT = """
+INSERT INTO products (category, goods_code, gtin, name_zh, name_en, default_uom, shelf_life_days)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id, category, goods_code, gtin, name_zh, name_en, default_uom, shelf_life_days, created_at
+"""
+
+
+async def insert_product(conn: asyncpg.Connection, p: ProductIn) -> asyncpg.Record:
+    return await conn.fetchrow(INSERT_PRODUCT, p.category, p.goods_code, p.gtin, p.name_zh, p.name_en,
+                               p.default_uom, p.shelf_life_days)
+
+
+SELECT_PRODUCTS = """
+SELECT id, category, goods_code, gtin, name_zh, name_en, default_uom, shelf_life_days, created_at
+FROM products WHERE ($1::text IS NULL OR goods_code = $1) ORDER BY id LIMIT $2 OFFSET $3
+"""
+
+
+async def list_products(conn: asyncpg.Connection, *, goods_code: str | None = None, limit: int = 100,
+                        offset: int = 0) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_PRODUCTS, goods_code, limit, offset))
+
+
+FIND_PRODUCT = """
+SELECT id, goods_code, gtin, category FROM products
+WHERE ($1::text IS NOT NULL AND goods_code = $1) OR ($2::text IS NOT NULL AND gtin = $2)
+"""
+
+
+async def find_products(conn: asyncpg.Connection, goods_code: str | None, gtin: str | None) -> list[asyncpg.Record]:
+    return list(await conn.fetch(FIND_PRODUCT, goods_code, gtin))
+
+
+INSERT_DEVICE = """
+INSERT INTO devices (node_id, enterprise_id, operator_id, name, token_hash)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, name, created_at
+"""
+
+
+async def insert_device(conn: asyncpg.Connection, node_id: int, enterprise_id: int, operator_id: int | None,
+                        d: DeviceIn, token_hash: bytes) -> asyncpg.Record:
+    return await conn.fetchrow(INSERT_DEVICE, node_id, enterprise_id, operator_id, d.name, token_hash)
+
+
+SELECT_DEVICES = """
+SELECT d.id, d.name, d.created_at, d.revoked_at, n.code AS node_code, o.code AS operator_code
+FROM devices d JOIN nodes n ON n.id = d.node_id LEFT JOIN operators o ON o.id = d.operator_id
+WHERE ($1::text IS NULL OR n.code = $1) ORDER BY d.id LIMIT $2 OFFSET $3
+"""
+
+
+async def list_devices(conn: asyncpg.Connection, *, node_code: str | None = None, limit: int = 100,
+                       offset: int = 0) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_DEVICES, node_code, limit, offset))
+
+
+async def revoke_device(conn: asyncpg.Connection, device_id: int) -> bool:
+    status: str = await conn.execute(
+        "UPDATE devices SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", device_id)
+    return status.endswith(" 1")
+
+
+# One query resolves any bearer credential: devices and API tokens share the lookup.
+FIND_PRINCIPAL = """
+SELECT 'device' AS role, d.id, d.name, d.enterprise_id, e.uscc, d.node_id, n.code AS node_code,
+       n.area_code, d.operator_id, o.code AS operator_code
+FROM devices d
+JOIN nodes n ON n.id = d.node_id
+JOIN enterprises e ON e.id = d.enterprise_id
+LEFT JOIN operators o ON o.id = d.operator_id
+WHERE d.token_hash = $1 AND d.revoked_at IS NULL
+UNION ALL
+SELECT t.role, t.id, t.name, t.enterprise_id, e.uscc, NULL, NULL, NULL, NULL, NULL
+FROM api_tokens t LEFT JOIN enterprises e ON e.id = t.enterprise_id
+WHERE t.token_hash = $1 AND t.revoked_at IS NULL
+"""
+
+
+async def find_principal(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
+    return await conn.fetchrow(FIND_PRINCIPAL, token_hash)
+
+
+INSERT_TOKEN = """
+INSERT INTO api_tokens (role, name, enterprise_id, token_hash) VALUES ($1, $2, $3, $4)
+RETURNING id, role, name, created_at
+"""
+
+
+async def insert_api_token(conn: asyncpg.Connection, role: str, name: str, enterprise_id: int | None,
+                           token_hash: bytes) -> asyncpg.Record:
+    return await conn.fetchrow(INSERT_TOKEN, role, name, enterprise_id, token_hash)
+
+
+async def count_admin_tokens(conn: asyncpg.Connection) -> int:
+    value: int = await conn.fetchval(
+        "SELECT count(*) FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL")
+    return value
+
+
+def record_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    return None if row is None else dict(row)
