@@ -78,8 +78,10 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings) -> Any:
-    return await aiohttp_client(create_app(settings))
+async def client(aiohttp_client: Any, settings: Settings) -> AsyncIterator[Any]:
+    c = await aiohttp_client(create_app(settings))
+    yield c
+    await c.close()  # before the database is dropped
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ def parse_quantity(f: Fields, key: str = "quantity", *, required: bool = False) 
     assert value is not None
     if value > to_decimal("1e12"):  # type: ignore[operator]
         q.fail("value", "is implausibly large")
-    uom = q.text("uom", max_len=3)
+    uom = q.text("uom", max_len=16)
     if uom not in UNITS:
         q.fail("uom", f"must be a UN/ECE unit code: {', '.join(sorted(UNITS))}")
     return {"value": decimal_text(value), "uom": uom}
@@ -250,7 +250,7 @@ def _trace_code(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-def parse_event_list(body: Any, now: datetime, limit: int) -> tuple[list[EventDraft], bool]:
+def parse_event_list(body: Any, now: datetime) -> tuple[list[EventDraft], bool]:
     """One event object, or ``{"events": [...]}``, or a bare list. Returns the drafts and whether it was a list."""
     if isinstance(body, dict) and "events" in body:
         items, is_list = body["events"], True
@@ -263,8 +263,6 @@ def parse_event_list(body: Any, now: datetime, limit: int) -> tuple[list[EventDr
         return [parse_event(body, "", now)], False
     if not items:
         raise FieldError(prefix or "body", "must hold at least one event")
-    if len(items) > limit:
-        raise FieldError(prefix or "body", f"holds {len(items)} events; at most {limit} are accepted per request")
     drafts = [parse_event(item, f"{prefix}[{i}].", now) for i, item in enumerate(items)]
     seen: set[str] = set()
     for i, d in enumerate(drafts):

@@ -47,14 +47,21 @@ _loc = numdb.get("cn/loc")
 
 
 def area_name(code: str) -> str | None:
-    """The Chinese name of a GB/T 2260 area code (``320300`` → ``江苏省徐州市``), or None if unknown."""
+    """The Chinese name of a GB/T 2260 area code (``320302`` → ``江苏省徐州市鼓楼区``), or None if unknown."""
     if not re.fullmatch(r"[1-8][0-9]{5}", code):
         return None
-    parts = _loc.info(code)
-    names = [v for _, info in parts for k, v in info.items() if k in ("province", "prefecture", "county")]
-    if not names:
-        return None
-    return "".join(re.sub(r"^\[[^\]]*\]", "", n) for n in names)
+    names: list[str] = []
+    for level in dict.fromkeys((code[:2] + "0000", code[:4] + "00", code)):
+        parts = _loc.info(level)
+        found = [v for k, v in parts[-1][1].items() if k in ("province", "county")]
+        if not found:
+            if level == code:
+                return None
+            continue
+        name = re.sub(r"^\[[^\]]*\]", "", found[-1])
+        if name not in names and name not in ("市辖区", "县"):
+            names.append(name)
+    return "".join(names) or None
 
 
 def validate_uscc(value: str) -> str:

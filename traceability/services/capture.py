@@ -85,8 +85,12 @@ async def capture_events(db: Database, principal: Principal, body: Any,
     """Validate and record one event or a list. Returns receipts in request order, and whether a list was sent."""
     device = _require_device(principal)
     now = datetime.now(UTC)
+    items = body.get("events") if isinstance(body, dict) else body
+    if isinstance(items, list) and len(items) > max_events:
+        raise errors.TooManyEvents(f"the request holds {len(items)} events; at most {max_events} are accepted "
+                                   "per request", field="events")
     with fields():
-        drafts, is_list = parse_event_list(body, now, max_events)
+        drafts, is_list = parse_event_list(body, now)
     for i, d in enumerate(drafts):
         if d.node_code is not None and d.node_code != device.node_code:
             where = f"events[{i}].node" if is_list else "node"
@@ -142,9 +146,7 @@ async def _append(conn: Any, device: Principal, drafts: list[EventDraft], conten
             if head is None:
                 where = f"events[{i}].traceCode" if is_list else "traceCode"
                 raise errors.UnknownReference(f"{where}: no batch has trace code {d.trace_code}", field=where)
-            content = contents[i]
-            content["recordedAt"] = recorded_at
-            data = canonical.encode(content)
+            data = canonical.encode(dict(contents[i], recordedAt=recorded_at))
             prev = head[2]
             digest = chain.link(prev, data)
             head[1] += 1

@@ -18,12 +18,12 @@ from traceability.services import capture, principals, registry
 from traceability.storage.database import Database
 
 ORG_CODES = {
-    "farm": "MA1XZ0001",
-    "slaughter": "MA1XZ0002",
-    "wholesale": "MA1XZ0003",
-    "market": "MA1XZ0004",
-    "vegfarm": "MA1XZ0005",
-    "supermarket": "MA1XZ0006",
+    "farm": "MA1XW0001",
+    "slaughter": "MA1XW0002",
+    "wholesale": "MA1XW0003",
+    "market": "MA1XW0004",
+    "vegfarm": "MA1XW0005",
+    "supermarket": "MA1XW0006",
 }
 
 ENTERPRISES = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
@@ -18,7 +17,7 @@ RETURNING id, uscc, name, name_en, contact, licences, created_at
 
 async def insert_enterprise(conn: asyncpg.Connection, e: EnterpriseIn) -> asyncpg.Record:
     """Insert an enterprise; raises UniqueViolation when the USCC is taken."""
-    return await conn.fetchrow(INSERT_ENTERPRISE, e.uscc, e.name, e.name_en, e.contact, json.dumps(e.licences))
+    return await conn.fetchrow(INSERT_ENTERPRISE, e.uscc, e.name, e.name_en, e.contact, e.licences)
 
 
 SELECT_ENTERPRISES = """

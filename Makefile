@@ -1,0 +1,51 @@
+# traceability: `make run` serves the app, `make test` runs the suite. Both set everything up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## create the virtualenv and install the project with its test tools
+
+.PHONY: run
+run: install ## set up (embedded PostgreSQL unless TRACE_DATABASE_URL), migrate, serve on :8080
+	$(BIN)/traceability serve --migrate
+
+.PHONY: demo
+demo: install ## load the demo data into the configured database
+	$(BIN)/traceability migrate
+	$(BIN)/traceability demo
+
+.PHONY: test
+test: install ## run the whole test suite against a real PostgreSQL
+	$(BIN)/pytest
+
+.PHONY: bench
+bench: install ## measure the hot paths against same-run baselines; writes bench/results.json
+	$(BIN)/python -m bench
+
+.PHONY: lint
+lint: install ## ruff and mypy
+	$(BIN)/ruff check traceability scanners tests bench
+	$(BIN)/mypy
+
+.PHONY: verify
+verify: install ## recompute every hash chain in the configured database
+	$(BIN)/traceability verify
+
+.PHONY: clean
+clean: ## remove the virtualenv and local data (var/)
+	rm -rf $(VENV) var

@@ -1,0 +1,134 @@
+"""`traceability verify` recomputes every chain and names the first broken link."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import World
+from traceability.config import ROOT, Settings
+from traceability.services.verify import verify_chains
+from traceability.storage.database import open_database
+
+
+async def run_verify(db_url: str) -> tuple[bool, list[str]]:
+    async with open_database(Settings.from_env({}, database_url=db_url)) as db:
+        report = await verify_chains(db)
+    return report.ok, [str(f) for f in report.faults]
+
+
+def cli(db_url: str, *args: str, tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TRACE_DATABASE_URL": db_url, "TRACE_LOG_LEVEL": "warning"}
+    if tmp is not None:
+        env["TRACE_DATA_DIR"] = str(tmp)
+    return subprocess.run([sys.executable, "-m", "traceability", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+async def history(world: World, events: int = 3) -> str:
+    code = await world.open_batch()
+    for step in ("inspecting", "shipping", "receiving", "storing")[:events]:
+        await world.post("/api/v1/events", world.event(code, step), world.devices["slaughter"], expect=201)
+    return code
+
+
+async def tamper(superuser: asyncpg.Connection, sql: str, *args: object) -> None:
+    """Change the database behind the service's back, as an operator with superuser rights could."""
+    await superuser.execute("SET session_replication_role = replica")  # triggers off
+    await superuser.execute(sql, *args)
+    await superuser.execute("SET session_replication_role = DEFAULT")
+
+
+async def test_an_intact_ledger_verifies(world: World, db_url: str) -> None:
+    await history(world)
+    await history(world)
+    assert await run_verify(db_url) == (True, [])
+    result = cli(db_url, "verify")
+    assert result.returncode == 0, result.stderr
+    assert "8 events in 2 batches: all verified" in result.stdout
+
+
+async def test_one_changed_byte_is_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
+    await history(world)
+    code = await history(world)
+    await tamper(superuser, """UPDATE events SET canonical = overlay(canonical placing '9'::bytea from 40 for 1)
+                               WHERE seq = 3 AND batch_id = (SELECT id FROM batches WHERE trace_code = $1)""", code)
+    ok, faults = await run_verify(db_url)
+    assert not ok
+    assert faults == [f"chain batch {code} seq 3: hash does not match the event's canonical bytes"]
+    result = cli(db_url, "verify")
+    assert result.returncode == 1
+    assert f"FAIL chain batch {code} seq 3" in result.stdout
+
+
+async def test_a_deleted_event_is_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
+    code = await history(world)
+    await tamper(superuser, "DELETE FROM events WHERE seq = 2")
+    ok, faults = await run_verify(db_url)
+    assert faults == [f"chain batch {code} seq 2: sequence jumps from 1 to 3"]
+
+
+async def test_a_deleted_last_event_is_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
+    code = await history(world)
+    await tamper(superuser, "DELETE FROM events WHERE seq = 4")
+    ok, faults = await run_verify(db_url)
+    assert faults == [f"chain batch {code} seq 4: chain ends at seq 3 but the batch head is at seq 4"]
+
+
+async def test_swapped_events_are_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
+    code = await history(world)
+    for sql in ("UPDATE events SET seq = 1000 WHERE seq = 2", "UPDATE events SET seq = 2 WHERE seq = 3",
+                "UPDATE events SET seq = 3 WHERE seq = 1000"):
+        await tamper(superuser, sql)
+    ok, faults = await run_verify(db_url)
+    assert faults == [f"chain batch {code} seq 2: prev_hash does not match the previous event's hash"]
+
+
+async def test_a_rehashed_rewrite_is_caught_at_the_head(world: World, db_url: str,
+                                                        superuser: asyncpg.Connection) -> None:
+    """Rewriting an event and recomputing its hash breaks the next link."""
+    from traceability.ledger import chain
+
+    code = await history(world)
+    row = await superuser.fetchrow("SELECT prev_hash, canonical FROM events WHERE seq = 2")
+    forged = row["canonical"].replace(b"inspecting", b"inspectinG")
+    await tamper(superuser, "UPDATE events SET canonical = $1, hash = $2 WHERE seq = 2", forged,
+                 chain.link(row["prev_hash"], forged))
+    ok, faults = await run_verify(db_url)
+    assert faults == [f"chain batch {code} seq 3: prev_hash does not match the previous event's hash"]
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE events SET biz_step = 'x'",
+    "DELETE FROM events",
+    "TRUNCATE events CASCADE",
+    "UPDATE batches SET quantity = 1",
+    "DELETE FROM batch_identifiers",
+])
+async def test_ledger_tables_refuse_changes(world: World, superuser: asyncpg.Connection, statement: str) -> None:
+    await world.open_batch(identifiers=[{"scheme": "city_batch", "value": "XZ-0001"}])
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await superuser.execute(statement)
+
+
+async def test_the_runtime_role_cannot_change_the_ledger(world: World, client: object,
+                                                         superuser: asyncpg.Connection) -> None:
+    from traceability.http.keys import DATABASE
+
+    await history(world, 1)
+    db = client.server.app[DATABASE]  # type: ignore[attr-defined]
+    assert db.role == "traceability_runtime"
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT current_user") == "traceability_runtime"
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await conn.execute("UPDATE events SET biz_step = 'x'")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await conn.execute("DELETE FROM batches")
+    # Released and re-acquired connections keep the role (it is a startup parameter, not a SET).
+    async with db.acquire() as conn:
+        assert await conn.fetchval("SELECT current_user") == "traceability_runtime"
