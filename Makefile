@@ -20,6 +20,17 @@ $(STAMP): pyproject.toml
 .PHONY: install
 install: $(STAMP) ## create the virtualenv and install the project with its test tools
 
+# Debian packages the tests need: a CJK font for labels and receipts, pdftoppm to read PDFs back.
+SYSTEM_PACKAGES := fonts-wqy-microhei poppler-utils
+
+.PHONY: system-deps
+system-deps: ## install the Debian packages the tests use (fonts, pdftoppm), if missing
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 .PHONY: run
 run: install ## set up (embedded PostgreSQL unless TRACE_DATABASE_URL), migrate, serve on :8080
 	$(BIN)/traceability serve --migrate
@@ -30,7 +41,7 @@ demo: install ## load the demo data into the configured database
 	$(BIN)/traceability demo
 
 .PHONY: test
-test: install ## run the whole test suite against a real PostgreSQL
+test: install system-deps ## run the whole test suite against a real PostgreSQL
 	$(BIN)/pytest
 
 .PHONY: bench

@@ -1,0 +1,507 @@
+"""RFC 9162 Merkle tree hashing, proofs and appends over C2SP tlog-tiles, as pure functions on bytes.
+
+Hashing (RFC 9162 section 2.1.1, the same as RFC 6962)::
+
+    leaf hash  = SHA-256(0x00 || leaf data)          leaf data = the 32-byte event chain hash
+    node hash  = SHA-256(0x01 || left || right)
+    MTH({})    = SHA-256("")                          root of the empty tree
+    MTH(D[n])  = node hash(MTH(D[0:k]), MTH(D[k:n]))  k = largest power of two < n
+
+Storage (c2sp.org/tlog-tiles, tile height 8): tile ``(L, N)`` holds the hashes stored at tree level
+``8*L`` with indexes ``N*256 .. N*256+w-1``, concatenated, 32 bytes each. Level 0 holds the leaf
+hashes, level 8 the roots of complete 256-leaf subtrees, and so on; the levels in between are
+recomputed from the tile below them when needed. A right-edge tile is partial (``w < 256``) and is
+rewritten as it grows; a full tile never changes. That costs about 32.2 bytes of storage per leaf
+and nothing in memory between calls.
+
+Every operation takes two pure steps, so storage can fetch everything in one query:
+
+1. ``tiles_for_inclusion``, ``tiles_for_consistency``, ``tiles_for_root`` or ``tiles_for_append``
+   says which tiles are needed, as a set of ``(level, index)`` keys (O(log n) of them);
+2. ``inclusion_proof``, ``consistency_proof``, ``root`` or ``append`` computes the answer from a
+   ``Mapping[(level, index)] -> bytes`` holding those tiles.
+
+A tile may be given wider than needed (a partial tile that has grown since, or the full tile):
+stored hashes never change, so only the needed prefix is read.
+
+Inclusion proofs and roots are computed by pymerkle's tree algorithms, over a read-only pymerkle
+tree whose subtree roots are read from the tiles. Consistency proofs are built here because
+pymerkle's are not in RFC 9162 form. The verifiers follow the RFC 9162 algorithms in their
+bit-decomposition form (as in the transparency-dev ``proof`` package): the inclusion path splits
+into an "inner" part, below the point where the leaf's path and the tree's right edge meet, and a
+"border" part along the right edge.
+
+Exceptions::
+
+    MerkleError (ValueError)    bad arguments, e.g. a leaf index outside the tree
+     ├── TileError              a needed tile is missing or holds too few (or, for append, too many) hashes
+     └── InvalidProofError      a proof does not verify; the message says which check failed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pymerkle import BaseMerkleTree
+from pymerkle.hasher import MerkleHasher
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "TILE_HEIGHT",
+    "TILE_WIDTH",
+    "InvalidProofError",
+    "MerkleError",
+    "TileError",
+    "TileKey",
+    "Tiles",
+    "append",
+    "consistency_proof",
+    "inclusion_proof",
+    "leaf_hash",
+    "node_hash",
+    "root",
+    "tiles_for_append",
+    "tiles_for_consistency",
+    "tiles_for_inclusion",
+    "tiles_for_root",
+    "verify_consistency",
+    "verify_inclusion",
+]
+
+HASH_SIZE = 32
+"""Bytes in a SHA-256 hash."""
+TILE_HEIGHT = 8
+"""Tree levels covered by one tile (c2sp.org/tlog-tiles uses 8)."""
+TILE_WIDTH = 1 << TILE_HEIGHT
+"""Hashes in a full tile: 256."""
+_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+
+TileKey = tuple[int, int]
+"""A tile's ``(level, index)``: tile level L holds tree level 8*L."""
+Tiles = Mapping[TileKey, bytes]
+"""Tiles fetched from storage: ``(level, index)`` -> the tile's concatenated hashes."""
+
+_HASHER = MerkleHasher("sha256", security=True)
+# The tile reduction hashes slices of a tile directly: a left and right sibling are adjacent there.
+_NODE_PREFIX: bytes = _HASHER.node_prefix
+_sha256 = hashlib.sha256
+assert _HASHER.leaf_prefix == b"\x00" and _NODE_PREFIX == b"\x01", "pymerkle must hash as RFC 9162"
+
+EMPTY_ROOT: bytes = _HASHER.hash_empty()
+"""MTH({}) = SHA-256 of the empty string, the root of the empty tree."""
+
+
+class MerkleError(ValueError):
+    """The request does not make sense for this tree (an index or size out of range, a bad hash length)."""
+
+
+class TileError(MerkleError):
+    """A tile the computation needs is missing or does not hold the hashes it should."""
+
+
+class InvalidProofError(MerkleError):
+    """The proof does not verify against the given hashes and sizes."""
+
+
+# ---------------------------------------------------------------------------------------------- hashing
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """Return the RFC 9162 leaf hash ``SHA-256(0x00 || data)``."""
+    digest: bytes = _HASHER.hash_buff(data)
+    return digest
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """Return the RFC 9162 interior node hash ``SHA-256(0x01 || left || right)``."""
+    digest: bytes = _HASHER.hash_pair(left, right)
+    return digest
+
+
+# ---------------------------------------------------------------------------------------- tree shape
+
+
+def _split(width: int) -> int:
+    """The largest power of two strictly less than ``width`` (``width >= 2``): RFC 9162's k."""
+    return 1 << ((width - 1).bit_length() - 1)
+
+
+def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Leaf ranges ``[start, end)`` whose MTH make up RFC 9162's PATH(index, D[size]), in proof order."""
+    start, end = 0, size
+    path: list[tuple[int, int]] = []
+    while end - start > 1:
+        k = _split(end - start)
+        if index < start + k:
+            path.append((start + k, end))
+            end = start + k
+        else:
+            path.append((start, start + k))
+            start += k
+    path.reverse()
+    return path
+
+
+def _consistency_ranges(first: int, size: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose MTH make up RFC 9162's PROOF(first, D[size]) (``0 < first <= size``), in order.
+
+    This is SUBPROOF(m, D[n], b) of RFC 9162 section 2.1.4.1 unrolled: each step keeps one child and
+    records the MTH of the other, and the recorded nodes come out of the recursion in reverse.
+    """
+    start, end, m = 0, size, first
+    known = True  # RFC 9162's b: is the current subtree's MTH one the verifier already has?
+    path: list[tuple[int, int]] = []
+    while m != end - start:
+        k = _split(end - start)
+        if m <= k:
+            path.append((start + k, end))
+            end = start + k
+        else:
+            path.append((start, start + k))
+            start += k
+            m -= k
+            known = False
+    if not known:
+        path.append((start, end))
+    path.reverse()
+    return path
+
+
+def _subtrees(start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The perfect subtrees ``(height, index)`` that make up a proof range, left to right.
+
+    Every range RFC 9162 uses starts at a multiple of a power of two at least as large as the range,
+    so the binary digits of its width, from the highest, give aligned subtrees.
+    """
+    position, width = start, end - start
+    for height in range(width.bit_length() - 1, -1, -1):
+        if width >> height & 1:
+            yield height, position >> height
+            position += 1 << height
+
+
+def _tile_of(height: int, index: int) -> TileKey:
+    """The tile holding what is needed for the perfect subtree ``(height, index)``."""
+    level, rest = divmod(height, TILE_HEIGHT)
+    return level, (index << rest) >> TILE_HEIGHT
+
+
+def _tiles_of_ranges(ranges: Sequence[tuple[int, int]]) -> set[TileKey]:
+    return {_tile_of(h, i) for start, end in ranges for h, i in _subtrees(start, end)}
+
+
+# ------------------------------------------------------------------------------------- reading tiles
+
+
+def _tile_hashes(tiles: Tiles, level: int, first: int, count: int) -> bytes:
+    """The ``count`` hashes stored at tile level ``level`` from index ``first``, within one tile."""
+    index, offset = divmod(first, TILE_WIDTH)
+    try:
+        tile = tiles[(level, index)]
+    except KeyError:
+        raise TileError(f"tile ({level}, {index}) is needed but was not given") from None
+    start = offset * HASH_SIZE
+    end = start + count * HASH_SIZE
+    if len(tile) < end or len(tile) % HASH_SIZE:
+        raise TileError(f"tile ({level}, {index}) is {len(tile)} bytes; hashes up to {offset + count - 1} are needed")
+    return tile[start:end]
+
+
+def _reduce(hashes: bytes) -> bytes:
+    """MTH of a perfect subtree given its bottom row of hashes, concatenated (a power of two of them)."""
+    node = _NODE_PREFIX
+    sha256 = _sha256
+    while len(hashes) > HASH_SIZE:
+        # Siblings are adjacent in the row, so each parent hashes one 64-byte slice.
+        hashes = b"".join([sha256(node + hashes[i : i + 64]).digest() for i in range(0, len(hashes), 64)])
+    return hashes
+
+
+def _subtree_hash(tiles: Tiles, height: int, index: int) -> bytes:
+    """MTH of the perfect subtree of ``2**height`` leaves starting at leaf ``index << height``."""
+    level, rest = divmod(height, TILE_HEIGHT)
+    return _reduce(_tile_hashes(tiles, level, index << rest, 1 << rest))
+
+
+def _range_hash(tiles: Tiles, start: int, end: int) -> bytes:
+    """MTH(D[start:end]) for a range as RFC 9162 proofs use them (see ``_subtrees``)."""
+    hashes = [_subtree_hash(tiles, h, i) for h, i in _subtrees(start, end)]
+    if not hashes:
+        return EMPTY_ROOT
+    result = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        result = node_hash(left, result)
+    return result
+
+
+class _TileTree(BaseMerkleTree):  # type: ignore[misc]  # pymerkle ships no type information
+    """A read-only pymerkle tree of ``size`` leaves whose perfect subtree roots come from tiles.
+
+    pymerkle computes every root and proof from ``_get_subroot(offset, width)`` (a perfect subtree,
+    aligned) and ``_get_size``; answering those from the fetched tiles keeps its algorithms while
+    reading O(log n) tiles instead of holding the tree. Replacing ``_get_subroot`` also bypasses
+    pymerkle's subtree cache, which would otherwise grow with the tree.
+    """
+
+    def __init__(self, size: int, tiles: Tiles) -> None:
+        super().__init__("sha256")
+        self._size = size
+        self._tiles = tiles
+
+    def _get_size(self) -> int:
+        return self._size
+
+    def _get_subroot(self, offset: int, width: int) -> bytes:
+        height = width.bit_length() - 1
+        return _subtree_hash(self._tiles, height, offset >> height)
+
+    def _get_leaf(self, index: int) -> bytes:
+        return _tile_hashes(self._tiles, 0, index - 1, 1)
+
+    def _get_leaves(self, offset: int, width: int) -> list[bytes]:
+        return [self._get_leaf(offset + i + 1) for i in range(width)]
+
+    def _encode_entry(self, data: Any) -> bytes:
+        raise TypeError("a tile tree is read-only; use merkle.append")
+
+    def _store_leaf(self, data: Any, digest: bytes) -> int:
+        raise TypeError("a tile tree is read-only; use merkle.append")
+
+
+# ------------------------------------------------------------------------------------ which tiles
+
+
+def _check_size(size: int) -> None:
+    if size < 0:
+        raise MerkleError(f"tree size {size} is negative")
+
+
+def tiles_for_root(size: int) -> set[TileKey]:
+    """Return the tiles ``root(size, tiles)`` needs: the right-edge partial tile of each level.
+
+    At tile level L the tree stores ``size >> 8L`` hashes; the last ``(size >> 8L) % 256`` of them are
+    in the partial tile ``(L, size >> 8(L+1))``, and a level with no partial tile needs nothing.
+    """
+    _check_size(size)
+    return _tiles_of_ranges([(0, size)])
+
+
+def tiles_for_append(size: int) -> set[TileKey]:
+    """Return the tiles ``append(size, tiles, ...)`` needs: the same right-edge tiles as the root.
+
+    New hashes at a level only ever fill that level's partial tile and then new tiles, and a hash one
+    tile level up needs exactly the 256 hashes of a completed tile below it.
+    """
+    return tiles_for_root(size)
+
+
+def tiles_for_inclusion(index: int, size: int) -> set[TileKey]:
+    """Return the tiles ``inclusion_proof(index, size, tiles)`` needs (the leaf's own tile included)."""
+    _check_leaf(index, size)
+    return _tiles_of_ranges([(index, index + 1), *_inclusion_ranges(index, size)])
+
+
+def tiles_for_consistency(first: int, second: int) -> set[TileKey]:
+    """Return the tiles ``consistency_proof(first, second, tiles)`` needs (none for a trivial proof)."""
+    _check_sizes(first, second)
+    if first == 0:
+        return set()
+    return _tiles_of_ranges(_consistency_ranges(first, second))
+
+
+# ------------------------------------------------------------------------------------ computations
+
+
+def _check_leaf(index: int, size: int) -> None:
+    if not 0 <= index < size:
+        raise MerkleError(f"leaf index {index} is not in a tree of size {size}")
+
+
+def _check_sizes(first: int, second: int) -> None:
+    if not 0 <= first <= second:
+        raise MerkleError(f"tree sizes {first} and {second} are not 0 <= first <= second")
+
+
+def root(size: int, tiles: Tiles) -> bytes:
+    """Return MTH(D[size]), the root hash of the first ``size`` leaves, from ``tiles_for_root(size)``."""
+    _check_size(size)
+    digest: bytes = _TileTree(size, tiles).get_root(size)
+    return digest
+
+
+def inclusion_proof(index: int, size: int, tiles: Tiles) -> list[bytes]:
+    """Return the RFC 9162 inclusion proof (audit path) of leaf ``index`` (from 0) in tree ``size``.
+
+    The path runs from the leaf's sibling up to the root's child, as RFC 9162 section 2.1.3.1 and
+    RFC 6962 order it. ``tiles`` must hold ``tiles_for_inclusion(index, size)``.
+    """
+    _check_leaf(index, size)
+    # pymerkle counts leaves from 1 and puts the leaf hash itself first; the rest is the RFC path.
+    proof = _TileTree(size, tiles).prove_inclusion(index + 1, size)
+    path: list[bytes] = proof.path[1:]
+    return path
+
+
+def consistency_proof(first: int, second: int, tiles: Tiles) -> list[bytes]:
+    """Return the RFC 9162 consistency proof PROOF(first, D[second]) (section 2.1.4.1).
+
+    Empty when ``first`` is 0 or equal to ``second``. ``tiles`` must hold
+    ``tiles_for_consistency(first, second)``.
+    """
+    _check_sizes(first, second)
+    if first == 0:
+        return []
+    return [_range_hash(tiles, start, end) for start, end in _consistency_ranges(first, second)]
+
+
+def append(size: int, tiles: Tiles, leaf_hashes: Sequence[bytes]) -> tuple[int, bytes, dict[TileKey, bytes]]:
+    """Integrate ``leaf_hashes`` after the first ``size`` leaves.
+
+    ``tiles`` must hold ``tiles_for_append(size)``, each partial tile exactly as wide as the tree of
+    ``size`` leaves makes it: a wider one means storage and ``size`` disagree, and is refused.
+    Returns ``(new_size, new_root, changed)`` where ``changed`` maps every tile whose content is new
+    or different to its full new content (store them all, replacing any partial tile of the same key).
+    """
+    _check_size(size)
+    for i, h in enumerate(leaf_hashes):
+        if len(h) != HASH_SIZE:
+            raise MerkleError(f"leaf hash {i} is {len(h)} bytes, not {HASH_SIZE}")
+    changed: dict[TileKey, bytes] = {}
+    level, stored, new = 0, size, b"".join(leaf_hashes)
+    while new:
+        index, width = divmod(stored, TILE_WIDTH)
+        row = new
+        if width:
+            try:
+                old = tiles[(level, index)]
+            except KeyError:
+                raise TileError(f"tile ({level}, {index}) is needed but was not given") from None
+            if len(old) != width * HASH_SIZE:
+                raise TileError(
+                    f"tile ({level}, {index}) is {len(old)} bytes; a tree of size {size} has"
+                    f" {width} hashes ({width * HASH_SIZE} bytes) there"
+                )
+            row = old + new
+        parents = []
+        for offset in range(0, len(row), _TILE_BYTES):
+            tile = row[offset : offset + _TILE_BYTES]
+            changed[(level, index + offset // _TILE_BYTES)] = tile
+            if len(tile) == _TILE_BYTES:
+                parents.append(_reduce(tile))
+        level, stored, new = level + 1, stored >> TILE_HEIGHT, b"".join(parents)
+    new_size = size + len(leaf_hashes)
+    return new_size, root(new_size, {**tiles, **changed}), changed
+
+
+# ------------------------------------------------------------------------------------ verification
+
+
+def _check_hash(what: str, value: bytes) -> None:
+    if len(value) != HASH_SIZE:
+        raise InvalidProofError(f"{what} is {len(value)} bytes, not {HASH_SIZE}")
+
+
+def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
+    """Hash up the inner part of a path: bit i of ``index`` says whether the node is a right child."""
+    for i, p in enumerate(proof):
+        seed = node_hash(p, seed) if index >> i & 1 else node_hash(seed, p)
+    return seed
+
+
+def _chain_inner_right(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
+    """Like ``_chain_inner`` but only through left siblings: the hashes an older, smaller tree also has."""
+    for i, p in enumerate(proof):
+        if index >> i & 1:
+            seed = node_hash(p, seed)
+    return seed
+
+
+def _chain_border(seed: bytes, proof: Sequence[bytes]) -> bytes:
+    """Hash up the right edge of the tree, where every sibling is on the left."""
+    for p in proof:
+        seed = node_hash(p, seed)
+    return seed
+
+
+def _decompose(index: int, size: int) -> tuple[int, int]:
+    """Split the inclusion path of leaf ``index`` in tree ``size`` into (inner, border) lengths.
+
+    Below level ``inner`` (the highest bit where ``index`` and ``size - 1`` differ) the leaf's path
+    and the last leaf's path are apart; above it they share the right edge, where a node has a
+    left sibling for each 1 bit of ``index`` and none (the tree is lopsided) for each 0 bit.
+    """
+    inner = (index ^ (size - 1)).bit_length()
+    border = (index >> inner).bit_count()
+    return inner, border
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root_hash: bytes) -> None:
+    """Check that ``leaf`` (a leaf hash) is leaf ``index`` of the tree of ``size`` leaves with ``root_hash``.
+
+    Returns None when the proof holds; raises ``InvalidProofError`` naming the failed check otherwise.
+    Equivalent to the algorithm of RFC 9162 section 2.1.3.2.
+    """
+    _check_hash("leaf hash", leaf)
+    _check_hash("root hash", root_hash)
+    for i, p in enumerate(proof):
+        _check_hash(f"proof hash {i}", p)
+    if not 0 <= index < size:
+        raise InvalidProofError(f"leaf index {index} is not in a tree of size {size}")
+    inner, border = _decompose(index, size)
+    if len(proof) != inner + border:
+        raise InvalidProofError(
+            f"proof has {len(proof)} hashes; leaf {index} of a tree of size {size} needs {inner + border}"
+        )
+    calculated = _chain_border(_chain_inner(leaf, proof[:inner], index), proof[inner:])
+    if not hmac.compare_digest(calculated, root_hash):
+        raise InvalidProofError(f"inclusion proof of leaf {index} does not lead to the root of size {size}")
+
+
+def verify_consistency(first: int, second: int, proof: Sequence[bytes], first_root: bytes, second_root: bytes) -> None:
+    """Check that the tree of ``second`` leaves with ``second_root`` extends the one of ``first`` leaves.
+
+    Returns None when the proof holds; raises ``InvalidProofError`` naming the failed check otherwise.
+    Equivalent to RFC 9162 section 2.1.4.2 for ``0 < first < second``; in addition an empty proof
+    proves ``first == second`` with equal roots, and ``first == 0`` (everything extends the empty
+    tree).
+    """
+    _check_hash("first root hash", first_root)
+    _check_hash("second root hash", second_root)
+    for i, p in enumerate(proof):
+        _check_hash(f"proof hash {i}", p)
+    if not 0 <= first <= second:
+        raise InvalidProofError(f"tree sizes {first} and {second} are not 0 <= first <= second")
+    if first == second or first == 0:
+        if proof:
+            raise InvalidProofError(f"a consistency proof from size {first} to {second} must be empty")
+        if first == second and not hmac.compare_digest(first_root, second_root):
+            raise InvalidProofError(f"two trees of size {first} have different roots")
+        return
+    if not proof:
+        raise InvalidProofError(f"consistency proof from size {first} to {second} is empty")
+
+    # The proof is the inclusion path of leaf first-1 in tree second, without the levels below the
+    # largest perfect subtree ending at first (height = trailing zero bits of first), whose root is
+    # the proof's first hash, or first_root itself when that subtree is the whole first tree.
+    inner, border = _decompose(first - 1, second)
+    shift = (first & -first).bit_length() - 1
+    inner -= shift
+    if first == 1 << shift:
+        seed, path = first_root, proof
+    else:
+        seed, path = proof[0], proof[1:]
+    if len(path) != inner + border:
+        raise InvalidProofError(
+            f"proof has {len(proof)} hashes; sizes {first} to {second} need {len(proof) - len(path) + inner + border}"
+        )
+    mask = (first - 1) >> shift
+    first_calculated = _chain_border(_chain_inner_right(seed, path[:inner], mask), path[inner:])
+    if not hmac.compare_digest(first_calculated, first_root):
+        raise InvalidProofError(f"consistency proof does not lead to the root of size {first}")
+    second_calculated = _chain_border(_chain_inner(seed, path[:inner], mask), path[inner:])
+    if not hmac.compare_digest(second_calculated, second_root):
+        raise InvalidProofError(f"consistency proof does not lead to the root of size {second}")
