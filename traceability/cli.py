@@ -90,20 +90,30 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from traceability.services.verify import verify_chains
+    from traceability.ledger import checkpoint as notes
+    from traceability.services.verify import verify_chains, verify_log
 
-    def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty() or args.progress:
-            print(f"\rverified {done:,} of {total:,} events", end="", file=sys.stderr, flush=True)
+    def progress(what: str) -> Callable[[int, int], None]:
+        def show(done: int, total: int) -> None:
+            if sys.stderr.isatty() or args.progress:
+                print(f"\r{what}: {done:,} of {total:,}", end="", file=sys.stderr, flush=True)
+        return show
+
+    trusted = None
+    if settings.signing_key_path.exists():
+        trusted = notes.verifier_key(notes.load_signer_key(settings.signing_key_path.read_bytes()))
 
     async def run(db: Database) -> int:
-        report = await verify_chains(db, progress)
+        chains = await verify_chains(db, progress("chains"))
         print(file=sys.stderr)
-        for fault in report.faults:
+        logs = await verify_log(db, trusted, progress("log leaves"))
+        print(file=sys.stderr)
+        faults = chains.faults + logs.faults
+        for fault in faults:
             print(f"FAIL {fault}")
-        print(f"{report.events:,} events in {report.batches:,} batches: "
-              f"{'all verified' if report.ok else f'{len(report.faults)} fault(s)'}")
-        return 0 if report.ok else 1
+        print(f"{chains.events:,} events in {chains.batches:,} batches, {logs.events:,} log leaves: "
+              f"{'all verified' if not faults else f'{len(faults)} fault(s)'}")
+        return 0 if not faults else 1
 
     return asyncio.run(_with_db(settings, run))
 

@@ -43,7 +43,7 @@ class Settings:
     schema_dir: Path = ROOT / "schema"
     admin_token_file: Path | None = None
     signing_key_file: Path | None = None
-    log_origin: str = "traceability.example/log"
+    log_origin: str | None = None
     sequencer_interval_ms: int = 200
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -84,7 +84,7 @@ class Settings:
             "runtime_role": env.get("TRACE_DB_RUNTIME_ROLE", "traceability_runtime"),
             "admin_token_file": Path(p) if (p := env.get("TRACE_ADMIN_TOKEN_FILE")) else None,
             "signing_key_file": Path(p) if (p := env.get("TRACE_SIGNING_KEY_FILE")) else None,
-            "log_origin": env.get("TRACE_LOG_ORIGIN") or "traceability.example/log",
+            "log_origin": env.get("TRACE_LOG_ORIGIN") or None,
             "sequencer_interval_ms": _int(env, "TRACE_SEQUENCER_INTERVAL_MS", 200, 10, 60_000),
         }
         values.update(overrides)

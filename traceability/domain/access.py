@@ -32,6 +32,14 @@ class Principal:
 
 
 PUBLIC_HIDDEN = ("commercial", "destination")
+"""Event fields sealed out of the public record: prices and buyer identities."""
+
+
+def split_private(content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An event's public fields and its private (commercial) fields."""
+    public = {k: v for k, v in content.items() if k not in PUBLIC_HIDDEN}
+    private = {k: content[k] for k in PUBLIC_HIDDEN if k in content}
+    return public, private
 
 
 def sees_commercial(viewer: Principal | None, involved_enterprises: set[str]) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from traceability.domain import tracecode
 from traceability.domain.events import parse_documents, parse_quantity, parse_time
 from traceability.domain.fields import Fields, canonical_object, offset_text, utc_ms
 from traceability.domain.registry import area_name, validate_gtin
@@ -45,6 +46,8 @@ class BatchDraft:
     identifiers: list[Identifier]
     event_time: datetime | None
     content: dict[str, Any]
+    trace_code: str | None = None
+    """A code the station issued from a block leased to it; None lets the server issue one."""
 
 
 def parse_identifier(f: Fields) -> Identifier:
@@ -81,6 +84,14 @@ def parse_batch(body: Any, now: datetime) -> BatchDraft:
     gtin = f.text("gtin", required=False, max_len=14)
     if product is None and gtin is None:
         f.fail("product", "is required: a registered goods code (or give gtin)")
+    trace_code = f.text("traceCode", required=False, max_len=40)
+    if trace_code is not None:
+        try:
+            trace_code = tracecode.validate(trace_code)
+        except tracecode.TraceCodeError as exc:
+            f.fail("traceCode", str(exc))
+        if tracecode.serial_of(trace_code) < tracecode.LEASE_SERIAL_BASE:
+            f.fail("traceCode", "is not from a station's leased block; leave it out and the server issues one")
     if gtin is not None:
         gtin = f.check("gtin", gtin, validate_gtin)
     quantity = parse_quantity(f, required=True)
@@ -122,6 +133,8 @@ def parse_batch(body: Any, now: datetime) -> BatchDraft:
         "quantity": quantity,
         "batch": batch,
     }
+    if trace_code is not None:
+        content["traceCode"] = trace_code
     if event_time is not None:
         content["eventTime"] = utc_ms(event_time)
         content["eventTimeZoneOffset"] = offset_text(event_time)
@@ -130,4 +143,5 @@ def parse_batch(body: Any, now: datetime) -> BatchDraft:
     attrs = f.obj("attributes", required=False)
     if attrs:
         content["attributes"] = canonical_object(f, "attributes", dict(attrs), 1)
-    return BatchDraft(event_id, product, gtin, quantity, produced_on, expires_on, identifiers, event_time, content)
+    return BatchDraft(event_id, product, gtin, quantity, produced_on, expires_on, identifiers, event_time, content,
+                      trace_code)

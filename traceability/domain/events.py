@@ -193,11 +193,7 @@ def parse_commercial(f: Fields) -> dict[str, str] | None:
 def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
     """Validate one event from a capture request. ``path`` prefixes every field name in errors."""
     f = Fields(raw, path)
-    raw_id = f.text("eventID", max_len=64)
-    try:
-        event_id = str(uuid.UUID(raw_id))
-    except ValueError:
-        f.fail("eventID", "must be a UUID such as 0f8fad5b-d9cb-469f-a165-70867728950e")
+    event_id = _uuid(f, "eventID")
     event_type = f.text("type", required=False, max_len=40) or "ObjectEvent"
     if event_type not in EVENT_TYPES:
         f.fail("type", f"must be one of: {', '.join(sorted(EVENT_TYPES))}")
@@ -239,8 +235,51 @@ def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
     attrs = f.obj("attributes", required=False)
     if attrs:
         optional["attributes"] = canonical_object(f, f.path("attributes"), dict(attrs), 1)
+    optional["errorDeclaration"] = parse_error_declaration(f, now, event_id)
     content.update({k: v for k, v in optional.items() if v})
     return EventDraft(event_id, code, node, biz_step, event_time, content)
+
+
+ERROR_REASONS = frozenset({"did_not_occur", "incorrect_data"})
+_REASON_PREFIXES = ("urn:epcglobal:cbv:er:", "https://ref.gs1.org/cbv/ER-")
+
+
+def parse_error_declaration(f: Fields, now: datetime, event_id: str) -> dict[str, Any] | None:
+    """EPCIS ``errorDeclaration``: this event declares an earlier one wrong; events are never edited.
+
+    ``declaredEventID`` names the event declared wrong (EPCIS repeats the erroneous event instead;
+    docs/api.md shows the mapping). ``correctiveEventIDs`` may name the events that replace it.
+    """
+    e = f.sub("errorDeclaration", required=False)
+    if e is None:
+        return None
+    reason = _strip_prefix(e.text("reason", max_len=80), _REASON_PREFIXES)
+    if reason not in ERROR_REASONS:
+        e.fail("reason", "must be did_not_occur or incorrect_data")
+    declared = _uuid(e, "declaredEventID")
+    if declared == event_id:
+        e.fail("declaredEventID", "an event cannot declare itself wrong")
+    out: dict[str, Any] = {
+        "declarationTime": utc_ms(parse_time(e, "declarationTime", now)) if e.data.get("declarationTime")
+        else utc_ms(now),
+        "reason": reason,
+        "declaredEventID": declared,
+    }
+    corrective = e.array("correctiveEventIDs", required=False, max_items=20)
+    if corrective:
+        out["correctiveEventIDs"] = [_uuid(Fields({"id": c}, f"{e.path('correctiveEventIDs')}[{i}]."), "id")
+                                     for i, c in enumerate(corrective)]
+    return out
+
+
+def _uuid(f: Fields, key: str) -> str:
+    raw = f.text(key, max_len=64)
+    if raw.startswith("urn:uuid:"):
+        raw = raw[len("urn:uuid:"):]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        f.fail(key, "must be a UUID")
 
 
 def _trace_code(value: str) -> str:

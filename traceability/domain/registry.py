@@ -58,7 +58,8 @@ def area_name(code: str) -> str | None:
             if level == code:
                 return None
             continue
-        name = re.sub(r"^\[[^\]]*\]", "", found[-1])
+        # Entries carry their history ("郊区,[1993-]泉山区"): the current name is the last one.
+        name = re.sub(r"^\[[^\]]*\]", "", found[-1].split(",")[-1])
         if name not in names and name not in ("市辖区", "县"):
             names.append(name)
     return "".join(names) or None

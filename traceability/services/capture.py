@@ -10,21 +10,22 @@ one batch without a global lock.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from traceability import errors
-from traceability.domain import tracecode
-from traceability.domain.access import Principal
+from traceability.domain import stations, tracecode
+from traceability.domain.access import Principal, split_private
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, parse_event_list
 from traceability.domain.fields import utc_ms
-from traceability.ledger import canonical, chain
+from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
 from traceability.services.validation import fields
-from traceability.storage import batches_repo, events_repo, registry_repo
+from traceability.storage import batches_repo, events_repo, registry_repo, stations_repo
 from traceability.storage.database import RETRYABLE, Database, UniqueViolation, translated
 
 log = get_logger(__name__)
@@ -71,18 +72,38 @@ def _stamp(content: dict[str, Any], device: Principal) -> dict[str, Any]:
     return stamped
 
 
-def _same(stored: bytes, content: dict[str, Any]) -> bool:
+def _record(content: dict[str, Any], recorded_at: str) -> tuple[bytes, bytes | None]:
+    """The canonical bytes to hash (commercial details sealed) and the private blob to keep beside them."""
+    public, private = split_private(content)
+    blob = None
+    if private:
+        public["sealed"], blob = sealed.seal(canonical.encode(private))
+    public["recordedAt"] = recorded_at
+    return canonical.encode(public), blob
+
+
+def _same(stored: bytes, private: bytes | None, content: dict[str, Any]) -> bool:
+    """Whether a stored event has the content of a resent one (recorded time and seal aside)."""
     previous = canonical.decode(stored)
     previous.pop("recordedAt", None)
+    if previous.pop("sealed", None) is not None and private is not None:
+        previous.update(canonical.decode(sealed.private_bytes(private)))
     return previous == content
 
 
 # -- capture -------------------------------------------------------------------------------------
 
 
-async def capture_events(db: Database, principal: Principal, body: Any,
-                         max_events: int) -> tuple[list[Receipt], bool]:
-    """Validate and record one event or a list. Returns receipts in request order, and whether a list was sent."""
+AfterAppend = Callable[[Any, list[Receipt]], Awaitable[None]]
+
+
+async def capture_events(db: Database, principal: Principal, body: Any, max_events: int,
+                         after: AfterAppend | None = None) -> tuple[list[Receipt], bool]:
+    """Validate and record one event or a list. Returns receipts in request order, and whether a list was sent.
+
+    ``after`` runs inside the same transaction once the events are written (a station's signed upload
+    is stored that way), so it commits or rolls back with them.
+    """
     device = _require_device(principal)
     now = datetime.now(UTC)
     items = body.get("events") if isinstance(body, dict) else body
@@ -103,6 +124,8 @@ async def capture_events(db: Database, principal: Principal, body: Any,
             with translated():
                 async with db.acquire() as conn, conn.transaction():
                     receipts = await _append(conn, device, drafts, contents, now, check_replays, is_list)
+                    if after is not None:
+                        await after(conn, receipts)
             break
         except UniqueViolation:
             # Someone recorded one of these event ids since we looked (or we did not look yet).
@@ -128,7 +151,7 @@ async def _append(conn: Any, device: Principal, drafts: list[EventDraft], conten
             if row is None:
                 todo.append(i)
                 continue
-            if not _same(row["canonical"], contents[i]):
+            if not _same(row["canonical"], row["private"], contents[i]):
                 where = f"events[{i}].eventID" if is_list else "eventID"
                 raise errors.EventConflict(
                     f"{where}: event {d.event_id} was already recorded with different content", field=where)
@@ -146,17 +169,41 @@ async def _append(conn: Any, device: Principal, drafts: list[EventDraft], conten
             if head is None:
                 where = f"events[{i}].traceCode" if is_list else "traceCode"
                 raise errors.UnknownReference(f"{where}: no batch has trace code {d.trace_code}", field=where)
-            data = canonical.encode(dict(contents[i], recordedAt=recorded_at))
+            data, private = _record(contents[i], recorded_at)
             prev = head[2]
             digest = chain.link(prev, data)
             head[1] += 1
             head[2] = digest
             rows.append((d.event_id, head[0], head[1], prev, digest, data, d.biz_step, device.node_id,
-                         device.id, d.event_time, now))
+                         device.id, d.event_time, now, private))
             receipts[i] = Receipt(d.event_id, d.trace_code, head[1], digest, prev, recorded_at)
+        await _check_corrections(conn, device, drafts, todo, is_list)
         await events_repo.insert_events(conn, rows)
         await batches_repo.update_heads(conn, [(h[0], h[1], h[2]) for h in heads.values()])
+        corrections = [(drafts[i].content["errorDeclaration"]["declaredEventID"], drafts[i].event_id,
+                        drafts[i].content["errorDeclaration"]["reason"])
+                       for i in todo if "errorDeclaration" in drafts[i].content]
+        await events_repo.insert_corrections(conn, corrections)
     return [r for r in receipts if r is not None]
+
+
+async def _check_corrections(conn: Any, device: Principal, drafts: list[EventDraft], todo: list[int],
+                             is_list: bool) -> None:
+    """A correction names an event of the same batch, recorded at the declaring device's own node."""
+    declaring = [i for i in todo if "errorDeclaration" in drafts[i].content]
+    if not declaring:
+        return
+    declared = {r["event_id"]: r for r in await events_repo.find_events(
+        conn, [drafts[i].content["errorDeclaration"]["declaredEventID"] for i in declaring])}
+    for i in declaring:
+        target = drafts[i].content["errorDeclaration"]["declaredEventID"]
+        where = f"events[{i}].errorDeclaration.declaredEventID" if is_list else "errorDeclaration.declaredEventID"
+        row = declared.get(target)
+        if row is None or row["trace_code"] != drafts[i].trace_code:
+            raise errors.UnknownReference(f"{where}: batch {drafts[i].trace_code} has no event {target}",
+                                          field=where)
+        if row["node_id"] != device.node_id:
+            raise errors.Forbidden(f"{where}: only the node that recorded event {target} may declare it wrong")
 
 
 # -- opening a batch -----------------------------------------------------------------------------
@@ -178,8 +225,12 @@ def _open_digest(draft: BatchDraft, device: Principal) -> bytes:
     return hashlib.sha256(canonical.encode(request)).digest()
 
 
-async def open_batch(db: Database, principal: Principal, body: Any, public_url: str) -> Opened:
-    """Issue a trace code for a new batch and record its commissioning event as seq 1."""
+async def open_batch(db: Database, principal: Principal, body: Any, public_url: str,
+                     after: AfterAppend | None = None) -> Opened:
+    """Issue a trace code for a new batch (or take a station's leased one) and record its commissioning event as seq 1.
+
+    ``after`` runs inside the same transaction with the opening's receipt, as for :func:`capture_events`.
+    """
     device = _require_device(principal)
     now = datetime.now(UTC)
     with fields():
@@ -191,14 +242,31 @@ async def open_batch(db: Database, principal: Principal, body: Any, public_url: 
                 async with db.acquire() as conn, conn.transaction():
                     existing = await batches_repo.find_opened(conn, draft.event_id)
                     if existing is not None:
-                        return _replayed_open(existing, digest, draft, public_url)
-                    return await _open(conn, device, draft, digest, now, public_url)
+                        opened = _replayed_open(existing, digest, draft, public_url)
+                    else:
+                        opened = await _open(conn, device, draft, digest, now, public_url)
+                    if after is not None:
+                        await after(conn, [opened.receipt])
+                    return opened
         except UniqueViolation as exc:
             if getattr(exc, "constraint_name", None) == "events_event_id_key":
                 raise errors.EventConflict(f"eventID: {draft.event_id} is already the id of another event",
                                            field="eventID") from None
-            continue  # the same opening raced us; the next attempt finds it
+            continue  # the same opening raced us (by event id or leased code); the next attempt finds it
     raise errors.StorageUnavailable("could not open the batch; retry")
+
+
+async def _leased_code(conn: Any, device: Principal, code: str) -> str:
+    """A code the station issued offline: it must lie in a block leased to this very station."""
+    block_no = stations.block_of(code)
+    lease = None if block_no is None else await stations_repo.find_block(conn, block_no)
+    if lease is None or lease["device_id"] != device.id or lease["area_code"] != tracecode.area_of(code):
+        raise errors.Forbidden(f"traceCode: {code} is not in a block of codes leased to this station",
+                               field="traceCode")
+    if await batches_repo.find_head(conn, code) is not None:
+        raise errors.AlreadyExists(f"traceCode: {code} already names a batch opened by another event",
+                                   field="traceCode")
+    return code
 
 
 def _replayed_open(row: Any, digest: bytes, draft: BatchDraft, public_url: str) -> Opened:
@@ -223,7 +291,10 @@ async def _open(conn: Any, device: Principal, draft: BatchDraft, digest: bytes, 
         raise errors.InvalidField("product and gtin name two different products", field="gtin")
     product = products[0]
     assert device.area_code is not None and device.node_id is not None
-    code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
+    if draft.trace_code is None:
+        code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
+    else:
+        code = await _leased_code(conn, device, draft.trace_code)
     content = _stamp(draft.content, device)
     content["traceCode"] = code
     content["batch"] = dict(content["batch"], product=product["goods_code"])
@@ -234,8 +305,7 @@ async def _open(conn: Any, device: Principal, draft: BatchDraft, digest: bytes, 
     content.setdefault("eventTimeZoneOffset", "+00:00" if draft.event_time is None else
                        content["eventTimeZoneOffset"])
     recorded_at = utc_ms(now)
-    content["recordedAt"] = recorded_at
-    data = canonical.encode(content)
+    data, private = _record(content, recorded_at)
     prev = chain.genesis(code)
     h = chain.link(prev, data)
     batch = await batches_repo.insert_batch(
@@ -250,7 +320,7 @@ async def _open(conn: Any, device: Principal, draft: BatchDraft, digest: bytes, 
                                    field="identifiers") from None
     await batches_repo.insert_head(conn, batch["id"], 1, h)
     await events_repo.insert_events(conn, [(draft.event_id, batch["id"], 1, prev, h, data, "commissioning",
-                                            device.node_id, device.id, event_time, now)])
+                                            device.node_id, device.id, event_time, now, private)])
     log.info("batch.opened", trace_code=code)
     receipt = Receipt(draft.event_id, code, 1, h, prev, recorded_at)
     return Opened(code, receipt, f"{public_url}/t/{code}")

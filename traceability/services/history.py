@@ -9,7 +9,7 @@ from traceability.domain import tracecode
 from traceability.domain.access import Principal, involved, public_content, sees_commercial
 from traceability.domain.events import DOCUMENT_TYPES
 from traceability.domain.registry import NODE_TYPES, PRODUCT_CATEGORIES, area_name
-from traceability.ledger import canonical
+from traceability.ledger import canonical, sealed
 from traceability.storage import batches_repo, events_repo
 from traceability.storage.database import Database, translated
 
@@ -61,15 +61,18 @@ async def read_batch(db: Database, code: str, viewer: Principal | None) -> tuple
             if batch is None:
                 raise errors.NotFound(f"no batch has trace code {code}")
             rows = await events_repo.list_batch_events(conn, batch["id"])
+            corrections = await events_repo.list_corrections(conn, batch["id"])
+    declared_wrong = {c["declared"]: {"by": c["by_event"], "reason": c["reason"]} for c in corrections}
     contents = [canonical.decode(r["canonical"]) for r in rows]
+    privates = [canonical.decode(sealed.private_bytes(r["private"])) if r["private"] else {} for r in rows]
     parties = {batch["enterprise_uscc"]} | {r["enterprise_uscc"] for r in rows}
-    for c in contents:
-        parties |= involved(c)
+    for p in privates:
+        parties |= involved(p)
     full = sees_commercial(viewer, parties)
     events = []
     certificates = []
-    for row, content in zip(rows, contents, strict=True):
-        shown = content if full else public_content(content)
+    for row, content, private in zip(rows, contents, privates, strict=True):
+        shown = {**content, **private} if full else public_content(content)
         event = {
             "event_id": row["event_id"],
             "seq": row["seq"],
@@ -79,6 +82,8 @@ async def read_batch(db: Database, code: str, viewer: Principal | None) -> tuple
             "node": _node(row),
             **{k: v for k, v in shown.items() if k not in ("node", "eventID", "traceCode")},
         }
+        if row["event_id"] in declared_wrong:
+            event["declared_wrong"] = declared_wrong[row["event_id"]]
         events.append(event)
         for doc in content.get("documents", ()):
             names = DOCUMENT_TYPES.get(doc["type"], ("", doc["type"]))

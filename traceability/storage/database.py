@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,10 @@ def start_embedded(pg_dir: Path) -> str:
     import pgserver  # imported lazily: only needed when no database URL is given
 
     pg_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pg_dir, cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp, which is fine here.
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(pg_dir, cleanup_mode="stop")
     return str(server.get_uri())
 
 

@@ -8,11 +8,11 @@ from typing import Any
 import asyncpg
 
 EVENT_COLUMNS = ("event_id", "batch_id", "seq", "prev_hash", "hash", "canonical", "biz_step", "node_id",
-                 "device_id", "event_time", "recorded_at")
+                 "device_id", "event_time", "recorded_at", "private")
 
 FIND_BY_IDS = """
-SELECT e.event_id::text AS event_id, e.seq, e.hash, e.prev_hash, e.canonical, e.recorded_at,
-       b.trace_code
+SELECT e.event_id::text AS event_id, e.seq, e.hash, e.prev_hash, e.canonical, e.private, e.recorded_at,
+       e.node_id, b.trace_code
 FROM events e JOIN batches b ON b.id = e.batch_id
 WHERE e.event_id = ANY($1::uuid[])
 """
@@ -31,13 +31,36 @@ async def insert_events(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]
         await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
 
 
+INSERT_CORRECTIONS = """
+INSERT INTO event_corrections (declared_event_id, by_event_id, reason)
+SELECT d, b, r FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(d, b, r)
+"""
+
+
+async def insert_corrections(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, str]]) -> None:
+    """Index corrections (declared event, declaring event, reason); the declaration itself is an event."""
+    if rows:
+        await conn.execute(INSERT_CORRECTIONS, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+SELECT_CORRECTIONS = """
+SELECT c.declared_event_id::text AS declared, c.by_event_id::text AS by_event, c.reason
+FROM event_corrections c JOIN events e ON e.event_id = c.declared_event_id
+WHERE e.batch_id = $1
+"""
+
+
+async def list_corrections(conn: asyncpg.Connection, batch_id: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_CORRECTIONS, batch_id))
+
+
 INSERT_ONE = f"""
 INSERT INTO events ({", ".join(EVENT_COLUMNS)})
 VALUES ({", ".join(f"${i}" for i in range(1, len(EVENT_COLUMNS) + 1))})
 """
 
 SELECT_BATCH_EVENTS = """
-SELECT e.seq, e.event_id::text AS event_id, e.hash, e.prev_hash, e.canonical,
+SELECT e.seq, e.event_id::text AS event_id, e.hash, e.prev_hash, e.canonical, e.private,
        n.code AS node_code, n.name_zh AS node_name, n.name_en AS node_name_en, n.node_type,
        n.area_code, en.uscc AS enterprise_uscc, en.name AS enterprise_name
 FROM events e
@@ -57,7 +80,7 @@ COUNT_EVENTS = "SELECT count(*) FROM events"
 
 # Verification walks every chain in (batch, seq) order, straight off the unique index.
 SCAN_CHAINS = """
-SELECT b.trace_code, e.seq, e.prev_hash, e.hash, e.canonical
+SELECT b.trace_code, e.seq, e.prev_hash, e.hash, e.canonical, e.private
 FROM events e JOIN batches b ON b.id = e.batch_id
 ORDER BY e.batch_id, e.seq
 """

@@ -1,0 +1,46 @@
+"""The lookup baseline: an aiohttp handler that returns a fixed JSON body of a given size.
+
+Same stack as the service (aiohttp on uvloop, no access log), none of the work: no database, no
+middleware, no serialisation. ``python -m bench.bare --port P --size N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import orjson
+import uvloop
+from aiohttp import web
+
+
+def body_of_size(size: int) -> bytes:
+    """A valid JSON document of exactly ``size`` bytes (at least 16)."""
+    pad = max(size - len(orjson.dumps({"pad": ""})), 0)
+    body = orjson.dumps({"pad": "x" * pad})
+    assert len(body) == max(size, len(body))
+    return body
+
+
+def make_app(size: int) -> web.Application:
+    body = body_of_size(size)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/batches/{trace_code}", handler)
+    app.router.add_get("/healthz", handler)
+    return app
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--size", type=int, required=True)
+    args = p.parse_args()
+    uvloop.install()
+    web.run_app(make_app(args.size), host="127.0.0.1", port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""The benchmarks: one function each, registered by name, run in registration order.
+
+Each takes the :class:`Context` (the running service, a registered world, the load workers) and
+returns a :class:`Result`: the service's figure beside a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from bench import stack
+from bench.load import HttpLoad, SqlLoad, Stats, Workers
+from bench.report import Result
+from bench.workloads import PLAIN_EVENTS, CaptureBatched, CaptureSingle, InsertEvents, Lookup
+from bench.world import World
+
+Benchmark = Callable[["Context"], Awaitable[Result]]
+BENCHMARKS: dict[str, Benchmark] = {}
+
+
+def benchmark(name: str) -> Callable[[Benchmark], Benchmark]:
+    def register(fn: Benchmark) -> Benchmark:
+        BENCHMARKS[name] = fn
+        return fn
+
+    return register
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    warmup: float = 1.5
+    duration: float = 8.0
+    rounds: int = 2  # service and baseline alternate (A B, B A, ...): drift on a shared machine hits both
+
+
+@dataclass(slots=True)
+class Context:
+    db_url: str
+    service: stack.Process
+    world: World
+    workers: Workers
+    timing: Timing
+    workdir: Path
+    log: stack.Log
+    resources: contextlib.AsyncExitStack
+    bare_servers: dict[int, stack.Process] = field(default_factory=dict)
+    _canonical: bytes | None = None
+
+    @contextlib.asynccontextmanager
+    async def sql(self) -> AsyncIterator[asyncpg.Connection]:
+        """A direct connection to the bench database, as its owner."""
+        conn = await asyncpg.connect(self.db_url)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def plain_table(self, name: str) -> str:
+        """A fresh table shaped like ``events`` but with nothing else: no FKs, no secondary indexes, no triggers."""
+        async with self.sql() as conn:
+            await conn.execute(f"DROP TABLE IF EXISTS {name}")
+            await conn.execute(PLAIN_EVENTS.format(table=name))
+        return name
+
+    async def sample_canonical(self) -> bytes:
+        """The canonical bytes of a real captured event (what the baselines insert, for equal row width)."""
+        if self._canonical is None:
+            device = self.world.devices[0]
+            code = await self.world.open_batch(device)
+            (event_id,) = await self.world.capture(device, [code], per_batch=1)
+            async with self.sql() as conn:
+                self._canonical = await conn.fetchval("SELECT canonical FROM events WHERE event_id = $1", event_id)
+        assert self._canonical is not None
+        return self._canonical
+
+    async def bare(self, size: int) -> stack.Process:
+        """The bare aiohttp handler serving ``size``-byte bodies, started once per size for the run."""
+        if size not in self.bare_servers:
+            argv, env, port = stack.bare(size)
+            self.bare_servers[size] = await self.resources.enter_async_context(
+                stack.running(f"bare handler ({size} B)", argv, env, port, self.workdir / f"bare-{size}.log"))
+        return self.bare_servers[size]
+
+    async def compare(self, name: str, service: Callable[[Timing], HttpLoad | SqlLoad],
+                      baseline: Callable[[Timing], HttpLoad | SqlLoad]) -> tuple[Stats, Stats, float]:
+        """Run service and baseline loads in alternating rounds; returns both, and the server's CPU use (cores)."""
+        t = self.timing
+        per_round = Timing(t.warmup, t.duration / t.rounds, 1)
+        merged = {"service": Stats(), "baseline": Stats()}
+        cpu = wall = 0.0
+        for r in range(t.rounds):
+            order = ("service", "baseline") if r % 2 == 0 else ("baseline", "service")
+            for side in order:
+                spec = (service if side == "service" else baseline)(per_round)
+                cpu0, wall0 = self.service.cpu_seconds(), time.monotonic()
+                stats = await self.workers.run(spec)
+                if side == "service":
+                    cpu += self.service.cpu_seconds() - cpu0
+                    wall += time.monotonic() - wall0
+                self.log(f"{name} {side} round {r + 1}: {stats.rate:,.0f}/s"
+                         + (f" errors {dict(stats.errors)}" if stats.errors else ""))
+                merged[side].merge(stats)
+        return merged["service"], merged["baseline"], cpu / wall if wall else 0.0
+
+
+def _broken(*stats: Stats) -> str:
+    errors = [f"{k} x{v}" for s in stats for k, v in s.errors.most_common(3)]
+    return "; ".join(errors)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def _throughput(name: str, svc: Stats, base: Stats, cores: float, unit: str, goal: float, what: str) -> Result:
+    note = (f"{what}; service p50/p99 {_ms(svc.quantile(0.5))}/{_ms(svc.quantile(0.99))} ms per request, "
+            f"baseline {_ms(base.quantile(0.5))}/{_ms(base.quantile(0.99))} ms; server process used {cores:.2f} cores")
+    return Result(name, svc.rate, unit, base.rate, goal, note=note, broken=_broken(svc, base))
+
+
+# -- capture ------------------------------------------------------------------------------------
+
+
+@benchmark("capture_batched")
+async def capture_batched(ctx: Context) -> Result:
+    """100 events a request, 8 scanners, each on 125 batches of its own (1,000 in all)."""
+    clients, per_request, per_client = 8, 100, 125
+    by_device = await ctx.world.open_batches(dict.fromkeys(range(clients), per_client))
+    devices = [ctx.world.devices[i] for i in range(clients)]
+    work = CaptureBatched(tuple(d.token for d in devices), tuple(tuple(by_device[i]) for i in range(clients)),
+                          per_request)
+    plain = InsertEvents(await ctx.plain_table("bench_plain_batched"), await ctx.sample_canonical(),
+                         tuple(range(1, clients * per_client + 1)), devices[0].node_id, devices[0].device_id,
+                         per_call=per_request)
+    svc, base, cores = await ctx.compare(
+        "capture_batched",
+        lambda t: HttpLoad(ctx.service.url, work, clients, t.warmup, t.duration),
+        lambda t: SqlLoad(ctx.db_url, plain, clients, t.warmup, t.duration))
+    return _throughput("capture_batched", svc, base, cores, "events/s", 0.25,
+                       f"POST /api/v1/events x{per_request} vs committed asyncpg executemany x{per_request}, "
+                       f"{clients} clients")
+
+
+@benchmark("capture_single")
+async def capture_single(ctx: Context) -> Result:
+    """One event a request, 64 scanners, each with its own credential on its own batch."""
+    clients = min(64, len(ctx.world.devices))
+    by_device = await ctx.world.open_batches(dict.fromkeys(range(clients), 1))
+    devices = ctx.world.devices[:clients]
+    work = CaptureSingle(tuple(d.token for d in devices), tuple(by_device[i][0] for i in range(clients)))
+    plain = InsertEvents(await ctx.plain_table("bench_plain_single"), await ctx.sample_canonical(),
+                         tuple(range(1, clients + 1)), devices[0].node_id, devices[0].device_id, per_call=1)
+    svc, base, cores = await ctx.compare(
+        "capture_single",
+        lambda t: HttpLoad(ctx.service.url, work, clients, t.warmup, t.duration),
+        lambda t: SqlLoad(ctx.db_url, plain, clients, t.warmup, t.duration))
+    return _throughput("capture_single", svc, base, cores, "events/s", 0.30,
+                       f"POST /api/v1/events x1 vs single-row committed INSERT, {clients} clients")
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+@benchmark("lookup")
+async def lookup(ctx: Context) -> Result:
+    """A consumer scanning a label: the public view of a batch with 8 events, 64 at a time."""
+    clients, batches, events = 64, 256, 8
+    n = len(ctx.world.devices)
+    by_device = await ctx.world.open_batches({i: batches // n + (i < batches % n) for i in range(n)})
+    await asyncio.gather(*(ctx.world.capture(ctx.world.devices[i], mine, per_batch=events - 1)  # opening is seq 1
+                           for i, mine in by_device.items()))
+    codes = tuple(c for cs in by_device.values() for c in cs)
+    sizes = []
+    for code in codes[:16]:
+        async with ctx.world.session.get(f"/api/v1/batches/{code}") as resp:
+            body = await resp.read()
+            assert resp.status == 200, (resp.status, body[:200])
+            sizes.append(len(body))
+    size = round(statistics.mean(sizes))
+    bare = await ctx.bare(size)
+    work = Lookup(codes)
+    svc, base, cores = await ctx.compare(
+        "lookup",
+        lambda t: HttpLoad(ctx.service.url, work, clients, t.warmup, t.duration),
+        lambda t: HttpLoad(bare.url, work, clients, t.warmup, t.duration))
+    return _throughput("lookup", svc, base, cores, "lookups/s", 0.30,
+                       f"GET /api/v1/batches/{{code}} ({size} B, {events} events) vs a bare aiohttp handler "
+                       f"returning {size} B, {clients} connections")
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+
+@benchmark("server_rss_peak")
+async def server_rss_peak(ctx: Context) -> Result:
+    """The service's peak RSS over the whole run (so run this last)."""
+    if not ctx.bare_servers:  # run alone: give the baseline handler some traffic of its own
+        bare = await ctx.bare(4096)
+        await ctx.workers.run(HttpLoad(bare.url, Lookup(("0",)), 64, 0.5, 1.0))
+    baseline = max(p.peak_rss_mb() for p in ctx.bare_servers.values())
+    return Result("server_rss_peak", ctx.service.peak_rss_mb(), "MB", baseline, 200.0, better="lower",
+                  goal_on="value", note="VmHWM of the serve process vs the bare aiohttp handler process")
+
+
+# -- planned --------------------------------------------------------------------------------------
+# Each is one more @benchmark function above `server_rss_peak` (which must stay last), using the same
+# Context; set-up that is too slow through the API goes straight into the bench database via ctx.sql().
+#
+#   inclusion_proof   GET /api/v1/events/{id}/proof against a 1,000,000-leaf Merkle log; baseline: the
+#                     same audit path computed by a plain RFC 6962 loop over the stored leaf hashes.
+#   verify            `traceability verify` over 1,000,000 events (a subprocess, wall time); baseline:
+#                     a SHA-256 loop over the same canonical bytes, read by the same cursor.
+#   trace_p99         trace_forward / trace_backward p99 latency across a multi-hop supply chain, with
+#                     Stats.quantile(0.99) from the same load generator; baseline: the lookup p99.

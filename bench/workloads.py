@@ -1,0 +1,160 @@
+"""What each concurrent client sends. Picklable, so the load workers build the requests themselves.
+
+A workload answers ``request(task, n)``: the ``n``-th request of concurrent client ``task``. Being a
+pure function of those two numbers (plus fresh uuids and clocks) keeps the workers stateless.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import orjson
+
+CST = timezone(timedelta(hours=8))  # the scanners' local time
+JSON = {"Content-Type": "application/json"}
+
+
+def event(code: str, biz_step: str = "receiving") -> dict[str, Any]:
+    """One capture as a wet-market or wholesaler scanner sends it."""
+    return {
+        "eventID": str(uuid.uuid4()),
+        "type": "ObjectEvent",
+        "traceCode": code,
+        "bizStep": biz_step,
+        "eventTime": datetime.now(CST).isoformat(timespec="milliseconds"),
+        "quantity": {"value": 45.25, "uom": "KGM"},
+        "documents": [{"type": "quarantine_certificate", "number": "A320302-2026-0012345",
+                       "issuer": "徐州市动物卫生监督所"}],
+    }
+
+
+def _step(task: int, n: int) -> str:
+    return "receiving" if (task + n) % 2 == 0 else "storing"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str] | None
+    body: bytes | None
+    units: int  # the work one successful answer stands for (events, lookups)
+
+
+class HttpWorkload(Protocol):
+    @property
+    def expect(self) -> frozenset[int]: ...  # the statuses that mean success
+
+    def request(self, task: int, n: int) -> Request: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureBatched:
+    """``POST /api/v1/events`` with ``per_request`` events; client ``task`` is device ``task`` on its own batches."""
+
+    tokens: tuple[str, ...]
+    codes: tuple[tuple[str, ...], ...]  # per device: the batches it opened
+    per_request: int = 100
+    expect: frozenset[int] = frozenset({201})
+
+    def request(self, task: int, n: int) -> Request:
+        mine = self.codes[task % len(self.codes)]
+        first = n * self.per_request
+        events = [event(mine[(first + j) % len(mine)], _step(task, n)) for j in range(self.per_request)]
+        headers = {**JSON, "Authorization": f"Bearer {self.tokens[task % len(self.tokens)]}"}
+        return Request("POST", "/api/v1/events", headers, orjson.dumps({"events": events}), self.per_request)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSingle:
+    """``POST /api/v1/events`` with one event; client ``task`` is scanner ``task`` on batch ``task``."""
+
+    tokens: tuple[str, ...]
+    codes: tuple[str, ...]
+    expect: frozenset[int] = frozenset({201})
+
+    def request(self, task: int, n: int) -> Request:
+        headers = {**JSON, "Authorization": f"Bearer {self.tokens[task % len(self.tokens)]}"}
+        body = orjson.dumps(event(self.codes[task % len(self.codes)], _step(task, n)))
+        return Request("POST", "/api/v1/events", headers, body, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """``GET /api/v1/batches/{code}`` of random batches, as a consumer scanning a label does (no credential)."""
+
+    codes: tuple[str, ...]
+    expect: frozenset[int] = frozenset({200})
+    _rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def request(self, task: int, n: int) -> Request:
+        return Request("GET", f"/api/v1/batches/{self._rng.choice(self.codes)}", None, None, 1)
+
+
+# -- raw SQL baselines ---------------------------------------------------------------------------
+
+
+class SqlWorkload(Protocol):
+    @property
+    def statement(self) -> str: ...
+
+    @property
+    def many(self) -> bool: ...  # executemany(statement, rows) in one call, else execute(statement, *rows[0])
+
+    def rows(self, task: int, n: int) -> list[tuple[Any, ...]]: ...
+
+
+PLAIN_EVENTS = """
+CREATE TABLE {table} (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id     uuid NOT NULL,
+    batch_id     bigint NOT NULL,
+    seq          integer NOT NULL,
+    prev_hash    bytea NOT NULL,
+    hash         bytea NOT NULL,
+    canonical    bytea NOT NULL,
+    biz_step     text NOT NULL,
+    node_id      bigint NOT NULL,
+    device_id    bigint,
+    event_time   timestamptz NOT NULL,
+    recorded_at  timestamptz NOT NULL
+)
+"""
+PLAIN_COLUMNS = ("event_id", "batch_id", "seq", "prev_hash", "hash", "canonical", "biz_step", "node_id",
+                 "device_id", "event_time", "recorded_at")
+
+
+@dataclass(frozen=True, slots=True)
+class InsertEvents:
+    """Rows as wide as the service's ``events`` rows, ``per_call`` per committed call."""
+
+    table: str
+    canonical: bytes  # a real event's canonical bytes, so the row width matches
+    batch_ids: tuple[int, ...]
+    node_id: int
+    device_id: int
+    per_call: int = 1
+
+    @property
+    def many(self) -> bool:
+        return self.per_call > 1
+
+    @property
+    def statement(self) -> str:
+        params = ", ".join(f"${i}" for i in range(1, len(PLAIN_COLUMNS) + 1))
+        return f"INSERT INTO {self.table} ({', '.join(PLAIN_COLUMNS)}) VALUES ({params})"
+
+    def rows(self, task: int, n: int) -> list[tuple[Any, ...]]:
+        now = datetime.now(UTC)
+        out = []
+        for j in range(self.per_call):
+            k = n * self.per_call + j
+            out.append((str(uuid.uuid4()), self.batch_ids[(task + k) % len(self.batch_ids)], k + 2,
+                        os.urandom(32), os.urandom(32), self.canonical, _step(task, n), self.node_id,
+                        self.device_id, now, now))
+        return out

@@ -1,0 +1,122 @@
+"""Scanner station routes: enrolment, keys, code leases, signed uploads, and who holds a leased code."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from traceability import errors
+from traceability.domain.access import Principal
+from traceability.domain.stations import SignedRequest
+from traceability.http.api import json_response, read_json
+from traceability.http.auth import STATION_SIGNATURE, require, signed_request
+from traceability.http.keys import DATABASE, SETTINGS
+from traceability.services import stations
+
+routes = web.RouteTableDef()
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def _signed(request: web.Request) -> tuple[Principal, SignedRequest, int]:
+    principal = await require(request, "device")
+    found = request.get(STATION_SIGNATURE)
+    if found is None:
+        raise errors.Unauthorized("this needs a station's signed request (Authorization: Signature …)")
+    return principal, found[0], found[1]
+
+
+# -- administrators --------------------------------------------------------------------------------
+
+
+@routes.post(r"/api/v1/admin/devices/{id:\d+}/enrolment")
+async def create_enrolment(request: web.Request) -> web.Response:
+    await require(request, "admin")
+    created = await stations.create_enrolment(request.app[DATABASE], int(request.match_info["id"]))
+    return json_response(created, status=201, headers=_NO_STORE)
+
+
+@routes.get(r"/api/v1/admin/devices/{id:\d+}/keys")
+async def list_keys(request: web.Request) -> web.Response:
+    await require(request, "admin", "regulator")
+    return json_response({"items": await stations.list_keys(request.app[DATABASE], int(request.match_info["id"]))})
+
+
+@routes.post(r"/api/v1/admin/devices/{id:\d+}/revoke-keys")
+async def revoke_station(request: web.Request) -> web.Response:
+    await require(request, "admin")
+    return json_response(await stations.revoke_station(request.app[DATABASE], int(request.match_info["id"])))
+
+
+@routes.post(r"/api/v1/admin/station-keys/{key_id:st_[0-9a-f]{32}}/revoke")
+async def revoke_key(request: web.Request) -> web.Response:
+    await require(request, "admin")
+    return json_response(await stations.revoke_key(request.app[DATABASE], request.match_info["key_id"]))
+
+
+@routes.get(r"/api/v1/admin/events/{event_id}/signatures")
+async def event_signatures(request: web.Request) -> web.Response:
+    await require(request, "admin", "regulator")
+    items = await stations.event_signatures(request.app[DATABASE], request.match_info["event_id"])
+    return json_response({"items": items})
+
+
+# -- stations --------------------------------------------------------------------------------------
+
+
+@routes.post("/api/v1/stations/enrol")
+async def enrol(request: web.Request) -> web.Response:
+    header = request.headers.get("Authorization", "")
+    scheme, _, params = header.partition(" ")
+    signed = await signed_request(request, params) if scheme.lower() == "signature" else None
+    enrolled = await stations.enrol(request.app[DATABASE], await read_json(request), signed)
+    return json_response(enrolled, status=201)
+
+
+@routes.get("/api/v1/stations/me")
+async def me(request: web.Request) -> web.Response:
+    _principal, signed, _key = await _signed(request)
+    return json_response(await stations.describe_station(request.app[DATABASE], signed))
+
+
+@routes.post("/api/v1/stations/keys")
+async def rotate_key(request: web.Request) -> web.Response:
+    principal, signed, key_pk = await _signed(request)
+    rotated = await stations.rotate_key(request.app[DATABASE], principal, key_pk, signed, await read_json(request))
+    return json_response(rotated, status=201)
+
+
+@routes.post("/api/v1/stations/leases")
+async def lease_codes(request: web.Request) -> web.Response:
+    principal = await require(request, "device")
+    leased = await stations.lease_codes(request.app[DATABASE], principal, await read_json(request))
+    return json_response(leased, status=201)
+
+
+@routes.post("/api/v1/stations/batches")
+async def open_batch(request: web.Request) -> web.Response:
+    principal, signed, key_pk = await _signed(request)
+    opened = await stations.open_signed(request.app[DATABASE], principal, key_pk, signed, await read_json(request),
+                                        request.app[SETTINGS].public_url)
+    return json_response(opened.as_json(), status=200 if opened.receipt.replayed else 201)
+
+
+@routes.post("/api/v1/stations/events")
+async def capture_events(request: web.Request) -> web.Response:
+    principal, signed, key_pk = await _signed(request)
+    receipts, is_list = await stations.capture_signed(request.app[DATABASE], principal, key_pk, signed,
+                                                      await read_json(request),
+                                                      request.app[SETTINGS].max_events_per_request)
+    status = 200 if all(r.replayed for r in receipts) else 201
+    if is_list:
+        return json_response({"receipts": [r.as_json() for r in receipts]}, status=status)
+    return json_response(receipts[0].as_json(), status=status)
+
+
+# -- the public ------------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/codes/{trace_code}/lease")
+async def find_lease(request: web.Request) -> web.Response:
+    lease = await stations.find_lease(request.app[DATABASE], request.match_info["trace_code"])
+    if lease is None:
+        raise errors.NotFound("no station holds this code: it was issued by the server or never leased")
+    return json_response(lease, headers={"Cache-Control": "public, max-age=60"})

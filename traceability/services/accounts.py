@@ -1,0 +1,191 @@
+"""Web sign-in: console users with argon2id passwords, sessions, CSRF tokens and lockout.
+
+A console user (a regulator at a desk) signs in with a name and password; a vendor's stall signs in
+with its scanner device credential. Both get a session: a 256-bit random token for an HttpOnly
+cookie (only its SHA-256 is stored) and a CSRF token that every form posts back.
+
+Lockout: after ``MAX_FAILURES`` failed attempts for one account name within ``LOCKOUT``, further
+attempts are refused until ``LOCKOUT`` has passed since the last failure, whether or not the
+password is right. A success resets the count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from traceability import errors
+from traceability.domain.access import Principal
+from traceability.logging import get_logger
+from traceability.services import principals
+from traceability.storage import accounts_repo, registry_repo
+from traceability.storage.database import Database, conflicts_as, translated
+
+log = get_logger(__name__)
+
+ROLES = ("regulator", "admin")
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=8)
+VENDOR_SESSION_LIFETIME = timedelta(hours=16)
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+
+# argon2-cffi's defaults are RFC 9106's second recommended option (argon2id, 64 MiB, t=3, p=4).
+_hasher = PasswordHasher()
+# Verified against when the account does not exist, so a wrong name costs as much time as a wrong password.
+_DUMMY_HASH = _hasher.hash("no such account: this hash only equalises timing")
+
+
+class LockedOut(errors.TraceError):
+    """Too many failed sign-in attempts; wait before trying again."""
+
+    status = 429
+    code = "locked_out"
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A signed-in browser: who it is, and the CSRF token its forms must carry."""
+
+    principal: Principal
+    csrf_token: str
+    kind: str  # "console" or "vendor"
+
+    def csrf_ok(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token.encode(), self.csrf_token.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A new session: the cookie token (shown once, to the browser) and the session itself."""
+
+    token: str
+    session: WebSession
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _check_password_rules(password: str) -> None:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise errors.InvalidField(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password")
+
+
+async def create_user(db: Database, name: str, role: str, password: str) -> dict[str, object]:
+    """Add a console user; the password is stored only as an argon2id hash."""
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise errors.InvalidField("name must be 1 to 100 characters", field="name")
+    if role not in ROLES:
+        raise errors.InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
+    _check_password_rules(password)
+    digest = await asyncio.to_thread(_hasher.hash, password)
+    with translated():
+        async with db.acquire() as conn:
+            with conflicts_as(f"a console user named {name!r} already exists", "name"):
+                row = await accounts_repo.insert_user(conn, name, role, digest)
+    log.info("console_user.created", user_id=row["id"], role=role)
+    return {"id": row["id"], "name": row["name"], "role": row["role"], "created_at": row["created_at"].isoformat()}
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+async def _open_session(db: Database, user_id: int | None, device_hash: bytes | None,
+                        lifetime: timedelta) -> tuple[str, str]:
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    async with db.acquire() as conn:
+        await accounts_repo.insert_session(conn, _token_hash(token), csrf, user_id, device_hash,
+                                           datetime.now(UTC) + lifetime)
+    return token, csrf
+
+
+async def sign_in(db: Database, name: str, password: str, remote: str | None) -> Opened:
+    """Check a console user's password and open a session; refuses locked accounts (429)."""
+    name = name.strip()[:100]
+    if not name or not password or len(password) > MAX_PASSWORD:
+        raise errors.Unauthorized("the name or password is wrong")
+    now = datetime.now(UTC)
+    with translated():
+        async with db.acquire() as conn:
+            recent = await accounts_repo.count_recent_failures(conn, name, now - LOCKOUT)
+            if recent["failures"] >= MAX_FAILURES:
+                await accounts_repo.insert_attempt(conn, name, remote, False)
+                until = recent["last_failure"] + LOCKOUT
+                minutes = max(1, int((until - now).total_seconds() // 60) + 1)
+                log.warning("login.locked_out", failures=int(recent["failures"]))
+                raise LockedOut(f"too many failed attempts; try again in {minutes} minutes "
+                                f"(登录失败次数过多，请 {minutes} 分钟后再试)")
+            user = await accounts_repo.find_user(conn, name)
+    ok = await asyncio.to_thread(_verify, user["password_hash"] if user else _DUMMY_HASH, password)
+    ok = ok and user is not None
+    with translated():
+        async with db.acquire() as conn:
+            await accounts_repo.insert_attempt(conn, name, remote, ok)
+            if ok and user is not None and _hasher.check_needs_rehash(user["password_hash"]):
+                await accounts_repo.update_password_hash(conn, user["id"],
+                                                         await asyncio.to_thread(_hasher.hash, password))
+    if not ok or user is None:
+        log.info("login.failed")
+        raise errors.Unauthorized("the name or password is wrong")
+    token, csrf = await _open_session(db, user["id"], None, SESSION_LIFETIME)
+    log.info("login.succeeded", user_id=user["id"])
+    principal = Principal(role=user["role"], id=user["id"], name=user["name"])
+    return Opened(token, WebSession(principal, csrf, "console"))
+
+
+async def sign_in_vendor(db: Database, credential: str) -> Opened:
+    """Open a vendor session with a scanner device's credential (the stall's station)."""
+    credential = credential.strip()
+    principal = await principals.authenticate(db, credential)
+    if principal.role != "device":
+        raise errors.Forbidden("sign in with the stall's scanner credential (it starts with tdv_)")
+    token, csrf = await _open_session(db, None, principals.token_hash(credential), VENDOR_SESSION_LIFETIME)
+    log.info("vendor.signed_in", device=principal.id)
+    return Opened(token, WebSession(principal, csrf, "vendor"))
+
+
+async def resolve(db: Database, token: str) -> WebSession | None:
+    """The live session a cookie token names, or None (expired, ended, unknown, device revoked)."""
+    if not token or len(token) > 100:
+        return None
+    with translated():
+        async with db.acquire() as conn:
+            row = await accounts_repo.find_session(conn, _token_hash(token))
+            if row is None:
+                return None
+            if row["device_token_hash"] is not None:
+                device = await registry_repo.find_principal(conn, row["device_token_hash"])
+                if device is None:
+                    return None
+                principal = Principal(
+                    role=device["role"], id=device["id"], name=device["name"],
+                    enterprise_id=device["enterprise_id"], uscc=device["uscc"], node_id=device["node_id"],
+                    node_code=device["node_code"], area_code=device["area_code"],
+                    operator_id=device["operator_id"], operator_code=device["operator_code"])
+                return WebSession(principal, row["csrf_token"], "vendor")
+    if row["user_id"] is None:
+        return None
+    return WebSession(Principal(role=row["user_role"], id=row["user_id"], name=row["user_name"]),
+                      row["csrf_token"], "console")
+
+
+async def sign_out(db: Database, token: str) -> None:
+    """End a session (the cookie is cleared by the caller)."""
+    with translated():
+        async with db.acquire() as conn:
+            await accounts_repo.end_session(conn, _token_hash(token))

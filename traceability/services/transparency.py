@@ -1,0 +1,266 @@
+"""The transparency log: integrating events, signing checkpoints, serving proofs, taking cosignatures.
+
+One sequencer at a time integrates the queue (a PostgreSQL advisory lock held on a dedicated
+connection; when its process dies the lock is released and another process's sequencer takes
+over). A sequencer that races anyway is harmless: it locks the head row first and the head only
+advances by compare-and-set. Every integration appends leaves, grows the right-edge tiles and
+signs a checkpoint in one transaction, so any process serves the same roots and proofs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from traceability import errors
+from traceability.config import Settings
+from traceability.ledger import checkpoint as notes
+from traceability.ledger import merkle
+from traceability.logging import get_logger
+from traceability.storage import log_repo
+from traceability.storage.database import Database, conflicts_as, translated
+
+log = get_logger(__name__)
+
+SEQUENCER_LOCK = 0x74726163656C6F67  # "tracelog"
+MAX_BATCH = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """The log this process serves: its database id, origin, public id and keys."""
+
+    id: int
+    origin: str
+    log_id: str
+    signer: notes.Signer
+    verifier_key: str
+
+    @property
+    def verifier(self) -> notes.Verifier:
+        return notes.parse_verifier_key(self.verifier_key)
+
+
+def load_or_create_signer(path: Path, name: str) -> notes.Signer:
+    """Read the Ed25519 signing key, creating it (mode 0600) on first start."""
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise errors.ConfigError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
+        signer = notes.load_signer_key(path.read_bytes())
+        if signer.name != name:
+            raise errors.ConfigError(f"{path} is the key of log {signer.name!r}, not {name!r}")
+        return signer
+    signer = notes.generate_signer(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(notes.dump_signer_key(signer) + "\n")
+    log.info("log.key_created", path=str(path))
+    return signer
+
+
+def default_origin(settings: Settings) -> str:
+    host = urlsplit(settings.public_url).netloc or "traceability.localhost"
+    return f"{host}/log"
+
+
+async def open_log(db: Database, settings: Settings) -> Log:
+    """The log this server signs for; registers it on first start and refuses a mismatched key."""
+    async with db.acquire() as conn:
+        existing = None if settings.log_origin else await log_repo.first_log(conn)
+        origin = settings.log_origin or (existing["origin"] if existing else default_origin(settings))
+        signer = load_or_create_signer(settings.signing_key_path, origin)
+        key = notes.verifier_key(signer)
+        row = await log_repo.ensure_log(conn, origin, notes.log_id(origin), key, merkle.EMPTY_ROOT)
+    if row["public_key"] != key:
+        raise errors.ConfigError(f"the signing key at {settings.signing_key_path} is not the key log {origin!r} "
+                                 "was created with; restore the original key file")
+    return Log(row["id"], origin, row["log_id"], signer, key)
+
+
+# -- sequencing -----------------------------------------------------------------------------------
+
+
+async def integrate(conn: Any, lg: Log, limit: int = MAX_BATCH) -> int:
+    """Integrate up to ``limit`` queued events and sign a checkpoint; returns how many were added."""
+    async with conn.transaction():
+        head = await log_repo.lock_head(conn, lg.id)
+        queued = await log_repo.read_queue(conn, limit)
+        if not queued:
+            return 0
+        size = head["size"]
+        tiles = await log_repo.fetch_tiles(conn, lg.id, merkle.tiles_for_append(size))
+        leaves = [merkle.leaf_hash(r["hash"]) for r in queued]
+        new_size, root, changed = merkle.append(size, tiles, leaves)
+        pks = [r["event_pk"] for r in queued]
+        await log_repo.insert_leaves(conn, lg.id, size, pks, leaves)
+        await log_repo.store_tiles(conn, lg.id, changed)
+        if not await log_repo.advance_head(conn, lg.id, size, new_size, root):
+            raise errors.Conflict("the log head moved under this sequencer")
+        await log_repo.delete_queued(conn, pks)
+        note = notes.sign_checkpoint(lg.origin, new_size, root, lg.signer)
+        await log_repo.insert_checkpoint(conn, lg.id, new_size, root, note)
+    log.info("checkpoint.signed", log=lg.origin, size=new_size, added=len(queued))
+    return len(queued)
+
+
+async def run_sequencer(db: Database, lg: Log, interval: float, stop: asyncio.Event) -> None:
+    """Integrate forever while holding the sequencer lock; wait for it while another process holds it."""
+    while not stop.is_set():
+        try:
+            async with db.acquire() as conn:
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SEQUENCER_LOCK):
+                    await _sleep(stop, interval * 5)
+                    continue
+                log.info("sequencer.started", log=lg.origin)
+                try:
+                    while not stop.is_set():
+                        added = await integrate(conn, lg)
+                        if added < MAX_BATCH:
+                            await _sleep(stop, interval)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.execute("SELECT pg_advisory_unlock($1)", SEQUENCER_LOCK)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database restarted, a race lost: log it and try again
+            log.warning("sequencer.failed", error=type(exc).__name__, detail=str(exc)[:200])
+            await _sleep(stop, interval * 5)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def _with_cosignatures(note: str, lines: list[str]) -> str:
+    return notes.add_signatures(note, lines) if lines else note
+
+
+async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any]:
+    """An event's inclusion proof against the latest checkpoint, with that checkpoint."""
+    with translated():
+        async with db.acquire() as conn:
+            row = await log_repo.find_leaf(conn, event_id)
+            if row is None:
+                raise errors.NotFound(f"no event {event_id}")
+            if row["leaf_index"] is None or row["size"] is None:
+                raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; "
+                                      "retry in a second")
+            index, size = row["leaf_index"], row["size"]
+            tiles = await log_repo.fetch_tiles(conn, row["log_id"], merkle.tiles_for_inclusion(index, size))
+    path = merkle.inclusion_proof(index, size, tiles)
+    return {
+        "log_id": lg.log_id,
+        "event_id": event_id,
+        "event_hash": row["event_hash"].hex(),
+        "prev_hash": row["prev_hash"].hex(),
+        "canonical": row["canonical"].decode("utf-8"),
+        "leaf_index": index,
+        "tree_size": size,
+        "leaf_hash": row["leaf_hash"].hex(),
+        "audit_path": [h.hex() for h in path],
+        "checkpoint": _with_cosignatures(row["note"], list(row["cosignatures"])),
+    }
+
+
+async def prove_consistency(db: Database, lg: Log, first: int, second: int) -> dict[str, Any]:
+    """An RFC 9162 consistency proof that the tree of ``second`` leaves extends the one of ``first``."""
+    if first < 0 or second < first:
+        raise errors.InvalidField("need 0 <= first <= second", field="first")
+    with translated():
+        async with db.acquire() as conn:
+            head = await log_repo.get_head(conn, lg.id)
+            if second > head["size"]:
+                raise errors.InvalidField(f"second: the log has {head['size']} leaves", field="second")
+            tiles = await log_repo.fetch_tiles(conn, lg.id, merkle.tiles_for_consistency(first, second))
+    proof = merkle.consistency_proof(first, second, tiles)
+    return {"log_id": lg.log_id, "first": first, "second": second, "proof": [h.hex() for h in proof]}
+
+
+async def latest_checkpoint(db: Database, lg: Log) -> str:
+    """The newest signed checkpoint with its witnesses' cosignatures (an empty log signs size 0)."""
+    with translated():
+        async with db.acquire() as conn:
+            rows = await log_repo.list_checkpoints(conn, lg.id, limit=1)
+            if not rows:
+                head = await log_repo.get_head(conn, lg.id)
+                note = notes.sign_checkpoint(lg.origin, head["size"], head["root"], lg.signer)
+                with contextlib.suppress(errors.AlreadyExists), conflicts_as("exists"):
+                    await log_repo.insert_checkpoint(conn, lg.id, head["size"], head["root"], note)
+                return note
+    return _with_cosignatures(rows[0]["note"], list(rows[0]["cosignatures"]))
+
+
+async def list_checkpoints(db: Database, lg: Log, before: int | None, limit: int) -> list[dict[str, Any]]:
+    with translated():
+        async with db.acquire() as conn:
+            rows = await log_repo.list_checkpoints(conn, lg.id, before=before, limit=limit)
+    return [{"size": r["size"], "root": r["root"].hex(), "created_at": r["created_at"].isoformat(),
+             "witnesses": len(r["cosignatures"]),
+             "checkpoint": _with_cosignatures(r["note"], list(r["cosignatures"]))} for r in rows]
+
+
+# -- witnesses ------------------------------------------------------------------------------------
+
+
+async def register_witness(db: Database, name: str, verifier_key: str) -> dict[str, Any]:
+    """An administrator registers a witness by its cosignature verifier key."""
+    try:
+        verifier = notes.parse_verifier_key(verifier_key)
+    except notes.NoteError as exc:
+        raise errors.InvalidField(f"verifier_key: {exc}", field="verifier_key") from None
+    if verifier.sig_type != notes.COSIGNATURE_V1:
+        raise errors.InvalidField("verifier_key: a witness key has type 0x04 (cosignature/v1)",
+                                  field="verifier_key")
+    async with db.acquire() as conn:
+        with conflicts_as("a witness with that name or key is already registered", "name"):
+            row = await log_repo.insert_witness(conn, name, verifier_key)
+    return {"id": row["id"], "name": row["name"], "verifier_key": row["verifier_key"],
+            "created_at": row["created_at"].isoformat()}
+
+
+async def add_cosignatures(db: Database, lg: Log, note_text: str) -> dict[str, Any]:
+    """Accept a checkpoint note carrying witness cosignatures for a checkpoint this log published."""
+    try:
+        note = notes.parse_note(note_text)
+        cp = notes.parse_checkpoint_body(note.text)
+    except notes.NoteError as exc:
+        raise errors.InvalidField(f"body: {exc}", field="body") from None
+    if cp.origin != lg.origin:
+        raise errors.InvalidField(f"body: this log is {lg.origin!r}, not {cp.origin!r}", field="body")
+    async with db.acquire() as conn:
+        published = await log_repo.list_checkpoints(conn, lg.id, size=cp.size)
+        if not published or notes.parse_note(published[0]["note"]).text != note.text:
+            raise errors.Conflict(f"this log never published that checkpoint of size {cp.size}")
+        witnesses = {}
+        for w in await log_repo.list_witnesses(conn):
+            verifier = notes.parse_verifier_key(w["verifier_key"])
+            witnesses[(verifier.name, verifier.key_id)] = (w, verifier)
+        accepted, matched = [], False
+        for sig in note.signatures:
+            known = witnesses.get((sig.name, sig.key_id))
+            if known is None:
+                continue  # the log's own signature, or a witness not registered here
+            matched = True
+            w, verifier = known
+            line = sig.line()
+            try:
+                notes.verify_cosignature(note.text, line, verifier)
+            except notes.NoteError as exc:
+                raise errors.Unauthorized(f"the cosignature of witness {w['name']} does not verify: {exc}") from None
+            if await log_repo.insert_cosignature(conn, lg.id, cp.size, w["id"], line.rstrip("\n")):
+                accepted.append(w["name"])
+        if not matched:
+            raise errors.Unauthorized("no registered witness cosigned this checkpoint")
+    log.info("checkpoint.cosigned", size=cp.size, witnesses=len(accepted))
+    return {"size": cp.size, "accepted": accepted}

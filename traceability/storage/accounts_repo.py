@@ -1,0 +1,89 @@
+"""Web accounts: console users, web sessions (console and vendor) and sign-in attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+INSERT_USER = """
+INSERT INTO console_users (name, role, password_hash) VALUES ($1, $2, $3)
+RETURNING id, name, role, created_at
+"""
+
+
+async def insert_user(conn: asyncpg.Connection, name: str, role: str, password_hash: str) -> asyncpg.Record:
+    """Add a console user; raises UniqueViolation if the name is taken."""
+    return await conn.fetchrow(INSERT_USER, name, role, password_hash)
+
+
+SELECT_USER_BY_NAME = """
+SELECT id, name, role, password_hash FROM console_users WHERE name = $1 AND disabled_at IS NULL
+"""
+
+
+async def find_user(conn: asyncpg.Connection, name: str) -> asyncpg.Record | None:
+    """An active console user by name."""
+    return await conn.fetchrow(SELECT_USER_BY_NAME, name)
+
+
+UPDATE_PASSWORD = "UPDATE console_users SET password_hash = $2 WHERE id = $1"
+
+
+async def update_password_hash(conn: asyncpg.Connection, user_id: int, password_hash: str) -> None:
+    """Store a re-hashed password (after the hashing parameters were raised)."""
+    await conn.execute(UPDATE_PASSWORD, user_id, password_hash)
+
+
+COUNT_FAILURES = """
+SELECT count(*) AS failures, max(attempted_at) AS last_failure
+FROM login_attempts
+WHERE name = $1 AND NOT succeeded AND attempted_at > $2
+  AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts
+                               WHERE name = $1 AND succeeded), '-infinity')
+"""
+
+
+async def count_recent_failures(conn: asyncpg.Connection, name: str, since: datetime) -> asyncpg.Record:
+    """Failed attempts for ``name`` since ``since`` and since its last success, and the latest one's time."""
+    return await conn.fetchrow(COUNT_FAILURES, name, since)
+
+
+INSERT_ATTEMPT = "INSERT INTO login_attempts (name, remote, succeeded) VALUES ($1, $2, $3)"
+
+
+async def insert_attempt(conn: asyncpg.Connection, name: str, remote: str | None, succeeded: bool) -> None:
+    await conn.execute(INSERT_ATTEMPT, name, remote, succeeded)
+
+
+INSERT_SESSION = """
+INSERT INTO web_sessions (token_hash, csrf_token, user_id, device_token_hash, expires_at)
+VALUES ($1, $2, $3, $4, $5)
+"""
+
+
+async def insert_session(conn: asyncpg.Connection, token_hash: bytes, csrf_token: str, user_id: int | None,
+                         device_token_hash: bytes | None, expires_at: datetime) -> None:
+    """Open a web session for a console user or for a vendor's device (exactly one of the two)."""
+    await conn.execute(INSERT_SESSION, token_hash, csrf_token, user_id, device_token_hash, expires_at)
+
+
+SELECT_SESSION = """
+SELECT s.id, s.csrf_token, s.device_token_hash, s.expires_at,
+       u.id AS user_id, u.name AS user_name, u.role AS user_role
+FROM web_sessions s
+LEFT JOIN console_users u ON u.id = s.user_id AND u.disabled_at IS NULL
+WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > now()
+"""
+
+
+async def find_session(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
+    """A live session by the hash of its cookie token, with its user if it is a console session."""
+    return await conn.fetchrow(SELECT_SESSION, token_hash)
+
+
+END_SESSION = "UPDATE web_sessions SET ended_at = now() WHERE token_hash = $1 AND ended_at IS NULL"
+
+
+async def end_session(conn: asyncpg.Connection, token_hash: bytes) -> None:
+    await conn.execute(END_SESSION, token_hash)

@@ -1,0 +1,220 @@
+"""The transparency log: heads, the integration queue, leaves, tiles, checkpoints and witnesses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+
+import asyncpg
+
+# -- logs and heads -------------------------------------------------------------------------------
+
+INSERT_LOG = """
+INSERT INTO logs (id, origin, log_id, public_key)
+VALUES ((SELECT coalesce(max(id), 0) + 1 FROM logs), $1, $2, $3)
+ON CONFLICT (origin) DO NOTHING
+"""
+INSERT_HEAD = """
+INSERT INTO log_heads (log_id, size, root)
+SELECT id, 0, $2 FROM logs WHERE origin = $1
+ON CONFLICT (log_id) DO NOTHING
+"""
+SELECT_LOG = "SELECT id, origin, log_id, public_key FROM logs WHERE origin = $1"
+SELECT_FIRST_LOG = "SELECT id, origin, log_id, public_key FROM logs ORDER BY id LIMIT 1"
+
+
+async def ensure_log(conn: asyncpg.Connection, origin: str, log_id: str, public_key: str,
+                     empty_root: bytes) -> asyncpg.Record:
+    """Register the log if it is new; return its row (whose public key may differ: the caller checks)."""
+    async with conn.transaction():
+        await conn.execute(INSERT_LOG, origin, log_id, public_key)
+        await conn.execute(INSERT_HEAD, origin, empty_root)
+        return await conn.fetchrow(SELECT_LOG, origin)
+
+
+async def first_log(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_FIRST_LOG)
+
+
+async def lock_head(conn: asyncpg.Connection, log: int) -> asyncpg.Record:
+    """The head, row-locked: sequencers that race are serialised here (call inside a transaction)."""
+    return await conn.fetchrow("SELECT size, root FROM log_heads WHERE log_id = $1 FOR UPDATE", log)
+
+
+async def get_head(conn: asyncpg.Connection, log: int) -> asyncpg.Record:
+    return await conn.fetchrow("SELECT size, root, updated_at FROM log_heads WHERE log_id = $1", log)
+
+
+ADVANCE_HEAD = """
+UPDATE log_heads SET size = $3, root = $4, updated_at = now() WHERE log_id = $1 AND size = $2
+"""
+
+
+async def advance_head(conn: asyncpg.Connection, log: int, old_size: int, new_size: int, root: bytes) -> bool:
+    """Compare-and-set: move the head only if it is still where we read it."""
+    status: str = await conn.execute(ADVANCE_HEAD, log, old_size, new_size, root)
+    return status == "UPDATE 1"
+
+
+# -- the queue and the leaves ---------------------------------------------------------------------
+
+SELECT_QUEUE = "SELECT event_pk, hash FROM log_queue ORDER BY event_pk LIMIT $1"
+
+
+async def read_queue(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Committed events not yet in the log, oldest first."""
+    return list(await conn.fetch(SELECT_QUEUE, limit))
+
+
+async def delete_queued(conn: asyncpg.Connection, event_pks: Sequence[int]) -> None:
+    await conn.execute("DELETE FROM log_queue WHERE event_pk = ANY($1::bigint[])", list(event_pks))
+
+
+async def queue_depth(conn: asyncpg.Connection) -> int:
+    value: int = await conn.fetchval("SELECT count(*) FROM log_queue")
+    return value
+
+
+INSERT_LEAVES = """
+INSERT INTO log_leaves (log_id, leaf_index, event_pk, leaf_hash)
+SELECT $1, $2 + n - 1, pk, h FROM unnest($3::bigint[], $4::bytea[]) WITH ORDINALITY AS u(pk, h, n)
+"""
+
+
+async def insert_leaves(conn: asyncpg.Connection, log: int, first_index: int, event_pks: Sequence[int],
+                        leaf_hashes: Sequence[bytes]) -> None:
+    """Append leaves ``first_index, first_index + 1, ...`` (a unique event_pk stops double integration)."""
+    await conn.execute(INSERT_LEAVES, log, first_index, list(event_pks), list(leaf_hashes))
+
+
+FIND_LEAF = """
+SELECT e.hash AS event_hash, e.prev_hash, e.canonical, l.log_id, l.leaf_index, l.leaf_hash, cp.size, cp.note,
+       coalesce((SELECT array_agg(c.line ORDER BY c.witness_id) FROM cosignatures c
+                 WHERE c.log_id = cp.log_id AND c.size = cp.size), '{}') AS cosignatures
+FROM events e
+LEFT JOIN log_leaves l ON l.event_pk = e.id
+LEFT JOIN LATERAL (SELECT size, note, log_id FROM checkpoints k WHERE k.log_id = l.log_id
+                   ORDER BY size DESC LIMIT 1) cp ON true
+WHERE e.event_id = $1
+"""
+
+
+async def find_leaf(conn: asyncpg.Connection, event_id: str) -> asyncpg.Record | None:
+    """An event's leaf with the latest checkpoint of its log (leaf columns are NULL while it is queued)."""
+    return await conn.fetchrow(FIND_LEAF, event_id)
+
+
+SCAN_LEAVES = """
+SELECT l.leaf_index, l.leaf_hash, e.hash AS event_hash, e.event_id::text AS event_id
+FROM log_leaves l LEFT JOIN events e ON e.id = l.event_pk
+WHERE l.log_id = $1 ORDER BY l.leaf_index
+"""
+
+
+async def scan_leaves(conn: asyncpg.Connection, log: int, prefetch: int = 10_000) -> AsyncIterator[asyncpg.Record]:
+    """Every leaf in index order with the chain hash of its event (inside a transaction)."""
+    async for row in conn.cursor(SCAN_LEAVES, log, prefetch=prefetch):
+        yield row
+
+
+UNLOGGED_EVENTS = """
+SELECT e.event_id::text AS event_id, b.trace_code, e.seq FROM events e JOIN batches b ON b.id = e.batch_id
+WHERE NOT EXISTS (SELECT 1 FROM log_leaves l WHERE l.event_pk = e.id)
+  AND NOT EXISTS (SELECT 1 FROM log_queue q WHERE q.event_pk = e.id)
+LIMIT $1
+"""
+
+
+async def unlogged_events(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+    """Events that are neither leaves nor waiting in the queue: something removed them from the log."""
+    return list(await conn.fetch(UNLOGGED_EVENTS, limit))
+
+
+# -- tiles ----------------------------------------------------------------------------------------
+
+SELECT_TILES = """
+SELECT t.level, t.idx, t.hashes FROM log_tiles t
+JOIN unnest($2::smallint[], $3::bigint[]) AS k(level, idx) ON t.level = k.level AND t.idx = k.idx
+WHERE t.log_id = $1
+"""
+
+
+async def fetch_tiles(conn: asyncpg.Connection, log: int, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The named tiles, in one query (missing ones are simply absent)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = await conn.fetch(SELECT_TILES, log, [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["level"], r["idx"]): r["hashes"] for r in rows}
+
+
+UPSERT_TILES = """
+INSERT INTO log_tiles (log_id, level, idx, width, hashes)
+SELECT $1, l, i, length(h) / 32, h FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS u(l, i, h)
+ON CONFLICT (log_id, level, idx) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes
+"""
+
+
+async def store_tiles(conn: asyncpg.Connection, log: int, tiles: Mapping[tuple[int, int], bytes]) -> None:
+    """Write new tiles and grown partial tiles (a trigger refuses anything but growth)."""
+    keys = list(tiles)
+    await conn.execute(UPSERT_TILES, log, [k[0] for k in keys], [k[1] for k in keys], [tiles[k] for k in keys])
+
+
+async def scan_tiles(conn: asyncpg.Connection, log: int) -> AsyncIterator[asyncpg.Record]:
+    async for row in conn.cursor("SELECT level, idx, hashes FROM log_tiles WHERE log_id = $1 ORDER BY level, idx",
+                                 log, prefetch=500):
+        yield row
+
+
+# -- checkpoints and witnesses --------------------------------------------------------------------
+
+INSERT_CHECKPOINT = "INSERT INTO checkpoints (log_id, size, root, note) VALUES ($1, $2, $3, $4)"
+
+
+async def insert_checkpoint(conn: asyncpg.Connection, log: int, size: int, root: bytes, note: str) -> None:
+    await conn.execute(INSERT_CHECKPOINT, log, size, root, note)
+
+
+SELECT_CHECKPOINTS = """
+SELECT k.size, k.root, k.note, k.created_at,
+       coalesce((SELECT array_agg(c.line ORDER BY c.witness_id) FROM cosignatures c
+                 WHERE c.log_id = k.log_id AND c.size = k.size), '{}') AS cosignatures
+FROM checkpoints k
+WHERE k.log_id = $1 AND ($2::bigint IS NULL OR k.size < $2) AND ($4::bigint IS NULL OR k.size = $4)
+ORDER BY k.size DESC LIMIT $3
+"""
+
+
+async def list_checkpoints(conn: asyncpg.Connection, log: int, *, before: int | None = None, limit: int = 1,
+                           size: int | None = None) -> list[asyncpg.Record]:
+    """Checkpoints newest first, each with its witness cosignature lines."""
+    return list(await conn.fetch(SELECT_CHECKPOINTS, log, before, limit, size))
+
+
+async def scan_checkpoints(conn: asyncpg.Connection, log: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch("SELECT size, root, note FROM checkpoints WHERE log_id = $1 ORDER BY size", log))
+
+
+INSERT_WITNESS = """
+INSERT INTO witnesses (name, verifier_key) VALUES ($1, $2) RETURNING id, name, verifier_key, created_at
+"""
+
+
+async def insert_witness(conn: asyncpg.Connection, name: str, verifier_key: str) -> asyncpg.Record:
+    return await conn.fetchrow(INSERT_WITNESS, name, verifier_key)
+
+
+async def list_witnesses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return list(await conn.fetch(
+        "SELECT id, name, verifier_key, created_at FROM witnesses WHERE revoked_at IS NULL ORDER BY id"))
+
+
+INSERT_COSIGNATURE = """
+INSERT INTO cosignatures (log_id, size, witness_id, line) VALUES ($1, $2, $3, $4)
+ON CONFLICT (log_id, size, witness_id) DO NOTHING
+"""
+
+
+async def insert_cosignature(conn: asyncpg.Connection, log: int, size: int, witness_id: int, line: str) -> bool:
+    status: str = await conn.execute(INSERT_COSIGNATURE, log, size, witness_id, line)
+    return status == "INSERT 0 1"
