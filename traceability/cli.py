@@ -131,6 +131,27 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, run))
 
 
+def cmd_witness(settings: Settings, args: argparse.Namespace) -> int:
+    from traceability import witness
+
+    if args.new_key:
+        print(witness.new_key(args.new_key, Path(args.key)))
+        print(f"witness key written to {args.key}; register the verifier key above with the log's administrator",
+              file=sys.stderr)
+        return 0
+    if not args.url:
+        print("error: give the log's URL (or --new-key NAME to create a key)", file=sys.stderr)
+        return 2
+    try:
+        cp = asyncio.run(witness.witness_once(args.url, Path(args.key), Path(args.state),
+                                              [Path(p) for p in args.peer or []]))
+    except witness.Alarm as exc:
+        print(f"ALARM: {exc}")
+        return 1
+    print(f"cosigned {cp.origin} size {cp.size}")
+    return 0
+
+
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     from traceability.services import principals
 
@@ -212,6 +233,13 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="load sample enterprises, nodes, products, batches and events")
     d.add_argument("--seed", type=int, default=1)
     d.set_defaults(func=cmd_demo)
+    w = sub.add_parser("witness", help="audit a log and cosign its checkpoint (an independent witness)")
+    w.add_argument("url", nargs="?", help="the log server, e.g. https://trace.example.org")
+    w.add_argument("--key", required=True, help="the witness's signing key file")
+    w.add_argument("--state", default="witness-state.json", help="where the witness keeps what it cosigned")
+    w.add_argument("--peer", action="append", help="another witness's cosigned checkpoint note to compare with")
+    w.add_argument("--new-key", metavar="NAME", help="create the key file for a witness called NAME")
+    w.set_defaults(func=cmd_witness)
     t = sub.add_parser("token", help="issue an API credential (admin, regulator or enterprise)")
     t.add_argument("--role", required=True, choices=["admin", "regulator", "enterprise"])
     t.add_argument("--name", required=True)
