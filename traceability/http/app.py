@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from traceability.config import Settings
-from traceability.http import api, log_api, stations
+from traceability.http import api, log_api, stations, supply_api
 from traceability.http.keys import DATABASE, LOG, SETTINGS
 from traceability.http.middleware import request_context
 from traceability.logging import get_logger
-from traceability.services import transparency
+from traceability.services import analyzer, transparency
 from traceability.storage.database import open_database
 
 log = get_logger(__name__)
@@ -26,15 +26,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _log(app: web.Application) -> AsyncIterator[None]:
-    """The transparency log this process signs for, and its sequencer (one active across processes)."""
+    """The transparency log this process signs for, its sequencer and the anomaly analyzer that follows it
+    (one of each active across processes)."""
     settings = app[SETTINGS]
     lg = app[LOG] = await transparency.open_log(app[DATABASE], settings)
     stop = asyncio.Event()
-    task = asyncio.create_task(transparency.run_sequencer(app[DATABASE], lg, settings.sequencer_interval_ms / 1000,
-                                                          stop))
+    interval = settings.sequencer_interval_ms / 1000
+    tasks = [asyncio.create_task(transparency.run_sequencer(app[DATABASE], lg, interval, stop)),
+             asyncio.create_task(analyzer.run_analyzer(app[DATABASE], interval, stop))]
     yield
     stop.set()
-    await asyncio.wait_for(task, timeout=10)
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -45,5 +47,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_log)
     app.add_routes(api.routes)
     app.add_routes(log_api.routes)
+    app.add_routes(supply_api.routes)
     app.add_routes(stations.routes)
     return app

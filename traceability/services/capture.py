@@ -21,6 +21,7 @@ from traceability.domain import stations, tracecode
 from traceability.domain.access import Principal, split_private
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, parse_event_list
+from traceability.domain.supply import SALE_STEPS, check_inspection
 from traceability.domain.fields import utc_ms
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
@@ -112,6 +113,8 @@ async def capture_events(db: Database, principal: Principal, body: Any, max_even
                                    "per request", field="events")
     with fields():
         drafts, is_list = parse_event_list(body, now)
+        failed = {i for i, d in enumerate(drafts)
+                  if check_inspection(d.content, f"events[{i}]." if is_list else "") is False}
     for i, d in enumerate(drafts):
         if d.node_code is not None and d.node_code != device.node_code:
             where = f"events[{i}].node" if is_list else "node"
@@ -124,6 +127,7 @@ async def capture_events(db: Database, principal: Principal, body: Any, max_even
             with translated():
                 async with db.acquire() as conn, conn.transaction():
                     receipts = await _append(conn, device, drafts, contents, now, check_replays, is_list)
+                    await _hold_failed(conn, drafts, receipts, failed, now)
                     if after is not None:
                         await after(conn, receipts)
             break
@@ -159,8 +163,8 @@ async def _append(conn: Any, device: Principal, drafts: list[EventDraft], conten
                                   utc_ms(row["recorded_at"]), replayed=True)
     if todo:
         codes = sorted({drafts[i].trace_code for i in todo})
-        heads = {r["trace_code"]: [r["id"], r["seq"], r["head_hash"]] for r in
-                 await batches_repo.lock_heads(conn, codes)}
+        locked = {r["trace_code"]: r for r in await batches_repo.lock_heads(conn, codes)}
+        heads = {code: [r["id"], r["seq"], r["head_hash"]] for code, r in locked.items()}
         recorded_at = utc_ms(now)
         rows = []
         for i in todo:
@@ -169,6 +173,7 @@ async def _append(conn: Any, device: Principal, drafts: list[EventDraft], conten
             if head is None:
                 where = f"events[{i}].traceCode" if is_list else "traceCode"
                 raise errors.UnknownReference(f"{where}: no batch has trace code {d.trace_code}", field=where)
+            _check_status(locked[d.trace_code], d, i, is_list)
             data, private = _record(contents[i], recorded_at)
             prev = head[2]
             digest = chain.link(prev, data)
@@ -185,6 +190,32 @@ async def _append(conn: Any, device: Principal, drafts: list[EventDraft], conten
                        for i in todo if "errorDeclaration" in drafts[i].content]
         await events_repo.insert_corrections(conn, corrections)
     return [r for r in receipts if r is not None]
+
+
+def _check_status(head: Any, d: EventDraft, i: int, is_list: bool) -> None:
+    """Selling or shipping a held or recalled batch is refused, unless it happened before the hold
+    (a station syncing late): that sale is accepted, and the analyzer flags it for the regulator."""
+    if head["status"] == "active" or d.biz_step not in SALE_STEPS:
+        return
+    since = head["status_since"]
+    if since is not None and d.event_time < since:
+        return
+    where = f"events[{i}].traceCode" if is_list else "traceCode"
+    what = "recalled" if head["status"] == "recalled" else "on hold after a failed inspection"
+    raise errors.Conflict(f"{where}: batch {d.trace_code} is {what} since {utc_ms(since) if since else '?'}; "
+                          f"{d.biz_step.replace('_', ' ')} it is refused", field=where)
+
+
+async def _hold_failed(conn: Any, drafts: list[EventDraft], receipts: list[Receipt], failed: set[int],
+                       now: datetime) -> None:
+    """A failed inspection puts the batch and everything made from it on hold, in the same transaction."""
+    from traceability.services.genealogy import hold_descendants  # genealogy builds on capture
+
+    for i in sorted(failed):
+        if receipts[i].replayed:
+            continue
+        head = (await batches_repo.lock_heads(conn, [drafts[i].trace_code]))[0]
+        await hold_descendants(conn, head["id"], drafts[i].trace_code, drafts[i].event_id, now)
 
 
 async def _check_corrections(conn: Any, device: Principal, drafts: list[EventDraft], todo: list[int],

@@ -72,8 +72,8 @@ async def find_opened(conn: asyncpg.Connection, open_event_id: str) -> asyncpg.R
 # Row locks on the heads serialise appends per batch. Ordered by id so two requests that touch
 # the same batches always lock them in the same order and cannot deadlock.
 LOCK_HEADS = """
-SELECT b.id, b.trace_code, b.node_id, h.seq, h.head_hash
-FROM batches b JOIN batch_heads h ON h.batch_id = b.id
+SELECT b.id, b.trace_code, b.node_id, h.seq, h.head_hash, h.status, h.status_since, p.category
+FROM batches b JOIN batch_heads h ON h.batch_id = b.id JOIN products p ON p.id = b.product_id
 WHERE b.trace_code = ANY($1::text[])
 ORDER BY b.id
 FOR UPDATE OF h

@@ -1,0 +1,90 @@
+"""Supply-chain routes: transformations, trace backward and forward, recalls, anomalies, credit ratings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from traceability import errors
+from traceability.http.api import _paging, json_response, read_json
+from traceability.http.auth import optional_principal, require
+from traceability.http.keys import DATABASE, SETTINGS
+from traceability.services import analyzer, credit, genealogy, history
+
+routes = web.RouteTableDef()
+OVERSIGHT = ("regulator", "admin")
+
+
+@routes.post("/api/v1/transformations")
+async def transform(request: web.Request) -> web.Response:
+    device = await require(request, "device")
+    result = await genealogy.transform(request.app[DATABASE], device, await read_json(request),
+                                       request.app[SETTINGS].public_url)
+    return json_response(result, status=200 if result["replayed"] else 201)
+
+
+@routes.get("/api/v1/batches/{trace_code}/trace")
+async def trace(request: web.Request) -> web.Response:
+    code = history.valid_code(request.match_info["trace_code"])
+    direction = request.query.get("direction", "backward")
+    viewer = await optional_principal(request)
+    oversight = viewer is not None and viewer.role in OVERSIGHT
+    if direction == "forward" and not oversight:
+        raise errors.Forbidden("tracing forward to every buyer is for regulators")
+    result = await genealogy.trace(request.app[DATABASE], code, direction, public=not oversight)
+    return json_response(result, headers={"Cache-Control": "private, no-cache"})
+
+
+@routes.post("/api/v1/recalls")
+async def issue_recall(request: web.Request) -> web.Response:
+    regulator = await require(request, *OVERSIGHT)
+    return json_response(await genealogy.recall(request.app[DATABASE], regulator, await read_json(request)),
+                         status=201)
+
+
+@routes.get("/api/v1/recalls")
+async def recalls(request: web.Request) -> web.Response:
+    limit, offset = _paging(request)
+    return json_response({"recalls": await genealogy.list_recalls(request.app[DATABASE], limit, offset)})
+
+
+def _time(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise errors.InvalidField(f"{name} must be an RFC 3339 time", field=name) from None
+    if moment.tzinfo is None:
+        raise errors.InvalidField(f"{name} needs a time zone offset", field=name)
+    return moment
+
+
+@routes.get("/api/v1/anomalies")
+async def anomalies(request: web.Request) -> web.Response:
+    await require(request, *OVERSIGHT)
+    limit, offset = _paging(request)
+    kind = request.query.get("kind") or None
+    if kind is not None and kind not in analyzer.KINDS:
+        raise errors.InvalidField(f"kind must be one of: {', '.join(analyzer.KINDS)}", field="kind")
+    items = await analyzer.list_anomalies(
+        request.app[DATABASE], kind=kind, node=request.query.get("node") or None,
+        enterprise=request.query.get("enterprise") or None, trace_code=request.query.get("trace_code") or None,
+        since=_time(request, "since"), until=_time(request, "until"), limit=limit, offset=offset)
+    return json_response({"anomalies": items, "kinds": {k: {"name": v[0], "name_en": v[1]}
+                                                         for k, v in analyzer.KINDS.items()}})
+
+
+@routes.get("/api/v1/enterprises")
+async def enterprises(request: web.Request) -> web.Response:
+    await require(request, *OVERSIGHT)
+    limit, offset = _paging(request)
+    return json_response({"enterprises": await credit.ratings(request.app[DATABASE], limit, offset)})
+
+
+@routes.get("/api/v1/enterprises/{uscc}/credit")
+async def enterprise_credit(request: web.Request) -> web.Response:
+    """Public: credit ratings are food-safety information the city plans publish."""
+    return json_response(await credit.rating(request.app[DATABASE], request.match_info["uscc"]))

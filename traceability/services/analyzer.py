@@ -1,0 +1,191 @@
+"""Anomalies, computed as events arrive.
+
+The analyzer follows the transparency log in leaf order, so it sees every accepted event exactly
+once and in a fixed order without adding any work to capture. What it derives (anomalies, stock
+per batch and node, dispensed drug serials) is rebuilt from the ledger by replaying the log.
+
+Rules (docs/supply-chain.md): sold after expiry; sold or shipped while recalled or on hold, or a
+sale synced after a recall; mass balance exceeded at a node; received without a shipment; an
+event at a node the batch never reached; a required certificate missing for the category; a drug
+serial dispensed twice; events out of time order; a batch dormant past its shelf life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from traceability.domain.supply import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
+from traceability.ledger import canonical
+from traceability.logging import get_logger
+from traceability.storage import analysis_repo
+from traceability.storage.database import Database
+
+log = get_logger(__name__)
+
+NAME = "anomalies"
+LOCK = 0x74726163656E6C7A  # "traceanlz"
+BATCH = 2000
+SWEEP_EVERY = timedelta(minutes=5)
+OUT_OF_ORDER = timedelta(minutes=5)
+REQUIRED_AT_OPENING = {
+    "meat": ("quarantine_certificate", "meat_inspection_certificate"),
+    "vegetable": ("origin_certificate",),
+}
+KINDS = {
+    "sold_after_expiry": ("过期销售", "Sold after expiry"),
+    "sold_while_recalled": ("召回后销售", "Sold or shipped while recalled"),
+    "sold_while_on_hold": ("暂扣期间销售", "Sold or shipped while on hold"),
+    "sale_synced_after_recall": ("召回后补传的销售", "Sale synced after the recall"),
+    "mass_balance_exceeded": ("销量超过进货量", "More sold or shipped than received"),
+    "received_without_shipment": ("无发货记录的进货", "Received without a shipment"),
+    "event_at_unreached_node": ("未到达节点的记录", "Event at a node the batch never reached"),
+    "missing_certificate": ("缺少合格证明", "Required certificate missing"),
+    "drug_serial_dispensed_twice": ("药品追溯码重复销售", "Drug serial dispensed twice"),
+    "out_of_time_order": ("时间顺序异常", "Events out of time order"),
+    "dormant_past_shelf_life": ("超过保质期未流转", "Dormant past its shelf life"),
+}
+
+
+def _amount(quantity: dict[str, str] | None, batch_uom: str, fallback: Decimal) -> Decimal:
+    """A quantity in the batch's terms: kilograms for masses, the batch's unit for counts."""
+    if quantity is None:
+        return fallback
+    value = Decimal(quantity["value"])
+    if batch_uom in KILOGRAMS and quantity["uom"] in KILOGRAMS:
+        return value * KILOGRAMS[quantity["uom"]] / KILOGRAMS[batch_uom]
+    if quantity["uom"] == batch_uom:
+        return value
+    return Decimal(0)  # a different unit (boxes of a batch counted in kg) cannot be balanced
+
+
+async def analyze(conn: Any, now: datetime | None = None) -> int:
+    """Analyze the next events in log order; returns how many were looked at."""
+    now = now or datetime.now(UTC)
+    async with conn.transaction():
+        state = await analysis_repo.lock_state(conn, NAME)
+        events = await analysis_repo.new_events(conn, state["position"], BATCH)
+        found: list[tuple[Any, ...]] = []
+        stock = await analysis_repo.stock(conn, [(e["batch_id"], e["node_id"]) for e in events]) if events else {}
+        touched: dict[tuple[int, int], list[Any]] = {}
+        for e in events:
+            await _rules(conn, e, stock, touched, found)
+        if touched:
+            await analysis_repo.save_stock(conn, {k: [v[0], v[1], v[2]] for k, v in touched.items()})
+        swept = None
+        if state["swept_at"] is None or now - state["swept_at"] > SWEEP_EVERY:
+            for d in await analysis_repo.dormant(conn, now.date()):
+                found.append(("dormant_past_shelf_life", d["batch_id"], None, d["node_id"], d["enterprise_id"],
+                              f"batch {d['trace_code']} is past its {d['shelf_life_days']}-day shelf life and "
+                              "was neither sold, processed nor destroyed", d["last_event"]))
+            swept = now
+        await analysis_repo.insert_anomalies(conn, found)
+        position = events[-1]["leaf_index"] if events else state["position"]
+        await analysis_repo.save_state(conn, NAME, position, swept)
+    if found:
+        log.info("anomalies.detected", count=len(found))
+    return len(events)
+
+
+async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
+                 touched: dict[tuple[int, int], list[Any]], found: list[tuple[Any, ...]]) -> None:
+    content = canonical.decode(e["canonical"])
+    step, batch, node = e["biz_step"], e["batch_id"], e["node_id"]
+
+    def flag(kind: str, detail: str) -> None:
+        found.append((kind, batch, e["event_id"], node, e["enterprise_id"], detail, e["event_time"]))
+
+    if e["device_id"] is None:
+        return  # holds and recalls the ledger itself appended
+    key = (batch, node)
+    row = touched.get(key) or (stock.get(key) and [*stock[key], None])
+    batch_qty = Decimal(e["batch_quantity"])
+    uom = e["batch_uom"]
+    amount = _amount(content.get("quantity"), uom, batch_qty)
+    if e["seq"] == 1:
+        row = [batch_qty, Decimal(0), e["event_time"]]
+        docs = {d["type"] for d in content.get("documents", ())}
+        if "transformationID" not in content:
+            for needed in REQUIRED_AT_OPENING.get(e["category"], ()):
+                if needed not in docs and not (needed == "meat_inspection_certificate"
+                                               and e["node_type"] != "slaughterhouse"):
+                    flag("missing_certificate", f"a {e['category']} batch opened without a {needed.replace('_', ' ')}")
+    elif step == "receiving":
+        if not await analysis_repo.has_dispatch_elsewhere(conn, batch, node) and e["issuing_node"] != node:
+            flag("received_without_shipment", "no node recorded shipping or selling this batch before it arrived")
+        row = [(row[0] if row else Decimal(0)) + amount, row[1] if row else Decimal(0), e["event_time"]]
+    else:
+        if row is None:
+            flag("event_at_unreached_node", f"{step.replace('_', ' ')} recorded where the batch was never received")
+            row = [Decimal(0), Decimal(0), e["event_time"]]
+        consumed = step in SALE_STEPS or "transformationID" in content
+        if consumed:
+            row = [row[0], row[1] + amount, e["event_time"]]
+            tolerance = MASS_TOLERANCE.get(e["category"], Decimal("0.02"))
+            if row[0] > 0 and row[1] > row[0] * (1 + tolerance):
+                flag("mass_balance_exceeded", f"{row[1].normalize():f} {uom} sold or shipped here against "
+                     f"{row[0].normalize():f} {uom} received")
+        else:
+            row = [row[0], row[1], e["event_time"]]
+    touched[key] = row
+    if step in SALE_STEPS:
+        if e["expires_on"] is not None and e["event_time"].date() > e["expires_on"]:
+            flag("sold_after_expiry", f"{step.replace('_', ' ')} after the expiry date {e['expires_on']}")
+        since = e["status_since"]
+        if e["status"] != "active" and since is not None:
+            if e["event_time"] >= since:
+                flag("sold_while_recalled" if e["status"] == "recalled" else "sold_while_on_hold",
+                     f"{step.replace('_', ' ')} while the batch was {e['status'].replace('_', ' ')}")
+            elif e["recorded_at"] >= since and e["status"] == "recalled":
+                flag("sale_synced_after_recall", "sold before the recall but reported after it: trace the buyer")
+    if step == "dispensing":
+        attrs = content.get("attributes", {})
+        serials = [s for s in ([attrs.get("serial")] + list(attrs.get("serials", []))) if isinstance(s, str)]
+        if serials:
+            for dup in await analysis_repo.claim_serials(conn, serials, batch, e["event_id"], node):
+                flag("drug_serial_dispensed_twice", f"serial {dup['serial']} was already dispensed at {dup['node']} "
+                     f"(event {dup['dispensed_by']}): a returned or diverted package (回流药)")
+    if e["prev_time"] is not None and e["event_time"] < e["prev_time"] - OUT_OF_ORDER:
+        flag("out_of_time_order", "recorded with a time earlier than the batch's previous event")
+
+
+async def run_analyzer(db: Database, interval: float, stop: asyncio.Event) -> None:
+    """Keep the anomalies current while holding the analyzer lock (one analyzer across processes)."""
+    while not stop.is_set():
+        try:
+            async with db.acquire() as conn:
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK):
+                    await _sleep(stop, interval * 5)
+                    continue
+                try:
+                    while not stop.is_set():
+                        if await analyze(conn) < BATCH:
+                            await _sleep(stop, interval)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("analyzer.failed", error=type(exc).__name__, detail=str(exc)[:200])
+            await _sleep(stop, interval * 5)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:
+    async with db.acquire() as conn:
+        rows = await analysis_repo.list_anomalies(conn, **filters)
+    out = []
+    for r in rows:
+        names = KINDS.get(r["kind"], (r["kind"], r["kind"]))
+        out.append({**dict(r), "kind_name": names[0], "kind_name_en": names[1],
+                    "event_time": r["event_time"].isoformat() if r["event_time"] else None,
+                    "detected_at": r["detected_at"].isoformat()})
+    return out

@@ -1,0 +1,321 @@
+"""Splits, merges and repacks; tracing a batch backward to its origins and forward to every stall;
+holds and recalls, which are events appended to every affected batch's chain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from traceability import errors
+from traceability.domain import supply, tracecode
+from traceability.domain.access import Principal
+from traceability.domain.events import DOCUMENT_TYPES
+from traceability.domain.fields import offset_text, utc_ms
+from traceability.domain.registry import NODE_TYPES, area_name
+from traceability.ledger import canonical, chain
+from traceability.logging import get_logger
+from traceability.services.capture import ATTEMPTS, Receipt, _record, _require_device, _stamp
+from traceability.services.validation import fields
+from traceability.storage import batches_repo, events_repo, genealogy_repo, registry_repo
+from traceability.storage.database import RETRYABLE, Database, UniqueViolation, translated
+
+log = get_logger(__name__)
+
+
+# -- transformations ------------------------------------------------------------------------------
+
+
+async def transform(db: Database, principal: Principal, body: Any, public_url: str) -> dict[str, Any]:
+    """Consume input batches into new output batches, each with its own trace code, all in one transaction."""
+    device = _require_device(principal)
+    now = datetime.now(UTC)
+    with fields():
+        draft = supply.parse_transformation(body, now)
+    for _attempt in range(ATTEMPTS):
+        try:
+            with translated():
+                async with db.acquire() as conn, conn.transaction():
+                    return await _transform(conn, device, draft, now, public_url)
+        except UniqueViolation:
+            continue  # the same transformation raced us; the next attempt replays it
+        except RETRYABLE:
+            continue
+    raise errors.StorageUnavailable("could not record the transformation; retry")
+
+
+async def _transform(conn: Any, device: Principal, draft: supply.TransformDraft, now: datetime,
+                     public_url: str) -> dict[str, Any]:
+    input_ids = [supply.input_event_id(draft.event_id, code) for code, _ in draft.inputs]
+    done = await events_repo.find_events(conn, input_ids)
+    if done:
+        return await _replayed(conn, draft, done, public_url)
+    heads = {r["trace_code"]: r for r in await batches_repo.lock_heads(conn, [c for c, _ in draft.inputs])}
+    categories = set()
+    for i, (code, _) in enumerate(draft.inputs):
+        head = heads.get(code)
+        if head is None:
+            raise errors.UnknownReference(f"inputs[{i}].traceCode: no batch has trace code {code}",
+                                          field=f"inputs[{i}].traceCode")
+        if head["status"] != "active":
+            raise errors.Conflict(f"inputs[{i}].traceCode: batch {code} is {head['status'].replace('_', ' ')} "
+                                  "and may not be processed", field=f"inputs[{i}].traceCode")
+        categories.add(head["category"])
+    products = []
+    for i, out in enumerate(draft.outputs):
+        found = await registry_repo.find_products(conn, out.product, out.gtin)
+        if len(found) != 1:
+            raise errors.UnknownReference(f"outputs[{i}].product: no registered product {out.product or out.gtin}",
+                                          field=f"outputs[{i}].product")
+        products.append(found[0])
+        with fields():
+            supply.check_key_data(found[0]["category"], out.content, f"outputs[{i}].")
+    category = categories.pop() if len(categories) == 1 else "other"
+    problem = supply.mass_balance([q for _, q in draft.inputs], [o.quantity for o in draft.outputs], category)
+    if problem:
+        raise errors.InvalidField(f"outputs: {problem}", field="outputs")
+
+    recorded_at = utc_ms(now)
+    offset = offset_text(draft.event_time)
+    assert device.area_code is not None and device.node_id is not None
+    outputs: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
+    codes = []
+    for out, product in zip(draft.outputs, products, strict=True):
+        code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
+        codes.append(code)
+        content = _stamp(out.content, device)
+        content.update(type="TransformationEvent", bizStep=draft.biz_step, traceCode=code,
+                       transformationID=draft.event_id, eventTime=utc_ms(draft.event_time),
+                       eventTimeZoneOffset=offset,
+                       inputs=[{"traceCode": c, "quantity": q} for c, q in draft.inputs])
+        content.pop("action", None)  # EPCIS TransformationEvents have no action
+        content["batch"] = dict(content["batch"], product=product["goods_code"])
+        data, private = _record(content, recorded_at)
+        prev = chain.genesis(code)
+        digest = chain.link(prev, data)
+        batch = await batches_repo.insert_batch(
+            conn, trace_code=code, product_id=product["id"], node_id=device.node_id, device_id=device.id,
+            open_event_id=out.event_id, open_digest=digest, quantity=Decimal(out.quantity["value"]),
+            uom=out.quantity["uom"], produced_on=out.produced_on, expires_on=out.expires_on)
+        await batches_repo.insert_identifiers(conn, batch["id"], [(i.scheme, i.value) for i in out.identifiers])
+        await batches_repo.insert_head(conn, batch["id"], 1, digest)
+        rows.append((out.event_id, batch["id"], 1, prev, digest, data, draft.biz_step, device.node_id, device.id,
+                     draft.event_time, now, private))
+        receipt = Receipt(out.event_id, code, 1, digest, prev, recorded_at)
+        outputs.append({"traceCode": code, "url": f"{public_url}/t/{code}", "receipt": receipt.as_json(),
+                        "batch_id": batch["id"], "quantity": out.quantity})
+    input_receipts = []
+    new_heads = []
+    for (code, quantity), event_id in zip(draft.inputs, input_ids, strict=True):
+        head = heads[code]
+        content = _stamp({
+            "eventID": event_id, "type": "TransformationEvent", "bizStep": draft.biz_step, "traceCode": code,
+            "transformationID": draft.event_id, "eventTime": utc_ms(draft.event_time),
+            "eventTimeZoneOffset": offset, "quantity": quantity,
+            "outputs": [{"traceCode": o["traceCode"], "quantity": o["quantity"]} for o in outputs],
+            **({"documents": draft.documents} if draft.documents else {}),
+        }, device)
+        data, private = _record(content, recorded_at)
+        digest = chain.link(head["head_hash"], data)
+        rows.append((event_id, head["id"], head["seq"] + 1, head["head_hash"], digest, data, draft.biz_step,
+                     device.node_id, device.id, draft.event_time, now, private))
+        new_heads.append((head["id"], head["seq"] + 1, digest))
+        input_receipts.append(Receipt(event_id, code, head["seq"] + 1, digest, head["head_hash"], recorded_at)
+                              .as_json())
+    await events_repo.insert_events(conn, rows)
+    await batches_repo.update_heads(conn, new_heads)
+    links = [(heads[code]["id"], o["batch_id"], Decimal(q["value"]), q["uom"])
+             for code, q in draft.inputs for o in outputs]
+    try:
+        await genealogy_repo.insert_links(conn, draft.event_id, links)
+    except asyncpg.CheckViolationError:
+        raise errors.InvalidField("outputs: this would make a batch its own ancestor", field="outputs") from None
+    log.info("batches.transformed", inputs=len(draft.inputs), outputs=len(outputs))
+    for o in outputs:
+        del o["batch_id"]
+    return {"transformationID": draft.event_id, "outputs": outputs, "inputs": input_receipts, "replayed": False}
+
+
+async def _replayed(conn: Any, draft: supply.TransformDraft, done: list[Any], public_url: str) -> dict[str, Any]:
+    """A retried transformation: the same outputs, if the request is the same."""
+    ours = {r["event_id"]: r for r in done}
+    first = ours.get(supply.input_event_id(draft.event_id, draft.inputs[0][0]))
+    if first is None or len(ours) != len(draft.inputs):
+        raise errors.EventConflict("eventID: this transformation was recorded with other inputs", field="eventID")
+    content = canonical.decode(first["canonical"])
+    if [o["quantity"] for o in content["outputs"]] != [o.quantity for o in draft.outputs] or \
+            content["quantity"] != draft.inputs[0][1]:
+        raise errors.EventConflict("eventID: this transformation was recorded with other quantities",
+                                   field="eventID")
+    outputs = [{"traceCode": o["traceCode"], "url": f"{public_url}/t/{o['traceCode']}", "quantity": o["quantity"]}
+               for o in content["outputs"]]
+    return {"transformationID": draft.event_id, "outputs": outputs, "inputs": [], "replayed": True}
+
+
+# -- tracing --------------------------------------------------------------------------------------
+
+
+def _node(r: Any, public: bool) -> dict[str, Any]:
+    node = {
+        "code": r["code"], "name": r["name_zh"], "name_en": r["name_en"], "type": r["node_type"],
+        "type_name": NODE_TYPES[r["node_type"]][0], "type_name_en": NODE_TYPES[r["node_type"]][1],
+        "area_code": r["area_code"], "area_name": area_name(r["area_code"]), "enterprise": r["enterprise"],
+        "first_seen": r["first_seen"].isoformat(), "steps": sorted(r["steps"]),
+    }
+    if not public:
+        node.update(uscc=r["uscc"], contact=r["contact"], last_seen=r["last_seen"].isoformat())
+    return node
+
+
+async def trace(db: Database, code: str, direction: str, *, public: bool = False) -> dict[str, Any]:
+    """The genealogy of a batch: upstream to every origin, or downstream to every place it reached."""
+    if direction not in ("backward", "forward"):
+        raise errors.InvalidField("direction must be backward or forward", field="direction")
+    with translated():
+        async with db.acquire() as conn:
+            root = await genealogy_repo.batch_id(conn, code)
+            if root is None:
+                raise errors.NotFound(f"no batch has trace code {code}")
+            depth = await genealogy_repo.related(conn, root, direction)
+            ids = list(depth)
+            batches = await genealogy_repo.batches_by_id(conn, ids)
+            links = await genealogy_repo.links_among(conn, ids)
+            visits = await genealogy_repo.visits(conn, ids)
+            documents = await genealogy_repo.document_events(conn, ids) if direction == "backward" else []
+    by_id = {b["id"]: b for b in batches}
+    parents: dict[str, list[str]] = {}
+    children: dict[str, list[str]] = {}
+    for link in links:
+        parents.setdefault(link["child"], []).append(link["parent"])
+        children.setdefault(link["parent"], []).append(link["child"])
+    places: dict[int, list[dict[str, Any]]] = {}
+    for v in visits:
+        places.setdefault(v["batch_id"], []).append(_node(v, public))
+    certs: dict[int, list[dict[str, Any]]] = {}
+    for row in documents:
+        for doc in canonical.decode(row["canonical"]).get("documents", ()):
+            names = DOCUMENT_TYPES.get(doc["type"], ("", doc["type"]))
+            certs.setdefault(row["batch_id"], []).append(
+                {**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"], "node": row["node"]})
+    out_batches = []
+    for bid in sorted(ids, key=lambda i: (depth[i], by_id[i]["trace_code"])):
+        b = by_id[bid]
+        code_ = b["trace_code"]
+        entry: dict[str, Any] = {
+            "trace_code": code_, "depth": depth[bid], "product": b["product_name"], "product_en": b["product_name_en"],
+            "goods_code": b["goods_code"], "category": b["category"],
+            "quantity": {"value": format(b["quantity"].normalize(), "f"), "uom": b["uom"]},
+            "produced_on": b["produced_on"].isoformat() if b["produced_on"] else None,
+            "expires_on": b["expires_on"].isoformat() if b["expires_on"] else None,
+            "status": b["status"], "parents": sorted(parents.get(code_, [])),
+            "children": sorted(children.get(code_, [])), "nodes": places.get(bid, []),
+        }
+        if direction == "backward":
+            entry["certificates"] = certs.get(bid, [])
+        out_batches.append(entry)
+    result: dict[str, Any] = {
+        "trace_code": code, "direction": direction, "batches": out_batches,
+        "edges": [{"from": link["parent"], "to": link["child"], "transformation": link["transformation_id"]}
+                  for link in links],
+    }
+    if direction == "backward":
+        result["origins"] = [b["trace_code"] for b in out_batches if not b["parents"]]
+    else:
+        reached: dict[str, dict[str, Any]] = {}
+        for b in out_batches:
+            for n in b["nodes"]:
+                reached.setdefault(n["code"], {**n, "batches": []})["batches"].append(b["trace_code"])
+        result["reached"] = list(reached.values())
+        result["enterprises"] = sorted({n["enterprise"] for n in reached.values()})
+    return result
+
+
+# -- holds and recalls ----------------------------------------------------------------------------
+
+
+async def append_status_events(conn: Any, batch_ids: list[int], status: str, make: Any, now: datetime,
+                               skip: set[int] | None = None) -> list[Receipt]:
+    """Append one event to each batch's chain (a hold or a recall) and set the batches' status.
+
+    ``make(batch_row) -> content`` builds each event; batches in ``skip`` get the status only.
+    """
+    heads = await genealogy_repo.lock_heads_by_id(conn, batch_ids)
+    recorded_at = utc_ms(now)
+    rows, new_heads, receipts = [], [], []
+    for head in heads:
+        if skip and head["id"] in skip:
+            new_heads.append((head["id"], head["seq"], head["head_hash"]))
+            continue
+        content = make(head)
+        data, private = _record(content, recorded_at)
+        digest = chain.link(head["head_hash"], data)
+        rows.append((content["eventID"], head["id"], head["seq"] + 1, head["head_hash"], digest, data,
+                     content["bizStep"], head["node_id"], None, now, now, private))
+        new_heads.append((head["id"], head["seq"] + 1, digest))
+        receipts.append(Receipt(content["eventID"], head["trace_code"], head["seq"] + 1, digest, head["head_hash"],
+                                recorded_at))
+    if rows:
+        await events_repo.insert_events(conn, rows)
+    await genealogy_repo.set_heads_and_status(conn, new_heads, status, now)
+    return receipts
+
+
+def _status_event(kind: str, head: Any, now: datetime, detail: dict[str, Any], disposition: str) -> dict[str, Any]:
+    return {
+        "eventID": str(uuid.uuid4()), "type": "ObjectEvent", "action": "OBSERVE", "bizStep": "holding",
+        "disposition": disposition, "traceCode": head["trace_code"], "eventTime": utc_ms(now),
+        "eventTimeZoneOffset": "+00:00", "node": head["node_code"], kind: detail,
+    }
+
+
+async def hold_descendants(conn: Any, batch_id: int, code: str, inspection_event: str, now: datetime) -> int:
+    """A failed inspection holds the batch and everything made from it (disposition non_conformant)."""
+    depth = await genealogy_repo.related(conn, batch_id, "forward")
+    detail = {"inspection": inspection_event, "source": code}
+    receipts = await append_status_events(
+        conn, sorted(depth), "on_hold",
+        lambda head: _status_event("hold", head, now, detail, "non_conformant"), now, skip={batch_id})
+    log.info("batches.held", source=code, batches=len(depth))
+    return len(receipts) + 1
+
+
+async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any]:
+    """A regulator recalls a batch: it and every descendant get a recall event and the recalled status."""
+    if principal.role not in ("regulator", "admin"):
+        raise errors.Forbidden("only a regulator issues recalls")
+    with fields():
+        draft = supply.parse_recall(body)
+    now = datetime.now(UTC)
+    issuer = f"{principal.role}:{principal.id} {principal.name}"
+    with translated():
+        async with db.acquire() as conn, conn.transaction():
+            root = await genealogy_repo.batch_id(conn, draft.trace_code)
+            if root is None:
+                raise errors.UnknownReference(f"traceCode: no batch has trace code {draft.trace_code}",
+                                              field="traceCode")
+            depth = await genealogy_repo.related(conn, root, "forward")
+            detail = {"level": draft.level, "reason": draft.reason, "source": draft.trace_code, "issuedBy": issuer,
+                      **({"scope": draft.scope} if draft.scope else {})}
+            receipts = await append_status_events(
+                conn, sorted(depth), "recalled",
+                lambda head: _status_event("recall", head, now, detail, "recalled"), now)
+            source_event = next(r.event_id for r in receipts if r.trace_code == draft.trace_code)
+            recall_id = await genealogy_repo.insert_recall(conn, root, source_event, draft.level, draft.reason,
+                                                           draft.scope, issuer, now, len(receipts))
+    affected = await trace(db, draft.trace_code, "forward")
+    log.info("batch.recalled", trace_code=draft.trace_code, batches=len(receipts))
+    return {
+        "recall_id": recall_id, "trace_code": draft.trace_code, "level": draft.level, "reason": draft.reason,
+        "issued_at": now.isoformat(), "batches": [r.trace_code for r in receipts],
+        "reached": affected["reached"], "enterprises": affected["enterprises"],
+    }
+
+
+async def list_recalls(db: Database, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    async with db.acquire() as conn:
+        rows = await genealogy_repo.list_recalls(conn, limit, offset)
+    return [{**dict(r), "issued_at": r["issued_at"].isoformat()} for r in rows]

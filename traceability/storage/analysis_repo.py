@@ -1,0 +1,150 @@
+"""What the analyzer reads (events in log order) and writes (anomalies, stock per node, drug serials)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+STATE = "SELECT position, swept_at FROM analyzer_state WHERE name = $1 FOR UPDATE"
+
+
+async def lock_state(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
+    await conn.execute("INSERT INTO analyzer_state (name, position) VALUES ($1, -1) ON CONFLICT DO NOTHING", name)
+    return await conn.fetchrow(STATE, name)
+
+
+async def save_state(conn: asyncpg.Connection, name: str, position: int, swept_at: datetime | None) -> None:
+    await conn.execute("UPDATE analyzer_state SET position = $2, swept_at = coalesce($3, swept_at) WHERE name = $1",
+                       name, position, swept_at)
+
+
+# Events in log order with what the rules need about their batch, node and the event before them.
+SELECT_NEW = """
+SELECT l.leaf_index, e.id, e.event_id::text AS event_id, e.batch_id, e.seq, e.biz_step, e.node_id, e.device_id,
+       e.event_time, e.recorded_at, e.canonical, n.enterprise_id, n.node_type,
+       b.quantity AS batch_quantity, b.uom AS batch_uom, b.expires_on, b.node_id AS issuing_node,
+       p.category, h.status, h.status_since,
+       (SELECT prev.event_time FROM events prev WHERE prev.batch_id = e.batch_id AND prev.seq = e.seq - 1)
+           AS prev_time
+FROM log_leaves l
+JOIN events e ON e.id = l.event_pk
+JOIN nodes n ON n.id = e.node_id
+JOIN batches b ON b.id = e.batch_id
+JOIN products p ON p.id = b.product_id
+JOIN batch_heads h ON h.batch_id = e.batch_id
+WHERE l.leaf_index > $1 ORDER BY l.leaf_index LIMIT $2
+"""
+
+
+async def new_events(conn: asyncpg.Connection, after: int, limit: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_NEW, after, limit))
+
+
+async def stock(conn: asyncpg.Connection, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[Any]]:
+    """Received and dispatched quantities per (batch, node), for the batches in hand."""
+    rows = await conn.fetch(
+        "SELECT batch_id, node_id, received, dispatched FROM batch_stock WHERE batch_id = ANY($1::bigint[])",
+        list({p[0] for p in pairs}))
+    return {(r["batch_id"], r["node_id"]): [r["received"], r["dispatched"]] for r in rows}
+
+
+UPSERT_STOCK = """
+INSERT INTO batch_stock (batch_id, node_id, received, dispatched, last_event)
+SELECT b, n, r, d, t FROM unnest($1::bigint[], $2::bigint[], $3::numeric[], $4::numeric[], $5::timestamptz[])
+    AS u(b, n, r, d, t)
+ON CONFLICT (batch_id, node_id) DO UPDATE SET received = EXCLUDED.received, dispatched = EXCLUDED.dispatched,
+    last_event = greatest(batch_stock.last_event, EXCLUDED.last_event)
+"""
+
+
+async def save_stock(conn: asyncpg.Connection, values: dict[tuple[int, int], list[Any]]) -> None:
+    keys = list(values)
+    await conn.execute(UPSERT_STOCK, [k[0] for k in keys], [k[1] for k in keys],
+                       [values[k][0] for k in keys], [values[k][1] for k in keys], [values[k][2] for k in keys])
+
+
+INSERT_ANOMALIES = """
+INSERT INTO anomalies (kind, batch_id, event_id, node_id, enterprise_id, detail, event_time)
+SELECT k, b, e, n, en, d, t
+FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::timestamptz[])
+    AS u(k, b, e, n, en, d, t)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def insert_anomalies(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """(kind, batch_id, event_id, node_id, enterprise_id, detail, event_time); each is recorded once."""
+    if rows:
+        await conn.execute(INSERT_ANOMALIES, *[list(col) for col in zip(*rows, strict=True)])
+
+
+async def claim_serials(conn: asyncpg.Connection, serials: Sequence[str], batch_id: int, event_id: str,
+                        node_id: int) -> list[asyncpg.Record]:
+    """Record dispensed drug serials; returns the ones dispensed before (with where)."""
+    before = await conn.fetch(
+        "SELECT d.serial, d.dispensed_by::text AS dispensed_by, n.name_zh AS node FROM drug_serials d "
+        "JOIN nodes n ON n.id = d.node_id WHERE d.serial = ANY($1::text[])", list(serials))
+    await conn.execute(
+        "INSERT INTO drug_serials (serial, batch_id, dispensed_by, node_id) "
+        "SELECT s, $2, $3, $4 FROM unnest($1::text[]) AS s ON CONFLICT DO NOTHING",
+        list(serials), batch_id, event_id, node_id)
+    return list(before)
+
+
+async def has_dispatch_elsewhere(conn: asyncpg.Connection, batch_id: int, node_id: int) -> bool:
+    value: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM batch_stock WHERE batch_id = $1 AND node_id <> $2 AND dispatched > 0)",
+        batch_id, node_id)
+    return value
+
+
+DORMANT = """
+SELECT b.id AS batch_id, b.node_id, n.enterprise_id, b.trace_code, p.shelf_life_days, max(s.last_event) AS last_event
+FROM batches b
+JOIN products p ON p.id = b.product_id AND p.shelf_life_days IS NOT NULL
+JOIN batch_heads h ON h.batch_id = b.id AND h.status = 'active'
+JOIN nodes n ON n.id = b.node_id
+JOIN batch_stock s ON s.batch_id = b.id
+WHERE coalesce(b.produced_on, b.created_at::date) + p.shelf_life_days < $1::date
+  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.batch_id = b.id
+                  AND e.biz_step IN ('retail_selling', 'destroying', 'dispensing'))
+  AND NOT EXISTS (SELECT 1 FROM batch_links l WHERE l.parent_id = b.id)
+  AND NOT EXISTS (SELECT 1 FROM anomalies a WHERE a.batch_id = b.id AND a.kind = 'dormant_past_shelf_life')
+GROUP BY b.id, b.node_id, n.enterprise_id, b.trace_code, p.shelf_life_days
+LIMIT 1000
+"""
+
+
+async def dormant(conn: asyncpg.Connection, today: Any) -> list[asyncpg.Record]:
+    return list(await conn.fetch(DORMANT, today))
+
+
+SELECT_ANOMALIES = """
+SELECT a.id, a.kind, b.trace_code, a.event_id::text AS event_id, n.code AS node_code, n.name_zh AS node_name,
+       en.uscc, en.name AS enterprise, a.detail, a.event_time, a.detected_at
+FROM anomalies a
+JOIN batches b ON b.id = a.batch_id
+LEFT JOIN nodes n ON n.id = a.node_id
+LEFT JOIN enterprises en ON en.id = a.enterprise_id
+WHERE ($1::text IS NULL OR a.kind = $1)
+  AND ($2::text IS NULL OR n.code = $2)
+  AND ($3::text IS NULL OR en.uscc = $3)
+  AND ($4::text IS NULL OR b.trace_code = $4)
+  AND ($5::timestamptz IS NULL OR a.detected_at >= $5)
+  AND ($6::timestamptz IS NULL OR a.detected_at < $6)
+ORDER BY a.id DESC LIMIT $7 OFFSET $8
+"""
+
+
+async def list_anomalies(conn: asyncpg.Connection, *, kind: str | None, node: str | None, enterprise: str | None,
+                         trace_code: str | None, since: datetime | None, until: datetime | None, limit: int,
+                         offset: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(SELECT_ANOMALIES, kind, node, enterprise, trace_code, since, until, limit, offset))
+
+
+def dec(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))

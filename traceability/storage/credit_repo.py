@@ -1,0 +1,49 @@
+"""The record an enterprise's credit rating is computed from, over a time window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+ANOMALIES = """
+SELECT kind, count(*) AS n FROM anomalies
+WHERE enterprise_id = $1 AND coalesce(event_time, detected_at) >= $2 AND coalesce(event_time, detected_at) < $3
+GROUP BY kind
+"""
+FAILED_INSPECTIONS = """
+SELECT count(*) FROM events e JOIN batches b ON b.id = e.batch_id JOIN nodes n ON n.id = b.node_id
+WHERE n.enterprise_id = $1 AND e.biz_step = 'inspecting' AND e.event_time >= $2 AND e.event_time < $3
+  AND (position('"result":"fail"' in convert_from(e.canonical, 'UTF8')) > 0
+       OR position('"disposition":"non_conformant"' in convert_from(e.canonical, 'UTF8')) > 0)
+"""
+RECALLS = """
+SELECT count(*) FROM recalls r JOIN batches b ON b.id = r.batch_id JOIN nodes n ON n.id = b.node_id
+WHERE n.enterprise_id = $1 AND r.issued_at >= $2 AND r.issued_at < $3
+"""
+REPORTING = """
+SELECT count(*) AS total, count(*) FILTER (WHERE e.recorded_at - e.event_time > interval '24 hours') AS late
+FROM events e JOIN nodes n ON n.id = e.node_id
+WHERE n.enterprise_id = $1 AND e.device_id IS NOT NULL AND e.event_time >= $2 AND e.event_time < $3
+"""
+
+
+async def record(conn: asyncpg.Connection, enterprise_id: int, start: datetime, end: datetime) -> dict[str, object]:
+    anomalies = {r["kind"]: r["n"] for r in await conn.fetch(ANOMALIES, enterprise_id, start, end)}
+    reporting = await conn.fetchrow(REPORTING, enterprise_id, start, end)
+    return {
+        "anomalies": anomalies,
+        "failed_inspections": await conn.fetchval(FAILED_INSPECTIONS, enterprise_id, start, end),
+        "recalls": await conn.fetchval(RECALLS, enterprise_id, start, end),
+        "events": reporting["total"],
+        "late_reports": reporting["late"],
+    }
+
+
+async def enterprise(conn: asyncpg.Connection, uscc: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, uscc, name, name_en FROM enterprises WHERE uscc = $1", uscc)
+
+
+async def enterprises(conn: asyncpg.Connection, limit: int, offset: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch("SELECT id, uscc, name, name_en FROM enterprises ORDER BY id LIMIT $1 OFFSET $2",
+                                 limit, offset))
