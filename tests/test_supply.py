@@ -199,7 +199,10 @@ async def test_anomalies(world: World, client: Any) -> None:
     await world.add_node("pharmacy", "pharmacy", n=60)
     await world.post("/api/v1/admin/products", {"category": "drug", "goods_code": "86900001", "name": "阿莫西林胶囊"},
                      expect=201)
-    drug = await world.open_batch("pharmacy", "86900001", quantity={"value": 100, "uom": "XBX"})
+    drug = await world.open_batch("pharmacy", "86900001", quantity={"value": 100, "uom": "XBX"},
+                                  produced_on="2026-10-01", expires_on="2028-09-30",
+                                  attributes={"approval_number": "国药准字H20013061", "drug_identity_code": "8690001",
+                                              "lot": "B2610"})
     for _ in range(2):
         await world.post("/api/v1/events", world.event(drug, "dispensing", eventTime=ago(0.2),
                                                        quantity={"value": 1, "uom": "XBX"},
@@ -227,3 +230,25 @@ async def test_credit_rating(world: World, client: Any) -> None:
     assert factor == {"factor": "other_anomalies", "count": 1, "penalty": 2, "rule": "2 each, at most 20"}
     listing = await (await client.get("/api/v1/enterprises", headers=world.auth(reg))).json()
     assert {e["uscc"]: e["score"] for e in listing["enterprises"]}[world.enterprises["market"]] == 98
+
+
+async def test_category_key_data(world: World) -> None:
+    await world.post("/api/v1/admin/products", {"category": "drug", "goods_code": "86900002", "name": "布洛芬缓释胶囊",
+                                                "gtin": "06901234567809"[:13] + "2"}, expect=422)
+    await world.post("/api/v1/admin/products", {"category": "drug", "goods_code": "86900002", "name": "布洛芬缓释胶囊"},
+                     expect=201)
+    body = {"eventID": new_id(), "product": "86900002", "quantity": {"value": 100, "uom": "XBX"},
+            "produced_on": "2026-10-01", "expires_on": "2028-09-30",
+            "attributes": {"approval_number": "国药准字X123", "drug_identity_code": "8690001", "lot": "B2610"}}
+    data = await world.post("/api/v1/batches", body, world.devices["slaughter"], expect=422)
+    assert data["error"]["field"] == "attributes.approval_number" and "批准文号" in data["error"]["message"]
+    body["attributes"]["approval_number"] = "国药准字H20013061"
+    del body["expires_on"]
+    data = await world.post("/api/v1/batches", body, world.devices["slaughter"], expect=422)
+    assert data["error"]["field"] == "expires_on"
+    body["expires_on"] = "2028-09-30"
+    await world.post("/api/v1/batches", body, world.devices["slaughter"], expect=201)
+    meat = {"eventID": new_id(), "product": "21113011", "quantity": {"value": 1, "uom": "HEA"},
+            "attributes": {"head_count": 0}}
+    data = await world.post("/api/v1/batches", meat, world.devices["slaughter"], expect=422)
+    assert data["error"]["field"] == "attributes.head_count"

@@ -21,7 +21,7 @@ from traceability.domain import stations, tracecode
 from traceability.domain.access import Principal, split_private
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, parse_event_list
-from traceability.domain.supply import SALE_STEPS, check_inspection
+from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_data
 from traceability.domain.fields import utc_ms
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
@@ -321,6 +321,8 @@ async def _open(conn: Any, device: Principal, draft: BatchDraft, digest: bytes, 
                                           field=field)
         raise errors.InvalidField("product and gtin name two different products", field="gtin")
     product = products[0]
+    with fields():
+        check_key_data(product["category"], draft.content)
     assert device.area_code is not None and device.node_id is not None
     if draft.trace_code is None:
         code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
