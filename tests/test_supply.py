@@ -252,3 +252,29 @@ async def test_category_key_data(world: World) -> None:
             "attributes": {"head_count": 0}}
     data = await world.post("/api/v1/batches", meat, world.devices["slaughter"], expect=422)
     assert data["error"]["field"] == "attributes.head_count"
+
+
+async def test_drug_packaging_hierarchy(world: World, client: Any) -> None:
+    await world.post("/api/v1/admin/products", {"category": "drug", "goods_code": "86900003", "name": "阿莫西林胶囊"},
+                     expect=201)
+    drug = await world.open_batch("slaughter", "86900003", quantity={"value": 2, "uom": "XBX"},
+                                  produced_on="2026-10-01", expires_on="2028-09-30",
+                                  attributes={"approval_number": "国药准字H20013061", "drug_identity_code": "8690003",
+                                              "lot": "A2610"})
+    case, boxes = "069012345678900017", ["81234560000000000011", "81234560000000000028"]
+    units = [f"8123456000000000{n:04d}" for n in range(100, 103)]
+    for parent, children in ((boxes[0], units), (case, boxes)):
+        await world.post("/api/v1/events", world.event(drug, "packing", type="AggregationEvent", action="ADD",
+                                                       parentID=parent, childEPCs=children),
+                         world.devices["slaughter"], expect=201)
+    bad = world.event(drug, "packing", type="AggregationEvent", action="ADD", parentID=case, childEPCs=[])
+    data = await world.post("/api/v1/events", bad, world.devices["slaughter"], expect=422)
+    assert data["error"]["field"] == "childEPCs"
+    deadline = time.monotonic() + 10
+    while (resp := await client.get(f"/api/v1/packages/{boxes[1]}")).status == 404:  # packed last
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    unit = await (await client.get(f"/api/v1/packages/{units[1]}")).json()
+    assert unit == {"code": units[1], "trace_code": drug, "inside": [boxes[0], case], "contains": []}
+    box = await (await client.get(f"/api/v1/packages/{boxes[0]}")).json()
+    assert box["contains"] == units and box["inside"] == [case]

@@ -24,7 +24,8 @@ from traceability.domain.fields import (
     utc_ms,
 )
 
-EVENT_TYPES = frozenset({"ObjectEvent", "TransactionEvent"})
+EVENT_TYPES = frozenset({"ObjectEvent", "TransactionEvent", "AggregationEvent"})
+_PACKAGE_CODE = re.compile(r"[0-9A-Za-z]{8,40}")
 ACTIONS = frozenset({"ADD", "OBSERVE", "DELETE"})
 
 # CBV 2.0 business steps (https://ref.gs1.org/cbv/BizStep-...).
@@ -236,8 +237,33 @@ def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
     if attrs:
         optional["attributes"] = canonical_object(f, f.path("attributes"), dict(attrs), 1)
     optional["errorDeclaration"] = parse_error_declaration(f, now, event_id)
+    if event_type == "AggregationEvent":
+        optional.update(parse_aggregation(f, action))
     content.update({k: v for k, v in optional.items() if v})
     return EventDraft(event_id, code, node, biz_step, event_time, content)
+
+
+def parse_aggregation(f: Fields, action: str) -> dict[str, Any]:
+    """EPCIS AggregationEvent: ``parentID`` (a case or box code, SSCC or drug code) and its ``childEPCs``.
+
+    ADD packs the children into the parent, DELETE unpacks them (the drug hierarchy case → box → unit).
+    """
+    parent = f.text("parentID", max_len=40)
+    if not _PACKAGE_CODE.fullmatch(parent):
+        f.fail("parentID", "must be a package code of 8-40 letters and digits (SSCC, drug code, GTIN+serial)")
+    children = f.array("childEPCs", max_items=1000)
+    if not children:
+        f.fail("childEPCs", "must name at least one child package or unit")
+    seen: set[str] = set()
+    for i, child in enumerate(children):
+        if not isinstance(child, str) or not _PACKAGE_CODE.fullmatch(child) or child == parent:
+            f.fail(f"childEPCs[{i}]", "must be a package code of 8-40 letters and digits, not the parent's")
+        if child in seen:
+            f.fail(f"childEPCs[{i}]", "appears twice")
+        seen.add(child)
+    if action == "OBSERVE":
+        f.fail("action", "an AggregationEvent here packs (ADD) or unpacks (DELETE)")
+    return {"parentID": parent, "childEPCs": list(children)}
 
 
 ERROR_REASONS = frozenset({"did_not_occur", "incorrect_data"})

@@ -88,3 +88,9 @@ async def enterprises(request: web.Request) -> web.Response:
 async def enterprise_credit(request: web.Request) -> web.Response:
     """Public: credit ratings are food-safety information the city plans publish."""
     return json_response(await credit.rating(request.app[DATABASE], request.match_info["uscc"]))
+
+
+@routes.get("/api/v1/packages/{code}")
+async def package(request: web.Request) -> web.Response:
+    """The drug packaging hierarchy around a code: the packages it is inside, and what it contains."""
+    return json_response(await analyzer.find_package(request.app[DATABASE], request.match_info["code"]))

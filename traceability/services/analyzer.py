@@ -148,6 +148,11 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
             for dup in await analysis_repo.claim_serials(conn, serials, batch, e["event_id"], node):
                 flag("drug_serial_dispensed_twice", f"serial {dup['serial']} was already dispensed at {dup['node']} "
                      f"(event {dup['dispensed_by']}): a returned or diverted package (回流药)")
+    if content.get("type") == "AggregationEvent":
+        if content["action"] == "ADD":
+            await analysis_repo.pack(conn, content["childEPCs"], content["parentID"], batch, e["event_id"])
+        else:
+            await analysis_repo.unpack(conn, content["childEPCs"], content["parentID"], e["event_id"])
     if e["prev_time"] is not None and e["event_time"] < e["prev_time"] - OUT_OF_ORDER:
         flag("out_of_time_order", "recorded with a time earlier than the batch's previous event")
 
@@ -189,3 +194,14 @@ async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:
                     "event_time": r["event_time"].isoformat() if r["event_time"] else None,
                     "detected_at": r["detected_at"].isoformat()})
     return out
+
+
+async def find_package(db: Database, code: str) -> dict[str, Any]:
+    """Where a case, box or unit sits in the packaging hierarchy, and what it contains."""
+    from traceability import errors
+
+    async with db.acquire() as conn:
+        found = await analysis_repo.package(conn, code)
+    if found is None:
+        raise errors.NotFound(f"no package {code} has been recorded")
+    return found

@@ -148,3 +148,45 @@ async def list_anomalies(conn: asyncpg.Connection, *, kind: str | None, node: st
 
 def dec(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+PACK = """
+INSERT INTO packages (code, parent, batch_id, event_id)
+SELECT c, $2, $3, $4 FROM unnest($1::text[]) AS c
+ON CONFLICT (code) DO UPDATE SET parent = EXCLUDED.parent, batch_id = EXCLUDED.batch_id, event_id = EXCLUDED.event_id
+"""
+UNPACK = "UPDATE packages SET parent = NULL, event_id = $3 WHERE code = ANY($1::text[]) AND parent = $2"
+
+
+async def pack(conn: asyncpg.Connection, children: Sequence[str], parent: str, batch_id: int, event_id: str) -> None:
+    """Children packed into a parent (the parent itself is a package of the same batch)."""
+    await conn.execute("INSERT INTO packages (code, parent, batch_id, event_id) VALUES ($1, NULL, $2, $3) "
+                       "ON CONFLICT (code) DO NOTHING", parent, batch_id, event_id)
+    await conn.execute(PACK, list(children), parent, batch_id, event_id)
+
+
+async def unpack(conn: asyncpg.Connection, children: Sequence[str], parent: str, event_id: str) -> None:
+    await conn.execute(UNPACK, list(children), parent, event_id)
+
+
+PACKAGE_TREE = """
+WITH RECURSIVE up(code, parent, depth) AS (
+    SELECT code, parent, 0 FROM packages WHERE code = $1
+    UNION ALL
+    SELECT p.code, p.parent, up.depth + 1 FROM packages p JOIN up ON p.code = up.parent WHERE up.depth < 10
+)
+SELECT code, depth FROM up ORDER BY depth
+"""
+
+
+async def package(conn: asyncpg.Connection, code: str) -> dict[str, Any] | None:
+    """A package with the chain of packages around it and the packages directly inside it."""
+    row = await conn.fetchrow(
+        "SELECT p.code, p.parent, b.trace_code FROM packages p JOIN batches b ON b.id = p.batch_id WHERE p.code = $1",
+        code)
+    if row is None:
+        return None
+    ancestors = [r["code"] for r in await conn.fetch(PACKAGE_TREE, code)][1:]
+    children = [r["code"] for r in await conn.fetch(
+        "SELECT code FROM packages WHERE parent = $1 ORDER BY code", code)]
+    return {"code": row["code"], "trace_code": row["trace_code"], "inside": ancestors, "contains": children}
