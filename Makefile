@@ -41,7 +41,7 @@ demo: install ## load the demo data into the configured database
 	$(BIN)/traceability demo
 
 .PHONY: test
-test: install system-deps ## run the whole test suite against a real PostgreSQL
+test: install system-deps browser ## run the whole test suite against a real PostgreSQL
 	$(BIN)/pytest
 
 .PHONY: bench
@@ -60,3 +60,14 @@ verify: install ## recompute every hash chain in the configured database
 .PHONY: clean
 clean: ## remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var
+
+.PHONY: browser
+browser: ## install Debian's chromium for the browser tests and screenshots, if missing
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	}
+
+.PHONY: screenshots
+screenshots: install system-deps browser ## phone and desktop screenshots of the pages into docs/screenshots/
+	$(BIN)/python -m tests.web.screenshots

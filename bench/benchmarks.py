@@ -36,9 +36,9 @@ def benchmark(name: str) -> Callable[[Benchmark], Benchmark]:
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    warmup: float = 1.5
-    duration: float = 8.0
-    rounds: int = 2  # service and baseline alternate (A B, B A, ...): drift on a shared machine hits both
+    warmup: float = 1.0  # per round: new connections, pool growth
+    duration: float = 8.0  # measured seconds per side, split over the rounds
+    rounds: int = 4  # service and baseline alternate (A B, B A, ...): drift on a shared machine hits both
 
 
 @dataclass(slots=True)

@@ -37,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=DEFAULT.duration,
                    help="measured seconds per side, split over the rounds")
     p.add_argument("--rounds", type=int, default=DEFAULT.rounds, help="alternating service/baseline rounds")
+    p.add_argument("--server-env", action="append", default=[], metavar="TRACE_X=VALUE",
+                   help="an extra setting for the service (repeatable), e.g. TRACE_DB_POOL_SIZE=64")
     p.add_argument("--keep", action="store_true", help="keep the working directory (server log, pg data)")
     return p
 
@@ -48,7 +50,7 @@ async def run(args: argparse.Namespace, workdir: Path, log: stack.Log) -> tuple[
     ok = True
     async with contextlib.AsyncExitStack() as resources:
         db_url = await resources.enter_async_context(stack.bench_database(workdir, log))
-        argv, env, port = stack.service(db_url, workdir)
+        argv, env, port = stack.service(db_url, workdir, dict(kv.split("=", 1) for kv in args.server_env))
         server = await resources.enter_async_context(
             stack.running("service", argv, env, port, workdir / "server.log"))
         log(f"service pid {server.pid} listening at {server.url}")

@@ -171,10 +171,14 @@ async def running(name: str, argv: list[str], env: dict[str, str], port: int,
                 await popen.wait()
 
 
-def service(db_url: str, workdir: Path) -> tuple[list[str], dict[str, str], int]:
-    """The argv, environment and port for ``python -m traceability serve`` on the bench database."""
+def service(db_url: str, workdir: Path, extra: dict[str, str] | None = None) -> tuple[list[str], dict[str, str], int]:
+    """The argv, environment and port for ``python -m traceability serve`` on the bench database.
+
+    ``extra`` adds settings (``TRACE_DB_POOL_SIZE=64``) for comparing configurations.
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACE_")}
+    env.update(extra or {})
     env.update({
         "TRACE_DATABASE_URL": db_url,
         "TRACE_PORT": str(port),
@@ -182,7 +186,8 @@ def service(db_url: str, workdir: Path) -> tuple[list[str], dict[str, str], int]
         "TRACE_LOG_FORMAT": "json",
         "TRACE_LOG_LEVEL": "warning",
     })
-    return [sys.executable, "-m", "traceability", "serve"], env, port
+    # --migrate is a no-op after bench_database() migrated, unless a migration landed in between.
+    return [sys.executable, "-m", "traceability", "serve", "--migrate"], env, port
 
 
 def bare(size: int) -> tuple[list[str], dict[str, str], int]:

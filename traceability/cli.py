@@ -152,6 +152,28 @@ def cmd_witness(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
+    """Add a console user; the password is read from the terminal (asked twice) or from stdin, never argv."""
+    import getpass
+
+    from traceability.services import accounts
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+
+    async def run(db: Database) -> int:
+        user = await accounts.create_user(db, args.name, args.role, password)
+        print(f"console user {user['id']} ({user['role']}, {user['name']}) added", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_db(settings, run))
+
+
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     from traceability.services import principals
 
@@ -245,6 +267,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--name", required=True)
     t.add_argument("--enterprise", help="USCC, for an enterprise credential")
     t.set_defaults(func=cmd_token)
+    u = sub.add_parser("user", help="add a console user (password from the terminal or stdin)")
+    u_actions = u.add_subparsers(dest="action", required=True)
+    u_add = u_actions.add_parser("add", help="add a regulator (or admin) who signs in to /console")
+    u_add.add_argument("--role", required=True, choices=["regulator", "admin"])
+    u_add.add_argument("--name", required=True)
+    u_add.set_defaults(func=cmd_user)
     for command, (kind, flags) in REGISTRY.items():
         c = sub.add_parser(command, help=f"register or list {kind}")
         actions = c.add_subparsers(dest="action", required=True)

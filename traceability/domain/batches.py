@@ -2,6 +2,8 @@
 
 The opening request becomes event ``seq = 1`` of the batch's chain (bizStep ``commissioning``,
 action ``ADD``), so product, quantity, origin and dates are on the ledger, not only in a table.
+A scanner station may name the batch's ``traceCode`` itself, from a block of codes leased to it
+(docs/scanners.md); otherwise the server issues the code.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 class FieldError(ValueError):
@@ -87,7 +88,7 @@ class Fields:
             return None
         if len(value) > max_len:
             self.fail(key, f"must be at most {max_len} characters")
-        if any(ord(ch) < 32 for ch in value):
+        if _CONTROL.search(value):
             self.fail(key, "must not contain control characters")
         return value
 
@@ -198,5 +199,5 @@ def canonical_object(f: Fields, key: str, value: dict[str, Any], depth: int) -> 
 
 
 def utc_ms(moment: datetime) -> str:
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    """UTC RFC 3339 with milliseconds and ``Z``: ``2026-11-22T03:04:05.123Z``."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

@@ -7,6 +7,7 @@ their check character, GTINs by the GS1 mod-10 check digit.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,6 +47,7 @@ _CODE = re.compile(r"[0-9A-Za-z\-_.]{1,40}")
 _loc = numdb.get("cn/loc")
 
 
+@functools.lru_cache(maxsize=4096)
 def area_name(code: str) -> str | None:
     """The Chinese name of a GB/T 2260 area code (``320302`` → ``江苏省徐州市鼓楼区``), or None if unknown."""
     if not re.fullmatch(r"[1-8][0-9]{5}", code):

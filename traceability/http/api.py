@@ -9,7 +9,7 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.http.auth import optional_principal, require
-from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.keys import DATABASE, PRINCIPALS, SETTINGS
 from traceability.services import capture, history, principals, registry
 
 routes = web.RouteTableDef()
@@ -84,6 +84,7 @@ async def list_registered(request: web.Request) -> web.Response:
 async def revoke_device(request: web.Request) -> web.Response:
     await require(request, "admin")
     await registry.revoke_device(request.app[DATABASE], int(request.match_info["id"]))
+    request.app[PRINCIPALS].clear()
     return json_response({"revoked": int(request.match_info["id"])})
 
 

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from traceability.config import Settings
-from traceability.http import api, log_api, stations, supply_api
-from traceability.http.keys import DATABASE, LOG, SETTINGS
+from traceability.http import api, log_api, supply_api, pages, stations
+from traceability.http.keys import DATABASE, LOG, PRINCIPALS, SETTINGS
 from traceability.http.middleware import request_context
 from traceability.logging import get_logger
 from traceability.services import analyzer, transparency
+from traceability.services.principals import PrincipalCache
 from traceability.storage.database import open_database
 
 log = get_logger(__name__)
@@ -43,10 +44,12 @@ def create_app(settings: Settings) -> web.Application:
     """Assemble the service: settings, database pool, middleware and routes."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[PRINCIPALS] = PrincipalCache()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_log)
     app.add_routes(api.routes)
     app.add_routes(log_api.routes)
     app.add_routes(supply_api.routes)
     app.add_routes(stations.routes)
+    pages.setup(app)
     return app

@@ -13,7 +13,7 @@ from aiohttp import web
 from traceability import errors
 from traceability.domain import stations as station_rules
 from traceability.domain.access import Principal
-from traceability.http.keys import DATABASE
+from traceability.http.keys import DATABASE, PRINCIPALS
 from traceability.http.middleware import ACTOR
 from traceability.services import principals, stations
 
@@ -52,7 +52,7 @@ async def optional_principal(request: web.Request) -> Principal | None:
         raise errors.Unauthorized("send the credential as 'Authorization: Bearer <credential>' "
                                   "or a station's 'Authorization: Signature …'")
     else:
-        principal = await principals.authenticate(request.app[DATABASE], token.strip())
+        principal = await principals.authenticate(request.app[DATABASE], token.strip(), request.app[PRINCIPALS])
     request[PRINCIPAL] = principal
     request[ACTOR] = principal.label
     return principal

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from traceability.config import Settings
+from traceability.services.principals import PrincipalCache
 from traceability.services.transparency import Log
 from traceability.storage.database import Database
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 LOG = web.AppKey("log", Log)
+PRINCIPALS = web.AppKey("principals", PrincipalCache)

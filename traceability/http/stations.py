@@ -68,13 +68,16 @@ async def enrol(request: web.Request) -> web.Response:
     scheme, _, params = header.partition(" ")
     signed = await signed_request(request, params) if scheme.lower() == "signature" else None
     enrolled = await stations.enrol(request.app[DATABASE], await read_json(request), signed)
+    enrolled["publicUrl"] = request.app[SETTINGS].public_url
     return json_response(enrolled, status=201)
 
 
 @routes.get("/api/v1/stations/me")
 async def me(request: web.Request) -> web.Response:
     _principal, signed, _key = await _signed(request)
-    return json_response(await stations.describe_station(request.app[DATABASE], signed))
+    described = await stations.describe_station(request.app[DATABASE], signed)
+    described["publicUrl"] = request.app[SETTINGS].public_url
+    return json_response(described)
 
 
 @routes.post("/api/v1/stations/keys")

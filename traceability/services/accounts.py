@@ -12,9 +12,11 @@ password is right. A success resets the count.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -41,7 +43,20 @@ MAX_PASSWORD = 1024
 # argon2-cffi's defaults are RFC 9106's second recommended option (argon2id, 64 MiB, t=3, p=4).
 _hasher = PasswordHasher()
 # Verified against when the account does not exist, so a wrong name costs as much time as a wrong password.
-_DUMMY_HASH = _hasher.hash("no such account: this hash only equalises timing")
+# Each argon2id hash or check holds 64 MiB while it runs: at most two at once keeps a server
+# process's memory bounded however many people sign in together.
+_ARGON2_SLOTS = threading.BoundedSemaphore(2)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check unknown names against, so they cost what a wrong password costs (made on first use)."""
+    return _hash("no such account: this hash only equalises timing")
+
+
+def _hash(password: str) -> str:
+    with _ARGON2_SLOTS:
+        return _hasher.hash(password)
 
 
 class LockedOut(errors.TraceError):
@@ -88,7 +103,7 @@ async def create_user(db: Database, name: str, role: str, password: str) -> dict
     if role not in ROLES:
         raise errors.InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
     _check_password_rules(password)
-    digest = await asyncio.to_thread(_hasher.hash, password)
+    digest = await asyncio.to_thread(_hash, password)
     with translated():
         async with db.acquire() as conn:
             with conflicts_as(f"a console user named {name!r} already exists", "name"):
@@ -97,9 +112,14 @@ async def create_user(db: Database, name: str, role: str, password: str) -> dict
     return {"id": row["id"], "name": row["name"], "role": row["role"], "created_at": row["created_at"].isoformat()}
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _verify(password_hash: str | None, password: str) -> bool:
+    """Check a password (runs in a thread); an unknown name is checked against a dummy hash and fails."""
+    if password_hash is None:
+        _verify(_dummy_hash(), password)
+        return False
     try:
-        return _hasher.verify(password_hash, password)
+        with _ARGON2_SLOTS:
+            return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -131,14 +151,14 @@ async def sign_in(db: Database, name: str, password: str, remote: str | None) ->
                 raise LockedOut(f"too many failed attempts; try again in {minutes} minutes "
                                 f"(登录失败次数过多，请 {minutes} 分钟后再试)")
             user = await accounts_repo.find_user(conn, name)
-    ok = await asyncio.to_thread(_verify, user["password_hash"] if user else _DUMMY_HASH, password)
+    ok = await asyncio.to_thread(_verify, user["password_hash"] if user else None, password)
     ok = ok and user is not None
     with translated():
         async with db.acquire() as conn:
             await accounts_repo.insert_attempt(conn, name, remote, ok)
             if ok and user is not None and _hasher.check_needs_rehash(user["password_hash"]):
                 await accounts_repo.update_password_hash(conn, user["id"],
-                                                         await asyncio.to_thread(_hasher.hash, password))
+                                                         await asyncio.to_thread(_hash, password))
     if not ok or user is None:
         log.info("login.failed")
         raise errors.Unauthorized("the name or password is wrong")

@@ -122,6 +122,12 @@ async def capture_events(db: Database, principal: Principal, body: Any, max_even
                                    f"{device.node_code}, not {d.node_code}")
     contents = [_stamp(d.content, device) for d in drafts]
     check_replays = False
+    if len(drafts) == 1 and not failed and after is None and "errorDeclaration" not in drafts[0].content:
+        quick = await _append_one(db, device, drafts[0], contents[0], now)
+        if quick is not None:
+            log.info("events.captured", count=1, replayed=0)
+            return [quick], is_list
+        check_replays = True  # a replay, an unknown batch or a refused sale: the general path says which
     for attempt in range(ATTEMPTS):
         try:
             with translated():
@@ -141,6 +147,24 @@ async def capture_events(db: Database, principal: Principal, body: Any, max_even
     new = sum(1 for r in receipts if not r.replayed)
     log.info("events.captured", count=new, replayed=len(receipts) - new)
     return receipts, is_list
+
+
+async def _append_one(db: Database, device: Principal, d: EventDraft, content: dict[str, Any],
+                      now: datetime) -> Receipt | None:
+    """The common case, one new event, in one autocommitted statement; None when the general path must decide."""
+    recorded_at = utc_ms(now)
+    data, private = _record(content, recorded_at)
+    try:
+        with translated():
+            async with db.acquire() as conn:
+                row = await events_repo.append_one(conn, d.trace_code, d.event_id, data, d.biz_step, device.node_id,
+                                                   device.id, d.event_time, now, private, d.biz_step in SALE_STEPS,
+                                                   chain.CHAIN_TAG)
+    except (UniqueViolation, *RETRYABLE):
+        return None
+    if row is None:
+        return None
+    return Receipt(d.event_id, d.trace_code, row["seq"], row["hash"], row["prev_hash"], recorded_at)
 
 
 async def _append(conn: Any, device: Principal, drafts: list[EventDraft], contents: list[dict[str, Any]],

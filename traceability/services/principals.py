@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections import OrderedDict
 
 from traceability import errors
 from traceability.domain.access import Principal
@@ -25,19 +27,53 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def authenticate(db: Database, token: str) -> Principal:
+class PrincipalCache:
+    """Resolved credentials, kept briefly so a scanner's every scan does not cost a database read.
+
+    Entries live ``ttl`` seconds; revoking in this process clears the cache at once, and other
+    server processes stop accepting a revoked credential within ``ttl``.
+    """
+
+    def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+
+    def get(self, digest: bytes) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, digest: bytes, principal: Principal) -> None:
+        self._entries[digest] = (time.monotonic() + self.ttl, principal)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+async def authenticate(db: Database, token: str, cache: PrincipalCache | None = None) -> Principal:
     """Resolve a bearer token or raise Unauthorized (the message never echoes the token)."""
     if not token.startswith((DEVICE_PREFIX, TOKEN_PREFIX)) or len(token) > 200:
         raise errors.Unauthorized("the credential is not one this server issues")
+    digest = token_hash(token)
+    if cache is not None and (known := cache.get(digest)) is not None:
+        return known
     async with db.acquire() as conn:
-        row = await registry_repo.find_principal(conn, token_hash(token))
+        row = await registry_repo.find_principal(conn, digest)
     if row is None:
         raise errors.Unauthorized("the credential is unknown or revoked")
-    return Principal(
+    principal = Principal(
         role=row["role"], id=row["id"], name=row["name"], enterprise_id=row["enterprise_id"],
         uscc=row["uscc"], node_id=row["node_id"], node_code=row["node_code"], area_code=row["area_code"],
         operator_id=row["operator_id"], operator_code=row["operator_code"],
     )
+    if cache is not None:
+        cache.put(digest, principal)
+    return principal
 
 
 async def create_token(db: Database, role: str, name: str, enterprise_uscc: str | None = None) -> tuple[str, int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import importlib
 import io
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -20,8 +19,8 @@ import orjson
 from traceability import errors
 from traceability.domain.access import Principal
 from traceability.domain.registry import NODE_TYPES, area_name
-from traceability.services import history, transparency
-from traceability.storage import search_repo
+from traceability.services import analyzer, credit, genealogy, history, stations, transparency
+from traceability.storage import credit_repo, search_repo
 from traceability.storage.database import Database, translated
 
 RETAIL_NODES = frozenset({"wet_market", "supermarket", "canteen", "pharmacy", "hospital"})
@@ -43,7 +42,7 @@ def batch_status(view: dict[str, Any]) -> dict[str, Any]:
         elif disposition in HOLD_DISPOSITIONS or e.get("bizStep") == "holding":
             held.append(_status_event(e))
     state = "recalled" if recalled else "on_hold" if held else "ok"
-    # TODO(supply-chain): also recalls and holds of the batches this one came from (genealogy).
+    # A recall or hold of a batch this one came from reaches it as an event on its own chain (genealogy).
     return {"state": state, "recalled": recalled, "held": held}
 
 
@@ -60,8 +59,7 @@ def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
         stops.append({
             "kind": "origin", "type": "origin", "type_name": "产地", "type_name_en": "Origin",
             "name": origin.get("producer") or origin.get("place"), "name_en": None,
-            "place": " ".join(p for p in (area_name(origin.get("areaCode", "")) or "", origin.get("place", ""))
-                              if p).strip() or None,
+            "place": _origin_place(origin),
             "first": view.get("produced_on"), "last": view.get("produced_on"), "steps": [],
         })
     for e in view["events"]:
@@ -80,6 +78,25 @@ def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
             "first": e.get("eventTime"), "last": e.get("eventTime"), "steps": [step],
         })
     return stops
+
+
+def _origin_place(origin: dict[str, Any]) -> str | None:
+    """The area's name, then the place as typed unless it repeats the area or the producer."""
+    area = area_name(origin.get("areaCode", "")) or ""
+    place = origin.get("place") or ""
+    name = origin.get("producer") or place
+    extra = place if place and place != name and place not in area else ""
+    return " ".join(p for p in (area, extra) if p) or None
+
+
+def certificates(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Certificates and vouchers, each once, with every node that recorded it (a voucher travels with the goods)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in view["certificates"]:
+        entry = out.setdefault((c["type"], c["number"]), {**c, "nodes": []})
+        if c["node"] not in entry["nodes"]:
+            entry["nodes"].append(c["node"])
+    return list(out.values())
 
 
 def inspections(view: dict[str, Any]) -> list[dict[str, Any]]:
@@ -146,16 +163,18 @@ def _is_number(text: str) -> bool:
 
 
 async def find_lease(db: Database, code: str) -> dict[str, Any] | None:
-    """Which station a not-yet-synced code was leased to, when scanner stations are installed here."""
-    try:
-        stations = importlib.import_module("traceability.services.stations")
-    except ModuleNotFoundError:
+    """Which station a not-yet-synced code was leased to (its records are still on the way), or None."""
+    return await stations.find_lease(db, code)
+
+
+async def _credit(conn: Any, uscc: str) -> dict[str, Any] | None:
+    """The enterprise's current credit rating (信用评价): grade and score over the rating window."""
+    ent = await credit_repo.enterprise(conn, uscc)
+    if ent is None:
         return None
-    finder = getattr(stations, "find_lease", None)
-    if finder is None:
-        return None
-    lease: dict[str, Any] | None = await finder(db, code)
-    return lease
+    now = datetime.now(UTC)
+    value, _ = credit.score(await credit_repo.record(conn, ent["id"], now - credit.WINDOW, now))
+    return {"grade": credit.grade(value), "score": value, "uscc": uscc}
 
 
 async def consumer_record(db: Database, code: str, viewer: Principal | None = None) -> tuple[dict[str, Any], str]:
@@ -173,8 +192,7 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
                               "node": op["node_name"], "node_en": op["node_name_en"], "node_code": op["node_code"],
                               "node_type": op["node_type"], "place": area_name(op["area_code"]),
                               "enterprise": op["enterprise_name"],
-                              # TODO(supply-chain): the operator's credit rating (信用评价) once it is rated.
-                              "credit": None}
+                              "credit": await _credit(conn, op["enterprise_uscc"])}
             if vendor is None and sold_at is not None:
                 node = sold_at["node"]
                 vendor = {"operator": None, "name": None, "stall_no": None, "node": node["name"],
@@ -189,7 +207,8 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
         "proof_url": "/api/v1/events/{event_id}/proof",
     }
     record = {"batch": view, "status": batch_status(view), "journey": journey(view),
-              "inspections": inspections(view), "vendor": vendor, "ledger": ledger}
+              "inspections": inspections(view), "certificates": certificates(view), "vendor": vendor,
+              "ledger": ledger}
     return record, tag
 
 
@@ -206,7 +225,7 @@ def _day(raw: str | None, field: str) -> date | None:
 
 
 async def search_batches(db: Database, query: dict[str, str]) -> dict[str, Any]:
-    """Batches matching a regulator's filters (product, enterprise, node, date range). A trace code goes straight to it."""
+    """Batches matching a regulator's filters (product, enterprise, node, dates); a trace code goes straight to it."""
     q = {k: (query.get(k) or "").strip()[:100] for k in ("code", "product", "enterprise", "node", "from", "to")}
     if q["code"]:
         return {"query": q, "redirect": history.valid_code(q["code"]), "results": []}
@@ -234,8 +253,44 @@ async def search_batches(db: Database, query: dict[str, str]) -> dict[str, Any]:
 async def console_record(db: Database, code: str, viewer: Principal) -> dict[str, Any]:
     """A batch's full record for a regulator: the full view (commercial details included), status and journey."""
     view, _ = await history.read_batch(db, code, viewer)
+    backward = await genealogy.trace(db, code, "backward")
+    forward = await genealogy.trace(db, code, "forward")
     return {"batch": view, "status": batch_status(view), "journey": journey(view),
-            "inspections": inspections(view)}
+            "inspections": inspections(view), "genealogy": {"backward": backward, "forward": forward}}
+
+
+async def issue_recall(db: Database, regulator: Principal, form: dict[str, str]) -> dict[str, Any]:
+    """A regulator's recall from the console: the same use case as POST /api/v1/recalls."""
+    body = {"traceCode": form.get("code", ""), "level": form.get("level", ""), "reason": form.get("reason", "")}
+    if form.get("scope", "").strip():
+        body["scope"] = form["scope"]
+    return await genealogy.recall(db, regulator, body)
+
+
+async def list_recalls(db: Database) -> dict[str, Any]:
+    return {"recalls": await genealogy.list_recalls(db, 200, 0)}
+
+
+async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
+    """Anomalies the analyzer found, filtered by kind, node, enterprise, trace code and detection date."""
+    q = {k: (query.get(k) or "").strip()[:100] for k in ("kind", "node", "enterprise", "code", "from", "to")}
+    if q["kind"] and q["kind"] not in analyzer.KINDS:
+        raise errors.InvalidField(f"kind must be one of: {', '.join(analyzer.KINDS)}", field="kind")
+    since, until = _day(q["from"], "from"), _day(q["to"], "to")
+    china = timedelta(hours=8)
+    items = await analyzer.list_anomalies(
+        db, kind=q["kind"] or None, node=q["node"] or None, enterprise=q["enterprise"] or None,
+        trace_code=history.valid_code(q["code"]) if q["code"] else None,
+        since=datetime.combine(since, time(), UTC) - china if since else None,
+        until=datetime.combine(until + timedelta(days=1), time(), UTC) - china if until else None,
+        limit=200, offset=0)
+    kinds = [{"kind": k, "name": v[0], "name_en": v[1]} for k, v in analyzer.KINDS.items()]
+    return {"query": q, "anomalies": items, "kinds": kinds}
+
+
+async def enterprise_credit(db: Database, uscc: str) -> dict[str, Any]:
+    """An enterprise's credit rating with every factor and its six-month history."""
+    return await credit.rating(db, uscc)
 
 
 async def register_overview(db: Database, limit: int = 200, offset: int = 0) -> dict[str, Any]:
@@ -243,13 +298,14 @@ async def register_overview(db: Database, limit: int = 200, offset: int = 0) -> 
     with translated():
         async with db.acquire() as conn:
             rows = await search_repo.list_register(conn, limit, offset)
+    grades = {r["uscc"]: r for r in await credit.ratings(db, limit, offset)}
     items = [{"uscc": r["uscc"], "name": r["name"], "name_en": r["name_en"], "registered": r["created_at"].isoformat(),
               "nodes": r["nodes"],
               "node_types": [{"type": t, "name": NODE_TYPES[t][0], "name_en": NODE_TYPES[t][1]}
                              for t in (r["node_types"] or "").split(",") if t in NODE_TYPES],
               "events": r["events"],
-              # TODO(supply-chain): credit rating and its factors.
-              "credit": None} for r in rows]
+              "credit": {"grade": grades[r["uscc"]]["grade"], "score": grades[r["uscc"]]["score"]}
+              if r["uscc"] in grades else None} for r in rows]
     return {"items": items, "limit": limit, "offset": offset}
 
 

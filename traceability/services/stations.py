@@ -130,6 +130,8 @@ async def enrol(db: Database, body: Any, signed: SignedRequest | None) -> dict[s
 async def _describe(db: Database, row: Any) -> dict[str, Any]:
     async with db.acquire() as conn:
         info = await stations_repo.find_station(conn, row["id"])
+        if info is None:
+            raise errors.NotFound(f"no device {row['id']}")
         sync = await stations_repo.find_sync(conn, row["id"])
     operator = None
     if info["operator_code"] is not None:

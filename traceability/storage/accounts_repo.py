@@ -27,12 +27,12 @@ async def find_user(conn: asyncpg.Connection, name: str) -> asyncpg.Record | Non
     return await conn.fetchrow(SELECT_USER_BY_NAME, name)
 
 
-UPDATE_PASSWORD = "UPDATE console_users SET password_hash = $2 WHERE id = $1"
+STORE_REHASH = "UPDATE console_users SET password_hash = $2 WHERE id = $1"
 
 
 async def update_password_hash(conn: asyncpg.Connection, user_id: int, password_hash: str) -> None:
     """Store a re-hashed password (after the hashing parameters were raised)."""
-    await conn.execute(UPDATE_PASSWORD, user_id, password_hash)
+    await conn.execute(STORE_REHASH, user_id, password_hash)
 
 
 COUNT_FAILURES = """

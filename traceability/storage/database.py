@@ -57,6 +57,18 @@ def describe(url: str) -> str:
     return f"postgresql://{user}@{host}{port}{parts.path}"
 
 
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """Pooled connections skip asyncpg's reset query on release (a round trip per request).
+
+    The service sets no session state, holds session advisory locks only on connections it keeps
+    (and unlocks them itself), and uses cursors only inside transactions; open transactions are
+    still rolled back on release.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(typename, encoder=lambda v: orjson.dumps(v).decode(),
@@ -121,7 +133,7 @@ async def open_database(settings: Settings, *, migrate: bool = False,
         server_settings["role"] = role
     pool = await asyncpg.create_pool(
         url, min_size=2, max_size=settings.pool_size, init=_init_connection,
-        server_settings=server_settings, statement_cache_size=256,
+        server_settings=server_settings, statement_cache_size=256, connection_class=_Connection,
     )
     try:
         yield Database(pool=pool, url=url, role=role)

@@ -31,6 +31,39 @@ async def insert_events(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]
         await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
 
 
+# One event in one statement, one round trip: lock the chain head, link the event to it and move
+# the head. The link is ledger.chain.link computed by PostgreSQL: SHA-256(tag || prev || bytes),
+# with the tag passed in from ledger.chain (tests check the stored hash against chain.link).
+# No row comes back when the batch is unknown, or held or recalled for a sale dated after that:
+# the caller then takes the general path, which says why.
+APPEND_ONE = """
+WITH head AS (
+    SELECT h.batch_id, h.seq, h.head_hash
+    FROM batch_heads h JOIN batches b ON b.id = h.batch_id
+    WHERE b.trace_code = $1 AND (h.status = 'active' OR NOT $10::bool OR $7 < h.status_since)
+    FOR UPDATE OF h
+), ins AS (
+    INSERT INTO events (event_id, batch_id, seq, prev_hash, hash, canonical, biz_step, node_id, device_id,
+                        event_time, recorded_at, private)
+    SELECT $2, head.batch_id, head.seq + 1, head.head_hash, sha256($11::bytea || head.head_hash || $3::bytea),
+           $3, $4, $5, $6, $7, $8, $9
+    FROM head
+    RETURNING batch_id, seq, prev_hash, hash
+), moved AS (
+    UPDATE batch_heads h SET seq = ins.seq, head_hash = ins.hash FROM ins WHERE h.batch_id = ins.batch_id
+)
+SELECT seq, prev_hash, hash FROM ins
+"""
+
+
+async def append_one(conn: asyncpg.Connection, trace_code: str, event_id: str, canonical: bytes, biz_step: str,
+                     node_id: int, device_id: int | None, event_time: Any, recorded_at: Any,
+                     private: bytes | None, is_sale: bool, chain_tag: bytes) -> asyncpg.Record | None:
+    """Append one event to its batch's chain in a single statement; None if the general path must decide."""
+    return await conn.fetchrow(APPEND_ONE, trace_code, event_id, canonical, biz_step, node_id, device_id,
+                               event_time, recorded_at, private, is_sale, chain_tag)
+
+
 INSERT_CORRECTIONS = """
 INSERT INTO event_corrections (declared_event_id, by_event_id, reason)
 SELECT d, b, r FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(d, b, r)

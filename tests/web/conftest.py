@@ -1,0 +1,121 @@
+"""Fixtures for the web pages: the real app on a real port, and a real headless Chromium.
+
+The browser is Debian's ``chromium`` (``make browser`` installs it), driven by Playwright's async
+API on the same event loop as the server, so the server keeps answering while a test waits on
+the page.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from tests.conftest import World
+from traceability.config import Settings
+from traceability.http.app import create_app
+from traceability.services import accounts
+from traceability.storage.database import open_database
+
+CHROMIUM = os.environ.get("TRACE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PHONE = {"width": 360, "height": 640}
+REGULATOR = ("监管员", "correct horse battery staple")
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once per session, before the browser starts
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (installs Debian's chromium)")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def server(aiohttp_server: Any, settings: Settings) -> Any:
+    return await aiohttp_server(create_app(settings))
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, server: Any) -> AsyncIterator[Any]:
+    """Overrides the suite's client: the API client talks to the same live server the browser uses."""
+    c = await aiohttp_client(server)
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+def base_url(server: Any) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def new_page(browser: Browser, *, locale: str = "zh-CN", viewport: dict[str, int] | None = None,
+                   ) -> tuple[BrowserContext, Page]:
+    context = await browser.new_context(viewport=viewport or PHONE, locale=locale)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    return context, page
+
+
+@pytest.fixture
+async def phone(browser: Browser) -> AsyncIterator[Page]:
+    """A 360×640 phone reading Chinese."""
+    context, page = await new_page(browser)
+    yield page
+    await context.close()
+
+
+@pytest.fixture
+async def regulator(db_url: str) -> tuple[str, str]:
+    settings = Settings.from_env({}, database_url=db_url)
+    async with open_database(settings) as db:
+        await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1])
+    return REGULATOR
+
+
+async def pork_chain(world: World) -> str:
+    """Slaughterhouse → wet market stall, with origin, certificates and an inspection."""
+    await world.post("/api/v1/admin/operators", {"node": world.nodes["market"], "code": "A-012", "name": "王记鲜肉",
+                                                 "stall_no": "A-012"}, expect=201)
+    stall = await world.post("/api/v1/admin/devices", {"node": world.nodes["market"], "name": "stall A-012",
+                                                       "operator": "A-012"}, expect=201)
+    world.devices["stall"] = stall["credential"]
+    code = await world.open_batch(
+        origin={"area_code": "320321", "place": "丰县", "producer": "丰润生猪养殖合作社"}, produced_on="2026-01-14",
+        documents=[{"type": "quarantine_certificate", "number": "3203001234"}])
+    s = world.devices["slaughter"]
+    await world.post("/api/v1/events", world.event(code, "inspecting", disposition="conformant",
+                                                   documents=[{"type": "meat_inspection_certificate",
+                                                               "number": "PC000123"}]), s, expect=201)
+    await world.post("/api/v1/events", world.event(code, "shipping", disposition="in_transit",
+                                                   commercial={"unit_price": "24.60", "currency": "CNY"},
+                                                   destination={"enterprise": world.enterprises["market"]}),
+                     s, expect=201)
+    await world.post("/api/v1/events", world.event(code, "receiving", disposition="active"), world.devices["stall"],
+                     expect=201)
+    await world.post("/api/v1/events", world.event(code, "retail_selling", disposition="retail_sold",
+                                                   quantity={"value": "1.25", "uom": "KGM"}),
+                     world.devices["stall"], expect=201)
+    return code
+
+
+async def logged(world: World, code: str) -> None:
+    """Wait until every event of the batch is in the Merkle log (the sequencer runs every 200 ms)."""
+    import asyncio
+
+    view = await (await world.client.get(f"/api/v1/batches/{code}")).json()
+    for event in view["events"]:
+        for _ in range(100):
+            if (await world.client.get(event["proof_url"])).status == 200:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"event {event['seq']} never entered the log")
+
+

@@ -1,0 +1,119 @@
+"""``make screenshots``: phone-size shots of the consumer page (zh, en) and desktop shots of the console.
+
+Loads the demo ledger into a fresh database on the test PostgreSQL, serves the real app on a free
+local port, and drives Debian's chromium. Writes PNGs to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+from playwright.async_api import Page, async_playwright
+
+from tests.conftest import with_database
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, REGULATOR
+from traceability.config import ROOT, Settings, test_database_url
+from traceability.http.app import create_app
+from traceability.services import accounts, capture, principals, registry
+from traceability.services.demo import load_demo
+from traceability.storage import migrator
+from traceability.storage.database import open_database, start_embedded
+
+OUT = ROOT / "docs" / "screenshots"
+DATABASE = "trace_screenshots"
+DESKTOP = {"width": 1280, "height": 860}
+
+
+async def prepare(server_url: str) -> str:
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
+    finally:
+        await admin.close()
+    url = with_database(server_url, DATABASE)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrator.migrate(conn, ROOT / "schema")
+    finally:
+        await conn.close()
+    return url
+
+
+async def recall(db: object, code: str) -> None:
+    """A recall recorded at the supermarket that received the cabbage, for the banner shot."""
+    nodes = await registry.list_registered(db, "nodes", limit=100)  # type: ignore[arg-type]
+    market = next(n for n in nodes if n["node_type"] == "supermarket")
+    device = await registry.register_device(db, {"node": market["code"], "name": "desk"})  # type: ignore[arg-type]
+    who = await principals.authenticate(db, device["credential"])  # type: ignore[arg-type]
+    await capture.capture_events(db, who, {  # type: ignore[arg-type]
+        "eventID": str(uuid.uuid4()), "traceCode": code, "bizStep": "holding", "disposition": "recalled",
+        "eventTime": datetime.now(UTC).isoformat()}, 10)
+
+
+async def shoot(page: Page, url: str, name: str, *, wait_badge: bool = False) -> None:
+    await page.goto(url)
+    if wait_badge:
+        await page.locator("#badge[data-state]:not([data-state=checking])").wait_for()
+    await page.screenshot(path=str(OUT / name), full_page=True)
+    print(f"wrote docs/screenshots/{name}")
+
+
+async def main() -> int:
+    url = await prepare(test_database_url() or start_embedded(ROOT / "var" / "test-pg"))
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings.from_env({}, database_url=url, data_dir=Path(tmp), public_url="https://trace.example.cn",
+                                     log_level="warning")
+        async with open_database(settings) as db:
+            codes = dict((label.split(":")[0], code) for label, code in await load_demo(db, public_url=""))
+            await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1])
+            await recall(db, codes["cabbage"])
+        runner = web.AppRunner(create_app(settings), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        base = f"http://127.0.0.1:{port}"
+        await asyncio.sleep(0.6)  # let the sequencer put the demo events in the log
+        try:
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                for lang, locale in (("zh", "zh-CN"), ("en", "en-US")):
+                    ctx = await browser.new_context(viewport=PHONE, locale=locale, device_scale_factor=2)
+                    page = await ctx.new_page()
+                    await shoot(page, f"{base}/t/{codes['pork']}", f"consumer-{lang}.png", wait_badge=True)
+                    await ctx.close()
+                ctx = await browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=2)
+                page = await ctx.new_page()
+                await shoot(page, f"{base}/t/{codes['cabbage']}", "consumer-recalled-zh.png", wait_badge=True)
+                await shoot(page, f"{base}/", "lookup-zh.png")
+                await ctx.close()
+                ctx = await browser.new_context(viewport=DESKTOP, locale="zh-CN")
+                page = await ctx.new_page()
+                await page.goto(f"{base}/console/login")
+                await page.screenshot(path=str(OUT / "console-login.png"))
+                await page.get_by_label("账号").fill(REGULATOR[0])
+                await page.get_by_label("密码").fill(REGULATOR[1])
+                await page.get_by_role("button", name="登录").click()
+                await page.wait_for_url(f"{base}/console")
+                await shoot(page, f"{base}/console?enterprise=%E5%BE%90%E5%B7%9E", "console-search.png")
+                await shoot(page, f"{base}/console/batches/{codes['pork']}", "console-batch.png")
+                await shoot(page, f"{base}/console/enterprises", "console-register.png")
+                await shoot(page, f"{base}/console/log", "console-log.png")
+                await ctx.close()
+                await browser.close()
+        finally:
+            await runner.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,191 @@
+/* The "verified" badge: checks on this device, with WebCrypto, that the records shown are the ones in
+   the public transparency log (docs/ledger.md):
+   1. each record's chain hash, recomputed from its canonical bytes (section 2);
+   2. each record's inclusion proof: leaf hash and RFC 9162 audit path up to the checkpoint root (5.1);
+   3. the checkpoint's Ed25519 signature with the log's verifier key, whose key ID is recomputed (4.2). */
+(function () {
+  "use strict";
+  var badge = document.getElementById("badge");
+  var source = document.getElementById("ledger");
+  if (!badge || !source) { return; }
+  var label = badge.querySelector(".badge-text");
+  var detail = document.getElementById("badge-detail");
+  var enc = new TextEncoder();
+
+  function show(state, message, info) {
+    badge.className = "badge badge-" + state;
+    badge.setAttribute("data-state", state);
+    label.textContent = message;
+    if (detail) { detail.textContent = info || ""; }
+  }
+  function Failure(message) { this.message = message; }
+  function Pending(message) { this.message = message; }
+  function Unsupported(message) { this.message = message; }
+
+  var subtle = window.crypto && window.crypto.subtle;
+  if (!subtle || !window.fetch) {
+    show("unsupported", badge.dataset.unsupported, "WebCrypto needs a secure (https) connection");
+    return;
+  }
+  show("checking", badge.dataset.checking);
+
+  function hex(bytes) {
+    var out = "";
+    for (var i = 0; i < bytes.length; i++) { out += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16); }
+    return out;
+  }
+  function unhex(text) {
+    if (typeof text !== "string" || !/^([0-9a-f]{2})*$/.test(text)) { throw new Failure("malformed hex"); }
+    var out = new Uint8Array(text.length / 2);
+    for (var i = 0; i < out.length; i++) { out[i] = parseInt(text.substr(i * 2, 2), 16); }
+    return out;
+  }
+  function unb64(text) {
+    var bin;
+    try { bin = atob(text); } catch (e) { throw new Failure("malformed base64"); }
+    var out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) { out[i] = bin.charCodeAt(i); }
+    return out;
+  }
+  function concat() {
+    var n = 0, i, parts = Array.prototype.slice.call(arguments);
+    for (i = 0; i < parts.length; i++) { n += parts[i].length; }
+    var out = new Uint8Array(n), at = 0;
+    for (i = 0; i < parts.length; i++) { out.set(parts[i], at); at += parts[i].length; }
+    return out;
+  }
+  function same(a, b) {
+    if (a.length !== b.length) { return false; }
+    var d = 0;
+    for (var i = 0; i < a.length; i++) { d |= a[i] ^ b[i]; }
+    return d === 0;
+  }
+  async function sha256() {
+    return new Uint8Array(await subtle.digest("SHA-256", concat.apply(null, arguments)));
+  }
+  var ZERO = new Uint8Array([0]), ONE = new Uint8Array([1]), NL = new Uint8Array([10]);
+
+  async function verifierKey(url) {
+    var resp = await fetch(url, { cache: "no-cache" });
+    if (!resp.ok) { throw new Failure("the log key is not available"); }
+    var line = (await resp.text()).trim();
+    var a = line.indexOf("+"), b = line.indexOf("+", a + 1);
+    if (a <= 0 || b <= a) { throw new Failure("malformed verifier key"); }
+    var name = line.slice(0, a), id = line.slice(a + 1, b), raw = unb64(line.slice(b + 1));
+    if (raw.length !== 33 || raw[0] !== 0x01) { throw new Failure("not an Ed25519 log key"); }
+    if (hex((await sha256(enc.encode(name), NL, raw)).slice(0, 4)) !== id) {
+      throw new Failure("the key ID does not match the key");
+    }
+    var key;
+    try {
+      key = await subtle.importKey("raw", raw.slice(1), { name: "Ed25519" }, false, ["verify"]);
+    } catch (e) {
+      throw new Unsupported("this browser has no Ed25519");
+    }
+    return { name: name, id: id, key: key };
+  }
+
+  var notes = {};
+  function checkpoint(note, vkey) {
+    if (!notes[note]) { notes[note] = verifyNote(note, vkey); }
+    return notes[note];
+  }
+  async function verifyNote(note, vkey) {
+    var split = note.lastIndexOf("\n\n");
+    if (split < 0 || note.charAt(note.length - 1) !== "\n") { throw new Failure("malformed checkpoint"); }
+    var body = note.slice(0, split + 1);
+    var lines = note.slice(split + 2, -1).split("\n");
+    var signed = false;
+    for (var i = 0; i < lines.length; i++) {
+      var parts = lines[i].split(" ");
+      if (parts.length !== 3 || parts[0] !== "\u2014") { throw new Failure("malformed signature line"); }
+      var raw = unb64(parts[2]);
+      if (parts[1] !== vkey.name || raw.length < 4 || hex(raw.slice(0, 4)) !== vkey.id) { continue; }
+      if (raw.length !== 68 ||
+          !(await subtle.verify({ name: "Ed25519" }, vkey.key, raw.slice(4), enc.encode(body)))) {
+        throw new Failure("the checkpoint signature does not verify");
+      }
+      signed = true;
+    }
+    if (!signed) { throw new Failure("the checkpoint is not signed by the log key"); }
+    var fields = body.split("\n");
+    if (fields.length < 4 || !/^(0|[1-9][0-9]*)$/.test(fields[1])) { throw new Failure("malformed checkpoint"); }
+    var root = unb64(fields[2]);
+    if (root.length !== 32) { throw new Failure("malformed checkpoint root"); }
+    return { origin: fields[0], size: Number(fields[1]), root: root,
+             logId: hex(await sha256(enc.encode(fields[0]))) };
+  }
+
+  async function proofFor(url) {
+    for (var attempt = 0; attempt < 20; attempt++) {
+      var resp = await fetch(url, { cache: "no-cache" });
+      if (resp.ok) { return resp.json(); }
+      if (resp.status === 404 && resp.headers.get("Retry-After")) {
+        await new Promise(function (done) { setTimeout(done, 1000); });
+        continue;
+      }
+      throw new Failure("no inclusion proof (HTTP " + resp.status + ")");
+    }
+    throw new Pending("not in the log yet");
+  }
+
+  async function checkInclusion(ev, proof, vkey) {
+    var cp = await checkpoint(proof.checkpoint, vkey);
+    if (cp.logId !== proof.log_id) { throw new Failure("the proof is for another log"); }
+    if (proof.tree_size !== cp.size || !(proof.leaf_index >= 0 && proof.leaf_index < cp.size)) {
+      throw new Failure("the proof does not fit the checkpoint");
+    }
+    var leaf = await sha256(ZERO, unhex(ev.hash));
+    if (!same(leaf, unhex(proof.leaf_hash))) { throw new Failure("the log holds a different record"); }
+    var fn = proof.leaf_index, sn = proof.tree_size - 1, r = leaf;
+    for (var i = 0; i < proof.audit_path.length; i++) {
+      var p = unhex(proof.audit_path[i]);
+      if (sn === 0) { throw new Failure("the audit path is too long"); }
+      if (fn % 2 === 1 || fn === sn) {
+        r = await sha256(ONE, p, r);
+        if (fn % 2 === 0) { while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); } }
+      } else {
+        r = await sha256(ONE, r, p);
+      }
+      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+    }
+    if (sn !== 0 || !same(r, cp.root)) { throw new Failure("the audit path does not lead to the signed root"); }
+    return cp;
+  }
+
+  async function run() {
+    var ledger = JSON.parse(source.textContent);
+    var events = ledger.events;
+    // 1. The hash chain, from the canonical bytes shown on this page.
+    var prev = await sha256(enc.encode("trace/genesis/v1"), ZERO, enc.encode(ledger.trace_code));
+    for (var i = 0; i < events.length; i++) {
+      var ev = events[i];
+      if (ev.seq !== i + 1 || !same(unhex(ev.prev_hash), prev)) {
+        throw new Failure("record " + (i + 1) + ": the chain is broken");
+      }
+      var h = await sha256(enc.encode("trace/chain/v1"), ZERO, prev, unb64(ev.canonical));
+      if (!same(h, unhex(ev.hash))) { throw new Failure("record " + ev.seq + ": its content was changed"); }
+      prev = h;
+    }
+    // 2 and 3. Every record is in the signed log.
+    var vkey = await verifierKey(ledger.public_key_url);
+    var checked = await Promise.all(events.map(function (ev) {
+      return proofFor(ledger.proof_url.replace("{event_id}", ev.event_id)).then(function (proof) {
+        return checkInclusion(ev, proof, vkey).catch(function (err) {
+          if (err instanceof Failure) { err.message = "record " + ev.seq + ": " + err.message; }
+          throw err;
+        });
+      });
+    }));
+    var size = checked.reduce(function (m, cp) { return Math.max(m, cp.size); }, 0);
+    return { n: events.length, info: vkey.name + " · key " + vkey.id + " · log size " + size };
+  }
+
+  run().then(function (ok) {
+    show("ok", badge.dataset.ok.replace("{n}", ok.n), ok.info);
+  }, function (err) {
+    if (err instanceof Unsupported) { show("unsupported", badge.dataset.unsupported, err.message); }
+    else if (err instanceof Pending) { show("pending", badge.dataset.pending, err.message); }
+    else { show("fail", badge.dataset.fail, (err && err.message) || String(err)); }
+  });
+}());
