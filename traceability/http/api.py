@@ -9,7 +9,7 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.http.auth import optional_principal, require
-from traceability.http.keys import DATABASE, PRINCIPALS, SETTINGS
+from traceability.http.keys import DATABASE, PRINCIPALS, SETTINGS, VIEWS
 from traceability.services import capture, history, principals, registry
 
 routes = web.RouteTableDef()
@@ -139,7 +139,7 @@ async def read_batch(request: web.Request) -> web.StreamResponse:
         tag = await history.head_etag(db, code, viewer)
         if tag is not None and tag in {t.strip() for t in if_none_match.split(",")}:
             return web.Response(status=304, headers={"ETag": tag, **cache})
-    view, tag = await history.read_batch(db, code, viewer)
+    view, tag = await history.read_batch(db, code, viewer, request.app[VIEWS])
     return json_response(view, headers={"ETag": tag, **cache})
 
 

@@ -9,10 +9,11 @@ from aiohttp import web
 
 from traceability.config import Settings
 from traceability.http import api, log_api, supply_api, pages, stations
-from traceability.http.keys import DATABASE, LOG, PRINCIPALS, SETTINGS
+from traceability.http.keys import DATABASE, LOG, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.middleware import request_context
 from traceability.logging import get_logger
 from traceability.services import analyzer, transparency
+from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
 from traceability.storage.database import open_database
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PRINCIPALS] = PrincipalCache()
+    app[VIEWS] = ViewCache()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_log)
     app.add_routes(api.routes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from traceability.config import Settings
+from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
 from traceability.services.transparency import Log
 from traceability.storage.database import Database
@@ -13,3 +14,4 @@ SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 LOG = web.AppKey("log", Log)
 PRINCIPALS = web.AppKey("principals", PrincipalCache)
+VIEWS = web.AppKey("views", ViewCache)

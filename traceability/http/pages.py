@@ -34,7 +34,7 @@ from traceability.domain import tracecode
 from traceability.domain.events import DOCUMENT_TYPES, UNITS
 from traceability.http import i18n
 from traceability.http.api import json_response
-from traceability.http.keys import DATABASE, LOG, SETTINGS
+from traceability.http.keys import DATABASE, LOG, SETTINGS, VIEWS
 from traceability.http.middleware import ACTOR, REQUEST_ID, error_body
 from traceability.services import accounts, capture, history, search
 from traceability.services.accounts import WebSession
@@ -693,7 +693,7 @@ async def vendor_receipt(request: web.Request) -> web.StreamResponse:
     """The receipt to show the buyer or print: the trace code and the QR code that opens the consumer page."""
     session = await vendor_session(request)
     code = history.valid_code(request.match_info["code"])
-    view, _ = await history.read_batch(request.app[DATABASE], code, None)
+    view, _ = await history.read_batch(request.app[DATABASE], code, None, request.app[VIEWS])
     url = f"{request.app[SETTINGS].public_url}/t/{code}"
     data = {"trace_code": code, "url": url, "product": view["product"], "events": len(view["events"]),
             "last": {k: view["events"][-1].get(k) for k in ("seq", "bizStep", "disposition", "eventTime")}
