@@ -132,3 +132,10 @@ async def test_the_runtime_role_cannot_change_the_ledger(world: World, client: o
     # Released and re-acquired connections keep the role (it is a startup parameter, not a SET).
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT current_user") == "traceability_runtime"
+
+
+async def test_an_event_naming_nothing_is_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
+    await history(world, 1)
+    await tamper(superuser, "UPDATE events SET node_id = 999999 WHERE seq = 2")
+    ok, faults = await run_verify(db_url)
+    assert len(faults) == 1 and faults[0].endswith("names no existing node")

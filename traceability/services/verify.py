@@ -84,6 +84,11 @@ async def verify_chains(db: Database, progress: Progress | None = None, max_faul
             expected_seq += 1
         if current is not None and not broken:
             heads[current] = (expected_seq - 1, expected_prev)
+        for row in await events_repo.orphans(conn):
+            missing = [w for w, flag in (("batch", row["no_batch"]), ("node", row["no_node"]),
+                                         ("device", row["no_device"])) if flag]
+            report.faults.append(Fault("event", f"{row['event_id']} (batch id {row['batch_id']} seq {row['seq']})",
+                                       f"names no existing {' or '.join(missing)}"))
         # A deleted last event leaves a chain that verifies on its own: the head still names it.
         async for code, seq, head_hash in events_repo.scan_heads(conn):
             seen = heads.get(code)

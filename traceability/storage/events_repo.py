@@ -138,3 +138,21 @@ SELECT b.trace_code, h.seq, h.head_hash FROM batches b JOIN batch_heads h ON h.b
 async def scan_heads(conn: asyncpg.Connection, prefetch: int = 5000) -> AsyncIterator[asyncpg.Record]:
     async for row in conn.cursor(SELECT_HEADS, prefetch=prefetch):
         yield row
+
+
+ORPHANS = """
+SELECT e.event_id::text AS event_id, e.seq, e.batch_id,
+       NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = e.batch_id) AS no_batch,
+       NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.node_id) AS no_node,
+       e.device_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = e.device_id) AS no_device
+FROM events e
+WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = e.batch_id)
+   OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.node_id)
+   OR (e.device_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = e.device_id))
+LIMIT $1
+"""
+
+
+async def orphans(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+    """Events naming a batch, node or device that does not exist (the schema keeps no foreign keys here)."""
+    return list(await conn.fetch(ORPHANS, limit))
