@@ -7,6 +7,7 @@ adds what only the server knows (node, device, recorded time) and encodes the ca
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ def parse_time(f: Fields, key: str, now: datetime) -> datetime:
     """An RFC 3339 time with a zone offset, not more than five minutes in the future."""
     raw = f.text(key, max_len=40)
     try:
-        moment = datetime.fromisoformat(raw)
+        moment = _fromisoformat(raw)
     except ValueError:
         f.fail(key, "must be an RFC 3339 time such as 2026-11-22T08:30:00+08:00")
     if moment.tzinfo is None:
@@ -226,17 +227,24 @@ def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
     node = f.text("node", required=False, max_len=40)
     if (operator := f.text("operator", required=False, max_len=40)) is not None:
         content["operator"] = operator
-    optional: dict[str, Any] = {
-        "quantity": parse_quantity(f),
-        "source": parse_party(f, "source"),
-        "destination": parse_party(f, "destination"),
-        "documents": parse_documents(f),
-        "commercial": parse_commercial(f),
-    }
-    attrs = f.obj("attributes", required=False)
-    if attrs:
-        optional["attributes"] = canonical_object(f, f.path("attributes"), dict(attrs), 1)
-    optional["errorDeclaration"] = parse_error_declaration(f, now, event_id)
+    data = f.data
+    optional: dict[str, Any] = {}
+    # Only the fields a scan carries are looked at: most carry two or three of these.
+    if data.get("quantity") is not None:
+        optional["quantity"] = parse_quantity(f)
+    for party in ("source", "destination"):
+        if data.get(party) is not None:
+            optional[party] = parse_party(f, party)
+    if data.get("documents") is not None:
+        optional["documents"] = parse_documents(f)
+    if data.get("commercial") is not None:
+        optional["commercial"] = parse_commercial(f)
+    if data.get("attributes") is not None:
+        attrs = f.obj("attributes")
+        if attrs:
+            optional["attributes"] = canonical_object(f, f.path("attributes"), dict(attrs), 1)
+    if data.get("errorDeclaration") is not None:
+        optional["errorDeclaration"] = parse_error_declaration(f, now, event_id)
     if event_type == "AggregationEvent":
         optional.update(parse_aggregation(f, action))
     content.update({k: v for k, v in optional.items() if v})
@@ -308,11 +316,18 @@ def _uuid(f: Fields, key: str) -> str:
         f.fail(key, "must be a UUID")
 
 
+@functools.lru_cache(maxsize=65_536)
 def _trace_code(value: str) -> str:
+    """A validated trace code; cached, since one upload names the same few batches many times."""
     try:
         return tracecode.validate(value)
     except tracecode.TraceCodeError as exc:
         raise ValueError(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _fromisoformat(raw: str) -> datetime:
+    return datetime.fromisoformat(raw)
 
 
 def parse_event_list(body: Any, now: datetime) -> tuple[list[EventDraft], bool]:
