@@ -35,10 +35,11 @@ system-deps: ## install the Debian packages the tests use (fonts, pdftoppm), if 
 run: install ## set up (embedded PostgreSQL unless TRACE_DATABASE_URL), migrate, serve on :8080
 	$(BIN)/traceability serve --migrate
 
+DEMO_ARGS ?=
 .PHONY: demo
-demo: install ## load the demo data into the configured database
+demo: install ## load the demo city (Xuzhou) into the configured database; DEMO_ARGS="--events 1000000 --seed 2"
 	$(BIN)/traceability migrate
-	$(BIN)/traceability demo
+	$(BIN)/traceability demo $(DEMO_ARGS)
 
 .PHONY: test
 test: install system-deps browser ## run the whole test suite against a real PostgreSQL

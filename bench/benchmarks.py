@@ -149,6 +149,32 @@ async def capture_batched(ctx: Context) -> Result:
                        f"{clients} clients")
 
 
+@benchmark("log_integration_latency_p99")
+async def log_integration_latency(ctx: Context) -> Result:
+    """Seconds from capture to inclusion in the Merkle log, at the batched-capture load just run.
+
+    Each leaf records when the sequencer integrated it; each event when it was accepted. Waits for
+    the queue to drain first. Baseline: the sequencer's polling interval, the floor of the latency.
+    """
+    async with ctx.sql() as conn:
+        for _ in range(600):
+            if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM log_queue)"):
+                break
+            await asyncio.sleep(0.1)
+        row = await conn.fetchrow("""
+            SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM l.integrated_at - e.recorded_at))
+                       AS p99,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM l.integrated_at - e.recorded_at))
+                       AS p50,
+                   count(*) AS n
+            FROM log_leaves l JOIN events e ON e.id = l.event_pk
+            WHERE e.seq > 1""")
+    interval = 0.2
+    return Result("log_integration_latency_p99", float(row["p99"] or 0), "s", interval, 1.0, better="lower",
+                  goal_on="value", note=f"over {row['n']:,} events captured under load; p50 {float(row['p50'] or 0):.3f} s; "
+                  f"baseline: the sequencer's {interval}s polling interval")
+
+
 @benchmark("capture_single")
 async def capture_single(ctx: Context) -> Result:
     """One event a request, 64 scanners, each with its own credential on its own batch."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.conftest import make_uscc
@@ -31,10 +32,12 @@ def test_register_by_cli(db_url: str) -> None:
 
 
 def test_demo_loads_and_verifies(db_url: str, tmp_path: Path) -> None:
-    out = cli(db_url, "demo", tmp=tmp_path)
+    out = cli(db_url, "demo", "--seed", "2", tmp=tmp_path)
     assert out.returncode == 0, out.stderr
-    codes = [line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ")]
-    assert len(codes) >= 2 and all(len(c) == 20 for c in codes)
+    codes = re.findall(r"^  (\d{20})  ", out.stdout, re.MULTILINE)
+    assert len(codes) == 6
+    for code in codes:
+        assert f"/t/{code}\n" in out.stdout and f"/api/v1/batches/{code}\n" in out.stdout
     out = cli(db_url, "verify")
     assert out.returncode == 0 and "all verified" in out.stdout
     again = cli(db_url, "demo", tmp=tmp_path)

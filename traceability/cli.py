@@ -38,6 +38,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from traceability.http.app import create_app
     from traceability.http.keys import DATABASE
     from traceability.services import principals
+    from traceability.services.demo import empty_ledger_hint
 
     async def build() -> web.Application:
         if args.migrate:
@@ -52,6 +53,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 log.info("admin.credential_written", path=str(settings.admin_token_path))
             log.info("server.listening", url=f"http://{settings.host}:{settings.port}",
                      public_url=settings.public_url)
+            if (hint := await empty_ledger_hint(app[DATABASE])) is not None:
+                log.info("demo.available", hint=hint)
 
         app.on_startup.append(first_admin)
         return app
@@ -121,11 +124,35 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from traceability.services.demo import load_demo
 
+    if settings.log_level == "info":
+        # The progress lines stand in for one log line per request.
+        configure(fmt=settings.log_format, level="warning")
+
+    def report(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     async def run(db: Database) -> int:
-        codes = await load_demo(db, seed=args.seed, public_url=settings.public_url)
-        print("Demo data loaded. Trace codes worth opening:")
-        for label, code in codes:
-            print(f"  {code}  {label}  {settings.public_url}/api/v1/batches/{code}")
+        result = await load_demo(db, seed=args.seed, public_url=settings.public_url, days=args.days,
+                                 events=args.events, report=None if args.quiet else report)
+        c = result.counts
+        print(f"Demo city loaded (seed {result.seed}): Xuzhou 320300 with {c['farm']} farms and origin bases, "
+              f"{c['slaughterhouse']} slaughterhouses, {c['wholesale_market']} wholesale markets, "
+              f"{c['wet_market']} wet markets with {c['stalls']} stalls, {c['supermarket']} supermarkets, "
+              f"{c['canteen']} canteens, {c['drug_manufacturer']} drug manufacturer, {c['drug_distributor']} "
+              f"distributors and {c['pharmacy']} pharmacies; {c['scanners']} scanners, {c['products']} products.")
+        print(f"{result.story_events:,} events over the {result.days} days before "
+              f"{result.anchor:%Y-%m-%d} (China Standard Time), with a failed pesticide test, a recall and "
+              "anomalies.")
+        if result.bulk_events:
+            print(f"Scale path: {result.bulk_events:,} events in {result.bulk_batches:,} batches in "
+                  f"{result.bulk_seconds:,.1f} s ({result.bulk_rate:,.0f} events/s).")
+        print(f"{result.total_events:,} events in the ledger. `make run` (or `traceability serve`) enters them in "
+              "the transparency log and lists the anomalies at /console.")
+        print("Trace codes worth opening:")
+        for _, label, code in result.highlights:
+            print(f"  {code}  {label}")
+            print(f"      {settings.public_url}/t/{code}")
+            print(f"      {settings.public_url}/api/v1/batches/{code}")
         return 0
 
     return asyncio.run(_with_db(settings, run))
@@ -252,8 +279,12 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="recompute and check every hash chain")
     v.add_argument("--progress", action="store_true", help="show progress even when not on a terminal")
     v.set_defaults(func=cmd_verify)
-    d = sub.add_parser("demo", help="load sample enterprises, nodes, products, batches and events")
-    d.add_argument("--seed", type=int, default=1)
+    d = sub.add_parser("demo", help="load the demo city (Xuzhou): registry, three weeks of flows, trace codes to open")
+    d.add_argument("--seed", type=int, default=1, help="the same seed on the same day gives the same ledger")
+    d.add_argument("--events", type=int, default=0, metavar="N",
+                   help="fill the ledger to about N events through the scale path (up to 10,000,000)")
+    d.add_argument("--days", type=int, default=21, help="days of story before today (at least 6)")
+    d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     d.set_defaults(func=cmd_demo)
     w = sub.add_parser("witness", help="audit a log and cosign its checkpoint (an independent witness)")
     w.add_argument("url", nargs="?", help="the log server, e.g. https://trace.example.org")

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -21,7 +19,7 @@ from tests.conftest import with_database
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, REGULATOR
 from traceability.config import ROOT, Settings, test_database_url
 from traceability.http.app import create_app
-from traceability.services import accounts, capture, principals, registry
+from traceability.services import accounts
 from traceability.services.demo import load_demo
 from traceability.storage import migrator
 from traceability.storage.database import open_database, start_embedded
@@ -47,17 +45,6 @@ async def prepare(server_url: str) -> str:
     return url
 
 
-async def recall(db: object, code: str) -> None:
-    """A recall recorded at the supermarket that received the cabbage, for the banner shot."""
-    nodes = await registry.list_registered(db, "nodes", limit=100)  # type: ignore[arg-type]
-    market = next(n for n in nodes if n["node_type"] == "supermarket")
-    device = await registry.register_device(db, {"node": market["code"], "name": "desk"})  # type: ignore[arg-type]
-    who = await principals.authenticate(db, device["credential"])  # type: ignore[arg-type]
-    await capture.capture_events(db, who, {  # type: ignore[arg-type]
-        "eventID": str(uuid.uuid4()), "traceCode": code, "bizStep": "holding", "disposition": "recalled",
-        "eventTime": datetime.now(UTC).isoformat()}, 10)
-
-
 async def shoot(page: Page, url: str, name: str, *, wait_badge: bool = False) -> None:
     await page.goto(url)
     if wait_badge:
@@ -73,16 +60,16 @@ async def main() -> int:
         settings = Settings.from_env({}, database_url=url, data_dir=Path(tmp), public_url="https://trace.example.cn",
                                      log_level="warning")
         async with open_database(settings) as db:
-            codes = dict((label.split(":")[0], code) for label, code in await load_demo(db, public_url=""))
+            result = await load_demo(db, public_url="")
+            codes = {key: code for key, _label, code in result.highlights}
             await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1])
-            await recall(db, codes["cabbage"])
         runner = web.AppRunner(create_app(settings), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
         base = f"http://127.0.0.1:{port}"
-        await asyncio.sleep(0.6)  # let the sequencer put the demo events in the log
+        await asyncio.sleep(2)  # let the sequencer put the demo events in the log
         try:
             async with async_playwright() as p:
                 browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -93,7 +80,7 @@ async def main() -> int:
                     await ctx.close()
                 ctx = await browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=2)
                 page = await ctx.new_page()
-                await shoot(page, f"{base}/t/{codes['cabbage']}", "consumer-recalled-zh.png", wait_badge=True)
+                await shoot(page, f"{base}/t/{codes['recall']}", "consumer-recalled-zh.png", wait_badge=True)
                 await shoot(page, f"{base}/", "lookup-zh.png")
                 await ctx.close()
                 ctx = await browser.new_context(viewport=DESKTOP, locale="zh-CN")

@@ -29,6 +29,24 @@ BIZ_STEPS: dict[str, tuple[str, str]] = {
     "retail_selling": ("零售", "Sold at retail"),
     "destroying": ("销毁", "Destroyed"),
     "dispensing": ("调剂发药", "Dispensed"),
+    "accepting": ("验收接收", "Accepted"),
+    "arriving": ("到达", "Arrived"),
+    "assembling": ("组装", "Assembled"),
+    "collecting": ("收集", "Collected"),
+    "consigning": ("托运", "Consigned"),
+    "decommissioning": ("注销", "Decommissioned"),
+    "departing": ("离场", "Departed"),
+    "disassembling": ("分割", "Cut up"),
+    "encoding": ("赋码", "Coded"),
+    "loading": ("装车", "Loaded"),
+    "picking": ("拣货", "Picked"),
+    "removing": ("移出", "Removed"),
+    "stocking": ("上架", "Stocked"),
+    "stock_taking": ("盘点", "Stock taken"),
+    "unloading": ("卸货", "Unloaded"),
+    "unpacking": ("拆包", "Unpacked"),
+    "void_shipping": ("取消发货", "Shipment voided"),
+    "other": ("其他", "Other"),
 }
 
 DISPOSITIONS: dict[str, tuple[str, str]] = {
@@ -40,6 +58,17 @@ DISPOSITIONS: dict[str, tuple[str, str]] = {
     "retail_sold": ("已售出", "Sold"),
     "destroyed": ("已销毁", "Destroyed"),
     "expired": ("已过期", "Expired"),
+    "available": ("可用", "Available"),
+    "damaged": ("破损", "Damaged"),
+    "dispensed": ("已发药", "Dispensed"),
+    "disposed": ("已处置", "Disposed"),
+    "inactive": ("停用", "Inactive"),
+    "in_progress": ("处理中", "In progress"),
+    "returned": ("已退回", "Returned"),
+    "reserved": ("已预留", "Reserved"),
+    "sellable_accessible": ("可售", "On sale"),
+    "stolen": ("被盗", "Stolen"),
+    "unknown": ("未知", "Unknown"),
 }
 
 STRINGS: dict[str, tuple[str, str]] = {
