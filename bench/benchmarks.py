@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,10 +18,10 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import stack
+from bench import ledger, stack
 from bench.load import HttpLoad, SqlLoad, Stats, Workers
 from bench.report import Result
-from bench.workloads import PLAIN_EVENTS, CaptureBatched, CaptureSingle, InsertEvents, Lookup
+from bench.workloads import PLAIN_EVENTS, CaptureBatched, CaptureSingle, Get, InsertEvents, Lookup
 from bench.world import World
 
 Benchmark = Callable[["Context"], Awaitable[Result]]
@@ -53,6 +55,9 @@ class Context:
     resources: contextlib.AsyncExitStack
     bare_servers: dict[int, stack.Process] = field(default_factory=dict)
     _canonical: bytes | None = None
+    big: ledger.Ledger | None = None
+    regulator: str | None = None
+    rss_after_proofs: float | None = None
 
     @contextlib.asynccontextmanager
     async def sql(self) -> AsyncIterator[asyncpg.Connection]:
@@ -170,8 +175,9 @@ async def log_integration_latency(ctx: Context) -> Result:
             FROM log_leaves l JOIN events e ON e.id = l.event_pk
             WHERE e.seq > 1""")
     interval = 0.2
+    p50 = float(row["p50"] or 0)
     return Result("log_integration_latency_p99", float(row["p99"] or 0), "s", interval, 1.0, better="lower",
-                  goal_on="value", note=f"over {row['n']:,} events captured under load; p50 {float(row['p50'] or 0):.3f} s; "
+                  goal_on="value", note=f"over {row['n']:,} events captured under load; p50 {p50:.3f} s; "
                   f"baseline: the sequencer's {interval}s polling interval")
 
 
@@ -220,6 +226,115 @@ async def lookup(ctx: Context) -> Result:
     return _throughput("lookup", svc, base, cores, "lookups/s", 0.30,
                        f"GET /api/v1/batches/{{code}} ({size} B, {events} events) vs a bare aiohttp handler "
                        f"returning {size} B, {clients} connections")
+
+
+# -- a million events: proofs, verification, tracing ---------------------------------------------
+
+PARENTS, CUTS, EVENTS_PER_CUT = 10_000, 4, 24  # 10,000 x (2 + 4 x 24) = 980,000 events, plus the rest
+
+
+async def big_ledger(ctx: Context) -> ledger.Ledger:
+    """Load the million-event ledger once and wait until all of it is in the Merkle log."""
+    if ctx.big is None:
+        t0 = time.monotonic()
+        ctx.big = await ledger.load(ctx.db_url, ctx.world, PARENTS, CUTS, EVENTS_PER_CUT, ctx.log)
+        waited = await ledger.wait_logged(ctx.db_url, ctx.log)
+        ctx.log(f"ledger: {ctx.big.events:,} events loaded and logged in {time.monotonic() - t0:.0f} s "
+                f"(the log caught up {waited:.0f} s after the last write)")
+    return ctx.big
+
+
+@benchmark("inclusion_proof")
+async def inclusion_proof(ctx: Context) -> Result:
+    """GET /api/v1/events/{id}/proof against a log of about a million leaves, 64 connections."""
+    big = await big_ledger(ctx)
+    async with ctx.sql() as conn:
+        leaves = await conn.fetchval("SELECT size FROM log_heads")
+    paths = tuple(f"/api/v1/events/{e}/proof" for e in big.event_ids)
+    async with ctx.world.session.get(paths[0]) as resp:
+        size = len(await resp.read())
+        assert resp.status == 200
+    bare = await ctx.bare(size)
+    clients = 64
+    svc, base, cores = await ctx.compare(
+        "inclusion_proof",
+        lambda t: HttpLoad(ctx.service.url, Get(paths), clients, t.warmup, t.duration),
+        lambda t: HttpLoad(bare.url, Get(("/healthz",)), clients, t.warmup, t.duration))
+    ctx.rss_after_proofs = ctx.service.rss_mb()
+    return _throughput("inclusion_proof", svc, base, cores, "proofs/s", 0.30,
+                       f"{leaves:,}-leaf log, {size} B answers vs a bare aiohttp handler, {clients} connections")
+
+
+@benchmark("server_rss_1m_leaves")
+async def server_rss_1m_leaves(ctx: Context) -> Result:
+    """Resident memory of the serving process with the million-leaf log, after the proof load."""
+    rss = ctx.rss_after_proofs or ctx.service.rss_mb()
+    baseline = max((p.peak_rss_mb() for p in ctx.bare_servers.values()), default=0.0)
+    return Result("server_rss_1m_leaves", rss, "MB", baseline, 250.0, better="lower", goal_on="value",
+                  note="VmRSS of the serve process after inclusion_proof vs the bare handler's peak")
+
+
+@benchmark("verify")
+async def verify(ctx: Context) -> Result:
+    """`traceability verify` (chains, leaves, tiles, checkpoints) over the ledger vs a SHA-256 loop."""
+    await big_ledger(ctx)
+    env = {**os.environ, "TRACE_DATABASE_URL": ctx.db_url, "TRACE_DATA_DIR": str(ctx.workdir),
+           "TRACE_LOG_LEVEL": "warning"}
+    t0 = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "traceability", "verify", env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    took = time.monotonic() - t0
+    summary = out.decode().strip().splitlines()[-1] if out else err.decode()[-300:]
+    async with ctx.sql() as conn:
+        events = await conn.fetchval("SELECT count(*) FROM events")
+        hashing = 0.0
+        async with conn.transaction():
+            batch: list[bytes] = []
+            async for row in conn.cursor("SELECT canonical FROM events", prefetch=20_000):
+                batch.append(row["canonical"])
+                if len(batch) == 20_000:
+                    hashing += ledger.sha_loop(batch)
+                    batch = []
+            hashing += ledger.sha_loop(batch)
+    ok = proc.returncode == 0
+    return Result("verify", events / took, "events/s", events / hashing, 0.25,
+                  note=f"{events:,} events in {took:.1f} s ({summary}); baseline: SHA-256 over the same canonical "
+                       f"bytes in a tight loop, {hashing:.2f} s",
+                  broken="" if ok else f"verify exited {proc.returncode}: {summary}")
+
+
+async def _trace(ctx: Context, direction: str, codes: list[str]) -> Result:
+    big = await big_ledger(ctx)
+    assert big
+    if ctx.regulator is None:
+        ctx.regulator = (await ctx.world.call("POST", "/api/v1/admin/tokens",
+                                              {"role": "regulator", "name": "bench"}))["credential"]
+    paths = tuple(f"/api/v1/batches/{c}/trace?direction={direction}" for c in codes[:5000])
+    async with ctx.world.session.get(paths[0], headers={"Authorization": f"Bearer {ctx.regulator}"}) as resp:
+        size = len(await resp.read())
+        assert resp.status == 200
+    bare = await ctx.bare(size)
+    clients = 8
+    svc, base, _cores = await ctx.compare(
+        f"trace_{direction}",
+        lambda t: HttpLoad(ctx.service.url, Get(paths, ctx.regulator), clients, t.warmup, t.duration),
+        lambda t: HttpLoad(bare.url, Get(("/healthz",)), clients, t.warmup, t.duration))
+    return Result(f"trace_{direction}", svc.quantile(0.99), "s p99", base.quantile(0.99), 1.0, better="lower",
+                  goal_on="value", note=f"{svc.rate:,.0f} traces/s on a {big.events:,}-event ledger, {clients} "
+                  f"connections, {size} B answers; baseline: the bare handler's p99", broken=_broken(svc))
+
+
+@benchmark("trace_forward")
+async def trace_forward(ctx: Context) -> Result:
+    """From a carcass forward to every cut and every node they reached."""
+    return await _trace(ctx, "forward", (await big_ledger(ctx)).roots)
+
+
+@benchmark("trace_backward")
+async def trace_backward(ctx: Context) -> Result:
+    """From a cut back to its carcass, with certificates."""
+    return await _trace(ctx, "backward", (await big_ledger(ctx)).leaves)
 
 
 # -- memory -------------------------------------------------------------------------------------

@@ -122,6 +122,13 @@ class Process:
     def pid(self) -> int:
         return self.popen.pid
 
+    def rss_mb(self) -> float:
+        """The process's resident set now (VmRSS), in MiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no VmRSS for pid {self.pid}")
+
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pid)
 

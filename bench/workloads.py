@@ -158,3 +158,17 @@ class InsertEvents:
                         os.urandom(32), os.urandom(32), self.canonical, _step(task, n), self.node_id,
                         self.device_id, now, now))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    """``GET`` of random paths from a list, with an optional bearer credential (proofs, traces)."""
+
+    paths: tuple[str, ...]
+    token: str | None = None
+    expect: frozenset[int] = frozenset({200})
+    _rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def request(self, task: int, n: int) -> Request:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        return Request("GET", self._rng.choice(self.paths), headers, None, 1)

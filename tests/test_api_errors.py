@@ -119,7 +119,8 @@ async def test_event_time_in_the_future(world: World) -> None:
 
 async def test_body_over_the_size_limit(world: World) -> None:
     code = await world.open_batch()
-    big = b'{"events": [' + b",".join([b'{"traceCode": "' + code.encode() + b'", "x": "' + b"y" * 9000 + b'"}'] * 500) + b"]}"
+    event = b'{"traceCode": "' + code.encode() + b'", "x": "' + b"y" * 9000 + b'"}'
+    big = b'{"events": [' + b",".join([event] * 500) + b"]}"
     assert len(big) > 4 * 1024 * 1024
     status, data = await post_raw(world, "/api/v1/events", big, world.devices["slaughter"])
     assert status == 413

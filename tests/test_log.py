@@ -24,7 +24,8 @@ from traceability.services.verify import verify_log
 from traceability.storage.database import open_database
 
 
-async def proof_of(client: Any, event_id: str, timeout: float = 10) -> dict[str, Any]:
+# A polling deadline checked between requests, not a cancellation timeout.
+async def proof_of(client: Any, event_id: str, timeout: float = 10) -> dict[str, Any]:  # noqa: ASYNC109
     """The event's inclusion proof, once the sequencer has integrated it."""
     deadline = time.monotonic() + timeout
     while True:
@@ -141,8 +142,8 @@ async def test_the_audit_passes_on_an_intact_log(world: World, client: Any, db_u
 async def test_tamper_one_byte_of_an_event(world: World, client: Any, db_url: str,
                                            superuser: asyncpg.Connection) -> None:
     code, ids, key = await logged_world(world, client)
-    await tamper(superuser, "UPDATE events SET canonical = convert_to(replace(convert_from(canonical, 'UTF8'), 'storing', 'storinG'), 'UTF8')"
-                            " WHERE event_id = $1", ids[3])
+    await tamper(superuser, "UPDATE events SET canonical = convert_to(replace(convert_from(canonical, 'UTF8'),"
+                            " 'storing', 'storinG'), 'UTF8') WHERE event_id = $1", ids[3])
     result = cli(db_url, "verify")
     assert result.returncode == 1
     assert f"FAIL chain batch {code} seq 5: hash does not match" in result.stdout
@@ -151,7 +152,7 @@ async def test_tamper_one_byte_of_an_event(world: World, client: Any, db_url: st
 
 
 async def test_tamper_delete_an_event(world: World, client: Any, db_url: str, superuser: asyncpg.Connection) -> None:
-    code, ids, key = await logged_world(world, client)
+    _, ids, key = await logged_world(world, client)
     await tamper(superuser, "DELETE FROM log_leaves WHERE event_pk = (SELECT id FROM events WHERE event_id = $1)",
                  ids[1])
     await tamper(superuser, "DELETE FROM events WHERE event_id = $1", ids[1])
@@ -162,7 +163,7 @@ async def test_tamper_delete_an_event(world: World, client: Any, db_url: str, su
 
 
 async def test_tamper_swap_two_events(world: World, client: Any, db_url: str, superuser: asyncpg.Connection) -> None:
-    code, ids, key = await logged_world(world, client)
+    _, _, key = await logged_world(world, client)
     rows = await superuser.fetch("SELECT event_pk, leaf_hash FROM log_leaves ORDER BY leaf_index")
     a, b = rows[1], rows[2]
     await tamper(superuser, "UPDATE log_leaves SET leaf_hash = $2 WHERE event_pk = $1", a["event_pk"], b["leaf_hash"])
@@ -206,7 +207,9 @@ async def test_two_servers_serve_the_same_log(world: World, db_url: str, tmp_pat
             env = {**os.environ, "TRACE_DATABASE_URL": db_url, "TRACE_PORT": str(port),
                    "TRACE_DATA_DIR": str(tmp_path / f"p{i}"), "TRACE_SIGNING_KEY_FILE": str(key_file),
                    "TRACE_PUBLIC_URL": "http://trace.test", "TRACE_LOG_LEVEL": "warning"}
-            procs.append(subprocess.Popen([sys.executable, "-m", "traceability", "serve"], env=env, cwd=ROOT))
+            # Popen only starts the server; nothing waits on it here.
+            procs.append(subprocess.Popen([sys.executable, "-m", "traceability", "serve"],  # noqa: ASYNC220
+                                          env=env, cwd=ROOT))
             ports.append(port)
 
         import aiohttp

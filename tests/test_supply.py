@@ -129,7 +129,9 @@ async def test_failed_inspection_holds_everything_made_from_it(world: World, cli
     assert data["error"]["field"] == "attributes.result"
 
 
-async def wait_for_anomaly(client: Any, token: str, kind: str, code: str, timeout: float = 10) -> dict[str, Any]:
+# A polling deadline checked between requests, not a cancellation timeout.
+async def wait_for_anomaly(client: Any, token: str, kind: str, code: str,
+                           timeout: float = 10) -> dict[str, Any]:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while True:
         resp = await client.get("/api/v1/anomalies", params={"kind": kind, "trace_code": code},
@@ -271,7 +273,7 @@ async def test_drug_packaging_hierarchy(world: World, client: Any) -> None:
     data = await world.post("/api/v1/events", bad, world.devices["slaughter"], expect=422)
     assert data["error"]["field"] == "childEPCs"
     deadline = time.monotonic() + 10
-    while (resp := await client.get(f"/api/v1/packages/{boxes[1]}")).status == 404:  # packed last
+    while (await client.get(f"/api/v1/packages/{boxes[1]}")).status == 404:  # packed last
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
     unit = await (await client.get(f"/api/v1/packages/{units[1]}")).json()

@@ -69,14 +69,14 @@ async def test_one_changed_byte_is_named(world: World, db_url: str, superuser: a
 async def test_a_deleted_event_is_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
     code = await history(world)
     await tamper(superuser, "DELETE FROM events WHERE seq = 2")
-    ok, faults = await run_verify(db_url)
+    _, faults = await run_verify(db_url)
     assert faults == [f"chain batch {code} seq 2: sequence jumps from 1 to 3"]
 
 
 async def test_a_deleted_last_event_is_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
     code = await history(world)
     await tamper(superuser, "DELETE FROM events WHERE seq = 4")
-    ok, faults = await run_verify(db_url)
+    _, faults = await run_verify(db_url)
     assert faults == [f"chain batch {code} seq 4: chain ends at seq 3 but the batch head is at seq 4"]
 
 
@@ -85,7 +85,7 @@ async def test_swapped_events_are_named(world: World, db_url: str, superuser: as
     for sql in ("UPDATE events SET seq = 1000 WHERE seq = 2", "UPDATE events SET seq = 2 WHERE seq = 3",
                 "UPDATE events SET seq = 3 WHERE seq = 1000"):
         await tamper(superuser, sql)
-    ok, faults = await run_verify(db_url)
+    _, faults = await run_verify(db_url)
     assert faults == [f"chain batch {code} seq 2: prev_hash does not match the previous event's hash"]
 
 
@@ -99,7 +99,7 @@ async def test_a_rehashed_rewrite_is_caught_at_the_head(world: World, db_url: st
     forged = row["canonical"].replace(b"inspecting", b"inspectinG")
     await tamper(superuser, "UPDATE events SET canonical = $1, hash = $2 WHERE seq = 2", forged,
                  chain.link(row["prev_hash"], forged))
-    ok, faults = await run_verify(db_url)
+    _, faults = await run_verify(db_url)
     assert faults == [f"chain batch {code} seq 3: prev_hash does not match the previous event's hash"]
 
 
@@ -137,5 +137,5 @@ async def test_the_runtime_role_cannot_change_the_ledger(world: World, client: o
 async def test_an_event_naming_nothing_is_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
     await history(world, 1)
     await tamper(superuser, "UPDATE events SET node_id = 999999 WHERE seq = 2")
-    ok, faults = await run_verify(db_url)
+    _, faults = await run_verify(db_url)
     assert len(faults) == 1 and faults[0].endswith("names no existing node")

@@ -80,7 +80,7 @@ async def test_two_histories_are_caught(world: World, client: Any, tmp_path: Pat
     state = json.loads((tmp_path / "a.json").read_text())
     state["root"] = "04" * 32
     (tmp_path / "a.json").write_text(json.dumps(state))
-    with pytest.raises(witness.Alarm, match="two different trees|does not extend"):
+    with pytest.raises(witness.Alarm, match=r"two different trees|does not extend"):
         await witness.witness_once(base, key_a, tmp_path / "a.json")
 
 

@@ -9,6 +9,7 @@ cosignature back. Any inconsistency stops it with an alarm naming what disagrees
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -80,7 +81,7 @@ async def _consistent(http: aiohttp.ClientSession, base: str, older: notes.Check
 async def witness_once(base: str, key_path: Path, state_path: Path, peers: list[Path] = (),  # type: ignore[assignment]
                        now: int | None = None) -> notes.Checkpoint:
     """One round: verify, check consistency, cosign, post; returns the checkpoint cosigned."""
-    signer = notes.load_signer_key(key_path.read_bytes())
+    signer = notes.load_signer_key(await asyncio.to_thread(key_path.read_bytes))
     state = load_state(state_path)
     base = base.rstrip("/")
     async with aiohttp.ClientSession() as http:

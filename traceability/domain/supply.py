@@ -105,7 +105,7 @@ def check_inspection(content: dict[str, Any], prefix: str = "") -> bool | None:
         return None
     attrs = content.get("attributes", {})
     f = Fields(attrs, f"{prefix}attributes.")
-    result = f.choice("result", {"pass", "fail"}, required=False)
+    result: str | None = f.choice("result", {"pass", "fail"}, required=False)
     value = f.number("value", required=False)
     limit = f.number("limit", required=False)
     if value is not None and limit is not None and value > limit and result == "pass":

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from traceability.config import Settings
-from traceability.http import api, log_api, supply_api, pages, stations
+from traceability.http import api, log_api, pages, stations, supply_api
 from traceability.http.keys import DATABASE, LOG, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.middleware import request_context
 from traceability.logging import get_logger

@@ -34,7 +34,7 @@ async def signed_request(request: web.Request, params: str) -> station_rules.Sig
 
 async def optional_principal(request: web.Request) -> Principal | None:
     """The caller, if they sent a credential; a bad credential is still a 401."""
-    cached = request.get(PRINCIPAL)
+    cached: Principal | None = request.get(PRINCIPAL)
     if cached is not None:
         return cached
     header = request.headers.get("Authorization")

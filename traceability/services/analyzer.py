@@ -145,7 +145,7 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
                 flag("sale_synced_after_recall", "sold before the recall but reported after it: trace the buyer")
     if step == "dispensing":
         attrs = content.get("attributes", {})
-        serials = [s for s in ([attrs.get("serial")] + list(attrs.get("serials", []))) if isinstance(s, str)]
+        serials = [s for s in [attrs.get("serial"), *attrs.get("serials", [])] if isinstance(s, str)]
         if serials:
             for dup in await analysis_repo.claim_serials(conn, serials, batch, e["event_id"], node):
                 flag("drug_serial_dispensed_twice", f"serial {dup['serial']} was already dispensed at {dup['node']} "

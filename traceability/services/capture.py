@@ -21,8 +21,8 @@ from traceability.domain import stations, tracecode
 from traceability.domain.access import Principal, split_private
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, parse_event_list
-from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_data
 from traceability.domain.fields import utc_ms
+from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_data
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
 from traceability.services.validation import fields
@@ -152,6 +152,7 @@ async def capture_events(db: Database, principal: Principal, body: Any, max_even
 async def _append_one(db: Database, device: Principal, d: EventDraft, content: dict[str, Any],
                       now: datetime) -> Receipt | None:
     """The common case, one new event, in one autocommitted statement; None when the general path must decide."""
+    assert device.node_id is not None  # _require_device admitted only devices bound to a node
     recorded_at = utc_ms(now)
     data, private = _record(content, recorded_at)
     try:

@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
-
 from traceability import errors
 from traceability.domain import supply, tracecode
 from traceability.domain.access import Principal
@@ -21,7 +19,7 @@ from traceability.logging import get_logger
 from traceability.services.capture import ATTEMPTS, Receipt, _record, _require_device, _stamp
 from traceability.services.validation import fields
 from traceability.storage import batches_repo, events_repo, genealogy_repo, registry_repo
-from traceability.storage.database import RETRYABLE, Database, UniqueViolation, translated
+from traceability.storage.database import RETRYABLE, CheckViolation, Database, UniqueViolation, translated
 
 log = get_logger(__name__)
 
@@ -132,7 +130,7 @@ async def _transform(conn: Any, device: Principal, draft: supply.TransformDraft,
              for code, q in draft.inputs for o in outputs]
     try:
         await genealogy_repo.insert_links(conn, draft.event_id, links)
-    except asyncpg.CheckViolationError:
+    except CheckViolation:
         raise errors.InvalidField("outputs: this would make a batch its own ancestor", field="outputs") from None
     log.info("batches.transformed", inputs=len(draft.inputs), outputs=len(outputs))
     for o in outputs:

@@ -90,10 +90,10 @@ async def read_batch(db: Database, code: str, viewer: Principal | None,
         key = (code, head["head_hash"], full_anyway)
         if (hit := cache.get(key)) is not None:
             return hit
-        view = await read_batch(db, code, viewer)
-        if view[0]["head"]["hash"] == head["head_hash"].hex():  # nothing appended in between
-            cache.put(key, view)
-        return view
+        fresh = await read_batch(db, code, viewer)
+        if fresh[0]["head"]["hash"] == head["head_hash"].hex():  # nothing appended in between
+            cache.put(key, fresh)
+        return fresh
     with translated():
         async with db.acquire() as conn:
             batch = await batches_repo.find_batch_view(conn, code)

@@ -13,7 +13,7 @@ from traceability.storage import registry_repo
 from traceability.storage.database import Database
 
 DEVICE_PREFIX = "tdv_"
-TOKEN_PREFIX = "tak_"
+TOKEN_PREFIX = "tak_"  # noqa: S105 -- a public token prefix, not a secret
 ROLES = ("admin", "regulator", "enterprise")
 
 

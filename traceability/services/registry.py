@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from traceability import errors
@@ -88,7 +89,7 @@ async def register_device(db: Database, body: Any) -> dict[str, Any]:
     return row
 
 
-LISTERS = {
+LISTERS: dict[str, tuple[Callable[..., Awaitable[list[Any]]], str]] = {
     "enterprises": (registry_repo.list_enterprises, "uscc"),
     "nodes": (registry_repo.list_nodes, "code"),
     "operators": (registry_repo.list_operators, "node_code"),
@@ -102,7 +103,7 @@ async def list_registered(db: Database, kind: str, *, key: str | None = None, li
     """List one kind of registered thing, optionally filtered by its key."""
     lister, arg = LISTERS[kind]
     async with db.acquire() as conn:
-        rows = await lister(conn, **{arg: key}, limit=limit, offset=offset)  # type: ignore[operator]
+        rows = await lister(conn, **{arg: key}, limit=limit, offset=offset)
     return [_row(r) for r in rows]
 
 

@@ -47,6 +47,8 @@ async def verify_chains(db: Database, progress: Progress | None = None, max_faul
     report = Report()
     async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         total = await events_repo.count_events(conn)
+        codes = await events_repo.batch_codes(conn)
+        current_id: int | None = None
         current: str | None = None
         expected_prev = b""
         expected_seq = 0
@@ -54,11 +56,13 @@ async def verify_chains(db: Database, progress: Progress | None = None, max_faul
         link = chain.link
         heads: dict[str, tuple[int, bytes]] = {}
         async for row in events_repo.scan_chains(conn):
-            code, seq, prev, stored, data, private = row
-            if code != current:
-                if current is not None:
+            batch_id, seq, prev, stored, data, private = row
+            if batch_id != current_id:
+                if current is not None and not broken:
                     heads[current] = (expected_seq - 1, expected_prev)
-                current, expected_prev, expected_seq, broken = code, chain.genesis(code), 1, False
+                code = codes.get(batch_id, f"(batch id {batch_id})")
+                current_id, current = batch_id, code
+                expected_prev, expected_seq, broken = chain.genesis(code), 1, False
                 report.batches += 1
             report.events += 1
             if progress is not None and report.events % 50_000 == 0:
@@ -137,9 +141,12 @@ async def verify_log(db: Database, trusted_key: str | None = None, progress: Pro
             stops = sorted(s for s in {cp["size"] for cp in checkpoints} | {head["size"]} if s > 0)
             roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
             tiles: dict[tuple[int, int], bytes] = {}
-            size, pending = 0, []
+            size = 0
+            pending: list[bytes] = []
 
-            def flush() -> None:
+            # flush runs only within this log's iteration; the defaults bind this log's buffers explicitly.
+            def flush(pending: list[bytes] = pending,
+                      stored_tiles: dict[tuple[int, int], bytes] = stored_tiles) -> None:
                 nonlocal size, tiles
                 if not pending:
                     return

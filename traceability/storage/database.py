@@ -32,17 +32,21 @@ Pool = asyncpg.Pool
 # Writers retry these: serialization failures and deadlocks are the database asking us to.
 RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 UniqueViolation = asyncpg.UniqueViolationError
+# A CHECK constraint refused the row (for instance a batch link that would close a cycle).
+CheckViolation = asyncpg.CheckViolationError
 
 
 def start_embedded(pg_dir: Path) -> str:
     """Start (or attach to) the embedded PostgreSQL in ``pg_dir`` and return its URL."""
-    import pgserver  # imported lazily: only needed when no database URL is given
+    # Imported lazily: only needed when no database URL is given. From its module, because the package
+    # re-exports get_server without declaring it public.
+    from pgserver.postgres_server import get_server
 
     pg_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp, which is fine here.
         warnings.simplefilter("ignore")
-        server = pgserver.get_server(pg_dir, cleanup_mode="stop")
+        server = get_server(pg_dir, cleanup_mode="stop")
     return str(server.get_uri())
 
 

@@ -113,8 +113,8 @@ COUNT_EVENTS = "SELECT count(*) FROM events"
 
 # Verification walks every chain in (batch, seq) order, straight off the unique index.
 SCAN_CHAINS = """
-SELECT b.trace_code, e.seq, e.prev_hash, e.hash, e.canonical, e.private
-FROM events e JOIN batches b ON b.id = e.batch_id
+SELECT e.batch_id, e.seq, e.prev_hash, e.hash, e.canonical, e.private
+FROM events e
 ORDER BY e.batch_id, e.seq
 """
 
@@ -124,7 +124,12 @@ async def count_events(conn: asyncpg.Connection) -> int:
     return value
 
 
-async def scan_chains(conn: asyncpg.Connection, prefetch: int = 5000) -> AsyncIterator[asyncpg.Record]:
+async def batch_codes(conn: asyncpg.Connection) -> dict[int, str]:
+    """Every batch's trace code by id (the chain scan reads ids; the genesis needs the code)."""
+    return {r["id"]: r["trace_code"] for r in await conn.fetch("SELECT id, trace_code FROM batches")}
+
+
+async def scan_chains(conn: asyncpg.Connection, prefetch: int = 20_000) -> AsyncIterator[asyncpg.Record]:
     """Every event in chain order, streamed through a server-side cursor (call inside a transaction)."""
     async for row in conn.cursor(SCAN_CHAINS, prefetch=prefetch):
         yield row

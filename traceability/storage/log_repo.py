@@ -138,7 +138,8 @@ WHERE t.log_id = $1
 """
 
 
-async def fetch_tiles(conn: asyncpg.Connection, log: int, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+async def fetch_tiles(conn: asyncpg.Connection, log: int,
+                      keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     """The named tiles, in one query (missing ones are simply absent)."""
     keys = list(keys)
     if not keys:

@@ -182,7 +182,7 @@ async def find_principal(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg
 INSERT_TOKEN = """
 INSERT INTO api_tokens (role, name, enterprise_id, token_hash) VALUES ($1, $2, $3, $4)
 RETURNING id, role, name, created_at
-"""
+"""  # noqa: S105 -- SQL text, not a secret
 
 
 async def insert_api_token(conn: asyncpg.Connection, role: str, name: str, enterprise_id: int | None,
