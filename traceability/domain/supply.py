@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from traceability.domain import tracecode
-from traceability.domain.batches import BatchDraft, parse_batch
+from traceability.domain.batches import BatchDraft, _date, parse_batch
 from traceability.domain.events import BIZ_STEPS, parse_documents, parse_quantity, parse_time
 from traceability.domain.fields import FieldError, Fields, to_decimal, utc_ms
 
@@ -84,16 +84,6 @@ def check_key_data(category: str, content: dict[str, Any], prefix: str = "") -> 
             raise FieldError(f"{prefix}produced_on", "is required for a drug batch")
         if "expiresOn" not in batch:
             raise FieldError(f"{prefix}expires_on", "is required for a drug batch")
-
-
-def _date(f: Fields, key: str) -> date | None:
-    raw = f.text(key, required=False, max_len=10)
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        f.fail(key, "must be a date such as 2026-11-22")
 
 
 def check_inspection(content: dict[str, Any], prefix: str = "") -> bool | None:

@@ -13,7 +13,6 @@ serial dispensed twice; events out of time order; a batch dormant past its shelf
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from traceability.domain.supply import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
 from traceability.ledger import canonical
 from traceability.logging import get_logger
+from traceability.services.exclusive import run_exclusive
 from traceability.storage import analysis_repo
 from traceability.storage.database import Database
 
@@ -161,29 +161,11 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
 
 async def run_analyzer(db: Database, interval: float, stop: asyncio.Event) -> None:
     """Keep the anomalies current while holding the analyzer lock (one analyzer across processes)."""
-    while not stop.is_set():
-        try:
-            async with db.acquire() as conn:
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK):
-                    await _sleep(stop, interval * 5)
-                    continue
-                try:
-                    while not stop.is_set():
-                        if await analyze(conn) < BATCH:
-                            await _sleep(stop, interval)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("analyzer.failed", error=type(exc).__name__, detail=str(exc)[:200])
-            await _sleep(stop, interval * 5)
 
+    async def step(conn: Any) -> bool:
+        return await analyze(conn) >= BATCH
 
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+    await run_exclusive(db, "analyzer", LOCK, step, interval, stop)
 
 
 async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from traceability.config import Settings
 from traceability.ledger import checkpoint as notes
 from traceability.ledger import merkle
 from traceability.logging import get_logger
+from traceability.services.exclusive import run_exclusive
 from traceability.storage import log_repo
 from traceability.storage.database import Database, conflicts_as, translated
 
@@ -112,31 +113,11 @@ async def integrate(conn: Any, lg: Log, limit: int = MAX_BATCH) -> int:
 
 async def run_sequencer(db: Database, lg: Log, interval: float, stop: asyncio.Event) -> None:
     """Integrate forever while holding the sequencer lock; wait for it while another process holds it."""
-    while not stop.is_set():
-        try:
-            async with db.acquire() as conn:
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", SEQUENCER_LOCK):
-                    await _sleep(stop, interval * 5)
-                    continue
-                log.info("sequencer.started", log=lg.origin)
-                try:
-                    while not stop.is_set():
-                        added = await integrate(conn, lg)
-                        if added < MAX_BATCH:
-                            await _sleep(stop, interval)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await conn.execute("SELECT pg_advisory_unlock($1)", SEQUENCER_LOCK)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database restarted, a race lost: log it and try again
-            log.warning("sequencer.failed", error=type(exc).__name__, detail=str(exc)[:200])
-            await _sleep(stop, interval * 5)
 
+    async def step(conn: Any) -> bool:
+        return await integrate(conn, lg) >= MAX_BATCH
 
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+    await run_exclusive(db, "sequencer", SEQUENCER_LOCK, step, interval, stop)
 
 
 # -- reading --------------------------------------------------------------------------------------
