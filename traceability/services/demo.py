@@ -100,7 +100,12 @@ async def load_demo(db: Database, *, seed: int = 1, public_url: str = "", days: 
         raise errors.Conflict("the demo data is already loaded in this database")
     anchor = anchor_for(today or datetime.now(CST).date())
     progress = Progress(report)
-    city = await demo_city.register_city(db)
+    try:
+        city = await demo_city.register_city(db)
+    except errors.AlreadyExists as exc:
+        raise errors.Conflict(
+            f"this database already holds registrations that clash with the demo city ({exc.message}); load "
+            "the demo into an empty ledger, e.g. TRACE_DATA_DIR=var/demo make demo") from None
     result = DemoResult(seed, anchor, days, city.counts())
     log.info("demo.city_registered", nodes=len(city.nodes), stalls=result.counts["stalls"])
 

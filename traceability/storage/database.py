@@ -40,12 +40,12 @@ def start_embedded(pg_dir: Path) -> str:
     """Start (or attach to) the embedded PostgreSQL in ``pg_dir`` and return its URL."""
     # Imported lazily: only needed when no database URL is given. From its module, because the package
     # re-exports get_server without declaring it public.
-    from pgserver.postgres_server import get_server
-
     pg_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp, which is fine here.
+        # platformdirs warns (at import) when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine here.
         warnings.simplefilter("ignore")
+        from pgserver.postgres_server import get_server
+
         server = get_server(pg_dir, cleanup_mode="stop")
     return str(server.get_uri())
 
