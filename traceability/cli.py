@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -33,31 +34,24 @@ def _write_secret(path: Path, secret: str) -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+
     from aiohttp import web
 
     from traceability.http.app import create_app
-    from traceability.http.keys import DATABASE
-    from traceability.services import principals
+    from traceability.services import principals, transparency
     from traceability.services.demo import empty_ledger_hint
 
-    async def build() -> web.Application:
-        if args.migrate:
-            async with open_database(settings, migrate=True):
-                pass
-        app = create_app(settings)
-
-        async def first_admin(app: web.Application) -> None:
-            token = await principals.ensure_admin_token(app[DATABASE])
+    async def prepare() -> None:
+        """Everything that must happen once, before any worker serves: schema, log key, first admin."""
+        async with open_database(settings, migrate=args.migrate) as db:
+            await transparency.open_log(db, settings)
+            token = await principals.ensure_admin_token(db)
             if token is not None:
                 _write_secret(settings.admin_token_path, token)
                 log.info("admin.credential_written", path=str(settings.admin_token_path))
-            log.info("server.listening", url=f"http://{settings.host}:{settings.port}",
-                     public_url=settings.public_url)
-            if (hint := await empty_ledger_hint(app[DATABASE])) is not None:
+            if (hint := await empty_ledger_hint(db)) is not None:
                 log.info("demo.available", hint=hint)
-
-        app.on_startup.append(first_admin)
-        return app
 
     try:
         import uvloop
@@ -65,8 +59,29 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps other platforms working
         pass
-    web.run_app(build(), host=settings.host, port=settings.port, print=None, access_log=None,
-                shutdown_timeout=10)
+    asyncio.run(prepare())
+    workers = settings.workers
+    children = []
+    for n in range(1, workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: the same app on the same port; the kernel spreads connections
+            web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
+                        access_log=None, shutdown_timeout=10, reuse_port=True)
+            os._exit(0)
+        children.append(pid)
+        log.info("worker.started", worker=n, pid=pid)
+    log.info("server.listening", url=f"http://{settings.host}:{settings.port}", public_url=settings.public_url,
+             workers=workers)
+    try:
+        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None,
+                    shutdown_timeout=10, reuse_port=workers > 1)
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
     log.info("server.stopped")
     return 0
 

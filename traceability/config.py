@@ -45,6 +45,7 @@ class Settings:
     signing_key_file: Path | None = None
     log_origin: str | None = None
     sequencer_interval_ms: int = 200
+    workers: int = 1
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -86,6 +87,7 @@ class Settings:
             "signing_key_file": Path(p) if (p := env.get("TRACE_SIGNING_KEY_FILE")) else None,
             "log_origin": env.get("TRACE_LOG_ORIGIN") or None,
             "sequencer_interval_ms": _int(env, "TRACE_SEQUENCER_INTERVAL_MS", 200, 10, 60_000),
+            "workers": _int(env, "TRACE_WORKERS", 1, 1, 64),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

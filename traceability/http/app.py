@@ -38,7 +38,8 @@ async def _log(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(analyzer.run_analyzer(app[DATABASE], interval, stop))]
     yield
     stop.set()
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+    # Collected, not raised: a task the shutdown already cancelled has nothing left to say.
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=10)
 
 
 def create_app(settings: Settings) -> web.Application:
