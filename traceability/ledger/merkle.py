@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -221,10 +222,47 @@ def _reduce(hashes: bytes) -> bytes:
     return hashes
 
 
+class _LevelCache:
+    """The internal levels of tiles: a proof's upper tiles and the right edge are the same for nearly
+    every proof, and neighbouring leaves share their leaf tile, so each tile's node hashes are
+    computed once. Keyed by SHA-256 of the tile's bytes, so two trees (or two widths of a growing
+    tile) never share an entry; bounded (``size`` tiles of at most 16 KB each)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._levels: OrderedDict[bytes, list[bytes]] = OrderedDict()
+
+    def levels(self, tile: bytes) -> list[bytes]:
+        """``levels[k]`` is the row of node hashes ``k`` levels above the tile's stored hashes."""
+        key = _sha256(tile).digest()
+        found = self._levels.get(key)
+        if found is not None:
+            self._levels.move_to_end(key)
+            return found
+        rows = [tile]
+        while len(rows[-1]) >= 2 * HASH_SIZE:
+            row = rows[-1]
+            # A partial row's odd last hash has no sibling yet: only complete subtrees are ever read.
+            whole = len(row) - len(row) % (2 * HASH_SIZE)
+            rows.append(b"".join([_sha256(_NODE_PREFIX + row[i : i + 64]).digest() for i in range(0, whole, 64)]))
+        self._levels[key] = rows
+        if len(self._levels) > self.size:
+            self._levels.popitem(last=False)
+        return rows
+
+
+_tile_levels = _LevelCache()
+
+
 def _subtree_hash(tiles: Tiles, height: int, index: int) -> bytes:
     """MTH of the perfect subtree of ``2**height`` leaves starting at leaf ``index << height``."""
     level, rest = divmod(height, TILE_HEIGHT)
-    return _reduce(_tile_hashes(tiles, level, index << rest, 1 << rest))
+    first = index << rest
+    if not rest:
+        return _tile_hashes(tiles, level, first, 1)
+    _tile_hashes(tiles, level, first, 1 << rest)  # the tile exists and is wide enough, or TileError
+    at = (first & (TILE_WIDTH - 1)) >> rest
+    return _tile_levels.levels(tiles[(level, first >> TILE_HEIGHT)])[rest][at * HASH_SIZE : (at + 1) * HASH_SIZE]
 
 
 def _range_hash(tiles: Tiles, start: int, end: int) -> bytes:
