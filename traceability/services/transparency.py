@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,27 @@ SEQUENCER_LOCK = 0x74726163656C6F67  # "tracelog"
 MAX_BATCH = 20_000
 
 
+class LatestCheckpoint:
+    """The newest checkpoint with its cosignatures, kept about a second: every proof served in that
+    time is against it (a leaf newer than it makes the next proof fetch again)."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._value: tuple[int, str, float] | None = None
+
+    async def covering(self, conn: Any, log_id: int, index: int) -> tuple[int, str] | None:
+        """(size, signed note) of the newest checkpoint, if it includes leaf ``index``."""
+        value = self._value
+        if value is None or value[0] <= index or time.monotonic() - value[2] > self.ttl:
+            rows = await log_repo.list_checkpoints(conn, log_id, limit=1)
+            if not rows:
+                return None
+            value = (rows[0]["size"], _with_cosignatures(rows[0]["note"], list(rows[0]["cosignatures"])),
+                     time.monotonic())
+            self._value = value
+        return (value[0], value[1]) if value[0] > index else None
+
+
 @dataclass(frozen=True, slots=True)
 class Log:
     """The log this process serves: its database id, origin, public id and keys."""
@@ -41,6 +63,7 @@ class Log:
     log_id: str
     signer: notes.Signer
     verifier_key: str
+    latest: LatestCheckpoint = field(default_factory=LatestCheckpoint, compare=False, repr=False)
 
     @property
     def verifier(self) -> notes.Verifier:
@@ -131,13 +154,15 @@ async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any
     """An event's inclusion proof against the latest checkpoint, with that checkpoint."""
     with translated():
         async with db.acquire() as conn:
-            row = await log_repo.find_leaf(conn, event_id)
+            row = await log_repo.find_event_leaf(conn, event_id)
             if row is None:
                 raise errors.NotFound(f"no event {event_id}")
-            if row["leaf_index"] is None or row["size"] is None:
+            covering = None if row["leaf_index"] is None else \
+                await lg.latest.covering(conn, row["log_id"], row["leaf_index"])
+            if covering is None:
                 raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; "
                                       "retry in a second")
-            index, size = row["leaf_index"], row["size"]
+            index, (size, note) = row["leaf_index"], covering
             tiles = await log_repo.fetch_tiles(conn, row["log_id"], merkle.tiles_for_inclusion(index, size))
     path = merkle.inclusion_proof(index, size, tiles)
     return {
@@ -150,7 +175,7 @@ async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any
         "tree_size": size,
         "leaf_hash": row["leaf_hash"].hex(),
         "audit_path": [h.hex() for h in path],
-        "checkpoint": _with_cosignatures(row["note"], list(row["cosignatures"])),
+        "checkpoint": note,
     }
 
 

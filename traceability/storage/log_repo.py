@@ -86,21 +86,16 @@ async def insert_leaves(conn: asyncpg.Connection, log: int, first_index: int, ev
     await conn.execute(INSERT_LEAVES, log, first_index, list(event_pks), list(leaf_hashes))
 
 
-FIND_LEAF = """
-SELECT e.hash AS event_hash, e.prev_hash, e.canonical, l.log_id, l.leaf_index, l.leaf_hash, cp.size, cp.note,
-       coalesce((SELECT array_agg(c.line ORDER BY c.witness_id) FROM cosignatures c
-                 WHERE c.log_id = cp.log_id AND c.size = cp.size), '{}') AS cosignatures
-FROM events e
-LEFT JOIN log_leaves l ON l.event_pk = e.id
-LEFT JOIN LATERAL (SELECT size, note, log_id FROM checkpoints k WHERE k.log_id = l.log_id
-                   ORDER BY size DESC LIMIT 1) cp ON true
+FIND_EVENT_LEAF = """
+SELECT e.hash AS event_hash, e.prev_hash, e.canonical, l.log_id, l.leaf_index, l.leaf_hash
+FROM events e LEFT JOIN log_leaves l ON l.event_pk = e.id
 WHERE e.event_id = $1
 """
 
 
-async def find_leaf(conn: asyncpg.Connection, event_id: str) -> asyncpg.Record | None:
-    """An event's leaf with the latest checkpoint of its log (leaf columns are NULL while it is queued)."""
-    return await conn.fetchrow(FIND_LEAF, event_id)
+async def find_event_leaf(conn: asyncpg.Connection, event_id: str) -> asyncpg.Record | None:
+    """An event's hashed bytes and its leaf (leaf columns are NULL while it waits in the queue)."""
+    return await conn.fetchrow(FIND_EVENT_LEAF, event_id)
 
 
 SCAN_LEAVES = """
