@@ -7,6 +7,7 @@ run; nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import uuid
@@ -59,9 +60,9 @@ async def template(server_url: str) -> AsyncIterator[str]:
         await conn.close()
 
 
-@pytest.fixture
-async def db_url(server_url: str, template: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test, cloned from the template."""
+@contextlib.asynccontextmanager
+async def cloned_database(server_url: str, template: str) -> AsyncIterator[str]:
+    """A fresh, migrated database cloned from the template (a few tens of ms), dropped afterwards."""
     name = f"trace_test_{os.getpid()}_{next(_counter)}"
     conn = await asyncpg.connect(server_url)
     try:
@@ -70,6 +71,13 @@ async def db_url(server_url: str, template: str) -> AsyncIterator[str]:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def db_url(server_url: str, template: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    async with cloned_database(server_url, template) as url:
+        yield url
 
 
 @pytest.fixture

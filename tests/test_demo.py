@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 import uuid
@@ -15,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import World, new_id, with_database
+from tests.conftest import World, cloned_database, new_id
 from tests.test_verify import cli
 from traceability import errors
 from traceability.config import Settings
@@ -71,14 +70,8 @@ def codes(result: DemoResult) -> dict[str, str]:
 
 @pytest.fixture
 async def second_db_url(server_url: str, template: str) -> AsyncIterator[str]:
-    name = f"trace_test_{os.getpid()}_demo_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        yield with_database(server_url, name)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with cloned_database(server_url, template) as url:
+        yield url
 
 
 async def test_the_city_tells_its_story(client: Any, db_url: str, superuser: asyncpg.Connection) -> None:
