@@ -174,11 +174,6 @@ class Store:
             conn.execute("UPDATE outbox SET state = 'refused', error = ?, attempts = attempts + 1 "
                          "WHERE seq = ? AND state = 'pending'", (error, seq))
 
-    def note_attempt(self, seqs: list[int], error: str) -> None:
-        with self.transaction() as conn:
-            conn.executemany("UPDATE outbox SET attempts = attempts + 1, error = ? WHERE seq = ?",
-                             [(error, s) for s in seqs])
-
     def status(self) -> dict[str, Any]:
         counts = {r["state"]: r["n"] for r in self.conn.execute(
             "SELECT state, count(*) AS n FROM outbox GROUP BY state")}

@@ -280,3 +280,14 @@ async def test_drug_packaging_hierarchy(world: World, client: Any) -> None:
     assert unit == {"code": units[1], "trace_code": drug, "inside": [boxes[0], case], "contains": []}
     box = await (await client.get(f"/api/v1/packages/{boxes[0]}")).json()
     assert box["contains"] == units and box["inside"] == [case]
+
+
+async def test_an_output_identifier_already_in_use_is_a_conflict(world: World, superuser: asyncpg.Connection) -> None:
+    await world.open_batch(identifiers=[{"scheme": "city_batch", "value": "XZ-2026-0001"}])
+    carcass = await world.open_batch()
+    body = {"eventID": new_id(), "inputs": [{"traceCode": carcass, "quantity": {"value": 90, "uom": "KGM"}}],
+            "outputs": [{"product": "21113011", "quantity": {"value": 90, "uom": "KGM"},
+                         "identifiers": [{"scheme": "city_batch", "value": "XZ-2026-0001"}]}]}
+    data = await world.post("/api/v1/transformations", body, world.devices["slaughter"], expect=409)
+    assert data["error"]["field"] == "identifiers"
+    assert await superuser.fetchval("SELECT count(*) FROM batches") == 2

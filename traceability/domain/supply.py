@@ -17,7 +17,7 @@ from typing import Any
 from traceability.domain import tracecode
 from traceability.domain.batches import BatchDraft, _date, parse_batch
 from traceability.domain.events import BIZ_STEPS, parse_documents, parse_quantity, parse_time
-from traceability.domain.fields import FieldError, Fields, to_decimal, utc_ms
+from traceability.domain.fields import FieldError, Fields, utc_ms
 
 MASS_TOLERANCE: dict[str, Decimal] = {
     "meat": Decimal("0.02"),       # chilling and cutting lose weight; 2 % covers scale error
@@ -187,7 +187,3 @@ def parse_recall(body: Any) -> RecallDraft:
         f.fail("traceCode", str(exc))
     level = f.choice("level", RECALL_LEVELS)
     return RecallDraft(code, level, f.text("reason", max_len=500), f.text("scope", required=False, max_len=500))
-
-
-def quantity_total(quantities: list[dict[str, str]]) -> Decimal:
-    return sum((to_decimal(q["value"]) or Decimal(0) for q in quantities), Decimal(0))

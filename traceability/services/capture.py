@@ -362,23 +362,31 @@ async def _open(conn: Any, device: Principal, draft: BatchDraft, digest: bytes, 
     content.setdefault("eventTime", utc_ms(event_time))
     content.setdefault("eventTimeZoneOffset", "+00:00" if draft.event_time is None else
                        content["eventTimeZoneOffset"])
+    _, receipt = await insert_opening(conn, device, draft, product["id"], code, content, "commissioning",
+                                      event_time, now, digest)
+    log.info("batch.opened", trace_code=code)
+    return Opened(code, receipt, f"{public_url}/t/{code}")
+
+
+async def insert_opening(conn: Any, device: Principal, draft: BatchDraft, product_id: int, code: str,
+                         content: dict[str, Any], biz_step: str, event_time: datetime, now: datetime,
+                         open_digest: bytes) -> tuple[int, Receipt]:
+    """Write a new batch, its identifiers, its chain head and its first event (seq 1, linked to the genesis)."""
+    assert device.node_id is not None
     recorded_at = utc_ms(now)
     data, private = _record(content, recorded_at)
     prev = chain.genesis(code)
-    h = chain.link(prev, data)
+    digest = chain.link(prev, data)
     batch = await batches_repo.insert_batch(
-        conn, trace_code=code, product_id=product["id"], node_id=device.node_id, device_id=device.id,
-        open_event_id=draft.event_id, open_digest=digest, quantity=Decimal(draft.quantity["value"]),
+        conn, trace_code=code, product_id=product_id, node_id=device.node_id, device_id=device.id,
+        open_event_id=draft.event_id, open_digest=open_digest, quantity=Decimal(draft.quantity["value"]),
         uom=draft.quantity["uom"], produced_on=draft.produced_on, expires_on=draft.expires_on)
-    pairs = [(i.scheme, i.value) for i in draft.identifiers]
     try:
-        await batches_repo.insert_identifiers(conn, batch["id"], pairs)
+        await batches_repo.insert_identifiers(conn, batch["id"], [(i.scheme, i.value) for i in draft.identifiers])
     except UniqueViolation:
         raise errors.AlreadyExists("identifiers: one of these identifiers already names another batch",
                                    field="identifiers") from None
-    await batches_repo.insert_head(conn, batch["id"], 1, h)
-    await events_repo.insert_events(conn, [(draft.event_id, batch["id"], 1, prev, h, data, "commissioning",
+    await batches_repo.insert_head(conn, batch["id"], 1, digest)
+    await events_repo.insert_events(conn, [(draft.event_id, batch["id"], 1, prev, digest, data, biz_step,
                                             device.node_id, device.id, event_time, now, private)])
-    log.info("batch.opened", trace_code=code)
-    receipt = Receipt(draft.event_id, code, 1, h, prev, recorded_at)
-    return Opened(code, receipt, f"{public_url}/t/{code}")
+    return batch["id"], Receipt(draft.event_id, code, 1, digest, prev, recorded_at)

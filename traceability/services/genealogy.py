@@ -3,6 +3,7 @@ holds and recalls, which are events appended to every affected batch's chain."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +17,7 @@ from traceability.domain.fields import offset_text, utc_ms
 from traceability.domain.registry import NODE_TYPES, area_name
 from traceability.ledger import canonical, chain
 from traceability.logging import get_logger
-from traceability.services.capture import ATTEMPTS, Receipt, _record, _require_device, _stamp
+from traceability.services.capture import ATTEMPTS, Receipt, _record, _require_device, _stamp, insert_opening
 from traceability.services.validation import fields
 from traceability.storage import batches_repo, events_repo, genealogy_repo, registry_repo
 from traceability.storage.database import RETRYABLE, CheckViolation, Database, UniqueViolation, translated
@@ -81,10 +82,8 @@ async def _transform(conn: Any, device: Principal, draft: supply.TransformDraft,
     assert device.area_code is not None and device.node_id is not None
     outputs: list[dict[str, Any]] = []
     rows: list[tuple[Any, ...]] = []
-    codes = []
     for out, product in zip(draft.outputs, products, strict=True):
         code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
-        codes.append(code)
         content = _stamp(out.content, device)
         content.update(type="TransformationEvent", bizStep=draft.biz_step, traceCode=code,
                        transformationID=draft.event_id, eventTime=utc_ms(draft.event_time),
@@ -92,20 +91,11 @@ async def _transform(conn: Any, device: Principal, draft: supply.TransformDraft,
                        inputs=[{"traceCode": c, "quantity": q} for c, q in draft.inputs])
         content.pop("action", None)  # EPCIS TransformationEvents have no action
         content["batch"] = dict(content["batch"], product=product["goods_code"])
-        data, private = _record(content, recorded_at)
-        prev = chain.genesis(code)
-        digest = chain.link(prev, data)
-        batch = await batches_repo.insert_batch(
-            conn, trace_code=code, product_id=product["id"], node_id=device.node_id, device_id=device.id,
-            open_event_id=out.event_id, open_digest=digest, quantity=Decimal(out.quantity["value"]),
-            uom=out.quantity["uom"], produced_on=out.produced_on, expires_on=out.expires_on)
-        await batches_repo.insert_identifiers(conn, batch["id"], [(i.scheme, i.value) for i in out.identifiers])
-        await batches_repo.insert_head(conn, batch["id"], 1, digest)
-        rows.append((out.event_id, batch["id"], 1, prev, digest, data, draft.biz_step, device.node_id, device.id,
-                     draft.event_time, now, private))
-        receipt = Receipt(out.event_id, code, 1, digest, prev, recorded_at)
+        out_digest = hashlib.sha256(canonical.encode(content)).digest()  # what a retry would be compared with
+        batch_id, receipt = await insert_opening(conn, device, out, product["id"], code, content, draft.biz_step,
+                                                 draft.event_time, now, out_digest)
         outputs.append({"traceCode": code, "url": f"{public_url}/t/{code}", "receipt": receipt.as_json(),
-                        "batch_id": batch["id"], "quantity": out.quantity})
+                        "batch_id": batch_id, "quantity": out.quantity})
     input_receipts = []
     new_heads = []
     for (code, quantity), event_id in zip(draft.inputs, input_ids, strict=True):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -144,10 +143,6 @@ async def list_anomalies(conn: asyncpg.Connection, *, kind: str | None, node: st
                          trace_code: str | None, since: datetime | None, until: datetime | None, limit: int,
                          offset: int) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_ANOMALIES, kind, node, enterprise, trace_code, since, until, limit, offset))
-
-
-def dec(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 PACK = """

@@ -69,11 +69,6 @@ async def delete_queued(conn: asyncpg.Connection, event_pks: Sequence[int]) -> N
     await conn.execute("DELETE FROM log_queue WHERE event_pk = ANY($1::bigint[])", list(event_pks))
 
 
-async def queue_depth(conn: asyncpg.Connection) -> int:
-    value: int = await conn.fetchval("SELECT count(*) FROM log_queue")
-    return value
-
-
 INSERT_LEAVES = """
 INSERT INTO log_leaves (log_id, leaf_index, event_pk, leaf_hash)
 SELECT $1, $2 + n - 1, pk, h FROM unnest($3::bigint[], $4::bytea[]) WITH ORDINALITY AS u(pk, h, n)

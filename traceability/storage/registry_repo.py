@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 
 from traceability.domain.registry import DeviceIn, EnterpriseIn, NodeIn, OperatorIn, ProductIn
@@ -194,7 +192,3 @@ async def count_admin_tokens(conn: asyncpg.Connection) -> int:
     value: int = await conn.fetchval(
         "SELECT count(*) FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL")
     return value
-
-
-def record_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:
-    return None if row is None else dict(row)
