@@ -114,9 +114,10 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
                                                and e["node_type"] != "slaughterhouse"):
                     flag("missing_certificate", f"a {e['category']} batch opened without a {needed.replace('_', ' ')}")
     elif step == "receiving":
-        shipped_in_pass = any(k[0] == batch and k[1] != node and v[1] > 0 for k, v in touched.items())
-        if (e["issuing_node"] != node and not shipped_in_pass
-                and not await analysis_repo.has_dispatch_elsewhere(conn, batch, node)):
+        # Stock holds every node's row for this pass's batches; touched holds what the pass changed since.
+        shipped = any(k[0] == batch and k[1] != node and (touched.get(k) or v)[1] > 0 for k, v in
+                      {**stock, **touched}.items())
+        if e["issuing_node"] != node and not shipped:
             flag("received_without_shipment", "no node recorded shipping or selling this batch before it arrived")
         row = [(row[0] if row else Decimal(0)) + amount, row[1] if row else Decimal(0), e["event_time"]]
     else:

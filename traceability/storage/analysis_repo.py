@@ -94,13 +94,6 @@ async def claim_serials(conn: asyncpg.Connection, serials: Sequence[str], batch_
     return list(before)
 
 
-async def has_dispatch_elsewhere(conn: asyncpg.Connection, batch_id: int, node_id: int) -> bool:
-    value: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM batch_stock WHERE batch_id = $1 AND node_id <> $2 AND dispatched > 0)",
-        batch_id, node_id)
-    return value
-
-
 DORMANT = """
 SELECT b.id AS batch_id, b.node_id, n.enterprise_id, b.trace_code, p.shelf_life_days, max(s.last_event) AS last_event
 FROM batches b
