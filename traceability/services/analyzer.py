@@ -71,8 +71,11 @@ async def analyze(conn: Any, now: datetime | None = None) -> int:
         found: list[tuple[Any, ...]] = []
         stock = await analysis_repo.stock(conn, [(e["batch_id"], e["node_id"]) for e in events]) if events else {}
         touched: dict[tuple[int, int], list[Any]] = {}
+        nodes: dict[int, set[int]] = {}  # the nodes each batch has a stock row at, for lookups by batch
+        for batch_id, node_id in stock:
+            nodes.setdefault(batch_id, set()).add(node_id)
         for e in events:
-            await _rules(conn, e, stock, touched, found)
+            await _rules(conn, e, stock, touched, nodes, found)
         if touched:
             await analysis_repo.save_stock(conn, {k: [v[0], v[1], v[2]] for k, v in touched.items()})
         swept = None
@@ -91,7 +94,8 @@ async def analyze(conn: Any, now: datetime | None = None) -> int:
 
 
 async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
-                 touched: dict[tuple[int, int], list[Any]], found: list[tuple[Any, ...]]) -> None:
+                 touched: dict[tuple[int, int], list[Any]], nodes: dict[int, set[int]],
+                 found: list[tuple[Any, ...]]) -> None:
     content = canonical.decode(e["canonical"])
     step, batch, node = e["biz_step"], e["batch_id"], e["node_id"]
 
@@ -115,8 +119,8 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
                     flag("missing_certificate", f"a {e['category']} batch opened without a {needed.replace('_', ' ')}")
     elif step == "receiving":
         # Stock holds every node's row for this pass's batches; touched holds what the pass changed since.
-        shipped = any(k[0] == batch and k[1] != node and (touched.get(k) or v)[1] > 0 for k, v in
-                      {**stock, **touched}.items())
+        shipped = any((touched.get((batch, n)) or stock[(batch, n)])[1] > 0
+                      for n in nodes.get(batch, ()) if n != node)
         if e["issuing_node"] != node and not shipped:
             flag("received_without_shipment", "no node recorded shipping or selling this batch before it arrived")
         row = [(row[0] if row else Decimal(0)) + amount, row[1] if row else Decimal(0), e["event_time"]]
@@ -134,6 +138,7 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
         else:
             row = [row[0], row[1], e["event_time"]]
     touched[key] = row
+    nodes.setdefault(batch, set()).add(node)
     if step in SALE_STEPS:
         if e["expires_on"] is not None and e["event_time"].date() > e["expires_on"]:
             flag("sold_after_expiry", f"{step.replace('_', ' ')} after the expiry date {e['expires_on']}")
