@@ -50,8 +50,9 @@ bench: install ## measure the hot paths against same-run baselines; writes bench
 	$(BIN)/python -m bench
 
 .PHONY: lint
-lint: install ## ruff and mypy
+lint: install ## ruff check, ruff format --check and mypy strict
 	$(BIN)/ruff check traceability scanners tests bench
+	$(BIN)/ruff format --check traceability scanners tests bench
 	$(BIN)/mypy
 
 .PHONY: verify

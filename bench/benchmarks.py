@@ -91,11 +91,16 @@ class Context:
         if size not in self.bare_servers:
             argv, env, port = stack.bare(size)
             self.bare_servers[size] = await self.resources.enter_async_context(
-                stack.running(f"bare handler ({size} B)", argv, env, port, self.workdir / f"bare-{size}.log"))
+                stack.running(f"bare handler ({size} B)", argv, env, port, self.workdir / f"bare-{size}.log")
+            )
         return self.bare_servers[size]
 
-    async def compare(self, name: str, service: Callable[[Timing], HttpLoad | SqlLoad],
-                      baseline: Callable[[Timing], HttpLoad | SqlLoad]) -> tuple[Stats, Stats, float]:
+    async def compare(
+        self,
+        name: str,
+        service: Callable[[Timing], HttpLoad | SqlLoad],
+        baseline: Callable[[Timing], HttpLoad | SqlLoad],
+    ) -> tuple[Stats, Stats, float]:
         """Run service and baseline loads in alternating rounds; returns both, and the server's CPU use (cores)."""
         t = self.timing
         per_round = Timing(t.warmup, t.duration / t.rounds, 1)
@@ -110,8 +115,10 @@ class Context:
                 if side == "service":
                     cpu += self.service.cpu_seconds() - cpu0
                     wall += time.monotonic() - wall0
-                self.log(f"{name} {side} round {r + 1}: {stats.rate:,.0f}/s"
-                         + (f" errors {dict(stats.errors)}" if stats.errors else ""))
+                self.log(
+                    f"{name} {side} round {r + 1}: {stats.rate:,.0f}/s"
+                    + (f" errors {dict(stats.errors)}" if stats.errors else "")
+                )
                 merged[side].merge(stats)
         return merged["service"], merged["baseline"], cpu / wall if wall else 0.0
 
@@ -126,8 +133,10 @@ def _ms(seconds: float) -> str:
 
 
 def _throughput(name: str, svc: Stats, base: Stats, cores: float, unit: str, goal: float, what: str) -> Result:
-    note = (f"{what}; service p50/p99 {_ms(svc.quantile(0.5))}/{_ms(svc.quantile(0.99))} ms per request, "
-            f"baseline {_ms(base.quantile(0.5))}/{_ms(base.quantile(0.99))} ms; server process used {cores:.2f} cores")
+    note = (
+        f"{what}; service p50/p99 {_ms(svc.quantile(0.5))}/{_ms(svc.quantile(0.99))} ms per request, "
+        f"baseline {_ms(base.quantile(0.5))}/{_ms(base.quantile(0.99))} ms; server process used {cores:.2f} cores"
+    )
     return Result(name, svc.rate, unit, base.rate, goal, note=note, broken=_broken(svc, base))
 
 
@@ -140,18 +149,31 @@ async def capture_batched(ctx: Context) -> Result:
     clients, per_request, per_client = 8, 100, 125
     by_device = await ctx.world.open_batches(dict.fromkeys(range(clients), per_client))
     devices = [ctx.world.devices[i] for i in range(clients)]
-    work = CaptureBatched(tuple(d.token for d in devices), tuple(tuple(by_device[i]) for i in range(clients)),
-                          per_request)
-    plain = InsertEvents(await ctx.plain_table("bench_plain_batched"), await ctx.sample_canonical(),
-                         tuple(range(1, clients * per_client + 1)), devices[0].node_id, devices[0].device_id,
-                         per_call=per_request)
+    work = CaptureBatched(
+        tuple(d.token for d in devices), tuple(tuple(by_device[i]) for i in range(clients)), per_request
+    )
+    plain = InsertEvents(
+        await ctx.plain_table("bench_plain_batched"),
+        await ctx.sample_canonical(),
+        tuple(range(1, clients * per_client + 1)),
+        devices[0].node_id,
+        devices[0].device_id,
+        per_call=per_request,
+    )
     svc, base, cores = await ctx.compare(
         "capture_batched",
         lambda t: HttpLoad(ctx.service.url, work, clients, t.warmup, t.duration),
-        lambda t: SqlLoad(ctx.db_url, plain, clients, t.warmup, t.duration))
-    return _throughput("capture_batched", svc, base, cores, "events/s", 0.25,
-                       f"POST /api/v1/events x{per_request} vs committed asyncpg executemany x{per_request}, "
-                       f"{clients} clients")
+        lambda t: SqlLoad(ctx.db_url, plain, clients, t.warmup, t.duration),
+    )
+    return _throughput(
+        "capture_batched",
+        svc,
+        base,
+        cores,
+        "events/s",
+        0.25,
+        f"POST /api/v1/events x{per_request} vs committed asyncpg executemany x{per_request}, {clients} clients",
+    )
 
 
 @benchmark("log_integration_latency_p99")
@@ -176,9 +198,17 @@ async def log_integration_latency(ctx: Context) -> Result:
             WHERE e.seq > 1""")
     interval = 0.2
     p50 = float(row["p50"] or 0)
-    return Result("log_integration_latency_p99", float(row["p99"] or 0), "s", interval, 1.0, better="lower",
-                  goal_on="value", note=f"over {row['n']:,} events captured under load; p50 {p50:.3f} s; "
-                  f"baseline: the sequencer's {interval}s polling interval")
+    return Result(
+        "log_integration_latency_p99",
+        float(row["p99"] or 0),
+        "s",
+        interval,
+        1.0,
+        better="lower",
+        goal_on="value",
+        note=f"over {row['n']:,} events captured under load; p50 {p50:.3f} s; "
+        f"baseline: the sequencer's {interval}s polling interval",
+    )
 
 
 @benchmark("capture_single")
@@ -188,14 +218,28 @@ async def capture_single(ctx: Context) -> Result:
     by_device = await ctx.world.open_batches(dict.fromkeys(range(clients), 1))
     devices = ctx.world.devices[:clients]
     work = CaptureSingle(tuple(d.token for d in devices), tuple(by_device[i][0] for i in range(clients)))
-    plain = InsertEvents(await ctx.plain_table("bench_plain_single"), await ctx.sample_canonical(),
-                         tuple(range(1, clients + 1)), devices[0].node_id, devices[0].device_id, per_call=1)
+    plain = InsertEvents(
+        await ctx.plain_table("bench_plain_single"),
+        await ctx.sample_canonical(),
+        tuple(range(1, clients + 1)),
+        devices[0].node_id,
+        devices[0].device_id,
+        per_call=1,
+    )
     svc, base, cores = await ctx.compare(
         "capture_single",
         lambda t: HttpLoad(ctx.service.url, work, clients, t.warmup, t.duration),
-        lambda t: SqlLoad(ctx.db_url, plain, clients, t.warmup, t.duration))
-    return _throughput("capture_single", svc, base, cores, "events/s", 0.30,
-                       f"POST /api/v1/events x1 vs single-row committed INSERT, {clients} clients")
+        lambda t: SqlLoad(ctx.db_url, plain, clients, t.warmup, t.duration),
+    )
+    return _throughput(
+        "capture_single",
+        svc,
+        base,
+        cores,
+        "events/s",
+        0.30,
+        f"POST /api/v1/events x1 vs single-row committed INSERT, {clients} clients",
+    )
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -207,8 +251,12 @@ async def lookup(ctx: Context) -> Result:
     clients, batches, events = 64, 256, 8
     n = len(ctx.world.devices)
     by_device = await ctx.world.open_batches({i: batches // n + (i < batches % n) for i in range(n)})
-    await asyncio.gather(*(ctx.world.capture(ctx.world.devices[i], mine, per_batch=events - 1)  # opening is seq 1
-                           for i, mine in by_device.items()))
+    await asyncio.gather(
+        *(
+            ctx.world.capture(ctx.world.devices[i], mine, per_batch=events - 1)  # opening is seq 1
+            for i, mine in by_device.items()
+        )
+    )
     codes = tuple(c for cs in by_device.values() for c in cs)
     sizes = []
     for code in codes[:16]:
@@ -222,10 +270,18 @@ async def lookup(ctx: Context) -> Result:
     svc, base, cores = await ctx.compare(
         "lookup",
         lambda t: HttpLoad(ctx.service.url, work, clients, t.warmup, t.duration),
-        lambda t: HttpLoad(bare.url, work, clients, t.warmup, t.duration))
-    return _throughput("lookup", svc, base, cores, "lookups/s", 0.30,
-                       f"GET /api/v1/batches/{{code}} ({size} B, {events} events) vs a bare aiohttp handler "
-                       f"returning {size} B, {clients} connections")
+        lambda t: HttpLoad(bare.url, work, clients, t.warmup, t.duration),
+    )
+    return _throughput(
+        "lookup",
+        svc,
+        base,
+        cores,
+        "lookups/s",
+        0.30,
+        f"GET /api/v1/batches/{{code}} ({size} B, {events} events) vs a bare aiohttp handler "
+        f"returning {size} B, {clients} connections",
+    )
 
 
 # -- a million events: proofs, verification, tracing ---------------------------------------------
@@ -239,8 +295,10 @@ async def big_ledger(ctx: Context) -> ledger.Ledger:
         t0 = time.monotonic()
         ctx.big = await ledger.load(ctx.db_url, ctx.world, PARENTS, CUTS, EVENTS_PER_CUT, ctx.log)
         waited = await ledger.wait_logged(ctx.db_url, ctx.log)
-        ctx.log(f"ledger: {ctx.big.events:,} events loaded and logged in {time.monotonic() - t0:.0f} s "
-                f"(the log caught up {waited:.0f} s after the last write)")
+        ctx.log(
+            f"ledger: {ctx.big.events:,} events loaded and logged in {time.monotonic() - t0:.0f} s "
+            f"(the log caught up {waited:.0f} s after the last write)"
+        )
     return ctx.big
 
 
@@ -259,10 +317,18 @@ async def inclusion_proof(ctx: Context) -> Result:
     svc, base, cores = await ctx.compare(
         "inclusion_proof",
         lambda t: HttpLoad(ctx.service.url, Get(paths), clients, t.warmup, t.duration),
-        lambda t: HttpLoad(bare.url, Get(("/healthz",)), clients, t.warmup, t.duration))
+        lambda t: HttpLoad(bare.url, Get(("/healthz",)), clients, t.warmup, t.duration),
+    )
     ctx.rss_after_proofs = ctx.service.rss_mb()
-    return _throughput("inclusion_proof", svc, base, cores, "proofs/s", 0.30,
-                       f"{leaves:,}-leaf log, {size} B answers vs a bare aiohttp handler, {clients} connections")
+    return _throughput(
+        "inclusion_proof",
+        svc,
+        base,
+        cores,
+        "proofs/s",
+        0.30,
+        f"{leaves:,}-leaf log, {size} B answers vs a bare aiohttp handler, {clients} connections",
+    )
 
 
 @benchmark("server_rss_1m_leaves")
@@ -270,19 +336,38 @@ async def server_rss_1m_leaves(ctx: Context) -> Result:
     """Resident memory of the serving process with the million-leaf log, after the proof load."""
     rss = ctx.rss_after_proofs or ctx.service.rss_mb()
     baseline = max((p.peak_rss_mb() for p in ctx.bare_servers.values()), default=0.0)
-    return Result("server_rss_1m_leaves", rss, "MB", baseline, 250.0, better="lower", goal_on="value",
-                  note="VmRSS of the serve process after inclusion_proof vs the bare handler's peak")
+    return Result(
+        "server_rss_1m_leaves",
+        rss,
+        "MB",
+        baseline,
+        250.0,
+        better="lower",
+        goal_on="value",
+        note="VmRSS of the serve process after inclusion_proof vs the bare handler's peak",
+    )
 
 
 @benchmark("verify")
 async def verify(ctx: Context) -> Result:
     """`traceability verify` (chains, leaves, tiles, checkpoints) over the ledger vs a SHA-256 loop."""
     await big_ledger(ctx)
-    env = {**os.environ, "TRACE_DATABASE_URL": ctx.db_url, "TRACE_DATA_DIR": str(ctx.workdir),
-           "TRACE_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "TRACE_DATABASE_URL": ctx.db_url,
+        "TRACE_DATA_DIR": str(ctx.workdir),
+        "TRACE_LOG_LEVEL": "warning",
+    }
     t0 = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "traceability", "verify", env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "traceability",
+        "verify",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     took = time.monotonic() - t0
     summary = out.decode().strip().splitlines()[-1] if out else err.decode()[-300:]
@@ -298,18 +383,25 @@ async def verify(ctx: Context) -> Result:
                     batch = []
             hashing += ledger.sha_loop(batch)
     ok = proc.returncode == 0
-    return Result("verify", events / took, "events/s", events / hashing, 0.25,
-                  note=f"{events:,} events in {took:.1f} s ({summary}); baseline: SHA-256 over the same canonical "
-                       f"bytes in a tight loop, {hashing:.2f} s",
-                  broken="" if ok else f"verify exited {proc.returncode}: {summary}")
+    return Result(
+        "verify",
+        events / took,
+        "events/s",
+        events / hashing,
+        0.25,
+        note=f"{events:,} events in {took:.1f} s ({summary}); baseline: SHA-256 over the same canonical "
+        f"bytes in a tight loop, {hashing:.2f} s",
+        broken="" if ok else f"verify exited {proc.returncode}: {summary}",
+    )
 
 
 async def _trace(ctx: Context, direction: str, codes: list[str]) -> Result:
     big = await big_ledger(ctx)
     assert big
     if ctx.regulator is None:
-        ctx.regulator = (await ctx.world.call("POST", "/api/v1/admin/tokens",
-                                              {"role": "regulator", "name": "bench"}))["credential"]
+        ctx.regulator = (await ctx.world.call("POST", "/api/v1/admin/tokens", {"role": "regulator", "name": "bench"}))[
+            "credential"
+        ]
     paths = tuple(f"/api/v1/batches/{c}/trace?direction={direction}" for c in codes[:5000])
     async with ctx.world.session.get(paths[0], headers={"Authorization": f"Bearer {ctx.regulator}"}) as resp:
         size = len(await resp.read())
@@ -319,10 +411,20 @@ async def _trace(ctx: Context, direction: str, codes: list[str]) -> Result:
     svc, base, _cores = await ctx.compare(
         f"trace_{direction}",
         lambda t: HttpLoad(ctx.service.url, Get(paths, ctx.regulator), clients, t.warmup, t.duration),
-        lambda t: HttpLoad(bare.url, Get(("/healthz",)), clients, t.warmup, t.duration))
-    return Result(f"trace_{direction}", svc.quantile(0.99), "s p99", base.quantile(0.99), 1.0, better="lower",
-                  goal_on="value", note=f"{svc.rate:,.0f} traces/s on a {big.events:,}-event ledger, {clients} "
-                  f"connections, {size} B answers; baseline: the bare handler's p99", broken=_broken(svc))
+        lambda t: HttpLoad(bare.url, Get(("/healthz",)), clients, t.warmup, t.duration),
+    )
+    return Result(
+        f"trace_{direction}",
+        svc.quantile(0.99),
+        "s p99",
+        base.quantile(0.99),
+        1.0,
+        better="lower",
+        goal_on="value",
+        note=f"{svc.rate:,.0f} traces/s on a {big.events:,}-event ledger, {clients} "
+        f"connections, {size} B answers; baseline: the bare handler's p99",
+        broken=_broken(svc),
+    )
 
 
 @benchmark("trace_forward")
@@ -347,8 +449,16 @@ async def server_rss_peak(ctx: Context) -> Result:
         bare = await ctx.bare(4096)
         await ctx.workers.run(HttpLoad(bare.url, Lookup(("0",)), 64, 0.5, 1.0))
     baseline = max(p.peak_rss_mb() for p in ctx.bare_servers.values())
-    return Result("server_rss_peak", ctx.service.peak_rss_mb(), "MB", baseline, 200.0, better="lower",
-                  goal_on="value", note="VmHWM of the serve process vs the bare aiohttp handler process")
+    return Result(
+        "server_rss_peak",
+        ctx.service.peak_rss_mb(),
+        "MB",
+        baseline,
+        200.0,
+        better="lower",
+        goal_on="value",
+        note="VmHWM of the serve process vs the bare aiohttp handler process",
+    )
 
 
 # -- planned --------------------------------------------------------------------------------------

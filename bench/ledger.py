@@ -28,9 +28,9 @@ STEPS = ("receiving", "storing", "shipping", "receiving", "storing", "retail_sel
 @dataclass(slots=True)
 class Ledger:
     events: int
-    roots: list[str]        # carcasses: trace forward from these
-    leaves: list[str]       # cuts: trace backward from these
-    event_ids: list[str]    # a sample, for inclusion proofs
+    roots: list[str]  # carcasses: trace forward from these
+    leaves: list[str]  # cuts: trace backward from these
+    event_ids: list[str]  # a sample, for inclusion proofs
 
 
 def _time_ordered_ids() -> Callable[[], str]:
@@ -40,19 +40,28 @@ def _time_ordered_ids() -> Callable[[], str]:
     return lambda: str(uuid.UUID(int=base | next(counter)))
 
 
-def _content(code: str, event_id: str, step: str, when: datetime, node: str, device: int,
-             recorded: str) -> bytes:
-    return canonical.encode({
-        "eventID": event_id, "type": "ObjectEvent", "action": "ADD" if step == "commissioning" else "OBSERVE",
-        "traceCode": code, "bizStep": step, "eventTime": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        "eventTimeZoneOffset": "+08:00", "node": node, "device": device, "recordedAt": recorded,
-        "quantity": {"value": "22.5", "uom": "KGM"},
-        "documents": [{"type": "quarantine_certificate", "number": f"A3203-{code[-8:]}"}],
-    })
+def _content(code: str, event_id: str, step: str, when: datetime, node: str, device: int, recorded: str) -> bytes:
+    return canonical.encode(
+        {
+            "eventID": event_id,
+            "type": "ObjectEvent",
+            "action": "ADD" if step == "commissioning" else "OBSERVE",
+            "traceCode": code,
+            "bizStep": step,
+            "eventTime": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "eventTimeZoneOffset": "+08:00",
+            "node": node,
+            "device": device,
+            "recordedAt": recorded,
+            "quantity": {"value": "22.5", "uom": "KGM"},
+            "documents": [{"type": "quarantine_certificate", "number": f"A3203-{code[-8:]}"}],
+        }
+    )
 
 
-async def load(db_url: str, world: World, parents: int, cuts_per_parent: int, events_per_cut: int,
-               log: Callable[[str], None]) -> Ledger:
+async def load(
+    db_url: str, world: World, parents: int, cuts_per_parent: int, events_per_cut: int, log: Callable[[str], None]
+) -> Ledger:
     conn = await asyncpg.connect(db_url)
     try:
         product = await conn.fetchval("SELECT id FROM products ORDER BY id LIMIT 1")
@@ -77,8 +86,20 @@ async def load(db_url: str, world: World, parents: int, cuts_per_parent: int, ev
                     serial += 1
                     code = tracecode.make("320311", serial)
                     family.append(code)
-                    batches.append((code, product, home.node_id, home.device_id, str(uuid.uuid4()),
-                                    b"\0" * 32, 90 if c == 0 else 22.5, "KGM", start.date(), None))
+                    batches.append(
+                        (
+                            code,
+                            product,
+                            home.node_id,
+                            home.device_id,
+                            str(uuid.uuid4()),
+                            b"\0" * 32,
+                            90 if c == 0 else 22.5,
+                            "KGM",
+                            start.date(),
+                            None,
+                        )
+                    )
                 parent, cuts = family[0], family[1:]
                 roots.append(parent)
                 leaves.append(cuts[-1])
@@ -92,8 +113,22 @@ async def load(db_url: str, world: World, parents: int, cuts_per_parent: int, ev
                         event_id = new_id()
                         data = _content(code, event_id, step, when, where.node, where.device_id, recorded)
                         digest = chain.link(prev, data)
-                        rows.append((event_id, code, s + 1, prev, digest, data, step, where.node_id,
-                                     where.device_id, when, now, None))
+                        rows.append(
+                            (
+                                event_id,
+                                code,
+                                s + 1,
+                                prev,
+                                digest,
+                                data,
+                                step,
+                                where.node_id,
+                                where.device_id,
+                                when,
+                                now,
+                                None,
+                            )
+                        )
                         prev = digest
                         if len(sample) < 20_000 and s % 5 == 1:
                             sample.append(event_id)
@@ -101,19 +136,40 @@ async def load(db_url: str, world: World, parents: int, cuts_per_parent: int, ev
                 links.extend((parent, cut) for cut in cuts)
             async with conn.transaction():
                 await conn.copy_records_to_table(
-                    "batches", records=batches, columns=("trace_code", "product_id", "node_id", "device_id",
-                                                         "open_event_id", "open_digest", "quantity", "uom",
-                                                         "produced_on", "expires_on"))
-                ids = {r["trace_code"]: r["id"] for r in await conn.fetch(
-                    "SELECT id, trace_code FROM batches WHERE trace_code = ANY($1::text[])", list(heads_by_code))}
+                    "batches",
+                    records=batches,
+                    columns=(
+                        "trace_code",
+                        "product_id",
+                        "node_id",
+                        "device_id",
+                        "open_event_id",
+                        "open_digest",
+                        "quantity",
+                        "uom",
+                        "produced_on",
+                        "expires_on",
+                    ),
+                )
+                ids = {
+                    r["trace_code"]: r["id"]
+                    for r in await conn.fetch(
+                        "SELECT id, trace_code FROM batches WHERE trace_code = ANY($1::text[])", list(heads_by_code)
+                    )
+                }
                 await conn.copy_records_to_table(
-                    "batch_heads", records=[(ids[c], h[0], h[1]) for c, h in heads_by_code.items()],
-                    columns=("batch_id", "seq", "head_hash"))
+                    "batch_heads",
+                    records=[(ids[c], h[0], h[1]) for c, h in heads_by_code.items()],
+                    columns=("batch_id", "seq", "head_hash"),
+                )
                 await conn.copy_records_to_table(
-                    "batch_links", records=[(ids[a], ids[b], uuid.uuid4(), 22.5, "KGM") for a, b in links],
-                    columns=("parent_id", "child_id", "transformation_id", "quantity", "uom"))
+                    "batch_links",
+                    records=[(ids[a], ids[b], uuid.uuid4(), 22.5, "KGM") for a, b in links],
+                    columns=("parent_id", "child_id", "transformation_id", "quantity", "uom"),
+                )
                 await conn.copy_records_to_table(
-                    "events", records=[(r[0], ids[r[1]], *r[2:]) for r in rows], columns=EVENT_COLUMNS)
+                    "events", records=[(r[0], ids[r[1]], *r[2:]) for r in rows], columns=EVENT_COLUMNS
+                )
             total += len(rows)
             log(f"ledger: {total:,} events written ({total / (time.monotonic() - t0):,.0f}/s)")
         return Ledger(total, roots, leaves, sample)

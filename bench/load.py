@@ -117,9 +117,12 @@ async def _http(spec: HttpLoad) -> Stats:
 async def _sql(spec: SqlLoad) -> Stats:
     stats = Stats(seconds=spec.duration)
     work = spec.workload
-    conns = await asyncio.gather(*(
-        asyncpg.connect(spec.dsn, server_settings={"synchronous_commit": "on", "application_name": "bench"})
-        for _ in range(spec.concurrency)))
+    conns = await asyncio.gather(
+        *(
+            asyncpg.connect(spec.dsn, server_settings={"synchronous_commit": "on", "application_name": "bench"})
+            for _ in range(spec.concurrency)
+        )
+    )
     try:
         window = _Window(spec.warmup, spec.duration)
 
@@ -161,7 +164,8 @@ class Workers:
 
     def __init__(self, processes: int = 1) -> None:
         self.pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
+            max_workers=processes, mp_context=multiprocessing.get_context("spawn")
+        )
 
     async def run(self, spec: HttpLoad | SqlLoad) -> Stats:
         return await asyncio.get_running_loop().run_in_executor(self.pool, run, spec)

@@ -46,8 +46,14 @@ class Result:
         return "ok" if self.met else "MISSED"
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"value": round(self.value, 3), "unit": self.unit, "baseline": round(self.baseline, 3),
-                               "ratio": round(self.ratio, 4), "goal": self.goal, "better": self.better}
+        out: dict[str, Any] = {
+            "value": round(self.value, 3),
+            "unit": self.unit,
+            "baseline": round(self.baseline, 3),
+            "ratio": round(self.ratio, 4),
+            "goal": self.goal,
+            "better": self.better,
+        }
         note = self.note
         if self.goal_on == "value":
             note = f"goal bounds the value, the ratio is context; {note}"
@@ -81,8 +87,9 @@ def table(results: list[Result]) -> str:
     right = {1, 3, 4}
     lines = []
     for row in (head, *rows):
-        cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                              strict=True))]
+        cells = [
+            str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [f"  {r.name}: {r.note}" for r in results if r.note]

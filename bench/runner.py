@@ -31,14 +31,25 @@ DEFAULT = Timing()
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--only", action="append", choices=sorted(BENCHMARKS), metavar="NAME",
-                   help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
     p.add_argument("--warmup", type=float, default=DEFAULT.warmup, help="seconds of warm-up before each round")
-    p.add_argument("--duration", type=float, default=DEFAULT.duration,
-                   help="measured seconds per side, split over the rounds")
+    p.add_argument(
+        "--duration", type=float, default=DEFAULT.duration, help="measured seconds per side, split over the rounds"
+    )
     p.add_argument("--rounds", type=int, default=DEFAULT.rounds, help="alternating service/baseline rounds")
-    p.add_argument("--server-env", action="append", default=[], metavar="TRACE_X=VALUE",
-                   help="an extra setting for the service (repeatable), e.g. TRACE_DB_POOL_SIZE=64")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="TRACE_X=VALUE",
+        help="an extra setting for the service (repeatable), e.g. TRACE_DB_POOL_SIZE=64",
+    )
     p.add_argument("--keep", action="store_true", help="keep the working directory (server log, pg data)")
     return p
 
@@ -51,20 +62,23 @@ async def run(args: argparse.Namespace, workdir: Path, log: stack.Log) -> tuple[
     async with contextlib.AsyncExitStack() as resources:
         db_url = await resources.enter_async_context(stack.bench_database(workdir, log))
         argv, env, port = stack.service(db_url, workdir, dict(kv.split("=", 1) for kv in args.server_env))
-        server = await resources.enter_async_context(
-            stack.running("service", argv, env, port, workdir / "server.log"))
+        server = await resources.enter_async_context(stack.running("service", argv, env, port, workdir / "server.log"))
         log(f"service pid {server.pid} listening at {server.url}")
         try:
             admin = (workdir / "admin-token").read_text().strip()
-            session = await resources.enter_async_context(aiohttp.ClientSession(
-                server.url, connector=aiohttp.TCPConnector(limit=32), timeout=aiohttp.ClientTimeout(total=120)))
+            session = await resources.enter_async_context(
+                aiohttp.ClientSession(
+                    server.url, connector=aiohttp.TCPConnector(limit=32), timeout=aiohttp.ClientTimeout(total=120)
+                )
+            )
             world = World(session, admin)
             await world.register(DEVICES)
             log(f"registered {DEVICES} enterprises, nodes and devices")
             workers = Workers()
             resources.callback(workers.close)
-            ctx = Context(db_url, server, world, workers, Timing(args.warmup, args.duration, args.rounds),
-                          workdir, log, resources)
+            ctx = Context(
+                db_url, server, world, workers, Timing(args.warmup, args.duration, args.rounds), workdir, log, resources
+            )
             for name in names:
                 log(f"{name}: setting up")
                 try:

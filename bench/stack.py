@@ -51,7 +51,7 @@ def peak_rss_mb(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time the process has used so far."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
@@ -158,12 +158,14 @@ async def _wait_healthy(proc: Process, patience: float = 60.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(name: str, argv: list[str], env: dict[str, str], port: int,
-                  stderr_path: Path) -> AsyncIterator[Process]:
+async def running(
+    name: str, argv: list[str], env: dict[str, str], port: int, stderr_path: Path
+) -> AsyncIterator[Process]:
     """Start ``argv`` as a subprocess, wait for its /healthz, and stop it (SIGTERM, then SIGKILL) afterwards."""
     with stderr_path.open("wb") as err:
-        popen = await asyncio.create_subprocess_exec(*argv, env=env, stdin=subprocess.DEVNULL,
-                                                     stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        popen = await asyncio.create_subprocess_exec(
+            *argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT
+        )
     proc = Process(name, f"http://127.0.0.1:{port}", popen, stderr_path)
     try:
         await _wait_healthy(proc)
@@ -186,13 +188,15 @@ def service(db_url: str, workdir: Path, extra: dict[str, str] | None = None) -> 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACE_")}
     env.update(extra or {})
-    env.update({
-        "TRACE_DATABASE_URL": db_url,
-        "TRACE_PORT": str(port),
-        "TRACE_DATA_DIR": str(workdir),
-        "TRACE_LOG_FORMAT": "json",
-        "TRACE_LOG_LEVEL": "warning",
-    })
+    env.update(
+        {
+            "TRACE_DATABASE_URL": db_url,
+            "TRACE_PORT": str(port),
+            "TRACE_DATA_DIR": str(workdir),
+            "TRACE_LOG_FORMAT": "json",
+            "TRACE_LOG_LEVEL": "warning",
+        }
+    )
     # --migrate is a no-op after bench_database() migrated, unless a migration landed in between.
     return [sys.executable, "-m", "traceability", "serve", "--migrate"], env, port
 
@@ -200,5 +204,4 @@ def service(db_url: str, workdir: Path, extra: dict[str, str] | None = None) -> 
 def bare(size: int) -> tuple[list[str], dict[str, str], int]:
     """The argv, environment and port for the bare handler serving ``size``-byte bodies."""
     port = free_port()
-    return ([sys.executable, "-m", "bench.bare", "--port", str(port), "--size", str(size)],
-            dict(os.environ), port)
+    return ([sys.executable, "-m", "bench.bare", "--port", str(port), "--size", str(size)], dict(os.environ), port)

@@ -28,8 +28,9 @@ def event(code: str, biz_step: str = "receiving") -> dict[str, Any]:
         "bizStep": biz_step,
         "eventTime": datetime.now(CST).isoformat(timespec="milliseconds"),
         "quantity": {"value": 45.25, "uom": "KGM"},
-        "documents": [{"type": "quarantine_certificate", "number": "A320302-2026-0012345",
-                       "issuer": "徐州市动物卫生监督所"}],
+        "documents": [
+            {"type": "quarantine_certificate", "number": "A320302-2026-0012345", "issuer": "徐州市动物卫生监督所"}
+        ],
     }
 
 
@@ -125,8 +126,19 @@ CREATE TABLE {table} (
     recorded_at  timestamptz NOT NULL
 )
 """
-PLAIN_COLUMNS = ("event_id", "batch_id", "seq", "prev_hash", "hash", "canonical", "biz_step", "node_id",
-                 "device_id", "event_time", "recorded_at")
+PLAIN_COLUMNS = (
+    "event_id",
+    "batch_id",
+    "seq",
+    "prev_hash",
+    "hash",
+    "canonical",
+    "biz_step",
+    "node_id",
+    "device_id",
+    "event_time",
+    "recorded_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +166,21 @@ class InsertEvents:
         out = []
         for j in range(self.per_call):
             k = n * self.per_call + j
-            out.append((str(uuid.uuid4()), self.batch_ids[(task + k) % len(self.batch_ids)], k + 2,
-                        os.urandom(32), os.urandom(32), self.canonical, _step(task, n), self.node_id,
-                        self.device_id, now, now))
+            out.append(
+                (
+                    str(uuid.uuid4()),
+                    self.batch_ids[(task + k) % len(self.batch_ids)],
+                    k + 2,
+                    os.urandom(32),
+                    os.urandom(32),
+                    self.canonical,
+                    _step(task, n),
+                    self.node_id,
+                    self.device_id,
+                    now,
+                    now,
+                )
+            )
         return out
 
 

@@ -56,8 +56,7 @@ class World:
     admin: str
     devices: list[Device] = field(default_factory=list)
 
-    async def call(self, method: str, path: str, body: Any = None, token: str | None = None,
-                   expect: int = 201) -> Any:
+    async def call(self, method: str, path: str, body: Any = None, token: str | None = None, expect: int = 201) -> Any:
         headers = {"Authorization": f"Bearer {token or self.admin}"} if token != "" else {}
         async with self.session.request(method, path, json=body, headers=headers) as resp:
             data = await resp.json()
@@ -67,27 +66,52 @@ class World:
 
     async def register(self, devices: int) -> None:
         """One enterprise, node and scanner device per device wanted, and the products."""
-        await self.call("POST", "/api/v1/admin/products", {
-            "category": "meat", "goods_code": PRODUCT, "name": "白条猪肉", "name_en": "Pork carcass",
-            "default_uom": "KGM"})
+        await self.call(
+            "POST",
+            "/api/v1/admin/products",
+            {
+                "category": "meat",
+                "goods_code": PRODUCT,
+                "name": "白条猪肉",
+                "name_en": "Pork carcass",
+                "default_uom": "KGM",
+            },
+        )
 
         async def one(i: int) -> Device:
             code = make_uscc(i + 1)
-            await self.call("POST", "/api/v1/admin/enterprises", {
-                "name": f"徐州市第{i + 1}农贸有限公司", "uscc": code, "name_en": f"Xuzhou Trading Co. {i + 1}"})
-            node = await self.call("POST", "/api/v1/admin/nodes", {
-                "enterprise": code, "type": NODE_TYPES[i % len(NODE_TYPES)], "area_code": AREAS[i % len(AREAS)],
-                "name": f"第{i + 1}号摊位", "name_en": f"Stall {i + 1}", "address": "徐州市鼓楼区中山北路1号"})
-            device = await self.call("POST", "/api/v1/admin/devices",
-                                     {"node": node["code"], "name": f"scanner {i + 1}"})
+            await self.call(
+                "POST",
+                "/api/v1/admin/enterprises",
+                {"name": f"徐州市第{i + 1}农贸有限公司", "uscc": code, "name_en": f"Xuzhou Trading Co. {i + 1}"},
+            )
+            node = await self.call(
+                "POST",
+                "/api/v1/admin/nodes",
+                {
+                    "enterprise": code,
+                    "type": NODE_TYPES[i % len(NODE_TYPES)],
+                    "area_code": AREAS[i % len(AREAS)],
+                    "name": f"第{i + 1}号摊位",
+                    "name_en": f"Stall {i + 1}",
+                    "address": "徐州市鼓楼区中山北路1号",
+                },
+            )
+            device = await self.call(
+                "POST", "/api/v1/admin/devices", {"node": node["code"], "name": f"scanner {i + 1}"}
+            )
             return Device(node["code"], int(node["id"]), int(device["id"]), device["credential"])
 
         self.devices = await gather_limited(one(i) for i in range(devices))
 
     async def open_batch(self, device: Device) -> str:
-        body = {"eventID": str(uuid.uuid4()), "product": PRODUCT, "quantity": {"value": 90.5, "uom": "KGM"},
-                "origin": {"area_code": "320311", "place": "徐州市泉山区"},
-                "documents": [{"type": "quarantine_certificate", "number": "A320311-2026-0000001"}]}
+        body = {
+            "eventID": str(uuid.uuid4()),
+            "product": PRODUCT,
+            "quantity": {"value": 90.5, "uom": "KGM"},
+            "origin": {"area_code": "320311", "place": "徐州市泉山区"},
+            "documents": [{"type": "quarantine_certificate", "number": "A320311-2026-0000001"}],
+        }
         data = await self.call("POST", "/api/v1/batches", body, token=device.token)
         return str(data["traceCode"])
 
@@ -102,6 +126,7 @@ class World:
 
     async def capture(self, device: Device, codes: list[str], per_batch: int) -> list[str]:
         """Record ``per_batch`` events on each batch, one request per batch; returns the event ids."""
+
         async def one(code: str) -> list[str]:
             events = [event(code, "receiving" if k % 2 == 0 else "storing") for k in range(per_batch)]
             await self.call("POST", "/api/v1/events", {"events": events}, token=device.token)

@@ -26,8 +26,12 @@ def _home(args: argparse.Namespace) -> Path:
 
 
 def _station(args: argparse.Namespace) -> Station:
-    return Station(_home(args), max_backoff=args.max_backoff, batch_size=args.batch_size,
-                   say=lambda m: print(m, file=sys.stderr, flush=True))
+    return Station(
+        _home(args),
+        max_backoff=args.max_backoff,
+        batch_size=args.batch_size,
+        say=lambda m: print(m, file=sys.stderr, flush=True),
+    )
 
 
 def _decimal(text: str) -> Decimal:
@@ -46,8 +50,16 @@ def _show(outcome: Outcome) -> None:
 
 def _counter(station: Station, args: argparse.Namespace, mode: str) -> Counter:
     print_dir = Path(args.print_dir) if args.print_dir else station.home / "prints"
-    return Counter(station.store, mode, product=args.product, product_name=args.product_name,
-                   unit_price=args.price, price_unit=args.price_unit, print_dir=print_dir, source=args.source)
+    return Counter(
+        station.store,
+        mode,
+        product=args.product,
+        product_name=args.product_name,
+        unit_price=args.price,
+        price_unit=args.price_unit,
+        print_dir=print_dir,
+        source=args.source,
+    )
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -61,8 +73,10 @@ def cmd_enrol(args: argparse.Namespace) -> int:
         print(f"✗ {exc}", file=sys.stderr)
         return 1
     node = info["node"]
-    print(f"✓ enrolled as {info['keyId']} at {node['name']} ({node['code']}); "
-          f"{station.store.codes_left()} trace codes leased for offline use")
+    print(
+        f"✓ enrolled as {info['keyId']} at {node['name']} ({node['code']}); "
+        f"{station.store.codes_left()} trace codes leased for offline use"
+    )
     return 0
 
 
@@ -75,8 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(station: Station, counter: Counter, args: argparse.Namespace) -> int:
     wake, stop = asyncio.Event(), asyncio.Event()
-    uploader = None if args.no_upload else asyncio.create_task(
-        station.sync(until_empty=False, wake=wake, stop=stop))
+    uploader = None if args.no_upload else asyncio.create_task(station.sync(until_empty=False, wake=wake, stop=stop))
     loop = asyncio.get_running_loop()
     print(f"ready: {counter.mode} mode — scan, or type a weight; Ctrl-D to stop", file=sys.stderr, flush=True)
     while True:
@@ -146,8 +159,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
     station.info()
     done = asyncio.run(station.sync(until_empty=True, within=args.timeout))
     s = station.stats
-    print(f"uploaded {s.acknowledged} ({s.replayed} already recorded), refused {s.refused}, retries {s.retries}; "
-          f"{station.store.status()['pending']} waiting", flush=True)
+    print(
+        f"uploaded {s.acknowledged} ({s.replayed} already recorded), refused {s.refused}, retries {s.retries}; "
+        f"{station.store.status()['pending']} waiting",
+        flush=True,
+    )
     return 0 if done else 1
 
 
@@ -178,8 +194,16 @@ def cmd_label(args: argparse.Namespace) -> int:
                 return 1
             codes.append(outcome.trace_code)
     node = counter.station.get("node", {}).get("name", "")
-    labels = [printing.LabelData(trace_code=c, product_name=args.product_name or args.product or "",
-                                 date=dt.date.today(), node_name=node, base_url=counter.base_url) for c in codes]
+    labels = [
+        printing.LabelData(
+            trace_code=c,
+            product_name=args.product_name or args.product or "",
+            date=dt.date.today(),
+            node_name=node,
+            base_url=counter.base_url,
+        )
+        for c in codes
+    ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".pdf":
@@ -210,9 +234,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if not token:
         print("simulate needs --admin-token or --admin-token-file (it registers its own stations)", file=sys.stderr)
         return 2
-    report: dict[str, Any] = asyncio.run(simulate(
-        args.server, token, stations=args.stations, rate=args.rate, duration=args.duration,
-        workdir=Path(args.workdir) if args.workdir else None, flush_timeout=args.flush_timeout))
+    report: dict[str, Any] = asyncio.run(
+        simulate(
+            args.server,
+            token,
+            stations=args.stations,
+            rate=args.rate,
+            duration=args.duration,
+            workdir=Path(args.workdir) if args.workdir else None,
+            flush_timeout=args.flush_timeout,
+        )
+    )
     print(json.dumps(report, ensure_ascii=False, indent=2))
     return 0 if report["lost"] == 0 and report["pending"] == 0 else 1
 

@@ -58,8 +58,7 @@ def public_bytes(key: Ed25519PrivateKey) -> bytes:
 
 def save_key(key: Ed25519PrivateKey, path: Path) -> None:
     """Write the private key (PKCS#8 PEM, mode 0600) atomically: a crash leaves the old file or the new one."""
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -108,8 +107,7 @@ class SigningClient:
         if signed:
             headers["Authorization"] = self.sign(method, path, body)
         try:
-            async with self._session.request(method, self.server + path, data=body or None,
-                                             headers=headers) as resp:
+            async with self._session.request(method, self.server + path, data=body or None, headers=headers) as resp:
                 self._note_clock(resp.headers.get("Date"))
                 raw = await resp.read()
                 try:

@@ -31,8 +31,20 @@ from scanners.queue import OutOfCodes, Store
 
 MODES = ("receive", "ship", "inspect", "commission", "sell")
 _STEPS = {"receive": ("receiving", "active"), "ship": ("shipping", "in_transit"), "inspect": ("inspecting", None)}
-_COUNT_UOM = {"件": "H87", "个": "EA", "只": "EA", "头": "HEA", "箱": "XCT", "盒": "XBX", "袋": "XBG",
-              "瓶": "XBO", "包": "XPK", "筐": "XCR", "把": "EA", "捆": "EA"}
+_COUNT_UOM = {
+    "件": "H87",
+    "个": "EA",
+    "只": "EA",
+    "头": "HEA",
+    "箱": "XCT",
+    "盒": "XBX",
+    "袋": "XBG",
+    "瓶": "XBO",
+    "包": "XPK",
+    "筐": "XCR",
+    "把": "EA",
+    "捆": "EA",
+}
 
 
 @dataclass(frozen=True)
@@ -98,8 +110,11 @@ class Counter:
         if self.mode == "commission":
             return self._commission_identifier(scan)
         if code is None:
-            return Outcome(False, "此条码不含追溯码，请先赋码（commission 模式） · this barcode carries no trace code "
-                                  "of ours; commission it first")
+            return Outcome(
+                False,
+                "此条码不含追溯码，请先赋码（commission 模式） · this barcode carries no trace code "
+                "of ours; commission it first",
+            )
         if self.mode == "sell":
             self.source = code
             return Outcome(True, f"正在销售批次 {code} · selling from batch {code}", trace_code=code)
@@ -114,15 +129,18 @@ class Counter:
     # -- events ------------------------------------------------------------------------------------
 
     def _event(self, code: str, step: str, disposition: str | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"eventID": str(uuid.uuid4()), "traceCode": code, "bizStep": step,
-                                "eventTime": _now()}
+        body: dict[str, Any] = {"eventID": str(uuid.uuid4()), "traceCode": code, "bizStep": step, "eventTime": _now()}
         if disposition:
             body["disposition"] = disposition
         return body
 
     def _opening(self, quantity: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"eventID": str(uuid.uuid4()), "traceCode": "{code}", "quantity": quantity,
-                                "eventTime": _now()}
+        body: dict[str, Any] = {
+            "eventID": str(uuid.uuid4()),
+            "traceCode": "{code}",
+            "quantity": quantity,
+            "eventTime": _now(),
+        }
         if "gtin" not in extra:
             body["product"] = self.product
         body.update(extra)
@@ -149,8 +167,11 @@ class Counter:
             else:
                 q = self._take_quantity(Quantity(Decimal(1), "件"))
             return self.commission(q, **extra)
-        return Outcome(False, "赋码模式下请输入重量或扫描商品条码 · in commission mode type a weight or scan a "
-                              "product barcode (GTIN) or drug code")
+        return Outcome(
+            False,
+            "赋码模式下请输入重量或扫描商品条码 · in commission mode type a weight or scan a "
+            "product barcode (GTIN) or drug code",
+        )
 
     def _take_quantity(self, default: Quantity) -> Quantity:
         q, self.quantity = self.quantity or default, None
@@ -159,9 +180,13 @@ class Counter:
     def _label(self, code: str) -> list[Path]:
         if self.print_dir is None:
             return []
-        label = printing.LabelData(trace_code=code, product_name=self.product_name or self.product or "",
-                                   date=dt.date.today(), node_name=self.station.get("node", {}).get("name", ""),
-                                   base_url=self.base_url)
+        label = printing.LabelData(
+            trace_code=code,
+            product_name=self.product_name or self.product or "",
+            date=dt.date.today(),
+            node_name=self.station.get("node", {}).get("name", ""),
+            base_url=self.base_url,
+        )
         path = self.print_dir / f"label-{code}.png"
         _write(path, printing.batch_label_png(label))
         return [path]
@@ -180,7 +205,8 @@ class Counter:
             commercial = {"unit_price": str(self.unit_price), "amount": str(amount), "currency": "CNY"}
         attrs = {"soldFrom": self.source} if self.source else None
         rows: list[tuple[str, dict[str, Any]]] = [
-            ("open", self._opening(_quantity_json(quantity), **({"attributes": attrs} if attrs else {})))]
+            ("open", self._opening(_quantity_json(quantity), **({"attributes": attrs} if attrs else {})))
+        ]
         if self.source:
             sale = self._event(self.source, "retail_selling", "retail_sold")
             sale["quantity"] = _quantity_json(quantity)
@@ -191,8 +217,7 @@ class Counter:
         code = self.store.record(rows, issue_code=True)
         assert code is not None
         printed = self._receipt(code, weight, amount)
-        return Outcome(True, f"✓ 售出 sold {weight} kg · {code}", trace_code=code, printed=printed,
-                       recorded=len(rows))
+        return Outcome(True, f"✓ 售出 sold {weight} kg · {code}", trace_code=code, printed=printed, recorded=len(rows))
 
     def _receipt(self, code: str, weight: Decimal, amount: Decimal | None) -> list[Path]:
         if self.print_dir is None:
@@ -202,9 +227,15 @@ class Counter:
         receipt = printing.ReceiptData(
             market_name=info.get("node", {}).get("name", ""),
             stall_number=operator.get("stallNo") or operator.get("name") or info.get("device", {}).get("name", ""),
-            item=self.product_name or self.product or "", weight_kg=weight,
-            unit_price=self.unit_price or Decimal(0), sold_at=dt.datetime.now().astimezone(), trace_code=code,
-            base_url=self.base_url, price_unit="斤" if self.price_unit == "斤" else "kg", total=amount)
+            item=self.product_name or self.product or "",
+            weight_kg=weight,
+            unit_price=self.unit_price or Decimal(0),
+            sold_at=dt.datetime.now().astimezone(),
+            trace_code=code,
+            base_url=self.base_url,
+            price_unit="斤" if self.price_unit == "斤" else "kg",
+            total=amount,
+        )
         path = self.print_dir / f"receipt-{code}.png"
         _write(path, printing.receipt_png(receipt))
         return [path]

@@ -110,9 +110,11 @@ class Store:
 
     def put(self, **values: Any) -> None:
         with self.transaction() as conn:
-            conn.executemany("INSERT INTO settings (key, value) VALUES (?, ?) "
-                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                             [(k, json.dumps(v, ensure_ascii=False)) for k, v in values.items()])
+            conn.executemany(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(k, json.dumps(v, ensure_ascii=False)) for k, v in values.items()],
+            )
 
     # -- code blocks -------------------------------------------------------------------------------
 
@@ -121,15 +123,18 @@ class Store:
             conn.executemany(
                 "INSERT OR IGNORE INTO blocks (block_no, area_code, first_serial, size, leased_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [(b["blockNo"], b["areaCode"], b["firstSerial"], b["size"], b["leasedAt"]) for b in blocks])
+                [(b["blockNo"], b["areaCode"], b["firstSerial"], b["size"], b["leasedAt"]) for b in blocks],
+            )
 
     def codes_left(self) -> int:
         value = self.conn.execute("SELECT coalesce(sum(size - next_index), 0) FROM blocks").fetchone()[0]
         return int(value)
 
     def _issue(self, conn: sqlite3.Connection) -> str:
-        row = conn.execute("SELECT block_no, area_code, first_serial, next_index FROM blocks "
-                           "WHERE next_index < size ORDER BY block_no LIMIT 1").fetchone()
+        row = conn.execute(
+            "SELECT block_no, area_code, first_serial, next_index FROM blocks "
+            "WHERE next_index < size ORDER BY block_no LIMIT 1"
+        ).fetchone()
         if row is None:
             raise OutOfCodes("no leased trace codes left: connect to the network so the station can lease more")
         conn.execute("UPDATE blocks SET next_index = next_index + 1 WHERE block_no = ?", (row["block_no"],))
@@ -149,41 +154,74 @@ class Store:
             for kind, body in rows:
                 if code is not None:
                     body = _fill(body, code)
-                conn.execute("INSERT INTO outbox (kind, event_id, trace_code, body, created_at) VALUES (?, ?, ?, ?, ?)",
-                             (kind, body["eventID"], body["traceCode"], json.dumps(body, ensure_ascii=False),
-                              created))
+                conn.execute(
+                    "INSERT INTO outbox (kind, event_id, trace_code, body, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (kind, body["eventID"], body["traceCode"], json.dumps(body, ensure_ascii=False), created),
+                )
         return code
 
     def pending(self, limit: int) -> list[Pending]:
-        rows = self.conn.execute("SELECT seq, kind, event_id, trace_code, body, created_at, attempts FROM outbox "
-                                 "WHERE state = 'pending' ORDER BY seq LIMIT ?", (limit,)).fetchall()
-        return [Pending(r["seq"], r["kind"], r["event_id"], r["trace_code"], json.loads(r["body"]),
-                        r["created_at"], r["attempts"]) for r in rows]
+        rows = self.conn.execute(
+            "SELECT seq, kind, event_id, trace_code, body, created_at, attempts FROM outbox "
+            "WHERE state = 'pending' ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            Pending(
+                r["seq"],
+                r["kind"],
+                r["event_id"],
+                r["trace_code"],
+                json.loads(r["body"]),
+                r["created_at"],
+                r["attempts"],
+            )
+            for r in rows
+        ]
 
     def mark_sent(self, receipts: dict[int, dict[str, Any]]) -> None:
         at = now_text()
         with self.transaction() as conn:
-            conn.executemany("UPDATE outbox SET state = 'sent', sent_at = ?, receipt = ?, attempts = attempts + 1 "
-                             "WHERE seq = ? AND state = 'pending'",
-                             [(at, json.dumps(r), seq) for seq, r in receipts.items()])
-            conn.execute("INSERT INTO settings (key, value) VALUES ('last_sync_at', ?) "
-                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (json.dumps(at),))
+            conn.executemany(
+                "UPDATE outbox SET state = 'sent', sent_at = ?, receipt = ?, attempts = attempts + 1 "
+                "WHERE seq = ? AND state = 'pending'",
+                [(at, json.dumps(r), seq) for seq, r in receipts.items()],
+            )
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('last_sync_at', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (json.dumps(at),),
+            )
 
     def mark_refused(self, seq: int, error: str) -> None:
         with self.transaction() as conn:
-            conn.execute("UPDATE outbox SET state = 'refused', error = ?, attempts = attempts + 1 "
-                         "WHERE seq = ? AND state = 'pending'", (error, seq))
+            conn.execute(
+                "UPDATE outbox SET state = 'refused', error = ?, attempts = attempts + 1 "
+                "WHERE seq = ? AND state = 'pending'",
+                (error, seq),
+            )
 
     def status(self) -> dict[str, Any]:
-        counts = {r["state"]: r["n"] for r in self.conn.execute(
-            "SELECT state, count(*) AS n FROM outbox GROUP BY state")}
+        counts = {
+            r["state"]: r["n"] for r in self.conn.execute("SELECT state, count(*) AS n FROM outbox GROUP BY state")
+        }
         oldest = self.conn.execute("SELECT min(created_at) FROM outbox WHERE state = 'pending'").fetchone()[0]
-        refused = [dict(r) for r in self.conn.execute(
-            "SELECT seq, kind, trace_code, error FROM outbox WHERE state = 'refused' ORDER BY seq DESC LIMIT 5")]
-        return {"pending": counts.get("pending", 0), "sent": counts.get("sent", 0),
-                "refused": counts.get("refused", 0), "oldestPending": oldest,
-                "lastSync": self.get("last_sync_at"), "lastError": self.get("last_error"),
-                "codesLeft": self.codes_left(), "recentRefusals": refused}
+        refused = [
+            dict(r)
+            for r in self.conn.execute(
+                "SELECT seq, kind, trace_code, error FROM outbox WHERE state = 'refused' ORDER BY seq DESC LIMIT 5"
+            )
+        ]
+        return {
+            "pending": counts.get("pending", 0),
+            "sent": counts.get("sent", 0),
+            "refused": counts.get("refused", 0),
+            "oldestPending": oldest,
+            "lastSync": self.get("last_sync_at"),
+            "lastError": self.get("last_error"),
+            "codesLeft": self.codes_left(),
+            "recentRefusals": refused,
+        }
 
 
 def _fill(body: dict[str, Any], code: str) -> dict[str, Any]:

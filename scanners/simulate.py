@@ -44,21 +44,36 @@ async def _register(server: str, token: str, count: int) -> list[str]:
     code = body + str(uscc.calc_check_digit(body))
     async with aiohttp.ClientSession() as s:
         await _admin(s, server, token, "/api/v1/admin/enterprises", {"name": "模拟菜市场", "uscc": code})
-        node = await _admin(s, server, token, "/api/v1/admin/nodes", {
-            "enterprise": code, "type": "wet_market", "area_code": "320302", "name": "模拟菜市场"})
-        await _admin(s, server, token, "/api/v1/admin/products",
-                     {"category": "meat", "goods_code": PRODUCT, "name": "白条猪肉"})
+        node = await _admin(
+            s,
+            server,
+            token,
+            "/api/v1/admin/nodes",
+            {"enterprise": code, "type": "wet_market", "area_code": "320302", "name": "模拟菜市场"},
+        )
+        await _admin(
+            s, server, token, "/api/v1/admin/products", {"category": "meat", "goods_code": PRODUCT, "name": "白条猪肉"}
+        )
         codes = []
         for i in range(count):
-            device = await _admin(s, server, token, "/api/v1/admin/devices",
-                                  {"node": node["code"], "name": f"simulated station {i + 1}"})
+            device = await _admin(
+                s, server, token, "/api/v1/admin/devices", {"node": node["code"], "name": f"simulated station {i + 1}"}
+            )
             enrolment = await _admin(s, server, token, f"/api/v1/admin/devices/{device['id']}/enrolment", {})
             codes.append(enrolment["code"])
     return codes
 
 
-async def simulate(server: str, token: str, *, stations: int, rate: float, duration: float,
-                   workdir: Path | None = None, flush_timeout: float = 60.0) -> dict[str, Any]:
+async def simulate(
+    server: str,
+    token: str,
+    *,
+    stations: int,
+    rate: float,
+    duration: float,
+    workdir: Path | None = None,
+    flush_timeout: float = 60.0,
+) -> dict[str, Any]:
     server = server.rstrip("/")
     root = workdir or Path(tempfile.mkdtemp(prefix="trace-sim-"))
     codes = await _register(server, token, stations)
@@ -71,8 +86,10 @@ async def simulate(server: str, token: str, *, stations: int, rate: float, durat
         counters.append(Counter(st.store, "sell", product=PRODUCT, unit_price=Decimal("32.00"), source=source))
     stop = asyncio.Event()
     wakes = [asyncio.Event() for _ in fleet]
-    uploaders = [asyncio.create_task(st.sync(until_empty=False, wake=w, stop=stop, idle_poll=1.0))
-                 for st, w in zip(fleet, wakes, strict=True)]
+    uploaders = [
+        asyncio.create_task(st.sync(until_empty=False, wake=w, stop=stop, idle_poll=1.0))
+        for st, w in zip(fleet, wakes, strict=True)
+    ]
     rng = random.Random()  # noqa: S311 - arrival times, not secrets
     sales = refused_at_counter = 0
     start = time.monotonic()
@@ -98,8 +115,13 @@ async def simulate(server: str, token: str, *, stations: int, rate: float, durat
     latencies = sorted(x for st in fleet for x in st.stats.latencies)
     queued = sum(s["pending"] + s["sent"] + s["refused"] for s in statuses)
     report = {
-        "stations": stations, "rate": rate, "duration_s": round(scanning, 1), "flush_s": round(flush, 2),
-        "sales": sales, "refused_at_counter": refused_at_counter, "queued": queued,
+        "stations": stations,
+        "rate": rate,
+        "duration_s": round(scanning, 1),
+        "flush_s": round(flush, 2),
+        "sales": sales,
+        "refused_at_counter": refused_at_counter,
+        "queued": queued,
         "acknowledged": sum(st.stats.acknowledged for st in fleet),
         "replayed": sum(st.stats.replayed for st in fleet),
         "refused_by_server": sum(s["refused"] for s in statuses),

@@ -54,8 +54,16 @@ def _transient(status: int) -> bool:
 class Station:
     """One station's home directory: ``station.key`` (private, 0600) and ``station.db`` (the queue)."""
 
-    def __init__(self, home: Path, *, batch_size: int = 200, max_backoff: float = 300.0, low_water: int = 150,
-                 lease_blocks: int = 3, say: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        batch_size: int = 200,
+        max_backoff: float = 300.0,
+        low_water: int = 150,
+        lease_blocks: int = 3,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         self.store = Store(home / "station.db")
@@ -95,14 +103,19 @@ class Station:
         """Generate a key pair here, bind its public half to the device the code was issued for, lease codes."""
         key = wire.generate_key()
         async with wire.SigningClient(server, key) as c:
-            ans = await c.call("POST", "/api/v1/stations/enrol",
-                               {"code": code, "publicKey": stations.b64(wire.public_bytes(key))})
+            ans = await c.call(
+                "POST", "/api/v1/stations/enrol", {"code": code, "publicKey": stations.b64(wire.public_bytes(key))}
+            )
             if not ans.ok:
                 raise AuthRefused(f"enrolment refused: {ans.message}")
             # The key is saved only once the server has it: a refused enrolment leaves the station as it was.
             wire.save_key(key, self.key_path)
-            self.store.put(server=server.rstrip("/"), station=ans.data, key_id=c.key_id,
-                           public_url=ans.data.get("publicUrl") or server.rstrip("/"))
+            self.store.put(
+                server=server.rstrip("/"),
+                station=ans.data,
+                key_id=c.key_id,
+                public_url=ans.data.get("publicUrl") or server.rstrip("/"),
+            )
             await self.lease(c, blocks or self.lease_blocks)
         return dict(ans.data)
 
@@ -114,8 +127,11 @@ class Station:
         new_id = stations.key_id(wire.public_bytes(new))
         async with self.client(old) as c:
             proof = new.sign(stations.rotation_message(c.key_id, new_id))
-            ans = await c.call("POST", "/api/v1/stations/keys",
-                               {"publicKey": stations.b64(wire.public_bytes(new)), "proof": stations.b64(proof)})
+            ans = await c.call(
+                "POST",
+                "/api/v1/stations/keys",
+                {"publicKey": stations.b64(wire.public_bytes(new)), "proof": stations.b64(proof)},
+            )
         if not ans.ok:
             self.next_key_path.unlink(missing_ok=True)
             raise AuthRefused(f"key rotation refused: {ans.message}")
@@ -226,9 +242,15 @@ class Station:
         jitter: float = random.uniform(0.5, 1.0)  # noqa: S311 - spreading retries, not a secret
         return min(self.max_backoff, 0.5 * 2.0 ** min(failures, 20)) * jitter
 
-    async def sync(self, *, until_empty: bool = True, within: float | None = None,
-                   wake: asyncio.Event | None = None, stop: asyncio.Event | None = None,
-                   idle_poll: float = 30.0) -> bool:
+    async def sync(
+        self,
+        *,
+        until_empty: bool = True,
+        within: float | None = None,
+        wake: asyncio.Event | None = None,
+        stop: asyncio.Event | None = None,
+        idle_poll: float = 30.0,
+    ) -> bool:
         """Upload until the outbox is empty (or forever, with ``until_empty=False``). True when empty."""
         deadline = None if within is None else time.monotonic() + within
         failures = 0
@@ -249,10 +271,14 @@ class Station:
                         return True
                     delay = idle_poll
                 except (wire.Unreachable, AuthRefused) as exc:
-                    if isinstance(exc, AuthRefused) and "replaced by a newer key" in str(exc) \
-                            and await self._recover_rotation():
-                        return await self.sync(until_empty=until_empty, within=within, wake=wake, stop=stop,
-                                               idle_poll=idle_poll)
+                    if (
+                        isinstance(exc, AuthRefused)
+                        and "replaced by a newer key" in str(exc)
+                        and await self._recover_rotation()
+                    ):
+                        return await self.sync(
+                            until_empty=until_empty, within=within, wake=wake, stop=stop, idle_poll=idle_poll
+                        )
                     failures += 1
                     self.stats.retries += 1
                     self.store.put(last_error={"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "message": str(exc)})

@@ -132,10 +132,12 @@ class World:
     async def add_node(self, key: str, node_type: str, area: str = "320302", n: int | None = None) -> str:
         code = make_uscc(n if n is not None else len(self.enterprises) + 1)
         await self.post("/api/v1/admin/enterprises", {"name": f"{key} 企业", "uscc": code}, expect=201)
-        node = await self.post("/api/v1/admin/nodes", {"enterprise": code, "type": node_type, "area_code": area,
-                                                       "name": f"{key} 节点", "name_en": f"{key} node"}, expect=201)
-        device = await self.post("/api/v1/admin/devices", {"node": node["code"], "name": f"{key} scanner"},
-                                 expect=201)
+        node = await self.post(
+            "/api/v1/admin/nodes",
+            {"enterprise": code, "type": node_type, "area_code": area, "name": f"{key} 节点", "name_en": f"{key} node"},
+            expect=201,
+        )
+        device = await self.post("/api/v1/admin/devices", {"node": node["code"], "name": f"{key} scanner"}, expect=201)
         self.enterprises[key] = code
         self.nodes[key] = node["code"]
         self.devices[key] = device["credential"]
@@ -147,8 +149,13 @@ class World:
         return str(data["traceCode"])
 
     def event(self, code: str, biz_step: str = "receiving", **extra: Any) -> dict[str, Any]:
-        return {"eventID": new_id(), "traceCode": code, "bizStep": biz_step,
-                "eventTime": "2026-01-15T08:30:00+08:00", **extra}
+        return {
+            "eventID": new_id(),
+            "traceCode": code,
+            "bizStep": biz_step,
+            "eventTime": "2026-01-15T08:30:00+08:00",
+            **extra,
+        }
 
 
 async def admin_token(db_url: str) -> str:
@@ -166,9 +173,14 @@ async def world(client: Any, db_url: str) -> World:
     w = World(client, await admin_token(db_url))
     await w.add_node("slaughter", "slaughterhouse", "320311")
     await w.add_node("market", "wet_market", "320302")
-    await w.post("/api/v1/admin/products", {"category": "meat", "goods_code": "21113011", "name": "白条猪肉",
-                                            "name_en": "Pork carcass"}, expect=201)
-    await w.post("/api/v1/admin/products", {"category": "vegetable", "goods_code": "22101001", "name": "大白菜",
-                                            "gtin": "06901234567892"}, expect=201)
+    await w.post(
+        "/api/v1/admin/products",
+        {"category": "meat", "goods_code": "21113011", "name": "白条猪肉", "name_en": "Pork carcass"},
+        expect=201,
+    )
+    await w.post(
+        "/api/v1/admin/products",
+        {"category": "vegetable", "goods_code": "22101001", "name": "大白菜", "gtin": "06901234567892"},
+        expect=201,
+    )
     return w
-

@@ -14,8 +14,9 @@ async def test_credentials_are_required(world: World) -> None:
     resp = await world.client.post("/api/v1/events", json=world.event(code))
     assert resp.status == 401
     assert resp.headers["WWW-Authenticate"] == "Bearer"
-    resp = await world.client.post("/api/v1/events", json=world.event(code),
-                                   headers={"Authorization": "Bearer tdv_forged"})
+    resp = await world.client.post(
+        "/api/v1/events", json=world.event(code), headers={"Authorization": "Bearer tdv_forged"}
+    )
     assert resp.status == 401
     resp = await world.client.post("/api/v1/events", json=world.event(code), headers={"Authorization": "Basic x"})
     assert resp.status == 401
@@ -25,14 +26,19 @@ async def test_roles_do_only_what_is_theirs(world: World) -> None:
     code = await world.open_batch()
     data = await world.post("/api/v1/events", world.event(code), world.admin, expect=403)
     assert "device" in data["error"]["message"]
-    data = await world.post("/api/v1/admin/products", {"category": "meat", "goods_code": "1", "name": "x"},
-                            world.devices["slaughter"], expect=403)
+    data = await world.post(
+        "/api/v1/admin/products",
+        {"category": "meat", "goods_code": "1", "name": "x"},
+        world.devices["slaughter"],
+        expect=403,
+    )
     assert data["error"]["code"] == "forbidden"
-    regulator = (await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "bureau"}, expect=201))
+    regulator = await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "bureau"}, expect=201)
     resp = await world.client.get("/api/v1/admin/nodes", headers=world.auth(regulator["credential"]))
     assert resp.status == 200
-    data = await world.post("/api/v1/admin/enterprises", {"name": "x", "uscc": make_uscc(77)},
-                            regulator["credential"], expect=403)
+    data = await world.post(
+        "/api/v1/admin/enterprises", {"name": "x", "uscc": make_uscc(77)}, regulator["credential"], expect=403
+    )
 
 
 async def test_revoked_device_is_refused(world: World) -> None:
@@ -46,10 +52,17 @@ async def test_revoked_device_is_refused(world: World) -> None:
 
 async def sold_batch(world: World) -> str:
     code = await world.open_batch()
-    await world.post("/api/v1/events", world.event(
-        code, "shipping", destination={"enterprise": world.enterprises["market"], "name": "菜市场"},
-        commercial={"unit_price": "24.60", "currency": "CNY", "buyer": "王记鲜肉"}),
-        world.devices["slaughter"], expect=201)
+    await world.post(
+        "/api/v1/events",
+        world.event(
+            code,
+            "shipping",
+            destination={"enterprise": world.enterprises["market"], "name": "菜市场"},
+            commercial={"unit_price": "24.60", "currency": "CNY", "buyer": "王记鲜肉"},
+        ),
+        world.devices["slaughter"],
+        expect=201,
+    )
     return code
 
 
@@ -66,21 +79,24 @@ async def test_public_view_hides_commercial_details(world: World) -> None:
 
 async def test_regulators_and_involved_enterprises_see_commercial_details(world: World) -> None:
     code = await sold_batch(world)
-    regulator = (await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "bureau"}, expect=201))
-    view = await (await world.client.get(f"/api/v1/batches/{code}",
-                                         headers=world.auth(regulator["credential"]))).json()
+    regulator = await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "bureau"}, expect=201)
+    view = await (await world.client.get(f"/api/v1/batches/{code}", headers=world.auth(regulator["credential"]))).json()
     assert view["view"] == "full"
     assert view["events"][1]["commercial"]["unit_price"] == "24.6"  # decimals are canonical
-    buyer = await world.post("/api/v1/admin/tokens", {"role": "enterprise", "name": "market",
-                                                      "enterprise": world.enterprises["market"]}, expect=201)
-    view = await (await world.client.get(f"/api/v1/batches/{code}",
-                                         headers=world.auth(buyer["credential"]))).json()
+    buyer = await world.post(
+        "/api/v1/admin/tokens",
+        {"role": "enterprise", "name": "market", "enterprise": world.enterprises["market"]},
+        expect=201,
+    )
+    view = await (await world.client.get(f"/api/v1/batches/{code}", headers=world.auth(buyer["credential"]))).json()
     assert view["view"] == "full"
     await world.add_node("bystander", "supermarket", n=55)
-    outsider = await world.post("/api/v1/admin/tokens", {"role": "enterprise", "name": "other",
-                                                         "enterprise": world.enterprises["bystander"]}, expect=201)
-    view = await (await world.client.get(f"/api/v1/batches/{code}",
-                                         headers=world.auth(outsider["credential"]))).json()
+    outsider = await world.post(
+        "/api/v1/admin/tokens",
+        {"role": "enterprise", "name": "other", "enterprise": world.enterprises["bystander"]},
+        expect=201,
+    )
+    view = await (await world.client.get(f"/api/v1/batches/{code}", headers=world.auth(outsider["credential"]))).json()
     assert view["view"] == "public"
 
 
@@ -102,8 +118,7 @@ async def test_one_log_line_per_request_and_no_secrets(world: World) -> None:
     code = await world.open_batch()
     token = world.devices["slaughter"]
     with structlog.testing.capture_logs() as logs:
-        await world.post("/api/v1/events", world.event(code, commercial={"buyer": "secret buyer"}), token,
-                         expect=201)
+        await world.post("/api/v1/events", world.event(code, commercial={"buyer": "secret buyer"}), token, expect=201)
         resp = await world.client.get(f"/api/v1/batches/{code}", headers={"X-Request-ID": "trace-test-0001"})
         assert resp.headers["X-Request-ID"] == "trace-test-0001"
     lines = [entry for entry in logs if entry["event"] == "request.handled"]

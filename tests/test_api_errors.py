@@ -15,8 +15,9 @@ ERROR_KEYS = {"code", "message", "request_id", "field"}
 
 
 async def post_raw(world: World, path: str, data: bytes, token: str) -> tuple[int, dict[str, Any]]:
-    resp = await world.client.post(path, data=io.BytesIO(data), headers={**world.auth(token),
-                                                             "Content-Type": "application/json"})
+    resp = await world.client.post(
+        path, data=io.BytesIO(data), headers={**world.auth(token), "Content-Type": "application/json"}
+    )
     return resp.status, await resp.json()
 
 
@@ -42,26 +43,29 @@ async def test_empty_body(world: World) -> None:
     assert_error(data, "invalid_json", words="no body")
 
 
-@pytest.mark.parametrize(("change", "field", "words"), [
-    ({"eventID": None}, "eventID", "required"),
-    ({"eventID": "not-a-uuid"}, "eventID", "UUID"),
-    ({"bizStep": None}, "bizStep", "required"),
-    ({"bizStep": "slaughtering"}, "bizStep", "CBV"),
-    ({"bizStep": 7}, "bizStep", "string"),
-    ({"eventTime": "yesterday"}, "eventTime", "RFC 3339"),
-    ({"eventTime": "2026-01-15T08:30:00"}, "eventTime", "offset"),
-    ({"quantity": {"value": "abc", "uom": "KGM"}}, "quantity.value", "number"),
-    ({"quantity": {"value": -3, "uom": "KGM"}}, "quantity.value", "negative"),
-    ({"quantity": {"value": 3, "uom": "POUNDS"}}, "quantity.uom", "UN/ECE"),
-    ({"quantity": 3}, "quantity", "object"),
-    ({"disposition": "sold"}, "disposition", "CBV"),
-    ({"action": "UPSERT"}, "action", "ADD"),
-    ({"documents": [{"type": "quarantine_certificate"}]}, "documents[0].number", "required"),
-    ({"documents": [{"type": "passport", "number": "1"}]}, "documents[0].type", "one of"),
-    ({"attributes": {"bad key": 1}}, "attributes.bad key", "keys"),
-    ({"commercial": {"unit_price": -1}}, "commercial.unit_price", "negative"),
-    ({"traceCode": "3203"}, "traceCode", "20 digits"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"eventID": None}, "eventID", "required"),
+        ({"eventID": "not-a-uuid"}, "eventID", "UUID"),
+        ({"bizStep": None}, "bizStep", "required"),
+        ({"bizStep": "slaughtering"}, "bizStep", "CBV"),
+        ({"bizStep": 7}, "bizStep", "string"),
+        ({"eventTime": "yesterday"}, "eventTime", "RFC 3339"),
+        ({"eventTime": "2026-01-15T08:30:00"}, "eventTime", "offset"),
+        ({"quantity": {"value": "abc", "uom": "KGM"}}, "quantity.value", "number"),
+        ({"quantity": {"value": -3, "uom": "KGM"}}, "quantity.value", "negative"),
+        ({"quantity": {"value": 3, "uom": "POUNDS"}}, "quantity.uom", "UN/ECE"),
+        ({"quantity": 3}, "quantity", "object"),
+        ({"disposition": "sold"}, "disposition", "CBV"),
+        ({"action": "UPSERT"}, "action", "ADD"),
+        ({"documents": [{"type": "quarantine_certificate"}]}, "documents[0].number", "required"),
+        ({"documents": [{"type": "passport", "number": "1"}]}, "documents[0].type", "one of"),
+        ({"attributes": {"bad key": 1}}, "attributes.bad key", "keys"),
+        ({"commercial": {"unit_price": -1}}, "commercial.unit_price", "negative"),
+        ({"traceCode": "3203"}, "traceCode", "20 digits"),
+    ],
+)
 async def test_bad_fields(world: World, change: dict[str, Any], field: str, words: str) -> None:
     code = await world.open_batch()
     event = {k: v for k, v in {**world.event(code), **change}.items() if v is not None}
@@ -83,8 +87,9 @@ async def test_unknown_trace_code(world: World) -> None:
     from traceability.domain import tracecode
 
     unknown = tracecode.make("320302", 4_999_999_999_999)
-    data = await world.post("/api/v1/events", {"events": [world.event(unknown)]}, world.devices["slaughter"],
-                            expect=422)
+    data = await world.post(
+        "/api/v1/events", {"events": [world.event(unknown)]}, world.devices["slaughter"], expect=422
+    )
     assert_error(data, "unknown_reference", "events[0].traceCode", unknown)
     resp = await world.client.get(f"/api/v1/batches/{unknown}")
     assert resp.status == 404
@@ -92,8 +97,7 @@ async def test_unknown_trace_code(world: World) -> None:
 
 
 async def test_unknown_node_and_product(world: World) -> None:
-    data = await world.post("/api/v1/admin/operators", {"node": "999999000001", "code": "A1", "name": "x"},
-                            expect=422)
+    data = await world.post("/api/v1/admin/operators", {"node": "999999000001", "code": "A1", "name": "x"}, expect=422)
     assert_error(data, "unknown_reference", "node", "999999000001")
     body = {"eventID": new_id(), "product": "99999999", "quantity": {"value": 1, "uom": "KGM"}}
     data = await world.post("/api/v1/batches", body, world.devices["slaughter"], expect=422)
@@ -112,8 +116,9 @@ async def test_event_time_in_the_future(world: World) -> None:
     soon = (datetime.now(UTC) + timedelta(minutes=3)).isoformat()
     await world.post("/api/v1/events", world.event(code, eventTime=soon), world.devices["slaughter"], expect=201)
     later = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
-    data = await world.post("/api/v1/events", world.event(code, eventTime=later), world.devices["slaughter"],
-                            expect=422)
+    data = await world.post(
+        "/api/v1/events", world.event(code, eventTime=later), world.devices["slaughter"], expect=422
+    )
     assert_error(data, "invalid_field", "eventTime", "future")
 
 
@@ -154,15 +159,25 @@ async def test_unknown_route_and_method(world: World) -> None:
 async def test_registry_validation(world: World) -> None:
     data = await world.post("/api/v1/admin/enterprises", {"name": "x", "uscc": "91320300MA1MXXXX0X"}, expect=422)
     assert_error(data, "invalid_field", "uscc", "social credit")
-    data = await world.post("/api/v1/admin/nodes", {"enterprise": world.enterprises["market"], "type": "wet_market",
-                                                    "area_code": "999999", "name": "x"}, expect=422)
+    data = await world.post(
+        "/api/v1/admin/nodes",
+        {"enterprise": world.enterprises["market"], "type": "wet_market", "area_code": "999999", "name": "x"},
+        expect=422,
+    )
     assert_error(data, "invalid_field", "area_code", "GB/T 2260")
-    data = await world.post("/api/v1/admin/nodes", {"enterprise": world.enterprises["market"], "type": "spaceport",
-                                                    "area_code": "320302", "name": "x"}, expect=422)
+    data = await world.post(
+        "/api/v1/admin/nodes",
+        {"enterprise": world.enterprises["market"], "type": "spaceport", "area_code": "320302", "name": "x"},
+        expect=422,
+    )
     assert_error(data, "invalid_field", "type", "one of")
-    data = await world.post("/api/v1/admin/products", {"category": "meat", "goods_code": "1", "name": "x",
-                                                       "gtin": "06901234567893"}, expect=422)
+    data = await world.post(
+        "/api/v1/admin/products",
+        {"category": "meat", "goods_code": "1", "name": "x", "gtin": "06901234567893"},
+        expect=422,
+    )
     assert_error(data, "invalid_field", "gtin", "check digit")
-    data = await world.post("/api/v1/admin/enterprises", {"name": "again", "uscc": world.enterprises["market"]},
-                            expect=409)
+    data = await world.post(
+        "/api/v1/admin/enterprises", {"name": "again", "uscc": world.enterprises["market"]}, expect=409
+    )
     assert_error(data, "already_exists", "uscc")

@@ -22,8 +22,7 @@ async def test_receipts_chain_from_the_trace_code(world: World, superuser: async
     genesis = hashlib.sha256(b"trace/genesis/v1\x00" + code.encode()).digest()
     assert first["prev_hash"] == genesis
     assert first["hash"] == hashlib.sha256(b"trace/chain/v1\x00" + genesis + first["canonical"]).digest()
-    receipt = await world.post("/api/v1/events", world.event(code, "shipping"), world.devices["slaughter"],
-                               expect=201)
+    receipt = await world.post("/api/v1/events", world.event(code, "shipping"), world.devices["slaughter"], expect=201)
     assert receipt["seq"] == 2
     assert receipt["prevHash"] == first["hash"].hex()
     stored = await superuser.fetchrow("SELECT hash, canonical FROM events WHERE seq = 2")
@@ -36,8 +35,7 @@ async def test_receipts_chain_from_the_trace_code(world: World, superuser: async
     assert set(receipt) == {"eventID", "traceCode", "seq", "hash", "prevHash", "recordedAt", "replayed"}
 
 
-async def test_same_id_same_content_returns_the_original_receipt(world: World,
-                                                                 superuser: asyncpg.Connection) -> None:
+async def test_same_id_same_content_returns_the_original_receipt(world: World, superuser: asyncpg.Connection) -> None:
     code = await world.open_batch()
     event = world.event(code, quantity={"value": "12.50", "uom": "KGM"})
     first = await world.post("/api/v1/events", event, world.devices["slaughter"], expect=201)
@@ -45,8 +43,7 @@ async def test_same_id_same_content_returns_the_original_receipt(world: World,
     again = dict(event, quantity={"value": 12.5, "uom": "KGM"})
     second = await world.post("/api/v1/events", again, world.devices["slaughter"], expect=200)
     assert second["replayed"] is True
-    assert {k: v for k, v in second.items() if k != "replayed"} == {k: v for k, v in first.items()
-                                                                    if k != "replayed"}
+    assert {k: v for k, v in second.items() if k != "replayed"} == {k: v for k, v in first.items() if k != "replayed"}
     assert await count_events(superuser) == 2
 
 
@@ -98,8 +95,9 @@ async def test_a_failure_mid_transaction_leaves_nothing(world: World, superuser:
     """)
     heads_before = await superuser.fetch("SELECT * FROM batch_heads ORDER BY batch_id")
     events = [world.event(code), world.event(other), world.event(code, attributes={"note": "boom"})]
-    resp = await world.client.post("/api/v1/events", json={"events": events},
-                                   headers=world.auth(world.devices["slaughter"]))
+    resp = await world.client.post(
+        "/api/v1/events", json={"events": events}, headers=world.auth(world.devices["slaughter"])
+    )
     assert resp.status == 500
     body = await resp.json()
     assert body["error"]["code"] == "internal_error"
@@ -112,8 +110,9 @@ async def test_fifty_scanners_on_one_batch(world: World, superuser: asyncpg.Conn
     code = await world.open_batch()
     tokens = []
     for i in range(50):
-        device = await world.post("/api/v1/admin/devices", {"node": world.nodes["slaughter"], "name": f"gun {i}"},
-                                  expect=201)
+        device = await world.post(
+            "/api/v1/admin/devices", {"node": world.nodes["slaughter"], "name": f"gun {i}"}, expect=201
+        )
         tokens.append(device["credential"])
 
     async def scan(token: str) -> Any:
@@ -142,14 +141,17 @@ async def test_batches_do_not_wait_on_each_other(world: World, db_url: str) -> N
     try:
         tx = blocker.transaction()
         await tx.start()
-        await blocker.execute("SELECT 1 FROM batch_heads h JOIN batches b ON b.id = h.batch_id "
-                              "WHERE b.trace_code = $1 FOR UPDATE", held)
+        await blocker.execute(
+            "SELECT 1 FROM batch_heads h JOIN batches b ON b.id = h.batch_id WHERE b.trace_code = $1 FOR UPDATE", held
+        )
         resp = await asyncio.wait_for(
             world.client.post("/api/v1/events", json=world.event(free), headers=world.auth(world.devices["slaughter"])),
-            timeout=10)
+            timeout=10,
+        )
         assert resp.status == 201
-        blocked = asyncio.ensure_future(world.client.post(
-            "/api/v1/events", json=world.event(held), headers=world.auth(world.devices["slaughter"])))
+        blocked = asyncio.ensure_future(
+            world.client.post("/api/v1/events", json=world.event(held), headers=world.auth(world.devices["slaughter"]))
+        )
         await asyncio.sleep(0.3)
         assert not blocked.done()
         await tx.rollback()
@@ -163,11 +165,13 @@ async def test_acknowledged_means_committed(world: World, db_url: str, client: A
     receipt = await world.post("/api/v1/events", world.event(code), world.devices["slaughter"], expect=201)
     other = await asyncpg.connect(db_url)
     try:
-        assert await other.fetchval("SELECT hash FROM events WHERE event_id = $1", receipt["eventID"]) == \
-            bytes.fromhex(receipt["hash"])
+        assert await other.fetchval("SELECT hash FROM events WHERE event_id = $1", receipt["eventID"]) == bytes.fromhex(
+            receipt["hash"]
+        )
     finally:
         await other.close()
     from traceability.http.keys import DATABASE
+
     async with client.server.app[DATABASE].acquire() as conn:
         assert await conn.fetchval("SHOW synchronous_commit") == "on"
 
@@ -195,15 +199,22 @@ async def test_trace_code_shape(world: World) -> None:
 
 async def test_identifiers_attach_and_look_up(world: World, client: Any) -> None:
     drug = "81234560000000000011"
-    code = await world.open_batch(identifiers=[{"scheme": "gs1", "gtin": "6901234567892", "lot": "PK2405"},
-                                               {"scheme": "drug_code", "value": drug}])
-    resp = await client.get("/api/v1/identifiers", params={"scheme": "gs1", "gtin": "06901234567892",
-                                                           "lot": "PK2405"})
+    code = await world.open_batch(
+        identifiers=[
+            {"scheme": "gs1", "gtin": "6901234567892", "lot": "PK2405"},
+            {"scheme": "drug_code", "value": drug},
+        ]
+    )
+    resp = await client.get("/api/v1/identifiers", params={"scheme": "gs1", "gtin": "06901234567892", "lot": "PK2405"})
     assert (await resp.json())["trace_code"] == code
     resp = await client.get("/api/v1/identifiers", params={"scheme": "drug_code", "value": drug})
     assert (await resp.json())["trace_code"] == code
-    body = {"eventID": new_id(), "product": "21113011", "quantity": {"value": 1, "uom": "KGM"},
-            "identifiers": [{"scheme": "drug_code", "value": drug}]}
+    body = {
+        "eventID": new_id(),
+        "product": "21113011",
+        "quantity": {"value": 1, "uom": "KGM"},
+        "identifiers": [{"scheme": "drug_code", "value": drug}],
+    }
     data = await world.post("/api/v1/batches", body, world.devices["slaughter"], expect=409)
     assert data["error"]["field"] == "identifiers"
     resp = await client.get("/api/v1/identifiers", params={"scheme": "drug_code", "value": "81234560000000000012"})

@@ -15,8 +15,19 @@ def test_register_by_cli(db_url: str) -> None:
     out = cli(db_url, "enterprise", "add", "--name", "鼓楼菜市场", "--uscc", uscc, "--licence", "food=JY13203020001")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["licences"] == {"food": "JY13203020001"}
-    out = cli(db_url, "node", "add", "--enterprise", uscc, "--type", "wet_market", "--area-code", "320302",
-              "--name", "鼓楼菜市场")
+    out = cli(
+        db_url,
+        "node",
+        "add",
+        "--enterprise",
+        uscc,
+        "--type",
+        "wet_market",
+        "--area-code",
+        "320302",
+        "--name",
+        "鼓楼菜市场",
+    )
     assert out.returncode == 0, out.stderr
     node = json.loads(out.stdout)
     assert node["area_name"] == "江苏省徐州市鼓楼区" and node["code"].startswith("320302")
@@ -25,8 +36,9 @@ def test_register_by_cli(db_url: str) -> None:
     assert json.loads(out.stdout)["credential"].startswith("tdv_")
     out = cli(db_url, "device", "list")
     assert "credential" not in out.stdout and "token" not in out.stdout
-    out = cli(db_url, "node", "add", "--enterprise", uscc, "--type", "wet_market", "--area-code", "000000",
-              "--name", "x")
+    out = cli(
+        db_url, "node", "add", "--enterprise", uscc, "--type", "wet_market", "--area-code", "000000", "--name", "x"
+    )
     assert out.returncode == 2
     assert "area_code" in out.stderr
 

@@ -48,8 +48,9 @@ async def regulator_token(db_url: str) -> str:
 
 
 async def anomalies(client: Any, token: str, kind: str) -> list[dict[str, Any]]:
-    resp = await client.get("/api/v1/anomalies", params={"kind": kind, "limit": "100"},
-                            headers={"Authorization": f"Bearer {token}"})
+    resp = await client.get(
+        "/api/v1/anomalies", params={"kind": kind, "limit": "100"}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert resp.status == 200
     return list((await resp.json())["anomalies"])
 
@@ -77,8 +78,17 @@ async def second_db_url(server_url: str, template: str) -> AsyncIterator[str]:
 async def test_the_city_tells_its_story(client: Any, db_url: str, superuser: asyncpg.Connection) -> None:
     result = await load(db_url, seed=7, days=6)
     c = result.counts
-    assert (c["farm"], c["slaughterhouse"], c["wholesale_market"], c["wet_market"], c["supermarket"], c["canteen"],
-            c["drug_manufacturer"], c["drug_distributor"], c["pharmacy"]) == (20, 3, 2, 10, 3, 2, 1, 2, 5)
+    assert (
+        c["farm"],
+        c["slaughterhouse"],
+        c["wholesale_market"],
+        c["wet_market"],
+        c["supermarket"],
+        c["canteen"],
+        c["drug_manufacturer"],
+        c["drug_distributor"],
+        c["pharmacy"],
+    ) == (20, 3, 2, 10, 3, 2, 1, 2, 5)
     assert c["stalls"] == 60 and c["scanners"] == 108
     assert result.story_events > 800
     code = codes(result)
@@ -87,7 +97,9 @@ async def test_the_city_tells_its_story(client: Any, db_url: str, superuser: asy
     held = await superuser.fetch(
         "SELECT b.trace_code, h.status FROM batches b JOIN batch_heads h ON h.batch_id = b.id "
         "WHERE b.trace_code = $1 OR b.id IN (SELECT child_id FROM batch_links l JOIN batches p ON p.id = l.parent_id "
-        "WHERE p.trace_code = $1)", code["failed"])
+        "WHERE p.trace_code = $1)",
+        code["failed"],
+    )
     assert len(held) == 4 and {r["status"] for r in held} == {"on_hold"}
     view = await (await client.get(f"/api/v1/batches/{code['failed']}")).json()
     assert any(e.get("attributes", {}).get("result") == "fail" for e in view["events"])
@@ -110,8 +122,13 @@ async def test_the_city_tells_its_story(client: Any, db_url: str, superuser: asy
     assert [a["trace_code"] for a in twice] == [code["drug"]]
     orphans = await wait_for_kind(client, token, "received_without_shipment")
     assert code["orphan"] in {a["trace_code"] for a in orphans}
-    planted = {"sale_synced_after_recall", "sold_after_expiry", "drug_serial_dispensed_twice",
-               "received_without_shipment", "out_of_time_order"}
+    planted = {
+        "sale_synced_after_recall",
+        "sold_after_expiry",
+        "drug_serial_dispensed_twice",
+        "received_without_shipment",
+        "out_of_time_order",
+    }
     kinds = {a["kind"] for a in await anomalies(client, token, "")}
     assert kinds <= planted, kinds - planted
     out_of_order = await anomalies(client, token, "out_of_time_order")
@@ -164,7 +181,8 @@ async def test_the_scale_path_verifies_and_writes_what_the_api_would(db_url: str
     try:
         rows = await conn.fetch(
             "SELECT e.canonical, e.private, n.code AS node FROM events e JOIN nodes n ON n.id = e.node_id "
-            "WHERE e.seq > 1 AND e.device_id IS NOT NULL AND e.id % 37 = 0")
+            "WHERE e.seq > 1 AND e.device_id IS NOT NULL AND e.id % 37 = 0"
+        )
         queued = await conn.fetchval("SELECT count(*) FROM log_queue")
     finally:
         await conn.close()
@@ -187,20 +205,27 @@ async def test_the_scale_path_verifies_and_writes_what_the_api_would(db_url: str
 
 async def test_a_bulk_opening_is_the_api_opening(world: World, db_url: str) -> None:
     settings = Settings.from_env({}, database_url=db_url)
-    body = {"product": "22101001", "quantity": {"value": 512.5, "uom": "KGM"}, "produced_on": "2026-01-14",
-            "expires_on": "2026-01-27", "eventTime": "2026-01-14T06:00:00+08:00",
-            "origin": {"area_code": "320322", "place": "沛县", "producer": "沛县南郊蔬菜基地"},
-            "documents": [{"type": "origin_certificate", "number": "CD320322001"}],
-            "attributes": {"harvest_date": "2026-01-14"}}
+    body = {
+        "product": "22101001",
+        "quantity": {"value": 512.5, "uom": "KGM"},
+        "produced_on": "2026-01-14",
+        "expires_on": "2026-01-27",
+        "eventTime": "2026-01-14T06:00:00+08:00",
+        "origin": {"area_code": "320322", "place": "沛县", "producer": "沛县南郊蔬菜基地"},
+        "documents": [{"type": "origin_certificate", "number": "CD320322001"}],
+        "attributes": {"harvest_date": "2026-01-14"},
+    }
     async with open_database(settings) as db:
         device = await principals.authenticate(db, world.devices["market"])
         opened = await capture.open_batch(db, device, {"eventID": new_id(), **body}, "")
         async with db.acquire() as conn:
-            api = await conn.fetchrow("SELECT e.canonical, b.product_id, b.quantity, b.uom, b.produced_on, "
-                                      "b.expires_on FROM events e JOIN batches b ON b.id = e.batch_id "
-                                      "WHERE b.trace_code = $1", opened.trace_code)
-    cabbage = Product("cabbage", "vegetable", "22101001", "大白菜", "Napa cabbage", "KGM", 14,
-                      gtin="06901234567892")
+            api = await conn.fetchrow(
+                "SELECT e.canonical, b.product_id, b.quantity, b.uom, b.produced_on, "
+                "b.expires_on FROM events e JOIN batches b ON b.id = e.batch_id "
+                "WHERE b.trace_code = $1",
+                opened.trace_code,
+            )
+    cabbage = Product("cabbage", "vegetable", "22101001", "大白菜", "Napa cabbage", "KGM", 14, gtin="06901234567892")
     city = City({}, {"cabbage": cabbage}, {"cabbage": api["product_id"]})
     life = demo_bulk.Life(device, cabbage, {"eventID": new_id(), **body})
     built = demo_bulk.build([life], [random.randrange(10**6, 10**7)], [10**9], city, datetime.now(UTC))

@@ -48,8 +48,9 @@ def check_proof(proof: dict[str, Any], verifier_key: str) -> None:
     assert event_hash.hex() == proof["event_hash"]
     leaf = hashlib.sha256(b"\x00" + event_hash).digest()
     assert leaf.hex() == proof["leaf_hash"]
-    ok = rfc.verify_inclusion(leaf, proof["leaf_index"], proof["tree_size"],
-                              [bytes.fromhex(h) for h in proof["audit_path"]], cp.root)
+    ok = rfc.verify_inclusion(
+        leaf, proof["leaf_index"], proof["tree_size"], [bytes.fromhex(h) for h in proof["audit_path"]], cp.root
+    )
     assert ok
 
 
@@ -61,8 +62,11 @@ async def record(world: World, n: int = 3) -> tuple[str, list[str]]:
     code = await world.open_batch()
     ids = []
     for step in ("inspecting", "shipping", "receiving", "storing", "retail_selling")[:n]:
-        ids.append((await world.post("/api/v1/events", world.event(code, step), world.devices["slaughter"],
-                                     expect=201))["eventID"])
+        ids.append(
+            (await world.post("/api/v1/events", world.event(code, step), world.devices["slaughter"], expect=201))[
+                "eventID"
+            ]
+        )
     return code, ids
 
 
@@ -105,8 +109,9 @@ async def test_consistency_proofs_verify_with_the_rfc_algorithm(world: World, cl
     resp = await client.get(f"/api/v1/log/consistency?first={first.size}&second={second.size}")
     body = await resp.json()
     assert body["first"] == first.size and body["second"] == second.size
-    assert rfc.verify_consistency(first.size, second.size, [bytes.fromhex(h) for h in body["proof"]],
-                                  first.root, second.root)
+    assert rfc.verify_consistency(
+        first.size, second.size, [bytes.fromhex(h) for h in body["proof"]], first.root, second.root
+    )
     bad = await client.get(f"/api/v1/log/consistency?first={second.size}&second={first.size}")
     assert bad.status == 422
 
@@ -114,9 +119,13 @@ async def test_consistency_proofs_verify_with_the_rfc_algorithm(world: World, cl
 async def test_log_tables_refuse_changes(world: World, client: Any, superuser: asyncpg.Connection) -> None:
     _, ids = await record(world, 1)
     await proof_of(client, ids[0])
-    for statement in ("UPDATE log_leaves SET leaf_index = leaf_index + 100", "DELETE FROM checkpoints",
-                      "TRUNCATE log_leaves CASCADE", "DELETE FROM log_tiles",
-                      "UPDATE log_tiles SET hashes = substring(hashes from 33), width = width - 1"):
+    for statement in (
+        "UPDATE log_leaves SET leaf_index = leaf_index + 100",
+        "DELETE FROM checkpoints",
+        "TRUNCATE log_leaves CASCADE",
+        "DELETE FROM log_tiles",
+        "UPDATE log_tiles SET hashes = substring(hashes from 33), width = width - 1",
+    ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await superuser.execute(statement)
 
@@ -139,11 +148,16 @@ async def test_the_audit_passes_on_an_intact_log(world: World, client: Any, db_u
     assert await audit(db_url, key) == []
 
 
-async def test_tamper_one_byte_of_an_event(world: World, client: Any, db_url: str,
-                                           superuser: asyncpg.Connection) -> None:
+async def test_tamper_one_byte_of_an_event(
+    world: World, client: Any, db_url: str, superuser: asyncpg.Connection
+) -> None:
     code, ids, key = await logged_world(world, client)
-    await tamper(superuser, "UPDATE events SET canonical = convert_to(replace(convert_from(canonical, 'UTF8'),"
-                            " 'storing', 'storinG'), 'UTF8') WHERE event_id = $1", ids[3])
+    await tamper(
+        superuser,
+        "UPDATE events SET canonical = convert_to(replace(convert_from(canonical, 'UTF8'),"
+        " 'storing', 'storinG'), 'UTF8') WHERE event_id = $1",
+        ids[3],
+    )
     result = cli(db_url, "verify")
     assert result.returncode == 1
     assert f"FAIL chain batch {code} seq 5: hash does not match" in result.stdout
@@ -153,8 +167,9 @@ async def test_tamper_one_byte_of_an_event(world: World, client: Any, db_url: st
 
 async def test_tamper_delete_an_event(world: World, client: Any, db_url: str, superuser: asyncpg.Connection) -> None:
     _, ids, key = await logged_world(world, client)
-    await tamper(superuser, "DELETE FROM log_leaves WHERE event_pk = (SELECT id FROM events WHERE event_id = $1)",
-                 ids[1])
+    await tamper(
+        superuser, "DELETE FROM log_leaves WHERE event_pk = (SELECT id FROM events WHERE event_id = $1)", ids[1]
+    )
     await tamper(superuser, "DELETE FROM events WHERE event_id = $1", ids[1])
     faults = await audit(db_url, key)
     assert any(f.startswith("leaf index") and "missing" in f for f in faults), faults
@@ -173,26 +188,31 @@ async def test_tamper_swap_two_events(world: World, client: Any, db_url: str, su
     assert "leaf index 2: does not match event" in " ".join(faults)
 
 
-async def test_tamper_replace_a_checkpoint(world: World, client: Any, db_url: str, tmp_path: Path,
-                                           superuser: asyncpg.Connection) -> None:
+async def test_tamper_replace_a_checkpoint(
+    world: World, client: Any, db_url: str, tmp_path: Path, superuser: asyncpg.Connection
+) -> None:
     _, _, key = await logged_world(world, client)
     size = await superuser.fetchval("SELECT max(size) FROM checkpoints")
     forger = notes.generate_signer("trace.test/log")
     forged = notes.sign_checkpoint("trace.test/log", size, b"\x01" * 32, forger)
-    await tamper(superuser, "UPDATE checkpoints SET note = $1, root = $2 WHERE size = $3", forged, b"\x01" * 32,
-                 size)
+    await tamper(superuser, "UPDATE checkpoints SET note = $1, root = $2 WHERE size = $3", forged, b"\x01" * 32, size)
     faults = await audit(db_url, key)
     assert f"checkpoint size {size}: signature or format" in " ".join(faults)
     assert f"checkpoint size {size}: root does not match the leaves" in " ".join(faults)
 
 
-async def test_tamper_append_a_forged_leaf(world: World, client: Any, db_url: str,
-                                           superuser: asyncpg.Connection) -> None:
+async def test_tamper_append_a_forged_leaf(
+    world: World, client: Any, db_url: str, superuser: asyncpg.Connection
+) -> None:
     _, _, key = await logged_world(world, client)
     size = await superuser.fetchval("SELECT size FROM log_heads")
     await superuser.execute("ALTER TABLE log_leaves DROP CONSTRAINT log_leaves_event_pk_fkey")
-    await tamper(superuser, "INSERT INTO log_leaves (log_id, leaf_index, event_pk, leaf_hash) VALUES (1, $1, -5, $2)",
-                 size, hashlib.sha256(b"\x00" + b"\x07" * 32).digest())
+    await tamper(
+        superuser,
+        "INSERT INTO log_leaves (log_id, leaf_index, event_pk, leaf_hash) VALUES (1, $1, -5, $2)",
+        size,
+        hashlib.sha256(b"\x00" + b"\x07" * 32).digest(),
+    )
     faults = await audit(db_url, key)
     assert f"leaf index {size}: names no recorded event (a forged leaf)" in faults
 
@@ -204,12 +224,18 @@ async def test_two_servers_serve_the_same_log(world: World, db_url: str, tmp_pat
     try:
         for i in range(2):
             port = 18700 + os.getpid() % 500 + i * 500
-            env = {**os.environ, "TRACE_DATABASE_URL": db_url, "TRACE_PORT": str(port),
-                   "TRACE_DATA_DIR": str(tmp_path / f"p{i}"), "TRACE_SIGNING_KEY_FILE": str(key_file),
-                   "TRACE_PUBLIC_URL": "http://trace.test", "TRACE_LOG_LEVEL": "warning"}
+            env = {
+                **os.environ,
+                "TRACE_DATABASE_URL": db_url,
+                "TRACE_PORT": str(port),
+                "TRACE_DATA_DIR": str(tmp_path / f"p{i}"),
+                "TRACE_SIGNING_KEY_FILE": str(key_file),
+                "TRACE_PUBLIC_URL": "http://trace.test",
+                "TRACE_LOG_LEVEL": "warning",
+            }
             # Popen only starts the server; nothing waits on it here.
-            procs.append(subprocess.Popen([sys.executable, "-m", "traceability", "serve"],  # noqa: ASYNC220
-                                          env=env, cwd=ROOT))
+            server = subprocess.Popen([sys.executable, "-m", "traceability", "serve"], env=env, cwd=ROOT)  # noqa: ASYNC220
+            procs.append(server)
             ports.append(port)
 
         import aiohttp
@@ -229,8 +255,9 @@ async def test_two_servers_serve_the_same_log(world: World, db_url: str, tmp_pat
             ids = []
 
             async def send(port: int, step: str) -> None:
-                async with http.post(f"http://127.0.0.1:{port}/api/v1/events", json=world.event(code, step),
-                                     headers=headers) as r:
+                async with http.post(
+                    f"http://127.0.0.1:{port}/api/v1/events", json=world.event(code, step), headers=headers
+                ) as r:
                     assert r.status == 201, await r.text()
                     ids.append((await r.json())["eventID"])
 

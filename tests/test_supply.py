@@ -14,43 +14,65 @@ from tests.conftest import World, new_id
 
 
 async def regulator(world: World) -> str:
-    return str((await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "市场监管局"},
-                                 expect=201))["credential"])
+    return str(
+        (await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "市场监管局"}, expect=201))[
+            "credential"
+        ]
+    )
 
 
 def ago(hours: float) -> str:
     return (datetime.now(UTC) - timedelta(hours=hours)).astimezone(timezone(timedelta(hours=8))).isoformat()
 
 
-async def split(world: World, code: str, cuts: list[float], key: str = "slaughter", expect: int = 201,
-                product: str = "21113011", quantity: float | None = None) -> Any:
-    body = {"eventID": new_id(), "bizStep": "repackaging", "eventTime": ago(5),
-            "inputs": [{"traceCode": code, "quantity": {"value": quantity or sum(cuts), "uom": "KGM"}}],
-            "outputs": [{"product": product, "quantity": {"value": c, "uom": "KGM"}} for c in cuts]}
+async def split(
+    world: World,
+    code: str,
+    cuts: list[float],
+    key: str = "slaughter",
+    expect: int = 201,
+    product: str = "21113011",
+    quantity: float | None = None,
+) -> Any:
+    body = {
+        "eventID": new_id(),
+        "bizStep": "repackaging",
+        "eventTime": ago(5),
+        "inputs": [{"traceCode": code, "quantity": {"value": quantity or sum(cuts), "uom": "KGM"}}],
+        "outputs": [{"product": product, "quantity": {"value": c, "uom": "KGM"}} for c in cuts],
+    }
     return await world.post("/api/v1/transformations", body, world.devices[key], expect=expect)
 
 
 async def ship_and_sell(world: World, code: str, to: str = "market", kg: float = 1.0) -> None:
-    await world.post("/api/v1/events", world.event(code, "shipping", eventTime=ago(4),
-                                                   destination={"node": world.nodes[to]}),
-                     world.devices["slaughter"], expect=201)
-    await world.post("/api/v1/events", world.event(code, "receiving", eventTime=ago(3)), world.devices[to],
-                     expect=201)
-    await world.post("/api/v1/events", world.event(code, "retail_selling", eventTime=ago(2),
-                                                   quantity={"value": kg, "uom": "KGM"}),
-                     world.devices[to], expect=201)
+    await world.post(
+        "/api/v1/events",
+        world.event(code, "shipping", eventTime=ago(4), destination={"node": world.nodes[to]}),
+        world.devices["slaughter"],
+        expect=201,
+    )
+    await world.post("/api/v1/events", world.event(code, "receiving", eventTime=ago(3)), world.devices[to], expect=201)
+    await world.post(
+        "/api/v1/events",
+        world.event(code, "retail_selling", eventTime=ago(2), quantity={"value": kg, "uom": "KGM"}),
+        world.devices[to],
+        expect=201,
+    )
 
 
 async def test_split_then_trace_forward_and_backward(world: World, client: Any) -> None:
-    carcass = await world.open_batch(documents=[{"type": "quarantine_certificate", "number": "Q1"},
-                                                {"type": "meat_inspection_certificate", "number": "M1"}])
+    carcass = await world.open_batch(
+        documents=[
+            {"type": "quarantine_certificate", "number": "Q1"},
+            {"type": "meat_inspection_certificate", "number": "M1"},
+        ]
+    )
     made = await split(world, carcass, [30, 30, 28.5])
     cuts = [o["traceCode"] for o in made["outputs"]]
     assert len(set(cuts)) == 3 and carcass not in cuts
     await ship_and_sell(world, cuts[0])
     reg = await regulator(world)
-    fwd = await (await client.get(f"/api/v1/batches/{carcass}/trace?direction=forward",
-                                  headers=world.auth(reg))).json()
+    fwd = await (await client.get(f"/api/v1/batches/{carcass}/trace?direction=forward", headers=world.auth(reg))).json()
     assert {b["trace_code"] for b in fwd["batches"]} == {carcass, *cuts}
     stall = next(n for n in fwd["reached"] if n["code"] == world.nodes["market"])
     assert stall["batches"] == [cuts[0]] and "retail_selling" in stall["steps"]
@@ -74,12 +96,16 @@ async def test_mass_balance_and_retries(world: World, superuser: asyncpg.Connect
     carcass = await world.open_batch()
     data = await split(world, carcass, [60, 40], quantity=90, expect=422)
     assert data["error"]["field"] == "outputs" and "exceed" in data["error"]["message"]
-    body = {"eventID": new_id(), "inputs": [{"traceCode": carcass, "quantity": {"value": 90, "uom": "KGM"}}],
-            "outputs": [{"product": "21113011", "quantity": {"value": 91, "uom": "KGM"}}]}  # within 2 %
+    body = {
+        "eventID": new_id(),
+        "inputs": [{"traceCode": carcass, "quantity": {"value": 90, "uom": "KGM"}}],
+        "outputs": [{"product": "21113011", "quantity": {"value": 91, "uom": "KGM"}}],
+    }  # within 2 %
     first = await world.post("/api/v1/transformations", body, world.devices["slaughter"], expect=201)
     again = await world.post("/api/v1/transformations", body, world.devices["slaughter"], expect=200)
-    assert again["replayed"] and [o["traceCode"] for o in again["outputs"]] == \
-        [o["traceCode"] for o in first["outputs"]]
+    assert again["replayed"] and [o["traceCode"] for o in again["outputs"]] == [
+        o["traceCode"] for o in first["outputs"]
+    ]
     assert await superuser.fetchval("SELECT count(*) FROM batches") == 2
 
 
@@ -87,11 +113,16 @@ async def test_merge_and_diamond(world: World, client: Any) -> None:
     a = await world.open_batch("slaughter", "22101001")
     b = await world.open_batch("slaughter", "22101001")
     halves = [o["traceCode"] for o in (await split(world, a, [45, 45.5], product="22101001"))["outputs"]]
-    merge = {"eventID": new_id(), "bizStep": "packing",
-             "inputs": [{"traceCode": halves[0], "quantity": {"value": 45, "uom": "KGM"}},
-                        {"traceCode": halves[1], "quantity": {"value": 45.5, "uom": "KGM"}},
-                        {"traceCode": b, "quantity": {"value": 90.5, "uom": "KGM"}}],
-             "outputs": [{"product": "22101001", "quantity": {"value": 180, "uom": "KGM"}}]}
+    merge = {
+        "eventID": new_id(),
+        "bizStep": "packing",
+        "inputs": [
+            {"traceCode": halves[0], "quantity": {"value": 45, "uom": "KGM"}},
+            {"traceCode": halves[1], "quantity": {"value": 45.5, "uom": "KGM"}},
+            {"traceCode": b, "quantity": {"value": 90.5, "uom": "KGM"}},
+        ],
+        "outputs": [{"product": "22101001", "quantity": {"value": 180, "uom": "KGM"}}],
+    }
     lot = (await world.post("/api/v1/transformations", merge, world.devices["slaughter"], expect=201))["outputs"][0]
     back = await (await client.get(f"/api/v1/batches/{lot['traceCode']}/trace")).json()
     assert sorted(back["origins"]) == sorted([a, b])
@@ -107,22 +138,34 @@ async def test_a_cycle_is_refused(world: World, superuser: asyncpg.Connection) -
     child = (await split(world, a, [90.5]))["outputs"][0]["traceCode"]
     ids = {r["trace_code"]: r["id"] for r in await superuser.fetch("SELECT id, trace_code FROM batches")}
     with pytest.raises(asyncpg.CheckViolationError, match="own descendant"):
-        await superuser.execute("INSERT INTO batch_links VALUES ($1, $2, gen_random_uuid(), 1, 'KGM')",
-                                ids[child], ids[a])
+        await superuser.execute(
+            "INSERT INTO batch_links VALUES ($1, $2, gen_random_uuid(), 1, 'KGM')", ids[child], ids[a]
+        )
 
 
 async def test_failed_inspection_holds_everything_made_from_it(world: World, client: Any) -> None:
     lot = await world.open_batch("slaughter", "22101001")
     parts = [o["traceCode"] for o in (await split(world, lot, [40, 50], product="22101001"))["outputs"]]
-    test = world.event(lot, "inspecting", eventTime=ago(1), attributes={
-        "lab": "徐州市农产品质量检测中心", "method": "GB/T 5009.199", "test": "pesticide_residue",
-        "value": "0.8", "limit": "0.5", "result": "fail"})
+    test = world.event(
+        lot,
+        "inspecting",
+        eventTime=ago(1),
+        attributes={
+            "lab": "徐州市农产品质量检测中心",
+            "method": "GB/T 5009.199",
+            "test": "pesticide_residue",
+            "value": "0.8",
+            "limit": "0.5",
+            "result": "fail",
+        },
+    )
     await world.post("/api/v1/events", test, world.devices["slaughter"], expect=201)
     part = await (await client.get(f"/api/v1/batches/{parts[0]}")).json()
     assert part["events"][-1]["disposition"] == "non_conformant"
     assert part["events"][-1]["hold"] == {"inspection": test["eventID"], "source": lot}
-    data = await world.post("/api/v1/events", world.event(parts[0], "shipping", eventTime=ago(0)),
-                            world.devices["slaughter"], expect=409)
+    data = await world.post(
+        "/api/v1/events", world.event(parts[0], "shipping", eventTime=ago(0)), world.devices["slaughter"], expect=409
+    )
     assert "on hold after a failed inspection" in data["error"]["message"]
     lie = world.event(lot, "inspecting", attributes={"value": "0.8", "limit": "0.5", "result": "pass"})
     data = await world.post("/api/v1/events", lie, world.devices["slaughter"], expect=422)
@@ -130,12 +173,12 @@ async def test_failed_inspection_holds_everything_made_from_it(world: World, cli
 
 
 # A polling deadline checked between requests, not a cancellation timeout.
-async def wait_for_anomaly(client: Any, token: str, kind: str, code: str,
-                           timeout: float = 10) -> dict[str, Any]:  # noqa: ASYNC109
+async def wait_for_anomaly(client: Any, token: str, kind: str, code: str, timeout: float = 10) -> dict[str, Any]:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while True:
-        resp = await client.get("/api/v1/anomalies", params={"kind": kind, "trace_code": code},
-                                headers={"Authorization": f"Bearer {token}"})
+        resp = await client.get(
+            "/api/v1/anomalies", params={"kind": kind, "trace_code": code}, headers={"Authorization": f"Bearer {token}"}
+        )
         items = (await resp.json())["anomalies"]
         if items:
             return dict(items[0])
@@ -147,19 +190,25 @@ async def test_recall_marks_descendants_and_refuses_later_sales(world: World, cl
     carcass = await world.open_batch()
     cuts = [o["traceCode"] for o in (await split(world, carcass, [45, 45.5]))["outputs"]]
     await ship_and_sell(world, cuts[0])
-    await world.post("/api/v1/events", world.event(cuts[1], "shipping", eventTime=ago(4)),
-                     world.devices["slaughter"], expect=201)
+    await world.post(
+        "/api/v1/events", world.event(cuts[1], "shipping", eventTime=ago(4)), world.devices["slaughter"], expect=201
+    )
     reg = await regulator(world)
-    data = await world.post("/api/v1/recalls", {"traceCode": carcass, "level": "I", "reason": "非洲猪瘟阳性",
-                                                "scope": "全市"}, reg, expect=201)
+    data = await world.post(
+        "/api/v1/recalls",
+        {"traceCode": carcass, "level": "I", "reason": "非洲猪瘟阳性", "scope": "全市"},
+        reg,
+        expect=201,
+    )
     assert sorted(data["batches"]) == sorted([carcass, *cuts])
     assert world.nodes["market"] in {n["code"] for n in data["reached"]}
     for code in (carcass, *cuts):
         view = await (await client.get(f"/api/v1/batches/{code}")).json()
         assert view["events"][-1]["disposition"] == "recalled"
         assert view["events"][-1]["recall"]["reason"] == "非洲猪瘟阳性"
-    data = await world.post("/api/v1/events", world.event(cuts[0], "retail_selling", eventTime=ago(0)),
-                            world.devices["market"], expect=409)
+    data = await world.post(
+        "/api/v1/events", world.event(cuts[0], "retail_selling", eventTime=ago(0)), world.devices["market"], expect=409
+    )
     assert "recalled" in data["error"]["message"] and data["error"]["field"] == "traceCode"
     # An offline scale syncing a sale made before the recall: accepted, and flagged for the regulator.
     late = world.event(cuts[0], "retail_selling", eventTime=ago(1), quantity={"value": 0.5, "uom": "KGM"})
@@ -168,48 +217,70 @@ async def test_recall_marks_descendants_and_refuses_later_sales(world: World, cl
     assert found["event_id"] == late["eventID"]
     listing = await (await client.get("/api/v1/recalls")).json()
     assert listing["recalls"][0]["trace_code"] == carcass
-    data = await world.post("/api/v1/recalls", {"traceCode": carcass, "level": "I", "reason": "x"},
-                            world.devices["market"], expect=403)
+    data = await world.post(
+        "/api/v1/recalls", {"traceCode": carcass, "level": "I", "reason": "x"}, world.devices["market"], expect=403
+    )
 
 
 async def test_anomalies(world: World, client: Any) -> None:
     reg = await regulator(world)
     # Sold after expiry, and more sold than received.
-    old = await world.open_batch(expires_on=(datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
-                                 produced_on=(datetime.now(UTC) - timedelta(days=6)).date().isoformat())
-    await world.post("/api/v1/events", world.event(old, "retail_selling", eventTime=ago(0.5),
-                                                   quantity={"value": 95, "uom": "KGM"}),
-                     world.devices["slaughter"], expect=201)
+    old = await world.open_batch(
+        expires_on=(datetime.now(UTC) - timedelta(days=1)).date().isoformat(),
+        produced_on=(datetime.now(UTC) - timedelta(days=6)).date().isoformat(),
+    )
+    await world.post(
+        "/api/v1/events",
+        world.event(old, "retail_selling", eventTime=ago(0.5), quantity={"value": 95, "uom": "KGM"}),
+        world.devices["slaughter"],
+        expect=201,
+    )
     await wait_for_anomaly(client, reg, "sold_after_expiry", old)
     await wait_for_anomaly(client, reg, "mass_balance_exceeded", old)
     # Received without any shipment; an event at a node the batch never reached.
     stray = await world.open_batch()
-    await world.post("/api/v1/events", world.event(stray, "receiving", eventTime=ago(1)), world.devices["market"],
-                     expect=201)
+    await world.post(
+        "/api/v1/events", world.event(stray, "receiving", eventTime=ago(1)), world.devices["market"], expect=201
+    )
     await wait_for_anomaly(client, reg, "received_without_shipment", stray)
     other = await world.open_batch()
-    await world.post("/api/v1/events", world.event(other, "storing", eventTime=ago(1)), world.devices["market"],
-                     expect=201)
+    await world.post(
+        "/api/v1/events", world.event(other, "storing", eventTime=ago(1)), world.devices["market"], expect=201
+    )
     await wait_for_anomaly(client, reg, "event_at_unreached_node", other)
     # A meat batch opened without its quarantine certificate; events out of time order.
-    await world.post("/api/v1/events", world.event(other, "storing", eventTime=ago(30)),
-                     world.devices["slaughter"], expect=201)
+    await world.post(
+        "/api/v1/events", world.event(other, "storing", eventTime=ago(30)), world.devices["slaughter"], expect=201
+    )
     found = await wait_for_anomaly(client, reg, "missing_certificate", other)
     assert "quarantine certificate" in found["detail"]
     await wait_for_anomaly(client, reg, "out_of_time_order", other)
     # A drug serial dispensed twice (回流药).
     await world.add_node("pharmacy", "pharmacy", n=60)
-    await world.post("/api/v1/admin/products", {"category": "drug", "goods_code": "86900001", "name": "阿莫西林胶囊"},
-                     expect=201)
-    drug = await world.open_batch("pharmacy", "86900001", quantity={"value": 100, "uom": "XBX"},
-                                  produced_on="2026-10-01", expires_on="2028-09-30",
-                                  attributes={"approval_number": "国药准字H20013061", "drug_identity_code": "8690001",
-                                              "lot": "B2610"})
+    await world.post(
+        "/api/v1/admin/products", {"category": "drug", "goods_code": "86900001", "name": "阿莫西林胶囊"}, expect=201
+    )
+    drug = await world.open_batch(
+        "pharmacy",
+        "86900001",
+        quantity={"value": 100, "uom": "XBX"},
+        produced_on="2026-10-01",
+        expires_on="2028-09-30",
+        attributes={"approval_number": "国药准字H20013061", "drug_identity_code": "8690001", "lot": "B2610"},
+    )
     for _ in range(2):
-        await world.post("/api/v1/events", world.event(drug, "dispensing", eventTime=ago(0.2),
-                                                       quantity={"value": 1, "uom": "XBX"},
-                                                       attributes={"serial": "81234560000000000011"}),
-                         world.devices["pharmacy"], expect=201)
+        await world.post(
+            "/api/v1/events",
+            world.event(
+                drug,
+                "dispensing",
+                eventTime=ago(0.2),
+                quantity={"value": 1, "uom": "XBX"},
+                attributes={"serial": "81234560000000000011"},
+            ),
+            world.devices["pharmacy"],
+            expect=201,
+        )
     found = await wait_for_anomaly(client, reg, "drug_serial_dispensed_twice", drug)
     assert "回流药" in found["detail"]
     resp = await client.get("/api/v1/anomalies", params={"kind": "nonsense"}, headers=world.auth(reg))
@@ -223,8 +294,9 @@ async def test_credit_rating(world: World, client: Any) -> None:
     clean = await (await client.get(f"/api/v1/enterprises/{world.enterprises['market']}/credit")).json()
     assert clean["score"] == 100 and clean["grade"] == "A" and len(clean["history"]) == 6
     stray = await world.open_batch()
-    await world.post("/api/v1/events", world.event(stray, "storing", eventTime=ago(0)), world.devices["market"],
-                     expect=201)
+    await world.post(
+        "/api/v1/events", world.event(stray, "storing", eventTime=ago(0)), world.devices["market"], expect=201
+    )
     await wait_for_anomaly(client, reg, "event_at_unreached_node", stray)
     rated = await (await client.get(f"/api/v1/enterprises/{world.enterprises['market']}/credit")).json()
     assert rated["score"] == 98, rated["factors"]
@@ -235,13 +307,22 @@ async def test_credit_rating(world: World, client: Any) -> None:
 
 
 async def test_category_key_data(world: World) -> None:
-    await world.post("/api/v1/admin/products", {"category": "drug", "goods_code": "86900002", "name": "布洛芬缓释胶囊",
-                                                "gtin": "06901234567809"[:13] + "2"}, expect=422)
-    await world.post("/api/v1/admin/products", {"category": "drug", "goods_code": "86900002", "name": "布洛芬缓释胶囊"},
-                     expect=201)
-    body = {"eventID": new_id(), "product": "86900002", "quantity": {"value": 100, "uom": "XBX"},
-            "produced_on": "2026-10-01", "expires_on": "2028-09-30",
-            "attributes": {"approval_number": "国药准字X123", "drug_identity_code": "8690001", "lot": "B2610"}}
+    await world.post(
+        "/api/v1/admin/products",
+        {"category": "drug", "goods_code": "86900002", "name": "布洛芬缓释胶囊", "gtin": "06901234567809"[:13] + "2"},
+        expect=422,
+    )
+    await world.post(
+        "/api/v1/admin/products", {"category": "drug", "goods_code": "86900002", "name": "布洛芬缓释胶囊"}, expect=201
+    )
+    body = {
+        "eventID": new_id(),
+        "product": "86900002",
+        "quantity": {"value": 100, "uom": "XBX"},
+        "produced_on": "2026-10-01",
+        "expires_on": "2028-09-30",
+        "attributes": {"approval_number": "国药准字X123", "drug_identity_code": "8690001", "lot": "B2610"},
+    }
     data = await world.post("/api/v1/batches", body, world.devices["slaughter"], expect=422)
     assert data["error"]["field"] == "attributes.approval_number" and "批准文号" in data["error"]["message"]
     body["attributes"]["approval_number"] = "国药准字H20013061"
@@ -250,25 +331,37 @@ async def test_category_key_data(world: World) -> None:
     assert data["error"]["field"] == "expires_on"
     body["expires_on"] = "2028-09-30"
     await world.post("/api/v1/batches", body, world.devices["slaughter"], expect=201)
-    meat = {"eventID": new_id(), "product": "21113011", "quantity": {"value": 1, "uom": "HEA"},
-            "attributes": {"head_count": 0}}
+    meat = {
+        "eventID": new_id(),
+        "product": "21113011",
+        "quantity": {"value": 1, "uom": "HEA"},
+        "attributes": {"head_count": 0},
+    }
     data = await world.post("/api/v1/batches", meat, world.devices["slaughter"], expect=422)
     assert data["error"]["field"] == "attributes.head_count"
 
 
 async def test_drug_packaging_hierarchy(world: World, client: Any) -> None:
-    await world.post("/api/v1/admin/products", {"category": "drug", "goods_code": "86900003", "name": "阿莫西林胶囊"},
-                     expect=201)
-    drug = await world.open_batch("slaughter", "86900003", quantity={"value": 2, "uom": "XBX"},
-                                  produced_on="2026-10-01", expires_on="2028-09-30",
-                                  attributes={"approval_number": "国药准字H20013061", "drug_identity_code": "8690003",
-                                              "lot": "A2610"})
+    await world.post(
+        "/api/v1/admin/products", {"category": "drug", "goods_code": "86900003", "name": "阿莫西林胶囊"}, expect=201
+    )
+    drug = await world.open_batch(
+        "slaughter",
+        "86900003",
+        quantity={"value": 2, "uom": "XBX"},
+        produced_on="2026-10-01",
+        expires_on="2028-09-30",
+        attributes={"approval_number": "国药准字H20013061", "drug_identity_code": "8690003", "lot": "A2610"},
+    )
     case, boxes = "069012345678900017", ["81234560000000000011", "81234560000000000028"]
     units = [f"8123456000000000{n:04d}" for n in range(100, 103)]
     for parent, children in ((boxes[0], units), (case, boxes)):
-        await world.post("/api/v1/events", world.event(drug, "packing", type="AggregationEvent", action="ADD",
-                                                       parentID=parent, childEPCs=children),
-                         world.devices["slaughter"], expect=201)
+        await world.post(
+            "/api/v1/events",
+            world.event(drug, "packing", type="AggregationEvent", action="ADD", parentID=parent, childEPCs=children),
+            world.devices["slaughter"],
+            expect=201,
+        )
     bad = world.event(drug, "packing", type="AggregationEvent", action="ADD", parentID=case, childEPCs=[])
     data = await world.post("/api/v1/events", bad, world.devices["slaughter"], expect=422)
     assert data["error"]["field"] == "childEPCs"
@@ -285,9 +378,17 @@ async def test_drug_packaging_hierarchy(world: World, client: Any) -> None:
 async def test_an_output_identifier_already_in_use_is_a_conflict(world: World, superuser: asyncpg.Connection) -> None:
     await world.open_batch(identifiers=[{"scheme": "city_batch", "value": "XZ-2026-0001"}])
     carcass = await world.open_batch()
-    body = {"eventID": new_id(), "inputs": [{"traceCode": carcass, "quantity": {"value": 90, "uom": "KGM"}}],
-            "outputs": [{"product": "21113011", "quantity": {"value": 90, "uom": "KGM"},
-                         "identifiers": [{"scheme": "city_batch", "value": "XZ-2026-0001"}]}]}
+    body = {
+        "eventID": new_id(),
+        "inputs": [{"traceCode": carcass, "quantity": {"value": 90, "uom": "KGM"}}],
+        "outputs": [
+            {
+                "product": "21113011",
+                "quantity": {"value": 90, "uom": "KGM"},
+                "identifiers": [{"scheme": "city_batch", "value": "XZ-2026-0001"}],
+            }
+        ],
+    }
     data = await world.post("/api/v1/transformations", body, world.devices["slaughter"], expect=409)
     assert data["error"]["field"] == "identifiers"
     assert await superuser.fetchval("SELECT count(*) FROM batches") == 2

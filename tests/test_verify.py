@@ -26,8 +26,9 @@ def cli(db_url: str, *args: str, tmp: Path | None = None) -> subprocess.Complete
     env = {**os.environ, "TRACE_DATABASE_URL": db_url, "TRACE_LOG_LEVEL": "warning"}
     if tmp is not None:
         env["TRACE_DATA_DIR"] = str(tmp)
-    return subprocess.run([sys.executable, "-m", "traceability", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "traceability", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 async def history(world: World, events: int = 3) -> str:
@@ -56,8 +57,12 @@ async def test_an_intact_ledger_verifies(world: World, db_url: str) -> None:
 async def test_one_changed_byte_is_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
     await history(world)
     code = await history(world)
-    await tamper(superuser, """UPDATE events SET canonical = overlay(canonical placing '9'::bytea from 40 for 1)
-                               WHERE seq = 3 AND batch_id = (SELECT id FROM batches WHERE trace_code = $1)""", code)
+    await tamper(
+        superuser,
+        """UPDATE events SET canonical = overlay(canonical placing '9'::bytea from 40 for 1)
+                               WHERE seq = 3 AND batch_id = (SELECT id FROM batches WHERE trace_code = $1)""",
+        code,
+    )
     ok, faults = await run_verify(db_url)
     assert not ok
     assert faults == [f"chain batch {code} seq 3: hash does not match the event's canonical bytes"]
@@ -82,42 +87,54 @@ async def test_a_deleted_last_event_is_named(world: World, db_url: str, superuse
 
 async def test_swapped_events_are_named(world: World, db_url: str, superuser: asyncpg.Connection) -> None:
     code = await history(world)
-    for sql in ("UPDATE events SET seq = 1000 WHERE seq = 2", "UPDATE events SET seq = 2 WHERE seq = 3",
-                "UPDATE events SET seq = 3 WHERE seq = 1000"):
+    for sql in (
+        "UPDATE events SET seq = 1000 WHERE seq = 2",
+        "UPDATE events SET seq = 2 WHERE seq = 3",
+        "UPDATE events SET seq = 3 WHERE seq = 1000",
+    ):
         await tamper(superuser, sql)
     _, faults = await run_verify(db_url)
     assert faults == [f"chain batch {code} seq 2: prev_hash does not match the previous event's hash"]
 
 
-async def test_a_rehashed_rewrite_is_caught_at_the_head(world: World, db_url: str,
-                                                        superuser: asyncpg.Connection) -> None:
+async def test_a_rehashed_rewrite_is_caught_at_the_head(
+    world: World, db_url: str, superuser: asyncpg.Connection
+) -> None:
     """Rewriting an event and recomputing its hash breaks the next link."""
     from traceability.ledger import chain
 
     code = await history(world)
     row = await superuser.fetchrow("SELECT prev_hash, canonical FROM events WHERE seq = 2")
     forged = row["canonical"].replace(b"inspecting", b"inspectinG")
-    await tamper(superuser, "UPDATE events SET canonical = $1, hash = $2 WHERE seq = 2", forged,
-                 chain.link(row["prev_hash"], forged))
+    await tamper(
+        superuser,
+        "UPDATE events SET canonical = $1, hash = $2 WHERE seq = 2",
+        forged,
+        chain.link(row["prev_hash"], forged),
+    )
     _, faults = await run_verify(db_url)
     assert faults == [f"chain batch {code} seq 3: prev_hash does not match the previous event's hash"]
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE events SET biz_step = 'x'",
-    "DELETE FROM events",
-    "TRUNCATE events CASCADE",
-    "UPDATE batches SET quantity = 1",
-    "DELETE FROM batch_identifiers",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET biz_step = 'x'",
+        "DELETE FROM events",
+        "TRUNCATE events CASCADE",
+        "UPDATE batches SET quantity = 1",
+        "DELETE FROM batch_identifiers",
+    ],
+)
 async def test_ledger_tables_refuse_changes(world: World, superuser: asyncpg.Connection, statement: str) -> None:
     await world.open_batch(identifiers=[{"scheme": "city_batch", "value": "XZ-0001"}])
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         await superuser.execute(statement)
 
 
-async def test_the_runtime_role_cannot_change_the_ledger(world: World, client: object,
-                                                         superuser: asyncpg.Connection) -> None:
+async def test_the_runtime_role_cannot_change_the_ledger(
+    world: World, client: object, superuser: asyncpg.Connection
+) -> None:
     from traceability.http.keys import DATABASE
 
     await history(world, 1)

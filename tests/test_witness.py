@@ -51,14 +51,16 @@ async def test_an_unregistered_or_forged_cosignature_is_refused(world: World, cl
     text = await (await client.get("/api/v1/log/checkpoint")).text()
     stranger = notes.generate_signer("stranger")
     cp = notes.parse_checkpoint(text)
-    resp = await client.post("/api/v1/log/cosignatures",
-                             data=notes.add_signatures(text, [notes.cosign(cp.body, stranger, 1_800_000_000)]))
+    resp = await client.post(
+        "/api/v1/log/cosignatures", data=notes.add_signatures(text, [notes.cosign(cp.body, stranger, 1_800_000_000)])
+    )
     assert resp.status == 401
     key = await register(world, tmp_path, "bureau")
     signer = notes.load_signer_key(key.read_bytes())
     forged_body = notes.checkpoint_body(cp.origin, cp.size, b"\x02" * 32)
-    resp = await client.post("/api/v1/log/cosignatures",
-                             data=forged_body + "\n" + notes.cosign(forged_body, signer, 1_800_000_000))
+    resp = await client.post(
+        "/api/v1/log/cosignatures", data=forged_body + "\n" + notes.cosign(forged_body, signer, 1_800_000_000)
+    )
     assert resp.status == 409
     assert "never published" in (await resp.json())["error"]["message"]
 
@@ -86,12 +88,27 @@ async def test_two_histories_are_caught(world: World, client: Any, tmp_path: Pat
 
 async def test_corrections_are_new_events(world: World, client: Any) -> None:
     code = await world.open_batch()
-    wrong = await world.post("/api/v1/events", world.event(code, "shipping", quantity={"value": 900, "uom": "KGM"}),
-                             world.devices["slaughter"], expect=201)
-    fix = await world.post("/api/v1/events", world.event(code, "shipping", quantity={"value": 90, "uom": "KGM"}),
-                           world.devices["slaughter"], expect=201)
-    declaration = world.event(code, "shipping", errorDeclaration={
-        "reason": "incorrect_data", "declaredEventID": wrong["eventID"], "correctiveEventIDs": [fix["eventID"]]})
+    wrong = await world.post(
+        "/api/v1/events",
+        world.event(code, "shipping", quantity={"value": 900, "uom": "KGM"}),
+        world.devices["slaughter"],
+        expect=201,
+    )
+    fix = await world.post(
+        "/api/v1/events",
+        world.event(code, "shipping", quantity={"value": 90, "uom": "KGM"}),
+        world.devices["slaughter"],
+        expect=201,
+    )
+    declaration = world.event(
+        code,
+        "shipping",
+        errorDeclaration={
+            "reason": "incorrect_data",
+            "declaredEventID": wrong["eventID"],
+            "correctiveEventIDs": [fix["eventID"]],
+        },
+    )
     await world.post("/api/v1/events", declaration, world.devices["slaughter"], expect=201)
     view = await (await client.get(f"/api/v1/batches/{code}")).json()
     assert len(view["events"]) == 4  # nothing edited, nothing removed

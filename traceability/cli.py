@@ -65,16 +65,34 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     for n in range(1, workers):
         pid = os.fork()
         if pid == 0:  # a worker: the same app on the same port; the kernel spreads connections
-            web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
-                        access_log=None, shutdown_timeout=10, reuse_port=True)
+            web.run_app(
+                create_app(settings),
+                host=settings.host,
+                port=settings.port,
+                print=None,
+                access_log=None,
+                shutdown_timeout=10,
+                reuse_port=True,
+            )
             os._exit(0)
         children.append(pid)
         log.info("worker.started", worker=n, pid=pid)
-    log.info("server.listening", url=f"http://{settings.host}:{settings.port}", public_url=settings.public_url,
-             workers=workers)
+    log.info(
+        "server.listening",
+        url=f"http://{settings.host}:{settings.port}",
+        public_url=settings.public_url,
+        workers=workers,
+    )
     try:
-        web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None,
-                    shutdown_timeout=10, reuse_port=workers > 1)
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=10,
+            reuse_port=workers > 1,
+        )
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -115,6 +133,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
         def show(done: int, total: int) -> None:
             if sys.stderr.isatty() or args.progress:
                 print(f"\r{what}: {done:,} of {total:,}", end="", file=sys.stderr, flush=True)
+
         return show
 
     trusted = None
@@ -123,14 +142,17 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run(db: Database) -> int:
         # The two audits read different tables: run them side by side, one connection each.
-        chains, logs = await asyncio.gather(verify_chains(db, progress("chains")),
-                                            verify_log(db, trusted, progress("log leaves")))
+        chains, logs = await asyncio.gather(
+            verify_chains(db, progress("chains")), verify_log(db, trusted, progress("log leaves"))
+        )
         print(file=sys.stderr)
         faults = chains.faults + logs.faults
         for fault in faults:
             print(f"FAIL {fault}")
-        print(f"{chains.events:,} events in {chains.batches:,} batches, {logs.events:,} log leaves: "
-              f"{'all verified' if not faults else f'{len(faults)} fault(s)'}")
+        print(
+            f"{chains.events:,} events in {chains.batches:,} batches, {logs.events:,} log leaves: "
+            f"{'all verified' if not faults else f'{len(faults)} fault(s)'}"
+        )
         return 0 if not faults else 1
 
     return asyncio.run(_with_db(settings, run))
@@ -147,22 +169,36 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     async def run(db: Database) -> int:
-        result = await load_demo(db, seed=args.seed, public_url=settings.public_url, days=args.days,
-                                 events=args.events, report=None if args.quiet else report)
+        result = await load_demo(
+            db,
+            seed=args.seed,
+            public_url=settings.public_url,
+            days=args.days,
+            events=args.events,
+            report=None if args.quiet else report,
+        )
         c = result.counts
-        print(f"Demo city loaded (seed {result.seed}): Xuzhou 320300 with {c['farm']} farms and origin bases, "
-              f"{c['slaughterhouse']} slaughterhouses, {c['wholesale_market']} wholesale markets, "
-              f"{c['wet_market']} wet markets with {c['stalls']} stalls, {c['supermarket']} supermarkets, "
-              f"{c['canteen']} canteens, {c['drug_manufacturer']} drug manufacturer, {c['drug_distributor']} "
-              f"distributors and {c['pharmacy']} pharmacies; {c['scanners']} scanners, {c['products']} products.")
-        print(f"{result.story_events:,} events over the {result.days} days before "
-              f"{result.anchor:%Y-%m-%d} (China Standard Time), with a failed pesticide test, a recall and "
-              "anomalies.")
+        print(
+            f"Demo city loaded (seed {result.seed}): Xuzhou 320300 with {c['farm']} farms and origin bases, "
+            f"{c['slaughterhouse']} slaughterhouses, {c['wholesale_market']} wholesale markets, "
+            f"{c['wet_market']} wet markets with {c['stalls']} stalls, {c['supermarket']} supermarkets, "
+            f"{c['canteen']} canteens, {c['drug_manufacturer']} drug manufacturer, {c['drug_distributor']} "
+            f"distributors and {c['pharmacy']} pharmacies; {c['scanners']} scanners, {c['products']} products."
+        )
+        print(
+            f"{result.story_events:,} events over the {result.days} days before "
+            f"{result.anchor:%Y-%m-%d} (China Standard Time), with a failed pesticide test, a recall and "
+            "anomalies."
+        )
         if result.bulk_events:
-            print(f"Scale path: {result.bulk_events:,} events in {result.bulk_batches:,} batches in "
-                  f"{result.bulk_seconds:,.1f} s ({result.bulk_rate:,.0f} events/s).")
-        print(f"{result.total_events:,} events in the ledger. `make run` (or `traceability serve`) enters them in "
-              "the transparency log and lists the anomalies at /console.")
+            print(
+                f"Scale path: {result.bulk_events:,} events in {result.bulk_batches:,} batches in "
+                f"{result.bulk_seconds:,.1f} s ({result.bulk_rate:,.0f} events/s)."
+            )
+        print(
+            f"{result.total_events:,} events in the ledger. `make run` (or `traceability serve`) enters them in "
+            "the transparency log and lists the anomalies at /console."
+        )
         print("Trace codes worth opening:")
         for _, label, code in result.highlights:
             print(f"  {code}  {label}")
@@ -178,15 +214,18 @@ def cmd_witness(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.new_key:
         print(witness.new_key(args.new_key, Path(args.key)))
-        print(f"witness key written to {args.key}; register the verifier key above with the log's administrator",
-              file=sys.stderr)
+        print(
+            f"witness key written to {args.key}; register the verifier key above with the log's administrator",
+            file=sys.stderr,
+        )
         return 0
     if not args.url:
         print("error: give the log's URL (or --new-key NAME to create a key)", file=sys.stderr)
         return 2
     try:
-        cp = asyncio.run(witness.witness_once(args.url, Path(args.key), Path(args.state),
-                                              [Path(p) for p in args.peer or []]))
+        cp = asyncio.run(
+            witness.witness_once(args.url, Path(args.key), Path(args.state), [Path(p) for p in args.peer or []])
+        )
     except witness.Alarm as exc:
         print(f"ALARM: {exc}")
         return 1
@@ -230,28 +269,61 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
 # Registry commands: flags become the same JSON body the admin API takes.
 REGISTRY: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
-    "enterprise": ("enterprises", [
-        ("--name", {"required": True}), ("--uscc", {"required": True}), ("--name-en", {}),
-        ("--contact", {}), ("--licence", {"action": "append", "metavar": "KIND=NUMBER"}),
-    ]),
-    "node": ("nodes", [
-        ("--enterprise", {"required": True, "help": "USCC of the owning enterprise"}),
-        ("--type", {"required": True}), ("--area-code", {"required": True}), ("--name", {"required": True}),
-        ("--name-en", {}), ("--address", {}), ("--latitude", {"type": float}),
-        ("--longitude", {"type": float}), ("--code", {}), ("--gln", {}),
-    ]),
-    "operator": ("operators", [
-        ("--node", {"required": True}), ("--code", {"required": True}), ("--name", {"required": True}),
-        ("--stall-no", {}), ("--contact", {}),
-    ]),
-    "product": ("products", [
-        ("--category", {"required": True}), ("--goods-code", {"required": True}),
-        ("--name", {"required": True}), ("--name-en", {}), ("--gtin", {}), ("--default-uom", {}),
-        ("--shelf-life-days", {"type": int}),
-    ]),
-    "device": ("devices", [
-        ("--node", {"required": True}), ("--name", {"required": True}), ("--operator", {}),
-    ]),
+    "enterprise": (
+        "enterprises",
+        [
+            ("--name", {"required": True}),
+            ("--uscc", {"required": True}),
+            ("--name-en", {}),
+            ("--contact", {}),
+            ("--licence", {"action": "append", "metavar": "KIND=NUMBER"}),
+        ],
+    ),
+    "node": (
+        "nodes",
+        [
+            ("--enterprise", {"required": True, "help": "USCC of the owning enterprise"}),
+            ("--type", {"required": True}),
+            ("--area-code", {"required": True}),
+            ("--name", {"required": True}),
+            ("--name-en", {}),
+            ("--address", {}),
+            ("--latitude", {"type": float}),
+            ("--longitude", {"type": float}),
+            ("--code", {}),
+            ("--gln", {}),
+        ],
+    ),
+    "operator": (
+        "operators",
+        [
+            ("--node", {"required": True}),
+            ("--code", {"required": True}),
+            ("--name", {"required": True}),
+            ("--stall-no", {}),
+            ("--contact", {}),
+        ],
+    ),
+    "product": (
+        "products",
+        [
+            ("--category", {"required": True}),
+            ("--goods-code", {"required": True}),
+            ("--name", {"required": True}),
+            ("--name-en", {}),
+            ("--gtin", {}),
+            ("--default-uom", {}),
+            ("--shelf-life-days", {"type": int}),
+        ],
+    ),
+    "device": (
+        "devices",
+        [
+            ("--node", {"required": True}),
+            ("--name", {"required": True}),
+            ("--operator", {}),
+        ],
+    ),
 }
 
 
@@ -269,8 +341,11 @@ def cmd_registry(settings: Settings, args: argparse.Namespace) -> int:
             await registry.revoke_device(db, args.id)
             print(f"device {args.id} revoked")
             return 0
-        body = {k: v for k, v in vars(args).items()
-                if k not in ("command", "action", "func", "licence", "id") and v is not None}
+        body = {
+            k: v
+            for k, v in vars(args).items()
+            if k not in ("command", "action", "func", "licence", "id") and v is not None
+        }
         if getattr(args, "licence", None):
             body["licences"] = dict(item.split("=", 1) for item in args.licence)
         created = await getattr(registry, f"register_{args.command}")(db, body)
@@ -296,8 +371,13 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
     d = sub.add_parser("demo", help="load the demo city (Xuzhou): registry, three weeks of flows, trace codes to open")
     d.add_argument("--seed", type=int, default=1, help="the same seed on the same day gives the same ledger")
-    d.add_argument("--events", type=int, default=0, metavar="N",
-                   help="fill the ledger to about N events through the scale path (up to 10,000,000)")
+    d.add_argument(
+        "--events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fill the ledger to about N events through the scale path (up to 10,000,000)",
+    )
     d.add_argument("--days", type=int, default=21, help="days of story before today (at least 6)")
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     d.set_defaults(func=cmd_demo)

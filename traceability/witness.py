@@ -55,8 +55,7 @@ def new_key(name: str, path: Path) -> str:
     return notes.verifier_key(signer, notes.COSIGNATURE_V1)
 
 
-async def _consistent(http: aiohttp.ClientSession, base: str, older: notes.Checkpoint,
-                      newer: notes.Checkpoint) -> None:
+async def _consistent(http: aiohttp.ClientSession, base: str, older: notes.Checkpoint, newer: notes.Checkpoint) -> None:
     if older.size == newer.size:
         if older.root != newer.root:
             raise Alarm(f"two different trees of size {older.size}: the log shows more than one history")
@@ -65,21 +64,25 @@ async def _consistent(http: aiohttp.ClientSession, base: str, older: notes.Check
         older, newer = newer, older
     if older.size == 0:
         return
-    async with http.get(f"{base}/api/v1/log/consistency",
-                        params={"first": older.size, "second": newer.size}) as resp:
+    async with http.get(f"{base}/api/v1/log/consistency", params={"first": older.size, "second": newer.size}) as resp:
         if resp.status != 200:
-            raise Alarm(f"the log will not prove size {newer.size} extends size {older.size} "
-                        f"(HTTP {resp.status})")
+            raise Alarm(f"the log will not prove size {newer.size} extends size {older.size} (HTTP {resp.status})")
         body = await resp.json()
     try:
-        merkle.verify_consistency(older.size, newer.size, [bytes.fromhex(h) for h in body["proof"]],
-                                  older.root, newer.root)
+        merkle.verify_consistency(
+            older.size, newer.size, [bytes.fromhex(h) for h in body["proof"]], older.root, newer.root
+        )
     except merkle.InvalidProofError as exc:
         raise Alarm(f"size {newer.size} does not extend size {older.size}: {exc}") from None
 
 
-async def witness_once(base: str, key_path: Path, state_path: Path, peers: list[Path] = (),  # type: ignore[assignment]
-                       now: int | None = None) -> notes.Checkpoint:
+async def witness_once(
+    base: str,
+    key_path: Path,
+    state_path: Path,
+    peers: list[Path] = (),  # type: ignore[assignment]
+    now: int | None = None,
+) -> notes.Checkpoint:
     """One round: verify, check consistency, cosign, post; returns the checkpoint cosigned."""
     signer = notes.load_signer_key(await asyncio.to_thread(key_path.read_bytes))
     state = load_state(state_path)
@@ -111,8 +114,11 @@ async def witness_once(base: str, key_path: Path, state_path: Path, peers: list[
             await _consistent(http, base, other, cp)
         line = notes.cosign(cp.body, signer, int(time.time()) if now is None else now)
         cosigned = notes.add_signatures(text, [line])
-        async with http.post(f"{base}/api/v1/log/cosignatures", data=cosigned.encode(),
-                             headers={"Content-Type": "text/plain; charset=utf-8"}) as resp:
+        async with http.post(
+            f"{base}/api/v1/log/cosignatures",
+            data=cosigned.encode(),
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+        ) as resp:
             if resp.status not in (200, 201):
                 raise Alarm(f"the log refused the cosignature: HTTP {resp.status} {await resp.text()}")
     save_state(state_path, State(log_key, cp.size, cp.root.hex(), cosigned))

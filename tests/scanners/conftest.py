@@ -40,13 +40,22 @@ class Live:
             await self.server.close()
             self.server = None
 
-    async def call(self, method: str, path: str, body: Any = None, token: str | None = None,
-                   headers: dict[str, str] | None = None, data: bytes | None = None) -> tuple[int, Any]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> tuple[int, Any]:
         h = dict(headers or {})
         if token or (token is None and self.admin and "Authorization" not in h):
             h["Authorization"] = f"Bearer {token or self.admin}"
-        async with aiohttp.ClientSession() as s, s.request(method, self.url + path, json=body, data=data,
-                                                           headers=h) as resp:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(method, self.url + path, json=body, data=data, headers=h) as resp,
+        ):
             return resp.status, await resp.json()
 
     async def market(self, key: str, n: int, *, stall: str | None = None) -> dict[str, Any]:
@@ -54,13 +63,19 @@ class Live:
         uscc = make_uscc(n)
         status, _ = await self.call("POST", "/api/v1/admin/enterprises", {"name": f"{key} 市场", "uscc": uscc})
         assert status == 201
-        status, node = await self.call("POST", "/api/v1/admin/nodes", {
-            "enterprise": uscc, "type": "wet_market", "area_code": "320302", "name": f"{key}菜市场"})
+        status, node = await self.call(
+            "POST",
+            "/api/v1/admin/nodes",
+            {"enterprise": uscc, "type": "wet_market", "area_code": "320302", "name": f"{key}菜市场"},
+        )
         assert status == 201, node
         device_body: dict[str, Any] = {"node": node["code"], "name": f"{key} station"}
         if stall:
-            status, _ = await self.call("POST", "/api/v1/admin/operators", {
-                "node": node["code"], "code": stall, "name": "王记鲜肉", "stall_no": stall})
+            status, _ = await self.call(
+                "POST",
+                "/api/v1/admin/operators",
+                {"node": node["code"], "code": stall, "name": "王记鲜肉", "stall_no": stall},
+            )
             assert status == 201
             device_body["operator"] = stall
         status, device = await self.call("POST", "/api/v1/admin/devices", device_body)
@@ -75,13 +90,17 @@ class Live:
 
 @pytest.fixture
 async def live(aiohttp_server: Any, db_url: str, tmp_path: Path) -> AsyncIterator[Live]:
-    settings = Settings.from_env({}, database_url=db_url, data_dir=tmp_path / "server",
-                                 public_url="https://trace.example.cn")
+    settings = Settings.from_env(
+        {}, database_url=db_url, data_dir=tmp_path / "server", public_url="https://trace.example.cn"
+    )
     lv = Live(aiohttp_server, settings)
     await lv.start()
     lv.admin = await admin_token(db_url)
-    status, _ = await lv.call("POST", "/api/v1/admin/products", {
-        "category": "meat", "goods_code": "21113011", "name": "白条猪肉", "name_en": "Pork carcass"})
+    status, _ = await lv.call(
+        "POST",
+        "/api/v1/admin/products",
+        {"category": "meat", "goods_code": "21113011", "name": "白条猪肉", "name_en": "Pork carcass"},
+    )
     assert status == 201
     yield lv
     await lv.stop()

@@ -40,8 +40,15 @@ async def enrolled(live: Live, home: Path, key: str = "gulou", n: int = 1, **kw:
 def selling(st: Station, print_dir: Path | None = None) -> Counter:
     """A stall selling pork from a batch it commissioned (its source)."""
     source = Counter(st.store, "commission", product="21113011").commission(Quantity(Decimal(90), "kg", Decimal(90)))
-    return Counter(st.store, "sell", product="21113011", product_name="白条猪肉", unit_price=Decimal("32.00"),
-                   source=source.trace_code, print_dir=print_dir)
+    return Counter(
+        st.store,
+        "sell",
+        product="21113011",
+        product_name="白条猪肉",
+        unit_price=Decimal("32.00"),
+        source=source.trace_code,
+        print_dir=print_dir,
+    )
 
 
 def decode(path: Path) -> list[str]:
@@ -56,7 +63,8 @@ async def counts(db_url: str) -> dict[str, int]:
             "SELECT (SELECT count(*) FROM events) AS events, (SELECT count(DISTINCT event_id) FROM events) AS ids, "
             "(SELECT count(*) FROM batches) AS batches, (SELECT count(*) FROM signed_uploads) AS uploads, "
             "(SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT FROM signed_upload_events u "
-            "WHERE u.event_id = e.event_id)) AS unsigned")
+            "WHERE u.event_id = e.event_id)) AS unsigned"
+        )
         return dict(row)
     finally:
         await conn.close()
@@ -123,8 +131,7 @@ async def test_a_bad_scan_is_refused_at_once_and_nothing_is_recorded(live: Live,
     assert body["bizStep"] == "receiving" and body["quantity"] == {"value": "12.5", "uom": "KGM"}
 
 
-async def test_offline_for_a_while_then_back_loses_and_doubles_nothing(live: Live, db_url: str,
-                                                                       tmp_path: Path) -> None:
+async def test_offline_for_a_while_then_back_loses_and_doubles_nothing(live: Live, db_url: str, tmp_path: Path) -> None:
     st, _ = await enrolled(live, tmp_path / "st")
     counter = selling(st, tmp_path / "prints")
     assert await st.sync(within=20)
@@ -152,8 +159,12 @@ async def test_offline_for_a_while_then_back_loses_and_doubles_nothing(live: Liv
 
 
 def _trace_scan(home: Path, *args: str, **kw: Any) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([PY, "-m", "scanners.cli", "--home", str(home), "--max-backoff", "0.2", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        [PY, "-m", "scanners.cli", "--home", str(home), "--max-backoff", "0.2", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 async def test_station_killed_mid_upload_loses_and_doubles_nothing(live: Live, db_url: str, tmp_path: Path) -> None:
@@ -193,12 +204,19 @@ async def test_server_restarted_while_stations_upload(live: Live, db_url: str, t
     await live.stop()
     # A separate server process this time, so it can be killed outright.
     port = free_port()
-    env = dict(os.environ, TRACE_DATABASE_URL=db_url, TRACE_PORT=str(port), TRACE_DATA_DIR=str(live.settings.data_dir),
-               TRACE_PUBLIC_URL=live.settings.public_url, TRACE_LOG_LEVEL="warning")
+    env = dict(
+        os.environ,
+        TRACE_DATABASE_URL=db_url,
+        TRACE_PORT=str(port),
+        TRACE_DATA_DIR=str(live.settings.data_dir),
+        TRACE_PUBLIC_URL=live.settings.public_url,
+        TRACE_LOG_LEVEL="warning",
+    )
 
     def serve() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([PY, "-m", "traceability", "serve"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [PY, "-m", "traceability", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     for st in fleet:
         st.store.put(server=f"http://127.0.0.1:{port}")
@@ -252,8 +270,10 @@ async def test_signatures_are_checked_and_the_reason_named(live: Live, tmp_path:
 
     def header(created: int, signed_body: bytes = body, signer: Any = key) -> dict[str, str]:
         msg = stations.signing_string("POST", path, created, hashlib.sha256(signed_body).digest())
-        return {"Authorization": stations.authorization(key_id, created, signer.sign(msg)),
-                "Content-Type": "application/json"}
+        return {
+            "Authorization": stations.authorization(key_id, created, signer.sign(msg)),
+            "Content-Type": "application/json",
+        }
 
     now = int(time.time())
     status, ok = await live.call("POST", path, headers=header(now), data=body)
@@ -270,8 +290,15 @@ async def test_signatures_are_checked_and_the_reason_named(live: Live, tmp_path:
     # Signed requests write only where the signature is kept.
     ev = b'{"eventID":"%s","traceCode":"32030250000000000000","bizStep":"receiving"}' % str(uuid.uuid4()).encode()
     msg = stations.signing_string("POST", "/api/v1/events", now, hashlib.sha256(ev).digest())
-    status, err = await live.call("POST", "/api/v1/events", data=ev, headers={
-        "Authorization": stations.authorization(key_id, now, key.sign(msg)), "Content-Type": "application/json"})
+    status, err = await live.call(
+        "POST",
+        "/api/v1/events",
+        data=ev,
+        headers={
+            "Authorization": stations.authorization(key_id, now, key.sign(msg)),
+            "Content-Type": "application/json",
+        },
+    )
     assert status == 403 and "/api/v1/stations/" in err["error"]["message"]
 
 
@@ -304,8 +331,11 @@ async def test_leased_codes_belong_to_their_station(live: Live, tmp_path: Path) 
 
     async def open_as(st: Station, code: str, event_id: str | None = None) -> Any:
         async with st.client() as c:
-            return await c.call("POST", "/api/v1/stations/batches",
-                                {"eventID": event_id or str(uuid.uuid4()), "traceCode": code, **opening})
+            return await c.call(
+                "POST",
+                "/api/v1/stations/batches",
+                {"eventID": event_id or str(uuid.uuid4()), "traceCode": code, **opening},
+            )
 
     ans = await open_as(b, a_code)
     assert ans.status == 403 and ans.error["field"] == "traceCode"
@@ -322,8 +352,22 @@ async def test_run_label_image_and_status_commands(live: Live, tmp_path: Path) -
     home = tmp_path / "st"
     await enrolled(live, home)
     source = tracecode.make("320302", 555)
-    proc = _trace_scan(home, "run", "--mode", "sell", "--product", "21113011", "--product-name", "白条猪肉",
-                       "--price", "30", "--source", source, "--no-upload", stdin=subprocess.PIPE)
+    proc = _trace_scan(
+        home,
+        "run",
+        "--mode",
+        "sell",
+        "--product",
+        "21113011",
+        "--product-name",
+        "白条猪肉",
+        "--price",
+        "30",
+        "--source",
+        source,
+        "--no-upload",
+        stdin=subprocess.PIPE,
+    )
     out, err = await asyncio.to_thread(proc.communicate, b"0.85kg\nnot a code\n1.5kg\n")
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
@@ -335,8 +379,9 @@ async def test_run_label_image_and_status_commands(live: Live, tmp_path: Path) -
 
     pdf, pngs = tmp_path / "sheet.pdf", tmp_path / "labels"
     for out_path in (pdf, pngs):
-        proc = _trace_scan(home, "label", "--product", "21113011", "--product-name", "大白菜", "--count", "3",
-                           "--out", str(out_path))
+        proc = _trace_scan(
+            home, "label", "--product", "21113011", "--product-name", "大白菜", "--count", "3", "--out", str(out_path)
+        )
         out, err = await asyncio.to_thread(proc.communicate)
         assert proc.returncode == 0, err.decode()
     assert pdf.read_bytes().startswith(b"%PDF")

@@ -21,8 +21,15 @@ from traceability.services import accounts
 from traceability.storage.database import open_database
 
 CHROMIUM = os.environ.get("TRACE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PHONE = {"width": 360, "height": 640}
 REGULATOR = ("监管员", "correct horse battery staple")
 
@@ -55,8 +62,12 @@ def base_url(server: Any) -> str:
     return f"http://127.0.0.1:{server.port}"
 
 
-async def new_page(browser: Browser, *, locale: str = "zh-CN", viewport: dict[str, int] | None = None,
-                   ) -> tuple[BrowserContext, Page]:
+async def new_page(
+    browser: Browser,
+    *,
+    locale: str = "zh-CN",
+    viewport: dict[str, int] | None = None,
+) -> tuple[BrowserContext, Page]:
     context = await browser.new_context(viewport=viewport or PHONE, locale=locale)
     page = await context.new_page()
     page.set_default_timeout(15_000)
@@ -81,27 +92,53 @@ async def regulator(db_url: str) -> tuple[str, str]:
 
 async def pork_chain(world: World) -> str:
     """Slaughterhouse → wet market stall, with origin, certificates and an inspection."""
-    await world.post("/api/v1/admin/operators", {"node": world.nodes["market"], "code": "A-012", "name": "王记鲜肉",
-                                                 "stall_no": "A-012"}, expect=201)
-    stall = await world.post("/api/v1/admin/devices", {"node": world.nodes["market"], "name": "stall A-012",
-                                                       "operator": "A-012"}, expect=201)
+    await world.post(
+        "/api/v1/admin/operators",
+        {"node": world.nodes["market"], "code": "A-012", "name": "王记鲜肉", "stall_no": "A-012"},
+        expect=201,
+    )
+    stall = await world.post(
+        "/api/v1/admin/devices", {"node": world.nodes["market"], "name": "stall A-012", "operator": "A-012"}, expect=201
+    )
     world.devices["stall"] = stall["credential"]
     code = await world.open_batch(
-        origin={"area_code": "320321", "place": "丰县", "producer": "丰润生猪养殖合作社"}, produced_on="2026-01-14",
-        documents=[{"type": "quarantine_certificate", "number": "3203001234"}])
+        origin={"area_code": "320321", "place": "丰县", "producer": "丰润生猪养殖合作社"},
+        produced_on="2026-01-14",
+        documents=[{"type": "quarantine_certificate", "number": "3203001234"}],
+    )
     s = world.devices["slaughter"]
-    await world.post("/api/v1/events", world.event(code, "inspecting", disposition="conformant",
-                                                   documents=[{"type": "meat_inspection_certificate",
-                                                               "number": "PC000123"}]), s, expect=201)
-    await world.post("/api/v1/events", world.event(code, "shipping", disposition="in_transit",
-                                                   commercial={"unit_price": "24.60", "currency": "CNY"},
-                                                   destination={"enterprise": world.enterprises["market"]}),
-                     s, expect=201)
-    await world.post("/api/v1/events", world.event(code, "receiving", disposition="active"), world.devices["stall"],
-                     expect=201)
-    await world.post("/api/v1/events", world.event(code, "retail_selling", disposition="retail_sold",
-                                                   quantity={"value": "1.25", "uom": "KGM"}),
-                     world.devices["stall"], expect=201)
+    await world.post(
+        "/api/v1/events",
+        world.event(
+            code,
+            "inspecting",
+            disposition="conformant",
+            documents=[{"type": "meat_inspection_certificate", "number": "PC000123"}],
+        ),
+        s,
+        expect=201,
+    )
+    await world.post(
+        "/api/v1/events",
+        world.event(
+            code,
+            "shipping",
+            disposition="in_transit",
+            commercial={"unit_price": "24.60", "currency": "CNY"},
+            destination={"enterprise": world.enterprises["market"]},
+        ),
+        s,
+        expect=201,
+    )
+    await world.post(
+        "/api/v1/events", world.event(code, "receiving", disposition="active"), world.devices["stall"], expect=201
+    )
+    await world.post(
+        "/api/v1/events",
+        world.event(code, "retail_selling", disposition="retail_sold", quantity={"value": "1.25", "uom": "KGM"}),
+        world.devices["stall"],
+        expect=201,
+    )
     return code
 
 
@@ -117,5 +154,3 @@ async def logged(world: World, code: str) -> None:
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"event {event['seq']} never entered the log")
-
-

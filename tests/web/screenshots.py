@@ -57,8 +57,9 @@ async def main() -> int:
     url = await prepare(test_database_url() or start_embedded(ROOT / "var" / "test-pg"))
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings.from_env({}, database_url=url, data_dir=Path(tmp), public_url="https://trace.example.cn",
-                                     log_level="warning")
+        settings = Settings.from_env(
+            {}, database_url=url, data_dir=Path(tmp), public_url="https://trace.example.cn", log_level="warning"
+        )
         async with open_database(settings) as db:
             result = await load_demo(db, public_url="")
             codes = {key: code for key, _label, code in result.highlights}

@@ -45,23 +45,31 @@ async def test_scan_shows_the_journey_and_a_verified_badge(world: World, phone: 
 async def _rechain(superuser: asyncpg.Connection, code: str, old: str, new: str) -> None:
     """Rewrite a batch's history the way a careful insider would: new content, every chain hash recomputed."""
     await superuser.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
-    rows = await superuser.fetch("SELECT e.id, e.canonical FROM events e JOIN batches b ON b.id = e.batch_id "
-                                 "WHERE b.trace_code = $1 ORDER BY e.seq", code)
+    rows = await superuser.fetch(
+        "SELECT e.id, e.canonical FROM events e JOIN batches b ON b.id = e.batch_id "
+        "WHERE b.trace_code = $1 ORDER BY e.seq",
+        code,
+    )
     prev = chain.genesis(code)
     for row in rows:
         data = bytes(row["canonical"]).replace(old.encode(), new.encode())
         digest = chain.link(prev, data)
-        await superuser.execute("UPDATE events SET canonical = $2, prev_hash = $3, hash = $4 WHERE id = $1",
-                                row["id"], data, prev, digest)
+        await superuser.execute(
+            "UPDATE events SET canonical = $2, prev_hash = $3, hash = $4 WHERE id = $1", row["id"], data, prev, digest
+        )
         prev = digest
-    await superuser.execute("UPDATE batch_heads SET head_hash = $2 FROM batches b "
-                            "WHERE b.id = batch_heads.batch_id AND b.trace_code = $1", code, prev)
+    await superuser.execute(
+        "UPDATE batch_heads SET head_hash = $2 FROM batches b WHERE b.id = batch_heads.batch_id AND b.trace_code = $1",
+        code,
+        prev,
+    )
     await superuser.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
 
 
 @pytest.mark.parametrize("how", ["content", "rechained"])
-async def test_tampered_database_fails_the_badge(world: World, phone: Page, base_url: str,
-                                                 superuser: asyncpg.Connection, how: str) -> None:
+async def test_tampered_database_fails_the_badge(
+    world: World, phone: Page, base_url: str, superuser: asyncpg.Connection, how: str
+) -> None:
     code = await pork_chain(world)
     await logged(world, code)
     if how == "content":  # the origin changed in place: the chain no longer matches
@@ -69,7 +77,9 @@ async def test_tampered_database_fails_the_badge(world: World, phone: Page, base
         await superuser.execute(
             "UPDATE events SET canonical = "
             "convert_to(replace(convert_from(canonical, 'UTF8'), '丰县', '沛县'), 'UTF8') "
-            "WHERE batch_id = (SELECT id FROM batches WHERE trace_code = $1) AND seq = 1", code)
+            "WHERE batch_id = (SELECT id FROM batches WHERE trace_code = $1) AND seq = 1",
+            code,
+        )
         await superuser.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
     else:  # every hash recomputed: only the signed log can tell
         await _rechain(superuser, code, "丰县", "沛县")
@@ -83,7 +93,8 @@ async def test_tampered_database_fails_the_badge(world: World, phone: Page, base
 
 
 async def test_regulator_traces_and_a_recall_shows_on_the_consumer_page(
-        world: World, browser: Browser, base_url: str, regulator: tuple[str, str]) -> None:
+    world: World, browser: Browser, base_url: str, regulator: tuple[str, str]
+) -> None:
     code = await pork_chain(world)
     context, desk = await new_page(browser, viewport={"width": 1280, "height": 800})
     try:
@@ -122,11 +133,15 @@ async def test_regulator_traces_and_a_recall_shows_on_the_consumer_page(
         await context.close()
 
 
-async def test_a_product_named_like_a_script_renders_as_text(world: World, phone: Page, base_url: str,
-                                                             browser: Browser, regulator: tuple[str, str]) -> None:
+async def test_a_product_named_like_a_script_renders_as_text(
+    world: World, phone: Page, base_url: str, browser: Browser, regulator: tuple[str, str]
+) -> None:
     evil = "<script>alert(1)</script>"
-    await world.post("/api/v1/admin/products", {"category": "other", "goods_code": "99000001", "name": evil,
-                                                "name_en": evil}, expect=201)
+    await world.post(
+        "/api/v1/admin/products",
+        {"category": "other", "goods_code": "99000001", "name": evil, "name_en": evil},
+        expect=201,
+    )
     code = await world.open_batch(product="99000001", origin={"place": '"><img src=x onerror=alert(2)>'})
     dialogs: list[str] = []
     phone.on("dialog", lambda d: dialogs.append(d.message))
@@ -156,13 +171,16 @@ async def test_typing_a_code_checks_the_check_digit(world: World, phone: Page, b
     status = phone.locator("#code-check")
     await field.press_sequentially(code[:10])
     await expect(status).to_have_text("已输入 10/20 位")
-    swapped = code[:11] + code[12] + code[11] + code[13:] if code[11] != code[12] else code[:19] + str(
-        (int(code[19]) + 1) % 10)
+    swapped = (
+        code[:11] + code[12] + code[11] + code[13:]
+        if code[11] != code[12]
+        else code[:19] + str((int(code[19]) + 1) % 10)
+    )
     await field.fill(swapped)
     await field.dispatch_event("input")
     await expect(status).to_have_text("校验位不符：可能输错或颠倒了数字")
     await expect(field).to_have_attribute("aria-invalid", "true")
-    await field.fill(" ".join(code[i:i + 4] for i in range(0, 20, 4)))
+    await field.fill(" ".join(code[i : i + 4] for i in range(0, 20, 4)))
     await field.dispatch_event("input")
     await expect(status).to_have_text("校验位正确")
     await phone.get_by_role("button", name="查询").click()
@@ -196,8 +214,9 @@ async def test_english_by_accept_language_and_by_the_switch(world: World, browse
 
 
 @pytest.mark.parametrize("width", [180, 640])  # a 360 px phone and a 1280 px desktop, both at 200% zoom
-async def test_pages_reflow_at_200_percent_zoom(world: World, browser: Browser, base_url: str,
-                                                regulator: tuple[str, str], width: int) -> None:
+async def test_pages_reflow_at_200_percent_zoom(
+    world: World, browser: Browser, base_url: str, regulator: tuple[str, str], width: int
+) -> None:
     code = await pork_chain(world)
     context, page = await new_page(browser, viewport={"width": width, "height": 700})
     try:

@@ -29,8 +29,12 @@ async def csrf_of(client: Any, path: str) -> str:
 
 async def sign_in(client: Any, name: str, password: str, **headers: str) -> Any:
     token = await csrf_of(client, "/console/login")
-    return await client.post("/console/login", data={"csrf": token, "name": name, "password": password},
-                             allow_redirects=False, headers=headers)
+    return await client.post(
+        "/console/login",
+        data={"csrf": token, "name": name, "password": password},
+        allow_redirects=False,
+        headers=headers,
+    )
 
 
 async def test_consumer_page_twin_is_the_api_view(world: World) -> None:
@@ -48,8 +52,9 @@ async def test_consumer_page_twin_is_the_api_view(world: World) -> None:
     html = await world.client.get(f"/t/{code}", headers={"Accept-Language": "en-US,en;q=0.9"})
     assert html.headers["Content-Language"] == "en"
     assert "default-src 'self'" in html.headers["Content-Security-Policy"]
-    again = await world.client.get(f"/t/{code}", headers={"Accept-Language": "en",
-                                                          "If-None-Match": html.headers["ETag"]})
+    again = await world.client.get(
+        f"/t/{code}", headers={"Accept-Language": "en", "If-None-Match": html.headers["ETag"]}
+    )
     assert again.status == 304
     spaced = await world.client.get("/t/" + tracecode.pretty(code).replace(" ", "%20"), allow_redirects=False)
     assert spaced.status == 301 and spaced.headers["Location"] == f"/t/{code}"
@@ -77,12 +82,18 @@ async def test_a_leased_code_without_records_shows_its_stall(world: World, super
     await pork_chain(world)
     row = await superuser.fetchrow(
         "SELECT d.id AS device, n.id AS node, n.area_code FROM devices d JOIN nodes n ON n.id = d.node_id "
-        "WHERE d.operator_id IS NOT NULL")
+        "WHERE d.operator_id IS NOT NULL"
+    )
     block = await superuser.fetchval("SELECT nextval('station_block_seq')")
     await superuser.execute(
         "INSERT INTO code_leases (block_no, device_id, node_id, area_code, first_serial, size) "
-        "VALUES ($1, $2, $3, $4, $5, 100)", block, row["device"], row["node"], row["area_code"],
-        5_000_000_000_000 + 100 * block)
+        "VALUES ($1, $2, $3, $4, $5, 100)",
+        block,
+        row["device"],
+        row["node"],
+        row["area_code"],
+        5_000_000_000_000 + 100 * block,
+    )
     code = tracecode.make(row["area_code"], 5_000_000_000_000 + 100 * block + 7)
     resp = await world.client.get(f"/t/{code}")
     text = await resp.text()
@@ -102,8 +113,9 @@ async def test_sign_in_cookies_csrf_and_lockout(world: World, db_url: str) -> No
     settings_db = db_url
     await _user(settings_db, *REGULATOR)
     # the sign-in form needs its pre-session token
-    resp = await client.post("/console/login", data={"name": REGULATOR[0], "password": REGULATOR[1]},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/console/login", data={"name": REGULATOR[0], "password": REGULATOR[1]}, allow_redirects=False
+    )
     assert resp.status == 403
     resp = await sign_in(client, *REGULATOR, Origin="https://evil.example")
     assert resp.status == 403
@@ -147,8 +159,9 @@ async def _hash(db_url: str) -> str:
 async def test_console_twins_and_exports(world: World, regulator: tuple[str, str]) -> None:
     code = await pork_chain(world)
     assert (await sign_in(world.client, *regulator)).status == 303
-    found = await (await world.client.get("/console", params={"enterprise": world.enterprises["market"],
-                                                              "format": "json"})).json()
+    found = await (
+        await world.client.get("/console", params={"enterprise": world.enterprises["market"], "format": "json"})
+    ).json()
     assert [r["trace_code"] for r in found["results"]] == [code]
     none = await (await world.client.get("/console", params={"product": "100%_", "format": "json"})).json()
     assert none["results"] == []
@@ -174,12 +187,16 @@ async def test_vendor_records_receive_and_sale_by_typing_and_by_photo(world: Wor
     token = await csrf_of(client, "/vendor/login")
     bad = await client.post("/vendor/login", data={"csrf": token, "credential": "tdv_nope"})
     assert bad.status == 401
-    resp = await client.post("/vendor/login", data={"csrf": token, "credential": world.devices["stall"]},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/vendor/login", data={"csrf": token, "credential": world.devices["stall"]}, allow_redirects=False
+    )
     assert resp.status == 303 and resp.cookies["trace_vendor"]["path"] == "/vendor"
     form = await csrf_of(client, "/vendor")
-    resp = await client.post("/vendor/record", data={"csrf": form, "action": "receive",
-                                                     "code": tracecode.pretty(code)}, allow_redirects=False)
+    resp = await client.post(
+        "/vendor/record",
+        data={"csrf": form, "action": "receive", "code": tracecode.pretty(code)},
+        allow_redirects=False,
+    )
     assert resp.status == 303 and resp.headers["Location"] == f"/vendor/receipt/{code}?seq=6"
     receipt = await client.get(resp.headers["Location"])
     assert "<svg" in await receipt.text() and f"http://trace.test/t/{code}" in await receipt.text()
@@ -210,7 +227,12 @@ def cli_stdin(db_url: str, stdin: str, *args: str) -> subprocess.CompletedProces
     from traceability.config import ROOT
 
     env = {**os.environ, "TRACE_DATABASE_URL": db_url, "TRACE_LOG_LEVEL": "warning"}
-    return subprocess.run([sys.executable, "-m", "traceability", *args], env=env, cwd=ROOT, input=stdin,
-                          capture_output=True, text=True, timeout=120)
-
-
+    return subprocess.run(
+        [sys.executable, "-m", "traceability", *args],
+        env=env,
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

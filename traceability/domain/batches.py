@@ -145,5 +145,6 @@ def parse_batch(body: Any, now: datetime) -> BatchDraft:
     attrs = f.obj("attributes", required=False)
     if attrs:
         content["attributes"] = canonical_object(f, "attributes", dict(attrs), 1)
-    return BatchDraft(event_id, product, gtin, quantity, produced_on, expires_on, identifiers, event_time, content,
-                      trace_code)
+    return BatchDraft(
+        event_id, product, gtin, quantity, produced_on, expires_on, identifiers, event_time, content, trace_code
+    )

@@ -30,25 +30,90 @@ _PACKAGE_CODE = re.compile(r"[0-9A-Za-z]{8,40}")
 ACTIONS = frozenset({"ADD", "OBSERVE", "DELETE"})
 
 # CBV 2.0 business steps (https://ref.gs1.org/cbv/BizStep-...).
-BIZ_STEPS = frozenset({
-    "accepting", "arriving", "assembling", "collecting", "commissioning", "consigning",
-    "creating_class_instance", "cycle_counting", "decommissioning", "departing", "destroying",
-    "disassembling", "dispensing", "encoding", "entering_exiting", "holding", "inspecting",
-    "installing", "killing", "loading", "other", "packing", "picking", "receiving", "removing",
-    "repackaging", "repairing", "replacing", "reserving", "retail_selling", "sampling",
-    "sensor_reporting", "shipping", "staging_outbound", "stock_taking", "stocking", "storing",
-    "transporting", "unloading", "unpacking", "void_shipping",
-})
+BIZ_STEPS = frozenset(
+    {
+        "accepting",
+        "arriving",
+        "assembling",
+        "collecting",
+        "commissioning",
+        "consigning",
+        "creating_class_instance",
+        "cycle_counting",
+        "decommissioning",
+        "departing",
+        "destroying",
+        "disassembling",
+        "dispensing",
+        "encoding",
+        "entering_exiting",
+        "holding",
+        "inspecting",
+        "installing",
+        "killing",
+        "loading",
+        "other",
+        "packing",
+        "picking",
+        "receiving",
+        "removing",
+        "repackaging",
+        "repairing",
+        "replacing",
+        "reserving",
+        "retail_selling",
+        "sampling",
+        "sensor_reporting",
+        "shipping",
+        "staging_outbound",
+        "stock_taking",
+        "stocking",
+        "storing",
+        "transporting",
+        "unloading",
+        "unpacking",
+        "void_shipping",
+    }
+)
 
 # CBV 2.0 dispositions (https://ref.gs1.org/cbv/Disp-...).
-DISPOSITIONS = frozenset({
-    "active", "available", "completeness_inferred", "completeness_verified", "conformant",
-    "container_closed", "container_open", "damaged", "destroyed", "dispensed", "disposed", "encoded",
-    "expired", "in_progress", "in_transit", "inactive", "mismatch_instance", "mismatch_class",
-    "mismatch_quantity", "needs_replacement", "no_pedigree_match", "non_conformant",
-    "non_sellable_other", "partially_dispensed", "recalled", "reserved", "retail_sold", "returned",
-    "sellable_accessible", "sellable_not_accessible", "stolen", "unavailable", "unknown",
-})
+DISPOSITIONS = frozenset(
+    {
+        "active",
+        "available",
+        "completeness_inferred",
+        "completeness_verified",
+        "conformant",
+        "container_closed",
+        "container_open",
+        "damaged",
+        "destroyed",
+        "dispensed",
+        "disposed",
+        "encoded",
+        "expired",
+        "in_progress",
+        "in_transit",
+        "inactive",
+        "mismatch_instance",
+        "mismatch_class",
+        "mismatch_quantity",
+        "needs_replacement",
+        "no_pedigree_match",
+        "non_conformant",
+        "non_sellable_other",
+        "partially_dispensed",
+        "recalled",
+        "reserved",
+        "retail_sold",
+        "returned",
+        "sellable_accessible",
+        "sellable_not_accessible",
+        "stolen",
+        "unavailable",
+        "unknown",
+    }
+)
 
 # UN/ECE Recommendation 20 units (and Rec. 21 package codes with the X prefix) that the nodes use.
 UNITS: dict[str, tuple[str, str]] = {
@@ -109,7 +174,7 @@ class EventDraft:
 def _strip_prefix(value: str, prefixes: tuple[str, ...]) -> str:
     for prefix in prefixes:
         if value.startswith(prefix):
-            return value[len(prefix):]
+            return value[len(prefix) :]
     return value
 
 
@@ -294,22 +359,24 @@ def parse_error_declaration(f: Fields, now: datetime, event_id: str) -> dict[str
     if declared == event_id:
         e.fail("declaredEventID", "an event cannot declare itself wrong")
     out: dict[str, Any] = {
-        "declarationTime": utc_ms(parse_time(e, "declarationTime", now)) if e.data.get("declarationTime")
+        "declarationTime": utc_ms(parse_time(e, "declarationTime", now))
+        if e.data.get("declarationTime")
         else utc_ms(now),
         "reason": reason,
         "declaredEventID": declared,
     }
     corrective = e.array("correctiveEventIDs", required=False, max_items=20)
     if corrective:
-        out["correctiveEventIDs"] = [_uuid(Fields({"id": c}, f"{e.path('correctiveEventIDs')}[{i}]."), "id")
-                                     for i, c in enumerate(corrective)]
+        out["correctiveEventIDs"] = [
+            _uuid(Fields({"id": c}, f"{e.path('correctiveEventIDs')}[{i}]."), "id") for i, c in enumerate(corrective)
+        ]
     return out
 
 
 def _uuid(f: Fields, key: str) -> str:
     raw = f.text(key, max_len=64)
     if raw.startswith("urn:uuid:"):
-        raw = raw[len("urn:uuid:"):]
+        raw = raw[len("urn:uuid:") :]
     try:
         return str(uuid.UUID(raw))
     except ValueError:

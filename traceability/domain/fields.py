@@ -92,8 +92,7 @@ class Fields:
             self.fail(key, "must not contain control characters")
         return value
 
-    def choice(self, key: str, choices: Mapping[str, Any] | set[str] | frozenset[str], *,
-               required: bool = True) -> Any:
+    def choice(self, key: str, choices: Mapping[str, Any] | set[str] | frozenset[str], *, required: bool = True) -> Any:
         value = self.text(key, required=required, max_len=64)
         if value is not None and value not in choices:
             self.fail(key, f"must be one of: {', '.join(sorted(choices))}")
@@ -111,8 +110,9 @@ class Fields:
             self.fail(key, f"must be at most {hi}")
         return value
 
-    def number(self, key: str, *, required: bool = True, lo: Decimal | None = None,
-               hi: Decimal | None = None) -> Decimal | None:
+    def number(
+        self, key: str, *, required: bool = True, lo: Decimal | None = None, hi: Decimal | None = None
+    ) -> Decimal | None:
         value = self.get(key, required)
         if value is None:
             return None

@@ -109,8 +109,9 @@ def parse_authorization(params: str, method: str, path: str, body: bytes) -> Sig
     while pos < len(params):
         m = _PARAM.match(params, pos)
         if m is None or m.end() == pos:
-            raise SignatureFormatError("the Signature header must look like "
-                                       'keyId="st_…",created=1767225600,signature="…"')
+            raise SignatureFormatError(
+                'the Signature header must look like keyId="st_…",created=1767225600,signature="…"'
+            )
         found[m.group(1)] = m.group(2) if m.group(2) is not None else m.group(3)
         pos = m.end()
     missing = [k for k in ("keyId", "created", "signature") if k not in found]

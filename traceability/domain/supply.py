@@ -20,9 +20,9 @@ from traceability.domain.events import BIZ_STEPS, parse_documents, parse_quantit
 from traceability.domain.fields import FieldError, Fields, utc_ms
 
 MASS_TOLERANCE: dict[str, Decimal] = {
-    "meat": Decimal("0.02"),       # chilling and cutting lose weight; 2 % covers scale error
+    "meat": Decimal("0.02"),  # chilling and cutting lose weight; 2 % covers scale error
     "vegetable": Decimal("0.05"),  # washing and misting add water
-    "drug": Decimal("0"),          # units are counted: no tolerance
+    "drug": Decimal("0"),  # units are counted: no tolerance
     "other": Decimal("0.02"),
 }
 KILOGRAMS: dict[str, Decimal] = {"KGM": Decimal(1), "GRM": Decimal("0.001"), "TNE": Decimal(1000)}
@@ -56,8 +56,10 @@ def mass_balance(inputs: list[dict[str, str]], outputs: list[dict[str, str]], ca
     tolerance = MASS_TOLERANCE.get(category, Decimal("0.02"))
     for dim, (took, made) in totals.items():
         if made > took * (1 + tolerance):
-            return (f"outputs of {made.normalize():f} {dim} exceed inputs of {took.normalize():f} {dim} "
-                    f"beyond the {tolerance * 100:.0f}% tolerance for {category}")
+            return (
+                f"outputs of {made.normalize():f} {dim} exceed inputs of {took.normalize():f} {dim} "
+                f"beyond the {tolerance * 100:.0f}% tolerance for {category}"
+            )
     return None
 
 

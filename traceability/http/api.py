@@ -16,8 +16,7 @@ routes = web.RouteTableDef()
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json",
-                        headers=headers)
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
 
 
 async def read_json(request: web.Request) -> Any:
@@ -75,8 +74,9 @@ async def register(request: web.Request) -> web.Response:
 async def list_registered(request: web.Request) -> web.Response:
     await require(request, "admin", "regulator")
     limit, offset = _paging(request)
-    items = await registry.list_registered(request.app[DATABASE], request.match_info["kind"],
-                                           key=request.query.get("key"), limit=limit, offset=offset)
+    items = await registry.list_registered(
+        request.app[DATABASE], request.match_info["kind"], key=request.query.get("key"), limit=limit, offset=offset
+    )
     return json_response({"items": items, "limit": limit, "offset": offset})
 
 
@@ -99,9 +99,13 @@ async def create_token(request: web.Request) -> web.Response:
         raise errors.InvalidField("role and name are required strings", field="role")
     enterprise = body.get("enterprise")
     token, token_id = await principals.create_token(
-        request.app[DATABASE], role, name, enterprise if isinstance(enterprise, str) else None)
-    return json_response({"id": token_id, "role": role, "name": name, "credential": token}, status=201,
-                         headers={"Cache-Control": "no-store"})
+        request.app[DATABASE], role, name, enterprise if isinstance(enterprise, str) else None
+    )
+    return json_response(
+        {"id": token_id, "role": role, "name": name, "credential": token},
+        status=201,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 # -- batches and events (scanners) ----------------------------------------------------------------
@@ -110,8 +114,9 @@ async def create_token(request: web.Request) -> web.Response:
 @routes.post("/api/v1/batches")
 async def open_batch(request: web.Request) -> web.Response:
     device = await require(request, "device")
-    opened = await capture.open_batch(request.app[DATABASE], device, await read_json(request),
-                                      request.app[SETTINGS].public_url)
+    opened = await capture.open_batch(
+        request.app[DATABASE], device, await read_json(request), request.app[SETTINGS].public_url
+    )
     return json_response(opened.as_json(), status=200 if opened.receipt.replayed else 201)
 
 
@@ -119,8 +124,9 @@ async def open_batch(request: web.Request) -> web.Response:
 async def capture_events(request: web.Request) -> web.Response:
     device = await require(request, "device")
     settings = request.app[SETTINGS]
-    receipts, is_list = await capture.capture_events(request.app[DATABASE], device, await read_json(request),
-                                                     settings.max_events_per_request)
+    receipts, is_list = await capture.capture_events(
+        request.app[DATABASE], device, await read_json(request), settings.max_events_per_request
+    )
     status = 200 if all(r.replayed for r in receipts) else 201
     if is_list:
         return json_response({"receipts": [r.as_json() for r in receipts]}, status=status)
@@ -132,8 +138,10 @@ async def read_batch(request: web.Request) -> web.StreamResponse:
     code = history.valid_code(request.match_info["trace_code"])
     viewer = await optional_principal(request)
     db = request.app[DATABASE]
-    cache = {"Cache-Control": "public, max-age=0, must-revalidate" if viewer is None else "private, no-cache",
-             "Vary": "Authorization"}
+    cache = {
+        "Cache-Control": "public, max-age=0, must-revalidate" if viewer is None else "private, no-cache",
+        "Vary": "Authorization",
+    }
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match:
         tag = await history.head_etag(db, code, viewer)

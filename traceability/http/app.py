@@ -34,8 +34,10 @@ async def _log(app: web.Application) -> AsyncIterator[None]:
     lg = app[LOG] = await transparency.open_log(app[DATABASE], settings)
     stop = asyncio.Event()
     interval = settings.sequencer_interval_ms / 1000
-    tasks = [asyncio.create_task(transparency.run_sequencer(app[DATABASE], lg, interval, stop)),
-             asyncio.create_task(analyzer.run_analyzer(app[DATABASE], interval, stop))]
+    tasks = [
+        asyncio.create_task(transparency.run_sequencer(app[DATABASE], lg, interval, stop)),
+        asyncio.create_task(analyzer.run_analyzer(app[DATABASE], interval, stop)),
+    ]
     yield
     stop.set()
     # Collected, not raised: a task the shutdown already cancelled has nothing left to say.

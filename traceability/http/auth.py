@@ -45,12 +45,15 @@ async def optional_principal(request: web.Request) -> Principal | None:
         signed = await signed_request(request, token)
         principal, key_pk = await stations.authenticate_signature(request.app[DATABASE], signed)
         if request.method not in ("GET", "HEAD") and not request.path.startswith(STATION_PATHS):
-            raise errors.Forbidden(f"a signed station request records through {STATION_PATHS}…, "
-                                   "where the signature is kept with the events")
+            raise errors.Forbidden(
+                f"a signed station request records through {STATION_PATHS}…, "
+                "where the signature is kept with the events"
+            )
         request[STATION_SIGNATURE] = (signed, key_pk)
     elif scheme.lower() != "bearer" or not token.strip():
-        raise errors.Unauthorized("send the credential as 'Authorization: Bearer <credential>' "
-                                  "or a station's 'Authorization: Signature …'")
+        raise errors.Unauthorized(
+            "send the credential as 'Authorization: Bearer <credential>' or a station's 'Authorization: Signature …'"
+        )
     else:
         principal = await principals.authenticate(request.app[DATABASE], token.strip(), request.app[PRINCIPALS])
     request[PRINCIPAL] = principal

@@ -75,8 +75,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "site": ("肉菜药品追溯查询", "Food & drug trace lookup"),
     "switch": ("English", "中文"),
     "lookup_title": ("查询追溯码", "Look up a trace code"),
-    "lookup_help": ("输入小票或标签上的 20 位追溯码（可带空格）。", "Type the 20-digit code from the receipt or label "
-                    "(spaces are fine)."),
+    "lookup_help": (
+        "输入小票或标签上的 20 位追溯码（可带空格）。",
+        "Type the 20-digit code from the receipt or label (spaces are fine).",
+    ),
     "code_label": ("追溯码", "Trace code"),
     "lookup_button": ("查询", "Look up"),
     "product": ("产品", "Product"),
@@ -97,8 +99,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "origin_name": ("日志名称", "Log origin"),
     "credit_pending": ("信用评价：暂未评定", "Credit rating: not rated yet"),
     "recalled_title": ("此批次已召回 · 请勿食用", "This batch is RECALLED · do not eat or use it"),
-    "recalled_text": ("如已购买，请停止食用并联系摊主或拨打 12315。", "If you bought it, stop using it and contact "
-                      "the seller or call 12315."),
+    "recalled_text": (
+        "如已购买，请停止食用并联系摊主或拨打 12315。",
+        "If you bought it, stop using it and contact the seller or call 12315.",
+    ),
     "held_title": ("此批次被暂扣或检验不合格", "This batch is ON HOLD or failed a test"),
     "held_text": ("监管部门正在处理，请暂勿食用。", "Regulators are dealing with it; do not eat or use it for now."),
     "verify_checking": ("正在手机上核验记录……", "Checking the records on this phone…"),
@@ -108,10 +112,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "verify_unsupported": ("此浏览器无法核验签名", "This browser cannot check the signatures"),
     "verify_nojs": ("开启 JavaScript 后可在手机上核验记录", "Turn on JavaScript to check the records on this phone"),
     "verify_detail": ("核验方法", "How this is checked"),
-    "verify_explain": ("本页在您的手机上重新计算每条记录的哈希链，检查其在公开日志中的收录证明（Merkle 路径），"
-                       "并用日志公钥核对签名。", "This page recomputes each record's hash chain on your phone, checks "
-                       "its inclusion proof (Merkle path) in the public log, and checks the log's signature with its "
-                       "public key."),
+    "verify_explain": (
+        "本页在您的手机上重新计算每条记录的哈希链，检查其在公开日志中的收录证明（Merkle 路径），并用日志公钥核对签名。",
+        "This page recomputes each record's hash chain on your phone, checks "
+        "its inclusion proof (Merkle path) in the public log, and checks the log's signature with its "
+        "public key.",
+    ),
     "log_key": ("日志公钥", "Log key"),
     "step": ("环节", "Step"),
     "time": ("时间", "Time"),
@@ -119,23 +125,27 @@ STRINGS: dict[str, tuple[str, str]] = {
     "node": ("节点", "Node"),
     "declared_wrong": ("（已更正）", "(corrected)"),
     "unknown_title": ("未找到此追溯码", "We could not find this code"),
-    "unknown_text": ("请核对小票上的号码后重新输入。新售出的商品可能需要几分钟才能查到。",
-                     "Check the number on the receipt "
-                     "and try again. Items sold minutes ago can take a little while to appear."),
+    "unknown_text": (
+        "请核对小票上的号码后重新输入。新售出的商品可能需要几分钟才能查到。",
+        "Check the number on the receipt and try again. Items sold minutes ago can take a little while to appear.",
+    ),
     "invalid_title": ("追溯码有误", "That code is not right"),
     "syncing_title": ("记录正在同步", "Records are syncing"),
-    "syncing_text": ("此追溯码属于 {stall}（{market}）。摊位的扫码设备离线时先打印小票，"
-                     "联网后记录会自动上传。请稍后再查。",
-                     "This code belongs to {stall} at {market}. The stall's station printed it while offline; its "
-                     "records upload when it reconnects. Please check again later."),
+    "syncing_text": (
+        "此追溯码属于 {stall}（{market}）。摊位的扫码设备离线时先打印小票，联网后记录会自动上传。请稍后再查。",
+        "This code belongs to {stall} at {market}. The stall's station printed it while offline; its "
+        "records upload when it reconnects. Please check again later.",
+    ),
     "last_sync": ("上次同步", "Last synced"),
     "digits": ("已输入 {n}/20 位", "{n} of 20 digits"),
     "check_ok": ("校验位正确", "Check digit OK"),
     "check_bad": ("校验位不符：可能输错或颠倒了数字", "Check digit wrong: a digit was mistyped or swapped"),
     "code_chars": ("追溯码只含数字", "A trace code has digits only"),
     "home": ("首页", "Home"),
-    "footer": ("数据来自肉菜流通追溯体系；价格和买家信息不公开。", "Data from the meat and vegetable traceability "
-               "system; prices and buyers are never shown to the public."),
+    "footer": (
+        "数据来自肉菜流通追溯体系；价格和买家信息不公开。",
+        "Data from the meat and vegetable traceability system; prices and buyers are never shown to the public.",
+    ),
     # console
     "console": ("监管控制台", "Regulator console"),
     "sign_in": ("登录", "Sign in"),

@@ -40,21 +40,32 @@ async def checkpoints(request: web.Request) -> web.Response:
     before = _int(request, "before") if "before" in request.query else None
     items = await transparency.list_checkpoints(request.app[DATABASE], request.app[LOG], before, limit)
     nxt = f"/api/v1/log/checkpoints?before={items[-1]['size']}&limit={limit}" if len(items) == limit else None
-    return json_response({"log_id": request.app[LOG].log_id, "origin": request.app[LOG].origin,
-                          "checkpoints": items, "next": nxt})
+    return json_response(
+        {"log_id": request.app[LOG].log_id, "origin": request.app[LOG].origin, "checkpoints": items, "next": nxt}
+    )
 
 
 @routes.get("/api/v1/log/public-key")
 async def public_key(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[LOG].verifier_key + "\n", content_type=NOTE, charset="utf-8",
-                        headers={"Cache-Control": "public, max-age=3600"})
+    return web.Response(
+        text=request.app[LOG].verifier_key + "\n",
+        content_type=NOTE,
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @routes.get("/api/v1/log")
 async def about(request: web.Request) -> web.Response:
     lg = request.app[LOG]
-    return json_response({"log_id": lg.log_id, "origin": lg.origin, "public_key": lg.verifier_key,
-                          "checkpoint": await transparency.latest_checkpoint(request.app[DATABASE], lg)})
+    return json_response(
+        {
+            "log_id": lg.log_id,
+            "origin": lg.origin,
+            "public_key": lg.verifier_key,
+            "checkpoint": await transparency.latest_checkpoint(request.app[DATABASE], lg),
+        }
+    )
 
 
 @routes.get("/api/v1/events/{event_id}/proof")
@@ -70,17 +81,27 @@ async def inclusion(request: web.Request) -> web.Response:
         proof = await transparency.prove_inclusion(request.app[DATABASE], request.app[LOG], event_id)
     except errors.NotFound as exc:
         if "waiting" in exc.message:
-            return json_response({"error": {"code": "not_yet_logged", "message": exc.message,
-                                            "request_id": request.get("request_id", ""), "field": None}},
-                                 status=404, headers={"Retry-After": "1"})
+            return json_response(
+                {
+                    "error": {
+                        "code": "not_yet_logged",
+                        "message": exc.message,
+                        "request_id": request.get("request_id", ""),
+                        "field": None,
+                    }
+                },
+                status=404,
+                headers={"Retry-After": "1"},
+            )
         raise
     return json_response(proof)
 
 
 @routes.get("/api/v1/log/consistency")
 async def consistency(request: web.Request) -> web.Response:
-    proof = await transparency.prove_consistency(request.app[DATABASE], request.app[LOG],
-                                                 _int(request, "first"), _int(request, "second"))
+    proof = await transparency.prove_consistency(
+        request.app[DATABASE], request.app[LOG], _int(request, "first"), _int(request, "second")
+    )
     return json_response(proof, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
 
@@ -96,8 +117,12 @@ async def cosignatures(request: web.Request) -> web.Response:
 async def register_witness(request: web.Request) -> web.Response:
     await require(request, "admin")
     body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not isinstance(
-            body.get("verifier_key"), str):
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("name"), str)
+        or not isinstance(body.get("verifier_key"), str)
+    ):
         raise errors.InvalidField("name and verifier_key are required strings", field="verifier_key")
-    return json_response(await transparency.register_witness(request.app[DATABASE], body["name"],
-                                                              body["verifier_key"]), status=201)
+    return json_response(
+        await transparency.register_witness(request.app[DATABASE], body["name"], body["verifier_key"]), status=201
+    )

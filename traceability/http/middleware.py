@@ -26,22 +26,31 @@ ACTOR = web.RequestKey("actor", str)
 _SAFE_ID = re.compile(r"[A-Za-z0-9\-_.]{8,64}")
 
 # aiohttp's own HTTP errors, mapped onto our codes.
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-               415: "unsupported_media_type", 429: "too_many_requests"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
 
 
 def error_body(code: str, message: str, request_id: str, field: str | None = None) -> bytes:
-    return orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id,
-                                   "field": field}})
+    return orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id, "field": field}})
 
 
-def _render(request: web.Request, status: int, code: str, message: str, field: str | None,
-            headers: dict[str, str] | None = None) -> web.Response:
+def _render(
+    request: web.Request, status: int, code: str, message: str, field: str | None, headers: dict[str, str] | None = None
+) -> web.Response:
     rid = request.get(REQUEST_ID, "")
     if request.path.startswith("/api/") or request.path == "/healthz":
-        return web.Response(status=status, body=error_body(code, message, rid, field),
-                            content_type="application/json", headers=headers)
+        return web.Response(
+            status=status, body=error_body(code, message, rid, field), content_type="application/json", headers=headers
+        )
     title = {404: ("未找到", "Not found")}.get(status, ("出错了", "Something went wrong"))
     page = (
         "<!doctype html><html lang=zh-CN><meta charset=utf-8>"
@@ -68,8 +77,14 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         try:
             response = await handler(request)
         except errors.TraceError as exc:
-            response = _render(request, exc.status, exc.code, exc.message, exc.field,
-                               {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+            response = _render(
+                request,
+                exc.status,
+                exc.code,
+                exc.message,
+                exc.field,
+                {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
+            )
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -80,8 +95,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response = _render(request, exc.status, code, message, None)
         except Exception:
             log.exception("request.failed", method=request.method, path=request.path)
-            response = _render(request, 500, "internal_error",
-                               "something went wrong on our side; it has been logged", None)
+            response = _render(
+                request, 500, "internal_error", "something went wrong on our side; it has been logged", None
+            )
         response.headers["X-Request-ID"] = rid
         status = response.status
         return response

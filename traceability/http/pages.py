@@ -46,9 +46,11 @@ WEB_ROOT = ROOT / "web"
 CONSOLE_COOKIE = "trace_console"
 VENDOR_COOKIE = "trace_vendor"
 PRE_CSRF_COOKIE = "trace_presession"
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "frame-ancestors 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 CHINA = timezone(timedelta(hours=8))
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 
@@ -83,16 +85,22 @@ def setup(app: web.Application) -> None:
     """Register the page routes, the templates and the static files on ``app``."""
     app[TEMPLATES] = _environment(WEB_ROOT / "templates")
     static = WEB_ROOT / "static"
-    app[STATIC_VERSIONS] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12]
-                            for p in static.iterdir() if p.is_file()}
+    app[STATIC_VERSIONS] = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in static.iterdir() if p.is_file()
+    }
     app.add_routes(routes)
     app.router.add_static("/static/", static, name="static")
     app.on_response_prepare.append(_static_caching)
 
 
 def _environment(path: Path) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(path), autoescape=True, trim_blocks=True,
-                             lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(path),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["when"] = local_time
     env.filters["day"] = local_day
     env.filters["pretty_code"] = tracecode.pretty
@@ -104,8 +112,9 @@ def _environment(path: Path) -> jinja2.Environment:
 async def _static_caching(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith("/static/"):
         versioned = "v" in request.query
-        response.headers["Cache-Control"] = ("public, max-age=31536000, immutable" if versioned
-                                             else "public, max-age=300")
+        response.headers["Cache-Control"] = (
+            "public, max-age=31536000, immutable" if versioned else "public, max-age=300"
+        )
         response.headers["X-Content-Type-Options"] = "nosniff"
 
 
@@ -180,24 +189,44 @@ def _self_url(request: web.Request, **changes: str | None) -> str:
     return request.path + (("?" + urlencode(query)) if query else "")
 
 
-def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200,
-           t: i18n.Translator | None = None, headers: dict[str, str] | None = None) -> web.Response:
+def render(
+    request: web.Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    t: i18n.Translator | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     """Render a page with the common context; sets the security headers and remembers a chosen language."""
     t = t or i18n.choose(request)
-    page = request.app[TEMPLATES].get_template(template).render(
-        t=t, lang=t.lang, static=lambda name: static_url(request, name),
-        switch_url=_self_url(request, lang=t.other), path=request.path,
-        request_id=request.get(REQUEST_ID, ""), **context)
+    page = (
+        request.app[TEMPLATES]
+        .get_template(template)
+        .render(
+            t=t,
+            lang=t.lang,
+            static=lambda name: static_url(request, name),
+            switch_url=_self_url(request, lang=t.other),
+            path=request.path,
+            request_id=request.get(REQUEST_ID, ""),
+            **context,
+        )
+    )
     response = web.Response(text=page, content_type="text/html", charset="utf-8", status=status)
-    response.headers.update({
-        "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-        "Content-Language": t.html_lang, "Vary": "Accept-Language, Cookie",
-    })
+    response.headers.update(
+        {
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "Content-Language": t.html_lang,
+            "Vary": "Accept-Language, Cookie",
+        }
+    )
     if headers:
         response.headers.update(headers)
     if request.query.get("lang") in i18n.LANGS:
-        response.set_cookie(i18n.COOKIE, t.lang, max_age=365 * 86400, path="/", samesite="Lax",
-                            secure=_secure(request))
+        response.set_cookie(i18n.COOKIE, t.lang, max_age=365 * 86400, path="/", samesite="Lax", secure=_secure(request))
     return response
 
 
@@ -209,8 +238,11 @@ def twin(request: web.Request, data: Any, *, status: int = 200, headers: dict[st
 
 
 def json_error(request: web.Request, exc: errors.TraceError) -> web.Response:
-    return web.Response(status=exc.status, content_type="application/json",
-                        body=error_body(exc.code, exc.message, request.get(REQUEST_ID, ""), exc.field))
+    return web.Response(
+        status=exc.status,
+        content_type="application/json",
+        body=error_body(exc.code, exc.message, request.get(REQUEST_ID, ""), exc.field),
+    )
 
 
 def _secure(request: web.Request) -> bool:
@@ -237,16 +269,24 @@ def _code_problem(raw: str, t: i18n.Translator) -> str:
     return t("check_bad")
 
 
-def _lookup(request: web.Request, t: i18n.Translator, *, status: int = 200, code: str = "",
-            problem: str | None = None, unknown: bool = False) -> web.Response:
+def _lookup(
+    request: web.Request,
+    t: i18n.Translator,
+    *,
+    status: int = 200,
+    code: str = "",
+    problem: str | None = None,
+    unknown: bool = False,
+) -> web.Response:
     return render(request, "lookup.html", {"code": code, "problem": problem, "unknown": unknown}, status=status, t=t)
 
 
 @_page("GET", "/")
 async def home(request: web.Request) -> web.Response:
     if wants_json(request):
-        return twin(request, {"lookup": "/t/{trace_code}", "console": "/console", "vendor": "/vendor",
-                              "api": "/api/v1"})
+        return twin(
+            request, {"lookup": "/t/{trace_code}", "console": "/console", "vendor": "/vendor", "api": "/api/v1"}
+        )
     return _lookup(request, i18n.choose(request))
 
 
@@ -292,14 +332,19 @@ async def consumer(request: web.Request) -> web.StreamResponse:
                 return twin(request, {"trace_code": code, "syncing": True, "lease": lease})
             return json_error(request, exc)
         if lease is not None:
-            return render(request, "syncing.html", {"code": code, "lease": lease}, t=t,
-                          headers={"Cache-Control": "no-cache"})
+            return render(
+                request, "syncing.html", {"code": code, "lease": lease}, t=t, headers={"Cache-Control": "no-cache"}
+            )
         return _lookup(request, t, status=404, code=code, unknown=True)
     if as_json:
         return twin(request, record, headers={"ETag": tag or "", **cache})
-    return render(request, "batch.html", {"r": record, "b": record["batch"],
-                                          "ledger_json": Markup(_script_json(record["ledger"]))},  # noqa: S704 (<>& escaped)
-                  t=t, headers={"ETag": tag or "", **cache})
+    return render(
+        request,
+        "batch.html",
+        {"r": record, "b": record["batch"], "ledger_json": Markup(_script_json(record["ledger"]))},  # noqa: S704 (<>& escaped)
+        t=t,
+        headers={"ETag": tag or "", **cache},
+    )
 
 
 def _script_json(data: Any) -> str:
@@ -311,10 +356,12 @@ def _script_json(data: Any) -> str:
 # -- sessions -------------------------------------------------------------------------------------
 
 
-def _cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, path: str,
-            max_age: int | None) -> None:
-    response.set_cookie(name, value, path=path, max_age=max_age, httponly=True, samesite="Strict",
-                        secure=_secure(request))
+def _cookie(
+    response: web.StreamResponse, request: web.Request, name: str, value: str, path: str, max_age: int | None
+) -> None:
+    response.set_cookie(
+        name, value, path=path, max_age=max_age, httponly=True, samesite="Strict", secure=_secure(request)
+    )
 
 
 def _pre_csrf(request: web.Request) -> tuple[str, bool]:
@@ -369,12 +416,17 @@ def _next(raw: str | None, default: str, prefix: str) -> str:
     return default
 
 
-def _login_page(request: web.Request, template: str, *, status: int = 200, error: str | None = None,
-                name: str = "") -> web.Response:
+def _login_page(
+    request: web.Request, template: str, *, status: int = 200, error: str | None = None, name: str = ""
+) -> web.Response:
     token, fresh = _pre_csrf(request)
-    response = render(request, template, {"csrf": token, "error": error, "name": name,
-                                          "next": request.query.get("next", "")}, status=status,
-                      headers={"Cache-Control": "no-store"})
+    response = render(
+        request,
+        template,
+        {"csrf": token, "error": error, "name": name, "next": request.query.get("next", "")},
+        status=status,
+        headers={"Cache-Control": "no-store"},
+    )
     if fresh:
         _cookie(response, request, PRE_CSRF_COOKIE, token, "/", 3600)
     return response
@@ -383,14 +435,25 @@ def _login_page(request: web.Request, template: str, *, status: int = 200, error
 # -- console --------------------------------------------------------------------------------------
 
 # The console's sections; supply-chain sections (genealogy, recalls, anomalies, credit) join this list.
-CONSOLE_NAV = (("/console", "search_title"), ("/console/recalls", "recalls"), ("/console/anomalies", "anomalies"),
-               ("/console/enterprises", "register"), ("/console/log", "log_status"))
+CONSOLE_NAV = (
+    ("/console", "search_title"),
+    ("/console/recalls", "recalls"),
+    ("/console/anomalies", "anomalies"),
+    ("/console/enterprises", "register"),
+    ("/console/log", "log_status"),
+)
 
 
-def _console(request: web.Request, template: str, session: WebSession, context: dict[str, Any],
-             status: int = 200) -> web.Response:
-    return render(request, template, {"session": session, "nav": CONSOLE_NAV, **context}, status=status,
-                  headers={"Cache-Control": "no-store"})
+def _console(
+    request: web.Request, template: str, session: WebSession, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    return render(
+        request,
+        template,
+        {"session": session, "nav": CONSOLE_NAV, **context},
+        status=status,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def console_session(request: web.Request) -> WebSession:
@@ -413,8 +476,11 @@ async def console_login(request: web.Request) -> web.Response:
         opened = await accounts.sign_in(request.app[DATABASE], name, password, request.remote)
     except (errors.Unauthorized, accounts.LockedOut) as exc:
         t = i18n.choose(request)
-        message = exc.message if isinstance(exc, accounts.LockedOut) else (
-            "账号或密码错误" if t.lang == "zh" else "The name or password is wrong")
+        message = (
+            exc.message
+            if isinstance(exc, accounts.LockedOut)
+            else ("账号或密码错误" if t.lang == "zh" else "The name or password is wrong")
+        )
         return _login_page(request, "console/login.html", status=exc.status, error=message, name=name[:100])
     response = web.HTTPSeeOther(_next(str(form.get("next", "")), "/console", "/console"))
     _cookie(response, request, CONSOLE_COOKIE, opened.token, "/console", int(accounts.SESSION_LIFETIME.total_seconds()))
@@ -439,9 +505,13 @@ async def console_search(request: web.Request) -> web.StreamResponse:
     except errors.TraceError as exc:
         if wants_json(request):
             return json_error(request, exc)
-        return _console(request, "console/search.html", session,
-                        {"result": {"query": dict(request.query), "results": [], "searched": False},
-                         "error": exc.message}, status=exc.status)
+        return _console(
+            request,
+            "console/search.html",
+            session,
+            {"result": {"query": dict(request.query), "results": [], "searched": False}, "error": exc.message},
+            status=exc.status,
+        )
     if result["redirect"]:
         raise web.HTTPSeeOther(f"/console/batches/{result['redirect']}")
     if wants_json(request):
@@ -464,11 +534,14 @@ async def console_export(request: web.Request) -> web.Response:
     session = await console_session(request)
     code = history.valid_code(request.match_info["code"])
     record = await search.console_record(request.app[DATABASE], code, session.principal)
-    headers = {"Cache-Control": "no-store",
-               "Content-Disposition": f'attachment; filename="batch-{code}.{request.match_info["fmt"]}"'}
+    headers = {
+        "Cache-Control": "no-store",
+        "Content-Disposition": f'attachment; filename="batch-{code}.{request.match_info["fmt"]}"',
+    }
     if request.match_info["fmt"] == "csv":
-        return web.Response(text=search.export_csv(record["batch"]), content_type="text/csv", charset="utf-8",
-                            headers=headers)
+        return web.Response(
+            text=search.export_csv(record["batch"]), content_type="text/csv", charset="utf-8", headers=headers
+        )
     return json_response(record["batch"], headers=headers)
 
 
@@ -504,8 +577,13 @@ async def console_recall(request: web.Request) -> web.StreamResponse:
         if wants_json(request):
             return json_error(request, exc)
         record = await search.console_record(request.app[DATABASE], code, session.principal)
-        return _console(request, "console/batch.html", session, {"r": record, "b": record["batch"],
-                                                                 "recall_error": exc.message}, status=exc.status)
+        return _console(
+            request,
+            "console/batch.html",
+            session,
+            {"r": record, "b": record["batch"], "recall_error": exc.message},
+            status=exc.status,
+        )
     if wants_json(request):
         return twin(request, result, status=201)
     return _console(request, "console/recall.html", session, {"recall": result}, status=201)
@@ -569,8 +647,9 @@ async def vendor_login(request: web.Request) -> web.Response:
         message = "凭证无效或已停用" if t.lang == "zh" else "That credential is unknown or revoked"
         return _login_page(request, "vendor/login.html", status=exc.status, error=message)
     response = web.HTTPSeeOther("/vendor")
-    _cookie(response, request, VENDOR_COOKIE, opened.token, "/vendor",
-            int(accounts.VENDOR_SESSION_LIFETIME.total_seconds()))
+    _cookie(
+        response, request, VENDOR_COOKIE, opened.token, "/vendor", int(accounts.VENDOR_SESSION_LIFETIME.total_seconds())
+    )
     raise response
 
 
@@ -584,11 +663,22 @@ async def vendor_logout(request: web.Request) -> web.Response:
     raise response
 
 
-def _vendor_page(request: web.Request, session: WebSession, *, status: int = 200, error: str | None = None,
-                 code: str = "", action: str = "sell") -> web.Response:
-    return render(request, "vendor/record.html", {"session": session, "error": error, "code": code,
-                                                  "action": action}, status=status,
-                  headers={"Cache-Control": "no-store"})
+def _vendor_page(
+    request: web.Request,
+    session: WebSession,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    code: str = "",
+    action: str = "sell",
+) -> web.Response:
+    return render(
+        request,
+        "vendor/record.html",
+        {"session": session, "error": error, "code": code, "action": action},
+        status=status,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @_page("GET", "/vendor")
@@ -596,8 +686,16 @@ async def vendor_home(request: web.Request) -> web.StreamResponse:
     session = await vendor_session(request)
     if wants_json(request):
         p = session.principal
-        return twin(request, {"device": p.id, "name": p.name, "node": p.node_code, "operator": p.operator_code,
-                              "record": "/vendor/record"})
+        return twin(
+            request,
+            {
+                "device": p.id,
+                "name": p.name,
+                "node": p.node_code,
+                "operator": p.operator_code,
+                "record": "/vendor/record",
+            },
+        )
     return _vendor_page(request, session)
 
 
@@ -651,13 +749,17 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
                 raise errors.InvalidField("photo: the photo is larger than 8 MB", field="photo")
             text = decode_photo(data)
             if text is None:
-                raise errors.InvalidField("photo: no code found in the photo; try again closer, or type the code "
-                                          "(照片中未找到条码，请靠近重拍或直接输入)", field="photo")
+                raise errors.InvalidField(
+                    "photo: no code found in the photo; try again closer, or type the code "
+                    "(照片中未找到条码，请靠近重拍或直接输入)",
+                    field="photo",
+                )
             code = code_from_scan(text)
         else:
             raise errors.InvalidField("code: type or scan a trace code (请输入或扫描追溯码)", field="code")
         event: dict[str, Any] = {
-            "eventID": str(uuid.uuid4()), "traceCode": code,
+            "eventID": str(uuid.uuid4()),
+            "traceCode": code,
             "bizStep": "receiving" if action == "receive" else "retail_selling",
             "disposition": "active" if action == "receive" else "retail_sold",
             "eventTime": datetime.now(CHINA).isoformat(timespec="seconds"),
@@ -665,8 +767,9 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
         weight = str(form.get("weight", "")).strip()
         if weight:
             event["quantity"] = {"value": weight, "uom": "KGM"}
-        receipts, _ = await capture.capture_events(request.app[DATABASE], session.principal, event,
-                                                   request.app[SETTINGS].max_events_per_request)
+        receipts, _ = await capture.capture_events(
+            request.app[DATABASE], session.principal, event, request.app[SETTINGS].max_events_per_request
+        )
     except errors.TraceError as exc:
         if wants_json(request):
             return json_error(request, exc)
@@ -685,7 +788,7 @@ def qr_svg(url: str) -> str:
     img = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
     svg: bytes = img.to_string()
     text = svg.decode()
-    return text[text.index("<svg"):] if "<svg" in text else text
+    return text[text.index("<svg") :] if "<svg" in text else text
 
 
 @_page("GET", "/vendor/receipt/{code}")
@@ -695,11 +798,18 @@ async def vendor_receipt(request: web.Request) -> web.StreamResponse:
     code = history.valid_code(request.match_info["code"])
     view, _ = await history.read_batch(request.app[DATABASE], code, None, request.app[VIEWS])
     url = f"{request.app[SETTINGS].public_url}/t/{code}"
-    data = {"trace_code": code, "url": url, "product": view["product"], "events": len(view["events"]),
-            "last": {k: view["events"][-1].get(k) for k in ("seq", "bizStep", "disposition", "eventTime")}
-            if view["events"] else None}
+    data = {
+        "trace_code": code,
+        "url": url,
+        "product": view["product"],
+        "events": len(view["events"]),
+        "last": {k: view["events"][-1].get(k) for k in ("seq", "bizStep", "disposition", "eventTime")}
+        if view["events"]
+        else None,
+    }
     if wants_json(request):
         return twin(request, data)
     qr = Markup(qr_svg(url))  # noqa: S704 - SVG the qrcode library drew from our own URL
-    return render(request, "vendor/receipt.html", {"session": session, "d": data, "qr": qr},
-                  headers={"Cache-Control": "no-store"})
+    return render(
+        request, "vendor/receipt.html", {"session": session, "d": data, "qr": qr}, headers={"Cache-Control": "no-store"}
+    )

@@ -97,17 +97,23 @@ async def lease_codes(request: web.Request) -> web.Response:
 @routes.post("/api/v1/stations/batches")
 async def open_batch(request: web.Request) -> web.Response:
     principal, signed, key_pk = await _signed(request)
-    opened = await stations.open_signed(request.app[DATABASE], principal, key_pk, signed, await read_json(request),
-                                        request.app[SETTINGS].public_url)
+    opened = await stations.open_signed(
+        request.app[DATABASE], principal, key_pk, signed, await read_json(request), request.app[SETTINGS].public_url
+    )
     return json_response(opened.as_json(), status=200 if opened.receipt.replayed else 201)
 
 
 @routes.post("/api/v1/stations/events")
 async def capture_events(request: web.Request) -> web.Response:
     principal, signed, key_pk = await _signed(request)
-    receipts, is_list = await stations.capture_signed(request.app[DATABASE], principal, key_pk, signed,
-                                                      await read_json(request),
-                                                      request.app[SETTINGS].max_events_per_request)
+    receipts, is_list = await stations.capture_signed(
+        request.app[DATABASE],
+        principal,
+        key_pk,
+        signed,
+        await read_json(request),
+        request.app[SETTINGS].max_events_per_request,
+    )
     status = 200 if all(r.replayed for r in receipts) else 201
     if is_list:
         return json_response({"receipts": [r.as_json() for r in receipts]}, status=status)

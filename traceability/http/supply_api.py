@@ -19,8 +19,9 @@ OVERSIGHT = ("regulator", "admin")
 @routes.post("/api/v1/transformations")
 async def transform(request: web.Request) -> web.Response:
     device = await require(request, "device")
-    result = await genealogy.transform(request.app[DATABASE], device, await read_json(request),
-                                       request.app[SETTINGS].public_url)
+    result = await genealogy.transform(
+        request.app[DATABASE], device, await read_json(request), request.app[SETTINGS].public_url
+    )
     return json_response(result, status=200 if result["replayed"] else 201)
 
 
@@ -39,8 +40,7 @@ async def trace(request: web.Request) -> web.Response:
 @routes.post("/api/v1/recalls")
 async def issue_recall(request: web.Request) -> web.Response:
     regulator = await require(request, *OVERSIGHT)
-    return json_response(await genealogy.recall(request.app[DATABASE], regulator, await read_json(request)),
-                         status=201)
+    return json_response(await genealogy.recall(request.app[DATABASE], regulator, await read_json(request)), status=201)
 
 
 @routes.get("/api/v1/recalls")
@@ -70,11 +70,19 @@ async def anomalies(request: web.Request) -> web.Response:
     if kind is not None and kind not in analyzer.KINDS:
         raise errors.InvalidField(f"kind must be one of: {', '.join(analyzer.KINDS)}", field="kind")
     items = await analyzer.list_anomalies(
-        request.app[DATABASE], kind=kind, node=request.query.get("node") or None,
-        enterprise=request.query.get("enterprise") or None, trace_code=request.query.get("trace_code") or None,
-        since=_time(request, "since"), until=_time(request, "until"), limit=limit, offset=offset)
-    return json_response({"anomalies": items, "kinds": {k: {"name": v[0], "name_en": v[1]}
-                                                         for k, v in analyzer.KINDS.items()}})
+        request.app[DATABASE],
+        kind=kind,
+        node=request.query.get("node") or None,
+        enterprise=request.query.get("enterprise") or None,
+        trace_code=request.query.get("trace_code") or None,
+        since=_time(request, "since"),
+        until=_time(request, "until"),
+        limit=limit,
+        offset=offset,
+    )
+    return json_response(
+        {"anomalies": items, "kinds": {k: {"name": v[0], "name_en": v[1]} for k, v in analyzer.KINDS.items()}}
+    )
 
 
 @routes.get("/api/v1/enterprises")

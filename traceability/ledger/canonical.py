@@ -41,4 +41,3 @@ def is_canonical(data: bytes) -> bool:
         return encode(decode(data)) == data
     except (CanonicalError, orjson.JSONDecodeError):
         return False
-

@@ -28,4 +28,3 @@ def link(prev_hash: bytes, canonical: bytes) -> bytes:
     h.update(prev_hash)
     h.update(canonical)
     return h.digest()
-

@@ -124,13 +124,15 @@ def _verify(password_hash: str | None, password: str) -> bool:
         return False
 
 
-async def _open_session(db: Database, user_id: int | None, device_hash: bytes | None,
-                        lifetime: timedelta) -> tuple[str, str]:
+async def _open_session(
+    db: Database, user_id: int | None, device_hash: bytes | None, lifetime: timedelta
+) -> tuple[str, str]:
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     async with db.acquire() as conn:
-        await accounts_repo.insert_session(conn, _token_hash(token), csrf, user_id, device_hash,
-                                           datetime.now(UTC) + lifetime)
+        await accounts_repo.insert_session(
+            conn, _token_hash(token), csrf, user_id, device_hash, datetime.now(UTC) + lifetime
+        )
     return token, csrf
 
 
@@ -148,8 +150,10 @@ async def sign_in(db: Database, name: str, password: str, remote: str | None) ->
                 until = recent["last_failure"] + LOCKOUT
                 minutes = max(1, int((until - now).total_seconds() // 60) + 1)
                 log.warning("login.locked_out", failures=int(recent["failures"]))
-                raise LockedOut(f"too many failed attempts; try again in {minutes} minutes "
-                                f"(登录失败次数过多，请 {minutes} 分钟后再试)")
+                raise LockedOut(
+                    f"too many failed attempts; try again in {minutes} minutes "
+                    f"(登录失败次数过多，请 {minutes} 分钟后再试)"
+                )
             user = await accounts_repo.find_user(conn, name)
     ok = await asyncio.to_thread(_verify, user["password_hash"] if user else None, password)
     ok = ok and user is not None
@@ -157,8 +161,7 @@ async def sign_in(db: Database, name: str, password: str, remote: str | None) ->
         async with db.acquire() as conn:
             await accounts_repo.insert_attempt(conn, name, remote, ok)
             if ok and user is not None and _hasher.check_needs_rehash(user["password_hash"]):
-                await accounts_repo.update_password_hash(conn, user["id"],
-                                                         await asyncio.to_thread(_hash, password))
+                await accounts_repo.update_password_hash(conn, user["id"], await asyncio.to_thread(_hash, password))
     if not ok or user is None:
         log.info("login.failed")
         raise errors.Unauthorized("the name or password is wrong")
@@ -193,15 +196,23 @@ async def resolve(db: Database, token: str) -> WebSession | None:
                 if device is None:
                     return None
                 principal = Principal(
-                    role=device["role"], id=device["id"], name=device["name"],
-                    enterprise_id=device["enterprise_id"], uscc=device["uscc"], node_id=device["node_id"],
-                    node_code=device["node_code"], area_code=device["area_code"],
-                    operator_id=device["operator_id"], operator_code=device["operator_code"])
+                    role=device["role"],
+                    id=device["id"],
+                    name=device["name"],
+                    enterprise_id=device["enterprise_id"],
+                    uscc=device["uscc"],
+                    node_id=device["node_id"],
+                    node_code=device["node_code"],
+                    area_code=device["area_code"],
+                    operator_id=device["operator_id"],
+                    operator_code=device["operator_code"],
+                )
                 return WebSession(principal, row["csrf_token"], "vendor")
     if row["user_id"] is None:
         return None
-    return WebSession(Principal(role=row["user_role"], id=row["user_id"], name=row["user_name"]),
-                      row["csrf_token"], "console")
+    return WebSession(
+        Principal(role=row["user_role"], id=row["user_id"], name=row["user_name"]), row["csrf_token"], "console"
+    )
 
 
 async def sign_out(db: Database, token: str) -> None:

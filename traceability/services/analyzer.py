@@ -81,9 +81,18 @@ async def analyze(conn: Any, now: datetime | None = None) -> int:
         swept = None
         if state["swept_at"] is None or now - state["swept_at"] > SWEEP_EVERY:
             for d in await analysis_repo.dormant(conn, now.date()):
-                found.append(("dormant_past_shelf_life", d["batch_id"], None, d["node_id"], d["enterprise_id"],
-                              f"batch {d['trace_code']} is past its {d['shelf_life_days']}-day shelf life and "
-                              "was neither sold, processed nor destroyed", d["last_event"]))
+                found.append(
+                    (
+                        "dormant_past_shelf_life",
+                        d["batch_id"],
+                        None,
+                        d["node_id"],
+                        d["enterprise_id"],
+                        f"batch {d['trace_code']} is past its {d['shelf_life_days']}-day shelf life and "
+                        "was neither sold, processed nor destroyed",
+                        d["last_event"],
+                    )
+                )
             swept = now
         await analysis_repo.insert_anomalies(conn, found)
         position = events[-1]["leaf_index"] if events else state["position"]
@@ -93,9 +102,14 @@ async def analyze(conn: Any, now: datetime | None = None) -> int:
     return len(events)
 
 
-async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
-                 touched: dict[tuple[int, int], list[Any]], nodes: dict[int, set[int]],
-                 found: list[tuple[Any, ...]]) -> None:
+async def _rules(
+    conn: Any,
+    e: Any,
+    stock: dict[tuple[int, int], list[Any]],
+    touched: dict[tuple[int, int], list[Any]],
+    nodes: dict[int, set[int]],
+    found: list[tuple[Any, ...]],
+) -> None:
     content = canonical.decode(e["canonical"])
     step, batch, node = e["biz_step"], e["batch_id"], e["node_id"]
 
@@ -114,13 +128,13 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
         docs = {d["type"] for d in content.get("documents", ())}
         if "transformationID" not in content:
             for needed in REQUIRED_AT_OPENING.get(e["category"], ()):
-                if needed not in docs and not (needed == "meat_inspection_certificate"
-                                               and e["node_type"] != "slaughterhouse"):
+                if needed not in docs and not (
+                    needed == "meat_inspection_certificate" and e["node_type"] != "slaughterhouse"
+                ):
                     flag("missing_certificate", f"a {e['category']} batch opened without a {needed.replace('_', ' ')}")
     elif step == "receiving":
         # Stock holds every node's row for this pass's batches; touched holds what the pass changed since.
-        shipped = any((touched.get((batch, n)) or stock[(batch, n)])[1] > 0
-                      for n in nodes.get(batch, ()) if n != node)
+        shipped = any((touched.get((batch, n)) or stock[(batch, n)])[1] > 0 for n in nodes.get(batch, ()) if n != node)
         if e["issuing_node"] != node and not shipped:
             flag("received_without_shipment", "no node recorded shipping or selling this batch before it arrived")
         row = [(row[0] if row else Decimal(0)) + amount, row[1] if row else Decimal(0), e["event_time"]]
@@ -133,8 +147,10 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
             row = [row[0], row[1] + amount, e["event_time"]]
             tolerance = MASS_TOLERANCE.get(e["category"], Decimal("0.02"))
             if row[0] > 0 and row[1] > row[0] * (1 + tolerance):
-                flag("mass_balance_exceeded", f"{row[1].normalize():f} {uom} sold or shipped here against "
-                     f"{row[0].normalize():f} {uom} received")
+                flag(
+                    "mass_balance_exceeded",
+                    f"{row[1].normalize():f} {uom} sold or shipped here against {row[0].normalize():f} {uom} received",
+                )
         else:
             row = [row[0], row[1], e["event_time"]]
     touched[key] = row
@@ -145,8 +161,10 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
         since = e["status_since"]
         if e["status"] != "active" and since is not None:
             if e["event_time"] >= since:
-                flag("sold_while_recalled" if e["status"] == "recalled" else "sold_while_on_hold",
-                     f"{step.replace('_', ' ')} while the batch was {e['status'].replace('_', ' ')}")
+                flag(
+                    "sold_while_recalled" if e["status"] == "recalled" else "sold_while_on_hold",
+                    f"{step.replace('_', ' ')} while the batch was {e['status'].replace('_', ' ')}",
+                )
             elif e["recorded_at"] >= since and e["status"] == "recalled":
                 flag("sale_synced_after_recall", "sold before the recall but reported after it: trace the buyer")
     if step == "dispensing":
@@ -154,8 +172,11 @@ async def _rules(conn: Any, e: Any, stock: dict[tuple[int, int], list[Any]],
         serials = [s for s in [attrs.get("serial"), *attrs.get("serials", [])] if isinstance(s, str)]
         if serials:
             for dup in await analysis_repo.claim_serials(conn, serials, batch, e["event_id"], node):
-                flag("drug_serial_dispensed_twice", f"serial {dup['serial']} was already dispensed at {dup['node']} "
-                     f"(event {dup['dispensed_by']}): a returned or diverted package (回流药)")
+                flag(
+                    "drug_serial_dispensed_twice",
+                    f"serial {dup['serial']} was already dispensed at {dup['node']} "
+                    f"(event {dup['dispensed_by']}): a returned or diverted package (回流药)",
+                )
     if content.get("type") == "AggregationEvent":
         if content["action"] == "ADD":
             await analysis_repo.pack(conn, content["childEPCs"], content["parentID"], batch, e["event_id"])
@@ -180,9 +201,15 @@ async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         names = KINDS.get(r["kind"], (r["kind"], r["kind"]))
-        out.append({**dict(r), "kind_name": names[0], "kind_name_en": names[1],
-                    "event_time": r["event_time"].isoformat() if r["event_time"] else None,
-                    "detected_at": r["detected_at"].isoformat()})
+        out.append(
+            {
+                **dict(r),
+                "kind_name": names[0],
+                "kind_name_en": names[1],
+                "event_time": r["event_time"].isoformat() if r["event_time"] else None,
+                "detected_at": r["detected_at"].isoformat(),
+            }
+        )
     return out
 
 

@@ -98,8 +98,9 @@ def _same(stored: bytes, private: bytes | None, content: dict[str, Any]) -> bool
 AfterAppend = Callable[[Any, list[Receipt]], Awaitable[None]]
 
 
-async def capture_events(db: Database, principal: Principal, body: Any, max_events: int,
-                         after: AfterAppend | None = None) -> tuple[list[Receipt], bool]:
+async def capture_events(
+    db: Database, principal: Principal, body: Any, max_events: int, after: AfterAppend | None = None
+) -> tuple[list[Receipt], bool]:
     """Validate and record one event or a list. Returns receipts in request order, and whether a list was sent.
 
     ``after`` runs inside the same transaction once the events are written (a station's signed upload
@@ -109,17 +110,20 @@ async def capture_events(db: Database, principal: Principal, body: Any, max_even
     now = datetime.now(UTC)
     items = body.get("events") if isinstance(body, dict) else body
     if isinstance(items, list) and len(items) > max_events:
-        raise errors.TooManyEvents(f"the request holds {len(items)} events; at most {max_events} are accepted "
-                                   "per request", field="events")
+        raise errors.TooManyEvents(
+            f"the request holds {len(items)} events; at most {max_events} are accepted per request", field="events"
+        )
     with fields():
         drafts, is_list = parse_event_list(body, now)
-        failed = {i for i, d in enumerate(drafts)
-                  if check_inspection(d.content, f"events[{i}]." if is_list else "") is False}
+        failed = {
+            i for i, d in enumerate(drafts) if check_inspection(d.content, f"events[{i}]." if is_list else "") is False
+        }
     for i, d in enumerate(drafts):
         if d.node_code is not None and d.node_code != device.node_code:
             where = f"events[{i}].node" if is_list else "node"
-            raise errors.Forbidden(f"{where}: this device records events only at its own node "
-                                   f"{device.node_code}, not {d.node_code}")
+            raise errors.Forbidden(
+                f"{where}: this device records events only at its own node {device.node_code}, not {d.node_code}"
+            )
     contents = [_stamp(d.content, device) for d in drafts]
     check_replays = False
     if len(drafts) == 1 and not failed and after is None and "errorDeclaration" not in drafts[0].content:
@@ -149,8 +153,9 @@ async def capture_events(db: Database, principal: Principal, body: Any, max_even
     return receipts, is_list
 
 
-async def _append_one(db: Database, device: Principal, d: EventDraft, content: dict[str, Any],
-                      now: datetime) -> Receipt | None:
+async def _append_one(
+    db: Database, device: Principal, d: EventDraft, content: dict[str, Any], now: datetime
+) -> Receipt | None:
     """The common case, one new event, in one autocommitted statement; None when the general path must decide."""
     assert device.node_id is not None  # _require_device admitted only devices bound to a node
     recorded_at = utc_ms(now)
@@ -158,9 +163,20 @@ async def _append_one(db: Database, device: Principal, d: EventDraft, content: d
     try:
         with translated():
             async with db.acquire() as conn:
-                row = await events_repo.append_one(conn, d.trace_code, d.event_id, data, d.biz_step, device.node_id,
-                                                   device.id, d.event_time, now, private, d.biz_step in SALE_STEPS,
-                                                   chain.CHAIN_TAG)
+                row = await events_repo.append_one(
+                    conn,
+                    d.trace_code,
+                    d.event_id,
+                    data,
+                    d.biz_step,
+                    device.node_id,
+                    device.id,
+                    d.event_time,
+                    now,
+                    private,
+                    d.biz_step in SALE_STEPS,
+                    chain.CHAIN_TAG,
+                )
     except (UniqueViolation, *RETRYABLE):
         return None
     if row is None:
@@ -168,8 +184,15 @@ async def _append_one(db: Database, device: Principal, d: EventDraft, content: d
     return Receipt(d.event_id, d.trace_code, row["seq"], row["hash"], row["prev_hash"], recorded_at)
 
 
-async def _append(conn: Any, device: Principal, drafts: list[EventDraft], contents: list[dict[str, Any]],
-                  now: datetime, check_replays: bool, is_list: bool) -> list[Receipt]:
+async def _append(
+    conn: Any,
+    device: Principal,
+    drafts: list[EventDraft],
+    contents: list[dict[str, Any]],
+    now: datetime,
+    check_replays: bool,
+    is_list: bool,
+) -> list[Receipt]:
     receipts: list[Receipt | None] = [None] * len(drafts)
     todo = list(range(len(drafts)))
     if check_replays:
@@ -183,9 +206,17 @@ async def _append(conn: Any, device: Principal, drafts: list[EventDraft], conten
             if not _same(row["canonical"], row["private"], contents[i]):
                 where = f"events[{i}].eventID" if is_list else "eventID"
                 raise errors.EventConflict(
-                    f"{where}: event {d.event_id} was already recorded with different content", field=where)
-            receipts[i] = Receipt(d.event_id, row["trace_code"], row["seq"], row["hash"], row["prev_hash"],
-                                  utc_ms(row["recorded_at"]), replayed=True)
+                    f"{where}: event {d.event_id} was already recorded with different content", field=where
+                )
+            receipts[i] = Receipt(
+                d.event_id,
+                row["trace_code"],
+                row["seq"],
+                row["hash"],
+                row["prev_hash"],
+                utc_ms(row["recorded_at"]),
+                replayed=True,
+            )
     if todo:
         codes = sorted({drafts[i].trace_code for i in todo})
         locked = {r["trace_code"]: r for r in await batches_repo.lock_heads(conn, codes)}
@@ -204,15 +235,35 @@ async def _append(conn: Any, device: Principal, drafts: list[EventDraft], conten
             digest = chain.link(prev, data)
             head[1] += 1
             head[2] = digest
-            rows.append((d.event_id, head[0], head[1], prev, digest, data, d.biz_step, device.node_id,
-                         device.id, d.event_time, now, private))
+            rows.append(
+                (
+                    d.event_id,
+                    head[0],
+                    head[1],
+                    prev,
+                    digest,
+                    data,
+                    d.biz_step,
+                    device.node_id,
+                    device.id,
+                    d.event_time,
+                    now,
+                    private,
+                )
+            )
             receipts[i] = Receipt(d.event_id, d.trace_code, head[1], digest, prev, recorded_at)
         await _check_corrections(conn, device, drafts, todo, is_list)
         await events_repo.insert_events(conn, rows)
         await batches_repo.update_heads(conn, [(h[0], h[1], h[2]) for h in heads.values()])
-        corrections = [(drafts[i].content["errorDeclaration"]["declaredEventID"], drafts[i].event_id,
-                        drafts[i].content["errorDeclaration"]["reason"])
-                       for i in todo if "errorDeclaration" in drafts[i].content]
+        corrections = [
+            (
+                drafts[i].content["errorDeclaration"]["declaredEventID"],
+                drafts[i].event_id,
+                drafts[i].content["errorDeclaration"]["reason"],
+            )
+            for i in todo
+            if "errorDeclaration" in drafts[i].content
+        ]
         await events_repo.insert_corrections(conn, corrections)
     return [r for r in receipts if r is not None]
 
@@ -227,12 +278,16 @@ def _check_status(head: Any, d: EventDraft, i: int, is_list: bool) -> None:
         return
     where = f"events[{i}].traceCode" if is_list else "traceCode"
     what = "recalled" if head["status"] == "recalled" else "on hold after a failed inspection"
-    raise errors.Conflict(f"{where}: batch {d.trace_code} is {what} since {utc_ms(since) if since else '?'}; "
-                          f"{d.biz_step.replace('_', ' ')} it is refused", field=where)
+    raise errors.Conflict(
+        f"{where}: batch {d.trace_code} is {what} since {utc_ms(since) if since else '?'}; "
+        f"{d.biz_step.replace('_', ' ')} it is refused",
+        field=where,
+    )
 
 
-async def _hold_failed(conn: Any, drafts: list[EventDraft], receipts: list[Receipt], failed: set[int],
-                       now: datetime) -> None:
+async def _hold_failed(
+    conn: Any, drafts: list[EventDraft], receipts: list[Receipt], failed: set[int], now: datetime
+) -> None:
     """A failed inspection puts the batch and everything made from it on hold, in the same transaction."""
     from traceability.services.genealogy import hold_descendants  # genealogy builds on capture
 
@@ -243,21 +298,25 @@ async def _hold_failed(conn: Any, drafts: list[EventDraft], receipts: list[Recei
         await hold_descendants(conn, head["id"], drafts[i].trace_code, drafts[i].event_id, now)
 
 
-async def _check_corrections(conn: Any, device: Principal, drafts: list[EventDraft], todo: list[int],
-                             is_list: bool) -> None:
+async def _check_corrections(
+    conn: Any, device: Principal, drafts: list[EventDraft], todo: list[int], is_list: bool
+) -> None:
     """A correction names an event of the same batch, recorded at the declaring device's own node."""
     declaring = [i for i in todo if "errorDeclaration" in drafts[i].content]
     if not declaring:
         return
-    declared = {r["event_id"]: r for r in await events_repo.find_events(
-        conn, [drafts[i].content["errorDeclaration"]["declaredEventID"] for i in declaring])}
+    declared = {
+        r["event_id"]: r
+        for r in await events_repo.find_events(
+            conn, [drafts[i].content["errorDeclaration"]["declaredEventID"] for i in declaring]
+        )
+    }
     for i in declaring:
         target = drafts[i].content["errorDeclaration"]["declaredEventID"]
         where = f"events[{i}].errorDeclaration.declaredEventID" if is_list else "errorDeclaration.declaredEventID"
         row = declared.get(target)
         if row is None or row["trace_code"] != drafts[i].trace_code:
-            raise errors.UnknownReference(f"{where}: batch {drafts[i].trace_code} has no event {target}",
-                                          field=where)
+            raise errors.UnknownReference(f"{where}: batch {drafts[i].trace_code} has no event {target}", field=where)
         if row["node_id"] != device.node_id:
             raise errors.Forbidden(f"{where}: only the node that recorded event {target} may declare it wrong")
 
@@ -272,8 +331,12 @@ class Opened:
     url: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"traceCode": self.trace_code, "url": self.url, "receipt": self.receipt.as_json(),
-                "replayed": self.receipt.replayed}
+        return {
+            "traceCode": self.trace_code,
+            "url": self.url,
+            "receipt": self.receipt.as_json(),
+            "replayed": self.receipt.replayed,
+        }
 
 
 def _open_digest(draft: BatchDraft, device: Principal) -> bytes:
@@ -281,8 +344,9 @@ def _open_digest(draft: BatchDraft, device: Principal) -> bytes:
     return hashlib.sha256(canonical.encode(request)).digest()
 
 
-async def open_batch(db: Database, principal: Principal, body: Any, public_url: str,
-                     after: AfterAppend | None = None) -> Opened:
+async def open_batch(
+    db: Database, principal: Principal, body: Any, public_url: str, after: AfterAppend | None = None
+) -> Opened:
     """Issue a trace code for a new batch (or take a station's leased one) and record its commissioning event as seq 1.
 
     ``after`` runs inside the same transaction with the opening's receipt, as for :func:`capture_events`.
@@ -306,8 +370,9 @@ async def open_batch(db: Database, principal: Principal, body: Any, public_url: 
                     return opened
         except UniqueViolation as exc:
             if getattr(exc, "constraint_name", None) == "events_event_id_key":
-                raise errors.EventConflict(f"eventID: {draft.event_id} is already the id of another event",
-                                           field="eventID") from None
+                raise errors.EventConflict(
+                    f"eventID: {draft.event_id} is already the id of another event", field="eventID"
+                ) from None
             continue  # the same opening raced us (by event id or leased code); the next attempt finds it
     raise errors.StorageUnavailable("could not open the batch; retry")
 
@@ -317,33 +382,36 @@ async def _leased_code(conn: Any, device: Principal, code: str) -> str:
     block_no = stations.block_of(code)
     lease = None if block_no is None else await stations_repo.find_block(conn, block_no)
     if lease is None or lease["device_id"] != device.id or lease["area_code"] != tracecode.area_of(code):
-        raise errors.Forbidden(f"traceCode: {code} is not in a block of codes leased to this station",
-                               field="traceCode")
+        raise errors.Forbidden(
+            f"traceCode: {code} is not in a block of codes leased to this station", field="traceCode"
+        )
     if await batches_repo.find_head(conn, code) is not None:
-        raise errors.AlreadyExists(f"traceCode: {code} already names a batch opened by another event",
-                                   field="traceCode")
+        raise errors.AlreadyExists(
+            f"traceCode: {code} already names a batch opened by another event", field="traceCode"
+        )
     return code
 
 
 def _replayed_open(row: Any, digest: bytes, draft: BatchDraft, public_url: str) -> Opened:
     if row["open_digest"] != digest:
         raise errors.EventConflict(
-            f"eventID: batch opening {draft.event_id} was already recorded with different content",
-            field="eventID")
+            f"eventID: batch opening {draft.event_id} was already recorded with different content", field="eventID"
+        )
     code = row["trace_code"]
-    receipt = Receipt(draft.event_id, code, row["seq"], row["hash"], row["prev_hash"],
-                      utc_ms(row["recorded_at"]), replayed=True)
+    receipt = Receipt(
+        draft.event_id, code, row["seq"], row["hash"], row["prev_hash"], utc_ms(row["recorded_at"]), replayed=True
+    )
     return Opened(code, receipt, f"{public_url}/t/{code}")
 
 
-async def _open(conn: Any, device: Principal, draft: BatchDraft, digest: bytes, now: datetime,
-                public_url: str) -> Opened:
+async def _open(
+    conn: Any, device: Principal, draft: BatchDraft, digest: bytes, now: datetime, public_url: str
+) -> Opened:
     products = await registry_repo.find_products(conn, draft.product, draft.gtin)
     if len(products) != 1:
         field = "product" if draft.product else "gtin"
         if not products:
-            raise errors.UnknownReference(f"{field}: no registered product {draft.product or draft.gtin}",
-                                          field=field)
+            raise errors.UnknownReference(f"{field}: no registered product {draft.product or draft.gtin}", field=field)
         raise errors.InvalidField("product and gtin name two different products", field="gtin")
     product = products[0]
     with fields():
@@ -360,17 +428,26 @@ async def _open(conn: Any, device: Principal, draft: BatchDraft, digest: bytes, 
         content["batch"]["gtin"] = product["gtin"]
     event_time = draft.event_time or now
     content.setdefault("eventTime", utc_ms(event_time))
-    content.setdefault("eventTimeZoneOffset", "+00:00" if draft.event_time is None else
-                       content["eventTimeZoneOffset"])
-    _, receipt = await insert_opening(conn, device, draft, product["id"], code, content, "commissioning",
-                                      event_time, now, digest)
+    content.setdefault("eventTimeZoneOffset", "+00:00" if draft.event_time is None else content["eventTimeZoneOffset"])
+    _, receipt = await insert_opening(
+        conn, device, draft, product["id"], code, content, "commissioning", event_time, now, digest
+    )
     log.info("batch.opened", trace_code=code)
     return Opened(code, receipt, f"{public_url}/t/{code}")
 
 
-async def insert_opening(conn: Any, device: Principal, draft: BatchDraft, product_id: int, code: str,
-                         content: dict[str, Any], biz_step: str, event_time: datetime, now: datetime,
-                         open_digest: bytes) -> tuple[int, Receipt]:
+async def insert_opening(
+    conn: Any,
+    device: Principal,
+    draft: BatchDraft,
+    product_id: int,
+    code: str,
+    content: dict[str, Any],
+    biz_step: str,
+    event_time: datetime,
+    now: datetime,
+    open_digest: bytes,
+) -> tuple[int, Receipt]:
     """Write a new batch, its identifiers, its chain head and its first event (seq 1, linked to the genesis)."""
     assert device.node_id is not None
     recorded_at = utc_ms(now)
@@ -378,15 +455,42 @@ async def insert_opening(conn: Any, device: Principal, draft: BatchDraft, produc
     prev = chain.genesis(code)
     digest = chain.link(prev, data)
     batch = await batches_repo.insert_batch(
-        conn, trace_code=code, product_id=product_id, node_id=device.node_id, device_id=device.id,
-        open_event_id=draft.event_id, open_digest=open_digest, quantity=Decimal(draft.quantity["value"]),
-        uom=draft.quantity["uom"], produced_on=draft.produced_on, expires_on=draft.expires_on)
+        conn,
+        trace_code=code,
+        product_id=product_id,
+        node_id=device.node_id,
+        device_id=device.id,
+        open_event_id=draft.event_id,
+        open_digest=open_digest,
+        quantity=Decimal(draft.quantity["value"]),
+        uom=draft.quantity["uom"],
+        produced_on=draft.produced_on,
+        expires_on=draft.expires_on,
+    )
     try:
         await batches_repo.insert_identifiers(conn, batch["id"], [(i.scheme, i.value) for i in draft.identifiers])
     except UniqueViolation:
-        raise errors.AlreadyExists("identifiers: one of these identifiers already names another batch",
-                                   field="identifiers") from None
+        raise errors.AlreadyExists(
+            "identifiers: one of these identifiers already names another batch", field="identifiers"
+        ) from None
     await batches_repo.insert_head(conn, batch["id"], 1, digest)
-    await events_repo.insert_events(conn, [(draft.event_id, batch["id"], 1, prev, digest, data, biz_step,
-                                            device.node_id, device.id, event_time, now, private)])
+    await events_repo.insert_events(
+        conn,
+        [
+            (
+                draft.event_id,
+                batch["id"],
+                1,
+                prev,
+                digest,
+                data,
+                biz_step,
+                device.node_id,
+                device.id,
+                event_time,
+                now,
+                private,
+            )
+        ],
+    )
     return batch["id"], Receipt(draft.event_id, code, 1, digest, prev, recorded_at)

@@ -16,8 +16,15 @@ from traceability.storage import credit_repo
 from traceability.storage.database import Database
 
 WINDOW = timedelta(days=365)
-SERIOUS = frozenset({"sold_while_recalled", "sold_while_on_hold", "sold_after_expiry", "drug_serial_dispensed_twice",
-                     "mass_balance_exceeded"})
+SERIOUS = frozenset(
+    {
+        "sold_while_recalled",
+        "sold_while_on_hold",
+        "sold_after_expiry",
+        "drug_serial_dispensed_twice",
+        "mass_balance_exceeded",
+    }
+)
 # (penalty each, cap) per factor.
 RULES = {
     "serious_anomalies": (5, 30),
@@ -51,11 +58,24 @@ def score(record: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     late, events = record["late_reports"], record["events"]
     penalty = round(LATE_SHARE_PENALTY * late / events) if events else 0
     total += penalty
-    factors.append({"factor": "late_reports", "count": late, "of": events, "penalty": penalty,
-                    "rule": f"share of events reported over 24 h late × {LATE_SHARE_PENALTY}"})
-    factors.append({"factor": "anomalies_by_kind",
-                    "detail": {k: {"count": n, "name": KINDS.get(k, (k, k))[0], "name_en": KINDS.get(k, (k, k))[1]}
-                               for k, n in sorted(anomalies.items())}})
+    factors.append(
+        {
+            "factor": "late_reports",
+            "count": late,
+            "of": events,
+            "penalty": penalty,
+            "rule": f"share of events reported over 24 h late × {LATE_SHARE_PENALTY}",
+        }
+    )
+    factors.append(
+        {
+            "factor": "anomalies_by_kind",
+            "detail": {
+                k: {"count": n, "name": KINDS.get(k, (k, k))[0], "name_en": KINDS.get(k, (k, k))[1]}
+                for k, n in sorted(anomalies.items())
+            },
+        }
+    )
     return max(0, 100 - total), factors
 
 
@@ -73,9 +93,17 @@ async def rating(db: Database, uscc: str, at: datetime | None = None) -> dict[st
             s, _f = score(await credit_repo.record(conn, ent["id"], month_end - WINDOW, month_end))
             history.append({"until": month_end.date().isoformat(), "score": s, "grade": grade(s)})
             month_end = (month_end - timedelta(days=1)).replace(day=1)
-    return {"uscc": ent["uscc"], "name": ent["name"], "name_en": ent["name_en"], "score": value,
-            "grade": grade(value), "as_of": at.isoformat(), "window_days": WINDOW.days, "factors": factors,
-            "history": history}
+    return {
+        "uscc": ent["uscc"],
+        "name": ent["name"],
+        "name_en": ent["name_en"],
+        "score": value,
+        "grade": grade(value),
+        "as_of": at.isoformat(),
+        "window_days": WINDOW.days,
+        "factors": factors,
+        "history": history,
+    }
 
 
 async def ratings(db: Database, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -85,6 +113,13 @@ async def ratings(db: Database, limit: int = 100, offset: int = 0) -> list[dict[
     async with db.acquire() as conn:
         for ent in await credit_repo.enterprises(conn, limit, offset):
             value, _ = score(await credit_repo.record(conn, ent["id"], at - WINDOW, at))
-            out.append({"uscc": ent["uscc"], "name": ent["name"], "name_en": ent["name_en"], "score": value,
-                        "grade": grade(value)})
+            out.append(
+                {
+                    "uscc": ent["uscc"],
+                    "name": ent["name"],
+                    "name_en": ent["name_en"],
+                    "score": value,
+                    "grade": grade(value),
+                }
+            )
     return out

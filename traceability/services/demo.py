@@ -91,8 +91,16 @@ async def empty_ledger_hint(db: Database) -> str | None:
     return "the ledger is empty: `make demo` (or `traceability demo`) loads the demo city of Xuzhou"
 
 
-async def load_demo(db: Database, *, seed: int = 1, public_url: str = "", days: int = DAYS, events: int = 0,
-                    today: date | None = None, report: Callable[[str], None] | None = None) -> DemoResult:
+async def load_demo(
+    db: Database,
+    *,
+    seed: int = 1,
+    public_url: str = "",
+    days: int = DAYS,
+    events: int = 0,
+    today: date | None = None,
+    report: Callable[[str], None] | None = None,
+) -> DemoResult:
     """Register the city, record the story, then fill up to ``events`` events through the scale path."""
     if days < MIN_DAYS:
         raise errors.InvalidField(f"days: the demo story needs at least {MIN_DAYS} days", field="days")
@@ -105,7 +113,8 @@ async def load_demo(db: Database, *, seed: int = 1, public_url: str = "", days: 
     except errors.AlreadyExists as exc:
         raise errors.Conflict(
             f"this database already holds registrations that clash with the demo city ({exc.message}); load "
-            "the demo into an empty ledger, e.g. TRACE_DATA_DIR=var/demo make demo") from None
+            "the demo into an empty ledger, e.g. TRACE_DATA_DIR=var/demo make demo"
+        ) from None
     result = DemoResult(seed, anchor, days, city.counts())
     log.info("demo.city_registered", nodes=len(city.nodes), stalls=result.counts["stalls"])
 
@@ -121,11 +130,21 @@ async def load_demo(db: Database, *, seed: int = 1, public_url: str = "", days: 
         progress.start("scale path")
         began = time.monotonic()
         result.bulk_events, result.bulk_batches = await demo_bulk.load_bulk(
-            db, city, random.Random(f"{seed}/bulk"), anchor, days,  # noqa: S311
-            events - story.done, progress)
+            db,
+            city,
+            random.Random(f"{seed}/bulk"),  # noqa: S311
+            anchor,
+            days,
+            events - story.done,
+            progress,
+        )
         result.bulk_seconds = time.monotonic() - began
-        log.info("demo.bulk_loaded", events=result.bulk_events, batches=result.bulk_batches,
-                 events_per_second=round(result.bulk_rate))
+        log.info(
+            "demo.bulk_loaded",
+            events=result.bulk_events,
+            batches=result.bulk_batches,
+            events_per_second=round(result.bulk_rate),
+        )
     async with db.acquire() as conn:
         result.total_events = await events_repo.count_events(conn)
     return result

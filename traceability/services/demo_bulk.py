@@ -69,8 +69,11 @@ class Lives:
         self.veg_farms = city.of_type("farm", "vegetable")
         self.pig_farms = city.of_type("farm", "pig")
         self.chicken_farms = city.of_type("farm", "chicken")
-        self.veg_takers: list[Party] = [*city.stalls("vegetable"), *city.of_type("supermarket"),
-                                        *city.of_type("canteen")]
+        self.veg_takers: list[Party] = [
+            *city.stalls("vegetable"),
+            *city.of_type("supermarket"),
+            *city.of_type("canteen"),
+        ]
         self.drugs = [p for p in city.products.values() if p.category == "drug"]
         self.vegetables = [p for p in city.products.values() if p.category == "vegetable"]
 
@@ -115,36 +118,67 @@ class Lives:
         p = life.product
         price = Decimal(p.retail)
         if isinstance(shop, Node) and shop.node_type == "canteen":
-            self.event(life, shop, at + timedelta(hours=2), "retail_selling", disposition="retail_sold",
-                       quantity={"value": str(kg), "uom": "KGM"}, attributes={"served_as": "meals",
-                                                                             "meals": int(kg * 6)})
+            self.event(
+                life,
+                shop,
+                at + timedelta(hours=2),
+                "retail_selling",
+                disposition="retail_sold",
+                quantity={"value": str(kg), "uom": "KGM"},
+                attributes={"served_as": "meals", "meals": int(kg * 6)},
+            )
             return
         left = kg * Decimal("0.8")
         for i in range(self.rng.randint(2, 5)):
             part = min(self.kg(0.3, 2.5), left)
             left -= part
-            self.event(life, shop, at + timedelta(hours=0.5 + i * 0.7), "retail_selling", disposition="retail_sold",
-                       quantity={"value": str(part), "uom": "KGM"},
-                       commercial={"unit_price": str(price), "amount": money(part * price), "currency": "CNY"},
-                       documents=[{"type": "sale_voucher", "number": f"XS{at:%Y%m%d}{self.n:07d}{i}"}])
+            self.event(
+                life,
+                shop,
+                at + timedelta(hours=0.5 + i * 0.7),
+                "retail_selling",
+                disposition="retail_sold",
+                quantity={"value": str(part), "uom": "KGM"},
+                commercial={"unit_price": str(price), "amount": money(part * price), "currency": "CNY"},
+                documents=[{"type": "sale_voucher", "number": f"XS{at:%Y%m%d}{self.n:07d}{i}"}],
+            )
 
-    def distribute(self, life: Life, seller: Node, takers: list[tuple[Party, Decimal]], at: datetime,
-                   docs: list[dict[str, str]]) -> None:
+    def distribute(
+        self, life: Life, seller: Node, takers: list[tuple[Party, Decimal]], at: datetime, docs: list[dict[str, str]]
+    ) -> None:
         p = life.product
         for k, (to, kg) in enumerate(takers):
-            self.event(life, seller, at + timedelta(minutes=3 * k), "shipping", disposition="in_transit",
-                       quantity={"value": str(kg), "uom": "KGM"}, destination=to.party(),
-                       commercial={"unit_price": p.wholesale, "amount": money(kg * Decimal(p.wholesale)),
-                                   "currency": "CNY", "buyer": to.name},
-                       documents=[{"type": "trade_voucher", "number": f"JY{at:%Y%m%d}{self.n:07d}{k}"}])
+            self.event(
+                life,
+                seller,
+                at + timedelta(minutes=3 * k),
+                "shipping",
+                disposition="in_transit",
+                quantity={"value": str(kg), "uom": "KGM"},
+                destination=to.party(),
+                commercial={
+                    "unit_price": p.wholesale,
+                    "amount": money(kg * Decimal(p.wholesale)),
+                    "currency": "CNY",
+                    "buyer": to.name,
+                },
+                documents=[{"type": "trade_voucher", "number": f"JY{at:%Y%m%d}{self.n:07d}{k}"}],
+            )
         for k, (to, kg) in enumerate(takers):
             extra = list(docs)
             if p.category == "vegetable" and isinstance(to, Node) and to.node_type == "supermarket":
                 extra.append({"type": "vegetable_test_certificate", "number": f"SC{at:%Y%m%d}{self.n:07d}"})
             t = at + timedelta(hours=1, minutes=3 * k)
-            self.event(life, to, t, "receiving", disposition="active", quantity={"value": str(kg), "uom": "KGM"},
-                       source=seller.party(),
-                       documents=[{"type": "trade_voucher", "number": f"JY{at:%Y%m%d}{self.n:07d}{k}"}, *extra])
+            self.event(
+                life,
+                to,
+                t,
+                "receiving",
+                disposition="active",
+                quantity={"value": str(kg), "uom": "KGM"},
+                source=seller.party(),
+                documents=[{"type": "trade_voucher", "number": f"JY{at:%Y%m%d}{self.n:07d}{k}"}, *extra],
+            )
         # Each shop sells after every shop has received: the batch's chain runs forward in time.
         for k, (to, kg) in enumerate(takers):
             self.sell(life, to, kg, at + timedelta(hours=1.5 + 3 * k))
@@ -159,23 +193,62 @@ class Lives:
         lot = self.kg(200, 900)
         day: date = t.date()
         cert = {"type": "origin_certificate", "number": f"CD{farm.area}{day:%Y%m%d}{self.n:07d}"}
-        life = Life(farm.scanner, p, {
-            "eventID": self.eid(t), "product": p.goods_code, "quantity": {"value": str(lot), "uom": "KGM"},
-            "produced_on": day.isoformat(),
-            "expires_on": (day + timedelta(days=(p.shelf_life_days or 1) - 1)).isoformat(),
-            "eventTime": t.isoformat(),
-            "origin": {"area_code": farm.area, "place": AREAS[farm.area][0], "producer": farm.name,
-                       "node": farm.code},
-            "documents": [cert], "attributes": {"harvest_date": day.isoformat()}})
-        self.event(life, farm, t + timedelta(minutes=30), "inspecting", disposition="conformant",
-                   documents=[{"type": "pesticide_residue_report", "number": f"NC{day:%Y%m%d}{self.n:07d}"}],
-                   attributes={"test": "pesticide_residue", "method": "GB/T 5009.199 酶抑制率速测",
-                               "value": str(Decimal(self.rng.randint(30, 350)) / 10), "limit": "50", "unit": "%",
-                               "result": "pass"})
-        self.event(life, farm, t + timedelta(hours=1), "shipping", disposition="in_transit",
-                   quantity={"value": str(lot), "uom": "KGM"}, destination=market.party(), documents=[cert])
-        self.event(life, market, t + timedelta(hours=3), "receiving", disposition="active",
-                   quantity={"value": str(lot), "uom": "KGM"}, source=farm.party(), documents=[cert])
+        life = Life(
+            farm.scanner,
+            p,
+            {
+                "eventID": self.eid(t),
+                "product": p.goods_code,
+                "quantity": {"value": str(lot), "uom": "KGM"},
+                "produced_on": day.isoformat(),
+                "expires_on": (day + timedelta(days=(p.shelf_life_days or 1) - 1)).isoformat(),
+                "eventTime": t.isoformat(),
+                "origin": {
+                    "area_code": farm.area,
+                    "place": AREAS[farm.area][0],
+                    "producer": farm.name,
+                    "node": farm.code,
+                },
+                "documents": [cert],
+                "attributes": {"harvest_date": day.isoformat()},
+            },
+        )
+        self.event(
+            life,
+            farm,
+            t + timedelta(minutes=30),
+            "inspecting",
+            disposition="conformant",
+            documents=[{"type": "pesticide_residue_report", "number": f"NC{day:%Y%m%d}{self.n:07d}"}],
+            attributes={
+                "test": "pesticide_residue",
+                "method": "GB/T 5009.199 酶抑制率速测",
+                "value": str(Decimal(self.rng.randint(30, 350)) / 10),
+                "limit": "50",
+                "unit": "%",
+                "result": "pass",
+            },
+        )
+        self.event(
+            life,
+            farm,
+            t + timedelta(hours=1),
+            "shipping",
+            disposition="in_transit",
+            quantity={"value": str(lot), "uom": "KGM"},
+            destination=market.party(),
+            documents=[cert],
+        )
+        self.event(
+            life,
+            market,
+            t + timedelta(hours=3),
+            "receiving",
+            disposition="active",
+            quantity={"value": str(lot), "uom": "KGM"},
+            source=farm.party(),
+            documents=[cert],
+        )
         takers = self.rng.sample(self.veg_takers, self.rng.randint(2, 3))
         self.distribute(life, market, [(to, self.kg(20, 60)) for to in takers], t + timedelta(hours=4), [cert])
         return life
@@ -189,22 +262,58 @@ class Lives:
         day = t.date()
         heads = 1 if product == "carcass" else self.rng.randint(20, 60)
         kg = self.kg(70, 95) if product == "carcass" else self.kg(1.6 * heads, 1.9 * heads)
-        docs = [{"type": "quarantine_certificate", "number": f"B320300{self.n % 10**7:07d}"},
-                {"type": "meat_inspection_certificate", "number": f"RJ{day:%Y%m%d}{self.n:07d}"}]
-        life = Life(plant.scanner, p, {
-            "eventID": self.eid(t), "product": p.goods_code, "quantity": {"value": str(kg), "uom": "KGM"},
-            "produced_on": day.isoformat(),
-            "expires_on": (day + timedelta(days=(p.shelf_life_days or 1) - 1)).isoformat(),
-            "eventTime": t.isoformat(),
-            "origin": {"area_code": farm.area, "place": AREAS[farm.area][0], "producer": farm.name,
-                       "node": farm.code},
-            "documents": docs, "attributes": {"head_count": heads, "slaughter_date": day.isoformat()}})
-        self.event(life, plant, t + timedelta(minutes=40), "inspecting", disposition="conformant",
-                   attributes={"test": "meat_inspection", "result": "pass", "lab": f"{plant.name}检验室"})
-        self.event(life, plant, t + timedelta(hours=2), "shipping", disposition="in_transit",
-                   quantity={"value": str(kg), "uom": "KGM"}, destination=market.party(), documents=docs)
-        self.event(life, market, t + timedelta(hours=3), "receiving", disposition="active",
-                   quantity={"value": str(kg), "uom": "KGM"}, source=plant.party(), documents=docs)
+        docs = [
+            {"type": "quarantine_certificate", "number": f"B320300{self.n % 10**7:07d}"},
+            {"type": "meat_inspection_certificate", "number": f"RJ{day:%Y%m%d}{self.n:07d}"},
+        ]
+        life = Life(
+            plant.scanner,
+            p,
+            {
+                "eventID": self.eid(t),
+                "product": p.goods_code,
+                "quantity": {"value": str(kg), "uom": "KGM"},
+                "produced_on": day.isoformat(),
+                "expires_on": (day + timedelta(days=(p.shelf_life_days or 1) - 1)).isoformat(),
+                "eventTime": t.isoformat(),
+                "origin": {
+                    "area_code": farm.area,
+                    "place": AREAS[farm.area][0],
+                    "producer": farm.name,
+                    "node": farm.code,
+                },
+                "documents": docs,
+                "attributes": {"head_count": heads, "slaughter_date": day.isoformat()},
+            },
+        )
+        self.event(
+            life,
+            plant,
+            t + timedelta(minutes=40),
+            "inspecting",
+            disposition="conformant",
+            attributes={"test": "meat_inspection", "result": "pass", "lab": f"{plant.name}检验室"},
+        )
+        self.event(
+            life,
+            plant,
+            t + timedelta(hours=2),
+            "shipping",
+            disposition="in_transit",
+            quantity={"value": str(kg), "uom": "KGM"},
+            destination=market.party(),
+            documents=docs,
+        )
+        self.event(
+            life,
+            market,
+            t + timedelta(hours=3),
+            "receiving",
+            disposition="active",
+            quantity={"value": str(kg), "uom": "KGM"},
+            source=plant.party(),
+            documents=docs,
+        )
         takers = self.rng.sample(stalls, 2)
         half = (kg / 2).quantize(Decimal("0.01"))
         self.distribute(life, market, [(s, half) for s in takers], t + timedelta(hours=4), docs)
@@ -218,47 +327,103 @@ class Lives:
         identity = p.drug["drug_identity_code"]
         lot_no = 100_000 + self.n  # the story's lots are numbered from 100
         lot = f"B{self.n:09d}"
-        life = Life(maker.scanner, p, {
-            "eventID": self.eid(t), "product": p.goods_code, "quantity": {"value": 400, "uom": "XBX"},
-            "produced_on": made.isoformat(),
-            "expires_on": (made + timedelta(days=p.shelf_life_days or 730)).isoformat(), "eventTime": t.isoformat(),
-            "identifiers": [{"scheme": "gs1", "gtin": p.gtin, "lot": lot},
-                            {"scheme": "drug_code", "value": box_code(identity, lot_no, 0)}],
-            "attributes": {**p.drug, "lot": lot}})
-        self.event(life, maker, t + timedelta(minutes=30), "inspecting", disposition="conformant",
-                   documents=[{"type": "drug_inspection_report", "number": f"YJ{lot}"}],
-                   attributes={"test": "release", "result": "pass"})
+        life = Life(
+            maker.scanner,
+            p,
+            {
+                "eventID": self.eid(t),
+                "product": p.goods_code,
+                "quantity": {"value": 400, "uom": "XBX"},
+                "produced_on": made.isoformat(),
+                "expires_on": (made + timedelta(days=p.shelf_life_days or 730)).isoformat(),
+                "eventTime": t.isoformat(),
+                "identifiers": [
+                    {"scheme": "gs1", "gtin": p.gtin, "lot": lot},
+                    {"scheme": "drug_code", "value": box_code(identity, lot_no, 0)},
+                ],
+                "attributes": {**p.drug, "lot": lot},
+            },
+        )
+        self.event(
+            life,
+            maker,
+            t + timedelta(minutes=30),
+            "inspecting",
+            disposition="conformant",
+            documents=[{"type": "drug_inspection_report", "number": f"YJ{lot}"}],
+            attributes={"test": "release", "result": "pass"},
+        )
         distributors = [self.city.nodes["drug.kangda"], self.city.nodes["drug.subei"]]
-        pharmacies = {"drug.kangda": ["pharmacy.xinglin", "pharmacy.kangning", "pharmacy.jimin"],
-                      "drug.subei": ["pharmacy.yishou", "pharmacy.shoukang"]}
+        pharmacies = {
+            "drug.kangda": ["pharmacy.xinglin", "pharmacy.kangning", "pharmacy.jimin"],
+            "drug.subei": ["pharmacy.yishou", "pharmacy.shoukang"],
+        }
         for k, d in enumerate(distributors):
-            self.event(life, maker, t + timedelta(hours=1, minutes=k), "shipping", disposition="in_transit",
-                       quantity={"value": 200, "uom": "XBX"}, destination=d.party(),
-                       commercial={"unit_price": p.wholesale, "currency": "CNY"})
+            self.event(
+                life,
+                maker,
+                t + timedelta(hours=1, minutes=k),
+                "shipping",
+                disposition="in_transit",
+                quantity={"value": 200, "uom": "XBX"},
+                destination=d.party(),
+                commercial={"unit_price": p.wholesale, "currency": "CNY"},
+            )
         for k, d in enumerate(distributors):
-            self.event(life, d, t + timedelta(hours=4, minutes=k), "receiving", disposition="active",
-                       quantity={"value": 200, "uom": "XBX"}, source=maker.party())
+            self.event(
+                life,
+                d,
+                t + timedelta(hours=4, minutes=k),
+                "receiving",
+                disposition="active",
+                quantity={"value": 200, "uom": "XBX"},
+                source=maker.party(),
+            )
         box = 0
         shelves: list[tuple[Node, Node, int]] = []
         for k, d in enumerate(distributors):
             for j, key in enumerate(pharmacies[d.key]):
                 ph = self.city.nodes[key]
-                self.event(life, d, t + timedelta(hours=6, minutes=10 * k + j), "shipping", disposition="in_transit",
-                           quantity={"value": 40, "uom": "XBX"}, destination=ph.party(),
-                           commercial={"unit_price": p.wholesale, "amount": money(40 * Decimal(p.wholesale)),
-                                       "currency": "CNY"})
+                self.event(
+                    life,
+                    d,
+                    t + timedelta(hours=6, minutes=10 * k + j),
+                    "shipping",
+                    disposition="in_transit",
+                    quantity={"value": 40, "uom": "XBX"},
+                    destination=ph.party(),
+                    commercial={
+                        "unit_price": p.wholesale,
+                        "amount": money(40 * Decimal(p.wholesale)),
+                        "currency": "CNY",
+                    },
+                )
                 shelves.append((ph, d, box))
                 box += 40
         for i, (ph, d, _) in enumerate(shelves):
-            self.event(life, ph, t + timedelta(hours=9, minutes=i), "receiving", disposition="active",
-                       quantity={"value": 40, "uom": "XBX"}, source=d.party())
+            self.event(
+                life,
+                ph,
+                t + timedelta(hours=9, minutes=i),
+                "receiving",
+                disposition="active",
+                quantity={"value": 40, "uom": "XBX"},
+                source=d.party(),
+            )
         at = t + timedelta(hours=10)
         for ph, _, first in shelves:
             for b in range(self.rng.randint(2, 6)):
                 at += timedelta(minutes=self.rng.randint(5, 40))
-                self.event(life, ph, at, "dispensing", disposition="dispensed", quantity={"value": 1, "uom": "XBX"},
-                           attributes={"serial": box_code(identity, lot_no, first + b + 1)},
-                           commercial={"unit_price": p.retail, "amount": p.retail, "currency": "CNY"})
+                self.event(
+                    life,
+                    ph,
+                    at,
+                    "dispensing",
+                    disposition="dispensed",
+                    quantity={"value": 1, "uom": "XBX"},
+                    attributes={"serial": box_code(identity, lot_no, first + b + 1)},
+                    commercial={"unit_price": p.retail, "amount": p.retail, "currency": "CNY"},
+                )
         return life
 
 
@@ -290,12 +455,38 @@ def build(lives: list[Life], serials: list[int], ids: list[int], city: City, now
         data, private = _record(content, recorded_at)
         prev = chain.genesis(code)
         head = chain.link(prev, data)
-        out.batches.append((batch_id, code, city.product_ids[product.key], device.node_id, device.id, draft.event_id,
-                            _open_digest(draft, device), Decimal(draft.quantity["value"]), draft.quantity["uom"],
-                            draft.produced_on, draft.expires_on))
+        out.batches.append(
+            (
+                batch_id,
+                code,
+                city.product_ids[product.key],
+                device.node_id,
+                device.id,
+                draft.event_id,
+                _open_digest(draft, device),
+                Decimal(draft.quantity["value"]),
+                draft.quantity["uom"],
+                draft.produced_on,
+                draft.expires_on,
+            )
+        )
         out.identifiers += [(i.scheme, i.value, batch_id) for i in draft.identifiers]
-        out.events.append((draft.event_id, batch_id, 1, prev, head, data, "commissioning", device.node_id, device.id,
-                           draft.event_time, now, private))
+        out.events.append(
+            (
+                draft.event_id,
+                batch_id,
+                1,
+                prev,
+                head,
+                data,
+                "commissioning",
+                device.node_id,
+                device.id,
+                draft.event_time,
+                now,
+                private,
+            )
+        )
         seq = 1
         for who, raw in life.events:
             with fields():
@@ -305,15 +496,37 @@ def build(lives: list[Life], serials: list[int], ids: list[int], city: City, now
             data, private = _record(_stamp(d.content, who), recorded_at)
             digest = chain.link(head, data)
             seq += 1
-            out.events.append((d.event_id, batch_id, seq, head, digest, data, d.biz_step, who.node_id, who.id,
-                               d.event_time, now, private))
+            out.events.append(
+                (
+                    d.event_id,
+                    batch_id,
+                    seq,
+                    head,
+                    digest,
+                    data,
+                    d.biz_step,
+                    who.node_id,
+                    who.id,
+                    d.event_time,
+                    now,
+                    private,
+                )
+            )
             head = digest
         out.heads.append((batch_id, seq, head))
     return out
 
 
-async def load_bulk(db: Database, city: City, rng: random.Random, anchor: datetime, days: int, total: int,
-                    progress: Callable[[int], None] | None = None, chunk: int = CHUNK) -> tuple[int, int]:
+async def load_bulk(
+    db: Database,
+    city: City,
+    rng: random.Random,
+    anchor: datetime,
+    days: int,
+    total: int,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = CHUNK,
+) -> tuple[int, int]:
     """Write about ``total`` events (whole lives, so a few more) in chunks; returns (events, batches)."""
     window = max(days, math.ceil(total / EVENTS_PER_DAY))
     lives = iter(Lives(city, rng, anchor, window, total))

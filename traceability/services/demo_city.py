@@ -52,24 +52,60 @@ NODES: list[tuple[str, str, str, str, str, str]] = [
     ("farm.nanjiao", "farm", "320322", "沛县南郊蔬菜基地", "Peixian South Vegetable Base", "vegetable"),
     ("farm.dashahe", "farm", "320321", "丰县大沙河蔬菜基地", "Dashahe Vegetable Base", "vegetable"),
     ("farm.yizhuang", "farm", "320312", "铜山区伊庄蔬菜种植专业合作社", "Yizhuang Vegetable Co-operative", "vegetable"),
-    ("farm.qingshanquan", "farm", "320305", "贾汪区青山泉设施蔬菜基地", "Qingshanquan Greenhouse Vegetables",
-     "vegetable"),
+    (
+        "farm.qingshanquan",
+        "farm",
+        "320305",
+        "贾汪区青山泉设施蔬菜基地",
+        "Qingshanquan Greenhouse Vegetables",
+        "vegetable",
+    ),
     ("farm.guanhu", "farm", "320382", "邳州市官湖蔬菜基地", "Guanhu Vegetable Base", "vegetable"),
     ("farm.hegou", "farm", "320381", "新沂市合沟蔬菜种植专业合作社", "Hegou Vegetable Co-operative", "vegetable"),
     ("farm.gupi", "farm", "320324", "睢宁县古邳马铃薯基地", "Gupi Potato Base", "vegetable"),
     ("farm.duanzhuang", "farm", "320311", "泉山区段庄城郊菜园", "Duanzhuang Market Garden", "vegetable"),
     # Slaughterhouses.
-    ("slaughter.pengcheng", "slaughterhouse", "320311", "徐州彭城肉类联合加工厂", "Pengcheng Meat Packing Plant",
-     "pig"),
-    ("slaughter.huaihai", "slaughterhouse", "320312", "徐州淮海清真牛羊屠宰有限公司", "Huaihai Halal Cattle Abattoir",
-     "cattle"),
-    ("slaughter.subei", "slaughterhouse", "320382", "徐州苏北禽业屠宰有限公司", "Subei Poultry Processing Co.",
-     "chicken"),
+    (
+        "slaughter.pengcheng",
+        "slaughterhouse",
+        "320311",
+        "徐州彭城肉类联合加工厂",
+        "Pengcheng Meat Packing Plant",
+        "pig",
+    ),
+    (
+        "slaughter.huaihai",
+        "slaughterhouse",
+        "320312",
+        "徐州淮海清真牛羊屠宰有限公司",
+        "Huaihai Halal Cattle Abattoir",
+        "cattle",
+    ),
+    (
+        "slaughter.subei",
+        "slaughterhouse",
+        "320382",
+        "徐州苏北禽业屠宰有限公司",
+        "Subei Poultry Processing Co.",
+        "chicken",
+    ),
     # Wholesale markets.
-    ("wholesale.huaihai", "wholesale_market", "320303", "徐州淮海农副产品批发市场",
-     "Huaihai Agricultural Wholesale Market", "meat"),
-    ("wholesale.pengcheng", "wholesale_market", "320311", "徐州彭城蔬菜批发市场",
-     "Pengcheng Vegetable Wholesale Market", "vegetable"),
+    (
+        "wholesale.huaihai",
+        "wholesale_market",
+        "320303",
+        "徐州淮海农副产品批发市场",
+        "Huaihai Agricultural Wholesale Market",
+        "meat",
+    ),
+    (
+        "wholesale.pengcheng",
+        "wholesale_market",
+        "320311",
+        "徐州彭城蔬菜批发市场",
+        "Pengcheng Vegetable Wholesale Market",
+        "vegetable",
+    ),
     # Wet markets (each with six stalls).
     ("market.huanghe", "wet_market", "320302", "鼓楼区黄河菜市场", "Huanghe Wet Market", ""),
     ("market.xiadian", "wet_market", "320302", "鼓楼区下淀菜市场", "Xiadian Wet Market", ""),
@@ -86,8 +122,14 @@ NODES: list[tuple[str, str, str, str, str, str]] = [
     ("super.wanjiafu", "supermarket", "320303", "徐州万家福超市（云龙店）", "Wanjiafu Supermarket, Yunlong", ""),
     ("super.hanfeng", "supermarket", "320312", "徐州汉风生鲜超市（铜山店）", "Hanfeng Fresh Market, Tongshan", ""),
     ("canteen.school", "canteen", "320302", "徐州市第十一中学学生食堂", "No. 11 Middle School Canteen", ""),
-    ("canteen.office", "canteen", "320312", "徐州经济技术开发区机关食堂", "Economic Development Zone Office Canteen",
-     ""),
+    (
+        "canteen.office",
+        "canteen",
+        "320312",
+        "徐州经济技术开发区机关食堂",
+        "Economic Development Zone Office Canteen",
+        "",
+    ),
     # The drug chain.
     ("drug.maker", "drug_manufacturer", "320312", "徐州淮海制药有限公司", "Huaihai Pharmaceutical Co.", ""),
     ("drug.kangda", "drug_distributor", "320311", "徐州康达医药有限公司", "Kangda Pharmaceutical Distribution Co.", ""),
@@ -100,13 +142,39 @@ NODES: list[tuple[str, str, str, str, str, str]] = [
 ]
 
 # Stalls at each wet market: (stall number, trade, Chinese trade name, English trade name).
-STALLS = [("A-01", "pork", "鲜肉", "fresh pork"), ("A-02", "pork", "猪肉", "pork"),
-          ("A-03", "meat", "牛肉禽类", "beef and poultry"), ("B-01", "vegetable", "蔬菜", "vegetables"),
-          ("B-02", "vegetable", "时蔬", "seasonal vegetables"), ("B-03", "vegetable", "果蔬", "greens")]
-SURNAMES = [("王", "Wang"), ("李", "Li"), ("张", "Zhang"), ("刘", "Liu"), ("陈", "Chen"), ("杨", "Yang"),
-            ("赵", "Zhao"), ("黄", "Huang"), ("周", "Zhou"), ("吴", "Wu"), ("徐", "Xu"), ("孙", "Sun"),
-            ("马", "Ma"), ("朱", "Zhu"), ("胡", "Hu"), ("郭", "Guo"), ("何", "He"), ("高", "Gao"),
-            ("林", "Lin"), ("罗", "Luo"), ("梁", "Liang"), ("宋", "Song"), ("郑", "Zheng")]
+STALLS = [
+    ("A-01", "pork", "鲜肉", "fresh pork"),
+    ("A-02", "pork", "猪肉", "pork"),
+    ("A-03", "meat", "牛肉禽类", "beef and poultry"),
+    ("B-01", "vegetable", "蔬菜", "vegetables"),
+    ("B-02", "vegetable", "时蔬", "seasonal vegetables"),
+    ("B-03", "vegetable", "果蔬", "greens"),
+]
+SURNAMES = [
+    ("王", "Wang"),
+    ("李", "Li"),
+    ("张", "Zhang"),
+    ("刘", "Liu"),
+    ("陈", "Chen"),
+    ("杨", "Yang"),
+    ("赵", "Zhao"),
+    ("黄", "Huang"),
+    ("周", "Zhou"),
+    ("吴", "Wu"),
+    ("徐", "Xu"),
+    ("孙", "Sun"),
+    ("马", "Ma"),
+    ("朱", "Zhu"),
+    ("胡", "Hu"),
+    ("郭", "Guo"),
+    ("何", "He"),
+    ("高", "Gao"),
+    ("林", "Lin"),
+    ("罗", "Luo"),
+    ("梁", "Liang"),
+    ("宋", "Song"),
+    ("郑", "Zheng"),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,22 +213,82 @@ PRODUCTS = [
     Product("tomato", "vegetable", "22102001", "番茄", "Tomato", "KGM", 7, "4.20", "6.40"),
     Product("cucumber", "vegetable", "22102002", "黄瓜", "Cucumber", "KGM", 5, "3.00", "4.60"),
     Product("potato", "vegetable", "22103001", "马铃薯", "Potato", "KGM", 30, "1.80", "2.80"),
-    Product("amoxicillin", "drug", "86901231", "阿莫西林胶囊", "Amoxicillin capsules 0.25 g × 24", "XBX", 730,
-            "8.50", "15.80", gtin("690123400011"),
-            {"approval_number": "国药准字H32020458", "drug_identity_code": "8690123", "dosage_form": "胶囊剂",
-             "strength": "0.25g", "package_spec": "0.25g×24粒/盒"}),
-    Product("ibuprofen", "drug", "86901232", "布洛芬缓释胶囊", "Ibuprofen SR capsules 0.3 g × 20", "XBX", 730,
-            "9.80", "18.50", gtin("690123400028"),
-            {"approval_number": "国药准字H32026126", "drug_identity_code": "8690124", "dosage_form": "胶囊剂",
-             "strength": "0.3g", "package_spec": "0.3g×20粒/盒"}),
-    Product("cefixime", "drug", "86901233", "头孢克肟分散片", "Cefixime dispersible tablets 0.1 g × 6", "XBX", 730,
-            "12.60", "26.00", gtin("690123400035"),
-            {"approval_number": "国药准字H20093175", "drug_identity_code": "8690125", "dosage_form": "片剂",
-             "strength": "0.1g", "package_spec": "0.1g×6片/盒"}),
-    Product("ganmaoling", "drug", "86901234", "感冒灵颗粒", "Ganmaoling granules 10 g × 9", "XBX", 540,
-            "7.20", "13.50", gtin("690123400042"),
-            {"approval_number": "国药准字Z32020719", "drug_identity_code": "8690126", "dosage_form": "颗粒剂",
-             "strength": "10g", "package_spec": "10g×9袋/盒"}),
+    Product(
+        "amoxicillin",
+        "drug",
+        "86901231",
+        "阿莫西林胶囊",
+        "Amoxicillin capsules 0.25 g × 24",
+        "XBX",
+        730,
+        "8.50",
+        "15.80",
+        gtin("690123400011"),
+        {
+            "approval_number": "国药准字H32020458",
+            "drug_identity_code": "8690123",
+            "dosage_form": "胶囊剂",
+            "strength": "0.25g",
+            "package_spec": "0.25g×24粒/盒",
+        },
+    ),
+    Product(
+        "ibuprofen",
+        "drug",
+        "86901232",
+        "布洛芬缓释胶囊",
+        "Ibuprofen SR capsules 0.3 g × 20",
+        "XBX",
+        730,
+        "9.80",
+        "18.50",
+        gtin("690123400028"),
+        {
+            "approval_number": "国药准字H32026126",
+            "drug_identity_code": "8690124",
+            "dosage_form": "胶囊剂",
+            "strength": "0.3g",
+            "package_spec": "0.3g×20粒/盒",
+        },
+    ),
+    Product(
+        "cefixime",
+        "drug",
+        "86901233",
+        "头孢克肟分散片",
+        "Cefixime dispersible tablets 0.1 g × 6",
+        "XBX",
+        730,
+        "12.60",
+        "26.00",
+        gtin("690123400035"),
+        {
+            "approval_number": "国药准字H20093175",
+            "drug_identity_code": "8690125",
+            "dosage_form": "片剂",
+            "strength": "0.1g",
+            "package_spec": "0.1g×6片/盒",
+        },
+    ),
+    Product(
+        "ganmaoling",
+        "drug",
+        "86901234",
+        "感冒灵颗粒",
+        "Ganmaoling granules 10 g × 9",
+        "XBX",
+        540,
+        "7.20",
+        "13.50",
+        gtin("690123400042"),
+        {
+            "approval_number": "国药准字Z32020719",
+            "drug_identity_code": "8690126",
+            "dosage_form": "颗粒剂",
+            "strength": "10g",
+            "package_spec": "10g×9袋/盒",
+        },
+    ),
 ]
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100: no I, O, S, V, Z
@@ -246,8 +374,10 @@ class City:
 
 def plan() -> City:
     """The city as data, before anything is registered."""
-    nodes = {key: Node(key, t, area, name, name_en, kind, make_uscc(name, area))
-             for key, t, area, name, name_en, kind in NODES}
+    nodes = {
+        key: Node(key, t, area, name, name_en, kind, make_uscc(name, area))
+        for key, t, area, name, name_en, kind in NODES
+    }
     for m, market in enumerate(n for n in nodes.values() if n.node_type == "wet_market"):
         for s, (no, trade, trade_zh, trade_en) in enumerate(STALLS):
             zh, en = SURNAMES[(m * 5 + s * 7) % len(SURNAMES)]
@@ -273,23 +403,39 @@ async def register_city(db: Database) -> City:
         elif node.node_type in ("wet_market", "supermarket", "canteen", "wholesale_market"):
             body["licences"] = {"food": f"JY1{node.area}{i * 7919 % 10**7:07d}"}
         await registry.register_enterprise(db, body)
-        registered = await registry.register_node(db, {
-            "enterprise": node.uscc, "type": node.node_type, "area_code": node.area, "name": node.name,
-            "name_en": node.name_en, "address": f"江苏省徐州市{AREAS[node.area][0]}",
-            "latitude": round(lat + ((i * 37) % 21 - 10) * 0.004, 4),
-            "longitude": round(lon + ((i * 53) % 21 - 10) * 0.004, 4),
-        })
+        registered = await registry.register_node(
+            db,
+            {
+                "enterprise": node.uscc,
+                "type": node.node_type,
+                "area_code": node.area,
+                "name": node.name,
+                "name_en": node.name_en,
+                "address": f"江苏省徐州市{AREAS[node.area][0]}",
+                "latitude": round(lat + ((i * 37) % 21 - 10) * 0.004, 4),
+                "longitude": round(lon + ((i * 53) % 21 - 10) * 0.004, 4),
+            },
+        )
         node.code = registered["code"]
         node.device = await _device(db, node.code, f"{node.name_en} scanner", None)
         for stall in node.stalls:
-            await registry.register_operator(db, {"node": node.code, "code": stall.code, "name": stall.name,
-                                                  "stall_no": stall.code})
+            await registry.register_operator(
+                db, {"node": node.code, "code": stall.code, "name": stall.name, "stall_no": stall.code}
+            )
             stall.device = await _device(db, node.code, f"{node.name_en} stall {stall.code} scale", stall.code)
     for p in city.products.values():
-        row = await registry.register_product(db, {
-            "category": p.category, "goods_code": p.goods_code, "name": p.name, "name_en": p.name_en,
-            "default_uom": p.uom, **({"shelf_life_days": p.shelf_life_days} if p.shelf_life_days else {}),
-            **({"gtin": p.gtin} if p.gtin else {})})
+        row = await registry.register_product(
+            db,
+            {
+                "category": p.category,
+                "goods_code": p.goods_code,
+                "name": p.name,
+                "name_en": p.name_en,
+                "default_uom": p.uom,
+                **({"shelf_life_days": p.shelf_life_days} if p.shelf_life_days else {}),
+                **({"gtin": p.gtin} if p.gtin else {}),
+            },
+        )
         city.product_ids[p.key] = int(row["id"])
     token, _ = await principals.create_token(db, "regulator", "徐州市市场监督管理局")
     city.regulator = await principals.authenticate(db, token)

@@ -24,8 +24,9 @@ async def sleep_until(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def run_exclusive(db: Database, name: str, lock: int, step: Callable[[Any], Awaitable[bool]],
-                        interval: float, stop: asyncio.Event) -> None:
+async def run_exclusive(
+    db: Database, name: str, lock: int, step: Callable[[Any], Awaitable[bool]], interval: float, stop: asyncio.Event
+) -> None:
     """Run ``step(conn)`` while holding ``lock``; it returns whether more work is waiting right now.
 
     Waits for the lock while another process holds it; a failure (the database restarting, a lost

@@ -46,8 +46,9 @@ async def transform(db: Database, principal: Principal, body: Any, public_url: s
     raise errors.StorageUnavailable("could not record the transformation; retry")
 
 
-async def _transform(conn: Any, device: Principal, draft: supply.TransformDraft, now: datetime,
-                     public_url: str) -> dict[str, Any]:
+async def _transform(
+    conn: Any, device: Principal, draft: supply.TransformDraft, now: datetime, public_url: str
+) -> dict[str, Any]:
     input_ids = [supply.input_event_id(draft.event_id, code) for code, _ in draft.inputs]
     done = await events_repo.find_events(conn, input_ids)
     if done:
@@ -57,18 +58,22 @@ async def _transform(conn: Any, device: Principal, draft: supply.TransformDraft,
     for i, (code, _) in enumerate(draft.inputs):
         head = heads.get(code)
         if head is None:
-            raise errors.UnknownReference(f"inputs[{i}].traceCode: no batch has trace code {code}",
-                                          field=f"inputs[{i}].traceCode")
+            raise errors.UnknownReference(
+                f"inputs[{i}].traceCode: no batch has trace code {code}", field=f"inputs[{i}].traceCode"
+            )
         if head["status"] != "active":
-            raise errors.Conflict(f"inputs[{i}].traceCode: batch {code} is {head['status'].replace('_', ' ')} "
-                                  "and may not be processed", field=f"inputs[{i}].traceCode")
+            raise errors.Conflict(
+                f"inputs[{i}].traceCode: batch {code} is {head['status'].replace('_', ' ')} and may not be processed",
+                field=f"inputs[{i}].traceCode",
+            )
         categories.add(head["category"])
     products = []
     for i, out in enumerate(draft.outputs):
         found = await registry_repo.find_products(conn, out.product, out.gtin)
         if len(found) != 1:
-            raise errors.UnknownReference(f"outputs[{i}].product: no registered product {out.product or out.gtin}",
-                                          field=f"outputs[{i}].product")
+            raise errors.UnknownReference(
+                f"outputs[{i}].product: no registered product {out.product or out.gtin}", field=f"outputs[{i}].product"
+            )
         products.append(found[0])
         with fields():
             supply.check_key_data(found[0]["category"], out.content, f"outputs[{i}].")
@@ -85,39 +90,76 @@ async def _transform(conn: Any, device: Principal, draft: supply.TransformDraft,
     for out, product in zip(draft.outputs, products, strict=True):
         code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
         content = _stamp(out.content, device)
-        content.update(type="TransformationEvent", bizStep=draft.biz_step, traceCode=code,
-                       transformationID=draft.event_id, eventTime=utc_ms(draft.event_time),
-                       eventTimeZoneOffset=offset,
-                       inputs=[{"traceCode": c, "quantity": q} for c, q in draft.inputs])
+        content.update(
+            type="TransformationEvent",
+            bizStep=draft.biz_step,
+            traceCode=code,
+            transformationID=draft.event_id,
+            eventTime=utc_ms(draft.event_time),
+            eventTimeZoneOffset=offset,
+            inputs=[{"traceCode": c, "quantity": q} for c, q in draft.inputs],
+        )
         content.pop("action", None)  # EPCIS TransformationEvents have no action
         content["batch"] = dict(content["batch"], product=product["goods_code"])
         out_digest = hashlib.sha256(canonical.encode(content)).digest()  # what a retry would be compared with
-        batch_id, receipt = await insert_opening(conn, device, out, product["id"], code, content, draft.biz_step,
-                                                 draft.event_time, now, out_digest)
-        outputs.append({"traceCode": code, "url": f"{public_url}/t/{code}", "receipt": receipt.as_json(),
-                        "batch_id": batch_id, "quantity": out.quantity})
+        batch_id, receipt = await insert_opening(
+            conn, device, out, product["id"], code, content, draft.biz_step, draft.event_time, now, out_digest
+        )
+        outputs.append(
+            {
+                "traceCode": code,
+                "url": f"{public_url}/t/{code}",
+                "receipt": receipt.as_json(),
+                "batch_id": batch_id,
+                "quantity": out.quantity,
+            }
+        )
     input_receipts = []
     new_heads = []
     for (code, quantity), event_id in zip(draft.inputs, input_ids, strict=True):
         head = heads[code]
-        content = _stamp({
-            "eventID": event_id, "type": "TransformationEvent", "bizStep": draft.biz_step, "traceCode": code,
-            "transformationID": draft.event_id, "eventTime": utc_ms(draft.event_time),
-            "eventTimeZoneOffset": offset, "quantity": quantity,
-            "outputs": [{"traceCode": o["traceCode"], "quantity": o["quantity"]} for o in outputs],
-            **({"documents": draft.documents} if draft.documents else {}),
-        }, device)
+        content = _stamp(
+            {
+                "eventID": event_id,
+                "type": "TransformationEvent",
+                "bizStep": draft.biz_step,
+                "traceCode": code,
+                "transformationID": draft.event_id,
+                "eventTime": utc_ms(draft.event_time),
+                "eventTimeZoneOffset": offset,
+                "quantity": quantity,
+                "outputs": [{"traceCode": o["traceCode"], "quantity": o["quantity"]} for o in outputs],
+                **({"documents": draft.documents} if draft.documents else {}),
+            },
+            device,
+        )
         data, private = _record(content, recorded_at)
         digest = chain.link(head["head_hash"], data)
-        rows.append((event_id, head["id"], head["seq"] + 1, head["head_hash"], digest, data, draft.biz_step,
-                     device.node_id, device.id, draft.event_time, now, private))
+        rows.append(
+            (
+                event_id,
+                head["id"],
+                head["seq"] + 1,
+                head["head_hash"],
+                digest,
+                data,
+                draft.biz_step,
+                device.node_id,
+                device.id,
+                draft.event_time,
+                now,
+                private,
+            )
+        )
         new_heads.append((head["id"], head["seq"] + 1, digest))
-        input_receipts.append(Receipt(event_id, code, head["seq"] + 1, digest, head["head_hash"], recorded_at)
-                              .as_json())
+        input_receipts.append(
+            Receipt(event_id, code, head["seq"] + 1, digest, head["head_hash"], recorded_at).as_json()
+        )
     await events_repo.insert_events(conn, rows)
     await batches_repo.update_heads(conn, new_heads)
-    links = [(heads[code]["id"], o["batch_id"], Decimal(q["value"]), q["uom"])
-             for code, q in draft.inputs for o in outputs]
+    links = [
+        (heads[code]["id"], o["batch_id"], Decimal(q["value"]), q["uom"]) for code, q in draft.inputs for o in outputs
+    ]
     try:
         await genealogy_repo.insert_links(conn, draft.event_id, links)
     except CheckViolation:
@@ -135,12 +177,14 @@ async def _replayed(conn: Any, draft: supply.TransformDraft, done: list[Any], pu
     if first is None or len(ours) != len(draft.inputs):
         raise errors.EventConflict("eventID: this transformation was recorded with other inputs", field="eventID")
     content = canonical.decode(first["canonical"])
-    if [o["quantity"] for o in content["outputs"]] != [o.quantity for o in draft.outputs] or \
-            content["quantity"] != draft.inputs[0][1]:
-        raise errors.EventConflict("eventID: this transformation was recorded with other quantities",
-                                   field="eventID")
-    outputs = [{"traceCode": o["traceCode"], "url": f"{public_url}/t/{o['traceCode']}", "quantity": o["quantity"]}
-               for o in content["outputs"]]
+    if [o["quantity"] for o in content["outputs"]] != [o.quantity for o in draft.outputs] or content[
+        "quantity"
+    ] != draft.inputs[0][1]:
+        raise errors.EventConflict("eventID: this transformation was recorded with other quantities", field="eventID")
+    outputs = [
+        {"traceCode": o["traceCode"], "url": f"{public_url}/t/{o['traceCode']}", "quantity": o["quantity"]}
+        for o in content["outputs"]
+    ]
     return {"transformationID": draft.event_id, "outputs": outputs, "inputs": [], "replayed": True}
 
 
@@ -149,10 +193,17 @@ async def _replayed(conn: Any, draft: supply.TransformDraft, done: list[Any], pu
 
 def _node(r: Any, public: bool) -> dict[str, Any]:
     node = {
-        "code": r["code"], "name": r["name_zh"], "name_en": r["name_en"], "type": r["node_type"],
-        "type_name": NODE_TYPES[r["node_type"]][0], "type_name_en": NODE_TYPES[r["node_type"]][1],
-        "area_code": r["area_code"], "area_name": area_name(r["area_code"]), "enterprise": r["enterprise"],
-        "first_seen": r["first_seen"].isoformat(), "steps": sorted(r["steps"]),
+        "code": r["code"],
+        "name": r["name_zh"],
+        "name_en": r["name_en"],
+        "type": r["node_type"],
+        "type_name": NODE_TYPES[r["node_type"]][0],
+        "type_name_en": NODE_TYPES[r["node_type"]][1],
+        "area_code": r["area_code"],
+        "area_name": area_name(r["area_code"]),
+        "enterprise": r["enterprise"],
+        "first_seen": r["first_seen"].isoformat(),
+        "steps": sorted(r["steps"]),
     }
     if not public:
         node.update(uscc=r["uscc"], contact=r["contact"], last_seen=r["last_seen"].isoformat())
@@ -188,27 +239,37 @@ async def trace(db: Database, code: str, direction: str, *, public: bool = False
         for doc in canonical.decode(row["canonical"]).get("documents", ()):
             names = DOCUMENT_TYPES.get(doc["type"], ("", doc["type"]))
             certs.setdefault(row["batch_id"], []).append(
-                {**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"], "node": row["node"]})
+                {**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"], "node": row["node"]}
+            )
     out_batches = []
     for bid in sorted(ids, key=lambda i: (depth[i], by_id[i]["trace_code"])):
         b = by_id[bid]
         code_ = b["trace_code"]
         entry: dict[str, Any] = {
-            "trace_code": code_, "depth": depth[bid], "product": b["product_name"], "product_en": b["product_name_en"],
-            "goods_code": b["goods_code"], "category": b["category"],
+            "trace_code": code_,
+            "depth": depth[bid],
+            "product": b["product_name"],
+            "product_en": b["product_name_en"],
+            "goods_code": b["goods_code"],
+            "category": b["category"],
             "quantity": {"value": format(b["quantity"].normalize(), "f"), "uom": b["uom"]},
             "produced_on": b["produced_on"].isoformat() if b["produced_on"] else None,
             "expires_on": b["expires_on"].isoformat() if b["expires_on"] else None,
-            "status": b["status"], "parents": sorted(parents.get(code_, [])),
-            "children": sorted(children.get(code_, [])), "nodes": places.get(bid, []),
+            "status": b["status"],
+            "parents": sorted(parents.get(code_, [])),
+            "children": sorted(children.get(code_, [])),
+            "nodes": places.get(bid, []),
         }
         if direction == "backward":
             entry["certificates"] = certs.get(bid, [])
         out_batches.append(entry)
     result: dict[str, Any] = {
-        "trace_code": code, "direction": direction, "batches": out_batches,
-        "edges": [{"from": link["parent"], "to": link["child"], "transformation": link["transformation_id"]}
-                  for link in links],
+        "trace_code": code,
+        "direction": direction,
+        "batches": out_batches,
+        "edges": [
+            {"from": link["parent"], "to": link["child"], "transformation": link["transformation_id"]} for link in links
+        ],
     }
     if direction == "backward":
         result["origins"] = [b["trace_code"] for b in out_batches if not b["parents"]]
@@ -225,8 +286,9 @@ async def trace(db: Database, code: str, direction: str, *, public: bool = False
 # -- holds and recalls ----------------------------------------------------------------------------
 
 
-async def append_status_events(conn: Any, batch_ids: list[int], status: str, make: Any, now: datetime,
-                               skip: set[int] | None = None) -> list[Receipt]:
+async def append_status_events(
+    conn: Any, batch_ids: list[int], status: str, make: Any, now: datetime, skip: set[int] | None = None
+) -> list[Receipt]:
     """Append one event to each batch's chain (a hold or a recall) and set the batches' status.
 
     ``make(batch_row) -> content`` builds each event; batches in ``skip`` get the status only.
@@ -241,11 +303,26 @@ async def append_status_events(conn: Any, batch_ids: list[int], status: str, mak
         content = make(head)
         data, private = _record(content, recorded_at)
         digest = chain.link(head["head_hash"], data)
-        rows.append((content["eventID"], head["id"], head["seq"] + 1, head["head_hash"], digest, data,
-                     content["bizStep"], head["node_id"], None, now, now, private))
+        rows.append(
+            (
+                content["eventID"],
+                head["id"],
+                head["seq"] + 1,
+                head["head_hash"],
+                digest,
+                data,
+                content["bizStep"],
+                head["node_id"],
+                None,
+                now,
+                now,
+                private,
+            )
+        )
         new_heads.append((head["id"], head["seq"] + 1, digest))
-        receipts.append(Receipt(content["eventID"], head["trace_code"], head["seq"] + 1, digest, head["head_hash"],
-                                recorded_at))
+        receipts.append(
+            Receipt(content["eventID"], head["trace_code"], head["seq"] + 1, digest, head["head_hash"], recorded_at)
+        )
     if rows:
         await events_repo.insert_events(conn, rows)
     await genealogy_repo.set_heads_and_status(conn, new_heads, status, now)
@@ -254,9 +331,16 @@ async def append_status_events(conn: Any, batch_ids: list[int], status: str, mak
 
 def _status_event(kind: str, head: Any, now: datetime, detail: dict[str, Any], disposition: str) -> dict[str, Any]:
     return {
-        "eventID": str(uuid.uuid4()), "type": "ObjectEvent", "action": "OBSERVE", "bizStep": "holding",
-        "disposition": disposition, "traceCode": head["trace_code"], "eventTime": utc_ms(now),
-        "eventTimeZoneOffset": "+00:00", "node": head["node_code"], kind: detail,
+        "eventID": str(uuid.uuid4()),
+        "type": "ObjectEvent",
+        "action": "OBSERVE",
+        "bizStep": "holding",
+        "disposition": disposition,
+        "traceCode": head["trace_code"],
+        "eventTime": utc_ms(now),
+        "eventTimeZoneOffset": "+00:00",
+        "node": head["node_code"],
+        kind: detail,
     }
 
 
@@ -265,8 +349,13 @@ async def hold_descendants(conn: Any, batch_id: int, code: str, inspection_event
     depth = await genealogy_repo.related(conn, batch_id, "forward")
     detail = {"inspection": inspection_event, "source": code}
     receipts = await append_status_events(
-        conn, sorted(depth), "on_hold",
-        lambda head: _status_event("hold", head, now, detail, "non_conformant"), now, skip={batch_id})
+        conn,
+        sorted(depth),
+        "on_hold",
+        lambda head: _status_event("hold", head, now, detail, "non_conformant"),
+        now,
+        skip={batch_id},
+    )
     log.info("batches.held", source=code, batches=len(depth))
     return len(receipts) + 1
 
@@ -283,23 +372,39 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
         async with db.acquire() as conn, conn.transaction():
             root = await genealogy_repo.batch_id(conn, draft.trace_code)
             if root is None:
-                raise errors.UnknownReference(f"traceCode: no batch has trace code {draft.trace_code}",
-                                              field="traceCode")
+                raise errors.UnknownReference(
+                    f"traceCode: no batch has trace code {draft.trace_code}", field="traceCode"
+                )
             depth = await genealogy_repo.related(conn, root, "forward")
-            detail = {"level": draft.level, "reason": draft.reason, "source": draft.trace_code, "issuedBy": issuer,
-                      **({"scope": draft.scope} if draft.scope else {})}
+            detail = {
+                "level": draft.level,
+                "reason": draft.reason,
+                "source": draft.trace_code,
+                "issuedBy": issuer,
+                **({"scope": draft.scope} if draft.scope else {}),
+            }
             receipts = await append_status_events(
-                conn, sorted(depth), "recalled",
-                lambda head: _status_event("recall", head, now, detail, "recalled"), now)
+                conn,
+                sorted(depth),
+                "recalled",
+                lambda head: _status_event("recall", head, now, detail, "recalled"),
+                now,
+            )
             source_event = next(r.event_id for r in receipts if r.trace_code == draft.trace_code)
-            recall_id = await genealogy_repo.insert_recall(conn, root, source_event, draft.level, draft.reason,
-                                                           draft.scope, issuer, now, len(receipts))
+            recall_id = await genealogy_repo.insert_recall(
+                conn, root, source_event, draft.level, draft.reason, draft.scope, issuer, now, len(receipts)
+            )
     affected = await trace(db, draft.trace_code, "forward")
     log.info("batch.recalled", trace_code=draft.trace_code, batches=len(receipts))
     return {
-        "recall_id": recall_id, "trace_code": draft.trace_code, "level": draft.level, "reason": draft.reason,
-        "issued_at": now.isoformat(), "batches": [r.trace_code for r in receipts],
-        "reached": affected["reached"], "enterprises": affected["enterprises"],
+        "recall_id": recall_id,
+        "trace_code": draft.trace_code,
+        "level": draft.level,
+        "reason": draft.reason,
+        "issued_at": now.isoformat(),
+        "batches": [r.trace_code for r in receipts],
+        "reached": affected["reached"],
+        "enterprises": affected["enterprises"],
     }
 
 

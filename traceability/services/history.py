@@ -74,8 +74,9 @@ class ViewCache:
             self._views.popitem(last=False)
 
 
-async def read_batch(db: Database, code: str, viewer: Principal | None,
-                     cache: ViewCache | None = None) -> tuple[dict[str, Any], str]:
+async def read_batch(
+    db: Database, code: str, viewer: Principal | None, cache: ViewCache | None = None
+) -> tuple[dict[str, Any], str]:
     """The batch view and its ETag. Commercial details only for those entitled to them.
 
     Views for the public and for regulators (who always see everything) are cached by chain head.
@@ -126,8 +127,9 @@ async def read_batch(db: Database, code: str, viewer: Principal | None,
         events.append(event)
         for doc in content.get("documents", ()):
             names = DOCUMENT_TYPES.get(doc["type"], ("", doc["type"]))
-            certificates.append({**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"],
-                                 "node": row["node_name"]})
+            certificates.append(
+                {**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"], "node": row["node_name"]}
+            )
     opening = contents[0] if contents else {}
     info = opening.get("batch", {})
     category = batch["category"]
@@ -146,8 +148,7 @@ async def read_batch(db: Database, code: str, viewer: Principal | None,
         "origin": info.get("origin"),
         "produced_on": batch["produced_on"].isoformat() if batch["produced_on"] else None,
         "expires_on": batch["expires_on"].isoformat() if batch["expires_on"] else None,
-        "identifiers": [dict(zip(("scheme", "value"), i.split(":", 1), strict=True))
-                        for i in batch["identifiers"]],
+        "identifiers": [dict(zip(("scheme", "value"), i.split(":", 1), strict=True)) for i in batch["identifiers"]],
         "issued_by": _node(batch),
         "head": {"seq": batch["head_seq"], "hash": batch["head_hash"].hex()},
         "certificates": certificates,

@@ -67,9 +67,16 @@ async def authenticate(db: Database, token: str, cache: PrincipalCache | None = 
     if row is None:
         raise errors.Unauthorized("the credential is unknown or revoked")
     principal = Principal(
-        role=row["role"], id=row["id"], name=row["name"], enterprise_id=row["enterprise_id"],
-        uscc=row["uscc"], node_id=row["node_id"], node_code=row["node_code"], area_code=row["area_code"],
-        operator_id=row["operator_id"], operator_code=row["operator_code"],
+        role=row["role"],
+        id=row["id"],
+        name=row["name"],
+        enterprise_id=row["enterprise_id"],
+        uscc=row["uscc"],
+        node_id=row["node_id"],
+        node_code=row["node_code"],
+        area_code=row["area_code"],
+        operator_id=row["operator_id"],
+        operator_code=row["operator_code"],
     )
     if cache is not None:
         cache.put(digest, principal)

@@ -35,8 +35,9 @@ async def register_node(db: Database, body: Any) -> dict[str, Any]:
     async with db.acquire() as conn:
         enterprise_id = await registry_repo.find_enterprise_id(conn, n.enterprise_uscc)
         if enterprise_id is None:
-            raise errors.UnknownReference(f"enterprise: no enterprise {n.enterprise_uscc} is registered",
-                                          field="enterprise")
+            raise errors.UnknownReference(
+                f"enterprise: no enterprise {n.enterprise_uscc} is registered", field="enterprise"
+            )
         with conflicts_as("a node with that code or GLN is already registered", "code"):
             row = _row(await registry_repo.insert_node(conn, enterprise_id, n))
     row["enterprise"] = n.enterprise_uscc
@@ -81,10 +82,10 @@ async def register_device(db: Database, body: Any) -> dict[str, Any]:
             operator_id = await registry_repo.find_operator_id(conn, node["id"], d.operator_code)
             if operator_id is None:
                 raise errors.UnknownReference(
-                    f"operator: node {d.node_code} has no operator {d.operator_code}", field="operator")
+                    f"operator: node {d.node_code} has no operator {d.operator_code}", field="operator"
+                )
         token, digest = principals.new_secret(principals.DEVICE_PREFIX)
-        row = _row(await registry_repo.insert_device(conn, node["id"], node["enterprise_id"], operator_id,
-                                                     d, digest))
+        row = _row(await registry_repo.insert_device(conn, node["id"], node["enterprise_id"], operator_id, d, digest))
     row.update(node=d.node_code, operator=d.operator_code, credential=token)
     return row
 
@@ -98,8 +99,9 @@ LISTERS: dict[str, tuple[Callable[..., Awaitable[list[Any]]], str]] = {
 }
 
 
-async def list_registered(db: Database, kind: str, *, key: str | None = None, limit: int = 100,
-                          offset: int = 0) -> list[dict[str, Any]]:
+async def list_registered(
+    db: Database, kind: str, *, key: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
     """List one kind of registered thing, optionally filtered by its key."""
     lister, arg = LISTERS[kind]
     async with db.acquire() as conn:

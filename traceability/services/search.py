@@ -47,8 +47,14 @@ def batch_status(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def _status_event(e: dict[str, Any]) -> dict[str, Any]:
-    return {"seq": e["seq"], "bizStep": e.get("bizStep"), "disposition": e.get("disposition"),
-            "eventTime": e.get("eventTime"), "node": e["node"]["name"], "node_en": e["node"].get("name_en")}
+    return {
+        "seq": e["seq"],
+        "bizStep": e.get("bizStep"),
+        "disposition": e.get("disposition"),
+        "eventTime": e.get("eventTime"),
+        "node": e["node"]["name"],
+        "node_en": e["node"].get("name_en"),
+    }
 
 
 def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
@@ -56,27 +62,50 @@ def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
     stops: list[dict[str, Any]] = []
     origin = view.get("origin") or {}
     if origin:
-        stops.append({
-            "kind": "origin", "type": "origin", "type_name": "产地", "type_name_en": "Origin",
-            "name": origin.get("producer") or origin.get("place"), "name_en": None,
-            "place": _origin_place(origin),
-            "first": view.get("produced_on"), "last": view.get("produced_on"), "steps": [],
-        })
+        stops.append(
+            {
+                "kind": "origin",
+                "type": "origin",
+                "type_name": "产地",
+                "type_name_en": "Origin",
+                "name": origin.get("producer") or origin.get("place"),
+                "name_en": None,
+                "place": _origin_place(origin),
+                "first": view.get("produced_on"),
+                "last": view.get("produced_on"),
+                "steps": [],
+            }
+        )
     for e in view["events"]:
         node = e["node"]
-        step = {"seq": e["seq"], "bizStep": e.get("bizStep"), "disposition": e.get("disposition"),
-                "eventTime": e.get("eventTime"), "offset": e.get("eventTimeZoneOffset"),
-                "declared_wrong": bool(e.get("declared_wrong"))}
+        step = {
+            "seq": e["seq"],
+            "bizStep": e.get("bizStep"),
+            "disposition": e.get("disposition"),
+            "eventTime": e.get("eventTime"),
+            "offset": e.get("eventTimeZoneOffset"),
+            "declared_wrong": bool(e.get("declared_wrong")),
+        }
         if stops and stops[-1].get("code") == node["code"]:
             stops[-1]["steps"].append(step)
             stops[-1]["last"] = e.get("eventTime")
             continue
-        stops.append({
-            "kind": "node", "code": node["code"], "type": node["type"], "type_name": node["type_name"],
-            "type_name_en": node["type_name_en"], "name": node["name"], "name_en": node.get("name_en"),
-            "place": node.get("area_name"), "enterprise": node.get("enterprise"),
-            "first": e.get("eventTime"), "last": e.get("eventTime"), "steps": [step],
-        })
+        stops.append(
+            {
+                "kind": "node",
+                "code": node["code"],
+                "type": node["type"],
+                "type_name": node["type_name"],
+                "type_name_en": node["type_name_en"],
+                "name": node["name"],
+                "name_en": node.get("name_en"),
+                "place": node.get("area_name"),
+                "enterprise": node.get("enterprise"),
+                "first": e.get("eventTime"),
+                "last": e.get("eventTime"),
+                "steps": [step],
+            }
+        )
     return stops
 
 
@@ -106,11 +135,21 @@ def inspections(view: dict[str, Any]) -> list[dict[str, Any]]:
         if e.get("bizStep") not in ("inspecting", "sampling"):
             continue
         attrs = e.get("attributes") or {}
-        out.append({"seq": e["seq"], "eventTime": e.get("eventTime"), "node": e["node"]["name"],
-                    "node_en": e["node"].get("name_en"), "disposition": e.get("disposition"),
-                    "test": attrs.get("test"), "result": attrs.get("result"), "value": attrs.get("value"),
-                    "limit": attrs.get("limit"), "method": attrs.get("method"),
-                    "declared_wrong": bool(e.get("declared_wrong"))})
+        out.append(
+            {
+                "seq": e["seq"],
+                "eventTime": e.get("eventTime"),
+                "node": e["node"]["name"],
+                "node_en": e["node"].get("name_en"),
+                "disposition": e.get("disposition"),
+                "test": attrs.get("test"),
+                "result": attrs.get("result"),
+                "value": attrs.get("value"),
+                "limit": attrs.get("limit"),
+                "method": attrs.get("method"),
+                "declared_wrong": bool(e.get("declared_wrong")),
+            }
+        )
     return out
 
 
@@ -118,21 +157,63 @@ def export_csv(view: dict[str, Any]) -> str:
     """A batch's events as a sortable spreadsheet (one row per event), for a regulator's request."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["trace_code", "product", "goods_code", "seq", "event_time", "time_zone", "biz_step", "disposition",
-                "node_code", "node_name", "node_type", "area_code", "enterprise", "quantity", "uom", "documents",
-                "source", "destination", "commercial", "declared_wrong", "event_id", "hash", "prev_hash"])
+    w.writerow(
+        [
+            "trace_code",
+            "product",
+            "goods_code",
+            "seq",
+            "event_time",
+            "time_zone",
+            "biz_step",
+            "disposition",
+            "node_code",
+            "node_name",
+            "node_type",
+            "area_code",
+            "enterprise",
+            "quantity",
+            "uom",
+            "documents",
+            "source",
+            "destination",
+            "commercial",
+            "declared_wrong",
+            "event_id",
+            "hash",
+            "prev_hash",
+        ]
+    )
     for e in view["events"]:
         q = e.get("quantity") or {}
         node = e["node"]
-        w.writerow([
-            view["trace_code"], view["product"]["name"], view["product"]["goods_code"], e["seq"], e.get("eventTime"),
-            e.get("eventTimeZoneOffset"), e.get("bizStep"), e.get("disposition"), node["code"], node["name"],
-            node["type"], node["area_code"], node.get("enterprise"), q.get("value"), q.get("uom"),
-            "; ".join(f"{d['type']}:{d['number']}" for d in e.get("documents", ())),
-            _compact(e.get("source")), _compact(e.get("destination")), _compact(e.get("commercial")),
-            e.get("declared_wrong", {}).get("reason", "") if e.get("declared_wrong") else "",
-            e["event_id"], e["hash"], e["prev_hash"],
-        ])
+        w.writerow(
+            [
+                view["trace_code"],
+                view["product"]["name"],
+                view["product"]["goods_code"],
+                e["seq"],
+                e.get("eventTime"),
+                e.get("eventTimeZoneOffset"),
+                e.get("bizStep"),
+                e.get("disposition"),
+                node["code"],
+                node["name"],
+                node["type"],
+                node["area_code"],
+                node.get("enterprise"),
+                q.get("value"),
+                q.get("uom"),
+                "; ".join(f"{d['type']}:{d['number']}" for d in e.get("documents", ())),
+                _compact(e.get("source")),
+                _compact(e.get("destination")),
+                _compact(e.get("commercial")),
+                e.get("declared_wrong", {}).get("reason", "") if e.get("declared_wrong") else "",
+                e["event_id"],
+                e["hash"],
+                e["prev_hash"],
+            ]
+        )
     # Spreadsheet programs open UTF-8 CSV correctly only with a byte-order mark.
     return "\ufeff" + _neutralise_formulas(buf.getvalue())
 
@@ -188,27 +269,56 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
             if sold_at is not None and isinstance(sold_at.get("operator"), str):
                 op = await search_repo.find_operator(conn, sold_at["node"]["code"], sold_at["operator"])
                 if op is not None:
-                    vendor = {"operator": op["code"], "name": op["name"], "stall_no": op["stall_no"],
-                              "node": op["node_name"], "node_en": op["node_name_en"], "node_code": op["node_code"],
-                              "node_type": op["node_type"], "place": area_name(op["area_code"]),
-                              "enterprise": op["enterprise_name"],
-                              "credit": await _credit(conn, op["enterprise_uscc"])}
+                    vendor = {
+                        "operator": op["code"],
+                        "name": op["name"],
+                        "stall_no": op["stall_no"],
+                        "node": op["node_name"],
+                        "node_en": op["node_name_en"],
+                        "node_code": op["node_code"],
+                        "node_type": op["node_type"],
+                        "place": area_name(op["area_code"]),
+                        "enterprise": op["enterprise_name"],
+                        "credit": await _credit(conn, op["enterprise_uscc"]),
+                    }
             if vendor is None and sold_at is not None:
                 node = sold_at["node"]
-                vendor = {"operator": None, "name": None, "stall_no": None, "node": node["name"],
-                          "node_en": node.get("name_en"), "node_code": node["code"], "node_type": node["type"],
-                          "place": node.get("area_name"), "enterprise": node.get("enterprise"), "credit": None}
+                vendor = {
+                    "operator": None,
+                    "name": None,
+                    "stall_no": None,
+                    "node": node["name"],
+                    "node_en": node.get("name_en"),
+                    "node_code": node["code"],
+                    "node_type": node["type"],
+                    "place": node.get("area_name"),
+                    "enterprise": node.get("enterprise"),
+                    "credit": None,
+                }
     ledger = {
         "trace_code": view["trace_code"],
-        "events": [{"seq": r["seq"], "event_id": r["event_id"], "hash": r["hash"].hex(),
-                    "prev_hash": r["prev_hash"].hex(), "canonical": base64.b64encode(r["canonical"]).decode()}
-                   for r in rows],
+        "events": [
+            {
+                "seq": r["seq"],
+                "event_id": r["event_id"],
+                "hash": r["hash"].hex(),
+                "prev_hash": r["prev_hash"].hex(),
+                "canonical": base64.b64encode(r["canonical"]).decode(),
+            }
+            for r in rows
+        ],
         "public_key_url": "/api/v1/log/public-key",
         "proof_url": "/api/v1/events/{event_id}/proof",
     }
-    record = {"batch": view, "status": batch_status(view), "journey": journey(view),
-              "inspections": inspections(view), "certificates": certificates(view), "vendor": vendor,
-              "ledger": ledger}
+    record = {
+        "batch": view,
+        "status": batch_status(view),
+        "journey": journey(view),
+        "inspections": inspections(view),
+        "certificates": certificates(view),
+        "vendor": vendor,
+        "ledger": ledger,
+    }
     return record, tag
 
 
@@ -239,14 +349,31 @@ async def search_batches(db: Database, query: dict[str, str]) -> dict[str, Any]:
         return {"query": q, "redirect": None, "results": [], "searched": False}
     with translated():
         async with db.acquire() as conn:
-            rows = await search_repo.search_batches(conn, product=q["product"] or None,
-                                                    enterprise=q["enterprise"] or None, node=q["node"] or None,
-                                                    since=start, until=end, limit=200)
-    results = [{"trace_code": r["trace_code"], "product": r["product_name"], "product_en": r["product_name_en"],
-                "goods_code": r["goods_code"], "category": r["category"],
-                "quantity": format(r["quantity"].normalize(), "f"), "uom": r["uom"],
-                "opened_at": r["created_at"].isoformat(), "opened_by": r["node_name"],
-                "opened_by_en": r["node_name_en"], "events": r["events"]} for r in rows]
+            rows = await search_repo.search_batches(
+                conn,
+                product=q["product"] or None,
+                enterprise=q["enterprise"] or None,
+                node=q["node"] or None,
+                since=start,
+                until=end,
+                limit=200,
+            )
+    results = [
+        {
+            "trace_code": r["trace_code"],
+            "product": r["product_name"],
+            "product_en": r["product_name_en"],
+            "goods_code": r["goods_code"],
+            "category": r["category"],
+            "quantity": format(r["quantity"].normalize(), "f"),
+            "uom": r["uom"],
+            "opened_at": r["created_at"].isoformat(),
+            "opened_by": r["node_name"],
+            "opened_by_en": r["node_name_en"],
+            "events": r["events"],
+        }
+        for r in rows
+    ]
     return {"query": q, "redirect": None, "results": results, "searched": True, "limit": 200}
 
 
@@ -255,8 +382,13 @@ async def console_record(db: Database, code: str, viewer: Principal) -> dict[str
     view, _ = await history.read_batch(db, code, viewer)
     backward = await genealogy.trace(db, code, "backward")
     forward = await genealogy.trace(db, code, "forward")
-    return {"batch": view, "status": batch_status(view), "journey": journey(view),
-            "inspections": inspections(view), "genealogy": {"backward": backward, "forward": forward}}
+    return {
+        "batch": view,
+        "status": batch_status(view),
+        "journey": journey(view),
+        "inspections": inspections(view),
+        "genealogy": {"backward": backward, "forward": forward},
+    }
 
 
 async def issue_recall(db: Database, regulator: Principal, form: dict[str, str]) -> dict[str, Any]:
@@ -279,11 +411,16 @@ async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
     since, until = _day(q["from"], "from"), _day(q["to"], "to")
     china = timedelta(hours=8)
     items = await analyzer.list_anomalies(
-        db, kind=q["kind"] or None, node=q["node"] or None, enterprise=q["enterprise"] or None,
+        db,
+        kind=q["kind"] or None,
+        node=q["node"] or None,
+        enterprise=q["enterprise"] or None,
         trace_code=history.valid_code(q["code"]) if q["code"] else None,
         since=datetime.combine(since, time(), UTC) - china if since else None,
         until=datetime.combine(until + timedelta(days=1), time(), UTC) - china if until else None,
-        limit=200, offset=0)
+        limit=200,
+        offset=0,
+    )
     kinds = [{"kind": k, "name": v[0], "name_en": v[1]} for k, v in analyzer.KINDS.items()]
     return {"query": q, "anomalies": items, "kinds": kinds}
 
@@ -299,13 +436,25 @@ async def register_overview(db: Database, limit: int = 200, offset: int = 0) -> 
         async with db.acquire() as conn:
             rows = await search_repo.list_register(conn, limit, offset)
     grades = {r["uscc"]: r for r in await credit.ratings(db, limit, offset)}
-    items = [{"uscc": r["uscc"], "name": r["name"], "name_en": r["name_en"], "registered": r["created_at"].isoformat(),
-              "nodes": r["nodes"],
-              "node_types": [{"type": t, "name": NODE_TYPES[t][0], "name_en": NODE_TYPES[t][1]}
-                             for t in (r["node_types"] or "").split(",") if t in NODE_TYPES],
-              "events": r["events"],
-              "credit": {"grade": grades[r["uscc"]]["grade"], "score": grades[r["uscc"]]["score"]}
-              if r["uscc"] in grades else None} for r in rows]
+    items = [
+        {
+            "uscc": r["uscc"],
+            "name": r["name"],
+            "name_en": r["name_en"],
+            "registered": r["created_at"].isoformat(),
+            "nodes": r["nodes"],
+            "node_types": [
+                {"type": t, "name": NODE_TYPES[t][0], "name_en": NODE_TYPES[t][1]}
+                for t in (r["node_types"] or "").split(",")
+                if t in NODE_TYPES
+            ],
+            "events": r["events"],
+            "credit": {"grade": grades[r["uscc"]]["grade"], "score": grades[r["uscc"]]["score"]}
+            if r["uscc"] in grades
+            else None,
+        }
+        for r in rows
+    ]
     return {"items": items, "limit": limit, "offset": offset}
 
 
@@ -317,10 +466,20 @@ async def log_status(db: Database, lg: transparency.Log) -> dict[str, Any]:
             witnesses = await search_repo.list_witnesses(conn)
             backlog = await search_repo.log_backlog(conn)
     return {
-        "origin": lg.origin, "log_id": lg.log_id, "public_key": lg.verifier_key,
-        "latest": checkpoints[0] if checkpoints else None, "recent": checkpoints,
-        "witnesses": [{"name": w["name"], "verifier_key": w["verifier_key"], "since": w["created_at"].isoformat(),
-                       "revoked": w["revoked_at"].isoformat() if w["revoked_at"] else None} for w in witnesses],
+        "origin": lg.origin,
+        "log_id": lg.log_id,
+        "public_key": lg.verifier_key,
+        "latest": checkpoints[0] if checkpoints else None,
+        "recent": checkpoints,
+        "witnesses": [
+            {
+                "name": w["name"],
+                "verifier_key": w["verifier_key"],
+                "since": w["created_at"].isoformat(),
+                "revoked": w["revoked_at"].isoformat() if w["revoked_at"] else None,
+            }
+            for w in witnesses
+        ],
         "backlog": backlog,
         # TODO(transparency): the last independent audit (consistency checked by an auditor) once recorded.
         "last_audit": None,

@@ -61,8 +61,7 @@ async def create_enrolment(db: Database, device_id: int, ttl: timedelta = ENROLM
             raise errors.NotFound(f"no device {device_id}")
         if device["revoked_at"] is not None:
             raise errors.Conflict(f"device {device_id} is revoked; register a new device")
-        row = await stations_repo.insert_enrolment(conn, device_id, _enrolment_hash(code),
-                                                   datetime.now(UTC) + ttl)
+        row = await stations_repo.insert_enrolment(conn, device_id, _enrolment_hash(code), datetime.now(UTC) + ttl)
     log.info("station.enrolment_issued", device=device_id)
     return {"device": device_id, "node": device["node_code"], "code": code, "expiresAt": utc_ms(row["expires_at"])}
 
@@ -81,7 +80,8 @@ def _check_fresh(signed: SignedRequest, now: float) -> None:
     if abs(skew) > stations.MAX_SKEW_SECONDS:
         raise errors.Unauthorized(
             f"signature: created is {abs(skew)} s {'ahead of' if skew > 0 else 'behind'} the server's clock; "
-            f"at most {stations.MAX_SKEW_SECONDS} s is accepted (check the station's clock)")
+            f"at most {stations.MAX_SKEW_SECONDS} s is accepted (check the station's clock)"
+        )
 
 
 async def enrol(db: Database, body: Any, signed: SignedRequest | None) -> dict[str, Any]:
@@ -118,8 +118,9 @@ async def enrol(db: Database, body: Any, signed: SignedRequest | None) -> dict[s
             try:
                 key = await stations_repo.insert_key(conn, new_id, device_id, public_key, None)
             except UniqueViolation:
-                raise errors.AlreadyExists("publicKey: this key is already registered; generate a new one",
-                                           field="publicKey") from None
+                raise errors.AlreadyExists(
+                    "publicKey: this key is already registered; generate a new one", field="publicKey"
+                ) from None
             await stations_repo.use_enrolment(conn, enrolment["id"], key["id"])
             row = await stations_repo.find_key(conn, new_id)
     assert row is not None
@@ -139,8 +140,13 @@ async def _describe(db: Database, row: Any) -> dict[str, Any]:
     return {
         "keyId": row["key_id"],
         "device": {"id": row["id"], "name": info["device_name"]},
-        "node": {"code": info["code"], "name": info["name_zh"], "nameEn": info["name_en"],
-                 "type": info["node_type"], "areaCode": info["area_code"]},
+        "node": {
+            "code": info["code"],
+            "name": info["name_zh"],
+            "nameEn": info["name_en"],
+            "type": info["node_type"],
+            "areaCode": info["area_code"],
+        },
         "enterprise": {"uscc": info["uscc"], "name": info["enterprise_name"]},
         "operator": operator,
         "lastSync": utc_ms(sync["last_sync_at"]) if sync else None,
@@ -150,8 +156,9 @@ async def _describe(db: Database, row: Any) -> dict[str, Any]:
 # -- signed requests -------------------------------------------------------------------------------
 
 
-async def authenticate_signature(db: Database, signed: SignedRequest,
-                                 now: float | None = None) -> tuple[Principal, int]:
+async def authenticate_signature(
+    db: Database, signed: SignedRequest, now: float | None = None
+) -> tuple[Principal, int]:
     """Resolve a signed request to its device principal and the key's row id, or raise Unauthorized naming why."""
     _check_fresh(signed, time.time() if now is None else now)
     async with db.acquire() as conn:
@@ -166,12 +173,22 @@ async def authenticate_signature(db: Database, signed: SignedRequest,
         raise errors.Unauthorized(f"signature: station key {signed.key_id} was replaced by a newer key")
     if not stations.verify(row["public_key"], signed.signature, signed.message):
         log.info("station.signature_refused", key_id=signed.key_id)
-        raise errors.Unauthorized(f"signature: does not verify with station key {signed.key_id} "
-                                  "(body, path, method or created changed, or the wrong key)")
+        raise errors.Unauthorized(
+            f"signature: does not verify with station key {signed.key_id} "
+            "(body, path, method or created changed, or the wrong key)"
+        )
     principal = Principal(
-        role="device", id=row["id"], name=row["name"], enterprise_id=row["enterprise_id"], uscc=row["uscc"],
-        node_id=row["node_id"], node_code=row["node_code"], area_code=row["area_code"],
-        operator_id=row["operator_id"], operator_code=row["operator_code"])
+        role="device",
+        id=row["id"],
+        name=row["name"],
+        enterprise_id=row["enterprise_id"],
+        uscc=row["uscc"],
+        node_id=row["node_id"],
+        node_code=row["node_code"],
+        area_code=row["area_code"],
+        operator_id=row["operator_id"],
+        operator_code=row["operator_code"],
+    )
     return principal, int(row["key_pk"])
 
 
@@ -182,15 +199,15 @@ async def describe_station(db: Database, signed: SignedRequest) -> dict[str, Any
     return await _describe(db, row)
 
 
-async def rotate_key(db: Database, principal: Principal, key_pk: int, signed: SignedRequest,
-                     body: Any) -> dict[str, Any]:
+async def rotate_key(
+    db: Database, principal: Principal, key_pk: int, signed: SignedRequest, body: Any
+) -> dict[str, Any]:
     """Replace the calling station's key (the request is signed by the old key; ``proof`` by the new one)."""
     public_key = _public_key(body)
     new_id = stations.key_id(public_key)
     proof = body.get("proof")
     if not isinstance(proof, str):
-        raise errors.InvalidField("proof: is required, the new key's signature of the rotation message",
-                                  field="proof")
+        raise errors.InvalidField("proof: is required, the new key's signature of the rotation message", field="proof")
     try:
         proof_bytes = stations.unb64(proof, "proof", 64)
     except stations.SignatureFormatError as exc:
@@ -203,8 +220,9 @@ async def rotate_key(db: Database, principal: Principal, key_pk: int, signed: Si
             try:
                 await stations_repo.insert_key(conn, new_id, principal.id, public_key, key_pk)
             except UniqueViolation:
-                raise errors.AlreadyExists("publicKey: this key is already registered; generate a new one",
-                                           field="publicKey") from None
+                raise errors.AlreadyExists(
+                    "publicKey: this key is already registered; generate a new one", field="publicKey"
+                ) from None
     log.info("station.key_rotated", device=principal.id, old_key_id=signed.key_id, key_id=new_id)
     return {"keyId": new_id, "replaces": signed.key_id}
 
@@ -232,9 +250,15 @@ async def revoke_station(db: Database, device_id: int) -> dict[str, Any]:
 async def list_keys(db: Database, device_id: int) -> list[dict[str, Any]]:
     async with db.acquire() as conn:
         rows = await stations_repo.list_keys(conn, device_id)
-    return [{"keyId": r["key_id"], "createdAt": utc_ms(r["created_at"]),
-             "retiredAt": utc_ms(r["retired_at"]) if r["retired_at"] else None,
-             "revokedAt": utc_ms(r["revoked_at"]) if r["revoked_at"] else None} for r in rows]
+    return [
+        {
+            "keyId": r["key_id"],
+            "createdAt": utc_ms(r["created_at"]),
+            "retiredAt": utc_ms(r["retired_at"]) if r["retired_at"] else None,
+            "revokedAt": utc_ms(r["revoked_at"]) if r["revoked_at"] else None,
+        }
+        for r in rows
+    ]
 
 
 # -- leases ----------------------------------------------------------------------------------------
@@ -242,10 +266,15 @@ async def list_keys(db: Database, device_id: int) -> list[dict[str, Any]]:
 
 def _block_json(row: Any) -> dict[str, Any]:
     first, size = row["first_serial"], row["size"]
-    return {"blockNo": row["block_no"], "areaCode": row["area_code"], "firstSerial": first, "size": size,
-            "firstCode": tracecode.make(row["area_code"], first),
-            "lastCode": tracecode.make(row["area_code"], first + size - 1),
-            "leasedAt": utc_ms(row["leased_at"])}
+    return {
+        "blockNo": row["block_no"],
+        "areaCode": row["area_code"],
+        "firstSerial": first,
+        "size": size,
+        "firstCode": tracecode.make(row["area_code"], first),
+        "lastCode": tracecode.make(row["area_code"], first + size - 1),
+        "leasedAt": utc_ms(row["leased_at"]),
+    }
 
 
 async def lease_codes(db: Database, principal: Principal, body: Any) -> dict[str, Any]:
@@ -254,13 +283,13 @@ async def lease_codes(db: Database, principal: Principal, body: Any) -> dict[str
         raise errors.Forbidden("only a scanner station leases trace codes")
     count = body.get("blocks", 1) if isinstance(body, dict) else None
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_BLOCKS_PER_LEASE:
-        raise errors.InvalidField(f"blocks: must be a whole number from 1 to {MAX_BLOCKS_PER_LEASE}",
-                                  field="blocks")
+        raise errors.InvalidField(f"blocks: must be a whole number from 1 to {MAX_BLOCKS_PER_LEASE}", field="blocks")
     base, size = stations.block_range(0)
     with translated():
         async with db.acquire() as conn, conn.transaction():
-            rows = await stations_repo.lease_blocks(conn, principal.id, principal.node_id, principal.area_code,
-                                                    count, base, size)
+            rows = await stations_repo.lease_blocks(
+                conn, principal.id, principal.node_id, principal.area_code, count, base, size
+            )
             await stations_repo.touch_sync(conn, principal.id, 0)
     log.info("codes.leased", device=principal.id, blocks=len(rows), first_block=rows[0]["block_no"])
     return {"blocks": [_block_json(r) for r in rows]}
@@ -288,8 +317,12 @@ async def find_lease(db: Database, trace_code: str) -> dict[str, Any] | None:
     return {
         "traceCode": code,
         "status": "recorded" if row["opened_at"] is not None else "syncing",
-        "node": {"code": row["node_code"], "name": row["node_name"], "nameEn": row["node_name_en"],
-                 "type": row["node_type"]},
+        "node": {
+            "code": row["node_code"],
+            "name": row["node_name"],
+            "nameEn": row["node_name_en"],
+            "type": row["node_type"],
+        },
         "operator": operator,
         "leasedAt": utc_ms(row["leased_at"]),
         "lastSync": utc_ms(row["last_sync_at"]) if row["last_sync_at"] is not None else None,
@@ -302,25 +335,34 @@ async def find_lease(db: Database, trace_code: str) -> dict[str, Any] | None:
 def _store_upload(principal: Principal, key_pk: int, signed: SignedRequest) -> capture.AfterAppend:
     async def store(conn: Any, receipts: list[capture.Receipt]) -> None:
         upload_id = await stations_repo.insert_upload(
-            conn, key_pk, principal.id, signed.method, signed.path, signed.created, signed.body,
-            signed.body_digest, signed.signature)
+            conn,
+            key_pk,
+            principal.id,
+            signed.method,
+            signed.path,
+            signed.created,
+            signed.body,
+            signed.body_digest,
+            signed.signature,
+        )
         await stations_repo.link_events(conn, upload_id, [r.event_id for r in receipts])
         await stations_repo.touch_sync(conn, principal.id, sum(1 for r in receipts if not r.replayed))
+
     return store
 
 
-async def capture_signed(db: Database, principal: Principal, key_pk: int, signed: SignedRequest, body: Any,
-                         max_events: int) -> tuple[list[capture.Receipt], bool]:
+async def capture_signed(
+    db: Database, principal: Principal, key_pk: int, signed: SignedRequest, body: Any, max_events: int
+) -> tuple[list[capture.Receipt], bool]:
     """Capture events from a signed upload and store the upload with them, in one transaction."""
-    return await capture.capture_events(db, principal, body, max_events,
-                                        after=_store_upload(principal, key_pk, signed))
+    return await capture.capture_events(db, principal, body, max_events, after=_store_upload(principal, key_pk, signed))
 
 
-async def open_signed(db: Database, principal: Principal, key_pk: int, signed: SignedRequest, body: Any,
-                      public_url: str) -> capture.Opened:
+async def open_signed(
+    db: Database, principal: Principal, key_pk: int, signed: SignedRequest, body: Any, public_url: str
+) -> capture.Opened:
     """Open a batch (usually with a leased code) from a signed upload, storing the upload with it."""
-    return await capture.open_batch(db, principal, body, public_url,
-                                    after=_store_upload(principal, key_pk, signed))
+    return await capture.open_batch(db, principal, body, public_url, after=_store_upload(principal, key_pk, signed))
 
 
 async def event_signatures(db: Database, event_id: str) -> list[dict[str, Any]]:
@@ -331,7 +373,14 @@ async def event_signatures(db: Database, event_id: str) -> list[dict[str, Any]]:
     for r in rows:
         body_ok = hashlib.sha256(r["body"]).digest() == r["body_digest"]
         message = stations.signing_string(r["method"], r["path"], r["created"], r["body_digest"])
-        out.append({"upload": r["id"], "keyId": r["key_id"], "created": r["created"],
-                    "receivedAt": utc_ms(r["received_at"]), "signature": stations.b64(r["signature"]),
-                    "verified": body_ok and stations.verify(r["public_key"], r["signature"], message)})
+        out.append(
+            {
+                "upload": r["id"],
+                "keyId": r["key_id"],
+                "created": r["created"],
+                "receivedAt": utc_ms(r["received_at"]),
+                "signature": stations.b64(r["signature"]),
+                "verified": body_ok and stations.verify(r["public_key"], r["signature"], message),
+            }
+        )
     return out

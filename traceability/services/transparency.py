@@ -48,8 +48,11 @@ class LatestCheckpoint:
             rows = await log_repo.list_checkpoints(conn, log_id, limit=1)
             if not rows:
                 return None
-            value = (rows[0]["size"], _with_cosignatures(rows[0]["note"], list(rows[0]["cosignatures"])),
-                     time.monotonic())
+            value = (
+                rows[0]["size"],
+                _with_cosignatures(rows[0]["note"], list(rows[0]["cosignatures"])),
+                time.monotonic(),
+            )
             self._value = value
         return (value[0], value[1]) if value[0] > index else None
 
@@ -103,8 +106,10 @@ async def open_log(db: Database, settings: Settings) -> Log:
         key = notes.verifier_key(signer)
         row = await log_repo.ensure_log(conn, origin, notes.log_id(origin), key, merkle.EMPTY_ROOT)
     if row["public_key"] != key:
-        raise errors.ConfigError(f"the signing key at {settings.signing_key_path} is not the key log {origin!r} "
-                                 "was created with; restore the original key file")
+        raise errors.ConfigError(
+            f"the signing key at {settings.signing_key_path} is not the key log {origin!r} "
+            "was created with; restore the original key file"
+        )
     return Log(row["id"], origin, row["log_id"], signer, key)
 
 
@@ -157,11 +162,11 @@ async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any
             row = await log_repo.find_event_leaf(conn, event_id)
             if row is None:
                 raise errors.NotFound(f"no event {event_id}")
-            covering = None if row["leaf_index"] is None else \
-                await lg.latest.covering(conn, row["log_id"], row["leaf_index"])
+            covering = (
+                None if row["leaf_index"] is None else await lg.latest.covering(conn, row["log_id"], row["leaf_index"])
+            )
             if covering is None:
-                raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; "
-                                      "retry in a second")
+                raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; retry in a second")
             index, (size, note) = row["leaf_index"], covering
             tiles = await log_repo.fetch_tiles(conn, row["log_id"], merkle.tiles_for_inclusion(index, size))
     path = merkle.inclusion_proof(index, size, tiles)
@@ -211,9 +216,16 @@ async def list_checkpoints(db: Database, lg: Log, before: int | None, limit: int
     with translated():
         async with db.acquire() as conn:
             rows = await log_repo.list_checkpoints(conn, lg.id, before=before, limit=limit)
-    return [{"size": r["size"], "root": r["root"].hex(), "created_at": r["created_at"].isoformat(),
-             "witnesses": len(r["cosignatures"]),
-             "checkpoint": _with_cosignatures(r["note"], list(r["cosignatures"]))} for r in rows]
+    return [
+        {
+            "size": r["size"],
+            "root": r["root"].hex(),
+            "created_at": r["created_at"].isoformat(),
+            "witnesses": len(r["cosignatures"]),
+            "checkpoint": _with_cosignatures(r["note"], list(r["cosignatures"])),
+        }
+        for r in rows
+    ]
 
 
 # -- witnesses ------------------------------------------------------------------------------------
@@ -226,13 +238,16 @@ async def register_witness(db: Database, name: str, verifier_key: str) -> dict[s
     except notes.NoteError as exc:
         raise errors.InvalidField(f"verifier_key: {exc}", field="verifier_key") from None
     if verifier.sig_type != notes.COSIGNATURE_V1:
-        raise errors.InvalidField("verifier_key: a witness key has type 0x04 (cosignature/v1)",
-                                  field="verifier_key")
+        raise errors.InvalidField("verifier_key: a witness key has type 0x04 (cosignature/v1)", field="verifier_key")
     async with db.acquire() as conn:
         with conflicts_as("a witness with that name or key is already registered", "name"):
             row = await log_repo.insert_witness(conn, name, verifier_key)
-    return {"id": row["id"], "name": row["name"], "verifier_key": row["verifier_key"],
-            "created_at": row["created_at"].isoformat()}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "verifier_key": row["verifier_key"],
+        "created_at": row["created_at"].isoformat(),
+    }
 
 
 async def add_cosignatures(db: Database, lg: Log, note_text: str) -> dict[str, Any]:

@@ -89,25 +89,39 @@ async def verify_chains(db: Database, progress: Progress | None = None, max_faul
         if current is not None and not broken:
             heads[current] = (expected_seq - 1, expected_prev)
         for row in await events_repo.orphans(conn):
-            missing = [w for w, flag in (("batch", row["no_batch"]), ("node", row["no_node"]),
-                                         ("device", row["no_device"])) if flag]
-            report.faults.append(Fault("event", f"{row['event_id']} (batch id {row['batch_id']} seq {row['seq']})",
-                                       f"names no existing {' or '.join(missing)}"))
+            missing = [
+                w
+                for w, flag in (("batch", row["no_batch"]), ("node", row["no_node"]), ("device", row["no_device"]))
+                if flag
+            ]
+            report.faults.append(
+                Fault(
+                    "event",
+                    f"{row['event_id']} (batch id {row['batch_id']} seq {row['seq']})",
+                    f"names no existing {' or '.join(missing)}",
+                )
+            )
         # A deleted last event leaves a chain that verifies on its own: the head still names it.
         async for code, seq, head_hash in events_repo.scan_heads(conn):
             seen = heads.get(code)
             if seen is None and seq > 0 and not any(code in f.where for f in report.faults):
                 report.faults.append(Fault("chain", f"batch {code} seq 1", "batch has no events"))
             elif seen is not None and (seen[0] != seq or seen[1] != head_hash):
-                report.faults.append(Fault("chain", f"batch {code} seq {seen[0] + 1}",
-                                           f"chain ends at seq {seen[0]} but the batch head is at seq {seq}"))
+                report.faults.append(
+                    Fault(
+                        "chain",
+                        f"batch {code} seq {seen[0] + 1}",
+                        f"chain ends at seq {seen[0]} but the batch head is at seq {seq}",
+                    )
+                )
     if progress is not None:
         progress(report.events, total)
     return report
 
 
-async def verify_log(db: Database, trusted_key: str | None = None, progress: Progress | None = None,
-                     max_faults: int = 100) -> Report:
+async def verify_log(
+    db: Database, trusted_key: str | None = None, progress: Progress | None = None, max_faults: int = 100
+) -> Report:
     """Audit every log: leaves against events, tiles and checkpoint roots recomputed from the leaves,
     every checkpoint signature, and no event missing from the log.
 
@@ -145,8 +159,9 @@ async def verify_log(db: Database, trusted_key: str | None = None, progress: Pro
             pending: list[bytes] = []
 
             # flush runs only within this log's iteration; the defaults bind this log's buffers explicitly.
-            def flush(pending: list[bytes] = pending,
-                      stored_tiles: dict[tuple[int, int], bytes] = stored_tiles) -> None:
+            def flush(
+                pending: list[bytes] = pending, stored_tiles: dict[tuple[int, int], bytes] = stored_tiles
+            ) -> None:
                 nonlocal size, tiles
                 if not pending:
                     return
@@ -193,9 +208,12 @@ async def verify_log(db: Database, trusted_key: str | None = None, progress: Pro
             if head["size"] != expected or roots.get(head["size"]) != head["root"]:
                 fault("log", lg["origin"], f"head (size {head['size']}) does not match the {expected} leaves")
             for k, content in stored_tiles.items():
-                if len(content) < merkle.TILE_WIDTH * merkle.HASH_SIZE and tiles.get(k, b"")[:len(content)] != content:
+                if len(content) < merkle.TILE_WIDTH * merkle.HASH_SIZE and tiles.get(k, b"")[: len(content)] != content:
                     fault("tile", f"({k[0]}, {k[1]})", "partial tile does not match the leaves")
         for row in await log_repo.unlogged_events(conn):
-            fault("event", f"batch {row['trace_code']} seq {row['seq']}",
-                  f"event {row['event_id']} is neither in the log nor waiting to enter it")
+            fault(
+                "event",
+                f"batch {row['trace_code']} seq {row['seq']}",
+                f"event {row['event_id']} is neither in the log nor waiting to enter it",
+            )
     return report

@@ -62,8 +62,14 @@ VALUES ($1, $2, $3, $4, $5)
 """
 
 
-async def insert_session(conn: asyncpg.Connection, token_hash: bytes, csrf_token: str, user_id: int | None,
-                         device_token_hash: bytes | None, expires_at: datetime) -> None:
+async def insert_session(
+    conn: asyncpg.Connection,
+    token_hash: bytes,
+    csrf_token: str,
+    user_id: int | None,
+    device_token_hash: bytes | None,
+    expires_at: datetime,
+) -> None:
     """Open a web session for a console user or for a vendor's device (exactly one of the two)."""
     await conn.execute(INSERT_SESSION, token_hash, csrf_token, user_id, device_token_hash, expires_at)
 

@@ -17,8 +17,12 @@ async def lock_state(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
 
 
 async def save_state(conn: asyncpg.Connection, name: str, position: int, swept_at: datetime | None) -> None:
-    await conn.execute("UPDATE analyzer_state SET position = $2, swept_at = coalesce($3, swept_at) WHERE name = $1",
-                       name, position, swept_at)
+    await conn.execute(
+        "UPDATE analyzer_state SET position = $2, swept_at = coalesce($3, swept_at) WHERE name = $1",
+        name,
+        position,
+        swept_at,
+    )
 
 
 # Events in log order with what the rules need about their batch, node and the event before them.
@@ -47,7 +51,8 @@ async def stock(conn: asyncpg.Connection, pairs: Sequence[tuple[int, int]]) -> d
     """Received and dispatched quantities per (batch, node), for the batches in hand."""
     rows = await conn.fetch(
         "SELECT batch_id, node_id, received, dispatched FROM batch_stock WHERE batch_id = ANY($1::bigint[])",
-        list({p[0] for p in pairs}))
+        list({p[0] for p in pairs}),
+    )
     return {(r["batch_id"], r["node_id"]): [r["received"], r["dispatched"]] for r in rows}
 
 
@@ -62,8 +67,14 @@ ON CONFLICT (batch_id, node_id) DO UPDATE SET received = EXCLUDED.received, disp
 
 async def save_stock(conn: asyncpg.Connection, values: dict[tuple[int, int], list[Any]]) -> None:
     keys = list(values)
-    await conn.execute(UPSERT_STOCK, [k[0] for k in keys], [k[1] for k in keys],
-                       [values[k][0] for k in keys], [values[k][1] for k in keys], [values[k][2] for k in keys])
+    await conn.execute(
+        UPSERT_STOCK,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [values[k][0] for k in keys],
+        [values[k][1] for k in keys],
+        [values[k][2] for k in keys],
+    )
 
 
 INSERT_ANOMALIES = """
@@ -81,16 +92,23 @@ async def insert_anomalies(conn: asyncpg.Connection, rows: Sequence[tuple[Any, .
         await conn.execute(INSERT_ANOMALIES, *[list(col) for col in zip(*rows, strict=True)])
 
 
-async def claim_serials(conn: asyncpg.Connection, serials: Sequence[str], batch_id: int, event_id: str,
-                        node_id: int) -> list[asyncpg.Record]:
+async def claim_serials(
+    conn: asyncpg.Connection, serials: Sequence[str], batch_id: int, event_id: str, node_id: int
+) -> list[asyncpg.Record]:
     """Record dispensed drug serials; returns the ones dispensed before (with where)."""
     before = await conn.fetch(
         "SELECT d.serial, d.dispensed_by::text AS dispensed_by, n.name_zh AS node FROM drug_serials d "
-        "JOIN nodes n ON n.id = d.node_id WHERE d.serial = ANY($1::text[])", list(serials))
+        "JOIN nodes n ON n.id = d.node_id WHERE d.serial = ANY($1::text[])",
+        list(serials),
+    )
     await conn.execute(
         "INSERT INTO drug_serials (serial, batch_id, dispensed_by, node_id) "
         "SELECT s, $2, $3, $4 FROM unnest($1::text[]) AS s ON CONFLICT DO NOTHING",
-        list(serials), batch_id, event_id, node_id)
+        list(serials),
+        batch_id,
+        event_id,
+        node_id,
+    )
     return list(before)
 
 
@@ -132,9 +150,18 @@ ORDER BY a.id DESC LIMIT $7 OFFSET $8
 """
 
 
-async def list_anomalies(conn: asyncpg.Connection, *, kind: str | None, node: str | None, enterprise: str | None,
-                         trace_code: str | None, since: datetime | None, until: datetime | None, limit: int,
-                         offset: int) -> list[asyncpg.Record]:
+async def list_anomalies(
+    conn: asyncpg.Connection,
+    *,
+    kind: str | None,
+    node: str | None,
+    enterprise: str | None,
+    trace_code: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_ANOMALIES, kind, node, enterprise, trace_code, since, until, limit, offset))
 
 
@@ -148,8 +175,13 @@ UNPACK = "UPDATE packages SET parent = NULL, event_id = $3 WHERE code = ANY($1::
 
 async def pack(conn: asyncpg.Connection, children: Sequence[str], parent: str, batch_id: int, event_id: str) -> None:
     """Children packed into a parent (the parent itself is a package of the same batch)."""
-    await conn.execute("INSERT INTO packages (code, parent, batch_id, event_id) VALUES ($1, NULL, $2, $3) "
-                       "ON CONFLICT (code) DO NOTHING", parent, batch_id, event_id)
+    await conn.execute(
+        "INSERT INTO packages (code, parent, batch_id, event_id) VALUES ($1, NULL, $2, $3) "
+        "ON CONFLICT (code) DO NOTHING",
+        parent,
+        batch_id,
+        event_id,
+    )
     await conn.execute(PACK, list(children), parent, batch_id, event_id)
 
 
@@ -171,10 +203,10 @@ async def package(conn: asyncpg.Connection, code: str) -> dict[str, Any] | None:
     """A package with the chain of packages around it and the packages directly inside it."""
     row = await conn.fetchrow(
         "SELECT p.code, p.parent, b.trace_code FROM packages p JOIN batches b ON b.id = p.batch_id WHERE p.code = $1",
-        code)
+        code,
+    )
     if row is None:
         return None
     ancestors = [r["code"] for r in await conn.fetch(PACKAGE_TREE, code)][1:]
-    children = [r["code"] for r in await conn.fetch(
-        "SELECT code FROM packages WHERE parent = $1 ORDER BY code", code)]
+    children = [r["code"] for r in await conn.fetch("SELECT code FROM packages WHERE parent = $1 ORDER BY code", code)]
     return {"code": row["code"], "trace_code": row["trace_code"], "inside": ancestors, "contains": children}

@@ -25,17 +25,40 @@ RETURNING id, created_at
 """
 
 
-async def insert_batch(conn: asyncpg.Connection, *, trace_code: str, product_id: int, node_id: int,
-                       device_id: int | None, open_event_id: str, open_digest: bytes, quantity: Decimal,
-                       uom: str, produced_on: date | None, expires_on: date | None) -> asyncpg.Record:
+async def insert_batch(
+    conn: asyncpg.Connection,
+    *,
+    trace_code: str,
+    product_id: int,
+    node_id: int,
+    device_id: int | None,
+    open_event_id: str,
+    open_digest: bytes,
+    quantity: Decimal,
+    uom: str,
+    produced_on: date | None,
+    expires_on: date | None,
+) -> asyncpg.Record:
     """Insert a batch row; raises UniqueViolation if ``open_event_id`` was used before."""
-    return await conn.fetchrow(INSERT_BATCH, trace_code, product_id, node_id, device_id, open_event_id,
-                               open_digest, quantity, uom, produced_on, expires_on)
+    return await conn.fetchrow(
+        INSERT_BATCH,
+        trace_code,
+        product_id,
+        node_id,
+        device_id,
+        open_event_id,
+        open_digest,
+        quantity,
+        uom,
+        produced_on,
+        expires_on,
+    )
 
 
 async def insert_head(conn: asyncpg.Connection, batch_id: int, seq: int, head_hash: bytes) -> None:
-    await conn.execute("INSERT INTO batch_heads (batch_id, seq, head_hash) VALUES ($1, $2, $3)",
-                       batch_id, seq, head_hash)
+    await conn.execute(
+        "INSERT INTO batch_heads (batch_id, seq, head_hash) VALUES ($1, $2, $3)", batch_id, seq, head_hash
+    )
 
 
 INSERT_IDENTIFIERS = """
@@ -53,7 +76,10 @@ async def insert_identifiers(conn: asyncpg.Connection, batch_id: int, pairs: Seq
 async def find_identifier_owner(conn: asyncpg.Connection, scheme: str, value: str) -> str | None:
     code: str | None = await conn.fetchval(
         "SELECT b.trace_code FROM batch_identifiers i JOIN batches b ON b.id = i.batch_id "
-        "WHERE i.scheme = $1 AND i.value = $2", scheme, value)
+        "WHERE i.scheme = $1 AND i.value = $2",
+        scheme,
+        value,
+    )
     return code
 
 

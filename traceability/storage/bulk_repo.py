@@ -12,8 +12,19 @@ from typing import Any
 
 import asyncpg
 
-BATCH_COLUMNS = ("id", "trace_code", "product_id", "node_id", "device_id", "open_event_id", "open_digest",
-                 "quantity", "uom", "produced_on", "expires_on")
+BATCH_COLUMNS = (
+    "id",
+    "trace_code",
+    "product_id",
+    "node_id",
+    "device_id",
+    "open_event_id",
+    "open_digest",
+    "quantity",
+    "uom",
+    "produced_on",
+    "expires_on",
+)
 HEAD_COLUMNS = ("batch_id", "seq", "head_hash")
 IDENTIFIER_COLUMNS = ("scheme", "value", "batch_id")
 

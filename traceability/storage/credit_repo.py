@@ -45,5 +45,8 @@ async def enterprise(conn: asyncpg.Connection, uscc: str) -> asyncpg.Record | No
 
 
 async def enterprises(conn: asyncpg.Connection, limit: int, offset: int) -> list[asyncpg.Record]:
-    return list(await conn.fetch("SELECT id, uscc, name, name_en FROM enterprises ORDER BY id LIMIT $1 OFFSET $2",
-                                 limit, offset))
+    return list(
+        await conn.fetch(
+            "SELECT id, uscc, name, name_en FROM enterprises ORDER BY id LIMIT $1 OFFSET $2", limit, offset
+        )
+    )

@@ -75,16 +75,15 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("json", "jsonb"):
-        await conn.set_type_codec(typename, encoder=lambda v: orjson.dumps(v).decode(),
-                                  decoder=orjson.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            typename, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
 
 
 async def _runtime_role(conn: asyncpg.Connection, role: str) -> str | None:
     if not role:
         return None
-    ok = await conn.fetchval(
-        "SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = $1", role
-    )
+    ok = await conn.fetchval("SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = $1", role)
     return role if ok else None
 
 
@@ -119,8 +118,9 @@ async def connect(url: str) -> asyncpg.Connection:
 
 
 @contextlib.asynccontextmanager
-async def open_database(settings: Settings, *, migrate: bool = False,
-                        url: str | None = None) -> AsyncIterator[Database]:
+async def open_database(
+    settings: Settings, *, migrate: bool = False, url: str | None = None
+) -> AsyncIterator[Database]:
     """Open the pool the CLI and the server share; refuse a schema that does not match the code."""
     url = url or await database_url(settings)
     admin = await connect(url)
@@ -136,8 +136,13 @@ async def open_database(settings: Settings, *, migrate: bool = False,
         # A startup parameter, so RESET ALL on pool release keeps it.
         server_settings["role"] = role
     pool = await asyncpg.create_pool(
-        url, min_size=2, max_size=settings.pool_size, init=_init_connection,
-        server_settings=server_settings, statement_cache_size=256, connection_class=_Connection,
+        url,
+        min_size=2,
+        max_size=settings.pool_size,
+        init=_init_connection,
+        server_settings=server_settings,
+        statement_cache_size=256,
+        connection_class=_Connection,
     )
     try:
         yield Database(pool=pool, url=url, role=role)
@@ -150,8 +155,7 @@ def translated() -> Iterator[None]:
     """Turn connection-level failures into StorageUnavailable for the client."""
     try:
         yield
-    except (OSError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
-            asyncpg.InterfaceError) as exc:
+    except (OSError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError) as exc:
         log.error("storage.unavailable", error=type(exc).__name__)
         raise errors.StorageUnavailable() from None
 

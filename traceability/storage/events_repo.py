@@ -7,8 +7,20 @@ from typing import Any
 
 import asyncpg
 
-EVENT_COLUMNS = ("event_id", "batch_id", "seq", "prev_hash", "hash", "canonical", "biz_step", "node_id",
-                 "device_id", "event_time", "recorded_at", "private")
+EVENT_COLUMNS = (
+    "event_id",
+    "batch_id",
+    "seq",
+    "prev_hash",
+    "hash",
+    "canonical",
+    "biz_step",
+    "node_id",
+    "device_id",
+    "event_time",
+    "recorded_at",
+    "private",
+)
 
 FIND_BY_IDS = """
 SELECT e.event_id::text AS event_id, e.seq, e.hash, e.prev_hash, e.canonical, e.private, e.recorded_at,
@@ -56,12 +68,35 @@ SELECT seq, prev_hash, hash FROM ins
 """
 
 
-async def append_one(conn: asyncpg.Connection, trace_code: str, event_id: str, canonical: bytes, biz_step: str,
-                     node_id: int, device_id: int | None, event_time: Any, recorded_at: Any,
-                     private: bytes | None, is_sale: bool, chain_tag: bytes) -> asyncpg.Record | None:
+async def append_one(
+    conn: asyncpg.Connection,
+    trace_code: str,
+    event_id: str,
+    canonical: bytes,
+    biz_step: str,
+    node_id: int,
+    device_id: int | None,
+    event_time: Any,
+    recorded_at: Any,
+    private: bytes | None,
+    is_sale: bool,
+    chain_tag: bytes,
+) -> asyncpg.Record | None:
     """Append one event to its batch's chain in a single statement; None if the general path must decide."""
-    return await conn.fetchrow(APPEND_ONE, trace_code, event_id, canonical, biz_step, node_id, device_id,
-                               event_time, recorded_at, private, is_sale, chain_tag)
+    return await conn.fetchrow(
+        APPEND_ONE,
+        trace_code,
+        event_id,
+        canonical,
+        biz_step,
+        node_id,
+        device_id,
+        event_time,
+        recorded_at,
+        private,
+        is_sale,
+        chain_tag,
+    )
 
 
 INSERT_CORRECTIONS = """

@@ -14,11 +14,18 @@ SELECT p, c, $3, q, u FROM unnest($1::bigint[], $2::bigint[], $4::numeric[], $5:
 """
 
 
-async def insert_links(conn: asyncpg.Connection, transformation_id: str,
-                       links: Sequence[tuple[int, int, Decimal | None, str | None]]) -> None:
+async def insert_links(
+    conn: asyncpg.Connection, transformation_id: str, links: Sequence[tuple[int, int, Decimal | None, str | None]]
+) -> None:
     """Record parent → child links; a link that would close a cycle raises CheckViolation."""
-    await conn.execute(INSERT_LINKS, [x[0] for x in links], [x[1] for x in links], transformation_id,
-                       [x[2] for x in links], [x[3] for x in links])
+    await conn.execute(
+        INSERT_LINKS,
+        [x[0] for x in links],
+        [x[1] for x in links],
+        transformation_id,
+        [x[2] for x in links],
+        [x[3] for x in links],
+    )
 
 
 ANCESTORS = """
@@ -122,11 +129,11 @@ WHERE h.batch_id = u.batch_id
 """
 
 
-async def set_heads_and_status(conn: asyncpg.Connection, heads: Sequence[tuple[int, int, bytes]], status: str,
-                               since: Any) -> None:
+async def set_heads_and_status(
+    conn: asyncpg.Connection, heads: Sequence[tuple[int, int, bytes]], status: str, since: Any
+) -> None:
     """Advance heads and set a status (recalled overrides on_hold, never the other way round)."""
-    await conn.execute(SET_STATUS, [h[0] for h in heads], [h[1] for h in heads], [h[2] for h in heads],
-                       status, since)
+    await conn.execute(SET_STATUS, [h[0] for h in heads], [h[1] for h in heads], [h[2] for h in heads], status, since)
 
 
 INSERT_RECALL = """
@@ -135,10 +142,20 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 """
 
 
-async def insert_recall(conn: asyncpg.Connection, batch: int, event_id: str, level: str, reason: str,
-                        scope: str | None, issued_by: str, issued_at: Any, affected: int) -> int:
-    value: int = await conn.fetchval(INSERT_RECALL, batch, event_id, level, reason, scope, issued_by, issued_at,
-                                     affected)
+async def insert_recall(
+    conn: asyncpg.Connection,
+    batch: int,
+    event_id: str,
+    level: str,
+    reason: str,
+    scope: str | None,
+    issued_by: str,
+    issued_at: Any,
+    affected: int,
+) -> int:
+    value: int = await conn.fetchval(
+        INSERT_RECALL, batch, event_id, level, reason, scope, issued_by, issued_at, affected
+    )
     return value
 
 

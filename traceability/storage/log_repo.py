@@ -22,8 +22,9 @@ SELECT_LOG = "SELECT id, origin, log_id, public_key FROM logs WHERE origin = $1"
 SELECT_FIRST_LOG = "SELECT id, origin, log_id, public_key FROM logs ORDER BY id LIMIT 1"
 
 
-async def ensure_log(conn: asyncpg.Connection, origin: str, log_id: str, public_key: str,
-                     empty_root: bytes) -> asyncpg.Record:
+async def ensure_log(
+    conn: asyncpg.Connection, origin: str, log_id: str, public_key: str, empty_root: bytes
+) -> asyncpg.Record:
     """Register the log if it is new; return its row (whose public key may differ: the caller checks)."""
     async with conn.transaction():
         await conn.execute(INSERT_LOG, origin, log_id, public_key)
@@ -75,8 +76,9 @@ SELECT $1, $2 + n - 1, pk, h FROM unnest($3::bigint[], $4::bytea[]) WITH ORDINAL
 """
 
 
-async def insert_leaves(conn: asyncpg.Connection, log: int, first_index: int, event_pks: Sequence[int],
-                        leaf_hashes: Sequence[bytes]) -> None:
+async def insert_leaves(
+    conn: asyncpg.Connection, log: int, first_index: int, event_pks: Sequence[int], leaf_hashes: Sequence[bytes]
+) -> None:
     """Append leaves ``first_index, first_index + 1, ...`` (a unique event_pk stops double integration)."""
     await conn.execute(INSERT_LEAVES, log, first_index, list(event_pks), list(leaf_hashes))
 
@@ -128,8 +130,9 @@ WHERE t.log_id = $1
 """
 
 
-async def fetch_tiles(conn: asyncpg.Connection, log: int,
-                      keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+async def fetch_tiles(
+    conn: asyncpg.Connection, log: int, keys: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
     """The named tiles, in one query (missing ones are simply absent)."""
     keys = list(keys)
     if not keys:
@@ -152,8 +155,9 @@ async def store_tiles(conn: asyncpg.Connection, log: int, tiles: Mapping[tuple[i
 
 
 async def scan_tiles(conn: asyncpg.Connection, log: int) -> AsyncIterator[asyncpg.Record]:
-    async for row in conn.cursor("SELECT level, idx, hashes FROM log_tiles WHERE log_id = $1 ORDER BY level, idx",
-                                 log, prefetch=500):
+    async for row in conn.cursor(
+        "SELECT level, idx, hashes FROM log_tiles WHERE log_id = $1 ORDER BY level, idx", log, prefetch=500
+    ):
         yield row
 
 
@@ -176,8 +180,9 @@ ORDER BY k.size DESC LIMIT $3
 """
 
 
-async def list_checkpoints(conn: asyncpg.Connection, log: int, *, before: int | None = None, limit: int = 1,
-                           size: int | None = None) -> list[asyncpg.Record]:
+async def list_checkpoints(
+    conn: asyncpg.Connection, log: int, *, before: int | None = None, limit: int = 1, size: int | None = None
+) -> list[asyncpg.Record]:
     """Checkpoints newest first, each with its witness cosignature lines."""
     return list(await conn.fetch(SELECT_CHECKPOINTS, log, before, limit, size))
 
@@ -196,8 +201,11 @@ async def insert_witness(conn: asyncpg.Connection, name: str, verifier_key: str)
 
 
 async def list_witnesses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return list(await conn.fetch(
-        "SELECT id, name, verifier_key, created_at FROM witnesses WHERE revoked_at IS NULL ORDER BY id"))
+    return list(
+        await conn.fetch(
+            "SELECT id, name, verifier_key, created_at FROM witnesses WHERE revoked_at IS NULL ORDER BY id"
+        )
+    )
 
 
 INSERT_COSIGNATURE = """

@@ -75,8 +75,7 @@ def _compare(files: list[Migration], applied: list[asyncpg.Record]) -> list[Migr
             )
         if m.checksum != row["checksum"]:
             raise SchemaError(
-                f"schema/{m.version:04d}_{m.name}.sql was edited after it was applied; "
-                "add a new migration instead"
+                f"schema/{m.version:04d}_{m.name}.sql was edited after it was applied; add a new migration instead"
             )
     done = {row["version"] for row in applied}
     return [m for m in files if m.version not in done]

@@ -24,8 +24,9 @@ WHERE ($1::text IS NULL OR uscc = $1) ORDER BY id LIMIT $2 OFFSET $3
 """
 
 
-async def list_enterprises(conn: asyncpg.Connection, *, uscc: str | None = None, limit: int = 100,
-                           offset: int = 0) -> list[asyncpg.Record]:
+async def list_enterprises(
+    conn: asyncpg.Connection, *, uscc: str | None = None, limit: int = 100, offset: int = 0
+) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_ENTERPRISES, uscc, limit, offset))
 
 
@@ -45,8 +46,19 @@ RETURNING id, code, node_type, area_code, name_zh, name_en, address, latitude, l
 
 async def insert_node(conn: asyncpg.Connection, enterprise_id: int, n: NodeIn) -> asyncpg.Record:
     """Insert a node; its code defaults to the area code plus a 6-digit serial."""
-    return await conn.fetchrow(INSERT_NODE, n.code, enterprise_id, n.node_type, n.area_code, n.name_zh,
-                               n.name_en, n.address, n.latitude, n.longitude, n.gln)
+    return await conn.fetchrow(
+        INSERT_NODE,
+        n.code,
+        enterprise_id,
+        n.node_type,
+        n.area_code,
+        n.name_zh,
+        n.name_en,
+        n.address,
+        n.latitude,
+        n.longitude,
+        n.gln,
+    )
 
 
 SELECT_NODES = """
@@ -57,8 +69,9 @@ WHERE ($1::text IS NULL OR n.code = $1) ORDER BY n.id LIMIT $2 OFFSET $3
 """
 
 
-async def list_nodes(conn: asyncpg.Connection, *, code: str | None = None, limit: int = 100,
-                     offset: int = 0) -> list[asyncpg.Record]:
+async def list_nodes(
+    conn: asyncpg.Connection, *, code: str | None = None, limit: int = 100, offset: int = 0
+) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_NODES, code, limit, offset))
 
 
@@ -77,8 +90,7 @@ async def insert_operator(conn: asyncpg.Connection, node_id: int, o: OperatorIn)
 
 
 async def find_operator_id(conn: asyncpg.Connection, node_id: int, code: str) -> int | None:
-    value: int | None = await conn.fetchval(
-        "SELECT id FROM operators WHERE node_id = $1 AND code = $2", node_id, code)
+    value: int | None = await conn.fetchval("SELECT id FROM operators WHERE node_id = $1 AND code = $2", node_id, code)
     return value
 
 
@@ -89,8 +101,9 @@ WHERE ($1::text IS NULL OR n.code = $1) ORDER BY o.id LIMIT $2 OFFSET $3
 """
 
 
-async def list_operators(conn: asyncpg.Connection, *, node_code: str | None = None, limit: int = 100,
-                         offset: int = 0) -> list[asyncpg.Record]:
+async def list_operators(
+    conn: asyncpg.Connection, *, node_code: str | None = None, limit: int = 100, offset: int = 0
+) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_OPERATORS, node_code, limit, offset))
 
 
@@ -102,8 +115,9 @@ RETURNING id, category, goods_code, gtin, name_zh, name_en, default_uom, shelf_l
 
 
 async def insert_product(conn: asyncpg.Connection, p: ProductIn) -> asyncpg.Record:
-    return await conn.fetchrow(INSERT_PRODUCT, p.category, p.goods_code, p.gtin, p.name_zh, p.name_en,
-                               p.default_uom, p.shelf_life_days)
+    return await conn.fetchrow(
+        INSERT_PRODUCT, p.category, p.goods_code, p.gtin, p.name_zh, p.name_en, p.default_uom, p.shelf_life_days
+    )
 
 
 SELECT_PRODUCTS = """
@@ -112,8 +126,9 @@ FROM products WHERE ($1::text IS NULL OR goods_code = $1) ORDER BY id LIMIT $2 O
 """
 
 
-async def list_products(conn: asyncpg.Connection, *, goods_code: str | None = None, limit: int = 100,
-                        offset: int = 0) -> list[asyncpg.Record]:
+async def list_products(
+    conn: asyncpg.Connection, *, goods_code: str | None = None, limit: int = 100, offset: int = 0
+) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_PRODUCTS, goods_code, limit, offset))
 
 
@@ -134,8 +149,9 @@ RETURNING id, name, created_at
 """
 
 
-async def insert_device(conn: asyncpg.Connection, node_id: int, enterprise_id: int, operator_id: int | None,
-                        d: DeviceIn, token_hash: bytes) -> asyncpg.Record:
+async def insert_device(
+    conn: asyncpg.Connection, node_id: int, enterprise_id: int, operator_id: int | None, d: DeviceIn, token_hash: bytes
+) -> asyncpg.Record:
     return await conn.fetchrow(INSERT_DEVICE, node_id, enterprise_id, operator_id, d.name, token_hash)
 
 
@@ -146,14 +162,16 @@ WHERE ($1::text IS NULL OR n.code = $1) ORDER BY d.id LIMIT $2 OFFSET $3
 """
 
 
-async def list_devices(conn: asyncpg.Connection, *, node_code: str | None = None, limit: int = 100,
-                       offset: int = 0) -> list[asyncpg.Record]:
+async def list_devices(
+    conn: asyncpg.Connection, *, node_code: str | None = None, limit: int = 100, offset: int = 0
+) -> list[asyncpg.Record]:
     return list(await conn.fetch(SELECT_DEVICES, node_code, limit, offset))
 
 
 async def revoke_device(conn: asyncpg.Connection, device_id: int) -> bool:
     status: str = await conn.execute(
-        "UPDATE devices SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", device_id)
+        "UPDATE devices SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", device_id
+    )
     return status.endswith(" 1")
 
 
@@ -183,12 +201,12 @@ RETURNING id, role, name, created_at
 """  # noqa: S105 -- SQL text, not a secret
 
 
-async def insert_api_token(conn: asyncpg.Connection, role: str, name: str, enterprise_id: int | None,
-                           token_hash: bytes) -> asyncpg.Record:
+async def insert_api_token(
+    conn: asyncpg.Connection, role: str, name: str, enterprise_id: int | None, token_hash: bytes
+) -> asyncpg.Record:
     return await conn.fetchrow(INSERT_TOKEN, role, name, enterprise_id, token_hash)
 
 
 async def count_admin_tokens(conn: asyncpg.Connection) -> int:
-    value: int = await conn.fetchval(
-        "SELECT count(*) FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL")
+    value: int = await conn.fetchval("SELECT count(*) FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL")
     return value

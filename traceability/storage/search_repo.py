@@ -64,13 +64,31 @@ LIMIT $9
 """
 
 
-async def search_batches(conn: asyncpg.Connection, *, product: str | None, enterprise: str | None,
-                         node: str | None, since: datetime | None, until: datetime | None,
-                         limit: int) -> list[asyncpg.Record]:
+async def search_batches(
+    conn: asyncpg.Connection,
+    *,
+    product: str | None,
+    enterprise: str | None,
+    node: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[asyncpg.Record]:
     """Batches matching every given filter, newest first."""
-    return list(await conn.fetch(
-        SEARCH_BATCHES, product, like_pattern(product or ""), enterprise, like_pattern(enterprise or ""),
-        node, like_pattern(node or ""), since, until, limit))
+    return list(
+        await conn.fetch(
+            SEARCH_BATCHES,
+            product,
+            like_pattern(product or ""),
+            enterprise,
+            like_pattern(enterprise or ""),
+            node,
+            like_pattern(node or ""),
+            since,
+            until,
+            limit,
+        )
+    )
 
 
 SELECT_REGISTER = """

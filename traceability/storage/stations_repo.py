@@ -26,8 +26,9 @@ RETURNING id, expires_at
 """
 
 
-async def insert_enrolment(conn: asyncpg.Connection, device_id: int, code_hash: bytes,
-                           expires_at: datetime) -> asyncpg.Record:
+async def insert_enrolment(
+    conn: asyncpg.Connection, device_id: int, code_hash: bytes, expires_at: datetime
+) -> asyncpg.Record:
     """Store a one-time enrolment code (its hash only)."""
     return await conn.fetchrow(INSERT_ENROLMENT, device_id, code_hash, expires_at)
 
@@ -48,8 +49,7 @@ async def lock_enrolment(conn: asyncpg.Connection, code_hash: bytes) -> asyncpg.
 
 async def use_enrolment(conn: asyncpg.Connection, enrolment_id: int, key_pk: int) -> None:
     """Mark an enrolment code used by the key it enrolled."""
-    await conn.execute("UPDATE station_enrolments SET used_at = now(), key_id = $2 WHERE id = $1",
-                       enrolment_id, key_pk)
+    await conn.execute("UPDATE station_enrolments SET used_at = now(), key_id = $2 WHERE id = $1", enrolment_id, key_pk)
 
 
 SELECT_STATION = """
@@ -76,8 +76,9 @@ RETURNING id, key_id, created_at
 """
 
 
-async def insert_key(conn: asyncpg.Connection, key_id: str, device_id: int, public_key: bytes,
-                     replaces: int | None) -> asyncpg.Record:
+async def insert_key(
+    conn: asyncpg.Connection, key_id: str, device_id: int, public_key: bytes, replaces: int | None
+) -> asyncpg.Record:
     """Register a public key; raises UniqueViolation if the key is already registered."""
     return await conn.fetchrow(INSERT_KEY, key_id, device_id, public_key, replaces)
 
@@ -155,18 +156,22 @@ RETURNING block_no, first_serial, size, area_code, leased_at
 """
 
 
-async def lease_blocks(conn: asyncpg.Connection, device_id: int, node_id: int, area_code: str, count: int,
-                       base: int, size: int) -> list[asyncpg.Record]:
+async def lease_blocks(
+    conn: asyncpg.Connection, device_id: int, node_id: int, area_code: str, count: int, base: int, size: int
+) -> list[asyncpg.Record]:
     """Reserve ``count`` fresh blocks of serials for a device."""
-    return sorted(await conn.fetch(LEASE_BLOCKS, device_id, node_id, area_code, count, base, size),
-                  key=lambda r: r["block_no"])
+    return sorted(
+        await conn.fetch(LEASE_BLOCKS, device_id, node_id, area_code, count, base, size), key=lambda r: r["block_no"]
+    )
 
 
 async def find_block(conn: asyncpg.Connection, block_no: int) -> asyncpg.Record | None:
     """The lease of one block, if it was ever leased."""
     return await conn.fetchrow(
         "SELECT block_no, device_id, node_id, area_code, first_serial, size, leased_at FROM code_leases "
-        "WHERE block_no = $1", block_no)
+        "WHERE block_no = $1",
+        block_no,
+    )
 
 
 FIND_LEASE = """
@@ -183,8 +188,7 @@ WHERE l.block_no = $1 AND l.area_code = $2
 """
 
 
-async def find_lease(conn: asyncpg.Connection, block_no: int, area_code: str,
-                     trace_code: str) -> asyncpg.Record | None:
+async def find_lease(conn: asyncpg.Connection, block_no: int, area_code: str, trace_code: str) -> asyncpg.Record | None:
     """Who holds the block a trace code falls in, and whether the code has become a batch yet."""
     return await conn.fetchrow(FIND_LEASE, block_no, area_code, trace_code)
 
@@ -198,11 +202,21 @@ RETURNING id
 """
 
 
-async def insert_upload(conn: asyncpg.Connection, key_pk: int, device_id: int, method: str, path: str,
-                        created: int, body: bytes, body_digest: bytes, signature: bytes) -> int:
+async def insert_upload(
+    conn: asyncpg.Connection,
+    key_pk: int,
+    device_id: int,
+    method: str,
+    path: str,
+    created: int,
+    body: bytes,
+    body_digest: bytes,
+    signature: bytes,
+) -> int:
     """Store one signed request exactly as signed."""
-    upload_id: int = await conn.fetchval(INSERT_UPLOAD, key_pk, device_id, method, path, created, body,
-                                         body_digest, signature)
+    upload_id: int = await conn.fetchval(
+        INSERT_UPLOAD, key_pk, device_id, method, path, created, body, body_digest, signature
+    )
     return upload_id
 
 
