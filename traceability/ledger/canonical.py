@@ -4,6 +4,10 @@ JSON, UTF-8, object keys sorted, no insignificant whitespace, non-ASCII characte
 Object keys are ASCII. Values are only strings, integers, booleans, null, arrays and objects:
 decimals travel as strings ("12.5") and times as UTC RFC 3339 strings with milliseconds and "Z",
 so that no number formatting can differ between two implementations. See docs/ledger.md.
+
+:func:`encode` refuses anything else (a float, a non-ASCII or non-string key, a tuple, a
+``Decimal``) with :class:`CanonicalError`, so a value that has no canonical form never reaches
+the hash.
 """
 
 from __future__ import annotations
@@ -13,18 +17,53 @@ from typing import Any
 import orjson
 
 _OPTIONS = orjson.OPT_SORT_KEYS
+_INT64 = 1 << 63
 
 
 class CanonicalError(ValueError):
     """A value that has no canonical form (a float, a non-ASCII key, ...)."""
 
 
+def _check(value: dict[str, Any]) -> None:
+    """Walk ``value`` once (iteratively: nesting depth cannot exhaust the stack) and refuse the first
+    value without a canonical form."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            for key, child in item.items():
+                if type(key) is not str or not key.isascii():
+                    raise CanonicalError(f"object key {key!r} is not an ASCII string")
+                kind = type(child)
+                if kind is str:
+                    continue
+                if kind is dict or kind is list:
+                    stack.append(child)
+                elif kind is int:
+                    if not -_INT64 <= child < _INT64:
+                        raise CanonicalError(f"{key}: integer outside the signed 64-bit range")
+                elif kind is not bool and child is not None:
+                    raise CanonicalError(f"{key}: a {kind.__name__} has no canonical form")
+        else:  # a list
+            for child in item:
+                kind = type(child)
+                if kind is str:
+                    continue
+                if kind is dict or kind is list:
+                    stack.append(child)
+                elif kind is int:
+                    if not -_INT64 <= child < _INT64:
+                        raise CanonicalError("integer outside the signed 64-bit range")
+                elif kind is not bool and child is not None:
+                    raise CanonicalError(f"a {kind.__name__} in an array has no canonical form")
+
+
 def encode(value: dict[str, Any]) -> bytes:
     """Return the canonical bytes of ``value`` (already reduced to canonical types)."""
-    try:
-        return orjson.dumps(value, option=_OPTIONS)
-    except TypeError as exc:  # orjson raises its JSONEncodeError, a TypeError, on unsupported types
-        raise CanonicalError(str(exc)) from None
+    if type(value) is not dict:
+        raise CanonicalError("a canonical record is a JSON object")
+    _check(value)
+    return orjson.dumps(value, option=_OPTIONS)
 
 
 def decode(data: bytes) -> dict[str, Any]:
@@ -36,7 +75,8 @@ def decode(data: bytes) -> dict[str, Any]:
 
 
 def is_canonical(data: bytes) -> bool:
-    """Whether ``data`` re-encodes to itself (what an auditor checks before hashing)."""
+    """Whether ``data`` is a canonical record: it parses, holds only canonical values, and re-encodes to itself
+    (what an auditor checks before hashing)."""
     try:
         return encode(decode(data)) == data
     except (CanonicalError, orjson.JSONDecodeError):
