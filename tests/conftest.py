@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from stdnum.cn import uscc as uscc_mod
 
 from traceability.config import ROOT, Settings, test_database_url
@@ -26,6 +28,10 @@ from traceability.storage import migrator
 from traceability.storage.database import start_embedded
 
 TEMPLATE = f"trace_template_{os.getpid()}"
+
+# The machine is shared (CI, benchmarks, other suites): property tests are judged on what they find, never on speed.
+hypothesis_settings.register_profile("shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("shared-machine")
 _counter = itertools.count()
 
 

@@ -262,11 +262,18 @@ async def test_two_servers_serve_the_same_log(world: World, db_url: str, tmp_pat
                     ids.append((await r.json())["eventID"])
 
             await asyncio.gather(*(send(ports[i % 2], "storing") for i in range(20)))
-            await asyncio.sleep(1.5)
-            notes_seen = []
-            for port in ports:
-                async with http.get(f"http://127.0.0.1:{port}/api/v1/log/checkpoint") as r:
-                    notes_seen.append(await r.text())
+            # Wait for the condition, not a fixed time: both processes serve the checkpoint that holds all 21.
+            deadline = time.monotonic() + 20
+            while True:
+                notes_seen = []
+                for port in ports:
+                    async with http.get(f"http://127.0.0.1:{port}/api/v1/log/checkpoint") as r:
+                        notes_seen.append(await r.text())
+                sizes = [notes.parse_checkpoint(n).size for n in notes_seen]
+                if sizes == [21, 21]:
+                    break
+                assert time.monotonic() < deadline, f"checkpoints stayed at {sizes}"
+                await asyncio.sleep(0.1)
             assert notes_seen[0] == notes_seen[1]
             async with http.get(f"http://127.0.0.1:{ports[0]}/api/v1/log/public-key") as r:
                 key = (await r.text()).strip()
