@@ -172,7 +172,7 @@ async def test_acknowledged_means_committed(world: World, db_url: str, client: A
         await other.close()
     from traceability.http.keys import DATABASE
 
-    async with client.server.app[DATABASE].acquire() as conn:
+    async with client.server.app[DATABASE].connection() as conn:
         assert await conn.fetchval("SHOW synchronous_commit") == "on"
 
 

@@ -19,11 +19,12 @@ from tests.conftest import World, cloned_database, new_id
 from tests.test_verify import cli
 from traceability import errors
 from traceability.config import Settings
+from traceability.demo import bulk, lives
+from traceability.demo.city import City, Product
+from traceability.demo.loader import DemoResult, load_demo
 from traceability.domain.events import parse_event
 from traceability.ledger import canonical, sealed
-from traceability.services import capture, demo_bulk, principals
-from traceability.services.demo import DemoResult, load_demo
-from traceability.services.demo_city import City, Product
+from traceability.services import capture, principals
 from traceability.services.verify import verify_chains, verify_log
 from traceability.storage.database import open_database
 
@@ -219,7 +220,7 @@ async def test_a_bulk_opening_is_the_api_opening(world: World, db_url: str) -> N
     async with open_database(settings) as db:
         device = await principals.authenticate(db, world.devices["market"])
         opened = await capture.open_batch(db, device, {"eventID": new_id(), **body}, "")
-        async with db.acquire() as conn:
+        async with db.connection() as conn:
             api = await conn.fetchrow(
                 "SELECT e.canonical, b.product_id, b.quantity, b.uom, b.produced_on, "
                 "b.expires_on FROM events e JOIN batches b ON b.id = e.batch_id "
@@ -228,8 +229,8 @@ async def test_a_bulk_opening_is_the_api_opening(world: World, db_url: str) -> N
             )
     cabbage = Product("cabbage", "vegetable", "22101001", "大白菜", "Napa cabbage", "KGM", 14, gtin="06901234567892")
     city = City({}, {"cabbage": cabbage}, {"cabbage": api["product_id"]})
-    life = demo_bulk.Life(device, cabbage, {"eventID": new_id(), **body})
-    built = demo_bulk.build([life], [random.randrange(10**6, 10**7)], [10**9], city, datetime.now(UTC))
+    life = lives.Life(device, cabbage, {"eventID": new_id(), **body})
+    built = bulk.build([life], [random.randrange(10**6, 10**7)], [10**9], city, datetime.now(UTC))
     ours, theirs = canonical.decode(built.events[0][5]), canonical.decode(api["canonical"])
     for c in (ours, theirs):
         for key in ("eventID", "traceCode", "recordedAt"):

@@ -140,14 +140,14 @@ async def test_the_runtime_role_cannot_change_the_ledger(
     await history(world, 1)
     db = client.server.app[DATABASE]  # type: ignore[attr-defined]
     assert db.role == "traceability_runtime"
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         assert await conn.fetchval("SELECT current_user") == "traceability_runtime"
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
             await conn.execute("UPDATE events SET biz_step = 'x'")
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
             await conn.execute("DELETE FROM batches")
     # Released and re-acquired connections keep the role (it is a startup parameter, not a SET).
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         assert await conn.fetchval("SELECT current_user") == "traceability_runtime"
 
 

@@ -38,9 +38,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
+    from traceability.demo.loader import empty_ledger_hint
     from traceability.http.app import create_app
     from traceability.services import principals, transparency
-    from traceability.services.demo import empty_ledger_hint
 
     async def prepare() -> None:
         """Everything that must happen once, before any worker serves: schema, log key, first admin."""
@@ -159,7 +159,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from traceability.services.demo import load_demo
+    from traceability.demo.loader import load_demo
 
     if settings.log_level == "info":
         # The progress lines stand in for one log line per request.

@@ -19,8 +19,10 @@
     │   └── AlreadyExists            409 already_exists
     ├── PayloadTooLarge              413 payload_too_large
     └── StorageUnavailable           503 storage_unavailable
+        └── Contention               503 storage_unavailable (concurrent writers collided; retried first)
 
-Storage code translates asyncpg errors into these; the HTTP layer renders them and never sees asyncpg.
+``storage/`` translates every asyncpg error into these (``storage.database.translate``); nothing
+above it, the HTTP layer included, ever sees asyncpg.
 """
 
 from __future__ import annotations
@@ -140,3 +142,10 @@ class StorageUnavailable(TraceError):
 
     status = 503
     code = "storage_unavailable"
+
+
+class Contention(StorageUnavailable):
+    """The ledger is too busy to take this now; retry."""
+
+    # A serialization failure, a deadlock, or a key a concurrent writer took since we looked.
+    # Database.transaction runs the work again; only when its attempts run out does a client see it.

@@ -18,9 +18,9 @@ from playwright.async_api import Page, async_playwright
 from tests.conftest import with_database
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, REGULATOR
 from traceability.config import ROOT, Settings, test_database_url
+from traceability.demo.loader import load_demo
 from traceability.http.app import create_app
 from traceability.services import accounts
-from traceability.services.demo import load_demo
 from traceability.storage import migrator
 from traceability.storage.database import open_database, start_embedded
 

@@ -65,7 +65,8 @@ def parse_identifier(f: Fields) -> Identifier:
     return Identifier(scheme, value)
 
 
-def _date(f: Fields, key: str) -> date | None:
+def date_field(f: Fields, key: str) -> date | None:
+    """The optional ISO date under ``key`` (YYYY-MM-DD), or a field error naming it."""
     raw = f.text(key, required=False, max_len=10)
     if raw is None:
         return None
@@ -98,8 +99,8 @@ def parse_batch(body: Any, now: datetime) -> BatchDraft:
         gtin = f.check("gtin", gtin, validate_gtin)
     quantity = parse_quantity(f, required=True)
     assert quantity is not None
-    produced_on = _date(f, "produced_on")
-    expires_on = _date(f, "expires_on")
+    produced_on = date_field(f, "produced_on")
+    expires_on = date_field(f, "expires_on")
     if produced_on and produced_on > now.date():
         f.fail("produced_on", "is in the future")
     if produced_on and expires_on and expires_on < produced_on:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from traceability.domain import tracecode
-from traceability.domain.batches import BatchDraft, _date, parse_batch
+from traceability.domain.batches import BatchDraft, date_field, parse_batch
 from traceability.domain.events import BIZ_STEPS, parse_documents, parse_quantity, parse_time
 from traceability.domain.fields import FieldError, Fields, utc_ms
 
@@ -70,9 +70,9 @@ def check_key_data(category: str, content: dict[str, Any], prefix: str = "") -> 
     f = Fields(attrs, f"{prefix}attributes.")
     if category == "meat":
         f.integer("head_count", required=False, lo=1, hi=100_000)
-        _date(f, "slaughter_date")
+        date_field(f, "slaughter_date")
     elif category == "vegetable":
-        _date(f, "harvest_date")
+        date_field(f, "harvest_date")
     elif category == "drug":
         approval = f.text("approval_number", max_len=20)
         if not _APPROVAL.fullmatch(approval):

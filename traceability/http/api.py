@@ -29,7 +29,8 @@ async def read_json(request: web.Request) -> Any:
         raise errors.InvalidJSON(f"the body is not valid JSON: {exc}") from None
 
 
-def _paging(request: web.Request) -> tuple[int, int]:
+def paging(request: web.Request) -> tuple[int, int]:
+    """``limit`` (1-1000, default 100) and ``offset`` from the query string."""
     try:
         limit = int(request.query.get("limit", "100"))
         offset = int(request.query.get("offset", "0"))
@@ -42,12 +43,7 @@ def _paging(request: web.Request) -> tuple[int, int]:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    db = request.app[DATABASE]
-    try:
-        async with db.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-    except Exception:
-        raise errors.StorageUnavailable("the database is not answering") from None
+    await request.app[DATABASE].ping()
     return json_response({"status": "ok"})
 
 
@@ -73,7 +69,7 @@ async def register(request: web.Request) -> web.Response:
 @routes.get("/api/v1/admin/{kind:enterprises|nodes|operators|products|devices}")
 async def list_registered(request: web.Request) -> web.Response:
     await require(request, "admin", "regulator")
-    limit, offset = _paging(request)
+    limit, offset = paging(request)
     items = await registry.list_registered(
         request.app[DATABASE], request.match_info["kind"], key=request.query.get("key"), limit=limit, offset=offset
     )

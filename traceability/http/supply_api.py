@@ -7,7 +7,7 @@ from datetime import datetime
 from aiohttp import web
 
 from traceability import errors
-from traceability.http.api import _paging, json_response, read_json
+from traceability.http.api import json_response, paging, read_json
 from traceability.http.auth import optional_principal, require
 from traceability.http.keys import DATABASE, SETTINGS
 from traceability.services import analyzer, credit, genealogy, history
@@ -45,7 +45,7 @@ async def issue_recall(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/recalls")
 async def recalls(request: web.Request) -> web.Response:
-    limit, offset = _paging(request)
+    limit, offset = paging(request)
     return json_response({"recalls": await genealogy.list_recalls(request.app[DATABASE], limit, offset)})
 
 
@@ -65,7 +65,7 @@ def _time(request: web.Request, name: str) -> datetime | None:
 @routes.get("/api/v1/anomalies")
 async def anomalies(request: web.Request) -> web.Response:
     await require(request, *OVERSIGHT)
-    limit, offset = _paging(request)
+    limit, offset = paging(request)
     kind = request.query.get("kind") or None
     if kind is not None and kind not in analyzer.KINDS:
         raise errors.InvalidField(f"kind must be one of: {', '.join(analyzer.KINDS)}", field="kind")
@@ -88,7 +88,7 @@ async def anomalies(request: web.Request) -> web.Response:
 @routes.get("/api/v1/enterprises")
 async def enterprises(request: web.Request) -> web.Response:
     await require(request, *OVERSIGHT)
-    limit, offset = _paging(request)
+    limit, offset = paging(request)
     return json_response({"enterprises": await credit.ratings(request.app[DATABASE], limit, offset)})
 
 

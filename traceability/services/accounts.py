@@ -28,7 +28,7 @@ from traceability.domain.access import Principal
 from traceability.logging import get_logger
 from traceability.services import principals
 from traceability.storage import accounts_repo, registry_repo
-from traceability.storage.database import Database, conflicts_as, translated
+from traceability.storage.database import Database
 
 log = get_logger(__name__)
 
@@ -104,10 +104,8 @@ async def create_user(db: Database, name: str, role: str, password: str) -> dict
         raise errors.InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
     _check_password_rules(password)
     digest = await asyncio.to_thread(_hash, password)
-    with translated():
-        async with db.acquire() as conn:
-            with conflicts_as(f"a console user named {name!r} already exists", "name"):
-                row = await accounts_repo.insert_user(conn, name, role, digest)
+    async with db.connection() as conn:
+        row = await accounts_repo.insert_user(conn, name, role, digest)
     log.info("console_user.created", user_id=row["id"], role=role)
     return {"id": row["id"], "name": row["name"], "role": row["role"], "created_at": row["created_at"].isoformat()}
 
@@ -129,7 +127,7 @@ async def _open_session(
 ) -> tuple[str, str]:
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         await accounts_repo.insert_session(
             conn, _token_hash(token), csrf, user_id, device_hash, datetime.now(UTC) + lifetime
         )
@@ -142,26 +140,23 @@ async def sign_in(db: Database, name: str, password: str, remote: str | None) ->
     if not name or not password or len(password) > MAX_PASSWORD:
         raise errors.Unauthorized("the name or password is wrong")
     now = datetime.now(UTC)
-    with translated():
-        async with db.acquire() as conn:
-            recent = await accounts_repo.count_recent_failures(conn, name, now - LOCKOUT)
-            if recent["failures"] >= MAX_FAILURES:
-                await accounts_repo.insert_attempt(conn, name, remote, False)
-                until = recent["last_failure"] + LOCKOUT
-                minutes = max(1, int((until - now).total_seconds() // 60) + 1)
-                log.warning("login.locked_out", failures=int(recent["failures"]))
-                raise LockedOut(
-                    f"too many failed attempts; try again in {minutes} minutes "
-                    f"(登录失败次数过多，请 {minutes} 分钟后再试)"
-                )
-            user = await accounts_repo.find_user(conn, name)
+    async with db.connection() as conn:
+        recent = await accounts_repo.count_recent_failures(conn, name, now - LOCKOUT)
+        if recent["failures"] >= MAX_FAILURES:
+            await accounts_repo.insert_attempt(conn, name, remote, False)
+            until = recent["last_failure"] + LOCKOUT
+            minutes = max(1, int((until - now).total_seconds() // 60) + 1)
+            log.warning("login.locked_out", failures=int(recent["failures"]))
+            raise LockedOut(
+                f"too many failed attempts; try again in {minutes} minutes (登录失败次数过多，请 {minutes} 分钟后再试)"
+            )
+        user = await accounts_repo.find_user(conn, name)
     ok = await asyncio.to_thread(_verify, user["password_hash"] if user else None, password)
     ok = ok and user is not None
-    with translated():
-        async with db.acquire() as conn:
-            await accounts_repo.insert_attempt(conn, name, remote, ok)
-            if ok and user is not None and _hasher.check_needs_rehash(user["password_hash"]):
-                await accounts_repo.update_password_hash(conn, user["id"], await asyncio.to_thread(_hash, password))
+    async with db.connection() as conn:
+        await accounts_repo.insert_attempt(conn, name, remote, ok)
+        if ok and user is not None and _hasher.check_needs_rehash(user["password_hash"]):
+            await accounts_repo.update_password_hash(conn, user["id"], await asyncio.to_thread(_hash, password))
     if not ok or user is None:
         log.info("login.failed")
         raise errors.Unauthorized("the name or password is wrong")
@@ -186,28 +181,27 @@ async def resolve(db: Database, token: str) -> WebSession | None:
     """The live session a cookie token names, or None (expired, ended, unknown, device revoked)."""
     if not token or len(token) > 100:
         return None
-    with translated():
-        async with db.acquire() as conn:
-            row = await accounts_repo.find_session(conn, _token_hash(token))
-            if row is None:
+    async with db.connection() as conn:
+        row = await accounts_repo.find_session(conn, _token_hash(token))
+        if row is None:
+            return None
+        if row["device_token_hash"] is not None:
+            device = await registry_repo.find_principal(conn, row["device_token_hash"])
+            if device is None:
                 return None
-            if row["device_token_hash"] is not None:
-                device = await registry_repo.find_principal(conn, row["device_token_hash"])
-                if device is None:
-                    return None
-                principal = Principal(
-                    role=device["role"],
-                    id=device["id"],
-                    name=device["name"],
-                    enterprise_id=device["enterprise_id"],
-                    uscc=device["uscc"],
-                    node_id=device["node_id"],
-                    node_code=device["node_code"],
-                    area_code=device["area_code"],
-                    operator_id=device["operator_id"],
-                    operator_code=device["operator_code"],
-                )
-                return WebSession(principal, row["csrf_token"], "vendor")
+            principal = Principal(
+                role=device["role"],
+                id=device["id"],
+                name=device["name"],
+                enterprise_id=device["enterprise_id"],
+                uscc=device["uscc"],
+                node_id=device["node_id"],
+                node_code=device["node_code"],
+                area_code=device["area_code"],
+                operator_id=device["operator_id"],
+                operator_code=device["operator_code"],
+            )
+            return WebSession(principal, row["csrf_token"], "vendor")
     if row["user_id"] is None:
         return None
     return WebSession(
@@ -217,6 +211,5 @@ async def resolve(db: Database, token: str) -> WebSession | None:
 
 async def sign_out(db: Database, token: str) -> None:
     """End a session (the cookie is cleared by the caller)."""
-    with translated():
-        async with db.acquire() as conn:
-            await accounts_repo.end_session(conn, _token_hash(token))
+    async with db.connection() as conn:
+        await accounts_repo.end_session(conn, _token_hash(token))

@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from traceability import errors
 from traceability.domain.supply import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
 from traceability.ledger import canonical
 from traceability.logging import get_logger
 from traceability.services.exclusive import run_exclusive
 from traceability.storage import analysis_repo
-from traceability.storage.database import Database
+from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
 
@@ -62,10 +63,14 @@ def _amount(quantity: dict[str, str] | None, batch_uom: str, fallback: Decimal) 
     return Decimal(0)  # a different unit (boxes of a batch counted in kg) cannot be balanced
 
 
-async def analyze(conn: Any, now: datetime | None = None) -> int:
-    """Analyze the next events in log order; returns how many were looked at."""
+async def analyze(db: Database, now: datetime | None = None, conn: Connection | None = None) -> int:
+    """Analyze the next events in log order; returns how many were looked at.
+
+    ``conn``: the analyzer's own connection (the one holding its lock), else a pooled one.
+    """
     now = now or datetime.now(UTC)
-    async with conn.transaction():
+
+    async def work(conn: Connection) -> tuple[int, int]:
         state = await analysis_repo.lock_state(conn, NAME)
         events = await analysis_repo.new_events(conn, state["position"], BATCH)
         found: list[tuple[Any, ...]] = []
@@ -97,14 +102,17 @@ async def analyze(conn: Any, now: datetime | None = None) -> int:
         await analysis_repo.insert_anomalies(conn, found)
         position = events[-1]["leaf_index"] if events else state["position"]
         await analysis_repo.save_state(conn, NAME, position, swept)
-    if found:
-        log.info("anomalies.detected", count=len(found))
-    return len(events)
+        return len(events), len(found)
+
+    looked, flagged = await db.transaction(work, conn=conn)
+    if flagged:
+        log.info("anomalies.detected", count=flagged)
+    return looked
 
 
 async def _rules(
-    conn: Any,
-    e: Any,
+    conn: Connection,
+    e: Record,
     stock: dict[tuple[int, int], list[Any]],
     touched: dict[tuple[int, int], list[Any]],
     nodes: dict[int, set[int]],
@@ -189,14 +197,14 @@ async def _rules(
 async def run_analyzer(db: Database, interval: float, stop: asyncio.Event) -> None:
     """Keep the anomalies current while holding the analyzer lock (one analyzer across processes)."""
 
-    async def step(conn: Any) -> bool:
-        return await analyze(conn) >= BATCH
+    async def step(conn: Connection) -> bool:
+        return await analyze(db, conn=conn) >= BATCH
 
     await run_exclusive(db, "analyzer", LOCK, step, interval, stop)
 
 
 async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         rows = await analysis_repo.list_anomalies(conn, **filters)
     out = []
     for r in rows:
@@ -215,9 +223,7 @@ async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:
 
 async def find_package(db: Database, code: str) -> dict[str, Any]:
     """Where a case, box or unit sits in the packaging hierarchy, and what it contains."""
-    from traceability import errors
-
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         found = await analysis_repo.package(conn, code)
     if found is None:
         raise errors.NotFound(f"no package {code} has been recorded")

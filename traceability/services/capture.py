@@ -9,78 +9,36 @@ one batch without a global lock.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from traceability import errors
 from traceability.domain import stations, tracecode
-from traceability.domain.access import Principal, split_private
+from traceability.domain.access import Principal
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, parse_event_list
 from traceability.domain.fields import utc_ms
 from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_data
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
+from traceability.services.recording import (
+    AfterAppend,
+    Receipt,
+    hold_descendants,
+    insert_opening,
+    open_digest,
+    opening_content,
+    record,
+    require_device,
+    stamp,
+    write,
+)
 from traceability.services.validation import fields
 from traceability.storage import batches_repo, events_repo, registry_repo, stations_repo
-from traceability.storage.database import RETRYABLE, Database, UniqueViolation, translated
+from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
-ATTEMPTS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """What a scanner keeps as proof that an event was accepted."""
-
-    event_id: str
-    trace_code: str
-    seq: int
-    hash: bytes
-    prev_hash: bytes
-    recorded_at: str
-    replayed: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "eventID": self.event_id,
-            "traceCode": self.trace_code,
-            "seq": self.seq,
-            "hash": self.hash.hex(),
-            "prevHash": self.prev_hash.hex(),
-            "recordedAt": self.recorded_at,
-            "replayed": self.replayed,
-        }
-
-
-def _require_device(principal: Principal) -> Principal:
-    if principal.role != "device" or principal.node_id is None:
-        raise errors.Forbidden("only a scanner device records events")
-    return principal
-
-
-def _stamp(content: dict[str, Any], device: Principal) -> dict[str, Any]:
-    """Add who recorded the event and where: the device's own node, never what the client claims."""
-    stamped = dict(content)
-    stamped["node"] = device.node_code
-    stamped["device"] = device.id
-    if device.operator_code is not None and "operator" not in stamped:
-        stamped["operator"] = device.operator_code
-    return stamped
-
-
-def _record(content: dict[str, Any], recorded_at: str) -> tuple[bytes, bytes | None]:
-    """The canonical bytes to hash (commercial details sealed) and the private blob to keep beside them."""
-    public, private = split_private(content)
-    blob = None
-    if private:
-        public["sealed"], blob = sealed.seal(canonical.encode(private))
-    public["recordedAt"] = recorded_at
-    return canonical.encode(public), blob
 
 
 def _same(stored: bytes, private: bytes | None, content: dict[str, Any]) -> bool:
@@ -95,9 +53,6 @@ def _same(stored: bytes, private: bytes | None, content: dict[str, Any]) -> bool
 # -- capture -------------------------------------------------------------------------------------
 
 
-AfterAppend = Callable[[Any, list[Receipt]], Awaitable[None]]
-
-
 async def capture_events(
     db: Database, principal: Principal, body: Any, max_events: int, after: AfterAppend | None = None
 ) -> tuple[list[Receipt], bool]:
@@ -106,7 +61,7 @@ async def capture_events(
     ``after`` runs inside the same transaction once the events are written (a station's signed upload
     is stored that way), so it commits or rolls back with them.
     """
-    device = _require_device(principal)
+    device = require_device(principal)
     now = datetime.now(UTC)
     items = body.get("events") if isinstance(body, dict) else body
     if isinstance(items, list) and len(items) > max_events:
@@ -124,7 +79,7 @@ async def capture_events(
             raise errors.Forbidden(
                 f"{where}: this device records events only at its own node {device.node_code}, not {d.node_code}"
             )
-    contents = [_stamp(d.content, device) for d in drafts]
+    contents = [stamp(d.content, device) for d in drafts]
     check_replays = False
     if len(drafts) == 1 and not failed and after is None and "errorDeclaration" not in drafts[0].content:
         quick = await _append_one(db, device, drafts[0], contents[0], now)
@@ -132,22 +87,16 @@ async def capture_events(
             log.info("events.captured", count=1, replayed=0)
             return [quick], is_list
         check_replays = True  # a replay, an unknown batch or a refused sale: the general path says which
-    for attempt in range(ATTEMPTS):
-        try:
-            with translated():
-                async with db.acquire() as conn, conn.transaction():
-                    receipts = await _append(conn, device, drafts, contents, now, check_replays, is_list)
-                    await _hold_failed(conn, drafts, receipts, failed, now)
-                    if after is not None:
-                        await after(conn, receipts)
-            break
-        except UniqueViolation:
-            # Someone recorded one of these event ids since we looked (or we did not look yet).
-            check_replays = True
-        except RETRYABLE:
-            log.info("capture.retried", attempt=attempt)
-    else:
-        raise errors.StorageUnavailable("the ledger is too busy to take these events now; retry")
+
+    async def append(conn: Connection, retried: bool) -> list[Receipt]:
+        # A retry follows a collision: someone may have recorded one of these event ids since we looked.
+        receipts = await _append(conn, device, drafts, contents, now, check_replays or retried, is_list)
+        await _hold_failed(conn, drafts, receipts, failed, now)
+        if after is not None:
+            await after(conn, receipts)
+        return receipts
+
+    receipts = await write(db, append, "the ledger is too busy to take these events now; retry")
     new = sum(1 for r in receipts if not r.replayed)
     log.info("events.captured", count=new, replayed=len(receipts) - new)
     return receipts, is_list
@@ -157,27 +106,26 @@ async def _append_one(
     db: Database, device: Principal, d: EventDraft, content: dict[str, Any], now: datetime
 ) -> Receipt | None:
     """The common case, one new event, in one autocommitted statement; None when the general path must decide."""
-    assert device.node_id is not None  # _require_device admitted only devices bound to a node
+    assert device.node_id is not None  # require_device admitted only devices bound to a node
     recorded_at = utc_ms(now)
-    data, private = _record(content, recorded_at)
+    data, private = record(content, recorded_at)
     try:
-        with translated():
-            async with db.acquire() as conn:
-                row = await events_repo.append_one(
-                    conn,
-                    d.trace_code,
-                    d.event_id,
-                    data,
-                    d.biz_step,
-                    device.node_id,
-                    device.id,
-                    d.event_time,
-                    now,
-                    private,
-                    d.biz_step in SALE_STEPS,
-                    chain.CHAIN_TAG,
-                )
-    except (UniqueViolation, *RETRYABLE):
+        async with db.connection() as conn:
+            row = await events_repo.append_one(
+                conn,
+                d.trace_code,
+                d.event_id,
+                data,
+                d.biz_step,
+                device.node_id,
+                device.id,
+                d.event_time,
+                now,
+                private,
+                d.biz_step in SALE_STEPS,
+                chain.CHAIN_TAG,
+            )
+    except errors.Contention:  # the event id is taken (a replay?) or a collision: the general path decides
         return None
     if row is None:
         return None
@@ -185,7 +133,7 @@ async def _append_one(
 
 
 async def _append(
-    conn: Any,
+    conn: Connection,
     device: Principal,
     drafts: list[EventDraft],
     contents: list[dict[str, Any]],
@@ -230,7 +178,7 @@ async def _append(
                 where = f"events[{i}].traceCode" if is_list else "traceCode"
                 raise errors.UnknownReference(f"{where}: no batch has trace code {d.trace_code}", field=where)
             _check_status(locked[d.trace_code], d, i, is_list)
-            data, private = _record(contents[i], recorded_at)
+            data, private = record(contents[i], recorded_at)
             prev = head[2]
             digest = chain.link(prev, data)
             head[1] += 1
@@ -268,7 +216,7 @@ async def _append(
     return [r for r in receipts if r is not None]
 
 
-def _check_status(head: Any, d: EventDraft, i: int, is_list: bool) -> None:
+def _check_status(head: Record, d: EventDraft, i: int, is_list: bool) -> None:
     """Selling or shipping a held or recalled batch is refused, unless it happened before the hold
     (a station syncing late): that sale is accepted, and the analyzer flags it for the regulator."""
     if head["status"] == "active" or d.biz_step not in SALE_STEPS:
@@ -286,11 +234,9 @@ def _check_status(head: Any, d: EventDraft, i: int, is_list: bool) -> None:
 
 
 async def _hold_failed(
-    conn: Any, drafts: list[EventDraft], receipts: list[Receipt], failed: set[int], now: datetime
+    conn: Connection, drafts: list[EventDraft], receipts: list[Receipt], failed: set[int], now: datetime
 ) -> None:
     """A failed inspection puts the batch and everything made from it on hold, in the same transaction."""
-    from traceability.services.genealogy import hold_descendants  # genealogy builds on capture
-
     for i in sorted(failed):
         if receipts[i].replayed:
             continue
@@ -299,7 +245,7 @@ async def _hold_failed(
 
 
 async def _check_corrections(
-    conn: Any, device: Principal, drafts: list[EventDraft], todo: list[int], is_list: bool
+    conn: Connection, device: Principal, drafts: list[EventDraft], todo: list[int], is_list: bool
 ) -> None:
     """A correction names an event of the same batch, recorded at the declaring device's own node."""
     declaring = [i for i in todo if "errorDeclaration" in drafts[i].content]
@@ -339,11 +285,6 @@ class Opened:
         }
 
 
-def _open_digest(draft: BatchDraft, device: Principal) -> bytes:
-    request = dict(draft.content, product=draft.product, gtin=draft.gtin, device=device.id)
-    return hashlib.sha256(canonical.encode(request)).digest()
-
-
 async def open_batch(
     db: Database, principal: Principal, body: Any, public_url: str, after: AfterAppend | None = None
 ) -> Opened:
@@ -351,33 +292,32 @@ async def open_batch(
 
     ``after`` runs inside the same transaction with the opening's receipt, as for :func:`capture_events`.
     """
-    device = _require_device(principal)
+    device = require_device(principal)
     now = datetime.now(UTC)
     with fields():
         draft = parse_batch(body, now)
-    digest = _open_digest(draft, device)
-    for _attempt in range(ATTEMPTS):
-        try:
-            with translated():
-                async with db.acquire() as conn, conn.transaction():
-                    existing = await batches_repo.find_opened(conn, draft.event_id)
-                    if existing is not None:
-                        opened = _replayed_open(existing, digest, draft, public_url)
-                    else:
-                        opened = await _open(conn, device, draft, digest, now, public_url)
-                    if after is not None:
-                        await after(conn, [opened.receipt])
-                    return opened
-        except UniqueViolation as exc:
-            if getattr(exc, "constraint_name", None) == "events_event_id_key":
+    digest = open_digest(draft, device)
+
+    async def open_or_replay(conn: Connection, retried: bool) -> Opened:
+        existing = await batches_repo.find_opened(conn, draft.event_id)
+        if existing is not None:
+            opened = _replayed_open(existing, digest, draft, public_url)
+        else:
+            # A retry follows a collision: the same opening raced us (found above), or the event id
+            # already names another event.
+            if retried and await events_repo.find_events(conn, [draft.event_id]):
                 raise errors.EventConflict(
                     f"eventID: {draft.event_id} is already the id of another event", field="eventID"
-                ) from None
-            continue  # the same opening raced us (by event id or leased code); the next attempt finds it
-    raise errors.StorageUnavailable("could not open the batch; retry")
+                )
+            opened = await _open(conn, device, draft, digest, now, public_url)
+        if after is not None:
+            await after(conn, [opened.receipt])
+        return opened
+
+    return await write(db, open_or_replay, "could not open the batch; retry")
 
 
-async def _leased_code(conn: Any, device: Principal, code: str) -> str:
+async def _leased_code(conn: Connection, device: Principal, code: str) -> str:
     """A code the station issued offline: it must lie in a block leased to this very station."""
     block_no = stations.block_of(code)
     lease = None if block_no is None else await stations_repo.find_block(conn, block_no)
@@ -392,7 +332,7 @@ async def _leased_code(conn: Any, device: Principal, code: str) -> str:
     return code
 
 
-def _replayed_open(row: Any, digest: bytes, draft: BatchDraft, public_url: str) -> Opened:
+def _replayed_open(row: Record, digest: bytes, draft: BatchDraft, public_url: str) -> Opened:
     if row["open_digest"] != digest:
         raise errors.EventConflict(
             f"eventID: batch opening {draft.event_id} was already recorded with different content", field="eventID"
@@ -405,7 +345,7 @@ def _replayed_open(row: Any, digest: bytes, draft: BatchDraft, public_url: str) 
 
 
 async def _open(
-    conn: Any, device: Principal, draft: BatchDraft, digest: bytes, now: datetime, public_url: str
+    conn: Connection, device: Principal, draft: BatchDraft, digest: bytes, now: datetime, public_url: str
 ) -> Opened:
     products = await registry_repo.find_products(conn, draft.product, draft.gtin)
     if len(products) != 1:
@@ -421,76 +361,9 @@ async def _open(
         code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
     else:
         code = await _leased_code(conn, device, draft.trace_code)
-    content = _stamp(draft.content, device)
-    content["traceCode"] = code
-    content["batch"] = dict(content["batch"], product=product["goods_code"])
-    if product["gtin"]:
-        content["batch"]["gtin"] = product["gtin"]
-    event_time = draft.event_time or now
-    content.setdefault("eventTime", utc_ms(event_time))
-    content.setdefault("eventTimeZoneOffset", "+00:00" if draft.event_time is None else content["eventTimeZoneOffset"])
+    content, event_time = opening_content(draft, device, code, product["goods_code"], product["gtin"], now)
     _, receipt = await insert_opening(
         conn, device, draft, product["id"], code, content, "commissioning", event_time, now, digest
     )
     log.info("batch.opened", trace_code=code)
     return Opened(code, receipt, f"{public_url}/t/{code}")
-
-
-async def insert_opening(
-    conn: Any,
-    device: Principal,
-    draft: BatchDraft,
-    product_id: int,
-    code: str,
-    content: dict[str, Any],
-    biz_step: str,
-    event_time: datetime,
-    now: datetime,
-    open_digest: bytes,
-) -> tuple[int, Receipt]:
-    """Write a new batch, its identifiers, its chain head and its first event (seq 1, linked to the genesis)."""
-    assert device.node_id is not None
-    recorded_at = utc_ms(now)
-    data, private = _record(content, recorded_at)
-    prev = chain.genesis(code)
-    digest = chain.link(prev, data)
-    batch = await batches_repo.insert_batch(
-        conn,
-        trace_code=code,
-        product_id=product_id,
-        node_id=device.node_id,
-        device_id=device.id,
-        open_event_id=draft.event_id,
-        open_digest=open_digest,
-        quantity=Decimal(draft.quantity["value"]),
-        uom=draft.quantity["uom"],
-        produced_on=draft.produced_on,
-        expires_on=draft.expires_on,
-    )
-    try:
-        await batches_repo.insert_identifiers(conn, batch["id"], [(i.scheme, i.value) for i in draft.identifiers])
-    except UniqueViolation:
-        raise errors.AlreadyExists(
-            "identifiers: one of these identifiers already names another batch", field="identifiers"
-        ) from None
-    await batches_repo.insert_head(conn, batch["id"], 1, digest)
-    await events_repo.insert_events(
-        conn,
-        [
-            (
-                draft.event_id,
-                batch["id"],
-                1,
-                prev,
-                digest,
-                data,
-                biz_step,
-                device.node_id,
-                device.id,
-                event_time,
-                now,
-                private,
-            )
-        ],
-    )
-    return batch["id"], Receipt(draft.event_id, code, 1, digest, prev, recorded_at)

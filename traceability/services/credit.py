@@ -82,7 +82,7 @@ def score(record: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
 async def rating(db: Database, uscc: str, at: datetime | None = None) -> dict[str, Any]:
     """An enterprise's rating now, its factors, and its history over the last six months."""
     at = at or datetime.now(UTC)
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         ent = await credit_repo.enterprise(conn, uscc)
         if ent is None:
             raise errors.NotFound(f"no enterprise {uscc}")
@@ -110,7 +110,7 @@ async def ratings(db: Database, limit: int = 100, offset: int = 0) -> list[dict[
     """The enterprise register with current scores (the factors are on each enterprise's own rating)."""
     at = datetime.now(UTC)
     out = []
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         for ent in await credit_repo.enterprises(conn, limit, offset):
             value, _ = score(await credit_repo.record(conn, ent["id"], at - WINDOW, at))
             out.append(

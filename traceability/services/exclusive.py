@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from traceability.logging import get_logger
-from traceability.storage.database import Database
+from traceability.storage import locks_repo
+from traceability.storage.database import Connection, Database
 
 log = get_logger(__name__)
 
@@ -25,17 +25,22 @@ async def sleep_until(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def run_exclusive(
-    db: Database, name: str, lock: int, step: Callable[[Any], Awaitable[bool]], interval: float, stop: asyncio.Event
+    db: Database,
+    name: str,
+    lock: int,
+    step: Callable[[Connection], Awaitable[bool]],
+    interval: float,
+    stop: asyncio.Event,
 ) -> None:
-    """Run ``step(conn)`` while holding ``lock``; it returns whether more work is waiting right now.
+    """Run ``step(conn)`` while holding ``lock`` on ``conn``; it returns whether more work is waiting right now.
 
     Waits for the lock while another process holds it; a failure (the database restarting, a lost
     race) is logged and retried after a pause.
     """
     while not stop.is_set():
         try:
-            async with db.acquire() as conn:
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock):
+            async with db.connection() as conn:
+                if not await locks_repo.try_lock(conn, lock):
                     await sleep_until(stop, interval * 5)
                     continue
                 log.info(f"{name}.started")
@@ -45,7 +50,7 @@ async def run_exclusive(
                             await sleep_until(stop, interval)
                 finally:
                     with contextlib.suppress(Exception):
-                        await conn.execute("SELECT pg_advisory_unlock($1)", lock)
+                        await locks_repo.unlock(conn, lock)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

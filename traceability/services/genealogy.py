@@ -1,10 +1,10 @@
 """Splits, merges and repacks; tracing a batch backward to its origins and forward to every stall;
-holds and recalls, which are events appended to every affected batch's chain."""
+recalls, which are events appended to every affected batch's chain (holds after a failed inspection
+are appended by the shared write path, :mod:`traceability.services.recording`)."""
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,10 +17,19 @@ from traceability.domain.fields import offset_text, utc_ms
 from traceability.domain.registry import NODE_TYPES, area_name
 from traceability.ledger import canonical, chain
 from traceability.logging import get_logger
-from traceability.services.capture import ATTEMPTS, Receipt, _record, _require_device, _stamp, insert_opening
+from traceability.services.recording import (
+    Receipt,
+    append_status_events,
+    insert_opening,
+    record,
+    require_device,
+    stamp,
+    status_event,
+    write,
+)
 from traceability.services.validation import fields
 from traceability.storage import batches_repo, events_repo, genealogy_repo, registry_repo
-from traceability.storage.database import RETRYABLE, CheckViolation, Database, UniqueViolation, translated
+from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
 
@@ -30,24 +39,20 @@ log = get_logger(__name__)
 
 async def transform(db: Database, principal: Principal, body: Any, public_url: str) -> dict[str, Any]:
     """Consume input batches into new output batches, each with its own trace code, all in one transaction."""
-    device = _require_device(principal)
+    device = require_device(principal)
     now = datetime.now(UTC)
     with fields():
         draft = supply.parse_transformation(body, now)
-    for _attempt in range(ATTEMPTS):
-        try:
-            with translated():
-                async with db.acquire() as conn, conn.transaction():
-                    return await _transform(conn, device, draft, now, public_url)
-        except UniqueViolation:
-            continue  # the same transformation raced us; the next attempt replays it
-        except RETRYABLE:
-            continue
-    raise errors.StorageUnavailable("could not record the transformation; retry")
+
+    async def transform_or_replay(conn: Connection, retried: bool) -> dict[str, Any]:
+        # After a collision the same transformation raced us: the next run finds it and replays it.
+        return await _transform(conn, device, draft, now, public_url)
+
+    return await write(db, transform_or_replay, "could not record the transformation; retry")
 
 
 async def _transform(
-    conn: Any, device: Principal, draft: supply.TransformDraft, now: datetime, public_url: str
+    conn: Connection, device: Principal, draft: supply.TransformDraft, now: datetime, public_url: str
 ) -> dict[str, Any]:
     input_ids = [supply.input_event_id(draft.event_id, code) for code, _ in draft.inputs]
     done = await events_repo.find_events(conn, input_ids)
@@ -89,7 +94,7 @@ async def _transform(
     rows: list[tuple[Any, ...]] = []
     for out, product in zip(draft.outputs, products, strict=True):
         code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
-        content = _stamp(out.content, device)
+        content = stamp(out.content, device)
         content.update(
             type="TransformationEvent",
             bizStep=draft.biz_step,
@@ -118,7 +123,7 @@ async def _transform(
     new_heads = []
     for (code, quantity), event_id in zip(draft.inputs, input_ids, strict=True):
         head = heads[code]
-        content = _stamp(
+        content = stamp(
             {
                 "eventID": event_id,
                 "type": "TransformationEvent",
@@ -133,7 +138,7 @@ async def _transform(
             },
             device,
         )
-        data, private = _record(content, recorded_at)
+        data, private = record(content, recorded_at)
         digest = chain.link(head["head_hash"], data)
         rows.append(
             (
@@ -160,17 +165,16 @@ async def _transform(
     links = [
         (heads[code]["id"], o["batch_id"], Decimal(q["value"]), q["uom"]) for code, q in draft.inputs for o in outputs
     ]
-    try:
-        await genealogy_repo.insert_links(conn, draft.event_id, links)
-    except CheckViolation:
-        raise errors.InvalidField("outputs: this would make a batch its own ancestor", field="outputs") from None
+    await genealogy_repo.insert_links(conn, draft.event_id, links)
     log.info("batches.transformed", inputs=len(draft.inputs), outputs=len(outputs))
     for o in outputs:
         del o["batch_id"]
     return {"transformationID": draft.event_id, "outputs": outputs, "inputs": input_receipts, "replayed": False}
 
 
-async def _replayed(conn: Any, draft: supply.TransformDraft, done: list[Any], public_url: str) -> dict[str, Any]:
+async def _replayed(
+    conn: Connection, draft: supply.TransformDraft, done: list[Record], public_url: str
+) -> dict[str, Any]:
     """A retried transformation: the same outputs, if the request is the same."""
     ours = {r["event_id"]: r for r in done}
     first = ours.get(supply.input_event_id(draft.event_id, draft.inputs[0][0]))
@@ -191,7 +195,7 @@ async def _replayed(conn: Any, draft: supply.TransformDraft, done: list[Any], pu
 # -- tracing --------------------------------------------------------------------------------------
 
 
-def _node(r: Any, public: bool) -> dict[str, Any]:
+def _node(r: Record, public: bool) -> dict[str, Any]:
     node = {
         "code": r["code"],
         "name": r["name_zh"],
@@ -214,17 +218,16 @@ async def trace(db: Database, code: str, direction: str, *, public: bool = False
     """The genealogy of a batch: upstream to every origin, or downstream to every place it reached."""
     if direction not in ("backward", "forward"):
         raise errors.InvalidField("direction must be backward or forward", field="direction")
-    with translated():
-        async with db.acquire() as conn:
-            root = await genealogy_repo.batch_id(conn, code)
-            if root is None:
-                raise errors.NotFound(f"no batch has trace code {code}")
-            depth = await genealogy_repo.related(conn, root, direction)
-            ids = list(depth)
-            batches = await genealogy_repo.batches_by_id(conn, ids)
-            links = await genealogy_repo.links_among(conn, ids)
-            visits = await genealogy_repo.visits(conn, ids)
-            documents = await genealogy_repo.document_events(conn, ids) if direction == "backward" else []
+    async with db.connection() as conn:
+        root = await genealogy_repo.batch_id(conn, code)
+        if root is None:
+            raise errors.NotFound(f"no batch has trace code {code}")
+        depth = await genealogy_repo.related(conn, root, direction)
+        ids = list(depth)
+        batches = await genealogy_repo.batches_by_id(conn, ids)
+        links = await genealogy_repo.links_among(conn, ids)
+        visits = await genealogy_repo.visits(conn, ids)
+        documents = await genealogy_repo.document_events(conn, ids) if direction == "backward" else []
     by_id = {b["id"]: b for b in batches}
     parents: dict[str, list[str]] = {}
     children: dict[str, list[str]] = {}
@@ -275,89 +278,15 @@ async def trace(db: Database, code: str, direction: str, *, public: bool = False
         result["origins"] = [b["trace_code"] for b in out_batches if not b["parents"]]
     else:
         reached: dict[str, dict[str, Any]] = {}
-        for b in out_batches:
-            for n in b["nodes"]:
-                reached.setdefault(n["code"], {**n, "batches": []})["batches"].append(b["trace_code"])
+        for entry in out_batches:
+            for n in entry["nodes"]:
+                reached.setdefault(n["code"], {**n, "batches": []})["batches"].append(entry["trace_code"])
         result["reached"] = list(reached.values())
         result["enterprises"] = sorted({n["enterprise"] for n in reached.values()})
     return result
 
 
 # -- holds and recalls ----------------------------------------------------------------------------
-
-
-async def append_status_events(
-    conn: Any, batch_ids: list[int], status: str, make: Any, now: datetime, skip: set[int] | None = None
-) -> list[Receipt]:
-    """Append one event to each batch's chain (a hold or a recall) and set the batches' status.
-
-    ``make(batch_row) -> content`` builds each event; batches in ``skip`` get the status only.
-    """
-    heads = await genealogy_repo.lock_heads_by_id(conn, batch_ids)
-    recorded_at = utc_ms(now)
-    rows, new_heads, receipts = [], [], []
-    for head in heads:
-        if skip and head["id"] in skip:
-            new_heads.append((head["id"], head["seq"], head["head_hash"]))
-            continue
-        content = make(head)
-        data, private = _record(content, recorded_at)
-        digest = chain.link(head["head_hash"], data)
-        rows.append(
-            (
-                content["eventID"],
-                head["id"],
-                head["seq"] + 1,
-                head["head_hash"],
-                digest,
-                data,
-                content["bizStep"],
-                head["node_id"],
-                None,
-                now,
-                now,
-                private,
-            )
-        )
-        new_heads.append((head["id"], head["seq"] + 1, digest))
-        receipts.append(
-            Receipt(content["eventID"], head["trace_code"], head["seq"] + 1, digest, head["head_hash"], recorded_at)
-        )
-    if rows:
-        await events_repo.insert_events(conn, rows)
-    await genealogy_repo.set_heads_and_status(conn, new_heads, status, now)
-    return receipts
-
-
-def _status_event(kind: str, head: Any, now: datetime, detail: dict[str, Any], disposition: str) -> dict[str, Any]:
-    return {
-        "eventID": str(uuid.uuid4()),
-        "type": "ObjectEvent",
-        "action": "OBSERVE",
-        "bizStep": "holding",
-        "disposition": disposition,
-        "traceCode": head["trace_code"],
-        "eventTime": utc_ms(now),
-        "eventTimeZoneOffset": "+00:00",
-        "node": head["node_code"],
-        kind: detail,
-    }
-
-
-async def hold_descendants(conn: Any, batch_id: int, code: str, inspection_event: str, now: datetime) -> int:
-    """A failed inspection holds the batch and everything made from it (disposition non_conformant)."""
-    depth = await genealogy_repo.related(conn, batch_id, "forward")
-    detail = {"inspection": inspection_event, "source": code}
-    receipts = await append_status_events(
-        conn,
-        sorted(depth),
-        "on_hold",
-        lambda head: _status_event("hold", head, now, detail, "non_conformant"),
-        now,
-        skip={batch_id},
-    )
-    log.info("batches.held", source=code, batches=len(depth))
-    return len(receipts) + 1
 
 
 async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any]:
@@ -368,32 +297,33 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
         draft = supply.parse_recall(body)
     now = datetime.now(UTC)
     issuer = f"{principal.role}:{principal.id} {principal.name}"
-    with translated():
-        async with db.acquire() as conn, conn.transaction():
-            root = await genealogy_repo.batch_id(conn, draft.trace_code)
-            if root is None:
-                raise errors.UnknownReference(
-                    f"traceCode: no batch has trace code {draft.trace_code}", field="traceCode"
-                )
-            depth = await genealogy_repo.related(conn, root, "forward")
-            detail = {
-                "level": draft.level,
-                "reason": draft.reason,
-                "source": draft.trace_code,
-                "issuedBy": issuer,
-                **({"scope": draft.scope} if draft.scope else {}),
-            }
-            receipts = await append_status_events(
-                conn,
-                sorted(depth),
-                "recalled",
-                lambda head: _status_event("recall", head, now, detail, "recalled"),
-                now,
-            )
-            source_event = next(r.event_id for r in receipts if r.trace_code == draft.trace_code)
-            recall_id = await genealogy_repo.insert_recall(
-                conn, root, source_event, draft.level, draft.reason, draft.scope, issuer, now, len(receipts)
-            )
+
+    async def recall_all(conn: Connection) -> tuple[int, list[Receipt]]:
+        root = await genealogy_repo.batch_id(conn, draft.trace_code)
+        if root is None:
+            raise errors.UnknownReference(f"traceCode: no batch has trace code {draft.trace_code}", field="traceCode")
+        depth = await genealogy_repo.related(conn, root, "forward")
+        detail = {
+            "level": draft.level,
+            "reason": draft.reason,
+            "source": draft.trace_code,
+            "issuedBy": issuer,
+            **({"scope": draft.scope} if draft.scope else {}),
+        }
+        receipts = await append_status_events(
+            conn,
+            sorted(depth),
+            "recalled",
+            lambda head: status_event("recall", head, now, detail, "recalled"),
+            now,
+        )
+        source_event = next(r.event_id for r in receipts if r.trace_code == draft.trace_code)
+        recall_id = await genealogy_repo.insert_recall(
+            conn, root, source_event, draft.level, draft.reason, draft.scope, issuer, now, len(receipts)
+        )
+        return recall_id, receipts
+
+    recall_id, receipts = await db.transaction(recall_all)
     affected = await trace(db, draft.trace_code, "forward")
     log.info("batch.recalled", trace_code=draft.trace_code, batches=len(receipts))
     return {
@@ -409,6 +339,6 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
 
 
 async def list_recalls(db: Database, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         rows = await genealogy_repo.list_recalls(conn, limit, offset)
     return [{**dict(r), "issued_at": r["issued_at"].isoformat()} for r in rows]

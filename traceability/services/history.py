@@ -12,7 +12,7 @@ from traceability.domain.events import DOCUMENT_TYPES
 from traceability.domain.registry import NODE_TYPES, PRODUCT_CATEGORIES, area_name
 from traceability.ledger import canonical, sealed
 from traceability.storage import batches_repo, events_repo
-from traceability.storage.database import Database, translated
+from traceability.storage.database import Database, Record
 
 
 def valid_code(raw: str) -> str:
@@ -30,16 +30,15 @@ def etag(head_hash: bytes, full: bool) -> str:
 
 async def head_etag(db: Database, code: str, viewer: Principal | None) -> str | None:
     """The ETag of the view this viewer would get, from the chain head alone (one indexed read)."""
-    with translated():
-        async with db.acquire() as conn:
-            head = await batches_repo.find_head(conn, code)
+    async with db.connection() as conn:
+        head = await batches_repo.find_head(conn, code)
     if head is None:
         return None
     # A viewer who might see more gets a distinct tag; whether they do is settled by the full read.
     return etag(head["head_hash"], viewer is not None)
 
 
-def _node(row: Any) -> dict[str, Any]:
+def _node(row: Record) -> dict[str, Any]:
     node_type = row["node_type"]
     return {
         "code": row["node_code"],
@@ -83,9 +82,8 @@ async def read_batch(
     """
     full_anyway = viewer is not None and viewer.role in ("regulator", "admin")
     if cache is not None and (viewer is None or full_anyway):
-        with translated():
-            async with db.acquire() as conn:
-                head = await batches_repo.find_head(conn, code)
+        async with db.connection() as conn:
+            head = await batches_repo.find_head(conn, code)
         if head is None:
             raise errors.NotFound(f"no batch has trace code {code}")
         key = (code, head["head_hash"], full_anyway)
@@ -95,13 +93,12 @@ async def read_batch(
         if fresh[0]["head"]["hash"] == head["head_hash"].hex():  # nothing appended in between
             cache.put(key, fresh)
         return fresh
-    with translated():
-        async with db.acquire() as conn:
-            batch = await batches_repo.find_batch_view(conn, code)
-            if batch is None:
-                raise errors.NotFound(f"no batch has trace code {code}")
-            rows = await events_repo.list_batch_events(conn, batch["id"])
-            corrections = await events_repo.list_corrections(conn, batch["id"])
+    async with db.connection() as conn:
+        batch = await batches_repo.find_batch_view(conn, code)
+        if batch is None:
+            raise errors.NotFound(f"no batch has trace code {code}")
+        rows = await events_repo.list_batch_events(conn, batch["id"])
+        corrections = await events_repo.list_corrections(conn, batch["id"])
     declared_wrong = {c["declared"]: {"by": c["by_event"], "reason": c["reason"]} for c in corrections}
     contents = [canonical.decode(r["canonical"]) for r in rows]
     privates = [canonical.decode(sealed.private_bytes(r["private"])) if r["private"] else {} for r in rows]
@@ -160,9 +157,8 @@ async def read_batch(
 
 async def find_by_identifier(db: Database, scheme: str, value: str) -> str:
     """The trace code of the batch an external identifier was attached to."""
-    with translated():
-        async with db.acquire() as conn:
-            code = await batches_repo.find_identifier_owner(conn, scheme, value)
+    async with db.connection() as conn:
+        code = await batches_repo.find_identifier_owner(conn, scheme, value)
     if code is None:
         raise errors.NotFound(f"no batch carries {scheme} identifier {value}")
     return code

@@ -62,7 +62,7 @@ async def authenticate(db: Database, token: str, cache: PrincipalCache | None = 
     digest = token_hash(token)
     if cache is not None and (known := cache.get(digest)) is not None:
         return known
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         row = await registry_repo.find_principal(conn, digest)
     if row is None:
         raise errors.Unauthorized("the credential is unknown or revoked")
@@ -89,7 +89,7 @@ async def create_token(db: Database, role: str, name: str, enterprise_uscc: str 
         raise errors.InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
     if not name.strip():
         raise errors.InvalidField("name must not be empty", field="name")
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         enterprise_id = None
         if role == "enterprise":
             if not enterprise_uscc:
@@ -104,7 +104,7 @@ async def create_token(db: Database, role: str, name: str, enterprise_uscc: str 
 
 async def ensure_admin_token(db: Database) -> str | None:
     """On a ledger with no administrator yet, issue one and return it (else None)."""
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         if await registry_repo.count_admin_tokens(conn):
             return None
     token, _ = await create_token(db, "admin", "first administrator")

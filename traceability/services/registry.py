@@ -10,10 +10,10 @@ from traceability.domain import registry
 from traceability.services import principals
 from traceability.services.validation import fields
 from traceability.storage import registry_repo
-from traceability.storage.database import Database, conflicts_as
+from traceability.storage.database import Connection, Database, Record
 
 
-def _row(record: Any) -> dict[str, Any]:
+def _row(record: Record) -> dict[str, Any]:
     out = dict(record)
     for key, value in out.items():
         if hasattr(value, "isoformat"):
@@ -24,28 +24,26 @@ def _row(record: Any) -> dict[str, Any]:
 async def register_enterprise(db: Database, body: Any) -> dict[str, Any]:
     with fields():
         e = registry.parse_enterprise(body)
-    async with db.acquire() as conn:
-        with conflicts_as(f"an enterprise with USCC {e.uscc} is already registered", "uscc"):
-            return _row(await registry_repo.insert_enterprise(conn, e))
+    async with db.connection() as conn:
+        return _row(await registry_repo.insert_enterprise(conn, e))
 
 
 async def register_node(db: Database, body: Any) -> dict[str, Any]:
     with fields():
         n = registry.parse_node(body)
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         enterprise_id = await registry_repo.find_enterprise_id(conn, n.enterprise_uscc)
         if enterprise_id is None:
             raise errors.UnknownReference(
                 f"enterprise: no enterprise {n.enterprise_uscc} is registered", field="enterprise"
             )
-        with conflicts_as("a node with that code or GLN is already registered", "code"):
-            row = _row(await registry_repo.insert_node(conn, enterprise_id, n))
+        row = _row(await registry_repo.insert_node(conn, enterprise_id, n))
     row["enterprise"] = n.enterprise_uscc
     row["area_name"] = registry.area_name(n.area_code)
     return row
 
 
-async def _node_id(conn: Any, code: str) -> Any:
+async def _node_id(conn: Connection, code: str) -> Record:
     node = await registry_repo.find_node(conn, code)
     if node is None:
         raise errors.UnknownReference(f"node: no node {code} is registered", field="node")
@@ -55,10 +53,9 @@ async def _node_id(conn: Any, code: str) -> Any:
 async def register_operator(db: Database, body: Any) -> dict[str, Any]:
     with fields():
         o = registry.parse_operator(body)
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         node = await _node_id(conn, o.node_code)
-        with conflicts_as(f"node {o.node_code} already has an operator {o.code}", "code"):
-            row = _row(await registry_repo.insert_operator(conn, node["id"], o))
+        row = _row(await registry_repo.insert_operator(conn, node["id"], o))
     row["node"] = o.node_code
     return row
 
@@ -66,16 +63,15 @@ async def register_operator(db: Database, body: Any) -> dict[str, Any]:
 async def register_product(db: Database, body: Any) -> dict[str, Any]:
     with fields():
         p = registry.parse_product(body)
-    async with db.acquire() as conn:
-        with conflicts_as("a product with that goods code or GTIN is already registered", "goods_code"):
-            return _row(await registry_repo.insert_product(conn, p))
+    async with db.connection() as conn:
+        return _row(await registry_repo.insert_product(conn, p))
 
 
 async def register_device(db: Database, body: Any) -> dict[str, Any]:
     """Register a scanner; the response carries its credential, which is never shown again."""
     with fields():
         d = registry.parse_device(body)
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         node = await _node_id(conn, d.node_code)
         operator_id = None
         if d.operator_code is not None:
@@ -104,12 +100,12 @@ async def list_registered(
 ) -> list[dict[str, Any]]:
     """List one kind of registered thing, optionally filtered by its key."""
     lister, arg = LISTERS[kind]
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         rows = await lister(conn, **{arg: key}, limit=limit, offset=offset)
     return [_row(r) for r in rows]
 
 
 async def revoke_device(db: Database, device_id: int) -> None:
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         if not await registry_repo.revoke_device(conn, device_id):
             raise errors.NotFound(f"no active device {device_id}")

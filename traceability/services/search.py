@@ -21,7 +21,7 @@ from traceability.domain.access import Principal
 from traceability.domain.registry import NODE_TYPES, area_name
 from traceability.services import analyzer, credit, genealogy, history, stations, transparency
 from traceability.storage import credit_repo, search_repo
-from traceability.storage.database import Database, translated
+from traceability.storage.database import Connection, Database
 
 RETAIL_NODES = frozenset({"wet_market", "supermarket", "canteen", "pharmacy", "hospital"})
 HOLD_DISPOSITIONS = frozenset({"non_conformant", "damaged", "expired", "stolen", "no_pedigree_match"})
@@ -248,7 +248,7 @@ async def find_lease(db: Database, code: str) -> dict[str, Any] | None:
     return await stations.find_lease(db, code)
 
 
-async def _credit(conn: Any, uscc: str) -> dict[str, Any] | None:
+async def _credit(conn: Connection, uscc: str) -> dict[str, Any] | None:
     """The enterprise's current credit rating (信用评价): grade and score over the rating window."""
     ent = await credit_repo.enterprise(conn, uscc)
     if ent is None:
@@ -261,40 +261,39 @@ async def _credit(conn: Any, uscc: str) -> dict[str, Any] | None:
 async def consumer_record(db: Database, code: str, viewer: Principal | None = None) -> tuple[dict[str, Any], str]:
     """The consumer page's data and its ETag: the public batch view plus status, journey, stall and ledger bytes."""
     view, tag = await history.read_batch(db, code, viewer)
-    with translated():
-        async with db.acquire() as conn:
-            rows = await search_repo.list_canonical(conn, code)
-            vendor = None
-            sold_at = next((e for e in reversed(view["events"]) if e["node"]["type"] in RETAIL_NODES), None)
-            if sold_at is not None and isinstance(sold_at.get("operator"), str):
-                op = await search_repo.find_operator(conn, sold_at["node"]["code"], sold_at["operator"])
-                if op is not None:
-                    vendor = {
-                        "operator": op["code"],
-                        "name": op["name"],
-                        "stall_no": op["stall_no"],
-                        "node": op["node_name"],
-                        "node_en": op["node_name_en"],
-                        "node_code": op["node_code"],
-                        "node_type": op["node_type"],
-                        "place": area_name(op["area_code"]),
-                        "enterprise": op["enterprise_name"],
-                        "credit": await _credit(conn, op["enterprise_uscc"]),
-                    }
-            if vendor is None and sold_at is not None:
-                node = sold_at["node"]
+    async with db.connection() as conn:
+        rows = await search_repo.list_canonical(conn, code)
+        vendor = None
+        sold_at = next((e for e in reversed(view["events"]) if e["node"]["type"] in RETAIL_NODES), None)
+        if sold_at is not None and isinstance(sold_at.get("operator"), str):
+            op = await search_repo.find_operator(conn, sold_at["node"]["code"], sold_at["operator"])
+            if op is not None:
                 vendor = {
-                    "operator": None,
-                    "name": None,
-                    "stall_no": None,
-                    "node": node["name"],
-                    "node_en": node.get("name_en"),
-                    "node_code": node["code"],
-                    "node_type": node["type"],
-                    "place": node.get("area_name"),
-                    "enterprise": node.get("enterprise"),
-                    "credit": None,
+                    "operator": op["code"],
+                    "name": op["name"],
+                    "stall_no": op["stall_no"],
+                    "node": op["node_name"],
+                    "node_en": op["node_name_en"],
+                    "node_code": op["node_code"],
+                    "node_type": op["node_type"],
+                    "place": area_name(op["area_code"]),
+                    "enterprise": op["enterprise_name"],
+                    "credit": await _credit(conn, op["enterprise_uscc"]),
                 }
+        if vendor is None and sold_at is not None:
+            node = sold_at["node"]
+            vendor = {
+                "operator": None,
+                "name": None,
+                "stall_no": None,
+                "node": node["name"],
+                "node_en": node.get("name_en"),
+                "node_code": node["code"],
+                "node_type": node["type"],
+                "place": node.get("area_name"),
+                "enterprise": node.get("enterprise"),
+                "credit": None,
+            }
     ledger = {
         "trace_code": view["trace_code"],
         "events": [
@@ -347,17 +346,16 @@ async def search_batches(db: Database, query: dict[str, str]) -> dict[str, Any]:
     end = datetime.combine(until + timedelta(days=1), time(), UTC) - china if until else None
     if not any((q["product"], q["enterprise"], q["node"], start, end)):
         return {"query": q, "redirect": None, "results": [], "searched": False}
-    with translated():
-        async with db.acquire() as conn:
-            rows = await search_repo.search_batches(
-                conn,
-                product=q["product"] or None,
-                enterprise=q["enterprise"] or None,
-                node=q["node"] or None,
-                since=start,
-                until=end,
-                limit=200,
-            )
+    async with db.connection() as conn:
+        rows = await search_repo.search_batches(
+            conn,
+            product=q["product"] or None,
+            enterprise=q["enterprise"] or None,
+            node=q["node"] or None,
+            since=start,
+            until=end,
+            limit=200,
+        )
     results = [
         {
             "trace_code": r["trace_code"],
@@ -432,9 +430,8 @@ async def enterprise_credit(db: Database, uscc: str) -> dict[str, Any]:
 
 async def register_overview(db: Database, limit: int = 200, offset: int = 0) -> dict[str, Any]:
     """The enterprise register: who runs which nodes and how much they recorded."""
-    with translated():
-        async with db.acquire() as conn:
-            rows = await search_repo.list_register(conn, limit, offset)
+    async with db.connection() as conn:
+        rows = await search_repo.list_register(conn, limit, offset)
     grades = {r["uscc"]: r for r in await credit.ratings(db, limit, offset)}
     items = [
         {
@@ -461,10 +458,9 @@ async def register_overview(db: Database, limit: int = 200, offset: int = 0) -> 
 async def log_status(db: Database, lg: transparency.Log) -> dict[str, Any]:
     """The transparency log as a regulator checks it: latest checkpoints, witnesses, backlog."""
     checkpoints = await transparency.list_checkpoints(db, lg, None, 5)
-    with translated():
-        async with db.acquire() as conn:
-            witnesses = await search_repo.list_witnesses(conn)
-            backlog = await search_repo.log_backlog(conn)
+    async with db.connection() as conn:
+        witnesses = await search_repo.list_witnesses(conn)
+        backlog = await search_repo.log_backlog(conn)
     return {
         "origin": lg.origin,
         "log_id": lg.log_id,

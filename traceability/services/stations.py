@@ -27,8 +27,9 @@ from traceability.domain.fields import utc_ms
 from traceability.domain.stations import SignedRequest
 from traceability.logging import get_logger
 from traceability.services import capture
+from traceability.services.recording import AfterAppend, Receipt
 from traceability.storage import stations_repo
-from traceability.storage.database import Database, UniqueViolation, translated
+from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
 
@@ -55,7 +56,7 @@ def _enrolment_hash(code: str) -> bytes:
 async def create_enrolment(db: Database, device_id: int, ttl: timedelta = ENROLMENT_TTL) -> dict[str, Any]:
     """Issue a one-time code that lets a station bind its key to ``device_id``. Shown once; a hash is kept."""
     code = _new_enrolment_code()
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         device = await stations_repo.find_device(conn, device_id)
         if device is None:
             raise errors.NotFound(f"no device {device_id}")
@@ -101,35 +102,32 @@ async def enrol(db: Database, body: Any, signed: SignedRequest | None) -> dict[s
     _check_fresh(signed, time.time())
     if not stations.verify(public_key, signed.signature, signed.message):
         raise errors.Unauthorized("signature: does not verify with publicKey")
-    with translated():
-        async with db.acquire() as conn, conn.transaction():
-            enrolment = await stations_repo.lock_enrolment(conn, _enrolment_hash(code))
-            if enrolment is None:
-                raise errors.Unauthorized("code: no such enrolment code")
-            if enrolment["used_at"] is not None:
-                raise errors.Unauthorized("code: this enrolment code was already used; ask for a new one")
-            if enrolment["expires_at"] < datetime.now(UTC):
-                raise errors.Unauthorized("code: this enrolment code has expired; ask for a new one")
-            if enrolment["device_revoked_at"] is not None:
-                raise errors.Unauthorized("code: the device this code is for was revoked")
-            device_id = enrolment["device_id"]
-            # A station that is re-enrolled (new phone, wiped disk) replaces the key it had.
-            await stations_repo.retire_live_keys(conn, device_id)
-            try:
-                key = await stations_repo.insert_key(conn, new_id, device_id, public_key, None)
-            except UniqueViolation:
-                raise errors.AlreadyExists(
-                    "publicKey: this key is already registered; generate a new one", field="publicKey"
-                ) from None
-            await stations_repo.use_enrolment(conn, enrolment["id"], key["id"])
-            row = await stations_repo.find_key(conn, new_id)
+
+    async def bind(conn: Connection) -> tuple[int, Record | None]:
+        enrolment = await stations_repo.lock_enrolment(conn, _enrolment_hash(code))
+        if enrolment is None:
+            raise errors.Unauthorized("code: no such enrolment code")
+        if enrolment["used_at"] is not None:
+            raise errors.Unauthorized("code: this enrolment code was already used; ask for a new one")
+        if enrolment["expires_at"] < datetime.now(UTC):
+            raise errors.Unauthorized("code: this enrolment code has expired; ask for a new one")
+        if enrolment["device_revoked_at"] is not None:
+            raise errors.Unauthorized("code: the device this code is for was revoked")
+        device_id: int = enrolment["device_id"]
+        # A station that is re-enrolled (new phone, wiped disk) replaces the key it had.
+        await stations_repo.retire_live_keys(conn, device_id)
+        key = await stations_repo.insert_key(conn, new_id, device_id, public_key, None)
+        await stations_repo.use_enrolment(conn, enrolment["id"], key["id"])
+        return device_id, await stations_repo.find_key(conn, new_id)
+
+    device_id, row = await db.transaction(bind)
     assert row is not None
     log.info("station.enrolled", device=device_id, key_id=new_id)
     return await _describe(db, row)
 
 
-async def _describe(db: Database, row: Any) -> dict[str, Any]:
-    async with db.acquire() as conn:
+async def _describe(db: Database, row: Record) -> dict[str, Any]:
+    async with db.connection() as conn:
         info = await stations_repo.find_station(conn, row["id"])
         if info is None:
             raise errors.NotFound(f"no device {row['id']}")
@@ -161,7 +159,7 @@ async def authenticate_signature(
 ) -> tuple[Principal, int]:
     """Resolve a signed request to its device principal and the key's row id, or raise Unauthorized naming why."""
     _check_fresh(signed, time.time() if now is None else now)
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         row = await stations_repo.find_key(conn, signed.key_id)
     if row is None:
         raise errors.Unauthorized(f"signature: unknown station key {signed.key_id}")
@@ -194,8 +192,9 @@ async def authenticate_signature(
 
 async def describe_station(db: Database, signed: SignedRequest) -> dict[str, Any]:
     """What the server knows about the calling station."""
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         row = await stations_repo.find_key(conn, signed.key_id)
+    assert row is not None  # the request was authenticated with this key
     return await _describe(db, row)
 
 
@@ -214,22 +213,19 @@ async def rotate_key(
         raise errors.InvalidField(f"proof: {exc}", field="proof") from None
     if not stations.verify(public_key, proof_bytes, stations.rotation_message(signed.key_id, new_id)):
         raise errors.InvalidField("proof: does not verify with publicKey", field="proof")
-    with translated():
-        async with db.acquire() as conn, conn.transaction():
-            await stations_repo.retire_live_keys(conn, principal.id)
-            try:
-                await stations_repo.insert_key(conn, new_id, principal.id, public_key, key_pk)
-            except UniqueViolation:
-                raise errors.AlreadyExists(
-                    "publicKey: this key is already registered; generate a new one", field="publicKey"
-                ) from None
+
+    async def replace(conn: Connection) -> None:
+        await stations_repo.retire_live_keys(conn, principal.id)
+        await stations_repo.insert_key(conn, new_id, principal.id, public_key, key_pk)
+
+    await db.transaction(replace)
     log.info("station.key_rotated", device=principal.id, old_key_id=signed.key_id, key_id=new_id)
     return {"keyId": new_id, "replaces": signed.key_id}
 
 
 async def revoke_key(db: Database, key_id: str) -> dict[str, Any]:
     """Revoke one station key: requests signed by it are refused from now on."""
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         row = await stations_repo.revoke_key(conn, key_id)
     if row is None:
         raise errors.NotFound(f"no live station key {key_id}")
@@ -239,7 +235,7 @@ async def revoke_key(db: Database, key_id: str) -> dict[str, Any]:
 
 async def revoke_station(db: Database, device_id: int) -> dict[str, Any]:
     """Revoke every key a device holds (its bearer credential is revoked separately)."""
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         if await stations_repo.find_device(conn, device_id) is None:
             raise errors.NotFound(f"no device {device_id}")
         revoked = await stations_repo.revoke_device_keys(conn, device_id)
@@ -248,7 +244,7 @@ async def revoke_station(db: Database, device_id: int) -> dict[str, Any]:
 
 
 async def list_keys(db: Database, device_id: int) -> list[dict[str, Any]]:
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         rows = await stations_repo.list_keys(conn, device_id)
     return [
         {
@@ -264,7 +260,7 @@ async def list_keys(db: Database, device_id: int) -> list[dict[str, Any]]:
 # -- leases ----------------------------------------------------------------------------------------
 
 
-def _block_json(row: Any) -> dict[str, Any]:
+def _block_json(row: Record) -> dict[str, Any]:
     first, size = row["first_serial"], row["size"]
     return {
         "blockNo": row["block_no"],
@@ -285,12 +281,14 @@ async def lease_codes(db: Database, principal: Principal, body: Any) -> dict[str
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_BLOCKS_PER_LEASE:
         raise errors.InvalidField(f"blocks: must be a whole number from 1 to {MAX_BLOCKS_PER_LEASE}", field="blocks")
     base, size = stations.block_range(0)
-    with translated():
-        async with db.acquire() as conn, conn.transaction():
-            rows = await stations_repo.lease_blocks(
-                conn, principal.id, principal.node_id, principal.area_code, count, base, size
-            )
-            await stations_repo.touch_sync(conn, principal.id, 0)
+    node_id, area_code = principal.node_id, principal.area_code
+
+    async def lease(conn: Connection) -> list[Record]:
+        rows = await stations_repo.lease_blocks(conn, principal.id, node_id, area_code, count, base, size)
+        await stations_repo.touch_sync(conn, principal.id, 0)
+        return rows
+
+    rows = await db.transaction(lease)
     log.info("codes.leased", device=principal.id, blocks=len(rows), first_block=rows[0]["block_no"])
     return {"blocks": [_block_json(r) for r in rows]}
 
@@ -307,7 +305,7 @@ async def find_lease(db: Database, trace_code: str) -> dict[str, Any] | None:
     block_no = stations.block_of(code)
     if block_no is None:
         return None
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         row = await stations_repo.find_lease(conn, block_no, tracecode.area_of(code), code)
     if row is None:
         return None
@@ -332,8 +330,8 @@ async def find_lease(db: Database, trace_code: str) -> dict[str, Any] | None:
 # -- signed uploads --------------------------------------------------------------------------------
 
 
-def _store_upload(principal: Principal, key_pk: int, signed: SignedRequest) -> capture.AfterAppend:
-    async def store(conn: Any, receipts: list[capture.Receipt]) -> None:
+def _store_upload(principal: Principal, key_pk: int, signed: SignedRequest) -> AfterAppend:
+    async def store(conn: Connection, receipts: list[Receipt]) -> None:
         upload_id = await stations_repo.insert_upload(
             conn,
             key_pk,
@@ -353,7 +351,7 @@ def _store_upload(principal: Principal, key_pk: int, signed: SignedRequest) -> c
 
 async def capture_signed(
     db: Database, principal: Principal, key_pk: int, signed: SignedRequest, body: Any, max_events: int
-) -> tuple[list[capture.Receipt], bool]:
+) -> tuple[list[Receipt], bool]:
     """Capture events from a signed upload and store the upload with them, in one transaction."""
     return await capture.capture_events(db, principal, body, max_events, after=_store_upload(principal, key_pk, signed))
 
@@ -367,7 +365,7 @@ async def open_signed(
 
 async def event_signatures(db: Database, event_id: str) -> list[dict[str, Any]]:
     """Every signed upload that carried an event, each re-verified from what is stored."""
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         rows = await stations_repo.find_event_uploads(conn, event_id)
     out = []
     for r in rows:

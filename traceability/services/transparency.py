@@ -10,7 +10,6 @@ signs a checkpoint in one transaction, so any process serves the same roots and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from traceability.ledger import merkle
 from traceability.logging import get_logger
 from traceability.services.exclusive import run_exclusive
 from traceability.storage import log_repo
-from traceability.storage.database import Database, conflicts_as, translated
+from traceability.storage.database import Connection, Database
 
 log = get_logger(__name__)
 
@@ -41,7 +40,7 @@ class LatestCheckpoint:
         self.ttl = ttl
         self._value: tuple[int, str, float] | None = None
 
-    async def covering(self, conn: Any, log_id: int, index: int) -> tuple[int, str] | None:
+    async def covering(self, conn: Connection, log_id: int, index: int) -> tuple[int, str] | None:
         """(size, signed note) of the newest checkpoint, if it includes leaf ``index``."""
         value = self._value
         if value is None or value[0] <= index or time.monotonic() - value[2] > self.ttl:
@@ -99,7 +98,7 @@ def default_origin(settings: Settings) -> str:
 
 async def open_log(db: Database, settings: Settings) -> Log:
     """The log this server signs for; registers it on first start and refuses a mismatched key."""
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         existing = None if settings.log_origin else await log_repo.first_log(conn)
         origin = settings.log_origin or (existing["origin"] if existing else default_origin(settings))
         signer = load_or_create_signer(settings.signing_key_path, origin)
@@ -116,13 +115,17 @@ async def open_log(db: Database, settings: Settings) -> Log:
 # -- sequencing -----------------------------------------------------------------------------------
 
 
-async def integrate(conn: Any, lg: Log, limit: int = MAX_BATCH) -> int:
-    """Integrate up to ``limit`` queued events and sign a checkpoint; returns how many were added."""
-    async with conn.transaction():
+async def integrate(db: Database, lg: Log, limit: int = MAX_BATCH, conn: Connection | None = None) -> int:
+    """Integrate up to ``limit`` queued events and sign a checkpoint; returns how many were added.
+
+    ``conn``: the sequencer's own connection (the one holding its lock), else a pooled one.
+    """
+
+    async def work(conn: Connection) -> tuple[int, int]:
         head = await log_repo.lock_head(conn, lg.id)
         queued = await log_repo.read_queue(conn, limit)
         if not queued:
-            return 0
+            return 0, head["size"]
         size = head["size"]
         tiles = await log_repo.fetch_tiles(conn, lg.id, merkle.tiles_for_append(size))
         leaves = [merkle.leaf_hash(r["hash"]) for r in queued]
@@ -135,15 +138,19 @@ async def integrate(conn: Any, lg: Log, limit: int = MAX_BATCH) -> int:
         await log_repo.delete_queued(conn, pks)
         note = notes.sign_checkpoint(lg.origin, new_size, root, lg.signer)
         await log_repo.insert_checkpoint(conn, lg.id, new_size, root, note)
-    log.info("checkpoint.signed", log=lg.origin, size=new_size, added=len(queued))
-    return len(queued)
+        return len(queued), new_size
+
+    added, new_size = await db.transaction(work, conn=conn)
+    if added:
+        log.info("checkpoint.signed", log=lg.origin, size=new_size, added=added)
+    return added
 
 
 async def run_sequencer(db: Database, lg: Log, interval: float, stop: asyncio.Event) -> None:
     """Integrate forever while holding the sequencer lock; wait for it while another process holds it."""
 
-    async def step(conn: Any) -> bool:
-        return await integrate(conn, lg) >= MAX_BATCH
+    async def step(conn: Connection) -> bool:
+        return await integrate(db, lg, conn=conn) >= MAX_BATCH
 
     await run_exclusive(db, "sequencer", SEQUENCER_LOCK, step, interval, stop)
 
@@ -157,18 +164,17 @@ def _with_cosignatures(note: str, lines: list[str]) -> str:
 
 async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any]:
     """An event's inclusion proof against the latest checkpoint, with that checkpoint."""
-    with translated():
-        async with db.acquire() as conn:
-            row = await log_repo.find_event_leaf(conn, event_id)
-            if row is None:
-                raise errors.NotFound(f"no event {event_id}")
-            covering = (
-                None if row["leaf_index"] is None else await lg.latest.covering(conn, row["log_id"], row["leaf_index"])
-            )
-            if covering is None:
-                raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; retry in a second")
-            index, (size, note) = row["leaf_index"], covering
-            tiles = await log_repo.fetch_tiles(conn, row["log_id"], merkle.tiles_for_inclusion(index, size))
+    async with db.connection() as conn:
+        row = await log_repo.find_event_leaf(conn, event_id)
+        if row is None:
+            raise errors.NotFound(f"no event {event_id}")
+        covering = (
+            None if row["leaf_index"] is None else await lg.latest.covering(conn, row["log_id"], row["leaf_index"])
+        )
+        if covering is None:
+            raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; retry in a second")
+        index, (size, note) = row["leaf_index"], covering
+        tiles = await log_repo.fetch_tiles(conn, row["log_id"], merkle.tiles_for_inclusion(index, size))
     path = merkle.inclusion_proof(index, size, tiles)
     return {
         "log_id": lg.log_id,
@@ -188,34 +194,30 @@ async def prove_consistency(db: Database, lg: Log, first: int, second: int) -> d
     """An RFC 9162 consistency proof that the tree of ``second`` leaves extends the one of ``first``."""
     if first < 0 or second < first:
         raise errors.InvalidField("need 0 <= first <= second", field="first")
-    with translated():
-        async with db.acquire() as conn:
-            head = await log_repo.get_head(conn, lg.id)
-            if second > head["size"]:
-                raise errors.InvalidField(f"second: the log has {head['size']} leaves", field="second")
-            tiles = await log_repo.fetch_tiles(conn, lg.id, merkle.tiles_for_consistency(first, second))
+    async with db.connection() as conn:
+        head = await log_repo.get_head(conn, lg.id)
+        if second > head["size"]:
+            raise errors.InvalidField(f"second: the log has {head['size']} leaves", field="second")
+        tiles = await log_repo.fetch_tiles(conn, lg.id, merkle.tiles_for_consistency(first, second))
     proof = merkle.consistency_proof(first, second, tiles)
     return {"log_id": lg.log_id, "first": first, "second": second, "proof": [h.hex() for h in proof]}
 
 
 async def latest_checkpoint(db: Database, lg: Log) -> str:
     """The newest signed checkpoint with its witnesses' cosignatures (an empty log signs size 0)."""
-    with translated():
-        async with db.acquire() as conn:
-            rows = await log_repo.list_checkpoints(conn, lg.id, limit=1)
-            if not rows:
-                head = await log_repo.get_head(conn, lg.id)
-                note = notes.sign_checkpoint(lg.origin, head["size"], head["root"], lg.signer)
-                with contextlib.suppress(errors.AlreadyExists), conflicts_as("exists"):
-                    await log_repo.insert_checkpoint(conn, lg.id, head["size"], head["root"], note)
-                return note
+    async with db.connection() as conn:
+        rows = await log_repo.list_checkpoints(conn, lg.id, limit=1)
+        if not rows:
+            head = await log_repo.get_head(conn, lg.id)
+            note = notes.sign_checkpoint(lg.origin, head["size"], head["root"], lg.signer)
+            await log_repo.ensure_checkpoint(conn, lg.id, head["size"], head["root"], note)
+            return note
     return _with_cosignatures(rows[0]["note"], list(rows[0]["cosignatures"]))
 
 
 async def list_checkpoints(db: Database, lg: Log, before: int | None, limit: int) -> list[dict[str, Any]]:
-    with translated():
-        async with db.acquire() as conn:
-            rows = await log_repo.list_checkpoints(conn, lg.id, before=before, limit=limit)
+    async with db.connection() as conn:
+        rows = await log_repo.list_checkpoints(conn, lg.id, before=before, limit=limit)
     return [
         {
             "size": r["size"],
@@ -239,9 +241,8 @@ async def register_witness(db: Database, name: str, verifier_key: str) -> dict[s
         raise errors.InvalidField(f"verifier_key: {exc}", field="verifier_key") from None
     if verifier.sig_type != notes.COSIGNATURE_V1:
         raise errors.InvalidField("verifier_key: a witness key has type 0x04 (cosignature/v1)", field="verifier_key")
-    async with db.acquire() as conn:
-        with conflicts_as("a witness with that name or key is already registered", "name"):
-            row = await log_repo.insert_witness(conn, name, verifier_key)
+    async with db.connection() as conn:
+        row = await log_repo.insert_witness(conn, name, verifier_key)
     return {
         "id": row["id"],
         "name": row["name"],
@@ -259,7 +260,7 @@ async def add_cosignatures(db: Database, lg: Log, note_text: str) -> dict[str, A
         raise errors.InvalidField(f"body: {exc}", field="body") from None
     if cp.origin != lg.origin:
         raise errors.InvalidField(f"body: this log is {lg.origin!r}, not {cp.origin!r}", field="body")
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         published = await log_repo.list_checkpoints(conn, lg.id, size=cp.size)
         if not published or notes.parse_note(published[0]["note"]).text != note.text:
             raise errors.Conflict(f"this log never published that checkpoint of size {cp.size}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from traceability.ledger import canonical, chain, merkle, sealed
 from traceability.ledger import checkpoint as notes
 from traceability.storage import events_repo, log_repo
-from traceability.storage.database import Database
+from traceability.storage.database import Connection, Database
 
 
 @dataclass(slots=True)
@@ -45,7 +45,8 @@ def _seal_holds(data: bytes, private: bytes | None) -> bool:
 async def verify_chains(db: Database, progress: Progress | None = None, max_faults: int = 100) -> Report:
     """Recompute every chain; record the first broken link of each broken batch."""
     report = Report()
-    async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+
+    async def audit(conn: Connection) -> int:
         total = await events_repo.count_events(conn)
         codes = await events_repo.batch_codes(conn)
         current_id: int | None = None
@@ -114,6 +115,11 @@ async def verify_chains(db: Database, progress: Progress | None = None, max_faul
                         f"chain ends at seq {seen[0]} but the batch head is at seq {seq}",
                     )
                 )
+        return total
+
+    # One snapshot for the whole walk (events and heads appended meanwhile are not half-seen), run once:
+    # the report fills as it goes.
+    total = await db.transaction(audit, isolation="repeatable_read", readonly=True, attempts=1)
     if progress is not None:
         progress(report.events, total)
     return report
@@ -134,8 +140,8 @@ async def verify_log(
         report.faults.append(Fault(kind, where, reason))
         return len(report.faults) >= max_faults
 
-    async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        for lg in await conn.fetch("SELECT id, origin, public_key FROM logs ORDER BY id"):
+    async def audit(conn: Connection) -> None:
+        for lg in await log_repo.list_logs(conn):
             key = lg["public_key"]
             if trusted_key is not None and trusted_key != key:
                 fault("log", lg["origin"], "the key registered in the database is not the trusted signing key")
@@ -182,14 +188,14 @@ async def verify_log(
                 index = row["leaf_index"]
                 if index != expected:
                     if fault("leaf", f"index {expected}", f"missing: the next stored leaf is {index}"):
-                        return report
+                        return
                     break
                 if row["event_hash"] is None:
                     if fault("leaf", f"index {index}", "names no recorded event (a forged leaf)"):
-                        return report
+                        return
                 elif merkle.leaf_hash(row["event_hash"]) != row["leaf_hash"]:
                     if fault("leaf", f"index {index}", f"does not match event {row['event_id']}"):
-                        return report
+                        return
                 pending.append(row["leaf_hash"])
                 expected += 1
                 report.events += 1
@@ -216,4 +222,6 @@ async def verify_log(
                 f"batch {row['trace_code']} seq {row['seq']}",
                 f"event {row['event_id']} is neither in the log nor waiting to enter it",
             )
+
+    await db.transaction(audit, isolation="repeatable_read", readonly=True, attempts=1)
     return report

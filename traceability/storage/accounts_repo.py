@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
+from traceability.storage.database import Connection, Record, conflicts_as, fetch_one
 
 INSERT_USER = """
 INSERT INTO console_users (name, role, password_hash) VALUES ($1, $2, $3)
@@ -12,9 +12,10 @@ RETURNING id, name, role, created_at
 """
 
 
-async def insert_user(conn: asyncpg.Connection, name: str, role: str, password_hash: str) -> asyncpg.Record:
-    """Add a console user; raises UniqueViolation if the name is taken."""
-    return await conn.fetchrow(INSERT_USER, name, role, password_hash)
+async def insert_user(conn: Connection, name: str, role: str, password_hash: str) -> Record:
+    """Add a console user; raises AlreadyExists if the name is taken."""
+    with conflicts_as(f"a console user named {name!r} already exists", "name"):
+        return await fetch_one(conn, INSERT_USER, name, role, password_hash)
 
 
 SELECT_USER_BY_NAME = """
@@ -22,7 +23,7 @@ SELECT id, name, role, password_hash FROM console_users WHERE name = $1 AND disa
 """
 
 
-async def find_user(conn: asyncpg.Connection, name: str) -> asyncpg.Record | None:
+async def find_user(conn: Connection, name: str) -> Record | None:
     """An active console user by name."""
     return await conn.fetchrow(SELECT_USER_BY_NAME, name)
 
@@ -30,7 +31,7 @@ async def find_user(conn: asyncpg.Connection, name: str) -> asyncpg.Record | Non
 STORE_REHASH = "UPDATE console_users SET password_hash = $2 WHERE id = $1"
 
 
-async def update_password_hash(conn: asyncpg.Connection, user_id: int, password_hash: str) -> None:
+async def update_password_hash(conn: Connection, user_id: int, password_hash: str) -> None:
     """Store a re-hashed password (after the hashing parameters were raised)."""
     await conn.execute(STORE_REHASH, user_id, password_hash)
 
@@ -44,15 +45,15 @@ WHERE name = $1 AND NOT succeeded AND attempted_at > $2
 """
 
 
-async def count_recent_failures(conn: asyncpg.Connection, name: str, since: datetime) -> asyncpg.Record:
+async def count_recent_failures(conn: Connection, name: str, since: datetime) -> Record:
     """Failed attempts for ``name`` since ``since`` and since its last success, and the latest one's time."""
-    return await conn.fetchrow(COUNT_FAILURES, name, since)
+    return await fetch_one(conn, COUNT_FAILURES, name, since)
 
 
 INSERT_ATTEMPT = "INSERT INTO login_attempts (name, remote, succeeded) VALUES ($1, $2, $3)"
 
 
-async def insert_attempt(conn: asyncpg.Connection, name: str, remote: str | None, succeeded: bool) -> None:
+async def insert_attempt(conn: Connection, name: str, remote: str | None, succeeded: bool) -> None:
     await conn.execute(INSERT_ATTEMPT, name, remote, succeeded)
 
 
@@ -63,7 +64,7 @@ VALUES ($1, $2, $3, $4, $5)
 
 
 async def insert_session(
-    conn: asyncpg.Connection,
+    conn: Connection,
     token_hash: bytes,
     csrf_token: str,
     user_id: int | None,
@@ -83,7 +84,7 @@ WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > now()
 """
 
 
-async def find_session(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
+async def find_session(conn: Connection, token_hash: bytes) -> Record | None:
     """A live session by the hash of its cookie token, with its user if it is a console session."""
     return await conn.fetchrow(SELECT_SESSION, token_hash)
 
@@ -91,5 +92,5 @@ async def find_session(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.R
 END_SESSION = "UPDATE web_sessions SET ended_at = now() WHERE token_hash = $1 AND ended_at IS NULL"
 
 
-async def end_session(conn: asyncpg.Connection, token_hash: bytes) -> None:
+async def end_session(conn: Connection, token_hash: bytes) -> None:
     await conn.execute(END_SESSION, token_hash)

@@ -6,17 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
+from traceability.storage.database import Connection, Record, fetch_one
 
 STATE = "SELECT position, swept_at FROM analyzer_state WHERE name = $1 FOR UPDATE"
 
 
-async def lock_state(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
+async def lock_state(conn: Connection, name: str) -> Record:
     await conn.execute("INSERT INTO analyzer_state (name, position) VALUES ($1, -1) ON CONFLICT DO NOTHING", name)
-    return await conn.fetchrow(STATE, name)
+    return await fetch_one(conn, STATE, name)
 
 
-async def save_state(conn: asyncpg.Connection, name: str, position: int, swept_at: datetime | None) -> None:
+async def save_state(conn: Connection, name: str, position: int, swept_at: datetime | None) -> None:
     await conn.execute(
         "UPDATE analyzer_state SET position = $2, swept_at = coalesce($3, swept_at) WHERE name = $1",
         name,
@@ -43,11 +43,11 @@ WHERE l.leaf_index > $1 ORDER BY l.leaf_index LIMIT $2
 """
 
 
-async def new_events(conn: asyncpg.Connection, after: int, limit: int) -> list[asyncpg.Record]:
+async def new_events(conn: Connection, after: int, limit: int) -> list[Record]:
     return list(await conn.fetch(SELECT_NEW, after, limit))
 
 
-async def stock(conn: asyncpg.Connection, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[Any]]:
+async def stock(conn: Connection, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[Any]]:
     """Received and dispatched quantities per (batch, node), for the batches in hand."""
     rows = await conn.fetch(
         "SELECT batch_id, node_id, received, dispatched FROM batch_stock WHERE batch_id = ANY($1::bigint[])",
@@ -65,7 +65,7 @@ ON CONFLICT (batch_id, node_id) DO UPDATE SET received = EXCLUDED.received, disp
 """
 
 
-async def save_stock(conn: asyncpg.Connection, values: dict[tuple[int, int], list[Any]]) -> None:
+async def save_stock(conn: Connection, values: dict[tuple[int, int], list[Any]]) -> None:
     keys = list(values)
     await conn.execute(
         UPSERT_STOCK,
@@ -86,15 +86,15 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def insert_anomalies(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def insert_anomalies(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """(kind, batch_id, event_id, node_id, enterprise_id, detail, event_time); each is recorded once."""
     if rows:
         await conn.execute(INSERT_ANOMALIES, *[list(col) for col in zip(*rows, strict=True)])
 
 
 async def claim_serials(
-    conn: asyncpg.Connection, serials: Sequence[str], batch_id: int, event_id: str, node_id: int
-) -> list[asyncpg.Record]:
+    conn: Connection, serials: Sequence[str], batch_id: int, event_id: str, node_id: int
+) -> list[Record]:
     """Record dispensed drug serials; returns the ones dispensed before (with where)."""
     before = await conn.fetch(
         "SELECT d.serial, d.dispensed_by::text AS dispensed_by, n.name_zh AS node FROM drug_serials d "
@@ -129,7 +129,7 @@ LIMIT 1000
 """
 
 
-async def dormant(conn: asyncpg.Connection, today: Any) -> list[asyncpg.Record]:
+async def dormant(conn: Connection, today: Any) -> list[Record]:
     return list(await conn.fetch(DORMANT, today))
 
 
@@ -151,7 +151,7 @@ ORDER BY a.id DESC LIMIT $7 OFFSET $8
 
 
 async def list_anomalies(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     kind: str | None,
     node: str | None,
@@ -161,7 +161,7 @@ async def list_anomalies(
     until: datetime | None,
     limit: int,
     offset: int,
-) -> list[asyncpg.Record]:
+) -> list[Record]:
     return list(await conn.fetch(SELECT_ANOMALIES, kind, node, enterprise, trace_code, since, until, limit, offset))
 
 
@@ -173,7 +173,7 @@ ON CONFLICT (code) DO UPDATE SET parent = EXCLUDED.parent, batch_id = EXCLUDED.b
 UNPACK = "UPDATE packages SET parent = NULL, event_id = $3 WHERE code = ANY($1::text[]) AND parent = $2"
 
 
-async def pack(conn: asyncpg.Connection, children: Sequence[str], parent: str, batch_id: int, event_id: str) -> None:
+async def pack(conn: Connection, children: Sequence[str], parent: str, batch_id: int, event_id: str) -> None:
     """Children packed into a parent (the parent itself is a package of the same batch)."""
     await conn.execute(
         "INSERT INTO packages (code, parent, batch_id, event_id) VALUES ($1, NULL, $2, $3) "
@@ -185,7 +185,7 @@ async def pack(conn: asyncpg.Connection, children: Sequence[str], parent: str, b
     await conn.execute(PACK, list(children), parent, batch_id, event_id)
 
 
-async def unpack(conn: asyncpg.Connection, children: Sequence[str], parent: str, event_id: str) -> None:
+async def unpack(conn: Connection, children: Sequence[str], parent: str, event_id: str) -> None:
     await conn.execute(UNPACK, list(children), parent, event_id)
 
 
@@ -199,7 +199,7 @@ SELECT code, depth FROM up ORDER BY depth
 """
 
 
-async def package(conn: asyncpg.Connection, code: str) -> dict[str, Any] | None:
+async def package(conn: Connection, code: str) -> dict[str, Any] | None:
     """A package with the chain of packages around it and the packages directly inside it."""
     row = await conn.fetchrow(
         "SELECT p.code, p.parent, b.trace_code FROM packages p JOIN batches b ON b.id = p.batch_id WHERE p.code = $1",

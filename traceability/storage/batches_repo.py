@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
-import asyncpg
+from traceability.storage.database import Connection, Record, fetch_one
 
 NEXT_SERIAL = "SELECT nextval('trace_serial_seq')"
 
 
-async def next_serial(conn: asyncpg.Connection) -> int:
+async def next_serial(conn: Connection) -> int:
     """A serial never handed out before (sequences are not rolled back: gaps are fine, reuse is not)."""
     value: int = await conn.fetchval(NEXT_SERIAL)
     return value
@@ -26,7 +26,7 @@ RETURNING id, created_at
 
 
 async def insert_batch(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     trace_code: str,
     product_id: int,
@@ -38,9 +38,11 @@ async def insert_batch(
     uom: str,
     produced_on: date | None,
     expires_on: date | None,
-) -> asyncpg.Record:
-    """Insert a batch row; raises UniqueViolation if ``open_event_id`` was used before."""
-    return await conn.fetchrow(
+) -> Record:
+    """Insert a batch row. An ``open_event_id`` or trace code already taken is a raced opening (a
+    Contention, see ``database.RACED_KEYS``): the caller's next attempt finds the batch."""
+    return await fetch_one(
+        conn,
         INSERT_BATCH,
         trace_code,
         product_id,
@@ -55,7 +57,7 @@ async def insert_batch(
     )
 
 
-async def insert_head(conn: asyncpg.Connection, batch_id: int, seq: int, head_hash: bytes) -> None:
+async def insert_head(conn: Connection, batch_id: int, seq: int, head_hash: bytes) -> None:
     await conn.execute(
         "INSERT INTO batch_heads (batch_id, seq, head_hash) VALUES ($1, $2, $3)", batch_id, seq, head_hash
     )
@@ -67,13 +69,14 @@ SELECT s, v, $3 FROM unnest($1::text[], $2::text[]) AS u(s, v)
 """
 
 
-async def insert_identifiers(conn: asyncpg.Connection, batch_id: int, pairs: Sequence[tuple[str, str]]) -> None:
-    """Attach external identifiers; raises UniqueViolation if one already names another batch."""
+async def insert_identifiers(conn: Connection, batch_id: int, pairs: Sequence[tuple[str, str]]) -> None:
+    """Attach external identifiers; one that already names another batch is AlreadyExists
+    (``database.TAKEN_KEYS``)."""
     if pairs:
         await conn.execute(INSERT_IDENTIFIERS, [p[0] for p in pairs], [p[1] for p in pairs], batch_id)
 
 
-async def find_identifier_owner(conn: asyncpg.Connection, scheme: str, value: str) -> str | None:
+async def find_identifier_owner(conn: Connection, scheme: str, value: str) -> str | None:
     code: str | None = await conn.fetchval(
         "SELECT b.trace_code FROM batch_identifiers i JOIN batches b ON b.id = i.batch_id "
         "WHERE i.scheme = $1 AND i.value = $2",
@@ -90,7 +93,7 @@ WHERE b.open_event_id = $1
 """
 
 
-async def find_opened(conn: asyncpg.Connection, open_event_id: str) -> asyncpg.Record | None:
+async def find_opened(conn: Connection, open_event_id: str) -> Record | None:
     """The batch a given opening event created, with its first event's receipt."""
     return await conn.fetchrow(FIND_OPENED, open_event_id)
 
@@ -106,7 +109,7 @@ FOR UPDATE OF h
 """
 
 
-async def lock_heads(conn: asyncpg.Connection, trace_codes: Sequence[str]) -> list[asyncpg.Record]:
+async def lock_heads(conn: Connection, trace_codes: Sequence[str]) -> list[Record]:
     """Lock and return the chain heads of the given batches (unknown codes are simply absent)."""
     return list(await conn.fetch(LOCK_HEADS, list(trace_codes)))
 
@@ -118,7 +121,7 @@ WHERE h.batch_id = u.batch_id
 """
 
 
-async def update_heads(conn: asyncpg.Connection, heads: Sequence[tuple[int, int, bytes]]) -> None:
+async def update_heads(conn: Connection, heads: Sequence[tuple[int, int, bytes]]) -> None:
     await conn.execute(UPDATE_HEADS, [h[0] for h in heads], [h[1] for h in heads], [h[2] for h in heads])
 
 
@@ -127,7 +130,7 @@ SELECT h.seq, h.head_hash FROM batches b JOIN batch_heads h ON h.batch_id = b.id
 """
 
 
-async def find_head(conn: asyncpg.Connection, trace_code: str) -> asyncpg.Record | None:
+async def find_head(conn: Connection, trace_code: str) -> Record | None:
     return await conn.fetchrow(SELECT_HEAD, trace_code)
 
 
@@ -148,5 +151,5 @@ WHERE b.trace_code = $1
 """
 
 
-async def find_batch_view(conn: asyncpg.Connection, trace_code: str) -> asyncpg.Record | None:
+async def find_batch_view(conn: Connection, trace_code: str) -> Record | None:
     return await conn.fetchrow(SELECT_BATCH_VIEW, trace_code)

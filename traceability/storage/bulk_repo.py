@@ -1,6 +1,6 @@
 """Bulk loading: reserving serials and batch ids, and writing batches, identifiers and chain heads with COPY.
 
-Used by the demo's scale path, which builds every record with the capture service's own code and
+Used by the demo's scale path, which builds every record with the shared write path (services/recording.py) and
 writes tens of thousands per transaction. Events themselves go through ``events_repo.insert_events``,
 so the statement trigger queues them for the transparency log exactly as a capture does.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
+from traceability.storage.database import Connection
 
 BATCH_COLUMNS = (
     "id",
@@ -35,29 +35,29 @@ RESERVE_SERIALS = "SELECT nextval('trace_serial_seq') FROM generate_series(1, $1
 RESERVE_BATCH_IDS = "SELECT nextval(pg_get_serial_sequence('batches', 'id')) FROM generate_series(1, $1)"
 
 
-async def reserve_serials(conn: asyncpg.Connection, count: int) -> list[int]:
+async def reserve_serials(conn: Connection, count: int) -> list[int]:
     """``count`` trace-code serials never handed out before, in increasing order."""
     return [r[0] for r in await conn.fetch(RESERVE_SERIALS, count)]
 
 
-async def reserve_batch_ids(conn: asyncpg.Connection, count: int) -> list[int]:
+async def reserve_batch_ids(conn: Connection, count: int) -> list[int]:
     """``count`` fresh batch ids, in increasing order."""
     return [r[0] for r in await conn.fetch(RESERVE_BATCH_IDS, count)]
 
 
-async def copy_batches(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def copy_batches(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Write batch rows (in ``BATCH_COLUMNS`` order, ids reserved with :func:`reserve_batch_ids`)."""
     if rows:
         await conn.copy_records_to_table("batches", records=rows, columns=BATCH_COLUMNS)
 
 
-async def copy_identifiers(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int]]) -> None:
-    """Write (scheme, value, batch id) rows; a value that already names a batch raises UniqueViolation."""
+async def copy_identifiers(conn: Connection, rows: Sequence[tuple[str, str, int]]) -> None:
+    """Write (scheme, value, batch id) rows; a value that already names a batch is AlreadyExists."""
     if rows:
         await conn.copy_records_to_table("batch_identifiers", records=rows, columns=IDENTIFIER_COLUMNS)
 
 
-async def copy_heads(conn: asyncpg.Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:
+async def copy_heads(conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:
     """Write the chain heads (batch id, last seq, last hash) of batches written in this transaction."""
     if rows:
         await conn.copy_records_to_table("batch_heads", records=rows, columns=HEAD_COLUMNS)

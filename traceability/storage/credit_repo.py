@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
+from traceability.storage.database import Connection, Record, fetch_one
 
 ANOMALIES = """
 SELECT kind, count(*) AS n FROM anomalies
@@ -28,9 +28,9 @@ WHERE n.enterprise_id = $1 AND e.device_id IS NOT NULL AND e.event_time >= $2 AN
 """
 
 
-async def record(conn: asyncpg.Connection, enterprise_id: int, start: datetime, end: datetime) -> dict[str, object]:
+async def record(conn: Connection, enterprise_id: int, start: datetime, end: datetime) -> dict[str, object]:
     anomalies = {r["kind"]: r["n"] for r in await conn.fetch(ANOMALIES, enterprise_id, start, end)}
-    reporting = await conn.fetchrow(REPORTING, enterprise_id, start, end)
+    reporting = await fetch_one(conn, REPORTING, enterprise_id, start, end)
     return {
         "anomalies": anomalies,
         "failed_inspections": await conn.fetchval(FAILED_INSPECTIONS, enterprise_id, start, end),
@@ -40,11 +40,11 @@ async def record(conn: asyncpg.Connection, enterprise_id: int, start: datetime, 
     }
 
 
-async def enterprise(conn: asyncpg.Connection, uscc: str) -> asyncpg.Record | None:
+async def enterprise(conn: Connection, uscc: str) -> Record | None:
     return await conn.fetchrow("SELECT id, uscc, name, name_en FROM enterprises WHERE uscc = $1", uscc)
 
 
-async def enterprises(conn: asyncpg.Connection, limit: int, offset: int) -> list[asyncpg.Record]:
+async def enterprises(conn: Connection, limit: int, offset: int) -> list[Record]:
     return list(
         await conn.fetch(
             "SELECT id, uscc, name, name_en FROM enterprises ORDER BY id LIMIT $1 OFFSET $2", limit, offset

@@ -1,23 +1,41 @@
-"""Database lifecycle: the embedded PostgreSQL, the connection pool, and asyncpg error translation.
+"""Database lifecycle and the one way in: the embedded PostgreSQL, the pool, connections, transactions.
 
 With no ``TRACE_DATABASE_URL`` the project starts its own PostgreSQL (the ``pgserver`` package)
 under ``<data dir>/pg``; it listens on a Unix socket only and stops when the last process that
 opened it exits. Data stays on disk between runs.
+
+Everything else reaches the database through :class:`Database`:
+
+``async with db.connection() as conn:``
+    a pooled connection for statements that commit on their own (reads, single-statement writes),
+    or for a caller that holds it for a while (a session advisory lock).
+``await db.transaction(work, isolation=..., readonly=..., attempts=...)``
+    runs ``await work(conn)`` in one transaction and returns its result. When concurrent writers
+    collide (a serialization failure, a deadlock, a key another transaction took since we looked:
+    :class:`~traceability.errors.Contention`) it rolls back and runs ``work`` again, up to
+    ``attempts`` times, then raises the Contention (a 503). ``work`` must therefore do nothing it
+    cannot repeat outside the transaction.
+
+Both translate every driver error into the error tree of :mod:`traceability.errors` (see
+:func:`translate`), at acquire time too: an outage is a 503 ``storage_unavailable`` wherever it
+strikes, and nothing above ``storage/`` ever sees an asyncpg exception.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from traceability import errors
 from traceability.config import Settings
@@ -26,14 +44,100 @@ from traceability.storage import migrator
 
 log = get_logger(__name__)
 
-Connection = asyncpg.Connection
-Pool = asyncpg.Pool
+Record: TypeAlias = asyncpg.Record
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+"""What repos take as their first argument: a plain or a pooled connection."""
+Isolation = Literal["read_committed", "repeatable_read", "serializable"]
+T = TypeVar("T")
 
-# Writers retry these: serialization failures and deadlocks are the database asking us to.
-RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
-UniqueViolation = asyncpg.UniqueViolationError
-# A CHECK constraint refused the row (for instance a batch link that would close a cycle).
-CheckViolation = asyncpg.CheckViolationError
+ATTEMPTS = 3
+"""How often :meth:`Database.transaction` runs its work by default before a Contention is final."""
+ACQUIRE_TIMEOUT = 30.0
+"""Seconds a request waits for a pooled connection before it is told the database is unavailable."""
+
+# Keys that concurrent writers race for. The loser's next attempt sees the winner's row and answers
+# from it: a replayed capture or opening gets its original receipt, other content a conflict.
+RACED_KEYS = frozenset({"events_event_id_key", "batches_open_event_id_key", "batches_trace_code_key"})
+# Keys whose violation is the caller's mistake on every path that writes them: (message, field).
+TAKEN_KEYS = {
+    "batch_identifiers_pkey": ("identifiers: one of these identifiers already names another batch", "identifiers"),
+}
+# Driver errors that mean the database cannot serve us now: the network, the server going down or
+# refusing connections, resources running out, the driver losing its footing on a connection.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.PostgresSystemError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+_CONTENTION = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+# What the driver raises: the server's errors, its own, and the socket's.
+DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
+
+
+def translate(exc: Exception) -> errors.TraceError:
+    """The error of our tree that a driver error (one of :data:`DRIVER_ERRORS`) means.
+
+    - the database unreachable, shutting down, out of connections, a broken connection, a pool
+      timeout: :class:`StorageUnavailable` (503);
+    - a serialization failure, a deadlock, a raced key (:data:`RACED_KEYS`): :class:`Contention`
+      (503 when retries run out);
+    - a key in :data:`TAKEN_KEYS`: :class:`AlreadyExists` naming the field (409);
+    - anything else (a bug of ours: bad SQL, a value of the wrong type, a violated constraint no
+      caller expects): a logged 500.
+    """
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        constraint = getattr(exc, "constraint_name", None)
+        if constraint in RACED_KEYS:
+            log.info("storage.collided", constraint=constraint)
+            return errors.Contention()
+        if constraint in TAKEN_KEYS:
+            message, field = TAKEN_KEYS[constraint]
+            return errors.AlreadyExists(message, field=field)
+    elif isinstance(exc, _CONTENTION):
+        log.info("storage.collided", error=type(exc).__name__)
+        return errors.Contention()
+    elif isinstance(exc, _UNAVAILABLE) and not isinstance(exc, asyncpg.DataError):
+        log.error("storage.unavailable", error=type(exc).__name__)
+        return errors.StorageUnavailable()
+    log.error(
+        "storage.failed",
+        error=type(exc).__name__,
+        sqlstate=getattr(exc, "sqlstate", None),
+        constraint=getattr(exc, "constraint_name", None),
+        exc_info=exc,
+    )
+    return errors.TraceError("something went wrong on our side; it has been logged")
+
+
+@contextlib.contextmanager
+def translating() -> Iterator[None]:
+    """Raise driver errors from inside as :func:`translate` says; other exceptions pass through."""
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        raise translate(exc) from None
+
+
+async def fetch_one(conn: Connection, query: str, *args: object) -> Record:
+    """For repos: ``fetchrow`` of a statement that always returns a row (INSERT … RETURNING, a head row)."""
+    row = await conn.fetchrow(query, *args)
+    if row is None:
+        raise LookupError(f"expected a row from: {query.strip().splitlines()[0]}")
+    return row
+
+
+@contextlib.contextmanager
+def conflicts_as(message: str, field: str | None = None) -> Iterator[None]:
+    """For repos: a unique violation inside becomes AlreadyExists(message) naming ``field``."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError:
+        raise errors.AlreadyExists(message, field=field) from None
 
 
 def start_embedded(pg_dir: Path) -> str:
@@ -61,7 +165,7 @@ def describe(url: str) -> str:
     return f"postgresql://{user}@{host}{port}{parts.path}"
 
 
-class _Connection(asyncpg.Connection):  # type: ignore[misc]
+class _Connection(asyncpg.Connection):
     """Pooled connections skip asyncpg's reset query on release (a round trip per request).
 
     The service sets no session state, holds session advisory locks only on connections it keeps
@@ -91,16 +195,74 @@ async def _runtime_role(conn: asyncpg.Connection, role: str) -> str | None:
 class Database:
     """A pool plus what the rest of the service needs to know about where it points."""
 
-    pool: asyncpg.Pool
+    pool: asyncpg.Pool[asyncpg.Record]
     url: str
     role: str | None
+    acquire_timeout: float = ACQUIRE_TIMEOUT
 
     @property
     def label(self) -> str:
         return describe(self.url)
 
-    def acquire(self) -> Any:
-        return self.pool.acquire()
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection; every driver error, acquiring it or using it, comes out translated."""
+        try:
+            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+        except Exception as exc:
+            # Whatever stops us getting a connection (refused, a stopped server, a pool timeout, a
+            # database not accepting connections) means the database is unavailable to this request.
+            log.error("storage.unavailable", error=type(exc).__name__, at="acquire")
+            raise errors.StorageUnavailable() from None
+        try:
+            with translating():
+                yield conn
+        finally:
+            try:
+                await self.pool.release(conn)
+            except Exception as exc:  # a broken connection is dropped by the pool; the answer stands
+                log.warning("storage.release_failed", error=type(exc).__name__)
+
+    async def transaction(
+        self,
+        work: Callable[[Connection], Awaitable[T]],
+        *,
+        isolation: Isolation | None = None,
+        readonly: bool = False,
+        attempts: int = ATTEMPTS,
+        conn: Connection | None = None,
+    ) -> T:
+        """Run ``await work(conn)`` in one transaction and return its result, retrying on Contention.
+
+        A Contention (serialization failure, deadlock, raced key) rolls the transaction back and
+        runs ``work`` again on a fresh one, at most ``attempts`` times in all, with a short random
+        pause from the third attempt on; the last one is raised. Other errors roll back and are
+        raised. ``conn`` runs it on a connection the caller holds (one with a session advisory
+        lock) instead of a pooled one.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                if conn is None:
+                    async with self.connection() as pooled, pooled.transaction(isolation=isolation, readonly=readonly):
+                        return await work(pooled)
+                with translating():
+                    async with conn.transaction(isolation=isolation, readonly=readonly):
+                        return await work(conn)
+            except errors.Contention:
+                if attempt >= attempts:
+                    raise
+                log.info("transaction.retried", attempt=attempt)
+                if attempt > 1:
+                    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not a secret
+        raise ValueError("attempts must be at least 1")
+
+    async def ping(self) -> None:
+        """One round trip; StorageUnavailable when the database does not answer."""
+        try:
+            async with self.connection() as conn:
+                await conn.fetchval("SELECT 1")
+        except errors.TraceError:
+            raise errors.StorageUnavailable("the database is not answering") from None
 
 
 async def database_url(settings: Settings) -> str:
@@ -148,22 +310,3 @@ async def open_database(
         yield Database(pool=pool, url=url, role=role)
     finally:
         await pool.close()
-
-
-@contextlib.contextmanager
-def translated() -> Iterator[None]:
-    """Turn connection-level failures into StorageUnavailable for the client."""
-    try:
-        yield
-    except (OSError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError) as exc:
-        log.error("storage.unavailable", error=type(exc).__name__)
-        raise errors.StorageUnavailable() from None
-
-
-@contextlib.contextmanager
-def conflicts_as(message: str, field: str | None = None) -> Iterator[None]:
-    """A unique violation inside becomes AlreadyExists(message) naming ``field``."""
-    try:
-        yield
-    except asyncpg.UniqueViolationError:
-        raise errors.AlreadyExists(message, field=field) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import asyncpg
+from traceability.storage.database import Connection, Record
 
 EVENT_COLUMNS = (
     "event_id",
@@ -30,13 +30,15 @@ WHERE e.event_id = ANY($1::uuid[])
 """
 
 
-async def find_events(conn: asyncpg.Connection, event_ids: Sequence[str]) -> list[asyncpg.Record]:
+async def find_events(conn: Connection, event_ids: Sequence[str]) -> list[Record]:
     """Events already recorded under any of ``event_ids``."""
     return list(await conn.fetch(FIND_BY_IDS, list(event_ids)))
 
 
-async def insert_events(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert event rows (in ``EVENT_COLUMNS`` order) with COPY: one round trip for any count."""
+async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert event rows (in ``EVENT_COLUMNS`` order) with COPY: one round trip for any count.
+
+    An event id recorded since the caller looked is a Contention (``database.RACED_KEYS``)."""
     if len(rows) == 1:
         await conn.execute(INSERT_ONE, *rows[0])
     else:
@@ -69,7 +71,7 @@ SELECT seq, prev_hash, hash FROM ins
 
 
 async def append_one(
-    conn: asyncpg.Connection,
+    conn: Connection,
     trace_code: str,
     event_id: str,
     canonical: bytes,
@@ -81,7 +83,7 @@ async def append_one(
     private: bytes | None,
     is_sale: bool,
     chain_tag: bytes,
-) -> asyncpg.Record | None:
+) -> Record | None:
     """Append one event to its batch's chain in a single statement; None if the general path must decide."""
     return await conn.fetchrow(
         APPEND_ONE,
@@ -105,7 +107,7 @@ SELECT d, b, r FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS u(d, b, r)
 """
 
 
-async def insert_corrections(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, str]]) -> None:
+async def insert_corrections(conn: Connection, rows: Sequence[tuple[str, str, str]]) -> None:
     """Index corrections (declared event, declaring event, reason); the declaration itself is an event."""
     if rows:
         await conn.execute(INSERT_CORRECTIONS, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
@@ -118,7 +120,7 @@ WHERE e.batch_id = $1
 """
 
 
-async def list_corrections(conn: asyncpg.Connection, batch_id: int) -> list[asyncpg.Record]:
+async def list_corrections(conn: Connection, batch_id: int) -> list[Record]:
     return list(await conn.fetch(SELECT_CORRECTIONS, batch_id))
 
 
@@ -139,7 +141,7 @@ ORDER BY e.seq
 """
 
 
-async def list_batch_events(conn: asyncpg.Connection, batch_id: int) -> list[asyncpg.Record]:
+async def list_batch_events(conn: Connection, batch_id: int) -> list[Record]:
     """A batch's events in chain order, with the node each was recorded at."""
     return list(await conn.fetch(SELECT_BATCH_EVENTS, batch_id))
 
@@ -154,17 +156,17 @@ ORDER BY e.batch_id, e.seq
 """
 
 
-async def count_events(conn: asyncpg.Connection) -> int:
+async def count_events(conn: Connection) -> int:
     value: int = await conn.fetchval(COUNT_EVENTS)
     return value
 
 
-async def batch_codes(conn: asyncpg.Connection) -> dict[int, str]:
+async def batch_codes(conn: Connection) -> dict[int, str]:
     """Every batch's trace code by id (the chain scan reads ids; the genesis needs the code)."""
     return {r["id"]: r["trace_code"] for r in await conn.fetch("SELECT id, trace_code FROM batches")}
 
 
-async def scan_chains(conn: asyncpg.Connection, prefetch: int = 20_000) -> AsyncIterator[asyncpg.Record]:
+async def scan_chains(conn: Connection, prefetch: int = 20_000) -> AsyncIterator[Record]:
     """Every event in chain order, streamed through a server-side cursor (call inside a transaction)."""
     async for row in conn.cursor(SCAN_CHAINS, prefetch=prefetch):
         yield row
@@ -175,7 +177,7 @@ SELECT b.trace_code, h.seq, h.head_hash FROM batches b JOIN batch_heads h ON h.b
 """
 
 
-async def scan_heads(conn: asyncpg.Connection, prefetch: int = 5000) -> AsyncIterator[asyncpg.Record]:
+async def scan_heads(conn: Connection, prefetch: int = 5000) -> AsyncIterator[Record]:
     async for row in conn.cursor(SELECT_HEADS, prefetch=prefetch):
         yield row
 
@@ -193,6 +195,6 @@ LIMIT $1
 """
 
 
-async def orphans(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+async def orphans(conn: Connection, limit: int = 100) -> list[Record]:
     """Events naming a batch, node or device that does not exist (the schema keeps no foreign keys here)."""
     return list(await conn.fetch(ORPHANS, limit))

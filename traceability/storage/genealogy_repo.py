@@ -8,6 +8,9 @@ from typing import Any
 
 import asyncpg
 
+from traceability import errors
+from traceability.storage.database import Connection, Record
+
 INSERT_LINKS = """
 INSERT INTO batch_links (parent_id, child_id, transformation_id, quantity, uom)
 SELECT p, c, $3, q, u FROM unnest($1::bigint[], $2::bigint[], $4::numeric[], $5::text[]) AS x(p, c, q, u)
@@ -15,17 +18,21 @@ SELECT p, c, $3, q, u FROM unnest($1::bigint[], $2::bigint[], $4::numeric[], $5:
 
 
 async def insert_links(
-    conn: asyncpg.Connection, transformation_id: str, links: Sequence[tuple[int, int, Decimal | None, str | None]]
+    conn: Connection, transformation_id: str, links: Sequence[tuple[int, int, Decimal | None, str | None]]
 ) -> None:
-    """Record parent → child links; a link that would close a cycle raises CheckViolation."""
-    await conn.execute(
-        INSERT_LINKS,
-        [x[0] for x in links],
-        [x[1] for x in links],
-        transformation_id,
-        [x[2] for x in links],
-        [x[3] for x in links],
-    )
+    """Record parent → child links; a link that would close a cycle (the batch_links_acyclic trigger
+    refuses it) raises InvalidField naming the transformation's outputs."""
+    try:
+        await conn.execute(
+            INSERT_LINKS,
+            [x[0] for x in links],
+            [x[1] for x in links],
+            transformation_id,
+            [x[2] for x in links],
+            [x[3] for x in links],
+        )
+    except asyncpg.CheckViolationError:
+        raise errors.InvalidField("outputs: this would make a batch its own ancestor", field="outputs") from None
 
 
 ANCESTORS = """
@@ -46,7 +53,7 @@ SELECT id, min(depth) AS depth FROM down GROUP BY id
 """
 
 
-async def related(conn: asyncpg.Connection, batch_id: int, direction: str) -> dict[int, int]:
+async def related(conn: Connection, batch_id: int, direction: str) -> dict[int, int]:
     """Batch ids upstream (``backward``) or downstream (``forward``) of a batch, with their depth."""
     rows = await conn.fetch(ANCESTORS if direction == "backward" else DESCENDANTS, batch_id)
     return {r["id"]: r["depth"] for r in rows}
@@ -59,7 +66,7 @@ WHERE l.parent_id = ANY($1::bigint[]) AND l.child_id = ANY($1::bigint[])
 """
 
 
-async def links_among(conn: asyncpg.Connection, ids: Sequence[int]) -> list[asyncpg.Record]:
+async def links_among(conn: Connection, ids: Sequence[int]) -> list[Record]:
     return list(await conn.fetch(SELECT_LINKS, list(ids)))
 
 
@@ -72,11 +79,11 @@ WHERE b.id = ANY($1::bigint[])
 """
 
 
-async def batches_by_id(conn: asyncpg.Connection, ids: Sequence[int]) -> list[asyncpg.Record]:
+async def batches_by_id(conn: Connection, ids: Sequence[int]) -> list[Record]:
     return list(await conn.fetch(SELECT_BATCHES, list(ids)))
 
 
-async def batch_id(conn: asyncpg.Connection, trace_code: str) -> int | None:
+async def batch_id(conn: Connection, trace_code: str) -> int | None:
     value: int | None = await conn.fetchval("SELECT id FROM batches WHERE trace_code = $1", trace_code)
     return value
 
@@ -93,7 +100,7 @@ ORDER BY e.batch_id, first_seen
 """
 
 
-async def visits(conn: asyncpg.Connection, ids: Sequence[int]) -> list[asyncpg.Record]:
+async def visits(conn: Connection, ids: Sequence[int]) -> list[Record]:
     return list(await conn.fetch(SELECT_VISITS, list(ids)))
 
 
@@ -105,7 +112,7 @@ WHERE e.batch_id = ANY($1::bigint[]) AND position('"documents":' in convert_from
 """
 
 
-async def document_events(conn: asyncpg.Connection, ids: Sequence[int]) -> list[asyncpg.Record]:
+async def document_events(conn: Connection, ids: Sequence[int]) -> list[Record]:
     return list(await conn.fetch(SELECT_DOCUMENT_EVENTS, list(ids)))
 
 
@@ -116,7 +123,7 @@ WHERE b.id = ANY($1::bigint[]) ORDER BY b.id FOR UPDATE OF h
 """
 
 
-async def lock_heads_by_id(conn: asyncpg.Connection, ids: Sequence[int]) -> list[asyncpg.Record]:
+async def lock_heads_by_id(conn: Connection, ids: Sequence[int]) -> list[Record]:
     return list(await conn.fetch(LOCK_BY_ID, list(ids)))
 
 
@@ -130,7 +137,7 @@ WHERE h.batch_id = u.batch_id
 
 
 async def set_heads_and_status(
-    conn: asyncpg.Connection, heads: Sequence[tuple[int, int, bytes]], status: str, since: Any
+    conn: Connection, heads: Sequence[tuple[int, int, bytes]], status: str, since: Any
 ) -> None:
     """Advance heads and set a status (recalled overrides on_hold, never the other way round)."""
     await conn.execute(SET_STATUS, [h[0] for h in heads], [h[1] for h in heads], [h[2] for h in heads], status, since)
@@ -143,7 +150,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
 
 
 async def insert_recall(
-    conn: asyncpg.Connection,
+    conn: Connection,
     batch: int,
     event_id: str,
     level: str,
@@ -165,5 +172,5 @@ FROM recalls r JOIN batches b ON b.id = r.batch_id ORDER BY r.issued_at DESC LIM
 """
 
 
-async def list_recalls(conn: asyncpg.Connection, limit: int = 100, offset: int = 0) -> list[asyncpg.Record]:
+async def list_recalls(conn: Connection, limit: int = 100, offset: int = 0) -> list[Record]:
     return list(await conn.fetch(SELECT_RECALLS, limit, offset))

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
-import asyncpg
+from traceability.storage.database import Connection, Record, conflicts_as, fetch_one
 
 # -- logs and heads -------------------------------------------------------------------------------
+
+
+async def list_logs(conn: Connection) -> list[Record]:
+    """Every log this database holds: id, origin and the public key it was created with."""
+    return list(await conn.fetch("SELECT id, origin, public_key FROM logs ORDER BY id"))
+
 
 INSERT_LOG = """
 INSERT INTO logs (id, origin, log_id, public_key)
@@ -22,27 +28,25 @@ SELECT_LOG = "SELECT id, origin, log_id, public_key FROM logs WHERE origin = $1"
 SELECT_FIRST_LOG = "SELECT id, origin, log_id, public_key FROM logs ORDER BY id LIMIT 1"
 
 
-async def ensure_log(
-    conn: asyncpg.Connection, origin: str, log_id: str, public_key: str, empty_root: bytes
-) -> asyncpg.Record:
+async def ensure_log(conn: Connection, origin: str, log_id: str, public_key: str, empty_root: bytes) -> Record:
     """Register the log if it is new; return its row (whose public key may differ: the caller checks)."""
     async with conn.transaction():
         await conn.execute(INSERT_LOG, origin, log_id, public_key)
         await conn.execute(INSERT_HEAD, origin, empty_root)
-        return await conn.fetchrow(SELECT_LOG, origin)
+        return await fetch_one(conn, SELECT_LOG, origin)
 
 
-async def first_log(conn: asyncpg.Connection) -> asyncpg.Record | None:
+async def first_log(conn: Connection) -> Record | None:
     return await conn.fetchrow(SELECT_FIRST_LOG)
 
 
-async def lock_head(conn: asyncpg.Connection, log: int) -> asyncpg.Record:
+async def lock_head(conn: Connection, log: int) -> Record:
     """The head, row-locked: sequencers that race are serialised here (call inside a transaction)."""
-    return await conn.fetchrow("SELECT size, root FROM log_heads WHERE log_id = $1 FOR UPDATE", log)
+    return await fetch_one(conn, "SELECT size, root FROM log_heads WHERE log_id = $1 FOR UPDATE", log)
 
 
-async def get_head(conn: asyncpg.Connection, log: int) -> asyncpg.Record:
-    return await conn.fetchrow("SELECT size, root, updated_at FROM log_heads WHERE log_id = $1", log)
+async def get_head(conn: Connection, log: int) -> Record:
+    return await fetch_one(conn, "SELECT size, root, updated_at FROM log_heads WHERE log_id = $1", log)
 
 
 ADVANCE_HEAD = """
@@ -50,7 +54,7 @@ UPDATE log_heads SET size = $3, root = $4, updated_at = now() WHERE log_id = $1 
 """
 
 
-async def advance_head(conn: asyncpg.Connection, log: int, old_size: int, new_size: int, root: bytes) -> bool:
+async def advance_head(conn: Connection, log: int, old_size: int, new_size: int, root: bytes) -> bool:
     """Compare-and-set: move the head only if it is still where we read it."""
     status: str = await conn.execute(ADVANCE_HEAD, log, old_size, new_size, root)
     return status == "UPDATE 1"
@@ -61,12 +65,12 @@ async def advance_head(conn: asyncpg.Connection, log: int, old_size: int, new_si
 SELECT_QUEUE = "SELECT event_pk, hash FROM log_queue ORDER BY event_pk LIMIT $1"
 
 
-async def read_queue(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def read_queue(conn: Connection, limit: int) -> list[Record]:
     """Committed events not yet in the log, oldest first."""
     return list(await conn.fetch(SELECT_QUEUE, limit))
 
 
-async def delete_queued(conn: asyncpg.Connection, event_pks: Sequence[int]) -> None:
+async def delete_queued(conn: Connection, event_pks: Sequence[int]) -> None:
     await conn.execute("DELETE FROM log_queue WHERE event_pk = ANY($1::bigint[])", list(event_pks))
 
 
@@ -77,7 +81,7 @@ SELECT $1, $2 + n - 1, pk, h FROM unnest($3::bigint[], $4::bytea[]) WITH ORDINAL
 
 
 async def insert_leaves(
-    conn: asyncpg.Connection, log: int, first_index: int, event_pks: Sequence[int], leaf_hashes: Sequence[bytes]
+    conn: Connection, log: int, first_index: int, event_pks: Sequence[int], leaf_hashes: Sequence[bytes]
 ) -> None:
     """Append leaves ``first_index, first_index + 1, ...`` (a unique event_pk stops double integration)."""
     await conn.execute(INSERT_LEAVES, log, first_index, list(event_pks), list(leaf_hashes))
@@ -90,7 +94,7 @@ WHERE e.event_id = $1
 """
 
 
-async def find_event_leaf(conn: asyncpg.Connection, event_id: str) -> asyncpg.Record | None:
+async def find_event_leaf(conn: Connection, event_id: str) -> Record | None:
     """An event's hashed bytes and its leaf (leaf columns are NULL while it waits in the queue)."""
     return await conn.fetchrow(FIND_EVENT_LEAF, event_id)
 
@@ -102,7 +106,7 @@ WHERE l.log_id = $1 ORDER BY l.leaf_index
 """
 
 
-async def scan_leaves(conn: asyncpg.Connection, log: int, prefetch: int = 10_000) -> AsyncIterator[asyncpg.Record]:
+async def scan_leaves(conn: Connection, log: int, prefetch: int = 10_000) -> AsyncIterator[Record]:
     """Every leaf in index order with the chain hash of its event (inside a transaction)."""
     async for row in conn.cursor(SCAN_LEAVES, log, prefetch=prefetch):
         yield row
@@ -116,7 +120,7 @@ LIMIT $1
 """
 
 
-async def unlogged_events(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+async def unlogged_events(conn: Connection, limit: int = 100) -> list[Record]:
     """Events that are neither leaves nor waiting in the queue: something removed them from the log."""
     return list(await conn.fetch(UNLOGGED_EVENTS, limit))
 
@@ -130,9 +134,7 @@ WHERE t.log_id = $1
 """
 
 
-async def fetch_tiles(
-    conn: asyncpg.Connection, log: int, keys: Iterable[tuple[int, int]]
-) -> dict[tuple[int, int], bytes]:
+async def fetch_tiles(conn: Connection, log: int, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     """The named tiles, in one query (missing ones are simply absent)."""
     keys = list(keys)
     if not keys:
@@ -148,13 +150,13 @@ ON CONFLICT (log_id, level, idx) DO UPDATE SET width = EXCLUDED.width, hashes = 
 """
 
 
-async def store_tiles(conn: asyncpg.Connection, log: int, tiles: Mapping[tuple[int, int], bytes]) -> None:
+async def store_tiles(conn: Connection, log: int, tiles: Mapping[tuple[int, int], bytes]) -> None:
     """Write new tiles and grown partial tiles (a trigger refuses anything but growth)."""
     keys = list(tiles)
     await conn.execute(UPSERT_TILES, log, [k[0] for k in keys], [k[1] for k in keys], [tiles[k] for k in keys])
 
 
-async def scan_tiles(conn: asyncpg.Connection, log: int) -> AsyncIterator[asyncpg.Record]:
+async def scan_tiles(conn: Connection, log: int) -> AsyncIterator[Record]:
     async for row in conn.cursor(
         "SELECT level, idx, hashes FROM log_tiles WHERE log_id = $1 ORDER BY level, idx", log, prefetch=500
     ):
@@ -164,10 +166,16 @@ async def scan_tiles(conn: asyncpg.Connection, log: int) -> AsyncIterator[asyncp
 # -- checkpoints and witnesses --------------------------------------------------------------------
 
 INSERT_CHECKPOINT = "INSERT INTO checkpoints (log_id, size, root, note) VALUES ($1, $2, $3, $4)"
+ENSURE_CHECKPOINT = INSERT_CHECKPOINT + " ON CONFLICT (log_id, size) DO NOTHING"
 
 
-async def insert_checkpoint(conn: asyncpg.Connection, log: int, size: int, root: bytes, note: str) -> None:
+async def insert_checkpoint(conn: Connection, log: int, size: int, root: bytes, note: str) -> None:
     await conn.execute(INSERT_CHECKPOINT, log, size, root, note)
+
+
+async def ensure_checkpoint(conn: Connection, log: int, size: int, root: bytes, note: str) -> None:
+    """Store a checkpoint unless one of that size is stored already (a sequencer may have signed it)."""
+    await conn.execute(ENSURE_CHECKPOINT, log, size, root, note)
 
 
 SELECT_CHECKPOINTS = """
@@ -181,13 +189,13 @@ ORDER BY k.size DESC LIMIT $3
 
 
 async def list_checkpoints(
-    conn: asyncpg.Connection, log: int, *, before: int | None = None, limit: int = 1, size: int | None = None
-) -> list[asyncpg.Record]:
+    conn: Connection, log: int, *, before: int | None = None, limit: int = 1, size: int | None = None
+) -> list[Record]:
     """Checkpoints newest first, each with its witness cosignature lines."""
     return list(await conn.fetch(SELECT_CHECKPOINTS, log, before, limit, size))
 
 
-async def scan_checkpoints(conn: asyncpg.Connection, log: int) -> list[asyncpg.Record]:
+async def scan_checkpoints(conn: Connection, log: int) -> list[Record]:
     return list(await conn.fetch("SELECT size, root, note FROM checkpoints WHERE log_id = $1 ORDER BY size", log))
 
 
@@ -196,11 +204,13 @@ INSERT INTO witnesses (name, verifier_key) VALUES ($1, $2) RETURNING id, name, v
 """
 
 
-async def insert_witness(conn: asyncpg.Connection, name: str, verifier_key: str) -> asyncpg.Record:
-    return await conn.fetchrow(INSERT_WITNESS, name, verifier_key)
+async def insert_witness(conn: Connection, name: str, verifier_key: str) -> Record:
+    """Register a witness; AlreadyExists when its name or key is taken."""
+    with conflicts_as("a witness with that name or key is already registered", "name"):
+        return await fetch_one(conn, INSERT_WITNESS, name, verifier_key)
 
 
-async def list_witnesses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def list_witnesses(conn: Connection) -> list[Record]:
     return list(
         await conn.fetch(
             "SELECT id, name, verifier_key, created_at FROM witnesses WHERE revoked_at IS NULL ORDER BY id"
@@ -214,6 +224,6 @@ ON CONFLICT (log_id, size, witness_id) DO NOTHING
 """
 
 
-async def insert_cosignature(conn: asyncpg.Connection, log: int, size: int, witness_id: int, line: str) -> bool:
+async def insert_cosignature(conn: Connection, log: int, size: int, witness_id: int, line: str) -> bool:
     status: str = await conn.execute(INSERT_COSIGNATURE, log, size, witness_id, line)
     return status == "INSERT 0 1"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from traceability.domain.registry import DeviceIn, EnterpriseIn, NodeIn, OperatorIn, ProductIn
+from traceability.storage.database import Connection, Record, conflicts_as, fetch_one
 
 INSERT_ENTERPRISE = """
 INSERT INTO enterprises (uscc, name, name_en, contact, licences)
@@ -13,9 +12,10 @@ RETURNING id, uscc, name, name_en, contact, licences, created_at
 """
 
 
-async def insert_enterprise(conn: asyncpg.Connection, e: EnterpriseIn) -> asyncpg.Record:
-    """Insert an enterprise; raises UniqueViolation when the USCC is taken."""
-    return await conn.fetchrow(INSERT_ENTERPRISE, e.uscc, e.name, e.name_en, e.contact, e.licences)
+async def insert_enterprise(conn: Connection, e: EnterpriseIn) -> Record:
+    """Insert an enterprise; raises AlreadyExists when the USCC is taken."""
+    with conflicts_as(f"an enterprise with USCC {e.uscc} is already registered", "uscc"):
+        return await fetch_one(conn, INSERT_ENTERPRISE, e.uscc, e.name, e.name_en, e.contact, e.licences)
 
 
 SELECT_ENTERPRISES = """
@@ -25,12 +25,12 @@ WHERE ($1::text IS NULL OR uscc = $1) ORDER BY id LIMIT $2 OFFSET $3
 
 
 async def list_enterprises(
-    conn: asyncpg.Connection, *, uscc: str | None = None, limit: int = 100, offset: int = 0
-) -> list[asyncpg.Record]:
+    conn: Connection, *, uscc: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Record]:
     return list(await conn.fetch(SELECT_ENTERPRISES, uscc, limit, offset))
 
 
-async def find_enterprise_id(conn: asyncpg.Connection, uscc: str) -> int | None:
+async def find_enterprise_id(conn: Connection, uscc: str) -> int | None:
     value: int | None = await conn.fetchval("SELECT id FROM enterprises WHERE uscc = $1", uscc)
     return value
 
@@ -44,21 +44,24 @@ RETURNING id, code, node_type, area_code, name_zh, name_en, address, latitude, l
 """
 
 
-async def insert_node(conn: asyncpg.Connection, enterprise_id: int, n: NodeIn) -> asyncpg.Record:
-    """Insert a node; its code defaults to the area code plus a 6-digit serial."""
-    return await conn.fetchrow(
-        INSERT_NODE,
-        n.code,
-        enterprise_id,
-        n.node_type,
-        n.area_code,
-        n.name_zh,
-        n.name_en,
-        n.address,
-        n.latitude,
-        n.longitude,
-        n.gln,
-    )
+async def insert_node(conn: Connection, enterprise_id: int, n: NodeIn) -> Record:
+    """Insert a node; its code defaults to the area code plus a 6-digit serial. AlreadyExists when the
+    code or GLN is taken."""
+    with conflicts_as("a node with that code or GLN is already registered", "code"):
+        return await fetch_one(
+            conn,
+            INSERT_NODE,
+            n.code,
+            enterprise_id,
+            n.node_type,
+            n.area_code,
+            n.name_zh,
+            n.name_en,
+            n.address,
+            n.latitude,
+            n.longitude,
+            n.gln,
+        )
 
 
 SELECT_NODES = """
@@ -69,13 +72,11 @@ WHERE ($1::text IS NULL OR n.code = $1) ORDER BY n.id LIMIT $2 OFFSET $3
 """
 
 
-async def list_nodes(
-    conn: asyncpg.Connection, *, code: str | None = None, limit: int = 100, offset: int = 0
-) -> list[asyncpg.Record]:
+async def list_nodes(conn: Connection, *, code: str | None = None, limit: int = 100, offset: int = 0) -> list[Record]:
     return list(await conn.fetch(SELECT_NODES, code, limit, offset))
 
 
-async def find_node(conn: asyncpg.Connection, code: str) -> asyncpg.Record | None:
+async def find_node(conn: Connection, code: str) -> Record | None:
     return await conn.fetchrow("SELECT id, code, enterprise_id, area_code FROM nodes WHERE code = $1", code)
 
 
@@ -85,11 +86,13 @@ RETURNING id, code, name, stall_no, contact, created_at
 """
 
 
-async def insert_operator(conn: asyncpg.Connection, node_id: int, o: OperatorIn) -> asyncpg.Record:
-    return await conn.fetchrow(INSERT_OPERATOR, node_id, o.code, o.name, o.stall_no, o.contact)
+async def insert_operator(conn: Connection, node_id: int, o: OperatorIn) -> Record:
+    """Insert an operator (a stall) of a node; AlreadyExists when the node already has that code."""
+    with conflicts_as(f"node {o.node_code} already has an operator {o.code}", "code"):
+        return await fetch_one(conn, INSERT_OPERATOR, node_id, o.code, o.name, o.stall_no, o.contact)
 
 
-async def find_operator_id(conn: asyncpg.Connection, node_id: int, code: str) -> int | None:
+async def find_operator_id(conn: Connection, node_id: int, code: str) -> int | None:
     value: int | None = await conn.fetchval("SELECT id FROM operators WHERE node_id = $1 AND code = $2", node_id, code)
     return value
 
@@ -102,8 +105,8 @@ WHERE ($1::text IS NULL OR n.code = $1) ORDER BY o.id LIMIT $2 OFFSET $3
 
 
 async def list_operators(
-    conn: asyncpg.Connection, *, node_code: str | None = None, limit: int = 100, offset: int = 0
-) -> list[asyncpg.Record]:
+    conn: Connection, *, node_code: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Record]:
     return list(await conn.fetch(SELECT_OPERATORS, node_code, limit, offset))
 
 
@@ -114,10 +117,20 @@ RETURNING id, category, goods_code, gtin, name_zh, name_en, default_uom, shelf_l
 """
 
 
-async def insert_product(conn: asyncpg.Connection, p: ProductIn) -> asyncpg.Record:
-    return await conn.fetchrow(
-        INSERT_PRODUCT, p.category, p.goods_code, p.gtin, p.name_zh, p.name_en, p.default_uom, p.shelf_life_days
-    )
+async def insert_product(conn: Connection, p: ProductIn) -> Record:
+    """Insert a product; AlreadyExists when the goods code or GTIN is taken."""
+    with conflicts_as("a product with that goods code or GTIN is already registered", "goods_code"):
+        return await fetch_one(
+            conn,
+            INSERT_PRODUCT,
+            p.category,
+            p.goods_code,
+            p.gtin,
+            p.name_zh,
+            p.name_en,
+            p.default_uom,
+            p.shelf_life_days,
+        )
 
 
 SELECT_PRODUCTS = """
@@ -127,8 +140,8 @@ FROM products WHERE ($1::text IS NULL OR goods_code = $1) ORDER BY id LIMIT $2 O
 
 
 async def list_products(
-    conn: asyncpg.Connection, *, goods_code: str | None = None, limit: int = 100, offset: int = 0
-) -> list[asyncpg.Record]:
+    conn: Connection, *, goods_code: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Record]:
     return list(await conn.fetch(SELECT_PRODUCTS, goods_code, limit, offset))
 
 
@@ -138,7 +151,7 @@ WHERE ($1::text IS NOT NULL AND goods_code = $1) OR ($2::text IS NOT NULL AND gt
 """
 
 
-async def find_products(conn: asyncpg.Connection, goods_code: str | None, gtin: str | None) -> list[asyncpg.Record]:
+async def find_products(conn: Connection, goods_code: str | None, gtin: str | None) -> list[Record]:
     return list(await conn.fetch(FIND_PRODUCT, goods_code, gtin))
 
 
@@ -150,9 +163,9 @@ RETURNING id, name, created_at
 
 
 async def insert_device(
-    conn: asyncpg.Connection, node_id: int, enterprise_id: int, operator_id: int | None, d: DeviceIn, token_hash: bytes
-) -> asyncpg.Record:
-    return await conn.fetchrow(INSERT_DEVICE, node_id, enterprise_id, operator_id, d.name, token_hash)
+    conn: Connection, node_id: int, enterprise_id: int, operator_id: int | None, d: DeviceIn, token_hash: bytes
+) -> Record:
+    return await fetch_one(conn, INSERT_DEVICE, node_id, enterprise_id, operator_id, d.name, token_hash)
 
 
 SELECT_DEVICES = """
@@ -163,12 +176,12 @@ WHERE ($1::text IS NULL OR n.code = $1) ORDER BY d.id LIMIT $2 OFFSET $3
 
 
 async def list_devices(
-    conn: asyncpg.Connection, *, node_code: str | None = None, limit: int = 100, offset: int = 0
-) -> list[asyncpg.Record]:
+    conn: Connection, *, node_code: str | None = None, limit: int = 100, offset: int = 0
+) -> list[Record]:
     return list(await conn.fetch(SELECT_DEVICES, node_code, limit, offset))
 
 
-async def revoke_device(conn: asyncpg.Connection, device_id: int) -> bool:
+async def revoke_device(conn: Connection, device_id: int) -> bool:
     status: str = await conn.execute(
         "UPDATE devices SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", device_id
     )
@@ -191,7 +204,7 @@ WHERE t.token_hash = $1 AND t.revoked_at IS NULL
 """
 
 
-async def find_principal(conn: asyncpg.Connection, token_hash: bytes) -> asyncpg.Record | None:
+async def find_principal(conn: Connection, token_hash: bytes) -> Record | None:
     return await conn.fetchrow(FIND_PRINCIPAL, token_hash)
 
 
@@ -202,11 +215,11 @@ RETURNING id, role, name, created_at
 
 
 async def insert_api_token(
-    conn: asyncpg.Connection, role: str, name: str, enterprise_id: int | None, token_hash: bytes
-) -> asyncpg.Record:
-    return await conn.fetchrow(INSERT_TOKEN, role, name, enterprise_id, token_hash)
+    conn: Connection, role: str, name: str, enterprise_id: int | None, token_hash: bytes
+) -> Record:
+    return await fetch_one(conn, INSERT_TOKEN, role, name, enterprise_id, token_hash)
 
 
-async def count_admin_tokens(conn: asyncpg.Connection) -> int:
+async def count_admin_tokens(conn: Connection) -> int:
     value: int = await conn.fetchval("SELECT count(*) FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL")
     return value

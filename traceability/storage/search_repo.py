@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import asyncpg
+from traceability.storage.database import Connection, Record
 
 SELECT_CANONICAL = """
 SELECT e.seq, e.event_id::text AS event_id, e.hash, e.prev_hash, e.canonical
@@ -14,7 +14,7 @@ ORDER BY e.seq
 """
 
 
-async def list_canonical(conn: asyncpg.Connection, trace_code: str) -> list[asyncpg.Record]:
+async def list_canonical(conn: Connection, trace_code: str) -> list[Record]:
     """A batch's events as hashed: the canonical bytes (commercial details sealed), in chain order."""
     return list(await conn.fetch(SELECT_CANONICAL, trace_code))
 
@@ -27,7 +27,7 @@ WHERE n.code = $1 AND o.code = $2
 """
 
 
-async def find_operator(conn: asyncpg.Connection, node_code: str, operator_code: str) -> asyncpg.Record | None:
+async def find_operator(conn: Connection, node_code: str, operator_code: str) -> Record | None:
     """A stall (operator) at a node, with its node and enterprise."""
     return await conn.fetchrow(SELECT_OPERATOR, node_code, operator_code)
 
@@ -65,7 +65,7 @@ LIMIT $9
 
 
 async def search_batches(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     product: str | None,
     enterprise: str | None,
@@ -73,7 +73,7 @@ async def search_batches(
     since: datetime | None,
     until: datetime | None,
     limit: int,
-) -> list[asyncpg.Record]:
+) -> list[Record]:
     """Batches matching every given filter, newest first."""
     return list(
         await conn.fetch(
@@ -102,7 +102,7 @@ LIMIT $1 OFFSET $2
 """
 
 
-async def list_register(conn: asyncpg.Connection, limit: int, offset: int) -> list[asyncpg.Record]:
+async def list_register(conn: Connection, limit: int, offset: int) -> list[Record]:
     """Enterprises with how many nodes they run and how many events they recorded."""
     return list(await conn.fetch(SELECT_REGISTER, limit, offset))
 
@@ -110,14 +110,14 @@ async def list_register(conn: asyncpg.Connection, limit: int, offset: int) -> li
 SELECT_WITNESSES = "SELECT name, verifier_key, created_at, revoked_at FROM witnesses ORDER BY id"
 
 
-async def list_witnesses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def list_witnesses(conn: Connection) -> list[Record]:
     return list(await conn.fetch(SELECT_WITNESSES))
 
 
 SELECT_LOG_BACKLOG = "SELECT count(*) FROM log_queue"
 
 
-async def log_backlog(conn: asyncpg.Connection) -> int:
+async def log_backlog(conn: Connection) -> int:
     """Events recorded but not yet integrated into the Merkle log."""
     value: int = await conn.fetchval(SELECT_LOG_BACKLOG)
     return value

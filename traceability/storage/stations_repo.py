@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import asyncpg
+from traceability.storage.database import Connection, Record, conflicts_as, fetch_one
 
 # -- enrolment -------------------------------------------------------------------------------------
 
@@ -15,7 +15,7 @@ WHERE d.id = $1
 """
 
 
-async def find_device(conn: asyncpg.Connection, device_id: int) -> asyncpg.Record | None:
+async def find_device(conn: Connection, device_id: int) -> Record | None:
     """A registered device with its node code."""
     return await conn.fetchrow(SELECT_DEVICE, device_id)
 
@@ -26,11 +26,9 @@ RETURNING id, expires_at
 """
 
 
-async def insert_enrolment(
-    conn: asyncpg.Connection, device_id: int, code_hash: bytes, expires_at: datetime
-) -> asyncpg.Record:
+async def insert_enrolment(conn: Connection, device_id: int, code_hash: bytes, expires_at: datetime) -> Record:
     """Store a one-time enrolment code (its hash only)."""
-    return await conn.fetchrow(INSERT_ENROLMENT, device_id, code_hash, expires_at)
+    return await fetch_one(conn, INSERT_ENROLMENT, device_id, code_hash, expires_at)
 
 
 # Locked so two stations racing with the same code cannot both use it.
@@ -42,12 +40,12 @@ FOR UPDATE OF s
 """
 
 
-async def lock_enrolment(conn: asyncpg.Connection, code_hash: bytes) -> asyncpg.Record | None:
+async def lock_enrolment(conn: Connection, code_hash: bytes) -> Record | None:
     """The enrolment a code names, row-locked until the transaction ends."""
     return await conn.fetchrow(LOCK_ENROLMENT, code_hash)
 
 
-async def use_enrolment(conn: asyncpg.Connection, enrolment_id: int, key_pk: int) -> None:
+async def use_enrolment(conn: Connection, enrolment_id: int, key_pk: int) -> None:
     """Mark an enrolment code used by the key it enrolled."""
     await conn.execute("UPDATE station_enrolments SET used_at = now(), key_id = $2 WHERE id = $1", enrolment_id, key_pk)
 
@@ -63,7 +61,7 @@ WHERE d.id = $1
 """
 
 
-async def find_station(conn: asyncpg.Connection, device_id: int) -> asyncpg.Record | None:
+async def find_station(conn: Connection, device_id: int) -> Record | None:
     """A device with its node, enterprise and operator (stall), as a station describes itself."""
     return await conn.fetchrow(SELECT_STATION, device_id)
 
@@ -76,11 +74,10 @@ RETURNING id, key_id, created_at
 """
 
 
-async def insert_key(
-    conn: asyncpg.Connection, key_id: str, device_id: int, public_key: bytes, replaces: int | None
-) -> asyncpg.Record:
-    """Register a public key; raises UniqueViolation if the key is already registered."""
-    return await conn.fetchrow(INSERT_KEY, key_id, device_id, public_key, replaces)
+async def insert_key(conn: Connection, key_id: str, device_id: int, public_key: bytes, replaces: int | None) -> Record:
+    """Register a public key; raises AlreadyExists if the key is already registered."""
+    with conflicts_as("publicKey: this key is already registered; generate a new one", "publicKey"):
+        return await fetch_one(conn, INSERT_KEY, key_id, device_id, public_key, replaces)
 
 
 RETIRE_LIVE_KEYS = """
@@ -89,7 +86,7 @@ WHERE device_id = $1 AND retired_at IS NULL AND revoked_at IS NULL
 """
 
 
-async def retire_live_keys(conn: asyncpg.Connection, device_id: int) -> None:
+async def retire_live_keys(conn: Connection, device_id: int) -> None:
     """Retire whatever key a device holds now (it is being replaced)."""
     await conn.execute(RETIRE_LIVE_KEYS, device_id)
 
@@ -108,7 +105,7 @@ WHERE k.key_id = $1
 """
 
 
-async def find_key(conn: asyncpg.Connection, key_id: str) -> asyncpg.Record | None:
+async def find_key(conn: Connection, key_id: str) -> Record | None:
     """A station key with its device, node and operator, whatever the key's state."""
     return await conn.fetchrow(FIND_KEY, key_id)
 
@@ -119,7 +116,7 @@ RETURNING key_id, device_id
 """
 
 
-async def revoke_key(conn: asyncpg.Connection, key_id: str) -> asyncpg.Record | None:
+async def revoke_key(conn: Connection, key_id: str) -> Record | None:
     """Revoke one key; None when it is unknown or already revoked."""
     return await conn.fetchrow(REVOKE_KEY, key_id)
 
@@ -130,7 +127,7 @@ RETURNING key_id
 """
 
 
-async def revoke_device_keys(conn: asyncpg.Connection, device_id: int) -> list[str]:
+async def revoke_device_keys(conn: Connection, device_id: int) -> list[str]:
     """Revoke every key of a device; returns the key ids revoked."""
     return [r["key_id"] for r in await conn.fetch(REVOKE_DEVICE_KEYS, device_id)]
 
@@ -140,7 +137,7 @@ SELECT key_id, created_at, retired_at, revoked_at FROM station_keys WHERE device
 """
 
 
-async def list_keys(conn: asyncpg.Connection, device_id: int) -> list[asyncpg.Record]:
+async def list_keys(conn: Connection, device_id: int) -> list[Record]:
     return list(await conn.fetch(SELECT_KEYS, device_id))
 
 
@@ -157,15 +154,15 @@ RETURNING block_no, first_serial, size, area_code, leased_at
 
 
 async def lease_blocks(
-    conn: asyncpg.Connection, device_id: int, node_id: int, area_code: str, count: int, base: int, size: int
-) -> list[asyncpg.Record]:
+    conn: Connection, device_id: int, node_id: int, area_code: str, count: int, base: int, size: int
+) -> list[Record]:
     """Reserve ``count`` fresh blocks of serials for a device."""
     return sorted(
         await conn.fetch(LEASE_BLOCKS, device_id, node_id, area_code, count, base, size), key=lambda r: r["block_no"]
     )
 
 
-async def find_block(conn: asyncpg.Connection, block_no: int) -> asyncpg.Record | None:
+async def find_block(conn: Connection, block_no: int) -> Record | None:
     """The lease of one block, if it was ever leased."""
     return await conn.fetchrow(
         "SELECT block_no, device_id, node_id, area_code, first_serial, size, leased_at FROM code_leases "
@@ -188,7 +185,7 @@ WHERE l.block_no = $1 AND l.area_code = $2
 """
 
 
-async def find_lease(conn: asyncpg.Connection, block_no: int, area_code: str, trace_code: str) -> asyncpg.Record | None:
+async def find_lease(conn: Connection, block_no: int, area_code: str, trace_code: str) -> Record | None:
     """Who holds the block a trace code falls in, and whether the code has become a batch yet."""
     return await conn.fetchrow(FIND_LEASE, block_no, area_code, trace_code)
 
@@ -203,7 +200,7 @@ RETURNING id
 
 
 async def insert_upload(
-    conn: asyncpg.Connection,
+    conn: Connection,
     key_pk: int,
     device_id: int,
     method: str,
@@ -227,7 +224,7 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def link_events(conn: asyncpg.Connection, upload_id: int, event_ids: Sequence[str]) -> None:
+async def link_events(conn: Connection, upload_id: int, event_ids: Sequence[str]) -> None:
     """Record which events a signed upload carried."""
     await conn.execute(LINK_EVENTS, upload_id, list(event_ids))
 
@@ -239,7 +236,7 @@ SET last_sync_at = now(), uploads = s.uploads + 1, events = s.events + EXCLUDED.
 """
 
 
-async def touch_sync(conn: asyncpg.Connection, device_id: int, new_events: int) -> None:
+async def touch_sync(conn: Connection, device_id: int, new_events: int) -> None:
     """Note that a station has just synchronised."""
     await conn.execute(TOUCH_SYNC, device_id, new_events)
 
@@ -255,7 +252,7 @@ ORDER BY u.id
 """
 
 
-async def find_event_uploads(conn: asyncpg.Connection, event_id: str) -> list[asyncpg.Record]:
+async def find_event_uploads(conn: Connection, event_id: str) -> list[Record]:
     """The signed uploads that carried an event, with the public key that signed each."""
     return list(await conn.fetch(SELECT_EVENT_UPLOADS, event_id))
 
@@ -263,5 +260,5 @@ async def find_event_uploads(conn: asyncpg.Connection, event_id: str) -> list[as
 SELECT_SYNC = "SELECT last_sync_at, uploads, events FROM station_sync WHERE device_id = $1"
 
 
-async def find_sync(conn: asyncpg.Connection, device_id: int) -> asyncpg.Record | None:
+async def find_sync(conn: Connection, device_id: int) -> Record | None:
     return await conn.fetchrow(SELECT_SYNC, device_id)

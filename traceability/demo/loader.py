@@ -1,8 +1,9 @@
 """The demo city: Xuzhou (320300) with three weeks of meat, vegetable and drug flows, and optionally millions more.
 
-``load_demo`` registers the city (``demo_city``), records the story through the same services the API
-uses (``demo_story``: transformations, a failed pesticide test, a recall, anomalies), then, when more
-events are asked for, fills the ledger through the scale path (``demo_bulk``). Everything it writes is
+``load_demo`` registers the city (:mod:`~traceability.demo.city`), records the story through the same
+services the API uses (:mod:`~traceability.demo.story`: transformations, a failed pesticide test, a
+recall, anomalies), then, when more events are asked for, fills the ledger through the scale path
+(:mod:`~traceability.demo.bulk`). Everything it writes is
 a ledger event or derived from one; a server's sequencer puts the events in the transparency log and
 its analyzer finds the anomalies.
 
@@ -21,9 +22,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from traceability import errors
+from traceability.demo.bulk import load_bulk
+from traceability.demo.city import first_uscc, register_city
+from traceability.demo.recorder import CST, MIN_DAYS
+from traceability.demo.story import Story
 from traceability.logging import get_logger
-from traceability.services import demo_bulk, demo_city, registry
-from traceability.services.demo_story import CST, MIN_DAYS, Story
+from traceability.services import registry
 from traceability.storage import events_repo
 from traceability.storage.database import Database
 
@@ -80,12 +84,12 @@ def anchor_for(today: date) -> datetime:
 
 async def is_loaded(db: Database) -> bool:
     """Whether the demo city is registered in this database."""
-    return bool(await registry.list_registered(db, "enterprises", key=demo_city.first_uscc(), limit=1))
+    return bool(await registry.list_registered(db, "enterprises", key=first_uscc(), limit=1))
 
 
 async def empty_ledger_hint(db: Database) -> str | None:
     """What to tell someone starting a server on an empty ledger (None once it holds events)."""
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         if await events_repo.count_events(conn):
             return None
     return "the ledger is empty: `make demo` (or `traceability demo`) loads the demo city of Xuzhou"
@@ -109,7 +113,7 @@ async def load_demo(
     anchor = anchor_for(today or datetime.now(CST).date())
     progress = Progress(report)
     try:
-        city = await demo_city.register_city(db)
+        city = await register_city(db)
     except errors.AlreadyExists as exc:
         raise errors.Conflict(
             f"this database already holds registrations that clash with the demo city ({exc.message}); load "
@@ -129,7 +133,7 @@ async def load_demo(
     if events > story.done:
         progress.start("scale path")
         began = time.monotonic()
-        result.bulk_events, result.bulk_batches = await demo_bulk.load_bulk(
+        result.bulk_events, result.bulk_batches = await load_bulk(
             db,
             city,
             random.Random(f"{seed}/bulk"),  # noqa: S311
@@ -145,6 +149,6 @@ async def load_demo(
             batches=result.bulk_batches,
             events_per_second=round(result.bulk_rate),
         )
-    async with db.acquire() as conn:
+    async with db.connection() as conn:
         result.total_events = await events_repo.count_events(conn)
     return result

@@ -1,44 +1,23 @@
-"""The demo's scale path: millions of events through the same validation, stamping, sealing and chaining.
+"""The scale path's generator: an endless, seeded stream of whole batch lives in time order.
 
-Going through the services one request at a time manages a few thousand events a second; a scale test
-wants ten million. This path generates whole batch lives (opening, tests, shipments, receipts, sales or
-dispensing) and builds every record with the code the API runs — ``parse_batch`` and ``parse_event`` to
-validate and normalise, ``check_key_data`` and ``check_inspection``, ``capture._stamp`` and
-``capture._record`` for the canonical bytes and the sealed commercial details, ``chain`` for the hashes
-— then writes a chunk of about ``CHUNK`` events per transaction with COPY. The events' statement
-trigger queues every one for the transparency log, so a running server's sequencer integrates them.
-
-The opening record mirrors ``capture._open`` (trace code, product, GTIN, stamping); tests/test_demo.py
-checks that a bulk opening and an API opening of the same body give the same canonical content.
+A life is a batch from its opening to its sales (or dispensing): vegetables, pork, chicken and drugs,
+each through the nodes of the demo city, as a ledger fills day by day.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from traceability import errors
-from traceability.domain import tracecode
+from traceability.demo.city import AREAS, City, Node, Product, Stall
+from traceability.demo.recorder import box_code, money
 from traceability.domain.access import Principal
-from traceability.domain.batches import parse_batch
-from traceability.domain.events import parse_event
-from traceability.domain.fields import utc_ms
-from traceability.domain.supply import check_inspection, check_key_data
-from traceability.ledger import chain
-from traceability.services.capture import _open_digest, _record, _stamp
-from traceability.services.demo_city import AREAS, City, Node, Product, Stall
-from traceability.services.demo_story import box_code, money
-from traceability.services.validation import fields
-from traceability.storage import bulk_repo, events_repo
-from traceability.storage.database import Database, translated
 
-CHUNK = 10_000
 EVENTS_PER_DAY = 40_000  # beyond this the lives spread over more days, as a bigger city's would
 
 Party = Node | Stall
@@ -425,131 +404,3 @@ class Lives:
                     commercial={"unit_price": p.retail, "amount": p.retail, "currency": "CNY"},
                 )
         return life
-
-
-@dataclass(slots=True)
-class Chunk:
-    batches: list[tuple[Any, ...]] = field(default_factory=list)
-    identifiers: list[tuple[str, str, int]] = field(default_factory=list)
-    heads: list[tuple[int, int, bytes]] = field(default_factory=list)
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-def build(lives: list[Life], serials: list[int], ids: list[int], city: City, now: datetime) -> Chunk:
-    """Every record of a chunk, validated, stamped, sealed and chained as capture does it."""
-    out = Chunk()
-    recorded_at = utc_ms(now)
-    for life, serial, batch_id in zip(lives, serials, ids, strict=True):
-        device, product = life.opener, life.product
-        assert device.area_code is not None and device.node_id is not None
-        with fields():
-            draft = parse_batch(life.opening, now)
-            check_key_data(product.category, draft.content)
-        code = tracecode.make(device.area_code, serial)
-        content = _stamp(draft.content, device)
-        content["traceCode"] = code
-        content["batch"] = dict(content["batch"], product=product.goods_code)
-        if product.gtin:
-            content["batch"]["gtin"] = product.gtin
-        assert draft.event_time is not None
-        data, private = _record(content, recorded_at)
-        prev = chain.genesis(code)
-        head = chain.link(prev, data)
-        out.batches.append(
-            (
-                batch_id,
-                code,
-                city.product_ids[product.key],
-                device.node_id,
-                device.id,
-                draft.event_id,
-                _open_digest(draft, device),
-                Decimal(draft.quantity["value"]),
-                draft.quantity["uom"],
-                draft.produced_on,
-                draft.expires_on,
-            )
-        )
-        out.identifiers += [(i.scheme, i.value, batch_id) for i in draft.identifiers]
-        out.events.append(
-            (
-                draft.event_id,
-                batch_id,
-                1,
-                prev,
-                head,
-                data,
-                "commissioning",
-                device.node_id,
-                device.id,
-                draft.event_time,
-                now,
-                private,
-            )
-        )
-        seq = 1
-        for who, raw in life.events:
-            with fields():
-                d = parse_event({**raw, "traceCode": code}, "", now)
-                if check_inspection(d.content) is False:
-                    raise errors.InvalidField("the scale path records no failed inspections", field="bizStep")
-            data, private = _record(_stamp(d.content, who), recorded_at)
-            digest = chain.link(head, data)
-            seq += 1
-            out.events.append(
-                (
-                    d.event_id,
-                    batch_id,
-                    seq,
-                    head,
-                    digest,
-                    data,
-                    d.biz_step,
-                    who.node_id,
-                    who.id,
-                    d.event_time,
-                    now,
-                    private,
-                )
-            )
-            head = digest
-        out.heads.append((batch_id, seq, head))
-    return out
-
-
-async def load_bulk(
-    db: Database,
-    city: City,
-    rng: random.Random,
-    anchor: datetime,
-    days: int,
-    total: int,
-    progress: Callable[[int], None] | None = None,
-    chunk: int = CHUNK,
-) -> tuple[int, int]:
-    """Write about ``total`` events (whole lives, so a few more) in chunks; returns (events, batches)."""
-    window = max(days, math.ceil(total / EVENTS_PER_DAY))
-    lives = iter(Lives(city, rng, anchor, window, total))
-    events = batches = 0
-    while events < total:
-        todo: list[Life] = []
-        size = 0
-        while size < min(chunk, total - events):
-            life = next(lives)
-            todo.append(life)
-            size += len(life)
-        with translated():
-            async with db.acquire() as conn:
-                serials = await bulk_repo.reserve_serials(conn, len(todo))
-                ids = await bulk_repo.reserve_batch_ids(conn, len(todo))
-                built = build(todo, serials, ids, city, datetime.now(UTC))
-                async with conn.transaction():
-                    await bulk_repo.copy_batches(conn, built.batches)
-                    await bulk_repo.copy_identifiers(conn, built.identifiers)
-                    await events_repo.insert_events(conn, built.events)
-                    await bulk_repo.copy_heads(conn, built.heads)
-        events += len(built.events)
-        batches += len(built.batches)
-        if progress is not None:
-            progress(len(built.events))
-    return events, batches
