@@ -50,10 +50,12 @@ bench: install ## measure the hot paths against same-run baselines; writes bench
 	$(BIN)/python -m bench
 
 .PHONY: lint
-lint: install ## ruff check, ruff format --check and mypy strict
+lint: install ## ruff, ruff format --check, mypy strict, import contracts and the structure checks
 	$(BIN)/ruff check traceability scanners tests bench
 	$(BIN)/ruff format --check traceability scanners tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_structure.py
 
 .PHONY: verify
 verify: install ## recompute every hash chain in the configured database

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from traceability.ledger import checkpoint as cp
-from traceability.ledger import merkle
+from traceability.ledger import proofs
 from traceability.ledger.checkpoint import (
     BadSignatureError,
     MalformedKeyError,
@@ -342,7 +342,7 @@ def test_the_documented_examples_verify() -> None:
     assert checkpoint.log_id == inclusion["log_id"] == consistency["log_id"]
     path = [bytes.fromhex(h) for h in inclusion["audit_path"]]
     leaf = bytes.fromhex(inclusion["leaf_hash"])
-    merkle.verify_inclusion(leaf, inclusion["leaf_index"], inclusion["tree_size"], path, checkpoint.root)
+    proofs.verify_inclusion(leaf, inclusion["leaf_index"], inclusion["tree_size"], path, checkpoint.root)
     roots = [
         bytes.fromhex(h)
         for h in json.loads((Path(__file__).parent / "vectors" / "merkle.json").read_text())["rfc6962_tree"][
@@ -352,4 +352,4 @@ def test_the_documented_examples_verify() -> None:
     proof = [bytes.fromhex(h) for h in consistency["proof"]]
     first, second = consistency["first"], consistency["second"]
     assert roots[first].hex() in doc and roots[second] == checkpoint.root
-    merkle.verify_consistency(first, second, proof, roots[first], roots[second])
+    proofs.verify_consistency(first, second, proof, roots[first], roots[second])

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pymerkle import InmemoryTree
 
 from tests import rfc9162_verifier as rfc
-from traceability.ledger import merkle
+from traceability.ledger import merkle, proofs
 from traceability.ledger.merkle import InvalidProofError, MerkleError, TileError, TileKey
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "merkle.json").read_text())
@@ -117,7 +117,7 @@ def test_rfc6962_inclusion_vectors() -> None:
         index, size, expected = v["index"], v["size"], unhex(v["path"])
         got = merkle.inclusion_proof(index, size, fetch(tiles, merkle.tiles_for_inclusion(index, size), size))
         assert got == expected
-        merkle.verify_inclusion(leaf_hashes[index], index, size, expected, roots[size])
+        proofs.verify_inclusion(leaf_hashes[index], index, size, expected, roots[size])
         assert rfc.verify_inclusion(leaf_hashes[index], index, size, expected, roots[size])
 
 
@@ -128,7 +128,7 @@ def test_rfc6962_consistency_vectors() -> None:
         first, second, expected = v["first"], v["second"], unhex(v["proof"])
         got = merkle.consistency_proof(first, second, fetch(tiles, merkle.tiles_for_consistency(first, second)))
         assert got == expected
-        merkle.verify_consistency(first, second, expected, roots[first], roots[second])
+        proofs.verify_consistency(first, second, expected, roots[first], roots[second])
         if first < second:
             assert rfc.verify_consistency(first, second, expected, roots[first], roots[second])
 
@@ -146,7 +146,7 @@ def test_tiled_tree_vectors() -> None:
         got = merkle.inclusion_proof(index, size, fetch(tiles, merkle.tiles_for_inclusion(index, size), size))
         assert got == expected
         if size in hashes:
-            merkle.verify_inclusion(merkle.leaf_hash(data[index]), index, size, got, hashes[size])
+            proofs.verify_inclusion(merkle.leaf_hash(data[index]), index, size, got, hashes[size])
     for v in TILED["consistency"]:
         first, second, expected = v["first"], v["second"], unhex(v["proof"])
         assert (
@@ -195,7 +195,7 @@ def test_every_inclusion_proof_verifies_with_both_verifiers(size: int, data: st.
     )
     root = merkle.root(size, fetch(tiles, merkle.tiles_for_root(size), size))
     assert proof == tree.prove_inclusion(index + 1, size).path[1:]
-    merkle.verify_inclusion(hashes[index], index, size, proof, root)
+    proofs.verify_inclusion(hashes[index], index, size, proof, root)
     assert rfc.verify_inclusion(hashes[index], index, size, proof, root)
 
 
@@ -220,7 +220,7 @@ def test_a_tampered_inclusion_proof_fails_both_verifiers(size: int, data: st.Dat
     for bad in cases:
         assert not rfc.verify_inclusion(*bad)
         with pytest.raises(InvalidProofError):
-            merkle.verify_inclusion(*bad)
+            proofs.verify_inclusion(*bad)
 
 
 @settings(max_examples=60, deadline=None)
@@ -230,7 +230,7 @@ def test_every_consistency_proof_verifies_and_matches_the_rfc(second: int, data:
     first = data.draw(st.integers(0, second))
     proof = merkle.consistency_proof(first, second, fetch(tiles, merkle.tiles_for_consistency(first, second), second))
     first_root, second_root = tree.get_root(first), tree.get_root(second)
-    merkle.verify_consistency(first, second, proof, first_root, second_root)
+    proofs.verify_consistency(first, second, proof, first_root, second_root)
     if 0 < first < second:
         assert rfc.verify_consistency(first, second, proof, first_root, second_root)
         if second <= 1200:  # the recursive definition is slow; smaller trees suffice for it
@@ -262,7 +262,7 @@ def test_a_tampered_consistency_proof_fails_both_verifiers(second: int, data: st
     for bad in cases:
         assert not rfc.verify_consistency(*bad)
         with pytest.raises(InvalidProofError):
-            merkle.verify_consistency(*bad)
+            proofs.verify_consistency(*bad)
 
 
 @settings(max_examples=40, deadline=None)
@@ -332,9 +332,9 @@ def test_verifier_edge_cases() -> None:
     roots = unhex(RFC6962["roots_by_size"])
     some, empty = roots[3], roots[0]
     # Trivially consistent: the empty tree, and a tree with itself (empty proofs only).
-    merkle.verify_consistency(0, 0, [], empty, empty)
-    merkle.verify_consistency(0, 5, [], empty, some)
-    merkle.verify_consistency(4, 4, [], some, some)
+    proofs.verify_consistency(0, 0, [], empty, empty)
+    proofs.verify_consistency(0, 5, [], empty, some)
+    proofs.verify_consistency(4, 4, [], some, some)
     bad = [
         (4, 4, [], some, roots[4]),  # same size, different roots
         (4, 4, [some], some, some),  # same size, proof not empty
@@ -346,9 +346,9 @@ def test_verifier_edge_cases() -> None:
     ]
     for args in bad:
         with pytest.raises(InvalidProofError):
-            merkle.verify_consistency(*args)
+            proofs.verify_consistency(*args)
     leaf = unhex(RFC6962["leaf_hashes"])[0]
-    merkle.verify_inclusion(leaf, 0, 1, [], leaf)
+    proofs.verify_inclusion(leaf, 0, 1, [], leaf)
     bad_inclusion: list[tuple[bytes, int, int, list[bytes], bytes]] = [
         (leaf, 0, 0, [], leaf),
         (leaf, 1, 1, [], leaf),
@@ -357,4 +357,4 @@ def test_verifier_edge_cases() -> None:
     ]
     for args2 in bad_inclusion:
         with pytest.raises(InvalidProofError):
-            merkle.verify_inclusion(*args2)
+            proofs.verify_inclusion(*args2)

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 
 from traceability.ledger import checkpoint as notes
-from traceability.ledger import merkle
+from traceability.ledger import merkle, proofs
 
 
 class Alarm(Exception):
@@ -69,7 +69,7 @@ async def _consistent(http: aiohttp.ClientSession, base: str, older: notes.Check
             raise Alarm(f"the log will not prove size {newer.size} extends size {older.size} (HTTP {resp.status})")
         body = await resp.json()
     try:
-        merkle.verify_consistency(
+        proofs.verify_consistency(
             older.size, newer.size, [bytes.fromhex(h) for h in body["proof"]], older.root, newer.root
         )
     except merkle.InvalidProofError as exc:
