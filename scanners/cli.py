@@ -17,8 +17,8 @@ from typing import Any
 
 from scanners import printing
 from scanners.modes import MODES, Counter, Outcome
-from scanners.parse import Quantity, ScanError, parse_scan
 from scanners.station import AuthRefused, NotEnrolled, Station
+from traceability.domain.scans import Quantity, ScanError, parse_scan
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -110,9 +110,12 @@ async def _run(station: Station, counter: Counter, args: argparse.Namespace) -> 
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from scanners.images import decode_file
+    from PIL import Image
 
-    texts = decode_file(Path(args.file))
+    from traceability.domain.images import decode_image
+
+    with Image.open(Path(args.file)) as image:
+        texts = decode_image(image)
     if not texts:
         print("\a✗ 图片中未找到条码 · no barcode found in the picture", flush=True)
         return 1

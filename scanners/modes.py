@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from scanners import printing
-from scanners.parse import Quantity, Scan, ScanError, parse_scan
 from scanners.queue import OutOfCodes, Store
+from traceability.domain.scans import Quantity, Scan, ScanError, parse_scan
 
 MODES = ("receive", "ship", "inspect", "commission", "sell")
 _STEPS = {"receive": ("receiving", "active"), "ship": ("shipping", "in_transit"), "inspect": ("inspecting", None)}

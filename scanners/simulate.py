@@ -24,8 +24,8 @@ import aiohttp
 from stdnum.cn import uscc
 
 from scanners.modes import Counter
-from scanners.parse import Quantity
 from scanners.station import Station
+from traceability.domain.scans import Quantity
 
 PRODUCT = "21113011"
 

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from PIL import Image
 from stdnum import ean
 
-from scanners.parse import parse_scan
 from scanners.printing import (
     FontNotFoundError,
     LabelData,
@@ -34,6 +33,7 @@ from scanners.printing import (
     receipt_png,
 )
 from traceability.domain import tracecode
+from traceability.domain.scans import parse_scan
 
 BASE = "https://trace.example.cn"
 CODE = tracecode.make("320300", 1234567)

@@ -21,10 +21,10 @@ from PIL import Image
 
 from scanners import client as wire
 from scanners.modes import Counter
-from scanners.parse import Quantity
 from scanners.station import Station
 from tests.scanners.conftest import Live, free_port
 from traceability.domain import stations, tracecode
+from traceability.domain.scans import Quantity
 
 KG = Quantity(Decimal("1.25"), "kg", Decimal("1.25"))
 PY = sys.executable

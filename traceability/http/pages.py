@@ -30,7 +30,7 @@ from markupsafe import Markup
 
 from traceability import errors
 from traceability.config import ROOT
-from traceability.domain import tracecode
+from traceability.domain import images, scans, tracecode
 from traceability.domain.events import DOCUMENT_TYPES, UNITS
 from traceability.http import i18n
 from traceability.http.api import json_response
@@ -699,33 +699,12 @@ async def vendor_home(request: web.Request) -> web.StreamResponse:
     return _vendor_page(request, session)
 
 
-def decode_photo(data: bytes) -> str | None:
-    """The text of the first barcode or QR code in a photo, or None."""
-    import io
-
-    import zxingcpp
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.thumbnail((2000, 2000))
-            found = zxingcpp.read_barcodes(img.convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-    return found[0].text if found else None
-
-
 def code_from_scan(text: str) -> str:
     """A trace code from what a camera or a person gave: the code itself, or a label's URL or Digital Link."""
-    from scanners.parse import ScanError, parse_scan
-
     try:
-        scan = parse_scan(text)
-    except ScanError as exc:
+        return scans.trace_code_of(text)
+    except scans.ScanError as exc:
         raise errors.InvalidField(f"code: {exc} ({exc.message_zh})", field="code") from None
-    if scan.trace_code is None:
-        raise errors.InvalidField("code: this is not one of our trace codes (这不是追溯码)", field="code")
-    return scan.trace_code
 
 
 @_page("POST", "/vendor/record")
@@ -747,14 +726,14 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
             data = photo.file.read(MAX_PHOTO_BYTES + 1)
             if len(data) > MAX_PHOTO_BYTES:
                 raise errors.InvalidField("photo: the photo is larger than 8 MB", field="photo")
-            text = decode_photo(data)
-            if text is None:
+            texts = images.decode_photo(data)
+            if not texts:
                 raise errors.InvalidField(
                     "photo: no code found in the photo; try again closer, or type the code "
                     "(照片中未找到条码，请靠近重拍或直接输入)",
                     field="photo",
                 )
-            code = code_from_scan(text)
+            code = code_from_scan(texts[0])
         else:
             raise errors.InvalidField("code: type or scan a trace code (请输入或扫描追溯码)", field="code")
         event: dict[str, Any] = {

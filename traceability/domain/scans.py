@@ -45,30 +45,29 @@ The amount must be more than zero; a count must be a whole number. Without a uni
 ``unit=None`` and the station applies its own default (a scale sends kilograms). Mass units also give
 :attr:`Quantity.kilograms`.
 
-GS1 parsing is done by biip. Dates are checked by biip; a harvest date (AI 7007) may be a single date or a
-``YYMMDDYYMMDD`` range, which biip does not read, so the range is split and each half checked by biip.
+GS1 element strings and Digital Links are read by :mod:`traceability.domain.gs1` (biip underneath).
+
+Both the stations (``trace-scan``) and the vendor page read scans with this module, so a line means the same
+thing at a stall's scanner and in its browser; :func:`trace_code_of` is what the vendor page asks: the trace
+code a scan carries, or why there is none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from biip import ParseConfig, ParseError
-from biip.gs1_digital_link_uris import GS1DigitalLinkURI
-from biip.gs1_element_strings import GS1ElementString
-from biip.gs1_messages import GS1Message
-from biip.gtin import Gtin
-from biip.sscc import Sscc
+from biip import ParseError
 from biip.symbology import GS1Symbology, SymbologyIdentifier
 
-from traceability.domain import tracecode
+from traceability.domain import gs1, tracecode
+from traceability.domain.gs1 import GS, GS1Data
 
 __all__ = [
     "DrugCode",
@@ -79,11 +78,11 @@ __all__ = [
     "ScanError",
     "ScanKind",
     "parse_scan",
+    "trace_code_of",
 ]
 
 ScanKind = Literal["trace_code", "trace_url", "gs1", "digital_link", "drug_code", "quantity"]
 
-GS = "\x1d"
 MAX_LENGTH = 2048
 """Longest line accepted, after cleaning. A QR code holds at most ~4,000 characters; a line from a wedge
 scanner in a market is a code or a URL, far shorter."""
@@ -95,12 +94,6 @@ _DIGITS = re.compile(r"[0-9]+")
 _QUANTITY = re.compile(r"(?P<int>[0-9]{1,6})(?:\.(?P<frac>[0-9]{1,3}))?\s*(?P<unit>[^0-9\s.]+)?")
 _OUR_PATH = re.compile(r"/t/(?P<code>[^/]+)/?")
 
-# Leniency on dates is switched off in biip only so that AI 7007 ranges reach us; every other date AI is
-# checked again in _gs1_data, so no invalid date gets through.
-_BIIP_CONFIG = ParseConfig(gs1_element_strings_verify_date=False)
-_DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17", "4324", "4325", "4326", "7003", "7006", "7007"})
-_IDENTIFIER_AIS = frozenset({"00", "01", "02", "414"})
-_NET_WEIGHT_KG_AIS = tuple(f"310{n}" for n in range(6))
 
 _MASS_UNITS: dict[str, tuple[str, Decimal]] = {
     "kg": ("kg", Decimal(1)),
@@ -177,41 +170,6 @@ class Quantity:
 
 
 @dataclass(frozen=True)
-class GS1Data:
-    """The GS1 Application Identifiers a station cares about, plus every element as read."""
-
-    elements: tuple[tuple[str, str], ...]
-    """Every (AI, value) in the order read."""
-    gtin: str | None = None
-    """AI 01 (or a bare GTIN) as GTIN-14, check digit verified."""
-    batch: str | None = None
-    """AI 10 batch/lot; on our labels, our trace code."""
-    serial: str | None = None
-    """AI 21."""
-    production_date: date | None = None
-    """AI 11."""
-    expiry_date: date | None = None
-    """AI 17 (a day of 00 means the last day of the month)."""
-    net_weight_kg: Decimal | None = None
-    """AI 3100-3105."""
-    sscc: str | None = None
-    """AI 00, check digit verified."""
-    gln: str | None = None
-    """AI 414 GLN of a location, check digit verified."""
-    country_of_origin: str | None = None
-    """AI 422, ISO 3166 numeric (156 = China)."""
-    harvest_date: date | None = None
-    """AI 7007, or the first day of its range."""
-    harvest_date_end: date | None = None
-    """AI 7007: the last day when a range was given, else None."""
-
-    @property
-    def hri(self) -> str:
-        """Human-readable form, ``(01)06901234567892(10)ABC``."""
-        return "".join(f"({ai}){value}" for ai, value in self.elements)
-
-
-@dataclass(frozen=True)
 class Scan:
     kind: ScanKind
     text: str
@@ -273,6 +231,18 @@ def parse_scan(
     return _classify(cleaned, symbology, tuple(base_urls), drug_rule)
 
 
+def trace_code_of(text: str, *, base_urls: Sequence[str] = ()) -> str:
+    """The trace code a scan carries (the code itself, our page's URL, a label's Digital Link or GS1 batch).
+
+    Raises :class:`ScanError` saying why when the scan is unusable, or is something else (code
+    ``not_a_trace_code``), e.g. a product barcode without our batch or a drug code.
+    """
+    scan = parse_scan(text, base_urls=base_urls)
+    if scan.trace_code is None:
+        raise ScanError("this is not one of our trace codes", message_zh="这不是追溯码", code="not_a_trace_code")
+    return scan.trace_code
+
+
 def _classify(
     text: str,
     symbology: SymbologyIdentifier | None,
@@ -322,10 +292,7 @@ def _classify(
 
     if text[:1].isascii() and text[:1].isdigit():
         return _gs1_scan(text, sid, explicit=False)
-    raise ScanError(
-        "not recognised: expected a trace code, a QR code URL, a GS1 barcode, a drug code or a quantity such as 12.5kg",
-        message_zh="无法识别：应为追溯码、二维码网址、GS1条码、药品追溯码，或数量（如 12.5kg）",
-    )
+    raise ScanError(gs1.NOT_RECOGNISED[0], message_zh=gs1.NOT_RECOGNISED[1])
 
 
 def _too_long() -> ScanError:
@@ -418,15 +385,8 @@ def _parse_url(text: str, sid: str | None, base_urls: tuple[str, ...]) -> Scan:
             raise _trace_code_error(candidate, exc) from None
         return Scan(kind="trace_url", text=text, symbology=sid, trace_code=code, url=url)
 
-    try:
-        link = GS1DigitalLinkURI.parse(url, config=_BIIP_CONFIG)
-    except ParseError as exc:
-        raise ScanError(
-            f"a web address that is neither a trace page nor a GS1 Digital Link ({exc})",
-            message_zh="该网址不是追溯查询页，也不是 GS1 数字链接",
-            code="unknown_url",
-        ) from None
-    data = _gs1_data(link.element_strings)
+    with _reading_gs1():
+        data = gs1.read_digital_link(url)
     batch_code = _trace_code_from_batch(data.batch, required=bool(ours))
     return Scan(kind="digital_link", text=text, symbology=sid, url=url, gs1=data, trace_code=batch_code)
 
@@ -469,138 +429,31 @@ def _trace_code_from_batch(batch: str | None, *, required: bool) -> str | None:
 
 
 def _gs1_scan(text: str, sid: str | None, *, explicit: bool) -> Scan:
-    try:
-        if text.startswith("("):
-            message = GS1Message.parse_hri(text, config=_BIIP_CONFIG)
-        else:
-            message = GS1Message.parse(text, config=_BIIP_CONFIG)
-    except (ParseError, ValueError) as exc:
-        if not explicit:
-            raise ScanError(
-                "not recognised: expected a trace code, a QR code URL, a GS1 barcode, a drug code or a "
-                "quantity such as 12.5kg",
-                message_zh="无法识别：应为追溯码、二维码网址、GS1条码、药品追溯码，或数量（如 12.5kg）",
-            ) from None
-        raise ScanError(
-            f"not a valid GS1 element string: {exc}",
-            message_zh="GS1 条码内容无法解析",
-            code="bad_gs1",
-        ) from None
-    if not message.element_strings:
-        raise ScanError("the GS1 barcode holds no data", message_zh="GS1 条码没有内容", code="bad_gs1")
-    data = _gs1_data(message.element_strings)
-    if not explicit and not any(ai in _IDENTIFIER_AIS for ai, _ in data.elements):
-        raise ScanError(
-            "not recognised: digits that are neither a trace code nor a GS1 identifier",
-            message_zh="无法识别：这串数字既不是追溯码，也不是 GS1 标识",
-        )
+    with _reading_gs1():
+        data = gs1.read_element_string(text, explicit=explicit)
     code = _trace_code_from_batch(data.batch, required=False)
     return Scan(kind="gs1", text=text, symbology=sid, gs1=data, trace_code=code)
 
 
 def _bare_gtin(digits: str, text: str, sid: str | None) -> Scan:
-    try:
-        gtin = Gtin.parse(digits)
-    except (ParseError, ValueError) as exc:
-        raise ScanError(
-            f"not a valid GTIN: {exc}", message_zh="商品条码（GTIN）无效：校验位或位数不对", code="check_digit"
-        ) from None
-    gtin14 = gtin.as_gtin_14()
-    data = GS1Data(elements=(("01", gtin14),), gtin=gtin14)
+    with _reading_gs1():
+        data = gs1.read_gtin(digits)
     return Scan(kind="gs1", text=text, symbology=sid, gs1=data)
 
 
 def _bare_sscc(digits: str, sid: str | None) -> Scan:
-    try:
-        sscc = Sscc.parse(digits)
-    except (ParseError, ValueError) as exc:
-        raise ScanError(
-            f"18 digits, but not a valid SSCC: {exc}",
-            message_zh="18位数字，但不是有效的物流单元代码（SSCC）",
-            code="check_digit",
-        ) from None
-    data = GS1Data(elements=(("00", sscc.value),), sscc=sscc.value)
+    with _reading_gs1():
+        data = gs1.read_sscc(digits)
     return Scan(kind="gs1", text=digits, symbology=sid, gs1=data)
 
 
-def _gs1_data(elements: Sequence[GS1ElementString]) -> GS1Data:
-    seen: dict[str, str] = {}
-    for element in elements:
-        ai = element.ai.ai
-        error = element.gtin_error or element.sscc_error or element.gln_error
-        if error:
-            raise ScanError(
-                f"GS1 ({ai}) {element.value}: {error}",
-                message_zh=f"GS1 ({ai}) 校验位不符",
-                code="check_digit",
-            )
-        if ai in seen and seen[ai] != element.value:
-            raise ScanError(
-                f"GS1 ({ai}) appears twice with different values",
-                message_zh=f"GS1 ({ai}) 出现两次且内容不同",
-                code="bad_gs1",
-            )
-        seen[ai] = element.value
-
-    def first(ai: str) -> GS1ElementString | None:
-        return next((e for e in elements if e.ai.ai == ai), None)
-
-    def value(ai: str) -> str | None:
-        element = first(ai)
-        return element.value if element else None
-
-    def day(ai: str) -> date | None:
-        element = first(ai)
-        if element is None:
-            return None
-        if element.date is None:
-            raise _bad_date(ai, element.value)
-        return element.date
-
-    for element in elements:
-        if element.ai.ai in _DATE_AIS and element.ai.ai != "7007" and element.date is None:
-            raise _bad_date(element.ai.ai, element.value)
-
-    harvest, harvest_end = _harvest(first("7007"))
-    weight = next((e.decimal for e in elements if e.ai.ai in _NET_WEIGHT_KG_AIS), None)
-    return GS1Data(
-        elements=tuple((e.ai.ai, e.value) for e in elements),
-        gtin=value("01"),
-        batch=value("10"),
-        serial=value("21"),
-        production_date=day("11"),
-        expiry_date=day("17"),
-        net_weight_kg=weight,
-        sscc=value("00"),
-        gln=value("414"),
-        country_of_origin=value("422"),
-        harvest_date=harvest,
-        harvest_date_end=harvest_end,
-    )
-
-
-def _harvest(element: GS1ElementString | None) -> tuple[date | None, date | None]:
-    if element is None:
-        return None, None
-    if element.date is not None:
-        return element.date, None
-    if len(element.value) == 12:
-        halves = (element.value[:6], element.value[6:])
-        try:
-            start, end = (GS1ElementString.parse(f"7007{half}").date for half in halves)
-        except ParseError:
-            start = end = None
-        if start is not None and end is not None and start <= end:
-            return start, end
-    raise _bad_date("7007", element.value)
-
-
-def _bad_date(ai: str, value: str) -> ScanError:
-    return ScanError(
-        f"GS1 ({ai}) {value!r} is not a valid date (YYMMDD)",
-        message_zh=f"GS1 ({ai}) 日期无效（应为 YYMMDD）",
-        code="bad_date",
-    )
+@contextlib.contextmanager
+def _reading_gs1() -> Iterator[None]:
+    """GS1's errors, as the ScanError :func:`parse_scan` promises (same messages and code)."""
+    try:
+        yield
+    except gs1.GS1Error as exc:
+        raise ScanError(exc.message, message_zh=exc.message_zh, code=exc.code) from None
 
 
 # --- quantities -------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from stdnum import ean
 
-from scanners.parse import DrugCodeRule, ScanError, parse_scan
 from traceability.domain import tracecode
+from traceability.domain.scans import DrugCodeRule, ScanError, parse_scan
 
 BASE = "https://trace.example.cn"
 CODE = tracecode.make("320300", 1234567)  # 32030000000012345676
