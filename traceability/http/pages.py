@@ -36,8 +36,11 @@ from traceability.http import i18n
 from traceability.http.api import json_response
 from traceability.http.keys import DATABASE, LOG, SETTINGS, VIEWS
 from traceability.http.middleware import ACTOR, REQUEST_ID, error_body
-from traceability.services import accounts, capture, history, search
+from traceability.services import accounts, capture, history
 from traceability.services.accounts import WebSession
+from traceability.services.views import batch as batch_views
+from traceability.services.views import console as console_views
+from traceability.services.views import consumer as consumer_views
 
 routes = web.RouteTableDef()
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
@@ -324,9 +327,9 @@ async def consumer(request: web.Request) -> web.StreamResponse:
     if tag is not None and tag in {x.strip() for x in request.headers.get("If-None-Match", "").split(",")}:
         return web.Response(status=304, headers={"ETag": tag, **cache})
     try:
-        record, _ = await search.consumer_record(db, code)
+        record, _ = await consumer_views.consumer_record(db, code)
     except errors.NotFound as exc:
-        lease = await search.find_lease(db, code)
+        lease = await consumer_views.find_lease(db, code)
         if as_json:
             if lease is not None:
                 return twin(request, {"trace_code": code, "syncing": True, "lease": lease})
@@ -501,7 +504,7 @@ async def console_logout(request: web.Request) -> web.Response:
 async def console_search(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     try:
-        result = await search.search_batches(request.app[DATABASE], dict(request.query))
+        result = await console_views.search_batches(request.app[DATABASE], dict(request.query))
     except errors.TraceError as exc:
         if wants_json(request):
             return json_error(request, exc)
@@ -523,7 +526,7 @@ async def console_search(request: web.Request) -> web.StreamResponse:
 async def console_batch(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     code = history.valid_code(request.match_info["code"])
-    record = await search.console_record(request.app[DATABASE], code, session.principal)
+    record = await console_views.console_record(request.app[DATABASE], code, session.principal)
     if wants_json(request):
         return twin(request, record, headers={"Cache-Control": "no-store"})
     return _console(request, "console/batch.html", session, {"r": record, "b": record["batch"]})
@@ -533,14 +536,14 @@ async def console_batch(request: web.Request) -> web.StreamResponse:
 async def console_export(request: web.Request) -> web.Response:
     session = await console_session(request)
     code = history.valid_code(request.match_info["code"])
-    record = await search.console_record(request.app[DATABASE], code, session.principal)
+    record = await console_views.console_record(request.app[DATABASE], code, session.principal)
     headers = {
         "Cache-Control": "no-store",
         "Content-Disposition": f'attachment; filename="batch-{code}.{request.match_info["fmt"]}"',
     }
     if request.match_info["fmt"] == "csv":
         return web.Response(
-            text=search.export_csv(record["batch"]), content_type="text/csv", charset="utf-8", headers=headers
+            text=batch_views.export_csv(record["batch"]), content_type="text/csv", charset="utf-8", headers=headers
         )
     return json_response(record["batch"], headers=headers)
 
@@ -548,7 +551,7 @@ async def console_export(request: web.Request) -> web.Response:
 @_page("GET", "/console/enterprises")
 async def console_register(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
-    overview = await search.register_overview(request.app[DATABASE])
+    overview = await console_views.register_overview(request.app[DATABASE])
     if wants_json(request):
         return twin(request, overview)
     return _console(request, "console/register.html", session, {"overview": overview})
@@ -557,7 +560,7 @@ async def console_register(request: web.Request) -> web.StreamResponse:
 @_page("GET", "/console/log")
 async def console_log(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
-    status = await search.log_status(request.app[DATABASE], request.app[LOG])
+    status = await console_views.log_status(request.app[DATABASE], request.app[LOG])
     if wants_json(request):
         return twin(request, status)
     return _console(request, "console/log.html", session, {"log": status})
@@ -572,11 +575,11 @@ async def console_recall(request: web.Request) -> web.StreamResponse:
     code = history.valid_code(request.match_info["code"])
     fields = {k: str(form.get(k, ""))[:500] for k in ("level", "reason", "scope")}
     try:
-        result = await search.issue_recall(request.app[DATABASE], session.principal, {"code": code, **fields})
+        result = await console_views.issue_recall(request.app[DATABASE], session.principal, {"code": code, **fields})
     except errors.InvalidField as exc:
         if wants_json(request):
             return json_error(request, exc)
-        record = await search.console_record(request.app[DATABASE], code, session.principal)
+        record = await console_views.console_record(request.app[DATABASE], code, session.principal)
         return _console(
             request,
             "console/batch.html",
@@ -592,7 +595,7 @@ async def console_recall(request: web.Request) -> web.StreamResponse:
 @_page("GET", "/console/recalls")
 async def console_recalls(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
-    data = await search.list_recalls(request.app[DATABASE])
+    data = await console_views.list_recalls(request.app[DATABASE])
     if wants_json(request):
         return twin(request, data)
     return _console(request, "console/recalls.html", session, {"data": data})
@@ -602,7 +605,7 @@ async def console_recalls(request: web.Request) -> web.StreamResponse:
 async def console_anomalies(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     try:
-        data = await search.list_anomalies(request.app[DATABASE], dict(request.query))
+        data = await console_views.list_anomalies(request.app[DATABASE], dict(request.query))
     except errors.TraceError as exc:
         if wants_json(request):
             return json_error(request, exc)
@@ -616,7 +619,7 @@ async def console_anomalies(request: web.Request) -> web.StreamResponse:
 @_page("GET", "/console/enterprises/{uscc}")
 async def console_enterprise(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
-    rating = await search.enterprise_credit(request.app[DATABASE], request.match_info["uscc"][:18])
+    rating = await console_views.enterprise_credit(request.app[DATABASE], request.match_info["uscc"][:18])
     if wants_json(request):
         return twin(request, rating)
     return _console(request, "console/credit.html", session, {"c": rating})

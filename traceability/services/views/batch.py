@@ -1,0 +1,227 @@
+"""A batch view shaped for people: its status, its journey by node, its inspections and certificates, and
+the spreadsheet a regulator exports. Pure functions of the view :func:`traceability.services.history.read_batch`
+returns; the consumer page and the console both build on them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import orjson
+
+from traceability.domain.registry import area_name
+
+RETAIL_NODES = frozenset({"wet_market", "supermarket", "canteen", "pharmacy", "hospital"})
+HOLD_DISPOSITIONS = frozenset({"non_conformant", "damaged", "expired", "stolen", "no_pedigree_match"})
+
+
+def batch_status(view: dict[str, Any]) -> dict[str, Any]:
+    """``recalled``, ``on_hold`` or ``ok``, with the events that say so (events declared wrong do not count)."""
+    recalled, held = [], []
+    for e in view["events"]:
+        if e.get("declared_wrong") or e.get("errorDeclaration"):
+            continue
+        disposition = e.get("disposition")
+        if disposition == "recalled":
+            recalled.append(_status_event(e))
+        elif disposition in HOLD_DISPOSITIONS or e.get("bizStep") == "holding":
+            held.append(_status_event(e))
+    state = "recalled" if recalled else "on_hold" if held else "ok"
+    # A recall or hold of a batch this one came from reaches it as an event on its own chain (genealogy).
+    return {"state": state, "recalled": recalled, "held": held}
+
+
+def _status_event(e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": e["seq"],
+        "bizStep": e.get("bizStep"),
+        "disposition": e.get("disposition"),
+        "eventTime": e.get("eventTime"),
+        "node": e["node"]["name"],
+        "node_en": e["node"].get("name_en"),
+    }
+
+
+def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """The batch's path as stops: the origin, then each node in the order the batch reached it."""
+    stops: list[dict[str, Any]] = []
+    origin = view.get("origin") or {}
+    if origin:
+        stops.append(
+            {
+                "kind": "origin",
+                "type": "origin",
+                "type_name": "产地",
+                "type_name_en": "Origin",
+                "name": origin.get("producer") or origin.get("place"),
+                "name_en": None,
+                "place": _origin_place(origin),
+                "first": view.get("produced_on"),
+                "last": view.get("produced_on"),
+                "steps": [],
+            }
+        )
+    for e in view["events"]:
+        node = e["node"]
+        step = {
+            "seq": e["seq"],
+            "bizStep": e.get("bizStep"),
+            "disposition": e.get("disposition"),
+            "eventTime": e.get("eventTime"),
+            "offset": e.get("eventTimeZoneOffset"),
+            "declared_wrong": bool(e.get("declared_wrong")),
+        }
+        if stops and stops[-1].get("code") == node["code"]:
+            stops[-1]["steps"].append(step)
+            stops[-1]["last"] = e.get("eventTime")
+            continue
+        stops.append(
+            {
+                "kind": "node",
+                "code": node["code"],
+                "type": node["type"],
+                "type_name": node["type_name"],
+                "type_name_en": node["type_name_en"],
+                "name": node["name"],
+                "name_en": node.get("name_en"),
+                "place": node.get("area_name"),
+                "enterprise": node.get("enterprise"),
+                "first": e.get("eventTime"),
+                "last": e.get("eventTime"),
+                "steps": [step],
+            }
+        )
+    return stops
+
+
+def _origin_place(origin: dict[str, Any]) -> str | None:
+    """The area's name, then the place as typed unless it repeats the area or the producer."""
+    area = area_name(origin.get("areaCode", "")) or ""
+    place = origin.get("place") or ""
+    name = origin.get("producer") or place
+    extra = place if place and place != name and place not in area else ""
+    return " ".join(p for p in (area, extra) if p) or None
+
+
+def certificates(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Certificates and vouchers, each once, with every node that recorded it (a voucher travels with the goods)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in view["certificates"]:
+        entry = out.setdefault((c["type"], c["number"]), {**c, "nodes": []})
+        if c["node"] not in entry["nodes"]:
+            entry["nodes"].append(c["node"])
+    return list(out.values())
+
+
+def inspections(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Inspection and test events with their outcome."""
+    out = []
+    for e in view["events"]:
+        if e.get("bizStep") not in ("inspecting", "sampling"):
+            continue
+        attrs = e.get("attributes") or {}
+        out.append(
+            {
+                "seq": e["seq"],
+                "eventTime": e.get("eventTime"),
+                "node": e["node"]["name"],
+                "node_en": e["node"].get("name_en"),
+                "disposition": e.get("disposition"),
+                "test": attrs.get("test"),
+                "result": attrs.get("result"),
+                "value": attrs.get("value"),
+                "limit": attrs.get("limit"),
+                "method": attrs.get("method"),
+                "declared_wrong": bool(e.get("declared_wrong")),
+            }
+        )
+    return out
+
+
+def export_csv(view: dict[str, Any]) -> str:
+    """A batch's events as a sortable spreadsheet (one row per event), for a regulator's request."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            "trace_code",
+            "product",
+            "goods_code",
+            "seq",
+            "event_time",
+            "time_zone",
+            "biz_step",
+            "disposition",
+            "node_code",
+            "node_name",
+            "node_type",
+            "area_code",
+            "enterprise",
+            "quantity",
+            "uom",
+            "documents",
+            "source",
+            "destination",
+            "commercial",
+            "declared_wrong",
+            "event_id",
+            "hash",
+            "prev_hash",
+        ]
+    )
+    for e in view["events"]:
+        q = e.get("quantity") or {}
+        node = e["node"]
+        w.writerow(
+            [
+                view["trace_code"],
+                view["product"]["name"],
+                view["product"]["goods_code"],
+                e["seq"],
+                e.get("eventTime"),
+                e.get("eventTimeZoneOffset"),
+                e.get("bizStep"),
+                e.get("disposition"),
+                node["code"],
+                node["name"],
+                node["type"],
+                node["area_code"],
+                node.get("enterprise"),
+                q.get("value"),
+                q.get("uom"),
+                "; ".join(f"{d['type']}:{d['number']}" for d in e.get("documents", ())),
+                _compact(e.get("source")),
+                _compact(e.get("destination")),
+                _compact(e.get("commercial")),
+                e.get("declared_wrong", {}).get("reason", "") if e.get("declared_wrong") else "",
+                e["event_id"],
+                e["hash"],
+                e["prev_hash"],
+            ]
+        )
+    # Spreadsheet programs open UTF-8 CSV correctly only with a byte-order mark.
+    return "\ufeff" + _neutralise_formulas(buf.getvalue())
+
+
+def _compact(value: Any) -> str:
+    return "" if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _neutralise_formulas(text: str) -> str:
+    """Cells starting with = + - @ are run as formulas by spreadsheets; prefix them so they stay text."""
+    rows = list(csv.reader(io.StringIO(text)))
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    for row in rows:
+        w.writerow([("'" + c) if c[:1] in ("=", "+", "-", "@") and not _is_number(c) else c for c in row])
+    return out.getvalue()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,174 @@
+"""What the regulator console shows, and its JSON twins: search, a batch's full record with its genealogy,
+recalls, anomalies, the enterprise register with credit ratings, and the transparency log's state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from traceability import errors
+from traceability.domain.access import Principal
+from traceability.domain.registry import NODE_TYPES
+from traceability.services import analyzer, credit, genealogy, history, transparency
+from traceability.services.views.batch import batch_status, inspections, journey
+from traceability.storage import search_repo
+from traceability.storage.database import Database
+
+
+def _day(raw: str | None, field: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise errors.InvalidField(f"{field} must be a date such as 2026-11-22", field=field) from None
+
+
+async def search_batches(db: Database, query: dict[str, str]) -> dict[str, Any]:
+    """Batches matching a regulator's filters (product, enterprise, node, dates); a trace code goes straight to it."""
+    q = {k: (query.get(k) or "").strip()[:100] for k in ("code", "product", "enterprise", "node", "from", "to")}
+    if q["code"]:
+        return {"query": q, "redirect": history.valid_code(q["code"]), "results": []}
+    since, until = _day(q["from"], "from"), _day(q["to"], "to")
+    if since and until and until < since:
+        raise errors.InvalidField("to is before from", field="to")
+    china = timedelta(hours=8)  # dates are read as China Standard Time, the local day of the nodes
+    start = datetime.combine(since, time(), UTC) - china if since else None
+    end = datetime.combine(until + timedelta(days=1), time(), UTC) - china if until else None
+    if not any((q["product"], q["enterprise"], q["node"], start, end)):
+        return {"query": q, "redirect": None, "results": [], "searched": False}
+    async with db.connection() as conn:
+        rows = await search_repo.search_batches(
+            conn,
+            product=q["product"] or None,
+            enterprise=q["enterprise"] or None,
+            node=q["node"] or None,
+            since=start,
+            until=end,
+            limit=200,
+        )
+    results = [
+        {
+            "trace_code": r["trace_code"],
+            "product": r["product_name"],
+            "product_en": r["product_name_en"],
+            "goods_code": r["goods_code"],
+            "category": r["category"],
+            "quantity": format(r["quantity"].normalize(), "f"),
+            "uom": r["uom"],
+            "opened_at": r["created_at"].isoformat(),
+            "opened_by": r["node_name"],
+            "opened_by_en": r["node_name_en"],
+            "events": r["events"],
+        }
+        for r in rows
+    ]
+    return {"query": q, "redirect": None, "results": results, "searched": True, "limit": 200}
+
+
+async def console_record(db: Database, code: str, viewer: Principal) -> dict[str, Any]:
+    """A batch's full record for a regulator: the full view (commercial details included), status and journey."""
+    view, _ = await history.read_batch(db, code, viewer)
+    backward = await genealogy.trace(db, code, "backward")
+    forward = await genealogy.trace(db, code, "forward")
+    return {
+        "batch": view,
+        "status": batch_status(view),
+        "journey": journey(view),
+        "inspections": inspections(view),
+        "genealogy": {"backward": backward, "forward": forward},
+    }
+
+
+async def issue_recall(db: Database, regulator: Principal, form: dict[str, str]) -> dict[str, Any]:
+    """A regulator's recall from the console: the same use case as POST /api/v1/recalls."""
+    body = {"traceCode": form.get("code", ""), "level": form.get("level", ""), "reason": form.get("reason", "")}
+    if form.get("scope", "").strip():
+        body["scope"] = form["scope"]
+    return await genealogy.recall(db, regulator, body)
+
+
+async def list_recalls(db: Database) -> dict[str, Any]:
+    return {"recalls": await genealogy.list_recalls(db, 200, 0)}
+
+
+async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
+    """Anomalies the analyzer found, filtered by kind, node, enterprise, trace code and detection date."""
+    q = {k: (query.get(k) or "").strip()[:100] for k in ("kind", "node", "enterprise", "code", "from", "to")}
+    if q["kind"] and q["kind"] not in analyzer.KINDS:
+        raise errors.InvalidField(f"kind must be one of: {', '.join(analyzer.KINDS)}", field="kind")
+    since, until = _day(q["from"], "from"), _day(q["to"], "to")
+    china = timedelta(hours=8)
+    items = await analyzer.list_anomalies(
+        db,
+        kind=q["kind"] or None,
+        node=q["node"] or None,
+        enterprise=q["enterprise"] or None,
+        trace_code=history.valid_code(q["code"]) if q["code"] else None,
+        since=datetime.combine(since, time(), UTC) - china if since else None,
+        until=datetime.combine(until + timedelta(days=1), time(), UTC) - china if until else None,
+        limit=200,
+        offset=0,
+    )
+    kinds = [{"kind": k, "name": v[0], "name_en": v[1]} for k, v in analyzer.KINDS.items()]
+    return {"query": q, "anomalies": items, "kinds": kinds}
+
+
+async def enterprise_credit(db: Database, uscc: str) -> dict[str, Any]:
+    """An enterprise's credit rating with every factor and its six-month history."""
+    return await credit.rating(db, uscc)
+
+
+async def register_overview(db: Database, limit: int = 200, offset: int = 0) -> dict[str, Any]:
+    """The enterprise register: who runs which nodes and how much they recorded."""
+    async with db.connection() as conn:
+        rows = await search_repo.list_register(conn, limit, offset)
+    grades = {r["uscc"]: r for r in await credit.ratings(db, limit, offset)}
+    items = [
+        {
+            "uscc": r["uscc"],
+            "name": r["name"],
+            "name_en": r["name_en"],
+            "registered": r["created_at"].isoformat(),
+            "nodes": r["nodes"],
+            "node_types": [
+                {"type": t, "name": NODE_TYPES[t][0], "name_en": NODE_TYPES[t][1]}
+                for t in (r["node_types"] or "").split(",")
+                if t in NODE_TYPES
+            ],
+            "events": r["events"],
+            "credit": {"grade": grades[r["uscc"]]["grade"], "score": grades[r["uscc"]]["score"]}
+            if r["uscc"] in grades
+            else None,
+        }
+        for r in rows
+    ]
+    return {"items": items, "limit": limit, "offset": offset}
+
+
+async def log_status(db: Database, lg: transparency.Log) -> dict[str, Any]:
+    """The transparency log as a regulator checks it: latest checkpoints, witnesses, backlog."""
+    checkpoints = await transparency.list_checkpoints(db, lg, None, 5)
+    async with db.connection() as conn:
+        witnesses = await search_repo.list_witnesses(conn)
+        backlog = await search_repo.log_backlog(conn)
+    return {
+        "origin": lg.origin,
+        "log_id": lg.log_id,
+        "public_key": lg.verifier_key,
+        "latest": checkpoints[0] if checkpoints else None,
+        "recent": checkpoints,
+        "witnesses": [
+            {
+                "name": w["name"],
+                "verifier_key": w["verifier_key"],
+                "since": w["created_at"].isoformat(),
+                "revoked": w["revoked_at"].isoformat() if w["revoked_at"] else None,
+            }
+            for w in witnesses
+        ],
+        "backlog": backlog,
+        # TODO(transparency): the last independent audit (consistency checked by an auditor) once recorded.
+        "last_audit": None,
+    }

@@ -1,0 +1,97 @@
+"""What the consumer page behind every QR code shows, and its JSON twin.
+
+The consumer record wraps the same batch view the API serves (``history.read_batch``) with what a
+person needs first: the status (recalled, on hold), the journey by node, the stall that sold it, and
+the canonical bytes the browser hashes to check the chain and the Merkle proofs itself.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from traceability.domain.access import Principal
+from traceability.domain.registry import area_name
+from traceability.services import credit, history, stations
+from traceability.services.views.batch import RETAIL_NODES, batch_status, certificates, inspections, journey
+from traceability.storage import credit_repo, search_repo
+from traceability.storage.database import Connection, Database
+
+
+async def find_lease(db: Database, code: str) -> dict[str, Any] | None:
+    """Which station a not-yet-synced code was leased to (its records are still on the way), or None."""
+    return await stations.find_lease(db, code)
+
+
+async def _credit(conn: Connection, uscc: str) -> dict[str, Any] | None:
+    """The enterprise's current credit rating (信用评价): grade and score over the rating window."""
+    ent = await credit_repo.enterprise(conn, uscc)
+    if ent is None:
+        return None
+    now = datetime.now(UTC)
+    value, _ = credit.score(await credit_repo.record(conn, ent["id"], now - credit.WINDOW, now))
+    return {"grade": credit.grade(value), "score": value, "uscc": uscc}
+
+
+async def consumer_record(db: Database, code: str, viewer: Principal | None = None) -> tuple[dict[str, Any], str]:
+    """The consumer page's data and its ETag: the public batch view plus status, journey, stall and ledger bytes."""
+    view, tag = await history.read_batch(db, code, viewer)
+    async with db.connection() as conn:
+        rows = await search_repo.list_canonical(conn, code)
+        vendor = None
+        sold_at = next((e for e in reversed(view["events"]) if e["node"]["type"] in RETAIL_NODES), None)
+        if sold_at is not None and isinstance(sold_at.get("operator"), str):
+            op = await search_repo.find_operator(conn, sold_at["node"]["code"], sold_at["operator"])
+            if op is not None:
+                vendor = {
+                    "operator": op["code"],
+                    "name": op["name"],
+                    "stall_no": op["stall_no"],
+                    "node": op["node_name"],
+                    "node_en": op["node_name_en"],
+                    "node_code": op["node_code"],
+                    "node_type": op["node_type"],
+                    "place": area_name(op["area_code"]),
+                    "enterprise": op["enterprise_name"],
+                    "credit": await _credit(conn, op["enterprise_uscc"]),
+                }
+        if vendor is None and sold_at is not None:
+            node = sold_at["node"]
+            vendor = {
+                "operator": None,
+                "name": None,
+                "stall_no": None,
+                "node": node["name"],
+                "node_en": node.get("name_en"),
+                "node_code": node["code"],
+                "node_type": node["type"],
+                "place": node.get("area_name"),
+                "enterprise": node.get("enterprise"),
+                "credit": None,
+            }
+    ledger = {
+        "trace_code": view["trace_code"],
+        "events": [
+            {
+                "seq": r["seq"],
+                "event_id": r["event_id"],
+                "hash": r["hash"].hex(),
+                "prev_hash": r["prev_hash"].hex(),
+                "canonical": base64.b64encode(r["canonical"]).decode(),
+            }
+            for r in rows
+        ],
+        "public_key_url": "/api/v1/log/public-key",
+        "proof_url": "/api/v1/events/{event_id}/proof",
+    }
+    record = {
+        "batch": view,
+        "status": batch_status(view),
+        "journey": journey(view),
+        "inspections": inspections(view),
+        "certificates": certificates(view),
+        "vendor": vendor,
+        "ledger": ledger,
+    }
+    return record, tag
