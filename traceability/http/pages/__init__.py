@@ -1,0 +1,31 @@
+"""The web pages, by audience: the consumer page behind every QR code, the regulator console, the vendor page.
+
+Every page renders on the server and reads without JavaScript; each has a JSON twin, the same data
+from the same service call, at the same URL with ``?format=json`` (or ``Accept: application/json``).
+
+==============  ======================================================================================
+``consumer``    ``/``, ``/t``, ``/t/{code}``: the lookup and the page a receipt's QR code opens
+``console``     ``/console/...``: the regulator console
+``vendor``      ``/vendor/...``: a stall's receiving and selling from a phone, and its receipt
+``render``      :func:`~.render.answer` (the page or its JSON twin), templates, static files, formats
+``sessions``    session cookies, CSRF tokens, the same-origin check, the sign-in form
+``qr``          the receipt's inline SVG QR code
+==============  ======================================================================================
+
+To add a page: a view model in :mod:`traceability.services.views` (plain JSON-ready data), a handler on
+its audience's ``routes`` that ends in ``answer(request, data, template, context)``, a template under
+``web/templates/`` whose words come from the catalogue (``t('key')``), and a test of both answers.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from traceability.http.pages import console, consumer, render, vendor
+
+
+def setup(app: web.Application) -> None:
+    """Register the page routes, the templates and the static files on ``app``."""
+    for audience in (consumer, console, vendor):
+        app.add_routes(audience.routes.table)
+    render.setup(app)

@@ -1,0 +1,186 @@
+"""The regulator console (``/console``): trace search, a batch's full record and export, recalls, anomalies,
+the enterprise register with credit ratings, and the transparency log's state.
+
+Every page needs a console session and is never cached (``Cache-Control: no-store``), its JSON twin too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from traceability import errors
+from traceability.http import i18n
+from traceability.http.api import json_response
+from traceability.http.keys import DATABASE, LOG
+from traceability.http.pages import sessions
+from traceability.http.pages.render import NO_STORE, Context, PageRoutes, answer
+from traceability.services import accounts, history
+from traceability.services.accounts import WebSession
+from traceability.services.views import batch as batch_views
+from traceability.services.views import console as views
+
+routes = PageRoutes()
+
+# The console's sections: (path, catalogue key of its name).
+NAV = (
+    ("/console", "search_title"),
+    ("/console/recalls", "recalls"),
+    ("/console/anomalies", "anomalies"),
+    ("/console/enterprises", "register"),
+    ("/console/log", "log_status"),
+)
+
+
+async def console_session(request: web.Request) -> WebSession:
+    return await sessions.require(request, sessions.CONSOLE_COOKIE, "console", "/console/login")
+
+
+async def _answer(
+    request: web.Request, session: WebSession, data: Any, template: str, context: Context, *, status: int | None = None
+) -> web.Response:
+    """:func:`~traceability.http.pages.render.answer` with the console's frame (who is signed in, the sections)."""
+
+    async def page() -> dict[str, Any]:
+        own = await context() if callable(context) else context
+        return {"session": session, "nav": NAV, **own}
+
+    return await answer(request, data, template, page, status=status, headers=NO_STORE)
+
+
+@routes.get("/console/login")
+async def console_login_form(request: web.Request) -> web.Response:
+    if await sessions.current(request, sessions.CONSOLE_COOKIE, "console") is not None:
+        raise web.HTTPSeeOther("/console")
+    return sessions.login_page(request, "console/login.html")
+
+
+@routes.post("/console/login")
+async def console_login(request: web.Request) -> web.Response:
+    form = await sessions.read_form(request)
+    sessions.check_pre_csrf(request, form)
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    try:
+        opened = await accounts.sign_in(request.app[DATABASE], name, password, request.remote)
+    except (errors.Unauthorized, accounts.LockedOut) as exc:
+        t = i18n.choose(request)
+        message = (
+            exc.message
+            if isinstance(exc, accounts.LockedOut)
+            else ("账号或密码错误" if t.lang == "zh" else "The name or password is wrong")
+        )
+        return sessions.login_page(request, "console/login.html", status=exc.status, error=message, name=name[:100])
+    response = web.HTTPSeeOther(sessions.next_path(str(form.get("next", "")), "/console", "/console"))
+    lifetime = int(accounts.SESSION_LIFETIME.total_seconds())
+    sessions.set_cookie(response, request, sessions.CONSOLE_COOKIE, opened.token, "/console", lifetime)
+    raise response
+
+
+@routes.post("/console/logout")
+async def console_logout(request: web.Request) -> web.Response:
+    session = await console_session(request)
+    sessions.check_csrf(session, await sessions.read_form(request))
+    await accounts.sign_out(request.app[DATABASE], request.cookies.get(sessions.CONSOLE_COOKIE, ""))
+    response = web.HTTPSeeOther("/console/login")
+    response.del_cookie(sessions.CONSOLE_COOKIE, path="/console")
+    raise response
+
+
+@routes.get("/console")
+async def console_search(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    try:
+        result = await views.search_batches(request.app[DATABASE], dict(request.query))
+    except errors.TraceError as exc:
+        empty = {"query": dict(request.query), "results": [], "searched": False}
+        return await _answer(request, session, exc, "console/search.html", {"result": empty, "error": exc.message})
+    if result["redirect"]:
+        raise web.HTTPSeeOther(f"/console/batches/{result['redirect']}")
+    return await _answer(request, session, result, "console/search.html", {"result": result, "error": None})
+
+
+@routes.get("/console/batches/{code}")
+async def console_batch(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    code = history.valid_code(request.match_info["code"])
+    record = await views.console_record(request.app[DATABASE], code, session.principal)
+    return await _answer(request, session, record, "console/batch.html", {"r": record, "b": record["batch"]})
+
+
+@routes.get("/console/batches/{code}/export.{fmt:csv|json}")
+async def console_export(request: web.Request) -> web.Response:
+    """The batch's events as a download: a sortable spreadsheet (CSV) or the full view (JSON)."""
+    session = await console_session(request)
+    code = history.valid_code(request.match_info["code"])
+    record = await views.console_record(request.app[DATABASE], code, session.principal)
+    headers = {
+        **NO_STORE,
+        "Content-Disposition": f'attachment; filename="batch-{code}.{request.match_info["fmt"]}"',
+    }
+    if request.match_info["fmt"] == "csv":
+        return web.Response(
+            text=batch_views.export_csv(record["batch"]), content_type="text/csv", charset="utf-8", headers=headers
+        )
+    return json_response(record["batch"], headers=headers)
+
+
+@routes.get("/console/enterprises")
+async def console_register(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    overview = await views.register_overview(request.app[DATABASE])
+    return await _answer(request, session, overview, "console/register.html", {"overview": overview})
+
+
+@routes.get("/console/log")
+async def console_log(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    status = await views.log_status(request.app[DATABASE], request.app[LOG])
+    return await _answer(request, session, status, "console/log.html", {"log": status})
+
+
+@routes.post("/console/batches/{code}/recall")
+async def console_recall(request: web.Request) -> web.StreamResponse:
+    """Issue a recall of this batch and everything made from it; show who is affected."""
+    session = await console_session(request)
+    form = await sessions.read_form(request)
+    sessions.check_csrf(session, form)
+    code = history.valid_code(request.match_info["code"])
+    fields = {k: str(form.get(k, ""))[:500] for k in ("level", "reason", "scope")}
+    db = request.app[DATABASE]
+    try:
+        result = await views.issue_recall(db, session.principal, {"code": code, **fields})
+    except errors.InvalidField as exc:
+        problem = exc.message
+
+        async def batch_page() -> dict[str, Any]:  # the batch's page again, the problem by the form
+            record = await views.console_record(db, code, session.principal)
+            return {"r": record, "b": record["batch"], "recall_error": problem}
+
+        return await _answer(request, session, exc, "console/batch.html", batch_page)
+    return await _answer(request, session, result, "console/recall.html", {"recall": result}, status=201)
+
+
+@routes.get("/console/recalls")
+async def console_recalls(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    data = await views.list_recalls(request.app[DATABASE])
+    return await _answer(request, session, data, "console/recalls.html", {"data": data})
+
+
+@routes.get("/console/anomalies")
+async def console_anomalies(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    try:
+        data = await views.list_anomalies(request.app[DATABASE], dict(request.query))
+    except errors.TraceError as exc:
+        empty = {"query": dict(request.query), "anomalies": [], "kinds": [], "error": exc.message}
+        return await _answer(request, session, exc, "console/anomalies.html", {"data": empty})
+    return await _answer(request, session, data, "console/anomalies.html", {"data": data})
+
+
+@routes.get("/console/enterprises/{uscc}")
+async def console_enterprise(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    rating = await views.enterprise_credit(request.app[DATABASE], request.match_info["uscc"][:18])
+    return await _answer(request, session, rating, "console/credit.html", {"c": rating})

@@ -1,0 +1,93 @@
+"""The consumer's pages: the page a receipt's QR code opens (``/t/{code}``) and the code lookup (``/``, ``/t``).
+
+Public, cacheable by ETag (the batch's chain head and the language), and readable without JavaScript;
+the verified badge is checked on the phone itself by ``verify.js`` from the canonical bytes on the page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from traceability import errors
+from traceability.domain import tracecode
+from traceability.http import i18n
+from traceability.http.keys import DATABASE
+from traceability.http.pages.render import PageRoutes, answer, self_url, wants_json
+from traceability.services import history
+from traceability.services.views import consumer as views
+
+routes = PageRoutes()
+LINKS = {"lookup": "/t/{trace_code}", "console": "/console", "vendor": "/vendor", "api": "/api/v1"}
+CACHE = {"Cache-Control": "public, max-age=0, must-revalidate"}
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    return await _lookup(request, LINKS, i18n.choose(request))
+
+
+@routes.get("/t")
+async def lookup(request: web.Request) -> web.StreamResponse:
+    t = i18n.choose(request)
+    raw = request.query.get("code", "").strip()[:64]
+    try:
+        code = history.valid_code(raw)
+    except errors.InvalidTraceCode as exc:
+        return await _lookup(request, exc, t, code=raw, problem=_code_problem(raw, t) if raw else None)
+    raise web.HTTPSeeOther(f"/t/{code}")
+
+
+@routes.get("/t/{code}")
+async def consumer(request: web.Request) -> web.StreamResponse:
+    """The page a QR code opens: what it is, where it came from, whether it is recalled, and a verified badge."""
+    t = i18n.choose(request)
+    raw = request.match_info["code"][:64]
+    db = request.app[DATABASE]
+    try:
+        code = history.valid_code(raw)
+    except errors.InvalidTraceCode as exc:
+        return await _lookup(request, exc, t, code=raw, problem=_code_problem(raw, t))
+    if code != raw:
+        raise web.HTTPMovedPermanently(self_url(request).replace(request.path, f"/t/{code}", 1))
+    head = await history.head_etag(db, code, None)
+    tag = None if head is None else f'{head[:-1]}-{"json" if wants_json(request) else t.lang}"'
+    if tag is not None and tag in {x.strip() for x in request.headers.get("If-None-Match", "").split(",")}:
+        return web.Response(status=304, headers={"ETag": tag, **CACHE})
+    try:
+        record, _ = await views.consumer_record(db, code)
+    except errors.NotFound as exc:
+        lease = await views.find_lease(db, code)
+        if lease is None:
+            return await _lookup(request, exc, t, code=code, unknown=True)
+        # Leased to a stall whose station has not uploaded yet: say whose it is, and not to cache that.
+        syncing = {"trace_code": code, "syncing": True, "lease": lease}
+        context = {"code": code, "lease": lease}
+        return await answer(request, syncing, "syncing.html", context, t=t, headers={"Cache-Control": "no-cache"})
+    context = {"r": record, "b": record["batch"]}
+    return await answer(request, record, "batch.html", context, t=t, headers={"ETag": tag or "", **CACHE})
+
+
+async def _lookup(
+    request: web.Request,
+    data: Any,
+    t: i18n.Translator,
+    *,
+    code: str = "",
+    problem: str | None = None,
+    unknown: bool = False,
+) -> web.Response:
+    """The lookup form: the home page, or the answer to a code that is malformed or unknown."""
+    context = {"code": code, "problem": problem, "unknown": unknown}
+    return await answer(request, data, "lookup.html", context, t=t)
+
+
+def _code_problem(raw: str, t: i18n.Translator) -> str:
+    """A specific reason a typed code is not a trace code, in the reader's language."""
+    code = tracecode.normalize(raw)
+    if not code.isascii() or not code.isdigit():
+        return t("code_chars")
+    if len(code) != tracecode.LENGTH:
+        return t("digits", n=len(code))
+    return t("check_bad")

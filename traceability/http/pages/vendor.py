@@ -1,0 +1,171 @@
+"""The vendor page (``/vendor``): a stall without a station records receiving and selling from a phone.
+
+The stall signs in with its scanner credential, types or scans a trace code (the camera, a photo of the
+code, or a barcode gun typing into the field), and gets the receipt with the QR code that opens the
+consumer page. What the code field accepts is what a station accepts (:mod:`traceability.domain.scans`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from markupsafe import Markup
+
+from traceability import errors
+from traceability.domain import images, scans
+from traceability.http import i18n
+from traceability.http.keys import DATABASE, SETTINGS, VIEWS
+from traceability.http.pages import sessions
+from traceability.http.pages.qr import qr_svg
+from traceability.http.pages.render import CHINA, NO_STORE, PageRoutes, answer, twin, wants_json
+from traceability.services import accounts, capture, history
+from traceability.services.accounts import WebSession
+
+routes = PageRoutes()
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
+
+
+async def vendor_session(request: web.Request) -> WebSession:
+    return await sessions.require(request, sessions.VENDOR_COOKIE, "vendor", "/vendor/login")
+
+
+@routes.get("/vendor/login")
+async def vendor_login_form(request: web.Request) -> web.Response:
+    if await sessions.current(request, sessions.VENDOR_COOKIE, "vendor") is not None:
+        raise web.HTTPSeeOther("/vendor")
+    return sessions.login_page(request, "vendor/login.html")
+
+
+@routes.post("/vendor/login")
+async def vendor_login(request: web.Request) -> web.Response:
+    form = await sessions.read_form(request)
+    sessions.check_pre_csrf(request, form)
+    try:
+        opened = await accounts.sign_in_vendor(request.app[DATABASE], str(form.get("credential", ""))[:200])
+    except (errors.Unauthorized, errors.Forbidden) as exc:
+        t = i18n.choose(request)
+        message = "凭证无效或已停用" if t.lang == "zh" else "That credential is unknown or revoked"
+        return sessions.login_page(request, "vendor/login.html", status=exc.status, error=message)
+    response = web.HTTPSeeOther("/vendor")
+    lifetime = int(accounts.VENDOR_SESSION_LIFETIME.total_seconds())
+    sessions.set_cookie(response, request, sessions.VENDOR_COOKIE, opened.token, "/vendor", lifetime)
+    raise response
+
+
+@routes.post("/vendor/logout")
+async def vendor_logout(request: web.Request) -> web.Response:
+    session = await vendor_session(request)
+    sessions.check_csrf(session, await sessions.read_form(request))
+    await accounts.sign_out(request.app[DATABASE], request.cookies.get(sessions.VENDOR_COOKIE, ""))
+    response = web.HTTPSeeOther("/vendor/login")
+    response.del_cookie(sessions.VENDOR_COOKIE, path="/vendor")
+    raise response
+
+
+@routes.get("/vendor")
+async def vendor_home(request: web.Request) -> web.StreamResponse:
+    session = await vendor_session(request)
+    p = session.principal
+    device = {
+        "device": p.id,
+        "name": p.name,
+        "node": p.node_code,
+        "operator": p.operator_code,
+        "record": "/vendor/record",
+    }
+    return await _record_page(request, session, device)
+
+
+async def _record_page(
+    request: web.Request, session: WebSession, data: Any, *, code: str = "", action: str = "sell"
+) -> web.Response:
+    """The recording form; after a refusal (``data`` is the error) with what was typed and why it was refused."""
+    error = data.message if isinstance(data, errors.TraceError) else None
+    context = {"session": session, "error": error, "code": code, "action": action}
+    return await answer(request, data, "vendor/record.html", context, headers=NO_STORE)
+
+
+@routes.post("/vendor/record")
+async def vendor_record(request: web.Request) -> web.StreamResponse:
+    """Record that this stall received or sold a batch, then show its receipt QR code."""
+    session = await vendor_session(request)
+    form = await sessions.read_form(request)
+    sessions.check_csrf(session, form)
+    action = str(form.get("action", "sell"))
+    typed = str(form.get("code", "")).strip()[:300]
+    try:
+        if action not in ("receive", "sell"):
+            raise errors.InvalidField("action must be receive or sell", field="action")
+        code = _code_from_form(typed, form.get("photo"))
+        event: dict[str, Any] = {
+            "eventID": str(uuid.uuid4()),
+            "traceCode": code,
+            "bizStep": "receiving" if action == "receive" else "retail_selling",
+            "disposition": "active" if action == "receive" else "retail_sold",
+            "eventTime": datetime.now(CHINA).isoformat(timespec="seconds"),
+        }
+        weight = str(form.get("weight", "")).strip()
+        if weight:
+            event["quantity"] = {"value": weight, "uom": "KGM"}
+        receipts, _ = await capture.capture_events(
+            request.app[DATABASE], session.principal, event, request.app[SETTINGS].max_events_per_request
+        )
+    except errors.TraceError as exc:
+        return await _record_page(request, session, exc, code=typed, action=action)
+    receipt = receipts[0]
+    if wants_json(request):  # the page itself is a redirect to the receipt
+        return twin(request, {**receipt.as_json(), "receipt": f"/vendor/receipt/{receipt.trace_code}"}, status=201)
+    raise web.HTTPSeeOther(f"/vendor/receipt/{receipt.trace_code}?seq={receipt.seq}")
+
+
+def _code_from_form(typed: str, photo: Any) -> str:
+    """The trace code typed (or typed by a barcode gun), else the one in the photo."""
+    if typed:
+        return _trace_code(typed)
+    if isinstance(photo, web.FileField) and photo.filename:
+        data = photo.file.read(MAX_PHOTO_BYTES + 1)
+        if len(data) > MAX_PHOTO_BYTES:
+            raise errors.InvalidField("photo: the photo is larger than 8 MB", field="photo")
+        texts = images.decode_photo(data)
+        if not texts:
+            raise errors.InvalidField(
+                "photo: no code found in the photo; try again closer, or type the code "
+                "(照片中未找到条码，请靠近重拍或直接输入)",
+                field="photo",
+            )
+        return _trace_code(texts[0])
+    raise errors.InvalidField("code: type or scan a trace code (请输入或扫描追溯码)", field="code")
+
+
+def _trace_code(text: str) -> str:
+    """A trace code from what a camera or a person gave: the code itself, or a label's URL or Digital Link."""
+    try:
+        return scans.trace_code_of(text)
+    except scans.ScanError as exc:
+        raise errors.InvalidField(f"code: {exc} ({exc.message_zh})", field="code") from None
+
+
+@routes.get("/vendor/receipt/{code}")
+async def vendor_receipt(request: web.Request) -> web.StreamResponse:
+    """The receipt to show the buyer or print: the trace code and the QR code that opens the consumer page."""
+    session = await vendor_session(request)
+    code = history.valid_code(request.match_info["code"])
+    view, _ = await history.read_batch(request.app[DATABASE], code, None, request.app[VIEWS])
+    url = f"{request.app[SETTINGS].public_url}/t/{code}"
+    last = view["events"][-1] if view["events"] else None
+    data = {
+        "trace_code": code,
+        "url": url,
+        "product": view["product"],
+        "events": len(view["events"]),
+        "last": {k: last.get(k) for k in ("seq", "bizStep", "disposition", "eventTime")} if last else None,
+    }
+
+    async def page() -> dict[str, Any]:
+        qr = Markup(qr_svg(url))  # noqa: S704 - SVG the qrcode library drew from our own URL
+        return {"session": session, "d": data, "qr": qr}
+
+    return await answer(request, data, "vendor/receipt.html", page, headers=NO_STORE)
