@@ -18,6 +18,7 @@ from typing import Any
 from scanners import printing
 from scanners.modes import MODES, Counter, Outcome
 from scanners.station import AuthRefused, NotEnrolled, Station
+from traceability import i18n
 from traceability.domain.scans import Quantity, ScanError, parse_scan
 
 
@@ -117,7 +118,7 @@ def cmd_image(args: argparse.Namespace) -> int:
     with Image.open(Path(args.file)) as image:
         texts = decode_image(image)
     if not texts:
-        print("\a✗ 图片中未找到条码 · no barcode found in the picture", flush=True)
+        print(f"\a✗ {i18n.say('station_no_barcode')}", flush=True)
         return 1
     if args.mode is None:
         for text in texts:

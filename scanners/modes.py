@@ -28,6 +28,7 @@ from typing import Any
 from scanners import printing
 from scanners.queue import OutOfCodes, Store
 from traceability.domain.scans import Quantity, Scan, ScanError, parse_scan
+from traceability.i18n import say
 
 MODES = ("receive", "ship", "inspect", "commission", "sell")
 _STEPS = {"receive": ("receiving", "active"), "ship": ("shipping", "in_transit"), "inspect": ("inspecting", None)}
@@ -93,9 +94,9 @@ class Counter:
         try:
             return self._dispatch(scan)
         except OutOfCodes as exc:
-            return Outcome(False, f"没有可用的追溯码 · {exc}")
+            return Outcome(False, say("station_no_codes", reason=exc))
         except printing.PrintError as exc:
-            return Outcome(False, f"打印失败 · print failed: {exc}")
+            return Outcome(False, say("station_print_failed", reason=exc))
 
     def _dispatch(self, scan: Scan) -> Outcome:
         if scan.kind == "quantity":
@@ -105,19 +106,15 @@ class Counter:
             if self.mode == "commission":
                 return self.commission(scan.quantity)
             self.quantity = scan.quantity
-            return Outcome(True, f"数量 {scan.quantity.amount} {scan.quantity.unit or 'kg'}: scan the code next")
+            return Outcome(True, say("station_quantity", amount=scan.quantity.amount, unit=scan.quantity.unit or "kg"))
         code = scan.trace_code
         if self.mode == "commission":
             return self._commission_identifier(scan)
         if code is None:
-            return Outcome(
-                False,
-                "此条码不含追溯码，请先赋码（commission 模式） · this barcode carries no trace code "
-                "of ours; commission it first",
-            )
+            return Outcome(False, say("station_no_trace_code"))
         if self.mode == "sell":
             self.source = code
-            return Outcome(True, f"正在销售批次 {code} · selling from batch {code}", trace_code=code)
+            return Outcome(True, say("station_selling", code=code), trace_code=code)
         step, disposition = _STEPS[self.mode]
         body = self._event(code, step, disposition)
         if self.quantity is not None:
@@ -152,7 +149,7 @@ class Counter:
         code = self.store.record([("open", self._opening(_quantity_json(quantity), **extra))], issue_code=True)
         assert code is not None
         printed = self._label(code)
-        return Outcome(True, f"✓ 新批次 new batch {code}", trace_code=code, printed=printed, recorded=1)
+        return Outcome(True, say("station_new_batch", code=code), trace_code=code, printed=printed, recorded=1)
 
     def _commission_identifier(self, scan: Scan) -> Outcome:
         if scan.drug_code is not None and scan.kind == "drug_code":
@@ -167,11 +164,7 @@ class Counter:
             else:
                 q = self._take_quantity(Quantity(Decimal(1), "件"))
             return self.commission(q, **extra)
-        return Outcome(
-            False,
-            "赋码模式下请输入重量或扫描商品条码 · in commission mode type a weight or scan a "
-            "product barcode (GTIN) or drug code",
-        )
+        return Outcome(False, say("station_commission_needs"))
 
     def _take_quantity(self, default: Quantity) -> Quantity:
         q, self.quantity = self.quantity or default, None
@@ -195,7 +188,7 @@ class Counter:
 
     def sell(self, quantity: Quantity) -> Outcome:
         if quantity.kilograms is None:
-            return Outcome(False, "请称重：销售需要重量 · a sale needs a weight (e.g. 1.25kg)")
+            return Outcome(False, say("station_weigh"))
         weight = quantity.kilograms
         amount = None
         commercial: dict[str, Any] = {}
@@ -217,7 +210,8 @@ class Counter:
         code = self.store.record(rows, issue_code=True)
         assert code is not None
         printed = self._receipt(code, weight, amount)
-        return Outcome(True, f"✓ 售出 sold {weight} kg · {code}", trace_code=code, printed=printed, recorded=len(rows))
+        sold = say("station_sold", weight=weight, code=code)
+        return Outcome(True, sold, trace_code=code, printed=printed, recorded=len(rows))
 
     def _receipt(self, code: str, weight: Decimal, amount: Decimal | None) -> list[Path]:
         if self.print_dir is None:

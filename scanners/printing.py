@@ -44,6 +44,7 @@ from biip import ParseError
 from biip.gtin import Gtin
 from PIL import Image, ImageDraw, ImageFont
 
+from traceability import i18n
 from traceability.domain import tracecode
 
 __all__ = [
@@ -362,7 +363,7 @@ def batch_label_image(
     rows: list[tuple[str, ImageFont.FreeTypeFont, int]] = [(label.product_name, name_font, 2)]
     rows.append((f"{label.date:%Y-%m-%d}", small_font, 1))
     if label.expiry is not None:
-        rows.append((f"到期 {label.expiry:%Y-%m-%d}", small_font, 1))
+        rows.append((i18n.words("zh")("label_expiry", date=f"{label.expiry:%Y-%m-%d}"), small_font, 1))
     rows.append((label.node_name, small_font, 2))
     for text, font, max_lines in rows:
         for line in _wrap(text, font, text_width, max_lines):
@@ -448,24 +449,24 @@ def receipt_image(receipt: ReceiptData, *, font_path: str | Path | None = None) 
     body = _font(font_file, 24)
     big = _font(font_file, 30)
 
-    code = tracecode.normalize(receipt.trace_code)
     price_unit = "kg" if receipt.price_unit == "kg" else "斤"
+    w = i18n.words("zh")  # receipts are printed in Chinese
     blocks: list[tuple[str, ImageFont.FreeTypeFont, str]] = []  # text, font, align
     blocks += [(line, title, "center") for line in _wrap(receipt.market_name, title, inner, 2)]
-    blocks += [(f"摊位号：{line}", body, "left") for line in _wrap(receipt.stall_number, body, inner - 120, 1)]
+    blocks += [(w("receipt_stall", stall=s), body, "left") for s in _wrap(receipt.stall_number, body, inner - 120, 1)]
     blocks.append(("-", body, "rule"))
-    blocks += [(f"品名：{line}", body, "left") for line in _wrap(receipt.item, body, inner - 72, 2)]
-    blocks.append((f"重量：{receipt.weight_kg:.3f} kg", body, "left"))
-    blocks.append((f"单价：{receipt.unit_price:.2f} 元/{price_unit}", body, "left"))
-    blocks.append((f"金额：{receipt.amount:.2f} 元", big, "left"))
+    blocks += [(w("receipt_item", item=line), body, "left") for line in _wrap(receipt.item, body, inner - 72, 2)]
+    blocks.append((w("receipt_weight", kg=f"{receipt.weight_kg:.3f}"), body, "left"))
+    blocks.append((w("receipt_unit_price", price=f"{receipt.unit_price:.2f}", unit=price_unit), body, "left"))
+    blocks.append((w("receipt_amount", amount=f"{receipt.amount:.2f}"), big, "left"))
     blocks.append(("-", body, "rule"))
-    blocks.append((f"时间：{receipt.sold_at:%Y-%m-%d %H:%M}", body, "left"))
-    blocks.append(("追溯码：", body, "left"))
-    code_text = tracecode.pretty(code)
+    blocks.append((w("receipt_time", time=f"{receipt.sold_at:%Y-%m-%d %H:%M}"), body, "left"))
+    blocks.append((w("receipt_code"), body, "left"))
+    code_text = tracecode.pretty(tracecode.normalize(receipt.trace_code))
     blocks.append((code_text, _largest_font(font_file, code_text, inner, 30, 20), "center"))
 
     qr = _fitted_qr(url, min(inner, 288), RECEIPT_DPI)
-    footer = ("扫码查询来源 Scan to trace", _font(font_file, 20), "center")
+    footer = (f"{w('receipt_footer')} {i18n.words('en')('receipt_footer')}", _font(font_file, 20), "center")
     gap = 6
     height = margin + sum(_line_height(f) + gap for _, f, _ in blocks) + qr.height + _line_height(footer[1])
     height += 2 * margin + 24  # paper the cutter can take

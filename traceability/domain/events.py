@@ -116,40 +116,27 @@ DISPOSITIONS = frozenset(
 )
 
 # UN/ECE Recommendation 20 units (and Rec. 21 package codes with the X prefix) that the nodes use.
-UNITS: dict[str, tuple[str, str]] = {
-    "KGM": ("千克", "kg"),
-    "GRM": ("克", "g"),
-    "TNE": ("吨", "t"),
-    "LTR": ("升", "L"),
-    "MLT": ("毫升", "mL"),
-    "H87": ("件", "piece"),
-    "EA": ("个", "each"),
-    "C62": ("个", "unit"),
-    "HEA": ("头", "head"),
-    "XBX": ("盒", "box"),
-    "XCT": ("箱", "carton"),
-    "XCS": ("箱", "case"),
-    "XBG": ("袋", "bag"),
-    "XCR": ("筐", "crate"),
-    "XPK": ("包", "package"),
-    "XBO": ("瓶", "bottle"),
-}
+UNITS = frozenset(
+    {"KGM", "GRM", "TNE", "LTR", "MLT", "H87", "EA", "C62", "HEA", "XBX", "XCT", "XCS", "XBG", "XCR", "XPK", "XBO"}
+)
 
 # Reference documents that travel with a batch (卡单同行) and the certificates the city plans name.
-DOCUMENT_TYPES: dict[str, tuple[str, str]] = {
-    "quarantine_certificate": ("动物检疫合格证明", "Animal quarantine certificate"),
-    "meat_inspection_certificate": ("肉品品质检验合格证", "Meat quality inspection certificate"),
-    "origin_certificate": ("产地证明", "Certificate of origin"),
-    "vegetable_test_certificate": ("蔬菜检测合格证", "Vegetable test certificate"),
-    "pesticide_residue_report": ("农残检测报告", "Pesticide residue test report"),
-    "trade_voucher": ("交易凭证", "Trade voucher"),
-    "sale_voucher": ("销售凭证", "Sale voucher"),
-    "invoice": ("发票", "Invoice"),
-    "purchase_order": ("采购订单", "Purchase order"),
-    "despatch_advice": ("发货单", "Despatch advice"),
-    "drug_inspection_report": ("药品检验报告", "Drug inspection report"),
-    "other": ("其他", "Other"),
-}
+DOCUMENT_TYPES = frozenset(
+    {
+        "quarantine_certificate",
+        "meat_inspection_certificate",
+        "origin_certificate",
+        "vegetable_test_certificate",
+        "pesticide_residue_report",
+        "trade_voucher",
+        "sale_voucher",
+        "invoice",
+        "purchase_order",
+        "despatch_advice",
+        "drug_inspection_report",
+        "other",
+    }
+)
 
 _OFFSET = re.compile(r"[+-](?:0\d|1[0-4]):[0-5]\d")
 _BIZSTEP_PREFIXES = ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-")

@@ -20,27 +20,23 @@ from stdnum.exceptions import ValidationError
 from traceability.domain.fields import Fields
 
 # MOFCOM circulation node types (肉菜流通追溯体系) plus origin bases and the drug chain.
-NODE_TYPES: dict[str, tuple[str, str]] = {
-    "farm": ("产地/养殖种植基地", "Farm or origin base"),
-    "slaughterhouse": ("屠宰企业", "Slaughterhouse"),
-    "processor": ("加工企业", "Processor or packer"),
-    "wholesale_market": ("批发市场", "Wholesale market"),
-    "wholesaler": ("批发商", "Wholesaler"),
-    "wet_market": ("菜市场", "Wet market"),
-    "supermarket": ("超市", "Supermarket"),
-    "canteen": ("团体消费单位", "Canteen"),
-    "drug_manufacturer": ("药品生产企业", "Drug manufacturer"),
-    "drug_distributor": ("药品经营企业", "Drug distributor"),
-    "pharmacy": ("药店", "Pharmacy"),
-    "hospital": ("医疗机构", "Hospital"),
-}
-
-PRODUCT_CATEGORIES: dict[str, tuple[str, str]] = {
-    "meat": ("肉类", "Meat"),
-    "vegetable": ("蔬菜", "Vegetables"),
-    "drug": ("药品", "Medicine"),
-    "other": ("其他", "Other"),
-}
+NODE_TYPES = frozenset(
+    {
+        "farm",
+        "slaughterhouse",
+        "processor",
+        "wholesale_market",
+        "wholesaler",
+        "wet_market",
+        "supermarket",
+        "canteen",
+        "drug_manufacturer",
+        "drug_distributor",
+        "pharmacy",
+        "hospital",
+    }
+)
+PRODUCT_CATEGORIES = frozenset({"meat", "vegetable", "drug", "other"})
 
 _GOODS_CODE = re.compile(r"[0-9A-Za-z\-]{1,32}")
 _CODE = re.compile(r"[0-9A-Za-z\-_.]{1,40}")

@@ -27,7 +27,7 @@ MASS_TOLERANCE: dict[str, Decimal] = {
 }
 KILOGRAMS: dict[str, Decimal] = {"KGM": Decimal(1), "GRM": Decimal("0.001"), "TNE": Decimal(1000)}
 SALE_STEPS = frozenset({"retail_selling", "shipping", "dispensing"})
-RECALL_LEVELS = {"I": "一级召回 (serious risk)", "II": "二级召回", "III": "三级召回"}
+RECALL_LEVELS = frozenset({"I", "II", "III"})  # from serious risk down (一级召回 …); names in traceability/i18n
 TRANSFORM_STEPS = frozenset({"repackaging", "packing", "commissioning", "assembling", "disassembling", "other"})
 _APPROVAL = re.compile(r"国药准字[HZSBTFJ]\d{8}")
 

@@ -16,7 +16,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from traceability import errors
+from traceability import errors, i18n
 from traceability.logging import get_logger
 
 log = get_logger("traceability.http")
@@ -51,15 +51,17 @@ def _render(
         return web.Response(
             status=status, body=error_body(code, message, rid, field), content_type="application/json", headers=headers
         )
-    title = {404: ("未找到", "Not found")}.get(status, ("出错了", "Something went wrong"))
+    zh, en = i18n.words("zh"), i18n.words("en")
+    title = "error_not_found" if status == 404 else "error_title"
     page = (
         "<!doctype html><html lang=zh-CN><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>{title[0]} · {title[1]}</title>"
+        f"<title>{zh(title)} · {en(title)}</title>"
         "<body style='font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;padding:0 1em'>"
-        f"<h1>{title[0]} <small lang=en>{title[1]}</small></h1>"
-        f"<p>{html.escape(message)}</p><p><a href='/'>返回首页 · Home</a></p>"
-        f"<p style='color:#555'><small>请求编号 Request id: {html.escape(rid)}</small></p></body></html>"
+        f"<h1>{zh(title)} <small lang=en>{en(title)}</small></h1>"
+        f"<p>{html.escape(message)}</p><p><a href='/'>{i18n.say('back_home')}</a></p>"
+        f"<p style='color:#555'><small>{zh('request_id')} {en('request_id')}: {html.escape(rid)}</small></p>"
+        "</body></html>"
     )
     return web.Response(status=status, text=page, content_type="text/html", headers=headers)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from traceability import errors
+from traceability import errors, i18n
 from traceability.http.api import json_response, paging, read_json
 from traceability.http.auth import optional_principal, require
 from traceability.http.keys import DATABASE, SETTINGS
@@ -80,9 +80,7 @@ async def anomalies(request: web.Request) -> web.Response:
         limit=limit,
         offset=offset,
     )
-    return json_response(
-        {"anomalies": items, "kinds": {k: {"name": v[0], "name_en": v[1]} for k, v in analyzer.KINDS.items()}}
-    )
+    return json_response({"anomalies": items, "kinds": {k: i18n.name_fields("anomaly", k) for k in analyzer.KINDS}})
 
 
 @routes.get("/api/v1/enterprises")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from traceability import errors
+from traceability import errors, i18n
 from traceability.domain.supply import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
 from traceability.ledger import canonical
 from traceability.logging import get_logger
@@ -36,19 +36,19 @@ REQUIRED_AT_OPENING = {
     "meat": ("quarantine_certificate", "meat_inspection_certificate"),
     "vegetable": ("origin_certificate",),
 }
-KINDS = {
-    "sold_after_expiry": ("过期销售", "Sold after expiry"),
-    "sold_while_recalled": ("召回后销售", "Sold or shipped while recalled"),
-    "sold_while_on_hold": ("暂扣期间销售", "Sold or shipped while on hold"),
-    "sale_synced_after_recall": ("召回后补传的销售", "Sale synced after the recall"),
-    "mass_balance_exceeded": ("销量超过进货量", "More sold or shipped than received"),
-    "received_without_shipment": ("无发货记录的进货", "Received without a shipment"),
-    "event_at_unreached_node": ("未到达节点的记录", "Event at a node the batch never reached"),
-    "missing_certificate": ("缺少合格证明", "Required certificate missing"),
-    "drug_serial_dispensed_twice": ("药品追溯码重复销售", "Drug serial dispensed twice"),
-    "out_of_time_order": ("时间顺序异常", "Events out of time order"),
-    "dormant_past_shelf_life": ("超过保质期未流转", "Dormant past its shelf life"),
-}
+KINDS = (  # in the order the console lists them; their names are in traceability/i18n
+    "sold_after_expiry",
+    "sold_while_recalled",
+    "sold_while_on_hold",
+    "sale_synced_after_recall",
+    "mass_balance_exceeded",
+    "received_without_shipment",
+    "event_at_unreached_node",
+    "missing_certificate",
+    "drug_serial_dispensed_twice",
+    "out_of_time_order",
+    "dormant_past_shelf_life",
+)
 
 
 def _amount(quantity: dict[str, str] | None, batch_uom: str, fallback: Decimal) -> Decimal:
@@ -208,7 +208,7 @@ async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:
         rows = await analysis_repo.list_anomalies(conn, **filters)
     out = []
     for r in rows:
-        names = KINDS.get(r["kind"], (r["kind"], r["kind"]))
+        names = i18n.names("anomaly", r["kind"]) or (r["kind"], r["kind"])
         out.append(
             {
                 **dict(r),

@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from traceability import errors
-from traceability.services.analyzer import KINDS
+from traceability import errors, i18n
 from traceability.storage import credit_repo
 from traceability.storage.database import Database
 
@@ -70,10 +69,7 @@ def score(record: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     factors.append(
         {
             "factor": "anomalies_by_kind",
-            "detail": {
-                k: {"count": n, "name": KINDS.get(k, (k, k))[0], "name_en": KINDS.get(k, (k, k))[1]}
-                for k, n in sorted(anomalies.items())
-            },
+            "detail": {k: {"count": n, **i18n.name_fields("anomaly", k)} for k, n in sorted(anomalies.items())},
         }
     )
     return max(0, 100 - total), factors

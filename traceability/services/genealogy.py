@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from traceability import errors
+from traceability import errors, i18n
 from traceability.domain import supply, tracecode
 from traceability.domain.access import Principal
-from traceability.domain.events import DOCUMENT_TYPES
 from traceability.domain.fields import offset_text, utc_ms
-from traceability.domain.registry import NODE_TYPES, area_name
+from traceability.domain.registry import area_name
 from traceability.ledger import canonical, chain
 from traceability.logging import get_logger
 from traceability.services.recording import (
@@ -196,13 +195,14 @@ async def _replayed(
 
 
 def _node(r: Record, public: bool) -> dict[str, Any]:
+    type_names = i18n.names("node_type", r["node_type"]) or (r["node_type"], r["node_type"])
     node = {
         "code": r["code"],
         "name": r["name_zh"],
         "name_en": r["name_en"],
         "type": r["node_type"],
-        "type_name": NODE_TYPES[r["node_type"]][0],
-        "type_name_en": NODE_TYPES[r["node_type"]][1],
+        "type_name": type_names[0],
+        "type_name_en": type_names[1],
         "area_code": r["area_code"],
         "area_name": area_name(r["area_code"]),
         "enterprise": r["enterprise"],
@@ -240,7 +240,7 @@ async def trace(db: Database, code: str, direction: str, *, public: bool = False
     certs: dict[int, list[dict[str, Any]]] = {}
     for row in documents:
         for doc in canonical.decode(row["canonical"]).get("documents", ()):
-            names = DOCUMENT_TYPES.get(doc["type"], ("", doc["type"]))
+            names = i18n.names("document_type", doc["type"]) or ("", doc["type"])
             certs.setdefault(row["batch_id"], []).append(
                 {**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"], "node": row["node"]}
             )

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from traceability import errors
+from traceability import errors, i18n
 from traceability.domain import tracecode
 from traceability.domain.access import Principal, involved, public_content, sees_commercial
-from traceability.domain.events import DOCUMENT_TYPES
-from traceability.domain.registry import NODE_TYPES, PRODUCT_CATEGORIES, area_name
+from traceability.domain.registry import area_name
 from traceability.ledger import canonical, sealed
 from traceability.storage import batches_repo, events_repo
 from traceability.storage.database import Database, Record
@@ -40,13 +39,14 @@ async def head_etag(db: Database, code: str, viewer: Principal | None) -> str | 
 
 def _node(row: Record) -> dict[str, Any]:
     node_type = row["node_type"]
+    type_names = i18n.names("node_type", node_type) or (node_type, node_type)
     return {
         "code": row["node_code"],
         "name": row["node_name"],
         "name_en": row["node_name_en"],
         "type": node_type,
-        "type_name": NODE_TYPES[node_type][0],
-        "type_name_en": NODE_TYPES[node_type][1],
+        "type_name": type_names[0],
+        "type_name_en": type_names[1],
         "area_code": row["area_code"],
         "area_name": area_name(row["area_code"]),
         "enterprise": row["enterprise_name"],
@@ -123,13 +123,14 @@ async def read_batch(
             event["declared_wrong"] = declared_wrong[row["event_id"]]
         events.append(event)
         for doc in content.get("documents", ()):
-            names = DOCUMENT_TYPES.get(doc["type"], ("", doc["type"]))
+            names = i18n.names("document_type", doc["type"]) or ("", doc["type"])
             certificates.append(
                 {**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"], "node": row["node_name"]}
             )
     opening = contents[0] if contents else {}
     info = opening.get("batch", {})
     category = batch["category"]
+    category_names = i18n.names("product_category", category) or (category, category)
     view = {
         "trace_code": batch["trace_code"],
         "product": {
@@ -138,8 +139,8 @@ async def read_batch(
             "name": batch["product_name"],
             "name_en": batch["product_name_en"],
             "category": category,
-            "category_name": PRODUCT_CATEGORIES[category][0],
-            "category_name_en": PRODUCT_CATEGORIES[category][1],
+            "category_name": category_names[0],
+            "category_name_en": category_names[1],
         },
         "quantity": {"value": format(batch["quantity"].normalize(), "f"), "uom": batch["uom"]},
         "origin": info.get("origin"),

@@ -14,13 +14,14 @@ from the same service call, at the same URL with ``?format=json`` (or ``Accept: 
 
 To add a page: a view model in :mod:`traceability.services.views` (plain JSON-ready data), a handler on
 its audience's ``routes`` that ends in ``answer(request, data, template, context)``, a template under
-``web/templates/`` whose words come from the catalogue (``t('key')``), and a test of both answers.
+``web/templates/`` whose words come from the catalogue (``t('site')``), and a test of both answers.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from traceability import i18n
 from traceability.http.pages import console, consumer, render, vendor
 
 
@@ -29,3 +30,5 @@ def setup(app: web.Application) -> None:
     for audience in (consumer, console, vendor):
         app.add_routes(audience.routes.table)
     render.setup(app)
+    for lang in i18n.LANGS:  # read the catalogues now, not on the first request
+        i18n.words(lang)

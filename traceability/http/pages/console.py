@@ -11,10 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from traceability import errors
-from traceability.http import i18n
 from traceability.http.api import json_response
 from traceability.http.keys import DATABASE, LOG
-from traceability.http.pages import sessions
+from traceability.http.pages import language, sessions
 from traceability.http.pages.render import NO_STORE, Context, PageRoutes, answer
 from traceability.services import accounts, history
 from traceability.services.accounts import WebSession
@@ -64,12 +63,7 @@ async def console_login(request: web.Request) -> web.Response:
     try:
         opened = await accounts.sign_in(request.app[DATABASE], name, password, request.remote)
     except (errors.Unauthorized, accounts.LockedOut) as exc:
-        t = i18n.choose(request)
-        message = (
-            exc.message
-            if isinstance(exc, accounts.LockedOut)
-            else ("账号或密码错误" if t.lang == "zh" else "The name or password is wrong")
-        )
+        message = exc.message if isinstance(exc, accounts.LockedOut) else language.choose(request)("login_wrong")
         return sessions.login_page(request, "console/login.html", status=exc.status, error=message, name=name[:100])
     response = web.HTTPSeeOther(sessions.next_path(str(form.get("next", "")), "/console", "/console"))
     lifetime = int(accounts.SESSION_LIFETIME.total_seconds())

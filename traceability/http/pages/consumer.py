@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from traceability import errors
+from traceability import errors, i18n
 from traceability.domain import tracecode
-from traceability.http import i18n
 from traceability.http.keys import DATABASE
+from traceability.http.pages import language
 from traceability.http.pages.render import PageRoutes, answer, self_url, wants_json
 from traceability.services import history
 from traceability.services.views import consumer as views
@@ -25,12 +25,12 @@ CACHE = {"Cache-Control": "public, max-age=0, must-revalidate"}
 
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
-    return await _lookup(request, LINKS, i18n.choose(request))
+    return await _lookup(request, LINKS, language.choose(request))
 
 
 @routes.get("/t")
 async def lookup(request: web.Request) -> web.StreamResponse:
-    t = i18n.choose(request)
+    t = language.choose(request)
     raw = request.query.get("code", "").strip()[:64]
     try:
         code = history.valid_code(raw)
@@ -42,7 +42,7 @@ async def lookup(request: web.Request) -> web.StreamResponse:
 @routes.get("/t/{code}")
 async def consumer(request: web.Request) -> web.StreamResponse:
     """The page a QR code opens: what it is, where it came from, whether it is recalled, and a verified badge."""
-    t = i18n.choose(request)
+    t = language.choose(request)
     raw = request.match_info["code"][:64]
     db = request.app[DATABASE]
     try:
@@ -72,7 +72,7 @@ async def consumer(request: web.Request) -> web.StreamResponse:
 async def _lookup(
     request: web.Request,
     data: Any,
-    t: i18n.Translator,
+    t: i18n.Words,
     *,
     code: str = "",
     problem: str | None = None,
@@ -83,7 +83,7 @@ async def _lookup(
     return await answer(request, data, "lookup.html", context, t=t)
 
 
-def _code_problem(raw: str, t: i18n.Translator) -> str:
+def _code_problem(raw: str, t: i18n.Words) -> str:
     """A specific reason a typed code is not a trace code, in the reader's language."""
     code = tracecode.normalize(raw)
     if not code.isascii() or not code.isdigit():

@@ -26,14 +26,13 @@ import orjson
 from aiohttp import web
 from markupsafe import Markup
 
-from traceability import errors
+from traceability import errors, i18n
 from traceability.config import ROOT
 from traceability.domain import tracecode
-from traceability.domain.events import DOCUMENT_TYPES, UNITS
-from traceability.http import i18n
 from traceability.http.api import json_response
 from traceability.http.keys import SETTINGS
 from traceability.http.middleware import REQUEST_ID, error_body
+from traceability.http.pages import language
 
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 STATIC_VERSIONS = web.AppKey("static_versions", dict)
@@ -161,18 +160,14 @@ def local_day(value: str | None, offset: str | None = None) -> str:
     return moment.strftime("%Y-%m-%d")
 
 
-def unit_name(uom: str | None, lang: str = "zh") -> str:
-    pair = UNITS.get(uom or "")
-    if pair is None:
-        return uom or ""
-    return pair[0] if lang == "zh" else pair[1]
+def unit_name(uom: str | None, lang: str = i18n.DEFAULT) -> str:
+    """``KGM`` → ``千克`` (``kg`` in English); a unit without a name reads as its code."""
+    return i18n.words(lang).name("unit", uom or "") or uom or ""
 
 
-def doc_type(kind: str, lang: str = "zh") -> str:
-    pair = DOCUMENT_TYPES.get(kind)
-    if pair is None:
-        return kind
-    return pair[0] if lang == "zh" else pair[1]
+def doc_type(kind: str, lang: str = i18n.DEFAULT) -> str:
+    """A document type's name; one without a name reads as its code."""
+    return i18n.words(lang).name("document_type", kind) or kind
 
 
 def script_json(data: Any) -> Markup:
@@ -200,7 +195,7 @@ async def answer(
     *,
     status: int | None = None,
     headers: Mapping[str, str] | None = None,
-    t: i18n.Translator | None = None,
+    t: i18n.Words | None = None,
 ) -> web.Response:
     """The page rendered from ``template`` and ``context``, or its JSON twin ``data`` when the reader asked.
 
@@ -225,11 +220,15 @@ def render(
     context: Mapping[str, Any],
     *,
     status: int = 200,
-    t: i18n.Translator | None = None,
+    t: i18n.Words | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """Render a page with the common context; sets the security headers and remembers a chosen language."""
-    t = t or i18n.choose(request)
+    """Render a page with the common context; sets the security headers and remembers a chosen language.
+
+    Every template gets ``t`` (the reader's :class:`~traceability.i18n.Words`), ``lang``, ``static(name)``,
+    ``switch_url`` (this page in the other language), ``path`` and ``request_id``.
+    """
+    t = t or language.choose(request)
     page = (
         request.app[TEMPLATES]
         .get_template(template)
@@ -256,7 +255,9 @@ def render(
     if headers:
         response.headers.update(headers)
     if request.query.get("lang") in i18n.LANGS:
-        response.set_cookie(i18n.COOKIE, t.lang, max_age=365 * 86400, path="/", samesite="Lax", secure=secure(request))
+        response.set_cookie(
+            language.COOKIE, t.lang, max_age=365 * 86400, path="/", samesite="Lax", secure=secure(request)
+        )
     return response
 
 

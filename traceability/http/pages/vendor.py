@@ -16,9 +16,8 @@ from markupsafe import Markup
 
 from traceability import errors
 from traceability.domain import images, scans
-from traceability.http import i18n
 from traceability.http.keys import DATABASE, SETTINGS, VIEWS
-from traceability.http.pages import sessions
+from traceability.http.pages import language, sessions
 from traceability.http.pages.qr import qr_svg
 from traceability.http.pages.render import CHINA, NO_STORE, PageRoutes, answer, twin, wants_json
 from traceability.services import accounts, capture, history
@@ -46,8 +45,7 @@ async def vendor_login(request: web.Request) -> web.Response:
     try:
         opened = await accounts.sign_in_vendor(request.app[DATABASE], str(form.get("credential", ""))[:200])
     except (errors.Unauthorized, errors.Forbidden) as exc:
-        t = i18n.choose(request)
-        message = "凭证无效或已停用" if t.lang == "zh" else "That credential is unknown or revoked"
+        message = language.choose(request)("credential_wrong")
         return sessions.login_page(request, "vendor/login.html", status=exc.status, error=message)
     response = web.HTTPSeeOther("/vendor")
     lifetime = int(accounts.VENDOR_SESSION_LIFETIME.total_seconds())

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from traceability import i18n
 from traceability.domain.registry import area_name
 
 RETAIL_NODES = frozenset({"wet_market", "supermarket", "canteen", "pharmacy", "hospital"})
@@ -53,8 +54,8 @@ def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "kind": "origin",
                 "type": "origin",
-                "type_name": "产地",
-                "type_name_en": "Origin",
+                "type_name": i18n.words("zh")("origin"),
+                "type_name_en": i18n.words("en")("origin"),
                 "name": origin.get("producer") or origin.get("place"),
                 "name_en": None,
                 "place": _origin_place(origin),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from traceability import errors
+from traceability import errors, i18n
 from traceability.domain.access import Principal
 from traceability.domain.registry import NODE_TYPES
 from traceability.services import analyzer, credit, genealogy, history, transparency
@@ -111,7 +111,7 @@ async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
         limit=200,
         offset=0,
     )
-    kinds = [{"kind": k, "name": v[0], "name_en": v[1]} for k, v in analyzer.KINDS.items()]
+    kinds = [{"kind": k, **i18n.name_fields("anomaly", k)} for k in analyzer.KINDS]
     return {"query": q, "anomalies": items, "kinds": kinds}
 
 
@@ -133,7 +133,7 @@ async def register_overview(db: Database, limit: int = 200, offset: int = 0) -> 
             "registered": r["created_at"].isoformat(),
             "nodes": r["nodes"],
             "node_types": [
-                {"type": t, "name": NODE_TYPES[t][0], "name_en": NODE_TYPES[t][1]}
+                {"type": t, **i18n.name_fields("node_type", t)}
                 for t in (r["node_types"] or "").split(",")
                 if t in NODE_TYPES
             ],
