@@ -26,9 +26,9 @@ def _placeholders(text: str) -> set[str]:
 def test_both_catalogues_hold_the_same_keys_and_placeholders() -> None:
     zh, en = i18n.words("zh"), i18n.words("en")
     assert zh.text.keys() == en.text.keys()
-    assert zh.names.keys() == en.names.keys()
-    for kind in zh.names:
-        assert zh.names[kind].keys() == en.names[kind].keys(), kind
+    assert zh.code_names.keys() == en.code_names.keys()
+    for kind in zh.code_names:
+        assert zh.code_names[kind].keys() == en.code_names[kind].keys(), kind
     # The station's English line carries the error's own (English) reason, which the Chinese leaves out.
     english_reason_only = {"station_no_codes", "station_print_failed"}
     for key in zh.text:
@@ -57,7 +57,7 @@ def test_both_catalogues_hold_the_same_keys_and_placeholders() -> None:
 def test_code_sets_stay_in_the_domain_and_their_names_in_the_catalogue(
     kind: str, codes: frozenset[str], every: bool
 ) -> None:
-    named = set(i18n.words("zh").names[kind])
+    named = set(i18n.words("zh").code_names[kind])
     assert named <= codes, f"names for codes {kind} does not have: {named - codes}"
     if every:
         assert named == codes, f"{kind} codes without a name: {codes - named}"

@@ -15,10 +15,13 @@ Weblate, ``pybabel``) open them as they are. Both carry the same keys (a test ho
     words("digits", n=12)                  # "12 of 20 digits"
     words.name("node_type", "wet_market")  # "Wet market"; None for a code the catalogue lacks
     i18n.names("unit", "KGM")              # ("千克", "kg"): both, for JSON that carries both names
+    i18n.name_fields("anomaly", kind)      # {"name": ..., "name_en": ...}, the API's shape
     i18n.say("station_weigh")              # "请称重：销售需要重量 · a sale needs a weight (e.g. 1.25kg)"
 
-To add a word: the same key in both files (a code set's names: one entry per code, context = the set).
-To add a language: a third file, its code in :data:`LANGS` and its ``lang`` attribute in :data:`HTML_LANG`.
+To add a word: the same key in both files (a code set's names: one entry per code, context = the set);
+``tests/test_words.py`` fails on a key a template or module uses that a catalogue lacks. A third language
+would need its file, its code in :data:`LANGS` and :data:`HTML_LANG`, and a language menu where the pages
+now offer a two-way switch (:attr:`Words.other`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class Words:
     lang: str
     text: Mapping[str, str] = field(repr=False)
     """Pages' and stations' text by key (placeholders not yet filled in)."""
-    names: Mapping[str, Mapping[str, str]] = field(repr=False)
+    code_names: Mapping[str, Mapping[str, str]] = field(repr=False)
     """Code set → code → name."""
 
     @property
@@ -73,7 +76,7 @@ class Words:
 
     def name(self, kind: str, code: str) -> str | None:
         """The name of ``code`` in the code set ``kind`` (``"biz_step"``, ``"unit"``, ...), or None."""
-        return self.names.get(kind, {}).get(code)
+        return self.code_names.get(kind, {}).get(code)
 
     def pick(self, zh: str | None, en: str | None) -> str:
         """Of a name recorded in both languages (a node's, a product's): the English when chosen and there
