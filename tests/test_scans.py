@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from stdnum import ean
 
 from traceability.domain import tracecode
-from traceability.domain.scans import DrugCodeRule, ScanError, parse_scan
+from traceability.domain.scans import DrugCodeRule, ScanError, parse_scan, trace_code_of
 
 BASE = "https://trace.example.cn"
 CODE = tracecode.make("320300", 1234567)  # 32030000000012345676
@@ -411,3 +411,34 @@ def test_garbage_raises_only_scan_error(line: str) -> None:
 def test_non_string_input_is_a_scan_error() -> None:
     with pytest.raises(ScanError):
         parse_scan(b"32030000000012345676")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        CODE,
+        tracecode.pretty(CODE),
+        f"{BASE}/t/{CODE}",
+        f"http://elsewhere.example/t/{CODE}",
+        f"{BASE}/01/06901234567892/10/{CODE}?17=261231",
+        f"(01)06901234567892(10){CODE}",
+    ],
+)
+def test_the_vendor_page_finds_the_trace_code_in_every_form_a_label_carries(line: str) -> None:
+    assert trace_code_of(line, base_urls=[BASE]) == CODE
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("06901234567892", "not_a_trace_code"),  # a product barcode without our batch
+        ("12.5kg", "not_a_trace_code"),  # a weight typed into the code field
+        (tracecode.make("810000", 42)[:-1] + "0", "not_a_trace_code"),  # a drug code
+        (CODE[:-1] + str((int(CODE[-1]) + 1) % 10), "invalid_trace_code"),
+        ("", "empty"),
+    ],
+)
+def test_the_vendor_page_says_why_a_scan_is_not_a_trace_code(line: str, code: str) -> None:
+    with pytest.raises(ScanError) as caught:
+        trace_code_of(line)
+    assert caught.value.code == code and caught.value.message_zh
