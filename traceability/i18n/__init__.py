@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from babel.messages.pofile import read_po
-
 LANGS = ("zh", "en")
 """The languages, the default first."""
 DEFAULT = "zh"
@@ -103,6 +101,9 @@ def words(lang: str) -> Words:
     """The catalogue of ``lang`` (one of :data:`LANGS`), read on first use and kept."""
     if lang not in LANGS:
         raise ValueError(f"no catalogue for {lang!r}; the languages are {', '.join(LANGS)}")
+    # Imported here: a station command that shows no words does not pay for Babel (~30 ms).
+    from babel.messages.pofile import read_po
+
     text: dict[str, str] = {}
     names: dict[str, dict[str, str]] = {}
     with (HERE / f"{lang}.po").open("rb") as po:
