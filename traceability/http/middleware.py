@@ -17,6 +17,7 @@ import structlog
 from aiohttp import web
 
 from traceability import errors, i18n
+from traceability.epcis import binding
 from traceability.logging import get_logger
 
 log = get_logger("traceability.http")
@@ -47,6 +48,8 @@ def _render(
     request: web.Request, status: int, code: str, message: str, field: str | None, headers: dict[str, str] | None = None
 ) -> web.Response:
     rid = request.get(REQUEST_ID, "")
+    if request.path == "/epcis" or request.path.startswith("/epcis/"):
+        return epcis_problem(status, code, message, rid, field, headers)
     if request.path.startswith("/api/") or request.path == "/healthz":
         return web.Response(
             status=status, body=error_body(code, message, rid, field), content_type="application/json", headers=headers
@@ -64,6 +67,19 @@ def _render(
         "</body></html>"
     )
     return web.Response(status=status, text=page, content_type="text/html", headers=headers)
+
+
+def epcis_problem(
+    status: int, code: str, message: str, rid: str, field: str | None, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An error under /epcis in the REST binding's shape (:mod:`traceability.epcis.binding`)."""
+    body = binding.problem(status, code, message, field=field, request_id=rid)
+    return web.Response(
+        status=body["status"],
+        body=orjson.dumps(body),
+        content_type="application/problem+json",
+        headers={**binding.HEADERS, **(headers or {})},
+    )
 
 
 @web.middleware

@@ -1,0 +1,170 @@
+"""One EPCIS event's facets: what the ledger reads from it, never a replacement for it.
+
+:func:`facets` reads an event (already checked against GS1's schema) into :class:`Facets`: its type
+and action, when, what (every EPC and class, with its role and quantity), where (read point, business
+location), why (business step, disposition, sources and destinations) and any error declaration.
+Vocabulary values are compared in their bare CBV form whichever way they were written
+(``shipping``, ``urn:epcglobal:cbv:bizstep:shipping``, ``https://ref.gs1.org/cbv/BizStep-shipping``).
+The event itself is stored as it came (:mod:`traceability.epcis.document`); facets only index it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from traceability.domain.fields import decimal_text
+
+MAX_FUTURE = timedelta(minutes=5)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_QUANTITY = Decimal("1e12")
+MAX_WHAT = 10_000
+
+# Which lists hold what, in the order the ledger picks the batch that keeps the event's record.
+EPC_ROLES = ("parentID", "epcList", "childEPCs", "inputEPCList", "outputEPCList")
+CLASS_ROLES = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+
+_VOCABULARY = {
+    "bizStep": ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-", "https://gs1.org/voc/BizStep-"),
+    "disposition": ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-", "https://gs1.org/voc/Disp-"),
+    "reason": ("urn:epcglobal:cbv:er:", "https://ref.gs1.org/cbv/ER-", "https://gs1.org/voc/ER-"),
+    "type": ("urn:epcglobal:cbv:sdt:", "https://ref.gs1.org/cbv/SDT-", "https://gs1.org/voc/SDT-"),
+}
+
+
+def bare(kind: str, value: str) -> str:
+    """A CBV value in its bare form (``shipping``); other URIs unchanged."""
+    for prefix in _VOCABULARY[kind]:
+        if value.startswith(prefix):
+            return value[len(prefix) :]
+    return value
+
+
+class EventError(ValueError):
+    """A field of a schema-valid event that the ledger cannot take, with its path inside the event."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class What:
+    """One thing an event names: its role (``epcList``, ``inputQuantityList``, …) and URI."""
+
+    role: str
+    uri: str
+    quantity: str | None = None
+    """Canonical decimal text of a quantity element's quantity, or None."""
+    uom: str | None = None
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDeclaration:
+    declaration_time: datetime
+    reason: str | None
+    corrective: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Facets:
+    event_type: str
+    event_time: datetime
+    offset: str
+    event_id: str | None
+    action: str | None = None
+    biz_step: str | None = None
+    disposition: str | None = None
+    read_point: str | None = None
+    biz_location: str | None = None
+    transformation_id: str | None = None
+    what: list[What] = field(default_factory=list)
+    sources: list[tuple[str, str]] = field(default_factory=list)
+    destinations: list[tuple[str, str]] = field(default_factory=list)
+    error: ErrorDeclaration | None = None
+    ilmd: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def location(self) -> str | None:
+        """Where the event happened for the ledger: the business location, else the read point."""
+        return self.biz_location or self.read_point
+
+
+def parse_time(value: str, field: str, now: datetime) -> datetime:
+    """An RFC 3339 date-time (the schema checked its form) within the ledger's bounds."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventError(field, f"{value!r} is not an RFC 3339 date-time") from None
+    if moment.tzinfo is None:
+        raise EventError(field, "must carry a time zone (Z or an offset such as +08:00)")
+    if moment > now + MAX_FUTURE:
+        raise EventError(field, "is more than five minutes in the future")
+    if moment < EARLIEST:
+        raise EventError(field, "is before 1970")
+    return moment
+
+
+def _quantity(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, ValueError, TypeError):
+        raise EventError(field, "must be a number") from None
+    if not d.is_finite() or d < 0:
+        raise EventError(field, "must be a finite number, not negative")
+    if d > MAX_QUANTITY:
+        raise EventError(field, "is implausibly large (at most 10^12)")
+    return decimal_text(d)
+
+
+def facets(event: dict[str, Any], now: datetime) -> Facets:
+    """Read one schema-valid event. Raises :class:`EventError` naming the field for what the ledger refuses."""
+    out = Facets(
+        event_type=str(event["type"]),
+        event_time=parse_time(event["eventTime"], "eventTime", now),
+        offset=str(event["eventTimeZoneOffset"]),
+        event_id=event.get("eventID"),
+        action=event.get("action"),
+        biz_step=bare("bizStep", event["bizStep"]) if isinstance(event.get("bizStep"), str) else None,
+        disposition=bare("disposition", event["disposition"]) if isinstance(event.get("disposition"), str) else None,
+        read_point=(event.get("readPoint") or {}).get("id"),
+        biz_location=(event.get("bizLocation") or {}).get("id"),
+        transformation_id=event.get("transformationID"),
+        ilmd=event.get("ilmd") or {},
+    )
+    for role in EPC_ROLES:
+        value = event.get(role)
+        if isinstance(value, str):
+            out.what.append(What(role, value, path=role))
+        elif isinstance(value, list):
+            out.what.extend(What(role, uri, path=f"{role}[{i}]") for i, uri in enumerate(value) if isinstance(uri, str))
+    for role in CLASS_ROLES:
+        for i, element in enumerate(event.get(role) or ()):
+            path = f"{role}[{i}]"
+            out.what.append(
+                What(
+                    role,
+                    element["epcClass"],
+                    _quantity(element.get("quantity"), f"{path}.quantity"),
+                    element.get("uom"),
+                    path,
+                )
+            )
+    if len(out.what) > MAX_WHAT:
+        raise EventError("epcList", f"an event names at most {MAX_WHAT} EPCs and classes")
+    out.sources = [(bare("type", s["type"]), s["source"]) for s in event.get("sourceList") or ()]
+    out.destinations = [(bare("type", d["type"]), d["destination"]) for d in event.get("destinationList") or ()]
+    declaration = event.get("errorDeclaration")
+    if isinstance(declaration, dict):
+        out.error = ErrorDeclaration(
+            parse_time(declaration["declarationTime"], "errorDeclaration.declarationTime", now),
+            bare("reason", declaration["reason"]) if isinstance(declaration.get("reason"), str) else None,
+            tuple(declaration.get("correctiveEventIDs") or ()),
+        )
+    return out

@@ -1,0 +1,166 @@
+"""How an EPCIS event becomes ledger records: which batch keeps it, and what each record says.
+
+An event goes on the chain of every batch it names. The first batch it names (in the order
+``parentID``, ``epcList``, ``childEPCs``, ``inputEPCList``, ``outputEPCList``, then the quantity
+lists) keeps the **anchor** record, whose hashed bytes hold the event's whole JSON text
+(``epcis.event``). Each other batch gets a **reference** record that commits to the anchor record's
+canonical bytes by their SHA-256 (``epcis.record.digest``). Both carry the fields the native API reads
+(type, action, bizStep, disposition, times, the batch's quantity), derived from the event.
+
+Ledger event ids are UUIDs. ``urn:uuid:…`` eventIDs keep theirs; any other eventID (a CBV hash, a
+URL) is mapped to a UUIDv5 in :data:`NAMESPACE`, and each reference record's id is derived from the
+eventID and the batch's trace code, so a retry finds every record it made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from traceability.domain.fields import utc_ms
+from traceability.epcis.document import dumps_exact, loads_exact
+from traceability.epcis.events import EPC_ROLES, Facets, What
+from traceability.epcis.identifiers import Identifier
+
+NAMESPACE = uuid.UUID("6c1b0f5e-6b8e-5d35-9a59-3b1c2f1d8e47")
+DECLARATION = "#errorDeclaration"
+
+# Names for products the ledger registers itself when an event names an item it has not seen.
+_PRODUCT_NAMES: dict[str, tuple[str, str]] = {
+    "sscc": ("物流单元（SSCC）", "Logistic unit (SSCC)"),
+    "ai8003": ("可回收资产（GRAI）", "Returnable asset (GRAI)"),
+    "ai8004": ("单个资产（GIAI）", "Individual asset (GIAI)"),
+    "ai253": ("文件（GDTI）", "Document (GDTI)"),
+    "ai414": ("地点（GLN）", "Location (GLN)"),
+    "ai417": ("参与方（GLN）", "Party (GLN)"),
+    "uri": ("其他标识的物品", "Item with another identifier"),
+}
+
+
+def ledger_event_id(event_uri: str, suffix: str = "") -> str:
+    """The ledger's UUID for an EPCIS eventID (``suffix`` tells apart the records one event makes)."""
+    if not suffix and event_uri.lower().startswith("urn:uuid:"):
+        try:
+            return str(uuid.UUID(event_uri[9:]))
+        except ValueError:
+            pass
+    return str(uuid.uuid5(NAMESPACE, event_uri + suffix))
+
+
+def product_for(ident: Identifier) -> tuple[str, str | None, str, str]:
+    """(goods code, GTIN, Chinese name, English name) of the product an unseen identifier's batch is of."""
+    gtin = ident.gtin
+    if gtin is not None:
+        return f"GTIN-{gtin}", gtin, f"GS1 商品 {gtin}", f"GS1 trade item {gtin}"
+    scheme = ident.scheme if ident.scheme in _PRODUCT_NAMES else "uri"
+    zh, en = _PRODUCT_NAMES.get(ident.scheme, _PRODUCT_NAMES["uri"])
+    return f"EPC-{scheme.upper()}", None, zh, en
+
+
+@dataclass(slots=True)
+class Target:
+    """One batch an event names: its trace code, the roles it appears in, its quantity in this event."""
+
+    trace_code: str
+    batch_id: int
+    roles: list[str] = field(default_factory=list)
+    quantity: dict[str, str] | None = None
+    opening: dict[str, Any] | None = None
+    """For a batch this event creates: what its first record says about it."""
+
+
+def anchor_order(what: list[tuple[What, int]]) -> list[int]:
+    """Batch ids in the order that picks the anchor: EPC roles first (in :data:`EPC_ROLES` order), then classes."""
+    order: list[int] = []
+    rank = {role: i for i, role in enumerate(EPC_ROLES)}
+    for _, batch_id in sorted(what, key=lambda t: rank.get(t[0].role, len(rank))):
+        if batch_id not in order:
+            order.append(batch_id)
+    return order
+
+
+def quantity_of(w: What) -> dict[str, str] | None:
+    if w.quantity is None:
+        return None
+    return {"value": w.quantity, "uom": w.uom} if w.uom else {"value": w.quantity}
+
+
+def base_content(f: Facets, record_id: str, target: Target, event_uri: str) -> dict[str, Any]:
+    """The derived fields every record of the event carries (the native API's names)."""
+    content: dict[str, Any] = {
+        "eventID": record_id,
+        "type": f.event_type,
+        "traceCode": target.trace_code,
+        "eventTime": utc_ms(f.event_time),
+        "eventTimeZoneOffset": f.offset,
+        "epcis": {"id": event_uri, "role": sorted(set(target.roles))},
+    }
+    if f.action:
+        content["action"] = f.action
+    if f.biz_step:
+        content["bizStep"] = f.biz_step
+    if f.disposition:
+        content["disposition"] = f.disposition
+    if target.quantity:
+        content["quantity"] = target.quantity
+    if target.opening:
+        content["batch"] = target.opening
+    return content
+
+
+def anchor_content(
+    f: Facets,
+    record_id: str,
+    target: Target,
+    event_uri: str,
+    text: str,
+    context: str | None,
+    computed: bool,
+    original: str | None = None,
+) -> dict[str, Any]:
+    """The record that holds the event's JSON text (``text``: the public part, destinations sealed apart) and,
+    for an event that came as XML, that XML (canonical XML of the event element)."""
+    content = base_content(f, record_id, target, event_uri)
+    content["epcis"]["event"] = text
+    if original is not None:
+        content["epcis"]["xml"] = original
+    if context is not None:
+        content["epcis"]["context"] = context
+    if computed:
+        content["epcis"]["computedID"] = True
+    return content
+
+
+def reference_content(
+    f: Facets, record_id: str, target: Target, event_uri: str, anchor_code: str, anchor_bytes: bytes
+) -> dict[str, Any]:
+    """A record on another batch's chain, committing to the anchor record's canonical bytes."""
+    content = base_content(f, record_id, target, event_uri)
+    content["epcis"]["record"] = {"traceCode": anchor_code, "digest": hashlib.sha256(anchor_bytes).hexdigest()}
+    return content
+
+
+def split_destinations(event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The event without ``destinationList`` (what the public reads) and the sealed part (the list's JSON text and
+    its place among the event's members).
+
+    Who receives the goods is sealed like a native event's destination (docs/ledger.md §1.1).
+    """
+    if "destinationList" not in event:
+        return event, None
+    keys = list(event)
+    public = {k: v for k, v in event.items() if k != "destinationList"}
+    text = dumps_exact(event["destinationList"])
+    return public, {"epcisDestinationList": text, "epcisPosition": keys.index("destinationList")}
+
+
+def join_destinations(public: dict[str, Any], sealed: dict[str, Any] | None) -> dict[str, Any]:
+    """The whole event again, ``destinationList`` back in its place."""
+    if not sealed or "epcisDestinationList" not in sealed:
+        return public
+    items = list(public.items())
+    position = int(sealed.get("epcisPosition", len(items)))
+    items.insert(min(position, len(items)), ("destinationList", loads_exact(sealed["epcisDestinationList"])))
+    return dict(items)

@@ -1,0 +1,167 @@
+"""GS1's EPCIS 2.0 REST binding, mounted at /epcis: capture, capture jobs, discovery.
+
+Queries and the resource routes are in :mod:`traceability.http.epcis_query_api`. Every answer under
+/epcis carries GS1's version headers; errors are RFC 7807 problems (:mod:`traceability.epcis.binding`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from aiohttp import web
+
+from traceability import errors
+from traceability.epcis import binding, document
+from traceability.http.auth import require
+from traceability.http.keys import DATABASE, SETTINGS
+from traceability.services import epcis_capture, epcis_query
+
+routes = web.RouteTableDef()
+JSON_TYPES = ("application/json", "application/ld+json")
+XML_TYPES = ("application/xml", "text/xml")
+TOP_LEVEL = [
+    "events",
+    "eventTypes",
+    "epcs",
+    "bizSteps",
+    "bizLocations",
+    "readPoints",
+    "dispositions",
+    "capture",
+    "queries",
+]
+
+
+def gs1_json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data),
+        status=status,
+        content_type="application/json",
+        headers={**binding.HEADERS, **(headers or {})},
+    )
+
+
+def options(allow: str, extra: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=204, headers={"Allow": allow, **binding.HEADERS, **(extra or {})})
+
+
+def _problem_error(exc: document.DocumentError) -> errors.TraceError:
+    first = exc.problems[0]
+    message = "; ".join(p.as_text() for p in exc.problems[:5])
+    if len(exc.problems) > 5:
+        message += f"; and {len(exc.problems) - 5} more"
+    error = errors.BadRequest(
+        f"the document does not validate against GS1's EPCIS 2.0 schema: {message}", field=first.path
+    )
+    error.code = "invalid_document"
+    return error
+
+
+async def read_document(request: web.Request, *, single_event: bool, lenient: bool = False) -> document.Received:
+    """The body as a checked EPCIS document (JSON, JSON-LD, or XML converted to the JSON form)."""
+    ctype = request.content_type
+    body = await request.read()
+    if not body:
+        raise errors.InvalidJSON("the request has no body; send an EPCIS document")
+    max_events = request.app[SETTINGS].max_events_per_request
+    try:
+        if ctype in XML_TYPES:
+            from traceability.epcis import xml
+
+            return xml.read(body, single_event=single_event, max_events=max_events, lenient=lenient)
+        if ctype in JSON_TYPES or ctype == "application/octet-stream":
+            return document.read(body, single_event=single_event, max_events=max_events, lenient=lenient)
+    except document.DocumentError as exc:
+        raise _problem_error(exc) from None
+    raise web.HTTPUnsupportedMediaType(reason="send application/json, application/ld+json or application/xml")
+
+
+def _behaviour(request: web.Request) -> str:
+    value = request.headers.get("GS1-Capture-Error-Behaviour", "rollback").strip().lower()
+    if value not in binding.CAPTURE_BEHAVIOURS:
+        raise errors.InvalidField(
+            "GS1-Capture-Error-Behaviour must be rollback or proceed", field="GS1-Capture-Error-Behaviour"
+        )
+    return value
+
+
+@routes.view("/epcis")
+@routes.view("/epcis/")
+async def top(request: web.Request) -> web.Response:
+    if request.method == "OPTIONS":
+        return options("OPTIONS, GET")
+    if request.method != "GET":
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "OPTIONS"])
+    return gs1_json({"@context": document.CONTEXT_URL, "type": "Collection", "member": TOP_LEVEL})
+
+
+@routes.options("/epcis/capture")
+async def capture_options(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    return options(
+        "OPTIONS, POST, GET",
+        {
+            "GS1-EPCIS-Capture-Limit": str(settings.max_events_per_request),
+            "GS1-EPCIS-Capture-File-Size-Limit": str(settings.max_body_bytes),
+            "GS1-Capture-Error-Behaviour": "all",
+        },
+    )
+
+
+@routes.post("/epcis/capture")
+async def capture(request: web.Request) -> web.Response:
+    """GS1's asynchronous capture: the job is finished when the 202 is sent; its status stays at Location."""
+    principal = await require(request, "device", "enterprise")
+    behaviour = _behaviour(request)
+    received = await read_document(request, single_event=False, lenient=behaviour == "proceed")
+    settings = request.app[SETTINGS]
+    job = await epcis_capture.capture_job(request.app[DATABASE], principal, received, behaviour, settings.public_url)
+    return gs1_json(job, status=202, headers={"Location": f"/epcis/capture/{job['captureID']}"})
+
+
+@routes.get("/epcis/capture")
+async def list_jobs(request: web.Request) -> web.Response:
+    principal = await require(request, "device", "enterprise", "regulator", "admin")
+    per_page = epcis_query.per_page(request.query)
+    after = None
+    if token := request.query.get("nextPageToken"):
+        try:
+            stamp, _, job_id = bytes.fromhex(token).decode().partition("|")
+            after = (datetime.fromisoformat(stamp), job_id)
+        except ValueError:
+            raise errors.InvalidField("nextPageToken is not one this server issued", field="nextPageToken") from None
+    jobs = await epcis_capture.list_jobs(request.app[DATABASE], principal, after, per_page + 1)
+    headers = {}
+    if len(jobs) > per_page:
+        jobs = jobs[:per_page]
+        last = jobs[-1]
+        token = f"{last['createdAt'].replace('Z', '+00:00')}|{last['captureID']}".encode().hex()
+        headers["Link"] = f'</epcis/capture?perPage={per_page}&nextPageToken={token}>; rel="next"'
+    return gs1_json(jobs, headers=headers)
+
+
+@routes.view("/epcis/capture/{capture_id}")
+async def capture_job(request: web.Request) -> web.Response:
+    if request.method == "OPTIONS":
+        return options("OPTIONS, GET")
+    if request.method != "GET":
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "OPTIONS"])
+    principal = await require(request, "device", "enterprise", "regulator", "admin")
+    return gs1_json(await epcis_capture.find_job(request.app[DATABASE], principal, request.match_info["capture_id"]))
+
+
+@routes.post("/epcis/events")
+async def capture_event(request: web.Request) -> web.Response:
+    """GS1's synchronous capture of one event: 201 and its Location, or the binding's error."""
+    principal = await require(request, "device", "enterprise")
+    received = await read_document(request, single_event=True)
+    settings = request.app[SETTINGS]
+    try:
+        (outcome,) = await epcis_capture.capture(request.app[DATABASE], principal, received, settings.public_url)
+    except epcis_capture.EventFailed as exc:
+        raise exc.error from None
+    location = f"/epcis/events/{quote(outcome.event_id, safe='')}"
+    return gs1_json(outcome.as_json(), status=200 if outcome.replayed else 201, headers={"Location": location})

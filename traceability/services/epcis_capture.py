@@ -1,0 +1,371 @@
+"""Capturing EPCIS 2.0 documents onto the ledger, with the same rules as the native API.
+
+A document is checked whole before anything is written (GS1's schema, then each event's facets,
+identifiers and eventID), then written in one transaction, or not at all (GS1's ``rollback``). Each
+event becomes records on the chains of the batches it names (:mod:`traceability.epcis.records`):
+identifiers resolve to batches through the identifier table, and an EPC or lot the ledger has not
+seen becomes a batch at the capturing node, whose first record says so. Locations resolve to nodes by
+GLN. A device records at its own node; an enterprise credential at its own enterprise's nodes.
+
+Replays are idempotent: an eventID already recorded with the same event text returns its receipt.
+The same eventID with an ``errorDeclaration`` added is the EPCIS way to declare that event wrong: it
+is recorded as a new record and indexed as a correction. Any other difference is a conflict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from traceability import errors
+from traceability.domain.access import Principal
+from traceability.domain.fields import utc_ms
+from traceability.epcis import binding, document, hashing, identifiers, records
+from traceability.epcis.events import EventError, Facets, What, facets
+from traceability.logging import get_logger
+from traceability.services import epcis_ledger
+from traceability.storage import epcis_repo
+from traceability.storage.database import RETRYABLE, Database, UniqueViolation, translated
+
+log = get_logger(__name__)
+ATTEMPTS = 5
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One event of a document, checked, before the database is asked anything."""
+
+    index: int
+    path: str
+    facets: Facets
+    uri: str
+    computed: bool
+    event: dict[str, Any]
+    text: str
+    public_text: str
+    sealed: dict[str, Any] | None
+    digest: bytes
+    idents: list[tuple[What, identifiers.Identifier]] = field(default_factory=list)
+    original: str | None = None
+    """The event as it came when that was not JSON (canonical XML)."""
+
+    def where(self, inner: str) -> str:
+        return f"{self.path}.{inner}" if self.path else inner
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one event: its eventID and the record that holds it."""
+
+    event_id: str
+    trace_code: str
+    seq: int
+    hash: bytes
+    recorded_at: str
+    replayed: bool
+    batches: tuple[str, ...] = ()
+    opened: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "eventID": self.event_id,
+            "traceCode": self.trace_code,
+            "seq": self.seq,
+            "hash": self.hash.hex(),
+            "recordTime": self.recorded_at,
+            "replayed": self.replayed,
+            "batches": list(self.batches),
+            "opened": list(self.opened),
+        }
+
+
+class EventFailed(errors.TraceError):
+    """Wraps the error one event of a document met, with that event's place."""
+
+    def __init__(self, index: int, error: errors.TraceError) -> None:
+        self.index = index
+        self.error = error
+        self.status = error.status
+        self.code = error.code
+        super().__init__(error.message, field=error.field)
+
+
+def _prepare_one(
+    received: document.Received,
+    i: int,
+    plain: dict[str, Any],
+    exact: dict[str, Any],
+    context: Any,
+    now: datetime,
+    hosts: tuple[str, ...],
+) -> Prepared:
+    kind = received.kind
+    path = document.event_path(kind, i)
+    try:
+        f = facets(plain, now)
+    except EventError as exc:
+        where = f"{path}.{exc.field}" if path else exc.field
+        raise errors.InvalidField(f"{where}: {exc.message}", field=where) from None
+    computed = f.event_id is None
+    if computed and i in received.computed_ids:
+        uri = received.computed_ids[i]
+    elif computed:
+        try:
+            uri = hashing.event_hash(plain, context)
+        except hashing.HashError as exc:
+            where = f"{path}.eventID" if path else "eventID"
+            raise errors.InvalidField(f"{where}: {exc}", field=where) from None
+    else:
+        uri = str(f.event_id)
+    public, sealed = records.split_destinations(exact)
+    text = document.dumps_exact(exact)
+    p = Prepared(
+        i,
+        path,
+        f,
+        uri,
+        computed,
+        plain,
+        text,
+        document.dumps_exact(public),
+        sealed,
+        hashlib.sha256(text.encode()).digest(),
+        original=received.originals.get(i),
+    )
+    for w in f.what:
+        try:
+            p.idents.append((w, identifiers.parse(w.uri, hosts)))
+        except identifiers.IdentifierError as exc:
+            raise errors.InvalidField(f"{p.where(w.path)}: {exc}", field=p.where(w.path)) from None
+    if not p.idents:
+        where = p.where("epcList")
+        raise errors.InvalidField(
+            f"{where}: the event names no EPC or class; the ledger keeps each event on the chain of a batch it names",
+            field=where,
+        )
+    return p
+
+
+def prepare(received: document.Received, now: datetime, public_url: str) -> list[Prepared]:
+    """Check every event of a document without the database (may compute CBV hashes: run off the event loop)."""
+    hosts = identifiers.hosts([public_url])
+    context = None if received.context is None else document.loads_exact(received.context)
+    prepared = [_prepare_one(received, i, plain, exact, context, now, hosts) for i, plain, exact in received.events]
+    seen: dict[str, int] = {}
+    for p in prepared:
+        if p.uri in seen:
+            where = p.where("eventID")
+            raise errors.InvalidField(f"{where}: the same eventID as event {seen[p.uri]} of this document", field=where)
+        seen[p.uri] = p.index
+    return prepared
+
+
+async def capture(db: Database, principal: Principal, received: document.Received, public_url: str) -> list[Outcome]:
+    """Record every event of a checked document in one transaction; raise the first event's error otherwise."""
+    if principal.role not in ("device", "enterprise"):
+        raise errors.Forbidden("EPCIS capture takes a scanner device's or an enterprise's credential")
+    now = datetime.now(UTC)
+    if any(plain.get("eventID") is None and i not in received.computed_ids for i, plain, _ in received.events):
+        prepared = await asyncio.to_thread(prepare, received, now, public_url)
+    else:
+        prepared = prepare(received, now, public_url)
+    return await write(db, principal, prepared, now, received.context)
+
+
+async def write(
+    db: Database, principal: Principal, prepared: list[Prepared], now: datetime, context: str | None
+) -> list[Outcome]:
+    """The writing transaction, retried on serialisation failures and on a race with the same eventIDs."""
+    for attempt in range(ATTEMPTS):
+        try:
+            with translated():
+                async with db.acquire() as conn, conn.transaction():
+                    outcomes = await _write(conn, principal, prepared, now, context)
+            new = sum(1 for o in outcomes if not o.replayed)
+            log.info("epcis.captured", count=new, replayed=len(outcomes) - new)
+            return outcomes
+        except UniqueViolation:
+            log.info("epcis.capture_raced", attempt=attempt)
+        except RETRYABLE:
+            log.info("epcis.capture_retried", attempt=attempt)
+    raise errors.StorageUnavailable("the ledger is too busy to take these events now; retry")
+
+
+def _fail(p: Prepared, error: errors.TraceError) -> EventFailed:
+    return EventFailed(p.index, error)
+
+
+async def _write(
+    conn: Any, principal: Principal, prepared: list[Prepared], now: datetime, context: str | None
+) -> list[Outcome]:
+    places = await epcis_ledger.Places.load(conn, principal, prepared)
+    nodes = {p.index: places.node_of(p) for p in prepared}
+    outcomes: dict[int, Outcome] = {}
+    todo: list[tuple[Prepared, str]] = []  # (event, suffix of its ledger ids)
+    stored = await epcis_repo.recorded(conn, [p.uri for p in prepared])
+    by_uri: dict[str, list[Any]] = {}
+    for row in stored:
+        by_uri.setdefault(row["event_uri"], []).append(row)
+    for p in prepared:
+        decided = _replay(p, by_uri.get(p.uri, []))
+        if isinstance(decided, Outcome):
+            outcomes[p.index] = decided
+        else:
+            todo.append((p, decided))
+    if todo:
+        ledger = epcis_ledger.Writer(conn, principal, now, places, context)
+        written = await ledger.append([(p, suffix, nodes[p.index], by_uri.get(p.uri, [])) for p, suffix in todo])
+        for (p, _), outcome in zip(todo, written, strict=True):
+            outcomes[p.index] = outcome
+    return [outcomes[p.index] for p in prepared]
+
+
+def _replay(p: Prepared, stored: list[Any]) -> Outcome | str:
+    """An earlier record of the same event (a replay), or the suffix the new records' ids take."""
+    for row in stored:
+        if row["digest"] == p.digest:
+            return Outcome(p.uri, row["trace_code"], row["seq"], row["hash"], utc_ms(row["recorded_at"]), True)
+    if not stored:
+        return ""
+    original = stored[0]
+    if p.facets.error is not None and original["declared_at"] is None and len(stored) == 1:
+        if _same_apart_from_declaration(p, original):
+            return records.DECLARATION
+    where = p.where("eventID")
+    raise _fail(
+        p,
+        errors.EventConflict(
+            f"{where}: event {p.uri} was already recorded with different content (an error declaration repeats "
+            "the event exactly and adds errorDeclaration)",
+            field=where,
+        ),
+    )
+
+
+def _same_apart_from_declaration(p: Prepared, original: Any) -> bool:
+    full = epcis_ledger.full_event(original["canonical"], original["private"])
+    mine = {k: v for k, v in document.loads_exact(p.text).items() if k not in ("errorDeclaration", "recordTime")}
+    theirs = {k: v for k, v in full.items() if k not in ("errorDeclaration", "recordTime")}
+    return bool(document.dumps_exact(mine) == document.dumps_exact(theirs) or mine == theirs)
+
+
+# -- capture jobs (GS1's /capture) ---------------------------------------------------------------
+
+
+def problem(error: errors.TraceError, index: int | None = None) -> dict[str, Any]:
+    return binding.problem(error.status, error.code, error.message, field=error.field, index=index)
+
+
+async def capture_job(
+    db: Database, principal: Principal, received: document.Received, behaviour: str, public_url: str
+) -> dict[str, Any]:
+    """Run a capture job to its end and keep it; the answer is the job GS1's ``/capture/{id}`` shows.
+
+    ``rollback`` (the default): all events or none. ``proceed``: every event that can be recorded is, each
+    refused one is reported with its index. Problems found before writing with ``rollback`` are raised
+    (the binding answers those with 400 at once).
+    """
+    if principal.role not in ("device", "enterprise"):
+        raise errors.Forbidden("EPCIS capture takes a scanner device's or an enterprise's credential")
+    created = datetime.now(UTC)
+    problems = [
+        problem(errors.InvalidField(pr.as_text(), field=pr.path), i)
+        for i, found in received.refused.items()
+        for pr in found
+    ]
+    captured = 0
+    try:
+        if received.events:
+            outcomes = await capture(db, principal, received, public_url)
+            captured = sum(1 for o in outcomes if not o.replayed)
+    except EventFailed as exc:
+        if behaviour == "rollback":
+            problems.append(problem(exc.error, exc.index))
+        else:
+            captured, more = await _one_by_one(db, principal, received, public_url)
+            problems.extend(more)
+    except errors.InvalidField:
+        if behaviour == "rollback":
+            raise
+        captured, more = await _one_by_one(db, principal, received, public_url)
+        problems.extend(more)
+    problems.sort(key=lambda pr: pr.get("eventIndex", -1))
+    finished = datetime.now(UTC)
+    job_id = secrets.token_hex(10)
+    with translated():
+        async with db.acquire() as conn:
+            await epcis_repo.insert_job(
+                conn,
+                job_id,
+                principal.label,
+                behaviour,
+                created,
+                finished,
+                not problems,
+                received.count,
+                captured,
+                problems,
+            )
+    return job_json(job_id, behaviour, created, finished, not problems, problems)
+
+
+async def _one_by_one(
+    db: Database, principal: Principal, received: document.Received, public_url: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """GS1's ``proceed``: each event in its own transaction; what fails is reported, the rest recorded."""
+    captured = 0
+    problems = []
+    for i, plain, exact in received.events:
+        one = document.Received(
+            received.kind, received.context, [(i, plain, exact)], {}, 1, received.computed_ids, received.originals
+        )
+        try:
+            outcomes = await capture(db, principal, one, public_url)
+            captured += sum(1 for o in outcomes if not o.replayed)
+        except EventFailed as exc:
+            problems.append(problem(exc.error, i))
+        except errors.InvalidField as exc:
+            problems.append(problem(exc, i))
+    return captured, problems
+
+
+def job_json(
+    job_id: str, behaviour: str, created: datetime, finished: datetime, success: bool, problems: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "captureID": job_id,
+        "createdAt": utc_ms(created),
+        "finishedAt": utc_ms(finished),
+        "running": False,
+        "success": success,
+        "captureErrorBehaviour": behaviour,
+        "errors": problems,
+    }
+
+
+async def find_job(db: Database, principal: Principal, job_id: str) -> dict[str, Any]:
+    """A capture job, for the credential that ran it (and regulators and administrators)."""
+    with translated():
+        async with db.acquire() as conn:
+            row = await epcis_repo.find_job(conn, job_id)
+    if row is None or (row["principal"] != principal.label and principal.role not in ("regulator", "admin")):
+        raise errors.NotFound(f"no capture job {job_id}")
+    return _job_row(row)
+
+
+def _job_row(row: Any) -> dict[str, Any]:
+    return job_json(row["id"], row["behaviour"], row["created_at"], row["finished_at"], row["success"], row["errors"])
+
+
+async def list_jobs(
+    db: Database, principal: Principal, after: tuple[datetime, str] | None, limit: int
+) -> list[dict[str, Any]]:
+    """The credential's own capture jobs, newest first."""
+    with translated():
+        async with db.acquire() as conn:
+            rows = await epcis_repo.list_jobs(conn, principal.label, after, limit)
+    return [_job_row(r) for r in rows]

@@ -1,0 +1,283 @@
+"""Answering EPCIS queries over the whole ledger, and exporting batches as EPCIS documents.
+
+Every event is queryable: events captured through EPCIS come back as they were sent (plus
+``recordTime`` and, when the server computed it, ``eventID``); native events are written in EPCIS
+form (:mod:`traceability.epcis.export`). Each reader sees what is theirs: the public sees what the
+consumer page shows (no sealed destinations or commercial details), regulators everything, an
+enterprise the full record of the events it took part in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from traceability import errors
+from traceability.domain.access import Principal, involved
+from traceability.domain.fields import utc_ms
+from traceability.epcis import document, export, identifiers
+from traceability.epcis.query import ALL_ROLES, ANY, MATCH_ROLES, EventQuery, QueryError
+from traceability.ledger import canonical, sealed
+from traceability.services.epcis_ledger import full_event
+from traceability.storage import epcis_query_repo
+from traceability.storage.database import Database, translated
+from traceability.storage.epcis_query_repo import Filters
+
+
+class QueryParameterError(errors.InvalidField):
+    """A query parameter is wrong or not supported."""
+
+    code = "query_parameter"
+
+
+class QueryTooLarge(errors.TraceError):
+    """The query would return more events than maxEventCount allows."""
+
+    status = 413
+    code = "query_too_large"
+
+
+def per_page(params: Any) -> int:
+    from traceability.epcis.query import per_page as parse_per_page
+
+    try:
+        return parse_per_page(params.get("perPage"))
+    except QueryError as exc:
+        raise QueryParameterError(exc.message, field=exc.parameter) from None
+
+
+def _refs(
+    uris: list[str], param: str, public_url: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+    keys: list[tuple[str, str]] = []
+    prefixes: list[tuple[str, str]] = []
+    codes: list[str] = []
+    hosts = identifiers.hosts([public_url])
+    for uri in uris:
+        try:
+            ident = identifiers.parse(uri, hosts)
+        except identifiers.IdentifierError as exc:
+            raise QueryParameterError(f"{param}: {exc}", field=param) from None
+        if ident.trace_code:
+            codes.append(ident.trace_code)
+        if ident.scheme == "gtin":
+            prefixes += [("sgtin", f"{ident.value}/"), ("gs1", f"{ident.value}/")]
+        if ident.scheme != "trace":
+            keys.append(ident.key)
+    return keys, prefixes, codes
+
+
+def _places(uris: list[str]) -> tuple[list[str], list[str]]:
+    keys = [identifiers.location_key(u) for u in uris]
+    glns = [g for u in uris if (g := identifiers.location_gln(u)) and "/" not in identifiers.location_key(u)]
+    return keys, glns
+
+
+def _token(value: str | None) -> tuple[Any, int, int]:
+    if not value:
+        return None, 0, 0
+    try:
+        stamp, last, count = bytes.fromhex(value).decode().split("|")
+        return (datetime.fromisoformat(stamp) if stamp else None), int(last), int(count)
+    except ValueError:
+        raise QueryParameterError("nextPageToken is not one this server issued", field="nextPageToken") from None
+
+
+async def _filters(conn: Any, q: EventQuery, public_url: str) -> Filters:
+    f = Filters(
+        event_types=q.event_types,
+        actions=q.actions,
+        biz_steps=q.biz_steps,
+        dispositions=q.dispositions,
+        transformation_ids=q.transformation_ids,
+        error_reasons=q.error_reasons,
+        times=dict(q.times),
+        exists_error=q.exists_error,
+        order_by=q.order_by,
+        descending=q.descending,
+    )
+    if q.read_points is not None:
+        f.read_points = _places(q.read_points)
+    if q.biz_locations is not None:
+        f.biz_locations = _places(q.biz_locations)
+    if q.event_ids is not None:
+        uuids = []
+        for uri in q.event_ids:
+            if uri.lower().startswith("urn:uuid:"):
+                uuids.append(uri[9:]) if _is_uuid(uri[9:]) else None
+        f.event_ids = (q.event_ids, uuids)
+    for param, uris in q.match.items():
+        keys, prefixes, codes = _refs(uris, param, public_url)
+        roles = ALL_ROLES if param == ANY else MATCH_ROLES[param]
+        f.match.append((await epcis_query_repo.batch_ids(conn, keys, prefixes, codes), list(roles)))
+    return f
+
+
+def _is_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _sees(viewer: Principal | None, row: Any, content: dict[str, Any], private: dict[str, Any]) -> bool:
+    """Whether this reader sees the event's sealed part: regulators always, an enterprise where it took part."""
+    if viewer is None:
+        return False
+    if viewer.role in ("regulator", "admin"):
+        return True
+    parties = {row["node_uscc"]} | involved(content) | involved(private)
+    return viewer.uscc is not None and viewer.uscc in parties
+
+
+def render(
+    rows: list[Any], viewer: Principal | None, public_url: str, glns: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Rows as EPCIS events (exact numbers kept), and the extra ``@context`` they need."""
+    events: list[dict[str, Any]] = []
+    contexts: list[str | None] = []
+    for row in rows:
+        content = canonical.decode(row["canonical"])
+        private = canonical.decode(sealed.private_bytes(row["private"])) if row["private"] else {}
+        full = _sees(viewer, row, content, private)
+        if row["kind"] == "a":
+            event = full_event(row["canonical"], row["private"] if full else None)
+            if "eventID" not in event:
+                event = {"eventID": row["event_uri"], **event}
+            event["recordTime"] = utc_ms(row["recorded_at"])
+            contexts.append(content["epcis"].get("context"))
+        else:
+            shown = {**content, **private} if full else content
+            node = export.node_uri(public_url, row["node_code"], _gln_uri(row["node_gln"]))
+            nodes = {code: identifiers.gln_uri(gln) for code, gln in glns.items()}
+            event = export.native_event(
+                shown,
+                event_id=row["event_id"],
+                trace_code=row["trace_code"],
+                recorded_at=row["recorded_at"],
+                public_url=public_url,
+                node=node,
+                nodes=nodes,
+                full=full,
+            )
+            contexts.append(None)
+        events.append(event)
+    extra, clashing = export.merge_contexts(contexts, public_url)
+    for i in clashing:
+        text = contexts[i]
+        assert text is not None
+        events[i] = {"@context": document.loads_exact(text), **events[i]}
+    return events, extra
+
+
+def _gln_uri(gln: str | None) -> str | None:
+    return identifiers.gln_uri(gln) if gln else None
+
+
+def _other_nodes(rows: list[Any]) -> list[str]:
+    codes = set()
+    for row in rows:
+        if row["kind"] is None:
+            content = canonical.decode(row["canonical"])
+            for key in ("source", "destination"):
+                party = content.get(key)
+                if isinstance(party, dict) and isinstance(party.get("node"), str):
+                    codes.add(party["node"])
+    return sorted(codes)
+
+
+async def query(
+    db: Database, viewer: Principal | None, q: EventQuery, public_url: str
+) -> tuple[dict[str, Any], str | None]:
+    """An EPCISQueryDocument with one page of results, and the token of the next page (or None)."""
+    stamp, last, served = _token(q.page_token)
+    limit = q.per_page
+    if q.event_count_limit is not None:
+        limit = min(limit, q.event_count_limit - served)
+    with translated():
+        async with db.acquire() as conn:
+            f = await _filters(conn, q, public_url)
+            if q.max_event_count is not None and not q.page_token:
+                found = await epcis_query_repo.count_events(conn, f, q.max_event_count + 1)
+                if found > q.max_event_count:
+                    raise QueryTooLarge(f"the query matches more than maxEventCount={q.max_event_count} events")
+            rows: list[Any] = []
+            if limit > 0:
+                f.after = (stamp, last) if q.page_token else None
+                f.limit = limit + 1
+                rows = await epcis_query_repo.find_events(conn, f)
+            glns = await epcis_query_repo.node_glns(conn, _other_nodes(rows))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    events, extra = render(rows, viewer, public_url, glns)
+    token = None
+    if more and rows:
+        key = {"eventTime": "event_time", "recordTime": "recorded_at"}.get(q.order_by or "")
+        value = rows[-1][key].isoformat() if key else ""
+        token = f"{value}|{rows[-1]['id']}|{served + len(rows)}".encode().hex()
+    return export.query_document(events, extra, public_url, datetime.now(UTC)), token
+
+
+async def export_batches(
+    db: Database, viewer: Principal | None, batch_ids: list[int], public_url: str, limit: int = 100_000
+) -> dict[str, Any]:
+    """Every event of these batches (and every EPCIS event naming them) as one EPCISDocument, in record order."""
+    with translated():
+        async with db.acquire() as conn:
+            rows = await epcis_query_repo.find_events(conn, Filters(batch_ids=batch_ids, limit=limit))
+            glns = await epcis_query_repo.node_glns(conn, _other_nodes(rows))
+    events, extra = render(rows, viewer, public_url, glns)
+    return export.epcis_document(events, extra, public_url, datetime.now(UTC))
+
+
+def parameter_error(exc: QueryError) -> QueryParameterError:
+    return QueryParameterError(
+        exc.message if exc.message.startswith(exc.parameter) else f"{exc.parameter} {exc.message}", field=exc.parameter
+    )
+
+
+async def any_match(q: EventQuery, epc: str) -> EventQuery:
+    """``/epcs/{epc}/events``: the events naming ``epc`` in any role, as an instance or as a class."""
+    return q.narrowed(match={**q.match, ANY: [epc]})
+
+
+async def locations(db: Database) -> list[str]:
+    """GLNs of registered nodes (the business locations and read points the ledger knows)."""
+    with translated():
+        async with db.acquire() as conn:
+            return await epcis_query_repo.locations(conn, None, 10_000)
+
+
+async def epcs(db: Database, token: str | None, limit: int) -> tuple[list[str], str | None]:
+    """One page of the identifiers batches carry, as GS1 Digital Link URIs (other URIs as they are)."""
+    after = None
+    if token:
+        try:
+            scheme, _, value = bytes.fromhex(token).decode().partition("|")
+        except ValueError:
+            raise QueryParameterError("nextPageToken is not one this server issued", field="nextPageToken") from None
+        after = (scheme, value)
+    with translated():
+        async with db.acquire() as conn:
+            rows = await epcis_query_repo.identifiers(conn, after, limit + 1)
+    members = [_identifier_uri(r["scheme"], r["value"]) for r in rows[:limit]]
+    more = f"{rows[limit - 1]['scheme']}|{rows[limit - 1]['value']}".encode().hex() if len(rows) > limit else None
+    return [m for m in members if m], more
+
+
+def _identifier_uri(scheme: str, value: str) -> str | None:
+    if scheme == "uri":
+        return value
+    if scheme in ("gs1", "sgtin"):
+        gtin, _, rest = value.partition("/")
+        return f"{identifiers.GS1_RESOLVER}/01/{gtin}/{'10' if scheme == 'gs1' else '21'}/{rest}"
+    if scheme == "gtin":
+        return f"{identifiers.GS1_RESOLVER}/01/{value}"
+    if scheme == "sscc":
+        return f"{identifiers.GS1_RESOLVER}/00/{value}"
+    if scheme.startswith("ai"):
+        return f"{identifiers.GS1_RESOLVER}/{scheme[2:]}/{value}"
+    return None

@@ -1,0 +1,274 @@
+"""EPCIS capture: nodes by GLN, batches by identifier, what an eventID already recorded, the EPCIS index,
+and capture jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+SELECT_NODES_BY_GLN = """
+SELECT n.id, n.code, n.gln, n.area_code, n.enterprise_id, e.uscc
+FROM nodes n JOIN enterprises e ON e.id = n.enterprise_id
+WHERE n.gln = ANY($1::text[])
+"""
+
+
+async def nodes_by_gln(conn: asyncpg.Connection, glns: Sequence[str]) -> dict[str, asyncpg.Record]:
+    """Registered nodes by their GLN."""
+    if not glns:
+        return {}
+    return {r["gln"]: r for r in await conn.fetch(SELECT_NODES_BY_GLN, list(glns))}
+
+
+SELECT_NODES_OF_ENTERPRISE = """
+SELECT n.id, n.code, n.gln, n.area_code, n.enterprise_id, e.uscc
+FROM nodes n JOIN enterprises e ON e.id = n.enterprise_id
+WHERE n.enterprise_id = $1
+ORDER BY n.id
+LIMIT 2
+"""
+
+
+async def nodes_of_enterprise(conn: asyncpg.Connection, enterprise_id: int) -> list[asyncpg.Record]:
+    """Up to two of an enterprise's nodes (enough to tell whether it has exactly one)."""
+    return list(await conn.fetch(SELECT_NODES_OF_ENTERPRISE, enterprise_id))
+
+
+SELECT_NODE_BY_ID = """
+SELECT n.id, n.code, n.gln, n.area_code, n.enterprise_id, e.uscc
+FROM nodes n JOIN enterprises e ON e.id = n.enterprise_id
+WHERE n.id = $1
+"""
+
+
+async def node_by_id(conn: asyncpg.Connection, node_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_NODE_BY_ID, node_id)
+
+
+SELECT_BATCHES_BY_KEY = """
+SELECT i.scheme, i.value, b.id, b.trace_code
+FROM unnest($1::text[], $2::text[]) AS k(scheme, value)
+JOIN batch_identifiers i ON i.scheme = k.scheme AND i.value = k.value
+JOIN batches b ON b.id = i.batch_id
+"""
+
+
+async def batches_by_key(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """Batches carrying any of the identifier keys, by key."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(SELECT_BATCHES_BY_KEY, [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["scheme"], r["value"]): r for r in rows}
+
+
+SELECT_BATCHES_BY_CODE = "SELECT id, trace_code FROM batches WHERE trace_code = ANY($1::text[])"
+
+
+async def batches_by_code(conn: asyncpg.Connection, codes: Sequence[str]) -> dict[str, asyncpg.Record]:
+    if not codes:
+        return {}
+    return {r["trace_code"]: r for r in await conn.fetch(SELECT_BATCHES_BY_CODE, list(codes))}
+
+
+SELECT_PRODUCTS_BY_GTIN = "SELECT id, goods_code, gtin, category FROM products WHERE gtin = ANY($1::text[])"
+SELECT_PRODUCTS_BY_CODE = "SELECT id, goods_code, gtin, category FROM products WHERE goods_code = ANY($1::text[])"
+INSERT_PRODUCT = """
+INSERT INTO products (category, goods_code, gtin, name_zh, name_en)
+VALUES ('other', $1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def products_for(
+    conn: asyncpg.Connection, wanted: Sequence[tuple[str, str | None, str, str]]
+) -> dict[str, asyncpg.Record]:
+    """Products by GTIN (or by goods code when there is no GTIN), registering the missing ones.
+
+    ``wanted`` holds (goods code, gtin, Chinese name, English name); the answer is keyed by GTIN, or by
+    goods code for those without one.
+    """
+    gtins = sorted({w[1] for w in wanted if w[1]})
+    found = {r["gtin"]: r for r in await conn.fetch(SELECT_PRODUCTS_BY_GTIN, gtins)} if gtins else {}
+    codes = sorted({w[0] for w in wanted if not w[1]})
+    found.update({r["goods_code"]: r for r in await conn.fetch(SELECT_PRODUCTS_BY_CODE, codes)} if codes else {})
+    missing = [w for w in wanted if (w[1] or w[0]) not in found]
+    if missing:
+        await conn.executemany(INSERT_PRODUCT, [(w[0], w[1], w[2], w[3]) for w in missing])
+        gtins = sorted({w[1] for w in missing if w[1]})
+        codes = sorted({w[0] for w in missing})
+        rows = list(await conn.fetch(SELECT_PRODUCTS_BY_GTIN, gtins)) if gtins else []
+        rows += list(await conn.fetch(SELECT_PRODUCTS_BY_CODE, codes))
+        for r in rows:
+            found[r["gtin"] or r["goods_code"]] = r
+            found.setdefault(r["goods_code"], r)
+    return found
+
+
+NEXT_SERIALS = "SELECT nextval('trace_serial_seq') AS n FROM generate_series(1, $1)"
+
+
+async def next_serials(conn: asyncpg.Connection, count: int) -> list[int]:
+    """``count`` trace-code serials never handed out before, in one round trip."""
+    return [r["n"] for r in await conn.fetch(NEXT_SERIALS, count)]
+
+
+INSERT_BATCHES = """
+INSERT INTO batches (trace_code, product_id, node_id, device_id, open_event_id, open_digest, quantity, uom)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::uuid[], $6::bytea[], $7::numeric[],
+                     $8::text[])
+RETURNING id, trace_code
+"""
+
+
+async def insert_batches(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> dict[str, int]:
+    """New batches: (trace code, product, node, device, opening record id, opening digest, quantity, unit)."""
+    result = await conn.fetch(INSERT_BATCHES, *(list(col) for col in zip(*rows, strict=True)))
+    return {r["trace_code"]: r["id"] for r in result}
+
+
+INSERT_IDENTIFIERS = """
+INSERT INTO batch_identifiers (batch_id, scheme, value)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])
+"""
+INSERT_HEADS = """
+INSERT INTO batch_heads (batch_id, seq, head_hash)
+SELECT b, 0, h FROM unnest($1::bigint[], $2::bytea[]) AS u(b, h)
+"""
+
+
+async def insert_identifiers_and_heads(
+    conn: asyncpg.Connection, idents: Sequence[tuple[int, str, str]], heads: Sequence[tuple[int, bytes]]
+) -> None:
+    """A new batch's identifier (raises UniqueViolation if another batch took it meanwhile) and its empty chain
+    head (seq 0 at the genesis value)."""
+    await conn.execute(INSERT_IDENTIFIERS, *(list(col) for col in zip(*idents, strict=True)))
+    await conn.execute(INSERT_HEADS, *(list(col) for col in zip(*heads, strict=True)))
+
+
+SELECT_RECORDED = """
+SELECT x.event_uri, x.kind, x.digest, x.declared_at, e.id AS event_pk, e.event_id::text AS event_id, e.seq,
+       e.hash, e.prev_hash, e.canonical, e.private, e.recorded_at, b.trace_code
+FROM epcis_events x
+JOIN events e ON e.id = x.event_pk
+JOIN batches b ON b.id = e.batch_id
+WHERE x.event_uri = ANY($1::text[]) AND x.kind = 'a'
+ORDER BY e.id
+"""
+
+
+async def recorded(conn: asyncpg.Connection, event_uris: Sequence[str]) -> list[asyncpg.Record]:
+    """The records already holding any of these EPCIS eventIDs (an event and its error declaration)."""
+    return list(await conn.fetch(SELECT_RECORDED, list(event_uris)))
+
+
+SELECT_EVENT_IDS = "SELECT event_id::text AS event_id FROM events WHERE event_id = ANY($1::uuid[])"
+
+
+async def taken_event_ids(conn: asyncpg.Connection, event_ids: Sequence[str]) -> set[str]:
+    """Which of these ledger event ids are already used (by a native event, for instance)."""
+    return {r["event_id"] for r in await conn.fetch(SELECT_EVENT_IDS, list(event_ids))}
+
+
+INSERT_INDEX = """
+INSERT INTO epcis_events (event_pk, anchor_pk, kind, event_uri, event_type, action, disposition, read_point,
+                          biz_location, declared_at, error_reason, digest)
+SELECT e.id, a.id, u.kind, u.uri, u.type, u.action, u.disposition, u.read_point, u.biz_location, u.declared_at,
+       u.reason, u.digest
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::timestamptz[], $11::text[], $12::bytea[])
+     AS u(event_id, anchor_id, kind, uri, type, action, disposition, read_point, biz_location, declared_at, reason,
+          digest)
+JOIN events e ON e.event_id = u.event_id
+JOIN events a ON a.event_id = u.anchor_id
+"""
+
+IndexRow = tuple[
+    str, str, str, str, str, str | None, str | None, str | None, str | None, datetime | None, str | None, bytes
+]
+
+
+async def insert_index(conn: asyncpg.Connection, rows: Sequence[IndexRow]) -> None:
+    """Index new records: (event id, anchor event id, kind, eventID URI, type, action, disposition, read point key,
+    business location key, declaration time, error reason, digest)."""
+    if rows:
+        await conn.execute(INSERT_INDEX, *(list(col) for col in zip(*rows, strict=True)))
+
+
+INSERT_WHAT = """
+INSERT INTO epcis_what (batch_id, event_pk, role)
+SELECT u.batch_id, e.id, u.role
+FROM unnest($1::bigint[], $2::uuid[], $3::text[]) AS u(batch_id, event_id, role)
+JOIN events e ON e.event_id = u.event_id
+ON CONFLICT DO NOTHING
+"""
+
+
+async def insert_what(conn: asyncpg.Connection, rows: Sequence[tuple[int, str, str]]) -> None:
+    """(batch id, anchor event id, role) for every batch each event names."""
+    if rows:
+        await conn.execute(INSERT_WHAT, *(list(col) for col in zip(*rows, strict=True)))
+
+
+INSERT_LINKS = """
+INSERT INTO batch_links (parent_id, child_id, transformation_id, quantity, uom)
+SELECT p, c, t, q, u FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::numeric[], $5::text[]) AS x(p, c, t, q, u)
+WHERE p <> c
+ON CONFLICT DO NOTHING
+"""
+
+
+async def insert_links(conn: asyncpg.Connection, links: Sequence[tuple[int, int, str, Any, str | None]]) -> None:
+    """Genealogy from TransformationEvents: (input batch, output batch, anchor event id, quantity, unit)."""
+    if links:
+        await conn.execute(INSERT_LINKS, *(list(col) for col in zip(*links, strict=True)))
+
+
+# -- capture jobs ---------------------------------------------------------------------------------
+
+INSERT_JOB = """
+INSERT INTO epcis_capture_jobs (id, principal, behaviour, created_at, finished_at, success, event_count, captured,
+                                errors)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+"""
+
+
+async def insert_job(
+    conn: asyncpg.Connection,
+    job_id: str,
+    principal: str,
+    behaviour: str,
+    created_at: datetime,
+    finished_at: datetime,
+    success: bool,
+    event_count: int,
+    captured: int,
+    problems: list[dict[str, Any]],
+) -> None:
+    await conn.execute(
+        INSERT_JOB, job_id, principal, behaviour, created_at, finished_at, success, event_count, captured, problems
+    )
+
+
+SELECT_JOB = "SELECT * FROM epcis_capture_jobs WHERE id = $1"
+SELECT_JOBS = """
+SELECT * FROM epcis_capture_jobs
+WHERE principal = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+ORDER BY created_at DESC, id DESC
+LIMIT $4
+"""
+
+
+async def find_job(conn: asyncpg.Connection, job_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(SELECT_JOB, job_id)
+
+
+async def list_jobs(
+    conn: asyncpg.Connection, principal: str, before: tuple[datetime, str] | None, limit: int
+) -> list[asyncpg.Record]:
+    """A caller's capture jobs, newest first, after a (created_at, id) cursor."""
+    return list(
+        await conn.fetch(SELECT_JOBS, principal, before[0] if before else None, before[1] if before else "", limit)
+    )
