@@ -15,9 +15,11 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.epcis import binding, document
+from traceability.epcis import xml as epcis_xml
 from traceability.http.auth import require
 from traceability.http.keys import DATABASE, SETTINGS
 from traceability.services import epcis_capture, epcis_query
+from traceability.services.epcis_ledger import EventFailed
 
 routes = web.RouteTableDef()
 JSON_TYPES = ("application/json", "application/ld+json")
@@ -69,9 +71,7 @@ async def read_document(request: web.Request, *, single_event: bool, lenient: bo
     max_events = request.app[SETTINGS].max_events_per_request
     try:
         if ctype in XML_TYPES:
-            from traceability.epcis import xml
-
-            return xml.read(body, single_event=single_event, max_events=max_events, lenient=lenient)
+            return epcis_xml.read(body, single_event=single_event, max_events=max_events, lenient=lenient)
         if ctype in JSON_TYPES or ctype == "application/octet-stream":
             return document.read(body, single_event=single_event, max_events=max_events, lenient=lenient)
     except document.DocumentError as exc:
@@ -161,7 +161,7 @@ async def capture_event(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     try:
         (outcome,) = await epcis_capture.capture(request.app[DATABASE], principal, received, settings.public_url)
-    except epcis_capture.EventFailed as exc:
+    except EventFailed as exc:
         raise exc.error from None
     location = f"/epcis/events/{quote(outcome.event_id, safe='')}"
     return gs1_json(outcome.as_json(), status=200 if outcome.replayed else 201, headers={"Location": location})

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,73 +24,15 @@ from traceability import errors
 from traceability.domain.access import Principal
 from traceability.domain.fields import utc_ms
 from traceability.epcis import binding, document, hashing, identifiers, records
-from traceability.epcis.events import EventError, Facets, What, facets
+from traceability.epcis.events import EventError, facets
 from traceability.logging import get_logger
 from traceability.services import epcis_ledger
+from traceability.services.epcis_ledger import EventFailed, Outcome, Prepared
+from traceability.services.recording import write as write_ledger
 from traceability.storage import epcis_repo
-from traceability.storage.database import RETRYABLE, Database, UniqueViolation, translated
+from traceability.storage.database import Connection, Database
 
 log = get_logger(__name__)
-ATTEMPTS = 5
-
-
-@dataclass(slots=True)
-class Prepared:
-    """One event of a document, checked, before the database is asked anything."""
-
-    index: int
-    path: str
-    facets: Facets
-    uri: str
-    computed: bool
-    event: dict[str, Any]
-    text: str
-    public_text: str
-    sealed: dict[str, Any] | None
-    digest: bytes
-    idents: list[tuple[What, identifiers.Identifier]] = field(default_factory=list)
-    original: str | None = None
-    """The event as it came when that was not JSON (canonical XML)."""
-
-    def where(self, inner: str) -> str:
-        return f"{self.path}.{inner}" if self.path else inner
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one event: its eventID and the record that holds it."""
-
-    event_id: str
-    trace_code: str
-    seq: int
-    hash: bytes
-    recorded_at: str
-    replayed: bool
-    batches: tuple[str, ...] = ()
-    opened: tuple[str, ...] = ()
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "eventID": self.event_id,
-            "traceCode": self.trace_code,
-            "seq": self.seq,
-            "hash": self.hash.hex(),
-            "recordTime": self.recorded_at,
-            "replayed": self.replayed,
-            "batches": list(self.batches),
-            "opened": list(self.opened),
-        }
-
-
-class EventFailed(errors.TraceError):
-    """Wraps the error one event of a document met, with that event's place."""
-
-    def __init__(self, index: int, error: errors.TraceError) -> None:
-        self.index = index
-        self.error = error
-        self.status = error.status
-        self.code = error.code
-        super().__init__(error.message, field=error.field)
 
 
 def _prepare_one(
@@ -179,20 +120,16 @@ async def capture(db: Database, principal: Principal, received: document.Receive
 async def write(
     db: Database, principal: Principal, prepared: list[Prepared], now: datetime, context: str | None
 ) -> list[Outcome]:
-    """The writing transaction, retried on serialisation failures and on a race with the same eventIDs."""
-    for attempt in range(ATTEMPTS):
-        try:
-            with translated():
-                async with db.acquire() as conn, conn.transaction():
-                    outcomes = await _write(conn, principal, prepared, now, context)
-            new = sum(1 for o in outcomes if not o.replayed)
-            log.info("epcis.captured", count=new, replayed=len(outcomes) - new)
-            return outcomes
-        except UniqueViolation:
-            log.info("epcis.capture_raced", attempt=attempt)
-        except RETRYABLE:
-            log.info("epcis.capture_retried", attempt=attempt)
-    raise errors.StorageUnavailable("the ledger is too busy to take these events now; retry")
+    """The writing transaction on the shared write path, run again while concurrent writers collide
+    (a retry finds what a concurrent capture of the same eventIDs recorded, and answers it as a replay)."""
+
+    async def work(conn: Connection, retried: bool) -> list[Outcome]:
+        return await _write(conn, principal, prepared, now, context)
+
+    outcomes = await write_ledger(db, work, "the ledger is too busy to take these events now; retry")
+    new = sum(1 for o in outcomes if not o.replayed)
+    log.info("epcis.captured", count=new, replayed=len(outcomes) - new)
+    return outcomes
 
 
 def _fail(p: Prepared, error: errors.TraceError) -> EventFailed:
@@ -200,7 +137,7 @@ def _fail(p: Prepared, error: errors.TraceError) -> EventFailed:
 
 
 async def _write(
-    conn: Any, principal: Principal, prepared: list[Prepared], now: datetime, context: str | None
+    conn: Connection, principal: Principal, prepared: list[Prepared], now: datetime, context: str | None
 ) -> list[Outcome]:
     places = await epcis_ledger.Places.load(conn, principal, prepared)
     nodes = {p.index: places.node_of(p) for p in prepared}
@@ -296,20 +233,19 @@ async def capture_job(
     problems.sort(key=lambda pr: pr.get("eventIndex", -1))
     finished = datetime.now(UTC)
     job_id = secrets.token_hex(10)
-    with translated():
-        async with db.acquire() as conn:
-            await epcis_repo.insert_job(
-                conn,
-                job_id,
-                principal.label,
-                behaviour,
-                created,
-                finished,
-                not problems,
-                received.count,
-                captured,
-                problems,
-            )
+    async with db.connection() as conn:
+        await epcis_repo.insert_job(
+            conn,
+            job_id,
+            principal.label,
+            behaviour,
+            created,
+            finished,
+            not problems,
+            received.count,
+            captured,
+            problems,
+        )
     return job_json(job_id, behaviour, created, finished, not problems, problems)
 
 
@@ -349,9 +285,8 @@ def job_json(
 
 async def find_job(db: Database, principal: Principal, job_id: str) -> dict[str, Any]:
     """A capture job, for the credential that ran it (and regulators and administrators)."""
-    with translated():
-        async with db.acquire() as conn:
-            row = await epcis_repo.find_job(conn, job_id)
+    async with db.connection() as conn:
+        row = await epcis_repo.find_job(conn, job_id)
     if row is None or (row["principal"] != principal.label and principal.role not in ("regulator", "admin")):
         raise errors.NotFound(f"no capture job {job_id}")
     return _job_row(row)
@@ -365,7 +300,6 @@ async def list_jobs(
     db: Database, principal: Principal, after: tuple[datetime, str] | None, limit: int
 ) -> list[dict[str, Any]]:
     """The credential's own capture jobs, newest first."""
-    with translated():
-        async with db.acquire() as conn:
-            rows = await epcis_repo.list_jobs(conn, principal.label, after, limit)
+    async with db.connection() as conn:
+        rows = await epcis_repo.list_jobs(conn, principal.label, after, limit)
     return [_job_row(r) for r in rows]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from traceability import errors
 from traceability.domain import tracecode
@@ -22,14 +22,70 @@ from traceability.domain.access import Principal
 from traceability.domain.fields import utc_ms
 from traceability.domain.supply import SALE_STEPS
 from traceability.epcis import document, identifiers, records
-from traceability.epcis.events import EPC_ROLES, What
+from traceability.epcis.events import EPC_ROLES, Facets, What
 from traceability.ledger import canonical, chain, sealed
-from traceability.services.capture import _record
+from traceability.services.recording import record
 from traceability.storage import batches_repo, epcis_repo, events_repo
-from traceability.storage.database import CheckViolation
+from traceability.storage.database import Connection
 
-if TYPE_CHECKING:
-    from traceability.services.epcis_capture import Outcome, Prepared
+
+@dataclass(slots=True)
+class Prepared:
+    """One event of a document, checked, before the database is asked anything."""
+
+    index: int
+    path: str
+    facets: Facets
+    uri: str
+    computed: bool
+    event: dict[str, Any]
+    text: str
+    public_text: str
+    sealed: dict[str, Any] | None
+    digest: bytes
+    idents: list[tuple[What, identifiers.Identifier]] = field(default_factory=list)
+    original: str | None = None
+    """The event as it came when that was not JSON (canonical XML)."""
+
+    def where(self, inner: str) -> str:
+        return f"{self.path}.{inner}" if self.path else inner
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one event: its eventID and the record that holds it."""
+
+    event_id: str
+    trace_code: str
+    seq: int
+    hash: bytes
+    recorded_at: str
+    replayed: bool
+    batches: tuple[str, ...] = ()
+    opened: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "eventID": self.event_id,
+            "traceCode": self.trace_code,
+            "seq": self.seq,
+            "hash": self.hash.hex(),
+            "recordTime": self.recorded_at,
+            "replayed": self.replayed,
+            "batches": list(self.batches),
+            "opened": list(self.opened),
+        }
+
+
+class EventFailed(errors.TraceError):
+    """Wraps the error one event of a document met, with that event's place."""
+
+    def __init__(self, index: int, error: errors.TraceError) -> None:
+        self.index = index
+        self.error = error
+        self.status = error.status
+        self.code = error.code
+        super().__init__(error.message, field=error.field)
 
 
 def full_event(canonical_bytes: bytes, private: bytes | None) -> dict[str, Any]:
@@ -43,8 +99,6 @@ def full_event(canonical_bytes: bytes, private: bytes | None) -> dict[str, Any]:
 
 
 def _failed(p: Prepared, error: errors.TraceError) -> errors.TraceError:
-    from traceability.services.epcis_capture import EventFailed
-
     return EventFailed(p.index, error)
 
 
@@ -57,7 +111,7 @@ class Places:
     own: list[Any]
 
     @classmethod
-    async def load(cls, conn: Any, principal: Principal, prepared: Sequence[Prepared]) -> Places:
+    async def load(cls, conn: Connection, principal: Principal, prepared: Sequence[Prepared]) -> Places:
         glns: set[str] = set()
         for p in prepared:
             f = p.facets
@@ -149,7 +203,9 @@ class _Batch:
 class Writer:
     """Appends prepared events (new ones only: replays were answered before) in one transaction."""
 
-    def __init__(self, conn: Any, principal: Principal, now: datetime, places: Places, context: str | None) -> None:
+    def __init__(
+        self, conn: Connection, principal: Principal, now: datetime, places: Places, context: str | None
+    ) -> None:
         self.conn = conn
         self.principal = principal
         self.now = now
@@ -193,7 +249,7 @@ class Writer:
                 if source:
                     content["source"] = source
                 self._stamp(content, node)
-                data, private = _record(content, self.recorded_at)
+                data, private = record(content, self.recorded_at)
                 if n == 0:
                     anchor_bytes = data
                 head = state[target.trace_code]
@@ -242,8 +298,6 @@ class Writer:
             if suffix == records.DECLARATION and earlier:
                 reason = p.facets.error.reason if p.facets.error and p.facets.error.reason else "unspecified"
                 corrections.append((earlier[0]["event_id"], anchor_id, reason))
-            from traceability.services.epcis_capture import Outcome
-
             code, seq, digest = receipts[0]
             outcomes.append(
                 Outcome(
@@ -262,12 +316,7 @@ class Writer:
         await epcis_repo.insert_index(self.conn, index)
         await epcis_repo.insert_what(self.conn, what)
         await events_repo.insert_corrections(self.conn, corrections)
-        try:
-            await epcis_repo.insert_links(self.conn, links)
-        except CheckViolation:
-            raise errors.InvalidField(
-                "a TransformationEvent here would make a batch its own ancestor", field="inputEPCList"
-            ) from None
+        await epcis_repo.insert_links(self.conn, links)
         return outcomes
 
     def _places_party(self, p: Prepared, which: str) -> dict[str, str] | None:

@@ -20,7 +20,7 @@ from traceability.epcis.query import ALL_ROLES, ANY, MATCH_ROLES, EventQuery, Qu
 from traceability.ledger import canonical, sealed
 from traceability.services.epcis_ledger import full_event
 from traceability.storage import epcis_query_repo
-from traceability.storage.database import Database, translated
+from traceability.storage.database import Connection, Database
 from traceability.storage.epcis_query_repo import Filters
 
 
@@ -83,7 +83,7 @@ def _token(value: str | None) -> tuple[Any, int, int]:
         raise QueryParameterError("nextPageToken is not one this server issued", field="nextPageToken") from None
 
 
-async def _filters(conn: Any, q: EventQuery, public_url: str) -> Filters:
+async def _filters(conn: Connection, q: EventQuery, public_url: str) -> Filters:
     f = Filters(
         event_types=q.event_types,
         actions=q.actions,
@@ -197,19 +197,18 @@ async def query(
     limit = q.per_page
     if q.event_count_limit is not None:
         limit = min(limit, q.event_count_limit - served)
-    with translated():
-        async with db.acquire() as conn:
-            f = await _filters(conn, q, public_url)
-            if q.max_event_count is not None and not q.page_token:
-                found = await epcis_query_repo.count_events(conn, f, q.max_event_count + 1)
-                if found > q.max_event_count:
-                    raise QueryTooLarge(f"the query matches more than maxEventCount={q.max_event_count} events")
-            rows: list[Any] = []
-            if limit > 0:
-                f.after = (stamp, last) if q.page_token else None
-                f.limit = limit + 1
-                rows = await epcis_query_repo.find_events(conn, f)
-            glns = await epcis_query_repo.node_glns(conn, _other_nodes(rows))
+    async with db.connection() as conn:
+        f = await _filters(conn, q, public_url)
+        if q.max_event_count is not None and not q.page_token:
+            found = await epcis_query_repo.count_events(conn, f, q.max_event_count + 1)
+            if found > q.max_event_count:
+                raise QueryTooLarge(f"the query matches more than maxEventCount={q.max_event_count} events")
+        rows: list[Any] = []
+        if limit > 0:
+            f.after = (stamp, last) if q.page_token else None
+            f.limit = limit + 1
+            rows = await epcis_query_repo.find_events(conn, f)
+        glns = await epcis_query_repo.node_glns(conn, _other_nodes(rows))
     more = len(rows) > limit
     rows = rows[:limit]
     events, extra = render(rows, viewer, public_url, glns)
@@ -225,10 +224,9 @@ async def export_batches(
     db: Database, viewer: Principal | None, batch_ids: list[int], public_url: str, limit: int = 100_000
 ) -> dict[str, Any]:
     """Every event of these batches (and every EPCIS event naming them) as one EPCISDocument, in record order."""
-    with translated():
-        async with db.acquire() as conn:
-            rows = await epcis_query_repo.find_events(conn, Filters(batch_ids=batch_ids, limit=limit))
-            glns = await epcis_query_repo.node_glns(conn, _other_nodes(rows))
+    async with db.connection() as conn:
+        rows = await epcis_query_repo.find_events(conn, Filters(batch_ids=batch_ids, limit=limit))
+        glns = await epcis_query_repo.node_glns(conn, _other_nodes(rows))
     events, extra = render(rows, viewer, public_url, glns)
     return export.epcis_document(events, extra, public_url, datetime.now(UTC))
 
@@ -246,9 +244,8 @@ async def any_match(q: EventQuery, epc: str) -> EventQuery:
 
 async def locations(db: Database) -> list[str]:
     """GLNs of registered nodes (the business locations and read points the ledger knows)."""
-    with translated():
-        async with db.acquire() as conn:
-            return await epcis_query_repo.locations(conn, None, 10_000)
+    async with db.connection() as conn:
+        return await epcis_query_repo.locations(conn, None, 10_000)
 
 
 async def epcs(db: Database, token: str | None, limit: int) -> tuple[list[str], str | None]:
@@ -260,9 +257,8 @@ async def epcs(db: Database, token: str | None, limit: int) -> tuple[list[str], 
         except ValueError:
             raise QueryParameterError("nextPageToken is not one this server issued", field="nextPageToken") from None
         after = (scheme, value)
-    with translated():
-        async with db.acquire() as conn:
-            rows = await epcis_query_repo.identifiers(conn, after, limit + 1)
+    async with db.connection() as conn:
+        rows = await epcis_query_repo.identifiers(conn, after, limit + 1)
     members = [_identifier_uri(r["scheme"], r["value"]) for r in rows[:limit]]
     more = f"{rows[limit - 1]['scheme']}|{rows[limit - 1]['value']}".encode().hex() if len(rows) > limit else None
     return [m for m in members if m], more

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import asyncpg
+from traceability.storage.database import Connection, Record
 
 BASE = """
 SELECT e.id, e.event_id::text AS event_id, e.seq, e.hash, e.canonical, e.private, e.recorded_at, e.event_time,
@@ -143,12 +143,12 @@ def build(f: Filters) -> tuple[str, list[Any]]:
     return sql, q.args
 
 
-async def find_events(conn: asyncpg.Connection, f: Filters) -> list[asyncpg.Record]:
+async def find_events(conn: Connection, f: Filters) -> list[Record]:
     sql, args = build(f)
     return list(await conn.fetch(sql, *args))
 
 
-async def count_events(conn: asyncpg.Connection, f: Filters, cap: int) -> int:
+async def count_events(conn: Connection, f: Filters, cap: int) -> int:
     """How many events match, counting at most ``cap``."""
     sql, args = build(Filters(**{**{k: getattr(f, k) for k in f.__dataclass_fields__}, "limit": cap}))
     value: int = await conn.fetchval(f"SELECT count(*) FROM ({sql}) m", *args)
@@ -168,7 +168,7 @@ SELECT b.id FROM batches b WHERE b.trace_code = ANY($5::text[])
 
 
 async def batch_ids(
-    conn: asyncpg.Connection, keys: Sequence[tuple[str, str]], prefixes: Sequence[tuple[str, str]], codes: Sequence[str]
+    conn: Connection, keys: Sequence[tuple[str, str]], prefixes: Sequence[tuple[str, str]], codes: Sequence[str]
 ) -> list[int]:
     """Batches by identifier key, by key prefix (EPC patterns) and by trace code."""
     rows = await conn.fetch(
@@ -185,7 +185,7 @@ async def batch_ids(
 SELECT_NODE_GLNS = "SELECT code, gln FROM nodes WHERE code = ANY($1::text[]) AND gln IS NOT NULL"
 
 
-async def node_glns(conn: asyncpg.Connection, codes: Sequence[str]) -> dict[str, str]:
+async def node_glns(conn: Connection, codes: Sequence[str]) -> dict[str, str]:
     if not codes:
         return {}
     return {r["code"]: r["gln"] for r in await conn.fetch(SELECT_NODE_GLNS, list(codes))}
@@ -196,7 +196,7 @@ SELECT n.gln FROM nodes n WHERE n.gln IS NOT NULL AND ($1::text IS NULL OR n.gln
 """
 
 
-async def locations(conn: asyncpg.Connection, after: str | None, limit: int) -> list[str]:
+async def locations(conn: Connection, after: str | None, limit: int) -> list[str]:
     """GLNs of registered nodes, in order."""
     return [r["gln"] for r in await conn.fetch(SELECT_LOCATIONS, after, limit)]
 
@@ -209,7 +209,7 @@ LIMIT $3
 """
 
 
-async def identifiers(conn: asyncpg.Connection, after: tuple[str, str] | None, limit: int) -> list[asyncpg.Record]:
+async def identifiers(conn: Connection, after: tuple[str, str] | None, limit: int) -> list[Record]:
     """Identifier keys of batches, in order."""
     scheme, value = after if after else (None, "")
     return list(await conn.fetch(SELECT_IDENTIFIERS, scheme, value, limit))

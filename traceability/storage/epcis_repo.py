@@ -9,6 +9,9 @@ from typing import Any
 
 import asyncpg
 
+from traceability import errors
+from traceability.storage.database import Connection, Record
+
 SELECT_NODES_BY_GLN = """
 SELECT n.id, n.code, n.gln, n.area_code, n.enterprise_id, e.uscc
 FROM nodes n JOIN enterprises e ON e.id = n.enterprise_id
@@ -16,7 +19,7 @@ WHERE n.gln = ANY($1::text[])
 """
 
 
-async def nodes_by_gln(conn: asyncpg.Connection, glns: Sequence[str]) -> dict[str, asyncpg.Record]:
+async def nodes_by_gln(conn: Connection, glns: Sequence[str]) -> dict[str, Record]:
     """Registered nodes by their GLN."""
     if not glns:
         return {}
@@ -32,7 +35,7 @@ LIMIT 2
 """
 
 
-async def nodes_of_enterprise(conn: asyncpg.Connection, enterprise_id: int) -> list[asyncpg.Record]:
+async def nodes_of_enterprise(conn: Connection, enterprise_id: int) -> list[Record]:
     """Up to two of an enterprise's nodes (enough to tell whether it has exactly one)."""
     return list(await conn.fetch(SELECT_NODES_OF_ENTERPRISE, enterprise_id))
 
@@ -44,7 +47,7 @@ WHERE n.id = $1
 """
 
 
-async def node_by_id(conn: asyncpg.Connection, node_id: int) -> asyncpg.Record | None:
+async def node_by_id(conn: Connection, node_id: int) -> Record | None:
     return await conn.fetchrow(SELECT_NODE_BY_ID, node_id)
 
 
@@ -56,7 +59,7 @@ JOIN batches b ON b.id = i.batch_id
 """
 
 
-async def batches_by_key(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+async def batches_by_key(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     """Batches carrying any of the identifier keys, by key."""
     if not keys:
         return {}
@@ -67,7 +70,7 @@ async def batches_by_key(conn: asyncpg.Connection, keys: Sequence[tuple[str, str
 SELECT_BATCHES_BY_CODE = "SELECT id, trace_code FROM batches WHERE trace_code = ANY($1::text[])"
 
 
-async def batches_by_code(conn: asyncpg.Connection, codes: Sequence[str]) -> dict[str, asyncpg.Record]:
+async def batches_by_code(conn: Connection, codes: Sequence[str]) -> dict[str, Record]:
     if not codes:
         return {}
     return {r["trace_code"]: r for r in await conn.fetch(SELECT_BATCHES_BY_CODE, list(codes))}
@@ -82,9 +85,7 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def products_for(
-    conn: asyncpg.Connection, wanted: Sequence[tuple[str, str | None, str, str]]
-) -> dict[str, asyncpg.Record]:
+async def products_for(conn: Connection, wanted: Sequence[tuple[str, str | None, str, str]]) -> dict[str, Record]:
     """Products by GTIN (or by goods code when there is no GTIN), registering the missing ones.
 
     ``wanted`` holds (goods code, gtin, Chinese name, English name); the answer is keyed by GTIN, or by
@@ -110,7 +111,7 @@ async def products_for(
 NEXT_SERIALS = "SELECT nextval('trace_serial_seq') AS n FROM generate_series(1, $1)"
 
 
-async def next_serials(conn: asyncpg.Connection, count: int) -> list[int]:
+async def next_serials(conn: Connection, count: int) -> list[int]:
     """``count`` trace-code serials never handed out before, in one round trip."""
     return [r["n"] for r in await conn.fetch(NEXT_SERIALS, count)]
 
@@ -123,7 +124,7 @@ RETURNING id, trace_code
 """
 
 
-async def insert_batches(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> dict[str, int]:
+async def insert_batches(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> dict[str, int]:
     """New batches: (trace code, product, node, device, opening record id, opening digest, quantity, unit)."""
     result = await conn.fetch(INSERT_BATCHES, *(list(col) for col in zip(*rows, strict=True)))
     return {r["trace_code"]: r["id"] for r in result}
@@ -140,11 +141,15 @@ SELECT b, 0, h FROM unnest($1::bigint[], $2::bytea[]) AS u(b, h)
 
 
 async def insert_identifiers_and_heads(
-    conn: asyncpg.Connection, idents: Sequence[tuple[int, str, str]], heads: Sequence[tuple[int, bytes]]
+    conn: Connection, idents: Sequence[tuple[int, str, str]], heads: Sequence[tuple[int, bytes]]
 ) -> None:
-    """A new batch's identifier (raises UniqueViolation if another batch took it meanwhile) and its empty chain
-    head (seq 0 at the genesis value)."""
-    await conn.execute(INSERT_IDENTIFIERS, *(list(col) for col in zip(*idents, strict=True)))
+    """A new batch's identifier and its empty chain head (seq 0 at the genesis value); Contention when a
+    concurrent writer gave the identifier to a batch of its own meanwhile."""
+    try:
+        await conn.execute(INSERT_IDENTIFIERS, *(list(col) for col in zip(*idents, strict=True)))
+    except asyncpg.UniqueViolationError:
+        # A concurrent capture opened a batch for the same identifier first: run again, and find it.
+        raise errors.Contention() from None
     await conn.execute(INSERT_HEADS, *(list(col) for col in zip(*heads, strict=True)))
 
 
@@ -159,7 +164,7 @@ ORDER BY e.id
 """
 
 
-async def recorded(conn: asyncpg.Connection, event_uris: Sequence[str]) -> list[asyncpg.Record]:
+async def recorded(conn: Connection, event_uris: Sequence[str]) -> list[Record]:
     """The records already holding any of these EPCIS eventIDs (an event and its error declaration)."""
     return list(await conn.fetch(SELECT_RECORDED, list(event_uris)))
 
@@ -167,7 +172,7 @@ async def recorded(conn: asyncpg.Connection, event_uris: Sequence[str]) -> list[
 SELECT_EVENT_IDS = "SELECT event_id::text AS event_id FROM events WHERE event_id = ANY($1::uuid[])"
 
 
-async def taken_event_ids(conn: asyncpg.Connection, event_ids: Sequence[str]) -> set[str]:
+async def taken_event_ids(conn: Connection, event_ids: Sequence[str]) -> set[str]:
     """Which of these ledger event ids are already used (by a native event, for instance)."""
     return {r["event_id"] for r in await conn.fetch(SELECT_EVENT_IDS, list(event_ids))}
 
@@ -190,7 +195,7 @@ IndexRow = tuple[
 ]
 
 
-async def insert_index(conn: asyncpg.Connection, rows: Sequence[IndexRow]) -> None:
+async def insert_index(conn: Connection, rows: Sequence[IndexRow]) -> None:
     """Index new records: (event id, anchor event id, kind, eventID URI, type, action, disposition, read point key,
     business location key, declaration time, error reason, digest)."""
     if rows:
@@ -206,7 +211,7 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def insert_what(conn: asyncpg.Connection, rows: Sequence[tuple[int, str, str]]) -> None:
+async def insert_what(conn: Connection, rows: Sequence[tuple[int, str, str]]) -> None:
     """(batch id, anchor event id, role) for every batch each event names."""
     if rows:
         await conn.execute(INSERT_WHAT, *(list(col) for col in zip(*rows, strict=True)))
@@ -220,10 +225,16 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def insert_links(conn: asyncpg.Connection, links: Sequence[tuple[int, int, str, Any, str | None]]) -> None:
+async def insert_links(conn: Connection, links: Sequence[tuple[int, int, str, Any, str | None]]) -> None:
     """Genealogy from TransformationEvents: (input batch, output batch, anchor event id, quantity, unit)."""
-    if links:
+    if not links:
+        return
+    try:
         await conn.execute(INSERT_LINKS, *(list(col) for col in zip(*links, strict=True)))
+    except asyncpg.CheckViolationError:
+        raise errors.InvalidField(
+            "outputEPCList: this TransformationEvent would make a batch its own ancestor", field="outputEPCList"
+        ) from None
 
 
 # -- capture jobs ---------------------------------------------------------------------------------
@@ -236,7 +247,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 
 
 async def insert_job(
-    conn: asyncpg.Connection,
+    conn: Connection,
     job_id: str,
     principal: str,
     behaviour: str,
@@ -261,13 +272,11 @@ LIMIT $4
 """
 
 
-async def find_job(conn: asyncpg.Connection, job_id: str) -> asyncpg.Record | None:
+async def find_job(conn: Connection, job_id: str) -> Record | None:
     return await conn.fetchrow(SELECT_JOB, job_id)
 
 
-async def list_jobs(
-    conn: asyncpg.Connection, principal: str, before: tuple[datetime, str] | None, limit: int
-) -> list[asyncpg.Record]:
+async def list_jobs(conn: Connection, principal: str, before: tuple[datetime, str] | None, limit: int) -> list[Record]:
     """A caller's capture jobs, newest first, after a (created_at, id) cursor."""
     return list(
         await conn.fetch(SELECT_JOBS, principal, before[0] if before else None, before[1] if before else "", limit)
