@@ -68,7 +68,7 @@ async def test_an_epc_matches_as_urn_and_as_digital_link(epcis: Epcis) -> None:
     assert len(events_of(doc)) == 2
     status, doc, _ = await epcis.query(MATCH_epcClass="urn:epc:idpat:sgtin:0614141.712345.*")
     assert events_of(doc) == []
-    status, doc, _ = await epcis.query("/epcis/epcs/https://id.gs1.org/01/70614141123451/21/2017/events")
+    _status, doc, _ = await epcis.query("/epcis/epcs/https://id.gs1.org/01/70614141123451/21/2017/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["shipping"]
 
 
@@ -99,7 +99,7 @@ async def test_the_public_sees_no_destination_the_parties_do(world: World, epcis
     event_id = doc["epcisBody"]["eventList"][0]["eventID"]
     regulator = await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "市场监管局"}, expect=201)
     for token, sees in (("", False), (regulator["credential"], True), (None, True)):
-        status, answer, _ = await epcis.query(EQ_eventID=event_id, token=token)
+        _status, answer, _ = await epcis.query(EQ_eventID=event_id, token=token)
         (event,) = events_of(answer)
         assert ("destinationList" in event) is sees
         assert event["sourceList"] == doc["epcisBody"]["eventList"][0]["sourceList"]
@@ -160,7 +160,7 @@ async def test_an_error_declaration_repeats_the_event(epcis: Epcis) -> None:
     status, answer, _ = await epcis.query(f"/epcis/events/{quote(event['eventID'], safe='')}")
     got = events_of(answer)
     assert len(got) == 2 and "errorDeclaration" in got[1] and "errorDeclaration" not in got[0]
-    status, answer, _ = await epcis.query(EXISTS_errorDeclaration="true")
+    _status, answer, _ = await epcis.query(EXISTS_errorDeclaration="true")
     assert [e["eventID"] for e in events_of(answer)] == [event["eventID"]]
 
 
@@ -177,5 +177,5 @@ async def test_discovery_and_resources(epcis: Epcis) -> None:
     assert [e["bizStep"] for e in events_of(doc)] == ["receiving"]
     status, doc, _ = await epcis.query("/epcis/bizLocations/urn:epc:id:sgln:0012345.11111.0/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["receiving"]
-    status, doc, _ = await epcis.query("/epcis/readPoints/urn:epc:id:sgln:0614141.07346.1234/events")
+    _status, doc, _ = await epcis.query("/epcis/readPoints/urn:epc:id:sgln:0614141.07346.1234/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["shipping"]
