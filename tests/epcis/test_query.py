@@ -66,7 +66,7 @@ async def test_an_epc_matches_as_urn_and_as_digital_link(epcis: Epcis) -> None:
         assert [e["bizStep"] for e in events_of(doc)] == ["shipping", "receiving"], epc
     status, doc, _ = await epcis.query(MATCH_epc="urn:epc:idpat:sgtin:0614141.712345.*")
     assert len(events_of(doc)) == 2
-    status, doc, _ = await epcis.query(MATCH_epcClass="urn:epc:idpat:sgtin:0614141.712345.*")
+    _, doc, _ = await epcis.query(MATCH_epcClass="urn:epc:idpat:sgtin:0614141.712345.*")
     assert events_of(doc) == []
     _status, doc, _ = await epcis.query("/epcis/epcs/https://id.gs1.org/01/70614141123451/21/2017/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["shipping"]
@@ -157,7 +157,7 @@ async def test_an_error_declaration_repeats_the_event(epcis: Epcis) -> None:
     declared["epcisBody"]["eventList"] = [event]
     status, job = await epcis.capture(orjson.loads(document.dumps_exact(declared)))
     assert job["success"], job
-    status, answer, _ = await epcis.query(f"/epcis/events/{quote(event['eventID'], safe='')}")
+    _, answer, _ = await epcis.query(f"/epcis/events/{quote(event['eventID'], safe='')}")
     got = events_of(answer)
     assert len(got) == 2 and "errorDeclaration" in got[1] and "errorDeclaration" not in got[0]
     _status, answer, _ = await epcis.query(EXISTS_errorDeclaration="true")
@@ -175,7 +175,7 @@ async def test_discovery_and_resources(epcis: Epcis) -> None:
     await captured(epcis, load("Example_9.6.1-ObjectEvent.jsonld"))
     status, doc, _ = await epcis.query("/epcis/bizSteps/receiving/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["receiving"]
-    status, doc, _ = await epcis.query("/epcis/bizLocations/urn:epc:id:sgln:0012345.11111.0/events")
+    _, doc, _ = await epcis.query("/epcis/bizLocations/urn:epc:id:sgln:0012345.11111.0/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["receiving"]
     _status, doc, _ = await epcis.query("/epcis/readPoints/urn:epc:id:sgln:0614141.07346.1234/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["shipping"]
