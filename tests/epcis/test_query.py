@@ -62,9 +62,9 @@ async def test_native_and_epcis_events_are_queried_together(world: World, epcis:
 async def test_an_epc_matches_as_urn_and_as_digital_link(epcis: Epcis) -> None:
     await captured(epcis, load("Example_9.6.1-ObjectEventWithDigitalLink.jsonld"))
     for epc in ("urn:epc:id:sgtin:0614141.712345.2018", "https://id.gs1.org/01/70614141123451/21/2018"):
-        status, doc, _ = await epcis.query(MATCH_epc=epc)
+        _, doc, _ = await epcis.query(MATCH_epc=epc)
         assert [e["bizStep"] for e in events_of(doc)] == ["shipping", "receiving"], epc
-    status, doc, _ = await epcis.query(MATCH_epc="urn:epc:idpat:sgtin:0614141.712345.*")
+    _, doc, _ = await epcis.query(MATCH_epc="urn:epc:idpat:sgtin:0614141.712345.*")
     assert len(events_of(doc)) == 2
     _, doc, _ = await epcis.query(MATCH_epcClass="urn:epc:idpat:sgtin:0614141.712345.*")
     assert events_of(doc) == []
@@ -155,7 +155,7 @@ async def test_an_error_declaration_repeats_the_event(epcis: Epcis) -> None:
     event = declared["epcisBody"]["eventList"][0]
     event["errorDeclaration"] = {"declarationTime": "2005-04-05T00:00:00Z", "reason": "did_not_occur"}
     declared["epcisBody"]["eventList"] = [event]
-    status, job = await epcis.capture(orjson.loads(document.dumps_exact(declared)))
+    _, job = await epcis.capture(orjson.loads(document.dumps_exact(declared)))
     assert job["success"], job
     _, answer, _ = await epcis.query(f"/epcis/events/{quote(event['eventID'], safe='')}")
     got = events_of(answer)
@@ -170,10 +170,10 @@ async def test_discovery_and_resources(epcis: Epcis) -> None:
     assert resp.headers["GS1-CBV-Version"] == "2.0.0"
     status, top, _ = await epcis.query("/epcis")
     assert "events" in top["member"] and "capture" in top["member"]
-    status, types, _ = await epcis.query("/epcis/eventTypes")
+    _, types, _ = await epcis.query("/epcis/eventTypes")
     assert "TransformationEvent" in types["member"]
     await captured(epcis, load("Example_9.6.1-ObjectEvent.jsonld"))
-    status, doc, _ = await epcis.query("/epcis/bizSteps/receiving/events")
+    _, doc, _ = await epcis.query("/epcis/bizSteps/receiving/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["receiving"]
     _, doc, _ = await epcis.query("/epcis/bizLocations/urn:epc:id:sgln:0012345.11111.0/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["receiving"]
