@@ -168,7 +168,7 @@ async def test_discovery_and_resources(epcis: Epcis) -> None:
     resp = await epcis.client.options("/epcis/capture")
     assert resp.status == 204 and resp.headers["GS1-EPCIS-Capture-Limit"] == "1000"
     assert resp.headers["GS1-CBV-Version"] == "2.0.0"
-    status, top, _ = await epcis.query("/epcis")
+    _, top, _ = await epcis.query("/epcis")
     assert "events" in top["member"] and "capture" in top["member"]
     _, types, _ = await epcis.query("/epcis/eventTypes")
     assert "TransformationEvent" in types["member"]
