@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from traceability.config import Settings
-from traceability.http import api, epcis_api, epcis_query_api, log_api, pages, stations, supply_api
+from traceability.http import api, epcis_api, epcis_query_api, log_api, pages, resolver, stations, supply_api
 from traceability.http.keys import DATABASE, LOG, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.middleware import request_context
 from traceability.logging import get_logger
@@ -58,5 +58,6 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(stations.routes)
     app.add_routes(epcis_api.routes)
     app.add_routes(epcis_query_api.routes)
+    app.add_routes(resolver.routes)
     pages.setup(app)
     return app

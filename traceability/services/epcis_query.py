@@ -277,3 +277,36 @@ def _identifier_uri(scheme: str, value: str) -> str | None:
     if scheme.startswith("ai"):
         return f"{identifiers.GS1_RESOLVER}/{scheme[2:]}/{value}"
     return None
+
+
+async def resolve(db: Database, uri: str, public_url: str) -> str | None:
+    """The trace code of the batch a GS1 Digital Link, EPC URN or trace URL names, or None.
+
+    A lot that is one of our trace codes (what the stations print) names that batch; otherwise the
+    identifier table decides. A serial the ledger has not seen falls back to its GTIN + lot, if the
+    link carries one.
+    """
+    try:
+        ident = identifiers.parse(uri, identifiers.hosts([public_url]))
+    except identifiers.IdentifierError:
+        return None
+    async with db.connection() as conn:
+        if ident.trace_code:
+            found = await epcis_query_repo.batch_ids(conn, [], [], [ident.trace_code])
+            if found:
+                return ident.trace_code
+        keys = [ident.key]
+        lot = dict(ident.elements).get("10")
+        if ident.scheme == "sgtin" and lot is not None and ident.gtin:
+            keys.append(("gs1", f"{ident.gtin}/{lot}"))
+        for key in keys:
+            code = await epcis_query_repo.code_for_key(conn, key)
+            if code is not None:
+                return code
+    return None
+
+
+async def package_code(db: Database, code: str) -> str | None:
+    """The trace code of the batch a package code belongs to, or None."""
+    async with db.connection() as conn:
+        return await epcis_query_repo.package_batch(conn, code)

@@ -213,3 +213,23 @@ async def identifiers(conn: Connection, after: tuple[str, str] | None, limit: in
     """Identifier keys of batches, in order."""
     scheme, value = after if after else (None, "")
     return list(await conn.fetch(SELECT_IDENTIFIERS, scheme, value, limit))
+
+
+SELECT_CODE_FOR_KEY = """
+SELECT b.trace_code FROM batch_identifiers i JOIN batches b ON b.id = i.batch_id
+WHERE i.scheme = $1 AND i.value = $2
+"""
+
+
+async def code_for_key(conn: Connection, key: tuple[str, str]) -> str | None:
+    code: str | None = await conn.fetchval(SELECT_CODE_FOR_KEY, key[0], key[1])
+    return code
+
+
+SELECT_PACKAGE_BATCH = "SELECT b.trace_code FROM packages p JOIN batches b ON b.id = p.batch_id WHERE p.code = $1"
+
+
+async def package_batch(conn: Connection, code: str) -> str | None:
+    """The batch a package (a case, box or unit code from an AggregationEvent) belongs to."""
+    found: str | None = await conn.fetchval(SELECT_PACKAGE_BATCH, code)
+    return found
