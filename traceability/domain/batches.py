@@ -52,8 +52,17 @@ class BatchDraft:
     """A code the station issued from a block leased to it; None lets the server issue one."""
 
 
+BATCH_FIELDS = frozenset(
+    {"eventID", "product", "gtin", "traceCode", "quantity", "produced_on", "expires_on", "eventTime", "origin"}
+    | {"identifiers", "documents", "attributes"}
+)
+ORIGIN_FIELDS = frozenset({"area_code", "place", "node", "producer"})
+IDENTIFIER_FIELDS = frozenset({"scheme", "gtin", "lot", "value"})
+
+
 def parse_identifier(f: Fields) -> Identifier:
     """``{"scheme": "gs1", "gtin": ..., "lot": ...}`` or ``{"scheme": ..., "value": ...}``."""
+    f.only(IDENTIFIER_FIELDS)
     scheme = f.choice("scheme", IDENTIFIER_SCHEMES)
     if scheme == "gs1":
         gtin = f.check("gtin", f.text("gtin", max_len=14), validate_gtin)
@@ -79,6 +88,7 @@ def date_field(f: Fields, key: str) -> date | None:
 def parse_batch(body: Any, now: datetime) -> BatchDraft:
     """Validate a batch opening request."""
     f = Fields(body)
+    f.only(BATCH_FIELDS)
     try:
         event_id = str(uuid.UUID(f.text("eventID", max_len=64)))
     except ValueError:
@@ -109,6 +119,7 @@ def parse_batch(body: Any, now: datetime) -> BatchDraft:
     batch: dict[str, Any] = {}
     origin = f.sub("origin", required=False)
     if origin is not None:
+        origin.only(ORIGIN_FIELDS)
         o: dict[str, str] = {}
         if (area := origin.text("area_code", required=False, max_len=6)) is not None:
             if area_name(area) is None:

@@ -146,6 +146,19 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 DEFAULT_ACTION = {"commissioning": "ADD", "destroying": "DELETE", "decommissioning": "DELETE"}
 
 
+# What each object of a capture request may hold; any other member is refused by name (422).
+EVENT_FIELDS = frozenset(
+    {"eventID", "type", "traceCode", "bizStep", "action", "eventTime", "eventTimeZoneOffset", "disposition", "node"}
+    | {"operator", "quantity", "source", "destination", "documents", "commercial", "attributes", "errorDeclaration"}
+    | {"parentID", "childEPCs"}
+)
+QUANTITY_FIELDS = frozenset({"value", "uom"})
+PARTY_FIELDS = frozenset({"enterprise", "node", "name", "operator"})
+DOCUMENT_FIELDS = frozenset({"type", "number", "issuer"})
+COMMERCIAL_FIELDS = frozenset({"unit_price", "amount", "currency", "buyer"})
+DECLARATION_FIELDS = frozenset({"declarationTime", "reason", "declaredEventID", "correctiveEventIDs"})
+
+
 @dataclass(frozen=True, slots=True)
 class EventDraft:
     """A validated event before the server adds node, device and recorded time."""
@@ -186,6 +199,7 @@ def parse_quantity(f: Fields, key: str = "quantity", *, required: bool = False) 
     q = f.sub(key, required=required)
     if q is None:
         return None
+    q.only(QUANTITY_FIELDS)
     value = q.number("value", lo=to_decimal(0))
     assert value is not None
     if value > to_decimal("1e12"):  # type: ignore[operator]
@@ -201,6 +215,7 @@ def parse_party(f: Fields, key: str) -> dict[str, str] | None:
     p = f.sub(key, required=False)
     if p is None:
         return None
+    p.only(PARTY_FIELDS)
     out = {
         k: v
         for k in ("enterprise", "node", "name", "operator")
@@ -218,6 +233,7 @@ def parse_documents(f: Fields, key: str = "documents") -> list[dict[str, str]] |
     out = []
     for i, item in enumerate(items):
         d = Fields(item, f"{f.path(key)}[{i}].")
+        d.only(DOCUMENT_FIELDS)
         doc = {"type": d.choice("type", DOCUMENT_TYPES), "number": d.text("number", max_len=64)}
         if (issuer := d.text("issuer", required=False, max_len=200)) is not None:
             doc["issuer"] = issuer
@@ -230,6 +246,7 @@ def parse_commercial(f: Fields) -> dict[str, str] | None:
     c = f.sub("commercial", required=False)
     if c is None:
         return None
+    c.only(COMMERCIAL_FIELDS)
     out: dict[str, str] = {}
     for k in ("unit_price", "amount"):
         if (n := c.number(k, required=False, lo=to_decimal(0))) is not None:
@@ -247,6 +264,7 @@ def parse_commercial(f: Fields) -> dict[str, str] | None:
 def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
     """Validate one event from a capture request. ``path`` prefixes every field name in errors."""
     f = Fields(raw, path)
+    f.only(EVENT_FIELDS)
     event_id = _uuid(f, "eventID")
     event_type = f.text("type", required=False, max_len=40) or "ObjectEvent"
     if event_type not in EVENT_TYPES:
@@ -339,6 +357,7 @@ def parse_error_declaration(f: Fields, now: datetime, event_id: str) -> dict[str
     e = f.sub("errorDeclaration", required=False)
     if e is None:
         return None
+    e.only(DECLARATION_FIELDS)
     reason = _strip_prefix(e.text("reason", max_len=80), _REASON_PREFIXES)
     if reason not in ERROR_REASONS:
         e.fail("reason", "must be did_not_occur or incorrect_data")

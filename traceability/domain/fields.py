@@ -147,6 +147,14 @@ class Fields:
         value = self.obj(key, required=required)
         return None if value is None else Fields(value, f"{self.path(key)}.")
 
+    def only(self, known: frozenset[str]) -> None:
+        """Refuse a member this object does not define: nothing a client sends is silently dropped."""
+        if self.data.keys() <= known:
+            return
+        key = next(str(k) for k in self.data if k not in known)
+        hint = " (EPCIS events with extension fields go to POST /epcis/capture, which keeps them)" if ":" in key else ""
+        self.fail(key, f"is not a field this API knows; known here: {', '.join(sorted(known))}{hint}")
+
     def check(self, key: str, value: T, validator: Callable[[T], T]) -> T:
         try:
             return validator(value)

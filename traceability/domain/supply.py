@@ -132,6 +132,7 @@ def input_event_id(transformation_id: str, trace_code: str) -> str:
 def parse_transformation(body: Any, now: datetime) -> TransformDraft:
     """``{"eventID", "bizStep", "eventTime", "inputs": [{traceCode, quantity}], "outputs": [batch...]}``."""
     f = Fields(body)
+    f.only(frozenset({"eventID", "bizStep", "eventTime", "inputs", "outputs", "documents"}))
     try:
         event_id = str(uuid.UUID(f.text("eventID", max_len=64)))
     except ValueError:
@@ -147,6 +148,7 @@ def parse_transformation(body: Any, now: datetime) -> TransformDraft:
     seen = set()
     for i, item in enumerate(raw_inputs):
         g = Fields(item, f"inputs[{i}].")
+        g.only(frozenset({"traceCode", "quantity"}))
         try:
             code = tracecode.validate(g.text("traceCode", max_len=40))
         except tracecode.TraceCodeError as exc:
@@ -183,6 +185,7 @@ class RecallDraft:
 
 def parse_recall(body: Any) -> RecallDraft:
     f = Fields(body)
+    f.only(frozenset({"traceCode", "level", "reason", "scope"}))
     try:
         code = tracecode.validate(f.text("traceCode", max_len=40))
     except tracecode.TraceCodeError as exc:
