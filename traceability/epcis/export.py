@@ -86,8 +86,9 @@ def native_event(
         "eventTime": content["eventTime"],
         "eventTimeZoneOffset": content.get("eventTimeZoneOffset") or "+00:00",
         "recordTime": utc_ms(recorded_at),
-        "action": content.get("action") or DEFAULT_ACTION.get(step or "", "OBSERVE"),
     }
+    if kind != "TransformationEvent":  # the one event type without an action
+        out["action"] = content.get("action") or DEFAULT_ACTION.get(step or "", "OBSERVE")
     quantity = content.get("quantity")
     element: dict[str, Any] = {"epcClass": batch_uri(public_url, trace_code)}
     if isinstance(quantity, dict) and "value" in quantity:
@@ -98,7 +99,17 @@ def native_event(
         out["parentID"] = package_uri(public_url, content["parentID"])
         out["childEPCs"] = [package_uri(public_url, c) for c in content.get("childEPCs", ())]
     elif kind == "TransformationEvent":
-        out["inputQuantityList"] = [element]
+        # A native transformation is a record on each input (naming the outputs) and on each output
+        # (naming the inputs); either way the EPCIS event lists both sides.
+        others = [_element(public_url, o) for o in content.get("outputs") or content.get("inputs") or []]
+        mine, theirs = ("inputQuantityList", "outputQuantityList")
+        if "inputs" in content:
+            mine, theirs = theirs, mine
+        out[mine] = [element]
+        if others:
+            out[theirs] = others
+        if content.get("transformationID"):
+            out["transformationID"] = f"urn:uuid:{content['transformationID']}"
     else:
         out["quantityList"] = [element]
     if step:
@@ -138,7 +149,7 @@ def native_event(
         out["errorDeclaration"] = decl
     out["trace:traceCode"] = trace_code
     out["trace:node"] = content.get("node")
-    for key in ("operator", "documents", "attributes", "batch", "recall", "hold"):
+    for key in ("operator", "documents", "attributes", "batch", "recall", "hold", "inputs", "outputs"):
         if content.get(key):
             out[f"trace:{key}"] = content[key]
     if full:
@@ -146,6 +157,16 @@ def native_event(
             if content.get(key):
                 out[f"trace:{key}"] = content[key]
     return out
+
+
+def _element(public_url: str, item: dict[str, Any]) -> dict[str, Any]:
+    element: dict[str, Any] = {"epcClass": batch_uri(public_url, str(item.get("traceCode")))}
+    quantity = item.get("quantity")
+    if isinstance(quantity, dict) and "value" in quantity:
+        element["quantity"] = _number(str(quantity["value"]))
+        if quantity.get("uom"):
+            element["uom"] = quantity["uom"]
+    return element
 
 
 def _document_uri(public_url: str, doc: dict[str, Any]) -> str:

@@ -16,9 +16,9 @@ from aiohttp import web
 from traceability import errors
 from traceability.epcis import binding, document
 from traceability.epcis import xml as epcis_xml
-from traceability.http.auth import require
+from traceability.http.auth import optional_principal, require
 from traceability.http.keys import DATABASE, SETTINGS
-from traceability.services import epcis_capture, epcis_query
+from traceability.services import epcis_capture, epcis_query, history
 from traceability.services.epcis_ledger import EventFailed
 
 routes = web.RouteTableDef()
@@ -165,3 +165,22 @@ async def capture_event(request: web.Request) -> web.Response:
         raise exc.error from None
     location = f"/epcis/events/{quote(outcome.event_id, safe='')}"
     return gs1_json(outcome.as_json(), status=200 if outcome.replayed else 201, headers={"Location": location})
+
+
+@routes.get("/api/v1/batches/{trace_code}/epcis")
+async def export_batch(request: web.Request) -> web.Response:
+    """A batch's history (``?trace=backward|forward|both`` adds its genealogy) as an EPCIS 2.0 EPCISDocument."""
+    code = history.valid_code(request.match_info["trace_code"])
+    trace = request.query.get("trace")
+    if trace not in (None, "backward", "forward", "both"):
+        raise errors.InvalidField("trace must be backward, forward or both", field="trace")
+    viewer = await optional_principal(request)
+    if trace in ("forward", "both") and (viewer is None or viewer.role not in ("regulator", "admin")):
+        raise errors.Forbidden("tracing forward to every buyer is for regulators")
+    doc = await epcis_query.export_batch(request.app[DATABASE], viewer, code, trace, request.app[SETTINGS].public_url)
+    name = f"{code}{'-' + trace if trace else ''}.epcis.jsonld"
+    return web.Response(
+        body=document.dumps_exact(doc).encode(),
+        content_type="application/ld+json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-cache"},
+    )

@@ -19,7 +19,7 @@ from traceability.epcis import document, export, identifiers
 from traceability.epcis.query import ALL_ROLES, ANY, MATCH_ROLES, EventQuery, QueryError
 from traceability.ledger import canonical, sealed
 from traceability.services.epcis_ledger import full_event
-from traceability.storage import epcis_query_repo
+from traceability.storage import epcis_query_repo, genealogy_repo
 from traceability.storage.database import Connection, Database
 from traceability.storage.epcis_query_repo import Filters
 
@@ -310,3 +310,18 @@ async def package_code(db: Database, code: str) -> str | None:
     """The trace code of the batch a package code belongs to, or None."""
     async with db.connection() as conn:
         return await epcis_query_repo.package_batch(conn, code)
+
+
+async def export_batch(
+    db: Database, viewer: Principal | None, code: str, trace: str | None, public_url: str
+) -> dict[str, Any]:
+    """A batch's whole history as an EPCISDocument; with ``trace`` (backward, forward or both) also the
+    histories of every batch it came from or went into."""
+    async with db.connection() as conn:
+        batch = await genealogy_repo.batch_id(conn, code)
+        if batch is None:
+            raise errors.NotFound(f"no batch has trace code {code}")
+        ids = {batch}
+        for direction in ("backward", "forward") if trace == "both" else (trace,) if trace else ():
+            ids |= set(await genealogy_repo.related(conn, batch, direction))
+    return await export_batches(db, viewer, sorted(ids), public_url)
