@@ -71,6 +71,62 @@ class CaptureBatched:
         return Request("POST", "/api/v1/events", headers, orjson.dumps({"events": events}), self.per_request)
 
 
+EPCIS_CONTEXT = [
+    "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+    {"acme": "https://acme.example/epcis/"},
+]
+
+
+def epcis_event(base: str, code: str, biz_step: str) -> dict[str, Any]:
+    """One EPCIS 2.0 ObjectEvent as an enterprise's WMS sends it: a lot by its trace URL, a quantity, a
+    business transaction, a cold-chain reading and an extension field."""
+    now = datetime.now(CST)
+    return {
+        "type": "ObjectEvent",
+        "eventID": f"urn:uuid:{uuid.uuid4()}",
+        "eventTime": now.isoformat(timespec="milliseconds"),
+        "eventTimeZoneOffset": "+08:00",
+        "action": "OBSERVE",
+        "bizStep": biz_step,
+        "disposition": "in_progress",
+        "quantityList": [{"epcClass": f"{base}/t/{code}", "quantity": 45.25, "uom": "KGM"}],
+        "bizTransactionList": [{"type": "desadv", "bizTransaction": "urn:epcglobal:cbv:bt:6901234000014:DA-2611-7"}],
+        "sensorElementList": [
+            {"sensorReport": [{"type": "Temperature", "value": 3.5, "uom": "CEL", "time": now.isoformat()}]}
+        ],
+        "acme:dock": "3",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureEpcis:
+    """``POST /epcis/capture`` with an EPCISDocument of ``per_request`` events; client ``task`` is device ``task``."""
+
+    base: str
+    tokens: tuple[str, ...]
+    codes: tuple[tuple[str, ...], ...]
+    per_request: int = 100
+    expect: frozenset[int] = frozenset({202})
+
+    def request(self, task: int, n: int) -> Request:
+        mine = self.codes[task % len(self.codes)]
+        first = n * self.per_request
+        step = _step(task, n)
+        events = [epcis_event(self.base, mine[(first + j) % len(mine)], step) for j in range(self.per_request)]
+        doc = {
+            "@context": EPCIS_CONTEXT,
+            "type": "EPCISDocument",
+            "schemaVersion": "2.0",
+            "creationDate": datetime.now(UTC).isoformat(),
+            "epcisBody": {"eventList": events},
+        }
+        headers = {
+            "Content-Type": "application/ld+json",
+            "Authorization": f"Bearer {self.tokens[task % len(self.tokens)]}",
+        }
+        return Request("POST", "/epcis/capture", headers, orjson.dumps(doc), self.per_request)
+
+
 @dataclass(frozen=True, slots=True)
 class CaptureSingle:
     """``POST /api/v1/events`` with one event; client ``task`` is scanner ``task`` on batch ``task``."""

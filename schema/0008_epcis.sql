@@ -10,8 +10,8 @@
 -- place match.
 
 CREATE TABLE epcis_events (
-    event_pk      bigint PRIMARY KEY,       -- events.id
-    anchor_pk     bigint NOT NULL,          -- events.id of the record holding the event (itself for 'a')
+    event_id      uuid PRIMARY KEY,         -- events.event_id of the record
+    anchor_id     uuid NOT NULL,            -- events.event_id of the record holding the event (itself for 'a')
     kind          char(1) NOT NULL CHECK (kind IN ('a', 'r')),
     event_uri     text NOT NULL,            -- the EPCIS eventID (given, or the CBV 2.0 event hash)
     event_type    text NOT NULL,
@@ -24,16 +24,16 @@ CREATE TABLE epcis_events (
     digest        bytea NOT NULL CHECK (length(digest) = 32)  -- SHA-256 of the event's whole JSON text
 );
 CREATE INDEX epcis_events_uri_idx ON epcis_events (event_uri);
-CREATE INDEX epcis_events_anchor_idx ON epcis_events (anchor_pk);
+CREATE INDEX epcis_events_anchor_idx ON epcis_events (anchor_id);
 
 -- Which batches an event names, and in which role (epcList, parentID, inputQuantityList, ...).
 CREATE TABLE epcis_what (
     batch_id   bigint NOT NULL,
-    event_pk   bigint NOT NULL,             -- the anchor record
+    event_id   uuid NOT NULL,               -- the anchor record (events.event_id)
     role       text NOT NULL,
-    PRIMARY KEY (batch_id, event_pk, role)
+    PRIMARY KEY (batch_id, event_id, role)
 );
-CREATE INDEX epcis_what_event_idx ON epcis_what (event_pk);
+CREATE INDEX epcis_what_event_idx ON epcis_what (event_id);
 
 CREATE TRIGGER epcis_events_append_only BEFORE UPDATE OR DELETE ON epcis_events
     FOR EACH ROW EXECUTE FUNCTION trace_refuse_change();

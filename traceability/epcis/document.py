@@ -23,7 +23,6 @@ GS1_DIR = Path(__file__).parent / "gs1"
 SCHEMA_FILE = GS1_DIR / "EPCIS-JSON-Schema.json"
 CONTEXT_URL = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
-MAX_EVENT_BYTES = 1 << 20
 MAX_PROBLEMS = 20
 
 
@@ -179,15 +178,8 @@ def read(body: bytes, *, single_event: bool = False, max_events: int = 1000, len
     context = plain.get("@context")
     received = Received(kind, orjson.dumps(context).decode() if context is not None else None, [], refused, len(events))
     for i, (event, exact_event) in enumerate(zip(events, exact_events, strict=True)):
-        if i in refused:
-            continue
-        if len(dumps_exact(exact_event)) > MAX_EVENT_BYTES:
-            problem = Problem(event_path(kind, i), f"an event's JSON text is at most {MAX_EVENT_BYTES} bytes")
-            if not lenient:
-                raise DocumentError([problem])
-            refused[i] = [problem]
-            continue
-        received.events.append((i, event, exact_event))
+        if i not in refused:
+            received.events.append((i, event, exact_event))
     return received
 
 

@@ -33,6 +33,7 @@ from traceability.storage import epcis_repo
 from traceability.storage.database import Connection, Database
 
 log = get_logger(__name__)
+MAX_EVENT_CHARS = 1 << 20
 
 
 def _prepare_one(
@@ -64,6 +65,9 @@ def _prepare_one(
         uri = str(f.event_id)
     public, sealed = records.split_destinations(exact)
     text = document.dumps_exact(exact)
+    if len(text) > MAX_EVENT_CHARS:
+        where = path or "body"
+        raise errors.InvalidField(f"{where}: an event's JSON text is at most {MAX_EVENT_CHARS} characters", field=where)
     p = Prepared(
         i,
         path,
@@ -72,7 +76,7 @@ def _prepare_one(
         computed,
         plain,
         text,
-        document.dumps_exact(public),
+        text if sealed is None else document.dumps_exact(public),
         sealed,
         hashlib.sha256(text.encode()).digest(),
         original=received.originals.get(i),

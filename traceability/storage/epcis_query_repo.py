@@ -21,7 +21,7 @@ FROM events e
 JOIN batches b ON b.id = e.batch_id
 JOIN nodes n ON n.id = e.node_id
 JOIN enterprises en ON en.id = n.enterprise_id
-LEFT JOIN epcis_events x ON x.event_pk = e.id
+LEFT JOIN epcis_events x ON x.event_id = e.event_id
 """
 JSON = "CROSS JOIN LATERAL (SELECT convert_from(e.canonical, 'UTF8')::jsonb AS j) c\n"
 
@@ -117,7 +117,7 @@ def build(f: Filters) -> tuple[str, list[Any]]:
         ids, wanted = q.arg(batch_ids), q.arg(roles)
         native = "quantityList" in roles
         clause = (
-            f"(x.kind IS NOT NULL AND EXISTS (SELECT 1 FROM epcis_what w WHERE w.event_pk = e.id "
+            f"(x.kind IS NOT NULL AND EXISTS (SELECT 1 FROM epcis_what w WHERE w.event_id = e.event_id "
             f"AND w.batch_id = ANY({ids}::bigint[]) AND w.role = ANY({wanted}::text[])))"
         )
         if native:
@@ -126,7 +126,7 @@ def build(f: Filters) -> tuple[str, list[Any]]:
     if f.batch_ids is not None:
         ids = q.arg(f.batch_ids)
         q.where.append(
-            f"(e.batch_id = ANY({ids}::bigint[]) OR EXISTS (SELECT 1 FROM epcis_what w WHERE w.event_pk = e.id "
+            f"(e.batch_id = ANY({ids}::bigint[]) OR EXISTS (SELECT 1 FROM epcis_what w WHERE w.event_id = e.event_id "
             f"AND w.batch_id = ANY({ids}::bigint[])))"
         )
     column = {"eventTime": "e.event_time", "recordTime": "e.recorded_at"}.get(f.order_by or "", "")

@@ -157,7 +157,7 @@ SELECT_RECORDED = """
 SELECT x.event_uri, x.kind, x.digest, x.declared_at, e.id AS event_pk, e.event_id::text AS event_id, e.seq,
        e.hash, e.prev_hash, e.canonical, e.private, e.recorded_at, b.trace_code
 FROM epcis_events x
-JOIN events e ON e.id = x.event_pk
+JOIN events e ON e.event_id = x.event_id
 JOIN batches b ON b.id = e.batch_id
 WHERE x.event_uri = ANY($1::text[]) AND x.kind = 'a'
 ORDER BY e.id
@@ -178,16 +178,10 @@ async def taken_event_ids(conn: Connection, event_ids: Sequence[str]) -> set[str
 
 
 INSERT_INDEX = """
-INSERT INTO epcis_events (event_pk, anchor_pk, kind, event_uri, event_type, action, disposition, read_point,
+INSERT INTO epcis_events (event_id, anchor_id, kind, event_uri, event_type, action, disposition, read_point,
                           biz_location, declared_at, error_reason, digest)
-SELECT e.id, a.id, u.kind, u.uri, u.type, u.action, u.disposition, u.read_point, u.biz_location, u.declared_at,
-       u.reason, u.digest
-FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::text[], $10::timestamptz[], $11::text[], $12::bytea[])
-     AS u(event_id, anchor_id, kind, uri, type, action, disposition, read_point, biz_location, declared_at, reason,
-          digest)
-JOIN events e ON e.event_id = u.event_id
-JOIN events a ON a.event_id = u.anchor_id
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $10::timestamptz[], $11::text[], $12::bytea[])
 """
 
 IndexRow = tuple[
@@ -203,10 +197,8 @@ async def insert_index(conn: Connection, rows: Sequence[IndexRow]) -> None:
 
 
 INSERT_WHAT = """
-INSERT INTO epcis_what (batch_id, event_pk, role)
-SELECT u.batch_id, e.id, u.role
-FROM unnest($1::bigint[], $2::uuid[], $3::text[]) AS u(batch_id, event_id, role)
-JOIN events e ON e.event_id = u.event_id
+INSERT INTO epcis_what (batch_id, event_id, role)
+SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[])
 ON CONFLICT DO NOTHING
 """
 
