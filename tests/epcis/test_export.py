@@ -156,3 +156,27 @@ def test_any_native_event_exports_as_valid_epcis(event: dict[str, Any], full: bo
     )
     doc = export.epcis_document([out], [], BASE, datetime.now(UTC))
     assert document.validate(orjson.loads(document.dumps_exact(doc))) == [], document.dumps_exact(out)
+
+
+async def test_the_console_exports_a_batch_with_its_genealogy(world: World, db_url: str) -> None:
+    from tests.web.conftest import REGULATOR, pork_chain
+    from tests.web.test_pages import sign_in
+    from traceability.services import accounts
+
+    code = await pork_chain(world)
+    async with open_database(Settings.from_env({}, database_url=db_url)) as db:
+        await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1])
+    assert (await world.client.get(f"/console/batches/{code}/export.epcis.jsonld", allow_redirects=False)).status in (
+        303,
+        401,
+    )
+    assert (await sign_in(world.client, *REGULATOR)).status == 303
+    page = await (await world.client.get(f"/console/batches/{code}")).text()
+    assert f"/console/batches/{code}/export.epcis.jsonld" in page and "导出 EPCIS" in page
+    resp = await world.client.get(f"/console/batches/{code}/export.epcis.jsonld")
+    assert resp.status == 200 and resp.headers["Content-Disposition"].endswith(f'batch-{code}.epcis.jsonld"')
+    doc = orjson.loads(await resp.read())
+    assert document.validate(doc) == []
+    events = doc["epcisBody"]["eventList"]
+    assert {e["trace:traceCode"] for e in events} == {code}
+    assert any("trace:commercial" in e for e in events)  # the regulator's export is the full record
