@@ -120,8 +120,17 @@ class Places:
                     glns.add(gln)
         by_gln = await epcis_repo.nodes_by_gln(conn, sorted(glns))
         if principal.role == "device" and principal.node_id is not None:
-            node = await epcis_repo.node_by_id(conn, principal.node_id)
-            own = [node] if node is not None else []
+            # The credential already says where the device is: no need to ask the database.
+            own: list[Any] = [
+                {
+                    "id": principal.node_id,
+                    "code": principal.node_code,
+                    "area_code": principal.area_code,
+                    "enterprise_id": principal.enterprise_id,
+                    "uscc": principal.uscc,
+                    "gln": None,
+                }
+            ]
         elif principal.enterprise_id is not None:
             own = await epcis_repo.nodes_of_enterprise(conn, principal.enterprise_id)
         else:
@@ -215,9 +224,9 @@ class Writer:
 
     async def append(self, items: list[tuple[Prepared, str, Any, list[Any]]]) -> list[Outcome]:
         """``items``: (event, id suffix, node, earlier records of its eventID) for each event to record."""
-        batches = await self._batches(items)
-        codes = sorted({b.trace_code for b in batches.values()})
-        heads = {r["trace_code"]: r for r in await batches_repo.lock_heads(self.conn, codes)}
+        batches, heads = await self._batches(items)
+        rest = sorted({b.trace_code for b in batches.values()} - heads.keys())
+        heads.update({r["trace_code"]: r for r in await batches_repo.lock_heads(self.conn, rest)} if rest else {})
         state = {code: [r["id"], r["seq"], r["head_hash"]] for code, r in heads.items()}
         rows: list[tuple[Any, ...]] = []
         index: list[epcis_repo.IndexRow] = []
@@ -376,14 +385,22 @@ class Writer:
                 )
         return out
 
-    async def _batches(self, items: list[tuple[Prepared, str, Any, list[Any]]]) -> dict[tuple[str, str], _Batch]:
-        """Every identifier the events name, resolved to a batch; unseen ones become batches at the event's node."""
+    async def _batches(
+        self, items: list[tuple[Prepared, str, Any, list[Any]]]
+    ) -> tuple[dict[tuple[str, str], _Batch], dict[str, Any]]:
+        """Every identifier the events name, resolved to a batch; unseen ones become batches at the event's node.
+
+        Batches named by trace code are found by locking their chain heads (returned too): one round trip.
+        """
         wanted: dict[tuple[str, str], tuple[Prepared, identifiers.Identifier, Any, What, str]] = {}
         for p, suffix, node, _ in items:
             for w, ident in p.idents:
                 wanted.setdefault(_key(ident), (p, ident, node, w, suffix))
         codes = [ident.trace_code for _, ident, _, _, _ in wanted.values() if ident.trace_code]
-        by_code = await epcis_repo.batches_by_code(self.conn, codes)
+        heads = (
+            {r["trace_code"]: r for r in await batches_repo.lock_heads(self.conn, sorted(set(codes)))} if codes else {}
+        )
+        by_code = heads
         keys = [k for k in wanted if k[0] != "trace"]
         by_key = await epcis_repo.batches_by_key(self.conn, keys)
         out: dict[tuple[str, str], _Batch] = {}
@@ -404,7 +421,7 @@ class Writer:
                 missing.append((key, p, ident, node, w, suffix))
         if missing:
             out.update(await self._open(missing))
-        return out
+        return out, heads
 
     async def _open(self, missing: list[Any]) -> dict[tuple[str, str], _Batch]:
         products = await epcis_repo.products_for(self.conn, [records.product_for(m[2]) for m in missing])

@@ -40,17 +40,6 @@ async def nodes_of_enterprise(conn: Connection, enterprise_id: int) -> list[Reco
     return list(await conn.fetch(SELECT_NODES_OF_ENTERPRISE, enterprise_id))
 
 
-SELECT_NODE_BY_ID = """
-SELECT n.id, n.code, n.gln, n.area_code, n.enterprise_id, e.uscc
-FROM nodes n JOIN enterprises e ON e.id = n.enterprise_id
-WHERE n.id = $1
-"""
-
-
-async def node_by_id(conn: Connection, node_id: int) -> Record | None:
-    return await conn.fetchrow(SELECT_NODE_BY_ID, node_id)
-
-
 SELECT_BATCHES_BY_KEY = """
 SELECT i.scheme, i.value, b.id, b.trace_code
 FROM unnest($1::text[], $2::text[]) AS k(scheme, value)
@@ -65,15 +54,6 @@ async def batches_by_key(conn: Connection, keys: Sequence[tuple[str, str]]) -> d
         return {}
     rows = await conn.fetch(SELECT_BATCHES_BY_KEY, [k[0] for k in keys], [k[1] for k in keys])
     return {(r["scheme"], r["value"]): r for r in rows}
-
-
-SELECT_BATCHES_BY_CODE = "SELECT id, trace_code FROM batches WHERE trace_code = ANY($1::text[])"
-
-
-async def batches_by_code(conn: Connection, codes: Sequence[str]) -> dict[str, Record]:
-    if not codes:
-        return {}
-    return {r["trace_code"]: r for r in await conn.fetch(SELECT_BATCHES_BY_CODE, list(codes))}
 
 
 SELECT_PRODUCTS_BY_GTIN = "SELECT id, goods_code, gtin, category FROM products WHERE gtin = ANY($1::text[])"
