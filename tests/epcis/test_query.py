@@ -35,7 +35,13 @@ async def captured(epcis: Epcis, doc: dict[str, Any]) -> None:
     assert status == 202 and job["success"], job
 
 
+async def regulator_of(world: World) -> str:
+    token = await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "市场监管局"}, expect=201)
+    return str(token["credential"])
+
+
 async def test_native_and_epcis_events_are_queried_together(world: World, epcis: Epcis) -> None:
+    regulator = await regulator_of(world)
     code = await world.open_batch()
     await world.post(
         "/api/v1/events",
@@ -45,7 +51,7 @@ async def test_native_and_epcis_events_are_queried_together(world: World, epcis:
     )
     await captured(epcis, load("Example_9.6.1-ObjectEvent.jsonld"))
 
-    status, doc, _ = await epcis.query(EQ_bizStep="shipping")
+    status, doc, _ = await epcis.query(EQ_bizStep="shipping", token=regulator)
     assert status == 200 and valid(doc)
     kinds = sorted(e.get("trace:traceCode", e["eventID"][:4]) for e in events_of(doc))
     assert kinds == sorted([code, "ni:/"])
@@ -53,10 +59,17 @@ async def test_native_and_epcis_events_are_queried_together(world: World, epcis:
     assert native["quantityList"] == [{"epcClass": f"http://trace.test/t/{code}"}]
     assert native["readPoint"]["id"] == f"http://trace.test/n/{world.nodes['slaughter']}"
 
-    status, doc, _ = await epcis.query(MATCH_anyEPCClass=f"http://trace.test/t/{code}")
+    _, doc, _ = await epcis.query(MATCH_anyEPCClass=f"http://trace.test/t/{code}", token="")
     assert [e["bizStep"] for e in events_of(doc)] == ["commissioning", "shipping"]
-    status, doc, _ = await epcis.query(eventType="ObjectEvent", EQ_disposition="in_transit")
+    _, doc, _ = await epcis.query(eventType="ObjectEvent", EQ_disposition="in_transit", token=regulator)
     assert len(events_of(doc)) == 2
+    # An enterprise asking about no identifier in particular gets its own events; the public must name one.
+    _, doc, _ = await epcis.query(eventType="ObjectEvent", EQ_disposition="in_transit")
+    assert [e["eventID"][:4] for e in events_of(doc)] == ["ni:/"]
+    status, problem, _ = await epcis.query(EQ_bizStep="shipping", token="")
+    assert status == 403 and problem["type"] == "epcisException:SecurityException"
+    assert (await epcis.query("/epcis/epcs", token=""))[0] == 401
+    assert (await epcis.query("/epcis/epcs", token=regulator))[0] == 200
 
 
 async def test_an_epc_matches_as_urn_and_as_digital_link(epcis: Epcis) -> None:
@@ -82,7 +95,7 @@ async def test_pages_follow_the_link_header(epcis: Epcis) -> None:
     seen = []
     path, params = "/epcis/events", {"perPage": "3", "EQ_bizStep": "shipping"}
     while True:
-        resp = await epcis.client.get(path, params=params)
+        resp = await epcis.client.get(path, params=params, headers=epcis.auth())
         page = document.loads_exact(await resp.text())
         assert valid(page)
         seen += [e["eventID"] for e in events_of(page)]

@@ -15,7 +15,7 @@ from aiohttp import web
 from traceability.domain.events import BIZ_STEPS, DISPOSITIONS
 from traceability.epcis import document, identifiers
 from traceability.epcis.query import EventQuery, QueryError, parse
-from traceability.http.auth import optional_principal
+from traceability.http.auth import optional_principal, require
 from traceability.http.epcis_api import gs1_json, options
 from traceability.http.keys import DATABASE, SETTINGS
 from traceability.services import epcis_query
@@ -139,9 +139,11 @@ for _resource in _NARROW:
 
 @routes.view("/epcis/epcs")
 async def epcs(request: web.Request) -> web.Response:
-    """EPCs and classes the ledger's batches carry, as GS1 Digital Link URIs and trace code URLs."""
+    """EPCs and classes the ledger's batches carry, as GS1 Digital Link URIs (for regulators: a list of every
+    identifier would let anyone enumerate the ledger)."""
     if request.method == "OPTIONS":
         return options("OPTIONS, GET")
+    await require(request, "regulator", "admin")
     members, token = await epcis_query.epcs(
         request.app[DATABASE], request.query.get("nextPageToken"), epcis_query.per_page(request.query)
     )

@@ -189,6 +189,19 @@ def _other_nodes(rows: list[Any]) -> list[str]:
     return sorted(codes)
 
 
+def _scope(viewer: Principal | None, q: EventQuery, f: Filters) -> None:
+    """Who may ask what: regulators anything; anyone about a named identifier or eventID (what a consumer
+    page shows, for a code one holds); an enterprise or device, otherwise, about its own enterprise's events."""
+    if q.match or q.event_ids is not None or (viewer is not None and viewer.role in ("regulator", "admin")):
+        return
+    if viewer is None or viewer.enterprise_id is None:
+        raise errors.Forbidden(
+            "a query without a credential names what it is about: MATCH_epc, MATCH_epcClass, MATCH_anyEPC, … "
+            "or EQ_eventID (or GET /epcis/epcs/{epc}/events)"
+        )
+    f.enterprise_id = viewer.enterprise_id
+
+
 async def query(
     db: Database, viewer: Principal | None, q: EventQuery, public_url: str
 ) -> tuple[dict[str, Any], str | None]:
@@ -199,6 +212,7 @@ async def query(
         limit = min(limit, q.event_count_limit - served)
     async with db.connection() as conn:
         f = await _filters(conn, q, public_url)
+        _scope(viewer, q, f)
         if q.max_event_count is not None and not q.page_token:
             found = await epcis_query_repo.count_events(conn, f, q.max_event_count + 1)
             if found > q.max_event_count:

@@ -43,6 +43,7 @@ class Filters:
     exists_error: bool = False
     match: list[tuple[list[int], list[str]]] = field(default_factory=list)  # (batch ids, roles) per MATCH_*
     batch_ids: list[int] | None = None  # only events on these batches (an export)
+    enterprise_id: int | None = None  # only events recorded at this enterprise's nodes
     order_by: str | None = None
     descending: bool = False
     after: tuple[Any, int] | None = None
@@ -129,6 +130,8 @@ def build(f: Filters) -> tuple[str, list[Any]]:
             f"(e.batch_id = ANY({ids}::bigint[]) OR EXISTS (SELECT 1 FROM epcis_what w WHERE w.event_id = e.event_id "
             f"AND w.batch_id = ANY({ids}::bigint[])))"
         )
+    if f.enterprise_id is not None:
+        q.where.append(f"n.enterprise_id = {q.arg(f.enterprise_id)}::bigint")
     column = {"eventTime": "e.event_time", "recordTime": "e.recorded_at"}.get(f.order_by or "", "")
     direction = "DESC" if f.descending else "ASC"
     if f.after is not None:
