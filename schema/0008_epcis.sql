@@ -58,10 +58,20 @@ CREATE TABLE epcis_capture_jobs (
 );
 CREATE INDEX epcis_capture_jobs_principal_idx ON epcis_capture_jobs (principal, created_at);
 
+-- Named queries (GS1's /queries): a query definition kept under a name, per credential, until deleted.
+CREATE TABLE epcis_queries (
+    owner       text NOT NULL,              -- role:id of the credential that created it
+    name        text NOT NULL,
+    query       jsonb NOT NULL,             -- the definition as sent (GS1's query schema)
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner, name)
+);
+
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'traceability_runtime') THEN
         GRANT SELECT, INSERT ON epcis_events, epcis_what, epcis_capture_jobs TO traceability_runtime;
+        GRANT SELECT, INSERT, DELETE ON epcis_queries TO traceability_runtime;
     END IF;
 END
 $$;

@@ -192,3 +192,21 @@ async def test_discovery_and_resources(epcis: Epcis) -> None:
     assert [e["bizStep"] for e in events_of(doc)] == ["receiving"]
     _status, doc, _ = await epcis.query("/epcis/readPoints/urn:epc:id:sgln:0614141.07346.1234/events")
     assert [e["bizStep"] for e in events_of(doc)] == ["shipping"]
+
+
+async def test_named_queries(epcis: Epcis) -> None:
+    await captured(epcis, load("Example_9.6.1-ObjectEvent.jsonld"))
+    definition = {"name": "receipts", "query": {"eventType": ["ObjectEvent"], "EQ_bizStep": ["receiving"]}}
+    resp = await epcis.client.post("/epcis/queries", json=definition, headers=epcis.auth())
+    assert resp.status == 201 and resp.headers["Location"] == "/epcis/queries/receipts"
+    assert (await epcis.client.post("/epcis/queries", json=definition, headers=epcis.auth())).status == 409
+    _, listed, _ = await epcis.query("/epcis/queries")
+    assert listed["member"] == ["receipts"]
+    _, doc, _ = await epcis.query("/epcis/queries/receipts/events")
+    assert valid(doc) and [e["bizStep"] for e in events_of(doc)] == ["receiving"]
+    bad = {"name": "bad", "query": {"EQ_bizStep": "receiving"}}  # GS1's query schema wants a list
+    resp = await epcis.client.post("/epcis/queries", json=bad, headers=epcis.auth())
+    problem = await resp.json(content_type=None)
+    assert resp.status == 400 and problem["type"] == "epcisException:QueryParameterException"
+    assert (await epcis.client.delete("/epcis/queries/receipts", headers=epcis.auth())).status == 204
+    assert (await epcis.query("/epcis/queries/receipts/events"))[0] == 404

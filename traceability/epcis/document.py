@@ -82,6 +82,20 @@ def _validator() -> jsonschema_rs.Draft7Validator:
     return jsonschema_rs.Draft7Validator(orjson.loads(SCHEMA_FILE.read_bytes()), validate_formats=True)
 
 
+@functools.cache
+def _query_validator() -> jsonschema_rs.Draft7Validator:
+    return jsonschema_rs.Draft7Validator(
+        orjson.loads((GS1_DIR / "query-schema.json").read_bytes()), validate_formats=True
+    )
+
+
+def validate_query(value: Any) -> list[Problem]:
+    """Problems GS1's EPCIS query schema finds in a named query's definition."""
+    return [Problem(_path(e.instance_path), e.message[:300]) for e in _query_validator().iter_errors(value)][
+        :MAX_PROBLEMS
+    ]
+
+
 def _path(parts: Any) -> str:
     out = ""
     for part in parts:

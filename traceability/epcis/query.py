@@ -192,3 +192,26 @@ def parse(params: Mapping[str, str] | list[tuple[str, str]]) -> EventQuery:
     if q.event_count_limit is not None and q.order_by is None:
         raise QueryError("eventCountLimit", "needs orderBy")
     return q
+
+
+def definition_pairs(query: Mapping[str, object]) -> list[tuple[str, str]]:
+    """A named query's definition (GS1's query schema: parameter names to values or lists) as query-string
+    pairs, lists pipe-delimited."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in query.items():
+        if key in ("perPage", "nextPageToken"):
+            raise QueryError(key, "belongs in the request that runs the query, not in its definition")
+        if isinstance(value, bool):
+            pairs.append((key, "true" if value else "false"))
+        elif isinstance(value, list):
+            pairs.append((key, "|".join(str(v) for v in value)))
+        elif isinstance(value, str | int | float):
+            pairs.append((key, str(value)))
+        else:
+            raise QueryError(key, "must be a string, a number, a boolean or a list of strings")
+    return pairs
+
+
+def from_definition(query: Mapping[str, object]) -> EventQuery:
+    """A named query's definition as an EventQuery."""
+    return parse(definition_pairs(query))

@@ -13,8 +13,9 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from traceability.domain.events import BIZ_STEPS, DISPOSITIONS
-from traceability.epcis import document, identifiers
-from traceability.epcis.query import EventQuery, QueryError, parse
+from traceability.epcis import binding, document, identifiers
+from traceability.epcis.query import EventQuery, QueryError, definition_pairs, parse
+from traceability.http.api import read_json
 from traceability.http.auth import optional_principal, require
 from traceability.http.epcis_api import gs1_json, options
 from traceability.http.keys import DATABASE, SETTINGS
@@ -168,3 +169,55 @@ async def epc(request: web.Request) -> web.Response:
     if request.method == "OPTIONS":
         return options("OPTIONS, GET")
     return _collection(["events"], {"Location": f"/epcis/epcs/{quote(request.match_info['epc'], safe='')}/events"})
+
+
+# -- named queries ----------------------------------------------------------------------------------
+
+
+@routes.view("/epcis/queries")
+async def queries(request: web.Request) -> web.Response:
+    """GS1's named queries: ``POST {"name", "query"}`` keeps one for this credential; ``GET`` lists them."""
+    if request.method == "OPTIONS":
+        return options("OPTIONS, GET, POST")
+    owner = await require(request, "device", "enterprise", "regulator", "admin")
+    db = request.app[DATABASE]
+    if request.method == "POST":
+        name = await epcis_query.create_query(db, owner, await read_json(request))
+        return gs1_json({"name": name}, status=201, headers={"Location": f"/epcis/queries/{quote(name, safe='')}"})
+    if request.method != "GET":
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST", "OPTIONS"])
+    return _collection(await epcis_query.named_queries(db, owner))
+
+
+@routes.view("/epcis/queries/{name}/events")
+async def named_query_events(request: web.Request) -> web.Response:
+    """Run a named query (``perPage`` and ``nextPageToken`` in the query string)."""
+    if request.method == "OPTIONS":
+        return options("OPTIONS, GET")
+    owner = await require(request, "device", "enterprise", "regulator", "admin")
+    definition = await epcis_query.named_query(request.app[DATABASE], owner, request.match_info["name"])
+    extra = [(k, v) for k, v in request.query.items() if k in ("perPage", "nextPageToken")]
+    if set(request.query) - {"perPage", "nextPageToken"}:
+        raise epcis_query.QueryParameterError(
+            "a named query's parameters are in its definition; only perPage and nextPageToken go here",
+            field=sorted(set(request.query) - {"perPage", "nextPageToken"})[0],
+        )
+    try:
+        q = parse([*definition_pairs(definition["query"]), *extra])
+    except QueryError as exc:
+        raise epcis_query.parameter_error(exc) from None
+    return await answer(request, q)
+
+
+@routes.view("/epcis/queries/{name}")
+async def named_query(request: web.Request) -> web.Response:
+    if request.method == "OPTIONS":
+        return options("OPTIONS, GET, DELETE")
+    owner = await require(request, "device", "enterprise", "regulator", "admin")
+    db = request.app[DATABASE]
+    if request.method == "DELETE":
+        await epcis_query.delete_query(db, owner, request.match_info["name"])
+        return web.Response(status=204, headers=dict(binding.HEADERS))
+    if request.method != "GET":
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "DELETE", "OPTIONS"])
+    return gs1_json(await epcis_query.named_query(db, owner, request.match_info["name"]))

@@ -339,3 +339,61 @@ async def export_batch(
         for direction in ("backward", "forward") if trace == "both" else (trace,) if trace else ():
             ids |= set(await genealogy_repo.related(conn, batch, direction))
     return await export_batches(db, viewer, sorted(ids), public_url)
+
+
+# -- named queries (GS1's /queries) -------------------------------------------------------------
+
+QUERY_NAME = r"[A-Za-z0-9_.\-]{1,64}"
+
+
+def _definition(body: Any) -> tuple[str, dict[str, Any]]:
+    import re
+
+    from traceability.epcis.query import from_definition
+
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not isinstance(body.get("query"), dict):
+        raise errors.InvalidField('a named query is {"name": "...", "query": {...}}', field="name")
+    name = body["name"]
+    if not re.fullmatch(QUERY_NAME, name):
+        raise errors.InvalidField("name: 1-64 letters, digits, '_', '.' or '-'", field="name")
+    extra = set(body) - {"name", "query"}
+    if extra:
+        raise errors.InvalidField(
+            f"{sorted(extra)[0]}: a named query holds only name and query", field=sorted(extra)[0]
+        )
+    problems = document.validate_query(body["query"])
+    if problems:
+        raise QueryParameterError(f"query: {problems[0].as_text()}", field=f"query.{problems[0].path}".rstrip("."))
+    try:
+        from_definition(body["query"])
+    except QueryError as exc:
+        raise QueryParameterError(f"query.{exc.parameter}: {exc.message}", field=f"query.{exc.parameter}") from None
+    return name, body["query"]
+
+
+async def create_query(db: Database, owner: Principal, body: Any) -> str:
+    """Keep a named query for this credential; 409 if it already has one by that name."""
+    name, definition = _definition(body)
+    async with db.connection() as conn:
+        if not await epcis_query_repo.insert_query(conn, owner.label, name, definition):
+            raise errors.AlreadyExists(f"a query named {name} already exists", field="name")
+    return name
+
+
+async def named_query(db: Database, owner: Principal, name: str) -> dict[str, Any]:
+    async with db.connection() as conn:
+        row = await epcis_query_repo.find_query(conn, owner.label, name)
+    if row is None:
+        raise errors.NotFound(f"no query named {name}")
+    return {"name": row["name"], "query": row["query"], "createdAt": utc_ms(row["created_at"])}
+
+
+async def named_queries(db: Database, owner: Principal) -> list[str]:
+    async with db.connection() as conn:
+        return [r["name"] for r in await epcis_query_repo.list_queries(conn, owner.label)]
+
+
+async def delete_query(db: Database, owner: Principal, name: str) -> None:
+    async with db.connection() as conn:
+        if not await epcis_query_repo.delete_query(conn, owner.label, name):
+            raise errors.NotFound(f"no query named {name}")

@@ -236,3 +236,30 @@ async def package_batch(conn: Connection, code: str) -> str | None:
     """The batch a package (a case, box or unit code from an AggregationEvent) belongs to."""
     found: str | None = await conn.fetchval(SELECT_PACKAGE_BATCH, code)
     return found
+
+
+# -- named queries --------------------------------------------------------------------------------
+
+INSERT_QUERY = (
+    "INSERT INTO epcis_queries (owner, name, query) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING name"
+)
+SELECT_QUERY = "SELECT name, query, created_at FROM epcis_queries WHERE owner = $1 AND name = $2"
+SELECT_QUERIES = "SELECT name, query, created_at FROM epcis_queries WHERE owner = $1 ORDER BY name LIMIT 1000"
+DELETE_QUERY = "DELETE FROM epcis_queries WHERE owner = $1 AND name = $2 RETURNING name"
+
+
+async def insert_query(conn: Connection, owner: str, name: str, query: dict[str, Any]) -> bool:
+    """Keep a named query; False if the owner already has one by that name."""
+    return await conn.fetchval(INSERT_QUERY, owner, name, query) is not None
+
+
+async def find_query(conn: Connection, owner: str, name: str) -> Record | None:
+    return await conn.fetchrow(SELECT_QUERY, owner, name)
+
+
+async def list_queries(conn: Connection, owner: str) -> list[Record]:
+    return list(await conn.fetch(SELECT_QUERIES, owner))
+
+
+async def delete_query(conn: Connection, owner: str, name: str) -> bool:
+    return await conn.fetchval(DELETE_QUERY, owner, name) is not None
