@@ -15,6 +15,7 @@ CREATE TABLE epcis_events (
     kind          char(1) NOT NULL CHECK (kind IN ('a', 'r')),
     event_uri     text NOT NULL,            -- the EPCIS eventID (given, or the CBV 2.0 event hash)
     event_type    text NOT NULL,
+    roles         text[] NOT NULL,          -- how this record's own batch appears in the event (epcList, ...)
     action        text,
     disposition   text,
     read_point    text,
@@ -23,11 +24,11 @@ CREATE TABLE epcis_events (
     error_reason  text,
     digest        bytea NOT NULL CHECK (length(digest) = 32)  -- SHA-256 of the event's whole JSON text
 );
-CREATE INDEX epcis_events_uri_idx ON epcis_events (event_uri);
 
--- Which batches an event names, and in which role (epcList, parentID, inputQuantityList, ...). The key
--- serves both questions asked of it (which events name these batches; does this event name them), so
--- capture pays for one index here and one (the eventID) above beyond the events' own.
+-- The other batches an event names (its anchor record's own batch is that record's, with its roles above),
+-- and in which role (epcList, parentID, inputQuantityList, ...). An event's records are found by their
+-- ledger ids, which are derived from the eventID (docs/epcis.md), so no index on event_uri is needed: an
+-- event that names one batch costs one index entry here beyond the events' own.
 CREATE TABLE epcis_what (
     batch_id   bigint NOT NULL,
     event_id   uuid NOT NULL,               -- the anchor record (events.event_id)

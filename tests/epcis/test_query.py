@@ -210,3 +210,15 @@ async def test_named_queries(epcis: Epcis) -> None:
     assert resp.status == 400 and problem["type"] == "epcisException:QueryParameterException"
     assert (await epcis.client.delete("/epcis/queries/receipts", headers=epcis.auth())).status == 204
     assert (await epcis.query("/epcis/queries/receipts/events"))[0] == 404
+
+
+async def test_an_eventid_a_native_event_holds_is_a_conflict(world: World, epcis: Epcis) -> None:
+    code = await world.open_batch()
+    native = world.event(code, "shipping")
+    await world.post("/api/v1/events", native, token=world.devices["slaughter"], expect=201)
+    doc = load("Example_9.6.1-ObjectEvent.jsonld")
+    doc["epcisBody"]["eventList"][0]["eventID"] = f"urn:uuid:{native['eventID']}"
+    await epcis.register_glns(glns_named(doc))
+    status, job = await epcis.capture(orjson.loads(document.dumps_exact(doc)))
+    assert status == 202 and job["success"] is False
+    assert job["errors"][0]["status"] == 409 and "native API" in job["errors"][0]["title"]

@@ -147,10 +147,21 @@ async def _write(
     nodes = {p.index: places.node_of(p) for p in prepared}
     outcomes: dict[int, Outcome] = {}
     todo: list[tuple[Prepared, str]] = []  # (event, suffix of its ledger ids)
-    stored = await epcis_repo.recorded(conn, [p.uri for p in prepared])
+    ids = {records.ledger_event_id(p.uri): p for p in prepared}
+    ids.update({records.ledger_event_id(p.uri, records.DECLARATION): p for p in prepared})
     by_uri: dict[str, list[Any]] = {}
-    for row in stored:
-        by_uri.setdefault(row["event_uri"], []).append(row)
+    for row in await epcis_repo.recorded(conn, list(ids)):
+        p = ids[row["event_id"]]
+        if row["kind"] is None:
+            where = p.where("eventID")
+            raise EventFailed(
+                p.index,
+                errors.EventConflict(
+                    f"{where}: {p.uri} is the id of an event recorded through the native API", field=where
+                ),
+            )
+        if row["kind"] == "a":
+            by_uri.setdefault(p.uri, []).append(row)
     for p in prepared:
         decided = _replay(p, by_uri.get(p.uri, []))
         if isinstance(decided, Outcome):

@@ -293,6 +293,7 @@ class Writer:
                         "a" if n == 0 else "r",
                         p.uri,
                         f.event_type,
+                        " ".join(sorted(set(target.roles))),
                         f.action,
                         f.disposition,
                         identifiers.location_key(f.read_point) if f.read_point else None,
@@ -302,7 +303,8 @@ class Writer:
                         p.digest,
                     )
                 )
-                what.extend((target.batch_id, anchor_id, role) for role in sorted(set(target.roles)))
+                if n > 0:  # the anchor record's own batch and roles are in its index row
+                    what.extend((target.batch_id, anchor_id, role) for role in sorted(set(target.roles)))
             links.extend(self._links(p, targets, anchor_id))
             if suffix == records.DECLARATION and earlier:
                 reason = p.facets.error.reason if p.facets.error and p.facets.error.reason else "unspecified"

@@ -17,6 +17,7 @@ from traceability.domain.access import Principal, involved
 from traceability.domain.fields import utc_ms
 from traceability.epcis import document, export, identifiers
 from traceability.epcis.query import ALL_ROLES, ANY, MATCH_ROLES, EventQuery, QueryError
+from traceability.epcis.records import DECLARATION, ledger_event_id
 from traceability.ledger import canonical, sealed
 from traceability.services.epcis_ledger import full_event
 from traceability.storage import epcis_query_repo, genealogy_repo
@@ -101,26 +102,13 @@ async def _filters(conn: Connection, q: EventQuery, public_url: str) -> Filters:
     if q.biz_locations is not None:
         f.biz_locations = _places(q.biz_locations)
     if q.event_ids is not None:
-        uuids = []
-        for uri in q.event_ids:
-            if uri.lower().startswith("urn:uuid:"):
-                uuids.append(uri[9:]) if _is_uuid(uri[9:]) else None
-        f.event_ids = (q.event_ids, uuids)
+        # Records are found by the ledger ids their eventIDs map to: the event and its error declaration.
+        f.event_ids = [i for uri in q.event_ids for i in (ledger_event_id(uri), ledger_event_id(uri, DECLARATION))]
     for param, uris in q.match.items():
         keys, prefixes, codes = _refs(uris, param, public_url)
         roles = ALL_ROLES if param == ANY else MATCH_ROLES[param]
         f.match.append((await epcis_query_repo.batch_ids(conn, keys, prefixes, codes), list(roles)))
     return f
-
-
-def _is_uuid(text: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _sees(viewer: Principal | None, row: Any, content: dict[str, Any], private: dict[str, Any]) -> bool:

@@ -37,7 +37,7 @@ class Filters:
     read_points: tuple[list[str], list[str]] | None = None  # (location keys, GLNs)
     biz_locations: tuple[list[str], list[str]] | None = None
     transformation_ids: list[str] | None = None
-    event_ids: tuple[list[str], list[str]] | None = None  # (eventID URIs, ledger UUIDs)
+    event_ids: list[str] | None = None  # ledger UUIDs (derived from eventIDs)
     error_reasons: list[str] | None = None
     times: dict[str, datetime] = field(default_factory=dict)
     exists_error: bool = False
@@ -100,8 +100,7 @@ def build(f: Filters) -> tuple[str, list[Any]]:
             f"ANY({q.arg(f.transformation_ids)}::text[])"
         )
     if f.event_ids is not None:
-        uris, uuids = q.arg(f.event_ids[0]), q.arg(f.event_ids[1])
-        q.where.append(f"(x.event_uri = ANY({uris}::text[]) OR (x.kind IS NULL AND e.event_id = ANY({uuids}::uuid[])))")
+        q.where.append(f"e.event_id = ANY({q.arg(f.event_ids)}::uuid[])")
     if f.exists_error:
         q.json = True
         q.where.append("(x.declared_at IS NOT NULL OR (x.kind IS NULL AND c.j ? 'errorDeclaration'))")
@@ -118,8 +117,9 @@ def build(f: Filters) -> tuple[str, list[Any]]:
         ids, wanted = q.arg(batch_ids), q.arg(roles)
         native = "quantityList" in roles
         clause = (
-            f"(x.kind IS NOT NULL AND EXISTS (SELECT 1 FROM epcis_what w WHERE w.event_id = e.event_id "
-            f"AND w.batch_id = ANY({ids}::bigint[]) AND w.role = ANY({wanted}::text[])))"
+            f"(x.kind IS NOT NULL AND ((e.batch_id = ANY({ids}::bigint[]) AND x.roles && {wanted}::text[]) OR "
+            f"EXISTS (SELECT 1 FROM epcis_what w WHERE w.event_id = e.event_id "
+            f"AND w.batch_id = ANY({ids}::bigint[]) AND w.role = ANY({wanted}::text[]))))"
         )
         if native:
             clause = f"({clause} OR (x.kind IS NULL AND e.batch_id = ANY({ids}::bigint[])))"

@@ -134,44 +134,42 @@ async def insert_identifiers_and_heads(
 
 
 SELECT_RECORDED = """
-SELECT x.event_uri, x.kind, x.digest, x.declared_at, e.id AS event_pk, e.event_id::text AS event_id, e.seq,
-       e.hash, e.prev_hash, e.canonical, e.private, e.recorded_at, b.trace_code
-FROM epcis_events x
-JOIN events e ON e.event_id = x.event_id
+SELECT x.event_uri, x.kind, x.digest, x.declared_at, e.event_id::text AS event_id, e.seq, e.hash, e.prev_hash,
+       e.canonical, e.private, e.recorded_at, b.trace_code
+FROM events e
 JOIN batches b ON b.id = e.batch_id
-WHERE x.event_uri = ANY($1::text[]) AND x.kind = 'a'
+LEFT JOIN epcis_events x ON x.event_id = e.event_id
+WHERE e.event_id = ANY($1::uuid[])
 ORDER BY e.id
 """
 
 
-async def recorded(conn: Connection, event_uris: Sequence[str]) -> list[Record]:
-    """The records already holding any of these EPCIS eventIDs (an event and its error declaration)."""
-    return list(await conn.fetch(SELECT_RECORDED, list(event_uris)))
-
-
-SELECT_EVENT_IDS = "SELECT event_id::text AS event_id FROM events WHERE event_id = ANY($1::uuid[])"
-
-
-async def taken_event_ids(conn: Connection, event_ids: Sequence[str]) -> set[str]:
-    """Which of these ledger event ids are already used (by a native event, for instance)."""
-    return {r["event_id"] for r in await conn.fetch(SELECT_EVENT_IDS, list(event_ids))}
+async def recorded(conn: Connection, event_ids: Sequence[str]) -> list[Record]:
+    """The records already holding any of these ledger event ids: EPCIS records (``kind`` 'a' or 'r') and
+    native ones (``kind`` NULL)."""
+    return list(await conn.fetch(SELECT_RECORDED, list(event_ids)))
 
 
 INSERT_INDEX = """
-INSERT INTO epcis_events (event_id, anchor_id, kind, event_uri, event_type, action, disposition, read_point,
+INSERT INTO epcis_events (event_id, anchor_id, kind, event_uri, event_type, roles, action, disposition, read_point,
                           biz_location, declared_at, error_reason, digest)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                     $9::text[], $10::timestamptz[], $11::text[], $12::bytea[])
+SELECT u.event_id, u.anchor_id, u.kind, u.uri, u.type, string_to_array(u.roles, ' '), u.action, u.disposition,
+       u.read_point, u.biz_location, u.declared_at, u.reason, u.digest
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::bytea[])
+     AS u(event_id, anchor_id, kind, uri, type, roles, action, disposition, read_point, biz_location, declared_at,
+          reason, digest)
 """
 
 IndexRow = tuple[
-    str, str, str, str, str, str | None, str | None, str | None, str | None, datetime | None, str | None, bytes
+    str, str, str, str, str, str, str | None, str | None, str | None, str | None, datetime | None, str | None, bytes
 ]
 
 
 async def insert_index(conn: Connection, rows: Sequence[IndexRow]) -> None:
-    """Index new records: (event id, anchor event id, kind, eventID URI, type, action, disposition, read point key,
-    business location key, declaration time, error reason, digest)."""
+    """Index new records: (event id, anchor event id, kind, eventID URI, type, the record's batch's roles
+    (space-separated), action, disposition, read point key, business location key, declaration time, error
+    reason, digest)."""
     if rows:
         await conn.execute(INSERT_INDEX, *(list(col) for col in zip(*rows, strict=True)))
 
@@ -184,7 +182,7 @@ ON CONFLICT DO NOTHING
 
 
 async def insert_what(conn: Connection, rows: Sequence[tuple[int, str, str]]) -> None:
-    """(batch id, anchor event id, role) for every batch each event names."""
+    """(batch id, anchor event id, role) for every batch an event names besides its anchor record's own."""
     if rows:
         await conn.execute(INSERT_WHAT, *(list(col) for col in zip(*rows, strict=True)))
 
