@@ -50,16 +50,20 @@ def options(allow: str, extra: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=204, headers={"Allow": allow, **binding.HEADERS, **(extra or {})})
 
 
+class InvalidDocument(errors.BadRequest):
+    """The body is not an EPCIS document GS1's schema (or XSD) accepts."""
+
+    code = "invalid_document"
+
+
 def _problem_error(exc: document.DocumentError) -> errors.TraceError:
     first = exc.problems[0]
     message = "; ".join(p.as_text() for p in exc.problems[:5])
     if len(exc.problems) > 5:
         message += f"; and {len(exc.problems) - 5} more"
-    error = errors.BadRequest(
+    return InvalidDocument(
         f"the document does not validate against GS1's EPCIS 2.0 schema: {message}", field=first.path
     )
-    error.code = "invalid_document"
-    return error
 
 
 async def read_document(request: web.Request, *, single_event: bool, lenient: bool = False) -> document.Received:
