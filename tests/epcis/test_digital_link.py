@@ -85,3 +85,32 @@ async def test_epc_urns_and_digital_links_name_the_same_thing() -> None:
     assert identifiers.parse(urn).key == identifiers.parse(link).key == ("sgtin", "10614141073464/2017")
     lot = "urn:epc:class:lgtin:4012345.012345.998877"
     assert identifiers.to_epc_urn(identifiers.to_digital_link(lot)) == lot
+
+
+async def test_the_vendor_page_takes_any_gs1_identifier_a_batch_carries(world: World) -> None:
+    from tests.web.test_pages import csrf_of
+
+    await world.add_node("stall", "wet_market", "320302")
+    code = await world.open_batch(
+        key="stall", product="22101001", identifiers=[{"scheme": "gs1", "gtin": GTIN, "lot": "PK2405"}]
+    )
+    client = world.client
+    token = await csrf_of(client, "/vendor/login")
+    await client.post("/vendor/login", data={"csrf": token, "credential": world.devices["stall"]})
+    form = await csrf_of(client, "/vendor")
+    scans = (
+        f"https://id.gs1.org/01/{GTIN}/10/PK2405",  # a Digital Link from any resolver
+        "urn:epc:class:lgtin:6901234.056789.PK2405",  # an EPC URN
+        f"(01){GTIN}(10)PK2405",  # a GS1-128 or DataMatrix label, read as text
+        f"{BASE}/01/{GTIN}/10/{code}",  # our own label
+    )
+    for scan in scans:
+        resp = await client.post(
+            "/vendor/record", data={"csrf": form, "action": "receive", "code": scan}, allow_redirects=False
+        )
+        assert resp.status == 303, (scan, await resp.text())
+        assert resp.headers["Location"].startswith(f"/vendor/receipt/{code}")
+    resp = await client.post(
+        "/vendor/record", data={"csrf": form, "action": "receive", "code": "urn:epc:class:lgtin:6901234.056789.NOPE"}
+    )
+    assert resp.status == 422 and "没有批次带有" in await resp.text()

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from traceability import i18n
 from traceability.domain.fields import utc_ms
 from traceability.epcis.document import dumps_exact, loads_exact
 from traceability.epcis.events import EPC_ROLES, Facets, What
@@ -27,16 +28,9 @@ from traceability.epcis.identifiers import Identifier
 NAMESPACE = uuid.UUID("6c1b0f5e-6b8e-5d35-9a59-3b1c2f1d8e47")
 DECLARATION = "#errorDeclaration"
 
-# Names for products the ledger registers itself when an event names an item it has not seen.
-_PRODUCT_NAMES: dict[str, tuple[str, str]] = {
-    "sscc": ("物流单元（SSCC）", "Logistic unit (SSCC)"),
-    "ai8003": ("可回收资产（GRAI）", "Returnable asset (GRAI)"),
-    "ai8004": ("单个资产（GIAI）", "Individual asset (GIAI)"),
-    "ai253": ("文件（GDTI）", "Document (GDTI)"),
-    "ai414": ("地点（GLN）", "Location (GLN)"),
-    "ai417": ("参与方（GLN）", "Party (GLN)"),
-    "uri": ("其他标识的物品", "Item with another identifier"),
-}
+# Schemes of identifiers without a GTIN whose unseen items get a product of their own (named in the
+# catalogue, code set ``epc_product``).
+PRODUCT_SCHEMES = frozenset({"sscc", "ai8003", "ai8004", "ai253", "ai414", "ai417", "uri"})
 
 
 def ledger_event_id(event_uri: str, suffix: str = "") -> str:
@@ -53,9 +47,14 @@ def product_for(ident: Identifier) -> tuple[str, str | None, str, str]:
     """(goods code, GTIN, Chinese name, English name) of the product an unseen identifier's batch is of."""
     gtin = ident.gtin
     if gtin is not None:
-        return f"GTIN-{gtin}", gtin, f"GS1 商品 {gtin}", f"GS1 trade item {gtin}"
-    scheme = ident.scheme if ident.scheme in _PRODUCT_NAMES else "uri"
-    zh, en = _PRODUCT_NAMES.get(ident.scheme, _PRODUCT_NAMES["uri"])
+        return (
+            f"GTIN-{gtin}",
+            gtin,
+            i18n.words("zh")("epc_product_gtin", gtin=gtin),
+            i18n.words("en")("epc_product_gtin", gtin=gtin),
+        )
+    scheme = ident.scheme if ident.scheme in PRODUCT_SCHEMES else "uri"
+    zh, en = i18n.names("epc_product", scheme) or (scheme, scheme)
     return f"EPC-{scheme.upper()}", None, zh, en
 
 

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from traceability import errors
+from traceability import errors, i18n
 from traceability.http.keys import DATABASE, SETTINGS
 from traceability.services import epcis_query
 
@@ -55,7 +55,7 @@ def _linkset(uri: str, links: dict[str, str]) -> dict[str, Any]:
 
 async def _answer(request: web.Request, code: str | None, uri: str) -> web.StreamResponse:
     if code is None:
-        raise errors.NotFound("没有批次带有这个标识 · No batch carries this identifier")
+        raise errors.NotFound(i18n.say("dl_not_found"))
     public_url = request.app[SETTINGS].public_url
     links = _links(public_url, code, uri)
     link_type = request.query.get("linkType")

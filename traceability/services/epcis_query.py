@@ -385,3 +385,34 @@ async def delete_query(db: Database, owner: Principal, name: str) -> None:
     async with db.connection() as conn:
         if not await epcis_query_repo.delete_query(conn, owner.label, name):
             raise errors.NotFound(f"no query named {name}")
+
+
+async def trace_code_for_scan(db: Database, text: str, public_url: str) -> str:
+    """The trace code of what a vendor typed or scanned: our code, our page's URL or label, and also any GS1
+    identifier a batch carries (a Digital Link, an EPC URN, a GS1-128 / DataMatrix element string), resolved
+    through the identifier table. Raises InvalidField saying why in both languages."""
+    from traceability.domain import scans
+
+    try:
+        return scans.trace_code_of(text, base_urls=[public_url])
+    except scans.ScanError as exc:
+        refused = exc
+    cleaned = text.strip()
+    uri: str | None = None
+    if cleaned.lower().startswith(("urn:epc:id:", "urn:epc:class:", "urn:epc:idpat:")):
+        uri = cleaned
+    elif refused.code == "not_a_trace_code":
+        scan = scans.parse_scan(cleaned, base_urls=[public_url])
+        if scan.url is not None:
+            uri = scan.url
+        elif scan.gs1 is not None:
+            try:
+                uri = identifiers.from_element_strings(scan.gs1.elements).uri
+            except identifiers.IdentifierError:
+                uri = None
+    if uri is None:
+        raise errors.InvalidField(f"code: {refused} ({refused.message_zh})", field="code")
+    code = await resolve(db, uri, public_url)
+    if code is None:
+        raise errors.InvalidField(f"code: no batch carries {uri} (没有批次带有这个标识)", field="code")
+    return code

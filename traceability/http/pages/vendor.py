@@ -2,7 +2,8 @@
 
 The stall signs in with its scanner credential, types or scans a trace code (the camera, a photo of the
 code, or a barcode gun typing into the field), and gets the receipt with the QR code that opens the
-consumer page. What the code field accepts is what a station accepts (:mod:`traceability.domain.scans`).
+consumer page. The code field accepts what a station accepts (:mod:`traceability.domain.scans`), and any GS1
+identifier a batch carries (a Digital Link, an EPC URN, a GS1 element string), looked up in the identifier table.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from aiohttp import web
 from markupsafe import Markup
 
 from traceability import errors
-from traceability.domain import images, scans
+from traceability.domain import images
 from traceability.http.keys import DATABASE, SETTINGS, VIEWS
 from traceability.http.pages import language, sessions
 from traceability.http.pages.qr import qr_svg
 from traceability.http.pages.render import CHINA, NO_STORE, PageRoutes, answer, twin, wants_json
-from traceability.services import accounts, capture, history
+from traceability.services import accounts, capture, epcis_query, history
 from traceability.services.accounts import WebSession
 
 routes = PageRoutes()
@@ -97,7 +98,7 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
     try:
         if action not in ("receive", "sell"):
             raise errors.InvalidField("action must be receive or sell", field="action")
-        code = _code_from_form(typed, form.get("photo"))
+        code = await _code_from_form(request, typed, form.get("photo"))
         event: dict[str, Any] = {
             "eventID": str(uuid.uuid4()),
             "traceCode": code,
@@ -119,10 +120,10 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/vendor/receipt/{receipt.trace_code}?seq={receipt.seq}")
 
 
-def _code_from_form(typed: str, photo: Any) -> str:
+async def _code_from_form(request: web.Request, typed: str, photo: Any) -> str:
     """The trace code typed (or typed by a barcode gun), else the one in the photo."""
     if typed:
-        return _trace_code(typed)
+        return await _trace_code(request, typed)
     if isinstance(photo, web.FileField) and photo.filename:
         data = photo.file.read(MAX_PHOTO_BYTES + 1)
         if len(data) > MAX_PHOTO_BYTES:
@@ -134,16 +135,14 @@ def _code_from_form(typed: str, photo: Any) -> str:
                 "(照片中未找到条码，请靠近重拍或直接输入)",
                 field="photo",
             )
-        return _trace_code(texts[0])
+        return await _trace_code(request, texts[0])
     raise errors.InvalidField("code: type or scan a trace code (请输入或扫描追溯码)", field="code")
 
 
-def _trace_code(text: str) -> str:
-    """A trace code from what a camera or a person gave: the code itself, or a label's URL or Digital Link."""
-    try:
-        return scans.trace_code_of(text)
-    except scans.ScanError as exc:
-        raise errors.InvalidField(f"code: {exc} ({exc.message_zh})", field="code") from None
+async def _trace_code(request: web.Request, text: str) -> str:
+    """A trace code from what a camera or a person gave: the code itself, a label's URL or Digital Link, or any
+    GS1 identifier (Digital Link, EPC URN, element string) a batch carries."""
+    return await epcis_query.trace_code_for_scan(request.app[DATABASE], text, request.app[SETTINGS].public_url)
 
 
 @routes.get("/vendor/receipt/{code}")
