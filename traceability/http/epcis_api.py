@@ -188,22 +188,3 @@ async def export_batch(request: web.Request) -> web.Response:
         content_type="application/ld+json",
         headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private, no-cache"},
     )
-
-
-@routes.get("/console/batches/{code}/export.epcis.jsonld")
-async def console_export_epcis(request: web.Request) -> web.Response:
-    """The console's EPCIS export: the batch, every batch it came from and went into, in the full view."""
-    from traceability.http.pages.console import console_session  # the console's sign-in lives with its pages
-
-    session = await console_session(request)
-    code = history.valid_code(request.match_info["code"])
-    db, public_url = request.app[DATABASE], request.app[SETTINGS].public_url
-    doc = await epcis_query.export_batch(db, session.principal, code, "both", public_url)
-    return web.Response(
-        body=document.dumps_exact(doc).encode(),
-        content_type="application/ld+json",
-        headers={
-            "Content-Disposition": f'attachment; filename="batch-{code}.epcis.jsonld"',
-            "Cache-Control": "no-store",
-        },
-    )

@@ -11,11 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from traceability import errors
+from traceability.epcis import document as epcis_document
 from traceability.http.api import json_response
-from traceability.http.keys import DATABASE, LOG
+from traceability.http.keys import DATABASE, LOG, SETTINGS
 from traceability.http.pages import language, sessions
 from traceability.http.pages.render import NO_STORE, Context, PageRoutes, answer
-from traceability.services import accounts, history
+from traceability.services import accounts, epcis_query, history
 from traceability.services.accounts import WebSession
 from traceability.services.views import batch as batch_views
 from traceability.services.views import console as views
@@ -117,6 +118,21 @@ async def console_export(request: web.Request) -> web.Response:
             text=batch_views.export_csv(record["batch"]), content_type="text/csv", charset="utf-8", headers=headers
         )
     return json_response(record["batch"], headers=headers)
+
+
+@routes.get("/console/batches/{code}/export.epcis.jsonld")
+async def console_export_epcis(request: web.Request) -> web.Response:
+    """The batch, every batch it came from and went into, as an EPCIS 2.0 EPCISDocument (the full view)."""
+    session = await console_session(request)
+    code = history.valid_code(request.match_info["code"])
+    doc = await epcis_query.export_batch(
+        request.app[DATABASE], session.principal, code, "both", request.app[SETTINGS].public_url
+    )
+    return web.Response(
+        body=epcis_document.dumps_exact(doc).encode(),
+        content_type="application/ld+json",
+        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="batch-{code}.epcis.jsonld"'},
+    )
 
 
 @routes.get("/console/enterprises")
