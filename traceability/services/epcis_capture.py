@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -109,8 +110,16 @@ def prepare(received: document.Received, now: datetime, public_url: str) -> list
     return prepared
 
 
-async def capture(db: Database, principal: Principal, received: document.Received, public_url: str) -> list[Outcome]:
-    """Record every event of a checked document in one transaction; raise the first event's error otherwise."""
+Then = Callable[[Connection, list[Outcome]], Awaitable[None]]
+"""Work that commits with the events (a capture job's record)."""
+
+
+async def capture(
+    db: Database, principal: Principal, received: document.Received, public_url: str, then: Then | None = None
+) -> list[Outcome]:
+    """Record every event of a checked document in one transaction; raise the first event's error otherwise.
+
+    ``then(conn, outcomes)`` runs in the same transaction after the events are written."""
     if principal.role not in ("device", "enterprise"):
         raise errors.Forbidden("EPCIS capture takes a scanner device's or an enterprise's credential")
     now = datetime.now(UTC)
@@ -118,17 +127,25 @@ async def capture(db: Database, principal: Principal, received: document.Receive
         prepared = await asyncio.to_thread(prepare, received, now, public_url)
     else:
         prepared = prepare(received, now, public_url)
-    return await write(db, principal, prepared, now, received.context)
+    return await write(db, principal, prepared, now, received.context, then)
 
 
 async def write(
-    db: Database, principal: Principal, prepared: list[Prepared], now: datetime, context: str | None
+    db: Database,
+    principal: Principal,
+    prepared: list[Prepared],
+    now: datetime,
+    context: str | None,
+    then: Then | None = None,
 ) -> list[Outcome]:
     """The writing transaction on the shared write path, run again while concurrent writers collide
     (a retry finds what a concurrent capture of the same eventIDs recorded, and answers it as a replay)."""
 
     async def work(conn: Connection, retried: bool) -> list[Outcome]:
-        return await _write(conn, principal, prepared, now, context)
+        outcomes = await _write(conn, principal, prepared, now, context)
+        if then is not None:
+            await then(conn, outcomes)
+        return outcomes
 
     outcomes = await write_ledger(db, work, "the ledger is too busy to take these events now; retry")
     new = sum(1 for o in outcomes if not o.replayed)
@@ -230,10 +247,25 @@ async def capture_job(
         for pr in found
     ]
     captured = 0
+    job_id = secrets.token_hex(10)
+    done: list[datetime] = []
+
+    async def keep(conn: Connection, outcomes: list[Outcome]) -> None:
+        # A job whose events all went in is kept in their transaction: one commit, not two.
+        if problems:
+            return
+        new = sum(1 for o in outcomes if not o.replayed)
+        done[:] = [datetime.now(UTC)]
+        await epcis_repo.insert_job(
+            conn, job_id, principal.label, behaviour, created, done[0], True, received.count, new, []
+        )
+
     try:
         if received.events:
-            outcomes = await capture(db, principal, received, public_url)
+            outcomes = await capture(db, principal, received, public_url, then=keep)
             captured = sum(1 for o in outcomes if not o.replayed)
+            if not problems:
+                return job_json(job_id, behaviour, created, done[0], True, [])
     except EventFailed as exc:
         if behaviour == "rollback":
             problems.append(problem(exc.error, exc.index))
@@ -247,7 +279,6 @@ async def capture_job(
         problems.extend(more)
     problems.sort(key=lambda pr: pr.get("eventIndex", -1))
     finished = datetime.now(UTC)
-    job_id = secrets.token_hex(10)
     async with db.connection() as conn:
         await epcis_repo.insert_job(
             conn,
