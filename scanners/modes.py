@@ -1,37 +1,58 @@
-"""What a scan means at the counter, by mode, and what gets printed.
+"""What a scan, a weight or a typed word means at the counter, by mode, and what gets printed.
 
 =============  ==============================================================================================
 ``receive``    a scanned trace code (code, QR URL, GS1 with our code as batch) → a ``receiving`` event
 ``ship``       … → a ``shipping`` event (disposition in_transit)
 ``inspect``    … → an ``inspecting`` event
-``commission`` a weight or count → a new batch under a leased code, and its label; a GS1 barcode (GTIN and
-               lot) or a drug code → a new batch carrying that identifier, and its label
-``sell``       a scanned trace code sets the batch being sold from; a weight (the scale's line) → a sale:
-               a leased code for the receipt, opened as a batch that names its source, a ``retail_selling``
-               event on the source batch, and the receipt. One line from the scale, one receipt.
+``commission`` a weight or count → a new batch of the chosen goods under a leased code, and its label; a
+               GS1 barcode (GTIN and lot) or a drug code → a new batch carrying that identifier, and its label
+``sell``       a scanned trace code sets the batch being sold from (and the goods, when none is chosen); a
+               weight → a sale: a leased code for the receipt, opened as a batch that names its source, a
+               ``retail_selling`` event on the source batch, and the receipt. One weight, one receipt.
 =============  ==============================================================================================
 
-A weight or count typed or sent by a scale before a scan goes with that scan. A line that is not
-usable is refused at once with a reason (and the terminal bell); nothing is recorded for it.
-Everything is recorded in the station's queue before anything is printed.
+A weight comes from the scale (:mod:`scanners.scales`: a serial port, or its line typed or sent in
+keyboard mode) or is typed (``1.25kg``, ``2.5斤``, a bare ``0.5`` in the station's unit). Words typed at
+the counter:
+
+=====================  ====================================================================================
+``猪肉``, ``zr``       choose goods by name or pinyin initials; several matches are listed as ``#1`` …
+``#3``                 the third of the last list shown, or of the stall's own list
+``单价 16/斤``          the price of the chosen goods, per 斤 or per kg (``16元/kg``, ``price 16``); remembered
+``去皮`` / ``tare``     take the scale's current gross weight as tare; ``去皮 0.05kg`` sets it; ``去皮 0`` clears
+``重打 CODE``           print a receipt or label again (``reprint CODE``)
+=====================  ====================================================================================
+
+A line that is not usable is refused at once with a reason (and the terminal bell); nothing is recorded.
+Everything is recorded in the station's queue before anything is printed, and a sale is checked
+(:meth:`scanners.batches.BatchBook.check_sale`) before anything is recorded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from scanners import printing
-from scanners.queue import OutOfCodes, Store
+from scanners.batches import BatchBook, BatchInfo
+from scanners.catalogue import Catalogue, Product
 from traceability.domain.scans import Quantity, Scan, ScanError, parse_scan
-from traceability.i18n import say
+from scanners.printout import Printed, Printout
+from scanners.queue import OutOfCodes, Store
+from scanners.scales import Reading, ScaleError, Weighed, Weigher, parse_frame, to_kilograms
+from scanners.words import both, say
 
 MODES = ("receive", "ship", "inspect", "commission", "sell")
-_STEPS = {"receive": ("receiving", "active"), "ship": ("shipping", "in_transit"), "inspect": ("inspecting", None)}
+_STEPS = {
+    "receive": ("receiving", "active", "进货"),
+    "ship": ("shipping", "in_transit", "出货"),
+    "inspect": ("inspecting", None, "检测"),
+}
 _COUNT_UOM = {
     "件": "H87",
     "个": "EA",
@@ -46,6 +67,15 @@ _COUNT_UOM = {
     "把": "EA",
     "捆": "EA",
 }
+_PRICE = re.compile(
+    r"(?:单价|价格|price)?\s*(?P<price>[0-9]{1,6}(?:\.[0-9]{1,2})?)\s*(?:元|yuan)?\s*(?:/\s*(?P<unit>斤|kg|公斤|千克))?",
+    re.IGNORECASE,
+)
+_PRICE_WORD = re.compile(r"(单价|价格|price)|.*元|.*/\s*(斤|kg|公斤|千克)$", re.IGNORECASE)
+_TARE = re.compile(r"(?:去皮|tare)\s*(?P<amount>[0-9.]+)?\s*(?P<unit>kg|g|斤|两|公斤|克)?", re.IGNORECASE)
+_CHOICE = re.compile(r"[#＃](?P<n>[0-9]{1,3})")
+_REPRINT = re.compile(r"(?:重打|补打|reprint)\s*(?P<code>[0-9 \-]{20,30})?", re.IGNORECASE)
+_NAME = re.compile(r"[A-Za-z\u3400-\u9fff][A-Za-z0-9\u3400-\u9fff（）() ·\-]*")
 
 
 @dataclass(frozen=True)
@@ -53,8 +83,10 @@ class Outcome:
     ok: bool
     message: str
     trace_code: str | None = None
-    printed: list[Path] = field(default_factory=list)
+    printed: list[str] = field(default_factory=list)
     recorded: int = 0
+    lines: list[str] = field(default_factory=list)
+    """More to show under the message (a list of goods to choose from)."""
 
 
 @dataclass
@@ -64,18 +96,50 @@ class Counter:
     store: Store
     mode: str
     product: str | None = None
+    """The goods code sold or commissioned (``--product`` may also be a name or pinyin initials)."""
     product_name: str | None = None
     unit_price: Decimal | None = None
-    price_unit: str = "kg"
+    price_unit: str | None = None
     print_dir: Path | None = None
     source: str | None = None
     quantity: Quantity | None = None
+    language: str = "both"
+    default_unit: str = "kg"
+    """The unit of a weight typed or sent without one."""
+    weigher: Weigher = field(default_factory=lambda: Weigher(output="demand"))
+    choices: list[Product] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
-        if self.mode in ("sell", "commission") and not self.product:
-            raise ValueError(f"{self.mode} mode needs --product GOODS_CODE (what is sold or commissioned)")
+        self.catalogue = Catalogue(self.store)
+        self.book = BatchBook(self.store)
+        self.printout = Printout(self.store, self.print_dir)
+        self.language = str(self.store.get("language", self.language))
+        scale = self.store.get("scale")
+        if scale:
+            self.default_unit = str(scale.get("unit", self.default_unit))
+        self.weigher.tare_kg = Decimal(str(self.store.get("tare_kg", "0")))
+        explicit_price, explicit_unit = self.unit_price, self.price_unit
+        if self.product:
+            self._select(self._resolve(self.product), remember=explicit_price is not None or explicit_unit is not None)
+        elif self.mode in ("sell", "commission") and (current := self.store.get("current_product")):
+            self._select(self.catalogue.get(current) or Product(current, self.product_name or current), remember=False)
+        if explicit_price is not None or explicit_unit is not None:
+            self.unit_price = explicit_price if explicit_price is not None else self.unit_price
+            self.price_unit = explicit_unit or self.price_unit
+            if self.product:
+                self.catalogue.remember(self.product, unit_price=self.unit_price, price_unit=self.price_unit)
+        if self.source:
+            self.source = self.source.strip()
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def say(self, key: str, **fields: Any) -> str:
+        return say(key, self.language, **fields)
+
+    def fail(self, key: str, **fields: Any) -> Outcome:
+        return Outcome(False, self.say(key, **fields))
 
     @property
     def station(self) -> dict[str, Any]:
@@ -85,43 +149,214 @@ class Counter:
     def base_url(self) -> str:
         return str(self.store.get("public_url") or "http://localhost")
 
+    @property
+    def goods(self) -> str:
+        return self.product_name or self.product or ""
+
+    def _resolve(self, wanted: str) -> Product:
+        """A goods code, or a name or initials that find exactly one product (else ValueError)."""
+        found = self.catalogue.get(wanted)
+        if found is not None:
+            return found
+        if re.fullmatch(r"[0-9]{4,20}", wanted):
+            return Product(wanted, self.product_name or wanted)
+        matches = self.catalogue.search(wanted)
+        if len(matches) == 1 or (matches and matches[0].name == wanted):
+            return matches[0]
+        listing = "；".join(p.label for p in matches[:5]) or "—"
+        raise ValueError(
+            both(
+                f"“{wanted}”对应的商品不唯一或不存在：{listing}",
+                f"{wanted!r} does not name one product: {listing}",
+                self.language,
+            )
+        )
+
+    def _select(self, product: Product, *, remember: bool = True) -> None:
+        self.product = product.goods_code
+        if not self.product_name or product.name != product.goods_code:
+            self.product_name = product.name if product.name != product.goods_code else self.product_name
+        self.unit_price = product.unit_price
+        self.price_unit = product.price_unit
+        if remember:
+            known = self.catalogue.get(product.goods_code)
+            named = self.product_name if known is None or known.name == product.goods_code else None
+            self.catalogue.remember(product.goods_code, name=named)
+            self.store.put(current_product=product.goods_code)
+
+    # -- one line from the gun, the keyboard or a scale in keyboard mode ----------------------------
+
     def handle(self, line: str) -> Outcome:
         """Handle one line from the scanner, scale or keypad."""
+        text = line.strip()
         try:
-            scan = parse_scan(line, base_urls=[self.base_url])
-        except ScanError as exc:
-            return Outcome(False, f"{exc.message_zh} · {exc.message}")
-        try:
+            command = self._command(text)
+            if command is not None:
+                return command
+            try:
+                scan = parse_scan(line, base_urls=[self.base_url])
+            except ScanError as exc:
+                if exc.code != "unrecognized":
+                    return Outcome(False, both(exc.message_zh, exc.message, self.language))
+                return self._not_a_scan(text)
             return self._dispatch(scan)
-        except OutOfCodes as exc:
-            return Outcome(False, say("station_no_codes", reason=exc))
+        except OutOfCodes:
+            return self.fail("out_of_codes")
         except printing.PrintError as exc:
-            return Outcome(False, say("station_print_failed", reason=exc))
+            return Outcome(False, both(f"打印失败：{exc}", f"print failed: {exc}", self.language))
+
+    def _not_a_scan(self, text: str) -> Outcome:
+        try:
+            reading = parse_frame(text, "auto", self.default_unit)
+        except ScaleError as exc:
+            if _NAME.fullmatch(text) and exc.code == "unreadable":
+                return self.choose(text)
+            if exc.code != "unreadable":
+                return Outcome(False, both(exc.message_zh, exc.message, self.language))
+            return self.fail("unrecognised")
+        # A line typed or sent by a scale in keyboard mode is one deliberate weighing.
+        self.weigher.output = "demand"
+        weighed = self.weigher.feed(reading)
+        assert weighed is not None
+        return self.weighed(weighed)
+
+    def _command(self, text: str) -> Outcome | None:
+        if m := _CHOICE.fullmatch(text):
+            return self.choose_number(int(m["n"]))
+        if m := _TARE.fullmatch(text):
+            return self.tare(m["amount"], m["unit"])
+        if m := _REPRINT.fullmatch(text):
+            return self.reprint(m["code"])
+        if _PRICE_WORD.match(text) and (m := _PRICE.fullmatch(text)):
+            return self.set_price(Decimal(m["price"]), m["unit"])
+        return None
+
+    # -- goods, prices, tare -----------------------------------------------------------------------
+
+    def choose(self, query: str) -> Outcome:
+        matches = self.catalogue.search(query)
+        if not matches:
+            synced = self.store.get("products_synced_at") or self.say("status.never")
+            return self.fail("product_not_found", query=query, count=self.catalogue.count(), synced=synced)
+        if len(matches) == 1 or matches[0].name == query:
+            return self._choose(matches[0])
+        self.choices = matches
+        lines = [f"  #{i} {p.name}（{p.goods_code}）" for i, p in enumerate(matches, 1)]
+        return Outcome(True, self.say("product_choose_one"), lines=lines)
+
+    def choose_number(self, n: int) -> Outcome:
+        product = self.choices[n - 1] if 0 < n <= len(self.choices) else self.catalogue.by_position(n)
+        self.choices = []
+        if product is None:
+            synced = self.store.get("products_synced_at") or self.say("status.never")
+            return self.fail("product_not_found", query=f"#{n}", count=self.catalogue.count(), synced=synced)
+        return self._choose(product)
+
+    def _choose(self, product: Product) -> Outcome:
+        self._select(product)
+        self.choices = []
+        message = self.say("product_chosen", label=self.catalogue.get(product.goods_code) or product)
+        if self.mode == "sell" and self.source is not None:
+            info = self.book.get(self.source)
+            if info is not None and info.goods_code not in (None, product.goods_code):
+                self.source = None
+                message = self.say("product_changed_source_cleared", product=product.name)
+        if self.mode == "sell" and self.unit_price is None:
+            message += "\n" + self.say("no_price")
+        return Outcome(True, message)
+
+    def set_price(self, price: Decimal, unit: str | None) -> Outcome:
+        if self.product is None:
+            return self.fail("need_product")
+        self.unit_price = price
+        if unit:
+            self.price_unit = "斤" if unit == "斤" else "kg"
+        self.price_unit = self.price_unit or "kg"
+        self.catalogue.remember(self.product, unit_price=price, price_unit=self.price_unit)
+        return Outcome(True, self.say("price_set", price=f"{price:.2f}", unit=self.price_unit, product=self.goods))
+
+    def tare(self, amount: str | None, unit: str | None) -> Outcome:
+        try:
+            if amount is None:
+                kg = self.weigher.set_tare()
+            else:
+                kg = self.weigher.set_tare(to_kilograms(Decimal(amount), unit or self.default_unit))
+        except ScaleError as exc:
+            return Outcome(False, both(exc.message_zh, exc.message, self.language))
+        except InvalidOperation:
+            return self.fail("unrecognised")
+        self.store.put(tare_kg=str(kg))
+        return Outcome(True, self.say("tare_cleared") if kg == 0 else self.say("tare_set", tare=kg))
+
+    # -- scans -------------------------------------------------------------------------------------
 
     def _dispatch(self, scan: Scan) -> Outcome:
         if scan.kind == "quantity":
             assert scan.quantity is not None
+            q = scan.quantity
+            if q.unit is None and self.mode in ("sell", "commission"):
+                kg = to_kilograms(q.amount, self.default_unit)
+                q = Quantity(q.amount, self.default_unit, kg)
             if self.mode == "sell":
-                return self.sell(scan.quantity)
+                if q.kilograms is None:
+                    return self.fail("need_weight")
+                return self.sell(q.kilograms)
             if self.mode == "commission":
-                return self.commission(scan.quantity)
-            self.quantity = scan.quantity
-            return Outcome(True, say("station_quantity", amount=scan.quantity.amount, unit=scan.quantity.unit or "kg"))
+                return self.commission(q)
+            self.quantity = q
+            return Outcome(True, self.say("quantity_held", quantity=f"{q.amount} {q.unit or self.default_unit}"))
         code = scan.trace_code
         if self.mode == "commission":
             return self._commission_identifier(scan)
         if code is None:
-            return Outcome(False, say("station_no_trace_code"))
+            return self.fail("no_trace_code")
         if self.mode == "sell":
-            self.source = code
-            return Outcome(True, say("station_selling", code=code), trace_code=code)
-        step, disposition = _STEPS[self.mode]
+            return self.sell_from(code)
+        step, disposition, step_zh = _STEPS[self.mode]
         body = self._event(code, step, disposition)
         if self.quantity is not None:
             body["quantity"] = _quantity_json(self.quantity)
             self.quantity = None
         self.store.record([("event", body)])
-        return Outcome(True, f"✓ {step} {code}", trace_code=code, recorded=1)
+        return Outcome(
+            True, self.say("recorded_step", step=step_zh, step_en=step, code=code), trace_code=code, recorded=1
+        )
+
+    def sell_from(self, code: str) -> Outcome:
+        """Set the batch being sold from; refused when it is not the goods chosen."""
+        info = self.book.get(code)
+        if self.product is None and info is not None and info.goods_code:
+            known = self.catalogue.get(info.goods_code)
+            self._select(known or Product(info.goods_code, info.product_name or info.goods_code))
+        refusal = self.book.check_sale(info, self.product, self.product_name)
+        if refusal is not None:
+            return Outcome(False, both(refusal.message_zh, refusal.message, self.language), trace_code=code)
+        self.source = code
+        origin = f"，产地 {info.origin}" if info is not None and info.origin else ""
+        message = self.say("selling_from", product=self.goods or "?", code=code, origin=origin)
+        if self.unit_price is None:
+            message += "\n" + self.say("no_price")
+        return Outcome(True, message, trace_code=code)
+
+    # -- weights -----------------------------------------------------------------------------------
+
+    def weighed(self, weighed: Weighed) -> Outcome:
+        """A weight from the scale (or a refusal such as "not stable")."""
+        if not weighed.ok or weighed.kilograms is None:
+            return Outcome(False, both(weighed.message_zh, weighed.message, self.language))
+        kg = weighed.kilograms
+        if self.mode == "sell":
+            return self.sell(kg)
+        q = Quantity(kg, "kg", kg)
+        if self.mode == "commission":
+            return self.commission(q)
+        self.quantity = q
+        return Outcome(True, self.say("quantity_held", quantity=f"{kg} kg"))
+
+    def reading(self, reading: Reading) -> Outcome | None:
+        """One frame from a scale on the serial port (continuous or demand output)."""
+        weighed = self.weigher.feed(reading)
+        return None if weighed is None else self.weighed(weighed)
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -146,10 +381,15 @@ class Counter:
     # -- commissioning -----------------------------------------------------------------------------
 
     def commission(self, quantity: Quantity, **extra: Any) -> Outcome:
+        if self.product is None and "gtin" not in extra and "identifiers" not in extra:
+            return self.fail("need_product")
         code = self.store.record([("open", self._opening(_quantity_json(quantity), **extra))], issue_code=True)
         assert code is not None
+        if self.product:
+            self.book.remember(BatchInfo(code, self.product, self.product_name, None))
+        message = self.say("new_batch", product=self.goods, code=code)
         printed = self._label(code)
-        return Outcome(True, say("station_new_batch", code=code), trace_code=code, printed=printed, recorded=1)
+        return self._printed(message, code, printed, recorded=1)
 
     def _commission_identifier(self, scan: Scan) -> Outcome:
         if scan.drug_code is not None and scan.kind == "drug_code":
@@ -164,75 +404,120 @@ class Counter:
             else:
                 q = self._take_quantity(Quantity(Decimal(1), "件"))
             return self.commission(q, **extra)
-        return Outcome(False, say("station_commission_needs"))
+        return self.fail("commission_needs")
 
     def _take_quantity(self, default: Quantity) -> Quantity:
         q, self.quantity = self.quantity or default, None
         return q
 
-    def _label(self, code: str) -> list[Path]:
-        if self.print_dir is None:
-            return []
-        label = printing.LabelData(
+    def label_data(self, code: str) -> printing.LabelData:
+        return printing.LabelData(
             trace_code=code,
-            product_name=self.product_name or self.product or "",
+            product_name=self.goods,
             date=dt.date.today(),
             node_name=self.station.get("node", {}).get("name", ""),
             base_url=self.base_url,
         )
-        path = self.print_dir / f"label-{code}.png"
-        _write(path, printing.batch_label_png(label))
-        return [path]
+
+    def _label(self, code: str) -> list[Printed]:
+        if not self._prints():
+            return []
+        return self.printout.labels([self.label_data(code)])
+
+    def _prints(self) -> bool:
+        return self.print_dir is not None or any(
+            not self.printout.printer(role).is_files for role in ("receipt", "label")
+        )
+
+    def _printed(self, message: str, code: str, printed: list[Printed], recorded: int) -> Outcome:
+        lines = []
+        for p in printed:
+            if p.ok:
+                lines.append(self.say("printed_to", where=p.where))
+            else:
+                lines.append(self.say("print_failed", error=p.error, code=code))
+        ok_prints = [p.where for p in printed if p.ok]
+        return Outcome(True, message, trace_code=code, printed=ok_prints, recorded=recorded, lines=lines)
 
     # -- selling -----------------------------------------------------------------------------------
 
-    def sell(self, quantity: Quantity) -> Outcome:
-        if quantity.kilograms is None:
-            return Outcome(False, say("station_weigh"))
-        weight = quantity.kilograms
+    def sell(self, weight: Decimal) -> Outcome:
+        if self.source is None:
+            return self.fail("need_source")
+        info = self.book.get(self.source)
+        if self.product is None and info is not None and info.goods_code:
+            self._select(self.catalogue.get(info.goods_code) or Product(info.goods_code, info.product_name or ""))
+        if self.product is None:
+            return self.fail("need_product")
+        refusal = self.book.check_sale(info, self.product, self.product_name)
+        if refusal is not None:
+            return Outcome(False, both(refusal.message_zh, refusal.message, self.language))
+        price_unit = self.price_unit or "kg"
         amount = None
         commercial: dict[str, Any] = {}
         if self.unit_price is not None:
-            per_unit = weight * 2 if self.price_unit == "斤" else weight
-            amount = (per_unit * self.unit_price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-            commercial = {"unit_price": str(self.unit_price), "amount": str(amount), "currency": "CNY"}
-        attrs = {"soldFrom": self.source} if self.source else None
-        rows: list[tuple[str, dict[str, Any]]] = [
-            ("open", self._opening(_quantity_json(quantity), **({"attributes": attrs} if attrs else {})))
-        ]
-        if self.source:
-            sale = self._event(self.source, "retail_selling", "retail_sold")
-            sale["quantity"] = _quantity_json(quantity)
-            sale["attributes"] = {"receiptCode": "{code}"}
-            if commercial:
-                sale["commercial"] = commercial
-            rows.append(("event", sale))
-        code = self.store.record(rows, issue_code=True)
+            amount = printing.sale_amount(weight, self.unit_price, price_unit)
+            # The ledger's quantity is in kilograms, so its unit price is per kilogram (16 元/斤 is 32 元/kg).
+            per_kg = self.unit_price * 2 if price_unit == "斤" else self.unit_price
+            commercial = {"unit_price": str(per_kg), "amount": str(amount), "currency": "CNY"}
+        quantity = {"value": str(weight), "uom": "KGM"}
+        opening = self._opening(quantity, attributes={"soldFrom": self.source})
+        sale = self._event(self.source, "retail_selling", "retail_sold")
+        sale["quantity"] = quantity
+        sale["attributes"] = {"receiptCode": "{code}"}
+        if commercial:
+            sale["commercial"] = commercial
+        code = self.store.record([("open", opening), ("event", sale)], issue_code=True)
         assert code is not None
-        printed = self._receipt(code, weight, amount)
-        sold = say("station_sold", weight=weight, code=code)
-        return Outcome(True, sold, trace_code=code, printed=printed, recorded=len(rows))
+        self.catalogue.remember(self.product, used=True)
+        amount_text = f"，{amount:.2f} 元" if amount is not None else ""
+        message = self.say(
+            "sold",
+            product=self.goods,
+            weight=printing.weight_text(weight, price_unit),
+            amount=amount_text,
+            code=code,
+        )
+        printed = self._receipt(code, weight, amount, info)
+        return self._printed(message, code, printed, recorded=2)
 
-    def _receipt(self, code: str, weight: Decimal, amount: Decimal | None) -> list[Path]:
-        if self.print_dir is None:
-            return []
-        info = self.station
-        operator = info.get("operator") or {}
-        receipt = printing.ReceiptData(
-            market_name=info.get("node", {}).get("name", ""),
-            stall_number=operator.get("stallNo") or operator.get("name") or info.get("device", {}).get("name", ""),
-            item=self.product_name or self.product or "",
+    def receipt_data(
+        self, code: str, weight: Decimal, amount: Decimal | None, info: BatchInfo | None
+    ) -> printing.ReceiptData:
+        station = self.station
+        operator = station.get("operator") or {}
+        return printing.ReceiptData(
+            market_name=station.get("node", {}).get("name", ""),
+            stall_number=operator.get("stallNo") or station.get("device", {}).get("name", ""),
+            stall_name=operator.get("name") or "",
+            item=self.goods,
+            origin=info.origin if info is not None else None,
             weight_kg=weight,
-            unit_price=self.unit_price or Decimal(0),
+            unit_price=self.unit_price,
             sold_at=dt.datetime.now().astimezone(),
             trace_code=code,
             base_url=self.base_url,
             price_unit="斤" if self.price_unit == "斤" else "kg",
             total=amount,
         )
-        path = self.print_dir / f"receipt-{code}.png"
-        _write(path, printing.receipt_png(receipt))
-        return [path]
+
+    def _receipt(self, code: str, weight: Decimal, amount: Decimal | None, info: BatchInfo | None) -> list[Printed]:
+        if not self._prints():
+            return []
+        return [self.printout.receipt(self.receipt_data(code, weight, amount, info))]
+
+    # -- reprints ----------------------------------------------------------------------------------
+
+    def reprint(self, code: str | None) -> Outcome:
+        wanted = re.sub(r"[ \-]", "", code) if code else None
+        if wanted is None:
+            row = self.store.conn.execute("SELECT trace_code FROM prints ORDER BY id DESC LIMIT 1").fetchone()
+            wanted = row["trace_code"] if row else None
+        done = self.printout.reprint(wanted) if wanted else None
+        if done is None:
+            return self.fail("nothing_to_reprint", code=wanted or "")
+        _kind, printed = done
+        return self._printed("", wanted or "", [printed], recorded=0)
 
 
 def _quantity_json(q: Quantity) -> dict[str, Any]:
@@ -243,10 +528,3 @@ def _quantity_json(q: Quantity) -> dict[str, Any]:
 
 def _now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

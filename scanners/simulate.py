@@ -101,7 +101,7 @@ async def simulate(
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         i = rng.randrange(stations)
         weight = Decimal(rng.randint(200, 3000)) / 1000
-        outcome = counters[i].sell(Quantity(weight, "kg", weight))
+        outcome = counters[i].sell(weight)
         sales += outcome.ok
         refused_at_counter += not outcome.ok
         wakes[i].set()

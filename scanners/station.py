@@ -4,15 +4,25 @@ Everything the station does goes through its :class:`~scanners.queue.Store` firs
 only ever asked to catch up. The upload loop sends the outbox in order (a batch opening on its own,
 consecutive events together, up to ``batch_size``), marks rows sent only on a 2xx, and backs off
 exponentially (with jitter, up to ``max_backoff`` seconds) while the server is unreachable, busy or
-refusing the station's signature. Before the leased codes run low it leases more.
+refusing the station's signature. Before the leased codes run low it leases more, and while online it
+keeps the station's copy of the product registry fresh.
+
+One uploader at a time: the loop holds an exclusive lock on ``HOME/uploader.lock`` while it uploads, so
+the counter program, ``trace-scan sync`` and the background uploader that ``label`` and ``receipt``
+start (:func:`start_background_upload`) never send the same rows at once. A connection problem is kept
+in ``status`` until the next request that succeeds, which clears it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import random
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +32,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from scanners import client as wire
+from scanners.batches import LOOKUP_TIMEOUT, BatchBook, BatchInfo
+from scanners.catalogue import Catalogue
 from scanners.queue import Pending, Store
+from scanners.words import say
 from traceability.domain import stations
+
+PRODUCTS_EVERY = 3600.0
+"""Seconds between refreshes of the product registry's copy while the station is online."""
 
 _EVENT_INDEX = re.compile(r"events\[(\d+)\]")
 
@@ -75,6 +91,10 @@ class Station:
         self.say = say or (lambda _msg: None)
 
     @property
+    def language(self) -> str:
+        return str(self.store.get("language", "both"))
+
+    @property
     def key_path(self) -> Path:
         return self.home / "station.key"
 
@@ -88,13 +108,13 @@ class Station:
     def info(self) -> dict[str, Any]:
         station = self.store.get("station")
         if station is None or not self.key_path.exists():
-            raise NotEnrolled("this station is not enrolled: run `trace-scan enrol --server URL --code CODE`")
+            raise NotEnrolled(say("not_enrolled", self.language))
         return dict(station)
 
     def client(self, key: Ed25519PrivateKey | None = None) -> wire.SigningClient:
         server = self.store.get("server")
         if server is None:
-            raise NotEnrolled("this station is not enrolled: run `trace-scan enrol --server URL --code CODE`")
+            raise NotEnrolled(say("not_enrolled", self.language))
         return wire.SigningClient(server, key or wire.load_key(self.key_path), self.store.get("clock_offset", 0.0))
 
     # -- enrolment and keys ------------------------------------------------------------------------
@@ -117,6 +137,8 @@ class Station:
                 public_url=ans.data.get("publicUrl") or server.rstrip("/"),
             )
             await self.lease(c, blocks or self.lease_blocks)
+            with contextlib.suppress(wire.Unreachable):
+                await self.refresh_products(c)
         return dict(ans.data)
 
     async def rotate_key(self) -> str:
@@ -170,6 +192,35 @@ class Station:
         want = math.ceil((2 * self.low_water - left) / stations.BLOCK_SIZE)
         await self.lease(c, max(1, min(want, 20)))
 
+    # -- what the station keeps from the server ----------------------------------------------------
+
+    async def refresh_products(self, c: wire.SigningClient) -> int | None:
+        """Replace the station's copy of the product registry; None when the server has no list for stations."""
+        items: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            ans = await c.call("GET", f"/api/v1/stations/products?limit=500&offset={offset}")
+            if ans.status in (404, 405):
+                self.store.put(products_checked_at=time.time())
+                return None
+            self._check(ans)
+            page = ans.data.get("items", []) if isinstance(ans.data, dict) else []
+            items += page
+            if len(page) < 500:
+                break
+            offset += len(page)
+        self.store.put(products_checked_at=time.time())
+        return Catalogue(self.store).replace_all(items)
+
+    async def learn_batch(self, code: str, wait: float = LOOKUP_TIMEOUT) -> BatchInfo | None:
+        """What the server says about batch ``code`` (kept for offline use); None when offline or unknown."""
+        book = BatchBook(self.store)
+        try:
+            async with self.client() as c:
+                return await asyncio.wait_for(book.fetch(c, code), wait)
+        except (wire.Unreachable, TimeoutError):
+            return book.get(code)
+
     # -- uploads -----------------------------------------------------------------------------------
 
     def _check(self, ans: wire.Answer) -> None:
@@ -197,7 +248,7 @@ class Station:
     def _refuse(self, row: Pending, message: str) -> None:
         self.store.mark_refused(row.seq, message)
         self.stats.refused += 1
-        self.say(f"✗ the server refused {row.kind} {row.event_id} ({row.trace_code}): {message}")
+        self.say(say("upload_refused", self.language, kind=row.kind, code=row.trace_code, error=message))
 
     async def sync_once(self, c: wire.SigningClient) -> int:
         """Upload the next request's worth of the outbox; returns the number of rows settled (0: empty)."""
@@ -251,16 +302,42 @@ class Station:
         stop: asyncio.Event | None = None,
         idle_poll: float = 30.0,
     ) -> bool:
-        """Upload until the outbox is empty (or forever, with ``until_empty=False``). True when empty."""
+        """Upload until the outbox is empty (or forever, with ``until_empty=False``). True when empty.
+
+        Another process uploading for this station (it holds the lock) is waited for, not joined.
+        """
         deadline = None if within is None else time.monotonic() + within
+        lock = UploadLock(self.home)
+        while not lock.acquire():
+            if (until_empty and not self.store.pending(1)) or (stop is not None and stop.is_set()):
+                return not self.store.pending(1)
+            if deadline is not None and time.monotonic() >= deadline:
+                return not self.store.pending(1)
+            await _pause(min(1.0, idle_poll), None, stop)
+        try:
+            return await self._sync_locked(until_empty, deadline, wake, stop, idle_poll)
+        finally:
+            lock.release()
+
+    async def _sync_locked(
+        self,
+        until_empty: bool,
+        deadline: float | None,
+        wake: asyncio.Event | None,
+        stop: asyncio.Event | None,
+        idle_poll: float,
+    ) -> bool:
         failures = 0
         full_batch = self.batch_size
         async with self.client() as c:
             while stop is None or not stop.is_set():
                 try:
                     await self.top_up(c)
+                    if time.time() - float(self.store.get("products_checked_at", 0)) > PRODUCTS_EVERY:
+                        await self.refresh_products(c)
                     settled = await self.sync_once(c)
-                    if failures:
+                    # Something the server answered: whatever went wrong before is over.
+                    if self.store.get("last_error") is not None:
                         self.store.put(last_error=None)
                     failures = 0
                     if settled:
@@ -276,14 +353,12 @@ class Station:
                         and "replaced by a newer key" in str(exc)
                         and await self._recover_rotation()
                     ):
-                        return await self.sync(
-                            until_empty=until_empty, within=within, wake=wake, stop=stop, idle_poll=idle_poll
-                        )
+                        return await self._sync_locked(until_empty, deadline, wake, stop, idle_poll)
                     failures += 1
                     self.stats.retries += 1
                     self.store.put(last_error={"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "message": str(exc)})
                     delay = self._backoff(failures)
-                    self.say(f"… upload failed ({exc}); retrying in {delay:.1f} s")
+                    self.say(say("upload_failed", self.language, error=exc, delay=f"{delay:.1f}"))
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -291,6 +366,51 @@ class Station:
                     delay = min(delay, left)
                 await _pause(delay, wake if failures == 0 else None, stop)
         return not self.store.pending(1)
+
+
+class UploadLock:
+    """An exclusive, non-blocking lock on ``HOME/uploader.lock``; the kernel drops it when the process dies."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "uploader.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def start_background_upload(home: Path, *, max_backoff: float = 300.0) -> int:
+    """Start a detached ``trace-scan sync`` that keeps retrying until the queue is empty, then exits.
+
+    It outlives the command that started it (a label run, a receipt), so what was queued offline goes up
+    as soon as the network allows. Returns its process id; its messages go to ``HOME/uploader.log``.
+    """
+    log = open(home / "uploader.log", "ab")  # handed to the child; closed here once it has its own copy
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - our own program, arguments we built
+            [sys.executable, "-m", "scanners.cli", "--home", str(home), "--max-backoff", str(max_backoff), "sync"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+    return proc.pid
 
 
 async def _pause(seconds: float, wake: asyncio.Event | None, stop: asyncio.Event | None) -> None:

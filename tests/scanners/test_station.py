@@ -380,7 +380,17 @@ async def test_run_label_image_and_status_commands(live: Live, tmp_path: Path) -
     pdf, pngs = tmp_path / "sheet.pdf", tmp_path / "labels"
     for out_path in (pdf, pngs):
         proc = _trace_scan(
-            home, "label", "--product", "21113011", "--product-name", "大白菜", "--count", "3", "--out", str(out_path)
+            home,
+            "label",
+            "--product",
+            "21113011",
+            "--product-name",
+            "大白菜",
+            "--count",
+            "3",
+            "--out",
+            str(out_path),
+            "--no-upload",
         )
         out, err = await asyncio.to_thread(proc.communicate)
         assert proc.returncode == 0, err.decode()

@@ -150,3 +150,33 @@ def block_of(code: str) -> int | None:
     if serial < tracecode.LEASE_SERIAL_BASE:
         return None
     return (serial - tracecode.LEASE_SERIAL_BASE) // BLOCK_SIZE
+
+
+# -- the enrolment QR code -------------------------------------------------------------------------
+
+ENROL_PREFIX = "TRACE-ENROL/1"
+"""First word of an enrolment QR code: ``TRACE-ENROL/1 <server URL> <one-time code>``. Not a web address, so
+a phone camera that reads it by chance does not send the code to any site (or to a browser's history)."""
+_ENROL_CODE = re.compile(r"[0-9A-Za-z]{4}(?:-?[0-9A-Za-z]{4}){3}")
+
+
+class EnrolmentPayloadError(ValueError):
+    """Text that is not an enrolment QR code; the message says what is wrong."""
+
+
+def enrolment_payload(server: str, code: str) -> str:
+    """The text of the enrolment QR code that binds a station to ``server`` with the one-time ``code``."""
+    return f"{ENROL_PREFIX} {server.rstrip('/')} {code}"
+
+
+def parse_enrolment_payload(text: str) -> tuple[str, str]:
+    """(server URL, one-time code) from a scanned enrolment QR code."""
+    parts = text.strip().split()
+    if len(parts) != 3 or parts[0].upper() != ENROL_PREFIX:
+        raise EnrolmentPayloadError(f"not an enrolment code: it starts with {ENROL_PREFIX} and holds a URL and a code")
+    server, code = parts[1], parts[2]
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", server):
+        raise EnrolmentPayloadError("the enrolment code's server is not an http(s) address")
+    if not _ENROL_CODE.fullmatch(code):
+        raise EnrolmentPayloadError("the enrolment code's one-time code is not 16 letters and digits")
+    return server.rstrip("/"), code.upper()
