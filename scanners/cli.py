@@ -519,10 +519,10 @@ def cmd_printer(args: argparse.Namespace) -> int:
             target = Path(config.connection.removeprefix("dir:") or station.home / "prints")
             target.mkdir(parents=True, exist_ok=True)
             path = target / f"test-{args.role}.bin"
-            path.write_bytes(printers.test_page_job(config, base, name))
+            path.write_bytes(printers.trial_page_job(config, base, name))
             print(both(f"✓ 测试页已写入 {path}", f"✓ test page written to {path}", lang))
             return 0
-        printers.send(config, printers.test_page_job(config, base, name))
+        printers.send(config, printers.trial_page_job(config, base, name))
     except printing.PrintError as exc:
         print(f"\a✗ {both(f'测试页打印失败：{exc}', f'test page failed: {exc}', lang)}")
         return 1

@@ -36,6 +36,7 @@ Errors::
 from __future__ import annotations
 
 import io
+import socket
 import struct
 import unicodedata
 from collections.abc import Sequence
@@ -57,7 +58,7 @@ __all__ = [
     "open_printer",
     "receipt_job",
     "send",
-    "test_page_job",
+    "trial_page_job",
 ]
 
 PAPER_DOTS = {58: 384, 80: 576}
@@ -189,6 +190,9 @@ def open_printer(config: PrinterConfig) -> Any:
         if scheme == "tcp":
             host, _, port = target.rpartition(":")
             device = printer.Network(host, int(port), timeout=10, **profile)
+            # Connected here rather than by Network.open(), which leaves the socket open when it fails.
+            device.device = socket.create_connection((host, int(port)), timeout=10)
+            return device
         elif scheme == "serial":
             device = printer.Serial(
                 target,
@@ -366,7 +370,7 @@ def label_job(labels: Sequence[LabelData], config: PrinterConfig, *, font_path: 
 # -- the test page -------------------------------------------------------------------------------
 
 
-def test_page_job(
+def trial_page_job(
     config: PrinterConfig, base_url: str, station_name: str, *, font_path: str | Path | None = None
 ) -> bytes:
     """A page that shows at once whether Chinese text, the paper width and the QR code come out right."""
