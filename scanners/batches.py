@@ -55,17 +55,17 @@ class Refusal:
 
 
 def origin_text(origin: Any) -> str | None:
-    """``江苏省徐州市丰县 王庄`` from an opening's ``origin`` ({"area_code", "place"}), or None."""
+    """``江苏省徐州市丰县 王庄`` from an opening's ``origin`` (area code, place, producer), or None."""
     if not isinstance(origin, dict):
         return None
-    area = origin.get("area_code")
-    place = origin.get("place")
+    area = origin.get("areaCode") or origin.get("area_code")
     named = area_name(area) if isinstance(area, str) else None
-    parts = [p for p in (named, place if isinstance(place, str) else None) if p]
+    parts = [named] + [origin.get(k) for k in ("place", "producer")]
+    words = [p for p in parts if isinstance(p, str) and p]
     # A place that repeats the end of the area's name adds nothing (丰县 after 江苏省徐州市丰县).
-    if len(parts) == 2 and parts[0].endswith(parts[1]):
-        parts = parts[:1]
-    return " ".join(parts) or None
+    if named and len(words) > 1 and named.endswith(words[1]):
+        del words[1]
+    return " ".join(words) or None
 
 
 class BatchBook:

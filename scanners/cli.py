@@ -181,8 +181,8 @@ async def _run(station: Station, counter: Counter, args: argparse.Namespace) -> 
                 return
 
     reader = asyncio.create_task(read_lines())
-    mode_name = say(f"mode.{counter.mode}", "zh") if counter.language != "en" else counter.mode
-    print(say("ready", counter.language, mode=mode_name), file=sys.stderr, flush=True)
+    mode_zh = say(f"mode.{counter.mode}", "zh")
+    print(say("ready", counter.language, mode_zh=mode_zh, mode=counter.mode), file=sys.stderr, flush=True)
     if counter.product:
         print(say("product_chosen", counter.language, label=counter.goods), file=sys.stderr, flush=True)
     last_scale_error = 0.0
@@ -297,20 +297,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, ensure_ascii=False, indent=2, default=str))
         return 0
 
-    def row(key: str, value: str) -> None:
-        label = say(f"status.{key}", lang)
-        print(f"{label:<24}{value}")
+    def word(key: str) -> str:
+        """A status word: 中文 English side by side in ``both``, not joined by a dot as sentences are."""
+        return say(key, lang) if lang != "both" else f"{say(key, 'zh')} {say(key, 'en')}"
 
-    none = say("status.none", lang)
+    def row(key: str, value: str) -> None:
+        label = word(f"status.{key}")
+        width = sum(2 if ord(ch) > 0x2E80 else 1 for ch in label)
+        print(f"{label}{' ' * max(1, 26 - width)}{value}")
+
+    none = word("status.none")
     info = status["station"] or {}
     operator = info.get("operator") or {}
     if info:
         stall = f"  摊位 {operator.get('stallNo')} {operator.get('name') or ''}" if operator else ""
         row("station", f"{info['node']['name']}（{info['node']['code']}）{stall}")
     row("server", f"{status['server'] or say('not_enrolled', lang)}  {status['keyId'] or ''}".rstrip())
-    row("queue", f"{status['pending']}  {say('status.oldest', lang)} {_local(status['oldestPending'])}")
-    last = _local(status["lastSync"]) if status["lastSync"] else say("status.never", lang)
-    row("uploaded", f"{status['sent']}  {say('status.last_sync', lang)} {last}")
+    row("queue", f"{status['pending']}  {word('status.oldest')} {_local(status['oldestPending'])}")
+    last = _local(status["lastSync"]) if status["lastSync"] else word("status.never")
+    row("uploaded", f"{status['sent']}  {word('status.last_sync')} {last}")
     row("codes", str(status["codesLeft"]))
     row("product", product.label if product else none)
     printer_text = "；".join(
@@ -325,14 +330,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         row("error", f"{_local(status['lastError']['at'])}  {status['lastError']['message']}")
     if status["refused"]:
         problems = True
-        row("refused", f"{status['refused']} {say('status.kept', lang)}")
+        row("refused", f"{status['refused']} {word('status.kept')}")
         for r in status["recentRefusals"]:
             print(f"  #{r['seq']} {r['kind']} {r['trace_code']}: {r['error']}")
     for failure in status["printFailures"]:
         problems = True
         row("print_failed", f"{failure['kind']} {failure['trace_code']}: {failure['error']}")
     if not problems:
-        print(f"✓ {say('status.all_good', lang)}")
+        print(f"✓ {word('status.all_good')}")
     return 0
 
 
@@ -407,7 +412,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         from traceability.domain.scans import Quantity
 
         q = Quantity(args.quantity, "件") if args.uom == "piece" else Quantity(args.quantity, "kg", args.quantity)
-        counter.print_dir = None  # printed together below
+        counter.auto_print = False  # printed together below
         for _ in range(args.count):
             outcome = counter.commission(q)
             if not outcome.ok or outcome.trace_code is None:
@@ -644,13 +649,15 @@ def cmd_product(args: argparse.Namespace) -> int:
         return 0 if found else 1
     counter = Counter(station.store, "sell", language=lang)
     outcome = counter.choose(args.query)
-    if outcome.ok and counter.product and (args.price is not None or args.price_unit):
-        if args.price is not None:
-            outcome = counter.set_price(args.price, args.price_unit)
-        else:
-            counter.catalogue.remember(counter.product, price_unit=args.price_unit)
     _show(outcome)
-    return 0 if outcome.ok and not outcome.lines else 1
+    if not outcome.ok or outcome.lines:  # nothing found, or several to choose from
+        return 1
+    assert counter.product is not None
+    if args.price is not None:
+        _show(counter.set_price(args.price, args.price_unit))
+    elif args.price_unit:
+        counter.catalogue.remember(counter.product, price_unit=args.price_unit)
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -108,6 +108,8 @@ class Counter:
     """The unit of a weight typed or sent without one."""
     weigher: Weigher = field(default_factory=lambda: Weigher(output="demand"))
     choices: list[Product] = field(default_factory=list)
+    auto_print: bool = True
+    """Print each receipt and label as it is made (off when a command prints a run of them itself)."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -121,6 +123,7 @@ class Counter:
             self.default_unit = str(scale.get("unit", self.default_unit))
         self.weigher.tare_kg = Decimal(str(self.store.get("tare_kg", "0")))
         explicit_price, explicit_unit = self.unit_price, self.price_unit
+        self._explicit = (explicit_price, explicit_unit)
         if self.product:
             self._select(self._resolve(self.product), remember=explicit_price is not None or explicit_unit is not None)
         elif self.mode in ("sell", "commission") and (current := self.store.get("current_product")):
@@ -178,6 +181,12 @@ class Counter:
             self.product_name = product.name if product.name != product.goods_code else self.product_name
         self.unit_price = product.unit_price
         self.price_unit = product.price_unit
+        price, unit = getattr(self, "_explicit", (None, None))
+        if price is not None or unit is not None:
+            # A price given for this run (--price) holds for whatever goods the run sells, and is remembered.
+            self.unit_price = price if price is not None else self.unit_price
+            self.price_unit = unit or self.price_unit
+            self.catalogue.remember(product.goods_code, unit_price=price, price_unit=unit)
         if remember:
             known = self.catalogue.get(product.goods_code)
             named = self.product_name if known is None or known.name == product.goods_code else None
@@ -255,7 +264,7 @@ class Counter:
     def _choose(self, product: Product) -> Outcome:
         self._select(product)
         self.choices = []
-        message = self.say("product_chosen", label=self.catalogue.get(product.goods_code) or product)
+        message = self.say("product_chosen", label=(self.catalogue.get(product.goods_code) or product).label)
         if self.mode == "sell" and self.source is not None:
             info = self.book.get(self.source)
             if info is not None and info.goods_code not in (None, product.goods_code):
@@ -332,8 +341,14 @@ class Counter:
         if refusal is not None:
             return Outcome(False, both(refusal.message_zh, refusal.message, self.language), trace_code=code)
         self.source = code
-        origin = f"，产地 {info.origin}" if info is not None and info.origin else ""
-        message = self.say("selling_from", product=self.goods or "?", code=code, origin=origin)
+        origin = info.origin if info is not None else None
+        message = self.say(
+            "selling_from",
+            product=self.goods or "?",
+            code=code,
+            origin_zh=f"，产地 {origin}" if origin else "",
+            origin_en=f", origin {origin}" if origin else "",
+        )
         if self.unit_price is None:
             message += "\n" + self.say("no_price")
         return Outcome(True, message, trace_code=code)
@@ -425,6 +440,8 @@ class Counter:
         return self.printout.labels([self.label_data(code)])
 
     def _prints(self) -> bool:
+        if not self.auto_print:
+            return False
         return self.print_dir is not None or any(
             not self.printout.printer(role).is_files for role in ("receipt", "label")
         )
@@ -470,12 +487,13 @@ class Counter:
         code = self.store.record([("open", opening), ("event", sale)], issue_code=True)
         assert code is not None
         self.catalogue.remember(self.product, used=True)
-        amount_text = f"，{amount:.2f} 元" if amount is not None else ""
         message = self.say(
             "sold",
             product=self.goods,
             weight=printing.weight_text(weight, price_unit),
-            amount=amount_text,
+            weight_en=printing.weight_text(weight),
+            amount=f"，{amount:.2f} 元" if amount is not None else "",
+            amount_en=f", {amount:.2f} yuan" if amount is not None else "",
             code=code,
         )
         printed = self._receipt(code, weight, amount, info)

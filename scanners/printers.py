@@ -209,6 +209,9 @@ def open_printer(config: PrinterConfig) -> Any:
             device = printer.Usb(int(vid, 16), int(pid, 16), **profile)
         elif scheme == "file":
             device = printer.File(target, **profile)
+            # Appended to, not truncated: the same for a device, and a capture file keeps every job.
+            device.device = open(target, "ab")
+            return device
         elif scheme == "lp":
             device = printer.LP(target, **profile)
         else:

@@ -12,16 +12,23 @@ from typing import Any, Literal
 Language = Literal["zh", "en", "both"]
 LANGUAGES: tuple[str, ...] = ("both", "zh", "en")
 
-WORDS: dict[str, tuple[str, str]] = {
+WORDS: dict[str, tuple[str, str] | tuple[str, str, str]] = {
     # the counter
-    "ready": ("{mode}：请扫码或称重，Ctrl-D 结束", "{mode} mode: scan, or weigh; Ctrl-D to stop"),
+    "ready": ("{mode_zh}：请扫码或称重，Ctrl-D 结束", "{mode} mode: scan, or weigh; Ctrl-D to stop"),
     "mode.receive": ("进货", "receive"),
     "mode.ship": ("出货", "ship"),
     "mode.inspect": ("检测", "inspect"),
     "mode.commission": ("赋码", "commission"),
     "mode.sell": ("销售", "sell"),
-    "selling_from": ("正在销售：{product}，批次 {code}{origin}", "selling {product} from batch {code}{origin}"),
-    "sold": ("✓ 已售 {product} {weight}{amount} · 追溯码 {code}", "✓ sold {product} {weight}{amount} · code {code}"),
+    "selling_from": (
+        "正在销售：{product}，批次 {code}{origin_zh}",
+        "selling {product} from batch {code}{origin_en}",
+    ),
+    "sold": (
+        "✓ 已售 {product} {weight}{amount} · 追溯码 {code}",
+        "✓ sold {product} {weight_en}{amount_en} · code {code}",
+        "✓ 已售 sold {product} {weight}{amount} · 追溯码 {code}",
+    ),
     "new_batch": ("✓ 新批次 {product} {code}", "✓ new batch {product} {code}"),
     "recorded_step": ("✓ {step} {code}", "✓ {step_en} {code}"),
     "quantity_held": ("数量 {quantity}：请接着扫码", "quantity {quantity}: scan the code next"),
@@ -46,7 +53,7 @@ WORDS: dict[str, tuple[str, str]] = {
         "追溯码已用完：请连接网络，站点会自动申领新的追溯码",
         "no trace codes left: connect to the network and the station leases more",
     ),
-    "printed_to": ("  → 已打印 {where}", "  → printed {where}"),
+    "printed_to": ("  → 已打印 {where}", "  → printed {where}", "  → 已打印 printed {where}"),
     "print_failed": (
         "已记录，但打印失败（{error}）：检查打印机后输入 重打 {code}",
         "recorded, but printing failed ({error}): check the printer, then reprint {code}",
@@ -120,14 +127,19 @@ WORDS: dict[str, tuple[str, str]] = {
 
 
 def say(key: str, language: str = "both", **fields: Any) -> str:
-    """The message ``key`` with its fields filled in, in ``language`` (zh, en or both)."""
-    zh, en = WORDS[key]
-    zh_text, en_text = zh.format(**fields), en.format(**fields)
+    """The message ``key`` with its fields filled in, in ``language`` (zh, en or both).
+
+    An entry may carry a third, shorter form for ``both``, where repeating the whole sentence in English
+    would only repeat its numbers and names.
+    """
+    entry = WORDS[key]
     if language == "zh":
-        return zh_text
+        return entry[0].format(**fields)
     if language == "en":
-        return en_text
-    return f"{zh_text} · {en_text}"
+        return entry[1].format(**fields)
+    if len(entry) == 3:
+        return entry[2].format(**fields)
+    return f"{entry[0].format(**fields)} · {entry[1].format(**fields)}"
 
 
 def both(zh: str, en: str, language: str = "both") -> str:
