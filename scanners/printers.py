@@ -22,7 +22,7 @@ holding a character outside GBK (a rare name) is sent as a picture instead. ``ra
 is drawn here with a CJK font and sent as a raster image (``GS v 0``), for printers without a Chinese
 font. The QR code is always sent as a raster image, so its module size is exact on every printer: 8 dots
 (1 mm at 203 dpi), 41 mm wide with its quiet zone for a usual URL, which a phone reads from 40-50 cm,
-an arm's length (see :func:`scanners.printing.receipt_qr_module`).
+an arm's length (see :func:`scanners.receipts.receipt_qr_module`).
 
 Labels: ``tspl`` for the common label printers (TSC, Gprinter, Xprinter label models) as one ``BITMAP`` per
 label at the label's size; ``escpos`` for an ESC/POS printer loaded with label stock.
@@ -47,8 +47,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from scanners import printing
-from scanners.printing import LabelData, PrintError, ReceiptData, ReceiptLine
+from scanners import printing, receipts
+from scanners.printing import LabelData, PrintError
+from scanners.receipts import ReceiptData, ReceiptLine
 
 __all__ = [
     "PAPER_DOTS",
@@ -281,7 +282,7 @@ def _text_line(p: Any, line: ReceiptLine, config: PrinterConfig, font_path: str 
         encoded = _gbk(part)
         if encoded is None:
             # A character the printer's font does not have: this one line goes as a picture.
-            _raster(p, printing.text_line_image(part, line.style, config.width_dots, line.align, font_path=font_path))
+            _raster(p, receipts.text_line_image(part, line.style, config.width_dots, line.align, font_path=font_path))
             continue
         p.set(align="center" if line.align == "center" else "left", custom_size=True, width=width, height=height)
         p._raw(encoded + b"\n")
@@ -296,16 +297,16 @@ def receipt_job(
     for _ in range(copies):
         p._raw(ESC_INIT)
         if config.text == "raster":
-            image = printing.receipt_image(receipt, width_px=config.width_dots, font_path=font_path)
+            image = receipts.receipt_image(receipt, width_px=config.width_dots, font_path=font_path)
             _raster(p, image)
         else:
             p._raw(FS_CHINESE_ON)
-            for line in printing.receipt_lines(receipt):
+            for line in receipts.receipt_lines(receipt):
                 if line.kind == "rule":
                     p.set(align="left", custom_size=True, width=1, height=1)
                     p._raw(b"-" * (config.width_dots // FONT_A_DOTS) + b"\n")
                 elif line.kind == "qr":
-                    _raster(p, printing.receipt_qr(receipt.url, config.width_dots))
+                    _raster(p, receipts.receipt_qr(receipt.url, config.width_dots))
                 elif line.kind == "feed":
                     p._raw(b"\n")
                 else:

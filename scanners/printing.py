@@ -9,8 +9,7 @@ grid. The QR module size is a whole number of printer dots, as large as fits.
 ``batch_label_*``  40 × 30 mm roll label (or a 63.5 × 38.1 mm A4 sheet cell): QR, product name, date,
                    node name, and the trace code in groups of four
 ``label_sheet_*``  a PDF: A4 sheets of 3 × 7 cells (the common 21-up layout), or one 40 × 30 mm label a page
-``receipt_*``      thermal receipt, 384 dots wide at 203 dpi for 58 mm paper (576 for 80 mm); the lines
-                   of :func:`receipt_lines` are the one layout that text-mode printers get too
+``font``, ``wrap``  the drawing helpers :mod:`scanners.receipts` draws receipts with
 =================  ==================================================================================
 
 The QR holds :func:`consumer_url`: ``{base_url}/t/{trace_code}``, or for a product with a GTIN the GS1
@@ -34,7 +33,6 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -51,22 +49,20 @@ __all__ = [
     "FontNotFoundError",
     "LabelData",
     "PrintError",
-    "ReceiptData",
-    "ReceiptLine",
     "batch_label_image",
     "batch_label_png",
     "consumer_url",
     "find_cjk_font",
+    "font_file",
     "label_sheet_pages",
     "label_sheet_pdf",
+    "largest_font",
+    "line_height",
+    "load_font",
+    "png",
     "qr_image",
-    "receipt_image",
-    "receipt_lines",
-    "receipt_png",
-    "receipt_qr",
-    "sale_amount",
-    "text_line_image",
-    "weight_text",
+    "qr_matrix",
+    "wrap",
 ]
 
 LabelSize = Literal["40x30mm", "a4-cell"]
@@ -86,9 +82,6 @@ A4_MARGIN_MM = (7.25, 15.15)
 A4_PITCH_MM = (66.0, 38.1)
 """Distance between the left (top) edges of neighbouring cells: 2.5 mm gap between columns, none between rows."""
 
-RECEIPT_DPI = 203
-RECEIPT_WIDTH_PX = 384
-"""58 mm paper, 48 mm printable: 384 dots at 203 dpi."""
 
 FONT_CANDIDATES: tuple[str, ...] = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # Debian/Ubuntu fonts-wqy-microhei
@@ -168,59 +161,6 @@ class LabelData:
         return consumer_url(self.base_url, self.trace_code, gtin=self.gtin, expiry=self.expiry)
 
 
-@dataclass(frozen=True)
-class ReceiptData:
-    """One sale at a traceability scale.
-
-    ``unit_price`` is in yuan per ``price_unit`` (kg, or 斤 = 0.5 kg as most wet markets price), None when
-    the stall has not set a price (the receipt then shows no price or amount); ``total`` defaults to
-    weight × price rounded half up to the fen. ``origin`` is where the source batch came from.
-    """
-
-    market_name: str
-    stall_number: str
-    item: str
-    weight_kg: Decimal
-    unit_price: Decimal | None
-    sold_at: dt.datetime
-    trace_code: str
-    base_url: str
-    price_unit: Literal["kg", "斤"] = "kg"
-    total: Decimal | None = None
-    stall_name: str = ""
-    origin: str | None = None
-    footer: str | None = None
-
-    @property
-    def amount(self) -> Decimal | None:
-        if self.total is not None:
-            return self.total
-        if self.unit_price is None:
-            return None
-        return sale_amount(self.weight_kg, self.unit_price, self.price_unit)
-
-    @property
-    def url(self) -> str:
-        return consumer_url(self.base_url, self.trace_code)
-
-
-def sale_amount(weight_kg: Decimal, unit_price: Decimal, price_unit: str) -> Decimal:
-    """Weight × price per kg or per 斤 (0.5 kg), rounded half up to the fen."""
-    per_unit = weight_kg * 2 if price_unit == "斤" else weight_kg
-    return (per_unit * unit_price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-
-
-def weight_text(weight_kg: Decimal, price_unit: str = "kg") -> str:
-    """``1.250 kg``, with the 斤 beside it when the stall prices by the 斤 (``1.250 kg（2.50 斤）``)."""
-    shown = weight_kg.quantize(Decimal("0.001")) if weight_kg == weight_kg.quantize(Decimal("0.001")) else weight_kg
-    text = f"{shown} kg"
-    if price_unit == "斤":
-        jin = weight_kg * 2
-        jin_shown = jin.quantize(Decimal("0.01")) if jin == jin.quantize(Decimal("0.01")) else jin.normalize()
-        text += f"（{jin_shown} 斤）"
-    return text
-
-
 # --- fonts ------------------------------------------------------------------------------------------
 
 
@@ -253,11 +193,11 @@ def _has_cjk(path: Path) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _font(path: str, size_px: int) -> ImageFont.FreeTypeFont:
+def load_font(path: str, size_px: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size_px)
 
 
-def _font_file(font_path: str | Path | None) -> str:
+def font_file(font_path: str | Path | None) -> str:
     if font_path is not None:
         path = Path(font_path)
         if not path.is_file():
@@ -274,7 +214,7 @@ def _default_font() -> Path:
 # --- QR ---------------------------------------------------------------------------------------------
 
 
-def _qr_matrix(url: str) -> list[list[bool]]:
+def qr_matrix(url: str) -> list[list[bool]]:
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=QUIET_ZONE_MODULES)
     qr.add_data(url)
     qr.make(fit=True)
@@ -285,7 +225,7 @@ def qr_image(url: str, *, module_px: int) -> Image.Image:
     """A 1-bit QR code of ``url`` with ``module_px`` × ``module_px`` dots per module and a 4-module quiet zone."""
     if module_px < 1:
         raise PrintError("module_px must be at least 1")
-    return _render_matrix(_qr_matrix(url), module_px)
+    return _render_matrix(qr_matrix(url), module_px)
 
 
 def _render_matrix(matrix: list[list[bool]], module_px: int) -> Image.Image:
@@ -297,7 +237,7 @@ def _render_matrix(matrix: list[list[bool]], module_px: int) -> Image.Image:
 
 
 def _fitted_qr(url: str, max_px: int, dpi: int) -> Image.Image:
-    matrix = _qr_matrix(url)
+    matrix = qr_matrix(url)
     module_px = max_px // len(matrix)
     min_px = math.ceil(MIN_MODULE_MM * dpi / MM_PER_INCH)
     if module_px < min_px:
@@ -315,7 +255,7 @@ def _px(mm: float, dpi: int) -> int:
     return round(mm * dpi / MM_PER_INCH)
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int) -> list[str]:
+def wrap(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int) -> list[str]:
     """Greedy wrap by character (Chinese has no spaces); the last line ends in … when text is cut."""
     text = " ".join(text.split())
     lines: list[str] = []
@@ -336,14 +276,14 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int, max_lines: int) -
     return lines
 
 
-def _largest_font(path: str, text: str, width: int, start_px: int, min_px: int) -> ImageFont.FreeTypeFont:
+def largest_font(path: str, text: str, width: int, start_px: int, min_px: int) -> ImageFont.FreeTypeFont:
     size = start_px
-    while size > min_px and _font(path, size).getlength(text) > width:
+    while size > min_px and load_font(path, size).getlength(text) > width:
         size -= 1
-    return _font(path, size)
+    return load_font(path, size)
 
 
-def _line_height(font: ImageFont.FreeTypeFont) -> int:
+def line_height(font: ImageFont.FreeTypeFont) -> int:
     ascent, descent = font.getmetrics()
     return ascent + descent
 
@@ -364,7 +304,7 @@ def batch_label_image(
     if dpi < 150:
         raise PrintError("labels are printed at 150 dpi or more (203 or 300 for thermal printers)")
     url = label.url
-    font_file = _font_file(font_path)
+    face_path = font_file(font_path)
     width_mm, height_mm = LABEL_SIZES_MM[size]
     width, height = _px(width_mm, dpi), _px(height_mm, dpi)
     margin = _px(1.5, dpi)
@@ -374,8 +314,8 @@ def batch_label_image(
     # Bottom: the trace code, as large as fits the width, in groups of four for reading aloud.
     code_text = tracecode.pretty(tracecode.normalize(label.trace_code))
     start_mm = 4.0 if size == "a4-cell" else 3.2
-    code_font = _largest_font(font_file, code_text, width - 2 * margin, _px(start_mm, dpi), _px(1.6, dpi))
-    code_top = height - margin - _line_height(code_font)
+    code_font = largest_font(face_path, code_text, width - 2 * margin, _px(start_mm, dpi), _px(1.6, dpi))
+    code_top = height - margin - line_height(code_font)
     draw.text((width // 2, code_top), code_text, font=code_font, fill=BLACK, anchor="ma")
 
     # Left: the QR code, its quiet zone serving as the label's margin.
@@ -385,8 +325,8 @@ def batch_label_image(
     # Right: product, date, node.
     left = qr.width
     text_width = width - margin - left
-    name_font = _font(font_file, _px(3.2 if size == "a4-cell" else 2.8, dpi))
-    small_font = _font(font_file, _px(2.6 if size == "a4-cell" else 2.3, dpi))
+    name_font = load_font(face_path, _px(3.2 if size == "a4-cell" else 2.8, dpi))
+    small_font = load_font(face_path, _px(2.6 if size == "a4-cell" else 2.3, dpi))
     y = margin
     rows: list[tuple[str, ImageFont.FreeTypeFont, int]] = [(label.product_name, name_font, 2)]
     rows.append((f"{label.date:%Y-%m-%d}", small_font, 1))
@@ -394,11 +334,11 @@ def batch_label_image(
         rows.append((f"到期 {label.expiry:%Y-%m-%d}", small_font, 1))
     rows.append((label.node_name, small_font, 2))
     for text, font, max_lines in rows:
-        for line in _wrap(text, font, text_width, max_lines):
-            if y + _line_height(font) > code_top:
+        for line in wrap(text, font, text_width, max_lines):
+            if y + line_height(font) > code_top:
                 break
             draw.text((left, y), line, font=font, fill=BLACK)
-            y += _line_height(font)
+            y += line_height(font)
         y += _px(0.5, dpi)
     return image
 
@@ -411,7 +351,7 @@ def batch_label_png(
     font_path: str | Path | None = None,
 ) -> bytes:
     """The label as a 1-bit PNG carrying its resolution, ready for a label printer driver."""
-    return _png(batch_label_image(label, size, dpi, font_path=font_path), dpi)
+    return png(batch_label_image(label, size, dpi, font_path=font_path), dpi)
 
 
 def label_sheet_pages(
@@ -463,154 +403,7 @@ def label_sheet_pdf(
     return buffer.getvalue()
 
 
-# --- receipts ---------------------------------------------------------------------------------------
-
-ReceiptStyle = Literal["title", "body", "big", "code", "small"]
-
-
-@dataclass(frozen=True)
-class ReceiptLine:
-    """One line of a receipt, the same whether drawn here or sent as text to the printer."""
-
-    kind: Literal["text", "rule", "qr", "feed"]
-    text: str = ""
-    style: ReceiptStyle = "body"
-    align: Literal["left", "center"] = "left"
-
-
-def receipt_lines(receipt: ReceiptData) -> list[ReceiptLine]:
-    """What a receipt says, in order: the one layout every way of printing it follows."""
-    lines = [ReceiptLine("text", receipt.market_name, "title", "center")]
-    stall = "　".join(part for part in (receipt.stall_number, receipt.stall_name) if part)
-    if stall:
-        lines.append(ReceiptLine("text", f"摊位：{stall}"))
-    lines.append(ReceiptLine("rule"))
-    lines.append(ReceiptLine("text", f"品名：{receipt.item}"))
-    if receipt.origin:
-        lines.append(ReceiptLine("text", f"产地：{receipt.origin}"))
-    lines.append(ReceiptLine("text", f"重量：{weight_text(receipt.weight_kg, receipt.price_unit)}"))
-    amount = receipt.amount
-    if receipt.unit_price is not None:
-        lines.append(ReceiptLine("text", f"单价：{receipt.unit_price:.2f} 元/{receipt.price_unit}"))
-    if amount is not None:
-        lines.append(ReceiptLine("text", f"金额：{amount:.2f} 元", "big"))
-    lines.append(ReceiptLine("rule"))
-    lines.append(ReceiptLine("text", f"时间：{receipt.sold_at:%Y-%m-%d %H:%M}"))
-    lines.append(ReceiptLine("text", "追溯码："))
-    lines.append(ReceiptLine("text", tracecode.pretty(tracecode.normalize(receipt.trace_code)), "code", "center"))
-    lines.append(ReceiptLine("qr"))
-    lines.append(ReceiptLine("text", "手机扫码查来源 Scan to trace", "small", "center"))
-    for extra in (receipt.footer or "").splitlines():
-        lines.append(ReceiptLine("text", extra, "small", "center"))
-    lines.append(ReceiptLine("feed"))
-    return lines
-
-
-RECEIPT_QR_MODULE_DOTS = 8
-"""QR module on receipts: 8 dots, 1.0 mm at 203 dpi. A phone camera 40-50 cm away (an arm's length) sees
-about 3 pixels per millimetre of paper, 3 pixels per module, which decoders read reliably; smaller modules
-need the phone closer, and a worn print head fattens small modules first."""
-MIN_RECEIPT_QR_MODULE_DOTS = 6
-"""0.75 mm: the smallest module a receipt is printed with when the URL is long."""
-
-
-def receipt_qr_module(url: str, width_px: int) -> int:
-    """The module size (dots) of a receipt's QR code for ``url`` on paper ``width_px`` dots wide."""
-    modules = len(_qr_matrix(url))
-    module = min(RECEIPT_QR_MODULE_DOTS, width_px // modules)
-    if module < MIN_RECEIPT_QR_MODULE_DOTS:
-        raise PrintError(
-            f"the URL needs a {modules}-module QR code, too large for {width_px} dots with modules of "
-            f"{MIN_RECEIPT_QR_MODULE_DOTS} dots: use a shorter public URL"
-        )
-    return module
-
-
-def receipt_qr(url: str, width_px: int) -> Image.Image:
-    """The receipt's QR code, centred on a strip as wide as the paper."""
-    qr = qr_image(url, module_px=receipt_qr_module(url, width_px))
-    strip = Image.new("1", (width_px, qr.height), WHITE)
-    strip.paste(qr, ((width_px - qr.width) // 2, 0))
-    return strip
-
-
-_RASTER_FONT_PX: dict[str, int] = {"title": 32, "body": 24, "big": 30, "code": 30, "small": 20}
-
-
-def text_line_image(
-    text: str,
-    style: str,
-    width_px: int,
-    align: str = "left",
-    *,
-    font_path: str | Path | None = None,
-) -> Image.Image:
-    """One line of text as a 1-bit strip as wide as the paper (for text the printer's font lacks)."""
-    font = _font(_font_file(font_path), _RASTER_FONT_PX.get(style, 24))
-    image = Image.new("1", (width_px, _line_height(font) + 6), WHITE)
-    draw = ImageDraw.Draw(image)
-    if align == "center":
-        draw.text((width_px // 2, 0), text, font=font, fill=BLACK, anchor="ma")
-    else:
-        draw.text((0, 0), text, font=font, fill=BLACK)
-    return image
-
-
-def receipt_image(
-    receipt: ReceiptData, *, width_px: int = RECEIPT_WIDTH_PX, font_path: str | Path | None = None
-) -> Image.Image:
-    """The receipt as a 1-bit image ``width_px`` dots wide (384 for 58 mm paper, 576 for 80 mm)."""
-    url = receipt.url
-    font_file = _font_file(font_path)
-    margin = 8
-    inner = width_px - 2 * margin
-    gap = 6
-    rows: list[tuple[ReceiptLine, str, ImageFont.FreeTypeFont]] = []
-    qr = receipt_qr(url, width_px)
-    for line in receipt_lines(receipt):
-        if line.kind != "text":
-            rows.append((line, "", _font(font_file, 24)))
-            continue
-        if line.style == "code":
-            rows.append((line, line.text, _largest_font(font_file, line.text, inner, 30, 20)))
-            continue
-        font = _font(font_file, _RASTER_FONT_PX[line.style])
-        wrapped = _wrap(line.text, font, inner, 2 if line.style in ("title", "body") else 1)
-        rows.extend((line, part, font) for part in wrapped)
-
-    def row_height(line: ReceiptLine, font: ImageFont.FreeTypeFont) -> int:
-        if line.kind == "qr":
-            return qr.height
-        if line.kind == "feed":
-            return 24
-        return _line_height(font) + gap
-
-    height = margin + sum(row_height(line, font) for line, _, font in rows) + margin
-    image = Image.new("1", (width_px, height), WHITE)
-    draw = ImageDraw.Draw(image)
-    y = margin
-    for line, text, font in rows:
-        if line.kind == "rule":
-            mid = y + _line_height(font) // 2
-            draw.line((margin, mid, width_px - margin, mid), fill=BLACK, width=2)
-        elif line.kind == "qr":
-            image.paste(qr, (0, y))
-        elif line.kind == "text" and line.align == "center":
-            draw.text((width_px // 2, y), text, font=font, fill=BLACK, anchor="ma")
-        elif line.kind == "text":
-            draw.text((margin, y), text, font=font, fill=BLACK)
-        y += row_height(line, font)
-    return image
-
-
-def receipt_png(
-    receipt: ReceiptData, *, width_px: int = RECEIPT_WIDTH_PX, font_path: str | Path | None = None
-) -> bytes:
-    """The receipt as a 1-bit PNG at 203 dpi, 384 dots wide for a 58 mm thermal printer (576 for 80 mm)."""
-    return _png(receipt_image(receipt, width_px=width_px, font_path=font_path), RECEIPT_DPI)
-
-
-def _png(image: Image.Image, dpi: int) -> bytes:
+def png(image: Image.Image, dpi: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", dpi=(dpi, dpi), optimize=True)
     return buffer.getvalue()

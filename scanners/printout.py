@@ -15,10 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from scanners import printers, printing
+from scanners import printers, printing, receipts
 from scanners.printers import PrinterConfig
-from scanners.printing import LabelData, PrintError, ReceiptData
+from scanners.printing import LabelData, PrintError
 from scanners.queue import Store, now_text
+from scanners.receipts import ReceiptData
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS prints (
@@ -128,7 +129,7 @@ class Printout:
         try:
             if config.is_files:
                 path = self._dir(config) / f"receipt-{data.trace_code}.png"
-                _write(path, printing.receipt_png(data, width_px=config.width_dots))
+                _write(path, receipts.receipt_png(data, width_px=config.width_dots))
                 return Printed(True, str(path))
             printers.send(config, printers.receipt_job(data, config))
             return Printed(True, config.connection)

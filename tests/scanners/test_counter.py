@@ -19,7 +19,7 @@ import zxingcpp
 
 from scanners.catalogue import Catalogue
 from scanners.modes import Counter
-from scanners.parse import Quantity
+from traceability.domain.scans import Quantity
 from scanners.station import Station
 from tests.conftest import make_uscc
 from tests.scanners.conftest import Live

@@ -19,7 +19,8 @@ from PIL import Image, ImageFilter
 
 from scanners import printing
 from scanners.printers import PrinterConfig, PrinterUnavailable, label_job, receipt_job, send, trial_page_job
-from scanners.printing import LabelData, ReceiptData
+from scanners.printing import LabelData
+from scanners.receipts import ReceiptData
 from tests.scanners.escpos_render import Paper, print_escpos, print_tspl
 from traceability.domain import tracecode
 
@@ -63,7 +64,7 @@ def test_a_receipt_prints_legibly_and_its_qr_scans_back(paper_mm: int, text: str
     assert decode(paper.image) == [URL]
     assert paper.cuts == 1 and paper.auto_wrapped == 0
     # The QR's modules are 8 dots (1 mm at 203 dpi) on both papers.
-    modules = len(printing._qr_matrix(URL)) - 2 * printing.QUIET_ZONE_MODULES
+    modules = len(printing.qr_matrix(URL)) - 2 * printing.QUIET_ZONE_MODULES
     assert abs(qr_width_dots(paper) - modules * 8) <= 8
     if text == "gb18030":
         assert job.count(b"\x1c\x26") == 1  # Chinese mode on

@@ -22,7 +22,6 @@ from scanners.printing import (
     FontNotFoundError,
     LabelData,
     PrintError,
-    ReceiptData,
     batch_label_image,
     batch_label_png,
     consumer_url,
@@ -30,8 +29,8 @@ from scanners.printing import (
     label_sheet_pages,
     label_sheet_pdf,
     qr_image,
-    receipt_png,
 )
+from scanners.receipts import ReceiptData, receipt_png
 from traceability.domain import tracecode
 from traceability.domain.scans import parse_scan
 

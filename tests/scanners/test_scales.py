@@ -11,7 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from scanners.scales import Framer, Reading, ScaleConfig, ScaleError, SerialScale, Weigher, parse_frame, to_kilograms
+from scanners.scales import Framer, Reading, ScaleError, parse_frame, to_kilograms
+from scanners.weighing import ScaleConfig, SerialScale, Weigher
 
 KNOWN = [
     # the ST/US family: status, gross/net, sign, value, unit
