@@ -72,6 +72,10 @@ browser: ## install Debian's chromium for the browser tests and screenshots, if 
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	}
 
+.PHONY: receipt-images
+receipt-images: install system-deps ## pictures of printed receipts and labels, from their ESC/POS and TSPL bytes, into docs/images/
+	$(BIN)/python -m tests.scanners.receipt_images
+
 .PHONY: screenshots
 screenshots: install system-deps browser ## phone and desktop screenshots of the pages into docs/screenshots/
 	$(BIN)/python -m tests.web.screenshots

@@ -400,3 +400,44 @@ async def test_goods_are_found_by_name_or_initials_offline(live: Live, tmp_path:
     assert [p.name for p in catalogue.search("rou")][:2] == ["猪前腿肉", "白条猪肉"]
     counter = Counter(st.store, "sell", product="zqtr")
     assert counter.product == "21113021" and counter.unit_price == Decimal("18") and counter.price_unit == "斤"
+
+
+async def test_setting_a_printer_prints_a_test_page(live: Live, tmp_path: Path) -> None:
+    home = tmp_path / "st"
+    await enrolled(live, home)
+    received = bytearray()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.extend(await reader.read())
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    code, out, err = await run_cli(home, "printer", "set", "receipt", "--connection", f"tcp://127.0.0.1:{port}")
+    assert code == 0, err
+    assert "测试页已发送" in out
+    await asyncio.sleep(0.2)
+    server.close()
+    paper = print_escpos(bytes(received))
+    assert "12345678901234567890123456789012" in paper.lines  # the ruler fills one 58 mm line
+    assert decode(paper.image)[0].startswith(f"{BASE}/t/")
+    # A printer that is not there: said at once, in Chinese.
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    dead = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    code, out, _ = await run_cli(home, "printer", "set", "receipt", "--connection", f"tcp://127.0.0.1:{dead}")
+    assert code == 1 and "测试页打印失败" in out
+
+
+async def test_tare_typed_at_the_counter(live: Live, tmp_path: Path) -> None:
+    st, _ = await enrolled(live, tmp_path / "st")
+    source = Counter(st.store, "commission", product="21113011").commission(Quantity(Decimal(50), "kg", Decimal(50)))
+    counter = Counter(st.store, "sell", product="21113011", source=source.trace_code)
+    assert not counter.handle("去皮").ok  # nothing weighed yet
+    assert not counter.handle("US,GS,+  0.050kg").ok  # the empty bag on the pan: moving, no sale, but read
+    assert counter.handle("去皮").message.startswith("已去皮 0.050 kg")
+    sold = counter.handle("ST,GS,+  0.550kg")
+    assert sold.ok and "0.500 kg" in sold.message
+    assert Counter(st.store, "sell", product="21113011").weigher.tare_kg == Decimal("0.050")  # remembered
+    assert counter.handle("去皮 0").message.startswith("已清除皮重")
