@@ -469,6 +469,10 @@ def parser() -> argparse.ArgumentParser:
     pd.add_argument("--price-unit", choices=PRICE_UNITS)
     pd.set_defaults(func=setup.cmd_product)
 
+    sub.add_parser(
+        "vendor-card", help="登录卡 · print the stall's sign-in card for the vendor page, with a PIN chosen here"
+    ).set_defaults(func=setup.cmd_vendor_card)
+
     sm = sub.add_parser("simulate", help="drive many virtual stations against a server")
     sm.add_argument("--server", required=True)
     sm.add_argument("--admin-token")

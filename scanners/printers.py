@@ -293,20 +293,36 @@ def receipt_job(
     receipt: ReceiptData, config: PrinterConfig, *, copies: int = 1, font_path: str | Path | None = None
 ) -> bytes:
     """The ESC/POS bytes of one receipt for this printer (text in GB18030 mode, or all raster)."""
+    return lines_job(receipts.receipt_lines(receipt), receipt.url, config, copies=copies, font_path=font_path)
+
+
+def card_job(card: receipts.CardData, config: PrinterConfig, *, font_path: str | Path | None = None) -> bytes:
+    """A stall's sign-in card on the receipt printer."""
+    return lines_job(receipts.card_lines(card), card.card, config, font_path=font_path)
+
+
+def lines_job(
+    lines: list[ReceiptLine],
+    qr_text: str,
+    config: PrinterConfig,
+    *,
+    copies: int = 1,
+    font_path: str | Path | None = None,
+) -> bytes:
+    """Receipt lines as ESC/POS: GB18030 text (pictures for what the font lacks), or one raster image."""
     p = _composer(config)
     for _ in range(copies):
         p._raw(ESC_INIT)
         if config.text == "raster":
-            image = receipts.receipt_image(receipt, width_px=config.width_dots, font_path=font_path)
-            _raster(p, image)
+            _raster(p, receipts.lines_image(lines, qr_text, width_px=config.width_dots, font_path=font_path))
         else:
             p._raw(FS_CHINESE_ON)
-            for line in receipts.receipt_lines(receipt):
+            for line in lines:
                 if line.kind == "rule":
                     p.set(align="left", custom_size=True, width=1, height=1)
                     p._raw(b"-" * (config.width_dots // FONT_A_DOTS) + b"\n")
                 elif line.kind == "qr":
-                    _raster(p, receipts.receipt_qr(receipt.url, config.width_dots))
+                    _raster(p, receipts.receipt_qr(qr_text, config.width_dots))
                 elif line.kind == "feed":
                     p._raw(b"\n")
                 else:

@@ -184,14 +184,20 @@ def receipt_image(
     receipt: ReceiptData, *, width_px: int = RECEIPT_WIDTH_PX, font_path: str | Path | None = None
 ) -> Image.Image:
     """The receipt as a 1-bit image ``width_px`` dots wide (384 for 58 mm paper, 576 for 80 mm)."""
-    url = receipt.url
+    return lines_image(receipt_lines(receipt), receipt.url, width_px=width_px, font_path=font_path)
+
+
+def lines_image(
+    lines: list[ReceiptLine], qr_text: str, *, width_px: int = RECEIPT_WIDTH_PX, font_path: str | Path | None = None
+) -> Image.Image:
+    """Receipt lines drawn as a 1-bit image ``width_px`` dots wide, the ``qr`` line holding ``qr_text``."""
     face_path = font_file(font_path)
     margin = 8
     inner = width_px - 2 * margin
     gap = 6
     rows: list[tuple[ReceiptLine, str, ImageFont.FreeTypeFont]] = []
-    qr = receipt_qr(url, width_px)
-    for line in receipt_lines(receipt):
+    qr = receipt_qr(qr_text, width_px)
+    for line in lines:
         if line.kind != "text":
             rows.append((line, "", load_font(face_path, 24)))
             continue
@@ -225,6 +231,36 @@ def receipt_image(
             draw.text((margin, y), text, font=font, fill=BLACK)
         y += row_height(line, font)
     return image
+
+
+@dataclass(frozen=True)
+class CardData:
+    """A stall's sign-in card for the vendor page: its QR code holds the card, the PIN is the vendor's."""
+
+    market_name: str
+    stall_number: str
+    stall_name: str
+    card: str
+    """The QR code's text, ``TRACE-STALL/1 tvc_…``."""
+    vendor_url: str
+    issued_at: dt.datetime
+
+
+def card_lines(card: CardData) -> list[ReceiptLine]:
+    stall = "　".join(part for part in (card.stall_number, card.stall_name) if part)
+    return [
+        ReceiptLine("text", "摊位登录卡", "title", "center"),
+        ReceiptLine("text", "Stall sign-in card", "small", "center"),
+        ReceiptLine("text", card.market_name, "body", "center"),
+        ReceiptLine("text", f"摊位：{stall}" if stall else "", "body", "center"),
+        ReceiptLine("rule"),
+        ReceiptLine("qr"),
+        ReceiptLine("text", f"手机打开 {card.vendor_url}"),
+        ReceiptLine("text", "点“扫描登录卡”拍下此码，再输入您在秤上设的6位密码。"),
+        ReceiptLine("text", "Open the page, photograph this code, type your 6-digit PIN.", "small"),
+        ReceiptLine("text", f"制卡：{card.issued_at:%Y-%m-%d %H:%M}；新卡打印后此卡作废", "small"),
+        ReceiptLine("feed"),
+    ]
 
 
 def receipt_png(

@@ -1,6 +1,7 @@
-"""Setting up a station: its printers, its scale, the goods it sells, its language; and its status.
+"""Setting up a station: its printers, its scale, the goods it sells, its language, the vendor's sign-in
+card; and its status.
 
-``trace-scan printer|scale|product|language|status``: what a market's installer or the vendor runs once,
+``trace-scan printer|scale|product|language|vendor-card|status``: what a market's installer or the vendor runs once,
 or now and then. docs/scanners.md has the setup guide.
 """
 
@@ -8,18 +9,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import getpass
 import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from scanners import console, printers, printing
+from scanners import console, printers, printing, receipts
 from scanners.catalogue import Catalogue
+from scanners.client import Unreachable
 from scanners.modes import Counter
 from scanners.printout import Printout
 from scanners.scales import ScaleError, parse_frame
 from scanners.weighing import ScaleConfig, SerialScale
 from scanners.words import both, say
+from traceability.domain import stations as station_format
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -261,4 +267,77 @@ def cmd_product(args: argparse.Namespace) -> int:
         console.show(counter.set_price(args.price, args.price_unit))
     elif args.price_unit:
         counter.catalogue.remember(counter.product, price_unit=args.price_unit)
+    return 0
+
+
+def _read_pin(lang: str) -> str | None:
+    """The PIN, typed twice (hidden at a terminal; two lines on standard input otherwise)."""
+    if sys.stdin.isatty():
+        first = getpass.getpass(both("设置6位登录密码：", "choose a 6-digit PIN: ", lang))
+        second = getpass.getpass(both("再输入一次：", "again: ", lang))
+    else:
+        first, second = sys.stdin.readline().strip(), sys.stdin.readline().strip()
+    if first != second:
+        print(f"\a✗ {both('两次输入的密码不一致', 'the two PINs differ', lang)}")
+        return None
+    if (problem := station_format.pin_problem(first)) is not None:
+        zh = "密码应为6位数字，且不能是相同数字或顺序数字（如 123456）"
+        print(f"\a✗ {both(zh, problem, lang)}")
+        return None
+    return first
+
+
+def cmd_vendor_card(args: argparse.Namespace) -> int:
+    """Print the stall's sign-in card for the vendor page, with a PIN the vendor chooses here."""
+    station = console.station(args)
+    info = station.info()
+    lang = console.lang(station)
+    pin = _read_pin(lang)
+    if pin is None:
+        return 1
+
+    async def issue() -> Any:
+        async with station.client() as c:
+            return await c.call("POST", "/api/v1/stations/vendor-card", {"pin": pin})
+
+    try:
+        answer = asyncio.run(issue())
+    except Unreachable as exc:
+        print(f"\a✗ {both('需要联网才能制卡', 'making a card needs the network', lang)}: {exc}")
+        return 1
+    if not answer.ok:
+        print(f"\a✗ {both('制卡被拒绝', 'the card was refused', lang)}: {answer.message}")
+        return 1
+    operator = info.get("operator") or {}
+    public = str(station.store.get("public_url") or station.store.get("server"))
+    card = receipts.CardData(
+        market_name=info.get("node", {}).get("name", ""),
+        stall_number=operator.get("stallNo") or "",
+        stall_name=operator.get("name") or "",
+        card=answer.data["card"],
+        vendor_url=f"{public}/vendor/login",
+        issued_at=dt.datetime.now().astimezone(),
+    )
+    config = Printout(station.store, station.home / "prints").printer("receipt")
+    try:
+        if config.is_files:
+            target = Path(config.connection.removeprefix("dir:") or station.home / "prints")
+            target.mkdir(parents=True, exist_ok=True)
+            path = target / "stall-card.png"
+            image = receipts.lines_image(receipts.card_lines(card), card.card, width_px=config.width_dots)
+            image.save(path, dpi=(203, 203))
+            where = str(path)
+        else:
+            printers.send(config, printers.card_job(card, config))
+            where = config.connection
+    except printing.PrintError as exc:
+        print(f"\a✗ {both('登录卡打印失败', 'the card did not print', lang)}: {exc}")
+        return 1
+    print(
+        both(
+            f"✓ 摊位登录卡已打印（{where}）：在 {card.vendor_url} 扫描此卡并输入密码登录；旧卡已作废",
+            f"✓ stall card printed ({where}): scan it at {card.vendor_url} with your PIN; the old card no longer works",
+            lang,
+        )
+    )
     return 0

@@ -79,11 +79,11 @@ async def add_products(live: Live) -> None:
 
 
 async def registry_into(live: Live, st: Station) -> None:
-    """The station's copy of the product registry, as the administrator's listing gives it."""
+    """The station's copy of the product registry, fetched the way the station does (`product sync`)."""
+    code, out, err = await run_cli(st.home, "product", "sync")
+    assert code == 0, out + err
     status, listed = await live.call("GET", "/api/v1/admin/products?limit=500")
-    assert status == 200
-    items = [{"goodsCode": p["goods_code"], "name": p["name_zh"], "category": p["category"]} for p in listed["items"]]
-    assert Catalogue(st.store).replace_all(items) == len(items)
+    assert status == 200 and Catalogue(st.store).count() == len(listed["items"]) > 1
 
 
 async def farm_batch(live: Live, product: str, *, n: int = 40, area: str = "320321", place: str = "王庄") -> str:
@@ -370,6 +370,30 @@ async def test_enrolment_by_scanning_its_qr_code(live: Live, tmp_path: Path) -> 
     # Anything else scanned is refused with the reason.
     status, out, err = await run_cli(tmp_path / "c", "enrol", stdin=b"https://trace.example.cn/t/123\n")
     assert status == 1 and "这不是绑定二维码" in err
+
+
+async def test_the_admin_api_gives_the_enrolment_qr_text(live: Live, tmp_path: Path) -> None:
+    reg = await live.market("qr2", 51, stall="C-001")
+    status, created = await live.call("POST", f"/api/v1/admin/devices/{reg['device']['id']}/enrolment")
+    assert status == 201
+    assert created["qr"] == f"TRACE-ENROL/1 https://trace.example.cn {created['code']}"  # the public URL
+    # A station reaching the server at another address types the same code with --server.
+    _, code = station_format.parse_enrolment_payload(created["qr"])
+    status, _, err = await run_cli(tmp_path / "a", "enrol", "--server", live.url, "--code", code)
+    assert status == 0, err
+
+
+async def test_stations_look_goods_up_by_name_or_initials(live: Live, tmp_path: Path) -> None:
+    await add_products(live)
+    st, _ = await enrolled(live, tmp_path / "st")
+    async with st.client() as c:
+        found = await c.call("GET", "/api/v1/stations/products?q=zr")
+        everything = await c.call("GET", "/api/v1/stations/products?limit=2&offset=1")
+    assert found.ok and [p["name"] for p in found.data["items"]] == ["白条猪肉", "猪前腿肉"]
+    assert found.data["items"][0]["initials"] == ["btzr"]
+    assert [p["goodsCode"] for p in everything.data["items"]] == ["21113021", "22102001"]
+    status, _ = await live.call("GET", "/api/v1/stations/products?q=zr", token="")
+    assert status == 401
 
 
 def test_enrolment_payload_round_trip() -> None:

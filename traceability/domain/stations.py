@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -180,3 +181,38 @@ def parse_enrolment_payload(text: str) -> tuple[str, str]:
     if not _ENROL_CODE.fullmatch(code):
         raise EnrolmentPayloadError("the enrolment code's one-time code is not 16 letters and digits")
     return server.rstrip("/"), code.upper()
+
+
+# -- the stall card ---------------------------------------------------------------------------------
+
+CARD_PREFIX = "TRACE-STALL/1"
+"""A stall card's QR code: ``TRACE-STALL/1 tvc_<token>``. The vendor page reads it (a photo, or a barcode
+gun typing it) together with the vendor's PIN; on its own it signs nobody in, and it is no web address."""
+CARD_TOKEN_PREFIX = "tvc_"  # noqa: S105 - the prefix that names the kind of token, not a secret
+_CARD_TOKEN = re.compile(r"tvc_[A-Za-z0-9_-]{20,64}")
+PIN_DIGITS = 6
+
+
+def card_payload(token: str) -> str:
+    """The text of a stall card's QR code."""
+    return f"{CARD_PREFIX} {token}"
+
+
+def card_token(text: str) -> str | None:
+    """The card token in a scanned stall card (or the bare token), or None when it is not one."""
+    parts = text.strip().split()
+    if len(parts) == 2 and parts[0].upper() == CARD_PREFIX:
+        parts = parts[1:]
+    if len(parts) == 1 and _CARD_TOKEN.fullmatch(parts[0]):
+        return parts[0]
+    return None
+
+
+def pin_problem(pin: str) -> str | None:
+    """Why ``pin`` is not a usable PIN (six digits, not all the same, not a run like 123456), or None."""
+    if not re.fullmatch(rf"[0-9]{{{PIN_DIGITS}}}", pin):
+        return f"the PIN is {PIN_DIGITS} digits"
+    steps = {int(b) - int(a) for a, b in itertools.pairwise(pin)}
+    if steps in ({0}, {1}, {-1}):
+        return "the PIN is too easy to guess (all the same digit, or a run like 123456)"
+    return None

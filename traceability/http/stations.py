@@ -1,16 +1,18 @@
-"""Scanner station routes: enrolment, keys, code leases, signed uploads, and who holds a leased code."""
+"""Scanner station routes: enrolment, keys, code leases, signed uploads, goods, stall cards, and who holds a
+leased code."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from traceability import errors
+from traceability.domain import stations as station_format
 from traceability.domain.access import Principal
 from traceability.domain.stations import SignedRequest
-from traceability.http.api import json_response, read_json
+from traceability.http.api import json_response, paging, read_json
 from traceability.http.auth import STATION_SIGNATURE, require, signed_request
 from traceability.http.keys import DATABASE, SETTINGS
-from traceability.services import stations
+from traceability.services import accounts, registry, stations
 
 routes = web.RouteTableDef()
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -31,6 +33,8 @@ async def _signed(request: web.Request) -> tuple[Principal, SignedRequest, int]:
 async def create_enrolment(request: web.Request) -> web.Response:
     await require(request, "admin")
     created = await stations.create_enrolment(request.app[DATABASE], int(request.match_info["id"]))
+    # What the station's barcode gun scans (the console shows it as a QR code): server and code together.
+    created["qr"] = station_format.enrolment_payload(request.app[SETTINGS].public_url, created["code"])
     return json_response(created, status=201, headers=_NO_STORE)
 
 
@@ -118,6 +122,21 @@ async def capture_events(request: web.Request) -> web.Response:
     if is_list:
         return json_response({"receipts": [r.as_json() for r in receipts]}, status=status)
     return json_response(receipts[0].as_json(), status=status)
+
+
+@routes.get("/api/v1/stations/products")
+async def find_products(request: web.Request) -> web.Response:
+    await require(request, "device")
+    limit, offset = paging(request)
+    found = await registry.find_products(request.app[DATABASE], request.query.get("q", ""), limit=limit, offset=offset)
+    return json_response(found, headers={"Cache-Control": "private, max-age=60"})
+
+
+@routes.post("/api/v1/stations/vendor-card")
+async def issue_vendor_card(request: web.Request) -> web.Response:
+    principal, _signed_request, _key = await _signed(request)
+    issued = await accounts.issue_vendor_card(request.app[DATABASE], principal, await read_json(request))
+    return json_response(issued, status=201, headers=_NO_STORE)
 
 
 # -- the public ------------------------------------------------------------------------------------

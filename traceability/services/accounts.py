@@ -1,7 +1,8 @@
 """Web sign-in: console users with argon2id passwords, sessions, CSRF tokens and lockout.
 
 A console user (a regulator at a desk) signs in with a name and password; a vendor's stall signs in
-with its scanner device credential. Both get a session: a 256-bit random token for an HttpOnly
+with its stall card (the QR code its station printed) and the PIN the vendor chose at the station, or
+with its scanner device credential. All get a session: a 256-bit random token for an HttpOnly
 cookie (only its SHA-256 is stored) and a CSRF token that every form posts back.
 
 Lockout: after ``MAX_FAILURES`` failed attempts for one account name within ``LOCKOUT``, further
@@ -24,11 +25,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from traceability import errors
+from traceability.domain import stations
 from traceability.domain.access import Principal
+from traceability.domain.fields import utc_ms
 from traceability.logging import get_logger
 from traceability.services import principals
 from traceability.storage import accounts_repo, registry_repo
-from traceability.storage.database import Database
+from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
 
@@ -123,13 +126,13 @@ def _verify(password_hash: str | None, password: str) -> bool:
 
 
 async def _open_session(
-    db: Database, user_id: int | None, device_hash: bytes | None, lifetime: timedelta
+    db: Database, user_id: int | None, device_hash: bytes | None, lifetime: timedelta, card_id: int | None = None
 ) -> tuple[str, str]:
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     async with db.connection() as conn:
         await accounts_repo.insert_session(
-            conn, _token_hash(token), csrf, user_id, device_hash, datetime.now(UTC) + lifetime
+            conn, _token_hash(token), csrf, user_id, device_hash, datetime.now(UTC) + lifetime, card_id
         )
     return token, csrf
 
@@ -177,6 +180,79 @@ async def sign_in_vendor(db: Database, credential: str) -> Opened:
     return Opened(token, WebSession(principal, csrf, "vendor"))
 
 
+async def issue_vendor_card(db: Database, principal: Principal, body: object) -> dict[str, object]:
+    """A stall card for the calling station: its QR text (shown once) and the stall it signs in to.
+
+    The PIN is chosen by the vendor at the station; only its argon2id hash is kept. The station's
+    earlier card stops working.
+    """
+    if principal.role != "device":
+        raise errors.Forbidden("a stall card is issued to a station")
+    pin = body.get("pin") if isinstance(body, dict) else None
+    if not isinstance(pin, str):
+        raise errors.InvalidField(f"pin: is required, {stations.PIN_DIGITS} digits", field="pin")
+    if (problem := stations.pin_problem(pin)) is not None:
+        raise errors.InvalidField(f"pin: {problem}", field="pin")
+    token = stations.CARD_TOKEN_PREFIX + secrets.token_urlsafe(24)
+    pin_hash = await asyncio.to_thread(_hash, pin)
+
+    async def issue(conn: Connection) -> Record:
+        return await accounts_repo.replace_vendor_card(conn, principal.id, _token_hash(token), pin_hash)
+
+    card = await db.transaction(issue)
+    log.info("vendor.card_issued", device=principal.id, card=card["id"])
+    return {"card": stations.card_payload(token), "issuedAt": utc_ms(card["created_at"])}
+
+
+async def sign_in_vendor_card(db: Database, card: str, pin: str, remote: str | None) -> Opened:
+    """Open a vendor session with a stall card's QR text and its PIN; five wrong PINs lock the card a while."""
+    token = stations.card_token(card)
+    if token is None:
+        raise errors.Unauthorized("this is not a stall card's QR code")
+    now = datetime.now(UTC)
+    async with db.connection() as conn:
+        found = await accounts_repo.find_vendor_card(conn, _token_hash(token))
+        if found is None:
+            raise errors.Unauthorized("this stall card is not valid (replaced by a newer card, or revoked)")
+        name = f"vendor-card:{found['id']}"
+        recent = await accounts_repo.count_recent_failures(conn, name, now - LOCKOUT)
+        if recent["failures"] >= MAX_FAILURES:
+            await accounts_repo.insert_attempt(conn, name, remote, False)
+            until = recent["last_failure"] + LOCKOUT
+            minutes = max(1, int((until - now).total_seconds() // 60) + 1)
+            raise LockedOut(f"too many wrong PINs; try again in {minutes} minutes")
+    ok = len(pin) <= MAX_PASSWORD and await asyncio.to_thread(_verify, found["pin_hash"], pin)
+    async with db.connection() as conn:
+        await accounts_repo.insert_attempt(conn, name, remote, ok)
+    if not ok:
+        log.info("vendor.card_refused", card=found["id"])
+        raise errors.Unauthorized("the PIN is wrong")
+    session, csrf = await _open_session(
+        db, None, found["device_token_hash"], VENDOR_SESSION_LIFETIME, card_id=found["id"]
+    )
+    async with db.connection() as conn:
+        device = await registry_repo.find_principal(conn, found["device_token_hash"])
+    if device is None:
+        raise errors.Unauthorized("this stall card's station was revoked")
+    log.info("vendor.signed_in", device=found["device_id"], card=found["id"])
+    return Opened(session, WebSession(_device_principal(device), csrf, "vendor"))
+
+
+def _device_principal(device: Record) -> Principal:
+    return Principal(
+        role=device["role"],
+        id=device["id"],
+        name=device["name"],
+        enterprise_id=device["enterprise_id"],
+        uscc=device["uscc"],
+        node_id=device["node_id"],
+        node_code=device["node_code"],
+        area_code=device["area_code"],
+        operator_id=device["operator_id"],
+        operator_code=device["operator_code"],
+    )
+
+
 async def resolve(db: Database, token: str) -> WebSession | None:
     """The live session a cookie token names, or None (expired, ended, unknown, device revoked)."""
     if not token or len(token) > 100:
@@ -189,19 +265,7 @@ async def resolve(db: Database, token: str) -> WebSession | None:
             device = await registry_repo.find_principal(conn, row["device_token_hash"])
             if device is None:
                 return None
-            principal = Principal(
-                role=device["role"],
-                id=device["id"],
-                name=device["name"],
-                enterprise_id=device["enterprise_id"],
-                uscc=device["uscc"],
-                node_id=device["node_id"],
-                node_code=device["node_code"],
-                area_code=device["area_code"],
-                operator_id=device["operator_id"],
-                operator_code=device["operator_code"],
-            )
-            return WebSession(principal, row["csrf_token"], "vendor")
+            return WebSession(_device_principal(device), row["csrf_token"], "vendor")
     if row["user_id"] is None:
         return None
     return WebSession(

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from traceability import errors
-from traceability.domain import registry
+from traceability.domain import pinyin, registry
 from traceability.services import principals
 from traceability.services.validation import fields
 from traceability.storage import registry_repo
@@ -109,3 +109,44 @@ async def revoke_device(db: Database, device_id: int) -> None:
     async with db.connection() as conn:
         if not await registry_repo.revoke_device(conn, device_id):
             raise errors.NotFound(f"no active device {device_id}")
+
+
+MAX_CATALOGUE = 10_000
+"""Most products ranked for one lookup: a city's registry of goods holds hundreds to a few thousand."""
+
+
+async def find_products(db: Database, query: str = "", *, limit: int = 500, offset: int = 0) -> dict[str, Any]:
+    """Products for stations: all of them in goods-code pages, or those a name or pinyin initials find, best first.
+
+    Each item carries its pinyin initials, so a station finds goods offline the same way.
+    """
+    query = query.strip()[:50]
+    async with db.connection() as conn:
+        if query:
+            rows = await registry_repo.list_products(conn, limit=MAX_CATALOGUE)
+        else:
+            rows = await registry_repo.list_products(conn, limit=limit, offset=offset)
+    items = []
+    for row in rows:
+        keys = pinyin.keys(row["name_zh"])
+        score = pinyin.score(query, row["name_zh"], row["goods_code"], keys) if query else 0
+        if query and not score:
+            continue
+        items.append(
+            (
+                -score,
+                row["goods_code"],
+                {
+                    "goodsCode": row["goods_code"],
+                    "name": row["name_zh"],
+                    "nameEn": row["name_en"],
+                    "category": row["category"],
+                    "gtin": row["gtin"],
+                    "initials": list(keys.initials),
+                },
+            )
+        )
+    if query:
+        items.sort(key=lambda item: (item[0], item[1]))
+        items = items[offset : offset + limit]
+    return {"items": [item[2] for item in items], "query": query or None, "limit": limit, "offset": offset}

@@ -58,8 +58,8 @@ async def insert_attempt(conn: Connection, name: str, remote: str | None, succee
 
 
 INSERT_SESSION = """
-INSERT INTO web_sessions (token_hash, csrf_token, user_id, device_token_hash, expires_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO web_sessions (token_hash, csrf_token, user_id, device_token_hash, expires_at, vendor_card_id)
+VALUES ($1, $2, $3, $4, $5, $6)
 """
 
 
@@ -70,9 +70,13 @@ async def insert_session(
     user_id: int | None,
     device_token_hash: bytes | None,
     expires_at: datetime,
+    vendor_card_id: int | None = None,
 ) -> None:
-    """Open a web session for a console user or for a vendor's device (exactly one of the two)."""
-    await conn.execute(INSERT_SESSION, token_hash, csrf_token, user_id, device_token_hash, expires_at)
+    """Open a web session for a console user or for a vendor's device (exactly one of the two).
+
+    A vendor session opened with a stall card also names the card, so revoking the card ends it.
+    """
+    await conn.execute(INSERT_SESSION, token_hash, csrf_token, user_id, device_token_hash, expires_at, vendor_card_id)
 
 
 SELECT_SESSION = """
@@ -80,7 +84,9 @@ SELECT s.id, s.csrf_token, s.device_token_hash, s.expires_at,
        u.id AS user_id, u.name AS user_name, u.role AS user_role
 FROM web_sessions s
 LEFT JOIN console_users u ON u.id = s.user_id AND u.disabled_at IS NULL
+LEFT JOIN vendor_cards c ON c.id = s.vendor_card_id
 WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > now()
+  AND (s.vendor_card_id IS NULL OR c.revoked_at IS NULL)
 """
 
 
@@ -94,3 +100,29 @@ END_SESSION = "UPDATE web_sessions SET ended_at = now() WHERE token_hash = $1 AN
 
 async def end_session(conn: Connection, token_hash: bytes) -> None:
     await conn.execute(END_SESSION, token_hash)
+
+
+# -- stall cards ------------------------------------------------------------------------------------
+
+REVOKE_LIVE_CARDS = "UPDATE vendor_cards SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL"
+INSERT_CARD = """
+INSERT INTO vendor_cards (device_id, token_hash, pin_hash) VALUES ($1, $2, $3) RETURNING id, created_at
+"""
+
+
+async def replace_vendor_card(conn: Connection, device_id: int, token_hash: bytes, pin_hash: str) -> Record:
+    """Issue a device's stall card, revoking the one it had (call inside a transaction)."""
+    await conn.execute(REVOKE_LIVE_CARDS, device_id)
+    return await fetch_one(conn, INSERT_CARD, device_id, token_hash, pin_hash)
+
+
+SELECT_CARD = """
+SELECT c.id, c.device_id, c.pin_hash, d.token_hash AS device_token_hash
+FROM vendor_cards c JOIN devices d ON d.id = c.device_id
+WHERE c.token_hash = $1 AND c.revoked_at IS NULL AND d.revoked_at IS NULL
+"""
+
+
+async def find_vendor_card(conn: Connection, token_hash: bytes) -> Record | None:
+    """A live stall card (of a live device) by the hash of its token."""
+    return await conn.fetchrow(SELECT_CARD, token_hash)
