@@ -387,22 +387,47 @@ class UploadLock:
         self._fd = fd
         return True
 
+    def free(self) -> bool:
+        """Whether nobody holds the lock now (taken and given back at once)."""
+        if not self.acquire():
+            return False
+        self.release()
+        return True
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
 
-def start_background_upload(home: Path, *, max_backoff: float = 300.0) -> int:
+BACKGROUND_UPLOAD_SECONDS = 7 * 24 * 3600.0
+"""A background uploader gives up after a week offline; the next command or counter run starts another."""
+
+
+def start_background_upload(home: Path, *, max_backoff: float = 300.0) -> int | None:
     """Start a detached ``trace-scan sync`` that keeps retrying until the queue is empty, then exits.
 
     It outlives the command that started it (a label run, a receipt), so what was queued offline goes up
-    as soon as the network allows. Returns its process id; its messages go to ``HOME/uploader.log``.
+    as soon as the network allows. Returns its process id (None when an uploader already runs); its
+    messages go to ``HOME/uploader.log``.
     """
+    if not UploadLock(home).free():
+        return None  # an uploader is at work for this station already (the counter, or an earlier one)
     log = open(home / "uploader.log", "ab")  # handed to the child; closed here once it has its own copy
     try:
         proc = subprocess.Popen(  # noqa: S603 - our own program, arguments we built
-            [sys.executable, "-m", "scanners.cli", "--home", str(home), "--max-backoff", str(max_backoff), "sync"],
+            [
+                sys.executable,
+                "-m",
+                "scanners.cli",
+                "--home",
+                str(home),
+                "--max-backoff",
+                str(max_backoff),
+                "sync",
+                "--timeout",
+                str(BACKGROUND_UPLOAD_SECONDS),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
