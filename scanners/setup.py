@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import getpass
 import json
+import queue
 import sys
 import time
 from pathlib import Path
@@ -197,21 +198,30 @@ def _scale_test(config: ScaleConfig, seconds: float, lang: str) -> int:
         return 1
     weigher = config.weigher()
     frames = 0
+    arrived: queue.Queue[str | ScaleError] = queue.Queue()
+    scale.run(arrived.put, arrived.put)
+    reading_now = both(f"正在读取 {config.port}（{seconds:g} 秒）…", f"reading {config.port} for {seconds:g} s…", lang)
+    print(reading_now, file=sys.stderr, flush=True)
     deadline = time.monotonic() + seconds
     try:
-        for frame in scale.frames():
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = arrived.get(timeout=left)
+            except queue.Empty:
+                break
+            if isinstance(item, ScaleError):
+                print(f"\a✗ {both(item.message_zh, item.message, lang)}", flush=True)
+                break
             frames += 1
             try:
-                reading = parse_frame(frame, config.format, config.unit)
+                reading = parse_frame(item, config.format, config.unit)
             except ScaleError as exc:
-                print(f"{frame!r:<28} ✗ {both(exc.message_zh, exc.message, lang)}", flush=True)
-            else:
-                stable = {True: "稳定 stable", False: "未稳定 moving", None: ""}[reading.stable]
-                weighed = weigher.feed(reading)
-                sale = f"  → 销售 sale {weighed.kilograms} kg" if weighed is not None and weighed.ok else ""
-                print(f"{frame!r:<28} {reading.kilograms} kg {stable}{sale}", flush=True)
-            if time.monotonic() > deadline:
-                break
+                print(f"{item!r:<28} ✗ {both(exc.message_zh, exc.message, lang)}", flush=True)
+                continue
+            stable = {True: "稳定 stable", False: "未稳定 moving", None: ""}[reading.stable]
+            weighed = weigher.feed(reading)
+            sale = f"  → 销售 sale {weighed.kilograms} kg" if weighed is not None and weighed.ok else ""
+            print(f"{item!r:<28} {reading.kilograms} kg {stable}{sale}", flush=True)
     finally:
         scale.close()
     if not frames:

@@ -204,7 +204,9 @@ async def test_a_scale_on_a_serial_port_makes_one_receipt_per_item(live: Live, t
         assert code == 0, err
         await run_cli(home, "printer", "set", "receipt", "--connection", f"file:{tmp_path / 'p.bin'}", "--no-test")
         proc = selling_process(home, "--price", "16", "--price-unit", "斤", "--source", str(source.trace_code))
-        await asyncio.sleep(1.5)  # the station opens the port
+        assert proc.stderr is not None
+        ready = (await asyncio.to_thread(proc.stderr.readline)).decode()
+        assert "请扫码或称重" in ready  # said once the scale's port is open
         stream = (
             [b"ST,GS,+  0.000kg\r\n"] * 3
             + [b"US,GS,+  0.400kg\r\n", b"US,GS,+  0.498kg\r\n"]
@@ -465,3 +467,32 @@ async def test_tare_typed_at_the_counter(live: Live, tmp_path: Path) -> None:
     assert sold.ok and "0.500 kg" in sold.message
     assert Counter(st.store, "sell", product="21113011").weigher.tare_kg == Decimal("0.050")  # remembered
     assert counter.handle("去皮 0").message.startswith("已清除皮重")
+
+
+async def test_scale_test_shows_what_the_scale_sends_and_what_would_sell(live: Live, tmp_path: Path) -> None:
+    home = tmp_path / "st"
+    await enrolled(live, home)
+    scale = FakeScale()
+    try:
+        code, _, err = await run_cli(home, "scale", "set", "--port", scale.port, "--format", "yaohua-reversed")
+        assert code == 0, err
+        proc = scale_test_process(home)
+        assert proc.stderr is not None
+        assert "正在读取" in (await asyncio.to_thread(proc.stderr.readline)).decode()  # the port is open
+        for _ in range(6):
+            scale.send(b"=0005.000", pause=0.05)
+        scale.send(b"=0000.000" * 3)
+        out, err = await asyncio.to_thread(proc.communicate, None, 30)
+    finally:
+        scale.close()
+    text = out.decode()
+    assert "'=0005.000'" in text and "0.5000 kg" in text
+    assert text.count("→ 销售 sale 0.5000 kg") == 1, text  # one item on the pan, one sale
+
+
+def scale_test_process(home: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [PY, "-m", "scanners.cli", "--home", str(home), "scale", "test", "--seconds", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
