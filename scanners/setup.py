@@ -25,7 +25,7 @@ from scanners.modes import Counter
 from scanners.printout import Printout
 from scanners.scales import ScaleError, parse_frame
 from scanners.weighing import ScaleConfig, SerialScale
-from scanners.words import both, say
+from scanners.words import both, say, server_refusal
 from traceability.domain import stations as station_format
 
 
@@ -82,7 +82,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         problems = True
         row("refused", f"{status['refused']} {word('status.kept')}")
         for r in status["recentRefusals"]:
-            print(f"  #{r['seq']} {r['kind']} {r['trace_code']}: {r['error']}")
+            print(f"  #{r['seq']} {r['kind']} {r['trace_code']}: {server_refusal(r['error'], lang)}")
     for failure in status["printFailures"]:
         problems = True
         row("print_failed", f"{failure['kind']} {failure['trace_code']}: {failure['error']}")

@@ -35,7 +35,7 @@ from scanners import client as wire
 from scanners.batches import LOOKUP_TIMEOUT, BatchBook, BatchInfo
 from scanners.catalogue import Catalogue
 from scanners.queue import Pending, Store
-from scanners.words import say
+from scanners.words import say, server_refusal
 from traceability.domain import stations
 
 PRODUCTS_EVERY = 3600.0
@@ -248,7 +248,8 @@ class Station:
     def _refuse(self, row: Pending, message: str) -> None:
         self.store.mark_refused(row.seq, message)
         self.stats.refused += 1
-        self.say(say("upload_refused", self.language, kind=row.kind, code=row.trace_code, error=message))
+        explained = server_refusal(message, self.language)
+        self.say(say("upload_refused", self.language, kind=row.kind, code=row.trace_code, error=explained))
 
     async def sync_once(self, c: wire.SigningClient) -> int:
         """Upload the next request's worth of the outbox; returns the number of rows settled (0: empty)."""

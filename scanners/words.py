@@ -149,3 +149,29 @@ def both(zh: str, en: str, language: str = "both") -> str:
     if language == "en":
         return en
     return f"{zh} · {en}"
+
+
+_REFUSALS: tuple[tuple[str, str, str], ...] = (
+    # (what the server's answer says, 中文, English): the first that matches explains it.
+    ("recalled", "请勿销售：该批次已召回。已售出的请联系市场管理员", "do not sell: the batch is recalled"),
+    ("on hold", "请勿销售：该批次检测不合格，已暂扣", "do not sell: the batch is on hold after a failed test"),
+    ("was revoked", "站点密钥已被撤销：请联系市场管理员重新绑定", "the station's key was revoked: enrol again"),
+    ("unauthorized", "站点身份未被服务器接受：请检查时钟，或重新绑定", "the server does not accept the station"),
+    ("forbidden", "本站点无权记录这条数据", "this station may not record this"),
+    ("not_found", "服务器上没有这个批次", "the server has no such batch"),
+    ("unknown_reference", "服务器上没有这个商品或批次：请更新商品表后重试", "unknown goods or batch"),
+    ("already_exists", "这个追溯码已被使用", "this trace code is used already"),
+    ("invalid", "数据不符合要求", "the record was refused as invalid"),
+)
+
+
+def server_refusal(stored: str, language: str = "both") -> str:
+    """A refusal the server gave (``"409 conflict: traceCode: batch … recalled since …"``), explained.
+
+    The server's own words follow in brackets, for the market's administrator.
+    """
+    lowered = stored.lower()
+    for needle, zh, en in _REFUSALS:
+        if needle in lowered:
+            return f"{both(zh, en, language)}（{stored}）"
+    return stored

@@ -496,3 +496,20 @@ def scale_test_process(home: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+async def test_a_sale_the_server_refuses_is_explained_in_chinese(live: Live, tmp_path: Path) -> None:
+    home = tmp_path / "st"
+    st, _ = await enrolled(live, home)
+    source = Counter(st.store, "commission", product="21113011").commission(Quantity(Decimal(50), "kg", Decimal(50)))
+    assert await st.sync(within=20)
+    status, _ = await live.call(
+        "POST", "/api/v1/recalls", {"traceCode": source.trace_code, "level": "I", "reason": "瘦肉精"}
+    )
+    assert status == 201
+    # Sold (the station does not know yet), then uploaded: the server refuses the sale event.
+    assert Counter(st.store, "sell", product="21113011", source=source.trace_code).handle("1kg").ok
+    _, _, err = await run_cli(home, "sync", "--timeout", "20")
+    assert "请勿销售：该批次已召回" in err
+    _, out, _ = await run_cli(home, "status")
+    assert "服务器拒收 refused" in out and "请勿销售：该批次已召回" in out and "recalled" in out
