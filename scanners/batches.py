@@ -17,6 +17,7 @@ from typing import Any
 
 from scanners import client as wire
 from scanners.queue import Store, now_text
+from traceability import i18n
 from traceability.domain.registry import area_name
 
 SCHEMA = """
@@ -164,11 +165,10 @@ class BatchBook:
         if source.goods_code != goods_code:
             theirs = source.product_name or source.goods_code
             ours = product_name or goods_code
+            fields = {"code": source.trace_code, "theirs": theirs, "ours": ours}
             return Refusal(
                 "product_mismatch",
-                f"请勿销售：批次 {source.trace_code} 是“{theirs}”，不是“{ours}”。"
-                f"请扫描“{ours}”的批次，或改选商品“{theirs}”",
-                f"do not sell: batch {source.trace_code} is {theirs}, not {ours}; scan a batch of {ours} "
-                f"or choose {theirs}",
+                i18n.words("zh")("station_refusal_mismatch", **fields),
+                i18n.words("en")("station_refusal_mismatch", **fields),
             )
         return None

@@ -21,57 +21,11 @@ from scanners import console, printing, setup
 from scanners.batches import BatchBook
 from scanners.catalogue import PRICE_UNITS, Catalogue
 from scanners.modes import MODES, Counter
-from traceability.domain.scans import ScanError, parse_scan
 from scanners.scales import FORMATS, ScaleError, parse_frame
 from scanners.station import AuthRefused, NotEnrolled, Station, start_background_upload
 from scanners.weighing import ScaleConfig, SerialScale
-from scanners.words import LANGUAGES, both, say
-from traceability.domain import stations as station_format
-
-def photo_texts(path: Path) -> list[str]:
-    """The text of every barcode and QR code in a photo."""
-    from PIL import Image
-
-    from traceability.domain.images import decode_image
-
-    with Image.open(path) as image:
-        return decode_image(image)
-
-
-# -- enrolment -------------------------------------------------------------------------------------
-
-
-def cmd_enrol(args: argparse.Namespace) -> int:
-    station = console.station(args)
-    lang = console.lang(station)
-    server, code = args.server, args.code
-    text = args.qr
-    if args.image:
-        found = [t for t in photo_texts(Path(args.image)) if t.upper().startswith(station_format.ENROL_PREFIX)]
-        if not found:
-            print(both("✗ 图片中没有绑定二维码", "✗ no enrolment QR code in the picture", lang), file=sys.stderr)
-            return 1
-        text = found[0]
-    if text is None and (server is None or code is None):
-        print(both("请用扫码枪扫描绑定二维码：", "scan the enrolment QR code:", lang), file=sys.stderr, flush=True)
-        text = sys.stdin.readline()
-    if text is not None:
-        try:
-            server, code = station_format.parse_enrolment_payload(text)
-        except station_format.EnrolmentPayloadError as exc:
-            print(both(f"✗ 这不是绑定二维码：{exc}", f"✗ not an enrolment code: {exc}", lang), file=sys.stderr)
-            return 1
-    try:
-        info = asyncio.run(station.enrol(server, code, blocks=args.blocks))
-    except AuthRefused as exc:
-        print(both(f"✗ 绑定被拒绝：{exc}", f"✗ enrolment refused: {exc}", lang), file=sys.stderr)
-        return 1
-    node = info["node"]
-    operator = info.get("operator") or {}
-    stall = f" 摊位 {operator['stallNo']} {operator.get('name') or ''}".rstrip() if operator.get("stallNo") else ""
-    print(say("enrolled", lang, node=node["name"], code=node["code"], stall=stall, codes=station.store.codes_left()))
-    return 0
-
+from scanners.words import LANGUAGES, Localised, both, say
+from traceability.domain.scans import ScanError, parse_scan
 
 # -- the counter -----------------------------------------------------------------------------------
 
@@ -110,10 +64,10 @@ async def _run(station: Station, counter: Counter, args: argparse.Namespace) -> 
                 return
 
     reader = asyncio.create_task(read_lines())
-    mode_zh = say(f"mode.{counter.mode}", "zh")
-    print(say("ready", counter.language, mode_zh=mode_zh, mode=counter.mode), file=sys.stderr, flush=True)
+    mode = Localised(say(f"station_mode_{counter.mode}", "zh"), counter.mode)
+    print(say("station_ready", counter.language, mode=mode), file=sys.stderr, flush=True)
     if counter.product:
-        print(say("product_chosen", counter.language, label=counter.goods), file=sys.stderr, flush=True)
+        print(say("station_product_chosen", counter.language, label=counter.goods), file=sys.stderr, flush=True)
     last_scale_error = 0.0
     while True:
         kind, value = await inputs.get()
@@ -151,7 +105,10 @@ async def _run(station: Station, counter: Counter, args: argparse.Namespace) -> 
         done = await station.sync(until_empty=True, within=args.flush_timeout)
         if not done:
             start_background_upload(station.home, max_backoff=args.max_backoff)
-            print(say("upload_pending", counter.language, count=station.store.status()["pending"]), file=sys.stderr)
+            print(
+                say("station_upload_pending", counter.language, count=station.store.status()["pending"]),
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -168,9 +125,9 @@ async def _learn(station: Station, counter: Counter, line: str, args: argparse.N
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    texts = photo_texts(Path(args.file))
+    texts = console.photo_texts(Path(args.file))
     if not texts:
-        print("\a✗ 图片中未找到条码 · no barcode found in the picture", flush=True)
+        print(f"\a{say('station_no_barcode')}", flush=True)
         return 1
     if args.mode is None:
         for text in texts:
@@ -204,7 +161,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     s = station.stats
     print(
         say(
-            "uploaded",
+            "station_uploaded",
             console.lang(station),
             acknowledged=s.acknowledged,
             replayed=s.replayed,
@@ -225,7 +182,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     except AuthRefused as exc:
         print(f"✗ {exc}", file=sys.stderr)
         return 1
-    print(f"✓ 新密钥 new key {new_id}")
+    print(say("station_new_key", console.lang(station), key_id=new_id))
     return 0
 
 
@@ -256,7 +213,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             labels.append(printing.LabelData(**{**label.__dict__, "product_name": name or ""}))
     else:
         if counter.product is None:
-            console.show(counter.fail("need_product"))
+            console.show(counter.fail("station_need_product"))
             return 1
         from traceability.domain.scans import Quantity
 
@@ -279,15 +236,15 @@ def cmd_label(args: argparse.Namespace) -> int:
                 (out / f"label-{label.trace_code}.png").write_bytes(printing.batch_label_png(label))
         for label in labels:
             counter.printout.record("label", label)
-        print(both(f"✓ {len(labels)} 张标签 → {out}", f"✓ {len(labels)} labels → {out}", lang))
+        print(say("station_labels_done", lang, count=len(labels), where=out))
     else:
         done = counter.printout.labels(labels)
         failed = [p for p in done if not p.ok]
         where = done[0].where if done else ""
         if failed:
-            print(f"\a✗ {say('print_failed', lang, error=failed[0].error, code=labels[0].trace_code)}")
+            print(f"\a✗ {say('station_print_failed', lang, error=failed[0].error, code=labels[0].trace_code)}")
         else:
-            print(both(f"✓ {len(labels)} 张标签 → {where}", f"✓ {len(labels)} labels → {where}", lang))
+            print(say("station_labels_done", lang, count=len(labels), where=where))
     for label in labels:
         print(label.trace_code)
     console.upload_soon(station, args)
@@ -373,7 +330,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--qr", help="the text of the enrolment QR code (default: read one scan from the barcode gun)")
     e.add_argument("--image", help="a photo of the enrolment QR code")
     e.add_argument("--blocks", type=int, default=None, help="blocks of 100 codes to lease now (default 3)")
-    e.set_defaults(func=cmd_enrol)
+    e.set_defaults(func=setup.cmd_enrol)
 
     def counter_options(c: argparse.ArgumentParser) -> None:
         c.add_argument("--product", help="goods: a goods code, a name or pinyin initials (猪肉, zr); remembered")

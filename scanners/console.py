@@ -87,7 +87,7 @@ def upload_soon(station: Station, args: argparse.Namespace) -> None:
     if not done:
         pending = station.store.status()["pending"]
         start_background_upload(station.home, max_backoff=args.max_backoff)
-        print(say("upload_pending", lang(station), count=pending), file=sys.stderr)
+        print(say("station_upload_pending", lang(station), count=pending), file=sys.stderr)
 
 
 def local_time(stamp: Any) -> str:
@@ -99,3 +99,13 @@ def local_time(stamp: Any) -> str:
     except ValueError:
         return str(stamp)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def photo_texts(path: Path) -> list[str]:
+    """The text of every barcode and QR code in a photo."""
+    from PIL import Image
+
+    from traceability.domain.images import decode_image
+
+    with Image.open(path) as image:
+        return decode_image(image)

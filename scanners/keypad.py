@@ -85,13 +85,7 @@ class Keypad:
         if len(matches) == 1 or (matches and matches[0].name == wanted):
             return matches[0]
         listing = "；".join(p.label for p in matches[:5]) or "—"
-        raise ValueError(
-            both(
-                f"“{wanted}”对应的商品不唯一或不存在：{listing}",
-                f"{wanted!r} does not name one product: {listing}",
-                self.language,
-            )
-        )
+        raise ValueError(self.say("station_product_ambiguous", query=wanted, listing=listing))
 
     def _select(self, product: Product, *, remember: bool = True) -> None:
         self.product = product.goods_code
@@ -119,7 +113,7 @@ class Keypad:
                 return self.choose(text)
             if exc.code != "unreadable":
                 return Outcome(False, both(exc.message_zh, exc.message, self.language))
-            return self.fail("unrecognised")
+            return self.fail("station_unrecognised")
         # A line typed or sent by a scale in keyboard mode is one deliberate weighing.
         self.weigher.output = "demand"
         weighed = self.weigher.feed(reading)
@@ -142,44 +136,46 @@ class Keypad:
     def choose(self, query: str) -> Outcome:
         matches = self.catalogue.search(query)
         if not matches:
-            synced = self.store.get("products_synced_at") or self.say("status.never")
-            return self.fail("product_not_found", query=query, count=self.catalogue.count(), synced=synced)
+            synced = self.store.get("products_synced_at") or self.say("station_status_never")
+            return self.fail("station_product_not_found", query=query, count=self.catalogue.count(), synced=synced)
         if len(matches) == 1 or matches[0].name == query:
             return self._choose(matches[0])
         self.choices = matches
         lines = [f"  #{i} {p.name}（{p.goods_code}）" for i, p in enumerate(matches, 1)]
-        return Outcome(True, self.say("product_choose_one"), lines=lines)
+        return Outcome(True, self.say("station_product_choose_one"), lines=lines)
 
     def choose_number(self, n: int) -> Outcome:
         product = self.choices[n - 1] if 0 < n <= len(self.choices) else self.catalogue.by_position(n)
         self.choices = []
         if product is None:
-            synced = self.store.get("products_synced_at") or self.say("status.never")
-            return self.fail("product_not_found", query=f"#{n}", count=self.catalogue.count(), synced=synced)
+            synced = self.store.get("products_synced_at") or self.say("station_status_never")
+            return self.fail("station_product_not_found", query=f"#{n}", count=self.catalogue.count(), synced=synced)
         return self._choose(product)
 
     def _choose(self, product: Product) -> Outcome:
         self._select(product)
         self.choices = []
-        message = self.say("product_chosen", label=(self.catalogue.get(product.goods_code) or product).label)
+        message = self.say("station_product_chosen", label=(self.catalogue.get(product.goods_code) or product).label)
         if self.mode == "sell" and self.source is not None:
             info = self.book.get(self.source)
             if info is not None and info.goods_code not in (None, product.goods_code):
                 self.source = None
-                message = self.say("product_changed_source_cleared", product=product.name)
+                message = self.say("station_product_changed_source_cleared", product=product.name)
         if self.mode == "sell" and self.unit_price is None:
-            message += "\n" + self.say("no_price")
+            message += "\n" + self.say("station_no_price")
         return Outcome(True, message)
 
     def set_price(self, price: Decimal, unit: str | None) -> Outcome:
         if self.product is None:
-            return self.fail("need_product")
+            return self.fail("station_need_product")
         self.unit_price = price
         if unit:
             self.price_unit = "斤" if unit == "斤" else "kg"
         self.price_unit = self.price_unit or "kg"
         self.catalogue.remember(self.product, unit_price=price, price_unit=self.price_unit)
-        return Outcome(True, self.say("price_set", price=f"{price:.2f}", unit=self.price_unit, product=self.goods))
+        return Outcome(
+            True, self.say("station_price_set", price=f"{price:.2f}", unit=self.price_unit, product=self.goods)
+        )
 
     def tare(self, amount: str | None, unit: str | None) -> Outcome:
         try:
@@ -190,17 +186,17 @@ class Keypad:
         except ScaleError as exc:
             return Outcome(False, both(exc.message_zh, exc.message, self.language))
         except InvalidOperation:
-            return self.fail("unrecognised")
+            return self.fail("station_unrecognised")
         self.store.put(tare_kg=str(kg))
-        return Outcome(True, self.say("tare_cleared") if kg == 0 else self.say("tare_set", tare=kg))
+        return Outcome(True, self.say("station_tare_cleared") if kg == 0 else self.say("station_tare_set", tare=kg))
 
     def _printed(self, message: str, code: str, printed: list[Printed], recorded: int) -> Outcome:
         lines = []
         for p in printed:
             if p.ok:
-                lines.append(self.say("printed_to", where=p.where))
+                lines.append(self.say("station_printed_to", where=p.where))
             else:
-                lines.append(self.say("print_failed", error=p.error, code=code))
+                lines.append(self.say("station_print_failed", error=p.error, code=code))
         ok_prints = [p.where for p in printed if p.ok]
         return Outcome(True, message, trace_code=code, printed=ok_prints, recorded=recorded, lines=lines)
 
@@ -213,6 +209,6 @@ class Keypad:
             wanted = row["trace_code"] if row else None
         done = self.printout.reprint(wanted) if wanted else None
         if done is None:
-            return self.fail("nothing_to_reprint", code=wanted or "")
+            return self.fail("station_nothing_to_reprint", code=wanted or "")
         _kind, printed = done
         return self._printed("", wanted or "", [printed], recorded=0)

@@ -41,19 +41,15 @@ from scanners import printing, receipts
 from scanners.batches import BatchBook, BatchInfo
 from scanners.catalogue import Catalogue, Product
 from scanners.keypad import Keypad, Outcome
-from traceability.domain.scans import Quantity, Scan, ScanError, parse_scan
 from scanners.printout import Printed, Printout
 from scanners.queue import OutOfCodes, Store
 from scanners.scales import Reading, to_kilograms
 from scanners.weighing import Weighed, Weigher
-from scanners.words import both
+from scanners.words import Localised, both, localised
+from traceability.domain.scans import Quantity, Scan, ScanError, parse_scan
 
 MODES = ("receive", "ship", "inspect", "commission", "sell")
-_STEPS = {
-    "receive": ("receiving", "active", "进货"),
-    "ship": ("shipping", "in_transit", "出货"),
-    "inspect": ("inspecting", None, "检测"),
-}
+_STEPS = {"receive": ("receiving", "active"), "ship": ("shipping", "in_transit"), "inspect": ("inspecting", None)}
 _COUNT_UOM = {
     "件": "H87",
     "个": "EA",
@@ -144,9 +140,9 @@ class Counter(Keypad):
                 return self._not_a_scan(text)
             return self._dispatch(scan)
         except OutOfCodes:
-            return self.fail("out_of_codes")
+            return self.fail("station_out_of_codes")
         except printing.PrintError as exc:
-            return Outcome(False, both(f"打印失败：{exc}", f"print failed: {exc}", self.language))
+            return Outcome(False, self.say("station_print_error", reason=exc))
 
     # -- scans -------------------------------------------------------------------------------------
 
@@ -159,27 +155,32 @@ class Counter(Keypad):
                 q = Quantity(q.amount, self.default_unit, kg)
             if self.mode == "sell":
                 if q.kilograms is None:
-                    return self.fail("need_weight")
+                    return self.fail("station_weigh")
                 return self.sell(q.kilograms)
             if self.mode == "commission":
                 return self.commission(q)
             self.quantity = q
-            return Outcome(True, self.say("quantity_held", quantity=f"{q.amount} {q.unit or self.default_unit}"))
+            return Outcome(
+                True, self.say("station_quantity_held", quantity=f"{q.amount} {q.unit or self.default_unit}")
+            )
         code = scan.trace_code
         if self.mode == "commission":
             return self._commission_identifier(scan)
         if code is None:
-            return self.fail("no_trace_code")
+            return self.fail("station_no_trace_code")
         if self.mode == "sell":
             return self.sell_from(code)
-        step, disposition, step_zh = _STEPS[self.mode]
+        step, disposition = _STEPS[self.mode]
         body = self._event(code, step, disposition)
         if self.quantity is not None:
             body["quantity"] = _quantity_json(self.quantity)
             self.quantity = None
         self.store.record([("event", body)])
         return Outcome(
-            True, self.say("recorded_step", step=step_zh, step_en=step, code=code), trace_code=code, recorded=1
+            True,
+            self.say("station_recorded_step", step=localised(f"station_mode_{self.mode}"), code=code),
+            trace_code=code,
+            recorded=1,
         )
 
     def sell_from(self, code: str) -> Outcome:
@@ -194,14 +195,13 @@ class Counter(Keypad):
         self.source = code
         origin = info.origin if info is not None else None
         message = self.say(
-            "selling_from",
+            "station_selling_from",
             product=self.goods or "?",
             code=code,
-            origin_zh=f"，产地 {origin}" if origin else "",
-            origin_en=f", origin {origin}" if origin else "",
+            origin=localised("station_origin_part", origin=origin) if origin else "",
         )
         if self.unit_price is None:
-            message += "\n" + self.say("no_price")
+            message += "\n" + self.say("station_no_price")
         return Outcome(True, message, trace_code=code)
 
     # -- weights -----------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ class Counter(Keypad):
         if self.mode == "commission":
             return self.commission(q)
         self.quantity = q
-        return Outcome(True, self.say("quantity_held", quantity=f"{kg} kg"))
+        return Outcome(True, self.say("station_quantity_held", quantity=f"{kg} kg"))
 
     def reading(self, reading: Reading) -> Outcome | None:
         """One frame from a scale on the serial port (continuous or demand output)."""
@@ -248,12 +248,12 @@ class Counter(Keypad):
 
     def commission(self, quantity: Quantity, **extra: Any) -> Outcome:
         if self.product is None and "gtin" not in extra and "identifiers" not in extra:
-            return self.fail("need_product")
+            return self.fail("station_need_product")
         code = self.store.record([("open", self._opening(_quantity_json(quantity), **extra))], issue_code=True)
         assert code is not None
         if self.product:
             self.book.remember(BatchInfo(code, self.product, self.product_name, None))
-        message = self.say("new_batch", product=self.goods, code=code)
+        message = self.say("station_new_batch", product=self.goods, code=code)
         printed = self._label(code)
         return self._printed(message, code, printed, recorded=1)
 
@@ -270,7 +270,7 @@ class Counter(Keypad):
             else:
                 q = self._take_quantity(Quantity(Decimal(1), "件"))
             return self.commission(q, **extra)
-        return self.fail("commission_needs")
+        return self.fail("station_commission_needs")
 
     def _take_quantity(self, default: Quantity) -> Quantity:
         q, self.quantity = self.quantity or default, None
@@ -301,12 +301,12 @@ class Counter(Keypad):
 
     def sell(self, weight: Decimal) -> Outcome:
         if self.source is None:
-            return self.fail("need_source")
+            return self.fail("station_need_source")
         info = self.book.get(self.source)
         if self.product is None and info is not None and info.goods_code:
             self._select(self.catalogue.get(info.goods_code) or Product(info.goods_code, info.product_name or ""))
         if self.product is None:
-            return self.fail("need_product")
+            return self.fail("station_need_product")
         refusal = self.book.check_sale(info, self.product, self.product_name)
         if refusal is not None:
             return Outcome(False, both(refusal.message_zh, refusal.message, self.language))
@@ -329,12 +329,10 @@ class Counter(Keypad):
         assert code is not None
         self.catalogue.remember(self.product, used=True)
         message = self.say(
-            "sold",
+            "station_sold",
             product=self.goods,
-            weight=receipts.weight_text(weight, price_unit),
-            weight_en=receipts.weight_text(weight),
-            amount=f"，{amount:.2f} 元" if amount is not None else "",
-            amount_en=f", {amount:.2f} yuan" if amount is not None else "",
+            weight=Localised(receipts.weight_text(weight, price_unit), receipts.weight_text(weight)),
+            amount=localised("station_amount_part", amount=f"{amount:.2f}") if amount is not None else "",
             code=code,
         )
         printed = self._receipt(code, weight, amount, info)

@@ -397,30 +397,32 @@ def trial_page_job(
     from datetime import datetime
     from decimal import Decimal
 
+    from traceability import i18n
     from traceability.domain import tracecode
 
+    w = i18n.words("zh")
     sample = ReceiptData(
-        market_name=f"打印测试 {station_name}".strip(),
-        stall_number="测试",
-        stall_name="中文字体：鲜肉蔬菜水果 ABC 123",
-        item="测试商品（不是销售）",
+        market_name=f"{w('printer_test_title')} {station_name}".strip(),
+        stall_number=w("printer_test_stall"),
+        stall_name=w("printer_test_font"),
+        item=w("printer_test_item"),
         weight_kg=Decimal("1.250"),
         unit_price=Decimal("16.00"),
         price_unit="斤",
         sold_at=datetime.now().astimezone(),
         trace_code=tracecode.make("320302", 1),
         base_url=base_url,
-        origin="宽度标尺见下方",
+        origin=w("printer_test_ruler_below"),
     )
     if config.role == "label":
         label = LabelData(
             trace_code=sample.trace_code,
-            product_name="打印测试 Test",
+            product_name=f"{w('printer_test_title')} {i18n.words('en')('printer_test_title')}",
             date=sample.sold_at.date(),
             node_name=station_name,
             base_url=base_url,
         )
         return label_job([label], config, font_path=font_path)
     ruler = "".join(str(i % 10) for i in range(1, config.width_dots // FONT_A_DOTS + 1))
-    footer = f"{ruler}\n宽度 {config.paper_mm} mm：上面的数字应恰好一行"
+    footer = f"{ruler}\n{w('printer_test_ruler', mm=config.paper_mm)}"
     return receipt_job(replace(sample, footer=footer), config, font_path=font_path)

@@ -43,6 +43,7 @@ from biip import ParseError
 from biip.gtin import Gtin
 from PIL import Image, ImageDraw, ImageFont
 
+from traceability import i18n
 from traceability.domain import tracecode
 
 __all__ = [
@@ -331,7 +332,7 @@ def batch_label_image(
     rows: list[tuple[str, ImageFont.FreeTypeFont, int]] = [(label.product_name, name_font, 2)]
     rows.append((f"{label.date:%Y-%m-%d}", small_font, 1))
     if label.expiry is not None:
-        rows.append((f"到期 {label.expiry:%Y-%m-%d}", small_font, 1))
+        rows.append((i18n.words("zh")("label_expiry", date=f"{label.expiry:%Y-%m-%d}"), small_font, 1))
     rows.append((label.node_name, small_font, 2))
     for text, font, max_lines in rows:
         for line in wrap(text, font, text_width, max_lines):

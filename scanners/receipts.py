@@ -29,6 +29,7 @@ from scanners.printing import (
     qr_matrix,
     wrap,
 )
+from traceability import i18n
 from traceability.domain import tracecode
 
 RECEIPT_DPI = 203
@@ -104,26 +105,29 @@ class ReceiptLine:
 
 def receipt_lines(receipt: ReceiptData) -> list[ReceiptLine]:
     """What a receipt says, in order: the one layout every way of printing it follows."""
+    w = i18n.words("zh")  # receipts are printed in Chinese, for the shopper and the market
     lines = [ReceiptLine("text", receipt.market_name, "title", "center")]
     stall = "　".join(part for part in (receipt.stall_number, receipt.stall_name) if part)
     if stall:
-        lines.append(ReceiptLine("text", f"摊位：{stall}"))
+        lines.append(ReceiptLine("text", w("receipt_stall", stall=stall)))
     lines.append(ReceiptLine("rule"))
-    lines.append(ReceiptLine("text", f"品名：{receipt.item}"))
+    lines.append(ReceiptLine("text", w("receipt_item", item=receipt.item)))
     if receipt.origin:
-        lines.append(ReceiptLine("text", f"产地：{receipt.origin}"))
-    lines.append(ReceiptLine("text", f"重量：{weight_text(receipt.weight_kg, receipt.price_unit)}"))
+        lines.append(ReceiptLine("text", w("receipt_origin", origin=receipt.origin)))
+    lines.append(ReceiptLine("text", w("receipt_weight", weight=weight_text(receipt.weight_kg, receipt.price_unit))))
     amount = receipt.amount
     if receipt.unit_price is not None:
-        lines.append(ReceiptLine("text", f"单价：{receipt.unit_price:.2f} 元/{receipt.price_unit}"))
+        price = f"{receipt.unit_price:.2f}"
+        lines.append(ReceiptLine("text", w("receipt_unit_price", price=price, unit=receipt.price_unit)))
     if amount is not None:
-        lines.append(ReceiptLine("text", f"金额：{amount:.2f} 元", "big"))
+        lines.append(ReceiptLine("text", w("receipt_amount", amount=f"{amount:.2f}"), "big"))
     lines.append(ReceiptLine("rule"))
-    lines.append(ReceiptLine("text", f"时间：{receipt.sold_at:%Y-%m-%d %H:%M}"))
-    lines.append(ReceiptLine("text", "追溯码："))
+    lines.append(ReceiptLine("text", w("receipt_time", time=f"{receipt.sold_at:%Y-%m-%d %H:%M}")))
+    lines.append(ReceiptLine("text", w("receipt_code")))
     lines.append(ReceiptLine("text", tracecode.pretty(tracecode.normalize(receipt.trace_code)), "code", "center"))
     lines.append(ReceiptLine("qr"))
-    lines.append(ReceiptLine("text", "手机扫码查来源 Scan to trace", "small", "center"))
+    footer = f"{w('receipt_footer')} {i18n.words('en')('receipt_footer')}"
+    lines.append(ReceiptLine("text", footer, "small", "center"))
     for extra in (receipt.footer or "").splitlines():
         lines.append(ReceiptLine("text", extra, "small", "center"))
     lines.append(ReceiptLine("feed"))
@@ -247,18 +251,20 @@ class CardData:
 
 
 def card_lines(card: CardData) -> list[ReceiptLine]:
+    zh, en = i18n.words("zh"), i18n.words("en")
     stall = "　".join(part for part in (card.stall_number, card.stall_name) if part)
+    issued = f"{card.issued_at:%Y-%m-%d %H:%M}"
     return [
-        ReceiptLine("text", "摊位登录卡", "title", "center"),
-        ReceiptLine("text", "Stall sign-in card", "small", "center"),
+        ReceiptLine("text", zh("card_title"), "title", "center"),
+        ReceiptLine("text", en("card_title"), "small", "center"),
         ReceiptLine("text", card.market_name, "body", "center"),
-        ReceiptLine("text", f"摊位：{stall}" if stall else "", "body", "center"),
+        ReceiptLine("text", zh("receipt_stall", stall=stall) if stall else "", "body", "center"),
         ReceiptLine("rule"),
         ReceiptLine("qr"),
-        ReceiptLine("text", f"手机打开 {card.vendor_url}"),
-        ReceiptLine("text", "点“扫描登录卡”拍下此码，再输入您在秤上设的6位密码。"),
-        ReceiptLine("text", "Open the page, photograph this code, type your 6-digit PIN.", "small"),
-        ReceiptLine("text", f"制卡：{card.issued_at:%Y-%m-%d %H:%M}；新卡打印后此卡作废", "small"),
+        ReceiptLine("text", zh("card_open", url=card.vendor_url)),
+        ReceiptLine("text", zh("card_how")),
+        ReceiptLine("text", en("card_how"), "small"),
+        ReceiptLine("text", zh("card_issued", time=issued), "small"),
         ReceiptLine("feed"),
     ]
 

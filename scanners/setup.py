@@ -24,8 +24,9 @@ from scanners.client import Unreachable
 from scanners.modes import Counter
 from scanners.printout import Printout
 from scanners.scales import ScaleError, parse_frame
+from scanners.station import AuthRefused
 from scanners.weighing import ScaleConfig, SerialScale
-from scanners.words import both, say, server_refusal
+from scanners.words import Localised, both, say, server_refusal, word
 from traceability.domain import stations as station_format
 
 
@@ -47,29 +48,28 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, ensure_ascii=False, indent=2, default=str))
         return 0
 
-    def word(key: str) -> str:
-        """A status word: 中文 English side by side in ``both``, not joined by a dot as sentences are."""
-        return say(key, lang) if lang != "both" else f"{say(key, 'zh')} {say(key, 'en')}"
-
     def row(key: str, value: str) -> None:
-        label = word(f"status.{key}")
+        label = word(f"station_status_{key}", lang)
         width = sum(2 if ord(ch) > 0x2E80 else 1 for ch in label)
         print(f"{label}{' ' * max(1, 26 - width)}{value}")
 
-    none = word("status.none")
+    none = word("station_status_none", lang)
     info = status["station"] or {}
     operator = info.get("operator") or {}
     if info:
-        stall = f"  摊位 {operator.get('stallNo')} {operator.get('name') or ''}" if operator else ""
+        stall = f"  {operator.get('stallNo')} {operator.get('name') or ''}" if operator else ""
         row("station", f"{info['node']['name']}（{info['node']['code']}）{stall}")
-    row("server", f"{status['server'] or say('not_enrolled', lang)}  {status['keyId'] or ''}".rstrip())
-    row("queue", f"{status['pending']}  {word('status.oldest')} {console.local_time(status['oldestPending'])}")
-    last = console.local_time(status["lastSync"]) if status["lastSync"] else word("status.never")
-    row("uploaded", f"{status['sent']}  {word('status.last_sync')} {last}")
+    row("server", f"{status['server'] or say('station_not_enrolled', lang)}  {status['keyId'] or ''}".rstrip())
+    row(
+        "queue",
+        f"{status['pending']}  {word('station_status_oldest', lang)} {console.local_time(status['oldestPending'])}",
+    )
+    last = console.local_time(status["lastSync"]) if status["lastSync"] else word("station_status_never", lang)
+    row("uploaded", f"{status['sent']}  {word('station_status_last_sync', lang)} {last}")
     row("codes", str(status["codesLeft"]))
     row("product", product.label if product else none)
-    printer_text = "；".join(
-        f"{'小票' if role == 'receipt' else '标签'} {cfg['connection']}" for role, cfg in status["printers"].items()
+    printer_text = "; ".join(
+        f"{word(f'station_role_{role}', lang)} {cfg['connection']}" for role, cfg in status["printers"].items()
     )
     row("printers", printer_text)
     scale = status["scale"]
@@ -80,21 +80,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         row("error", f"{console.local_time(status['lastError']['at'])}  {status['lastError']['message']}")
     if status["refused"]:
         problems = True
-        row("refused", f"{status['refused']} {word('status.kept')}")
+        row("refused", f"{status['refused']} {word('station_status_kept', lang)}")
         for r in status["recentRefusals"]:
             print(f"  #{r['seq']} {r['kind']} {r['trace_code']}: {server_refusal(r['error'], lang)}")
     for failure in status["printFailures"]:
         problems = True
         row("print_failed", f"{failure['kind']} {failure['trace_code']}: {failure['error']}")
     if not problems:
-        print(f"✓ {word('status.all_good')}")
+        print(f"✓ {word('station_status_all_good', lang)}")
     return 0
 
 
 def cmd_language(args: argparse.Namespace) -> int:
     station = console.station(args)
     station.store.put(language=args.language)
-    print({"zh": "✓ 中文", "en": "✓ English", "both": "✓ 中文 · English"}[args.language])
+    print(say("station_language_set", args.language))
     return 0
 
 
@@ -123,7 +123,8 @@ def cmd_printer(args: argparse.Namespace) -> int:
             print(f"✗ {exc}", file=sys.stderr)
             return 2
         printout.set_printer(config)
-        print(both(f"✓ 已设置{'小票' if args.role == 'receipt' else '标签'}打印机", f"✓ {args.role} printer set", lang))
+        role_name = Localised(say(f"station_role_{args.role}", "zh"), args.role)
+        print(say("station_printer_set", lang, role=role_name))
         if args.no_test:
             return 0
     config = printout.printer(args.role)
@@ -136,19 +137,13 @@ def cmd_printer(args: argparse.Namespace) -> int:
             target.mkdir(parents=True, exist_ok=True)
             path = target / f"test-{args.role}.bin"
             path.write_bytes(printers.trial_page_job(config, base, name))
-            print(both(f"✓ 测试页已写入 {path}", f"✓ test page written to {path}", lang))
+            print(say("station_test_page_written", lang, path=path))
             return 0
         printers.send(config, printers.trial_page_job(config, base, name))
     except printing.PrintError as exc:
-        print(f"\a✗ {both(f'测试页打印失败：{exc}', f'test page failed: {exc}', lang)}")
+        print(f"\a✗ {say('station_test_page_failed', lang, reason=exc)}")
         return 1
-    print(
-        both(
-            "✓ 测试页已发送：检查中文是否清晰、数字标尺是否恰好一行、手机能否扫出二维码",
-            "✓ test page sent: check the Chinese text, that the ruler fills one line, that a phone reads the QR code",
-            lang,
-        )
-    )
+    print(say("station_test_page_sent", lang))
     return 0
 
 
@@ -157,7 +152,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
     lang = console.lang(station)
     if args.action == "off":
         station.store.put(scale=None)
-        print(both("✓ 已停用电子秤", "✓ scale turned off", lang))
+        print(say("station_scale_off", lang))
         return 0
     if args.action == "set":
         try:
@@ -176,11 +171,11 @@ def cmd_scale(args: argparse.Namespace) -> int:
             print(f"✗ {exc}", file=sys.stderr)
             return 2
         station.store.put(scale=config.as_json())
-        print(both(f"✓ 已设置电子秤 {config.port}", f"✓ scale set on {config.port}", lang))
+        print(say("station_scale_set", lang, port=config.port))
         return 0
     saved = station.store.get("scale")
     if not saved:
-        print(both("✗ 尚未设置电子秤：trace-scan scale set --port …", "✗ no scale set: trace-scan scale set --port …"))
+        print(say("station_scale_none", lang))
         return 1
     config = ScaleConfig.from_json(saved)
     if args.action == "show":
@@ -200,7 +195,7 @@ def _scale_test(config: ScaleConfig, seconds: float, lang: str) -> int:
     frames = 0
     arrived: queue.Queue[str | ScaleError] = queue.Queue()
     scale.run(arrived.put, arrived.put)
-    reading_now = both(f"正在读取 {config.port}（{seconds:g} 秒）…", f"reading {config.port} for {seconds:g} s…", lang)
+    reading_now = say("station_scale_reading", lang, port=config.port, seconds=f"{seconds:g}")
     print(reading_now, file=sys.stderr, flush=True)
     deadline = time.monotonic() + seconds
     try:
@@ -218,14 +213,17 @@ def _scale_test(config: ScaleConfig, seconds: float, lang: str) -> int:
             except ScaleError as exc:
                 print(f"{item!r:<28} ✗ {both(exc.message_zh, exc.message, lang)}", flush=True)
                 continue
-            stable = {True: "稳定 stable", False: "未稳定 moving", None: ""}[reading.stable]
+            stable = {True: word("station_scale_stable", lang), False: word("station_scale_moving", lang), None: ""}[
+                reading.stable
+            ]
             weighed = weigher.feed(reading)
-            sale = f"  → 销售 sale {weighed.kilograms} kg" if weighed is not None and weighed.ok else ""
+            sold = weighed is not None and weighed.ok
+            sale = f"  {say('station_scale_sale', lang, kg=weighed.kilograms)}" if sold and weighed else ""
             print(f"{item!r:<28} {reading.kilograms} kg {stable}{sale}", flush=True)
     finally:
         scale.close()
     if not frames:
-        print(both("\a✗ 没有收到秤的数据：检查连线、波特率和秤的输出设置", "\a✗ nothing from the scale", lang))
+        print(f"\a{say('station_scale_silent', lang)}")
         return 1
     return 0
 
@@ -244,23 +242,19 @@ def cmd_product(args: argparse.Namespace) -> int:
         try:
             count = asyncio.run(refresh())
         except Exception as exc:  # network errors: say so, keep the copy we have
-            print(f"\a✗ {both('无法更新商品表', 'cannot refresh the goods list', lang)}: {exc}")
+            print(f"\a✗ {say('station_goods_refresh_failed', lang, reason=exc)}")
             return 1
         if count is None:
-            print(f"\a✗ {both('服务器不提供商品表', 'the server offers no goods list to stations', lang)}")
+            print(f"\a✗ {say('station_goods_not_offered', lang)}")
             return 1
-        print(both(f"✓ 商品表已更新：{count} 种", f"✓ goods list refreshed: {count}", lang))
+        print(say("station_goods_refreshed", lang, count=count))
         return 0
     if args.action == "list":
         mine = catalogue.stall_list()
         for p in mine:
             print(p.label)
         if not mine:
-            print(
-                both(
-                    "本摊位还没有商品：trace-scan product use 名称或拼音首字母", "no goods yet: product use NAME", lang
-                )
-            )
+            print(say("station_goods_none", lang))
         return 0
     if args.action == "find":
         found = catalogue.search(args.query)
@@ -283,16 +277,15 @@ def cmd_product(args: argparse.Namespace) -> int:
 def _read_pin(lang: str) -> str | None:
     """The PIN, typed twice (hidden at a terminal; two lines on standard input otherwise)."""
     if sys.stdin.isatty():
-        first = getpass.getpass(both("设置6位登录密码：", "choose a 6-digit PIN: ", lang))
-        second = getpass.getpass(both("再输入一次：", "again: ", lang))
+        first = getpass.getpass(say("station_pin_choose", lang))
+        second = getpass.getpass(say("station_pin_again", lang))
     else:
         first, second = sys.stdin.readline().strip(), sys.stdin.readline().strip()
     if first != second:
-        print(f"\a✗ {both('两次输入的密码不一致', 'the two PINs differ', lang)}")
+        print(f"\a✗ {say('station_pin_differ', lang)}")
         return None
-    if (problem := station_format.pin_problem(first)) is not None:
-        zh = "密码应为6位数字，且不能是相同数字或顺序数字（如 123456）"
-        print(f"\a✗ {both(zh, problem, lang)}")
+    if station_format.pin_problem(first) is not None:
+        print(f"\a✗ {say('station_pin_weak', lang)}")
         return None
     return first
 
@@ -313,10 +306,10 @@ def cmd_vendor_card(args: argparse.Namespace) -> int:
     try:
         answer = asyncio.run(issue())
     except Unreachable as exc:
-        print(f"\a✗ {both('需要联网才能制卡', 'making a card needs the network', lang)}: {exc}")
+        print(f"\a✗ {say('station_card_offline', lang, reason=exc)}")
         return 1
     if not answer.ok:
-        print(f"\a✗ {both('制卡被拒绝', 'the card was refused', lang)}: {answer.message}")
+        print(f"\a✗ {say('station_card_refused', lang, reason=answer.message)}")
         return 1
     operator = info.get("operator") or {}
     public = str(station.store.get("public_url") or station.store.get("server"))
@@ -341,13 +334,49 @@ def cmd_vendor_card(args: argparse.Namespace) -> int:
             printers.send(config, printers.card_job(card, config))
             where = config.connection
     except printing.PrintError as exc:
-        print(f"\a✗ {both('登录卡打印失败', 'the card did not print', lang)}: {exc}")
+        print(f"\a✗ {say('station_card_not_printed', lang, reason=exc)}")
         return 1
+    print(say("station_card_printed", lang, where=where, url=card.vendor_url))
+    return 0
+
+
+def cmd_enrol(args: argparse.Namespace) -> int:
+    station = console.station(args)
+    lang = console.lang(station)
+    server, code = args.server, args.code
+    text = args.qr
+    if args.image:
+        found = [t for t in console.photo_texts(Path(args.image)) if t.upper().startswith(station_format.ENROL_PREFIX)]
+        if not found:
+            print(say("station_enrol_no_qr", lang), file=sys.stderr)
+            return 1
+        text = found[0]
+    if text is None and (server is None or code is None):
+        print(say("station_enrol_scan", lang), file=sys.stderr, flush=True)
+        text = sys.stdin.readline()
+    if text is not None:
+        try:
+            server, code = station_format.parse_enrolment_payload(text)
+        except station_format.EnrolmentPayloadError as exc:
+            print(say("station_enrol_not_a_code", lang, reason=exc), file=sys.stderr)
+            return 1
+    try:
+        info = asyncio.run(station.enrol(server, code, blocks=args.blocks))
+    except AuthRefused as exc:
+        print(say("station_enrol_refused", lang, reason=exc), file=sys.stderr)
+        return 1
+    node = info["node"]
+    operator = info.get("operator") or {}
+    who = f"{operator.get('stallNo')} {operator.get('name') or ''}".rstrip()
+    stall = Localised(f" 摊位 {who}", f", stall {who}") if operator.get("stallNo") else ""
     print(
-        both(
-            f"✓ 摊位登录卡已打印（{where}）：在 {card.vendor_url} 扫描此卡并输入密码登录；旧卡已作废",
-            f"✓ stall card printed ({where}): scan it at {card.vendor_url} with your PIN; the old card no longer works",
+        say(
+            "station_enrolled",
             lang,
+            node=node["name"],
+            code=node["code"],
+            stall=stall,
+            codes=station.store.codes_left(),
         )
     )
     return 0

@@ -108,13 +108,13 @@ class Station:
     def info(self) -> dict[str, Any]:
         station = self.store.get("station")
         if station is None or not self.key_path.exists():
-            raise NotEnrolled(say("not_enrolled", self.language))
+            raise NotEnrolled(say("station_not_enrolled", self.language))
         return dict(station)
 
     def client(self, key: Ed25519PrivateKey | None = None) -> wire.SigningClient:
         server = self.store.get("server")
         if server is None:
-            raise NotEnrolled(say("not_enrolled", self.language))
+            raise NotEnrolled(say("station_not_enrolled", self.language))
         return wire.SigningClient(server, key or wire.load_key(self.key_path), self.store.get("clock_offset", 0.0))
 
     # -- enrolment and keys ------------------------------------------------------------------------
@@ -249,7 +249,7 @@ class Station:
         self.store.mark_refused(row.seq, message)
         self.stats.refused += 1
         explained = server_refusal(message, self.language)
-        self.say(say("upload_refused", self.language, kind=row.kind, code=row.trace_code, error=explained))
+        self.say(say("station_upload_refused", self.language, kind=row.kind, code=row.trace_code, error=explained))
 
     async def sync_once(self, c: wire.SigningClient) -> int:
         """Upload the next request's worth of the outbox; returns the number of rows settled (0: empty)."""
@@ -359,7 +359,7 @@ class Station:
                     self.stats.retries += 1
                     self.store.put(last_error={"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "message": str(exc)})
                     delay = self._backoff(failures)
-                    self.say(say("upload_failed", self.language, error=exc, delay=f"{delay:.1f}"))
+                    self.say(say("station_upload_failed", self.language, error=exc, delay=f"{delay:.1f}"))
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0:

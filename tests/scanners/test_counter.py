@@ -19,7 +19,6 @@ import zxingcpp
 
 from scanners.catalogue import Catalogue
 from scanners.modes import Counter
-from traceability.domain.scans import Quantity
 from scanners.station import Station
 from tests.conftest import make_uscc
 from tests.scanners.conftest import Live
@@ -27,6 +26,7 @@ from tests.scanners.escpos_render import Paper, print_escpos, print_tspl
 from tests.scanners.test_scales import FakeScale
 from tests.scanners.test_station import enrolled
 from traceability.domain import stations as station_format
+from traceability.domain.scans import Quantity
 
 PY = sys.executable
 BASE = "https://trace.example.cn"
