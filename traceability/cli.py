@@ -341,6 +341,8 @@ def cmd_registry(settings: Settings, args: argparse.Namespace) -> int:
             await registry.revoke_device(db, args.id)
             print(f"device {args.id} revoked")
             return 0
+        if args.action == "enrol":
+            return await _enrolment_qr(db, settings, args.id)
         body = {
             k: v
             for k, v in vars(args).items()
@@ -355,6 +357,26 @@ def cmd_registry(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(_with_db(settings, run))
+
+
+async def _enrolment_qr(db: Database, settings: Settings, device_id: int) -> int:
+    """Issue a device's enrolment code and show it as a QR code in the terminal, for the station's barcode gun."""
+    import io
+
+    import qrcode
+
+    from traceability.domain import stations as station_format
+    from traceability.services import stations
+
+    created = await stations.create_enrolment(db, device_id)
+    text = station_format.enrolment_payload(settings.public_url, created["code"])
+    qr = qrcode.QRCode(border=2)
+    qr.add_data(text)
+    drawn = io.StringIO()
+    qr.print_ascii(out=drawn, invert=True)
+    print(drawn.getvalue())
+    print(f"{text}\nscan it with the station's barcode gun (trace-scan enrol) before {created['expiresAt']}")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -411,6 +433,9 @@ def parser() -> argparse.ArgumentParser:
             r = actions.add_parser("revoke", help="revoke a device's credential")
             r.add_argument("id", type=int)
             r.set_defaults(func=cmd_registry)
+            e = actions.add_parser("enrol", help="a one-time enrolment QR code for a device's station (24 h)")
+            e.add_argument("id", type=int)
+            e.set_defaults(func=cmd_registry)
     return p
 
 

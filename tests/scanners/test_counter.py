@@ -8,6 +8,7 @@ Printers here are real connections: a ``file:`` device whose bytes a model print
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import uuid
@@ -379,6 +380,7 @@ async def test_the_admin_api_gives_the_enrolment_qr_text(live: Live, tmp_path: P
     status, created = await live.call("POST", f"/api/v1/admin/devices/{reg['device']['id']}/enrolment")
     assert status == 201
     assert created["qr"] == f"TRACE-ENROL/1 https://trace.example.cn {created['code']}"  # the public URL
+    assert created["qrSvg"].startswith("<svg")
     # A station reaching the server at another address types the same code with --server.
     _, code = station_format.parse_enrolment_payload(created["qr"])
     status, _, err = await run_cli(tmp_path / "a", "enrol", "--server", live.url, "--code", code)
@@ -513,3 +515,24 @@ async def test_a_sale_the_server_refuses_is_explained_in_chinese(live: Live, tmp
     assert "请勿销售：该批次已召回" in err
     _, out, _ = await run_cli(home, "status")
     assert "服务器拒收 refused" in out and "请勿销售：该批次已召回" in out and "recalled" in out
+
+
+async def test_the_server_command_line_shows_an_enrolment_qr_code(live: Live, db_url: str, tmp_path: Path) -> None:
+    reg = await live.market("qr3", 52, stall="C-002")
+    env = {**os.environ, "TRACE_DATABASE_URL": db_url, "TRACE_PUBLIC_URL": live.url, "TRACE_LOG_LEVEL": "warning"}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [PY, "-m", "traceability", "device", "enrol", str(reg["device"]["id"])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "█" in done.stdout or "▀" in done.stdout  # the QR code, drawn in the terminal
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("TRACE-ENROL/1 ")]
+    # What the barcode gun reads from it enrols the station.
+    code, out, err = await run_cli(tmp_path / "st", "enrol", stdin=(line + "\n").encode())
+    assert code == 0, err
+    assert "qr3菜市场" in out

@@ -17,7 +17,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from tests.conftest import World
 from traceability.config import Settings
 from traceability.http.app import create_app
-from traceability.services import accounts
+from traceability.services import accounts, principals
 from traceability.storage.database import open_database
 
 CHROMIUM = os.environ.get("TRACE_CHROMIUM", "/usr/bin/chromium")
@@ -154,3 +154,15 @@ async def logged(world: World, code: str) -> None:
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"event {event['seq']} never entered the log")
+
+
+STALL_PIN = "250817"
+
+
+async def stall_card(db_url: str, credential: str, pin: str = STALL_PIN) -> str:
+    """A stall card for the device ``credential`` (as its station would have printed it): the QR code's text."""
+    settings = Settings.from_env({}, database_url=db_url)
+    async with open_database(settings) as db:
+        principal = await principals.authenticate(db, credential)
+        issued = await accounts.issue_vendor_card(db, principal, {"pin": pin})
+    return str(issued["card"])

@@ -12,7 +12,7 @@ import asyncpg
 import qrcode
 
 from tests.conftest import World
-from tests.web.conftest import pork_chain
+from tests.web.conftest import STALL_PIN, pork_chain, stall_card
 from traceability.domain import tracecode
 from traceability.services import accounts
 
@@ -181,14 +181,18 @@ async def test_console_twins_and_exports(world: World, regulator: tuple[str, str
         assert (await world.client.get(path + "?format=json")).content_type == "application/json"
 
 
-async def test_vendor_records_receive_and_sale_by_typing_and_by_photo(world: World) -> None:
+async def test_vendor_records_receive_and_sale_by_typing_and_by_photo(world: World, db_url: str) -> None:
     code = await pork_chain(world)
+    card = await stall_card(db_url, world.devices["stall"])
     client = world.client
     token = await csrf_of(client, "/vendor/login")
-    bad = await client.post("/vendor/login", data={"csrf": token, "credential": "tdv_nope"})
-    assert bad.status == 401
+    # A device credential pasted in is no longer a way in; nor is the card without its PIN.
+    bad = await client.post("/vendor/login", data={"csrf": token, "card": world.devices["stall"], "pin": STALL_PIN})
+    assert bad.status == 401 and "这张登录卡无效" in await bad.text()
+    bad = await client.post("/vendor/login", data={"csrf": token, "card": card, "pin": "111112"})
+    assert bad.status == 401 and "密码不对" in await bad.text()
     resp = await client.post(
-        "/vendor/login", data={"csrf": token, "credential": world.devices["stall"]}, allow_redirects=False
+        "/vendor/login", data={"csrf": token, "card": card, "pin": STALL_PIN}, allow_redirects=False
     )
     assert resp.status == 303 and resp.cookies["trace_vendor"]["path"] == "/vendor"
     form = await csrf_of(client, "/vendor")
@@ -209,7 +213,8 @@ async def test_vendor_records_receive_and_sale_by_typing_and_by_photo(world: Wor
     assert view["events"][-1]["bizStep"] == "retail_selling" and view["events"][-1]["quantity"]["value"] == "0.75"
     mistyped = code[:-1] + str((int(code[-1]) + 1) % 10)
     resp = await client.post("/vendor/record", data={"csrf": form, "action": "sell", "code": mistyped})
-    assert resp.status == 422 and "check digit" in await resp.text()
+    page = await resp.text()
+    assert resp.status == 422 and "追溯码不对：请检查后重输" in page and "check digit" in page
     assert (await client.post("/vendor/record", data={"action": "sell", "code": code})).status == 403
 
 
@@ -236,3 +241,50 @@ def cli_stdin(db_url: str, stdin: str, *args: str) -> subprocess.CompletedProces
         text=True,
         timeout=120,
     )
+
+
+async def test_vendor_signs_in_with_a_photo_of_the_stall_card(world: World, db_url: str) -> None:
+    await pork_chain(world)
+    card = await stall_card(db_url, world.devices["stall"])
+    # Five wrong PINs lock the card for a while, and the page says so and what to do.
+    token = await csrf_of(world.client, "/vendor/login")
+    for _ in range(5):
+        await world.client.post("/vendor/login", data={"csrf": token, "card": card, "pin": "111112"})
+    resp = await world.client.post("/vendor/login", data={"csrf": token, "card": card, "pin": STALL_PIN})
+    assert resp.status == 429 and "分钟后再试" in await resp.text()
+    # A new card (printed at the station) works at once; here as a photo of it.
+    card = await stall_card(db_url, world.devices["stall"])
+    png = io.BytesIO()
+    qrcode.make(card).save(png, format="PNG")
+    data = {"csrf": token, "card": "", "pin": STALL_PIN, "photo": io.BytesIO(png.getvalue())}
+    resp = await world.client.post("/vendor/login", data=data, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+
+
+async def test_vendor_is_told_in_chinese_not_to_sell_recalled_or_expired_goods(world: World, db_url: str) -> None:
+    code = await pork_chain(world)
+    chicken = await world.open_batch(product="21113011", produced_on="2026-01-01", expires_on="2026-01-04")
+    card = await stall_card(db_url, world.devices["stall"])
+    client = world.client
+    token = await csrf_of(client, "/vendor/login")
+    await client.post("/vendor/login", data={"csrf": token, "card": card, "pin": STALL_PIN})
+    form = await csrf_of(client, "/vendor")
+    resp = await client.post("/vendor/record", data={"csrf": form, "action": "sell", "code": chicken})
+    page = await resp.text()
+    assert resp.status == 409 and "请勿销售：该批次已过保质期（2026-01-04 到期）" in page
+    regulator = await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "局"}, expect=201)
+    await world.post(
+        "/api/v1/recalls", {"traceCode": code, "level": "I", "reason": "瘦肉精"}, regulator["credential"], expect=201
+    )
+    before = (await (await client.get(f"/api/v1/batches/{code}")).json())["head"]["seq"]
+    resp = await client.post("/vendor/record", data={"csrf": form, "action": "sell", "code": code, "weight": "1"})
+    page = await resp.text()
+    assert resp.status == 409 and "请勿销售或进货：该批次已召回" in page and "请将此批商品下架封存" in page
+    assert (await (await client.get(f"/api/v1/batches/{code}")).json())["head"]["seq"] == before  # nothing recorded
+    # In English when the vendor chose English.
+    resp = await client.post(
+        "/vendor/record",
+        data={"csrf": form, "action": "sell", "code": code},
+        headers={"Accept-Language": "en"},
+    )
+    assert "Do not sell or receive: this batch was recalled" in await resp.text()

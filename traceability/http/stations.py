@@ -12,6 +12,7 @@ from traceability.domain.stations import SignedRequest
 from traceability.http.api import json_response, paging, read_json
 from traceability.http.auth import STATION_SIGNATURE, require, signed_request
 from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.pages.qr import qr_svg
 from traceability.services import accounts, registry, stations
 
 routes = web.RouteTableDef()
@@ -35,6 +36,7 @@ async def create_enrolment(request: web.Request) -> web.Response:
     created = await stations.create_enrolment(request.app[DATABASE], int(request.match_info["id"]))
     # What the station's barcode gun scans (the console shows it as a QR code): server and code together.
     created["qr"] = station_format.enrolment_payload(request.app[SETTINGS].public_url, created["code"])
+    created["qrSvg"] = qr_svg(created["qr"])  # to show or print for the station's barcode gun
     return json_response(created, status=201, headers=_NO_STORE)
 
 

@@ -1,8 +1,8 @@
 """Web sign-in: console users with argon2id passwords, sessions, CSRF tokens and lockout.
 
 A console user (a regulator at a desk) signs in with a name and password; a vendor's stall signs in
-with its stall card (the QR code its station printed) and the PIN the vendor chose at the station, or
-with its scanner device credential. All get a session: a 256-bit random token for an HttpOnly
+with its stall card (the QR code its station printed) and the PIN the vendor chose at the station,
+never with a pasted credential. Both get a session: a 256-bit random token for an HttpOnly
 cookie (only its SHA-256 is stored) and a CSRF token that every form posts back.
 
 Lockout: after ``MAX_FAILURES`` failed attempts for one account name within ``LOCKOUT``, further
@@ -29,7 +29,6 @@ from traceability.domain import stations
 from traceability.domain.access import Principal
 from traceability.domain.fields import utc_ms
 from traceability.logging import get_logger
-from traceability.services import principals
 from traceability.storage import accounts_repo, registry_repo
 from traceability.storage.database import Connection, Database, Record
 
@@ -67,6 +66,22 @@ class LockedOut(errors.TraceError):
 
     status = 429
     code = "locked_out"
+
+    def __init__(self, message: str, *, minutes: int = 15) -> None:
+        super().__init__(message)
+        self.minutes = minutes
+
+
+class CardInvalid(errors.Unauthorized):
+    """Not a stall card, or a card replaced by a newer one or revoked."""
+
+    code = "card_invalid"
+
+
+class PinWrong(errors.Unauthorized):
+    """The stall card's PIN is wrong."""
+
+    code = "pin_wrong"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +166,8 @@ async def sign_in(db: Database, name: str, password: str, remote: str | None) ->
             minutes = max(1, int((until - now).total_seconds() // 60) + 1)
             log.warning("login.locked_out", failures=int(recent["failures"]))
             raise LockedOut(
-                f"too many failed attempts; try again in {minutes} minutes (登录失败次数过多，请 {minutes} 分钟后再试)"
+                f"too many failed attempts; try again in {minutes} minutes (登录失败次数过多，请 {minutes} 分钟后再试)",
+                minutes=minutes,
             )
         user = await accounts_repo.find_user(conn, name)
     ok = await asyncio.to_thread(_verify, user["password_hash"] if user else None, password)
@@ -167,17 +183,6 @@ async def sign_in(db: Database, name: str, password: str, remote: str | None) ->
     log.info("login.succeeded", user_id=user["id"])
     principal = Principal(role=user["role"], id=user["id"], name=user["name"])
     return Opened(token, WebSession(principal, csrf, "console"))
-
-
-async def sign_in_vendor(db: Database, credential: str) -> Opened:
-    """Open a vendor session with a scanner device's credential (the stall's station)."""
-    credential = credential.strip()
-    principal = await principals.authenticate(db, credential)
-    if principal.role != "device":
-        raise errors.Forbidden("sign in with the stall's scanner credential (it starts with tdv_)")
-    token, csrf = await _open_session(db, None, principals.token_hash(credential), VENDOR_SESSION_LIFETIME)
-    log.info("vendor.signed_in", device=principal.id)
-    return Opened(token, WebSession(principal, csrf, "vendor"))
 
 
 async def issue_vendor_card(db: Database, principal: Principal, body: object) -> dict[str, object]:
@@ -208,32 +213,32 @@ async def sign_in_vendor_card(db: Database, card: str, pin: str, remote: str | N
     """Open a vendor session with a stall card's QR text and its PIN; five wrong PINs lock the card a while."""
     token = stations.card_token(card)
     if token is None:
-        raise errors.Unauthorized("this is not a stall card's QR code")
+        raise CardInvalid("this is not a stall card's QR code")
     now = datetime.now(UTC)
     async with db.connection() as conn:
         found = await accounts_repo.find_vendor_card(conn, _token_hash(token))
         if found is None:
-            raise errors.Unauthorized("this stall card is not valid (replaced by a newer card, or revoked)")
+            raise CardInvalid("this stall card is not valid (replaced by a newer card, or revoked)")
         name = f"vendor-card:{found['id']}"
         recent = await accounts_repo.count_recent_failures(conn, name, now - LOCKOUT)
         if recent["failures"] >= MAX_FAILURES:
             await accounts_repo.insert_attempt(conn, name, remote, False)
             until = recent["last_failure"] + LOCKOUT
             minutes = max(1, int((until - now).total_seconds() // 60) + 1)
-            raise LockedOut(f"too many wrong PINs; try again in {minutes} minutes")
+            raise LockedOut(f"too many wrong PINs; try again in {minutes} minutes", minutes=minutes)
     ok = len(pin) <= MAX_PASSWORD and await asyncio.to_thread(_verify, found["pin_hash"], pin)
     async with db.connection() as conn:
         await accounts_repo.insert_attempt(conn, name, remote, ok)
     if not ok:
         log.info("vendor.card_refused", card=found["id"])
-        raise errors.Unauthorized("the PIN is wrong")
+        raise PinWrong("the PIN is wrong")
     session, csrf = await _open_session(
         db, None, found["device_token_hash"], VENDOR_SESSION_LIFETIME, card_id=found["id"]
     )
     async with db.connection() as conn:
         device = await registry_repo.find_principal(conn, found["device_token_hash"])
     if device is None:
-        raise errors.Unauthorized("this stall card's station was revoked")
+        raise CardInvalid("this stall card's station was revoked")
     log.info("vendor.signed_in", device=found["device_id"], card=found["id"])
     return Opened(session, WebSession(_device_principal(device), csrf, "vendor"))
 

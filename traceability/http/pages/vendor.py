@@ -1,28 +1,34 @@
 """The vendor page (``/vendor``): a stall without a station records receiving and selling from a phone.
 
-The stall signs in with its scanner credential, types or scans a trace code (the camera, a photo of the
-code, or a barcode gun typing into the field), and gets the receipt with the QR code that opens the
+The stall signs in with its stall card (the QR code its station printed: the camera, a photo of it, or a
+barcode gun typing it) and the six-digit PIN the vendor chose at the station; never a pasted credential.
+It types or scans a trace code the same ways and gets the receipt with the QR code that opens the
 consumer page. The code field accepts what a station accepts (:mod:`traceability.domain.scans`), and any GS1
 identifier a batch carries (a Digital Link, an EPC URN, a GS1 element string), looked up in the identifier table.
+
+A sale or a receipt that must not happen is refused before anything is recorded, in the vendor's
+language, saying what to do: a recalled batch, one on hold after a failed test, one past its use-by
+date. Every other refusal is explained from its error code, with the server's own words beside it.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
 from markupsafe import Markup
 
 from traceability import errors
-from traceability.domain import images
+from traceability.domain import images, stations
 from traceability.http.keys import DATABASE, SETTINGS, VIEWS
 from traceability.http.pages import language, sessions
 from traceability.http.pages.qr import qr_svg
 from traceability.http.pages.render import CHINA, NO_STORE, PageRoutes, answer, twin, wants_json
 from traceability.services import accounts, capture, epcis_query, history
 from traceability.services.accounts import WebSession
+from traceability.services.views import batch as batch_views
 
 routes = PageRoutes()
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
@@ -43,11 +49,18 @@ async def vendor_login_form(request: web.Request) -> web.Response:
 async def vendor_login(request: web.Request) -> web.Response:
     form = await sessions.read_form(request)
     sessions.check_pre_csrf(request, form)
+    t = language.choose(request)
+    pin = str(form.get("pin", "")).strip()[:20]
     try:
-        opened = await accounts.sign_in_vendor(request.app[DATABASE], str(form.get("credential", ""))[:200])
-    except (errors.Unauthorized, errors.Forbidden) as exc:
-        message = language.choose(request)("credential_wrong")
-        return sessions.login_page(request, "vendor/login.html", status=exc.status, error=message)
+        card = _card_from_form(str(form.get("card", "")).strip()[:200], form.get("photo"))
+        opened = await accounts.sign_in_vendor_card(request.app[DATABASE], card, pin, request.remote)
+    except accounts.LockedOut as exc:
+        locked = t("pin_locked", minutes=exc.minutes)
+        return sessions.login_page(request, "vendor/login.html", status=exc.status, error=locked)
+    except accounts.PinWrong as exc:
+        return sessions.login_page(request, "vendor/login.html", status=exc.status, error=t("pin_wrong"))
+    except (errors.Unauthorized, errors.InvalidField) as exc:
+        return sessions.login_page(request, "vendor/login.html", status=exc.status, error=t("card_invalid"))
     response = web.HTTPSeeOther("/vendor")
     lifetime = int(accounts.VENDOR_SESSION_LIFETIME.total_seconds())
     sessions.set_cookie(response, request, sessions.VENDOR_COOKIE, opened.token, "/vendor", lifetime)
@@ -81,10 +94,58 @@ async def vendor_home(request: web.Request) -> web.StreamResponse:
 async def _record_page(
     request: web.Request, session: WebSession, data: Any, *, code: str = "", action: str = "sell"
 ) -> web.Response:
-    """The recording form; after a refusal (``data`` is the error) with what was typed and why it was refused."""
-    error = data.message if isinstance(data, errors.TraceError) else None
-    context = {"session": session, "error": error, "code": code, "action": action}
+    """The recording form; after a refusal (``data`` is the error) with what was typed, why it was refused in
+    the vendor's language and what to do, and the server's own words beside it."""
+    error = detail = None
+    if isinstance(data, errors.TraceError):
+        error, detail = _explain(language.choose(request), data), data.message
+    context = {"session": session, "error": error, "detail": detail, "code": code, "action": action}
     return await answer(request, data, "vendor/record.html", context, headers=NO_STORE)
+
+
+class Refused(errors.Conflict):
+    """A batch this stall must not sell or receive now (recalled, on hold, past its use-by date)."""
+
+    code = "refused"
+
+    def __init__(self, message: str, *, key: str, **values: Any) -> None:
+        super().__init__(message, field="code")
+        self.key = key
+        self.values = values
+
+
+def _explain(t: Any, exc: errors.TraceError) -> str:
+    """Why the page refused, for the vendor: what happened and what to do."""
+    if isinstance(exc, Refused):
+        return str(t(exc.key, **exc.values))
+    text = exc.message.lower()
+    if isinstance(exc, errors.Conflict) and "recalled" in text:
+        return str(t("vendor_refused_recalled", since=""))
+    if isinstance(exc, errors.Conflict) and "on hold" in text:
+        return str(t("vendor_refused_held", since=""))
+    key = {
+        "not_found": "vendor_refused_unknown",
+        "forbidden": "vendor_refused_forbidden",
+        "invalid_trace_code": "vendor_refused_code",
+    }.get(exc.code, "vendor_refused_code" if exc.field in ("code", "photo", "traceCode") else "vendor_refused_other")
+    return str(t(key))
+
+
+async def _check_before_recording(request: web.Request, code: str, action: str) -> None:
+    """Refuse a recalled or held batch, and the sale of one past its use-by date, before anything is recorded."""
+    try:
+        view, _ = await history.read_batch(request.app[DATABASE], code, None, request.app[VIEWS])
+    except errors.NotFound:
+        return  # the capture says so, with the rest of its checks
+    status = batch_views.batch_status(view)
+    if status["state"] in ("recalled", "on_hold"):
+        events = status["recalled"] or status["held"]
+        since = str(events[0]["eventTime"] or "")[:10] if events else ""
+        key = "vendor_refused_recalled" if status["state"] == "recalled" else "vendor_refused_held"
+        raise Refused(f"code: batch {code} is {status['state'].replace('_', ' ')} since {since}", key=key, since=since)
+    expires = view.get("expires_on")
+    if action == "sell" and expires and date.fromisoformat(expires) < datetime.now(CHINA).date():
+        raise Refused(f"code: batch {code} expired on {expires}", key="vendor_refused_expired", date=expires)
 
 
 @routes.post("/vendor/record")
@@ -99,6 +160,7 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
         if action not in ("receive", "sell"):
             raise errors.InvalidField("action must be receive or sell", field="action")
         code = await _code_from_form(request, typed, form.get("photo"))
+        await _check_before_recording(request, code, action)
         event: dict[str, Any] = {
             "eventID": str(uuid.uuid4()),
             "traceCode": code,
@@ -120,15 +182,31 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/vendor/receipt/{receipt.trace_code}?seq={receipt.seq}")
 
 
+def _card_from_form(typed: str, photo: Any) -> str:
+    """The stall card's text: scanned into the field (camera, barcode gun), else read from the photo."""
+    if typed:
+        return typed
+    cards = [text for text in _photo_texts(photo) if stations.card_token(text) is not None]
+    if not cards:
+        raise accounts.CardInvalid("no stall card in the photo")
+    return cards[0]
+
+
+def _photo_texts(photo: Any) -> list[str]:
+    if not (isinstance(photo, web.FileField) and photo.filename):
+        return []
+    data = photo.file.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise errors.InvalidField("photo: the photo is larger than 8 MB", field="photo")
+    return images.decode_photo(data)
+
+
 async def _code_from_form(request: web.Request, typed: str, photo: Any) -> str:
     """The trace code typed (or typed by a barcode gun), else the one in the photo."""
     if typed:
         return await _trace_code(request, typed)
     if isinstance(photo, web.FileField) and photo.filename:
-        data = photo.file.read(MAX_PHOTO_BYTES + 1)
-        if len(data) > MAX_PHOTO_BYTES:
-            raise errors.InvalidField("photo: the photo is larger than 8 MB", field="photo")
-        texts = images.decode_photo(data)
+        texts = _photo_texts(photo)
         if not texts:
             raise errors.InvalidField(
                 "photo: no code found in the photo; try again closer, or type the code "
