@@ -10,7 +10,8 @@ import orjson
 import zxingcpp
 from PIL import Image
 
-from scanners.printing import LabelData, ReceiptData, batch_label_png, receipt_png
+from scanners.printing import LabelData, batch_label_png
+from scanners.receipts import ReceiptData, receipt_png
 from tests.conftest import World
 from traceability.epcis import document, identifiers
 
@@ -87,7 +88,8 @@ async def test_epc_urns_and_digital_links_name_the_same_thing() -> None:
     assert identifiers.to_epc_urn(identifiers.to_digital_link(lot)) == lot
 
 
-async def test_the_vendor_page_takes_any_gs1_identifier_a_batch_carries(world: World) -> None:
+async def test_the_vendor_page_takes_any_gs1_identifier_a_batch_carries(world: World, db_url: str) -> None:
+    from tests.web.conftest import STALL_PIN, stall_card
     from tests.web.test_pages import csrf_of
 
     await world.add_node("stall", "wet_market", "320302")
@@ -96,7 +98,8 @@ async def test_the_vendor_page_takes_any_gs1_identifier_a_batch_carries(world: W
     )
     client = world.client
     token = await csrf_of(client, "/vendor/login")
-    await client.post("/vendor/login", data={"csrf": token, "credential": world.devices["stall"]})
+    card = await stall_card(db_url, world.devices["stall"])
+    await client.post("/vendor/login", data={"csrf": token, "card": card, "pin": STALL_PIN})
     form = await csrf_of(client, "/vendor")
     scans = (
         f"https://id.gs1.org/01/{GTIN}/10/PK2405",  # a Digital Link from any resolver
