@@ -10,7 +10,8 @@ connection             how the station reaches the printer (python-escpos backen
 ``tcp://HOST[:PORT]``  a network printer (raw port 9100)
 ``serial:DEVICE``      RS-232 or a USB-serial adapter: ``serial:/dev/ttyUSB0?baudrate=9600`` (also ``bytesize``,
                        ``parity``, ``stopbits``)
-``usb:VID:PID``        a USB printer by its vendor and product ids (``usb:0416:5011``; needs libusb)
+``usb:VID:PID``        a USB printer by its vendor and product ids (``usb:0416:5011``; pyusb, and libusb on the
+                       computer: ``apt-get install libusb-1.0-0``)
 ``file:PATH``          a device file: ``file:/dev/usb/lp0`` (Linux's usblp driver), or a file to capture the bytes
 ``lp:NAME``            a CUPS queue, sent raw with ``lp``
 ``dir:PATH``           no printer: 1-bit PNGs (receipts, labels) written to PATH, the default
@@ -218,7 +219,8 @@ def open_printer(config: PrinterConfig) -> Any:
         else:
             raise PrintError("a dir: printer writes files; it is not opened")
         device.open()
-    except (exceptions.Error, OSError) as exc:
+    except (exceptions.Error, OSError, RuntimeError, ValueError) as exc:
+        # RuntimeError, ValueError: python-escpos and pyusb without a USB library (libusb) on this computer.
         raise PrinterUnavailable(f"the printer at {config.connection} cannot be reached: {exc}") from None
     return device
 

@@ -194,3 +194,6 @@ def test_a_printer_that_cannot_be_reached_says_so() -> None:
         send(PrinterConfig("receipt", connection=f"tcp://127.0.0.1:{port}"), b"\x1b@")
     with pytest.raises(ValueError, match="tcp://HOST"):
         PrinterConfig("receipt", connection="lpt1")
+    # A USB printer that is not plugged in (or no USB library on the computer) is the same plain refusal.
+    with pytest.raises(PrinterUnavailable, match="usb:0416:5011"):
+        send(PrinterConfig("receipt", connection="usb:0416:5011"), b"\x1b@")
