@@ -11,17 +11,16 @@ import functools
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from traceability.domain import tracecode
+from traceability.domain import limits, tracecode
 from traceability.domain.fields import (
     FieldError,
     Fields,
     canonical_object,
     decimal_text,
     offset_text,
-    to_decimal,
     utc_ms,
 )
 
@@ -138,11 +137,10 @@ DOCUMENT_TYPES = frozenset(
     }
 )
 
-_OFFSET = re.compile(r"[+-](?:0\d|1[0-4]):[0-5]\d")
 _BIZSTEP_PREFIXES = ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-")
 _DISP_PREFIXES = ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-")
-MAX_FUTURE = timedelta(minutes=5)
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_FUTURE = limits.MAX_FUTURE
+EARLIEST = limits.EARLIEST
 DEFAULT_ACTION = {"commissioning": "ADD", "destroying": "DELETE", "decommissioning": "DELETE"}
 
 
@@ -179,18 +177,14 @@ def _strip_prefix(value: str, prefixes: tuple[str, ...]) -> str:
 
 
 def parse_time(f: Fields, key: str, now: datetime) -> datetime:
-    """An RFC 3339 time with a zone offset, not more than five minutes in the future."""
+    """An RFC 3339 time with a zone offset, from 2000 on, not more than five minutes in the future."""
     raw = f.text(key, max_len=40)
     try:
-        moment = _fromisoformat(raw)
-    except ValueError:
-        f.fail(key, "must be an RFC 3339 time such as 2026-11-22T08:30:00+08:00")
-    if moment.tzinfo is None:
-        f.fail(key, "must include a time zone offset such as +08:00")
+        moment = limits.parse_rfc3339(raw)
+    except limits.TimeFormatError as exc:
+        f.fail(key, str(exc))
     if moment > now + MAX_FUTURE:
         f.fail(key, "is more than five minutes in the future")
-    if moment < EARLIEST:
-        f.fail(key, "is before the year 2000")
     return moment
 
 
@@ -200,10 +194,8 @@ def parse_quantity(f: Fields, key: str = "quantity", *, required: bool = False) 
     if q is None:
         return None
     q.only(QUANTITY_FIELDS)
-    value = q.number("value", lo=to_decimal(0))
+    value = q.number("value", limits.QUANTITY)
     assert value is not None
-    if value > to_decimal("1e12"):  # type: ignore[operator]
-        q.fail("value", "is implausibly large")
     uom = q.text("uom", max_len=16)
     if uom not in UNITS:
         q.fail("uom", f"must be a UN/ECE unit code: {', '.join(sorted(UNITS))}")
@@ -248,8 +240,8 @@ def parse_commercial(f: Fields) -> dict[str, str] | None:
         return None
     c.only(COMMERCIAL_FIELDS)
     out: dict[str, str] = {}
-    for k in ("unit_price", "amount"):
-        if (n := c.number(k, required=False, lo=to_decimal(0))) is not None:
+    for k, bound in (("unit_price", limits.UNIT_PRICE), ("amount", limits.AMOUNT)):
+        if (n := c.number(k, bound, required=False)) is not None:
             out[k] = decimal_text(n)
     currency = c.text("currency", required=False, max_len=3)
     if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
@@ -278,8 +270,11 @@ def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
         f.fail("action", "must be ADD, OBSERVE or DELETE")
     event_time = parse_time(f, "eventTime", now)
     offset = f.text("eventTimeZoneOffset", required=False, max_len=6) or offset_text(event_time)
-    if not _OFFSET.fullmatch(offset):
-        f.fail("eventTimeZoneOffset", "must look like +08:00")
+    if not limits.OFFSET.fullmatch(offset):
+        f.fail("eventTimeZoneOffset", "must be an offset from -14:00 to +14:00 such as +08:00")
+    if event_time.utcoffset() and offset != offset_text(event_time):
+        # A time in UTC (Z) may say in which zone it happened; a local time must not contradict it.
+        f.fail("eventTimeZoneOffset", f"is {offset}, but eventTime is given at {offset_text(event_time)}")
     content: dict[str, Any] = {
         "eventID": event_id,
         "type": event_type,
@@ -314,7 +309,7 @@ def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
         if attrs:
             optional["attributes"] = canonical_object(f, f.path("attributes"), dict(attrs), 1)
     if data.get("errorDeclaration") is not None:
-        optional["errorDeclaration"] = parse_error_declaration(f, now, event_id)
+        optional["errorDeclaration"] = parse_error_declaration(f, now, event_id, event_time)
     if event_type == "AggregationEvent":
         optional.update(parse_aggregation(f, action))
     content.update({k: v for k, v in optional.items() if v})
@@ -348,11 +343,15 @@ ERROR_REASONS = frozenset({"did_not_occur", "incorrect_data"})
 _REASON_PREFIXES = ("urn:epcglobal:cbv:er:", "https://ref.gs1.org/cbv/ER-")
 
 
-def parse_error_declaration(f: Fields, now: datetime, event_id: str) -> dict[str, Any] | None:
+def parse_error_declaration(
+    f: Fields, now: datetime, event_id: str, event_time: datetime
+) -> dict[str, Any] | None:
     """EPCIS ``errorDeclaration``: this event declares an earlier one wrong; events are never edited.
 
     ``declaredEventID`` names the event declared wrong (EPCIS repeats the erroneous event instead;
     docs/api.md shows the mapping). ``correctiveEventIDs`` may name the events that replace it.
+    ``declarationTime`` defaults to the declaring event's own ``eventTime``, never to the server's
+    clock, so a resent declaration is the same event and replays as one.
     """
     e = f.sub("errorDeclaration", required=False)
     if e is None:
@@ -367,7 +366,7 @@ def parse_error_declaration(f: Fields, now: datetime, event_id: str) -> dict[str
     out: dict[str, Any] = {
         "declarationTime": utc_ms(parse_time(e, "declarationTime", now))
         if e.data.get("declarationTime")
-        else utc_ms(now),
+        else utc_ms(event_time),
         "reason": reason,
         "declaredEventID": declared,
     }
@@ -396,11 +395,6 @@ def _trace_code(value: str) -> str:
         return tracecode.validate(value)
     except tracecode.TraceCodeError as exc:
         raise ValueError(str(exc)) from None
-
-
-@functools.lru_cache(maxsize=65_536)
-def _fromisoformat(raw: str) -> datetime:
-    return datetime.fromisoformat(raw)
 
 
 def parse_event_list(body: Any, now: datetime) -> tuple[list[EventDraft], bool]:

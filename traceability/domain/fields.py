@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, TypeVar
 
+from traceability.domain import limits
+
 T = TypeVar("T")
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 class FieldError(ValueError):
@@ -86,10 +87,8 @@ class Fields:
             if required:
                 self.fail(key, "must not be empty")
             return None
-        if len(value) > max_len:
-            self.fail(key, f"must be at most {max_len} characters")
-        if _CONTROL.search(value):
-            self.fail(key, "must not contain control characters")
+        if (problem := limits.text_problem(value, max_len)) is not None:
+            self.fail(key, problem)
         return value
 
     def choice(self, key: str, choices: Mapping[str, Any] | set[str] | frozenset[str], *, required: bool = True) -> Any:
@@ -98,31 +97,33 @@ class Fields:
             self.fail(key, f"must be one of: {', '.join(sorted(choices))}")
         return value
 
-    def integer(self, key: str, *, required: bool = True, lo: int | None = None, hi: int | None = None) -> Any:
+    def integer(
+        self, key: str, *, required: bool = True, lo: int = -limits.INT64_MAX - 1, hi: int = limits.INT64_MAX
+    ) -> Any:
+        """A whole number in ``lo..hi`` (by default anything a signed 64-bit integer holds)."""
         value = self.get(key, required)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(key, "must be a whole number")
-        if lo is not None and value < lo:
+        if value < lo:
             self.fail(key, f"must be at least {lo}")
-        if hi is not None and value > hi:
+        if value > hi:
             self.fail(key, f"must be at most {hi}")
         return value
 
-    def number(
-        self, key: str, *, required: bool = True, lo: Decimal | None = None, hi: Decimal | None = None
-    ) -> Decimal | None:
+    def number(self, key: str, bound: limits.Number, *, required: bool = True) -> Decimal | None:
+        """A decimal within ``bound`` (range, decimal places, significant digits), from a JSON number or string."""
         value = self.get(key, required)
         if value is None:
             return None
+        if isinstance(value, str) and len(value) > limits.MAX_NUMBER_TEXT:
+            self.fail(key, f"must be a number of at most {limits.MAX_NUMBER_TEXT} characters")
         d = to_decimal(value)
         if d is None:
             self.fail(key, "must be a number")
-        if lo is not None and d < lo:
-            self.fail(key, "must not be negative" if lo == 0 else f"must be at least {lo}")
-        if hi is not None and d > hi:
-            self.fail(key, f"must be at most {hi}")
+        if (problem := bound.problem(d)) is not None:
+            self.fail(key, problem)
         return d
 
     def obj(self, key: str, *, required: bool = True) -> Any:
@@ -171,11 +172,16 @@ def offset_text(moment: datetime) -> str:
 
 
 def canonical_value(f: Fields, key: str, value: Any, depth: int) -> Any:
-    if value is None or isinstance(value, bool | str):
-        if isinstance(value, str) and len(value) > 2000:
-            f.fail(key, "text values must be at most 2000 characters")
+    """An ``attributes`` value in canonical form: text, booleans and null as they are, numbers bounded."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if (problem := limits.text_problem(value, limits.ATTRIBUTE_TEXT)) is not None:
+            f.fail(key, problem)
         return value
     if isinstance(value, int):
+        if (problem := limits.whole_problem(value, -limits.INT64_MAX - 1)) is not None:
+            f.fail(key, problem)
         if abs(value) > 2**53:
             return str(value)
         return value
@@ -183,12 +189,14 @@ def canonical_value(f: Fields, key: str, value: Any, depth: int) -> Any:
         d = to_decimal(value)
         if d is None:
             f.fail(key, "must be a finite number")
+        if (problem := limits.MEASURE.problem(d)) is not None:
+            f.fail(key, problem)
         return decimal_text(d)
-    if depth >= 4:
-        f.fail(key, "nests too deep (at most 4 levels)")
+    if depth >= limits.MAX_ATTRIBUTE_DEPTH:
+        f.fail(key, f"nests too deep (at most {limits.MAX_ATTRIBUTE_DEPTH} levels)")
     if isinstance(value, list):
-        if len(value) > 200:
-            f.fail(key, "must have at most 200 items")
+        if len(value) > limits.MAX_ATTRIBUTE_ITEMS:
+            f.fail(key, f"must have at most {limits.MAX_ATTRIBUTE_ITEMS} items")
         return [canonical_value(f, f"{key}[{i}]", v, depth + 1) for i, v in enumerate(value)]
     if isinstance(value, dict):
         return canonical_object(f, key, value, depth + 1)
@@ -196,8 +204,8 @@ def canonical_value(f: Fields, key: str, value: Any, depth: int) -> Any:
 
 
 def canonical_object(f: Fields, key: str, value: dict[str, Any], depth: int) -> dict[str, Any]:
-    if len(value) > 100:
-        f.fail(key, "must have at most 100 keys")
+    if len(value) > limits.MAX_ATTRIBUTE_KEYS:
+        f.fail(key, f"must have at most {limits.MAX_ATTRIBUTE_KEYS} keys")
     out: dict[str, Any] = {}
     for k, v in value.items():
         if not _KEY.fullmatch(k):

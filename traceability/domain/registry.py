@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from stdnum import ean, numdb
 from stdnum.cn import uscc as _uscc
 from stdnum.exceptions import ValidationError
 
+from traceability.domain import limits
 from traceability.domain.fields import Fields
 
 # MOFCOM circulation node types (肉菜流通追溯体系) plus origin bases and the drug chain.
@@ -138,10 +138,14 @@ def parse_enterprise(body: Any) -> EnterpriseIn:
     code = f.check("uscc", f.text("uscc", max_len=18), validate_uscc)
     licences_raw = f.obj("licences", required=False) or {}
     licences: dict[str, str] = {}
+    if len(licences_raw) > limits.MAX_DOCUMENTS:
+        f.fail("licences", f"must have at most {limits.MAX_DOCUMENTS} licences")
     for key, val in licences_raw.items():
-        if not isinstance(val, str) or not val.strip() or len(val) > 64:
-            f.fail(f"licences.{key}", "must be a licence number (text, at most 64 characters)")
-        licences[str(key)] = val.strip()
+        if limits.text_problem(key, 40) is not None or not key.strip():
+            f.fail("licences", "keys name a licence kind: 1-40 characters, no control or invisible characters")
+        if not isinstance(val, str) or not val.strip() or limits.text_problem(val, limits.DOCUMENT_NUMBER):
+            f.fail(f"licences.{key}", "must be a licence number (text, at most 64 characters, no control characters)")
+        licences[key] = val.strip()
     return EnterpriseIn(
         name=name,
         uscc=code,
@@ -158,8 +162,8 @@ def parse_node(body: Any) -> NodeIn:
     area = f.text("area_code", max_len=6)
     if area_name(area) is None:
         f.fail("area_code", "must be a 6-digit GB/T 2260 administrative area code, e.g. 320300")
-    lat = f.number("latitude", required=False, lo=Decimal(-90), hi=Decimal(90))
-    lon = f.number("longitude", required=False, lo=Decimal(-180), hi=Decimal(180))
+    lat = f.number("latitude", limits.LATITUDE, required=False)
+    lon = f.number("longitude", limits.LONGITUDE, required=False)
     code = f.text("code", required=False, max_len=40)
     if code is not None and not _CODE.fullmatch(code):
         f.fail("code", "may hold letters, digits, '-', '_' and '.' only")

@@ -8,9 +8,13 @@ import orjson
 from aiohttp import web
 
 from traceability import errors
+from traceability.domain import limits
+from traceability.domain.fields import Fields
+from traceability.http import params
 from traceability.http.auth import optional_principal, require
 from traceability.http.keys import DATABASE, PRINCIPALS, SETTINGS, VIEWS
 from traceability.services import capture, history, principals, registry
+from traceability.services.validation import fields
 
 routes = web.RouteTableDef()
 
@@ -30,15 +34,8 @@ async def read_json(request: web.Request) -> Any:
 
 
 def paging(request: web.Request) -> tuple[int, int]:
-    """``limit`` (1-1000, default 100) and ``offset`` from the query string."""
-    try:
-        limit = int(request.query.get("limit", "100"))
-        offset = int(request.query.get("offset", "0"))
-    except ValueError:
-        raise errors.InvalidField("limit and offset must be whole numbers", field="limit") from None
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise errors.InvalidField("limit must be 1-1000 and offset at least 0", field="limit")
-    return limit, offset
+    """``limit`` (1-1000, default 100) and ``offset`` (0 up to a 64-bit integer) from the query string."""
+    return params.paging(request)
 
 
 @routes.get("/healthz")
@@ -71,7 +68,7 @@ async def list_registered(request: web.Request) -> web.Response:
     await require(request, "admin", "regulator")
     limit, offset = paging(request)
     items = await registry.list_registered(
-        request.app[DATABASE], request.match_info["kind"], key=request.query.get("key"), limit=limit, offset=offset
+        request.app[DATABASE], request.match_info["kind"], key=params.text(request, "key"), limit=limit, offset=offset
     )
     return json_response({"items": items, "limit": limit, "offset": offset})
 
@@ -79,24 +76,21 @@ async def list_registered(request: web.Request) -> web.Response:
 @routes.post(r"/api/v1/admin/devices/{id:\d+}/revoke")
 async def revoke_device(request: web.Request) -> web.Response:
     await require(request, "admin")
-    await registry.revoke_device(request.app[DATABASE], int(request.match_info["id"]))
+    device_id = params.path_id(request)
+    await registry.revoke_device(request.app[DATABASE], device_id)
     request.app[PRINCIPALS].clear()
-    return json_response({"revoked": int(request.match_info["id"])})
+    return json_response({"revoked": device_id})
 
 
 @routes.post("/api/v1/admin/tokens")
 async def create_token(request: web.Request) -> web.Response:
     await require(request, "admin")
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise errors.InvalidField("body must be a JSON object", field="body")
-    role, name = body.get("role"), body.get("name")
-    if not isinstance(role, str) or not isinstance(name, str):
-        raise errors.InvalidField("role and name are required strings", field="role")
-    enterprise = body.get("enterprise")
-    token, token_id = await principals.create_token(
-        request.app[DATABASE], role, name, enterprise if isinstance(enterprise, str) else None
-    )
+    with fields():
+        f = Fields(await read_json(request))
+        role = f.choice("role", frozenset(principals.ROLES))
+        name = f.text("name", max_len=limits.NAME)
+        enterprise = f.text("enterprise", required=False, max_len=18)
+    token, token_id = await principals.create_token(request.app[DATABASE], role, name, enterprise)
     return json_response(
         {"id": token_id, "role": role, "name": name, "credential": token},
         status=201,
@@ -149,11 +143,11 @@ async def read_batch(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/v1/identifiers")
 async def find_identifier(request: web.Request) -> web.Response:
-    scheme = request.query.get("scheme", "")
+    scheme = params.text(request, "scheme", 20) or ""
     if scheme == "gs1":
-        value = f"{request.query.get('gtin', '').zfill(14)}/{request.query.get('lot', '')}"
+        value = f"{(params.text(request, 'gtin', 14) or '').zfill(14)}/{params.text(request, 'lot', 20) or ''}"
     else:
-        value = request.query.get("value", "")
+        value = params.text(request, "value", 64) or ""
     if not scheme or not value:
         raise errors.InvalidField("give scheme and value (or scheme=gs1 with gtin and lot)", field="scheme")
     code = await history.find_by_identifier(request.app[DATABASE], scheme, value)

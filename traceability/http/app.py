@@ -11,6 +11,7 @@ from traceability.config import Settings
 from traceability.http import api, epcis_api, epcis_query_api, log_api, pages, resolver, stations, supply_api
 from traceability.http.keys import DATABASE, LOG, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.middleware import request_context
+from traceability.http.params import bounded_input
 from traceability.logging import get_logger
 from traceability.services import analyzer, transparency
 from traceability.services.history import ViewCache
@@ -46,7 +47,7 @@ async def _log(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     """Assemble the service: settings, database pool, middleware and routes."""
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[request_context, bounded_input], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[PRINCIPALS] = PrincipalCache()
     app[VIEWS] = ViewCache()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from traceability import errors
+from traceability.domain import limits
+from traceability.http import params
 from traceability.http.api import json_response, read_json
 from traceability.http.auth import require
 from traceability.http.keys import DATABASE, LOG
@@ -12,18 +14,6 @@ from traceability.services import transparency
 
 routes = web.RouteTableDef()
 NOTE = "text/plain"
-
-
-def _int(request: web.Request, name: str, default: int | None = None) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise errors.InvalidField(f"{name} is required", field=name)
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise errors.InvalidField(f"{name} must be a whole number", field=name) from None
 
 
 @routes.get("/api/v1/log/checkpoint")
@@ -34,10 +24,8 @@ async def checkpoint(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/log/checkpoints")
 async def checkpoints(request: web.Request) -> web.Response:
-    limit = _int(request, "limit", 20)
-    if not 1 <= limit <= 100:
-        raise errors.InvalidField("limit must be 1-100", field="limit")
-    before = _int(request, "before") if "before" in request.query else None
+    limit = params.whole(request, "limit", 20, lo=1, hi=100)
+    before = params.whole(request, "before") if "before" in request.query else None
     items = await transparency.list_checkpoints(request.app[DATABASE], request.app[LOG], before, limit)
     nxt = f"/api/v1/log/checkpoints?before={items[-1]['size']}&limit={limit}" if len(items) == limit else None
     return json_response(
@@ -70,13 +58,7 @@ async def about(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/events/{event_id}/proof")
 async def inclusion(request: web.Request) -> web.Response:
-    event_id = request.match_info["event_id"]
-    try:
-        import uuid
-
-        event_id = str(uuid.UUID(event_id))
-    except ValueError:
-        raise errors.InvalidField("event_id must be a UUID", field="event_id") from None
+    event_id = params.path_uuid(request, "event_id")
     try:
         proof = await transparency.prove_inclusion(request.app[DATABASE], request.app[LOG], event_id)
     except errors.NotFound as exc:
@@ -100,7 +82,7 @@ async def inclusion(request: web.Request) -> web.Response:
 @routes.get("/api/v1/log/consistency")
 async def consistency(request: web.Request) -> web.Response:
     proof = await transparency.prove_consistency(
-        request.app[DATABASE], request.app[LOG], _int(request, "first"), _int(request, "second")
+        request.app[DATABASE], request.app[LOG], params.whole(request, "first"), params.whole(request, "second")
     )
     return json_response(proof, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
@@ -123,6 +105,9 @@ async def register_witness(request: web.Request) -> web.Response:
         or not isinstance(body.get("verifier_key"), str)
     ):
         raise errors.InvalidField("name and verifier_key are required strings", field="verifier_key")
+    for key, max_len in (("name", limits.NAME), ("verifier_key", 400)):
+        if (problem := limits.text_problem(body[key], max_len)) is not None:
+            raise errors.InvalidField(f"{key}: {problem}", field=key)
     return json_response(
         await transparency.register_witness(request.app[DATABASE], body["name"], body["verifier_key"]), status=201
     )

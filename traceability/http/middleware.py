@@ -1,7 +1,7 @@
 """Request context, the one log line per request, and the one error renderer.
 
-Errors under ``/api/`` are JSON ``{"error": {"code", "message", "request_id", "field"}}``;
-elsewhere a short bilingual HTML page. A 500 never shows a traceback or SQL.
+Errors under ``/api/`` and on every page's JSON twin (``?format=json`` or ``Accept: application/json``)
+are JSON ``{"error": {"code", "message", "request_id", "field"}}``; elsewhere a short bilingual HTML page. A 500 never shows a traceback or SQL.
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ _HTTP_CODES = {
 }
 
 
+def asks_for_json(request: web.Request) -> bool:
+    """Whether the answer (an error too) is JSON: the API, health, and every page's JSON twin."""
+    if request.path.startswith("/api/") or request.path == "/healthz":
+        return True
+    return request.query.get("format") == "json" or request.headers.get("Accept", "").startswith("application/json")
+
+
 def error_body(code: str, message: str, request_id: str, field: str | None = None) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id, "field": field}})
 
@@ -50,7 +57,7 @@ def _render(
     rid = request.get(REQUEST_ID, "")
     if request.path == "/epcis" or request.path.startswith("/epcis/"):
         return epcis_problem(status, code, message, rid, field, headers)
-    if request.path.startswith("/api/") or request.path == "/healthz":
+    if asks_for_json(request):
         return web.Response(
             status=status, body=error_body(code, message, rid, field), content_type="application/json", headers=headers
         )

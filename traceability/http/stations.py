@@ -9,6 +9,7 @@ from traceability import errors
 from traceability.domain import stations as station_format
 from traceability.domain.access import Principal
 from traceability.domain.stations import SignedRequest
+from traceability.http import params
 from traceability.http.api import json_response, paging, read_json
 from traceability.http.auth import STATION_SIGNATURE, require, signed_request
 from traceability.http.keys import DATABASE, SETTINGS
@@ -33,7 +34,7 @@ async def _signed(request: web.Request) -> tuple[Principal, SignedRequest, int]:
 @routes.post(r"/api/v1/admin/devices/{id:\d+}/enrolment")
 async def create_enrolment(request: web.Request) -> web.Response:
     await require(request, "admin")
-    created = await stations.create_enrolment(request.app[DATABASE], int(request.match_info["id"]))
+    created = await stations.create_enrolment(request.app[DATABASE], params.path_id(request))
     # What the station's barcode gun scans (the console shows it as a QR code): server and code together.
     created["qr"] = station_format.enrolment_payload(request.app[SETTINGS].public_url, created["code"])
     created["qrSvg"] = qr_svg(created["qr"])  # to show or print for the station's barcode gun
@@ -43,13 +44,13 @@ async def create_enrolment(request: web.Request) -> web.Response:
 @routes.get(r"/api/v1/admin/devices/{id:\d+}/keys")
 async def list_keys(request: web.Request) -> web.Response:
     await require(request, "admin", "regulator")
-    return json_response({"items": await stations.list_keys(request.app[DATABASE], int(request.match_info["id"]))})
+    return json_response({"items": await stations.list_keys(request.app[DATABASE], params.path_id(request))})
 
 
 @routes.post(r"/api/v1/admin/devices/{id:\d+}/revoke-keys")
 async def revoke_station(request: web.Request) -> web.Response:
     await require(request, "admin")
-    return json_response(await stations.revoke_station(request.app[DATABASE], int(request.match_info["id"])))
+    return json_response(await stations.revoke_station(request.app[DATABASE], params.path_id(request)))
 
 
 @routes.post(r"/api/v1/admin/station-keys/{key_id:st_[0-9a-f]{32}}/revoke")
@@ -61,7 +62,7 @@ async def revoke_key(request: web.Request) -> web.Response:
 @routes.get(r"/api/v1/admin/events/{event_id}/signatures")
 async def event_signatures(request: web.Request) -> web.Response:
     await require(request, "admin", "regulator")
-    items = await stations.event_signatures(request.app[DATABASE], request.match_info["event_id"])
+    items = await stations.event_signatures(request.app[DATABASE], params.path_uuid(request, "event_id"))
     return json_response({"items": items})
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
 from traceability import errors, i18n
+from traceability.domain import limits
+from traceability.http import params
 from traceability.http.api import json_response, paging, read_json
 from traceability.http.auth import optional_principal, require
 from traceability.http.keys import DATABASE, SETTINGS
@@ -28,7 +28,7 @@ async def transform(request: web.Request) -> web.Response:
 @routes.get("/api/v1/batches/{trace_code}/trace")
 async def trace(request: web.Request) -> web.Response:
     code = history.valid_code(request.match_info["trace_code"])
-    direction = request.query.get("direction", "backward")
+    direction = params.text(request, "direction", 20) or "backward"
     viewer = await optional_principal(request)
     oversight = viewer is not None and viewer.role in OVERSIGHT
     if direction == "forward" and not oversight:
@@ -49,34 +49,21 @@ async def recalls(request: web.Request) -> web.Response:
     return json_response({"recalls": await genealogy.list_recalls(request.app[DATABASE], limit, offset)})
 
 
-def _time(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise errors.InvalidField(f"{name} must be an RFC 3339 time", field=name) from None
-    if moment.tzinfo is None:
-        raise errors.InvalidField(f"{name} needs a time zone offset", field=name)
-    return moment
-
-
 @routes.get("/api/v1/anomalies")
 async def anomalies(request: web.Request) -> web.Response:
     await require(request, *OVERSIGHT)
     limit, offset = paging(request)
-    kind = request.query.get("kind") or None
+    kind = params.text(request, "kind", 40)
     if kind is not None and kind not in analyzer.KINDS:
         raise errors.InvalidField(f"kind must be one of: {', '.join(analyzer.KINDS)}", field="kind")
     items = await analyzer.list_anomalies(
         request.app[DATABASE],
         kind=kind,
-        node=request.query.get("node") or None,
-        enterprise=request.query.get("enterprise") or None,
-        trace_code=request.query.get("trace_code") or None,
-        since=_time(request, "since"),
-        until=_time(request, "until"),
+        node=params.text(request, "node", limits.CODE),
+        enterprise=params.text(request, "enterprise", 18),
+        trace_code=params.text(request, "trace_code", 40),
+        since=params.moment(request, "since"),
+        until=params.moment(request, "until"),
         limit=limit,
         offset=offset,
     )
