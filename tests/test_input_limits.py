@@ -252,9 +252,7 @@ async def test_dates_in_bodies_have_a_range(world: World) -> None:
 
 
 async def test_a_malformed_event_id_in_the_signatures_path_is_refused(world: World) -> None:
-    resp = await world.client.get(
-        "/api/v1/admin/events/not-a-uuid/signatures", headers=world.auth(world.admin)
-    )
+    resp = await world.client.get("/api/v1/admin/events/not-a-uuid/signatures", headers=world.auth(world.admin))
     assert resp.status == 422
     assert_error(await resp.json(), "invalid_field", "event_id", "UUID")
     resp = await world.client.get(f"/api/v1/admin/events/{new_id()}/signatures", headers=world.auth(world.admin))

@@ -188,6 +188,21 @@ def parse_time(f: Fields, key: str, now: datetime) -> datetime:
     return moment
 
 
+def before_opening(event_time: datetime, opened_at: datetime) -> str | None:
+    """Why an event is dated too long before its batch's opening (by the opening's own stated time), or None.
+
+    Clocks disagree: a station that recorded offline keeps its own times, and a device set to the wrong
+    zone is hours off, so up to :data:`~traceability.domain.limits.OPENING_TOLERANCE` earlier is accepted.
+    """
+    if event_time >= opened_at - limits.OPENING_TOLERANCE:
+        return None
+    hours = int(limits.OPENING_TOLERANCE.total_seconds() // 3600)
+    return (
+        f"is {utc_ms(event_time)}, more than {hours} hours before the batch was opened ({utc_ms(opened_at)}); "
+        "check the device's clock and time zone"
+    )
+
+
 def parse_quantity(f: Fields, key: str = "quantity", *, required: bool = False) -> dict[str, str] | None:
     """``{"value": 12.5, "uom": "KGM"}`` → ``{"value": "12.5", "uom": "KGM"}``."""
     q = f.sub(key, required=required)
@@ -343,9 +358,7 @@ ERROR_REASONS = frozenset({"did_not_occur", "incorrect_data"})
 _REASON_PREFIXES = ("urn:epcglobal:cbv:er:", "https://ref.gs1.org/cbv/ER-")
 
 
-def parse_error_declaration(
-    f: Fields, now: datetime, event_id: str, event_time: datetime
-) -> dict[str, Any] | None:
+def parse_error_declaration(f: Fields, now: datetime, event_id: str, event_time: datetime) -> dict[str, Any] | None:
     """EPCIS ``errorDeclaration``: this event declares an earlier one wrong; events are never edited.
 
     ``declaredEventID`` names the event declared wrong (EPCIS repeats the erroneous event instead;

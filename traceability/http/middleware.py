@@ -1,7 +1,8 @@
 """Request context, the one log line per request, and the one error renderer.
 
 Errors under ``/api/`` and on every page's JSON twin (``?format=json`` or ``Accept: application/json``)
-are JSON ``{"error": {"code", "message", "request_id", "field"}}``; elsewhere a short bilingual HTML page. A 500 never shows a traceback or SQL.
+are JSON ``{"error": {"code", "message", "request_id", "field"}}``; elsewhere a short bilingual HTML page.
+A 500 never shows a traceback or SQL.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from traceability import errors
-from traceability.domain import stations, tracecode
+from traceability.domain import limits, stations, tracecode
 from traceability.domain.access import Principal
 from traceability.domain.batches import BatchDraft, parse_batch
-from traceability.domain.events import EventDraft, parse_event_list
+from traceability.domain.events import EventDraft, before_opening, parse_event_list
 from traceability.domain.fields import utc_ms
 from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_data
 from traceability.ledger import canonical, chain, sealed
@@ -124,6 +124,7 @@ async def _append_one(
                 private,
                 d.biz_step in SALE_STEPS,
                 chain.CHAIN_TAG,
+                limits.OPENING_TOLERANCE,
             )
     except errors.Contention:  # the event id is taken (a replay?) or a collision: the general path decides
         return None
@@ -178,6 +179,9 @@ async def _append(
                 where = f"events[{i}].traceCode" if is_list else "traceCode"
                 raise errors.UnknownReference(f"{where}: no batch has trace code {d.trace_code}", field=where)
             _check_status(locked[d.trace_code], d, i, is_list)
+            if (problem := before_opening(d.event_time, locked[d.trace_code]["opened_at"])) is not None:
+                where = f"events[{i}].eventTime" if is_list else "eventTime"
+                raise errors.InvalidField(f"{where}: {problem}", field=where)
             data, private = record(contents[i], recorded_at)
             prev = head[2]
             digest = chain.link(prev, data)

@@ -12,6 +12,7 @@ from typing import Any
 from traceability import errors, i18n
 from traceability.domain import supply, tracecode
 from traceability.domain.access import Principal
+from traceability.domain.events import before_opening
 from traceability.domain.fields import offset_text, utc_ms
 from traceability.domain.registry import area_name
 from traceability.ledger import canonical, chain
@@ -70,6 +71,8 @@ async def _transform(
                 f"inputs[{i}].traceCode: batch {code} is {head['status'].replace('_', ' ')} and may not be processed",
                 field=f"inputs[{i}].traceCode",
             )
+        if (problem := before_opening(draft.event_time, head["opened_at"])) is not None:
+            raise errors.InvalidField(f"eventTime: input {code} {problem}", field="eventTime")
         categories.add(head["category"])
     products = []
     for i, out in enumerate(draft.outputs):

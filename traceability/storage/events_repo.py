@@ -53,8 +53,9 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
 APPEND_ONE = """
 WITH head AS (
     SELECT h.batch_id, h.seq, h.head_hash
-    FROM batch_heads h JOIN batches b ON b.id = h.batch_id
+    FROM batch_heads h JOIN batches b ON b.id = h.batch_id JOIN events o ON o.batch_id = b.id AND o.seq = 1
     WHERE b.trace_code = $1 AND (h.status = 'active' OR NOT $10::bool OR $7 < h.status_since)
+      AND $7 >= o.event_time - $12::interval
     FOR UPDATE OF h
 ), ins AS (
     INSERT INTO events (event_id, batch_id, seq, prev_hash, hash, canonical, biz_step, node_id, device_id,
@@ -83,8 +84,11 @@ async def append_one(
     private: bytes | None,
     is_sale: bool,
     chain_tag: bytes,
+    opening_tolerance: Any,
 ) -> Record | None:
-    """Append one event to its batch's chain in a single statement; None if the general path must decide."""
+    """Append one event to its batch's chain in a single statement; None if the general path must decide
+    (an unknown batch, a sale of a held one, an event dated more than ``opening_tolerance`` before the
+    batch's opening, an event id already taken)."""
     return await conn.fetchrow(
         APPEND_ONE,
         trace_code,
@@ -98,6 +102,7 @@ async def append_one(
         private,
         is_sale,
         chain_tag,
+        opening_tolerance,
     )
 
 
