@@ -145,6 +145,13 @@ _BAD = re.compile(
 )
 
 
+TEXT_PATTERN = (
+    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e"
+    "\\u2060-\\u2064\\u2066-\\u206f\\u2028\\u2029\\ufeff\\ud800-\\uf8ff]*$"
+)
+"""The same refusal as a JSON Schema pattern (the characters of the Basic Multilingual Plane)."""
+
+
 def bad_character(text: str) -> str | None:
     """A description of the first character text fields refuse (``U+202E``), or None if there is none."""
     found = _BAD.search(text)

@@ -10,13 +10,17 @@ from aiohttp import web
 from traceability import errors
 from traceability.domain import limits
 from traceability.domain.fields import Fields
-from traceability.http import params
+from traceability.http import params, schemas
 from traceability.http.auth import optional_principal, require
 from traceability.http.keys import DATABASE, PRINCIPALS, SETTINGS, VIEWS
+from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Operation, Param, Response, ok, operation
 from traceability.services import capture, history, principals, registry
 from traceability.services.validation import fields
 
 routes = web.RouteTableDef()
+OPENAPI = web.AppKey("openapi", bytes)
+"""The document, serialised once the app's routes are all added (:func:`traceability.http.app.create_app`)."""
+DEVICE_ID = Param("id", {"type": "integer", "minimum": 1, "maximum": limits.INT64_MAX}, "a device id", where="path")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -39,9 +43,22 @@ def paging(request: web.Request) -> tuple[int, int]:
 
 
 @routes.get("/healthz")
+@operation("Whether the server and its database answer", tags=("operations",), responses={200: ok("Health")})
 async def healthz(request: web.Request) -> web.Response:
     await request.app[DATABASE].ping()
     return json_response({"status": "ok"})
+
+
+@routes.get("/api/v1/openapi.json")
+@operation(
+    "This document: the OpenAPI 3.1 description of the native API",
+    tags=("operations",),
+    responses={200: Response("OpenAPI 3.1", {"type": "object"})},
+)
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[OPENAPI], content_type="application/json", headers={"Cache-Control": "public, max-age=300"}
+    )
 
 
 # -- registry (administrators) --------------------------------------------------------------------
@@ -56,6 +73,24 @@ _REGISTER = {
 
 
 @routes.post("/api/v1/admin/{kind:enterprises|nodes|operators|products|devices}")
+@operation(
+    variants={
+        kind: Operation(
+            f"Register one of the {kind}",
+            ("registry",),
+            {201: ok("Registered", "registered; a device's answer carries its credential, shown once")},
+            auth=("bearer",),
+            body=schemas.ref(component),
+        )
+        for kind, component in (
+            ("enterprises", "Enterprise"),
+            ("nodes", "Node"),
+            ("operators", "Operator"),
+            ("products", "Product"),
+            ("devices", "Device"),
+        )
+    }
+)
 async def register(request: web.Request) -> web.Response:
     await require(request, "admin")
     created = await _REGISTER[request.match_info["kind"]](request.app[DATABASE], await read_json(request))
@@ -64,6 +99,13 @@ async def register(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/admin/{kind:enterprises|nodes|operators|products|devices}")
+@operation(
+    "List registered enterprises, nodes, operators, products or devices",
+    tags=("registry",),
+    auth=("bearer",),
+    query=(Param("key", schemas.text(100), "filter by USCC, node code or goods code"), *PAGING),
+    responses={200: ok("RegisteredList")},
+)
 async def list_registered(request: web.Request) -> web.Response:
     await require(request, "admin", "regulator")
     limit, offset = paging(request)
@@ -74,6 +116,13 @@ async def list_registered(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/v1/admin/devices/{id:\d+}/revoke")
+@operation(
+    "Revoke a device's credential",
+    tags=("registry",),
+    auth=("bearer",),
+    path=(DEVICE_ID,),
+    responses={200: ok("Revoked")},
+)
 async def revoke_device(request: web.Request) -> web.Response:
     await require(request, "admin")
     device_id = params.path_id(request)
@@ -83,6 +132,13 @@ async def revoke_device(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/admin/tokens")
+@operation(
+    "Issue an API credential (shown once)",
+    tags=("registry",),
+    auth=("bearer",),
+    body=schemas.ref("TokenRequest"),
+    responses={201: ok("Token")},
+)
 async def create_token(request: web.Request) -> web.Response:
     await require(request, "admin")
     with fields():
@@ -102,6 +158,13 @@ async def create_token(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/batches")
+@operation(
+    "Open a batch: issue its trace code and record its opening as the first event",
+    tags=("capture",),
+    auth=("bearer",),
+    body=schemas.ref("BatchOpening"),
+    responses={201: ok("Opened"), 200: ok("Opened", "a replay of an opening already recorded")},
+)
 async def open_batch(request: web.Request) -> web.Response:
     device = await require(request, "device")
     opened = await capture.open_batch(
@@ -111,6 +174,13 @@ async def open_batch(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/events")
+@operation(
+    "Capture one event, or a list of up to 1,000, all or nothing",
+    tags=("capture",),
+    auth=("bearer",),
+    body=schemas.ref("Capture"),
+    responses={201: ok("CaptureAnswer"), 200: ok("CaptureAnswer", "every event was a replay")},
+)
 async def capture_events(request: web.Request) -> web.Response:
     device = await require(request, "device")
     settings = request.app[SETTINGS]
@@ -124,6 +194,12 @@ async def capture_events(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/batches/{trace_code}")
+@operation(
+    "A batch's history: public view, or full for regulators and the enterprises involved",
+    tags=("read",),
+    path=(TRACE_CODE_PATH,),
+    responses={200: ok("BatchView", headers={"ETag": "the chain head"}), 304: Response("not modified")},
+)
 async def read_batch(request: web.Request) -> web.StreamResponse:
     code = history.valid_code(request.match_info["trace_code"])
     viewer = await optional_principal(request)
@@ -142,6 +218,17 @@ async def read_batch(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/v1/identifiers")
+@operation(
+    "Find the batch a GS1 lot, drug code or other identifier names",
+    tags=("read",),
+    query=(
+        Param("scheme", {"enum": ["gs1", "drug_code", "city_batch", "enterprise"]}, required=True),
+        Param("value", schemas.text(64)),
+        Param("gtin", {"type": "string", "pattern": "^[0-9]{8,14}$"}),
+        Param("lot", schemas.text(20)),
+    ),
+    responses={200: ok("Identifier")},
+)
 async def find_identifier(request: web.Request) -> web.Response:
     scheme = params.text(request, "scheme", 20) or ""
     if scheme == "gs1":

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import orjson
 from aiohttp import web
 
 from traceability.config import Settings
-from traceability.http import api, epcis_api, epcis_query_api, log_api, pages, resolver, stations, supply_api
+from traceability.http import api, epcis_api, epcis_query_api, log_api, openapi, pages, resolver, stations, supply_api
 from traceability.http.keys import DATABASE, LOG, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.middleware import request_context
 from traceability.http.params import bounded_input
@@ -61,4 +62,5 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(epcis_query_api.routes)
     app.add_routes(resolver.routes)
     pages.setup(app)
+    app[api.OPENAPI] = orjson.dumps(openapi.document(app))
     return app

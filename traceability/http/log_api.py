@@ -6,23 +6,36 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.domain import limits
-from traceability.http import params
+from traceability.http import params, schemas
 from traceability.http.api import json_response, read_json
 from traceability.http.auth import require
 from traceability.http.keys import DATABASE, LOG
+from traceability.http.openapi import Param, Response, ok, operation
 from traceability.services import transparency
 
 routes = web.RouteTableDef()
 NOTE = "text/plain"
+SIGNED_NOTE = Response("a C2SP signed note", {"type": "string"}, media_type=NOTE)
+SIZE = {"type": "integer", "minimum": 0, "maximum": limits.INT64_MAX}
 
 
 @routes.get("/api/v1/log/checkpoint")
+@operation("The latest signed checkpoint with witness cosignatures", tags=("log",), responses={200: SIGNED_NOTE})
 async def checkpoint(request: web.Request) -> web.Response:
     note = await transparency.latest_checkpoint(request.app[DATABASE], request.app[LOG])
     return web.Response(text=note, content_type=NOTE, charset="utf-8", headers={"Cache-Control": "no-cache"})
 
 
 @routes.get("/api/v1/log/checkpoints")
+@operation(
+    "Earlier checkpoints, newest first",
+    tags=("log",),
+    query=(
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+        Param("before", SIZE, "only checkpoints of smaller trees"),
+    ),
+    responses={200: ok("Checkpoints")},
+)
 async def checkpoints(request: web.Request) -> web.Response:
     limit = params.whole(request, "limit", 20, lo=1, hi=100)
     before = params.whole(request, "before") if "before" in request.query else None
@@ -34,6 +47,11 @@ async def checkpoints(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/log/public-key")
+@operation(
+    "The log's verifier key (name+keyhash+base64)",
+    tags=("log",),
+    responses={200: Response("the verifier key", {"type": "string"}, media_type=NOTE)},
+)
 async def public_key(request: web.Request) -> web.Response:
     return web.Response(
         text=request.app[LOG].verifier_key + "\n",
@@ -44,6 +62,7 @@ async def public_key(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/log")
+@operation("The log: id, origin, verifier key, latest checkpoint", tags=("log",), responses={200: ok("Log")})
 async def about(request: web.Request) -> web.Response:
     lg = request.app[LOG]
     return json_response(
@@ -57,6 +76,12 @@ async def about(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/events/{event_id}/proof")
+@operation(
+    "An event's inclusion proof, with its hashed bytes and the checkpoint",
+    tags=("log",),
+    path=(Param("event_id", schemas.UUID, where="path"),),
+    responses={200: ok("Proof")},
+)
 async def inclusion(request: web.Request) -> web.Response:
     event_id = params.path_uuid(request, "event_id")
     try:
@@ -80,6 +105,12 @@ async def inclusion(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/log/consistency")
+@operation(
+    "An RFC 9162 consistency proof between two tree sizes",
+    tags=("log",),
+    query=(Param("first", SIZE, required=True), Param("second", SIZE, required=True)),
+    responses={200: ok("Consistency")},
+)
 async def consistency(request: web.Request) -> web.Response:
     proof = await transparency.prove_consistency(
         request.app[DATABASE], request.app[LOG], params.whole(request, "first"), params.whole(request, "second")
@@ -88,6 +119,14 @@ async def consistency(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/log/cosignatures")
+@operation(
+    "A witness posts the checkpoint with its cosignature line",
+    tags=("log",),
+    auth=("signature",),
+    body={"type": "string"},
+    body_type=NOTE,
+    responses={201: ok("Cosigned"), 200: ok("Cosigned", "nothing new")},
+)
 async def cosignatures(request: web.Request) -> web.Response:
     """A witness posts the checkpoint note with its cosignature line; the signature is the credential."""
     text = (await request.read()).decode("utf-8", errors="replace")
@@ -96,6 +135,13 @@ async def cosignatures(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/admin/witnesses")
+@operation(
+    "Register a witness's verifier key",
+    tags=("log",),
+    auth=("bearer",),
+    body=schemas.ref("Witness"),
+    responses={201: ok("Registered")},
+)
 async def register_witness(request: web.Request) -> web.Response:
     await require(request, "admin")
     body = await read_json(request)

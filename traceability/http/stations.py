@@ -9,10 +9,11 @@ from traceability import errors
 from traceability.domain import stations as station_format
 from traceability.domain.access import Principal
 from traceability.domain.stations import SignedRequest
-from traceability.http import params
-from traceability.http.api import json_response, paging, read_json
+from traceability.http import params, schemas
+from traceability.http.api import DEVICE_ID, json_response, paging, read_json
 from traceability.http.auth import STATION_SIGNATURE, require, signed_request
 from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.openapi import TRACE_CODE_PATH, Param, ok, operation
 from traceability.http.pages.qr import qr_svg
 from traceability.services import accounts, registry, stations
 
@@ -32,6 +33,13 @@ async def _signed(request: web.Request) -> tuple[Principal, SignedRequest, int]:
 
 
 @routes.post(r"/api/v1/admin/devices/{id:\d+}/enrolment")
+@operation(
+    "Issue a one-time enrolment code for a station (valid 24 hours)",
+    tags=("stations",),
+    auth=("bearer",),
+    path=(DEVICE_ID,),
+    responses={201: ok("Enrolment")},
+)
 async def create_enrolment(request: web.Request) -> web.Response:
     await require(request, "admin")
     created = await stations.create_enrolment(request.app[DATABASE], params.path_id(request))
@@ -42,24 +50,46 @@ async def create_enrolment(request: web.Request) -> web.Response:
 
 
 @routes.get(r"/api/v1/admin/devices/{id:\d+}/keys")
+@operation(
+    "A device's station keys",
+    tags=("stations",),
+    auth=("bearer",),
+    path=(DEVICE_ID,),
+    responses={200: ok("StationKeys")},
+)
 async def list_keys(request: web.Request) -> web.Response:
     await require(request, "admin", "regulator")
     return json_response({"items": await stations.list_keys(request.app[DATABASE], params.path_id(request))})
 
 
 @routes.post(r"/api/v1/admin/devices/{id:\d+}/revoke-keys")
+@operation(
+    "Revoke every key of a station",
+    tags=("stations",),
+    auth=("bearer",),
+    path=(DEVICE_ID,),
+    responses={200: ok("Revoked")},
+)
 async def revoke_station(request: web.Request) -> web.Response:
     await require(request, "admin")
     return json_response(await stations.revoke_station(request.app[DATABASE], params.path_id(request)))
 
 
 @routes.post(r"/api/v1/admin/station-keys/{key_id:st_[0-9a-f]{32}}/revoke")
+@operation("Revoke one station key", tags=("stations",), auth=("bearer",), responses={200: ok("Revoked")})
 async def revoke_key(request: web.Request) -> web.Response:
     await require(request, "admin")
     return json_response(await stations.revoke_key(request.app[DATABASE], request.match_info["key_id"]))
 
 
 @routes.get(r"/api/v1/admin/events/{event_id}/signatures")
+@operation(
+    "Every signed upload that carried an event, each signature verified again",
+    tags=("stations",),
+    auth=("bearer",),
+    path=(Param("event_id", schemas.UUID, where="path"),),
+    responses={200: ok("Signatures")},
+)
 async def event_signatures(request: web.Request) -> web.Response:
     await require(request, "admin", "regulator")
     items = await stations.event_signatures(request.app[DATABASE], params.path_uuid(request, "event_id"))
@@ -70,6 +100,13 @@ async def event_signatures(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/stations/enrol")
+@operation(
+    "Bind a station's new public key to its device with a one-time code (signed by the new key)",
+    tags=("stations",),
+    auth=("signature",),
+    body=schemas.ref("EnrolRequest"),
+    responses={201: ok("Station")},
+)
 async def enrol(request: web.Request) -> web.Response:
     header = request.headers.get("Authorization", "")
     scheme, _, params = header.partition(" ")
@@ -80,6 +117,12 @@ async def enrol(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/stations/me")
+@operation(
+    "What the server knows about the calling station",
+    tags=("stations",),
+    auth=("signature",),
+    responses={200: ok("Station")},
+)
 async def me(request: web.Request) -> web.Response:
     _principal, signed, _key = await _signed(request)
     described = await stations.describe_station(request.app[DATABASE], signed)
@@ -88,6 +131,13 @@ async def me(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/stations/keys")
+@operation(
+    "Replace the calling station's key",
+    tags=("stations",),
+    auth=("signature",),
+    body=schemas.ref("KeyRotation"),
+    responses={201: ok("Revoked")},
+)
 async def rotate_key(request: web.Request) -> web.Response:
     principal, signed, key_pk = await _signed(request)
     rotated = await stations.rotate_key(request.app[DATABASE], principal, key_pk, signed, await read_json(request))
@@ -95,6 +145,13 @@ async def rotate_key(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/stations/leases")
+@operation(
+    "Lease blocks of trace codes to issue offline",
+    tags=("stations",),
+    auth=("bearer", "signature"),
+    body=schemas.ref("LeaseRequest"),
+    responses={201: ok("Leases")},
+)
 async def lease_codes(request: web.Request) -> web.Response:
     principal = await require(request, "device")
     leased = await stations.lease_codes(request.app[DATABASE], principal, await read_json(request))
@@ -102,6 +159,13 @@ async def lease_codes(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/stations/batches")
+@operation(
+    "Open a batch from a signed upload (usually with a leased code)",
+    tags=("stations",),
+    auth=("signature",),
+    body=schemas.ref("BatchOpening"),
+    responses={201: ok("Opened"), 200: ok("Opened", "a replay")},
+)
 async def open_batch(request: web.Request) -> web.Response:
     principal, signed, key_pk = await _signed(request)
     opened = await stations.open_signed(
@@ -111,6 +175,13 @@ async def open_batch(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/stations/events")
+@operation(
+    "Capture events from a signed upload; the upload is kept with them",
+    tags=("stations",),
+    auth=("signature",),
+    body=schemas.ref("Capture"),
+    responses={201: ok("CaptureAnswer"), 200: ok("CaptureAnswer", "every event was a replay")},
+)
 async def capture_events(request: web.Request) -> web.Response:
     principal, signed, key_pk = await _signed(request)
     receipts, is_list = await stations.capture_signed(
@@ -146,6 +217,12 @@ async def issue_vendor_card(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/codes/{trace_code}/lease")
+@operation(
+    "Which station holds a leased code (before its records arrive)",
+    tags=("stations",),
+    path=(TRACE_CODE_PATH,),
+    responses={200: ok("Lease")},
+)
 async def find_lease(request: web.Request) -> web.Response:
     lease = await stations.find_lease(request.app[DATABASE], request.match_info["trace_code"])
     if lease is None:

@@ -6,10 +6,11 @@ from aiohttp import web
 
 from traceability import errors, i18n
 from traceability.domain import limits
-from traceability.http import params
+from traceability.http import params, schemas
 from traceability.http.api import json_response, paging, read_json
 from traceability.http.auth import optional_principal, require
 from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
 from traceability.services import analyzer, credit, genealogy, history
 
 routes = web.RouteTableDef()
@@ -17,6 +18,13 @@ OVERSIGHT = ("regulator", "admin")
 
 
 @routes.post("/api/v1/transformations")
+@operation(
+    "Split, merge or repack batches: outputs get their own trace codes, linked to their inputs",
+    tags=("capture",),
+    auth=("bearer",),
+    body=schemas.ref("Transformation"),
+    responses={201: ok("Transformed"), 200: ok("Transformed", "a replay of a transformation already recorded")},
+)
 async def transform(request: web.Request) -> web.Response:
     device = await require(request, "device")
     result = await genealogy.transform(
@@ -26,6 +34,13 @@ async def transform(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/batches/{trace_code}/trace")
+@operation(
+    "Trace a batch backward to its origins (anyone) or forward to everywhere it went (regulators)",
+    tags=("supply",),
+    path=(TRACE_CODE_PATH,),
+    query=(Param("direction", {"enum": ["backward", "forward"], "default": "backward"}),),
+    responses={200: ok("Trace")},
+)
 async def trace(request: web.Request) -> web.Response:
     code = history.valid_code(request.match_info["trace_code"])
     direction = params.text(request, "direction", 20) or "backward"
@@ -38,18 +53,41 @@ async def trace(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/recalls")
+@operation(
+    "Recall a batch and everything made from it",
+    tags=("supply",),
+    auth=("bearer",),
+    body=schemas.ref("RecallRequest"),
+    responses={201: ok("Recall")},
+)
 async def issue_recall(request: web.Request) -> web.Response:
     regulator = await require(request, *OVERSIGHT)
     return json_response(await genealogy.recall(request.app[DATABASE], regulator, await read_json(request)), status=201)
 
 
 @routes.get("/api/v1/recalls")
+@operation("Recalls, newest first (public)", tags=("supply",), query=PAGING, responses={200: ok("RecallList")})
 async def recalls(request: web.Request) -> web.Response:
     limit, offset = paging(request)
     return json_response({"recalls": await genealogy.list_recalls(request.app[DATABASE], limit, offset)})
 
 
 @routes.get("/api/v1/anomalies")
+@operation(
+    "Anomalies the analyzer found",
+    tags=("supply",),
+    auth=("bearer",),
+    query=(
+        Param("kind", schemas.text(40)),
+        Param("node", schemas.text(40)),
+        Param("enterprise", schemas.text(18)),
+        Param("trace_code", schemas.text(40)),
+        Param("since", schemas.TIME),
+        Param("until", schemas.TIME),
+        *PAGING,
+    ),
+    responses={200: ok("Anomalies")},
+)
 async def anomalies(request: web.Request) -> web.Response:
     await require(request, *OVERSIGHT)
     limit, offset = paging(request)
@@ -71,6 +109,9 @@ async def anomalies(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/enterprises")
+@operation(
+    "Every enterprise's credit rating", tags=("supply",), auth=("bearer",), query=PAGING, responses={200: ok("Ratings")}
+)
 async def enterprises(request: web.Request) -> web.Response:
     await require(request, *OVERSIGHT)
     limit, offset = paging(request)
@@ -78,12 +119,24 @@ async def enterprises(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/enterprises/{uscc}/credit")
+@operation(
+    "An enterprise's credit rating with its factors and history (public)",
+    tags=("supply",),
+    path=(Param("uscc", {"type": "string", "maxLength": 18}, where="path"),),
+    responses={200: ok("Credit")},
+)
 async def enterprise_credit(request: web.Request) -> web.Response:
     """Public: credit ratings are food-safety information the city plans publish."""
     return json_response(await credit.rating(request.app[DATABASE], request.match_info["uscc"]))
 
 
 @routes.get("/api/v1/packages/{code}")
+@operation(
+    "Where a case, box or unit sits in the packaging hierarchy",
+    tags=("supply",),
+    path=(Param("code", {"type": "string", "maxLength": 40}, where="path"),),
+    responses={200: ok("Package")},
+)
 async def package(request: web.Request) -> web.Response:
     """The drug packaging hierarchy around a code: the packages it is inside, and what it contains."""
     return json_response(await analyzer.find_package(request.app[DATABASE], request.match_info["code"]))

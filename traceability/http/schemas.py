@@ -1,0 +1,336 @@
+"""JSON Schemas (2020-12, as OpenAPI 3.1 uses them) of the native API's bodies and answers.
+
+Bounds come from :mod:`traceability.domain.limits`, the values the validators enforce. Request
+schemas say what the server accepts; answer schemas name the keys a client may rely on and their
+types, and leave room for keys added later (``additionalProperties`` is not closed on answers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traceability.domain import limits
+from traceability.domain.events import ACTIONS, BIZ_STEPS, DISPOSITIONS, DOCUMENT_TYPES, EVENT_TYPES, UNITS
+from traceability.domain.registry import NODE_TYPES, PRODUCT_CATEGORIES
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def text(max_len: int, **kw: Any) -> Schema:
+    """A text field: at most ``max_len`` characters, none of them control or invisible formatting characters."""
+    return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": limits.TEXT_PATTERN, **kw}
+
+
+def obj(required: dict[str, Any], optional: dict[str, Any] | None = None, *, closed: bool = False) -> Schema:
+    out: Schema = {"type": "object", "properties": {**required, **(optional or {})}, "required": sorted(required)}
+    if closed:
+        out["additionalProperties"] = False
+    return out
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def array(items: Schema, max_items: int | None = None) -> Schema:
+    out: Schema = {"type": "array", "items": items}
+    if max_items is not None:
+        out["maxItems"] = max_items
+    return out
+
+
+STRING: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+BOOL: Schema = {"type": "boolean"}
+ANY_OBJECT: Schema = {"type": "object"}
+UUID: Schema = {"type": "string", "format": "uuid", "description": "a UUID (urn:uuid: prefix allowed)"}
+TIME: Schema = {
+    "type": "string",
+    "pattern": limits.RFC3339_PATTERN,
+    "description": f"RFC 3339 with an offset, {limits.EARLIEST:%Y-%m-%d} or later",
+}
+DAY: Schema = {
+    "type": "string",
+    "pattern": limits.DATE_PATTERN,
+    "description": f"{limits.FIRST_DAY}..{limits.LAST_DAY}",
+}
+TRACE_CODE: Schema = {
+    "type": "string",
+    "pattern": r"^[1-8][0-9]{19}$",
+    "description": "20 digits: area code, serial, Damm check digit",
+}
+TRACE_CODE_IN: Schema = {
+    "type": "string",
+    "maxLength": 40,
+    "description": "20 digits with a valid check digit; spaces and dashes are ignored",
+}
+USCC: Schema = {"type": "string", "pattern": "^[0-9A-HJ-NPQRTUWXY]{18}$", "description": "统一社会信用代码"}
+HEX: Schema = {"type": "string", "pattern": "^[0-9a-f]*$"}
+QUANTITY_IN = obj({"value": limits.QUANTITY.schema(), "uom": {"enum": sorted(UNITS)}})
+QUANTITY_OUT = obj({"value": STRING, "uom": STRING})
+DOCUMENT_IN = obj(
+    {"type": {"enum": sorted(DOCUMENT_TYPES)}, "number": text(limits.DOCUMENT_NUMBER)},
+    {"issuer": text(limits.NAME)},
+)
+PARTY_IN = obj({}, {k: text(limits.NAME) for k in ("enterprise", "node", "name", "operator")}) | {"minProperties": 1}
+ATTRIBUTES: Schema = {
+    "type": "object",
+    "maxProperties": limits.MAX_ATTRIBUTE_KEYS,
+    "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_]{0,63}$"},
+    "description": (
+        f"category key data: text up to {limits.ATTRIBUTE_TEXT} characters, numbers within "
+        f"±{limits.MEASURE.hi} with at most {limits.MEASURE.places} decimal places, nested at most "
+        f"{limits.MAX_ATTRIBUTE_DEPTH} levels"
+    ),
+}
+COMMERCIAL_IN = obj(
+    {},
+    {
+        "unit_price": limits.UNIT_PRICE.schema(),
+        "amount": limits.AMOUNT.schema(),
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "buyer": text(limits.NAME),
+    },
+)
+
+EVENT_IN = obj(
+    {
+        "eventID": UUID,
+        "traceCode": TRACE_CODE_IN,
+        "bizStep": {"type": "string", "maxLength": 80, "examples": sorted(BIZ_STEPS)},
+        "eventTime": TIME,
+    },
+    {
+        "type": {"enum": sorted(EVENT_TYPES)},
+        "action": {"enum": sorted(ACTIONS)},
+        "disposition": {"type": "string", "maxLength": 80, "examples": sorted(DISPOSITIONS)},
+        "eventTimeZoneOffset": {"type": "string", "pattern": r"^[+-]\d{2}:\d{2}$"},
+        "node": text(limits.CODE),
+        "operator": text(limits.CODE),
+        "quantity": QUANTITY_IN,
+        "source": PARTY_IN,
+        "destination": PARTY_IN,
+        "documents": array(DOCUMENT_IN, limits.MAX_DOCUMENTS),
+        "commercial": COMMERCIAL_IN,
+        "attributes": ATTRIBUTES,
+        "errorDeclaration": obj(
+            {"reason": {"type": "string", "maxLength": 80}, "declaredEventID": UUID},
+            {"declarationTime": TIME, "correctiveEventIDs": array(UUID, limits.MAX_DOCUMENTS)},
+        ),
+        "parentID": {"type": "string", "pattern": "^[0-9A-Za-z]{8,40}$"},
+        "childEPCs": array({"type": "string", "pattern": "^[0-9A-Za-z]{8,40}$"}, 1000),
+    },
+)
+
+BATCH_IN = obj(
+    {"eventID": UUID, "quantity": QUANTITY_IN},
+    {
+        "product": text(32),
+        "gtin": {"type": "string", "pattern": "^[0-9]{8,14}$"},
+        "traceCode": TRACE_CODE_IN,
+        "produced_on": DAY,
+        "expires_on": DAY,
+        "eventTime": TIME,
+        "origin": obj({}, {"area_code": {"type": "string", "pattern": "^[1-8][0-9]{5}$"}, "place": text(limits.NAME)}),
+        "identifiers": array(
+            obj({"scheme": {"enum": ["gs1", "drug_code", "city_batch", "enterprise"]}}, {"value": text(64)}),
+            limits.MAX_DOCUMENTS,
+        ),
+        "documents": array(DOCUMENT_IN, limits.MAX_DOCUMENTS),
+        "attributes": ATTRIBUTES,
+    },
+)
+
+RECEIPT = obj(
+    {
+        "eventID": STRING,
+        "traceCode": TRACE_CODE,
+        "seq": INT,
+        "hash": HEX,
+        "prevHash": HEX,
+        "recordedAt": STRING,
+        "replayed": BOOL,
+    }
+)
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": obj(
+        {
+            "error": obj(
+                {"code": STRING, "message": STRING, "request_id": STRING, "field": nullable(STRING)}, closed=True
+            )
+        },
+        closed=True,
+    ),
+    "Event": EVENT_IN,
+    "EventList": {
+        "oneOf": [
+            obj({"events": array(ref("Event"))}),
+            array(ref("Event")),
+        ]
+    },
+    "Capture": {"anyOf": [ref("Event"), ref("EventList")]},
+    "BatchOpening": BATCH_IN,
+    "Receipt": RECEIPT,
+    "Receipts": obj({"receipts": array(ref("Receipt"))}),
+    "CaptureAnswer": {"anyOf": [ref("Receipt"), ref("Receipts")]},
+    "Opened": obj({"traceCode": TRACE_CODE, "url": STRING, "receipt": ref("Receipt"), "replayed": BOOL}),
+    "Transformation": obj(
+        {
+            "eventID": UUID,
+            "inputs": array(obj({"traceCode": TRACE_CODE_IN, "quantity": QUANTITY_IN}), limits.MAX_LIST),
+            "outputs": array(ref("BatchOutput"), 500),
+        },
+        {"bizStep": {"type": "string", "maxLength": 40}, "eventTime": TIME, "documents": array(DOCUMENT_IN, 20)},
+    ),
+    "BatchOutput": {**BATCH_IN, "required": ["quantity"]},
+    "Transformed": obj(
+        {
+            "transformationID": STRING,
+            "outputs": array(obj({"traceCode": TRACE_CODE, "url": STRING, "quantity": QUANTITY_OUT})),
+            "inputs": array(ref("Receipt")),
+            "replayed": BOOL,
+        }
+    ),
+    "RecallRequest": obj(
+        {"traceCode": TRACE_CODE_IN, "level": {"enum": ["I", "II", "III"]}, "reason": text(limits.LONG_TEXT)},
+        {"scope": text(limits.LONG_TEXT)},
+    ),
+    "Recall": obj(
+        {
+            "recall_id": INT,
+            "trace_code": TRACE_CODE,
+            "level": STRING,
+            "reason": STRING,
+            "issued_at": STRING,
+            "batches": array(TRACE_CODE),
+            "reached": array(ANY_OBJECT),
+            "enterprises": array(STRING),
+        }
+    ),
+    "RecallList": obj({"recalls": array(obj({"trace_code": TRACE_CODE, "level": STRING, "issued_at": STRING}))}),
+    "BatchView": obj(
+        {
+            "trace_code": TRACE_CODE,
+            "view": {"enum": ["public", "full"]},
+            "product": obj({"goods_code": STRING, "name": STRING, "category": STRING}),
+            "quantity": QUANTITY_OUT,
+            "events": array(
+                obj(
+                    {
+                        "event_id": STRING,
+                        "seq": INT,
+                        "hash": HEX,
+                        "prev_hash": HEX,
+                        "proof_url": STRING,
+                        "node": ANY_OBJECT,
+                    }
+                )
+            ),
+        }
+    ),
+    "Trace": obj(
+        {
+            "trace_code": TRACE_CODE,
+            "direction": {"enum": ["backward", "forward"]},
+            "batches": array(obj({"trace_code": TRACE_CODE, "depth": INT, "nodes": array(ANY_OBJECT)})),
+            "edges": array(obj({"from": TRACE_CODE, "to": TRACE_CODE, "transformation": STRING})),
+        }
+    ),
+    "Identifier": obj({"trace_code": TRACE_CODE, "url": STRING}),
+    "Anomalies": obj({"anomalies": array(obj({"kind": STRING})), "kinds": ANY_OBJECT}),
+    "Ratings": obj({"enterprises": array(obj({"uscc": STRING, "score": {"type": "number"}, "grade": STRING}))}),
+    "Credit": obj(
+        {
+            "uscc": STRING,
+            "name": STRING,
+            "score": {"type": "number"},
+            "grade": STRING,
+            "factors": {"type": ["array", "object"]},
+            "history": array(ANY_OBJECT),
+        }
+    ),
+    "Package": ANY_OBJECT,
+    "Registered": ANY_OBJECT,
+    "RegisteredList": obj({"items": array(ANY_OBJECT), "limit": INT, "offset": INT}),
+    "Enterprise": obj(
+        {"name": text(limits.NAME), "uscc": {"type": "string", "maxLength": 18}},
+        {
+            "name_en": text(limits.NAME),
+            "contact": text(limits.NAME),
+            "licences": {
+                "type": "object",
+                "maxProperties": limits.MAX_DOCUMENTS,
+                "additionalProperties": text(limits.DOCUMENT_NUMBER),
+            },
+        },
+    ),
+    "Node": obj(
+        {
+            "enterprise": {"type": "string", "maxLength": 18},
+            "type": {"enum": sorted(NODE_TYPES)},
+            "area_code": {"type": "string", "pattern": "^[1-8][0-9]{5}$"},
+            "name": text(limits.NAME),
+        },
+        {
+            "name_en": text(limits.NAME),
+            "address": text(limits.ADDRESS),
+            "latitude": limits.LATITUDE.schema(),
+            "longitude": limits.LONGITUDE.schema(),
+            "code": {"type": "string", "pattern": r"^[0-9A-Za-z\-_.]{1,40}$"},
+            "gln": {"type": "string", "pattern": "^[0-9]{13}$"},
+        },
+    ),
+    "Operator": obj(
+        {
+            "node": text(limits.CODE),
+            "code": {"type": "string", "pattern": r"^[0-9A-Za-z\-_.]{1,40}$"},
+            "name": text(limits.NAME),
+        },
+        {"stall_no": text(limits.CODE), "contact": text(limits.NAME)},
+    ),
+    "Product": obj(
+        {
+            "category": {"enum": sorted(PRODUCT_CATEGORIES)},
+            "goods_code": {"type": "string", "pattern": r"^[0-9A-Za-z\-]{1,32}$"},
+            "name": text(limits.NAME),
+        },
+        {
+            "name_en": text(limits.NAME),
+            "gtin": {"type": "string", "pattern": "^[0-9]{8,14}$"},
+            "default_uom": {"enum": sorted(UNITS)},
+            "shelf_life_days": {"type": "integer", "minimum": 1, "maximum": 36500},
+        },
+    ),
+    "Device": obj({"node": text(limits.CODE), "name": text(120)}, {"operator": text(limits.CODE)}),
+    "TokenRequest": obj(
+        {"role": {"enum": ["admin", "regulator", "enterprise"]}, "name": text(limits.NAME)},
+        {"enterprise": {"type": "string", "maxLength": 18}},
+    ),
+    "Token": obj({"id": INT, "role": STRING, "name": STRING, "credential": STRING}),
+    "Witness": obj({"name": text(limits.NAME), "verifier_key": text(400)}),
+    "Log": obj({"log_id": STRING, "origin": STRING, "public_key": STRING, "checkpoint": STRING}),
+    "Checkpoints": obj(
+        {"log_id": STRING, "origin": STRING, "checkpoints": array(obj({"size": INT})), "next": nullable(STRING)}
+    ),
+    "Proof": obj({"event_id": STRING, "leaf_index": INT, "checkpoint": ANY_OBJECT}),
+    "Consistency": obj({"log_id": STRING, "first": INT, "second": INT, "proof": array(STRING)}),
+    "Cosigned": obj({"accepted": {"type": ["array", "boolean", "integer"]}}),
+    "Enrolment": obj({"device": INT, "node": STRING, "code": STRING, "expiresAt": STRING}),
+    "Station": obj({"keyId": STRING, "device": ANY_OBJECT, "node": ANY_OBJECT}),
+    "StationKeys": obj({"items": array(obj({"keyId": STRING, "createdAt": STRING}))}),
+    "Revoked": obj({"revoked": {"type": ["array", "integer"]}}),
+    "Signatures": obj({"items": array(obj({"upload": INT, "keyId": STRING, "verified": BOOL}))}),
+    "EnrolRequest": obj({"publicKey": STRING, "code": text(64)}),
+    "KeyRotation": obj({"publicKey": STRING, "proof": STRING}),
+    "LeaseRequest": obj({}, {"blocks": {"type": "integer", "minimum": 1, "maximum": 20}}),
+    "Leases": obj(
+        {"blocks": array(obj({"blockNo": INT, "firstCode": TRACE_CODE, "lastCode": TRACE_CODE, "size": INT}))}
+    ),
+    "Lease": obj({"traceCode": TRACE_CODE, "status": {"enum": ["recorded", "syncing"]}, "node": ANY_OBJECT}),
+    "Health": obj({"status": {"const": "ok"}}),
+}
