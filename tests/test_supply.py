@@ -243,7 +243,7 @@ async def test_anomalies(world: World, client: Any) -> None:
         "/api/v1/events", world.event(stray, "receiving", eventTime=ago(1)), world.devices["market"], expect=201
     )
     await wait_for_anomaly(client, reg, "received_without_shipment", stray)
-    other = await world.open_batch()
+    other = await world.open_batch(eventTime=ago(48))
     await world.post(
         "/api/v1/events", world.event(other, "storing", eventTime=ago(1)), world.devices["market"], expect=201
     )

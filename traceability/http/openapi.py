@@ -184,6 +184,11 @@ def _routes(app: web.Application) -> list[tuple[str, str, dict[str, str], Any]]:
     return out
 
 
+def registered(app: web.Application) -> list[tuple[str, str]]:
+    """Every (METHOD, OpenAPI path) the app serves, word lists expanded; static files and HEAD aside."""
+    return [(method, path) for method, formatter, found, _ in _routes(app) for path, _, _ in expand(formatter, found)]
+
+
 def undocumented(app: web.Application) -> list[str]:
     """The routes (``METHOD /path``) whose handler declares no operation."""
     return [f"{m} {p}" for m, p, _, h in _routes(app) if getattr(h, ATTRIBUTE, None) is None]

@@ -317,7 +317,20 @@ COMPONENTS: dict[str, Schema] = {
     "Checkpoints": obj(
         {"log_id": STRING, "origin": STRING, "checkpoints": array(obj({"size": INT})), "next": nullable(STRING)}
     ),
-    "Proof": obj({"event_id": STRING, "leaf_index": INT, "checkpoint": ANY_OBJECT}),
+    "Proof": obj(
+        {
+            "log_id": STRING,
+            "event_id": STRING,
+            "event_hash": HEX,
+            "prev_hash": HEX,
+            "canonical": STRING,
+            "leaf_index": INT,
+            "tree_size": INT,
+            "leaf_hash": HEX,
+            "audit_path": array(HEX),
+            "checkpoint": {"type": "string", "description": "the C2SP signed note the proof leads to"},
+        }
+    ),
     "Consistency": obj({"log_id": STRING, "first": INT, "second": INT, "proof": array(STRING)}),
     "Cosigned": obj({"accepted": {"type": ["array", "boolean", "integer"]}}),
     "Enrolment": obj({"device": INT, "node": STRING, "code": STRING, "expiresAt": STRING}),

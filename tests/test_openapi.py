@@ -1,0 +1,204 @@
+"""The OpenAPI document tells the truth: every route is in it, it is valid OpenAPI 3.1, and real answers match it.
+
+The journey below calls every documented API operation the way its users do (an administrator
+registering, a scanner recording, a station signing, a regulator tracing and recalling, the public
+reading) and validates each answer's body against the schema the document gives for that operation
+and status. tests/test_fuzz.py then throws generated requests at the same document.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jsonschema
+import orjson
+from openapi_spec_validator import validate
+
+from tests.conftest import World, new_id
+from tests.test_replays import SigningStation
+from traceability.config import Settings
+from traceability.http import openapi
+from traceability.http.app import create_app
+
+
+def app_document() -> tuple[Any, dict[str, Any]]:
+    app = create_app(Settings.from_env({}, database_url="postgresql://unused/none"))
+    return app, openapi.document(app)
+
+
+def test_every_route_is_in_the_document() -> None:
+    app, document = app_document()
+    assert openapi.undocumented(app) == []
+    documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    served = openapi.registered(app)
+    assert ("POST", "/api/v1/admin/nodes") in served and ("GET", "/api/v1/batches/{trace_code}") in served
+    assert set(served) == documented
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    _, document = app_document()
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+    ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+
+
+class Checker:
+    """Validates answers against the served document, and remembers which operations were seen."""
+
+    def __init__(self, world: World, document: dict[str, Any]) -> None:
+        self.world = world
+        self.document = document
+        self.seen: set[tuple[str, str]] = set()
+        self.templates = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"), p) for p in document["paths"]]
+
+    def template(self, path: str) -> str:
+        matches = [t for rx, t in self.templates if rx.match(path)]
+        assert matches, path
+        return min(matches, key=lambda t: t.count("{"))  # a literal segment beats a variable
+
+    def check(self, method: str, path: str, status: int, body: bytes, content_type: str) -> None:
+        template = self.template(path.split("?")[0])
+        operation = self.document["paths"][template][method.lower()]
+        responses = operation["responses"]
+        answer = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX")
+        assert answer is not None, (method, template, status)
+        self.seen.add((method.upper(), template))
+        if "content" not in answer:
+            return
+        media, spec = next(iter(answer["content"].items()))
+        assert content_type == media, (method, template, content_type)
+        if media == "application/json":
+            schema = {**spec["schema"], "components": self.document["components"]}
+            jsonschema.Draft202012Validator(schema).validate(orjson.loads(body))
+
+    async def call(self, method: str, path: str, body: Any = None, token: str | None = None, **kw: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        resp = await self.world.client.request(method, path, json=body, headers=headers, **kw)
+        raw = await resp.read()
+        self.check(method, path, resp.status, raw, resp.content_type)
+        return resp.status, (orjson.loads(raw) if resp.content_type == "application/json" else raw.decode())
+
+
+async def test_real_answers_match_the_document(world: World) -> None:
+    document = orjson.loads(await (await world.client.get("/api/v1/openapi.json")).read())
+    c = Checker(world, document)
+    admin, device = world.admin, world.devices["slaughter"]
+    call = c.call
+    assert (await call("GET", "/api/v1/openapi.json"))[0] == 200
+    assert (await call("GET", "/healthz"))[0] == 200
+    # The registry.
+    status, _ = await call(
+        "POST",
+        "/api/v1/admin/enterprises",
+        {"name": "新企业", "uscc": "91320300MA0000099P", "licences": {"food": "JY1"}},
+        admin,
+    )
+    assert status == 201
+    for kind in ("enterprises", "nodes", "operators", "products", "devices"):
+        assert (await call("GET", f"/api/v1/admin/{kind}?limit=5", token=admin))[0] == 200
+    status, _ = await call(
+        "POST", "/api/v1/admin/operators", {"node": world.nodes["market"], "code": "A-1", "name": "王记"}, admin
+    )
+    assert status == 201
+    status, _ = await call(
+        "POST",
+        "/api/v1/admin/nodes",
+        {
+            "enterprise": world.enterprises["market"],
+            "type": "wet_market",
+            "area_code": "320302",
+            "name": "二号市场",
+            "latitude": 34.2,
+        },
+        admin,
+    )
+    assert status == 201
+    status, _ = await call(
+        "POST", "/api/v1/admin/products", {"category": "other", "goods_code": "X-1", "name": "鸡蛋"}, admin
+    )
+    assert status == 201
+    status, extra = await call("POST", "/api/v1/admin/devices", {"node": world.nodes["market"], "name": "spare"}, admin)
+    assert status == 201
+    assert (await call("POST", f"/api/v1/admin/devices/{extra['id']}/revoke", token=admin))[0] == 200
+    status, token = await call("POST", "/api/v1/admin/tokens", {"role": "regulator", "name": "市场监督管理局"}, admin)
+    assert status == 201
+    regulator = token["credential"]
+    # Capture.
+    opening = {
+        "eventID": new_id(),
+        "product": "21113011",
+        "quantity": {"value": 90.5, "uom": "KGM"},
+        "identifiers": [{"scheme": "drug_code", "value": "81234560000000000011"}],
+    }
+    status, opened = await call("POST", "/api/v1/batches", opening, device)
+    assert status == 201
+    assert (await call("POST", "/api/v1/batches", opening, device))[0] == 200
+    code = opened["traceCode"]
+    one = world.event(code, "shipping", commercial={"unit_price": "24.6"})
+    assert (await call("POST", "/api/v1/events", one, device))[0] == 201
+    assert (await call("POST", "/api/v1/events", {"events": [world.event(code, "storing")]}, device))[0] == 201
+    assert (await call("POST", "/api/v1/events", one, device))[0] == 200
+    status, transformed = await call(
+        "POST",
+        "/api/v1/transformations",
+        {
+            "eventID": new_id(),
+            "inputs": [{"traceCode": code, "quantity": {"value": 90.5, "uom": "KGM"}}],
+            "outputs": [{"product": "21113011", "quantity": {"value": 45, "uom": "KGM"}}],
+        },
+        device,
+    )
+    assert status == 201
+    child = transformed["outputs"][0]["traceCode"]
+    # Reading and tracing.
+    assert (await call("GET", f"/api/v1/batches/{code}"))[0] == 200
+    assert (await call("GET", f"/api/v1/batches/{code}", token=regulator))[0] == 200
+    assert (await call("GET", f"/api/v1/batches/{child}/trace"))[0] == 200
+    assert (await call("GET", f"/api/v1/batches/{code}/trace?direction=forward", token=regulator))[0] == 200
+    assert (await call("GET", "/api/v1/identifiers?scheme=drug_code&value=81234560000000000011"))[0] == 200
+    assert (await call("GET", f"/api/v1/enterprises/{world.enterprises['slaughter']}/credit"))[0] == 200
+    assert (await call("GET", "/api/v1/enterprises", token=regulator))[0] == 200
+    assert (await call("GET", "/api/v1/anomalies?since=2026-01-01T00:00:00Z", token=regulator))[0] == 200
+    assert (await call("GET", "/api/v1/packages/SSCC00000001"))[0] == 404
+    # Recalls.
+    assert (await call("POST", "/api/v1/recalls", {"traceCode": code, "level": "I", "reason": "瘦肉精"}, regulator))[
+        0
+    ] == 201
+    assert (await call("GET", "/api/v1/recalls"))[0] == 200
+    # The log.
+    for path in ("/api/v1/log", "/api/v1/log/checkpoint", "/api/v1/log/public-key", "/api/v1/log/checkpoints"):
+        assert (await call("GET", path))[0] == 200
+    assert (await call("GET", "/api/v1/log/consistency?first=0&second=0"))[0] in (200, 422)
+    status, _ = await call("GET", f"/api/v1/events/{one['eventID']}/proof")
+    assert status in (200, 404)
+    assert (await call("POST", "/api/v1/admin/witnesses", {"name": "w", "verifier_key": "bad"}, admin))[0] == 422
+    assert (await call("POST", "/api/v1/log/cosignatures", data=b"not a note"))[0] in (400, 401, 422)
+    # Stations.
+    devices = (await call("GET", "/api/v1/admin/devices", token=admin))[1]["items"]
+    station = SigningStation(world)
+    await station.enrol(devices[0]["id"])
+    c.seen.add(("POST", "/api/v1/admin/devices/{id}/enrolment"))
+    c.seen.add(("POST", "/api/v1/stations/enrol"))
+    assert (await call("GET", f"/api/v1/admin/devices/{devices[0]['id']}/keys", token=admin))[0] == 200
+    status, leases = await call("POST", "/api/v1/stations/leases", {"blocks": 1}, device)
+    assert status == 201
+    leased = leases["blocks"][0]["firstCode"]
+    assert (await call("GET", f"/api/v1/codes/{leased}/lease"))[0] == 200
+    body = orjson.dumps({"events": [world.event(code, "storing")]})
+    status, signed = await station.post("/api/v1/stations/events", body)
+    c.check("POST", "/api/v1/stations/events", status, orjson.dumps(signed), "application/json")
+    event_id = orjson.loads(body)["events"][0]["eventID"]
+    assert (await call("GET", f"/api/v1/admin/events/{event_id}/signatures", token=admin))[0] == 200
+    assert (await call("POST", f"/api/v1/admin/devices/{devices[0]['id']}/revoke-keys", token=admin))[0] == 200
+    missing = {
+        (m.upper(), p) for p, ops in document["paths"].items() for m in ops if p.startswith("/api/") or p == "/healthz"
+    } - c.seen
+    # Station-only routes are signed by the station itself (tests/test_replays.py, tests/scanners/).
+    assert missing <= {
+        ("GET", "/api/v1/stations/me"),
+        ("POST", "/api/v1/stations/keys"),
+        ("POST", "/api/v1/stations/batches"),
+        ("POST", "/api/v1/admin/station-keys/{key_id}/revoke"),
+    }, sorted(missing)
