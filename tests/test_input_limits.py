@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.conftest import World, new_id
 from tests.test_api_errors import assert_error
+from traceability import errors
+from traceability.storage.database import translate
 
 HUGE = "99999999999999999999"  # 20 digits: beyond a signed (and an unsigned) 64-bit integer
 
@@ -257,3 +260,17 @@ async def test_a_malformed_event_id_in_the_signatures_path_is_refused(world: Wor
     assert_error(await resp.json(), "invalid_field", "event_id", "UUID")
     resp = await world.client.get(f"/api/v1/admin/events/{new_id()}/signatures", headers=world.auth(world.admin))
     assert resp.status == 200 and (await resp.json()) == {"items": []}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.NumericValueOutOfRangeError("value overflows numeric format"),
+        asyncpg.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00'),
+        asyncpg.DatetimeFieldOverflowError("date/time field value out of range"),
+    ],
+)
+def test_a_value_the_database_cannot_store_is_still_a_422(error: Exception) -> None:
+    """Behind every bound, a safety net: were one missing, the client would get a 422, not a 500."""
+    translated = translate(error)
+    assert isinstance(translated, errors.InvalidField) and translated.status == 422

@@ -75,6 +75,14 @@ _UNAVAILABLE = (
     asyncpg.InternalClientError,
 )
 _CONTENTION = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+# Values PostgreSQL cannot store: every input has a bound checked before it gets here (domain/limits.py), so
+# one of these means a bound is missing. The client still gets the 422 its input deserves, never a 500.
+_OUT_OF_RANGE = (
+    asyncpg.NumericValueOutOfRangeError,
+    asyncpg.CharacterNotInRepertoireError,
+    asyncpg.DatetimeFieldOverflowError,
+    asyncpg.UntranslatableCharacterError,
+)
 # What the driver raises: the server's errors, its own, and the socket's.
 DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
 
@@ -87,6 +95,8 @@ def translate(exc: Exception) -> errors.TraceError:
     - a serialization failure, a deadlock, a raced key (:data:`RACED_KEYS`): :class:`Contention`
       (503 when retries run out);
     - a key in :data:`TAKEN_KEYS`: :class:`AlreadyExists` naming the field (409);
+    - a value PostgreSQL cannot store (numeric out of range, NUL or an untranslatable character, a
+      timestamp overflow): :class:`InvalidField` (422), logged, since a bound in ``domain/limits.py`` is missing;
     - anything else (a bug of ours: bad SQL, a value of the wrong type, a violated constraint no
       caller expects): a logged 500.
     """
@@ -101,6 +111,9 @@ def translate(exc: Exception) -> errors.TraceError:
     elif isinstance(exc, _CONTENTION):
         log.info("storage.collided", error=type(exc).__name__)
         return errors.Contention()
+    elif isinstance(exc, _OUT_OF_RANGE):
+        log.error("storage.value_refused", error=type(exc).__name__, sqlstate=exc.sqlstate)
+        return errors.InvalidField("a value in this request is outside what the ledger can store")
     elif isinstance(exc, _UNAVAILABLE) and not isinstance(exc, asyncpg.DataError):
         log.error("storage.unavailable", error=type(exc).__name__)
         return errors.StorageUnavailable()
