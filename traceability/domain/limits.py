@@ -146,8 +146,9 @@ _BAD = re.compile(
 
 
 TEXT_PATTERN = (
-    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u202a-\\u202e"
-    "\\u2060-\\u2064\\u2066-\\u206f\\u2028\\u2029\\ufeff\\ud800-\\uf8ff]*$"
+    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891"
+    "\\u08e2\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\u2028\\u2029"
+    "\\ufeff\\ufff9-\\ufffb\\ud800-\\uf8ff]*$"
 )
 """The same refusal as a JSON Schema pattern (the characters of the Basic Multilingual Plane)."""
 
