@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from traceability.domain import limits, tracecode
+from traceability.domain import bounds, tracecode
 from traceability.domain.events import parse_documents, parse_quantity, parse_time
 from traceability.domain.fields import Fields, canonical_object, offset_text, utc_ms
 from traceability.domain.registry import area_name, validate_gtin
@@ -80,8 +80,8 @@ def date_field(f: Fields, key: str) -> date | None:
     if raw is None:
         return None
     try:
-        return limits.parse_day(raw)
-    except limits.TimeFormatError as exc:
+        return bounds.parse_day(raw)
+    except bounds.TimeFormatError as exc:
         f.fail(key, str(exc))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from traceability.domain import limits, tracecode
+from traceability.domain import bounds, tracecode
 from traceability.domain.fields import (
     FieldError,
     Fields,
@@ -139,8 +139,8 @@ DOCUMENT_TYPES = frozenset(
 
 _BIZSTEP_PREFIXES = ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-")
 _DISP_PREFIXES = ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-")
-MAX_FUTURE = limits.MAX_FUTURE
-EARLIEST = limits.EARLIEST
+MAX_FUTURE = bounds.MAX_FUTURE
+EARLIEST = bounds.EARLIEST
 DEFAULT_ACTION = {"commissioning": "ADD", "destroying": "DELETE", "decommissioning": "DELETE"}
 
 
@@ -180,8 +180,8 @@ def parse_time(f: Fields, key: str, now: datetime) -> datetime:
     """An RFC 3339 time with a zone offset, from 2000 on, not more than five minutes in the future."""
     raw = f.text(key, max_len=40)
     try:
-        moment = limits.parse_rfc3339(raw)
-    except limits.TimeFormatError as exc:
+        moment = bounds.parse_rfc3339(raw)
+    except bounds.TimeFormatError as exc:
         f.fail(key, str(exc))
     if moment > now + MAX_FUTURE:
         f.fail(key, "is more than five minutes in the future")
@@ -192,11 +192,11 @@ def before_opening(event_time: datetime, opened_at: datetime) -> str | None:
     """Why an event is dated too long before its batch's opening (by the opening's own stated time), or None.
 
     Clocks disagree: a station that recorded offline keeps its own times, and a device set to the wrong
-    zone is hours off, so up to :data:`~traceability.domain.limits.OPENING_TOLERANCE` earlier is accepted.
+    zone is hours off, so up to :data:`~traceability.domain.bounds.OPENING_TOLERANCE` earlier is accepted.
     """
-    if event_time >= opened_at - limits.OPENING_TOLERANCE:
+    if event_time >= opened_at - bounds.OPENING_TOLERANCE:
         return None
-    hours = int(limits.OPENING_TOLERANCE.total_seconds() // 3600)
+    hours = int(bounds.OPENING_TOLERANCE.total_seconds() // 3600)
     return (
         f"is {utc_ms(event_time)}, more than {hours} hours before the batch was opened ({utc_ms(opened_at)}); "
         "check the device's clock and time zone"
@@ -209,7 +209,7 @@ def parse_quantity(f: Fields, key: str = "quantity", *, required: bool = False) 
     if q is None:
         return None
     q.only(QUANTITY_FIELDS)
-    value = q.number("value", limits.QUANTITY)
+    value = q.number("value", bounds.QUANTITY)
     assert value is not None
     uom = q.text("uom", max_len=16)
     if uom not in UNITS:
@@ -255,7 +255,7 @@ def parse_commercial(f: Fields) -> dict[str, str] | None:
         return None
     c.only(COMMERCIAL_FIELDS)
     out: dict[str, str] = {}
-    for k, bound in (("unit_price", limits.UNIT_PRICE), ("amount", limits.AMOUNT)):
+    for k, bound in (("unit_price", bounds.UNIT_PRICE), ("amount", bounds.AMOUNT)):
         if (n := c.number(k, bound, required=False)) is not None:
             out[k] = decimal_text(n)
     currency = c.text("currency", required=False, max_len=3)
@@ -285,7 +285,7 @@ def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
         f.fail("action", "must be ADD, OBSERVE or DELETE")
     event_time = parse_time(f, "eventTime", now)
     offset = f.text("eventTimeZoneOffset", required=False, max_len=6) or offset_text(event_time)
-    if not limits.OFFSET.fullmatch(offset):
+    if not bounds.OFFSET.fullmatch(offset):
         f.fail("eventTimeZoneOffset", "must be an offset from -14:00 to +14:00 such as +08:00")
     if event_time.utcoffset() and offset != offset_text(event_time):
         # A time in UTC (Z) may say in which zone it happened; a local time must not contradict it.

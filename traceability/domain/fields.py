@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, TypeVar
 
-from traceability.domain import limits
+from traceability.domain import bounds
 
 T = TypeVar("T")
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -87,7 +87,7 @@ class Fields:
             if required:
                 self.fail(key, "must not be empty")
             return None
-        if (problem := limits.text_problem(value, max_len)) is not None:
+        if (problem := bounds.text_problem(value, max_len)) is not None:
             self.fail(key, problem)
         return value
 
@@ -98,7 +98,7 @@ class Fields:
         return value
 
     def integer(
-        self, key: str, *, required: bool = True, lo: int = -limits.INT64_MAX - 1, hi: int = limits.INT64_MAX
+        self, key: str, *, required: bool = True, lo: int = -bounds.INT64_MAX - 1, hi: int = bounds.INT64_MAX
     ) -> Any:
         """A whole number in ``lo..hi`` (by default anything a signed 64-bit integer holds)."""
         value = self.get(key, required)
@@ -112,13 +112,13 @@ class Fields:
             self.fail(key, f"must be at most {hi}")
         return value
 
-    def number(self, key: str, bound: limits.Number, *, required: bool = True) -> Decimal | None:
+    def number(self, key: str, bound: bounds.Number, *, required: bool = True) -> Decimal | None:
         """A decimal within ``bound`` (range, decimal places, significant digits), from a JSON number or string."""
         value = self.get(key, required)
         if value is None:
             return None
-        if isinstance(value, str) and len(value) > limits.MAX_NUMBER_TEXT:
-            self.fail(key, f"must be a number of at most {limits.MAX_NUMBER_TEXT} characters")
+        if isinstance(value, str) and len(value) > bounds.MAX_NUMBER_TEXT:
+            self.fail(key, f"must be a number of at most {bounds.MAX_NUMBER_TEXT} characters")
         d = to_decimal(value)
         if d is None:
             self.fail(key, "must be a number")
@@ -176,11 +176,11 @@ def canonical_value(f: Fields, key: str, value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        if (problem := limits.text_problem(value, limits.ATTRIBUTE_TEXT)) is not None:
+        if (problem := bounds.text_problem(value, bounds.ATTRIBUTE_TEXT)) is not None:
             f.fail(key, problem)
         return value
     if isinstance(value, int):
-        if (problem := limits.whole_problem(value, -limits.INT64_MAX - 1)) is not None:
+        if (problem := bounds.whole_problem(value, -bounds.INT64_MAX - 1)) is not None:
             f.fail(key, problem)
         if abs(value) > 2**53:
             return str(value)
@@ -189,14 +189,14 @@ def canonical_value(f: Fields, key: str, value: Any, depth: int) -> Any:
         d = to_decimal(value)
         if d is None:
             f.fail(key, "must be a finite number")
-        if (problem := limits.MEASURE.problem(d)) is not None:
+        if (problem := bounds.MEASURE.problem(d)) is not None:
             f.fail(key, problem)
         return decimal_text(d)
-    if depth >= limits.MAX_ATTRIBUTE_DEPTH:
-        f.fail(key, f"nests too deep (at most {limits.MAX_ATTRIBUTE_DEPTH} levels)")
+    if depth >= bounds.MAX_ATTRIBUTE_DEPTH:
+        f.fail(key, f"nests too deep (at most {bounds.MAX_ATTRIBUTE_DEPTH} levels)")
     if isinstance(value, list):
-        if len(value) > limits.MAX_ATTRIBUTE_ITEMS:
-            f.fail(key, f"must have at most {limits.MAX_ATTRIBUTE_ITEMS} items")
+        if len(value) > bounds.MAX_ATTRIBUTE_ITEMS:
+            f.fail(key, f"must have at most {bounds.MAX_ATTRIBUTE_ITEMS} items")
         return [canonical_value(f, f"{key}[{i}]", v, depth + 1) for i, v in enumerate(value)]
     if isinstance(value, dict):
         return canonical_object(f, key, value, depth + 1)
@@ -204,8 +204,8 @@ def canonical_value(f: Fields, key: str, value: Any, depth: int) -> Any:
 
 
 def canonical_object(f: Fields, key: str, value: dict[str, Any], depth: int) -> dict[str, Any]:
-    if len(value) > limits.MAX_ATTRIBUTE_KEYS:
-        f.fail(key, f"must have at most {limits.MAX_ATTRIBUTE_KEYS} keys")
+    if len(value) > bounds.MAX_ATTRIBUTE_KEYS:
+        f.fail(key, f"must have at most {bounds.MAX_ATTRIBUTE_KEYS} keys")
     out: dict[str, Any] = {}
     for k, v in value.items():
         if not _KEY.fullmatch(k):

@@ -16,7 +16,7 @@ from stdnum import ean, numdb
 from stdnum.cn import uscc as _uscc
 from stdnum.exceptions import ValidationError
 
-from traceability.domain import limits
+from traceability.domain import bounds
 from traceability.domain.fields import Fields
 
 # MOFCOM circulation node types (肉菜流通追溯体系) plus origin bases and the drug chain.
@@ -138,12 +138,12 @@ def parse_enterprise(body: Any) -> EnterpriseIn:
     code = f.check("uscc", f.text("uscc", max_len=18), validate_uscc)
     licences_raw = f.obj("licences", required=False) or {}
     licences: dict[str, str] = {}
-    if len(licences_raw) > limits.MAX_DOCUMENTS:
-        f.fail("licences", f"must have at most {limits.MAX_DOCUMENTS} licences")
+    if len(licences_raw) > bounds.MAX_DOCUMENTS:
+        f.fail("licences", f"must have at most {bounds.MAX_DOCUMENTS} licences")
     for key, val in licences_raw.items():
-        if limits.text_problem(key, 40) is not None or not key.strip():
+        if bounds.text_problem(key, 40) is not None or not key.strip():
             f.fail("licences", "keys name a licence kind: 1-40 characters, no control or invisible characters")
-        if not isinstance(val, str) or not val.strip() or limits.text_problem(val, limits.DOCUMENT_NUMBER):
+        if not isinstance(val, str) or not val.strip() or bounds.text_problem(val, bounds.DOCUMENT_NUMBER):
             f.fail(f"licences.{key}", "must be a licence number (text, at most 64 characters, no control characters)")
         licences[key] = val.strip()
     return EnterpriseIn(
@@ -162,8 +162,8 @@ def parse_node(body: Any) -> NodeIn:
     area = f.text("area_code", max_len=6)
     if area_name(area) is None:
         f.fail("area_code", "must be a 6-digit GB/T 2260 administrative area code, e.g. 320300")
-    lat = f.number("latitude", limits.LATITUDE, required=False)
-    lon = f.number("longitude", limits.LONGITUDE, required=False)
+    lat = f.number("latitude", bounds.LATITUDE, required=False)
+    lon = f.number("longitude", bounds.LONGITUDE, required=False)
     code = f.text("code", required=False, max_len=40)
     if code is not None and not _CODE.fullmatch(code):
         f.fail("code", "may hold letters, digits, '-', '_' and '.' only")

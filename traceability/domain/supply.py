@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from traceability.domain import limits, tracecode
+from traceability.domain import bounds, tracecode
 from traceability.domain.batches import BatchDraft, date_field, parse_batch
 from traceability.domain.events import BIZ_STEPS, parse_documents, parse_quantity, parse_time
 from traceability.domain.fields import FieldError, Fields, utc_ms
@@ -98,8 +98,8 @@ def check_inspection(content: dict[str, Any], prefix: str = "") -> bool | None:
     attrs = content.get("attributes", {})
     f = Fields(attrs, f"{prefix}attributes.")
     result: str | None = f.choice("result", {"pass", "fail"}, required=False)
-    value = f.number("value", limits.MEASURE, required=False)
-    limit = f.number("limit", limits.MEASURE, required=False)
+    value = f.number("value", bounds.MEASURE, required=False)
+    limit = f.number("limit", bounds.MEASURE, required=False)
     if value is not None and limit is not None and value > limit and result == "pass":
         f.fail("result", f"cannot be pass: value {value} exceeds limit {limit}")
     if result is None and content.get("disposition") == "non_conformant":

@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from traceability import errors
-from traceability.domain import limits
+from traceability.domain import bounds
 from traceability.domain.fields import Fields
 from traceability.http import params, schemas
 from traceability.http.auth import optional_principal, require
@@ -20,7 +20,7 @@ from traceability.services.validation import fields
 routes = web.RouteTableDef()
 OPENAPI = web.AppKey("openapi", bytes)
 """The document, serialised once the app's routes are all added (:func:`traceability.http.app.create_app`)."""
-DEVICE_ID = Param("id", {"type": "integer", "minimum": 1, "maximum": limits.INT64_MAX}, "a device id", where="path")
+DEVICE_ID = Param("id", {"type": "integer", "minimum": 1, "maximum": bounds.INT64_MAX}, "a device id", where="path")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -144,7 +144,7 @@ async def create_token(request: web.Request) -> web.Response:
     with fields():
         f = Fields(await read_json(request))
         role = f.choice("role", frozenset(principals.ROLES))
-        name = f.text("name", max_len=limits.NAME)
+        name = f.text("name", max_len=bounds.NAME)
         enterprise = f.text("enterprise", required=False, max_len=18)
     token, token_id = await principals.create_token(request.app[DATABASE], role, name, enterprise)
     return json_response(

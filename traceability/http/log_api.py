@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from traceability import errors
-from traceability.domain import limits
+from traceability.domain import bounds
 from traceability.http import params, schemas
 from traceability.http.api import json_response, read_json
 from traceability.http.auth import require
@@ -16,7 +16,7 @@ from traceability.services import transparency
 routes = web.RouteTableDef()
 NOTE = "text/plain"
 SIGNED_NOTE = Response("a C2SP signed note", {"type": "string"}, media_type=NOTE)
-SIZE = {"type": "integer", "minimum": 0, "maximum": limits.INT64_MAX}
+SIZE = {"type": "integer", "minimum": 0, "maximum": bounds.INT64_MAX}
 
 
 @routes.get("/api/v1/log/checkpoint")
@@ -151,8 +151,8 @@ async def register_witness(request: web.Request) -> web.Response:
         or not isinstance(body.get("verifier_key"), str)
     ):
         raise errors.InvalidField("name and verifier_key are required strings", field="verifier_key")
-    for key, max_len in (("name", limits.NAME), ("verifier_key", 400)):
-        if (problem := limits.text_problem(body[key], max_len)) is not None:
+    for key, max_len in (("name", bounds.NAME), ("verifier_key", 400)):
+        if (problem := bounds.text_problem(body[key], max_len)) is not None:
             raise errors.InvalidField(f"{key}: {problem}", field=key)
     return json_response(
         await transparency.register_witness(request.app[DATABASE], body["name"], body["verifier_key"]), status=201

@@ -8,7 +8,7 @@ Each route handler carries its operation, so the document cannot forget a route 
 
 :func:`document` walks the application's router and joins each route (method and path, as
 registered) with its declaration; the request and response schemas are components in
-:mod:`traceability.http.schemas`, whose bounds come from :mod:`traceability.domain.limits`, the same
+:mod:`traceability.http.schemas`, whose bounds come from :mod:`traceability.domain.bounds`, the same
 values the validators enforce. :func:`undocumented` names the routes without a declaration; a test
 keeps it empty, validates real responses against the document and fuzzes the app with it.
 
@@ -62,11 +62,15 @@ class Response:
     schema: Mapping[str, Any] | None = None
     media_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
+    html: bool = False
+    """A page: the answer is HTML, or its JSON twin (``schema``) with ``?format=json``."""
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"description": self.description}
         if self.schema is not None:
             out["content"] = {self.media_type: {"schema": dict(self.schema)}}
+        if self.html:
+            out.setdefault("content", {})["text/html"] = {"schema": {"type": "string"}}
         if self.headers:
             out["headers"] = {k: {"description": v, "schema": {"type": "string"}} for k, v in self.headers.items()}
         return out
@@ -244,13 +248,44 @@ def document(app: web.Application, *, title: str = "traceability", version: str 
 
 
 def page_params(default: int = 100, maximum: int = 1000) -> tuple[Param, Param]:
-    from traceability.domain import limits
+    from traceability.domain import bounds
 
     return (
         Param("limit", {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}, "page size"),
-        Param("offset", {"type": "integer", "minimum": 0, "maximum": limits.INT64_MAX, "default": 0}, "items to skip"),
+        Param("offset", {"type": "integer", "minimum": 0, "maximum": bounds.INT64_MAX, "default": 0}, "items to skip"),
     )
 
 
 PAGING = page_params()
+TWIN = (
+    Param("format", {"enum": ["json"]}, "the page's JSON twin instead of the page"),
+    Param("lang", {"enum": ["zh", "en"]}, "the page's language (remembered in a cookie)"),
+)
+SEE_OTHER = Response("redirected (a signed-in form, a typed code, a page that needs signing in first)")
+
+
+def page(
+    summary: str,
+    twin: str | None = None,
+    *,
+    status: int = 200,
+    auth: tuple[str, ...] = (),
+    query: tuple[Param, ...] = (),
+    path: tuple[Param, ...] = (),
+    form: Mapping[str, Any] | None = None,
+) -> Operation:
+    """A page: HTML, or its JSON twin (the component ``twin``) with ``?format=json``; may redirect (303)."""
+    answer = Response("the page, or its JSON twin", schemas.ref(twin) if twin else {"type": "object"}, html=True)
+    return Operation(
+        summary,
+        ("pages",),
+        {status: answer, 303: SEE_OTHER},
+        auth=auth,
+        query=(*query, *TWIN),
+        path=path,
+        body=form,
+        body_type="application/x-www-form-urlencoded" if form is not None else "application/json",
+    )
+
+
 TRACE_CODE_PATH = Param("trace_code", schemas.TRACE_CODE_IN, "a trace code", where="path")

@@ -2,8 +2,8 @@
 
 :func:`bounded_input` (a middleware) refuses, for every route at once, a query parameter or path
 segment that holds a character no text field accepts (NUL, other control characters, bidirectional
-overrides, zero-width characters: :func:`traceability.domain.limits.bad_character`) or is longer than
-:data:`~traceability.domain.limits.MAX_QUERY_VALUE`. The helpers below read one value each and
+overrides, zero-width characters: :func:`traceability.domain.bounds.bad_character`) or is longer than
+:data:`~traceability.domain.bounds.MAX_QUERY_VALUE`. The helpers below read one value each and
 answer a 422 ``invalid_field`` naming the parameter when it is malformed or out of range.
 """
 
@@ -15,7 +15,7 @@ from datetime import datetime
 from aiohttp import web
 
 from traceability import errors
-from traceability.domain import limits
+from traceability.domain import bounds
 from traceability.http.middleware import Handler
 
 
@@ -23,25 +23,25 @@ from traceability.http.middleware import Handler
 async def bounded_input(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse unreadable query parameters and path segments before any route sees them."""
     for name, value in (*request.query.items(), *request.match_info.items()):
-        problem = limits.text_problem(name, limits.QUERY_TEXT) or limits.text_problem(value, limits.MAX_QUERY_VALUE)
+        problem = bounds.text_problem(name, bounds.QUERY_TEXT) or bounds.text_problem(value, bounds.MAX_QUERY_VALUE)
         if problem is not None:
-            field = name if limits.text_problem(name, limits.QUERY_TEXT) is None else "query"
+            field = name if bounds.text_problem(name, bounds.QUERY_TEXT) is None else "query"
             raise errors.InvalidField(f"{field}: {problem}", field=field)
     return await handler(request)
 
 
-def text(request: web.Request, name: str, max_len: int = limits.QUERY_TEXT) -> str | None:
+def text(request: web.Request, name: str, max_len: int = bounds.QUERY_TEXT) -> str | None:
     """The stripped text of query parameter ``name`` (None if absent or empty), at most ``max_len`` characters."""
     raw = request.query.get(name, "").strip()
     if not raw:
         return None
-    if (problem := limits.text_problem(raw, max_len)) is not None:
+    if (problem := bounds.text_problem(raw, max_len)) is not None:
         raise errors.InvalidField(f"{name}: {problem}", field=name)
     return raw
 
 
 def whole(
-    request: web.Request, name: str, default: int | None = None, *, lo: int = 0, hi: int = limits.INT64_MAX
+    request: web.Request, name: str, default: int | None = None, *, lo: int = 0, hi: int = bounds.INT64_MAX
 ) -> int:
     """Query parameter ``name`` as a whole number in ``lo..hi`` (ASCII digits only); ``default`` when absent."""
     raw = request.query.get(name)
@@ -57,12 +57,12 @@ def _whole(name: str, raw: str, lo: int, hi: int) -> int:
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
         raise errors.InvalidField(f"{name}: must be a whole number from {lo} to {hi}", field=name)
     value = int(raw)
-    if (problem := limits.whole_problem(value, lo, hi)) is not None:
+    if (problem := bounds.whole_problem(value, lo, hi)) is not None:
         raise errors.InvalidField(f"{name}: {problem}", field=name)
     return value
 
 
-def paging(request: web.Request, default_limit: int = 100, max_limit: int = limits.MAX_PAGE) -> tuple[int, int]:
+def paging(request: web.Request, default_limit: int = 100, max_limit: int = bounds.MAX_PAGE) -> tuple[int, int]:
     """``limit`` (1..``max_limit``) and ``offset`` (0 up to a 64-bit integer) from the query string."""
     return whole(request, "limit", default_limit, lo=1, hi=max_limit), whole(request, "offset", 0)
 
@@ -73,14 +73,14 @@ def moment(request: web.Request, name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        return limits.parse_rfc3339(raw)
-    except limits.TimeFormatError as exc:
+        return bounds.parse_rfc3339(raw)
+    except bounds.TimeFormatError as exc:
         raise errors.InvalidField(f"{name}: {exc}", field=name) from None
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
     """A numeric id from the path (its route matches digits only), within a signed 64-bit integer."""
-    return _whole(name, request.match_info[name], 1, limits.INT64_MAX)
+    return _whole(name, request.match_info[name], 1, bounds.INT64_MAX)
 
 
 def path_uuid(request: web.Request, name: str) -> str:

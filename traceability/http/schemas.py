@@ -1,6 +1,6 @@
 """JSON Schemas (2020-12, as OpenAPI 3.1 uses them) of the native API's bodies and answers.
 
-Bounds come from :mod:`traceability.domain.limits`, the values the validators enforce. Request
+Bounds come from :mod:`traceability.domain.bounds`, the values the validators enforce. Request
 schemas say what the server accepts; answer schemas name the keys a client may rely on and their
 types, and leave room for keys added later (``additionalProperties`` is not closed on answers).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traceability.domain import limits
+from traceability.domain import bounds
 from traceability.domain.events import ACTIONS, BIZ_STEPS, DISPOSITIONS, DOCUMENT_TYPES, EVENT_TYPES, UNITS
 from traceability.domain.registry import NODE_TYPES, PRODUCT_CATEGORIES
 
@@ -22,7 +22,7 @@ def ref(name: str) -> Schema:
 
 def text(max_len: int, **kw: Any) -> Schema:
     """A text field: at most ``max_len`` characters, none of them control or invisible formatting characters."""
-    return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": limits.TEXT_PATTERN, **kw}
+    return {"type": "string", "minLength": 1, "maxLength": max_len, "pattern": bounds.TEXT_PATTERN, **kw}
 
 
 def obj(required: dict[str, Any], optional: dict[str, Any] | None = None, *, closed: bool = False) -> Schema:
@@ -50,13 +50,13 @@ ANY_OBJECT: Schema = {"type": "object"}
 UUID: Schema = {"type": "string", "format": "uuid", "description": "a UUID (urn:uuid: prefix allowed)"}
 TIME: Schema = {
     "type": "string",
-    "pattern": limits.RFC3339_PATTERN,
-    "description": f"RFC 3339 with an offset, {limits.EARLIEST:%Y-%m-%d} or later",
+    "pattern": bounds.RFC3339_PATTERN,
+    "description": f"RFC 3339 with an offset, {bounds.EARLIEST:%Y-%m-%d} or later",
 }
 DAY: Schema = {
     "type": "string",
-    "pattern": limits.DATE_PATTERN,
-    "description": f"{limits.FIRST_DAY}..{limits.LAST_DAY}",
+    "pattern": bounds.DATE_PATTERN,
+    "description": f"{bounds.FIRST_DAY}..{bounds.LAST_DAY}",
 }
 TRACE_CODE: Schema = {
     "type": "string",
@@ -70,30 +70,30 @@ TRACE_CODE_IN: Schema = {
 }
 USCC: Schema = {"type": "string", "pattern": "^[0-9A-HJ-NPQRTUWXY]{18}$", "description": "统一社会信用代码"}
 HEX: Schema = {"type": "string", "pattern": "^[0-9a-f]*$"}
-QUANTITY_IN = obj({"value": limits.QUANTITY.schema(), "uom": {"enum": sorted(UNITS)}})
+QUANTITY_IN = obj({"value": bounds.QUANTITY.schema(), "uom": {"enum": sorted(UNITS)}})
 QUANTITY_OUT = obj({"value": STRING, "uom": STRING})
 DOCUMENT_IN = obj(
-    {"type": {"enum": sorted(DOCUMENT_TYPES)}, "number": text(limits.DOCUMENT_NUMBER)},
-    {"issuer": text(limits.NAME)},
+    {"type": {"enum": sorted(DOCUMENT_TYPES)}, "number": text(bounds.DOCUMENT_NUMBER)},
+    {"issuer": text(bounds.NAME)},
 )
-PARTY_IN = obj({}, {k: text(limits.NAME) for k in ("enterprise", "node", "name", "operator")}) | {"minProperties": 1}
+PARTY_IN = obj({}, {k: text(bounds.NAME) for k in ("enterprise", "node", "name", "operator")}) | {"minProperties": 1}
 ATTRIBUTES: Schema = {
     "type": "object",
-    "maxProperties": limits.MAX_ATTRIBUTE_KEYS,
+    "maxProperties": bounds.MAX_ATTRIBUTE_KEYS,
     "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_]{0,63}$"},
     "description": (
-        f"category key data: text up to {limits.ATTRIBUTE_TEXT} characters, numbers within "
-        f"±{limits.MEASURE.hi} with at most {limits.MEASURE.places} decimal places, nested at most "
-        f"{limits.MAX_ATTRIBUTE_DEPTH} levels"
+        f"category key data: text up to {bounds.ATTRIBUTE_TEXT} characters, numbers within "
+        f"±{bounds.MEASURE.hi} with at most {bounds.MEASURE.places} decimal places, nested at most "
+        f"{bounds.MAX_ATTRIBUTE_DEPTH} levels"
     ),
 }
 COMMERCIAL_IN = obj(
     {},
     {
-        "unit_price": limits.UNIT_PRICE.schema(),
-        "amount": limits.AMOUNT.schema(),
+        "unit_price": bounds.UNIT_PRICE.schema(),
+        "amount": bounds.AMOUNT.schema(),
         "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-        "buyer": text(limits.NAME),
+        "buyer": text(bounds.NAME),
     },
 )
 
@@ -109,17 +109,17 @@ EVENT_IN = obj(
         "action": {"enum": sorted(ACTIONS)},
         "disposition": {"type": "string", "maxLength": 80, "examples": sorted(DISPOSITIONS)},
         "eventTimeZoneOffset": {"type": "string", "pattern": r"^[+-]\d{2}:\d{2}$"},
-        "node": text(limits.CODE),
-        "operator": text(limits.CODE),
+        "node": text(bounds.CODE),
+        "operator": text(bounds.CODE),
         "quantity": QUANTITY_IN,
         "source": PARTY_IN,
         "destination": PARTY_IN,
-        "documents": array(DOCUMENT_IN, limits.MAX_DOCUMENTS),
+        "documents": array(DOCUMENT_IN, bounds.MAX_DOCUMENTS),
         "commercial": COMMERCIAL_IN,
         "attributes": ATTRIBUTES,
         "errorDeclaration": obj(
             {"reason": {"type": "string", "maxLength": 80}, "declaredEventID": UUID},
-            {"declarationTime": TIME, "correctiveEventIDs": array(UUID, limits.MAX_DOCUMENTS)},
+            {"declarationTime": TIME, "correctiveEventIDs": array(UUID, bounds.MAX_DOCUMENTS)},
         ),
         "parentID": {"type": "string", "pattern": "^[0-9A-Za-z]{8,40}$"},
         "childEPCs": array({"type": "string", "pattern": "^[0-9A-Za-z]{8,40}$"}, 1000),
@@ -135,12 +135,12 @@ BATCH_IN = obj(
         "produced_on": DAY,
         "expires_on": DAY,
         "eventTime": TIME,
-        "origin": obj({}, {"area_code": {"type": "string", "pattern": "^[1-8][0-9]{5}$"}, "place": text(limits.NAME)}),
+        "origin": obj({}, {"area_code": {"type": "string", "pattern": "^[1-8][0-9]{5}$"}, "place": text(bounds.NAME)}),
         "identifiers": array(
             obj({"scheme": {"enum": ["gs1", "drug_code", "city_batch", "enterprise"]}}, {"value": text(64)}),
-            limits.MAX_DOCUMENTS,
+            bounds.MAX_DOCUMENTS,
         ),
-        "documents": array(DOCUMENT_IN, limits.MAX_DOCUMENTS),
+        "documents": array(DOCUMENT_IN, bounds.MAX_DOCUMENTS),
         "attributes": ATTRIBUTES,
     },
 )
@@ -182,7 +182,7 @@ COMPONENTS: dict[str, Schema] = {
     "Transformation": obj(
         {
             "eventID": UUID,
-            "inputs": array(obj({"traceCode": TRACE_CODE_IN, "quantity": QUANTITY_IN}), limits.MAX_LIST),
+            "inputs": array(obj({"traceCode": TRACE_CODE_IN, "quantity": QUANTITY_IN}), bounds.MAX_LIST),
             "outputs": array(ref("BatchOutput"), 500),
         },
         {"bizStep": {"type": "string", "maxLength": 40}, "eventTime": TIME, "documents": array(DOCUMENT_IN, 20)},
@@ -197,8 +197,8 @@ COMPONENTS: dict[str, Schema] = {
         }
     ),
     "RecallRequest": obj(
-        {"traceCode": TRACE_CODE_IN, "level": {"enum": ["I", "II", "III"]}, "reason": text(limits.LONG_TEXT)},
-        {"scope": text(limits.LONG_TEXT)},
+        {"traceCode": TRACE_CODE_IN, "level": {"enum": ["I", "II", "III"]}, "reason": text(bounds.LONG_TEXT)},
+        {"scope": text(bounds.LONG_TEXT)},
     ),
     "Recall": obj(
         {
@@ -258,14 +258,14 @@ COMPONENTS: dict[str, Schema] = {
     "Registered": ANY_OBJECT,
     "RegisteredList": obj({"items": array(ANY_OBJECT), "limit": INT, "offset": INT}),
     "Enterprise": obj(
-        {"name": text(limits.NAME), "uscc": {"type": "string", "maxLength": 18}},
+        {"name": text(bounds.NAME), "uscc": {"type": "string", "maxLength": 18}},
         {
-            "name_en": text(limits.NAME),
-            "contact": text(limits.NAME),
+            "name_en": text(bounds.NAME),
+            "contact": text(bounds.NAME),
             "licences": {
                 "type": "object",
-                "maxProperties": limits.MAX_DOCUMENTS,
-                "additionalProperties": text(limits.DOCUMENT_NUMBER),
+                "maxProperties": bounds.MAX_DOCUMENTS,
+                "additionalProperties": text(bounds.DOCUMENT_NUMBER),
             },
         },
     ),
@@ -274,45 +274,45 @@ COMPONENTS: dict[str, Schema] = {
             "enterprise": {"type": "string", "maxLength": 18},
             "type": {"enum": sorted(NODE_TYPES)},
             "area_code": {"type": "string", "pattern": "^[1-8][0-9]{5}$"},
-            "name": text(limits.NAME),
+            "name": text(bounds.NAME),
         },
         {
-            "name_en": text(limits.NAME),
-            "address": text(limits.ADDRESS),
-            "latitude": limits.LATITUDE.schema(),
-            "longitude": limits.LONGITUDE.schema(),
+            "name_en": text(bounds.NAME),
+            "address": text(bounds.ADDRESS),
+            "latitude": bounds.LATITUDE.schema(),
+            "longitude": bounds.LONGITUDE.schema(),
             "code": {"type": "string", "pattern": r"^[0-9A-Za-z\-_.]{1,40}$"},
             "gln": {"type": "string", "pattern": "^[0-9]{13}$"},
         },
     ),
     "Operator": obj(
         {
-            "node": text(limits.CODE),
+            "node": text(bounds.CODE),
             "code": {"type": "string", "pattern": r"^[0-9A-Za-z\-_.]{1,40}$"},
-            "name": text(limits.NAME),
+            "name": text(bounds.NAME),
         },
-        {"stall_no": text(limits.CODE), "contact": text(limits.NAME)},
+        {"stall_no": text(bounds.CODE), "contact": text(bounds.NAME)},
     ),
     "Product": obj(
         {
             "category": {"enum": sorted(PRODUCT_CATEGORIES)},
             "goods_code": {"type": "string", "pattern": r"^[0-9A-Za-z\-]{1,32}$"},
-            "name": text(limits.NAME),
+            "name": text(bounds.NAME),
         },
         {
-            "name_en": text(limits.NAME),
+            "name_en": text(bounds.NAME),
             "gtin": {"type": "string", "pattern": "^[0-9]{8,14}$"},
             "default_uom": {"enum": sorted(UNITS)},
             "shelf_life_days": {"type": "integer", "minimum": 1, "maximum": 36500},
         },
     ),
-    "Device": obj({"node": text(limits.CODE), "name": text(120)}, {"operator": text(limits.CODE)}),
+    "Device": obj({"node": text(bounds.CODE), "name": text(120)}, {"operator": text(bounds.CODE)}),
     "TokenRequest": obj(
-        {"role": {"enum": ["admin", "regulator", "enterprise"]}, "name": text(limits.NAME)},
+        {"role": {"enum": ["admin", "regulator", "enterprise"]}, "name": text(bounds.NAME)},
         {"enterprise": {"type": "string", "maxLength": 18}},
     ),
     "Token": obj({"id": INT, "role": STRING, "name": STRING, "credential": STRING}),
-    "Witness": obj({"name": text(limits.NAME), "verifier_key": text(400)}),
+    "Witness": obj({"name": text(bounds.NAME), "verifier_key": text(400)}),
     "Log": obj({"log_id": STRING, "origin": STRING, "public_key": STRING, "checkpoint": STRING}),
     "Checkpoints": obj(
         {"log_id": STRING, "origin": STRING, "checkpoints": array(obj({"size": INT})), "next": nullable(STRING)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from traceability import errors, i18n
-from traceability.domain import limits
+from traceability.domain import bounds
 from traceability.http import params, schemas
 from traceability.http.api import json_response, paging, read_json
 from traceability.http.auth import optional_principal, require
@@ -97,7 +97,7 @@ async def anomalies(request: web.Request) -> web.Response:
     items = await analyzer.list_anomalies(
         request.app[DATABASE],
         kind=kind,
-        node=params.text(request, "node", limits.CODE),
+        node=params.text(request, "node", bounds.CODE),
         enterprise=params.text(request, "enterprise", 18),
         trace_code=params.text(request, "trace_code", 40),
         since=params.moment(request, "since"),

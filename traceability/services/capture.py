@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from traceability import errors
-from traceability.domain import limits, stations, tracecode
+from traceability.domain import bounds, stations, tracecode
 from traceability.domain.access import Principal
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, before_opening, parse_event_list
@@ -124,7 +124,7 @@ async def _append_one(
                 private,
                 d.biz_step in SALE_STEPS,
                 chain.CHAIN_TAG,
-                limits.OPENING_TOLERANCE,
+                bounds.OPENING_TOLERANCE,
             )
     except errors.Contention:  # the event id is taken (a replay?) or a collision: the general path decides
         return None

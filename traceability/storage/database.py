@@ -75,7 +75,7 @@ _UNAVAILABLE = (
     asyncpg.InternalClientError,
 )
 _CONTENTION = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
-# Values PostgreSQL cannot store: every input has a bound checked before it gets here (domain/limits.py), so
+# Values PostgreSQL cannot store: every input has a bound checked before it gets here (domain/bounds.py), so
 # one of these means a bound is missing. The client still gets the 422 its input deserves, never a 500.
 _OUT_OF_RANGE = (
     asyncpg.NumericValueOutOfRangeError,
@@ -96,7 +96,7 @@ def translate(exc: Exception) -> errors.TraceError:
       (503 when retries run out);
     - a key in :data:`TAKEN_KEYS`: :class:`AlreadyExists` naming the field (409);
     - a value PostgreSQL cannot store (numeric out of range, NUL or an untranslatable character, a
-      timestamp overflow): :class:`InvalidField` (422), logged, since a bound in ``domain/limits.py`` is missing;
+      timestamp overflow): :class:`InvalidField` (422), logged, since a bound in ``domain/bounds.py`` is missing;
     - anything else (a bug of ours: bad SQL, a value of the wrong type, a violated constraint no
       caller expects): a logged 500.
     """

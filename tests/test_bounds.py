@@ -1,4 +1,4 @@
-"""The bounds themselves (traceability/domain/limits.py), as pure functions: they never raise on what they judge,
+"""The bounds themselves (traceability/domain/bounds.py), as pure functions: they never raise on what they judge,
 what they accept has a short canonical form, and the refused characters are exactly the Unicode categories named."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traceability.domain import limits
+from traceability.domain import bounds
 from traceability.domain.fields import decimal_text
 
-BOUNDS = [limits.QUANTITY, limits.UNIT_PRICE, limits.AMOUNT, limits.LATITUDE, limits.LONGITUDE, limits.MEASURE]
+BOUNDS = [bounds.QUANTITY, bounds.UNIT_PRICE, bounds.AMOUNT, bounds.LATITUDE, bounds.LONGITUDE, bounds.MEASURE]
 REFUSED = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
 
 
 @given(st.decimals(allow_nan=False, allow_infinity=False), st.sampled_from(BOUNDS))
-def test_a_bound_judges_any_decimal_and_what_it_accepts_is_short(value: Decimal, bound: limits.Number) -> None:
+def test_a_bound_judges_any_decimal_and_what_it_accepts_is_short(value: Decimal, bound: bounds.Number) -> None:
     if bound.problem(value) is None:
         text = decimal_text(value)
         assert len(text) <= 1 + 16 + 1 + bound.places  # sign, integer digits, point, places
@@ -29,32 +29,32 @@ def test_a_bound_judges_any_decimal_and_what_it_accepts_is_short(value: Decimal,
 @given(st.integers(min_value=-(10**6), max_value=10**6), st.integers(min_value=-(10**6), max_value=10**6))
 def test_huge_exponents_are_judged_without_arithmetic(digits: int, exponent: int) -> None:
     value = Decimal(f"{digits}e{exponent}")
-    problem = limits.QUANTITY.problem(value)
+    problem = bounds.QUANTITY.problem(value)
     if abs(exponent) > 20 and digits not in (0,):
         assert problem is not None
 
 
 def test_places_and_digits() -> None:
-    q = limits.QUANTITY
+    q = bounds.QUANTITY
     assert q.problem(Decimal("12.500000000")) is None  # trailing zeros are not places
     assert q.problem(Decimal("1E+3")) is None
     assert q.problem(Decimal("0.0000001")) == "has 7 decimal places; at most 6 are kept"
     assert q.problem(Decimal("123456789012.123456")) is None  # 18 digits: the most a decimal has
-    assert limits.MEASURE.problem(Decimal("1234567.123456789012")) == "has more than 18 significant digits"
+    assert bounds.MEASURE.problem(Decimal("1234567.123456789012")) == "has more than 18 significant digits"
     assert q.problem(Decimal("-0.5")) == "must not be negative"
     assert q.problem(Decimal("1e1000000")) == "must be between 0 and 1000000000000"
 
 
 def test_refused_characters_are_exactly_the_categories_named() -> None:
     """Over every code point: the fast pattern and Unicode's own categories agree (unassigned ones aside)."""
-    pattern = re.compile(limits.TEXT_PATTERN)
+    pattern = re.compile(bounds.TEXT_PATTERN)
     mismatched = []
     for cp in range(sys.maxunicode + 1):
         char = chr(cp)
         category = unicodedata.category(char)
         if category == "Cn":
             continue
-        refused = limits.bad_character(char) is not None
+        refused = bounds.bad_character(char) is not None
         if refused != (category in REFUSED):
             mismatched.append(f"U+{cp:04X} {category}")
         if cp <= 0xFFFF and refused != (pattern.fullmatch(char) is None):
@@ -63,8 +63,8 @@ def test_refused_characters_are_exactly_the_categories_named() -> None:
 
 
 def test_text_problems_name_the_character() -> None:
-    assert limits.text_problem("徐州\u202e肉联厂", 200) == (
+    assert bounds.text_problem("徐州\u202e肉联厂", 200) == (
         "must not contain control or invisible formatting characters (found U+202E at position 2)"
     )
-    assert limits.text_problem("x" * 201, 200) == "must be at most 200 characters"
-    assert limits.text_problem("王记鲜肉 A-012 (东门)", 200) is None
+    assert bounds.text_problem("x" * 201, 200) == "must be at most 200 characters"
+    assert bounds.text_problem("王记鲜肉 A-012 (东门)", 200) is None
