@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import World, new_id
 from tests.test_api_errors import assert_error
-from traceability.domain import limits
+from traceability.domain import bounds
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -45,8 +45,8 @@ def at(hours_ago: float, tz: timezone = CHINA) -> str:
     ],
 )
 def test_only_rfc_3339_is_accepted(raw: str) -> None:
-    with pytest.raises(limits.TimeFormatError):
-        limits.parse_rfc3339(raw)
+    with pytest.raises(bounds.TimeFormatError):
+        bounds.parse_rfc3339(raw)
 
 
 @pytest.mark.parametrize(
@@ -60,12 +60,12 @@ def test_only_rfc_3339_is_accepted(raw: str) -> None:
     ],
 )
 def test_rfc_3339_forms(raw: str, utc: str) -> None:
-    assert limits.parse_rfc3339(raw).astimezone(UTC).isoformat() == utc
+    assert bounds.parse_rfc3339(raw).astimezone(UTC).isoformat() == utc
 
 
 @given(st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 31), timezones=st.just(CHINA)))
 def test_every_time_python_writes_in_rfc_3339_reads_back(moment: datetime) -> None:
-    assert limits.parse_rfc3339(moment.isoformat()) == moment
+    assert bounds.parse_rfc3339(moment.isoformat()) == moment
 
 
 @pytest.mark.parametrize("raw", ["20261130T140933+0000", "2026-W48-1T12:00:00+00:00", "2026-11-30T14+00:00"])
