@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from traceability import errors, i18n
+from traceability.domain import bounds
 from traceability.domain.access import Principal
 from traceability.domain.registry import NODE_TYPES
 from traceability.services import analyzer, credit, genealogy, history, transparency
@@ -20,14 +21,23 @@ def _day(raw: str | None, field: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise errors.InvalidField(f"{field} must be a date such as 2026-11-22", field=field) from None
+        return bounds.parse_day(raw)
+    except bounds.TimeFormatError as exc:
+        raise errors.InvalidField(f"{field}: {exc}", field=field) from None
+
+
+def _filters(query: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
+    """The console's filters, stripped; one longer than a filter may be is refused, not cut short."""
+    q = {k: (query.get(k) or "").strip() for k in keys}
+    for k, v in q.items():
+        if (problem := bounds.text_problem(v, bounds.QUERY_TEXT)) is not None:
+            raise errors.InvalidField(f"{k}: {problem}", field=k)
+    return q
 
 
 async def search_batches(db: Database, query: dict[str, str]) -> dict[str, Any]:
     """Batches matching a regulator's filters (product, enterprise, node, dates); a trace code goes straight to it."""
-    q = {k: (query.get(k) or "").strip()[:100] for k in ("code", "product", "enterprise", "node", "from", "to")}
+    q = _filters(query, ("code", "product", "enterprise", "node", "from", "to"))
     if q["code"]:
         return {"query": q, "redirect": history.valid_code(q["code"]), "results": []}
     since, until = _day(q["from"], "from"), _day(q["to"], "to")
@@ -95,7 +105,7 @@ async def list_recalls(db: Database) -> dict[str, Any]:
 
 async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
     """Anomalies the analyzer found, filtered by kind, node, enterprise, trace code and detection date."""
-    q = {k: (query.get(k) or "").strip()[:100] for k in ("kind", "node", "enterprise", "code", "from", "to")}
+    q = _filters(query, ("kind", "node", "enterprise", "code", "from", "to"))
     if q["kind"] and q["kind"] not in analyzer.KINDS:
         raise errors.InvalidField(f"kind must be one of: {', '.join(analyzer.KINDS)}", field="kind")
     since, until = _day(q["from"], "from"), _day(q["to"], "to")
