@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import re
 import threading
 import time
 import uuid
@@ -34,12 +35,16 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.failures import FailureGroup
 
 from tests.conftest import admin_token, make_uscc
 from tests.scanners.conftest import free_port
+from tests.web.conftest import REGULATOR
 from traceability.config import Settings
 from traceability.domain import stations
 from traceability.http.app import create_app
+from traceability.services import accounts
+from traceability.storage.database import open_database
 
 BUDGET = 60.0
 """Seconds of fuzzing in all, shared equally among the operations and both kinds of input."""
@@ -145,6 +150,17 @@ class World:
             timeout=30,
         )
         assert resp.status_code == 201, resp.text
+        # The console's session, so its pages are fuzzed behind the sign-in too.
+        form = self.http.get(self.url + "/console/login", timeout=30).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf is not None
+        signed = self.http.post(
+            self.url + "/console/login",
+            data={"csrf": csrf.group(1), "name": REGULATOR[0], "password": REGULATOR[1]},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert signed.status_code == 303, signed.text
         for _ in range(3):
             opened = self.call(
                 "POST",
@@ -188,6 +204,9 @@ def served(db_url: str, tmp_path: Path) -> Iterator[ServedApp]:
 
 @pytest.fixture
 async def admin(db_url: str) -> AsyncIterator[str]:
+    """An administrator's credential, and a regulator's console account (REGULATOR) on the same ledger."""
+    async with open_database(Settings.from_env({}, database_url=db_url)) as db:
+        await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1])
     yield await admin_token(db_url)
 
 
@@ -223,7 +242,7 @@ def fuzz(
         statuses[response.status_code] += 1
         try:
             case.validate_response(response, checks=CHECKS)
-        except Exception as exc:  # collect them all, report them together
+        except (Exception, FailureGroup) as exc:  # collect them all, report them together
             failures.append(f"{case.method} {case.formatted_path} → {response.status_code}: {exc}"[:2000])
 
     started = time.monotonic()

@@ -35,6 +35,10 @@ from traceability.http import schemas
 F = TypeVar("F", bound=Callable[..., Any])
 ATTRIBUTE = "__openapi__"
 ERROR = {"description": "the error shape", "content": {"application/json": {"schema": schemas.ref("Error")}}}
+PAGE_ERROR = {
+    "description": "the page naming the problem, or the error shape on its JSON twin",
+    "content": {"text/html": {"schema": {"type": "string"}}, "application/json": {"schema": schemas.ref("Error")}},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,8 @@ class Operation:
     body: Mapping[str, Any] | None = None
     body_type: str = "application/json"
     description: str = ""
+    page: bool = False
+    """Errors come as a page (HTML) unless the JSON twin was asked for."""
 
     def as_json(self, method: str, path: str, variables: Mapping[str, str]) -> dict[str, Any]:
         declared = {p.name: p for p in self.path}
@@ -110,7 +116,7 @@ class Operation:
             "tags": list(self.tags),
             "parameters": parameters,
             "responses": {str(status): r.as_json() for status, r in sorted(self.responses.items())}
-            | {"4XX": ERROR, "503": ERROR},
+            | ({"4XX": PAGE_ERROR, "503": PAGE_ERROR} if self.page else {"4XX": ERROR, "503": ERROR}),
         }
         if self.description:
             out["description"] = self.description
@@ -135,6 +141,16 @@ def operation(
     declared: Operation | Mapping[str, Operation] = (
         variants if variants is not None else Operation(summary, tags, responses or {200: ok()}, **kw)
     )
+
+    def attach(handler: F) -> F:
+        setattr(handler, ATTRIBUTE, declared)
+        return handler
+
+    return attach
+
+
+def declare(declared: Operation | Mapping[str, Operation]) -> Callable[[F], F]:
+    """Declare a handler's operation built elsewhere (:func:`page`), or one per word of its path's word list."""
 
     def attach(handler: F) -> F:
         setattr(handler, ATTRIBUTE, declared)
@@ -273,18 +289,23 @@ def page(
     query: tuple[Param, ...] = (),
     path: tuple[Param, ...] = (),
     form: Mapping[str, Any] | None = None,
+    form_type: str = "application/x-www-form-urlencoded",
+    more: Mapping[int, Response] | None = None,
 ) -> Operation:
-    """A page: HTML, or its JSON twin (the component ``twin``) with ``?format=json``; may redirect (303)."""
+    """A page: HTML, or its JSON twin (the component ``twin``) with ``?format=json``; may redirect (303).
+
+    A form a page posts is ``form`` (its fields; every form carries the session's ``csrf`` token)."""
     answer = Response("the page, or its JSON twin", schemas.ref(twin) if twin else {"type": "object"}, html=True)
     return Operation(
         summary,
         ("pages",),
-        {status: answer, 303: SEE_OTHER},
+        {status: answer, 303: SEE_OTHER, **(more or {})},
         auth=auth,
         query=(*query, *TWIN),
         path=path,
         body=form,
-        body_type="application/x-www-form-urlencoded" if form is not None else "application/json",
+        body_type=form_type if form is not None else "application/json",
+        page=True,
     )
 
 

@@ -12,8 +12,10 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.epcis import document as epcis_document
+from traceability.http import schemas
 from traceability.http.api import json_response
 from traceability.http.keys import DATABASE, LOG, SETTINGS
+from traceability.http.openapi import Operation, Param, Response, declare, page
 from traceability.http.pages import language, sessions
 from traceability.http.pages.render import NO_STORE, Context, PageRoutes, answer
 from traceability.services import accounts, epcis_query, history
@@ -22,6 +24,24 @@ from traceability.services.views import batch as batch_views
 from traceability.services.views import console as views
 
 routes = PageRoutes()
+CODE = Param("code", {"type": "string", "maxLength": 64}, "a trace code", where="path")
+SESSION = ("session",)
+FILTERS = (
+    *(Param(k, schemas.text(100)) for k in ("product", "enterprise", "node")),
+    Param("from", schemas.DAY, "from this day (China Standard Time)"),
+    Param("to", schemas.DAY, "to this day"),
+)
+SIGN_IN = {
+    "type": "object",
+    "properties": {
+        "csrf": {"type": "string"},
+        "name": {"type": "string"},
+        "password": {"type": "string"},
+        "next": {"type": "string"},
+    },
+    "required": ["csrf", "name", "password"],
+}
+CSRF_ONLY = {"type": "object", "properties": {"csrf": {"type": "string"}}, "required": ["csrf"]}
 
 # The console's sections: (path, catalogue key of its name).
 NAV = (
@@ -50,6 +70,7 @@ async def _answer(
 
 
 @routes.get("/console/login")
+@declare(page("The console's sign-in form"))
 async def console_login_form(request: web.Request) -> web.Response:
     if await sessions.current(request, sessions.CONSOLE_COOKIE, "console") is not None:
         raise web.HTTPSeeOther("/console")
@@ -57,6 +78,7 @@ async def console_login_form(request: web.Request) -> web.Response:
 
 
 @routes.post("/console/login")
+@declare(page("Sign in to the console (name and password)", form=SIGN_IN))
 async def console_login(request: web.Request) -> web.Response:
     form = await sessions.read_form(request)
     sessions.check_pre_csrf(request, form)
@@ -73,6 +95,7 @@ async def console_login(request: web.Request) -> web.Response:
 
 
 @routes.post("/console/logout")
+@declare(page("Sign out of the console", auth=SESSION, form=CSRF_ONLY))
 async def console_logout(request: web.Request) -> web.Response:
     session = await console_session(request)
     sessions.check_csrf(session, await sessions.read_form(request))
@@ -83,6 +106,13 @@ async def console_logout(request: web.Request) -> web.Response:
 
 
 @routes.get("/console")
+@declare(
+    page(
+        "Search batches by code, product, enterprise, node and dates",
+        auth=SESSION,
+        query=(Param("code", schemas.text(100)), *FILTERS),
+    )
+)
 async def console_search(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     try:
@@ -96,6 +126,7 @@ async def console_search(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/console/batches/{code}")
+@declare(page("A batch's full record: events with prices, genealogy, recall form", auth=SESSION, path=(CODE,)))
 async def console_batch(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     code = history.valid_code(request.match_info["code"])
@@ -104,6 +135,26 @@ async def console_batch(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/console/batches/{code}/export.{fmt:csv|json}")
+@declare(
+    {
+        fmt: Operation(
+            f"A batch's record as {fmt.upper()} for a regulator's request",
+            ("pages",),
+            {
+                200: Response(
+                    "the export (an attachment)",
+                    {"type": "string"} if fmt == "csv" else {"type": "object"},
+                    media_type=media,
+                ),
+                303: Response("sign in first"),
+            },
+            auth=SESSION,
+            path=(CODE,),
+            page=True,
+        )
+        for fmt, media in (("csv", "text/csv"), ("json", "application/json"))
+    }
+)
 async def console_export(request: web.Request) -> web.Response:
     """The batch's events as a download: a sortable spreadsheet (CSV) or the full view (JSON)."""
     session = await console_session(request)
@@ -121,6 +172,16 @@ async def console_export(request: web.Request) -> web.Response:
 
 
 @routes.get("/console/batches/{code}/export.epcis.jsonld")
+@declare(
+    Operation(
+        "A batch and its genealogy as an EPCIS 2.0 EPCISDocument (the full view)",
+        ("pages", "epcis"),
+        {200: Response("the EPCISDocument (an attachment)", {"type": "object"}, media_type="application/ld+json")},
+        auth=SESSION,
+        path=(CODE,),
+        page=True,
+    )
+)
 async def console_export_epcis(request: web.Request) -> web.Response:
     """The batch, every batch it came from and went into, as an EPCIS 2.0 EPCISDocument (the full view)."""
     session = await console_session(request)
@@ -136,6 +197,7 @@ async def console_export_epcis(request: web.Request) -> web.Response:
 
 
 @routes.get("/console/enterprises")
+@declare(page("The enterprise register with credit ratings", auth=SESSION))
 async def console_register(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     overview = await views.register_overview(request.app[DATABASE])
@@ -143,6 +205,7 @@ async def console_register(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/console/log")
+@declare(page("The transparency log's state: checkpoints, witnesses, backlog", auth=SESSION))
 async def console_log(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     status = await views.log_status(request.app[DATABASE], request.app[LOG])
@@ -150,13 +213,30 @@ async def console_log(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/console/batches/{code}/recall")
+@declare(
+    page(
+        "Recall this batch and everything made from it",
+        status=201,
+        auth=SESSION,
+        path=(CODE,),
+        form={
+            **CSRF_ONLY,
+            "properties": {
+                "csrf": {"type": "string"},
+                "level": {"enum": ["I", "II", "III"]},
+                "reason": {"type": "string"},
+                "scope": {"type": "string"},
+            },
+        },
+    )
+)
 async def console_recall(request: web.Request) -> web.StreamResponse:
     """Issue a recall of this batch and everything made from it; show who is affected."""
     session = await console_session(request)
     form = await sessions.read_form(request)
     sessions.check_csrf(session, form)
     code = history.valid_code(request.match_info["code"])
-    fields = {k: str(form.get(k, ""))[:500] for k in ("level", "reason", "scope")}
+    fields = {k: str(form.get(k, "")) for k in ("level", "reason", "scope")}  # bounded by the recall's own checks
     db = request.app[DATABASE]
     try:
         result = await views.issue_recall(db, session.principal, {"code": code, **fields})
@@ -172,6 +252,7 @@ async def console_recall(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/console/recalls")
+@declare(page("Recalls issued", auth=SESSION))
 async def console_recalls(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     data = await views.list_recalls(request.app[DATABASE])
@@ -179,6 +260,13 @@ async def console_recalls(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/console/anomalies")
+@declare(
+    page(
+        "Anomalies, by kind, node, enterprise, trace code and day",
+        auth=SESSION,
+        query=(Param("kind", schemas.text(40)), Param("code", schemas.text(100)), *FILTERS),
+    )
+)
 async def console_anomalies(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     try:
@@ -190,6 +278,13 @@ async def console_anomalies(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/console/enterprises/{uscc}")
+@declare(
+    page(
+        "An enterprise's credit rating with its factors",
+        auth=SESSION,
+        path=(Param("uscc", {"type": "string", "maxLength": 18}, where="path"),),
+    )
+)
 async def console_enterprise(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     rating = await views.enterprise_credit(request.app[DATABASE], request.match_info["uscc"][:18])

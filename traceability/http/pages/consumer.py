@@ -12,7 +12,9 @@ from aiohttp import web
 
 from traceability import errors, i18n
 from traceability.domain import tracecode
+from traceability.http import schemas
 from traceability.http.keys import DATABASE
+from traceability.http.openapi import Param, Response, declare, page
 from traceability.http.pages import language
 from traceability.http.pages.render import PageRoutes, answer, self_url, wants_json
 from traceability.services import history
@@ -21,14 +23,21 @@ from traceability.services.views import consumer as views
 routes = PageRoutes()
 LINKS = {"lookup": "/t/{trace_code}", "console": "/console", "vendor": "/vendor", "api": "/api/v1"}
 CACHE = {"Cache-Control": "public, max-age=0, must-revalidate"}
+CODE = Param("code", {"type": "string", "maxLength": 64}, "a trace code", where="path")
 
 
 @routes.get("/")
+@declare(page("Type a trace code (kiosks, receipts without a camera)"))
 async def home(request: web.Request) -> web.Response:
     return await _lookup(request, LINKS, language.choose(request))
 
 
 @routes.get("/t")
+@declare(
+    page(
+        "A typed trace code: its page (303), or the lookup naming the problem", query=(Param("code", schemas.text(64)),)
+    )
+)
 async def lookup(request: web.Request) -> web.StreamResponse:
     t = language.choose(request)
     raw = request.query.get("code", "").strip()[:64]
@@ -40,6 +49,13 @@ async def lookup(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/t/{code}")
+@declare(
+    page(
+        "The page a QR code opens: product, origin, journey, inspections, recall banner, verified badge",
+        path=(CODE,),
+        more={301: Response("the code as typed, with spaces or dashes: its page"), 304: Response("not modified")},
+    )
+)
 async def consumer(request: web.Request) -> web.StreamResponse:
     """The page a QR code opens: what it is, where it came from, whether it is recalled, and a verified badge."""
     t = language.choose(request)

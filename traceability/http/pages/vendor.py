@@ -23,6 +23,7 @@ from markupsafe import Markup
 from traceability import errors
 from traceability.domain import images, stations
 from traceability.http.keys import DATABASE, SETTINGS, VIEWS
+from traceability.http.openapi import Param, declare, page
 from traceability.http.pages import language, sessions
 from traceability.http.pages.qr import qr_svg
 from traceability.http.pages.render import CHINA, NO_STORE, PageRoutes, answer, twin, wants_json
@@ -31,6 +32,8 @@ from traceability.services.accounts import WebSession
 from traceability.services.views import batch as batch_views
 
 routes = PageRoutes()
+SESSION = ("session",)
+CSRF_ONLY = {"type": "object", "properties": {"csrf": {"type": "string"}}, "required": ["csrf"]}
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 
 
@@ -39,6 +42,7 @@ async def vendor_session(request: web.Request) -> WebSession:
 
 
 @routes.get("/vendor/login")
+@declare(page("The vendor page's sign-in form (the stall's scanner credential)"))
 async def vendor_login_form(request: web.Request) -> web.Response:
     if await sessions.current(request, sessions.VENDOR_COOKIE, "vendor") is not None:
         raise web.HTTPSeeOther("/vendor")
@@ -46,6 +50,16 @@ async def vendor_login_form(request: web.Request) -> web.Response:
 
 
 @routes.post("/vendor/login")
+@declare(
+    page(
+        "Sign in with the stall's scanner credential",
+        form={
+            "type": "object",
+            "properties": {"csrf": {"type": "string"}, "credential": {"type": "string"}},
+            "required": ["csrf", "credential"],
+        },
+    )
+)
 async def vendor_login(request: web.Request) -> web.Response:
     form = await sessions.read_form(request)
     sessions.check_pre_csrf(request, form)
@@ -68,6 +82,7 @@ async def vendor_login(request: web.Request) -> web.Response:
 
 
 @routes.post("/vendor/logout")
+@declare(page("Sign out of the vendor page", auth=SESSION, form=CSRF_ONLY))
 async def vendor_logout(request: web.Request) -> web.Response:
     session = await vendor_session(request)
     sessions.check_csrf(session, await sessions.read_form(request))
@@ -78,6 +93,7 @@ async def vendor_logout(request: web.Request) -> web.Response:
 
 
 @routes.get("/vendor")
+@declare(page("Record receiving or selling: by camera, photo or typing", auth=SESSION))
 async def vendor_home(request: web.Request) -> web.StreamResponse:
     session = await vendor_session(request)
     p = session.principal
@@ -149,6 +165,25 @@ async def _check_before_recording(request: web.Request, code: str, action: str) 
 
 
 @routes.post("/vendor/record")
+@declare(
+    page(
+        "Record that this stall received or sold a batch",
+        status=201,
+        auth=SESSION,
+        form={
+            "type": "object",
+            "properties": {
+                "csrf": {"type": "string"},
+                "action": {"enum": ["receive", "sell"]},
+                "code": {"type": "string"},
+                "weight": {"type": "string"},
+                "photo": {"type": "string", "contentEncoding": "binary"},
+            },
+            "required": ["csrf"],
+        },
+        form_type="multipart/form-data",
+    )
+)
 async def vendor_record(request: web.Request) -> web.StreamResponse:
     """Record that this stall received or sold a batch, then show its receipt QR code."""
     session = await vendor_session(request)
@@ -224,6 +259,13 @@ async def _trace_code(request: web.Request, text: str) -> str:
 
 
 @routes.get("/vendor/receipt/{code}")
+@declare(
+    page(
+        "The receipt to show or print: the trace code and its QR code",
+        auth=SESSION,
+        path=(Param("code", {"type": "string", "maxLength": 64}, where="path"),),
+    )
+)
 async def vendor_receipt(request: web.Request) -> web.StreamResponse:
     """The receipt to show the buyer or print: the trace code and the QR code that opens the consumer page."""
     session = await vendor_session(request)
