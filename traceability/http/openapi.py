@@ -55,6 +55,8 @@ class Param:
         out: dict[str, Any] = {"name": self.name, "in": self.where, "schema": dict(self.schema)}
         if self.description:
             out["description"] = self.description
+        if self.external:
+            out["externalDocs"] = {"url": self.external}
         if self.required or self.where == "path":
             out["required"] = True
         return out
@@ -100,6 +102,8 @@ class Operation:
     description: str = ""
     page: bool = False
     """Errors come as a page (HTML) unless the JSON twin was asked for."""
+    external: str = ""
+    """Where the operation is specified in full (GS1's EPCIS binding for ``/epcis``)."""
 
     def as_json(self, method: str, path: str, variables: Mapping[str, str]) -> dict[str, Any]:
         declared = {p.name: p for p in self.path}
