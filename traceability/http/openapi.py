@@ -55,8 +55,6 @@ class Param:
         out: dict[str, Any] = {"name": self.name, "in": self.where, "schema": dict(self.schema)}
         if self.description:
             out["description"] = self.description
-        if self.external:
-            out["externalDocs"] = {"url": self.external}
         if self.required or self.where == "path":
             out["required"] = True
         return out
@@ -124,6 +122,8 @@ class Operation:
         }
         if self.description:
             out["description"] = self.description
+        if self.external:
+            out["externalDocs"] = {"url": self.external}
         if self.auth:
             out["security"] = [{scheme: []} for scheme in self.auth]
         else:
