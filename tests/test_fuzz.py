@@ -161,6 +161,7 @@ class World:
             timeout=30,
         )
         assert signed.status_code == 303, signed.text
+        assert self.http.get(self.url + "/console/recalls?format=json", timeout=30).status_code == 200
         for _ in range(3):
             opened = self.call(
                 "POST",
@@ -238,7 +239,7 @@ def fuzz(
     def run(case: Any) -> None:
         if time.monotonic() > until:
             raise TimeUp  # ends generation at once (no shrinking phase runs)
-        response = case.call(base_url=url, session=world.http, timeout=30, **kwargs)
+        response = case.call(base_url=url, session=world.http, timeout=30, allow_redirects=False, **kwargs)
         statuses[response.status_code] += 1
         try:
             case.validate_response(response, checks=CHECKS)

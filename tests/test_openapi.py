@@ -156,6 +156,7 @@ async def test_real_answers_match_the_document(world: World) -> None:
     assert (await call("GET", f"/api/v1/batches/{code}"))[0] == 200
     assert (await call("GET", f"/api/v1/batches/{code}", token=regulator))[0] == 200
     assert (await call("GET", f"/api/v1/batches/{child}/trace"))[0] == 200
+    assert (await call("GET", f"/api/v1/batches/{code}/epcis"))[0] == 200
     assert (await call("GET", f"/api/v1/batches/{code}/trace?direction=forward", token=regulator))[0] == 200
     assert (await call("GET", "/api/v1/identifiers?scheme=drug_code&value=81234560000000000011"))[0] == 200
     assert (await call("GET", f"/api/v1/enterprises/{world.enterprises['slaughter']}/credit"))[0] == 200

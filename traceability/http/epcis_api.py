@@ -18,6 +18,7 @@ from traceability.epcis import binding, document
 from traceability.epcis import xml as epcis_xml
 from traceability.http.auth import optional_principal, require
 from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.openapi import GS1_BINDING, TRACE_CODE_PATH, Operation, Param, Response, declare
 from traceability.services import epcis_capture, epcis_query, history
 from traceability.services.epcis_ledger import EventFailed
 
@@ -172,6 +173,16 @@ async def capture_event(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/batches/{trace_code}/epcis")
+@declare(
+    Operation(
+        "A batch's history (with its genealogy on request) as an EPCIS 2.0 EPCISDocument",
+        ("epcis",),
+        {200: Response("the EPCISDocument (an attachment)", {"type": "object"}, "application/ld+json")},
+        path=(TRACE_CODE_PATH,),
+        query=(Param("trace", {"enum": ["backward", "forward", "both"]}, "forward and both are for regulators"),),
+        external=GS1_BINDING,
+    )
+)
 async def export_batch(request: web.Request) -> web.Response:
     """A batch's history (``?trace=backward|forward|both`` adds its genealogy) as an EPCIS 2.0 EPCISDocument."""
     code = history.valid_code(request.match_info["trace_code"])

@@ -196,11 +196,19 @@ def expand(formatter: str, variables: Mapping[str, str]) -> list[tuple[str, str 
     return [(formatter.replace("{" + name + "}", word), word, rest) for word in values]
 
 
+ELSEWHERE = ("/epcis",)
+"""Paths described by another document: the EPCIS 2.0 REST binding is GS1's own OpenAPI document
+(``epcis-openapi.yaml``), which the ``/epcis`` routes follow as published."""
+GS1_BINDING = "https://ref.gs1.org/standards/epcis/2.0.0/"
+
+
 def _routes(app: web.Application) -> list[tuple[str, str, dict[str, str], Any]]:
     out = []
     for route in app.router.routes():
         resource = route.resource
-        if route.method == "HEAD" or resource is None or isinstance(resource, web.StaticResource):
+        if route.method in ("HEAD", "*") or resource is None or isinstance(resource, web.StaticResource):
+            continue
+        if any(resource.canonical == p or resource.canonical.startswith(p + "/") for p in ELSEWHERE):
             continue
         info = resource.get_info()
         variables = _groups(info["pattern"].pattern) if "pattern" in info else {}
@@ -209,7 +217,8 @@ def _routes(app: web.Application) -> list[tuple[str, str, dict[str, str], Any]]:
 
 
 def registered(app: web.Application) -> list[tuple[str, str]]:
-    """Every (METHOD, OpenAPI path) the app serves, word lists expanded; static files and HEAD aside."""
+    """Every (METHOD, OpenAPI path) the app serves, word lists expanded; static files, HEAD and the paths
+    :data:`ELSEWHERE` describes aside."""
     return [(method, path) for method, formatter, found, _ in _routes(app) for path, _, _ in expand(formatter, found)]
 
 
@@ -237,7 +246,11 @@ def document(app: web.Application, *, title: str = "traceability", version: str 
             "version": version,
             "summary": "Food and drug traceability ledger: batches, hash-chained events, a Merkle transparency log.",
             "license": {"name": "GPL-3.0-or-later", "identifier": "GPL-3.0-or-later"},
+            "description": "The native API, the health check, the pages with their JSON twins and the GS1 "
+            "Digital Link resolver. The EPCIS 2.0 capture and query interface under /epcis follows GS1's own "
+            "OpenAPI binding of EPCIS 2.0 and is described there.",
         },
+        "externalDocs": {"description": "GS1 EPCIS 2.0 and its REST binding", "url": GS1_BINDING},
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": schemas.COMPONENTS,

@@ -29,11 +29,17 @@ from aiohttp import web
 
 from traceability import errors, i18n
 from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.openapi import Operation, Param, Response, declare, ok
 from traceability.services import epcis_query
 
 routes = web.RouteTableDef()
 PRIMARY_KEYS = ("01", "00", "253", "255", "401", "402", "414", "417", "8003", "8004", "8006", "8010", "8017", "8018")
 DEFAULT_LINKS = (None, "", "gs1:defaultLink", "gs1:pip", "gs1:traceability", "gs1:defaultLinkMulti")
+RESOLVED = {
+    307: Response("to the consumer page, the EPCIS events or the JSON view, as linkType asks"),
+    200: Response("an RFC 9264 linkset of every link (linkType=all)", {"type": "object"}, "application/linkset+json"),
+}
+LINK_TYPE = Param("linkType", {"type": "string", "maxLength": 100}, "gs1:pip (default), gs1:epcis, gs1:jsonView, all")
 
 
 def _links(public_url: str, code: str, uri: str) -> dict[str, str]:
@@ -78,6 +84,18 @@ async def _answer(request: web.Request, code: str | None, uri: str) -> web.Strea
 
 def _register(primary: str) -> None:
     @routes.get(f"/{primary}/{{rest:.+}}")
+    @declare(
+        Operation(
+            f"Resolve a GS1 Digital Link with primary key {primary} (qualifiers in the path, attributes in the query)",
+            ("resolver",),
+            RESOLVED,
+            query=(LINK_TYPE,),
+            path=(
+                Param("rest", {"type": "string", "maxLength": 500}, "the identifier and its qualifiers", where="path"),
+            ),
+            page=True,
+        )
+    )
     async def resolve(request: web.Request) -> web.StreamResponse:
         public_url = request.app[SETTINGS].public_url
         uri = f"{public_url}{request.path_qs}"
@@ -90,6 +108,16 @@ for _primary in PRIMARY_KEYS:
 
 
 @routes.get("/p/{code}")
+@declare(
+    Operation(
+        "Resolve a package code (case, box or unit) to its batch",
+        ("resolver",),
+        RESOLVED,
+        query=(LINK_TYPE,),
+        path=(Param("code", {"type": "string", "maxLength": 64}, where="path"),),
+        page=True,
+    )
+)
 async def package(request: web.Request) -> web.StreamResponse:
     """A package code (case, box or unit) to its batch's consumer page."""
     code = await epcis_query.package_code(request.app[DATABASE], request.match_info["code"])
@@ -97,6 +125,7 @@ async def package(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/.well-known/gs1resolver")
+@declare(Operation("What this resolver supports (GS1 resolver standard 1.1)", ("resolver",), {200: ok()}))
 async def description(request: web.Request) -> web.Response:
     """What GS1's resolver standard (1.1, section 6) asks a resolver to say about itself."""
     public_url = request.app[SETTINGS].public_url

@@ -176,7 +176,10 @@ async def console_export(request: web.Request) -> web.Response:
     Operation(
         "A batch and its genealogy as an EPCIS 2.0 EPCISDocument (the full view)",
         ("pages", "epcis"),
-        {200: Response("the EPCISDocument (an attachment)", {"type": "object"}, media_type="application/ld+json")},
+        {
+            200: Response("the EPCISDocument (an attachment)", {"type": "object"}, media_type="application/ld+json"),
+            303: Response("sign in first"),
+        },
         auth=SESSION,
         path=(CODE,),
         page=True,
