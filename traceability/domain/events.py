@@ -188,13 +188,14 @@ def parse_time(f: Fields, key: str, now: datetime) -> datetime:
     return moment
 
 
-def before_opening(event_time: datetime, opened_at: datetime) -> str | None:
+def before_opening(event_time: datetime, opened_at: datetime | None) -> str | None:
     """Why an event is dated too long before its batch's opening (by the opening's own stated time), or None.
 
     Clocks disagree: a station that recorded offline keeps its own times, and a device set to the wrong
     zone is hours off, so up to :data:`~traceability.domain.bounds.OPENING_TOLERANCE` earlier is accepted.
+    A batch with no first event yet (``opened_at`` None: an EPCIS capture opening it) sets no bound.
     """
-    if event_time >= opened_at - bounds.OPENING_TOLERANCE:
+    if opened_at is None or event_time >= opened_at - bounds.OPENING_TOLERANCE:
         return None
     hours = int(bounds.OPENING_TOLERANCE.total_seconds() // 3600)
     return (

@@ -104,7 +104,7 @@ LOCK_HEADS = """
 SELECT b.id, b.trace_code, b.node_id, h.seq, h.head_hash, h.status, h.status_since, p.category,
        o.event_time AS opened_at
 FROM batches b JOIN batch_heads h ON h.batch_id = b.id JOIN products p ON p.id = b.product_id
-     JOIN events o ON o.batch_id = b.id AND o.seq = 1
+     LEFT JOIN events o ON o.batch_id = b.id AND o.seq = 1
 WHERE b.trace_code = ANY($1::text[])
 ORDER BY b.id
 FOR UPDATE OF h
@@ -113,7 +113,8 @@ FOR UPDATE OF h
 
 async def lock_heads(conn: Connection, trace_codes: Sequence[str]) -> list[Record]:
     """Lock and return the chain heads of the given batches (unknown codes are simply absent), with the time
-    each batch's opening states (``opened_at``)."""
+    each batch's opening states (``opened_at``; None for a batch an EPCIS capture opened in this very
+    transaction, whose first event is still to be written)."""
     return list(await conn.fetch(LOCK_HEADS, list(trace_codes)))
 
 

@@ -53,9 +53,9 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
 APPEND_ONE = """
 WITH head AS (
     SELECT h.batch_id, h.seq, h.head_hash
-    FROM batch_heads h JOIN batches b ON b.id = h.batch_id JOIN events o ON o.batch_id = b.id AND o.seq = 1
+    FROM batch_heads h JOIN batches b ON b.id = h.batch_id LEFT JOIN events o ON o.batch_id = b.id AND o.seq = 1
     WHERE b.trace_code = $1 AND (h.status = 'active' OR NOT $10::bool OR $7 < h.status_since)
-      AND $7 >= o.event_time - $12::interval
+      AND (o.event_time IS NULL OR $7 >= o.event_time - $12::interval)
     FOR UPDATE OF h
 ), ins AS (
     INSERT INTO events (event_id, batch_id, seq, prev_hash, hash, canonical, biz_step, node_id, device_id,
