@@ -202,4 +202,6 @@ async def test_real_answers_match_the_document(world: World) -> None:
         ("POST", "/api/v1/stations/keys"),
         ("POST", "/api/v1/stations/batches"),
         ("POST", "/api/v1/admin/station-keys/{key_id}/revoke"),
+        ("GET", "/api/v1/stations/products"),
+        ("POST", "/api/v1/stations/vendor-card"),
     }, sorted(missing)

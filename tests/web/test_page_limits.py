@@ -82,3 +82,11 @@ async def test_exports_of_a_batch_at_the_bounds(world: World, regulator: tuple[s
     assert "999999999999.999999" in text and "'=1+" not in text.split("\n")[0]
     page = await world.client.get(f"/t/{code}")
     assert page.status == 200 and len(await page.read()) < 1_000_000
+
+
+@pytest.mark.parametrize("path", ["/vendor/login", "/console/login"])
+async def test_a_malformed_form_is_a_400_not_a_500(world: World, path: str) -> None:
+    """A multipart body whose part headers do not parse once made the form reader raise past the error renderer."""
+    body = b"--x\r\nContent-Disposition form-data; name=\x01pin\r\n\r\n1234\r\n--x--\r\n"
+    resp = await world.client.post(path, data=body, headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert 400 <= resp.status < 500, (path, resp.status)

@@ -346,4 +346,7 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "Lease": obj({"traceCode": TRACE_CODE, "status": {"enum": ["recorded", "syncing"]}, "node": ANY_OBJECT}),
     "Health": obj({"status": {"const": "ok"}}),
+    "Products": obj({"items": array(obj({"goodsCode": STRING, "name": STRING})), "limit": INT, "offset": INT}),
+    "VendorCardRequest": obj({"pin": {"type": "string", "pattern": "^[0-9]{4,12}$"}}),
+    "VendorCard": obj({"card": STRING, "issuedAt": STRING}),
 }

@@ -13,7 +13,7 @@ from traceability.http import params, schemas
 from traceability.http.api import DEVICE_ID, json_response, paging, read_json
 from traceability.http.auth import STATION_SIGNATURE, require, signed_request
 from traceability.http.keys import DATABASE, SETTINGS
-from traceability.http.openapi import TRACE_CODE_PATH, Param, ok, operation
+from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
 from traceability.http.pages.qr import qr_svg
 from traceability.services import accounts, registry, stations
 
@@ -199,14 +199,30 @@ async def capture_events(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/stations/products")
+@operation(
+    "Registered products by name, pinyin initials or goods code, for a station's picker",
+    tags=("stations",),
+    auth=("bearer", "signature"),
+    query=(Param("q", schemas.text(100), "what was typed"), *PAGING),
+    responses={200: ok("Products")},
+)
 async def find_products(request: web.Request) -> web.Response:
     await require(request, "device")
     limit, offset = paging(request)
-    found = await registry.find_products(request.app[DATABASE], request.query.get("q", ""), limit=limit, offset=offset)
+    found = await registry.find_products(
+        request.app[DATABASE], params.text(request, "q") or "", limit=limit, offset=offset
+    )
     return json_response(found, headers={"Cache-Control": "private, max-age=60"})
 
 
 @routes.post("/api/v1/stations/vendor-card")
+@operation(
+    "Issue the stall card the vendor page signs in with (replaces the stall's earlier card)",
+    tags=("stations",),
+    auth=("signature",),
+    body=schemas.ref("VendorCardRequest"),
+    responses={201: ok("VendorCard")},
+)
 async def issue_vendor_card(request: web.Request) -> web.Response:
     principal, _signed_request, _key = await _signed(request)
     issued = await accounts.issue_vendor_card(request.app[DATABASE], principal, await read_json(request))

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from traceability import errors
 from traceability.http.keys import DATABASE
@@ -47,7 +48,10 @@ def same_origin(request: web.Request) -> None:
 async def read_form(request: web.Request) -> Any:
     """The posted form, once the request is known to come from our own pages."""
     same_origin(request)
-    return await request.post()
+    try:
+        return await request.post()
+    except (HttpProcessingError, ValueError) as exc:  # a malformed multipart or urlencoded body
+        raise errors.BadRequest(f"the form could not be read: {type(exc).__name__}") from None
 
 
 def check_pre_csrf(request: web.Request, form: Any) -> None:

@@ -42,7 +42,7 @@ async def vendor_session(request: web.Request) -> WebSession:
 
 
 @routes.get("/vendor/login")
-@declare(page("The vendor page's sign-in form (the stall's scanner credential)"))
+@declare(page("The vendor page's sign-in form (the stall card and its PIN)"))
 async def vendor_login_form(request: web.Request) -> web.Response:
     if await sessions.current(request, sessions.VENDOR_COOKIE, "vendor") is not None:
         raise web.HTTPSeeOther("/vendor")
@@ -52,12 +52,18 @@ async def vendor_login_form(request: web.Request) -> web.Response:
 @routes.post("/vendor/login")
 @declare(
     page(
-        "Sign in with the stall's scanner credential",
+        "Sign in with the stall card (typed, scanned or photographed) and its PIN",
         form={
             "type": "object",
-            "properties": {"csrf": {"type": "string"}, "credential": {"type": "string"}},
-            "required": ["csrf", "credential"],
+            "properties": {
+                "csrf": {"type": "string"},
+                "card": {"type": "string"},
+                "pin": {"type": "string"},
+                "photo": {"type": "string", "contentEncoding": "binary"},
+            },
+            "required": ["csrf", "pin"],
         },
+        form_type="multipart/form-data",
     )
 )
 async def vendor_login(request: web.Request) -> web.Response:
