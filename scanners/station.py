@@ -11,6 +11,10 @@ One uploader at a time: the loop holds an exclusive lock on ``HOME/uploader.lock
 the counter program, ``trace-scan sync`` and the background uploader that ``label`` and ``receipt``
 start (:func:`start_background_upload`) never send the same rows at once. A connection problem is kept
 in ``status`` until the next request that succeeds, which clears it.
+
+The station reports its queue to the server (``POST /api/v1/stations/heartbeat``: records waiting,
+the oldest one's age, codes left) whenever an upload pass empties the queue and at least every
+:data:`REPORT_EVERY` seconds while it stays online, so operators see a station falling behind.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,8 @@ PRODUCTS_EVERY = 3600.0
 """Seconds between refreshes of the product registry's copy while the station is online."""
 
 _EVENT_INDEX = re.compile(r"events\[(\d+)\]")
+REPORT_EVERY = 60.0
+"""Seconds between a station's queue reports while it is online."""
 
 
 class NotEnrolled(RuntimeError):
@@ -89,6 +96,8 @@ class Station:
         self.lease_blocks = lease_blocks
         self.stats = Stats()
         self.say = say or (lambda _msg: None)
+        self._reported = -math.inf
+        self._acked = 0
 
     @property
     def language(self) -> str:
@@ -290,6 +299,23 @@ class Station:
             self.batch_size = max(1, len(batch) // 2)
         return 1
 
+    def queue_report(self) -> dict[str, Any]:
+        """What the heartbeat tells the server: records waiting, the oldest one's age in seconds, codes left."""
+        status = self.store.status()
+        report: dict[str, Any] = {"pending": status["pending"], "codesLeft": status["codesLeft"]}
+        if status["pending"] and status["oldestPending"]:
+            oldest = datetime.fromisoformat(status["oldestPending"].replace("Z", "+00:00"))
+            report["oldestPendingAge"] = max(0, int((datetime.now(UTC) - oldest).total_seconds()))
+        return report
+
+    async def report(self, c: wire.SigningClient, *, force: bool = False) -> None:
+        """Send the queue report if it is due (or ``force``); a failure is only retried at the next one."""
+        if not force and time.monotonic() - self._reported < REPORT_EVERY:
+            return
+        ans = await c.call("POST", "/api/v1/stations/heartbeat", self.queue_report())
+        if ans.ok:
+            self._reported = time.monotonic()
+
     def _backoff(self, failures: int) -> float:
         jitter: float = random.uniform(0.5, 1.0)  # noqa: S311 - spreading retries, not a secret
         return min(self.max_backoff, 0.5 * 2.0 ** min(failures, 20)) * jitter
@@ -344,7 +370,10 @@ class Station:
                     if settled:
                         if self.batch_size < full_batch and settled > 1:
                             self.batch_size = min(full_batch, self.batch_size * 2)
+                        await self.report(c)
                         continue
+                    await self.report(c, force=self._reported < 0 or self.stats.acknowledged > self._acked)
+                    self._acked = self.stats.acknowledged
                     if until_empty:
                         return True
                     delay = idle_poll

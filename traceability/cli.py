@@ -1,4 +1,4 @@
-"""``traceability serve | migrate | verify | demo | token | enterprise | node | operator | product | device``.
+"""``traceability serve | migrate | verify | demo | witness | token | user | enterprise | node | ... | device``.
 
 Registry commands talk to the database directly (whoever can run them can already reach it);
 they share the services, and so the validation, with the admin API.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -34,12 +33,15 @@ def _write_secret(path: Path, secret: str) -> None:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import signal
+    from traceability.config import use_multiprocess_metrics
 
-    from aiohttp import web
+    if settings.workers > 1:  # before prometheus-client is imported, so that every worker's counts add up
+        use_multiprocess_metrics(settings.metrics_dir)
 
     from traceability.demo.loader import empty_ledger_hint
+    from traceability.http import metrics
     from traceability.http.app import create_app
+    from traceability.http.serve import serve
     from traceability.services import principals, transparency
 
     async def prepare() -> None:
@@ -60,46 +62,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps other platforms working
         pass
     asyncio.run(prepare())
-    workers = settings.workers
-    children = []
-    for n in range(1, workers):
-        pid = os.fork()
-        if pid == 0:  # a worker: the same app on the same port; the kernel spreads connections
-            web.run_app(
-                create_app(settings),
-                host=settings.host,
-                port=settings.port,
-                print=None,
-                access_log=None,
-                shutdown_timeout=10,
-                reuse_port=True,
-            )
-            os._exit(0)
-        children.append(pid)
-        log.info("worker.started", worker=n, pid=pid)
-    log.info(
-        "server.listening",
-        url=f"http://{settings.host}:{settings.port}",
-        public_url=settings.public_url,
-        workers=workers,
-    )
-    try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            print=None,
-            access_log=None,
-            shutdown_timeout=10,
-            reuse_port=workers > 1,
-        )
-    finally:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in children:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+    serve(settings, lambda: create_app(settings), lambda pid: metrics.forget_worker(pid, settings.metrics_dir))
     log.info("server.stopped")
     return 0
 
@@ -233,35 +196,89 @@ def cmd_witness(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
-    """Add a console user; the password is read from the terminal (asked twice) or from stdin, never argv."""
+def _read_password(prompt: str = "password: ") -> str | None:
+    """A password from the terminal (asked twice) or the first line of stdin; never from argv."""
     import getpass
 
-    from traceability.services import accounts
-
     if sys.stdin.isatty():
-        password = getpass.getpass("password: ")
+        password = getpass.getpass(prompt)
         if getpass.getpass("again: ") != password:
             print("error: the two passwords differ", file=sys.stderr)
+            return None
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
+    """Console users: add, list, disable, enable, set a password or an authority."""
+    from traceability.services import accounts
+
+    password = None
+    if args.action in ("add", "password"):
+        password = _read_password()
+        if password is None:
             return 2
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
 
     async def run(db: Database) -> int:
-        user = await accounts.create_user(db, args.name, args.role, password)
-        print(f"console user {user['id']} ({user['role']}, {user['name']}) added", file=sys.stderr)
+        if args.action == "add":
+            assert password is not None
+            user = await accounts.create_user(db, args.name, args.role, password, args.authority)
+            print(f"console user {user['id']} ({user['role']}, {user['name']}) added", file=sys.stderr)
+            return 0
+        if args.action == "list":
+            _print_json(await accounts.list_users(db, limit=1000))
+            return 0
+        user_id = await accounts.user_id_by_name(db, args.name)
+        if args.action == "disable":
+            changed = await accounts.disable_user(db, user_id)
+        elif args.action == "enable":
+            changed = await accounts.enable_user(db, user_id)
+        elif args.action == "authority":
+            changed = await accounts.set_authority(db, user_id, args.authority)
+        else:
+            assert password is not None
+            changed = await accounts.set_password(db, user_id, password)
+        print(f"console user {changed['id']} ({changed['name']}): {args.action} done", file=sys.stderr)
         return 0
 
     return asyncio.run(_with_db(settings, run))
 
 
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    """API credentials: issue, list, revoke, rotate, and rotate the administrator credential in its file."""
+    from datetime import UTC, datetime, timedelta
+
     from traceability.services import principals
 
     async def run(db: Database) -> int:
-        token, token_id = await principals.create_token(db, args.role, args.name, args.enterprise)
-        print(f"credential {token_id} ({args.role}, {args.name}); shown once, keep it safe:", file=sys.stderr)
-        print(token)
+        if args.action == "issue":
+            expires = datetime.now(UTC) + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+            token, token_id = await principals.create_token(
+                db, args.role, args.name, args.enterprise, authority=args.authority, expires_at=expires
+            )
+            print(f"credential {token_id} ({args.role}, {args.name}); shown once, keep it safe:", file=sys.stderr)
+            print(token)
+        elif args.action == "list":
+            _print_json(await principals.list_tokens(db, state=args.state, role=args.role, limit=1000))
+        elif args.action == "revoke":
+            revoked = await principals.revoke_token(db, args.id)
+            print(f"credential {revoked['id']} ({revoked['role']}, {revoked['name']}) revoked", file=sys.stderr)
+        elif args.action == "rotate":
+            token, new = await principals.rotate_token(db, args.id)
+            print(f"credential {args.id} revoked; its replacement {new['id']} is shown once:", file=sys.stderr)
+            print(token)
+        else:  # rotate-admin: the credential in the admin token file, replaced in place
+            path = settings.admin_token_path
+            if not path.exists():
+                print(f"error: no administrator credential at {path}", file=sys.stderr)
+                return 2
+            token, new = await principals.rotate_by_secret(db, path.read_text())
+            _write_secret(path, token)
+            print(f"administrator credential rotated: {new['id']} written to {path}; the old one is revoked")
         return 0
 
     return asyncio.run(_with_db(settings, run))
@@ -410,17 +427,40 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--peer", action="append", help="another witness's cosigned checkpoint note to compare with")
     w.add_argument("--new-key", metavar="NAME", help="create the key file for a witness called NAME")
     w.set_defaults(func=cmd_witness)
-    t = sub.add_parser("token", help="issue an API credential (admin, regulator or enterprise)")
-    t.add_argument("--role", required=True, choices=["admin", "regulator", "enterprise"])
-    t.add_argument("--name", required=True)
-    t.add_argument("--enterprise", help="USCC, for an enterprise credential")
+    t = sub.add_parser("token", help="API credentials: issue, list, revoke, rotate")
+    t_actions = t.add_subparsers(dest="action", required=True)
+    t_issue = t_actions.add_parser("issue", help="issue a credential (admin, regulator or enterprise), shown once")
+    t_issue.add_argument("--role", required=True, choices=["admin", "regulator", "enterprise"])
+    t_issue.add_argument("--name", required=True)
+    t_issue.add_argument("--enterprise", help="USCC, for an enterprise credential")
+    t_issue.add_argument("--authority", help="the authority a regulator acts for (default: the name)")
+    t_issue.add_argument("--expires-in-days", type=int, metavar="DAYS", help="refused after this many days")
+    t_list = t_actions.add_parser("list", help="list credentials (never their secrets)")
+    t_list.add_argument("--state", choices=["active", "revoked", "expired"])
+    t_list.add_argument("--role", choices=["admin", "regulator", "enterprise"])
+    for name, text in (("revoke", "revoke a credential now"), ("rotate", "replace a credential; the old is revoked")):
+        t_id = t_actions.add_parser(name, help=text)
+        t_id.add_argument("id", type=int)
+    t_actions.add_parser("rotate-admin", help="rotate the administrator credential in TRACE_ADMIN_TOKEN_FILE")
     t.set_defaults(func=cmd_token)
-    u = sub.add_parser("user", help="add a console user (password from the terminal or stdin)")
+    u = sub.add_parser("user", help="console users: add, list, disable, enable, password, authority")
     u_actions = u.add_subparsers(dest="action", required=True)
     u_add = u_actions.add_parser("add", help="add a regulator (or admin) who signs in to /console")
     u_add.add_argument("--role", required=True, choices=["regulator", "admin"])
     u_add.add_argument("--name", required=True)
-    u_add.set_defaults(func=cmd_user)
+    u_add.add_argument("--authority", help="the authority a regulator acts for, e.g. 徐州市市场监督管理局")
+    u_actions.add_parser("list", help="list console users")
+    for name, text in (
+        ("disable", "disable a user; their sessions end now"),
+        ("enable", "enable a disabled user"),
+        ("password", "set a user's password (from the terminal or stdin); their sessions end"),
+        ("authority", "set the authority a regulator acts for"),
+    ):
+        u_one = u_actions.add_parser(name, help=text)
+        u_one.add_argument("--name", required=True)
+        if name == "authority":
+            u_one.add_argument("--authority", required=True)
+    u.set_defaults(func=cmd_user)
     for command, (kind, flags) in REGISTRY.items():
         c = sub.add_parser(command, help=f"register or list {kind}")
         actions = c.add_subparsers(dest="action", required=True)

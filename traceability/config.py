@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,44 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {value:g}")
+    return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """A comma-separated list of addresses or CIDR blocks (``127.0.0.1, 10.0.0.0/8, ::1``)."""
+    out = []
+    for item in (env.get(name) or "").split(","):
+        if item.strip():
+            try:
+                out.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(f"{name}: {item.strip()!r} is not an IP address or CIDR block") from None
+    return tuple(out)
+
+
+def _tls(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
+    cert, key = env.get("TRACE_TLS_CERT") or None, env.get("TRACE_TLS_KEY") or None
+    if (cert is None) != (key is None):
+        raise ConfigError("set both TRACE_TLS_CERT and TRACE_TLS_KEY to serve HTTPS, or neither")
+    for name, value in (("TRACE_TLS_CERT", cert), ("TRACE_TLS_KEY", key)):
+        if value is not None and not Path(value).is_file():
+            raise ConfigError(f"{name}: no such file {value}")
+    return (Path(cert) if cert else None), (Path(key) if key else None)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service can be told from outside. See the settings table in README.md."""
@@ -46,12 +85,23 @@ class Settings:
     log_origin: str | None = None
     sequencer_interval_ms: int = 200
     workers: int = 1
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: tuple[Network, ...] = ()
+    metrics_allow: tuple[Network, ...] = ()
+    capture_rate: float = 20.0
+    capture_burst: int = 200
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def pg_dir(self) -> Path:
         """Where the embedded PostgreSQL keeps its data when no database URL is given."""
         return self.data_dir / "pg"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where the worker processes keep their metrics for ``/metrics`` to add up (``TRACE_WORKERS`` > 1)."""
+        return self.data_dir / "metrics"
 
     @property
     def admin_token_path(self) -> Path:
@@ -88,9 +138,28 @@ class Settings:
             "log_origin": env.get("TRACE_LOG_ORIGIN") or None,
             "sequencer_interval_ms": _int(env, "TRACE_SEQUENCER_INTERVAL_MS", 200, 10, 60_000),
             "workers": _int(env, "TRACE_WORKERS", 1, 1, 64),
+            "trusted_proxies": _networks(env, "TRACE_TRUSTED_PROXIES"),
+            "metrics_allow": _networks(env, "TRACE_METRICS_ALLOW"),
+            "capture_rate": _float(env, "TRACE_CAPTURE_RATE", 20.0, 0, 1_000_000),
+            "capture_burst": _int(env, "TRACE_CAPTURE_BURST", 200, 1, 1_000_000),
         }
+        values["tls_cert"], values["tls_key"] = _tls(env)
+        scheme = "https" if values["tls_cert"] else "http"
+        if not env.get("TRACE_PUBLIC_URL"):
+            values["public_url"] = f"{scheme}://{host}:{port}"
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def use_multiprocess_metrics(directory: Path) -> None:
+    """Tell prometheus-client (which reads its environment) to keep metrics in files that every worker shares.
+
+    Must run before prometheus-client is imported; the workers inherit the variable.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def test_database_url(environ: Mapping[str, str] | None = None) -> str | None:

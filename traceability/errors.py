@@ -18,6 +18,8 @@
     │   ├── EventConflict            409 event_conflict     (same event id, other content)
     │   └── AlreadyExists            409 already_exists
     ├── PayloadTooLarge              413 payload_too_large
+    ├── TooManyRequests              429 too_many_requests  (a rate limit; Retry-After says when)
+    │   └── LockedOut                429 locked_out         (too many failed sign-ins)
     └── StorageUnavailable           503 storage_unavailable
         └── Contention               503 storage_unavailable (concurrent writers collided; retried first)
 
@@ -33,10 +35,16 @@ class TraceError(Exception):
 
     status = 500
     code = "internal_error"
+    retry_after: float | None = None
+    """Seconds after which a retry may succeed (sent as ``Retry-After``), where that is known."""
 
-    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, field: str | None = None, retry_after: float | None = None
+    ) -> None:
         self.message = message or (self.__doc__ or self.code).strip()
         self.field = field
+        if retry_after is not None:
+            self.retry_after = retry_after
         super().__init__(self.message)
 
 
@@ -137,11 +145,31 @@ class PayloadTooLarge(TraceError):
     code = "payload_too_large"
 
 
+class TooManyRequests(TraceError):
+    """Too many requests; wait as long as Retry-After says, then try again."""
+
+    status = 429
+    code = "too_many_requests"
+    retry_after = 1.0
+
+
+class LockedOut(TooManyRequests):
+    """Too many failed sign-in attempts; wait before trying again."""
+
+    code = "locked_out"
+
+    @property
+    def minutes(self) -> int:
+        """The wait in whole minutes, at least one (for the sign-in pages)."""
+        return max(1, -(-int(self.retry_after or 60) // 60))
+
+
 class StorageUnavailable(TraceError):
     """The database cannot be reached right now; retry later."""
 
     status = 503
     code = "storage_unavailable"
+    retry_after = 1.0
 
 
 class Contention(StorageUnavailable):

@@ -86,7 +86,7 @@ async def phone(browser: Browser) -> AsyncIterator[Page]:
 async def regulator(db_url: str) -> tuple[str, str]:
     settings = Settings.from_env({}, database_url=db_url)
     async with open_database(settings) as db:
-        await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1])
+        await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1], "徐州市市场监督管理局")
     return REGULATOR
 
 

@@ -63,7 +63,7 @@ async def main() -> int:
         async with open_database(settings) as db:
             result = await load_demo(db, public_url="")
             codes = {key: code for key, _label, code in result.highlights}
-            await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1])
+            await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1], "徐州市市场监督管理局")
         runner = web.AppRunner(create_app(settings), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -144,7 +144,7 @@ async def _user(db_url: str, name: str, password: str) -> None:
     from traceability.storage.database import open_database
 
     async with open_database(Settings.from_env({}, database_url=db_url)) as db:
-        await accounts.create_user(db, name, "regulator", password)
+        await accounts.create_user(db, name, "regulator", password, "徐州市市场监督管理局")
 
 
 async def _hash(db_url: str) -> str:
@@ -219,10 +219,21 @@ async def test_vendor_records_receive_and_sale_by_typing_and_by_photo(world: Wor
 
 
 def test_cli_adds_a_console_user_with_the_password_from_stdin(db_url: str) -> None:
-    out = cli_stdin(db_url, "a long enough password\n", "user", "add", "--role", "regulator", "--name", "局长")
+    out = cli_stdin(
+        db_url,
+        "a long enough password\n",
+        "user",
+        "add",
+        "--role",
+        "regulator",
+        "--name",
+        "局长",
+        "--authority",
+        "市场监管局",
+    )
     assert out.returncode == 0, out.stderr
     assert "a long enough password" not in out.stderr + out.stdout
-    out = cli_stdin(db_url, "short\n", "user", "add", "--role", "regulator", "--name", "x")
+    out = cli_stdin(db_url, "short\n", "user", "add", "--role", "regulator", "--name", "x", "--authority", "市场监管局")
     assert out.returncode == 2 and "password" in out.stderr
 
 

@@ -24,6 +24,11 @@ class Principal:
     area_code: str | None = None
     operator_id: int | None = None
     operator_code: str | None = None
+    kind: str = "token"
+    """Where the principal comes from: ``token`` (an API credential), ``user`` (a console sign-in),
+    ``device`` (a scanner's bearer credential) or ``station`` (a station's signed request)."""
+    authority: str | None = None
+    """The authority a regulator acts for (e.g. 徐州市市场监督管理局): what public records name."""
 
     @property
     def label(self) -> str:

@@ -11,10 +11,12 @@ from traceability import errors
 from traceability.domain import bounds
 from traceability.domain.fields import Fields
 from traceability.http import params, schemas
-from traceability.http.auth import optional_principal, require
+from traceability.http.audit import audit
+from traceability.http.auth import optional_principal, require, require_capture
 from traceability.http.keys import DATABASE, PRINCIPALS, SETTINGS, VIEWS
+from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Operation, Param, Response, ok, operation
-from traceability.services import capture, history, principals, registry
+from traceability.services import capture, history, registry
 from traceability.services.validation import fields
 
 routes = web.RouteTableDef()
@@ -131,29 +133,6 @@ async def revoke_device(request: web.Request) -> web.Response:
     return json_response({"revoked": device_id})
 
 
-@routes.post("/api/v1/admin/tokens")
-@operation(
-    "Issue an API credential (shown once)",
-    tags=("registry",),
-    auth=("bearer",),
-    body=schemas.ref("TokenRequest"),
-    responses={201: ok("Token")},
-)
-async def create_token(request: web.Request) -> web.Response:
-    await require(request, "admin")
-    with fields():
-        f = Fields(await read_json(request))
-        role = f.choice("role", frozenset(principals.ROLES))
-        name = f.text("name", max_len=bounds.NAME)
-        enterprise = f.text("enterprise", required=False, max_len=18)
-    token, token_id = await principals.create_token(request.app[DATABASE], role, name, enterprise)
-    return json_response(
-        {"id": token_id, "role": role, "name": name, "credential": token},
-        status=201,
-        headers={"Cache-Control": "no-store"},
-    )
-
-
 # -- batches and events (scanners) ----------------------------------------------------------------
 
 
@@ -166,10 +145,12 @@ async def create_token(request: web.Request) -> web.Response:
     responses={201: ok("Opened"), 200: ok("Opened", "a replay of an opening already recorded")},
 )
 async def open_batch(request: web.Request) -> web.Response:
-    device = await require(request, "device")
+    device = await require_capture(request)
     opened = await capture.open_batch(
         request.app[DATABASE], device, await read_json(request), request.app[SETTINGS].public_url
     )
+    replayed = int(opened.receipt.replayed)
+    request.app[METRICS].captured("api", 1 - replayed, replayed)
     return json_response(opened.as_json(), status=200 if opened.receipt.replayed else 201)
 
 
@@ -182,11 +163,13 @@ async def open_batch(request: web.Request) -> web.Response:
     responses={201: ok("CaptureAnswer"), 200: ok("CaptureAnswer", "every event was a replay")},
 )
 async def capture_events(request: web.Request) -> web.Response:
-    device = await require(request, "device")
+    device = await require_capture(request)
     settings = request.app[SETTINGS]
     receipts, is_list = await capture.capture_events(
         request.app[DATABASE], device, await read_json(request), settings.max_events_per_request
     )
+    replayed = sum(r.replayed for r in receipts)
+    request.app[METRICS].captured("api", len(receipts) - replayed, replayed)
     status = 200 if all(r.replayed for r in receipts) else 201
     if is_list:
         return json_response({"receipts": [r.as_json() for r in receipts]}, status=status)
@@ -214,6 +197,8 @@ async def read_batch(request: web.Request) -> web.StreamResponse:
         if tag is not None and tag in {t.strip() for t in if_none_match.split(",")}:
             return web.Response(status=304, headers={"ETag": tag, **cache})
     view, tag = await history.read_batch(db, code, viewer, request.app[VIEWS])
+    if viewer is not None and view.get("view") == "full":
+        audit(request, viewer, "view", code, view="full", via="api")
     return json_response(view, headers={"ETag": tag, **cache})
 
 

@@ -9,24 +9,47 @@ import orjson
 from aiohttp import web
 
 from traceability.config import Settings
-from traceability.http import api, epcis_api, epcis_query_api, log_api, openapi, pages, resolver, stations, supply_api
-from traceability.http.keys import DATABASE, LOG, PRINCIPALS, SETTINGS, VIEWS
+from traceability.http import (
+    api,
+    credentials_api,
+    epcis_api,
+    epcis_query_api,
+    log_api,
+    metrics,
+    openapi,
+    pages,
+    resolver,
+    stations,
+    supply_api,
+)
+from traceability.http.keys import ACCESS, DATABASE, LIMITS, LOG, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.middleware import request_context
 from traceability.http.params import bounded_input
+from traceability.http.security import security_headers, trusted_proxy
 from traceability.logging import get_logger
-from traceability.services import analyzer, transparency
+from traceability.services import analyzer, principals, transparency
+from traceability.services.access_log import AccessLog
 from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
+from traceability.services.throttle import Limits
 from traceability.storage.database import open_database
 
 log = get_logger(__name__)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
+    """The pool; the watch that restarts an embedded PostgreSQL that died; the revocation listener."""
     async with open_database(app[SETTINGS]) as db:
         app[DATABASE] = db
         log.info("database.opened", database=db.label, runtime_role=db.role or "none")
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(principals.watch_revocations(db, app[PRINCIPALS], stop))]
+        if db.embedded is not None:
+            tasks.append(asyncio.create_task(db.embedded.watch(stop)))
+        tasks.append(asyncio.create_task(app[ACCESS].run(db, stop)))
         yield
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=10)
 
 
 async def _log(app: web.Application) -> AsyncIterator[None]:
@@ -48,13 +71,21 @@ async def _log(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     """Assemble the service: settings, database pool, middleware and routes."""
-    app = web.Application(middlewares=[request_context, bounded_input], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[trusted_proxy, metrics.count_requests, request_context, bounded_input],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
     app[PRINCIPALS] = PrincipalCache()
     app[VIEWS] = ViewCache()
+    app[LIMITS] = Limits.of(settings.capture_rate, settings.capture_burst)
+    app[ACCESS] = AccessLog()
+    app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_log)
+    metrics.setup(app)
     app.add_routes(api.routes)
+    app.add_routes(credentials_api.routes)
     app.add_routes(log_api.routes)
     app.add_routes(supply_api.routes)
     app.add_routes(stations.routes)

@@ -8,12 +8,15 @@ routes store what was signed with the events it carried.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from traceability import errors
+from traceability.domain import limits
 from traceability.domain import stations as station_rules
 from traceability.domain.access import Principal
-from traceability.http.keys import DATABASE, PRINCIPALS
+from traceability.http.keys import DATABASE, LIMITS, PRINCIPALS
 from traceability.http.middleware import ACTOR
 from traceability.services import principals, stations
 
@@ -32,8 +35,17 @@ async def signed_request(request: web.Request, params: str) -> station_rules.Sig
         raise errors.Unauthorized(f"signature: {exc}") from None
 
 
+def source(request: web.Request) -> str:
+    """The unit the limits count for this client: its address (the /64 for IPv6), as a trusted proxy forwarded it."""
+    return limits.source_key(request.remote)
+
+
 async def optional_principal(request: web.Request) -> Principal | None:
-    """The caller, if they sent a credential; a bad credential is still a 401."""
+    """The caller, if they sent a credential; a bad credential is still a 401.
+
+    Failed checks are counted per source address; an address past the limit gets 429 for
+    credentials this process has not already resolved.
+    """
     cached: Principal | None = request.get(PRINCIPAL)
     if cached is not None:
         return cached
@@ -41,24 +53,44 @@ async def optional_principal(request: web.Request) -> Principal | None:
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() == "signature":
-        signed = await signed_request(request, token)
-        principal, key_pk = await stations.authenticate_signature(request.app[DATABASE], signed)
-        if request.method not in ("GET", "HEAD") and not request.path.startswith(STATION_PATHS):
-            raise errors.Forbidden(
-                f"a signed station request records through {STATION_PATHS}…, "
-                "where the signature is kept with the events"
+    guard = request.app[LIMITS].credentials
+    db = request.app[DATABASE]
+    try:
+        if scheme.lower() == "signature":
+            guard.check(source(request))
+            signed = await signed_request(request, token)
+            principal, key_pk = await stations.authenticate_signature(db, signed)
+            principal = replace(principal, kind="station")
+            if request.method not in ("GET", "HEAD") and not request.path.startswith(STATION_PATHS):
+                raise errors.Forbidden(
+                    f"a signed station request records through {STATION_PATHS}…, "
+                    "where the signature is kept with the events"
+                )
+            request[STATION_SIGNATURE] = (signed, key_pk)
+        elif scheme.lower() != "bearer" or not token.strip():
+            raise errors.Unauthorized(
+                "send the credential as 'Authorization: Bearer <credential>' "
+                "or a station's 'Authorization: Signature …'"
             )
-        request[STATION_SIGNATURE] = (signed, key_pk)
-    elif scheme.lower() != "bearer" or not token.strip():
-        raise errors.Unauthorized(
-            "send the credential as 'Authorization: Bearer <credential>' or a station's 'Authorization: Signature …'"
-        )
-    else:
-        principal = await principals.authenticate(request.app[DATABASE], token.strip(), request.app[PRINCIPALS])
+        else:
+            cache = request.app[PRINCIPALS]
+            if cache.get(principals.token_hash(token.strip())) is None:
+                guard.check(source(request))
+            principal = await principals.authenticate(db, token.strip(), cache)
+    except errors.Unauthorized:
+        await guard.failed(db, source(request))
+        raise
     request[PRINCIPAL] = principal
     request[ACTOR] = principal.label
     return principal
+
+
+async def require_capture(request: web.Request) -> Principal:
+    """A scanner recording: a device credential or station signature, within its credential's rate limit."""
+    device = await require(request, "device")
+    lim = request.app[LIMITS]
+    lim.take(lim.capture, f"device:{device.id}", "capture")
+    return device
 
 
 async def require(request: web.Request, *roles: str) -> Principal:

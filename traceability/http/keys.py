@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from traceability.config import Settings
+from traceability.services.access_log import AccessLog
 from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
+from traceability.services.throttle import Limits
 from traceability.services.transparency import Log
 from traceability.storage.database import Database
 
@@ -15,3 +17,5 @@ DATABASE = web.AppKey("database", Database)
 LOG = web.AppKey("log", Log)
 PRINCIPALS = web.AppKey("principals", PrincipalCache)
 VIEWS = web.AppKey("views", ViewCache)
+ACCESS = web.AppKey("access", AccessLog)
+LIMITS = web.AppKey("limits", Limits)

@@ -8,6 +8,7 @@ A 500 never shows a traceback or SQL.
 from __future__ import annotations
 
 import html
+import math
 import re
 import time
 import uuid
@@ -58,7 +59,7 @@ def _render(
     rid = request.get(REQUEST_ID, "")
     if request.path == "/epcis" or request.path.startswith("/epcis/"):
         return epcis_problem(status, code, message, rid, field, headers)
-    if asks_for_json(request):
+    if asks_for_json(request) or request.path == "/metrics":
         return web.Response(
             status=status, body=error_body(code, message, rid, field), content_type="application/json", headers=headers
         )
@@ -103,14 +104,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         try:
             response = await handler(request)
         except errors.TraceError as exc:
-            response = _render(
-                request,
-                exc.status,
-                exc.code,
-                exc.message,
-                exc.field,
-                {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None,
-            )
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+            if exc.retry_after is not None:
+                headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+            response = _render(request, exc.status, exc.code, exc.message, exc.field, headers or None)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

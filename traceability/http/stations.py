@@ -11,18 +11,19 @@ from traceability.domain.access import Principal
 from traceability.domain.stations import SignedRequest
 from traceability.http import params, schemas
 from traceability.http.api import DEVICE_ID, json_response, paging, read_json
-from traceability.http.auth import STATION_SIGNATURE, require, signed_request
+from traceability.http.auth import STATION_SIGNATURE, require, require_capture, signed_request
 from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
 from traceability.http.pages.qr import qr_svg
-from traceability.services import accounts, registry, stations
+from traceability.services import accounts, operations, registry, stations
 
 routes = web.RouteTableDef()
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-async def _signed(request: web.Request) -> tuple[Principal, SignedRequest, int]:
-    principal = await require(request, "device")
+async def _signed(request: web.Request, capture: bool = False) -> tuple[Principal, SignedRequest, int]:
+    principal = await (require_capture(request) if capture else require(request, "device"))
     found = request.get(STATION_SIGNATURE)
     if found is None:
         raise errors.Unauthorized("this needs a station's signed request (Authorization: Signature …)")
@@ -167,10 +168,12 @@ async def lease_codes(request: web.Request) -> web.Response:
     responses={201: ok("Opened"), 200: ok("Opened", "a replay")},
 )
 async def open_batch(request: web.Request) -> web.Response:
-    principal, signed, key_pk = await _signed(request)
+    principal, signed, key_pk = await _signed(request, capture=True)
     opened = await stations.open_signed(
         request.app[DATABASE], principal, key_pk, signed, await read_json(request), request.app[SETTINGS].public_url
     )
+    replayed = int(opened.receipt.replayed)
+    request.app[METRICS].captured("station", 1 - replayed, replayed)
     return json_response(opened.as_json(), status=200 if opened.receipt.replayed else 201)
 
 
@@ -183,7 +186,7 @@ async def open_batch(request: web.Request) -> web.Response:
     responses={201: ok("CaptureAnswer"), 200: ok("CaptureAnswer", "every event was a replay")},
 )
 async def capture_events(request: web.Request) -> web.Response:
-    principal, signed, key_pk = await _signed(request)
+    principal, signed, key_pk = await _signed(request, capture=True)
     receipts, is_list = await stations.capture_signed(
         request.app[DATABASE],
         principal,
@@ -192,6 +195,8 @@ async def capture_events(request: web.Request) -> web.Response:
         await read_json(request),
         request.app[SETTINGS].max_events_per_request,
     )
+    replayed = sum(r.replayed for r in receipts)
+    request.app[METRICS].captured("station", len(receipts) - replayed, replayed)
     status = 200 if all(r.replayed for r in receipts) else 201
     if is_list:
         return json_response({"receipts": [r.as_json() for r in receipts]}, status=status)
@@ -227,6 +232,13 @@ async def issue_vendor_card(request: web.Request) -> web.Response:
     principal, _signed_request, _key = await _signed(request)
     issued = await accounts.issue_vendor_card(request.app[DATABASE], principal, await read_json(request))
     return json_response(issued, status=201, headers=_NO_STORE)
+
+
+@routes.post("/api/v1/stations/heartbeat")
+async def heartbeat(request: web.Request) -> web.Response:
+    """A station reports its upload queue: ``pending``, ``oldestPendingAge`` (seconds), ``codesLeft``."""
+    principal, _signed_request, _key = await _signed(request)
+    return json_response(await operations.report_station(request.app[DATABASE], principal, await read_json(request)))
 
 
 # -- the public ------------------------------------------------------------------------------------

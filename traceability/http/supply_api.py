@@ -8,9 +8,11 @@ from traceability import errors, i18n
 from traceability.domain import bounds
 from traceability.http import params, schemas
 from traceability.http.api import json_response, paging, read_json
-from traceability.http.auth import optional_principal, require
+from traceability.http.audit import audit
+from traceability.http.auth import optional_principal, require, require_capture
 from traceability.http.keys import DATABASE, SETTINGS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
+from traceability.http.metrics import METRICS
 from traceability.services import analyzer, credit, genealogy, history
 
 routes = web.RouteTableDef()
@@ -26,10 +28,11 @@ OVERSIGHT = ("regulator", "admin")
     responses={201: ok("Transformed"), 200: ok("Transformed", "a replay of a transformation already recorded")},
 )
 async def transform(request: web.Request) -> web.Response:
-    device = await require(request, "device")
+    device = await require_capture(request)
     result = await genealogy.transform(
         request.app[DATABASE], device, await read_json(request), request.app[SETTINGS].public_url
     )
+    request.app[METRICS].captured("transformation", 0 if result["replayed"] else 1, 1 if result["replayed"] else 0)
     return json_response(result, status=200 if result["replayed"] else 201)
 
 
@@ -49,6 +52,8 @@ async def trace(request: web.Request) -> web.Response:
     if direction == "forward" and not oversight:
         raise errors.Forbidden("tracing forward to every buyer is for regulators")
     result = await genealogy.trace(request.app[DATABASE], code, direction, public=not oversight)
+    if oversight and viewer is not None:
+        audit(request, viewer, "trace", code, direction=direction, via="api")
     return json_response(result, headers={"Cache-Control": "private, no-cache"})
 
 
@@ -62,14 +67,20 @@ async def trace(request: web.Request) -> web.Response:
 )
 async def issue_recall(request: web.Request) -> web.Response:
     regulator = await require(request, *OVERSIGHT)
-    return json_response(await genealogy.recall(request.app[DATABASE], regulator, await read_json(request)), status=201)
+    result = await genealogy.recall(request.app[DATABASE], regulator, await read_json(request))
+    audit(request, regulator, "recall", result["trace_code"], level=result["level"], batches=len(result["batches"]))
+    return json_response(result, status=201)
 
 
 @routes.get("/api/v1/recalls")
 @operation("Recalls, newest first (public)", tags=("supply",), query=PAGING, responses={200: ok("RecallList")})
 async def recalls(request: web.Request) -> web.Response:
+    """Public: the recalls, each naming the authority that issued it (oversight also sees the account)."""
     limit, offset = paging(request)
-    return json_response({"recalls": await genealogy.list_recalls(request.app[DATABASE], limit, offset)})
+    viewer = await optional_principal(request)
+    oversight = viewer is not None and viewer.role in OVERSIGHT
+    items = await genealogy.list_recalls(request.app[DATABASE], limit, offset, oversight=oversight)
+    return json_response({"recalls": items})
 
 
 @routes.get("/api/v1/anomalies")

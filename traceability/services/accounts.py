@@ -5,9 +5,15 @@ with its stall card (the QR code its station printed) and the PIN the vendor cho
 never with a pasted credential. Both get a session: a 256-bit random token for an HttpOnly
 cookie (only its SHA-256 is stored) and a CSRF token that every form posts back.
 
-Lockout: after ``MAX_FAILURES`` failed attempts for one account name within ``LOCKOUT``, further
-attempts are refused until ``LOCKOUT`` has passed since the last failure, whether or not the
-password is right. A success resets the count.
+Limits (:mod:`traceability.domain.limits`, applied by :mod:`traceability.services.throttle`): each
+attempt is counted in the database before the password or PIN is checked, per account (or card) and
+source address, per source and per account; past a limit attempts are refused (429) whether or not
+the password is right. Every attempt is also kept in ``login_attempts`` for the record. A stall card
+is locked for everyone after ``MAX_FAILURES`` wrong PINs (whoever guesses holds the card).
+
+Lifecycle: administrators list, disable and enable console users, set a user's password and the
+authority a regulator acts for; a user changes their own password by giving the current one.
+Disabling a user or changing a password ends the user's sessions at once.
 """
 
 from __future__ import annotations
@@ -25,18 +31,19 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from traceability import errors
-from traceability.domain import stations
+from traceability.domain import limits, stations
 from traceability.domain.access import Principal
 from traceability.domain.fields import utc_ms
 from traceability.logging import get_logger
+from traceability.services import principals, throttle
 from traceability.storage import accounts_repo, registry_repo
 from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
 
 ROLES = ("regulator", "admin")
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
+MAX_FAILURES = limits.PAIR_FAILURES
+LOCKOUT = limits.WINDOW
 SESSION_LIFETIME = timedelta(hours=8)
 VENDOR_SESSION_LIFETIME = timedelta(hours=16)
 MIN_PASSWORD = 10
@@ -61,15 +68,7 @@ def _hash(password: str) -> str:
         return _hasher.hash(password)
 
 
-class LockedOut(errors.TraceError):
-    """Too many failed sign-in attempts; wait before trying again."""
-
-    status = 429
-    code = "locked_out"
-
-    def __init__(self, message: str, *, minutes: int = 15) -> None:
-        super().__init__(message)
-        self.minutes = minutes
+LockedOut = errors.LockedOut
 
 
 class CardInvalid(errors.Unauthorized):
@@ -113,19 +112,110 @@ def _check_password_rules(password: str) -> None:
         raise errors.InvalidField(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password")
 
 
-async def create_user(db: Database, name: str, role: str, password: str) -> dict[str, object]:
-    """Add a console user; the password is stored only as an argon2id hash."""
+def _check_authority(role: str, authority: str | None) -> str | None:
+    if authority is not None:
+        authority = authority.strip()
+        if not 1 <= len(authority) <= 100:
+            raise errors.InvalidField("authority must be 1 to 100 characters", field="authority")
+    if role == "regulator" and not authority:
+        raise errors.InvalidField(
+            "authority: a regulator acts for an authority, which public records name (e.g. 徐州市市场监督管理局)",
+            field="authority",
+        )
+    return authority
+
+
+async def create_user(
+    db: Database, name: str, role: str, password: str, authority: str | None = None
+) -> dict[str, object]:
+    """Add a console user; the password is stored only as an argon2id hash. Regulators name their authority."""
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise errors.InvalidField("name must be 1 to 100 characters", field="name")
     if role not in ROLES:
         raise errors.InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
+    authority = _check_authority(role, authority)
     _check_password_rules(password)
     digest = await asyncio.to_thread(_hash, password)
     async with db.connection() as conn:
-        row = await accounts_repo.insert_user(conn, name, role, digest)
+        row = await accounts_repo.insert_user(conn, name, role, digest, authority)
     log.info("console_user.created", user_id=row["id"], role=role)
-    return {"id": row["id"], "name": row["name"], "role": row["role"], "created_at": row["created_at"].isoformat()}
+    return describe_user(row)
+
+
+def describe_user(row: Record) -> dict[str, object]:
+    """A console user as administrators see them (never the password hash)."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "role": row["role"],
+        "authority": row["authority"],
+        "created_at": row["created_at"].isoformat(),
+        "disabled_at": row["disabled_at"].isoformat() if row["disabled_at"] else None,
+        "password_changed_at": row["password_changed_at"].isoformat() if row["password_changed_at"] else None,
+    }
+
+
+async def list_users(db: Database, limit: int = 100, offset: int = 0) -> list[dict[str, object]]:
+    async with db.connection() as conn:
+        return [describe_user(r) for r in await accounts_repo.list_users(conn, limit, offset)]
+
+
+async def _change(db: Database, user_id: int, change: str, **values: object) -> dict[str, object]:
+    async def work(conn: Connection) -> Record:
+        row = await accounts_repo.update_user(conn, user_id, change, **values)
+        if row is None:
+            raise errors.NotFound(f"no console user {user_id}")
+        if change in ("disable", "password"):
+            await accounts_repo.end_user_sessions(conn, user_id)
+        return row
+
+    row = await db.transaction(work)
+    log.info("console_user.changed", user_id=user_id, change=change)
+    return describe_user(row)
+
+
+async def disable_user(db: Database, user_id: int) -> dict[str, object]:
+    """Disable a console user: their sessions end now and they can no longer sign in."""
+    return await _change(db, user_id, "disable")
+
+
+async def enable_user(db: Database, user_id: int) -> dict[str, object]:
+    return await _change(db, user_id, "enable")
+
+
+async def set_authority(db: Database, user_id: int, authority: str) -> dict[str, object]:
+    """Set the authority a console user acts for (what their recalls name publicly)."""
+    return await _change(db, user_id, "authority", authority=_check_authority("regulator", authority))
+
+
+async def set_password(db: Database, user_id: int, password: str) -> dict[str, object]:
+    """An administrator sets a user's password; the user's sessions end."""
+    _check_password_rules(password)
+    digest = await asyncio.to_thread(_hash, password)
+    return await _change(db, user_id, "password", password_hash=digest)
+
+
+async def change_password(db: Database, user_id: int, current: str, new: str) -> dict[str, object]:
+    """A user changes their own password, proving they know the current one; their other sessions end."""
+    _check_password_rules(new)
+    async with db.connection() as conn:
+        user = await accounts_repo.get_user(conn, user_id)
+    if user is None or user["disabled_at"] is not None:
+        raise errors.NotFound(f"no console user {user_id}")
+    if not await asyncio.to_thread(_verify, user["password_hash"], current[:MAX_PASSWORD]):
+        raise errors.InvalidField("current_password: is not the current password", field="current_password")
+    if current == new:
+        raise errors.InvalidField("password: choose a password other than the current one", field="password")
+    return await set_password(db, user_id, new)
+
+
+async def user_id_by_name(db: Database, name: str) -> int:
+    async with db.connection() as conn:
+        user = await accounts_repo.find_user_any(conn, name.strip())
+    if user is None:
+        raise errors.NotFound(f"no console user named {name.strip()!r}")
+    return int(user["id"])
 
 
 def _verify(password_hash: str | None, password: str) -> bool:
@@ -153,22 +243,18 @@ async def _open_session(
 
 
 async def sign_in(db: Database, name: str, password: str, remote: str | None) -> Opened:
-    """Check a console user's password and open a session; refuses locked accounts (429)."""
+    """Check a console user's password and open a session; refuses (429) what the limits refuse."""
     name = name.strip()[:100]
     if not name or not password or len(password) > MAX_PASSWORD:
         raise errors.Unauthorized("the name or password is wrong")
-    now = datetime.now(UTC)
-    async with db.connection() as conn:
-        recent = await accounts_repo.count_recent_failures(conn, name, now - LOCKOUT)
-        if recent["failures"] >= MAX_FAILURES:
+    source = limits.source_key(remote)
+    try:
+        await throttle.charge_sign_in(db, name, source)
+    except errors.LockedOut:
+        async with db.connection() as conn:
             await accounts_repo.insert_attempt(conn, name, remote, False)
-            until = recent["last_failure"] + LOCKOUT
-            minutes = max(1, int((until - now).total_seconds() // 60) + 1)
-            log.warning("login.locked_out", failures=int(recent["failures"]))
-            raise LockedOut(
-                f"too many failed attempts; try again in {minutes} minutes (登录失败次数过多，请 {minutes} 分钟后再试)",
-                minutes=minutes,
-            )
+        raise
+    async with db.connection() as conn:
         user = await accounts_repo.find_user(conn, name)
     ok = await asyncio.to_thread(_verify, user["password_hash"] if user else None, password)
     ok = ok and user is not None
@@ -179,9 +265,10 @@ async def sign_in(db: Database, name: str, password: str, remote: str | None) ->
     if not ok or user is None:
         log.info("login.failed")
         raise errors.Unauthorized("the name or password is wrong")
+    await throttle.signed_in(db, user["id"], name, source)
     token, csrf = await _open_session(db, user["id"], None, SESSION_LIFETIME)
     log.info("login.succeeded", user_id=user["id"])
-    principal = Principal(role=user["role"], id=user["id"], name=user["name"])
+    principal = Principal(role=user["role"], id=user["id"], name=user["name"], kind="user", authority=user["authority"])
     return Opened(token, WebSession(principal, csrf, "console"))
 
 
@@ -214,24 +301,25 @@ async def sign_in_vendor_card(db: Database, card: str, pin: str, remote: str | N
     token = stations.card_token(card)
     if token is None:
         raise CardInvalid("this is not a stall card's QR code")
-    now = datetime.now(UTC)
     async with db.connection() as conn:
         found = await accounts_repo.find_vendor_card(conn, _token_hash(token))
-        if found is None:
-            raise CardInvalid("this stall card is not valid (replaced by a newer card, or revoked)")
-        name = f"vendor-card:{found['id']}"
-        recent = await accounts_repo.count_recent_failures(conn, name, now - LOCKOUT)
-        if recent["failures"] >= MAX_FAILURES:
+    if found is None:
+        raise CardInvalid("this stall card is not valid (replaced by a newer card, or revoked)")
+    name = f"vendor-card:{found['id']}"
+    source = limits.source_key(remote)
+    try:
+        await throttle.charge_sign_in(db, name, source, account_failures=MAX_FAILURES)
+    except errors.LockedOut:
+        async with db.connection() as conn:
             await accounts_repo.insert_attempt(conn, name, remote, False)
-            until = recent["last_failure"] + LOCKOUT
-            minutes = max(1, int((until - now).total_seconds() // 60) + 1)
-            raise LockedOut(f"too many wrong PINs; try again in {minutes} minutes", minutes=minutes)
+        raise
     ok = len(pin) <= MAX_PASSWORD and await asyncio.to_thread(_verify, found["pin_hash"], pin)
     async with db.connection() as conn:
         await accounts_repo.insert_attempt(conn, name, remote, ok)
     if not ok:
         log.info("vendor.card_refused", card=found["id"])
         raise PinWrong("the PIN is wrong")
+    await throttle.signed_in(db, None, name, source)
     session, csrf = await _open_session(
         db, None, found["device_token_hash"], VENDOR_SESSION_LIFETIME, card_id=found["id"]
     )
@@ -244,18 +332,7 @@ async def sign_in_vendor_card(db: Database, card: str, pin: str, remote: str | N
 
 
 def _device_principal(device: Record) -> Principal:
-    return Principal(
-        role=device["role"],
-        id=device["id"],
-        name=device["name"],
-        enterprise_id=device["enterprise_id"],
-        uscc=device["uscc"],
-        node_id=device["node_id"],
-        node_code=device["node_code"],
-        area_code=device["area_code"],
-        operator_id=device["operator_id"],
-        operator_code=device["operator_code"],
-    )
+    return principals.principal_from(device)
 
 
 async def resolve(db: Database, token: str) -> WebSession | None:
@@ -273,9 +350,10 @@ async def resolve(db: Database, token: str) -> WebSession | None:
             return WebSession(_device_principal(device), row["csrf_token"], "vendor")
     if row["user_id"] is None:
         return None
-    return WebSession(
-        Principal(role=row["user_role"], id=row["user_id"], name=row["user_name"]), row["csrf_token"], "console"
+    principal = Principal(
+        role=row["user_role"], id=row["user_id"], name=row["user_name"], kind="user", authority=row["user_authority"]
     )
+    return WebSession(principal, row["csrf_token"], "console")
 
 
 async def sign_out(db: Database, token: str) -> None:

@@ -296,10 +296,16 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
     """A regulator recalls a batch: it and every descendant get a recall event and the recalled status."""
     if principal.role not in ("regulator", "admin"):
         raise errors.Forbidden("only a regulator issues recalls")
+    if not principal.authority:
+        raise errors.Forbidden(
+            "a recall is issued in the name of an authority, and this credential names none; "
+            "an administrator sets it (the authority of a console user or of a regulator's credential)"
+        )
+    authority = principal.authority
     with fields():
         draft = supply.parse_recall(body)
     now = datetime.now(UTC)
-    issuer = f"{principal.role}:{principal.id} {principal.name}"
+    account = f"{principal.kind}:{principal.id} {principal.name}"
 
     async def recall_all(conn: Connection) -> tuple[int, list[Receipt]]:
         root = await genealogy_repo.batch_id(conn, draft.trace_code)
@@ -310,7 +316,7 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
             "level": draft.level,
             "reason": draft.reason,
             "source": draft.trace_code,
-            "issuedBy": issuer,
+            "issuedBy": authority,
             **({"scope": draft.scope} if draft.scope else {}),
         }
         receipts = await append_status_events(
@@ -322,7 +328,7 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
         )
         source_event = next(r.event_id for r in receipts if r.trace_code == draft.trace_code)
         recall_id = await genealogy_repo.insert_recall(
-            conn, root, source_event, draft.level, draft.reason, draft.scope, issuer, now, len(receipts)
+            conn, root, source_event, draft.level, draft.reason, draft.scope, account, now, len(receipts), authority
         )
         return recall_id, receipts
 
@@ -331,6 +337,7 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
     log.info("batch.recalled", trace_code=draft.trace_code, batches=len(receipts))
     return {
         "recall_id": recall_id,
+        "authority": authority,
         "trace_code": draft.trace_code,
         "level": draft.level,
         "reason": draft.reason,
@@ -341,7 +348,17 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
     }
 
 
-async def list_recalls(db: Database, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+async def list_recalls(
+    db: Database, limit: int = 100, offset: int = 0, *, oversight: bool = False
+) -> list[dict[str, Any]]:
+    """Recalls, newest first, each naming the authority that issued it; ``oversight`` adds the account."""
     async with db.connection() as conn:
         rows = await genealogy_repo.list_recalls(conn, limit, offset)
-    return [{**dict(r), "issued_at": r["issued_at"].isoformat()} for r in rows]
+    out = []
+    for r in rows:
+        item = {k: v for k, v in dict(r).items() if k != "issued_by"}
+        item["issued_at"] = r["issued_at"].isoformat()
+        if oversight:
+            item["issued_by"] = r["issued_by"]
+        out.append(item)
+    return out

@@ -1,20 +1,41 @@
-"""Credentials: issuing them (shown once, stored as SHA-256) and resolving a bearer token."""
+"""Credentials: issuing them (shown once, stored as SHA-256), resolving a bearer token, and their lifecycle.
+
+API credentials (``tak_…``) for administrators, regulators and enterprises may carry an expiry;
+they are listed, revoked and rotated (a new credential with the same role, name and authority; the
+old one refused from that moment) by the CLI and the admin API alike. Scanner devices (``tdv_…``)
+are revoked through the registry.
+
+Resolved credentials are cached for a few seconds in each server process. Every change that can
+take a credential away (revocation, rotation, a device revoked) notifies every process through
+PostgreSQL (``LISTEN``/``NOTIFY`` on :data:`CHANNEL`, sent in the same transaction as the change),
+and each process empties its cache when told. A process caches nothing while it is not listening
+(the listening connection lost, the database restarting), so a revocation is refused at once in
+every worker, never only after the cache's lifetime.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
 from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
 
 from traceability import errors
 from traceability.domain.access import Principal
-from traceability.storage import registry_repo
-from traceability.storage.database import Database
+from traceability.logging import get_logger
+from traceability.storage import credentials_repo, registry_repo
+from traceability.storage.database import Connection, Database, Record
+
+log = get_logger(__name__)
 
 DEVICE_PREFIX = "tdv_"
 TOKEN_PREFIX = "tak_"  # noqa: S105 -- a public token prefix, not a secret
 ROLES = ("admin", "regulator", "enterprise")
+CHANNEL = "trace_credentials"
+MAX_NAME = 100
 
 
 def new_secret(prefix: str) -> tuple[str, bytes]:
@@ -30,43 +51,51 @@ def token_hash(token: str) -> bytes:
 class PrincipalCache:
     """Resolved credentials, kept briefly so a scanner's every scan does not cost a database read.
 
-    Entries live ``ttl`` seconds; revoking in this process clears the cache at once, and other
-    server processes stop accepting a revoked credential within ``ttl``.
+    Entries live ``ttl`` seconds (never past the credential's expiry). The cache answers only while
+    ``listening`` (this process hears :data:`CHANNEL`); :meth:`clear` runs on every notification. A
+    lookup that started before a clear is not stored after it (``generation``), so a revocation that
+    lands while a lookup is in flight cannot be undone by that lookup's stale answer.
     """
 
     def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
         self.ttl = ttl
         self.size = size
+        self.listening = False
+        self.generation = 0
         self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
 
     def get(self, digest: bytes) -> Principal | None:
+        if not self.listening:
+            return None
         entry = self._entries.get(digest)
         if entry is None or entry[0] < time.monotonic():
             return None
         return entry[1]
 
-    def put(self, digest: bytes, principal: Principal) -> None:
-        self._entries[digest] = (time.monotonic() + self.ttl, principal)
+    def put(self, digest: bytes, principal: Principal, generation: int, expires_at: datetime | None = None) -> None:
+        if not self.listening or generation != self.generation:
+            return
+        until = time.monotonic() + self.ttl
+        if expires_at is not None:
+            until = min(until, time.monotonic() + (expires_at - datetime.now(UTC)).total_seconds())
+        self._entries[digest] = (until, principal)
         self._entries.move_to_end(digest)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
 
+    def set_listening(self, listening: bool) -> None:
+        """Called as the notification channel comes and goes; nothing cached survives a gap."""
+        self.clear()
+        self.listening = listening
 
-async def authenticate(db: Database, token: str, cache: PrincipalCache | None = None) -> Principal:
-    """Resolve a bearer token or raise Unauthorized (the message never echoes the token)."""
-    if not token.startswith((DEVICE_PREFIX, TOKEN_PREFIX)) or len(token) > 200:
-        raise errors.Unauthorized("the credential is not one this server issues")
-    digest = token_hash(token)
-    if cache is not None and (known := cache.get(digest)) is not None:
-        return known
-    async with db.connection() as conn:
-        row = await registry_repo.find_principal(conn, digest)
-    if row is None:
-        raise errors.Unauthorized("the credential is unknown or revoked")
-    principal = Principal(
+
+def principal_from(row: Record) -> Principal:
+    """A principal from a credential lookup row (devices and API tokens share the columns)."""
+    return Principal(
         role=row["role"],
         id=row["id"],
         name=row["name"],
@@ -77,18 +106,70 @@ async def authenticate(db: Database, token: str, cache: PrincipalCache | None = 
         area_code=row["area_code"],
         operator_id=row["operator_id"],
         operator_code=row["operator_code"],
+        kind="device" if row["role"] == "device" else "token",
+        authority=row["authority"],
     )
+
+
+async def authenticate(db: Database, token: str, cache: PrincipalCache | None = None) -> Principal:
+    """Resolve a bearer token or raise Unauthorized (the message never echoes the token)."""
+    if not token.startswith((DEVICE_PREFIX, TOKEN_PREFIX)) or len(token) > 200:
+        raise errors.Unauthorized("the credential is not one this server issues")
+    digest = token_hash(token)
+    generation = 0
     if cache is not None:
-        cache.put(digest, principal)
+        if (known := cache.get(digest)) is not None:
+            return known
+        generation = cache.generation
+    async with db.connection() as conn:
+        row = await registry_repo.find_principal(conn, digest)
+    if row is None:
+        raise errors.Unauthorized("the credential is unknown, revoked or expired")
+    principal = principal_from(row)
+    if cache is not None:
+        cache.put(digest, principal, generation, row["expires_at"])
     return principal
 
 
-async def create_token(db: Database, role: str, name: str, enterprise_uscc: str | None = None) -> tuple[str, int]:
-    """Issue an API credential for a person or system; returns (token, id). The token is shown once."""
+async def watch_revocations(db: Database, cache: PrincipalCache, stop: asyncio.Event) -> None:
+    """Keep ``cache`` in step with credential changes made by any process, until ``stop``."""
+    await db.listen(CHANNEL, cache.clear, cache.set_listening, stop)
+
+
+def _check_name(value: object, field: str, required: bool = True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_NAME:
+        raise errors.InvalidField(f"{field}: must be 1 to {MAX_NAME} characters", field=field)
+    return value.strip()
+
+
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise errors.InvalidField("expires_at: must be in the future", field="expires_at")
+
+
+async def create_token(
+    db: Database,
+    role: str,
+    name: str,
+    enterprise_uscc: str | None = None,
+    *,
+    authority: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[str, int]:
+    """Issue an API credential for a person or system; returns (token, id). The token is shown once.
+
+    A regulator's credential names the authority it acts for (by default its name).
+    """
     if role not in ROLES:
         raise errors.InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
-    if not name.strip():
-        raise errors.InvalidField("name must not be empty", field="name")
+    clean_name = _check_name(name, "name")
+    assert clean_name is not None
+    clean_authority = _check_name(authority, "authority", required=False)
+    if role == "regulator" and clean_authority is None:
+        clean_authority = clean_name
+    _check_expiry(expires_at)
     async with db.connection() as conn:
         enterprise_id = None
         if role == "enterprise":
@@ -98,8 +179,102 @@ async def create_token(db: Database, role: str, name: str, enterprise_uscc: str 
             if enterprise_id is None:
                 raise errors.UnknownReference(f"no enterprise {enterprise_uscc}", field="enterprise")
         token, digest = new_secret(TOKEN_PREFIX)
-        row = await registry_repo.insert_api_token(conn, role, name.strip(), enterprise_id, digest)
+        row = await credentials_repo.insert_token(
+            conn, role, clean_name, enterprise_id, digest, authority=clean_authority, expires_at=expires_at
+        )
+    log.info("credential.issued", token_id=row["id"], role=role)
     return token, int(row["id"])
+
+
+def describe_token(row: Record) -> dict[str, Any]:
+    """A credential as the admin list shows it (never its secret or hash)."""
+    now = datetime.now(UTC)
+    state = "active"
+    if row["revoked_at"] is not None:
+        state = "revoked"
+    elif row["expires_at"] is not None and row["expires_at"] <= now:
+        state = "expired"
+    return {
+        "id": row["id"],
+        "role": row["role"],
+        "name": row["name"],
+        "authority": row["authority"],
+        "enterprise": row["uscc"],
+        "state": state,
+        "created_at": row["created_at"].isoformat(),
+        "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+        "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
+        "replaced_by": row["replaced_by"],
+    }
+
+
+async def get_token(db: Database, token_id: int) -> dict[str, Any]:
+    """One API credential as the admin list shows it."""
+    async with db.connection() as conn:
+        return describe_token(await credentials_repo.get_token(conn, token_id))
+
+
+async def list_tokens(
+    db: Database, *, state: str | None = None, role: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """API credentials, newest first; ``state`` is active, revoked or expired."""
+    if state not in (None, "active", "revoked", "expired"):
+        raise errors.InvalidField("state must be active, revoked or expired", field="state")
+    if role is not None and role not in ROLES:
+        raise errors.InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
+    async with db.connection() as conn:
+        rows = await credentials_repo.list_tokens(conn, state, role, limit, offset)
+    return [describe_token(r) for r in rows]
+
+
+async def revoke_token(db: Database, token_id: int) -> dict[str, Any]:
+    """Revoke an API credential: refused from now on by every server process."""
+
+    async def revoke(conn: Connection) -> Record:
+        row = await credentials_repo.revoke_token(conn, token_id)
+        if row is None:
+            raise errors.NotFound(f"no active credential {token_id}")
+        await credentials_repo.notify_changed(conn, CHANNEL)
+        return row
+
+    row = await db.transaction(revoke)
+    log.info("credential.revoked", token_id=token_id)
+    return describe_token(row)
+
+
+async def rotate_token(db: Database, token_id: int) -> tuple[str, dict[str, Any]]:
+    """Replace a credential with a new one (same role, name, authority, expiry); the old one is refused at once."""
+    token, digest = new_secret(TOKEN_PREFIX)
+
+    async def rotate(conn: Connection) -> Record:
+        old = await credentials_repo.lock_active_token(conn, token_id)
+        if old is None:
+            raise errors.NotFound(f"no active credential {token_id}")
+        new = await credentials_repo.insert_token(
+            conn,
+            old["role"],
+            old["name"],
+            old["enterprise_id"],
+            digest,
+            authority=old["authority"],
+            expires_at=old["expires_at"],
+        )
+        await credentials_repo.revoke_token(conn, token_id, replaced_by=new["id"])
+        await credentials_repo.notify_changed(conn, CHANNEL)
+        return await credentials_repo.get_token(conn, new["id"])
+
+    row = await db.transaction(rotate)
+    log.info("credential.rotated", token_id=token_id, new_token_id=row["id"])
+    return token, describe_token(row)
+
+
+async def rotate_by_secret(db: Database, token: str) -> tuple[str, dict[str, Any]]:
+    """Rotate the credential whose secret is ``token`` (the CLI's ``token rotate-admin``)."""
+    async with db.connection() as conn:
+        token_id = await credentials_repo.find_token_id(conn, token_hash(token.strip()))
+    if token_id is None:
+        raise errors.NotFound("that credential is unknown, revoked or expired")
+    return await rotate_token(db, token_id)
 
 
 async def ensure_admin_token(db: Database) -> str | None:

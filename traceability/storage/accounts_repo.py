@@ -6,20 +6,22 @@ from datetime import datetime
 
 from traceability.storage.database import Connection, Record, conflicts_as, fetch_one
 
-INSERT_USER = """
-INSERT INTO console_users (name, role, password_hash) VALUES ($1, $2, $3)
-RETURNING id, name, role, created_at
+_USER = "id, name, role, authority, created_at, disabled_at, password_changed_at"
+
+INSERT_USER = f"""
+INSERT INTO console_users (name, role, password_hash, authority) VALUES ($1, $2, $3, $4)
+RETURNING {_USER}
 """
 
 
-async def insert_user(conn: Connection, name: str, role: str, password_hash: str) -> Record:
+async def insert_user(conn: Connection, name: str, role: str, password_hash: str, authority: str | None) -> Record:
     """Add a console user; raises AlreadyExists if the name is taken."""
     with conflicts_as(f"a console user named {name!r} already exists", "name"):
-        return await fetch_one(conn, INSERT_USER, name, role, password_hash)
+        return await fetch_one(conn, INSERT_USER, name, role, password_hash, authority)
 
 
 SELECT_USER_BY_NAME = """
-SELECT id, name, role, password_hash FROM console_users WHERE name = $1 AND disabled_at IS NULL
+SELECT id, name, role, authority, password_hash FROM console_users WHERE name = $1 AND disabled_at IS NULL
 """
 
 
@@ -28,26 +30,49 @@ async def find_user(conn: Connection, name: str) -> Record | None:
     return await conn.fetchrow(SELECT_USER_BY_NAME, name)
 
 
+async def find_user_any(conn: Connection, name: str) -> Record | None:
+    """A console user by name, disabled or not."""
+    return await conn.fetchrow(f"SELECT {_USER} FROM console_users WHERE name = $1", name)
+
+
+async def get_user(conn: Connection, user_id: int) -> Record | None:
+    """A console user by id, with the password hash (to check a password change)."""
+    return await conn.fetchrow(f"SELECT {_USER}, password_hash FROM console_users WHERE id = $1", user_id)
+
+
+async def list_users(conn: Connection, limit: int, offset: int) -> list[Record]:
+    return list(await conn.fetch(f"SELECT {_USER} FROM console_users ORDER BY id LIMIT $1 OFFSET $2", limit, offset))
+
+
+_UPDATES = {
+    "disable": "disabled_at = coalesce(disabled_at, now())",
+    "enable": "disabled_at = NULL",
+    "authority": "authority = $2",
+    "password": "password_hash = $2, password_changed_at = now()",
+}
+
+
+async def update_user(conn: Connection, user_id: int, change: str, **values: object) -> Record | None:
+    """Disable, enable, set the authority of, or set the password of a console user (None: no such user)."""
+    query = f"UPDATE console_users SET {_UPDATES[change]} WHERE id = $1 RETURNING {_USER}"
+    args = [values[k] for k in ("authority", "password_hash") if k in values]
+    return await conn.fetchrow(query, user_id, *args)
+
+
+END_USER_SESSIONS = "UPDATE web_sessions SET ended_at = now() WHERE user_id = $1 AND ended_at IS NULL"
+
+
+async def end_user_sessions(conn: Connection, user_id: int) -> None:
+    """End every live session of a console user (disabled, or the password changed)."""
+    await conn.execute(END_USER_SESSIONS, user_id)
+
+
 STORE_REHASH = "UPDATE console_users SET password_hash = $2 WHERE id = $1"
 
 
 async def update_password_hash(conn: Connection, user_id: int, password_hash: str) -> None:
     """Store a re-hashed password (after the hashing parameters were raised)."""
     await conn.execute(STORE_REHASH, user_id, password_hash)
-
-
-COUNT_FAILURES = """
-SELECT count(*) AS failures, max(attempted_at) AS last_failure
-FROM login_attempts
-WHERE name = $1 AND NOT succeeded AND attempted_at > $2
-  AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts
-                               WHERE name = $1 AND succeeded), '-infinity')
-"""
-
-
-async def count_recent_failures(conn: Connection, name: str, since: datetime) -> Record:
-    """Failed attempts for ``name`` since ``since`` and since its last success, and the latest one's time."""
-    return await fetch_one(conn, COUNT_FAILURES, name, since)
 
 
 INSERT_ATTEMPT = "INSERT INTO login_attempts (name, remote, succeeded) VALUES ($1, $2, $3)"
@@ -81,7 +106,7 @@ async def insert_session(
 
 SELECT_SESSION = """
 SELECT s.id, s.csrf_token, s.device_token_hash, s.expires_at,
-       u.id AS user_id, u.name AS user_name, u.role AS user_role
+       u.id AS user_id, u.name AS user_name, u.role AS user_role, u.authority AS user_authority
 FROM web_sessions s
 LEFT JOIN console_users u ON u.id = s.user_id AND u.disabled_at IS NULL
 LEFT JOIN vendor_cards c ON c.id = s.vendor_card_id

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from traceability import errors
 from traceability.config import Settings
 from traceability.logging import get_logger
 from traceability.storage import migrator
+from traceability.storage.embedded import Embedded
 
 log = get_logger(__name__)
 
@@ -54,6 +54,8 @@ ATTEMPTS = 3
 """How often :meth:`Database.transaction` runs its work by default before a Contention is final."""
 ACQUIRE_TIMEOUT = 30.0
 """Seconds a request waits for a pooled connection before it is told the database is unavailable."""
+LISTEN_CHECK = 5.0
+"""Seconds between checks that a listening connection still answers."""
 
 # Keys that concurrent writers race for. The loser's next attempt sees the winner's row and answers
 # from it: a replayed capture or opening gets its original receipt, other content a conflict.
@@ -155,16 +157,18 @@ def conflicts_as(message: str, field: str | None = None) -> Iterator[None]:
 
 def start_embedded(pg_dir: Path) -> str:
     """Start (or attach to) the embedded PostgreSQL in ``pg_dir`` and return its URL."""
-    # Imported lazily: only needed when no database URL is given. From its module, because the package
-    # re-exports get_server without declaring it public.
-    pg_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # platformdirs warns (at import) when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine here.
-        warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server
+    return embedded_server(pg_dir).start()
 
-        server = get_server(pg_dir, cleanup_mode="stop")
-    return str(server.get_uri())
+
+_EMBEDDED: dict[Path, Embedded] = {}
+
+
+def embedded_server(pg_dir: Path) -> Embedded:
+    """This process's handle on the embedded PostgreSQL in ``pg_dir`` (one per directory, like pgserver's)."""
+    key = pg_dir.resolve()
+    if key not in _EMBEDDED:
+        _EMBEDDED[key] = Embedded(key)
+    return _EMBEDDED[key]
 
 
 def describe(url: str) -> str:
@@ -212,6 +216,8 @@ class Database:
     url: str
     role: str | None
     acquire_timeout: float = ACQUIRE_TIMEOUT
+    embedded: Embedded | None = None
+    """The embedded PostgreSQL this pool points at, if it is one (the server restarts it when it dies)."""
 
     @property
     def label(self) -> str:
@@ -269,6 +275,46 @@ class Database:
                     await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not a secret
         raise ValueError("attempts must be at least 1")
 
+    async def listen(
+        self,
+        channel: str,
+        on_notify: Callable[[], None],
+        on_state: Callable[[bool], None],
+        stop: asyncio.Event,
+        check_every: float = LISTEN_CHECK,
+    ) -> None:
+        """LISTEN on ``channel`` on a connection of its own until ``stop``, calling ``on_notify`` per notification.
+
+        ``on_state(True)`` once listening, ``on_state(False)`` as soon as the connection is found
+        lost (closed, or not answering a check within ``check_every`` seconds); then it reconnects.
+        """
+        while not stop.is_set():
+            conn: asyncpg.Connection | None = None
+            lost = asyncio.Event()
+            try:
+                conn = await asyncio.wait_for(asyncpg.connect(self.url), timeout=check_every * 2)
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(channel, lambda *_args: on_notify())
+                on_state(True)
+                while not stop.is_set() and not lost.is_set():
+                    waiters = [asyncio.ensure_future(e.wait()) for e in (stop, lost)]
+                    _, pending = await asyncio.wait(waiters, timeout=check_every, return_when=asyncio.FIRST_COMPLETED)
+                    for w in pending:
+                        w.cancel()
+                    if not stop.is_set() and not lost.is_set():
+                        await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=check_every)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("storage.listen_lost", channel=channel, error=type(exc).__name__)
+            finally:
+                on_state(False)
+                if conn is not None:
+                    conn.terminate()
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), check_every / 5)
+
     async def ping(self) -> None:
         """One round trip; StorageUnavailable when the database does not answer."""
         try:
@@ -297,6 +343,7 @@ async def open_database(
     settings: Settings, *, migrate: bool = False, url: str | None = None
 ) -> AsyncIterator[Database]:
     """Open the pool the CLI and the server share; refuse a schema that does not match the code."""
+    given = url or settings.database_url
     url = url or await database_url(settings)
     admin = await connect(url)
     try:
@@ -319,7 +366,8 @@ async def open_database(
         statement_cache_size=256,
         connection_class=_Connection,
     )
+    embedded = embedded_server(settings.pg_dir) if not given else None
     try:
-        yield Database(pool=pool, url=url, role=role)
+        yield Database(pool=pool, url=url, role=role, embedded=embedded)
     finally:
         await pool.close()

@@ -144,8 +144,8 @@ async def set_heads_and_status(
 
 
 INSERT_RECALL = """
-INSERT INTO recalls (batch_id, event_id, level, reason, scope, issued_by, issued_at, affected)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id
+INSERT INTO recalls (batch_id, event_id, level, reason, scope, issued_by, issued_at, affected, authority)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id
 """
 
 
@@ -159,15 +159,18 @@ async def insert_recall(
     issued_by: str,
     issued_at: Any,
     affected: int,
+    authority: str,
 ) -> int:
+    """Index a recall; ``authority`` is what public lists name, ``issued_by`` the account (for oversight)."""
     value: int = await conn.fetchval(
-        INSERT_RECALL, batch, event_id, level, reason, scope, issued_by, issued_at, affected
+        INSERT_RECALL, batch, event_id, level, reason, scope, issued_by, issued_at, affected, authority
     )
     return value
 
 
 SELECT_RECALLS = """
-SELECT r.id, b.trace_code, r.level, r.reason, r.scope, r.issued_by, r.issued_at, r.affected, r.event_id::text
+SELECT r.id, b.trace_code, r.level, r.reason, r.scope, r.authority, r.issued_by, r.issued_at, r.affected,
+       r.event_id::text
 FROM recalls r JOIN batches b ON b.id = r.batch_id ORDER BY r.issued_at DESC LIMIT $1 OFFSET $2
 """
 

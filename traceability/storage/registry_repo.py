@@ -191,16 +191,16 @@ async def revoke_device(conn: Connection, device_id: int) -> bool:
 # One query resolves any bearer credential: devices and API tokens share the lookup.
 FIND_PRINCIPAL = """
 SELECT 'device' AS role, d.id, d.name, d.enterprise_id, e.uscc, d.node_id, n.code AS node_code,
-       n.area_code, d.operator_id, o.code AS operator_code
+       n.area_code, d.operator_id, o.code AS operator_code, NULL AS authority, NULL::timestamptz AS expires_at
 FROM devices d
 JOIN nodes n ON n.id = d.node_id
 JOIN enterprises e ON e.id = d.enterprise_id
 LEFT JOIN operators o ON o.id = d.operator_id
 WHERE d.token_hash = $1 AND d.revoked_at IS NULL
 UNION ALL
-SELECT t.role, t.id, t.name, t.enterprise_id, e.uscc, NULL, NULL, NULL, NULL, NULL
+SELECT t.role, t.id, t.name, t.enterprise_id, e.uscc, NULL, NULL, NULL, NULL, NULL, t.authority, t.expires_at
 FROM api_tokens t LEFT JOIN enterprises e ON e.id = t.enterprise_id
-WHERE t.token_hash = $1 AND t.revoked_at IS NULL
+WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
 """
 
 
@@ -208,18 +208,9 @@ async def find_principal(conn: Connection, token_hash: bytes) -> Record | None:
     return await conn.fetchrow(FIND_PRINCIPAL, token_hash)
 
 
-INSERT_TOKEN = """
-INSERT INTO api_tokens (role, name, enterprise_id, token_hash) VALUES ($1, $2, $3, $4)
-RETURNING id, role, name, created_at
-"""  # noqa: S105 -- SQL text, not a secret
-
-
-async def insert_api_token(
-    conn: Connection, role: str, name: str, enterprise_id: int | None, token_hash: bytes
-) -> Record:
-    return await fetch_one(conn, INSERT_TOKEN, role, name, enterprise_id, token_hash)
-
-
 async def count_admin_tokens(conn: Connection) -> int:
-    value: int = await conn.fetchval("SELECT count(*) FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL")
+    value: int = await conn.fetchval(
+        "SELECT count(*) FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL "
+        "AND (expires_at IS NULL OR expires_at > now())"
+    )
     return value

@@ -1,0 +1,228 @@
+"""``/metrics`` in the Prometheus text format (prometheus-client), for administrators or configured addresses.
+
+Two kinds of figures:
+
+- counted by each server process as it works: requests by route, method and status with latency
+  histograms (refused credentials and limits show as 401 and 429), events captured (new and
+  replayed), the database pool's connections in use, the access log's queue;
+- read from the database when scraped, so any process answers for the whole service: the log's
+  size and the sequencer's lag (events waiting, age of the oldest), the analyzer's lag, checkpoint
+  age, and each station's reported upload queue (``services.operations``).
+
+With ``TRACE_WORKERS`` above one every worker writes its counts to files in ``$TRACE_DATA_DIR/metrics``
+(prometheus-client's multiprocess mode, set up by ``traceability serve`` before any worker starts),
+and whichever worker is scraped adds them all up; a dead worker's counters stay counted and its
+gauges are dropped (:func:`forget_worker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from traceability import errors
+from traceability.http.auth import require
+from traceability.http.keys import ACCESS, DATABASE, SETTINGS
+from traceability.services import operations
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+SAMPLE_EVERY = 2.0
+"""Seconds between a process's samples of its gauges (so a scrape of another worker sees them fresh)."""
+
+
+def forget_worker(pid: int, directory: Path) -> None:
+    """The supervisor's note that a worker died: drop its live gauges (its counters stay counted)."""
+    if directory.is_dir():
+        multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+
+
+class Metrics:
+    """The figures one server process counts; ``shared``: the workers' directory in multiprocess mode."""
+
+    def __init__(self, shared: Path | None = None) -> None:
+        self.shared = shared
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "trace_http_requests", "HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "trace_http_request_duration_seconds", "Time to answer an HTTP request, by route and method.",
+            ["route", "method"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.events = Counter(
+            "trace_events_captured", "Events recorded (replayed: a retry answered with its original receipt).",
+            ["path", "outcome"], registry=r,
+        )  # fmt: skip
+        self.pool = Gauge(
+            "trace_db_pool_connections", "Database connections of the server's pools, by state.",
+            ["state"], multiprocess_mode="livesum", registry=r,
+        )  # fmt: skip
+        self.access_queue = Gauge(
+            "trace_access_log_queued", "Access records waiting to be written.",
+            multiprocess_mode="livesum", registry=r,
+        )  # fmt: skip
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def captured(self, path: str, new: int, replayed: int) -> None:
+        if new:
+            self.events.labels(path, "new").inc(new)
+        if replayed:
+            self.events.labels(path, "replayed").inc(replayed)
+
+    def sample(self, app: web.Application) -> None:
+        """Take this process's gauges (pool use, access log queue) as they are now."""
+        pool = app[DATABASE].pool
+        size, idle = pool.get_size(), pool.get_idle_size()
+        self.pool.labels("in_use").set(size - idle)
+        self.pool.labels("idle").set(idle)
+        self.pool.labels("max").set(pool.get_max_size())
+        self.access_queue.set(len(app[ACCESS]))
+
+    def exposition(self, snapshot: dict[str, Any]) -> bytes:
+        """The text format: every process's counts (added up across workers) and the database's figures."""
+        if self.shared is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, str(self.shared))  # type: ignore[no-untyped-call]
+            counted = generate_latest(registry)
+        else:
+            counted = generate_latest(self.registry)
+        service = CollectorRegistry()
+        service.register(_Snapshot(snapshot))
+        return counted + generate_latest(service)
+
+
+class _Snapshot(Collector):
+    """The service's figures read from the database at scrape time."""
+
+    def __init__(self, snapshot: dict[str, Any]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        s = self.snapshot
+        for name, doc, key in (
+            ("trace_log_size", "Events in the transparency log's latest signed checkpoint.", "log_size"),
+            ("trace_log_queue", "Events recorded but not yet in the transparency log (sequencer lag).", "queued"),
+            ("trace_log_queue_age_seconds", "Age of the oldest event waiting for the log.", "queue_age"),
+            ("trace_checkpoint_age_seconds", "Seconds since the log's head last moved.", "checkpoint_age"),
+            ("trace_events", "Events in the ledger (in the log and waiting for it).", "events"),
+            ("trace_analyzer_lag", "Log entries the anomaly analyzer has not read yet.", "analyzer_lag"),
+            ("trace_analyzer_lag_seconds", "Age of the oldest log entry the analyzer has not read.", "analyzer_age"),
+            ("trace_anomalies", "Anomalies found so far.", "anomalies"),
+        ):
+            yield GaugeMetricFamily(name, doc, value=float(s[key]))
+        stations = s["stations"]
+        pending = GaugeMetricFamily(
+            "trace_station_queue_pending", "Records a station reported waiting to upload.", labels=["device", "node"]
+        )
+        oldest = GaugeMetricFamily(
+            "trace_station_queue_oldest_seconds",
+            "Age of the oldest record a station reported waiting (0 when its queue was empty).",
+            labels=["device", "node"],
+        )
+        silent = GaugeMetricFamily(
+            "trace_station_report_age_seconds", "Seconds since a station last reported.", labels=["device", "node"]
+        )
+        for st in stations:
+            labels = [str(st["device"]), st["node"]]
+            pending.add_metric(labels, st["pending"])
+            oldest.add_metric(labels, st["oldest_age"])
+            silent.add_metric(labels, st["report_age"])
+        yield from (pending, oldest, silent)
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by its route (the template, never the URL: bounded labels)."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # redirects and the like pass through the error renderer
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[METRICS].observe(route, request.method, status, time.perf_counter() - start)
+
+
+def _allowed_address(request: web.Request) -> bool:
+    allow = request.app[SETTINGS].metrics_allow
+    if not allow or not request.remote:
+        return False
+    try:
+        ip = ipaddress.ip_address(request.remote)
+    except ValueError:
+        return False
+    return any(ip in net for net in allow)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: for an administrator's credential, or a client in ``TRACE_METRICS_ALLOW``."""
+    if not _allowed_address(request):
+        try:
+            await require(request, "admin")
+        except errors.Unauthorized:
+            raise errors.Unauthorized(
+                "/metrics needs an administrator's credential or a client address in TRACE_METRICS_ALLOW"
+            ) from None
+    m = request.app[METRICS]
+    m.sample(request.app)
+    snapshot = await operations.snapshot(request.app[DATABASE])
+    return web.Response(
+        body=m.exposition(snapshot), headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"}
+    )
+
+
+async def _sampler(app: web.Application) -> AsyncIterator[None]:
+    async def sample() -> None:
+        while True:
+            app[METRICS].sample(app)
+            await asyncio.sleep(SAMPLE_EVERY)
+
+    task = asyncio.create_task(sample())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def setup(app: web.Application) -> None:
+    """``/metrics``; in multiprocess mode (``traceability serve`` with several workers) the shared files."""
+    settings = app[SETTINGS]
+    shared = settings.metrics_dir if settings.workers > 1 and values.ValueClass is not values.MutexValue else None
+    app[METRICS] = Metrics(shared)
+    app.cleanup_ctx.append(_sampler)
+    app.router.add_get("/metrics", metrics)
