@@ -1,0 +1,128 @@
+"""Real server processes for the tests that need them (workers, signals, TLS, crashes): ``traceability serve``.
+
+Each waits for conditions with generous deadlines and never judges speed: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from traceability.config import ROOT
+
+START_WITHIN = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """``traceability serve`` in a subprocess, with its output in a log file for the failure message."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, scheme: str = "http") -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.scheme = scheme
+        self.env = {
+            **os.environ,
+            "TRACE_DATA_DIR": str(data_dir),
+            "TRACE_PORT": str(self.port),
+            "TRACE_HOST": "127.0.0.1",
+            "TRACE_LOG_FORMAT": "json",
+            "TRACE_SEQUENCER_INTERVAL_MS": "50",
+            **(env or {}),
+        }
+        self.log_path = data_dir / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ssl: ssl.SSLContext | bool = False if scheme == "https" else True
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self, *args: str) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "traceability", "serve", *args],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    async def wait_healthy(self, within: float = START_WITHIN) -> None:
+        deadline = time.monotonic() + within
+        async with aiohttp.ClientSession() as http:
+            while True:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+                try:
+                    async with http.get(f"{self.url}/healthz", ssl=self.ssl) as resp:
+                        if resp.status == 200:
+                            return
+                except (aiohttp.ClientError, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"server not healthy within {within} s:\n{self.output()}")
+                await asyncio.sleep(0.1)
+
+    def children(self) -> list[psutil.Process]:
+        assert self.proc is not None
+        return psutil.Process(self.proc.pid).children()
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait_exit(self, within: float = 60.0) -> int:
+        assert self.proc is not None
+        deadline = time.monotonic() + within
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server did not exit within {within} s:\n{self.output()}")
+            await asyncio.sleep(0.05)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut or the OOM killer would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        """Clean up after a test, whatever state the server is in: SIGTERM, then SIGKILL."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+async def wait_until(condition: Any, within: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {within} s")
+        await asyncio.sleep(0.05)
