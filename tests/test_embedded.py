@@ -24,9 +24,9 @@ def postmaster(pg_dir: Path) -> int | None:
         return None
 
 
-async def test_a_clean_exit_stops_the_embedded_database_even_after_crashes(tmp_path: Path) -> None:
-    pg_dir = tmp_path / "pg"
-    server = Server(tmp_path)  # no TRACE_DATABASE_URL: the embedded PostgreSQL in $TRACE_DATA_DIR/pg
+async def test_a_clean_exit_stops_the_embedded_database_even_after_crashes(server_home: Path) -> None:
+    pg_dir = server_home / "pg"
+    server = Server(server_home)  # no TRACE_DATABASE_URL: the embedded PostgreSQL in $TRACE_DATA_DIR/pg
     server.start("--migrate")
     try:
         await server.wait_healthy()
@@ -43,6 +43,27 @@ async def test_a_clean_exit_stops_the_embedded_database_even_after_crashes(tmp_p
         assert await server.wait_exit() == 0
         await wait_until(lambda: postmaster(pg_dir) is None, what="the embedded PostgreSQL to stop")
         assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
+    finally:
+        server.stop()
+        if (pid := postmaster(pg_dir)) is not None:
+            psutil.Process(pid).kill()
+
+
+async def test_a_database_restarted_by_a_worker_is_still_stopped_on_exit(server_home: Path) -> None:
+    pg_dir = server_home / "pg"
+    server = Server(server_home, {"TRACE_WORKERS": "2"})
+    server.start("--migrate")
+    try:
+        await server.wait_healthy()
+        first = postmaster(pg_dir)
+        assert first is not None
+        psutil.Process(first).kill()
+        # A worker notices within a second or so and starts it again; the service answers again.
+        await wait_until(lambda: postmaster(pg_dir) not in (None, first), what="a restarted PostgreSQL")
+        await server.wait_healthy()
+        server.signal(signal.SIGTERM)
+        assert await server.wait_exit() == 0
+        await wait_until(lambda: postmaster(pg_dir) is None, what="the restarted PostgreSQL to stop")
     finally:
         server.stop()
         if (pid := postmaster(pg_dir)) is not None:

@@ -68,7 +68,7 @@ class Embedded:
         self._server = pg.get_server(self.pg_dir, cleanup_mode="stop")
         # atexit runs handlers last-in first-out: this one runs just before pgserver's own, so the
         # last live user stops the server even when users before it were killed.
-        atexit.register(self._forget_dead_handles_locked)
+        atexit.register(self._before_exit)
         return str(self._server.get_uri())
 
     def _forget_dead_handles(self) -> None:
@@ -82,9 +82,15 @@ class Embedded:
             path.write_text(json.dumps(alive))
             log.info("embedded_pg.forgot_dead_users", pids=sorted(set(pids) - set(alive)))
 
-    def _forget_dead_handles_locked(self) -> None:
-        with contextlib.suppress(Exception), _pgserver().PostgresServer._lock:
+    def _before_exit(self) -> None:
+        """Ready pgserver's exit handler: forget dead users, and point it at the postmaster running now
+        (a worker process may have restarted it, which this process's copy of pgserver never saw)."""
+        pg = _pgserver()
+        with contextlib.suppress(Exception), pg.PostgresServer._lock:
             self._forget_dead_handles()
+            info = pg.PostmasterInfo.read_from_pgdata(self.pg_dir)
+            if self._server is not None and info is not None and info.is_running():
+                self._server._postmaster_info = info
 
     def running(self) -> bool:
         """Whether the postmaster of this data directory is running."""
