@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,20 @@ async def db_url(server_url: str, template: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one test."""
     async with cloned_database(server_url, template) as url:
         yield url
+
+
+@pytest.fixture
+def server_home() -> Iterator[Path]:
+    """A data directory for a server process with its own embedded PostgreSQL.
+
+    Not under pytest's temporary directory: pgserver runs PostgreSQL as another user (when the tests
+    run as root), which must traverse every directory above, and every new pytest session on the
+    machine takes that permission away from ``/tmp/pytest-of-<user>``.
+    """
+    path = ROOT / "var" / "test-servers" / uuid.uuid4().hex[:12]
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -245,10 +245,10 @@ async def test_the_server_killed_again_and_again_under_capture(db_url: str, tmp_
     verify_clean(db_url, tmp_path)
 
 
-async def test_postgresql_killed_under_capture(tmp_path: Path) -> None:
+async def test_postgresql_killed_under_capture(server_home: Path) -> None:
     """The embedded PostgreSQL killed: the server answers 503 (never 500), starts it again, and nothing is lost."""
-    pg_dir = tmp_path / "pg"
-    server = Server(tmp_path)
+    pg_dir = server_home / "pg"
+    server = Server(server_home)
     server.start("--migrate")
     try:
         await server.wait_healthy()
@@ -275,6 +275,6 @@ async def test_postgresql_killed_under_capture(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
-    verify_clean(None, tmp_path)
+    verify_clean(None, server_home)
     if (pid := postmaster(pg_dir)) is not None:
         psutil.Process(pid).kill()
