@@ -196,7 +196,9 @@ async def test_a_database_outage_is_a_503_everywhere(
     proxy = Proxy(db_url)
     url = await proxy.start() if outage == "stopped" else db_url
     # The same data directory (and so the same log signing key) as the app that registered the world.
-    settings = Settings.from_env({}, database_url=url, data_dir=tmp_path, public_url="http://trace.test")
+    settings = Settings.from_env(
+        {"TRACE_METRICS_ALLOW": "127.0.0.1"}, database_url=url, data_dir=tmp_path, public_url="http://trace.test"
+    )
     app = create_app(settings)
     client = await aiohttp_client(app)
     try:
@@ -224,6 +226,10 @@ async def test_a_database_outage_is_a_503_everywhere(
             resp = await client.get(f"/t/{code}")
             page = await resp.text()
             assert resp.status == 503 and "Traceback" not in page and "asyncpg" not in page
+            assert resp.headers["Retry-After"] == "1"
+            # Monitoring still sees the process, and that its database is down.
+            resp = await client.get("/metrics")
+            assert resp.status == 200 and "trace_database_up 0.0" in await resp.text()
 
         if outage == "terminated":  # the database is back: the pool reconnects by itself
             resp = await client.get(f"/api/v1/batches/{code}")

@@ -49,6 +49,7 @@ async def test_metrics_count_what_the_server_does(world: World) -> None:
         if value(found, "trace_log_size") == 5 and value(found, "trace_analyzer_lag") == 0:
             break
         await asyncio.sleep(0.02)
+    assert value(found, "trace_database_up") == 1
     assert value(found, "trace_log_size") == 5 and value(found, "trace_log_queue") == 0
     assert value(found, "trace_events") == 5 and value(found, "trace_log_queue_age_seconds") == 0
     assert value(found, "trace_events_captured_total", path="api", outcome="new") == 5

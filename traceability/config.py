@@ -89,8 +89,8 @@ class Settings:
     tls_key: Path | None = None
     trusted_proxies: tuple[Network, ...] = ()
     metrics_allow: tuple[Network, ...] = ()
-    capture_rate: float = 20.0
-    capture_burst: int = 200
+    capture_rate: float = 50.0
+    capture_burst: int = 500
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -140,8 +140,8 @@ class Settings:
             "workers": _int(env, "TRACE_WORKERS", 1, 1, 64),
             "trusted_proxies": _networks(env, "TRACE_TRUSTED_PROXIES"),
             "metrics_allow": _networks(env, "TRACE_METRICS_ALLOW"),
-            "capture_rate": _float(env, "TRACE_CAPTURE_RATE", 20.0, 0, 1_000_000),
-            "capture_burst": _int(env, "TRACE_CAPTURE_BURST", 200, 1, 1_000_000),
+            "capture_rate": _float(env, "TRACE_CAPTURE_RATE", 50.0, 0, 1_000_000),
+            "capture_burst": _int(env, "TRACE_CAPTURE_BURST", 500, 1, 1_000_000),
         }
         values["tls_cert"], values["tls_key"] = _tls(env)
         scheme = "https" if values["tls_cert"] else "http"

@@ -105,7 +105,7 @@ class Metrics:
         self.pool.labels("max").set(pool.get_max_size())
         self.access_queue.set(len(app[ACCESS]))
 
-    def exposition(self, snapshot: dict[str, Any]) -> bytes:
+    def exposition(self, snapshot: dict[str, Any] | None) -> bytes:
         """The text format: every process's counts (added up across workers) and the database's figures."""
         if self.shared is not None:
             registry = CollectorRegistry()
@@ -121,11 +121,14 @@ class Metrics:
 class _Snapshot(Collector):
     """The service's figures read from the database at scrape time."""
 
-    def __init__(self, snapshot: dict[str, Any]) -> None:
+    def __init__(self, snapshot: dict[str, Any] | None) -> None:
         self.snapshot = snapshot
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         s = self.snapshot
+        yield GaugeMetricFamily("trace_database_up", "1 when the database answered this scrape.", value=float(bool(s)))
+        if s is None:
+            return
         for name, doc, key in (
             ("trace_log_size", "Events in the transparency log's latest signed checkpoint.", "log_size"),
             ("trace_log_queue", "Events recorded but not yet in the transparency log (sequencer lag).", "queued"),
@@ -200,7 +203,10 @@ async def metrics(request: web.Request) -> web.Response:
             ) from None
     m = request.app[METRICS]
     m.sample(request.app)
-    snapshot = await operations.snapshot(request.app[DATABASE])
+    try:
+        snapshot: dict[str, Any] | None = await operations.snapshot(request.app[DATABASE])
+    except errors.StorageUnavailable:  # still show what this process counted, and that the database is down
+        snapshot = None
     return web.Response(
         body=m.exposition(snapshot), headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"}
     )
