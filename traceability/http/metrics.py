@@ -63,6 +63,7 @@ class Metrics:
 
     def __init__(self, shared: Path | None = None) -> None:
         self.shared = shared
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -87,8 +88,15 @@ class Metrics:
         )  # fmt: skip
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs more than the counting; routes and statuses are few
+            children = self._children[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def captured(self, path: str, new: int, replayed: int) -> None:
         if new:
