@@ -65,15 +65,17 @@ def _render(
         )
     zh, en = i18n.words("zh"), i18n.words("en")
     title = "error_not_found" if status == 404 else "error_title"
+    # No inline styles: the Content-Security-Policy allows only our own stylesheet.
     page = (
         "<!doctype html><html lang=zh-CN><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        "<link rel=stylesheet href='/static/app.css'>"
         f"<title>{zh(title)} · {en(title)}</title>"
-        "<body style='font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;padding:0 1em'>"
+        "<body><main><section class=card>"
         f"<h1>{zh(title)} <small lang=en>{en(title)}</small></h1>"
         f"<p>{html.escape(message)}</p><p><a href='/'>{i18n.say('back_home')}</a></p>"
-        f"<p style='color:#555'><small>{zh('request_id')} {en('request_id')}: {html.escape(rid)}</small></p>"
-        "</body></html>"
+        f"<p class='muted small'>{zh('request_id')} {en('request_id')}: {html.escape(rid)}</p>"
+        "</section></main></body></html>"
     )
     return web.Response(status=status, text=page, content_type="text/html", headers=headers)
 

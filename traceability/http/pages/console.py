@@ -1,7 +1,9 @@
 """The regulator console (``/console``): trace search, a batch's full record and export, recalls, anomalies,
-the enterprise register with credit ratings, and the transparency log's state.
+the enterprise register with credit ratings, the transparency log's state, changing one's password, and
+(for administrators) the access log.
 
 Every page needs a console session and is never cached (``Cache-Control: no-store``), its JSON twin too.
+Seeing a batch's full record, exporting it and issuing a recall are recorded in the access log.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from typing import Any
 from aiohttp import web
 
 from traceability import errors
+from traceability.domain import limits
 from traceability.epcis import document as epcis_document
 from traceability.http import schemas
 from traceability.http.api import json_response
-from traceability.http.keys import DATABASE, LOG, SETTINGS
+from traceability.http.audit import audit
+from traceability.http.auth import source
+from traceability.http.keys import DATABASE, LIMITS, LOG, SETTINGS
 from traceability.http.openapi import Operation, Param, Response, declare, page
 from traceability.http.pages import language, sessions
 from traceability.http.pages.render import NO_STORE, Context, PageRoutes, answer
@@ -53,8 +58,16 @@ NAV = (
 )
 
 
+ADMIN_NAV = (("/console/audit", "audit"),)
+"""Sections only administrators see."""
+
+
 async def console_session(request: web.Request) -> WebSession:
     return await sessions.require(request, sessions.CONSOLE_COOKIE, "console", "/console/login")
+
+
+def _nav(session: WebSession) -> tuple[tuple[str, str], ...]:
+    return NAV + ADMIN_NAV if session.principal.role == "admin" else NAV
 
 
 async def _answer(
@@ -64,7 +77,7 @@ async def _answer(
 
     async def page() -> dict[str, Any]:
         own = await context() if callable(context) else context
-        return {"session": session, "nav": NAV, **own}
+        return {"session": session, "nav": _nav(session), **own}
 
     return await answer(request, data, template, page, status=status, headers=NO_STORE)
 
@@ -84,10 +97,20 @@ async def console_login(request: web.Request) -> web.Response:
     sessions.check_pre_csrf(request, form)
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     try:
+        lim = request.app[LIMITS]
+        lim.take(lim.sign_in, source(request), "sign-in")
         opened = await accounts.sign_in(request.app[DATABASE], name, password, request.remote)
-    except (errors.Unauthorized, accounts.LockedOut) as exc:
-        message = exc.message if isinstance(exc, accounts.LockedOut) else language.choose(request)("login_wrong")
-        return sessions.login_page(request, "console/login.html", status=exc.status, error=message, name=name[:100])
+    except (errors.Unauthorized, errors.TooManyRequests) as exc:
+        t = language.choose(request)
+        message = t("login_wrong")
+        if isinstance(exc, errors.LockedOut):
+            message = exc.message
+        elif isinstance(exc, errors.TooManyRequests):
+            message = t("too_many", seconds=limits.retry_after(exc.retry_after or 1))
+        page = sessions.login_page(request, "console/login.html", status=exc.status, error=message, name=name[:100])
+        if exc.retry_after is not None:
+            page.headers["Retry-After"] = limits.retry_after(exc.retry_after)
+        return page
     response = web.HTTPSeeOther(sessions.next_path(str(form.get("next", "")), "/console", "/console"))
     lifetime = int(accounts.SESSION_LIFETIME.total_seconds())
     sessions.set_cookie(response, request, sessions.CONSOLE_COOKIE, opened.token, "/console", lifetime)
@@ -131,6 +154,7 @@ async def console_batch(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     code = history.valid_code(request.match_info["code"])
     record = await views.console_record(request.app[DATABASE], code, session.principal)
+    audit(request, session.principal, "view", code, view="full", via="console")
     return await _answer(request, session, record, "console/batch.html", {"r": record, "b": record["batch"]})
 
 
@@ -160,6 +184,7 @@ async def console_export(request: web.Request) -> web.Response:
     session = await console_session(request)
     code = history.valid_code(request.match_info["code"])
     record = await views.console_record(request.app[DATABASE], code, session.principal)
+    audit(request, session.principal, "export", code, format=request.match_info["fmt"], via="console")
     headers = {
         **NO_STORE,
         "Content-Disposition": f'attachment; filename="batch-{code}.{request.match_info["fmt"]}"',
@@ -192,6 +217,7 @@ async def console_export_epcis(request: web.Request) -> web.Response:
     doc = await epcis_query.export_batch(
         request.app[DATABASE], session.principal, code, "both", request.app[SETTINGS].public_url
     )
+    audit(request, session.principal, "export", code, format="epcis", via="console")
     return web.Response(
         body=epcis_document.dumps_exact(doc).encode(),
         content_type="application/ld+json",
@@ -251,6 +277,8 @@ async def console_recall(request: web.Request) -> web.StreamResponse:
             return {"r": record, "b": record["batch"], "recall_error": problem}
 
         return await _answer(request, session, exc, "console/batch.html", batch_page)
+    audit(request, session.principal, "recall", code, level=result["level"], batches=len(result["batches"]),
+          via="console")  # fmt: skip
     return await _answer(request, session, result, "console/recall.html", {"recall": result}, status=201)
 
 
@@ -292,3 +320,48 @@ async def console_enterprise(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     rating = await views.enterprise_credit(request.app[DATABASE], request.match_info["uscc"][:18])
     return await _answer(request, session, rating, "console/credit.html", {"c": rating})
+
+
+@routes.get("/console/audit")
+async def console_audit(request: web.Request) -> web.StreamResponse:
+    """The access log, for administrators: who saw full records, traced forward, exported, recalled."""
+    session = await console_session(request)
+    if session.principal.role != "admin":
+        raise errors.Forbidden("the access log is for administrators")
+    try:
+        data = await views.access_records(request.app[DATABASE], dict(request.query))
+    except errors.TraceError as exc:
+        empty: dict[str, Any] = {"query": dict(request.query), "actions": (), "items": [], "next": None}
+        empty["error"] = exc.message
+        return await _answer(request, session, exc, "console/audit.html", {"data": empty})
+    return await _answer(request, session, data, "console/audit.html", {"data": {**data, "error": None}})
+
+
+@routes.get("/console/password")
+async def console_password_form(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    return await _answer(request, session, {"user": session.principal.id}, "console/password.html", {"error": None})
+
+
+@routes.post("/console/password")
+async def console_password(request: web.Request) -> web.StreamResponse:
+    """Change one's own password: the current one proves it; every other session of the user ends."""
+    session = await console_session(request)
+    form = await sessions.read_form(request)
+    sessions.check_csrf(session, form)
+    current, new = str(form.get("current_password", ""))[:2000], str(form.get("password", ""))[:2000]
+    db = request.app[DATABASE]
+    try:
+        lim = request.app[LIMITS]
+        lim.take(lim.sign_in, source(request), "password change")
+        await accounts.change_password(db, session.principal.id, current, new)
+    except (errors.InvalidField, errors.TooManyRequests) as exc:
+        return await _answer(request, session, exc, "console/password.html", {"error": exc.message})
+    # Changing the password ended every session, this one too: open a fresh one for this browser.
+    opened = await accounts.sign_in(db, session.principal.name, new, request.remote)
+    response = await _answer(
+        request, opened.session, {"changed": True}, "console/password.html", {"error": None, "changed": True}
+    )
+    lifetime = int(accounts.SESSION_LIFETIME.total_seconds())
+    sessions.set_cookie(response, request, sessions.CONSOLE_COOKIE, opened.token, "/console", lifetime)
+    return response

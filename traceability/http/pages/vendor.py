@@ -21,8 +21,9 @@ from aiohttp import web
 from markupsafe import Markup
 
 from traceability import errors
-from traceability.domain import images, stations
-from traceability.http.keys import DATABASE, SETTINGS, VIEWS
+from traceability.domain import images, limits, stations
+from traceability.http.auth import source
+from traceability.http.keys import DATABASE, LIMITS, SETTINGS, VIEWS
 from traceability.http.openapi import Param, declare, page
 from traceability.http.pages import language, sessions
 from traceability.http.pages.qr import qr_svg
@@ -71,12 +72,24 @@ async def vendor_login(request: web.Request) -> web.Response:
     sessions.check_pre_csrf(request, form)
     t = language.choose(request)
     pin = str(form.get("pin", "")).strip()[:20]
+    lim, db = request.app[LIMITS], request.app[DATABASE]
     try:
+        lim.take(lim.sign_in, source(request), "sign-in")
+        lim.credentials.check(source(request))
         card = _card_from_form(str(form.get("card", "")).strip()[:200], form.get("photo"))
-        opened = await accounts.sign_in_vendor_card(request.app[DATABASE], card, pin, request.remote)
-    except accounts.LockedOut as exc:
-        locked = t("pin_locked", minutes=exc.minutes)
-        return sessions.login_page(request, "vendor/login.html", status=exc.status, error=locked)
+        try:
+            opened = await accounts.sign_in_vendor_card(db, card, pin, request.remote)
+        except accounts.CardInvalid:
+            await lim.credentials.failed(db, source(request))  # a wrong card counts like a wrong credential
+            raise
+    except errors.TooManyRequests as exc:  # a locked card, or too many attempts from here
+        if isinstance(exc, accounts.LockedOut):
+            message = t("pin_locked", minutes=exc.minutes)
+        else:
+            message = t("too_many", seconds=limits.retry_after(exc.retry_after or 1))
+        page = sessions.login_page(request, "vendor/login.html", status=exc.status, error=message)
+        page.headers["Retry-After"] = limits.retry_after(exc.retry_after or 1)
+        return page
     except accounts.PinWrong as exc:
         return sessions.login_page(request, "vendor/login.html", status=exc.status, error=t("pin_wrong"))
     except (errors.Unauthorized, errors.InvalidField) as exc:
@@ -122,7 +135,10 @@ async def _record_page(
     if isinstance(data, errors.TraceError):
         error, detail = _explain(language.choose(request), data), data.message
     context = {"session": session, "error": error, "detail": detail, "code": code, "action": action}
-    return await answer(request, data, "vendor/record.html", context, headers=NO_STORE)
+    headers = dict(NO_STORE)
+    if isinstance(data, errors.TraceError) and data.retry_after is not None:
+        headers["Retry-After"] = limits.retry_after(data.retry_after)
+    return await answer(request, data, "vendor/record.html", context, headers=headers)
 
 
 class Refused(errors.Conflict):
@@ -140,6 +156,8 @@ def _explain(t: Any, exc: errors.TraceError) -> str:
     """Why the page refused, for the vendor: what happened and what to do."""
     if isinstance(exc, Refused):
         return str(t(exc.key, **exc.values))
+    if isinstance(exc, errors.TooManyRequests):
+        return str(t("too_many", seconds=limits.retry_after(exc.retry_after or 1)))
     text = exc.message.lower()
     if isinstance(exc, errors.Conflict) and "recalled" in text:
         return str(t("vendor_refused_recalled", since=""))
@@ -198,6 +216,8 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
     action = str(form.get("action", "sell"))
     typed = str(form.get("code", "")).strip()[:300]
     try:
+        lim = request.app[LIMITS]
+        lim.take(lim.capture, f"device:{session.principal.id}", "capture")  # the same limit as the scanner's API
         if action not in ("receive", "sell"):
             raise errors.InvalidField("action must be receive or sell", field="action")
         code = await _code_from_form(request, typed, form.get("photo"))

@@ -11,7 +11,7 @@ from traceability import errors, i18n
 from traceability.domain import bounds
 from traceability.domain.access import Principal
 from traceability.domain.registry import NODE_TYPES
-from traceability.services import analyzer, credit, genealogy, history, transparency
+from traceability.services import access_log, analyzer, credit, genealogy, history, transparency
 from traceability.services.views.batch import batch_status, inspections, journey
 from traceability.storage import search_repo
 from traceability.storage.database import Database
@@ -100,7 +100,15 @@ async def issue_recall(db: Database, regulator: Principal, form: dict[str, str])
 
 
 async def list_recalls(db: Database) -> dict[str, Any]:
-    return {"recalls": await genealogy.list_recalls(db, 200, 0)}
+    """The recalls as regulators see them: the authority that issued each, and the account."""
+    return {"recalls": await genealogy.list_recalls(db, 200, 0, oversight=True)}
+
+
+async def access_records(db: Database, query: dict[str, str]) -> dict[str, Any]:
+    """The access log page: newest first, filtered by action and trace code, 100 a page (``before`` pages back)."""
+    q = {k: (query.get(k) or "").strip()[:100] for k in ("action", "target", "before")}
+    found = await access_log.list_access(db, {k: v for k, v in q.items() if v}, limit=100)
+    return {"query": q, "actions": access_log.ACTIONS, **found}
 
 
 async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
