@@ -85,12 +85,13 @@ async def optional_principal(request: web.Request) -> Principal | None:
     return principal
 
 
-async def require_capture(request: web.Request) -> Principal:
-    """A scanner recording: a device credential or station signature, within its credential's rate limit."""
-    device = await require(request, "device")
+async def require_capture(request: web.Request, *roles: str) -> Principal:
+    """Someone recording (a device's credential or station signature unless ``roles`` say more), within
+    their credential's capture rate limit."""
+    principal = await require(request, *(roles or ("device",)))
     lim = request.app[LIMITS]
-    lim.take(lim.capture, f"device:{device.id}", "capture")
-    return device
+    lim.take(lim.capture, f"{principal.kind}:{principal.role}:{principal.id}", "capture")
+    return principal
 
 
 async def require(request: web.Request, *roles: str) -> Principal:

@@ -16,7 +16,8 @@ from aiohttp import web
 from traceability import errors
 from traceability.epcis import binding, document
 from traceability.epcis import xml as epcis_xml
-from traceability.http.auth import optional_principal, require
+from traceability.http.audit import audit
+from traceability.http.auth import optional_principal, require, require_capture
 from traceability.http.keys import DATABASE, SETTINGS
 from traceability.http.openapi import GS1_BINDING, TRACE_CODE_PATH, Operation, Param, Response, declare
 from traceability.services import epcis_capture, epcis_query, history
@@ -119,7 +120,7 @@ async def capture_options(request: web.Request) -> web.Response:
 @routes.post("/epcis/capture")
 async def capture(request: web.Request) -> web.Response:
     """GS1's asynchronous capture: the job is finished when the 202 is sent; its status stays at Location."""
-    principal = await require(request, "device", "enterprise")
+    principal = await require_capture(request, "device", "enterprise")
     behaviour = _behaviour(request)
     received = await read_document(request, single_event=False, lenient=behaviour == "proceed")
     settings = request.app[SETTINGS]
@@ -161,7 +162,7 @@ async def capture_job(request: web.Request) -> web.Response:
 @routes.post("/epcis/events")
 async def capture_event(request: web.Request) -> web.Response:
     """GS1's synchronous capture of one event: 201 and its Location, or the binding's error."""
-    principal = await require(request, "device", "enterprise")
+    principal = await require_capture(request, "device", "enterprise")
     received = await read_document(request, single_event=True)
     settings = request.app[SETTINGS]
     try:
@@ -193,6 +194,8 @@ async def export_batch(request: web.Request) -> web.Response:
     if trace in ("forward", "both") and (viewer is None or viewer.role not in ("regulator", "admin")):
         raise errors.Forbidden("tracing forward to every buyer is for regulators")
     doc = await epcis_query.export_batch(request.app[DATABASE], viewer, code, trace, request.app[SETTINGS].public_url)
+    if viewer is not None:
+        audit(request, viewer, "export", code, format="epcis", trace=trace or "none", via="api")
     name = f"{code}{'-' + trace if trace else ''}.epcis.jsonld"
     return web.Response(
         body=document.dumps_exact(doc).encode(),

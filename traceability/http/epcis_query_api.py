@@ -12,10 +12,12 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from traceability.domain.access import Principal
 from traceability.domain.events import BIZ_STEPS, DISPOSITIONS
 from traceability.epcis import binding, document, identifiers
 from traceability.epcis.query import EventQuery, QueryError, definition_pairs, parse
 from traceability.http.api import read_json
+from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require
 from traceability.http.epcis_api import gs1_json, options
 from traceability.http.keys import DATABASE, SETTINGS
@@ -36,9 +38,17 @@ def _collection(members: list[str], headers: dict[str, str] | None = None) -> we
     return gs1_json({"@context": document.CONTEXT_URL, "type": "Collection", "member": members}, headers=headers)
 
 
+def _audit_query(request: web.Request, viewer: Principal | None, doc: dict[str, Any]) -> None:
+    """A query answered for a credential may show full records: the access log keeps who asked what."""
+    if viewer is not None:
+        found = len(doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"])
+        audit(request, viewer, "view", request.path_qs[:300], events=found, via="epcis")
+
+
 async def answer(request: web.Request, q: EventQuery) -> web.Response:
     viewer = await optional_principal(request)
     doc, token = await epcis_query.query(request.app[DATABASE], viewer, q, request.app[SETTINGS].public_url)
+    _audit_query(request, viewer, doc)
     headers: dict[str, str] = {}
     if token is not None:
         params = [(k, v) for k, v in request.query.items() if k != "nextPageToken"] + [("nextPageToken", token)]
@@ -73,6 +83,7 @@ async def event(request: web.Request) -> web.Response:
     q = _query(request, drop=("EQ_eventID",)).narrowed(event_ids=[event_id])
     viewer = await optional_principal(request)
     doc, _ = await epcis_query.query(request.app[DATABASE], viewer, q, request.app[SETTINGS].public_url)
+    _audit_query(request, viewer, doc)
     if not doc["epcisBody"]["queryResults"]["resultsBody"]["eventList"]:
         from traceability import errors
 

@@ -217,7 +217,8 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
     typed = str(form.get("code", "")).strip()[:300]
     try:
         lim = request.app[LIMITS]
-        lim.take(lim.capture, f"device:{session.principal.id}", "capture")  # the same limit as the scanner's API
+        p = session.principal  # the same bucket as the device's API requests
+        lim.take(lim.capture, f"{p.kind}:{p.role}:{p.id}", "capture")
         if action not in ("receive", "sell"):
             raise errors.InvalidField("action must be receive or sell", field="action")
         code = await _code_from_form(request, typed, form.get("photo"))
