@@ -13,6 +13,16 @@ ALTER TABLE console_users
     ADD COLUMN authority           text CHECK (length(authority) BETWEEN 1 AND 100),
     ADD COLUMN password_changed_at timestamptz;
 
+-- Every server process that caches credentials listens for changes to them, and says here which
+-- change it last acted on: a revocation waits until every live process has dropped what it cached.
+-- Unlogged: after a crash every process reconnects and registers again.
+CREATE SEQUENCE credential_changes;
+CREATE UNLOGGED TABLE credential_listeners (
+    listener  text PRIMARY KEY CHECK (length(listener) <= 64),
+    acked     bigint NOT NULL,
+    seen_at   timestamptz NOT NULL
+);
+
 -- Sign-in limits. One row per counted key: ``pair`` (account name and source address), ``source``
 -- (an address, whatever names it tries) and ``account`` (a name, from every source). Each failed or
 -- refused attempt is charged with one atomic upsert before the password is checked, so parallel
@@ -75,7 +85,7 @@ ALTER TABLE recalls ADD COLUMN authority text;
 DO $$
 BEGIN
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'traceability_runtime') THEN
-        GRANT SELECT, INSERT, UPDATE, DELETE ON auth_throttle TO traceability_runtime;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON auth_throttle, credential_listeners TO traceability_runtime;
         GRANT SELECT, INSERT, UPDATE ON sign_in_sources, station_reports TO traceability_runtime;
         GRANT SELECT, INSERT ON access_log TO traceability_runtime;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO traceability_runtime;

@@ -165,7 +165,7 @@ async def test_the_console_exports_a_batch_with_its_genealogy(world: World, db_u
 
     code = await pork_chain(world)
     async with open_database(Settings.from_env({}, database_url=db_url)) as db:
-        await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1])
+        await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1], "徐州市市场监督管理局")
     assert (await world.client.get(f"/console/batches/{code}/export.epcis.jsonld", allow_redirects=False)).status in (
         303,
         401,

@@ -6,22 +6,27 @@ old one refused from that moment) by the CLI and the admin API alike. Scanner de
 are revoked through the registry.
 
 Resolved credentials are cached for a few seconds in each server process. Every change that can
-take a credential away (revocation, rotation, a device revoked) notifies every process through
-PostgreSQL (``LISTEN``/``NOTIFY`` on :data:`CHANNEL`, sent in the same transaction as the change),
-and each process empties its cache when told. A process caches nothing while it is not listening
-(the listening connection lost, the database restarting), so a revocation is refused at once in
-every worker, never only after the cache's lifetime.
+take a credential away (revocation, rotation, a device revoked) is numbered and announced to every
+process through PostgreSQL (``NOTIFY`` on :data:`CHANNEL`, in the same transaction as the change).
+Each process empties its cache when told and records that it did (``credential_listeners``); the
+change is answered only once every live process has (or after :data:`ACK_WAIT`, logged). A process
+caches nothing while it is not listening (the listening connection lost, the database restarting).
+So when a revocation has been answered, every worker refuses the credential.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import secrets
+import socket
 import time
 from collections import OrderedDict
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from traceability import errors
 from traceability.domain.access import Principal
@@ -30,12 +35,17 @@ from traceability.storage import credentials_repo, registry_repo
 from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 DEVICE_PREFIX = "tdv_"
 TOKEN_PREFIX = "tak_"  # noqa: S105 -- a public token prefix, not a secret
 ROLES = ("admin", "regulator", "enterprise")
 CHANNEL = "trace_credentials"
 MAX_NAME = 100
+ACK_WAIT = 5.0
+"""Seconds a credential change waits for every live process to drop its cache."""
+ALIVE_WITHIN = timedelta(seconds=15)
+"""A listening process that has not checked in for this long counts as gone (killed)."""
 
 
 def new_secret(prefix: str) -> tuple[str, bytes]:
@@ -131,9 +141,54 @@ async def authenticate(db: Database, token: str, cache: PrincipalCache | None = 
     return principal
 
 
+class _Watch:
+    """This process's listener: empties the cache on each change and records that it did."""
+
+    def __init__(self, cache: PrincipalCache) -> None:
+        self.cache = cache
+        self.name = f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    async def connected(self, conn: Connection) -> None:
+        await credentials_repo.register_listener(conn, self.name)
+
+    async def notified(self, conn: Connection, payload: str) -> None:
+        self.cache.clear()
+        if payload.isdigit():
+            await credentials_repo.ack_change(conn, self.name, int(payload))
+
+    async def checked(self, conn: Connection) -> None:
+        await credentials_repo.listener_seen(conn, self.name)
+
+    def state(self, listening: bool) -> None:
+        self.cache.set_listening(listening)
+
+
 async def watch_revocations(db: Database, cache: PrincipalCache, stop: asyncio.Event) -> None:
     """Keep ``cache`` in step with credential changes made by any process, until ``stop``."""
-    await db.listen(CHANNEL, cache.clear, cache.set_listening, stop)
+    watch = _Watch(cache)
+    await db.listen(CHANNEL, watch, stop)
+    with contextlib.suppress(errors.TraceError):  # a clean stop: this process no longer counts
+        async with db.connection() as conn:
+            await credentials_repo.forget_listener(conn, watch.name)
+
+
+async def change_credentials(db: Database, work: Callable[[Connection], Awaitable[T]]) -> T:
+    """Run ``work`` (a revocation) in a transaction that announces it; return once every live process
+    has dropped its cached credentials (or after :data:`ACK_WAIT`)."""
+
+    async def announced(conn: Connection) -> tuple[T, int]:
+        result = await work(conn)
+        return result, await credentials_repo.announce_change(conn, CHANNEL)
+
+    result, number = await db.transaction(announced)
+    deadline = time.monotonic() + ACK_WAIT
+    async with db.connection() as conn:
+        while (behind := await credentials_repo.listeners_behind(conn, number, ALIVE_WITHIN)) > 0:
+            if time.monotonic() > deadline:
+                log.warning("credential.change_unacknowledged", change=number, processes=behind)
+                break
+            await asyncio.sleep(0.005)
+    return result
 
 
 def _check_name(value: object, field: str, required: bool = True) -> str | None:
@@ -234,10 +289,9 @@ async def revoke_token(db: Database, token_id: int) -> dict[str, Any]:
         row = await credentials_repo.revoke_token(conn, token_id)
         if row is None:
             raise errors.NotFound(f"no active credential {token_id}")
-        await credentials_repo.notify_changed(conn, CHANNEL)
         return row
 
-    row = await db.transaction(revoke)
+    row = await change_credentials(db, revoke)
     log.info("credential.revoked", token_id=token_id)
     return describe_token(row)
 
@@ -260,10 +314,9 @@ async def rotate_token(db: Database, token_id: int) -> tuple[str, dict[str, Any]
             expires_at=old["expires_at"],
         )
         await credentials_repo.revoke_token(conn, token_id, replaced_by=new["id"])
-        await credentials_repo.notify_changed(conn, CHANNEL)
         return await credentials_repo.get_token(conn, new["id"])
 
-    row = await db.transaction(rotate)
+    row = await change_credentials(db, rotate)
     log.info("credential.rotated", token_id=token_id, new_token_id=row["id"])
     return token, describe_token(row)
 

@@ -9,7 +9,7 @@ from traceability import errors
 from traceability.domain import pinyin, registry
 from traceability.services import principals
 from traceability.services.validation import fields
-from traceability.storage import credentials_repo, registry_repo
+from traceability.storage import registry_repo
 from traceability.storage.database import Connection, Database, Record
 
 
@@ -111,9 +111,8 @@ async def revoke_device(db: Database, device_id: int) -> None:
     async def revoke(conn: Connection) -> None:
         if not await registry_repo.revoke_device(conn, device_id):
             raise errors.NotFound(f"no active device {device_id}")
-        await credentials_repo.notify_changed(conn, principals.CHANNEL)
 
-    await db.transaction(revoke)
+    await principals.change_credentials(db, revoke)
 
 
 MAX_CATALOGUE = 10_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from traceability.storage.database import Connection, Record, fetch_one
 
@@ -96,6 +96,53 @@ async def find_token_id(conn: Connection, token_hash: bytes) -> int | None:
     return value
 
 
-async def notify_changed(conn: Connection, channel: str) -> None:
-    """Tell every server process (at commit) that credentials changed, so they drop what they cached."""
-    await conn.execute("SELECT pg_notify($1, '')", channel)
+ANNOUNCE = "SELECT n, pg_notify($1, n::text) FROM (SELECT nextval('credential_changes') AS n) c"
+
+
+async def announce_change(conn: Connection, channel: str) -> int:
+    """Number this credential change and tell every listening process at commit; returns the number."""
+    row = await fetch_one(conn, ANNOUNCE, channel)
+    number: int = row["n"]
+    return number
+
+
+REGISTER = """
+WITH gone AS (DELETE FROM credential_listeners WHERE seen_at < now() - interval '1 day')
+INSERT INTO credential_listeners (listener, acked, seen_at)
+SELECT $1, CASE WHEN is_called THEN last_value ELSE 0 END, now() FROM credential_changes
+ON CONFLICT (listener) DO UPDATE SET acked = excluded.acked, seen_at = excluded.seen_at
+"""
+
+
+async def register_listener(conn: Connection, listener: str) -> None:
+    """A process starts listening: it has nothing cached, so it is up to date with every change so far."""
+    await conn.execute(REGISTER, listener)
+
+
+async def ack_change(conn: Connection, listener: str, number: int) -> None:
+    """A process dropped its cache after change ``number``."""
+    await conn.execute(
+        "UPDATE credential_listeners SET acked = greatest(acked, $2), seen_at = now() WHERE listener = $1",
+        listener,
+        number,
+    )
+
+
+async def listener_seen(conn: Connection, listener: str) -> None:
+    await conn.execute("UPDATE credential_listeners SET seen_at = now() WHERE listener = $1", listener)
+
+
+async def forget_listener(conn: Connection, listener: str) -> None:
+    await conn.execute("DELETE FROM credential_listeners WHERE listener = $1", listener)
+
+
+BEHIND = """
+SELECT count(*) FROM credential_listeners
+WHERE acked < $1 AND seen_at > now() - $2::interval
+"""
+
+
+async def listeners_behind(conn: Connection, number: int, alive_within: timedelta) -> int:
+    """Live listening processes that have not yet acted on change ``number``."""
+    value: int = await conn.fetchval(BEHIND, number, alive_within)
+    return value

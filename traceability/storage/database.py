@@ -29,7 +29,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeAlias, TypeVar
+from typing import Literal, Protocol, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -208,6 +208,18 @@ async def _runtime_role(conn: asyncpg.Connection, role: str) -> str | None:
     return role if ok else None
 
 
+class Listener(Protocol):
+    """What :meth:`Database.listen` tells: the connection is up, a notification arrived, time for a check."""
+
+    async def connected(self, conn: Connection) -> None: ...
+
+    async def notified(self, conn: Connection, payload: str) -> None: ...
+
+    async def checked(self, conn: Connection) -> None: ...
+
+    def state(self, listening: bool) -> None: ...
+
+
 @dataclass(slots=True)
 class Database:
     """A pool plus what the rest of the service needs to know about where it points."""
@@ -276,39 +288,43 @@ class Database:
         raise ValueError("attempts must be at least 1")
 
     async def listen(
-        self,
-        channel: str,
-        on_notify: Callable[[], None],
-        on_state: Callable[[bool], None],
-        stop: asyncio.Event,
-        check_every: float = LISTEN_CHECK,
+        self, channel: str, listener: Listener, stop: asyncio.Event, check_every: float = LISTEN_CHECK
     ) -> None:
-        """LISTEN on ``channel`` on a connection of its own until ``stop``, calling ``on_notify`` per notification.
+        """LISTEN on ``channel`` on a connection of its own until ``stop``, telling ``listener`` what happens.
 
-        ``on_state(True)`` once listening, ``on_state(False)`` as soon as the connection is found
-        lost (closed, or not answering a check within ``check_every`` seconds); then it reconnects.
+        ``listener.connected(conn)`` once listening, then ``listener.state(True)``;
+        ``listener.notified(conn, payload)`` for each notification, in order; ``listener.checked(conn)``
+        every ``check_every`` seconds otherwise. ``listener.state(False)`` as soon as the connection is
+        found lost (closed, or a call not finished within ``check_every`` seconds); then it reconnects.
         """
         while not stop.is_set():
             conn: asyncpg.Connection | None = None
             lost = asyncio.Event()
+            arrived: asyncio.Queue[str] = asyncio.Queue()
             try:
                 conn = await asyncio.wait_for(asyncpg.connect(self.url), timeout=check_every * 2)
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(channel, lambda *_args: on_notify())
-                on_state(True)
+                await conn.add_listener(channel, lambda _c, _pid, _ch, payload, q=arrived: q.put_nowait(payload))
+                await asyncio.wait_for(listener.connected(conn), timeout=check_every)
+                listener.state(True)
                 while not stop.is_set() and not lost.is_set():
-                    waiters = [asyncio.ensure_future(e.wait()) for e in (stop, lost)]
-                    _, pending = await asyncio.wait(waiters, timeout=check_every, return_when=asyncio.FIRST_COMPLETED)
+                    payload = asyncio.ensure_future(arrived.get())
+                    others = [asyncio.ensure_future(e.wait()) for e in (stop, lost)]
+                    done, pending = await asyncio.wait(
+                        [payload, *others], timeout=check_every, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for w in pending:
                         w.cancel()
-                    if not stop.is_set() and not lost.is_set():
-                        await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=check_every)
+                    if payload in done:
+                        await asyncio.wait_for(listener.notified(conn, payload.result()), timeout=check_every)
+                    elif not stop.is_set() and not lost.is_set():
+                        await asyncio.wait_for(listener.checked(conn), timeout=check_every)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("storage.listen_lost", channel=channel, error=type(exc).__name__)
             finally:
-                on_state(False)
+                listener.state(False)
                 if conn is not None:
                     conn.terminate()
             if not stop.is_set():
