@@ -17,9 +17,9 @@ from tests.test_limits import speaking_from
 from tests.web.conftest import new_page, pork_chain
 from tests.web.test_pages import CSRF, csrf_of, sign_in
 from traceability.config import Settings
-from traceability.domain import limits
+from traceability.domain import limits, stations
 from traceability.http.app import create_app
-from traceability.services import accounts
+from traceability.services import accounts, principals
 from traceability.storage.database import open_database
 
 ADMIN = ("管理员", "an administrator's long password")
@@ -111,24 +111,32 @@ async def test_the_sign_in_pages_say_when_to_come_back(
         statuses = []
         for i in range(limits.CREDENTIAL_FAILURES + 1):
             token = await csrf_of(c, "/vendor/login")
-            resp = await c.post("/vendor/login", data={"csrf": token, "credential": f"tdv_wrong{i}"}, headers=here)
+            resp = await c.post(
+                "/vendor/login",
+                data={"csrf": token, "card": f"{stations.CARD_TOKEN_PREFIX}{'x' * 20}{i:04d}", "pin": "250817"},
+                headers=here,
+            )
             statuses.append(resp.status)
-        # The sign-in page's own limit (30 at once per address) comes first; each wrong one was also counted.
+        # The sign-in page's own limit (30 at once per address) comes first; each wrong card was also counted.
         assert statuses[: limits.SIGN_IN_BURST] == [401] * limits.SIGN_IN_BURST and statuses[-1] == 429
         assert "Retry-After" in resp.headers
         counted = await superuser.fetchval(
             "SELECT failures FROM auth_throttle WHERE scope = 'credential' AND key = '203.0.113.77'"
         )
         assert counted == limits.SIGN_IN_BURST
+        # Recording on the vendor page is capture, under the same per-credential limit as the API.
         code = await pork_chain(world)
+        async with open_database(Settings.from_env({}, database_url=db_url)) as db:
+            stall = await principals.authenticate(db, world.devices["stall"])
+            card = (await accounts.issue_vendor_card(db, stall, {"pin": "250817"}))["card"]
         token = await csrf_of(c, "/vendor/login")
-        resp = await c.post("/vendor/login", data={"csrf": token, "credential": world.devices["stall"]},
+        resp = await c.post("/vendor/login", data={"csrf": token, "card": card, "pin": "250817"},
                             allow_redirects=False)  # fmt: skip
         assert resp.status == 303
         form = await csrf_of(c, "/vendor")
         first = await c.post("/vendor/record", data={"csrf": form, "action": "receive", "code": code},
                              allow_redirects=False)  # fmt: skip
-        assert first.status == 303
+        assert first.status == 303, await first.text()
         second = await c.post("/vendor/record", data={"csrf": form, "action": "sell", "code": code})
         assert second.status == 429 and int(second.headers["Retry-After"]) >= 1
     finally:
