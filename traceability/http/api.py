@@ -9,7 +9,6 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.domain import bounds
-from traceability.domain.fields import Fields
 from traceability.http import params, schemas
 from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require, require_capture
@@ -17,7 +16,6 @@ from traceability.http.keys import DATABASE, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Operation, Param, Response, ok, operation
 from traceability.services import capture, history, registry
-from traceability.services.validation import fields
 
 routes = web.RouteTableDef()
 OPENAPI = web.AppKey("openapi", bytes)

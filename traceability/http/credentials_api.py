@@ -13,10 +13,14 @@ from typing import Any
 from aiohttp import web
 
 from traceability import errors
+from traceability.domain.fields import Fields
+from traceability.http import schemas
 from traceability.http.api import json_response, paging, read_json
 from traceability.http.auth import require
 from traceability.http.keys import DATABASE, PRINCIPALS
+from traceability.http.openapi import PAGING, Param, ok, operation
 from traceability.services import access_log, accounts, principals
+from traceability.services.validation import fields
 
 routes = web.RouteTableDef()
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -29,12 +33,10 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
-def _string(body: dict[str, Any], key: str, required: bool = True) -> str | None:
-    value = body.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str):
-        raise errors.InvalidField(f"{key}: is required, a string", field=key)
+def _string(body: dict[str, Any], key: str, required: bool = True, max_len: int = 100) -> str | None:
+    """A text field, checked like every other (no control or invisible characters, bounded)."""
+    with fields():
+        value: str | None = Fields(body).text(key, required=required, max_len=max_len)
     return value
 
 
@@ -55,7 +57,7 @@ def expiry(body: dict[str, Any]) -> datetime | None:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise errors.InvalidField("expires_at: an RFC 3339 time with an offset", field="expires_at")
-    if moment > datetime.now(UTC) + timedelta(days=MAX_DAYS):
+    if moment > datetime.now(UTC) + timedelta(days=MAX_DAYS) or moment.year < 2000:
         raise errors.InvalidField(f"expires_at: at most {MAX_DAYS} days ahead", field="expires_at")
     return moment
 
@@ -71,6 +73,13 @@ def _id(request: web.Request) -> int:
 
 
 @routes.post("/api/v1/admin/tokens")
+@operation(
+    "Issue an API credential (shown once), optionally expiring",
+    tags=("credentials",),
+    auth=("bearer",),
+    body=schemas.ref("TokenRequest"),
+    responses={201: ok("Token")},
+)
 async def create_token(request: web.Request) -> web.Response:
     await require(request, "admin")
     body = _object(await read_json(request))
@@ -89,6 +98,17 @@ async def create_token(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/admin/tokens")
+@operation(
+    "List API credentials (never their secrets)",
+    tags=("credentials",),
+    auth=("bearer",),
+    query=(
+        *PAGING,
+        Param("state", {"enum": ["active", "revoked", "expired"]}),
+        Param("role", {"enum": ["admin", "regulator", "enterprise"]}),
+    ),
+    responses={200: ok("TokenList")},
+)
 async def list_tokens(request: web.Request) -> web.Response:
     await require(request, "admin")
     limit, offset = paging(request)
@@ -103,6 +123,13 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/v1/admin/tokens/{id:\d+}/revoke")
+@operation(
+    "Revoke an API credential, in every server process before this answers",
+    tags=("credentials",),
+    auth=("bearer",),
+    path=(Param("id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, where="path"),),
+    responses={200: ok("TokenInfo")},
+)
 async def revoke_token(request: web.Request) -> web.Response:
     await require(request, "admin")
     revoked = await principals.revoke_token(request.app[DATABASE], _id(request))
@@ -111,6 +138,13 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/v1/admin/tokens/{id:\d+}/rotate")
+@operation(
+    "Replace an API credential with a new one (shown once); the old is revoked",
+    tags=("credentials",),
+    auth=("bearer",),
+    path=(Param("id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, where="path"),),
+    responses={201: ok("Token")},
+)
 async def rotate_token(request: web.Request) -> web.Response:
     await require(request, "admin")
     token, described = await principals.rotate_token(request.app[DATABASE], _id(request))
@@ -122,6 +156,13 @@ async def rotate_token(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/admin/users")
+@operation(
+    "Add a console user",
+    tags=("credentials",),
+    auth=("bearer",),
+    body=schemas.ref("UserRequest"),
+    responses={201: ok("User")},
+)
 async def create_user(request: web.Request) -> web.Response:
     await require(request, "admin")
     body = _object(await read_json(request))
@@ -134,6 +175,7 @@ async def create_user(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/admin/users")
+@operation("List console users", tags=("credentials",), auth=("bearer",), query=PAGING, responses={200: ok("UserList")})
 async def list_users(request: web.Request) -> web.Response:
     await require(request, "admin")
     limit, offset = paging(request)
@@ -142,6 +184,13 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/v1/admin/users/{id:\d+}/{change:disable|enable}")
+@operation(
+    "Disable (ending their sessions) or enable a console user",
+    tags=("credentials",),
+    auth=("bearer",),
+    path=(Param("id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, where="path"),),
+    responses={200: ok("User")},
+)
 async def disable_user(request: web.Request) -> web.Response:
     await require(request, "admin")
     change = accounts.disable_user if request.match_info["change"] == "disable" else accounts.enable_user
@@ -149,6 +198,14 @@ async def disable_user(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/v1/admin/users/{id:\d+}/password")
+@operation(
+    "Set a console user's password (ending their sessions)",
+    tags=("credentials",),
+    auth=("bearer",),
+    path=(Param("id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, where="path"),),
+    body=schemas.ref("PasswordRequest"),
+    responses={200: ok("User")},
+)
 async def set_password(request: web.Request) -> web.Response:
     await require(request, "admin")
     password = _string(_object(await read_json(request)), "password")
@@ -157,6 +214,14 @@ async def set_password(request: web.Request) -> web.Response:
 
 
 @routes.post(r"/api/v1/admin/users/{id:\d+}/authority")
+@operation(
+    "Set the authority a console user acts for",
+    tags=("credentials",),
+    auth=("bearer",),
+    path=(Param("id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, where="path"),),
+    body=schemas.ref("AuthorityRequest"),
+    responses={200: ok("User")},
+)
 async def set_authority(request: web.Request) -> web.Response:
     await require(request, "admin")
     authority = _string(_object(await read_json(request)), "authority")
@@ -168,6 +233,22 @@ async def set_authority(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/admin/access-log")
+@operation(
+    "Read the access log, newest first",
+    tags=("credentials",),
+    auth=("bearer",),
+    query=(
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+        Param("action", {"enum": ["view", "trace", "export", "recall"]}),
+        Param("target", {"type": "string", "maxLength": 100}),
+        Param("actor_kind", {"enum": ["token", "user", "device", "station"]}),
+        Param("actor_id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
+        Param("since", {"type": "string", "format": "date-time"}),
+        Param("until", {"type": "string", "format": "date-time"}),
+        Param("before", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
+    ),
+    responses={200: ok("AccessLog")},
+)
 async def read_access_log(request: web.Request) -> web.Response:
     await require(request, "admin")
     limit, _ = paging(request)

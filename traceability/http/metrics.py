@@ -42,6 +42,7 @@ from prometheus_client.registry import Collector
 from traceability import errors
 from traceability.http.auth import require
 from traceability.http.keys import ACCESS, DATABASE, SETTINGS
+from traceability.http.openapi import Response, operation
 from traceability.services import operations
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -200,6 +201,12 @@ def _allowed_address(request: web.Request) -> bool:
     return any(ip in net for net in allow)
 
 
+@operation(
+    "Prometheus metrics (administrators, or addresses in TRACE_METRICS_ALLOW)",
+    tags=("operations",),
+    auth=("bearer",),
+    responses={200: Response("the Prometheus text format", {"type": "string"}, media_type="text/plain")},
+)
 async def metrics(request: web.Request) -> web.Response:
     """``GET /metrics``: for an administrator's credential, or a client in ``TRACE_METRICS_ALLOW``."""
     if not _allowed_address(request):

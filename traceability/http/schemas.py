@@ -309,9 +309,48 @@ COMPONENTS: dict[str, Schema] = {
     "Device": obj({"node": text(bounds.CODE), "name": text(120)}, {"operator": text(bounds.CODE)}),
     "TokenRequest": obj(
         {"role": {"enum": ["admin", "regulator", "enterprise"]}, "name": text(bounds.NAME)},
-        {"enterprise": {"type": "string", "maxLength": 18}},
+        {
+            "enterprise": {"type": "string", "maxLength": 18},
+            "authority": text(100),
+            "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+        },
     ),
     "Token": obj({"id": INT, "role": STRING, "name": STRING, "credential": STRING}),
+    "TokenInfo": obj(
+        {"id": INT, "role": STRING, "name": STRING, "state": {"enum": ["active", "revoked", "expired"]}},
+        {
+            "authority": nullable(STRING),
+            "enterprise": nullable(STRING),
+            "created_at": STRING,
+            "expires_at": nullable(STRING),
+            "revoked_at": nullable(STRING),
+            "replaced_by": nullable(INT),
+        },
+    ),
+    "TokenList": obj({"items": array(ref("TokenInfo")), "limit": INT, "offset": INT}),
+    "UserRequest": obj(
+        {"name": text(100), "role": {"enum": ["regulator", "admin"]}, "password": text(1024)},
+        {"authority": text(100)},
+    ),
+    "User": obj({"id": INT, "name": STRING, "role": STRING}, {"authority": nullable(STRING)}),
+    "UserList": obj({"items": array(ref("User")), "limit": INT, "offset": INT}),
+    "PasswordRequest": obj({"password": text(1024)}),
+    "AuthorityRequest": obj({"authority": text(100)}),
+    "AccessLog": obj(
+        {
+            "items": array(obj({"id": INT, "at": STRING, "action": STRING, "target": STRING, "actor": obj({})})),
+            "next": nullable(INT),
+        },
+    ),
+    "StationReport": obj(
+        {"pending": {"type": "integer", "minimum": 0, "maximum": 10_000_000}},
+        {
+            "oldestPendingAge": {"type": "integer", "minimum": 0, "maximum": 366 * 86400},
+            "codesLeft": {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+        },
+        closed=True,
+    ),
+    "StationReportAck": obj({"device": INT, "pending": INT, "reportedAt": STRING}),
     "Witness": obj({"name": text(bounds.NAME), "verifier_key": text(400)}),
     "Log": obj({"log_id": STRING, "origin": STRING, "public_key": STRING, "checkpoint": STRING}),
     "Checkpoints": obj(

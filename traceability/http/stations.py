@@ -235,6 +235,8 @@ async def issue_vendor_card(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/stations/heartbeat")
+@operation("A station reports its upload queue", tags=("stations",), auth=("signature",),
+           body=schemas.ref("StationReport"), responses={200: ok("StationReportAck")})  # fmt: skip
 async def heartbeat(request: web.Request) -> web.Response:
     """A station reports its upload queue: ``pending``, ``oldestPendingAge`` (seconds), ``codesLeft``."""
     principal, _signed_request, _key = await _signed(request)

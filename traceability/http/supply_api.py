@@ -11,8 +11,8 @@ from traceability.http.api import json_response, paging, read_json
 from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require, require_capture
 from traceability.http.keys import DATABASE, SETTINGS
-from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
 from traceability.http.metrics import METRICS
+from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
 from traceability.services import analyzer, credit, genealogy, history
 
 routes = web.RouteTableDef()

@@ -47,6 +47,11 @@ SIGN_IN = {
     "required": ["csrf", "name", "password"],
 }
 CSRF_ONLY = {"type": "object", "properties": {"csrf": {"type": "string"}}, "required": ["csrf"]}
+PASSWORD_CHANGE = {
+    "type": "object",
+    "properties": {"csrf": {"type": "string"}, "current_password": {"type": "string"}, "password": {"type": "string"}},
+    "required": ["csrf", "current_password", "password"],
+}
 
 # The console's sections: (path, catalogue key of its name).
 NAV = (
@@ -323,6 +328,18 @@ async def console_enterprise(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/console/audit")
+@declare(
+    page(
+        "The access log (administrators)",
+        "AccessLog",
+        auth=SESSION,
+        query=(
+            Param("action", {"enum": ["view", "trace", "export", "recall"]}),
+            Param("target", schemas.text(100)),
+            Param("before", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
+        ),
+    )
+)
 async def console_audit(request: web.Request) -> web.StreamResponse:
     """The access log, for administrators: who saw full records, traced forward, exported, recalled."""
     session = await console_session(request)
@@ -338,12 +355,14 @@ async def console_audit(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/console/password")
+@declare(page("The form to change one's own password", auth=SESSION))
 async def console_password_form(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     return await _answer(request, session, {"user": session.principal.id}, "console/password.html", {"error": None})
 
 
 @routes.post("/console/password")
+@declare(page("Change one's own password (the current one proves it)", auth=SESSION, form=PASSWORD_CHANGE))
 async def console_password(request: web.Request) -> web.StreamResponse:
     """Change one's own password: the current one proves it; every other session of the user ends."""
     session = await console_session(request)
