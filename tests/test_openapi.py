@@ -193,6 +193,25 @@ async def test_real_answers_match_the_document(world: World) -> None:
     event_id = orjson.loads(body)["events"][0]["eventID"]
     assert (await call("GET", f"/api/v1/admin/events/{event_id}/signatures", token=admin))[0] == 200
     assert (await call("POST", f"/api/v1/admin/devices/{devices[0]['id']}/revoke-keys", token=admin))[0] == 200
+    # Credentials, console users and the access log.
+    erp = {"role": "enterprise", "name": "ERP", "enterprise": world.enterprises["slaughter"], "expires_in_days": 30}
+    status, extra_token = await call("POST", "/api/v1/admin/tokens", erp, admin)
+    assert status == 201
+    assert (await call("GET", "/api/v1/admin/tokens?state=active", token=admin))[0] == 200
+    status, rotated = await call("POST", f"/api/v1/admin/tokens/{extra_token['id']}/rotate", token=admin)
+    assert status == 201
+    assert (await call("POST", f"/api/v1/admin/tokens/{rotated['id']}/revoke", token=admin))[0] == 200
+    user_body = {"name": "张三", "role": "regulator", "password": "a long enough password", "authority": "市场监管局"}
+    status, user = await call("POST", "/api/v1/admin/users", user_body, admin)
+    assert status == 201
+    assert (await call("GET", "/api/v1/admin/users", token=admin))[0] == 200
+    for change in ("disable", "enable"):
+        assert (await call("POST", f"/api/v1/admin/users/{user['id']}/{change}", token=admin))[0] == 200
+    new_password = {"password": "another long password"}
+    assert (await call("POST", f"/api/v1/admin/users/{user['id']}/password", new_password, admin))[0] == 200
+    authority = {"authority": "鼓楼区市场监督管理局"}
+    assert (await call("POST", f"/api/v1/admin/users/{user['id']}/authority", authority, admin))[0] == 200
+    assert (await call("GET", "/api/v1/admin/access-log?action=view", token=admin))[0] == 200
     missing = {
         (m.upper(), p) for p, ops in document["paths"].items() for m in ops if p.startswith("/api/") or p == "/healthz"
     } - c.seen
@@ -204,4 +223,5 @@ async def test_real_answers_match_the_document(world: World) -> None:
         ("POST", "/api/v1/admin/station-keys/{key_id}/revoke"),
         ("GET", "/api/v1/stations/products"),
         ("POST", "/api/v1/stations/vendor-card"),
+        ("POST", "/api/v1/stations/heartbeat"),  # tests/scanners/test_station_reports.py
     }, sorted(missing)
