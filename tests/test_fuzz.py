@@ -207,7 +207,7 @@ def served(db_url: str, tmp_path: Path) -> Iterator[ServedApp]:
 async def admin(db_url: str) -> AsyncIterator[str]:
     """An administrator's credential, and a regulator's console account (REGULATOR) on the same ledger."""
     async with open_database(Settings.from_env({}, database_url=db_url)) as db:
-        await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1])
+        await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1], "徐州市市场监督管理局")
     yield await admin_token(db_url)
 
 
