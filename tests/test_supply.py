@@ -222,6 +222,37 @@ async def test_recall_marks_descendants_and_refuses_later_sales(world: World, cl
     )
 
 
+async def test_a_recall_sent_twice_is_recorded_once(world: World, client: Any) -> None:
+    """A double submit or a retried request answers the recall already issued; a new level is a new recall."""
+    carcass = await world.open_batch()
+    cuts = [o["traceCode"] for o in (await split(world, carcass, [45, 45.5]))["outputs"]]
+    reg = await regulator(world)
+    body = {"traceCode": carcass, "level": "II", "reason": "兽药残留超标", "scope": "全市"}
+
+    async def send() -> tuple[int, Any]:
+        resp = await client.post("/api/v1/recalls", json=body, headers=world.auth(reg))
+        return resp.status, await resp.json()
+
+    sent = await asyncio.gather(send(), send(), send())
+    assert sorted(status for status, _ in sent) == [200, 200, 201], sent
+    answers = [a for _, a in sent]
+    first = next(a for status, a in sent if status == 201)
+    assert sorted(a["replayed"] for a in answers) == [False, True, True]
+    assert len({a["recall_id"] for a in answers}) == 1
+    assert len({a["issued_at"] for a in answers}) == 1
+    for a in answers:
+        assert sorted(a["batches"]) == sorted([carcass, *cuts])
+    view = await (await client.get(f"/api/v1/batches/{carcass}")).json()
+    assert [e.get("disposition") for e in view["events"]].count("recalled") == 1
+    listing = await (await client.get("/api/v1/recalls")).json()
+    assert [r["trace_code"] for r in listing["recalls"]].count(carcass) == 1
+    # Raising the level is a new recall, recorded on every chain again.
+    escalated = await world.post("/api/v1/recalls", {**body, "level": "I"}, reg, expect=201)
+    assert escalated["replayed"] is False and escalated["recall_id"] != first["recall_id"]
+    view = await (await client.get(f"/api/v1/batches/{carcass}")).json()
+    assert [e.get("disposition") for e in view["events"]].count("recalled") == 2
+
+
 async def test_anomalies(world: World, client: Any) -> None:
     reg = await regulator(world)
     # Sold after expiry, and more sold than received.

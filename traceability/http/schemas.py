@@ -207,6 +207,7 @@ COMPONENTS: dict[str, Schema] = {
             "level": STRING,
             "reason": STRING,
             "issued_at": STRING,
+            "replayed": BOOL,
             "batches": array(TRACE_CODE),
             "reached": array(ANY_OBJECT),
             "enterprises": array(STRING),

@@ -63,13 +63,13 @@ async def trace(request: web.Request) -> web.Response:
     tags=("supply",),
     auth=("bearer",),
     body=schemas.ref("RecallRequest"),
-    responses={201: ok("Recall")},
+    responses={201: ok("Recall"), 200: ok("Recall", "the same recall issued before (a resent request): nothing new")},
 )
 async def issue_recall(request: web.Request) -> web.Response:
     regulator = await require(request, *OVERSIGHT)
     result = await genealogy.recall(request.app[DATABASE], regulator, await read_json(request))
     audit(request, regulator, "recall", result["trace_code"], level=result["level"], batches=len(result["batches"]))
-    return json_response(result, status=201)
+    return json_response(result, status=200 if result["replayed"] else 201)
 
 
 @routes.get("/api/v1/recalls")

@@ -307,11 +307,16 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
     now = datetime.now(UTC)
     account = f"{principal.kind}:{principal.id} {principal.name}"
 
-    async def recall_all(conn: Connection) -> tuple[int, list[Receipt]]:
+    async def recall_all(conn: Connection) -> tuple[int, list[Receipt], Record | None]:
         root = await genealogy_repo.batch_id(conn, draft.trace_code)
         if root is None:
             raise errors.UnknownReference(f"traceCode: no batch has trace code {draft.trace_code}", field="traceCode")
         depth = await genealogy_repo.related(conn, root, "forward")
+        # Under the heads' locks, so two submits of one recall cannot both record it: the second is a replay.
+        await genealogy_repo.lock_heads_by_id(conn, sorted(depth))
+        same = await genealogy_repo.same_recall(conn, root, draft.level, draft.reason, draft.scope)
+        if same is not None:
+            return same["id"], [], same
         detail = {
             "level": draft.level,
             "reason": draft.reason,
@@ -330,19 +335,26 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
         recall_id = await genealogy_repo.insert_recall(
             conn, root, source_event, draft.level, draft.reason, draft.scope, account, now, len(receipts), authority
         )
-        return recall_id, receipts
+        return recall_id, receipts, None
 
-    recall_id, receipts = await db.transaction(recall_all)
+    recall_id, receipts, same = await db.transaction(recall_all)
     affected = await trace(db, draft.trace_code, "forward")
-    log.info("batch.recalled", trace_code=draft.trace_code, batches=len(receipts))
+    if same is None:
+        log.info("batch.recalled", trace_code=draft.trace_code, batches=len(receipts))
+        batches = [r.trace_code for r in receipts]
+    else:
+        # Nothing new was recorded: answer with the recall already issued and what it reached.
+        log.info("batch.recall_replayed", trace_code=draft.trace_code, recall_id=recall_id)
+        batches = [b["trace_code"] for b in affected["batches"]]
     return {
         "recall_id": recall_id,
-        "authority": authority,
+        "authority": same["authority"] if same is not None else authority,
         "trace_code": draft.trace_code,
         "level": draft.level,
         "reason": draft.reason,
-        "issued_at": now.isoformat(),
-        "batches": [r.trace_code for r in receipts],
+        "issued_at": (same["issued_at"] if same is not None else now).isoformat(),
+        "replayed": same is not None,
+        "batches": batches,
         "reached": affected["reached"],
         "enterprises": affected["enterprises"],
     }

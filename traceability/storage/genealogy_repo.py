@@ -168,6 +168,20 @@ async def insert_recall(
     return value
 
 
+# The same recall issued again (a double submit, a retried request): found under the batch heads' locks.
+SELECT_SAME_RECALL = """
+SELECT id, issued_at, authority FROM recalls
+WHERE batch_id = $1 AND level = $2 AND reason = $3 AND scope IS NOT DISTINCT FROM $4
+ORDER BY id DESC LIMIT 1
+"""
+
+
+async def same_recall(conn: Connection, batch: int, level: str, reason: str, scope: str | None) -> Record | None:
+    """The recall of ``batch`` with this level, reason and scope, if one was issued already."""
+    row: Record | None = await conn.fetchrow(SELECT_SAME_RECALL, batch, level, reason, scope)
+    return row
+
+
 SELECT_RECALLS = """
 SELECT r.id, b.trace_code, r.level, r.reason, r.scope, r.authority, r.issued_by, r.issued_at, r.affected,
        r.event_id::text
