@@ -332,7 +332,15 @@ async def test_credit_rating(world: World, client: Any) -> None:
     rated = await (await client.get(f"/api/v1/enterprises/{world.enterprises['market']}/credit")).json()
     assert rated["score"] == 98, rated["factors"]
     factor = next(f for f in rated["factors"] if f["factor"] == "other_anomalies")
-    assert factor == {"factor": "other_anomalies", "count": 1, "penalty": 2, "rule": "2 each, at most 20"}
+    assert factor == {
+        "factor": "other_anomalies",
+        "name": "其他异常",
+        "name_en": "Other anomalies",
+        "count": 1,
+        "penalty": 2,
+        "rule": "每次扣 2 分，最多扣 20 分",
+        "rule_en": "2 points each, at most 20",
+    }
     listing = await (await client.get("/api/v1/enterprises", headers=world.auth(reg))).json()
     assert {e["uscc"]: e["score"] for e in listing["enterprises"]}[world.enterprises["market"]] == 98
 

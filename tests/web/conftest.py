@@ -7,15 +7,21 @@ the page.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.conftest import World
+from tests.conftest import World, cloned_database, with_database
 from traceability.config import Settings
+from traceability.demo.loader import load_demo
 from traceability.http.app import create_app
 from traceability.services import accounts, principals
 from traceability.storage.database import open_database
@@ -31,7 +37,76 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 360, "height": 640}
+TABLET = {"width": 768, "height": 1024}
 REGULATOR = ("监管员", "correct horse battery staple")
+ADMIN = ("管理员", "correct horse battery staple")
+DEMO_TEMPLATE = f"trace_demo_{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class DemoTemplate:
+    name: str
+    codes: dict[str, str]
+    data_dir: Path
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The demo city in a fresh database, served on a real port: its trace codes by story, its URL."""
+
+    url: str
+    db_url: str
+    codes: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+async def demo_template(server_url: str, template: str, tmp_path_factory: Any) -> AsyncIterator[DemoTemplate]:
+    """The demo city loaded once, its events in the log and its anomalies found, kept as a template database."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DEMO_TEMPLATE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{DEMO_TEMPLATE}" TEMPLATE "{template}"')
+        url = with_database(server_url, DEMO_TEMPLATE)
+        data_dir = tmp_path_factory.mktemp("demo")
+        settings = Settings.from_env({}, database_url=url, data_dir=data_dir, public_url="http://trace.test")
+        async with open_database(settings) as db:
+            result = await load_demo(db, public_url="http://trace.test")
+            await accounts.create_user(db, REGULATOR[0], "regulator", REGULATOR[1], "徐州市市场监督管理局")
+            await accounts.create_user(db, ADMIN[0], "admin", ADMIN[1])
+        runner = web.AppRunner(create_app(settings), access_log=None)
+        await runner.setup()  # the sequencer and the analyzer run as the app's background work
+        try:
+            conn = await asyncpg.connect(url)
+            try:
+                for _ in range(600):
+                    backlog = await conn.fetchval("SELECT count(*) FROM log_queue")
+                    found = await conn.fetchval("SELECT count(*) FROM anomalies")
+                    if backlog == 0 and found >= 5:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError(f"the demo never settled: {backlog} events waiting, {found} anomalies")
+                await asyncio.sleep(0.5)  # the analyzer's pass after the last leaf
+            finally:
+                await conn.close()
+        finally:
+            await runner.cleanup()
+        yield DemoTemplate(DEMO_TEMPLATE, {key: code for key, _label, code in result.highlights}, data_dir)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DEMO_TEMPLATE}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def demo(aiohttp_server: Any, server_url: str, demo_template: DemoTemplate) -> AsyncIterator[Demo]:
+    """A copy of the demo city for one test, served by the real app."""
+    async with cloned_database(server_url, demo_template.name) as url:
+        settings = Settings.from_env(
+            {}, database_url=url, data_dir=demo_template.data_dir, public_url="http://trace.test"
+        )
+        srv = await aiohttp_server(create_app(settings))
+        yield Demo(f"http://127.0.0.1:{srv.port}", url, demo_template.codes)
+        await srv.close()
 
 
 @pytest.fixture(scope="session")

@@ -96,6 +96,7 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
                         f"batch {d['trace_code']} is past its {d['shelf_life_days']}-day shelf life and "
                         "was neither sold, processed nor destroyed",
                         d["last_event"],
+                        {"days": d["shelf_life_days"]},
                     )
                 )
             swept = now
@@ -121,8 +122,9 @@ async def _rules(
     content = canonical.decode(e["canonical"])
     step, batch, node = e["biz_step"], e["batch_id"], e["node_id"]
 
-    def flag(kind: str, detail: str) -> None:
-        found.append((kind, batch, e["event_id"], node, e["enterprise_id"], detail, e["event_time"]))
+    def flag(kind: str, detail: str, **facts: Any) -> None:
+        facts.setdefault("step", step)
+        found.append((kind, batch, e["event_id"], node, e["enterprise_id"], detail, e["event_time"], facts))
 
     if e["device_id"] is None:
         return  # holds and recalls the ledger itself appended
@@ -139,7 +141,12 @@ async def _rules(
                 if needed not in docs and not (
                     needed == "meat_inspection_certificate" and e["node_type"] != "slaughterhouse"
                 ):
-                    flag("missing_certificate", f"a {e['category']} batch opened without a {needed.replace('_', ' ')}")
+                    flag(
+                        "missing_certificate",
+                        f"a {e['category']} batch opened without a {needed.replace('_', ' ')}",
+                        category=e["category"],
+                        document=needed,
+                    )
     elif step == "receiving":
         # Stock holds every node's row for this pass's batches; touched holds what the pass changed since.
         shipped = any((touched.get((batch, n)) or stock[(batch, n)])[1] > 0 for n in nodes.get(batch, ()) if n != node)
@@ -158,6 +165,9 @@ async def _rules(
                 flag(
                     "mass_balance_exceeded",
                     f"{row[1].normalize():f} {uom} sold or shipped here against {row[0].normalize():f} {uom} received",
+                    out=f"{row[1].normalize():f}",
+                    received=f"{row[0].normalize():f}",
+                    uom=uom,
                 )
         else:
             row = [row[0], row[1], e["event_time"]]
@@ -165,7 +175,11 @@ async def _rules(
     nodes.setdefault(batch, set()).add(node)
     if step in SALE_STEPS:
         if e["expires_on"] is not None and e["event_time"].date() > e["expires_on"]:
-            flag("sold_after_expiry", f"{step.replace('_', ' ')} after the expiry date {e['expires_on']}")
+            flag(
+                "sold_after_expiry",
+                f"{step.replace('_', ' ')} after the expiry date {e['expires_on']}",
+                expires_on=e["expires_on"].isoformat(),
+            )
         since = e["status_since"]
         if e["status"] != "active" and since is not None:
             if e["event_time"] >= since:
@@ -184,6 +198,10 @@ async def _rules(
                     "drug_serial_dispensed_twice",
                     f"serial {dup['serial']} was already dispensed at {dup['node']} "
                     f"(event {dup['dispensed_by']}): a returned or diverted package (回流药)",
+                    serial=dup["serial"],
+                    other_node=dup["node"],
+                    other_node_en=dup["node_en"],
+                    other_event=dup["dispensed_by"],
                 )
     if content.get("type") == "AggregationEvent":
         if content["action"] == "ADD":
@@ -214,11 +232,58 @@ async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:
                 **dict(r),
                 "kind_name": names[0],
                 "kind_name_en": names[1],
+                "explanation": explain(i18n.words("zh"), r),
+                "explanation_en": explain(i18n.words("en"), r),
                 "event_time": r["event_time"].isoformat() if r["event_time"] else None,
                 "detected_at": r["detected_at"].isoformat(),
             }
         )
     return out
+
+
+# The facts each kind's explanation needs; a row recorded before facts were kept gets the general sentence.
+EXPLAINED_BY = {
+    "sold_after_expiry": ("step", "expires_on"),
+    "sold_while_recalled": ("step",),
+    "sold_while_on_hold": ("step",),
+    "sale_synced_after_recall": (),
+    "mass_balance_exceeded": ("out", "received", "uom"),
+    "received_without_shipment": (),
+    "event_at_unreached_node": ("step",),
+    "missing_certificate": ("category", "document"),
+    "drug_serial_dispensed_twice": ("serial", "other_node"),
+    "out_of_time_order": (),
+    "dormant_past_shelf_life": ("days",),
+}
+
+
+def explain(t: i18n.Words, row: Record | dict[str, Any]) -> str:
+    """An anomaly in the reader's language, naming the rule, the batch and the node, from its recorded facts."""
+    facts = dict(row.get("facts") or {})
+    kind = row["kind"]
+    params: dict[str, Any] = {
+        "rule": t.name("anomaly", kind) or kind,
+        "batch": row["trace_code"],
+        "product": t.pick(row.get("product"), row.get("product_en")),
+        "node": t.pick(row.get("node_name"), row.get("node_name_en")) or t("unknown_node"),
+    }
+    needed = EXPLAINED_BY.get(kind)
+    if needed is None or any(k not in facts for k in needed):
+        return t("explain_generic", **params)
+    for key in needed:
+        value = facts[key]
+        if key == "step":
+            value = t.step(value)
+        elif key == "document":
+            value = t.name("document_type", value) or value
+        elif key == "category":
+            value = t.name("product_category", value) or value
+        elif key == "uom":
+            value = t.name("unit", value) or value
+        elif key == "other_node":
+            value = t.pick(value, facts.get("other_node_en"))
+        params[key] = value
+    return t(f"explain_{kind}", **params)
 
 
 async def find_package(db: Database, code: str) -> dict[str, Any]:

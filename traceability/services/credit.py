@@ -38,6 +38,15 @@ def grade(score: int) -> str:
     return "A" if score >= 90 else "B" if score >= 75 else "C" if score >= 60 else "D"
 
 
+def _named(factor: str) -> dict[str, str]:
+    return {"factor": factor, **i18n.name_fields("credit_factor", factor)}
+
+
+def _rule(key: str, **values: int) -> dict[str, str]:
+    """A factor's rule in both languages (``rule`` in Chinese, ``rule_en``)."""
+    return {"rule": i18n.words("zh")(key, **values), "rule_en": i18n.words("en")(key, **values)}
+
+
 def score(record: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     """The score and the factors behind it, from an enterprise's record over the window."""
     anomalies: dict[str, int] = record["anomalies"]
@@ -53,22 +62,29 @@ def score(record: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
         each, cap = RULES[name]
         penalty = min(count * each, cap)
         total += penalty
-        factors.append({"factor": name, "count": count, "penalty": penalty, "rule": f"{each} each, at most {cap}"})
+        factors.append(
+            {
+                **_named(name),
+                "count": count,
+                "penalty": penalty,
+                **_rule("credit_rule_each", each=each, cap=cap),
+            }
+        )
     late, events = record["late_reports"], record["events"]
     penalty = round(LATE_SHARE_PENALTY * late / events) if events else 0
     total += penalty
     factors.append(
         {
-            "factor": "late_reports",
+            **_named("late_reports"),
             "count": late,
             "of": events,
             "penalty": penalty,
-            "rule": f"share of events reported over 24 h late × {LATE_SHARE_PENALTY}",
+            **_rule("credit_rule_late", points=LATE_SHARE_PENALTY),
         }
     )
     factors.append(
         {
-            "factor": "anomalies_by_kind",
+            **_named("anomalies_by_kind"),
             "detail": {k: {"count": n, **i18n.name_fields("anomaly", k)} for k, n in sorted(anomalies.items())},
         }
     )

@@ -241,8 +241,12 @@ async def trace(db: Database, code: str, direction: str, *, public: bool = False
     for v in visits:
         places.setdefault(v["batch_id"], []).append(_node(v, public))
     certs: dict[int, list[dict[str, Any]]] = {}
+    seen: set[tuple[int, str, str]] = set()  # a certificate travels with the goods: list it once per batch
     for row in documents:
         for doc in canonical.decode(row["canonical"]).get("documents", ()):
+            if (row["batch_id"], doc["type"], doc["number"]) in seen:
+                continue
+            seen.add((row["batch_id"], doc["type"], doc["number"]))
             names = i18n.names("document_type", doc["type"]) or ("", doc["type"])
             certs.setdefault(row["batch_id"], []).append(
                 {**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"], "node": row["node"]}

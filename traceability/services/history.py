@@ -125,7 +125,14 @@ async def read_batch(
         for doc in content.get("documents", ()):
             names = i18n.names("document_type", doc["type"]) or ("", doc["type"])
             certificates.append(
-                {**doc, "type_name": names[0], "type_name_en": names[1], "seq": row["seq"], "node": row["node_name"]}
+                {
+                    **doc,
+                    "type_name": names[0],
+                    "type_name_en": names[1],
+                    "seq": row["seq"],
+                    "node": row["node_name"],
+                    "node_en": row["node_name_en"],
+                }
             )
     opening = contents[0] if contents else {}
     info = opening.get("batch", {})

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from traceability.storage.database import Connection, Record, fetch_one
 
 STATE = "SELECT position, swept_at FROM analyzer_state WHERE name = $1 FOR UPDATE"
@@ -78,18 +80,21 @@ async def save_stock(conn: Connection, values: dict[tuple[int, int], list[Any]])
 
 
 INSERT_ANOMALIES = """
-INSERT INTO anomalies (kind, batch_id, event_id, node_id, enterprise_id, detail, event_time)
-SELECT k, b, e, n, en, d, t
-FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::timestamptz[])
-    AS u(k, b, e, n, en, d, t)
+INSERT INTO anomalies (kind, batch_id, event_id, node_id, enterprise_id, detail, event_time, facts)
+SELECT k, b, e, n, en, d, t, f::jsonb
+FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::timestamptz[],
+            $8::text[])
+    AS u(k, b, e, n, en, d, t, f)
 ON CONFLICT DO NOTHING
 """
 
 
 async def insert_anomalies(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """(kind, batch_id, event_id, node_id, enterprise_id, detail, event_time); each is recorded once."""
+    """(kind, batch_id, event_id, node_id, enterprise_id, detail, event_time, facts); each is recorded once."""
     if rows:
-        await conn.execute(INSERT_ANOMALIES, *[list(col) for col in zip(*rows, strict=True)])
+        cols = [list(col) for col in zip(*rows, strict=True)]
+        cols[7] = [orjson.dumps(f).decode() for f in cols[7]]
+        await conn.execute(INSERT_ANOMALIES, *cols)
 
 
 async def claim_serials(
@@ -97,7 +102,8 @@ async def claim_serials(
 ) -> list[Record]:
     """Record dispensed drug serials; returns the ones dispensed before (with where)."""
     before = await conn.fetch(
-        "SELECT d.serial, d.dispensed_by::text AS dispensed_by, n.name_zh AS node FROM drug_serials d "
+        "SELECT d.serial, d.dispensed_by::text AS dispensed_by, n.name_zh AS node, n.name_en AS node_en "
+        "FROM drug_serials d "
         "JOIN nodes n ON n.id = d.node_id WHERE d.serial = ANY($1::text[])",
         list(serials),
     )
@@ -135,9 +141,11 @@ async def dormant(conn: Connection, today: Any) -> list[Record]:
 
 SELECT_ANOMALIES = """
 SELECT a.id, a.kind, b.trace_code, a.event_id::text AS event_id, n.code AS node_code, n.name_zh AS node_name,
-       en.uscc, en.name AS enterprise, a.detail, a.event_time, a.detected_at
+       n.name_en AS node_name_en, en.uscc, en.name AS enterprise, en.name_en AS enterprise_en, a.detail, a.facts,
+       a.event_time, a.detected_at, p.name_zh AS product, p.name_en AS product_en
 FROM anomalies a
 JOIN batches b ON b.id = a.batch_id
+JOIN products p ON p.id = b.product_id
 LEFT JOIN nodes n ON n.id = a.node_id
 LEFT JOIN enterprises en ON en.id = a.enterprise_id
 WHERE ($1::text IS NULL OR a.kind = $1)

@@ -42,8 +42,9 @@ def like_pattern(text: str) -> str:
 # through, not only the one that opened it; the date range matches any of its events.
 SEARCH_BATCHES = """
 SELECT b.trace_code, p.goods_code, p.name_zh AS product_name, p.name_en AS product_name_en, p.category,
-       b.quantity, b.uom, b.created_at, n.code AS node_code, n.name_zh AS node_name,
-       n.name_en AS node_name_en, h.seq AS events
+       b.quantity, b.uom, b.created_at, b.produced_on,
+       (SELECT e.event_time FROM events e WHERE e.batch_id = b.id AND e.seq = 1) AS opened_time,
+       n.code AS node_code, n.name_zh AS node_name, n.name_en AS node_name_en, h.seq AS events
 FROM batches b
 JOIN products p ON p.id = b.product_id
 JOIN nodes n ON n.id = b.node_id

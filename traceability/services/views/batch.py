@@ -110,9 +110,10 @@ def certificates(view: dict[str, Any]) -> list[dict[str, Any]]:
     """Certificates and vouchers, each once, with every node that recorded it (a voucher travels with the goods)."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for c in view["certificates"]:
-        entry = out.setdefault((c["type"], c["number"]), {**c, "nodes": []})
+        entry = out.setdefault((c["type"], c["number"]), {**c, "nodes": [], "seen": []})
         if c["node"] not in entry["nodes"]:
             entry["nodes"].append(c["node"])
+            entry["seen"].append({"name": c["node"], "name_en": c.get("node_en"), "seq": c["seq"]})
     return list(out.values())
 
 

@@ -12,7 +12,7 @@ from traceability.domain import bounds
 from traceability.domain.access import Principal
 from traceability.domain.registry import NODE_TYPES
 from traceability.services import access_log, analyzer, credit, genealogy, history, transparency
-from traceability.services.views.batch import batch_status, inspections, journey
+from traceability.services.views.batch import batch_status, certificates, inspections, journey
 from traceability.storage import search_repo
 from traceability.storage.database import Database
 
@@ -67,6 +67,8 @@ async def search_batches(db: Database, query: dict[str, str]) -> dict[str, Any]:
             "category": r["category"],
             "quantity": format(r["quantity"].normalize(), "f"),
             "uom": r["uom"],
+            "produced_on": r["produced_on"].isoformat() if r["produced_on"] else None,
+            "opened_on": r["opened_time"].isoformat() if r["opened_time"] else None,
             "opened_at": r["created_at"].isoformat(),
             "opened_by": r["node_name"],
             "opened_by_en": r["node_name_en"],
@@ -87,6 +89,7 @@ async def console_record(db: Database, code: str, viewer: Principal) -> dict[str
         "status": batch_status(view),
         "journey": journey(view),
         "inspections": inspections(view),
+        "certificates": certificates(view),
         "genealogy": {"backward": backward, "forward": forward},
     }
 
