@@ -7,8 +7,9 @@
 ``commission`` a weight or count → a new batch of the chosen goods under a leased code, and its label; a
                GS1 barcode (GTIN and lot) or a drug code → a new batch carrying that identifier, and its label
 ``sell``       a scanned trace code sets the batch being sold from (and the goods, when none is chosen); a
-               weight → a sale: a leased code for the receipt, opened as a batch that names its source, a
-               ``retail_selling`` event on the source batch, and the receipt. One weight, one receipt.
+               weight → a sale: a leased code for the receipt, queued as one record that the server turns
+               into the receipt's batch (a child of its source) and the ``retail_selling`` event on the
+               source, together; then the receipt is printed. One weight, one receipt.
 =============  ==============================================================================================
 
 A weight comes from the scale (:mod:`scanners.scales`: a serial port, or its line typed or sent in
@@ -318,14 +319,16 @@ class Counter(Keypad):
             # The ledger's quantity is in kilograms, so its unit price is per kilogram (16 元/斤 is 32 元/kg).
             per_kg = self.unit_price * 2 if price_unit == "斤" else self.unit_price
             commercial = {"unit_price": str(per_kg), "amount": str(amount), "currency": "CNY"}
-        quantity = {"value": str(weight), "uom": "KGM"}
-        opening = self._opening(quantity, attributes={"soldFrom": self.source})
-        sale = self._event(self.source, "retail_selling", "retail_sold")
-        sale["quantity"] = quantity
-        sale["attributes"] = {"receiptCode": "{code}"}
+        sale: dict[str, Any] = {
+            "eventID": str(uuid.uuid4()),
+            "traceCode": "{code}",
+            "source": self.source,
+            "quantity": {"value": str(weight), "uom": "KGM"},
+            "eventTime": _now(),
+        }
         if commercial:
             sale["commercial"] = commercial
-        code = self.store.record([("open", opening), ("event", sale)], issue_code=True)
+        code = self.store.record([("sale", sale)], issue_code=True)
         assert code is not None
         self.catalogue.remember(self.product, used=True)
         message = self.say(

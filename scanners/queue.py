@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS blocks (
 );
 CREATE TABLE IF NOT EXISTS outbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind        TEXT NOT NULL CHECK (kind IN ('open', 'event')),
+    kind        TEXT NOT NULL CHECK (kind IN ('open', 'event', 'sale')),
     event_id    TEXT NOT NULL UNIQUE,
     trace_code  TEXT NOT NULL,
     body        TEXT NOT NULL,
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_state_idx ON outbox (state, seq);
 """
+OUTBOX_INDEX = "CREATE INDEX IF NOT EXISTS outbox_state_idx ON outbox (state, seq)"
 
 
 class OutOfCodes(RuntimeError):
@@ -87,6 +88,21 @@ class Store:
         self.conn.execute("PRAGMA synchronous = FULL")
         self.conn.execute("PRAGMA busy_timeout = 30000")
         self.conn.executescript(SCHEMA)
+        self._admit_sales()
+
+    def _admit_sales(self) -> None:
+        """A queue made before sales were one record (kind ``sale``) is rebuilt to admit them, rows kept as
+        they are: sales queued the old way (an opening naming its source, then the sale) upload as before."""
+        row = self.conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()
+        if row is None or "'sale'" in row["sql"]:
+            return
+        table = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS outbox") : SCHEMA.index("CREATE INDEX")]
+        with self.transaction() as conn:
+            conn.execute("ALTER TABLE outbox RENAME TO outbox_before_sales")
+            conn.execute(table.strip().rstrip(";"))
+            conn.execute("INSERT INTO outbox SELECT * FROM outbox_before_sales")
+            conn.execute("DROP TABLE outbox_before_sales")
+            conn.execute(OUTBOX_INDEX)
 
     def close(self) -> None:
         self.conn.close()

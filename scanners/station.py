@@ -1,8 +1,8 @@
 """A scanner station: enrolment, key rotation, code leases, and the upload loop.
 
 Everything the station does goes through its :class:`~scanners.queue.Store` first; the network is
-only ever asked to catch up. The upload loop sends the outbox in order (a batch opening on its own,
-consecutive events together, up to ``batch_size``), marks rows sent only on a 2xx, and backs off
+only ever asked to catch up. The upload loop sends the outbox in order (a batch opening or a sale on
+its own, consecutive events together, up to ``batch_size``), marks rows sent only on a 2xx, and backs off
 exponentially (with jitter, up to ``max_backoff`` seconds) while the server is unreachable, busy or
 refusing the station's signature. Before the leased codes run low it leases more, and while online it
 keeps the station's copy of the product registry fresh.
@@ -265,9 +265,10 @@ class Station:
         rows = self.store.pending(self.batch_size)
         if not rows:
             return 0
-        if rows[0].kind == "open":
+        if rows[0].kind in ("open", "sale"):
             row = rows[0]
-            ans = await self._timed(c, "/api/v1/stations/batches", row.body)
+            path = "/api/v1/stations/batches" if row.kind == "open" else "/api/v1/stations/sales"
+            ans = await self._timed(c, path, row.body)
             if ans.ok:
                 self._acknowledge([row], [ans.data["receipt"]])
             elif ans.status == 401 or _transient(ans.status):

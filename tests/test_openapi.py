@@ -152,6 +152,10 @@ async def test_real_answers_match_the_document(world: World) -> None:
     )
     assert status == 201
     child = transformed["outputs"][0]["traceCode"]
+    sale = {"eventID": new_id(), "source": child, "quantity": {"value": 1.5, "uom": "KGM"}}
+    sale["eventTime"] = world.event(child)["eventTime"]
+    assert (await call("POST", "/api/v1/sales", sale, device))[0] == 201
+    assert (await call("POST", "/api/v1/sales", sale, device))[0] == 200
     # Reading and tracing.
     assert (await call("GET", f"/api/v1/batches/{code}"))[0] == 200
     assert (await call("GET", f"/api/v1/batches/{code}", token=regulator))[0] == 200
@@ -220,6 +224,7 @@ async def test_real_answers_match_the_document(world: World) -> None:
         ("GET", "/api/v1/stations/me"),
         ("POST", "/api/v1/stations/keys"),
         ("POST", "/api/v1/stations/batches"),
+        ("POST", "/api/v1/stations/sales"),  # tests/scanners/test_station.py
         ("POST", "/api/v1/admin/station-keys/{key_id}/revoke"),
         ("GET", "/api/v1/stations/products"),
         ("POST", "/api/v1/stations/vendor-card"),

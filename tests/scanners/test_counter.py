@@ -236,12 +236,13 @@ async def test_typed_scale_lines_and_bare_weights_sell(live: Live, tmp_path: Pat
     counter = Counter(st.store, "sell", product="21113011", source=source.trace_code)
     outcomes = [counter.handle(line) for line in ["0.5", "ST,GS,+  0.500kg", "=0005.00", "US,GS,+ 0.5kg", "0.5000"]]
     assert [o.ok for o in outcomes] == [True, True, True, False, True]
-    bodies = [r.body for r in st.store.pending(100) if r.kind == "open" and r.trace_code != source.trace_code]
+    bodies = [r.body for r in st.store.pending(100) if r.kind == "sale"]
+    assert all(b["source"] == source.trace_code for b in bodies)
     assert [b["quantity"]["value"] for b in bodies] == ["0.5", "0.500", "0.5000", "0.5000"]
     # A scale that sends 斤 without a unit: the station's unit setting says so.
     st.store.put(scale={"port": "/dev/null", "unit": "斤"})
     assert Counter(st.store, "sell", product="21113011", source=source.trace_code).handle("1.0").ok
-    assert st.store.pending(100)[-2].body["quantity"]["value"] == "0.50"
+    assert st.store.pending(100)[-1].body["quantity"]["value"] == "0.50"
 
 
 async def test_status_is_chinese_and_a_connection_problem_clears_after_a_good_sync(live: Live, tmp_path: Path) -> None:

@@ -196,6 +196,27 @@ COMPONENTS: dict[str, Schema] = {
             "replayed": BOOL,
         }
     ),
+    "Sale": obj(
+        {"eventID": UUID, "source": TRACE_CODE_IN, "quantity": QUANTITY_IN, "eventTime": TIME},
+        {
+            "traceCode": TRACE_CODE_IN,
+            "eventTimeZoneOffset": {"type": "string", "pattern": r"^[+-]\d{2}:\d{2}$"},
+            "operator": text(bounds.CODE),
+            "commercial": COMMERCIAL_IN,
+            "documents": array(DOCUMENT_IN, bounds.MAX_DOCUMENTS),
+            "attributes": ATTRIBUTES,
+        },
+    ),
+    "Sold": obj(
+        {
+            "traceCode": TRACE_CODE,
+            "source": TRACE_CODE,
+            "url": STRING,
+            "receipt": ref("Receipt"),
+            "sale": ref("Receipt"),
+            "replayed": BOOL,
+        }
+    ),
     "RecallRequest": obj(
         {"traceCode": TRACE_CODE_IN, "level": {"enum": ["I", "II", "III"]}, "reason": text(bounds.LONG_TEXT)},
         {"scope": text(bounds.LONG_TEXT)},

@@ -177,6 +177,23 @@ async def open_batch(request: web.Request) -> web.Response:
     return json_response(opened.as_json(), status=200 if opened.receipt.replayed else 201)
 
 
+@routes.post("/api/v1/stations/sales")
+@operation(
+    "Record a sale from a signed upload: the receipt (usually a leased code) opened as a child of its source",
+    tags=("stations",),
+    auth=("signature",),
+    body=schemas.ref("Sale"),
+    responses={201: ok("Sold"), 200: ok("Sold", "a replay")},
+)
+async def sell(request: web.Request) -> web.Response:
+    principal, signed, key_pk = await _signed(request, capture=True)
+    sold = await stations.sell_signed(
+        request.app[DATABASE], principal, key_pk, signed, await read_json(request), request.app[SETTINGS].public_url
+    )
+    request.app[METRICS].captured("station", 0 if sold.replayed else 2, 2 if sold.replayed else 0)
+    return json_response(sold.as_json(), status=200 if sold.replayed else 201)
+
+
 @routes.post("/api/v1/stations/events")
 @operation(
     "Capture events from a signed upload; the upload is kept with them",

@@ -13,7 +13,7 @@ from traceability.http.auth import optional_principal, require, require_capture
 from traceability.http.keys import DATABASE, SETTINGS
 from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
-from traceability.services import analyzer, credit, genealogy, history
+from traceability.services import analyzer, credit, genealogy, history, sales
 
 routes = web.RouteTableDef()
 OVERSIGHT = ("regulator", "admin")
@@ -34,6 +34,21 @@ async def transform(request: web.Request) -> web.Response:
     )
     request.app[METRICS].captured("transformation", 0 if result["replayed"] else 1, 1 if result["replayed"] else 0)
     return json_response(result, status=200 if result["replayed"] else 201)
+
+
+@routes.post("/api/v1/sales")
+@operation(
+    "Sell from a batch with a receipt code: the receipt is a new batch, a child of the batch it was cut from",
+    tags=("capture",),
+    auth=("bearer",),
+    body=schemas.ref("Sale"),
+    responses={201: ok("Sold"), 200: ok("Sold", "a replay of a sale already recorded")},
+)
+async def sell(request: web.Request) -> web.Response:
+    device = await require_capture(request)
+    sold = await sales.sell(request.app[DATABASE], device, await read_json(request), request.app[SETTINGS].public_url)
+    request.app[METRICS].captured("sale", 0 if sold.replayed else 2, 2 if sold.replayed else 0)
+    return json_response(sold.as_json(), status=200 if sold.replayed else 201)
 
 
 @routes.get("/api/v1/batches/{trace_code}/trace")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from traceability import errors
@@ -35,7 +36,7 @@ from traceability.services.recording import (
     write,
 )
 from traceability.services.validation import fields
-from traceability.storage import batches_repo, events_repo, registry_repo, stations_repo
+from traceability.storage import batches_repo, events_repo, genealogy_repo, registry_repo, stations_repo
 from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
@@ -321,7 +322,7 @@ async def open_batch(
     return await write(db, open_or_replay, "could not open the batch; retry")
 
 
-async def _leased_code(conn: Connection, device: Principal, code: str) -> str:
+async def leased_code(conn: Connection, device: Principal, code: str) -> str:
     """A code the station issued offline: it must lie in a block leased to this very station."""
     block_no = stations.block_of(code)
     lease = None if block_no is None else await stations_repo.find_block(conn, block_no)
@@ -364,10 +365,24 @@ async def _open(
     if draft.trace_code is None:
         code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
     else:
-        code = await _leased_code(conn, device, draft.trace_code)
+        code = await leased_code(conn, device, draft.trace_code)
     content, event_time = opening_content(draft, device, code, product["goods_code"], product["gtin"], now)
-    _, receipt = await insert_opening(
+    batch_id, receipt = await insert_opening(
         conn, device, draft, product["id"], code, content, "commissioning", event_time, now, digest
     )
+    await _link_queued_receipt(conn, batch_id, content)
     log.info("batch.opened", trace_code=code)
     return Opened(code, receipt, f"{public_url}/t/{code}")
+
+
+async def _link_queued_receipt(conn: Connection, receipt_id: int, content: dict[str, Any]) -> None:
+    """Link a receipt a station queued before sales were one operation (an opening naming
+    ``attributes.soldFrom``, then a sale event) to its source, so it leads back to the farm too."""
+    source = (content.get("attributes") or {}).get("soldFrom")
+    if not isinstance(source, str) or not tracecode.is_valid(source):
+        return
+    parent = await genealogy_repo.batch_id(conn, tracecode.normalize(source))
+    if parent is None or parent == receipt_id:
+        return
+    q = content["quantity"]
+    await genealogy_repo.insert_links(conn, content["eventID"], [(parent, receipt_id, Decimal(q["value"]), q["uom"])])

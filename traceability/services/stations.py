@@ -26,7 +26,7 @@ from traceability.domain.access import Principal
 from traceability.domain.fields import utc_ms
 from traceability.domain.stations import SignedRequest
 from traceability.logging import get_logger
-from traceability.services import capture
+from traceability.services import capture, sales
 from traceability.services.recording import AfterAppend, Receipt
 from traceability.storage import stations_repo
 from traceability.storage.database import Connection, Database, Record
@@ -361,6 +361,13 @@ async def open_signed(
 ) -> capture.Opened:
     """Open a batch (usually with a leased code) from a signed upload, storing the upload with it."""
     return await capture.open_batch(db, principal, body, public_url, after=_store_upload(principal, key_pk, signed))
+
+
+async def sell_signed(
+    db: Database, principal: Principal, key_pk: int, signed: SignedRequest, body: Any, public_url: str
+) -> sales.Sold:
+    """Record a sale (the receipt opened as a child of its source) from a signed upload, storing the upload with it."""
+    return await sales.sell(db, principal, body, public_url, after=_store_upload(principal, key_pk, signed))
 
 
 async def event_signatures(db: Database, event_id: str) -> list[dict[str, Any]]:

@@ -1,21 +1,25 @@
 """What the consumer page behind every QR code shows, and its JSON twin.
 
 The consumer record wraps the same batch view the API serves (``history.read_batch``) with what a
-person needs first: the status (recalled, on hold), the journey by node, the stall that sold it, and
-the canonical bytes the browser hashes to check the chain and the Merkle proofs itself.
+person needs first: the status (recalled, on hold, failed, expired), the journey by node, the stall that
+sold it, and the canonical bytes the browser hashes to check the chain and the Merkle proofs itself.
+A batch cut from others (a receipt, a joint) shows its whole lineage: the journey, certificates,
+inspections and state of every batch it came from (:mod:`traceability.services.views.lineage`), and a
+receipt the sale that made it.
 """
 
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from traceability.domain.access import Principal
 from traceability.domain.registry import area_name
 from traceability.services import credit, history, stations
-from traceability.services.views.batch import RETAIL_NODES, batch_status, certificates, inspections, journey
-from traceability.storage import credit_repo, search_repo
+from traceability.services.views import lineage
+from traceability.services.views.batch import RETAIL_NODES
+from traceability.storage import credit_repo, genealogy_repo, search_repo
 from traceability.storage.database import Connection, Database
 
 
@@ -34,9 +38,30 @@ async def _credit(conn: Connection, uscc: str) -> dict[str, Any] | None:
     return {"grade": credit.grade(value), "score": value, "uscc": uscc}
 
 
+CHINA = timezone(timedelta(hours=8))
+MAX_ANCESTORS = 64
+"""Ancestors read for one page at most (a receipt has three or four: the stall's batch, the carcass, the pigs)."""
+
+
+def today() -> Any:
+    """Today in Beijing: what "past its shelf life" is measured against."""
+    return datetime.now(CHINA).date()
+
+
+async def ancestors(db: Database, code: str) -> list[dict[str, Any]]:
+    """The public views of every batch this one came from, farthest first."""
+    async with db.connection() as conn:
+        root = await genealogy_repo.batch_id(conn, code)
+        depth = {} if root is None else await genealogy_repo.related(conn, root, "backward")
+        found = await genealogy_repo.batches_by_id(conn, [i for i in depth if i != root])
+    found.sort(key=lambda b: (-depth[b["id"]], b["trace_code"]))
+    return [(await history.read_batch(db, b["trace_code"], None))[0] for b in found[:MAX_ANCESTORS]]
+
+
 async def consumer_record(db: Database, code: str, viewer: Principal | None = None) -> tuple[dict[str, Any], str]:
     """The consumer page's data and its ETag: the public batch view plus status, journey, stall and ledger bytes."""
     view, tag = await history.read_batch(db, code, viewer)
+    upstream = await ancestors(db, code)
     async with db.connection() as conn:
         rows = await search_repo.list_canonical(conn, code)
         vendor = None
@@ -87,11 +112,13 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
     }
     record = {
         "batch": view,
-        "status": batch_status(view),
-        "journey": journey(view),
-        "inspections": inspections(view),
-        "certificates": certificates(view),
+        "status": lineage.merged_status(view, upstream, today()),
+        "journey": lineage.merged_journey(view, upstream),
+        "inspections": lineage.merged_inspections(view, upstream),
+        "certificates": lineage.merged_certificates(view, upstream),
         "vendor": vendor,
+        "sale": lineage.this_sale(view),
+        "lineage": [{"trace_code": v["trace_code"], "product": v["product"]} for v in upstream],
         "ledger": ledger,
     }
     return record, tag
