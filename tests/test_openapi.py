@@ -216,6 +216,28 @@ async def test_real_answers_match_the_document(world: World) -> None:
     authority = {"authority": "鼓楼区市场监督管理局"}
     assert (await call("POST", f"/api/v1/admin/users/{user['id']}/authority", authority, admin))[0] == 200
     assert (await call("GET", "/api/v1/admin/access-log?action=view", token=admin))[0] == 200
+    # The registry of inputs and a farm's production records.
+    entry = {
+        "registration_no": "PD20080001",
+        "kind": "pesticide",
+        "name": "阿维菌素",
+        "interval_days": 7,
+        "source": "农药标签",
+    }
+    assert (await call("POST", "/api/v1/admin/inputs", entry, admin))[0] == 201
+    assert (await call("GET", "/api/v1/admin/inputs?limit=5", token=admin))[0] == 200
+    farm_device = await world.add_node("openapi-farm", "farm", "320321")
+    record = {
+        "record_id": new_id(),
+        "unit": "A-1",
+        "unit_kind": "plot",
+        "kind": "pesticide",
+        "registration_no": "PD20080001",
+        "dose": {"value": "40", "uom": "MLT"},
+        "applied_on": "2026-01-05",
+    }
+    assert (await call("POST", "/api/v1/farm/inputs", record, farm_device))[0] == 201
+    assert (await call("GET", "/api/v1/farm/inputs?unit=A-1", token=farm_device))[0] == 200
     missing = {
         (m.upper(), p) for p, ops in document["paths"].items() for m in ops if p.startswith("/api/") or p == "/healthz"
     } - c.seen

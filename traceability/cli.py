@@ -12,11 +12,11 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from traceability import errors
+from traceability.cli_registry import REGISTRY
 from traceability.config import Settings
 from traceability.logging import configure, get_logger
 from traceability.storage.database import Database, database_url, open_database
@@ -284,72 +284,16 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, run))
 
 
-# Registry commands: flags become the same JSON body the admin API takes.
-REGISTRY: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
-    "enterprise": (
-        "enterprises",
-        [
-            ("--name", {"required": True}),
-            ("--uscc", {"required": True}),
-            ("--name-en", {}),
-            ("--contact", {}),
-            ("--licence", {"action": "append", "metavar": "KIND=NUMBER"}),
-        ],
-    ),
-    "node": (
-        "nodes",
-        [
-            ("--enterprise", {"required": True, "help": "USCC of the owning enterprise"}),
-            ("--type", {"required": True}),
-            ("--area-code", {"required": True}),
-            ("--name", {"required": True}),
-            ("--name-en", {}),
-            ("--address", {}),
-            ("--latitude", {"type": float}),
-            ("--longitude", {"type": float}),
-            ("--code", {}),
-            ("--gln", {}),
-        ],
-    ),
-    "operator": (
-        "operators",
-        [
-            ("--node", {"required": True}),
-            ("--code", {"required": True}),
-            ("--name", {"required": True}),
-            ("--stall-no", {}),
-            ("--contact", {}),
-        ],
-    ),
-    "product": (
-        "products",
-        [
-            ("--category", {"required": True}),
-            ("--goods-code", {"required": True}),
-            ("--name", {"required": True}),
-            ("--name-en", {}),
-            ("--gtin", {}),
-            ("--default-uom", {}),
-            ("--shelf-life-days", {"type": int}),
-        ],
-    ),
-    "device": (
-        "devices",
-        [
-            ("--node", {"required": True}),
-            ("--name", {"required": True}),
-            ("--operator", {}),
-        ],
-    ),
-}
-
-
 def cmd_registry(settings: Settings, args: argparse.Namespace) -> int:
-    from traceability.services import registry
+    from traceability.services import farm, registry
 
     kind, _ = REGISTRY[args.command]
 
     async def run(db: Database) -> int:
+        if args.action == "list" and args.command == "input":
+            rows = [dict(r) for r in await farm.list_input_products(db, limit=1000)]
+            sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return 0
         if args.action == "list":
             items = await registry.list_registered(db, kind, limit=1000)
             sys.stdout.write(orjson.dumps(items, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -367,7 +311,10 @@ def cmd_registry(settings: Settings, args: argparse.Namespace) -> int:
         }
         if getattr(args, "licence", None):
             body["licences"] = dict(item.split("=", 1) for item in args.licence)
-        created = await getattr(registry, f"register_{args.command}")(db, body)
+        if args.command == "input":
+            created = await farm.register_input_product(db, body)
+        else:
+            created = await getattr(registry, f"register_{args.command}")(db, body)
         if args.command == "device":
             print("the device credential is shown once; enter it on the scanner now:", file=sys.stderr)
         sys.stdout.write(orjson.dumps(created, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -16,7 +16,8 @@
     ├── NotFound                     404 not_found
     ├── Conflict                     409 conflict
     │   ├── EventConflict            409 event_conflict     (same event id, other content)
-    │   └── AlreadyExists            409 already_exists
+    │   ├── AlreadyExists            409 already_exists
+    │   └── InsideSafetyInterval     409 inside_safety_interval (a harvest or slaughter too soon after an input)
     ├── PayloadTooLarge              413 payload_too_large
     ├── TooManyRequests              429 too_many_requests  (a rate limit; Retry-After says when)
     │   └── LockedOut                429 locked_out         (too many failed sign-ins)
@@ -136,6 +137,12 @@ class AlreadyExists(Conflict):
     """Something with that identifier is already registered."""
 
     code = "already_exists"
+
+
+class InsideSafetyInterval(Conflict):
+    """The plot, pen or herd is inside an input's safety interval (安全间隔期 / 休药期)."""
+
+    code = "inside_safety_interval"
 
 
 class PayloadTooLarge(TraceError):

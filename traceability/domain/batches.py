@@ -8,6 +8,7 @@ A scanner station may name the batch's ``traceCode`` itself, from a block of cod
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -54,10 +55,11 @@ class BatchDraft:
 
 BATCH_FIELDS = frozenset(
     {"eventID", "product", "gtin", "traceCode", "quantity", "produced_on", "expires_on", "eventTime", "origin"}
-    | {"identifiers", "documents", "attributes"}
+    | {"identifiers", "documents", "attributes", "insist"}
 )
-ORIGIN_FIELDS = frozenset({"area_code", "place", "node", "producer"})
+ORIGIN_FIELDS = frozenset({"area_code", "place", "node", "producer", "unit"})
 IDENTIFIER_FIELDS = frozenset({"scheme", "gtin", "lot", "value"})
+_UNIT_CODE = re.compile(r"[0-9A-Za-z\-_.]{1,40}")
 
 
 def parse_identifier(f: Fields) -> Identifier:
@@ -128,6 +130,10 @@ def parse_batch(body: Any, now: datetime) -> BatchDraft:
         for key, out in (("place", "place"), ("node", "node"), ("producer", "producer")):
             if (v := origin.text(key, required=False, max_len=200)) is not None:
                 o[out] = v
+        if (unit := origin.text("unit", required=False, max_len=bounds.CODE)) is not None:
+            if not _UNIT_CODE.fullmatch(unit):
+                origin.fail("unit", "names the plot, pen or herd: letters, digits, '-', '_' and '.' only")
+            o["unit"] = unit
         if o:
             batch["origin"] = o
     if produced_on:
@@ -154,6 +160,10 @@ def parse_batch(body: Any, now: datetime) -> BatchDraft:
         content["eventTimeZoneOffset"] = offset_text(event_time)
     if (docs := parse_documents(f)) is not None:
         content["documents"] = docs
+    insist = f.sub("insist", required=False)
+    if insist is not None:
+        insist.only(frozenset({"reason"}))
+        content["insist"] = {"reason": insist.text("reason", max_len=bounds.LONG_TEXT)}
     attrs = f.obj("attributes", required=False)
     if attrs:
         content["attributes"] = canonical_object(f, "attributes", dict(attrs), 1)

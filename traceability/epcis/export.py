@@ -149,7 +149,18 @@ def native_event(
         out["errorDeclaration"] = decl
     out["trace:traceCode"] = trace_code
     out["trace:node"] = content.get("node")
-    for key in ("operator", "documents", "attributes", "batch", "recall", "hold", "inputs", "outputs"):
+    for key in (
+        "operator",
+        "documents",
+        "attributes",
+        "batch",
+        "recall",
+        "hold",
+        "inputs",
+        "outputs",
+        "production",
+        "insist",
+    ):
         if content.get(key):
             out[f"trace:{key}"] = content[key]
     if full:

@@ -14,6 +14,7 @@ from traceability.http import (
     credentials_api,
     epcis_api,
     epcis_query_api,
+    farm_api,
     log_api,
     metrics,
     openapi,
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(credentials_api.routes)
     app.add_routes(log_api.routes)
     app.add_routes(supply_api.routes)
+    app.add_routes(farm_api.routes)
     app.add_routes(stations.routes)
     app.add_routes(epcis_api.routes)
     app.add_routes(epcis_query_api.routes)

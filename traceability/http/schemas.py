@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traceability.domain import bounds
+from traceability.domain import bounds, farm
 from traceability.domain.events import ACTIONS, BIZ_STEPS, DISPOSITIONS, DOCUMENT_TYPES, EVENT_TYPES, UNITS
 from traceability.domain.registry import NODE_TYPES, PRODUCT_CATEGORIES
 
@@ -135,7 +135,19 @@ BATCH_IN = obj(
         "produced_on": DAY,
         "expires_on": DAY,
         "eventTime": TIME,
-        "origin": obj({}, {"area_code": {"type": "string", "pattern": "^[1-8][0-9]{5}$"}, "place": text(bounds.NAME)}),
+        "origin": obj(
+            {},
+            {
+                "area_code": {"type": "string", "pattern": "^[1-8][0-9]{5}$"},
+                "place": text(bounds.NAME),
+                "unit": {"type": "string", "pattern": r"^[0-9A-Za-z\-_.]{1,40}$", "description": "plot, pen or herd"},
+            },
+        ),
+        "insist": obj(
+            {"reason": text(bounds.LONG_TEXT)},
+            closed=True,
+        )
+        | {"description": "open inside a safety interval anyway: the reason is recorded and the batch flagged"},
         "identifiers": array(
             obj({"scheme": {"enum": ["gs1", "drug_code", "city_batch", "enterprise"]}}, {"value": text(64)}),
             bounds.MAX_DOCUMENTS,
@@ -328,6 +340,42 @@ COMPONENTS: dict[str, Schema] = {
             "shelf_life_days": {"type": "integer", "minimum": 1, "maximum": 36500},
         },
     ),
+    "InputProduct": obj(
+        {
+            "registration_no": text(bounds.CODE, description="农药登记证号, 兽药批准文号 or 饲料添加剂批准文号"),
+            "kind": {"enum": sorted(farm.INPUT_KINDS)},
+            "name": text(bounds.NAME),
+            "interval_days": {"type": "integer", "minimum": 0, "maximum": farm.MAX_INTERVAL_DAYS},
+        },
+        {
+            "name_en": text(bounds.NAME),
+            "active_ingredient": text(bounds.NAME),
+            "applies_to": text(bounds.NAME),
+            "source": text(bounds.LONG_TEXT, description="where the interval comes from; required unless it is 0"),
+        },
+        closed=True,
+    ),
+    "InputProducts": obj({"items": array(obj({"registration_no": STRING, "interval_days": INT}))}),
+    "InputRecord": obj(
+        {
+            "record_id": UUID,
+            "unit": {"type": "string", "pattern": r"^[0-9A-Za-z\-_.]{1,40}$"},
+            "unit_kind": {"enum": sorted(farm.UNIT_KINDS)},
+            "kind": {"enum": sorted(farm.INPUT_KINDS)},
+            "applied_on": DAY,
+        },
+        {
+            "registration_no": text(bounds.CODE),
+            "product": text(bounds.NAME),
+            "active_ingredient": text(bounds.NAME),
+            "dose": obj({"value": farm.DOSE.schema(), "uom": {"enum": sorted(farm.DOSE_UNITS)}}, closed=True),
+            "animals": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+            "note": text(bounds.LONG_TEXT),
+        },
+        closed=True,
+    ),
+    "InputRecorded": obj({"record_id": STRING, "unit": STRING, "kind": STRING, "safe_from": STRING}),
+    "InputRecords": obj({"items": array(ref("InputRecorded"))}),
     "Device": obj({"node": text(bounds.CODE), "name": text(120)}, {"operator": text(bounds.CODE)}),
     "TokenRequest": obj(
         {"role": {"enum": ["admin", "regulator", "enterprise"]}, "name": text(bounds.NAME)},

@@ -100,7 +100,7 @@ async def recalls(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/anomalies")
 @operation(
-    "Anomalies the analyzer found",
+    "Anomalies the analyzer found (an enterprise's credential reads its own)",
     tags=("supply",),
     auth=("bearer",),
     query=(
@@ -115,8 +115,11 @@ async def recalls(request: web.Request) -> web.Response:
     responses={200: ok("Anomalies")},
 )
 async def anomalies(request: web.Request) -> web.Response:
-    await require(request, *OVERSIGHT)
+    viewer = await require(request, *OVERSIGHT, "enterprise")
     limit, offset = paging(request)
+    enterprise = params.text(request, "enterprise", 18)
+    if viewer.role == "enterprise":  # an enterprise reads its own: what it received, what it was flagged for
+        enterprise = viewer.uscc or ""
     kind = params.text(request, "kind", 40)
     if kind is not None and kind not in analyzer.KINDS:
         raise errors.InvalidField(f"kind must be one of: {', '.join(analyzer.KINDS)}", field="kind")
@@ -124,7 +127,7 @@ async def anomalies(request: web.Request) -> web.Response:
         request.app[DATABASE],
         kind=kind,
         node=params.text(request, "node", bounds.CODE),
-        enterprise=params.text(request, "enterprise", 18),
+        enterprise=enterprise,
         trace_code=params.text(request, "trace_code", 40),
         since=params.moment(request, "since"),
         until=params.moment(request, "until"),

@@ -7,7 +7,8 @@ per batch and node, dispensed drug serials) is rebuilt from the ledger by replay
 Rules (docs/supply-chain.md): sold after expiry; sold or shipped while recalled or on hold, or a
 sale synced after a recall; mass balance exceeded at a node; received without a shipment; an
 event at a node the batch never reached; a required certificate missing for the category; a drug
-serial dispensed twice; events out of time order; a batch dormant past its shelf life.
+serial dispensed twice; events out of time order; a batch dormant past its shelf life; a batch a farm
+opened inside a safety interval (it insisted), and every receipt of it or of what was made from it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from traceability.domain.supply import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
 from traceability.ledger import canonical
 from traceability.logging import get_logger
 from traceability.services.exclusive import run_exclusive
-from traceability.storage import analysis_repo
+from traceability.storage import analysis_repo, farm_repo
 from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
@@ -48,6 +49,8 @@ KINDS = (  # in the order the console lists them; their names are in traceabilit
     "drug_serial_dispensed_twice",
     "out_of_time_order",
     "dormant_past_shelf_life",
+    "opened_inside_interval",
+    "received_inside_interval",
 )
 
 
@@ -79,8 +82,11 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
         nodes: dict[int, set[int]] = {}  # the nodes each batch has a stock row at, for lookups by batch
         for batch_id, node_id in stock:
             nodes.setdefault(batch_id, set()).add(node_id)
+        upstream = await farm_repo.any_violations(conn) if events else False
         for e in events:
             await _rules(conn, e, stock, touched, nodes, found)
+            if upstream:
+                await _interval_rules(conn, e, found)
         if touched:
             await analysis_repo.save_stock(conn, {k: [v[0], v[1], v[2]] for k, v in touched.items()})
         swept = None
@@ -212,6 +218,66 @@ async def _rules(
         flag("out_of_time_order", "recorded with a time earlier than the batch's previous event")
 
 
+async def _interval_rules(conn: Connection, e: Record, found: list[tuple[Any, ...]]) -> None:
+    """A batch opened inside a safety interval: flagged at the farm, and at every node that receives it or
+    anything made from it (the slaughterhouse, the wholesale market), so each sees it in its anomalies."""
+    if e["device_id"] is None or (e["seq"] != 1 and e["biz_step"] != "receiving"):
+        return
+    if e["seq"] == 1:
+        production = canonical.decode(e["canonical"]).get("production") or {}
+        inside = production.get("insideIntervals") or []
+        if inside:
+            first = inside[0]
+            detail = (
+                f"opened on {production.get('day')} from {production.get('unit')} inside the interval of "
+                f"{first.get('product')} ({first.get('registrationNo') or '-'}) applied on {first.get('appliedOn')}, "
+                f"allowed from {first.get('safeFrom')}; the farm insisted"
+            )
+            found.append(
+                (
+                    "opened_inside_interval",
+                    e["batch_id"],
+                    e["event_id"],
+                    e["node_id"],
+                    e["enterprise_id"],
+                    detail,
+                    e["event_time"],
+                    {
+                        "unit": production.get("unit"),
+                        "input": first.get("product"),
+                        "applied_on": first.get("appliedOn"),
+                        "safe_from": first.get("safeFrom"),
+                    },
+                )
+            )
+        return
+    for v in await farm_repo.violations_upstream(conn, e["batch_id"]):
+        first = v["inputs"][0] if v["inputs"] else {}
+        detail = (
+            f"batch {v['trace_code']} from {v['farm']} ({v['farm_code']}) was opened on {v['opened_on']} inside the "
+            f"interval of {first.get('product')} (allowed from {first.get('safeFrom')}); "
+            f"the farm's reason: {v['reason']}"
+        )
+        found.append(
+            (
+                "received_inside_interval",
+                e["batch_id"],
+                e["event_id"],
+                e["node_id"],
+                e["enterprise_id"],
+                detail,
+                e["event_time"],
+                {
+                    "source": v["trace_code"],
+                    "farm": v["farm"],
+                    "input": first.get("product"),
+                    "safe_from": first.get("safeFrom"),
+                    "reason": v["reason"],
+                },
+            )
+        )
+
+
 async def run_analyzer(db: Database, interval: float, stop: asyncio.Event) -> None:
     """Keep the anomalies current while holding the analyzer lock (one analyzer across processes)."""
 
@@ -254,6 +320,8 @@ EXPLAINED_BY = {
     "drug_serial_dispensed_twice": ("serial", "other_node"),
     "out_of_time_order": (),
     "dormant_past_shelf_life": ("days",),
+    "opened_inside_interval": ("unit", "input", "applied_on", "safe_from"),
+    "received_inside_interval": ("source", "farm", "input", "safe_from", "reason"),
 }
 
 

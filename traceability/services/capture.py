@@ -23,6 +23,7 @@ from traceability.domain.fields import utc_ms
 from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_data
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
+from traceability.services import farm
 from traceability.services.recording import (
     AfterAppend,
     Receipt,
@@ -361,15 +362,19 @@ async def _open(
     product = products[0]
     with fields():
         check_key_data(product["category"], draft.content)
+    rule = await farm.check_opening(conn, device, draft, product["category"], draft.event_time or now)
     assert device.area_code is not None and device.node_id is not None
     if draft.trace_code is None:
         code = tracecode.make(device.area_code, await batches_repo.next_serial(conn))
     else:
         code = await leased_code(conn, device, draft.trace_code)
     content, event_time = opening_content(draft, device, code, product["goods_code"], product["gtin"], now)
+    if rule is not None:
+        content["production"] = rule.production
     batch_id, receipt = await insert_opening(
         conn, device, draft, product["id"], code, content, "commissioning", event_time, now, digest
     )
+    await farm.after_opening(conn, rule, batch_id, draft.event_id, code)
     await _link_queued_receipt(conn, batch_id, content)
     log.info("batch.opened", trace_code=code)
     return Opened(code, receipt, f"{public_url}/t/{code}")

@@ -22,6 +22,7 @@ SERIOUS = frozenset(
         "sold_after_expiry",
         "drug_serial_dispensed_twice",
         "mass_balance_exceeded",
+        "opened_inside_interval",
     }
 )
 # (penalty each, cap) per factor.
