@@ -172,6 +172,7 @@ async def test_real_answers_match_the_document(world: World) -> None:
         0
     ] == 201
     assert (await call("GET", "/api/v1/recalls"))[0] == 200
+    assert (await call("GET", f"/api/v1/batches/{code}/verdict"))[0] == 200
     # The log.
     for path in ("/api/v1/log", "/api/v1/log/checkpoint", "/api/v1/log/public-key", "/api/v1/log/checkpoints"):
         assert (await call("GET", path))[0] == 200
@@ -190,6 +191,7 @@ async def test_real_answers_match_the_document(world: World) -> None:
     status, leases = await call("POST", "/api/v1/stations/leases", {"blocks": 1}, device)
     assert status == 201
     leased = leases["blocks"][0]["firstCode"]
+    assert (await call("GET", "/api/v1/stations/watchlist", token=device))[0] == 200
     assert (await call("GET", f"/api/v1/codes/{leased}/lease"))[0] == 200
     body = orjson.dumps({"events": [world.event(code, "storing")]})
     status, signed = await station.post("/api/v1/stations/events", body)

@@ -125,8 +125,8 @@ async def test_regulator_traces_and_a_recall_shows_on_the_consumer_page(
     try:
         await phone.goto(f"{base_url}/t/{code}")
         banner = phone.get_by_role("alert")
-        await expect(banner).to_contain_text("此批次已召回")
-        await expect(banner).to_contain_text("RECALLED")
+        await expect(banner).to_contain_text("已召回，请勿食用")
+        await expect(banner).to_contain_text("Recalled: do not eat")
         colour = await banner.evaluate("el => getComputedStyle(el).backgroundColor")
         assert colour == "rgb(179, 0, 27)"
     finally:

@@ -22,6 +22,7 @@ from traceability.http import (
     resolver,
     stations,
     supply_api,
+    verdict_api,
 )
 from traceability.http.keys import ACCESS, DATABASE, LIMITS, LOG, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.middleware import request_context
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(supply_api.routes)
     app.add_routes(farm_api.routes)
     app.add_routes(stations.routes)
+    app.add_routes(verdict_api.routes)
     app.add_routes(epcis_api.routes)
     app.add_routes(epcis_query_api.routes)
     app.add_routes(resolver.routes)

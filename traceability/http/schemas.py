@@ -458,4 +458,35 @@ COMPONENTS: dict[str, Schema] = {
     "Products": obj({"items": array(obj({"goodsCode": STRING, "name": STRING})), "limit": INT, "offset": INT}),
     "VendorCardRequest": obj({"pin": {"type": "string", "pattern": "^[0-9]{4,12}$"}}),
     "VendorCard": obj({"card": STRING, "issuedAt": STRING}),
+    "Verdict": obj(
+        {
+            "trace_code": TRACE_CODE,
+            "state": {"enum": ["ok", "recalled", "on_hold", "expired"]},
+            "use": {"enum": ["eat", "use"]},
+            "headline": obj({"zh": STRING, "en": STRING}),
+            "detail": obj({"zh": STRING, "en": STRING}),
+            "since": nullable(STRING),
+            "expires_on": nullable(STRING),
+            "source": nullable(STRING),
+            "recall": nullable(ANY_OBJECT),
+            "failed_test": nullable(ANY_OBJECT),
+            "checked_at": STRING,
+        }
+    ),
+    "StationWatchlist": obj(
+        {
+            "node": STRING,
+            "generatedAt": STRING,
+            "days": INT,
+            "items": array(
+                obj(
+                    {
+                        "traceCode": TRACE_CODE,
+                        "state": {"enum": ["ok", "recalled", "on_hold", "expired"]},
+                        "inStock": BOOL,
+                    }
+                )
+            ),
+        }
+    ),
 }

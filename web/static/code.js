@@ -15,7 +15,9 @@
   var out = document.getElementById("code-check");
   if (!input || !out) { return; }
   function check() {
-    var code = input.value.replace(/[\s\-]/g, "");
+    // Full-width digits from a Chinese input method count as digits (the server reads them the same way).
+    var typed = input.value.normalize ? input.value.normalize("NFKC") : input.value;
+    var code = typed.replace(/[\s\-]/g, "");
     var state = "", message = "";
     if (code === "") {
       message = "";
@@ -27,6 +29,8 @@
       state = "bad"; message = input.dataset.digits.replace("{n}", code.length);
     } else if (dammOk(code) && code.charAt(0) !== "0" && code.charAt(0) !== "9") {
       state = "ok"; message = input.dataset.ok;
+    } else if (code.charAt(0) === "8" && input.dataset.drug) {
+      message = input.dataset.drug;  // a drug trace code (药品追溯码) has a check of its own
     } else {
       state = "bad"; message = input.dataset.bad;
     }

@@ -23,6 +23,11 @@
   function Unsupported(message) { this.message = message; }
 
   var subtle = window.crypto && window.crypto.subtle;
+  if (window.isSecureContext === false) {
+    // WebCrypto exists only on secure origins: the fix is the address, not the browser.
+    show("unsupported", badge.dataset.insecure, "this page was opened over plain http");
+    return;
+  }
   if (!subtle || !window.fetch) {
     show("unsupported", badge.dataset.unsupported, "WebCrypto needs a secure (https) connection");
     return;
@@ -182,7 +187,8 @@
   }
 
   run().then(function (ok) {
-    show("ok", badge.dataset.ok.replace("{n}", ok.n), ok.info);
+    // Under a recall or a hold the records are genuine, the product is not safe: never a green tick there.
+    show(badge.dataset.caution ? "records" : "ok", badge.dataset.ok.replace("{n}", ok.n), ok.info);
   }, function (err) {
     if (err instanceof Unsupported) { show("unsupported", badge.dataset.unsupported, err.message); }
     else if (err instanceof Pending) { show("pending", badge.dataset.pending, err.message); }

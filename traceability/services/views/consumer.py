@@ -17,7 +17,7 @@ from typing import Any
 from traceability.domain.access import Principal
 from traceability.domain.registry import area_name
 from traceability.services import credit, history, stations
-from traceability.services.views import lineage
+from traceability.services.views import lineage, packages, verdict
 from traceability.services.views.batch import RETAIL_NODES
 from traceability.storage import credit_repo, genealogy_repo, search_repo
 from traceability.storage.database import Connection, Database
@@ -111,6 +111,7 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
         "proof_url": "/api/v1/events/{event_id}/proof",
     }
     record = {
+        "verdict": await verdict.verdict_of(db, view),
         "batch": view,
         "status": lineage.merged_status(view, upstream, today()),
         "journey": lineage.merged_journey(view, upstream),
@@ -119,6 +120,7 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
         "vendor": vendor,
         "sale": lineage.this_sale(view),
         "lineage": [{"trace_code": v["trace_code"], "product": v["product"]} for v in upstream],
+        "drug": packages.drug_facts(view),
         "ledger": ledger,
     }
     return record, tag
