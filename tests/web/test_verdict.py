@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import World
+from tests.test_receipts import sale
 from tests.web.conftest import pork_chain
 from traceability.domain import tracecode
 
@@ -150,17 +151,23 @@ async def test_verdict_route_and_page_say_safe_recalled_held_and_expired(world: 
     assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_trace_code"
 
 
-async def test_a_sale_cut_from_a_recalled_batch_says_recalled(world: World) -> None:
-    """A receipt opened with the batch it was sold from takes that batch's verdict."""
+async def test_a_receipt_says_what_its_source_says(world: World) -> None:
+    """A receipt cut from a batch takes that batch's verdict: its expiry, then its recall."""
     pork = await pork_chain(world)
-    receipt = await world.open_batch("market", quantity={"value": "1.25", "uom": "KGM"}, attributes={"soldFrom": pork})
-    assert (await verdict(world, receipt))["state"] == "ok"
+    source = await world.open_batch("market", quantity={"value": 5, "uom": "KGM"}, expires_on="2099-12-31")
+    sold = await world.post("/api/v1/sales", sale(source, 1.25, hours=0.1), world.devices["market"], expect=201)
+    receipt = sold["traceCode"]
+    found = await verdict(world, receipt)
+    assert found["state"] == "ok" and found["expires_on"] == "2099-12-31"
+    assert found["detail"]["zh"] == "保质期至 2099-12-31"
     regulator = await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "局"}, expect=201)
     await world.post(
-        "/api/v1/recalls", {"traceCode": pork, "level": "I", "reason": "瘦肉精"}, regulator["credential"], expect=201
+        "/api/v1/recalls", {"traceCode": source, "level": "I", "reason": "瘦肉精"}, regulator["credential"], expect=201
     )
     found = await verdict(world, receipt)
-    assert found["state"] == "recalled" and found["source"] == pork and found["recall"]["reason"] == "瘦肉精"
+    assert found["state"] == "recalled" and found["recall"]["reason"] == "瘦肉精"
+    assert found["recall"]["source"] == source and found["headline"]["zh"] == "已召回，请勿食用"
+    assert (await verdict(world, pork))["state"] == "ok"  # the other batch is not touched
 
 
 async def test_drug_page_shows_the_box_facts_and_finds_a_box_by_its_code(world: World) -> None:
