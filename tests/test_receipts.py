@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from tests.conftest import World, new_id
+from tests.test_supply import wait_for_anomaly
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -165,3 +166,125 @@ async def test_bad_sales_get_a_clear_4xx(world: World) -> None:
     assert not_leased["error"]["field"] == "traceCode"
     nobody = await world.post("/api/v1/sales", sale(source, 1), None, expect=403)
     assert nobody["error"]["code"] == "forbidden"
+
+
+async def test_a_recall_reaches_every_receipt_even_late_synced_ones(world: World, client: Any) -> None:
+    source = await farm_to_stall(world)
+    market = world.devices["market"]
+    before = await world.post("/api/v1/sales", sale(source, 1.0, hours=2), market, expect=201)
+    back = await (await client.get(f"/api/v1/batches/{before['traceCode']}/trace?direction=backward")).json()
+    pigs = back["origins"][0]
+    reg = await regulator(world)
+    recall = await world.post(
+        "/api/v1/recalls", {"traceCode": pigs, "level": "I", "reason": "瘦肉精阳性"}, reg, expect=201
+    )
+    assert before["traceCode"] in recall["batches"]  # the receipt made before the recall is reached
+    record = await page(world, before["traceCode"])
+    assert record["status"]["state"] == "recalled" and record["status"]["recalled"]
+    assert set(record["status"]["inherited_from"]) == {pigs, source}
+    # Selling it now is refused, before anything is written.
+    refused = await world.post("/api/v1/sales", sale(source, 0.5, hours=-0.01), market, expect=409)
+    assert refused["error"]["field"] == "source" and "recalled" in refused["error"]["message"]
+    # A scale that sold before the recall and syncs only now: accepted, and its receipt is recalled at once.
+    late_body = sale(source, 0.5, hours=1.5)
+    late = await world.post("/api/v1/sales", late_body, market, expect=201)
+    view = await (await client.get(f"/api/v1/batches/{late['traceCode']}")).json()
+    assert [e.get("disposition") for e in view["events"]] == ["retail_sold", "recalled"]
+    assert (await page(world, late["traceCode"]))["status"]["state"] == "recalled"
+    found = await wait_for_anomaly(client, reg, "sale_synced_after_recall", source)
+    assert found["event_id"] == late_body["eventID"]
+    html = await (await client.get(f"/t/{late['traceCode']}")).text()
+    assert "banner-recall" in html
+
+
+async def test_a_failed_test_upstream_holds_the_receipts(world: World, client: Any) -> None:
+    source = await farm_to_stall(world)
+    sold = await world.post("/api/v1/sales", sale(source, 1.0, hours=2), world.devices["market"], expect=201)
+    failed = world.event(
+        source,
+        "inspecting",
+        eventTime=ago(1),
+        attributes={"lab": "鼓楼区快检室", "test": "clenbuterol", "value": "0.8", "limit": "0.5", "result": "fail"},
+    )
+    await world.post("/api/v1/events", failed, world.devices["market"], expect=201)
+    record = await page(world, sold["traceCode"])
+    assert record["status"]["state"] == "on_hold"
+    assert [(f["test"], f["value"], f["limit"]) for f in record["status"]["failed"]] == [("clenbuterol", "0.8", "0.5")]
+    refused = await world.post("/api/v1/sales", sale(source, 0.5, hours=-0.01), world.devices["market"], expect=409)
+    assert "on hold" in refused["error"]["message"]
+
+
+async def test_a_receipt_is_expired_once_its_source_shelf_life_is_over(world: World) -> None:
+    yesterday = (datetime.now(CHINA) - timedelta(days=1)).date()
+    source = await world.open_batch(
+        "market",
+        eventTime=ago(72),
+        produced_on=(yesterday - timedelta(days=3)).isoformat(),
+        expires_on=yesterday.isoformat(),
+    )
+    sold = await world.post("/api/v1/sales", sale(source, 0.5, hours=48), world.devices["market"], expect=201)
+    record = await page(world, sold["traceCode"])
+    assert record["status"]["state"] == "expired" and record["status"]["expires_on"] == yesterday.isoformat()
+    assert record["batch"]["expires_on"] == yesterday.isoformat()  # the receipt carries its source's dates
+    fresh = await world.open_batch("market", expires_on=(yesterday + timedelta(days=5)).isoformat())
+    sold = await world.post("/api/v1/sales", sale(fresh, 0.5, hours=0), world.devices["market"], expect=201)
+    assert (await page(world, sold["traceCode"]))["status"]["state"] == "ok"
+
+
+async def test_forward_trace_and_recall_count_what_consumers_took_and_what_is_left(world: World, client: Any) -> None:
+    source = await farm_to_stall(world)
+    for kg in (0.75, 1.0):
+        await world.post("/api/v1/sales", sale(source, kg, hours=2), world.devices["market"], expect=201)
+    back = await (await client.get(f"/api/v1/batches/{source}/trace?direction=backward")).json()
+    pigs = back["origins"][0]
+    reg = await regulator(world)
+    fwd = await (await client.get(f"/api/v1/batches/{pigs}/trace?direction=forward", headers=world.auth(reg))).json()
+    reached = {n["code"]: n for n in fwd["reached"]}
+    stall = reached[world.nodes["market"]]
+    kg = "KGM"
+    assert stall["receipts"] == 2
+    assert stall["sold_to_consumers"] == [{"value": "1.75", "uom": kg}]
+    assert stall["left"] == [{"value": "78.25", "uom": kg}]
+    assert stall["stock"] == [
+        {
+            "trace_code": source,
+            "uom": kg,
+            "received": "80",
+            "shipped": "0",
+            "processed": "0",
+            "sold": "1.75",
+            "destroyed": "0",
+            "left": "78.25",
+        }
+    ]
+    assert reached[world.nodes["wholesale"]]["left"] == [{"value": "0", "uom": kg}]
+    assert reached[world.nodes["slaughter"]]["left"] == [{"value": "0", "uom": kg}]
+    assert fwd["totals"] == {
+        "receipts": 2,
+        "sold_to_consumers": [{"value": "1.75", "uom": kg}],
+        "left": [{"value": "78.25", "uom": kg}],
+    }
+    recall = await world.post("/api/v1/recalls", {"traceCode": pigs, "level": "I", "reason": "瘦肉精"}, reg, expect=201)
+    assert recall["totals"] == fwd["totals"] and len([b for b in recall["batches"]]) == 4  # pigs, carcass, 2 receipts
+
+
+async def test_receipts_of_certified_meat_are_not_missing_certificates(world: World, client: Any) -> None:
+    source = await farm_to_stall(world)
+    market = world.devices["market"]
+    await world.post("/api/v1/sales", sale(source, 0.5, hours=2), market, expect=201)
+    # A receipt queued by a station before sales were one record: its opening names the source.
+    old = await world.open_batch(
+        "market", quantity={"value": 0.6, "uom": "KGM"}, eventTime=ago(1.5), attributes={"soldFrom": source}
+    )
+    event = world.event(source, "retail_selling", eventTime=ago(1.5), quantity={"value": 0.6, "uom": "KGM"})
+    await world.post("/api/v1/events", {**event, "attributes": {"receiptCode": old}}, market, expect=201)
+    assert [b["trace_code"] for b in (await page(world, old))["lineage"]][-1] == source
+    # Then meat opened at the stall with no certificate at all: flagged, and once it is, the analyzer
+    # has looked at every event before it (it reads the log in order).
+    bare = await world.open_batch("market")
+    reg = await regulator(world)
+    await wait_for_anomaly(client, reg, "missing_certificate", bare)
+    resp = await client.get("/api/v1/anomalies", params={"kind": "missing_certificate"}, headers=world.auth(reg))
+    assert [a["trace_code"] for a in (await resp.json())["anomalies"]] == [bare]
+    resp = await client.get("/api/v1/anomalies", headers=world.auth(reg))
+    assert {a["kind"] for a in (await resp.json())["anomalies"]} == {"missing_certificate"}

@@ -243,6 +243,7 @@ COMPONENTS: dict[str, Schema] = {
             "replayed": BOOL,
             "batches": array(TRACE_CODE),
             "reached": array(ANY_OBJECT),
+            "totals": obj({"receipts": INT, "sold_to_consumers": array(QUANTITY_OUT), "left": array(QUANTITY_OUT)}),
             "enterprises": array(STRING),
         }
     ),

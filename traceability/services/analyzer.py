@@ -6,9 +6,11 @@ per batch and node, dispensed drug serials) is rebuilt from the ledger by replay
 
 Rules (docs/supply-chain.md): sold after expiry; sold or shipped while recalled or on hold, or a
 sale synced after a recall; mass balance exceeded at a node; received without a shipment; an
-event at a node the batch never reached; a required certificate missing for the category; a drug
-serial dispensed twice; events out of time order; a batch dormant past its shelf life; a batch a farm
-opened inside a safety interval (it insisted), and every receipt of it or of what was made from it.
+event at a node the batch never reached; a required certificate missing for the category (not for a
+receipt, whose certificates are its source's); a drug serial dispensed twice; events out of time
+order; a batch dormant past its shelf life; a batch a farm opened inside a safety interval (it
+insisted), and every receipt of it or of what was made from it. A receipt's opening is the sale seen
+from the receipt's side: the sale is judged once, on the source's chain.
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ def _amount(quantity: dict[str, str] | None, batch_uom: str, fallback: Decimal) 
     if quantity["uom"] == batch_uom:
         return value
     return Decimal(0)  # a different unit (boxes of a batch counted in kg) cannot be balanced
+
+
+def _cut_from(content: dict[str, Any]) -> bool:
+    """A receipt's opening: a batch a sale cut from another, which carries the certificates upstream."""
+    attrs = content.get("attributes")
+    return "soldFrom" in content or (isinstance(attrs, dict) and "soldFrom" in attrs)
 
 
 async def analyze(db: Database, now: datetime | None = None, conn: Connection | None = None) -> int:
@@ -142,7 +150,7 @@ async def _rules(
     if e["seq"] == 1:
         row = [batch_qty, Decimal(0), e["event_time"]]
         docs = {d["type"] for d in content.get("documents", ())}
-        if "transformationID" not in content:
+        if "transformationID" not in content and not _cut_from(content):
             for needed in REQUIRED_AT_OPENING.get(e["category"], ()):
                 if needed not in docs and not (
                     needed == "meat_inspection_certificate" and e["node_type"] != "slaughterhouse"
@@ -179,7 +187,7 @@ async def _rules(
             row = [row[0], row[1], e["event_time"]]
     touched[key] = row
     nodes.setdefault(batch, set()).add(node)
-    if step in SALE_STEPS:
+    if step in SALE_STEPS and not (e["seq"] == 1 and _cut_from(content)):  # a receipt: judged on its source
         if e["expires_on"] is not None and e["event_time"].date() > e["expires_on"]:
             flag(
                 "sold_after_expiry",

@@ -17,6 +17,7 @@ from traceability.domain.fields import offset_text, utc_ms
 from traceability.domain.registry import area_name
 from traceability.ledger import canonical, chain
 from traceability.logging import get_logger
+from traceability.services import stock
 from traceability.services.recording import (
     Receipt,
     append_status_events,
@@ -231,7 +232,8 @@ async def trace(db: Database, code: str, direction: str, *, public: bool = False
         links = await genealogy_repo.links_among(conn, ids)
         visits = await genealogy_repo.visits(conn, ids)
         documents = await genealogy_repo.document_events(conn, ids) if direction == "backward" else []
-    by_id = {b["id"]: b for b in batches}
+        by_id = {b["id"]: b for b in batches}
+        counted = await stock.at_nodes(conn, by_id) if direction == "forward" else {}
     parents: dict[str, list[str]] = {}
     children: dict[str, list[str]] = {}
     for link in links:
@@ -288,7 +290,10 @@ async def trace(db: Database, code: str, direction: str, *, public: bool = False
         for entry in out_batches:
             for n in entry["nodes"]:
                 reached.setdefault(n["code"], {**n, "batches": []})["batches"].append(entry["trace_code"])
+        for code_, node in reached.items():
+            node.update(counted.get(code_) or {"stock": [], "sold_to_consumers": [], "left": [], "receipts": 0})
         result["reached"] = list(reached.values())
+        result["totals"] = stock.totals(reached)
         result["enterprises"] = sorted({n["enterprise"] for n in reached.values()})
     return result
 
@@ -360,6 +365,7 @@ async def recall(db: Database, principal: Principal, body: Any) -> dict[str, Any
         "replayed": same is not None,
         "batches": batches,
         "reached": affected["reached"],
+        "totals": affected["totals"],
         "enterprises": affected["enterprises"],
     }
 

@@ -1,5 +1,5 @@
 """Retail sales with receipt codes: the source batch a sale is cut from, what has been taken from it, and
-what was sold to consumers at each node (for forward traces and recalls)."""
+the events that say where a batch's quantity went (for forward traces and recalls)."""
 
 from __future__ import annotations
 
@@ -35,33 +35,15 @@ async def taken_from(conn: Connection, parent_id: int) -> list[dict[str, str]]:
     return [{"value": format(r["quantity"].normalize(), "f"), "uom": r["uom"]} for r in rows]
 
 
-# A receipt is a batch whose first event is a sale naming its source (batch_links to that source).
-SELECT_SOLD = """
-SELECT l.parent_id AS batch_id, c.node_id, count(*) AS receipts, sum(l.quantity) AS quantity, max(l.uom) AS uom,
-       max(e.event_time) AS last_sale
-FROM batch_links l
-JOIN batches c ON c.id = l.child_id
-JOIN events e ON e.batch_id = c.id AND e.seq = 1 AND e.biz_step = 'retail_selling'
-WHERE l.parent_id = ANY($1::bigint[])
-GROUP BY l.parent_id, c.node_id
-"""
-
-
-async def sold_by_node(conn: Connection, parent_ids: Sequence[int]) -> list[Record]:
-    """Per (source batch, node): how many receipts were issued there and the quantity they carry."""
-    return list(await conn.fetch(SELECT_SOLD, list(parent_ids)))
-
-
-# What each node received of each batch (receiving events, plus the opening at the node that opened it).
-SELECT_RECEIVED = """
-SELECT e.batch_id, e.node_id, e.biz_step, e.seq, convert_from(e.canonical, 'UTF8') AS canonical
-FROM events e
+# Every event a device recorded on these batches, with the node it was recorded at, in chain order.
+SELECT_MOVEMENTS = """
+SELECT e.batch_id, e.seq, e.biz_step, n.code AS node, e.canonical
+FROM events e JOIN nodes n ON n.id = e.node_id
 WHERE e.batch_id = ANY($1::bigint[]) AND e.device_id IS NOT NULL
-  AND (e.seq = 1 OR e.biz_step IN ('receiving', 'shipping', 'retail_selling', 'dispensing', 'destroying'))
 ORDER BY e.batch_id, e.seq
 """
 
 
 async def movements(conn: Connection, batch_ids: Sequence[int]) -> list[Record]:
-    """The events that move quantity in or out of a batch at a node, in chain order."""
-    return list(await conn.fetch(SELECT_RECEIVED, list(batch_ids)))
+    """The events that move quantity in or out of batches at nodes (and the rest: the caller sorts them out)."""
+    return list(await conn.fetch(SELECT_MOVEMENTS, list(batch_ids)))
