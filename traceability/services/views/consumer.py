@@ -19,6 +19,7 @@ from traceability.domain.registry import area_name
 from traceability.services import credit, history, stations
 from traceability.services.views import lineage, packages, verdict
 from traceability.services.views.batch import RETAIL_NODES
+from traceability.services.views.farm_inputs import farm_inputs
 from traceability.storage import credit_repo, genealogy_repo, search_repo
 from traceability.storage.database import Connection, Database
 
@@ -117,6 +118,7 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
         "journey": lineage.merged_journey(view, upstream),
         "inspections": lineage.merged_inspections(view, upstream),
         "certificates": lineage.merged_certificates(view, upstream),
+        "farm_inputs": farm_inputs(view, upstream),
         "vendor": vendor,
         "sale": lineage.this_sale(view),
         "lineage": [{"trace_code": v["trace_code"], "product": v["product"]} for v in upstream],
