@@ -8,6 +8,7 @@ and the codes (shown in ``.mono``, ``<pre>``), must hold no word of the other la
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import aiohttp
@@ -19,8 +20,9 @@ from traceability.domain import registry
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 LATIN_WORD = re.compile(r"(?<![A-Za-z0-9_.\-/@])[A-Za-z][A-Za-z'’]+(?![A-Za-z0-9_\-/@])")
-# Words that are the same in both languages: file formats and standards, and the switch to the other language.
-SHARED = {"CSV", "JSON", "XLSX", "EPCIS", "GTIN", "English", "中文", "SVG"}
+# Words that are the same in both languages: file formats, programs and standards, and the switch to the other
+# language.
+SHARED = {"CSV", "JSON", "XLSX", "Excel", "EPCIS", "GTIN", "English", "中文", "SVG"}
 
 
 class VisibleText(HTMLParser):
@@ -122,6 +124,8 @@ async def signed_in(session: aiohttp.ClientSession, base: str, who: tuple[str, s
 
 def console_pages(demo: Demo, uscc: str) -> list[str]:
     codes = demo.codes
+    today = datetime.now(UTC).date()
+    month_ago = today - timedelta(days=30)
     return [
         "/console",
         "/console?product=%E7%8C%AA&from=2020-01-01",
@@ -129,6 +133,11 @@ def console_pages(demo: Demo, uscc: str) -> list[str]:
         f"/console/batches/{codes['recall']}",
         f"/console/batches/{codes['failed']}",
         f"/console/batches/{codes['drug']}",
+        f"/console/batches/{codes['recall']}/forward",
+        f"/console/batches/{codes['pork']}/backward",
+        "/console/kde",
+        "/console/kde?category=meat&from=2020-01-01&to=2020-12-31",
+        f"/console/kde?product=21113021&from={month_ago}&to={today}",
         "/console/recalls",
         "/console/anomalies",
         "/console/enterprises",

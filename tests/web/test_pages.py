@@ -173,7 +173,7 @@ async def test_console_twins_and_exports(world: World, regulator: tuple[str, str
     text = await resp.text()
     assert resp.headers["Content-Disposition"] == f'attachment; filename="batch-{code}.csv"'
     lines = text.lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("trace_code,product") and len(lines) == 1 + 5
+    assert lines[0].startswith("行类型,追溯码,产品") and sum(line.startswith("事件,") for line in lines) == 5
     exported = await (await world.client.get(f"/console/batches/{code}/export.json")).json()
     assert exported == record["batch"]
     for path in ("/console/enterprises", "/console/log"):

@@ -397,7 +397,13 @@ async def register_city(db: Database) -> City:
     city = plan()
     for i, node in enumerate(city.nodes.values()):
         _, lat, lon = AREAS[node.area]
-        body: dict[str, Any] = {"name": node.name, "uscc": node.uscc, "name_en": node.name_en}
+        # Fictional numbers in Xuzhou's format (area code 0516), so a recall has someone to call.
+        body: dict[str, Any] = {
+            "name": node.name,
+            "uscc": node.uscc,
+            "name_en": node.name_en,
+            "contact": f"0516-8{(i * 7919 + 1234567) % 10**7:07d}",
+        }
         if node.node_type in ("drug_manufacturer", "drug_distributor", "pharmacy"):
             body["licences"] = {"drug": f"苏{'AB'[i % 2]}{20190000 + i * 37:08d}"}
         elif node.node_type in ("wet_market", "supermarket", "canteen", "wholesale_market"):
@@ -419,8 +425,10 @@ async def register_city(db: Database) -> City:
         node.code = registered["code"]
         node.device = await _device(db, node.code, f"{node.name_en} scanner", None)
         for stall in node.stalls:
+            mobile = f"139{(i * 104729 + int(stall.code[-2:]) * 7727) % 10**8:08d}"
             await registry.register_operator(
-                db, {"node": node.code, "code": stall.code, "name": stall.name, "stall_no": stall.code}
+                db,
+                {"node": node.code, "code": stall.code, "name": stall.name, "stall_no": stall.code, "contact": mobile},
             )
             stall.device = await _device(db, node.code, f"{node.name_en} stall {stall.code} scale", stall.code)
     for p in city.products.values():

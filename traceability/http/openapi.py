@@ -68,6 +68,8 @@ class Response:
     headers: Mapping[str, str] = field(default_factory=dict)
     html: bool = False
     """A page: the answer is HTML, or its JSON twin (``schema``) with ``?format=json``."""
+    sheets: bool = False
+    """A list: also a spreadsheet with ``?format=csv`` or ``?format=xlsx``."""
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"description": self.description}
@@ -75,6 +77,10 @@ class Response:
             out["content"] = {self.media_type: {"schema": dict(self.schema)}}
         if self.html:
             out.setdefault("content", {})["text/html"] = {"schema": {"type": "string"}}
+        if self.sheets:
+            out.setdefault("content", {})["text/csv"] = {"schema": {"type": "string"}}
+            xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            out["content"][xlsx] = {"schema": {"type": "string", "format": "binary"}}
         if self.headers:
             out["headers"] = {k: {"description": v, "schema": {"type": "string"}} for k, v in self.headers.items()}
         return out
@@ -294,6 +300,10 @@ TWIN = (
     Param("format", {"enum": ["json"]}, "the page's JSON twin instead of the page"),
     Param("lang", {"enum": ["zh", "en"]}, "the page's language (remembered in a cookie)"),
 )
+SHEET_TWIN = (
+    Param("format", {"enum": ["json", "csv", "xlsx"]}, "the page's JSON twin, or its list as a spreadsheet"),
+    TWIN[1],
+)
 SEE_OTHER = Response("redirected (a signed-in form, a typed code, a page that needs signing in first)")
 
 
@@ -308,17 +318,21 @@ def page(
     form: Mapping[str, Any] | None = None,
     form_type: str = "application/x-www-form-urlencoded",
     more: Mapping[int, Response] | None = None,
+    sheet: bool = False,
 ) -> Operation:
     """A page: HTML, or its JSON twin (the component ``twin``) with ``?format=json``; may redirect (303).
 
-    A form a page posts is ``form`` (its fields; every form carries the session's ``csrf`` token)."""
-    answer = Response("the page, or its JSON twin", schemas.ref(twin) if twin else {"type": "object"}, html=True)
+    A form a page posts is ``form`` (its fields; every form carries the session's ``csrf`` token).
+    ``sheet``: the page is a list, also served as CSV and XLSX (``?format=csv|xlsx``)."""
+    answer = Response(
+        "the page, or its JSON twin", schemas.ref(twin) if twin else {"type": "object"}, html=True, sheets=sheet
+    )
     return Operation(
         summary,
         ("pages",),
         {status: answer, 303: SEE_OTHER, **(more or {})},
         auth=auth,
-        query=(*query, *TWIN),
+        query=(*query, *(SHEET_TWIN if sheet else TWIN)),
         path=path,
         body=form,
         body_type=form_type if form is not None else "application/json",

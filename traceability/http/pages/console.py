@@ -21,12 +21,13 @@ from traceability.http.audit import audit
 from traceability.http.auth import source
 from traceability.http.keys import DATABASE, LIMITS, LOG, SETTINGS
 from traceability.http.openapi import Operation, Param, Response, declare, page
-from traceability.http.pages import language, sessions
-from traceability.http.pages.render import NO_STORE, Context, PageRoutes, answer
+from traceability.http.pages import language, sessions, sheets
+from traceability.http.pages.render import NO_STORE, Context, PageRoutes, answer, self_url
 from traceability.services import accounts, epcis_query, history
 from traceability.services.accounts import WebSession
-from traceability.services.views import batch as batch_views
 from traceability.services.views import console as views
+from traceability.services.views import tables
+from traceability.services.views.tables import TableOf
 
 routes = PageRoutes()
 CODE = Param("code", {"type": "string", "maxLength": 64}, "a trace code", where="path")
@@ -59,6 +60,7 @@ NAV = (
     ("/console/recalls", "recalls"),
     ("/console/anomalies", "anomalies"),
     ("/console/enterprises", "register"),
+    ("/console/kde", "kde_title"),
     ("/console/log", "log_status"),
 )
 
@@ -75,16 +77,33 @@ def _nav(session: WebSession) -> tuple[tuple[str, str], ...]:
     return NAV + ADMIN_NAV if session.principal.role == "admin" else NAV
 
 
-async def _answer(
-    request: web.Request, session: WebSession, data: Any, template: str, context: Context, *, status: int | None = None
+async def console_answer(
+    request: web.Request,
+    session: WebSession,
+    data: Any,
+    template: str,
+    context: Context,
+    *,
+    status: int | None = None,
+    table: TableOf | None = None,
 ) -> web.Response:
-    """:func:`~traceability.http.pages.render.answer` with the console's frame (who is signed in, the sections)."""
+    """:func:`~traceability.http.pages.render.answer` with the console's frame (who is signed in, the sections);
+    a list's ``table`` is its spreadsheet twin (``?format=csv|xlsx``)."""
 
     async def page() -> dict[str, Any]:
         own = await context() if callable(context) else context
-        return {"session": session, "nav": _nav(session), **own}
+        return {"session": session, "nav": _nav(session), "sheet_url": _sheet_url(request), **own}
 
-    return await answer(request, data, template, page, status=status, headers=NO_STORE)
+    return await answer(request, data, template, page, status=status, headers=NO_STORE, table=table)
+
+
+def _sheet_url(request: web.Request) -> Any:
+    """This page's URL as a spreadsheet: ``sheet_url('xlsx')`` in a template."""
+    return lambda fmt: self_url(request, format=fmt, lang=None)
+
+
+def wants_sheet(request: web.Request) -> bool:
+    return request.query.get("format", "") in sheets.FORMATS
 
 
 @routes.get("/console/login")
@@ -139,6 +158,7 @@ async def console_logout(request: web.Request) -> web.Response:
         "Search batches by code, product, enterprise, node and dates",
         auth=SESSION,
         query=(Param("code", schemas.text(100)), *FILTERS),
+        sheet=True,
     )
 )
 async def console_search(request: web.Request) -> web.StreamResponse:
@@ -147,23 +167,44 @@ async def console_search(request: web.Request) -> web.StreamResponse:
         result = await views.search_batches(request.app[DATABASE], dict(request.query))
     except errors.TraceError as exc:
         empty = {"query": dict(request.query), "results": [], "searched": False}
-        return await _answer(request, session, exc, "console/search.html", {"result": empty, "error": exc.message})
+        return await console_answer(
+            request, session, exc, "console/search.html", {"result": empty, "error": exc.message}
+        )
     if result["redirect"]:
         raise web.HTTPSeeOther(f"/console/batches/{result['redirect']}")
-    return await _answer(request, session, result, "console/search.html", {"result": result, "error": None})
+    return await console_answer(
+        request,
+        session,
+        result,
+        "console/search.html",
+        {"result": result, "error": None},
+        table=tables.search_table(result),
+    )
 
 
 @routes.get("/console/batches/{code}")
-@declare(page("A batch's full record: events with prices, genealogy, recall form", auth=SESSION, path=(CODE,)))
+@declare(
+    page("A batch's full record: events with prices, genealogy, recall form", auth=SESSION, path=(CODE,), sheet=True)
+)
 async def console_batch(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     code = history.valid_code(request.match_info["code"])
     record = await views.console_record(request.app[DATABASE], code, session.principal)
-    audit(request, session.principal, "view", code, view="full", via="console")
-    return await _answer(request, session, record, "console/batch.html", {"r": record, "b": record["batch"]})
+    if wants_sheet(request):
+        audit(request, session.principal, "export", code, format=request.query["format"], via="console")
+    else:
+        audit(request, session.principal, "view", code, view="full", via="console")
+    return await console_answer(
+        request,
+        session,
+        record,
+        "console/batch.html",
+        {"r": record, "b": record["batch"]},
+        table=tables.record_table(record["batch"]),
+    )
 
 
-@routes.get("/console/batches/{code}/export.{fmt:csv|json}")
+@routes.get("/console/batches/{code}/export.{fmt:csv|xlsx|json}")
 @declare(
     {
         fmt: Operation(
@@ -172,7 +213,7 @@ async def console_batch(request: web.Request) -> web.StreamResponse:
             {
                 200: Response(
                     "the export (an attachment)",
-                    {"type": "string"} if fmt == "csv" else {"type": "object"},
+                    {"type": "object"} if fmt == "json" else {"type": "string"},
                     media_type=media,
                 ),
                 303: Response("sign in first"),
@@ -181,11 +222,12 @@ async def console_batch(request: web.Request) -> web.StreamResponse:
             path=(CODE,),
             page=True,
         )
-        for fmt, media in (("csv", "text/csv"), ("json", "application/json"))
+        for fmt, media in (*sheets.FORMATS.items(), ("json", "application/json"))
     }
 )
 async def console_export(request: web.Request) -> web.Response:
-    """The batch's events as a download: a sortable spreadsheet (CSV) or the full view (JSON)."""
+    """The batch's events as a download: a sortable spreadsheet (CSV, XLSX; the record page's own
+    ``?format=csv|xlsx``) or the full view (JSON)."""
     session = await console_session(request)
     code = history.valid_code(request.match_info["code"])
     record = await views.console_record(request.app[DATABASE], code, session.principal)
@@ -194,10 +236,10 @@ async def console_export(request: web.Request) -> web.Response:
         **NO_STORE,
         "Content-Disposition": f'attachment; filename="batch-{code}.{request.match_info["fmt"]}"',
     }
-    if request.match_info["fmt"] == "csv":
-        return web.Response(
-            text=batch_views.export_csv(record["batch"]), content_type="text/csv", charset="utf-8", headers=headers
-        )
+    fmt = request.match_info["fmt"]
+    if fmt in sheets.FORMATS:
+        t = language.choose(request)
+        return sheets.response(tables.record_table(record["batch"])(t), fmt, t, NO_STORE)
     return json_response(record["batch"], headers=headers)
 
 
@@ -231,11 +273,14 @@ async def console_export_epcis(request: web.Request) -> web.Response:
 
 
 @routes.get("/console/enterprises")
-@declare(page("The enterprise register with credit ratings", auth=SESSION))
+@declare(page("The enterprise register with credit ratings", auth=SESSION, sheet=True))
 async def console_register(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     overview = await views.register_overview(request.app[DATABASE])
-    return await _answer(request, session, overview, "console/register.html", {"overview": overview})
+    table = tables.register_table(overview["items"])
+    return await console_answer(
+        request, session, overview, "console/register.html", {"overview": overview}, table=table
+    )
 
 
 @routes.get("/console/log")
@@ -243,7 +288,7 @@ async def console_register(request: web.Request) -> web.StreamResponse:
 async def console_log(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     status = await views.log_status(request.app[DATABASE], request.app[LOG])
-    return await _answer(request, session, status, "console/log.html", {"log": status})
+    return await console_answer(request, session, status, "console/log.html", {"log": status})
 
 
 @routes.post("/console/batches/{code}/recall")
@@ -281,18 +326,19 @@ async def console_recall(request: web.Request) -> web.StreamResponse:
             record = await views.console_record(db, code, session.principal)
             return {"r": record, "b": record["batch"], "recall_error": problem}
 
-        return await _answer(request, session, exc, "console/batch.html", batch_page)
+        return await console_answer(request, session, exc, "console/batch.html", batch_page)
     audit(request, session.principal, "recall", code, level=result["level"], batches=len(result["batches"]),
           via="console")  # fmt: skip
-    return await _answer(request, session, result, "console/recall.html", {"recall": result}, status=201)
+    return await console_answer(request, session, result, "console/recall.html", {"recall": result}, status=201)
 
 
 @routes.get("/console/recalls")
-@declare(page("Recalls issued", auth=SESSION))
+@declare(page("Recalls issued", auth=SESSION, sheet=True))
 async def console_recalls(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     data = await views.list_recalls(request.app[DATABASE])
-    return await _answer(request, session, data, "console/recalls.html", {"data": data})
+    table = tables.recalls_table(data["recalls"])
+    return await console_answer(request, session, data, "console/recalls.html", {"data": data}, table=table)
 
 
 @routes.get("/console/anomalies")
@@ -301,6 +347,7 @@ async def console_recalls(request: web.Request) -> web.StreamResponse:
         "Anomalies, by kind, node, enterprise, trace code and day",
         auth=SESSION,
         query=(Param("kind", schemas.text(40)), Param("code", schemas.text(100)), *FILTERS),
+        sheet=True,
     )
 )
 async def console_anomalies(request: web.Request) -> web.StreamResponse:
@@ -309,8 +356,9 @@ async def console_anomalies(request: web.Request) -> web.StreamResponse:
         data = await views.list_anomalies(request.app[DATABASE], dict(request.query))
     except errors.TraceError as exc:
         empty = {"query": dict(request.query), "anomalies": [], "kinds": [], "error": exc.message}
-        return await _answer(request, session, exc, "console/anomalies.html", {"data": empty})
-    return await _answer(request, session, data, "console/anomalies.html", {"data": data})
+        return await console_answer(request, session, exc, "console/anomalies.html", {"data": empty})
+    table = tables.anomalies_table(data["anomalies"])
+    return await console_answer(request, session, data, "console/anomalies.html", {"data": data}, table=table)
 
 
 @routes.get("/console/enterprises/{uscc}")
@@ -319,12 +367,14 @@ async def console_anomalies(request: web.Request) -> web.StreamResponse:
         "An enterprise's credit rating with its factors",
         auth=SESSION,
         path=(Param("uscc", {"type": "string", "maxLength": 18}, where="path"),),
+        sheet=True,
     )
 )
 async def console_enterprise(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     rating = await views.enterprise_credit(request.app[DATABASE], request.match_info["uscc"][:18])
-    return await _answer(request, session, rating, "console/credit.html", {"c": rating})
+    table = tables.credit_table(rating)
+    return await console_answer(request, session, rating, "console/credit.html", {"c": rating}, table=table)
 
 
 @routes.get("/console/audit")
@@ -350,15 +400,17 @@ async def console_audit(request: web.Request) -> web.StreamResponse:
     except errors.TraceError as exc:
         empty: dict[str, Any] = {"query": dict(request.query), "actions": (), "items": [], "next": None}
         empty["error"] = exc.message
-        return await _answer(request, session, exc, "console/audit.html", {"data": empty})
-    return await _answer(request, session, data, "console/audit.html", {"data": {**data, "error": None}})
+        return await console_answer(request, session, exc, "console/audit.html", {"data": empty})
+    return await console_answer(request, session, data, "console/audit.html", {"data": {**data, "error": None}})
 
 
 @routes.get("/console/password")
 @declare(page("The form to change one's own password", auth=SESSION))
 async def console_password_form(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
-    return await _answer(request, session, {"user": session.principal.id}, "console/password.html", {"error": None})
+    return await console_answer(
+        request, session, {"user": session.principal.id}, "console/password.html", {"error": None}
+    )
 
 
 @routes.post("/console/password")
@@ -375,10 +427,10 @@ async def console_password(request: web.Request) -> web.StreamResponse:
         lim.take(lim.sign_in, source(request), "password change")
         await accounts.change_password(db, session.principal.id, current, new)
     except (errors.InvalidField, errors.TooManyRequests) as exc:
-        return await _answer(request, session, exc, "console/password.html", {"error": exc.message})
+        return await console_answer(request, session, exc, "console/password.html", {"error": exc.message})
     # Changing the password ended every session, this one too: open a fresh one for this browser.
     opened = await accounts.sign_in(db, session.principal.name, new, request.remote)
-    response = await _answer(
+    response = await console_answer(
         request, opened.session, {"changed": True}, "console/password.html", {"error": None, "changed": True}
     )
     lifetime = int(accounts.SESSION_LIFETIME.total_seconds())

@@ -32,7 +32,8 @@ from traceability.domain import tracecode
 from traceability.http.api import json_response
 from traceability.http.keys import SETTINGS
 from traceability.http.middleware import REQUEST_ID, error_body
-from traceability.http.pages import language
+from traceability.http.pages import language, sheets
+from traceability.services.views.tables import TableOf
 
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 STATIC_VERSIONS = web.AppKey("static_versions", dict)
@@ -196,8 +197,10 @@ async def answer(
     status: int | None = None,
     headers: Mapping[str, str] | None = None,
     t: i18n.Words | None = None,
+    table: TableOf | None = None,
 ) -> web.Response:
-    """The page rendered from ``template`` and ``context``, or its JSON twin ``data`` when the reader asked.
+    """The page rendered from ``template`` and ``context``, or its JSON twin ``data`` when the reader asked,
+    or its ``table`` as a spreadsheet (``?format=csv`` or ``?format=xlsx``).
 
     ``data`` is the page's view model, or the :class:`~traceability.errors.TraceError` that refused the
     request: its twin is then the API's error body (``{"error": {...}}``). Both answers carry ``status``
@@ -206,6 +209,12 @@ async def answer(
     """
     refused = isinstance(data, errors.TraceError)
     code = status if status is not None else data.status if refused else 200
+    fmt = request.query.get("format", "")
+    if fmt in sheets.FORMATS and not refused:
+        if table is None:
+            raise errors.InvalidField("format: this page is not a list; ask for json", field="format")
+        words = t or language.choose(request)
+        return sheets.response(table(words), fmt, words, dict(headers or {}))
     if wants_json(request):
         response = json_error(request, data) if refused else twin(request, data, status=code)
         response.headers.update(headers or {})

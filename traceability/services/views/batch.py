@@ -1,15 +1,11 @@
-"""A batch view shaped for people: its status, its journey by node, its inspections and certificates, and
-the spreadsheet a regulator exports. Pure functions of the view :func:`traceability.services.history.read_batch`
-returns; the consumer page and the console both build on them.
+"""A batch view shaped for people: its status, its journey by node, its inspections and certificates (the
+spreadsheet a regulator exports is in :mod:`.tables`). Pure functions of the view
+:func:`traceability.services.history.read_batch` returns; the consumer page and the console both build on them.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
-
-import orjson
 
 from traceability import i18n
 from traceability.domain.registry import area_name
@@ -140,90 +136,3 @@ def inspections(view: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def export_csv(view: dict[str, Any]) -> str:
-    """A batch's events as a sortable spreadsheet (one row per event), for a regulator's request."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(
-        [
-            "trace_code",
-            "product",
-            "goods_code",
-            "seq",
-            "event_time",
-            "time_zone",
-            "biz_step",
-            "disposition",
-            "node_code",
-            "node_name",
-            "node_type",
-            "area_code",
-            "enterprise",
-            "quantity",
-            "uom",
-            "documents",
-            "source",
-            "destination",
-            "commercial",
-            "declared_wrong",
-            "event_id",
-            "hash",
-            "prev_hash",
-        ]
-    )
-    for e in view["events"]:
-        q = e.get("quantity") or {}
-        node = e["node"]
-        w.writerow(
-            [
-                view["trace_code"],
-                view["product"]["name"],
-                view["product"]["goods_code"],
-                e["seq"],
-                e.get("eventTime"),
-                e.get("eventTimeZoneOffset"),
-                e.get("bizStep"),
-                e.get("disposition"),
-                node["code"],
-                node["name"],
-                node["type"],
-                node["area_code"],
-                node.get("enterprise"),
-                q.get("value"),
-                q.get("uom"),
-                "; ".join(f"{d['type']}:{d['number']}" for d in e.get("documents", ())),
-                _compact(e.get("source")),
-                _compact(e.get("destination")),
-                _compact(e.get("commercial")),
-                e.get("declared_wrong", {}).get("reason", "") if e.get("declared_wrong") else "",
-                e["event_id"],
-                e["hash"],
-                e["prev_hash"],
-            ]
-        )
-    # Spreadsheet programs open UTF-8 CSV correctly only with a byte-order mark.
-    return "\ufeff" + _neutralise_formulas(buf.getvalue())
-
-
-def _compact(value: Any) -> str:
-    return "" if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _neutralise_formulas(text: str) -> str:
-    """Cells starting with = + - @ are run as formulas by spreadsheets; prefix them so they stay text."""
-    rows = list(csv.reader(io.StringIO(text)))
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    for row in rows:
-        w.writerow([("'" + c) if c[:1] in ("=", "+", "-", "@") and not _is_number(c) else c for c in row])
-    return out.getvalue()
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -1,0 +1,80 @@
+"""The regulator's workspace beside the console's lists: a batch's trace backward or forward as a list, and
+the key data element export by product (or category) and date range.
+
+Registered on the console's route table (:data:`traceability.http.pages.console.routes`): the same
+session, frame and spreadsheet twins as every console page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from traceability import errors
+from traceability.domain import registry
+from traceability.http import schemas
+from traceability.http.audit import audit
+from traceability.http.keys import DATABASE
+from traceability.http.openapi import Param, declare, page
+from traceability.http.pages.console import CODE, SESSION, console_answer, console_session, routes, wants_sheet
+from traceability.services import genealogy, history, kde
+from traceability.services.views import tables
+
+KDE_QUERY = (
+    Param("product", schemas.text(100), "a goods code, GTIN or part of a product's name"),
+    Param("category", {"enum": sorted(registry.PRODUCT_CATEGORIES)}, "a product category"),
+    Param("from", schemas.DAY, "from this day (China Standard Time)"),
+    Param("to", schemas.DAY, "to this day, at most 366 days after from"),
+)
+PREVIEW = 100
+
+
+@routes.get("/console/batches/{code}/{direction:backward|forward}")
+@declare(
+    {
+        direction: page(f"A batch's trace {direction}, every batch it reached", auth=SESSION, path=(CODE,), sheet=True)
+        for direction in ("backward", "forward")
+    }
+)
+async def console_trace(request: web.Request) -> web.StreamResponse:
+    """Every batch the trace reaches from this one, with where each went, as a list (and a spreadsheet)."""
+    session = await console_session(request)
+    code = history.valid_code(request.match_info["code"])
+    direction = request.match_info["direction"]
+    trace = await genealogy.trace(request.app[DATABASE], code, direction)
+    action = "export" if wants_sheet(request) else "trace"
+    audit(request, session.principal, action, code, direction=direction, via="console")
+    table = tables.trace_table(trace)
+    return await console_answer(request, session, trace, "console/trace.html", {"tr": trace}, table=table)
+
+
+@routes.get("/console/kde")
+@declare(
+    page(
+        "Key data elements: every critical tracking event of a product or category over a date range",
+        auth=SESSION,
+        query=KDE_QUERY,
+        sheet=True,
+    )
+)
+async def console_kde(request: web.Request) -> web.StreamResponse:
+    """The key data element export: the page previews it, ``?format=csv|xlsx`` downloads every row."""
+    session = await console_session(request)
+    query = dict(request.query)
+    try:
+        data = await kde.export(request.app[DATABASE], query)
+    except errors.TraceError as exc:
+        empty = {"query": query, "ready": False, "rows": [], "count": 0}
+        refused = {"data": empty, "error": exc.message, "categories": sorted(registry.PRODUCT_CATEGORIES)}
+        return await console_answer(request, session, exc, "console/kde.html", refused)
+    if data["ready"] and wants_sheet(request):
+        audit(request, session.principal, "export", "kde", format=request.query["format"], rows=data["count"],
+              via="console")  # fmt: skip
+    context: dict[str, Any] = {
+        "data": data,
+        "error": None,
+        "preview": data["rows"][:PREVIEW],
+        "categories": sorted(registry.PRODUCT_CATEGORIES),
+    }
+    return await console_answer(request, session, data, "console/kde.html", context, table=kde.table(data))
