@@ -179,6 +179,8 @@ async def test_real_answers_match_the_document(world: World) -> None:
     assert (await call("GET", "/api/v1/log/consistency?first=0&second=0"))[0] in (200, 422)
     status, _ = await call("GET", f"/api/v1/events/{one['eventID']}/proof")
     assert status in (200, 404)
+    assert (await call("GET", f"/api/v1/batches/{code}/proofs?limit=2"))[0] == 200
+    assert (await call("GET", f"/api/v1/log/proofs?event={one['eventID']}&leaf=0"))[0] == 200
     assert (await call("POST", "/api/v1/admin/witnesses", {"name": "w", "verifier_key": "bad"}, admin))[0] == 422
     assert (await call("POST", "/api/v1/log/cosignatures", data=b"not a note"))[0] in (400, 401, 422)
     # Stations.

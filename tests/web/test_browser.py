@@ -17,6 +17,7 @@ pytestmark = pytest.mark.browser
 
 async def test_scan_shows_the_journey_and_a_verified_badge(world: World, phone: Page, base_url: str) -> None:
     code = await pork_chain(world)
+    await logged(world, code)
     await phone.goto(f"{base_url}/t/{code}")
     await expect(phone.locator("h1")).to_have_text("白条猪肉")
     journey = phone.locator("ol.timeline > li")
@@ -40,6 +41,9 @@ async def test_scan_shows_the_journey_and_a_verified_badge(world: World, phone: 
     assert 0 < weight < 150_000, weight
     hosts = await phone.evaluate("() => performance.getEntriesByType('resource').map(r => new URL(r.name).host)")
     assert set(hosts) <= {base_url.removeprefix("http://")}  # no CDNs, no web fonts
+    # all five records' proofs came in one request
+    paths = await phone.evaluate("() => performance.getEntriesByType('resource').map(r => new URL(r.name).pathname)")
+    assert [p for p in paths if "/proof" in p] == [f"/api/v1/batches/{code}/proofs"]
 
 
 async def _rechain(superuser: asyncpg.Connection, code: str, old: str, new: str) -> None:

@@ -10,13 +10,14 @@ from traceability.http import params, schemas
 from traceability.http.api import json_response, read_json
 from traceability.http.auth import require
 from traceability.http.keys import DATABASE, LOG
-from traceability.http.openapi import Param, Response, ok, operation
-from traceability.services import transparency
+from traceability.http.openapi import TRACE_CODE_PATH, Param, Response, ok, operation
+from traceability.services import history, proofs, transparency
 
 routes = web.RouteTableDef()
 NOTE = "text/plain"
 SIGNED_NOTE = Response("a C2SP signed note", {"type": "string"}, media_type=NOTE)
 SIZE = {"type": "integer", "minimum": 0, "maximum": bounds.INT64_MAX}
+SEQ_MAX = 2**31 - 1  # events.seq is a PostgreSQL integer
 
 
 @routes.get("/api/v1/log/checkpoint")
@@ -85,7 +86,7 @@ async def about(request: web.Request) -> web.Response:
 async def inclusion(request: web.Request) -> web.Response:
     event_id = params.path_uuid(request, "event_id")
     try:
-        proof = await transparency.prove_inclusion(request.app[DATABASE], request.app[LOG], event_id)
+        proof = await proofs.prove_inclusion(request.app[DATABASE], request.app[LOG], event_id)
     except errors.NotFound as exc:
         if "waiting" in exc.message:
             return json_response(
@@ -102,6 +103,49 @@ async def inclusion(request: web.Request) -> web.Response:
             )
         raise
     return json_response(proof)
+
+
+def _bundle_response(bundle: dict[str, object]) -> web.Response:
+    # Events still waiting to enter the log: ask again in a second for their proofs.
+    retry = {"Retry-After": "1"} if bundle["pending"] else {}
+    return json_response(bundle, headers={"Cache-Control": "no-cache", **retry})
+
+
+@routes.get("/api/v1/batches/{trace_code}/proofs")
+@operation(
+    "The inclusion proofs of a batch's events against one checkpoint, each with its hashed bytes",
+    tags=("log",),
+    path=(TRACE_CODE_PATH,),
+    query=(
+        Param("after", {"type": "integer", "minimum": 0, "maximum": SEQ_MAX, "default": 0}, "after this seq"),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": proofs.MAX_BUNDLE, "default": proofs.MAX_BUNDLE}),
+    ),
+    responses={200: ok("BatchProofs", headers={"Retry-After": "when some events are still waiting"})},
+)
+async def batch_proofs(request: web.Request) -> web.Response:
+    """A consumer page checks every record it shows with this one request."""
+    code = history.valid_code(request.match_info["trace_code"])
+    after = params.whole(request, "after", 0, hi=SEQ_MAX)
+    limit = params.whole(request, "limit", proofs.MAX_BUNDLE, lo=1, hi=proofs.MAX_BUNDLE)
+    return _bundle_response(await proofs.prove_batch(request.app[DATABASE], request.app[LOG], code, after, limit))
+
+
+@routes.get("/api/v1/log/proofs")
+@operation(
+    "The inclusion proofs of the named events and leaves against one checkpoint, each with its hashed bytes",
+    tags=("log",),
+    query=(
+        Param("event", {"type": "array", "items": schemas.UUID, "maxItems": proofs.MAX_LISTED}, "an event id"),
+        Param("leaf", {"type": "array", "items": SIZE, "maxItems": proofs.MAX_LISTED}, "a leaf index"),
+    ),
+    responses={200: ok("Proofs", headers={"Retry-After": "when some events are still waiting"})},
+)
+async def listed_proofs(request: web.Request) -> web.Response:
+    named = len(request.query.getall("event", [])) + len(request.query.getall("leaf", []))
+    if not 0 < named <= proofs.MAX_LISTED:
+        raise errors.InvalidField(f"event: name 1 to {proofs.MAX_LISTED} events and leaves in all", field="event")
+    event_ids, leaves = params.uuid_list(request, "event"), params.whole_list(request, "leaf")
+    return _bundle_response(await proofs.prove_events(request.app[DATABASE], request.app[LOG], event_ids, leaves))
 
 
 @routes.get("/api/v1/log/consistency")

@@ -62,6 +62,22 @@ def _whole(name: str, raw: str, lo: int, hi: int) -> int:
     return value
 
 
+def whole_list(request: web.Request, name: str, *, lo: int = 0, hi: int = bounds.INT64_MAX) -> list[int]:
+    """Every value of the repeatable query parameter ``name``, each a whole number in ``lo..hi``."""
+    return [_whole(name, raw, lo, hi) for raw in request.query.getall(name, [])]
+
+
+def uuid_list(request: web.Request, name: str) -> list[str]:
+    """Every value of the repeatable query parameter ``name``, each a UUID in its canonical lower-case form."""
+    out = []
+    for raw in request.query.getall(name, []):
+        try:
+            out.append(str(uuid.UUID(raw.removeprefix("urn:uuid:"))))
+        except ValueError:
+            raise errors.InvalidField(f"{name}: must be a UUID", field=name) from None
+    return out
+
+
 def paging(request: web.Request, default_limit: int = 100, max_limit: int = bounds.MAX_PAGE) -> tuple[int, int]:
     """``limit`` (1..``max_limit``) and ``offset`` (0 up to a 64-bit integer) from the query string."""
     return whole(request, "limit", default_limit, lo=1, hi=max_limit), whole(request, "offset", 0)

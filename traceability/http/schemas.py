@@ -169,6 +169,28 @@ RECEIPT = obj(
     }
 )
 
+
+_BUNDLE: dict[str, Any] = {
+    "log_id": STRING,
+    "tree_size": INT,
+    "checkpoint": nullable({"type": "string", "description": "the C2SP signed note every proof leads to"}),
+    "proofs": array(
+        obj(
+            {
+                "event_id": STRING,
+                "seq": INT,
+                "event_hash": HEX,
+                "prev_hash": HEX,
+                "canonical": STRING,
+                "leaf_index": INT,
+                "leaf_hash": HEX,
+                "audit_path": array(HEX),
+            }
+        )
+    ),
+    "pending": array(STRING),
+}
+
 COMPONENTS: dict[str, Schema] = {
     "Error": obj(
         {
@@ -441,6 +463,8 @@ COMPONENTS: dict[str, Schema] = {
             "checkpoint": {"type": "string", "description": "the C2SP signed note the proof leads to"},
         }
     ),
+    "BatchProofs": obj({**_BUNDLE, "trace_code": STRING, "next": nullable(STRING)}),
+    "Proofs": obj({**_BUNDLE, "missing": array({"type": ["string", "integer"]})}),
     "Consistency": obj({"log_id": STRING, "first": INT, "second": INT, "proof": array(STRING)}),
     "Cosigned": obj({"accepted": {"type": ["array", "boolean", "integer"]}}),
     "Enrolment": obj({"device": INT, "node": STRING, "code": STRING, "expiresAt": STRING}),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,38 @@ class LatestCheckpoint:
         return (value[0], value[1]) if value[0] > index else None
 
 
+class TileCache:
+    """Tiles as storage returned them, for proofs: the tiles above level 0 are shared by 65,536
+    leaves or more and the right edge by every leaf, so nearly every proof needs the same few.
+    Stored hashes never change, so a cached tile stays right; a partial tile too narrow for the
+    tree asked about is simply read again. Bounded (``size`` tiles of at most 8 KB each), least
+    recently used first out."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._tiles: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+
+    def get(self, log_id: int, keys: Iterable[merkle.TileKey], size: int) -> dict[merkle.TileKey, bytes]:
+        """The cached tiles among ``keys`` holding every hash a tree of ``size`` leaves has there."""
+        found = {}
+        for key in keys:
+            tile = self._tiles.get((log_id, *key))
+            if tile is not None and len(tile) >= merkle.tile_width(key, size) * merkle.HASH_SIZE:
+                self._tiles.move_to_end((log_id, *key))
+                found[key] = tile
+        return found
+
+    def put(self, log_id: int, tiles: Mapping[merkle.TileKey, bytes]) -> None:
+        """Keep the tiles above level 0 and the right edge's partial tiles; a full level-0 tile serves
+        only its own 256 leaves, and comes with their rows."""
+        for key, tile in tiles.items():
+            if key[0] > 0 or len(tile) < merkle.TILE_WIDTH * merkle.HASH_SIZE:
+                self._tiles[(log_id, *key)] = tile
+                self._tiles.move_to_end((log_id, *key))
+        while len(self._tiles) > self.size:
+            self._tiles.popitem(last=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Log:
     """The log this process serves: its database id, origin, public id and keys."""
@@ -66,6 +100,7 @@ class Log:
     signer: notes.Signer
     verifier_key: str
     latest: LatestCheckpoint = field(default_factory=LatestCheckpoint, compare=False, repr=False)
+    tiles: TileCache = field(default_factory=TileCache, compare=False, repr=False)
 
     @property
     def verifier(self) -> notes.Verifier:
@@ -160,34 +195,6 @@ async def run_sequencer(db: Database, lg: Log, interval: float, stop: asyncio.Ev
 
 def _with_cosignatures(note: str, lines: list[str]) -> str:
     return notes.add_signatures(note, lines) if lines else note
-
-
-async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any]:
-    """An event's inclusion proof against the latest checkpoint, with that checkpoint."""
-    async with db.connection() as conn:
-        row = await log_repo.find_event_leaf(conn, event_id)
-        if row is None:
-            raise errors.NotFound(f"no event {event_id}")
-        covering = (
-            None if row["leaf_index"] is None else await lg.latest.covering(conn, row["log_id"], row["leaf_index"])
-        )
-        if covering is None:
-            raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; retry in a second")
-        index, (size, note) = row["leaf_index"], covering
-        tiles = await log_repo.fetch_tiles(conn, row["log_id"], merkle.tiles_for_inclusion(index, size))
-    path = merkle.inclusion_proof(index, size, tiles)
-    return {
-        "log_id": lg.log_id,
-        "event_id": event_id,
-        "event_hash": row["event_hash"].hex(),
-        "prev_hash": row["prev_hash"].hex(),
-        "canonical": row["canonical"].decode("utf-8"),
-        "leaf_index": index,
-        "tree_size": size,
-        "leaf_hash": row["leaf_hash"].hex(),
-        "audit_path": [h.hex() for h in path],
-        "checkpoint": note,
-    }
 
 
 async def prove_consistency(db: Database, lg: Log, first: int, second: int) -> dict[str, Any]:

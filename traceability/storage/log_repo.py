@@ -87,16 +87,54 @@ async def insert_leaves(
     await conn.execute(INSERT_LEAVES, log, first_index, list(event_pks), list(leaf_hashes))
 
 
-FIND_EVENT_LEAF = """
-SELECT e.hash AS event_hash, e.prev_hash, e.canonical, l.log_id, l.leaf_index, l.leaf_hash
-FROM events e LEFT JOIN log_leaves l ON l.event_pk = e.id
-WHERE e.event_id = $1
+# A proof's bottom tile comes with its leaf, in the same round trip: it is the one tile that differs
+# from one proof to the next (the tiles above it are shared by thousands of leaves).
+PROOF_COLUMNS = """
+e.event_id::text AS event_id, e.seq, e.hash AS event_hash, e.prev_hash, e.canonical,
+l.log_id, l.leaf_index, l.leaf_hash, t.hashes AS leaf_tile
+"""
+PROOF_JOINS = """
+LEFT JOIN log_leaves l ON l.event_pk = e.id
+LEFT JOIN log_tiles t ON t.log_id = l.log_id AND t.level = 0 AND t.idx = l.leaf_index / $2
+"""
+FIND_EVENT_PROOF = f"SELECT {PROOF_COLUMNS} FROM events e {PROOF_JOINS} WHERE e.event_id = $1"
+FIND_EVENTS_PROOFS = f"""
+SELECT {PROOF_COLUMNS} FROM unnest($1::uuid[]) WITH ORDINALITY AS q(event_id, n)
+JOIN events e ON e.event_id = q.event_id {PROOF_JOINS}
+ORDER BY q.n
+"""
+FIND_LEAVES_PROOFS = f"""
+SELECT {PROOF_COLUMNS} FROM unnest($1::bigint[]) WITH ORDINALITY AS q(leaf_index, n)
+JOIN log_leaves k ON k.log_id = $3 AND k.leaf_index = q.leaf_index
+JOIN events e ON e.id = k.event_pk {PROOF_JOINS}
+ORDER BY q.n
+"""
+FIND_BATCH_PROOFS = f"""
+SELECT {PROOF_COLUMNS} FROM batches b
+JOIN events e ON e.batch_id = b.id AND e.seq > $3 {PROOF_JOINS}
+WHERE b.trace_code = $1
+ORDER BY e.seq LIMIT $4
 """
 
 
-async def find_event_leaf(conn: Connection, event_id: str) -> Record | None:
-    """An event's hashed bytes and its leaf (leaf columns are NULL while it waits in the queue)."""
-    return await conn.fetchrow(FIND_EVENT_LEAF, event_id)
+async def find_event_proof(conn: Connection, event_id: str, tile_width: int) -> Record | None:
+    """An event's hashed bytes, its leaf and the level-0 tile holding it (leaf and tile NULL while it waits)."""
+    return await conn.fetchrow(FIND_EVENT_PROOF, event_id, tile_width)
+
+
+async def find_events_proofs(conn: Connection, event_ids: Sequence[str], tile_width: int) -> list[Record]:
+    """As :func:`find_event_proof` for several events, in the order asked (unknown ones left out)."""
+    return list(await conn.fetch(FIND_EVENTS_PROOFS, list(event_ids), tile_width))
+
+
+async def find_leaves_proofs(conn: Connection, log: int, indexes: Sequence[int], tile_width: int) -> list[Record]:
+    """As :func:`find_event_proof` for the events at these leaf indexes, in the order asked (absent ones left out)."""
+    return list(await conn.fetch(FIND_LEAVES_PROOFS, list(indexes), tile_width, log))
+
+
+async def find_batch_proofs(conn: Connection, code: str, after_seq: int, limit: int, tile_width: int) -> list[Record]:
+    """As :func:`find_event_proof` for a batch's events after ``after_seq``, in chain order, at most ``limit``."""
+    return list(await conn.fetch(FIND_BATCH_PROOFS, code, tile_width, after_seq, limit))
 
 
 SCAN_LEAVES = """

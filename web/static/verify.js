@@ -121,15 +121,29 @@
              logId: hex(await sha256(enc.encode(fields[0]))) };
   }
 
-  async function proofFor(url) {
+  function later() { return new Promise(function (done) { setTimeout(done, 1000); }); }
+
+  // Every record's proof in one request (page by page for a very long batch), each page against one
+  // checkpoint; asked again a second later while some records are still waiting to enter the log.
+  async function proofsFor(url) {
     for (var attempt = 0; attempt < 20; attempt++) {
-      var resp = await fetch(url, { cache: "no-cache" });
-      if (resp.ok) { return resp.json(); }
-      if (resp.status === 404 && resp.headers.get("Retry-After")) {
-        await new Promise(function (done) { setTimeout(done, 1000); });
-        continue;
+      var proofs = {}, waiting = false, next = url;
+      while (next) {
+        var resp = await fetch(next, { cache: "no-cache" });
+        if (!resp.ok) { throw new Failure("no inclusion proofs (HTTP " + resp.status + ")"); }
+        var page = await resp.json();
+        if (!page || !Array.isArray(page.proofs) || !Array.isArray(page.pending)) {
+          throw new Failure("malformed proof bundle");
+        }
+        page.proofs.forEach(function (p) {
+          proofs[p.event_id] = { log_id: page.log_id, tree_size: page.tree_size, checkpoint: page.checkpoint,
+                                 leaf_index: p.leaf_index, leaf_hash: p.leaf_hash, audit_path: p.audit_path };
+        });
+        waiting = waiting || page.pending.length > 0;
+        next = typeof page.next === "string" && page.next.charAt(0) === "/" ? page.next : null;
       }
-      throw new Failure("no inclusion proof (HTTP " + resp.status + ")");
+      if (!waiting) { return proofs; }
+      await later();
     }
     throw new Pending("not in the log yet");
   }
@@ -174,13 +188,14 @@
     }
     // 2 and 3. Every record is in the signed log.
     var vkey = await verifierKey(ledger.public_key_url);
+    var proofs = await proofsFor(ledger.proofs_url);
     var checked = await Promise.all(events.map(function (ev) {
-      return proofFor(ledger.proof_url.replace("{event_id}", ev.event_id)).then(function (proof) {
-        return checkInclusion(ev, proof, vkey).catch(function (err) {
+      var proof = proofs[ev.event_id];
+      return (proof ? checkInclusion(ev, proof, vkey) : Promise.reject(new Failure("no inclusion proof")))
+        .catch(function (err) {
           if (err instanceof Failure) { err.message = "record " + ev.seq + ": " + err.message; }
           throw err;
         });
-      });
     }));
     var size = checked.reduce(function (m, cp) { return Math.max(m, cp.size); }, 0);
     return { n: events.length, info: vkey.name + " · key " + vkey.id + " · log size " + size };

@@ -110,6 +110,7 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
         ],
         "public_key_url": "/api/v1/log/public-key",
         "proof_url": "/api/v1/events/{event_id}/proof",
+        "proofs_url": f"/api/v1/batches/{view['trace_code']}/proofs",
     }
     record = {
         "verdict": await verdict.verdict_of(db, view),

@@ -1,0 +1,143 @@
+"""Inclusion proofs: one event's, or a bundle of many (a batch's events, listed events or leaves) against one
+checkpoint.
+
+Every proof carries the bytes that were hashed (the event's canonical bytes and the previous chain hash),
+so whoever checks it recomputes the chain hash, the leaf hash and the path up to the signed root.
+
+Tiles: each leaf's level-0 tile is read in the same query as the leaf; the tiles above it, shared by
+65,536 leaves or more, come from the log's :class:`~traceability.services.transparency.TileCache`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from traceability import errors
+from traceability.ledger import merkle
+from traceability.services.transparency import Log
+from traceability.storage import batches_repo, log_repo
+from traceability.storage.database import Connection, Database, Record
+
+MAX_BUNDLE = 256
+"""Proofs of a batch's events in one bundle at most (a batch with more is read page by page)."""
+MAX_LISTED = 100
+"""Events and leaves named in one request at most."""
+
+
+def _wide_enough(key: merkle.TileKey, tile: bytes | None, size: int) -> bool:
+    return tile is not None and len(tile) >= merkle.tile_width(key, size) * merkle.HASH_SIZE
+
+
+async def _tiles(conn: Connection, lg: Log, rows: Sequence[Record], size: int) -> dict[merkle.TileKey, bytes]:
+    """Every tile the rows' proofs in the tree of ``size`` need: level 0 from the rows, the rest cached."""
+    needed: set[merkle.TileKey] = set()
+    tiles: dict[merkle.TileKey, bytes] = {}
+    for row in rows:
+        index = row["leaf_index"]
+        needed |= merkle.tiles_for_inclusion(index, size)
+        key = (0, index // merkle.TILE_WIDTH)
+        if _wide_enough(key, row["leaf_tile"], size):
+            tiles[key] = row["leaf_tile"]
+    tiles.update(lg.tiles.get(lg.id, needed - tiles.keys(), size))
+    missing = needed - tiles.keys()
+    if missing:
+        fetched = await log_repo.fetch_tiles(conn, lg.id, missing)
+        lg.tiles.put(lg.id, fetched)
+        tiles.update(fetched)
+    return tiles
+
+
+def _path(row: Record, size: int, tiles: merkle.Tiles) -> list[str]:
+    return [h.hex() for h in merkle.inclusion_proof(row["leaf_index"], size, tiles)]
+
+
+def _logged(lg: Log, row: Record) -> bool:
+    return row["leaf_index"] is not None and row["log_id"] == lg.id
+
+
+async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any]:
+    """An event's inclusion proof against the latest checkpoint, with that checkpoint."""
+    async with db.connection() as conn:
+        row = await log_repo.find_event_proof(conn, event_id, merkle.TILE_WIDTH)
+        if row is None:
+            raise errors.NotFound(f"no event {event_id}")
+        covering = await lg.latest.covering(conn, lg.id, row["leaf_index"]) if _logged(lg, row) else None
+        if covering is None:
+            raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; retry in a second")
+        size, note = covering
+        tiles = await _tiles(conn, lg, [row], size)
+    return {
+        "log_id": lg.log_id,
+        "event_id": event_id,
+        "event_hash": row["event_hash"].hex(),
+        "prev_hash": row["prev_hash"].hex(),
+        "canonical": row["canonical"].decode("utf-8"),
+        "leaf_index": row["leaf_index"],
+        "tree_size": size,
+        "leaf_hash": row["leaf_hash"].hex(),
+        "audit_path": _path(row, size, tiles),
+        "checkpoint": note,
+    }
+
+
+async def _bundle(conn: Connection, lg: Log, rows: Sequence[Record]) -> dict[str, Any]:
+    """The proofs of the logged rows against one checkpoint (the newest), and the ids still waiting."""
+    logged = [r for r in rows if _logged(lg, r)]
+    covering = await lg.latest.covering(conn, lg.id, max((r["leaf_index"] for r in logged), default=-1))
+    if covering is None:  # no checkpoint yet, or none covering the newest leaf
+        logged = []
+    size, note = covering if covering is not None else (0, None)
+    tiles = await _tiles(conn, lg, logged, size) if logged else {}
+    seen = {r["event_id"] for r in logged}
+    return {
+        "log_id": lg.log_id,
+        "tree_size": size,
+        "checkpoint": note,
+        "proofs": [
+            {
+                "event_id": r["event_id"],
+                "seq": r["seq"],
+                "event_hash": r["event_hash"].hex(),
+                "prev_hash": r["prev_hash"].hex(),
+                "canonical": r["canonical"].decode("utf-8"),
+                "leaf_index": r["leaf_index"],
+                "leaf_hash": r["leaf_hash"].hex(),
+                "audit_path": _path(r, size, tiles),
+            }
+            for r in logged
+        ],
+        "pending": [r["event_id"] for r in rows if r["event_id"] not in seen],
+    }
+
+
+async def prove_batch(db: Database, lg: Log, code: str, after_seq: int, limit: int) -> dict[str, Any]:
+    """The proofs of a batch's events after ``after_seq`` (at most ``limit``, in chain order), one checkpoint.
+
+    ``next`` is the URL of the next page when the batch has more events.
+    """
+    async with db.connection() as conn:
+        rows = await log_repo.find_batch_proofs(conn, code, after_seq, limit + 1, merkle.TILE_WIDTH)
+        if not rows and await batches_repo.find_head(conn, code) is None:
+            raise errors.NotFound(f"no batch has trace code {code}")
+        bundle = await _bundle(conn, lg, rows[:limit])
+    more = len(rows) > limit
+    nxt = f"/api/v1/batches/{code}/proofs?after={rows[limit - 1]['seq']}&limit={limit}" if more else None
+    return {"trace_code": code, **bundle, "next": nxt}
+
+
+async def prove_events(db: Database, lg: Log, event_ids: Sequence[str], leaves: Sequence[int]) -> dict[str, Any]:
+    """The proofs of the named events and of the events at the named leaf indexes, against one checkpoint.
+
+    ``missing`` lists the event ids and leaf indexes that name nothing recorded.
+    """
+    async with db.connection() as conn:
+        rows = await log_repo.find_events_proofs(conn, event_ids, merkle.TILE_WIDTH) if event_ids else []
+        by_leaf = await log_repo.find_leaves_proofs(conn, lg.id, leaves, merkle.TILE_WIDTH) if leaves else []
+        found = {r["event_id"] for r in rows}
+        unique = {r["event_id"]: r for r in [*rows, *by_leaf]}
+        bundle = await _bundle(conn, lg, list(unique.values()))
+    at = {r["leaf_index"] for r in by_leaf}
+    missing: list[str | int] = [e for e in event_ids if e not in found]
+    missing += [i for i in leaves if i not in at]
+    return {**bundle, "missing": missing}
