@@ -170,26 +170,12 @@ RECEIPT = obj(
 )
 
 
-_BUNDLE: dict[str, Any] = {
-    "log_id": STRING,
-    "tree_size": INT,
-    "checkpoint": nullable({"type": "string", "description": "the C2SP signed note every proof leads to"}),
-    "proofs": array(
-        obj(
-            {
-                "event_id": STRING,
-                "seq": INT,
-                "event_hash": HEX,
-                "prev_hash": HEX,
-                "canonical": STRING,
-                "leaf_index": INT,
-                "leaf_hash": HEX,
-                "audit_path": array(HEX),
-            }
-        )
-    ),
-    "pending": array(STRING),
-}
+# An inclusion proof with the bytes it proves: alone (Proof) or many against one checkpoint (bundles).
+_PROVED: dict[str, Any] = {"event_id": STRING, "event_hash": HEX, "prev_hash": HEX, "canonical": STRING}
+_PROVED |= {"leaf_index": INT, "leaf_hash": HEX, "audit_path": array(HEX)}
+_NOTE = {"type": "string", "description": "the C2SP signed note the proofs lead to"}
+_BUNDLE = {"log_id": STRING, "tree_size": INT, "checkpoint": nullable(_NOTE), "pending": array(STRING)}
+_BUNDLE["proofs"] = array(obj({**_PROVED, "seq": INT}))
 
 COMPONENTS: dict[str, Schema] = {
     "Error": obj(
@@ -449,20 +435,7 @@ COMPONENTS: dict[str, Schema] = {
     "Checkpoints": obj(
         {"log_id": STRING, "origin": STRING, "checkpoints": array(obj({"size": INT})), "next": nullable(STRING)}
     ),
-    "Proof": obj(
-        {
-            "log_id": STRING,
-            "event_id": STRING,
-            "event_hash": HEX,
-            "prev_hash": HEX,
-            "canonical": STRING,
-            "leaf_index": INT,
-            "tree_size": INT,
-            "leaf_hash": HEX,
-            "audit_path": array(HEX),
-            "checkpoint": {"type": "string", "description": "the C2SP signed note the proof leads to"},
-        }
-    ),
+    "Proof": obj({**_PROVED, "log_id": STRING, "tree_size": INT, "checkpoint": _NOTE}),
     "BatchProofs": obj({**_BUNDLE, "trace_code": STRING, "next": nullable(STRING)}),
     "Proofs": obj({**_BUNDLE, "missing": array({"type": ["string", "integer"]})}),
     "Consistency": obj({"log_id": STRING, "first": INT, "second": INT, "proof": array(STRING)}),
