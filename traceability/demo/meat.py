@@ -174,6 +174,13 @@ class MeatFlows(Recorder):
             self.highlights.add(
                 "pork", f"pork shoulder sold at stall {s3.code} ({s3.name}), {s3.market.name_en}", cuts["shoulder"]
             )
+            receipt = next(r for _, source, r in reversed(self.receipts) if source == cuts["shoulder"])
+            self.highlights.add(
+                "receipt",
+                f"a shopper's receipt from stall {s3.code} ({s3.name}): the pork shoulder's whole journey from "
+                f"{farm.name_en} ({farm.name}), its certificates, the stall, the weight and the time of the sale",
+                receipt,
+            )
 
     async def chicken(self, day: int) -> None:
         farms = self.city.of_type("farm", "chicken")
@@ -200,8 +207,7 @@ class MeatFlows(Recorder):
         await self.distribute(day, 13.5, market, parts, docs)
         if day == self.expiry_day:
             stall = chosen[0]
-            sale = self.sale(stall, code, "chicken", Decimal("1.60"), self.days - 1, 9.5)
-            await self.capture(stall, [sale])
+            await self.sell(stall, self.sale(stall, code, "chicken", Decimal("1.60"), self.days - 1, 9.5))
             self.highlights.add(
                 "expired",
                 f"dressed chicken sold at stall {stall.code}, {stall.market.name_en}, two days after its expiry date",

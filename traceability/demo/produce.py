@@ -223,7 +223,7 @@ class VegetableFlows(Recorder):
                 }
             ],
         )
-        await self.capture(shop, self.sales(shop, code, "tomato", Decimal(120), day, 9))
+        await self.in_time_order([(shop, sale) for sale in self.sales(shop, code, "tomato", Decimal(120), day, 9)])
         self.highlights.add(
             "orphan", f"tomatoes received at {shop.name_en} with no shipment on record (delivered on paper)", code
         )

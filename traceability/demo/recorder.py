@@ -17,7 +17,7 @@ from typing import Any
 from stdnum import luhn
 
 from traceability.demo.city import City, Node, Product, Stall
-from traceability.services import capture, genealogy
+from traceability.services import capture, genealogy, sales
 from traceability.storage.database import Database
 
 CST = timezone(timedelta(hours=8))
@@ -79,6 +79,7 @@ class Recorder:
         self.serials: dict[str, int] = {}
         self.highlights = Highlights()
         self.deferred: list[tuple[Stall, dict[str, Any]]] = []
+        self.receipts: list[tuple[str, str, str]] = []  # (stall or shop code, source batch, receipt code)
         self.drug_lots: list[DrugLot] = []
         self.recall_day = days - 3
         self.expiry_day = days - 5
@@ -121,20 +122,33 @@ class Recorder:
         receipts, _ = await capture.capture_events(self.db, who.scanner, body, 1000)
         self._count(len(receipts))
 
+    async def sell(self, who: Party, body: dict[str, Any]) -> str:
+        """A sale at a stall's scale or a shop's till: its receipt code, opened as a child of the source."""
+        sold = await sales.sell(self.db, who.scanner, {"eventID": self.eid(), **body}, self.public_url)
+        self._count(2)
+        self.receipts.append((who.code, body["source"], sold.trace_code))
+        return sold.trace_code
+
     async def in_time_order(self, items: list[tuple[Party, dict[str, Any]]]) -> None:
         """Capture events of several devices so that each batch's chain runs forward in time: sorted by
-        event time, consecutive events of one device in one request."""
+        event time, consecutive events of one device in one request; a sale with a receipt (it names its
+        ``source`` batch, and no ``traceCode``: the sale issues that) goes through the sales operation."""
         items = sorted(items, key=lambda item: datetime.fromisoformat(item[1]["eventTime"]))
         run: list[dict[str, Any]] = []
         who: Party | None = None
         for party, event in items:
-            if party is not who and run:
+            receipt = "traceCode" not in event  # a sale with a receipt names its source batch, not a trace code
+            if (party is not who or receipt) and run:
                 assert who is not None
                 await self.capture(who, run)
                 run = []
+            if receipt:
+                await self.sell(party, event)
+                who = None
+                continue
             who = party
             run.append(event)
-        if who is not None:
+        if who is not None and run:
             await self.capture(who, run)
 
     async def transform(
@@ -262,11 +276,10 @@ class Recorder:
         await self.in_time_order(pending)
 
     def sale(self, to: Party, code: str, product: str, kg: Decimal, day: int, hour: float) -> dict[str, Any]:
+        """A sale by weight that prints a receipt: recorded with :meth:`sell` (it names its ``source``)."""
         price = Decimal(self.city.products[product].retail)
         return {
-            "traceCode": code,
-            "bizStep": "retail_selling",
-            "disposition": "retail_sold",
+            "source": code,
             "eventTime": self.at(day, hour),
             "quantity": {"value": str(kg), "uom": "KGM"},
             "commercial": {"unit_price": str(price), "amount": money(kg * price), "currency": "CNY"},

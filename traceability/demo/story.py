@@ -59,4 +59,4 @@ class Story(MeatFlows, VegetableFlows, DrugFlows):
         )
         self._count(len(result["batches"]))
         for stall, sale in self.deferred:  # an offline scale comes back and syncs a sale made before the recall
-            await self.capture(stall, [sale])
+            await self.sell(stall, sale)

@@ -35,13 +35,17 @@ def ancestor_events(view: dict[str, Any], cut: str | None) -> list[dict[str, Any
 
 
 def merged_journey(own: dict[str, Any], ancestors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Origins first (each root's), then each ancestor's stops (farthest first, each in chain order), then the
+    """Origins first (each distinct one), then each ancestor's stops (farthest first, each in chain order), then the
     batch's own; a step shown once per stop (a split is recorded on both sides)."""
     cut = own["events"][0].get("eventTime") if own["events"] else None
     stops: list[dict[str, Any]] = []
     for view in [*ancestors, own]:
-        if view.get("origin"):
-            stops += [s for s in journey({**view, "events": []}) if s["kind"] == "origin"]
+        if view.get("origin"):  # a joint names the farm its carcass came from: one stop for one origin
+            for stop in journey({**view, "events": []}):
+                if stop["kind"] == "origin" and all(
+                    (o["name"], o["place"]) != (stop["name"], stop["place"]) for o in stops
+                ):
+                    stops.append(stop)
     events = [e for view in ancestors for e in ancestor_events(view, cut)] + list(own["events"])
     for stop in journey({"events": events}):
         seen: set[tuple[Any, Any]] = set()
