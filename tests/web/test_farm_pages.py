@@ -71,3 +71,39 @@ async def test_pork_from_pigs_sent_inside_a_withdrawal_period(world: World, phon
     await phone.goto(f"{base_url}/t/{carcass}?lang=en")
     await expect(farm.locator(".farm-last")).to_contain_text("still inside its withdrawal period")
     await expect(farm.locator(".farm-insisted")).to_contain_text("its reason: 猪舍火灾")
+
+
+async def test_a_bottle_of_milk_from_the_pasture(world: World, phone: Page, base_url: str) -> None:
+    from tests.test_dairy import GOOD_TEST, PASTEURISED_OUT, dairy_world, hand_over, milk_lot, processing
+
+    await dairy_world(world)
+    lot = await milk_lot(world, "H-2")
+    await hand_over(world, lot, "pasture", "station")
+    passed = world.event(lot, "inspecting", disposition="conformant", attributes=GOOD_TEST)
+    await world.post("/api/v1/events", passed, world.devices["station"], expect=201)
+    await hand_over(world, lot, "station", "plant")
+    made = await world.post(
+        "/api/v1/transformations", processing(lot, 2000, [PASTEURISED_OUT]), world.devices["plant"], expect=201
+    )
+    milk = made["outputs"][0]["traceCode"]
+    await hand_over(world, milk, "plant", "supermarket")
+    await phone.goto(f"{base_url}/t/{milk}")
+    await expect(phone.locator("h1")).to_have_text("巴氏杀菌乳")
+    await expect(phone.locator(".summary .category")).to_have_text("乳制品")
+    await expect(phone.locator(".facts .heat")).to_contain_text("巴氏杀菌 · 75 °C · 15 s")
+    await expect(phone.locator(".facts .heat")).to_contain_text("杀菌批号 P20261130-1")
+    journey = phone.locator("ol.timeline > li")
+    await expect(journey.filter(has_text="牧场")).not_to_have_count(0)
+    await expect(journey.filter(has_text="生鲜乳收购站")).not_to_have_count(0)
+    await expect(journey.filter(has_text="乳品厂")).not_to_have_count(0)
+    measures = phone.locator("ul.measures li")
+    await expect(measures).to_have_count(6)
+    await expect(measures.nth(0)).to_contain_text("蛋白质 3.2 g/100g")
+    await expect(measures.nth(5)).to_contain_text("抗生素残留 未检出")
+    await expect(phone.locator("section.farm .farm-unit")).to_contain_text("H-2")
+    await expect(phone.locator("#badge")).to_have_attribute("data-state", "ok")
+    await phone.goto(f"{base_url}/t/{milk}?lang=en")
+    await expect(phone.locator(".summary .category")).to_have_text("Dairy")
+    await expect(phone.locator(".facts .heat")).to_contain_text("Pasteurised · 75 °C")
+    await expect(measures.nth(5)).to_contain_text("Antibiotic residues not detected")
+    await expect(phone.locator("section.farm")).to_contain_text("No inputs recorded")

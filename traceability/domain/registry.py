@@ -34,9 +34,12 @@ NODE_TYPES = frozenset(
         "drug_distributor",
         "pharmacy",
         "hospital",
+        "pasture",  # 牧场: dairy herds, opens raw-milk lots (traceability.domain.dairy)
+        "milk_station",  # 生鲜乳收购站 (收奶站): receives, tests and ships raw milk
+        "dairy_plant",  # 乳品厂: tests, pools and processes raw milk
     }
 )
-PRODUCT_CATEGORIES = frozenset({"meat", "vegetable", "drug", "other"})
+PRODUCT_CATEGORIES = frozenset({"meat", "vegetable", "dairy", "drug", "other"})
 
 _GOODS_CODE = re.compile(r"[0-9A-Za-z\-]{1,32}")
 _CODE = re.compile(r"[0-9A-Za-z\-_.]{1,40}")

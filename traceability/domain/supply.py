@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from traceability.domain import bounds, tracecode
+from traceability.domain import bounds, dairy, tracecode
 from traceability.domain.batches import BatchDraft, date_field, parse_batch
 from traceability.domain.events import BIZ_STEPS, parse_documents, parse_quantity, parse_time
 from traceability.domain.fields import FieldError, Fields, utc_ms
@@ -23,6 +23,7 @@ MASS_TOLERANCE: dict[str, Decimal] = {
     "meat": Decimal("0.02"),  # chilling and cutting lose weight; 2 % covers scale error
     "vegetable": Decimal("0.05"),  # washing and misting add water
     "drug": Decimal("0"),  # units are counted: no tolerance
+    "dairy": Decimal("0.02"),  # separation and standardisation lose, never gain; 2 % covers scale error
     "other": Decimal("0.02"),
 }
 KILOGRAMS: dict[str, Decimal] = {"KGM": Decimal(1), "GRM": Decimal("0.001"), "TNE": Decimal(1000)}
@@ -32,15 +33,17 @@ TRANSFORM_STEPS = frozenset({"repackaging", "packing", "commissioning", "assembl
 _APPROVAL = re.compile(r"国药准字[HZSBTFJ]\d{8}")
 
 
-def in_kilograms(quantity: dict[str, str]) -> Decimal | None:
-    """A mass in kilograms, or None when the unit is a count."""
+def in_kilograms(quantity: dict[str, str], category: str = "") -> Decimal | None:
+    """A mass in kilograms, or None when the unit is a count (a litre of milk weighs :data:`dairy.LITRE_KG`)."""
     factor = KILOGRAMS.get(quantity["uom"])
+    if factor is None and category == "dairy" and quantity["uom"] == "LTR":
+        factor = dairy.LITRE_KG
     return None if factor is None else Decimal(quantity["value"]) * factor
 
 
-def comparable(quantity: dict[str, str]) -> tuple[str, Decimal]:
+def comparable(quantity: dict[str, str], category: str = "") -> tuple[str, Decimal]:
     """A quantity reduced to (dimension, amount): ("kg", …) for masses, (unit, …) for counts."""
-    kg = in_kilograms(quantity)
+    kg = in_kilograms(quantity, category)
     return ("kg", kg) if kg is not None else (quantity["uom"], Decimal(quantity["value"]))
 
 
@@ -48,10 +51,10 @@ def mass_balance(inputs: list[dict[str, str]], outputs: list[dict[str, str]], ca
     """None if the outputs fit the inputs, else what exceeds what."""
     totals: dict[str, list[Decimal]] = {}
     for q in inputs:
-        dim, amount = comparable(q)
+        dim, amount = comparable(q, category)
         totals.setdefault(dim, [Decimal(0), Decimal(0)])[0] += amount
     for q in outputs:
-        dim, amount = comparable(q)
+        dim, amount = comparable(q, category)
         totals.setdefault(dim, [Decimal(0), Decimal(0)])[1] += amount
     tolerance = MASS_TOLERANCE.get(category, Decimal("0.02"))
     for dim, (took, made) in totals.items():
@@ -73,6 +76,8 @@ def check_key_data(category: str, content: dict[str, Any], prefix: str = "") -> 
         date_field(f, "slaughter_date")
     elif category == "vegetable":
         date_field(f, "harvest_date")
+    elif category == "dairy":
+        dairy.check_opening(f)
     elif category == "drug":
         approval = f.text("approval_number", max_len=20)
         if not _APPROVAL.fullmatch(approval):
@@ -92,12 +97,18 @@ def check_inspection(content: dict[str, Any], prefix: str = "") -> bool | None:
     """An inspection's verdict: True passed, False failed, None not an inspection with a result.
 
     ``attributes``: ``lab``, ``method``, ``result`` (pass/fail), and for a measured test ``value`` and
-    ``limit`` (a value above its limit cannot pass)."""
-    if content.get("bizStep") != "inspecting":
-        return None
+    ``limit`` (a value above its limit cannot pass); a raw-milk test (``test: raw_milk``) is judged by
+    :func:`traceability.domain.dairy.check_raw_milk`. Cold-chain readings (``temperatures``) on any event
+    are checked here too."""
     attrs = content.get("attributes", {})
     f = Fields(attrs, f"{prefix}attributes.")
+    if "temperatures" in attrs:
+        dairy.check_readings(f)
+    if content.get("bizStep") != "inspecting":
+        return None
     result: str | None = f.choice("result", {"pass", "fail"}, required=False)
+    if attrs.get("test") == "raw_milk":
+        return dairy.check_raw_milk(f, result) and result != "fail"
     value = f.number("value", bounds.MEASURE, required=False)
     limit = f.number("limit", bounds.MEASURE, required=False)
     if value is not None and limit is not None and value > limit and result == "pass":

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from traceability import errors, i18n
+from traceability.domain import dairy
 from traceability.domain.supply import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
 from traceability.ledger import canonical
 from traceability.logging import get_logger
@@ -53,6 +54,7 @@ KINDS = (  # in the order the console lists them; their names are in traceabilit
     "dormant_past_shelf_life",
     "opened_inside_interval",
     "received_inside_interval",
+    "cold_chain_breach",
 )
 
 
@@ -95,6 +97,8 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
             await _rules(conn, e, stock, touched, nodes, found)
             if upstream:
                 await _interval_rules(conn, e, found)
+            if e["category"] == "dairy":
+                await _cold_chain(conn, e, found)
         if touched:
             await analysis_repo.save_stock(conn, {k: [v[0], v[1], v[2]] for k, v in touched.items()})
         swept = None
@@ -286,6 +290,33 @@ async def _interval_rules(conn: Connection, e: Record, found: list[tuple[Any, ..
         )
 
 
+async def _cold_chain(conn: Connection, e: Record, found: list[tuple[Any, ...]]) -> None:
+    """A dairy batch's cold-chain reading above its storage limit (raw milk 4 °C, pasteurised 6 °C)."""
+    readings = (canonical.decode(e["canonical"]).get("attributes") or {}).get("temperatures")
+    if not readings:
+        return
+    opening = await farm_repo.opening_canonical(conn, e["batch_id"])
+    attrs = (canonical.decode(opening).get("attributes") or {}) if opening is not None else {}
+    limit = dairy.storage_limit(attrs)
+    warm = dairy.breaches(readings, limit) if limit is not None else []
+    if not warm:
+        return
+    worst = max(warm, key=lambda r: Decimal(r["celsius"]))
+    found.append(
+        (
+            "cold_chain_breach",
+            e["batch_id"],
+            e["event_id"],
+            e["node_id"],
+            e["enterprise_id"],
+            f"{len(warm)} of {len(readings)} readings above {limit} °C, "
+            f"the warmest {worst['celsius']} °C at {worst['at']}",
+            e["event_time"],
+            {"readings": len(warm), "celsius": worst["celsius"], "at": worst["at"], "limit": str(limit)},
+        )
+    )
+
+
 async def run_analyzer(db: Database, interval: float, stop: asyncio.Event) -> None:
     """Keep the anomalies current while holding the analyzer lock (one analyzer across processes)."""
 
@@ -330,6 +361,7 @@ EXPLAINED_BY = {
     "dormant_past_shelf_life": ("days",),
     "opened_inside_interval": ("unit", "input", "applied_on", "safe_from"),
     "received_inside_interval": ("source", "farm", "input", "safe_from", "reason"),
+    "cold_chain_breach": ("readings", "celsius", "limit"),
 }
 
 

@@ -191,3 +191,9 @@ async def violations_upstream(conn: Connection, batch_id: int) -> list[Record]:
 async def any_violations(conn: Connection) -> bool:
     """Whether any batch was ever opened inside an interval (the analyzer skips the lookups otherwise)."""
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM interval_violations)"))
+
+
+async def opening_canonical(conn: Connection, batch_id: int) -> bytes | None:
+    """The canonical bytes of a batch's opening event (its key data: a dairy batch's heat treatment)."""
+    value: bytes | None = await conn.fetchval("SELECT canonical FROM events WHERE batch_id = $1 AND seq = 1", batch_id)
+    return value

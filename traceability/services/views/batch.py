@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from traceability import i18n
+from traceability.domain import dairy
 from traceability.domain.registry import area_name
 
 RETAIL_NODES = frozenset({"wet_market", "supermarket", "canteen", "pharmacy", "hospital"})
@@ -132,6 +133,7 @@ def inspections(view: dict[str, Any]) -> list[dict[str, Any]]:
                 "value": attrs.get("value"),
                 "limit": attrs.get("limit"),
                 "method": attrs.get("method"),
+                "measures": dairy.raw_milk_measures(attrs) if attrs.get("test") == "raw_milk" else [],
                 "declared_wrong": bool(e.get("declared_wrong")),
             }
         )
