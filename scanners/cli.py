@@ -113,7 +113,8 @@ async def _run(station: Station, counter: Counter, args: argparse.Namespace) -> 
 
 
 async def _learn(station: Station, counter: Counter, line: str, args: argparse.Namespace) -> None:
-    """Before a scanned batch is sold from or received, ask the server what it is (when online)."""
+    """Before a scanned batch is sold from or received, ask the server what it is and whether it may be (when
+    online); before a typed weight is sold, ask again about the batch it is sold from."""
     if args.no_upload or counter.mode not in ("sell", "receive"):
         return
     try:
@@ -122,6 +123,8 @@ async def _learn(station: Station, counter: Counter, line: str, args: argparse.N
         return
     if scan.trace_code is not None:
         await station.learn_batch(scan.trace_code)
+    elif scan.kind == "quantity" and counter.mode == "sell" and counter.source is not None:
+        await station.check_batch(counter.source)
 
 
 def cmd_image(args: argparse.Namespace) -> int:

@@ -26,7 +26,9 @@ the counter:
 
 A line that is not usable is refused at once with a reason (and the terminal bell); nothing is recorded.
 Everything is recorded in the station's queue before anything is printed, and a sale is checked
-(:meth:`scanners.batches.BatchBook.check_sale`) before anything is recorded.
+(:meth:`scanners.batches.BatchBook.check_sale`) before anything is recorded. Goods recalled, on hold
+(a failed test) or past their expiry are refused when scanned to sell or receive, and again when weighed
+(:mod:`scanners.stoplist`): nothing is recorded or printed, the bell rings.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from scanners.keypad import Keypad, Outcome
 from scanners.printout import Printed, Printout
 from scanners.queue import OutOfCodes, Store
 from scanners.scales import Reading, to_kilograms
+from scanners.stoplist import StopList
 from scanners.weighing import Weighed, Weigher
 from scanners.words import Localised, both, localised
 from traceability.domain.scans import Quantity, Scan, ScanError, parse_scan
@@ -94,6 +97,7 @@ class Counter(Keypad):
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         self.catalogue = Catalogue(self.store)
         self.book = BatchBook(self.store)
+        self.stops = StopList(self.store)
         self.printout = Printout(self.store, self.print_dir)
         self.language = str(self.store.get("language", self.language))
         scale = self.store.get("scale")
@@ -171,6 +175,8 @@ class Counter(Keypad):
             return self.fail("station_no_trace_code")
         if self.mode == "sell":
             return self.sell_from(code)
+        if self.mode == "receive" and (stop := self.stops.check(code, "receive")) is not None:
+            return Outcome(False, both(stop.message_zh, stop.message, self.language), trace_code=code)
         step, disposition = _STEPS[self.mode]
         body = self._event(code, step, disposition)
         if self.quantity is not None:
@@ -185,7 +191,12 @@ class Counter(Keypad):
         )
 
     def sell_from(self, code: str) -> Outcome:
-        """Set the batch being sold from; refused when it is not the goods chosen."""
+        """Set the batch being sold from; refused when it is stopped (recalled, held, expired) or not the goods
+        chosen."""
+        if (stop := self.stops.check(code, "sell")) is not None:
+            if self.source == code:
+                self.source = None  # stopped since it was scanned: no weight sells from it any more
+            return Outcome(False, both(stop.message_zh, stop.message, self.language), trace_code=code)
         info = self.book.get(code)
         if self.product is None and info is not None and info.goods_code:
             known = self.catalogue.get(info.goods_code)
@@ -303,6 +314,8 @@ class Counter(Keypad):
     def sell(self, weight: Decimal) -> Outcome:
         if self.source is None:
             return self.fail("station_need_source")
+        if (stop := self.stops.check(self.source, "sell")) is not None:
+            return Outcome(False, both(stop.message_zh, stop.message, self.language), trace_code=self.source)
         info = self.book.get(self.source)
         if self.product is None and info is not None and info.goods_code:
             self._select(self.catalogue.get(info.goods_code) or Product(info.goods_code, info.product_name or ""))

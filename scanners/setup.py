@@ -25,6 +25,7 @@ from scanners.modes import Counter
 from scanners.printout import Printout
 from scanners.scales import ScaleError, parse_frame
 from scanners.station import AuthRefused
+from scanners.stoplist import StopList
 from scanners.weighing import ScaleConfig, SerialScale
 from scanners.words import Localised, both, say, server_refusal, word
 from traceability.domain import stations as station_format
@@ -41,6 +42,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status["printers"] = {role: printout.printer(role).as_json() for role in ("receipt", "label")}
     status["printFailures"] = printout.failed()
     status["scale"] = station.store.get("scale")
+    status["stopList"] = StopList(station.store).summary()
     current = station.store.get("current_product")
     product = Catalogue(station.store).get(current) if current else None
     status["product"] = None if product is None else {"goodsCode": product.goods_code, "name": product.name}
@@ -67,6 +69,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     last = console.local_time(status["lastSync"]) if status["lastSync"] else word("station_status_never", lang)
     row("uploaded", f"{status['sent']}  {word('station_status_last_sync', lang)} {last}")
     row("codes", str(status["codesLeft"]))
+    stops = status["stopList"]
+    if stops["asOf"]:
+        at = console.local_time(stops["asOf"])
+        fields = {"entries": stops["entries"], "recalled": stops["recalled"], "held": stops["onHold"], "at": at}
+        row("stoplist", say("station_stoplist_summary", lang, **fields))
+    else:
+        row("stoplist", say("station_stoplist_never", lang))
     row("product", product.label if product else none)
     printer_text = "; ".join(
         f"{word(f'station_role_{role}', lang)} {cfg['connection']}" for role, cfg in status["printers"].items()

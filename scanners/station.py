@@ -37,14 +37,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from scanners import client as wire
-from scanners.batches import LOOKUP_TIMEOUT, BatchBook, BatchInfo
-from scanners.catalogue import Catalogue
+from scanners.keeping import Keeping
 from scanners.queue import Pending, Store
 from scanners.words import say, server_refusal
 from traceability.domain import stations
 
 PRODUCTS_EVERY = 3600.0
 """Seconds between refreshes of the product registry's copy while the station is online."""
+STOPLIST_EVERY = 120.0
+"""Seconds between refreshes of the stop list while the counter stays online (each ``sync`` refreshes it too)."""
 
 _EVENT_INDEX = re.compile(r"events\[(\d+)\]")
 REPORT_EVERY = 60.0
@@ -74,7 +75,7 @@ def _transient(status: int) -> bool:
     return status >= 500 or status in (408, 425, 429)
 
 
-class Station:
+class Station(Keeping):
     """One station's home directory: ``station.key`` (private, 0600) and ``station.db`` (the queue)."""
 
     def __init__(
@@ -148,6 +149,8 @@ class Station:
             await self.lease(c, blocks or self.lease_blocks)
             with contextlib.suppress(wire.Unreachable):
                 await self.refresh_products(c)
+            with contextlib.suppress(wire.Unreachable, AuthRefused):
+                await self.refresh_stoplist(c)
         return dict(ans.data)
 
     async def rotate_key(self) -> str:
@@ -201,35 +204,6 @@ class Station:
         want = math.ceil((2 * self.low_water - left) / stations.BLOCK_SIZE)
         await self.lease(c, max(1, min(want, 20)))
 
-    # -- what the station keeps from the server ----------------------------------------------------
-
-    async def refresh_products(self, c: wire.SigningClient) -> int | None:
-        """Replace the station's copy of the product registry; None when the server has no list for stations."""
-        items: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            ans = await c.call("GET", f"/api/v1/stations/products?limit=500&offset={offset}")
-            if ans.status in (404, 405):
-                self.store.put(products_checked_at=time.time())
-                return None
-            self._check(ans)
-            page = ans.data.get("items", []) if isinstance(ans.data, dict) else []
-            items += page
-            if len(page) < 500:
-                break
-            offset += len(page)
-        self.store.put(products_checked_at=time.time())
-        return Catalogue(self.store).replace_all(items)
-
-    async def learn_batch(self, code: str, wait: float = LOOKUP_TIMEOUT) -> BatchInfo | None:
-        """What the server says about batch ``code`` (kept for offline use); None when offline or unknown."""
-        book = BatchBook(self.store)
-        try:
-            async with self.client() as c:
-                return await asyncio.wait_for(book.fetch(c, code), wait)
-        except (wire.Unreachable, TimeoutError):
-            return book.get(code)
-
     # -- uploads -----------------------------------------------------------------------------------
 
     def _check(self, ans: wire.Answer) -> None:
@@ -258,7 +232,10 @@ class Station:
         self.store.mark_refused(row.seq, message)
         self.stats.refused += 1
         explained = server_refusal(message, self.language)
-        self.say(say("station_upload_refused", self.language, kind=row.kind, code=row.trace_code, error=explained))
+        # The bell: a refused record (a sale of goods recalled before it was uploaded) needs someone to act.
+        self.say(
+            "\a" + say("station_upload_refused", self.language, kind=row.kind, code=row.trace_code, error=explained)
+        )
 
     async def sync_once(self, c: wire.SigningClient) -> int:
         """Upload the next request's worth of the outbox; returns the number of rows settled (0: empty)."""
@@ -357,6 +334,7 @@ class Station:
     ) -> bool:
         failures = 0
         full_batch = self.batch_size
+        listed = -math.inf
         async with self.client() as c:
             while stop is None or not stop.is_set():
                 try:
@@ -375,6 +353,9 @@ class Station:
                         continue
                     await self.report(c, force=self._reported < 0 or self.stats.acknowledged > self._acked)
                     self._acked = self.stats.acknowledged
+                    if time.monotonic() - listed > STOPLIST_EVERY:
+                        await self.refresh_stoplist(c)  # every sync, once what was queued is up
+                        listed = time.monotonic()
                     if until_empty:
                         return True
                     delay = idle_poll

@@ -28,7 +28,7 @@ from traceability.domain.stations import SignedRequest
 from traceability.logging import get_logger
 from traceability.services import capture, sales
 from traceability.services.recording import AfterAppend, Receipt
-from traceability.storage import stations_repo
+from traceability.storage import analysis_repo, genealogy_repo, stations_repo
 from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
@@ -366,8 +366,44 @@ async def open_signed(
 async def sell_signed(
     db: Database, principal: Principal, key_pk: int, signed: SignedRequest, body: Any, public_url: str
 ) -> sales.Sold:
-    """Record a sale (the receipt opened as a child of its source) from a signed upload, storing the upload with it."""
-    return await sales.sell(db, principal, body, public_url, after=_store_upload(principal, key_pk, signed))
+    """Record a sale (the receipt opened as a child of its source) from a signed upload, storing the upload with it.
+
+    A sale the station made after its source was recalled or held (it had not heard yet) is refused, and the
+    refusal is an anomaly of its own (``sold_while_recalled`` / ``sold_while_on_hold``) against the stall's
+    enterprise: the goods may have left with a shopper even though the ledger never records the sale.
+    """
+    try:
+        return await sales.sell(db, principal, body, public_url, after=_store_upload(principal, key_pk, signed))
+    except errors.Conflict as exc:
+        if exc.field == "source" and isinstance(body, dict) and isinstance(body.get("source"), str):
+            await _flag_refused_sale(db, principal, body, exc.message)
+        raise
+
+
+async def _flag_refused_sale(db: Database, principal: Principal, body: dict[str, Any], message: str) -> None:
+    kind = "sold_while_recalled" if "recalled" in message else "sold_while_on_hold" if "on hold" in message else None
+    if kind is None:
+        return
+    facts = {"step": "retail_selling", "refused": True, "eventID": str(body.get("eventID")), "station": principal.id}
+    detail = f"a station's sale after the batch was {kind.removeprefix('sold_while_').replace('_', ' ')}, refused"
+
+    async def flag(conn: Connection) -> None:
+        batch = await genealogy_repo.batch_id(conn, body["source"])
+        if batch is not None:
+            row = (kind, batch, None, principal.node_id, principal.enterprise_id, detail, when, facts)
+            await analysis_repo.insert_anomalies(conn, [row])
+
+    when = _event_time(body.get("eventTime"))
+    await db.transaction(flag)
+    log.info("sale.refused_flagged", source=body["source"], kind=kind, station=principal.id)
+
+
+def _event_time(value: Any) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 async def event_signatures(db: Database, event_id: str) -> list[dict[str, Any]]:
