@@ -93,3 +93,15 @@ def score(query: str, name: str, goods_code: str, name_keys: NameKeys | None = N
     elif q.isascii() and any(_in_order(q, i) for i in k.initials):
         found = 40
     return found
+
+
+PLACE_SUFFIXES = (("自治县", "Autonomous County"), ("区", "District"), ("县", "County"), ("市", "City"))
+
+
+def place_name_en(name: str) -> str:
+    """A district's name in English as signs write it: ``鼓楼区`` → ``Gulou District``, ``丰县`` → ``Feng County``."""
+    for suffix, english in PLACE_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            stem = "".join(lazy_pinyin(name[: -len(suffix)])).capitalize()
+            return f"{stem} {english}"
+    return "".join(lazy_pinyin(name)).capitalize()

@@ -26,6 +26,7 @@ from traceability.http.pages.render import NO_STORE, Context, PageRoutes, answer
 from traceability.services import accounts, epcis_query, history
 from traceability.services.accounts import WebSession
 from traceability.services.views import console as views
+from traceability.services.views import dashboard as dashboard_views
 from traceability.services.views import tables
 from traceability.services.views.tables import TableOf
 
@@ -56,7 +57,8 @@ PASSWORD_CHANGE = {
 
 # The console's sections: (path, catalogue key of its name).
 NAV = (
-    ("/console", "search_title"),
+    ("/console", "dashboard"),
+    ("/console/search", "search_title"),
     ("/console/recalls", "recalls"),
     ("/console/anomalies", "anomalies"),
     ("/console/enterprises", "register"),
@@ -152,7 +154,32 @@ async def console_logout(request: web.Request) -> web.Response:
     raise response
 
 
+SEARCH_KEYS = ("code", "product", "enterprise", "node", "from", "to")
+
+
 @routes.get("/console")
+@declare(
+    page(
+        "The dashboard: today's and this week's figures, anomalies, recalls, the map of nodes and the flows",
+        auth=SESSION,
+        query=(Param("code", schemas.text(100)), *FILTERS),
+    )
+)
+async def console_dashboard(request: web.Request) -> web.StreamResponse:
+    """The console's first page; a search sent here (an old link, a bookmark) goes on to the search page."""
+    session = await console_session(request)
+    if code := request.query.get("code", "").strip():
+        try:
+            raise web.HTTPSeeOther(f"/console/batches/{history.valid_code(code)}")
+        except errors.TraceError:
+            pass  # the search page says what is wrong with it
+    if any(request.query.get(k) for k in SEARCH_KEYS):
+        raise web.HTTPSeeOther(self_url(request).replace("/console", "/console/search", 1))
+    data = await dashboard_views.dashboard(request.app[DATABASE])
+    return await console_answer(request, session, data, "console/dashboard.html", {"d": data, "q": {}})
+
+
+@routes.get("/console/search")
 @declare(
     page(
         "Search batches by code, product, enterprise, node and dates",
