@@ -343,6 +343,7 @@ def parser() -> argparse.ArgumentParser:
         )
         c.add_argument("--price-unit", choices=PRICE_UNITS)
         c.add_argument("--source", help="trace code of the batch being sold from")
+        c.add_argument("--to", help="ship mode: the node code of the destination (e.g. 320311000002)")
         c.add_argument("--print-dir", help="where receipts and labels go when no printer is set (default HOME/prints)")
         c.add_argument("--no-upload", action="store_true", help="queue only (the network is known to be down)")
 

@@ -67,6 +67,7 @@ def counter(station: Station, args: argparse.Namespace, mode: str) -> Counter:
         price_unit=getattr(args, "price_unit", None),
         print_dir=print_dir,
         source=getattr(args, "source", None),
+        destination=getattr(args, "to", None),
     )
     scale = station.store.get("scale")
     if scale:

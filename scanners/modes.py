@@ -2,7 +2,7 @@
 
 =============  ==============================================================================================
 ``receive``    a scanned trace code (code, QR URL, GS1 with our code as batch) → a ``receiving`` event
-``ship``       … → a ``shipping`` event (disposition in_transit)
+``ship``       … → a ``shipping`` event (disposition in_transit) to the node ``--to`` names
 ``inspect``    … → an ``inspecting`` event
 ``commission`` a weight or count → a new batch of the chosen goods under a leased code, and its label; a
                GS1 barcode (GTIN and lot) or a drug code → a new batch carrying that identifier, and its label
@@ -83,6 +83,8 @@ class Counter(Keypad):
     price_unit: str | None = None
     print_dir: Path | None = None
     source: str | None = None
+    destination: str | None = None
+    """``ship``: the code of the node the goods go to (custody passes to it when it receives them)."""
     quantity: Quantity | None = None
     language: str = "both"
     default_unit: str = "kg"
@@ -179,6 +181,8 @@ class Counter(Keypad):
             return Outcome(False, both(stop.message_zh, stop.message, self.language), trace_code=code)
         step, disposition = _STEPS[self.mode]
         body = self._event(code, step, disposition)
+        if self.mode == "ship" and self.destination:
+            body["destination"] = {"node": self.destination}
         if self.quantity is not None:
             body["quantity"] = _quantity_json(self.quantity)
             self.quantity = None
