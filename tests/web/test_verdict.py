@@ -117,6 +117,8 @@ async def test_verdict_route_and_page_say_safe_recalled_held_and_expired(world: 
     assert ok["recall"] is None and ok["failed_test"] is None
     page = await (await world.client.get(f"/t/{pork}")).text()
     assert page.index("可放心食用") < page.index("白条猪肉</h1>")  # the verdict comes first
+    english = await (await world.client.get(f"/t/{pork}", headers={"Accept-Language": "en"})).text()
+    assert "Safe to eat" in english and "slaughter node" in english and "slaughter 节点" not in english
     regulator = await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "局"}, expect=201)
     await world.post(
         "/api/v1/recalls", {"traceCode": pork, "level": "I", "reason": "瘦肉精"}, regulator["credential"], expect=201
