@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from tests.conftest import World
 from traceability.config import ROOT, Settings
+from traceability.services import audit_parts, verify
 from traceability.services.verify import verify_chains
+from traceability.storage import audit_repo
 from traceability.storage.database import open_database
 
 
@@ -164,3 +168,53 @@ async def test_an_event_naming_nothing_is_named(world: World, db_url: str, super
     await tamper(superuser, "UPDATE events SET node_id = 999999 WHERE seq = 2")
     _, faults = await run_verify(db_url)
     assert len(faults) == 1 and faults[0].endswith("names no existing node")
+
+
+async def test_parts_and_chunks_of_any_size_find_the_same_faults(
+    world: World, client: Any, db_url: str, superuser: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of two rows and parts of one batch or a few events: every boundary the audit has is crossed."""
+    codes = [await history(world, 4) for _ in range(3)]
+    await wait_logged(superuser)
+    await tamper(
+        superuser,
+        "UPDATE events SET canonical = canonical || ' '::bytea"
+        " WHERE batch_id = (SELECT id FROM batches WHERE trace_code = $1) AND seq = 4",
+        codes[1],
+    )
+    await tamper(superuser, "UPDATE log_leaves SET leaf_hash = $1 WHERE leaf_index = 6", b"\x07" * 32)
+    monkeypatch.setattr(audit_repo, "CHUNK", 2)
+    faults: list[str] = []
+    events = leaves = 0
+    async with open_database(Settings.from_env({}, database_url=db_url)) as db, db.connection() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            snapshot = await audit_repo.export_snapshot(conn)
+            parts = await verify.plan(conn, True, True, None, workers=5)
+            assert sum(isinstance(p, audit_parts.Chains) for p in parts) >= 3
+            for part in parts:  # in this process, so that the two-row chunks apply
+                found = await audit_parts.audit(db.url, snapshot, part, 100)
+                faults += [str(f) for f in found.faults]
+                events += found.events if isinstance(part, audit_parts.Chains) else 0
+                leaves += found.events if isinstance(part, audit_parts.Tree) else 0
+    assert events == leaves == 15
+    changed = await superuser.fetchval(
+        "SELECT e.event_id::text FROM log_leaves l JOIN events e ON e.id = l.event_pk WHERE l.leaf_index = 6"
+    )
+    sizes = [r[0] for r in await superuser.fetch("SELECT size FROM checkpoints WHERE size > 6 ORDER BY size")]
+    assert sorted(faults) == sorted(
+        [
+            f"chain batch {codes[1]} seq 4: hash does not match the event's canonical bytes",
+            f"leaf index 6: does not match event {changed}",
+            "tile (0, 0): partial tile does not match the leaves",  # 15 leaves: the one tile is partial
+            "log trace.test/log: head (size 15) does not match the 15 leaves",
+            *(f"checkpoint size {size}: root does not match the leaves" for size in sizes),
+        ]
+    )
+
+
+async def wait_logged(superuser: asyncpg.Connection) -> None:
+    for _ in range(200):
+        if not await superuser.fetchval("SELECT EXISTS (SELECT 1 FROM log_queue)"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the log did not catch up")

@@ -2,4 +2,5 @@
 
 from traceability.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a worker process of ``verify`` starts
+    raise SystemExit(main())

@@ -1,26 +1,29 @@
-"""Checking the ledger from the stored canonical bytes: every batch chain, link by link."""
+"""Checking the ledger from the stored canonical bytes: every batch chain link by link, and every log.
+
+The audit is split into parts over disjoint ranges (:mod:`traceability.services.audit_parts`): the
+chains of a range of batches, the leaves of a range of events, each log's tree. Each part runs in a
+worker process on a connection of its own, reading in bounded chunks, so the hashing uses every core
+and memory stays flat however large the ledger; all of them read one snapshot, exported by the
+transaction this process holds open meanwhile, so events appended during the audit are not half-seen.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from traceability.ledger import canonical, chain, merkle, sealed
-from traceability.ledger import checkpoint as notes
-from traceability.storage import events_repo, log_repo
+from traceability.services.audit_parts import Chains, Fault, Found, Leaves, Part, Tree, run
+from traceability.storage import audit_repo, events_repo, log_repo
 from traceability.storage.database import Connection, Database
 
+__all__ = ["Fault", "Report", "verify_chains", "verify_ledger", "verify_log"]
 
-@dataclass(slots=True)
-class Fault:
-    """One thing that does not verify, named precisely."""
-
-    kind: str
-    where: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.where}: {self.reason}"
+BATCHES_PER_PART = 2000
+EVENTS_PER_PART = 100_000
 
 
 @dataclass(slots=True)
@@ -37,191 +40,114 @@ class Report:
 Progress = Callable[[int, int], None]
 
 
-def _seal_holds(data: bytes, private: bytes | None) -> bool:
-    seal = canonical.decode(data).get("sealed")
-    return isinstance(seal, str) and private is not None and sealed.matches(seal, private)
+def default_workers() -> int:
+    """One worker process per core, at most eight."""
+    return max(1, min(os.cpu_count() or 1, 8))
 
 
-async def verify_chains(db: Database, progress: Progress | None = None, max_faults: int = 100) -> Report:
-    """Recompute every chain; record the first broken link of each broken batch."""
-    report = Report()
+def _ranges(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
+    return [(a, min(a + step, hi)) for a in range(lo, hi, step)]
 
-    async def audit(conn: Connection) -> int:
-        total = await events_repo.count_events(conn)
-        codes = await events_repo.batch_codes(conn)
-        current_id: int | None = None
-        current: str | None = None
-        expected_prev = b""
-        expected_seq = 0
-        broken = False
-        link = chain.link
-        heads: dict[str, tuple[int, bytes]] = {}
-        async for row in events_repo.scan_chains(conn):
-            batch_id, seq, prev, stored, data, private = row
-            if batch_id != current_id:
-                if current is not None and not broken:
-                    heads[current] = (expected_seq - 1, expected_prev)
-                code = codes.get(batch_id, f"(batch id {batch_id})")
-                current_id, current = batch_id, code
-                expected_prev, expected_seq, broken = chain.genesis(code), 1, False
-                report.batches += 1
-            report.events += 1
-            if progress is not None and report.events % 50_000 == 0:
-                progress(report.events, total)
-            if broken:
-                continue
-            reason = None
-            if seq != expected_seq:
-                reason = f"sequence jumps from {expected_seq - 1} to {seq}"
-            elif prev != expected_prev:
-                reason = "prev_hash does not match the previous event's hash"
-            elif link(prev, data) != stored:
-                reason = "hash does not match the event's canonical bytes"
-            elif (private is not None or b'"sealed":' in data) and not _seal_holds(data, private):
-                reason = "the sealed commercial details do not match their seal"
-            if reason is not None:
-                broken = True
-                report.faults.append(Fault("chain", f"batch {code} seq {expected_seq}", reason))
-                if len(report.faults) >= max_faults:
-                    break
-                continue
-            expected_prev = stored
-            expected_seq += 1
-        if current is not None and not broken:
-            heads[current] = (expected_seq - 1, expected_prev)
-        for row in await events_repo.orphans(conn):
+
+async def plan(conn: Connection, chains: bool, logs: bool, trusted_key: str | None, workers: int) -> list[Part]:
+    """The parts of an audit: each log's tree, the leaves by ranges of event keys, the chains by ranges of
+    batches; enough of them that every worker stays busy while the long ones finish."""
+    parts: list[Part] = []
+    if logs:  # each tree is one sequential walk: start them first
+        parts += [Tree(r["id"], r["origin"], r["public_key"], trusted_key) for r in await log_repo.list_logs(conn)]
+        if (keys := await audit_repo.pk_range(conn)) is not None:
+            width = max(1, min(EVENTS_PER_PART, (keys[1] - keys[0]) // (2 * workers) + 1))
+            parts += [Leaves(a, b) for a, b in _ranges(keys[0], keys[1] + 1, width)]
+    if chains and (ids := await audit_repo.event_batch_range(conn)) is not None:
+        width = max(1, min(BATCHES_PER_PART, (ids[1] - ids[0]) // (4 * workers) + 1))
+        parts += [Chains(a, b) for a, b in _ranges(ids[0], ids[1] + 1, width)]
+    return parts
+
+
+async def verify_ledger(
+    db: Database,
+    *,
+    chains: bool = True,
+    logs: bool = True,
+    trusted_key: str | None = None,
+    progress: Progress | None = None,
+    max_faults: int = 100,
+    workers: int | None = None,
+) -> tuple[Report, Report]:
+    """Audit the chains and/or the logs; returns (chains report, logs report).
+
+    Chains: every link recomputed from the canonical bytes, seals checked, every head matched, and no
+    event naming a batch, node or device that does not exist. Logs: leaves against events, tiles and
+    checkpoint roots recomputed from the leaves, every checkpoint signature, and no event missing from
+    the log. ``trusted_key`` is the verifier key the auditor trusts (from the signing key file);
+    without it the key registered in the database is used, and a mismatch is itself a fault.
+    """
+    workers = workers or default_workers()
+    chain_report, log_report = Report(), Report()
+    loop = asyncio.get_running_loop()
+
+    async def audit(conn: Connection) -> None:
+        snapshot = await audit_repo.export_snapshot(conn)
+        parts = await plan(conn, chains, logs, trusted_key, workers)
+        total = await events_repo.estimate_events(conn)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [loop.run_in_executor(pool, run, db.url, snapshot, part, max_faults) for part in parts]
+            orphans = await events_repo.orphans(conn) if chains else []  # meanwhile, here
+            done = 0
+            for future in asyncio.as_completed(futures):
+                found = await future
+                if isinstance(found.part, Chains) and progress is not None:
+                    done += found.events
+                    progress(done, max(total, done))
+            results: Sequence[Found] = [f.result() for f in futures]
+        for found in results:
+            report = chain_report if isinstance(found.part, Chains) else log_report
+            report.faults += found.faults
+            if isinstance(found.part, Chains):
+                report.events += found.events
+                report.batches += found.batches
+            elif isinstance(found.part, Tree):
+                report.events += found.events
+        del chain_report.faults[max_faults:]
+        del log_report.faults[max_faults:]
+        for row in orphans:
             missing = [
                 w
                 for w, flag in (("batch", row["no_batch"]), ("node", row["no_node"]), ("device", row["no_device"]))
                 if flag
             ]
-            report.faults.append(
+            chain_report.faults.append(
                 Fault(
                     "event",
                     f"{row['event_id']} (batch id {row['batch_id']} seq {row['seq']})",
                     f"names no existing {' or '.join(missing)}",
                 )
             )
-        # A deleted last event leaves a chain that verifies on its own: the head still names it.
-        async for code, seq, head_hash in events_repo.scan_heads(conn):
-            seen = heads.get(code)
-            if seen is None and seq > 0 and not any(code in f.where for f in report.faults):
-                report.faults.append(Fault("chain", f"batch {code} seq 1", "batch has no events"))
-            elif seen is not None and (seen[0] != seq or seen[1] != head_hash):
-                report.faults.append(
-                    Fault(
-                        "chain",
-                        f"batch {code} seq {seen[0] + 1}",
-                        f"chain ends at seq {seen[0]} but the batch head is at seq {seq}",
-                    )
-                )
-        return total
 
-    # One snapshot for the whole walk (events and heads appended meanwhile are not half-seen), run once:
-    # the report fills as it goes.
-    total = await db.transaction(audit, isolation="repeatable_read", readonly=True, attempts=1)
+    # One snapshot for the whole walk, held by this transaction until every part is done; run once.
+    await db.transaction(audit, isolation="repeatable_read", readonly=True, attempts=1)
     if progress is not None:
-        progress(report.events, total)
+        progress(chain_report.events, chain_report.events)
+    return chain_report, log_report
+
+
+async def verify_chains(
+    db: Database, progress: Progress | None = None, max_faults: int = 100, workers: int | None = None
+) -> Report:
+    """Recompute every chain; record the first broken link of each broken batch."""
+    report, _ = await verify_ledger(db, logs=False, progress=progress, max_faults=max_faults, workers=workers)
     return report
 
 
 async def verify_log(
-    db: Database, trusted_key: str | None = None, progress: Progress | None = None, max_faults: int = 100
+    db: Database,
+    trusted_key: str | None = None,
+    progress: Progress | None = None,
+    max_faults: int = 100,
+    workers: int | None = None,
 ) -> Report:
-    """Audit every log: leaves against events, tiles and checkpoint roots recomputed from the leaves,
-    every checkpoint signature, and no event missing from the log.
-
-    ``trusted_key`` is the verifier key the auditor trusts (from the signing key file); without it the
-    key registered in the database is used, and a mismatch between the two is itself a fault.
-    """
-    report = Report()
-
-    def fault(kind: str, where: str, reason: str) -> bool:
-        report.faults.append(Fault(kind, where, reason))
-        return len(report.faults) >= max_faults
-
-    async def audit(conn: Connection) -> None:
-        for lg in await log_repo.list_logs(conn):
-            key = lg["public_key"]
-            if trusted_key is not None and trusted_key != key:
-                fault("log", lg["origin"], "the key registered in the database is not the trusted signing key")
-                key = trusted_key
-            verifier = notes.parse_verifier_key(key)
-            checkpoints = await log_repo.scan_checkpoints(conn, lg["id"])
-            for cp in checkpoints:
-                try:
-                    seen = notes.verify_checkpoint(cp["note"], verifier, origin=lg["origin"])
-                except notes.NoteError as exc:
-                    fault("checkpoint", f"size {cp['size']}", f"signature or format: {exc}")
-                    continue
-                if seen.size != cp["size"] or seen.root != cp["root"]:
-                    fault("checkpoint", f"size {cp['size']}", "the signed note does not match the stored size/root")
-            stored_tiles = {(r["level"], r["idx"]): r["hashes"] async for r in log_repo.scan_tiles(conn, lg["id"])}
-            head = await log_repo.get_head(conn, lg["id"])
-            stops = sorted(s for s in {cp["size"] for cp in checkpoints} | {head["size"]} if s > 0)
-            roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
-            tiles: dict[tuple[int, int], bytes] = {}
-            size = 0
-            pending: list[bytes] = []
-
-            # flush runs only within this log's iteration; the defaults bind this log's buffers explicitly.
-            def flush(
-                pending: list[bytes] = pending, stored_tiles: dict[tuple[int, int], bytes] = stored_tiles
-            ) -> None:
-                nonlocal size, tiles
-                if not pending:
-                    return
-                size, _root, changed = merkle.append(size, tiles, pending)
-                pending.clear()
-                for key_, content in changed.items():
-                    stored = stored_tiles.get(key_)
-                    if len(content) == merkle.TILE_WIDTH * merkle.HASH_SIZE and stored != content:
-                        fault("tile", f"({key_[0]}, {key_[1]})", "does not match the leaves")
-                tiles = {**tiles, **changed}
-                keep = merkle.tiles_for_append(size)
-                tiles = {k: v for k, v in tiles.items() if k in keep}
-
-            next_stop = iter(stops)
-            stop = next(next_stop, None)
-            expected = 0
-            async for row in log_repo.scan_leaves(conn, lg["id"]):
-                index = row["leaf_index"]
-                if index != expected:
-                    if fault("leaf", f"index {expected}", f"missing: the next stored leaf is {index}"):
-                        return
-                    break
-                if row["event_hash"] is None:
-                    if fault("leaf", f"index {index}", "names no recorded event (a forged leaf)"):
-                        return
-                elif merkle.leaf_hash(row["event_hash"]) != row["leaf_hash"]:
-                    if fault("leaf", f"index {index}", f"does not match event {row['event_id']}"):
-                        return
-                pending.append(row["leaf_hash"])
-                expected += 1
-                report.events += 1
-                while stop is not None and expected == stop:
-                    flush()
-                    roots[stop] = merkle.root(stop, tiles) if stop else merkle.EMPTY_ROOT
-                    stop = next(next_stop, None)
-                if progress is not None and expected % 100_000 == 0:
-                    progress(expected, head["size"])
-            flush()
-            for cp in checkpoints:
-                if cp["size"] not in roots:
-                    fault("checkpoint", f"size {cp['size']}", f"the log holds only {expected} leaves")
-                elif roots[cp["size"]] != cp["root"]:
-                    fault("checkpoint", f"size {cp['size']}", "root does not match the leaves")
-            if head["size"] != expected or roots.get(head["size"]) != head["root"]:
-                fault("log", lg["origin"], f"head (size {head['size']}) does not match the {expected} leaves")
-            for k, content in stored_tiles.items():
-                if len(content) < merkle.TILE_WIDTH * merkle.HASH_SIZE and tiles.get(k, b"")[: len(content)] != content:
-                    fault("tile", f"({k[0]}, {k[1]})", "partial tile does not match the leaves")
-        for row in await log_repo.unlogged_events(conn):
-            fault(
-                "event",
-                f"batch {row['trace_code']} seq {row['seq']}",
-                f"event {row['event_id']} is neither in the log nor waiting to enter it",
-            )
-
-    await db.transaction(audit, isolation="repeatable_read", readonly=True, attempts=1)
+    """Audit every log (see :func:`verify_ledger`)."""
+    _, report = await verify_ledger(
+        db, chains=False, trusted_key=trusted_key, progress=progress, max_faults=max_faults, workers=workers
+    )
     return report

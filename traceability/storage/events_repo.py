@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from traceability.storage.database import Connection, Record
@@ -153,38 +153,21 @@ async def list_batch_events(conn: Connection, batch_id: int) -> list[Record]:
 
 COUNT_EVENTS = "SELECT count(*) FROM events"
 
-# Verification walks every chain in (batch, seq) order, straight off the unique index.
-SCAN_CHAINS = """
-SELECT e.batch_id, e.seq, e.prev_hash, e.hash, e.canonical, e.private
-FROM events e
-ORDER BY e.batch_id, e.seq
-"""
-
 
 async def count_events(conn: Connection) -> int:
     value: int = await conn.fetchval(COUNT_EVENTS)
     return value
 
 
-async def batch_codes(conn: Connection) -> dict[int, str]:
-    """Every batch's trace code by id (the chain scan reads ids; the genesis needs the code)."""
-    return {r["id"]: r["trace_code"] for r in await conn.fetch("SELECT id, trace_code FROM batches")}
+ESTIMATE_EVENTS = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'events'::regclass"
 
 
-async def scan_chains(conn: Connection, prefetch: int = 20_000) -> AsyncIterator[Record]:
-    """Every event in chain order, streamed through a server-side cursor (call inside a transaction)."""
-    async for row in conn.cursor(SCAN_CHAINS, prefetch=prefetch):
-        yield row
-
-
-SELECT_HEADS = """
-SELECT b.trace_code, h.seq, h.head_hash FROM batches b JOIN batch_heads h ON h.batch_id = b.id ORDER BY b.id
-"""
-
-
-async def scan_heads(conn: Connection, prefetch: int = 5000) -> AsyncIterator[Record]:
-    async for row in conn.cursor(SELECT_HEADS, prefetch=prefetch):
-        yield row
+async def estimate_events(conn: Connection) -> int:
+    """The planner's estimate of the number of events (instant; for progress, never for a result)."""
+    value: int = await conn.fetchval(
+        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'events'::regclass"
+    )
+    return value
 
 
 ORPHANS = """

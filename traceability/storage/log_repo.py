@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from traceability.storage.database import Connection, Record, conflicts_as, fetch_one
 
@@ -137,32 +137,6 @@ async def find_batch_proofs(conn: Connection, code: str, after_seq: int, limit: 
     return list(await conn.fetch(FIND_BATCH_PROOFS, code, tile_width, after_seq, limit))
 
 
-SCAN_LEAVES = """
-SELECT l.leaf_index, l.leaf_hash, e.hash AS event_hash, e.event_id::text AS event_id
-FROM log_leaves l LEFT JOIN events e ON e.id = l.event_pk
-WHERE l.log_id = $1 ORDER BY l.leaf_index
-"""
-
-
-async def scan_leaves(conn: Connection, log: int, prefetch: int = 10_000) -> AsyncIterator[Record]:
-    """Every leaf in index order with the chain hash of its event (inside a transaction)."""
-    async for row in conn.cursor(SCAN_LEAVES, log, prefetch=prefetch):
-        yield row
-
-
-UNLOGGED_EVENTS = """
-SELECT e.event_id::text AS event_id, b.trace_code, e.seq FROM events e JOIN batches b ON b.id = e.batch_id
-WHERE NOT EXISTS (SELECT 1 FROM log_leaves l WHERE l.event_pk = e.id)
-  AND NOT EXISTS (SELECT 1 FROM log_queue q WHERE q.event_pk = e.id)
-LIMIT $1
-"""
-
-
-async def unlogged_events(conn: Connection, limit: int = 100) -> list[Record]:
-    """Events that are neither leaves nor waiting in the queue: something removed them from the log."""
-    return list(await conn.fetch(UNLOGGED_EVENTS, limit))
-
-
 # -- tiles ----------------------------------------------------------------------------------------
 
 SELECT_TILES = """
@@ -192,13 +166,6 @@ async def store_tiles(conn: Connection, log: int, tiles: Mapping[tuple[int, int]
     """Write new tiles and grown partial tiles (a trigger refuses anything but growth)."""
     keys = list(tiles)
     await conn.execute(UPSERT_TILES, log, [k[0] for k in keys], [k[1] for k in keys], [tiles[k] for k in keys])
-
-
-async def scan_tiles(conn: Connection, log: int) -> AsyncIterator[Record]:
-    async for row in conn.cursor(
-        "SELECT level, idx, hashes FROM log_tiles WHERE log_id = $1 ORDER BY level, idx", log, prefetch=500
-    ):
-        yield row
 
 
 # -- checkpoints and witnesses --------------------------------------------------------------------

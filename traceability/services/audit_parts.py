@@ -1,0 +1,281 @@
+"""The pieces of a full audit, each run in a process of its own on a connection of its own, all inside
+one exported snapshot (:mod:`traceability.services.verify` plans them and gathers what they find).
+
+* ``Chains(lo, hi)``: every chain of the batches ``lo <= id < hi``, link by link, and their heads;
+* ``Leaves(lo, hi)``: every event with key ``lo <= k < hi`` against its leaf (leaf hash of its chain
+  hash), every leaf naming such a key against its event, and events neither in the log nor queued;
+* ``Tree(log)``: a log's leaves in index order, rebuilt into tiles and roots, against its stored tiles,
+  checkpoints (and their signatures) and head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from hashlib import sha256
+
+from traceability.ledger import canonical, chain, merkle, sealed
+from traceability.ledger import checkpoint as notes
+from traceability.storage import audit_repo, log_repo
+from traceability.storage.database import Connection
+
+
+@dataclass(slots=True)
+class Fault:
+    """One thing that does not verify, named precisely."""
+
+    kind: str
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.where}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Chains:
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True, slots=True)
+class Leaves:
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    log_id: int
+    origin: str
+    public_key: str
+    trusted_key: str | None
+
+
+Part = Chains | Leaves | Tree
+
+
+@dataclass(slots=True)
+class Found:
+    """What one part saw: how many events (or leaves) and batches, and its faults (at most ``max_faults``)."""
+
+    part: Part
+    events: int = 0
+    batches: int = 0
+    faults: list[Fault] = field(default_factory=list)
+
+
+def run(url: str, snapshot: str, part: Part, max_faults: int) -> Found:
+    """Audit one part (the entry point of a worker process)."""
+    return asyncio.run(audit(url, snapshot, part, max_faults))
+
+
+async def audit(url: str, snapshot: str, part: Part, max_faults: int) -> Found:
+    found = Found(part)
+    async with audit_repo.snapshot_reader(url, snapshot) as conn:
+        if isinstance(part, Chains):
+            await _chains(conn, part, found, max_faults)
+        elif isinstance(part, Leaves):
+            await _leaves(conn, part, found, max_faults)
+        else:
+            await _tree(conn, part, found, max_faults)
+    return found
+
+
+def _seal_holds(data: bytes, private: bytes | None) -> bool:
+    seal = canonical.decode(data).get("sealed")
+    return isinstance(seal, str) and private is not None and sealed.matches(seal, private)
+
+
+async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int) -> None:
+    heads = {r["id"]: r for r in await audit_repo.heads_in(conn, part.lo, part.hi)}
+    faults = found.faults
+    link = chain.link
+    ends: dict[int, tuple[int, bytes]] = {}  # batch id -> (last seq, last hash) of each chain that held
+    broken: set[int] = set()
+    current: int | None = None
+    code = ""
+    expected_prev = b""
+    expected_seq = 0
+    skipping = False
+    events = 0
+    async with contextlib.aclosing(audit_repo.chain_chunks(conn, part.lo, part.hi)) as chunks:
+        async for rows in chunks:
+            events += len(rows)
+            for batch_id, seq, prev, stored, data, private in rows:
+                if batch_id != current:
+                    if current is not None and not skipping:
+                        ends[current] = (expected_seq - 1, expected_prev)
+                    head = heads.get(batch_id)
+                    code = head["trace_code"] if head is not None else f"(batch id {batch_id})"
+                    current, expected_prev, expected_seq, skipping = batch_id, chain.genesis(code), 1, False
+                    found.batches += 1
+                if skipping:
+                    continue
+                reason = None
+                if seq != expected_seq:
+                    reason = f"sequence jumps from {expected_seq - 1} to {seq}"
+                elif prev != expected_prev:
+                    reason = "prev_hash does not match the previous event's hash"
+                elif link(prev, data) != stored:
+                    reason = "hash does not match the event's canonical bytes"
+                elif (private is not None or b'"sealed":' in data) and not _seal_holds(data, private):
+                    reason = "the sealed commercial details do not match their seal"
+                if reason is None:
+                    expected_prev = stored
+                    expected_seq += 1
+                    continue
+                skipping = True
+                broken.add(batch_id)
+                faults.append(Fault("chain", f"batch {code} seq {expected_seq}", reason))
+                if len(faults) >= max_faults:
+                    found.events = events
+                    return
+    if current is not None and not skipping:
+        ends[current] = (expected_seq - 1, expected_prev)
+    found.events = events
+    # A deleted last event leaves a chain that verifies on its own: the head still names it.
+    for batch_id in sorted(heads):
+        head = heads[batch_id]
+        seq, head_hash = head["seq"], head["head_hash"]
+        if seq is None or batch_id in broken:
+            continue
+        end = ends.get(batch_id)
+        if end is None and seq > 0:
+            faults.append(Fault("chain", f"batch {head['trace_code']} seq 1", "batch has no events"))
+        elif end is not None and (end[0] != seq or end[1] != head_hash):
+            faults.append(
+                Fault(
+                    "chain",
+                    f"batch {head['trace_code']} seq {end[0] + 1}",
+                    f"chain ends at seq {end[0]} but the batch head is at seq {seq}",
+                )
+            )
+
+
+async def _leaves(conn: Connection, part: Leaves, found: Found, max_faults: int) -> None:
+    mismatched: list[tuple[int, int]] = []  # (leaf index, event key)
+    forged: list[int] = []
+    unlogged: list[int] = []
+    prefix = b"\x00"  # RFC 9162 leaf hash: SHA-256(0x00 || the event's chain hash)
+    leaves = 0
+    async with contextlib.aclosing(audit_repo.leaf_event_chunks(conn, part.lo, part.hi)) as chunks:
+        async for rows in chunks:
+            for pk, event_hash, _log, index, leaf in rows:
+                if index is None:
+                    unlogged.append(pk)
+                    continue
+                leaves += 1
+                if event_hash is None:
+                    forged.append(index)
+                elif sha256(prefix + event_hash).digest() != leaf:
+                    mismatched.append((index, pk))
+            if len(forged) + len(mismatched) >= max_faults:
+                break
+    found.events = leaves
+    named = await audit_repo.events_by_pk(conn, [pk for _, pk in mismatched])
+    faults = [Fault("leaf", f"index {i}", "names no recorded event (a forged leaf)") for i in forged]
+    faults += [Fault("leaf", f"index {i}", f"does not match event {named[pk]['event_id']}") for i, pk in mismatched]
+    if unlogged:  # normally only the last moment's events, still in the queue
+        waiting = await audit_repo.queued(conn, unlogged)
+        lost = [pk for pk in unlogged if pk not in waiting][:max_faults]
+        named = await audit_repo.events_by_pk(conn, lost)
+        faults += [
+            Fault(
+                "event",
+                f"batch {named[pk]['trace_code']} seq {named[pk]['seq']}",
+                f"event {named[pk]['event_id']} is neither in the log nor waiting to enter it",
+            )
+            for pk in lost
+        ]
+    found.faults = faults[:max_faults]
+
+
+async def _tree(conn: Connection, part: Tree, found: Found, max_faults: int) -> None:
+    faults = found.faults
+
+    def fault(kind: str, where: str, reason: str) -> bool:
+        faults.append(Fault(kind, where, reason))
+        return len(faults) >= max_faults
+
+    key = part.public_key
+    if part.trusted_key is not None and part.trusted_key != key:
+        fault("log", part.origin, "the key registered in the database is not the trusted signing key")
+        key = part.trusted_key
+    verifier = notes.parse_verifier_key(key)
+    checkpoints = await log_repo.scan_checkpoints(conn, part.log_id)
+    for cp in checkpoints:
+        try:
+            seen = notes.verify_checkpoint(cp["note"], verifier, origin=part.origin)
+        except notes.NoteError as exc:
+            fault("checkpoint", f"size {cp['size']}", f"signature or format: {exc}")
+            continue
+        if seen.size != cp["size"] or seen.root != cp["root"]:
+            fault("checkpoint", f"size {cp['size']}", "the signed note does not match the stored size/root")
+    head = await log_repo.get_head(conn, part.log_id)
+    stops = sorted(s for s in {cp["size"] for cp in checkpoints} | {head["size"]} if s > 0)
+    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
+    tiles: dict[merkle.TileKey, bytes] = {}
+    size = 0
+    pending: list[bytes] = []
+    full = merkle.TILE_WIDTH * merkle.HASH_SIZE
+    digests: dict[merkle.TileKey, bytes] = {}  # every complete tile the leaves make, by its SHA-256
+
+    def flush() -> None:
+        nonlocal size, tiles
+        if not pending:
+            return
+        size, _root, changed = merkle.append(size, tiles, pending)
+        pending.clear()
+        digests.update((k, sha256(content).digest()) for k, content in changed.items() if len(content) == full)
+        keep = merkle.tiles_for_append(size)
+        tiles = {k: v for k, v in {**tiles, **changed}.items() if k in keep}
+
+    next_stop = iter(stops)
+    stop = next(next_stop, None)
+    expected = 0
+    async with contextlib.aclosing(audit_repo.leaf_chunks(conn, part.log_id)) as chunks:
+        async for rows in chunks:
+            if not rows:
+                break
+            leaves = [leaf for _, leaf in rows]
+            gap = None
+            if rows[0][0] != expected or rows[-1][0] != expected + len(rows) - 1:  # indexes are unique and sorted
+                n = next(n for n, (index, _) in enumerate(rows) if index != expected + n)
+                gap, leaves = rows[n][0], leaves[:n]
+            first, taken = expected, 0
+            while stop is not None and stop <= first + len(leaves):
+                pending.extend(leaves[taken : stop - first])
+                taken = stop - first
+                flush()
+                roots[stop] = merkle.root(stop, tiles)
+                stop = next(next_stop, None)
+            pending.extend(leaves[taken:])
+            expected = first + len(leaves)
+            if len(pending) >= 1 << 16:  # keep memory flat between checkpoints far apart
+                flush()
+            if gap is not None:
+                fault("leaf", f"index {expected}", f"missing: the next stored leaf is {gap}")
+                break
+    flush()
+    found.events = expected
+    for cp in checkpoints:
+        if cp["size"] not in roots:
+            fault("checkpoint", f"size {cp['size']}", f"the log holds only {expected} leaves")
+        elif roots[cp["size"]] != cp["root"]:
+            fault("checkpoint", f"size {cp['size']}", "root does not match the leaves")
+    if head["size"] != expected or roots.get(head["size"]) != head["root"]:
+        fault("log", part.origin, f"head (size {head['size']}) does not match the {expected} leaves")
+    async with contextlib.aclosing(audit_repo.tile_chunks(conn, part.log_id)) as chunks:
+        async for rows in chunks:
+            for level, idx, content in rows:
+                k = (level, idx)
+                if len(content) == full:
+                    if digests.pop(k, None) not in (None, sha256(content).digest()):
+                        fault("tile", f"({level}, {idx})", "does not match the leaves")
+                elif tiles.get(k, b"")[: len(content)] != content:
+                    fault("tile", f"({level}, {idx})", "partial tile does not match the leaves")
+    for level, idx in sorted(digests):  # complete tiles the leaves make that are not stored
+        fault("tile", f"({level}, {idx})", "does not match the leaves")
+    del found.faults[max_faults:]

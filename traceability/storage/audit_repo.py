@@ -1,0 +1,187 @@
+"""Reading the whole ledger for ``traceability verify``: one snapshot shared by several connections,
+and the tables in bounded chunks over disjoint ranges, so that readers in separate processes split
+the work and none holds more than a chunk.
+
+Every chunk is read by a plain query over a key range or after a key (never OFFSET), straight off
+an index; the next chunk is asked for while the caller checks the current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+
+from traceability.storage.database import Connection, Record, connect
+
+CHUNK = 5000
+"""Rows (or event keys) a chunk; leaves, being small, come four chunks at a time, tiles a tenth."""
+Chunks = AsyncGenerator[list[Record], None]
+_SNAPSHOT = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+
+
+async def export_snapshot(conn: Connection) -> str:
+    """The id of this transaction's snapshot (call inside a repeatable-read transaction), for other readers."""
+    snapshot: str = await conn.fetchval("SELECT pg_export_snapshot()")
+    return snapshot
+
+
+@contextlib.asynccontextmanager
+async def snapshot_reader(url: str, snapshot: str) -> AsyncIterator[Connection]:
+    """A connection of its own inside a read-only transaction that sees exactly the exported snapshot."""
+    if not _SNAPSHOT.match(snapshot):
+        raise ValueError(f"not a snapshot id: {snapshot!r}")
+    conn = await connect(url)
+    try:
+        await conn.execute("SET max_parallel_workers_per_gather = 0")  # the readers are the parallelism
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            yield conn
+    finally:
+        await conn.close()
+
+
+async def _chunks(
+    fetch: Callable[[Record | None], Awaitable[list[Record]]], more: Callable[[list[Record]], bool]
+) -> Chunks:
+    """Chunks from ``fetch(last row of the previous chunk)`` while ``more(chunk)``, each asked for before
+    the previous one is handed out."""
+    pending: asyncio.Future[list[Record]] | None = asyncio.ensure_future(fetch(None))
+    try:
+        while pending is not None:
+            rows = await pending
+            pending = asyncio.ensure_future(fetch(rows[-1] if rows else None)) if more(rows) else None
+            yield rows
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+# -- chains ---------------------------------------------------------------------------------------
+
+EVENT_BATCH_RANGE = "SELECT min(batch_id), max(batch_id) FROM events"
+CHAIN_CHUNK = """
+SELECT e.batch_id, e.seq, e.prev_hash, e.hash, e.canonical, e.private
+FROM events e
+WHERE (e.batch_id, e.seq) > ($1, $2) AND e.batch_id < $3
+ORDER BY e.batch_id, e.seq
+LIMIT $4
+"""
+HEADS_IN = """
+SELECT b.id, b.trace_code, h.seq, h.head_hash
+FROM batches b LEFT JOIN batch_heads h ON h.batch_id = b.id
+WHERE b.id >= $1 AND b.id < $2
+"""
+
+
+async def event_batch_range(conn: Connection) -> tuple[int, int] | None:
+    """The smallest and largest batch id any event names (None when there are no events)."""
+    row = await conn.fetchrow(EVENT_BATCH_RANGE)
+    return None if row is None or row[0] is None else (row[0], row[1])
+
+
+async def chain_chunks(conn: Connection, lo: int, hi: int) -> Chunks:
+    """Events of batches ``lo <= id < hi`` in chain order (batch, seq): batch_id, seq, prev_hash, hash,
+    canonical, private."""
+    limit = CHUNK
+
+    async def fetch(last: Record | None) -> list[Record]:
+        after = (lo - 1, 2**31 - 1) if last is None else (last[0], last[1])
+        return list(await conn.fetch(CHAIN_CHUNK, *after, hi, limit))
+
+    async for rows in _chunks(fetch, lambda rows: len(rows) == limit):
+        yield rows
+
+
+async def heads_in(conn: Connection, lo: int, hi: int) -> list[Record]:
+    """Batches ``lo <= id < hi``: id, trace code and head (seq and head_hash, NULL without a head row)."""
+    return list(await conn.fetch(HEADS_IN, lo, hi))
+
+
+# -- leaves against events ------------------------------------------------------------------------
+
+PK_RANGE = """
+SELECT least((SELECT min(id) FROM events), (SELECT min(event_pk) FROM log_leaves)),
+       greatest((SELECT max(id) FROM events), (SELECT max(event_pk) FROM log_leaves))
+"""
+# Both sides off their unique indexes, joined by merging: every event with its leaf, every leaf with
+# its event, and what has no partner on the other side.
+LEAF_EVENT_RANGE = """
+SELECT e.id, e.hash, l.log_id, l.leaf_index, l.leaf_hash
+FROM (SELECT id, hash FROM events WHERE id >= $1 AND id < $2) e
+FULL JOIN (SELECT log_id, leaf_index, event_pk, leaf_hash FROM log_leaves WHERE event_pk >= $1 AND event_pk < $2) l
+  ON l.event_pk = e.id
+"""
+QUEUED = "SELECT event_pk FROM log_queue WHERE event_pk = ANY($1::bigint[])"
+EVENTS_BY_PK = """
+SELECT e.id, e.event_id::text AS event_id, e.seq, b.trace_code
+FROM events e LEFT JOIN batches b ON b.id = e.batch_id
+WHERE e.id = ANY($1::bigint[])
+"""
+
+
+async def pk_range(conn: Connection) -> tuple[int, int] | None:
+    """The smallest and largest event key named by an event or a leaf (None when there are neither)."""
+    row = await conn.fetchrow(PK_RANGE)
+    return None if row is None or row[0] is None else (row[0], row[1])
+
+
+async def leaf_event_chunks(conn: Connection, lo: int, hi: int) -> Chunks:
+    """For event keys ``lo <= k < hi``, ``width`` keys a chunk: id and hash of the event (NULL when no
+    event has the key), log_id, leaf_index and leaf_hash of its leaf (NULL when no leaf names it)."""
+    width = CHUNK
+    start = lo
+
+    async def fetch(_last: Record | None) -> list[Record]:
+        nonlocal start
+        first, start = start, start + width
+        return list(await conn.fetch(LEAF_EVENT_RANGE, first, min(first + width, hi)))
+
+    async for rows in _chunks(fetch, lambda _rows: start < hi):
+        yield rows
+
+
+async def queued(conn: Connection, event_pks: Sequence[int]) -> set[int]:
+    """Which of these events wait in the log queue."""
+    return {r[0] for r in await conn.fetch(QUEUED, list(event_pks))}
+
+
+async def events_by_pk(conn: Connection, event_pks: Sequence[int]) -> dict[int, Record]:
+    """Event id, seq and trace code by event key (to name a fault)."""
+    return {r["id"]: r for r in await conn.fetch(EVENTS_BY_PK, list(event_pks))}
+
+
+# -- leaves in order ------------------------------------------------------------------------------
+
+LEAF_CHUNK = """
+SELECT leaf_index, leaf_hash FROM log_leaves WHERE log_id = $1 AND leaf_index > $2 ORDER BY leaf_index LIMIT $3
+"""
+TILE_CHUNK = """
+SELECT level, idx, hashes FROM log_tiles WHERE log_id = $1 AND (level, idx) > ($2, $3) ORDER BY level, idx LIMIT $4
+"""
+
+
+async def leaf_chunks(conn: Connection, log: int) -> Chunks:
+    """A log's leaves in index order: leaf_index, leaf_hash."""
+    limit = CHUNK * 4
+
+    async def fetch(last: Record | None) -> list[Record]:
+        return list(await conn.fetch(LEAF_CHUNK, log, -1 if last is None else last[0], limit))
+
+    async for rows in _chunks(fetch, lambda rows: len(rows) == limit):
+        yield rows
+
+
+async def tile_chunks(conn: Connection, log: int) -> Chunks:
+    """A log's stored tiles in (level, index) order: level, idx, hashes."""
+    limit = max(CHUNK // 10, 1)
+
+    async def fetch(last: Record | None) -> list[Record]:
+        after = (-1, -1) if last is None else (last[0], last[1])
+        return list(await conn.fetch(TILE_CHUNK, log, *after, limit))
+
+    async for rows in _chunks(fetch, lambda rows: len(rows) == limit):
+        yield rows
