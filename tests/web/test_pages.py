@@ -210,7 +210,16 @@ async def test_vendor_records_receive_and_sale_by_typing_and_by_photo(world: Wor
     resp = await client.post("/vendor/record", data=data, allow_redirects=False)
     assert resp.status == 303, await resp.text()
     view = await (await client.get(f"/api/v1/batches/{code}")).json()
-    assert view["events"][-1]["bizStep"] == "retail_selling" and view["events"][-1]["quantity"]["value"] == "0.75"
+    sale = view["events"][-1]
+    assert sale["bizStep"] == "retail_selling" and sale["quantity"]["value"] == "0.75"
+    # The buyer's receipt carries a code of its own, cut from the batch: its page leads back through it.
+    receipt_code = sale["attributes"]["receiptCode"]
+    assert resp.headers["Location"] == f"/vendor/receipt/{receipt_code}?seq=1"
+    shown = await (await client.get(resp.headers["Location"])).text()
+    assert f"http://trace.test/t/{receipt_code}" in shown
+    record = await (await client.get(f"/t/{receipt_code}?format=json")).json()
+    assert record["sale"]["source"] == code and record["journey"][0]["kind"] == "origin"
+    assert record["vendor"]["stall_no"] == "A-012"
     mistyped = code[:-1] + str((int(code[-1]) + 1) % 10)
     resp = await client.post("/vendor/record", data={"csrf": form, "action": "sell", "code": mistyped})
     page = await resp.text()

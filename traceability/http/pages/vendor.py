@@ -28,7 +28,7 @@ from traceability.http.openapi import Param, declare, page
 from traceability.http.pages import language, sessions
 from traceability.http.pages.qr import qr_svg
 from traceability.http.pages.render import CHINA, NO_STORE, PageRoutes, answer, twin, wants_json
-from traceability.services import accounts, capture, epcis_query, history
+from traceability.services import accounts, capture, epcis_query, history, sales
 from traceability.services.accounts import WebSession
 from traceability.services.views import batch as batch_views
 
@@ -233,9 +233,15 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
         weight = str(form.get("weight", "")).strip()
         if weight:
             event["quantity"] = {"value": weight, "uom": "KGM"}
-        receipts, _ = await capture.capture_events(
-            request.app[DATABASE], session.principal, event, request.app[SETTINGS].max_events_per_request
-        )
+        if action == "sell" and weight:
+            # A sale by weight gives the buyer a receipt code of its own, cut from the batch sold from.
+            sale = {k: event[k] for k in ("eventID", "eventTime", "quantity")} | {"source": code}
+            sold = await sales.sell(request.app[DATABASE], session.principal, sale, request.app[SETTINGS].public_url)
+            receipts = [sold.receipt]
+        else:
+            receipts, _ = await capture.capture_events(
+                request.app[DATABASE], session.principal, event, request.app[SETTINGS].max_events_per_request
+            )
     except errors.TraceError as exc:
         return await _record_page(request, session, exc, code=typed, action=action)
     receipt = receipts[0]
