@@ -52,7 +52,9 @@ async def test_the_dashboard_on_a_tablet_leads_to_each_list(demo: Demo, browser:
         await expect(tablet.locator(".recall-progress")).to_contain_text(f"0 / {affected}")
         # Each figure leads to its list: an anomaly kind to the anomalies of that kind ...
         await tablet.get_by_role("link", name="药品追溯码重复销售").click()
-        await expect(tablet).to_have_url(f"{demo.url}/console/anomalies?kind=drug_serial_dispensed_twice")
+        await expect(tablet).to_have_url(
+            f"{demo.url}/console/anomalies?status=open&severity=high&kind=drug_serial_dispensed_twice"
+        )
         await expect(tablet.locator("main table tbody tr")).to_have_count(1)
         await tablet.go_back()
         # ... a node on the map to its batches ...
@@ -82,6 +84,7 @@ async def test_the_dashboard_twin_and_old_search_links(demo: Demo) -> None:
         assert set(d["counts"]) == {"events", "batches", "receipts", "inspections"}
         assert d["counts"]["events"]["week"] >= d["counts"]["events"]["today"]
         kinds = {a["kind"]: a for a in d["anomalies"]}
+        assert sum(d["severities"].values()) == sum(a["count"] for a in d["anomalies"]) >= 5
         assert (
             kinds["drug_serial_dispensed_twice"]["count"] == 1
             and kinds["drug_serial_dispensed_twice"]["severity"] == "high"

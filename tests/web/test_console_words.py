@@ -76,6 +76,7 @@ async def proper_names(db_url: str) -> list[str]:
             UNION SELECT coalesce(authority, '') FROM console_users UNION SELECT reason FROM recalls
             UNION SELECT coalesce(authority, '') FROM recalls UNION SELECT coalesce(contact, '') FROM enterprises
             UNION SELECT coalesce(contact, '') FROM operators
+            UNION SELECT coalesce(assignee, '') FROM anomaly_triage UNION SELECT coalesce(note, '') FROM anomaly_triage
             """
         )
         texts = [r[0] for r in rows if r[0]]
@@ -122,7 +123,7 @@ async def signed_in(session: aiohttp.ClientSession, base: str, who: tuple[str, s
         assert resp.status == 200, resp.status
 
 
-def console_pages(demo: Demo, uscc: str) -> list[str]:
+def console_pages(demo: Demo, uscc: str, anomaly: int) -> list[str]:
     codes = demo.codes
     today = datetime.now(UTC).date()
     month_ago = today - timedelta(days=30)
@@ -140,6 +141,8 @@ def console_pages(demo: Demo, uscc: str) -> list[str]:
         f"/console/kde?product=21113021&from={month_ago}&to={today}",
         "/console/recalls",
         "/console/anomalies",
+        "/console/anomalies?status=open&severity=high",
+        f"/console/anomalies/{anomaly}",
         "/console/enterprises",
         f"/console/enterprises/{uscc}",
         "/console/log",
@@ -148,14 +151,21 @@ def console_pages(demo: Demo, uscc: str) -> list[str]:
 
 
 async def test_every_console_page_reads_in_one_language(demo: Demo) -> None:
-    names = await proper_names(demo.db_url)
     conn = await asyncpg.connect(demo.db_url)
     try:
         uscc = await conn.fetchval(
             "SELECT en.uscc FROM anomalies a JOIN enterprises en ON en.id = a.enterprise_id ORDER BY a.id LIMIT 1"
         )
+        anomaly = await conn.fetchval("SELECT min(id) FROM anomalies")
+        await conn.execute(
+            "INSERT INTO anomaly_triage (anomaly_id, at, actor_kind, actor_id, actor_name, severity, status, assignee, "
+            "note) VALUES ($1, now(), 'user', 1, $2, 'low', 'investigating', '张科长', '已约谈')",
+            anomaly,
+            REGULATOR[0],
+        )
     finally:
         await conn.close()
+    names = await proper_names(demo.db_url)
     problems: dict[str, list[str]] = {}
     for lang in ("zh", "en"):
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as anonymous:
@@ -163,7 +173,7 @@ async def test_every_console_page_reads_in_one_language(demo: Demo) -> None:
                 assert resp.status == 200
                 if bad := leaks(visible(await resp.text()), lang, names):
                     problems[f"{lang} /console/login"] = bad
-        for who, pages in ((REGULATOR, console_pages(demo, uscc)), (ADMIN, ["/console/audit"])):
+        for who, pages in ((REGULATOR, console_pages(demo, uscc, anomaly)), (ADMIN, ["/console/audit"])):
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
                 await signed_in(session, demo.url, who)
                 for path in pages:

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from traceability import errors, i18n
+from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import dairy
 from traceability.domain.supply import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
 from traceability.ledger import canonical
@@ -328,7 +329,7 @@ async def run_analyzer(db: Database, interval: float, stop: asyncio.Event) -> No
 
 async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:
     async with db.connection() as conn:
-        rows = await analysis_repo.list_anomalies(conn, **filters)
+        rows = await analysis_repo.list_anomalies(conn, default_severity=anomaly_rules.DEFAULT_SEVERITY, **filters)
     out = []
     for r in rows:
         names = i18n.names("anomaly", r["kind"]) or (r["kind"], r["kind"])
@@ -341,6 +342,7 @@ async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:
                 "explanation_en": explain(i18n.words("en"), r),
                 "event_time": r["event_time"].isoformat() if r["event_time"] else None,
                 "detected_at": r["detected_at"].isoformat(),
+                "triaged_at": r["triaged_at"].isoformat() if r["triaged_at"] else None,
             }
         )
     return out

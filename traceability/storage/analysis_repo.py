@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from traceability.storage.database import Connection, Record, fetch_one
+from traceability.storage.search_repo import like_pattern
 
 STATE = "SELECT position, swept_at FROM analyzer_state WHERE name = $1 FOR UPDATE"
 
@@ -141,19 +142,31 @@ async def dormant(conn: Connection, today: Any) -> list[Record]:
 
 SELECT_ANOMALIES = """
 SELECT a.id, a.kind, b.trace_code, a.event_id::text AS event_id, n.code AS node_code, n.name_zh AS node_name,
-       n.name_en AS node_name_en, en.uscc, en.name AS enterprise, en.name_en AS enterprise_en, a.detail, a.facts,
-       a.event_time, a.detected_at, p.name_zh AS product, p.name_en AS product_en
+       n.name_en AS node_name_en, n.area_code, en.uscc, en.name AS enterprise, en.name_en AS enterprise_en,
+       en.contact, a.detail, a.facts, a.event_time, a.detected_at, p.name_zh AS product, p.name_en AS product_en,
+       coalesce(t.status, 'new') AS status,
+       coalesce(t.severity, ($13::text[])[array_position($12::text[], a.kind)], 'medium') AS severity,
+       t.assignee, t.note, t.at AS triaged_at, t.actor_name AS triaged_by
 FROM anomalies a
 JOIN batches b ON b.id = a.batch_id
 JOIN products p ON p.id = b.product_id
 LEFT JOIN nodes n ON n.id = a.node_id
 LEFT JOIN enterprises en ON en.id = a.enterprise_id
+LEFT JOIN LATERAL (
+    SELECT status, severity, assignee, note, at, actor_name FROM anomaly_triage
+    WHERE anomaly_id = a.id ORDER BY id DESC LIMIT 1
+) t ON true
 WHERE ($1::text IS NULL OR a.kind = $1)
   AND ($2::text IS NULL OR n.code = $2)
   AND ($3::text IS NULL OR en.uscc = $3)
+  AND ($14::text IS NULL OR en.name ILIKE $14 OR coalesce(en.name_en, '') ILIKE $14)
   AND ($4::text IS NULL OR b.trace_code = $4)
   AND ($5::timestamptz IS NULL OR a.detected_at >= $5)
   AND ($6::timestamptz IS NULL OR a.detected_at < $6)
+  AND ($9::text[] IS NULL OR coalesce(t.status, 'new') = ANY($9::text[]))
+  AND ($10::text IS NULL OR coalesce(t.severity, ($13::text[])[array_position($12::text[], a.kind)], 'medium') = $10)
+  AND ($11::text IS NULL OR n.area_code = $11)
+  AND ($15::bigint IS NULL OR a.id = $15)
 ORDER BY a.id DESC LIMIT $7 OFFSET $8
 """
 
@@ -169,8 +182,73 @@ async def list_anomalies(
     until: datetime | None,
     limit: int,
     offset: int,
+    statuses: Sequence[str] | None = None,
+    severity: str | None = None,
+    district: str | None = None,
+    anomaly_id: int | None = None,
+    enterprise_name: str | None = None,
+    default_severity: Mapping[str, str] | None = None,
 ) -> list[Record]:
-    return list(await conn.fetch(SELECT_ANOMALIES, kind, node, enterprise, trace_code, since, until, limit, offset))
+    """Anomalies with their triage state (the latest triage row, else new at the kind's default severity)."""
+    defaults = dict(default_severity or {})
+    return list(
+        await conn.fetch(
+            SELECT_ANOMALIES,
+            kind,
+            node,
+            enterprise,
+            trace_code,
+            since,
+            until,
+            limit,
+            offset,
+            list(statuses) if statuses else None,
+            severity,
+            district,
+            list(defaults),
+            list(defaults.values()),
+            like_pattern(enterprise_name) if enterprise_name else None,
+            anomaly_id,
+        )
+    )
+
+
+INSERT_TRIAGE = """
+INSERT INTO anomaly_triage
+    (anomaly_id, at, actor_kind, actor_id, actor_name, authority, severity, status, assignee, note)
+VALUES ($1, now(), $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id, at
+"""
+
+
+async def insert_triage(
+    conn: Connection, anomaly_id: int, actor: Mapping[str, Any], state: Mapping[str, Any]
+) -> Record:
+    """One triage step; the table refuses updates and deletes, so the history stays as it was written."""
+    return await fetch_one(
+        conn,
+        INSERT_TRIAGE,
+        anomaly_id,
+        actor["kind"],
+        actor["id"],
+        actor["name"],
+        actor.get("authority"),
+        state["severity"],
+        state["status"],
+        state.get("assignee"),
+        state.get("note"),
+    )
+
+
+async def triage_history(conn: Connection, anomaly_id: int) -> list[Record]:
+    """An anomaly's triage, oldest first."""
+    return list(
+        await conn.fetch(
+            "SELECT id, at, actor_kind, actor_name, authority, severity, status, assignee, note "
+            "FROM anomaly_triage WHERE anomaly_id = $1 ORDER BY id",
+            anomaly_id,
+        )
+    )
 
 
 PACK = """
@@ -218,3 +296,11 @@ async def package(conn: Connection, code: str) -> dict[str, Any] | None:
     ancestors = [r["code"] for r in await conn.fetch(PACKAGE_TREE, code)][1:]
     children = [r["code"] for r in await conn.fetch("SELECT code FROM packages WHERE parent = $1 ORDER BY code", code)]
     return {"code": row["code"], "trace_code": row["trace_code"], "inside": ancestors, "contains": children}
+
+
+async def anomaly_districts(conn: Connection) -> list[str]:
+    """The area codes of the nodes anomalies were found at: the console's district filter."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT n.area_code FROM anomalies a JOIN nodes n ON n.id = a.node_id ORDER BY n.area_code"
+    )
+    return [r["area_code"] for r in rows]

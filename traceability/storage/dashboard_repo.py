@@ -26,8 +26,19 @@ async def counts(conn: Connection, today: datetime, week: datetime, end: datetim
     return await fetch_one(conn, COUNTS, today, week, end)
 
 
-async def anomalies_by_kind(conn: Connection) -> dict[str, int]:
-    return {r["kind"]: r["n"] for r in await conn.fetch("SELECT kind, count(*) AS n FROM anomalies GROUP BY kind")}
+ANOMALY_STATES = """
+SELECT a.kind, t.severity, coalesce(t.status, 'new') AS status, count(*) AS n
+FROM anomalies a
+LEFT JOIN LATERAL (
+    SELECT severity, status FROM anomaly_triage WHERE anomaly_id = a.id ORDER BY id DESC LIMIT 1
+) t ON true
+GROUP BY 1, 2, 3
+"""
+
+
+async def anomaly_states(conn: Connection) -> list[Record]:
+    """Anomalies counted by kind, triaged severity (None: not triaged) and status."""
+    return list(await conn.fetch(ANOMALY_STATES))
 
 
 RECALLS = """

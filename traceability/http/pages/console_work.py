@@ -1,5 +1,5 @@
-"""The regulator's workspace beside the console's lists: a batch's trace backward or forward as a list, and
-the key data element export by product (or category) and date range.
+"""The regulator's workspace beside the console's lists: a batch's trace backward or forward as a list, the key
+data element export by product (or category) and date range, and an anomaly's triage.
 
 Registered on the console's route table (:data:`traceability.http.pages.console.routes`): the same
 session, frame and spreadsheet twins as every console page.
@@ -12,13 +12,16 @@ from typing import Any
 from aiohttp import web
 
 from traceability import errors
+from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import registry
 from traceability.http import schemas
 from traceability.http.audit import audit
 from traceability.http.keys import DATABASE
 from traceability.http.openapi import Param, declare, page
+from traceability.http.pages import sessions
 from traceability.http.pages.console import CODE, SESSION, console_answer, console_session, routes, wants_sheet
-from traceability.services import genealogy, history, kde
+from traceability.http.pages.render import wants_json
+from traceability.services import genealogy, history, kde, triage
 from traceability.services.views import tables
 
 KDE_QUERY = (
@@ -78,3 +81,54 @@ async def console_kde(request: web.Request) -> web.StreamResponse:
         "categories": sorted(registry.PRODUCT_CATEGORIES),
     }
     return await console_answer(request, session, data, "console/kde.html", context, table=kde.table(data))
+
+
+ANOMALY_ID = Param("id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, "an anomaly's id", where="path")
+TRIAGE_FORM = {
+    "type": "object",
+    "properties": {
+        "csrf": {"type": "string"},
+        "severity": {"enum": list(anomaly_rules.SEVERITIES)},
+        "status": {"enum": list(anomaly_rules.STATUSES)},
+        "assignee": {"type": "string", "maxLength": triage.ASSIGNEE_MAX},
+        "note": {"type": "string", "maxLength": triage.NOTE_MAX},
+    },
+    "required": ["csrf"],
+}
+
+
+def _anomaly_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise errors.InvalidField("id: an anomaly's number", field="id")
+    return int(raw)
+
+
+@routes.get("/console/anomalies/{id}")
+@declare(page("An anomaly: its explanation, triage state and history, and the triage form", auth=SESSION,
+              path=(ANOMALY_ID,)))  # fmt: skip
+async def console_anomaly(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    data = await triage.anomaly(request.app[DATABASE], _anomaly_id(request))
+    return await console_answer(request, session, data, "console/anomaly.html", {"a": data, "error": None})
+
+
+@routes.post("/console/anomalies/{id}")
+@declare(page("Triage an anomaly: severity, status, assignee, a note (kept as history)", auth=SESSION,
+              path=(ANOMALY_ID,), form=TRIAGE_FORM))  # fmt: skip
+async def console_triage(request: web.Request) -> web.StreamResponse:
+    """Record a triage step; the page shows the anomaly again with its history, or the problem by the form."""
+    session = await console_session(request)
+    form = await sessions.read_form(request)
+    sessions.check_csrf(session, form)
+    anomaly_id = _anomaly_id(request)
+    fields = {k: str(form[k])[:4000] for k in ("severity", "status", "assignee", "note") if k in form}
+    db = request.app[DATABASE]
+    try:
+        data = await triage.triage(db, session.principal, anomaly_id, fields)
+    except errors.InvalidField as exc:
+        again = await triage.anomaly(db, anomaly_id)
+        return await console_answer(request, session, exc, "console/anomaly.html", {"a": again, "error": exc.message})
+    if not wants_json(request):
+        raise web.HTTPSeeOther(f"/console/anomalies/{anomaly_id}?saved=1")
+    return await console_answer(request, session, data, "console/anomaly.html", {"a": data, "error": None})

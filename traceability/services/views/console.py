@@ -8,12 +8,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from traceability import errors, i18n
-from traceability.domain import bounds
+from traceability.domain import anomalies as anomaly_rules
+from traceability.domain import bounds, pinyin, registry
 from traceability.domain.access import Principal
 from traceability.domain.registry import NODE_TYPES
 from traceability.services import access_log, analyzer, credit, genealogy, history, transparency
 from traceability.services.views.batch import batch_status, certificates, inspections, journey
-from traceability.storage import search_repo
+from traceability.storage import analysis_repo, search_repo
 from traceability.storage.database import Database
 
 
@@ -115,25 +116,52 @@ async def access_records(db: Database, query: dict[str, str]) -> dict[str, Any]:
 
 
 async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
-    """Anomalies the analyzer found, filtered by kind, node, enterprise, trace code and detection date."""
-    q = _filters(query, ("kind", "node", "enterprise", "code", "from", "to"))
+    """Anomalies with their triage, filtered by status, severity, kind, district, node, enterprise, trace code and
+    detection date; ``status=open`` is new and investigating together."""
+    q = _filters(query, ("status", "severity", "kind", "district", "node", "enterprise", "code", "from", "to"))
     if q["kind"] and q["kind"] not in analyzer.KINDS:
         raise errors.InvalidField(f"kind must be one of: {', '.join(analyzer.KINDS)}", field="kind")
+    if q["status"] and q["status"] not in (*anomaly_rules.STATUSES, "open"):
+        raise errors.InvalidField(f"status must be open or one of: {', '.join(anomaly_rules.STATUSES)}", field="status")
+    if q["severity"] and q["severity"] not in anomaly_rules.SEVERITIES:
+        raise errors.InvalidField(f"severity must be one of: {', '.join(anomaly_rules.SEVERITIES)}", field="severity")
     since, until = _day(q["from"], "from"), _day(q["to"], "to")
     china = timedelta(hours=8)
+    uscc = len(q["enterprise"]) == 18 and q["enterprise"].isalnum()  # a USCC; anything else is part of a name
     items = await analyzer.list_anomalies(
         db,
         kind=q["kind"] or None,
         node=q["node"] or None,
-        enterprise=q["enterprise"] or None,
+        enterprise=q["enterprise"] if uscc else None,
+        enterprise_name=q["enterprise"] if q["enterprise"] and not uscc else None,
         trace_code=history.valid_code(q["code"]) if q["code"] else None,
         since=datetime.combine(since, time(), UTC) - china if since else None,
         until=datetime.combine(until + timedelta(days=1), time(), UTC) - china if until else None,
+        statuses=anomaly_rules.OPEN if q["status"] == "open" else ((q["status"],) if q["status"] else None),
+        severity=q["severity"] or None,
+        district=q["district"] or None,
         limit=200,
         offset=0,
     )
-    kinds = [{"kind": k, **i18n.name_fields("anomaly", k)} for k in analyzer.KINDS]
-    return {"query": q, "anomalies": items, "kinds": kinds}
+    async with db.connection() as conn:
+        areas = await analysis_repo.anomaly_districts(conn)
+    return {
+        "query": q,
+        "anomalies": items,
+        "kinds": [{"kind": k, **i18n.name_fields("anomaly", k)} for k in analyzer.KINDS],
+        "statuses": [{"status": s, **i18n.name_fields("triage_status", s)} for s in anomaly_rules.STATUSES],
+        "severities": [{"severity": s, **i18n.name_fields("severity", s)} for s in anomaly_rules.SEVERITIES],
+        "districts": [
+            {"code": a, "name": registry.area_name(a) or a, "name_en": pinyin.place_name_en(_county(a))} for a in areas
+        ],
+    }
+
+
+def _county(area: str) -> str:
+    """The last part of an area's name (``江苏省徐州市鼓楼区`` → ``鼓楼区``)."""
+    name = registry.area_name(area) or area
+    cut = max(name.rfind("省"), name.rfind("市", 0, len(name) - 1)) + 1
+    return name[cut:] or name
 
 
 async def enterprise_credit(db: Database, uscc: str) -> dict[str, Any]:

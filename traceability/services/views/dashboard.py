@@ -54,19 +54,22 @@ async def dashboard(db: Database, now: datetime | None = None) -> dict[str, Any]
     tomorrow = today + timedelta(days=1)
     async with db.connection() as conn:
         counts = dict(await dashboard_repo.counts(conn, today, week, tomorrow))
-        by_kind = await dashboard_repo.anomalies_by_kind(conn)
+        states = await dashboard_repo.anomaly_states(conn)
         recalls = await dashboard_repo.recalls(conn, 10)
         nodes = await dashboard_repo.nodes(conn, week)
         flows = await dashboard_repo.flows(conn, week, tomorrow)
     days = {"today": today.date().isoformat(), "week": week.date().isoformat()}
+    open_by: dict[tuple[str, str], int] = {}  # (kind, severity) → open anomalies
+    for row in states:
+        if row["status"] in anomaly_rules.OPEN:
+            key = (row["kind"], row["severity"] or anomaly_rules.default_severity(row["kind"]))
+            open_by[key] = open_by.get(key, 0) + row["n"]
     anomalies = [
-        {
-            "kind": kind,
-            **i18n.name_fields("anomaly", kind),
-            "severity": anomaly_rules.default_severity(kind),
-            "count": by_kind.get(kind, 0),
-        }
-        for kind in analyzer.KINDS
+        {"kind": kind, **i18n.name_fields("anomaly", kind), "severity": severity, "count": n}
+        for (kind, severity), n in sorted(
+            open_by.items(),
+            key=lambda item: (anomaly_rules.SEVERITIES.index(item[0][1]), analyzer.KINDS.index(item[0][0])),
+        )
     ]
     return {
         "as_of": now.isoformat(),

@@ -292,6 +292,9 @@ def trace_table(trace: dict[str, Any]) -> TableOf:
 
 ANOMALIES = (
     Column("detected", "time"),
+    Column("severity"),
+    Column("status"),
+    Column("assignee"),
     Column("col_event_time", "time"),
     Column("kind"),
     Column("code_label"),
@@ -304,13 +307,16 @@ ANOMALIES = (
 )
 
 
-def anomalies_table(items: Iterable[dict[str, Any]], extra: Sequence[Column] = (), more: Any = None) -> TableOf:
-    """Anomalies, one a row; ``extra`` columns come from ``more(t, item)`` (the triage's state)."""
+def anomalies_table(items: Iterable[dict[str, Any]]) -> TableOf:
+    """Anomalies with their triage state, one a row."""
 
     def build(t: i18n.Words) -> Table:
         rows: list[list[Cell]] = [
             [
                 moment(a["detected_at"]),
+                t.name("severity", a["severity"]) or a["severity"],
+                t.name("triage_status", a["status"]) or a["status"],
+                a.get("assignee"),
                 moment(a.get("event_time")),
                 t.pick(a["kind_name"], a["kind_name_en"]),
                 a["trace_code"],
@@ -320,11 +326,10 @@ def anomalies_table(items: Iterable[dict[str, Any]], extra: Sequence[Column] = (
                 a.get("uscc"),
                 t.pick(a.get("enterprise"), a.get("enterprise_en")),
                 t.pick(a["explanation"], a["explanation_en"]),
-                *(more(t, a) if more else ()),
             ]
             for a in items
         ]
-        return Table("anomalies", "anomalies", (*ANOMALIES, *extra), rows)
+        return Table("anomalies", "anomalies", ANOMALIES, rows)
 
     return build
 
