@@ -65,6 +65,10 @@ def both(zh: str, en: str, language: str = "both") -> str:
 
 _REFUSALS: tuple[tuple[str, str], ...] = (
     # (what the server's answer says, the key that explains it): the first that matches explains it.
+    ("not_destination", "station_refusal_not_destination"),
+    ("not_holder", "station_refusal_custody"),
+    ("not_own_node", "station_refusal_custody"),
+    ("not_own_operator", "station_refusal_operator"),
     ("recalled", "station_refusal_recalled"),
     ("on hold", "station_refusal_on_hold"),
     ("was revoked", "station_refusal_revoked"),

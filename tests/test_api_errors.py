@@ -108,7 +108,7 @@ async def test_event_at_another_node_is_refused(world: World) -> None:
     code = await world.open_batch()
     event = world.event(code, node=world.nodes["market"])
     data = await world.post("/api/v1/events", event, world.devices["slaughter"], expect=403)
-    assert_error(data, "forbidden", words="own node")
+    assert_error(data, "not_own_node", words="own node")
 
 
 async def test_event_time_in_the_future(world: World) -> None:

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import World, new_id
+from traceability.epcis import identifiers
 
 
 async def regulator(world: World) -> str:
@@ -19,6 +20,41 @@ async def regulator(world: World) -> str:
             "credential"
         ]
     )
+
+
+_glns = iter(range(73460, 99999))
+
+
+async def at_another_node_of(world: World, key: str, code: str, step: str, when: str) -> None:
+    """The enterprise's own system (an EPCIS capture with its credential) records ``step`` about ``code`` at
+    a new node of the enterprise: custody lets an enterprise move goods between its own nodes."""
+    sgln = f"urn:epc:id:sgln:0614141.{next(_glns):05d}.0"
+    gln = identifiers.location_gln(sgln)
+    uscc = world.enterprises[key]
+    node = {"enterprise": uscc, "type": "wholesaler", "area_code": "320302", "name": f"{key} 二号仓", "gln": gln}
+    await world.post("/api/v1/admin/nodes", node, expect=201)
+    token = await world.post("/api/v1/admin/tokens", {"role": "enterprise", "name": key, "enterprise": uscc})
+    event = {
+        "type": "ObjectEvent",
+        "action": "OBSERVE",
+        "bizStep": step,
+        "eventTime": when,
+        "eventTimeZoneOffset": "+08:00",
+        "quantityList": [{"epcClass": f"http://trace.test/t/{code}"}],
+        "bizLocation": {"id": sgln},
+    }
+    doc = {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": when,
+        "epcisBody": {"eventList": [event]},
+    }
+    auth = world.auth(token["credential"])
+    resp = await world.client.post("/epcis/capture", json=doc, headers={**auth, "Content-Type": "application/ld+json"})
+    assert resp.status == 202, await resp.text()
+    job = await (await world.client.get(resp.headers["Location"], headers=auth)).json()
+    assert job["success"], job
 
 
 def ago(hours: float) -> str:
@@ -268,16 +304,21 @@ async def test_anomalies(world: World, client: Any) -> None:
     )
     await wait_for_anomaly(client, reg, "sold_after_expiry", old)
     await wait_for_anomaly(client, reg, "mass_balance_exceeded", old)
-    # Received without any shipment; an event at a node the batch never reached.
+    # Received without any shipment; an event at a node the batch never reached. A scanner cannot do either
+    # (custody refuses it), but an enterprise's own system moves goods between its nodes, which is checked.
     stray = await world.open_batch()
-    await world.post(
-        "/api/v1/events", world.event(stray, "receiving", eventTime=ago(1)), world.devices["market"], expect=201
+    data = await world.post(
+        "/api/v1/events", world.event(stray, "receiving", eventTime=ago(1)), world.devices["market"], expect=403
     )
+    assert data["error"]["code"] == "not_destination"
+    await at_another_node_of(world, "slaughter", stray, "receiving", ago(1))
     await wait_for_anomaly(client, reg, "received_without_shipment", stray)
     other = await world.open_batch(eventTime=ago(48))
-    await world.post(
-        "/api/v1/events", world.event(other, "storing", eventTime=ago(1)), world.devices["market"], expect=201
+    data = await world.post(
+        "/api/v1/events", world.event(other, "storing", eventTime=ago(1)), world.devices["market"], expect=403
     )
+    assert data["error"]["code"] == "not_holder"
+    await at_another_node_of(world, "slaughter", other, "storing", ago(1))
     await wait_for_anomaly(client, reg, "event_at_unreached_node", other)
     # A meat batch opened without its quarantine certificate; events out of time order.
     await world.post(
@@ -325,9 +366,10 @@ async def test_credit_rating(world: World, client: Any) -> None:
     clean = await (await client.get(f"/api/v1/enterprises/{world.enterprises['market']}/credit")).json()
     assert clean["score"] == 100 and clean["grade"] == "A" and len(clean["history"]) == 6
     stray = await world.open_batch()
-    await world.post(
-        "/api/v1/events", world.event(stray, "storing", eventTime=ago(0)), world.devices["market"], expect=201
-    )
+    ship = world.event(stray, "shipping", eventTime=ago(0.2), destination={"node": world.nodes["market"]})
+    await world.post("/api/v1/events", ship, world.devices["slaughter"], expect=201)
+    await world.post("/api/v1/events", world.event(stray, "receiving", eventTime=ago(0.1)), world.devices["market"])
+    await at_another_node_of(world, "market", stray, "storing", ago(0))
     await wait_for_anomaly(client, reg, "event_at_unreached_node", stray)
     rated = await (await client.get(f"/api/v1/enterprises/{world.enterprises['market']}/credit")).json()
     assert rated["score"] == 98, rated["factors"]

@@ -13,9 +13,11 @@
     │   └── InvalidTraceCode         400 invalid_trace_code
     ├── Unauthorized                 401 unauthorized
     ├── Forbidden                    403 forbidden
+    │   └── CustodyRefused           403 not_holder, not_destination, … (the custody rule it breaks)
     ├── NotFound                     404 not_found
     ├── Conflict                     409 conflict
     │   ├── EventConflict            409 event_conflict     (same event id, other content)
+    │   ├── BatchUnavailable         409 batch_recalled, batch_on_hold (receiving goods that may not move)
     │   ├── AlreadyExists            409 already_exists
     │   └── InsideSafetyInterval     409 inside_safety_interval (a harvest or slaughter too soon after an input)
     ├── PayloadTooLarge              413 payload_too_large
@@ -113,6 +115,16 @@ class Forbidden(TraceError):
     code = "forbidden"
 
 
+class CustodyRefused(Forbidden):
+    """Only the node that holds a batch may record about it."""
+
+    def __init__(self, rule: str, message: str, *, field: str | None = None, index: int | None = None) -> None:
+        super().__init__(message, field=field)
+        self.code = rule
+        self.index = index
+        """Which of the checked events broke the rule (an EPCIS document reports it per event)."""
+
+
 class NotFound(TraceError):
     """Nothing is recorded under that name."""
 
@@ -131,6 +143,14 @@ class EventConflict(Conflict):
     """An event with this id was already recorded with different content."""
 
     code = "event_conflict"
+
+
+class BatchUnavailable(Conflict):
+    """The batch is recalled or on hold: it may not be received."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.code = code
 
 
 class AlreadyExists(Conflict):

@@ -200,7 +200,7 @@ async def pork_chain(world: World) -> str:
             "shipping",
             disposition="in_transit",
             commercial={"unit_price": "24.60", "currency": "CNY"},
-            destination={"enterprise": world.enterprises["market"]},
+            destination={"enterprise": world.enterprises["market"], "node": world.nodes["market"]},
         ),
         s,
         expect=201,

@@ -6,8 +6,11 @@ every record with the code the API runs: ``parse_batch`` and ``parse_event`` to 
 normalise, ``check_key_data`` and ``check_inspection``, and the write path of
 :mod:`traceability.services.recording` (``opening_content``, ``stamp``, ``record``, ``open_digest``)
 for the content, the canonical bytes and the sealed commercial details, ``chain`` for the hashes.
-It then writes a chunk of about ``CHUNK`` events per transaction with COPY. The events' statement
-trigger queues every one for the transparency log, so a running server's sequencer integrates them.
+Custody is checked with the same rules (:mod:`traceability.domain.custody`, the operator and
+destination checks of the write path) in memory, since every batch of a chunk is new, and the
+custody rows are written with the chunk. It then writes a chunk of about ``CHUNK`` events per
+transaction with COPY. The events' statement trigger queues every one for the transparency log, so a
+running server's sequencer integrates them.
 
 tests/test_demo.py checks that a bulk opening and an API opening of the same body give the same
 canonical content.
@@ -26,15 +29,15 @@ from typing import Any
 from traceability import errors
 from traceability.demo.city import City
 from traceability.demo.lives import EVENTS_PER_DAY, Life, Lives
-from traceability.domain import tracecode
+from traceability.domain import custody, tracecode
 from traceability.domain.batches import parse_batch
 from traceability.domain.events import parse_event
 from traceability.domain.fields import utc_ms
 from traceability.domain.supply import check_inspection, check_key_data
 from traceability.ledger import chain
-from traceability.services.recording import open_digest, opening_content, record, stamp
+from traceability.services.recording import open_digest, opening_content, record, refused, stamp
 from traceability.services.validation import fields
-from traceability.storage import bulk_repo, events_repo
+from traceability.storage import bulk_repo, custody_repo, events_repo
 from traceability.storage.database import Connection, Database
 
 CHUNK = 10_000
@@ -46,12 +49,59 @@ class Chunk:
     identifiers: list[tuple[str, str, int]] = field(default_factory=list)
     heads: list[tuple[int, int, bytes]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
+    custody: list[tuple[int, int, str, Decimal, datetime]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """What custody needs to know of the city: node ids by code, node types by id, each node's operators."""
+
+    node_ids: dict[str, int]
+    node_types: dict[int, str]
+    operators: set[tuple[int, str]]
+
+    @classmethod
+    def of(cls, city: City) -> Registered:
+        nodes = [n for n in city.nodes.values() if n.device is not None]
+        return cls(
+            {n.code: n.scanner.node_id for n in nodes if n.scanner.node_id is not None},
+            {n.scanner.node_id: n.node_type for n in nodes if n.scanner.node_id is not None},
+            {(n.scanner.node_id, s.code) for n in nodes for s in n.stalls if n.scanner.node_id is not None},
+        )
+
+
+def _custody(
+    held: custody.Relations,
+    known: Registered,
+    batch_id: int,
+    code: str,
+    who: Any,
+    content: dict[str, Any],
+    when: datetime,
+) -> None:
+    """The write path's custody checks, in memory: operator, destination, holder (a 403 on a broken rule)."""
+    claimed = content.get("operator")
+    node = who.node_id
+    if claimed not in (None, who.operator_code):
+        refusal = custody.operator_refusal(who.operator_code, claimed, (node, claimed) in known.operators)
+        if refusal is not None:
+            raise refused(refusal, "", code, who.node_code or "", "operator")
+    destination = None
+    party = content.get("destination")
+    if content.get("bizStep") == "shipping" and isinstance(party, dict) and isinstance(party.get("node"), str):
+        destination = known.node_ids.get(party["node"])
+        if destination is None:
+            raise errors.UnknownReference(f"destination.node: no registered node has code {party['node']}")
+    refusal = held.admit(batch_id, node, known.node_types.get(node), content, destination, when)
+    if refusal is not None:
+        raise refused(refusal, "", code, who.node_code or "")
 
 
 def build(lives: list[Life], serials: list[int], ids: list[int], city: City, now: datetime) -> Chunk:
     """Every record of a chunk, validated, stamped, sealed and chained as capture does it."""
     out = Chunk()
     recorded_at = utc_ms(now)
+    known = Registered.of(city)
     for life, serial, batch_id in zip(lives, serials, ids, strict=True):
         device, product = life.opener, life.product
         assert device.area_code is not None and device.node_id is not None
@@ -96,11 +146,14 @@ def build(lives: list[Life], serials: list[int], ids: list[int], city: City, now
             )
         )
         seq = 1
+        held = custody.Relations()
+        held.open(batch_id, device.node_id, event_time)
         for who, raw in life.events:
             with fields():
                 d = parse_event({**raw, "traceCode": code}, "", now)
                 if check_inspection(d.content) is False:
                     raise errors.InvalidField("the scale path records no failed inspections", field="bizStep")
+            _custody(held, known, batch_id, code, who, d.content, d.event_time)
             data, private = record(stamp(d.content, who), recorded_at)
             digest = chain.link(head, data)
             seq += 1
@@ -122,6 +175,7 @@ def build(lives: list[Life], serials: list[int], ids: list[int], city: City, now
             )
             head = digest
         out.heads.append((batch_id, seq, head))
+        out.custody += [(b, n, c.relation, c.in_transit, c.since) for (b, n), c in held.changes.items()]
     return out
 
 
@@ -156,6 +210,7 @@ async def load_bulk(
             await bulk_repo.copy_identifiers(conn, built.identifiers)
             await events_repo.insert_events(conn, built.events)
             await bulk_repo.copy_heads(conn, built.heads)
+            await custody_repo.copy_rows(conn, built.custody)
 
         await db.transaction(write)
         events += len(built.events)

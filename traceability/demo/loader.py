@@ -34,7 +34,7 @@ from traceability.storage.database import Database
 log = get_logger(__name__)
 
 DAYS = 21
-HIGHLIGHT_ORDER = ("receipt", "pork", "recall", "failed", "drug", "expired", "orphan")
+HIGHLIGHT_ORDER = ("receipt", "pork", "recall", "failed", "drug", "expired", "paper")
 
 
 class Progress:

@@ -3,15 +3,17 @@ and a delivery nobody recorded shipping."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+from traceability import errors
 from traceability.demo.city import AREAS
 from traceability.demo.recorder import Party, Recorder
 
 
 class VegetableFlows(Recorder):
-    """Three lots a day; the lab's failed pesticide test; tomatoes received without a shipment."""
+    """Three lots a day; the lab's failed pesticide test; tomatoes delivered on paper."""
 
     async def vegetables(self, day: int, i: int) -> None:
         farms = self.city.of_type("farm", "vegetable")
@@ -190,13 +192,15 @@ class VegetableFlows(Recorder):
             code,
         )
 
-    async def received_without_shipment(self, day: int) -> None:
-        """A market garden delivers tomatoes straight to a supermarket on paper: the shop records the receipt,
-        the farm never records the shipment."""
+    async def delivered_on_paper(self, day: int) -> None:
+        """A market garden delivers tomatoes straight to a supermarket with a paper voucher. The shop's
+        scanner tries to record the receipt first and is refused (custody: no shipment names the shop);
+        the farm then records its shipment from the voucher, and the shop's receipt goes through."""
         farm = self.city.nodes["farm.duanzhuang"]
         shop = self.city.nodes["super.huimin"]
         p = self.city.products["tomato"]
         cert = {"type": "origin_certificate", "number": self.number(f"CD{farm.area}", day, 3)}
+        voucher = {"type": "despatch_advice", "number": self.number("ZD", day, 5)}
         code = await self.open(
             farm,
             {
@@ -209,21 +213,39 @@ class VegetableFlows(Recorder):
                 "attributes": {"harvest_date": self.date(day).isoformat()},
             },
         )
-        await self.capture(
-            shop,
-            [
-                {
-                    "traceCode": code,
-                    "bizStep": "receiving",
-                    "disposition": "active",
-                    "eventTime": self.at(day, 8),
-                    "quantity": {"value": "120", "uom": "KGM"},
-                    "source": farm.party(),
-                    "documents": [cert],
-                }
-            ],
-        )
+        receipt_id = self.eid()  # the shop's scanner resends the same receipt once the shipment is on record
+        receipt = {
+            "eventID": receipt_id,
+            "traceCode": code,
+            "bizStep": "receiving",
+            "disposition": "active",
+            "eventTime": self.at(day, 8),
+            "quantity": {"value": "120", "uom": "KGM"},
+            "source": farm.party(),
+            "documents": [cert, voucher],
+        }
+        try:
+            await self.capture(shop, [receipt])
+        except errors.CustodyRefused as refusal:
+            assert refusal.code == "not_destination", refusal.code
+        else:
+            raise AssertionError("a receipt with no shipment on record was accepted")
+        shipment = {
+            "eventID": str(uuid.uuid5(uuid.UUID(receipt_id), "shipment")),
+            "traceCode": code,
+            "bizStep": "shipping",
+            "disposition": "in_transit",
+            "eventTime": self.at(day, 7),
+            "quantity": {"value": "120", "uom": "KGM"},
+            "destination": shop.party(),
+            "documents": [cert, voucher],
+        }
+        await self.capture(farm, [shipment])
+        await self.capture(shop, [receipt])
         await self.in_time_order([(shop, sale) for sale in self.sales(shop, code, "tomato", Decimal(120), day, 9)])
         self.highlights.add(
-            "orphan", f"tomatoes received at {shop.name_en} with no shipment on record (delivered on paper)", code
+            "paper",
+            f"tomatoes delivered to {shop.name_en} on paper: its receipt was refused until the farm recorded "
+            "the shipment",
+            code,
         )

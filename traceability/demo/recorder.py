@@ -84,7 +84,7 @@ class Recorder:
         self.recall_day = days - 3
         self.expiry_day = days - 5
         self.test_day = days - 2
-        self.orphan_day = days - 4
+        self.paper_day = days - 4
         self.recalled = ""
 
     # -- plumbing -------------------------------------------------------------------------------

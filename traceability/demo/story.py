@@ -10,7 +10,7 @@ go from the manufacturer through two distributors to five pharmacies, which disp
 Near the end: a cabbage lot fails its laboratory pesticide test after part of it was repacked (the lot
 and the repacked crates go on hold), the regulator recalls a lot of pigs (every carcass and joint made
 from it is recalled), and a few things go wrong the way they do in a real city: chicken sold after its
-expiry date, tomatoes received without a recorded shipment, a box of amoxicillin dispensed twice, and a
+expiry date, tomatoes whose receipt waited for the farm's shipment, a box of amoxicillin dispensed twice, and a
 stall's offline scale syncing a sale of recalled pork after the recall.
 
 All times lie on the ``days`` calendar days before ``anchor`` (midnight, China Standard Time), so
@@ -37,8 +37,8 @@ class Story(MeatFlows, VegetableFlows, DrugFlows):
                 await self.beef(day)
             for i in range(3):
                 await self.vegetables(day, i)
-            if day == self.orphan_day:
-                await self.received_without_shipment(day)
+            if day == self.paper_day:
+                await self.delivered_on_paper(day)
             await self.drugs(day)
         await self.recall()
 

@@ -37,6 +37,7 @@ NODE_TYPES = frozenset(
         "pasture",  # 牧场: dairy herds, opens raw-milk lots (traceability.domain.dairy)
         "milk_station",  # 生鲜乳收购站 (收奶站): receives, tests and ships raw milk
         "dairy_plant",  # 乳品厂: tests, pools and processes raw milk
+        "testing_lab",  # 检测机构: records inspections and sampling on any batch (traceability.domain.custody)
     }
 )
 PRODUCT_CATEGORIES = frozenset({"meat", "vegetable", "dairy", "drug", "other"})

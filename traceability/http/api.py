@@ -195,8 +195,8 @@ async def read_batch(request: web.Request) -> web.StreamResponse:
         if tag is not None and tag in {t.strip() for t in if_none_match.split(",")}:
             return web.Response(status=304, headers={"ETag": tag, **cache})
     view, tag = await history.read_batch(db, code, viewer, request.app[VIEWS])
-    if viewer is not None and view.get("view") == "full":
-        audit(request, viewer, "view", code, view="full", via="api")
+    if viewer is not None and view.get("view") in ("full", "partial"):
+        audit(request, viewer, "view", code, view=view["view"], via="api")
     return json_response(view, headers={"ETag": tag, **cache})
 
 

@@ -259,7 +259,7 @@ COMPONENTS: dict[str, Schema] = {
     "BatchView": obj(
         {
             "trace_code": TRACE_CODE,
-            "view": {"enum": ["public", "full"]},
+            "view": {"enum": ["public", "partial", "full"]},
             "product": obj({"goods_code": STRING, "name": STRING, "category": STRING}),
             "quantity": QUANTITY_OUT,
             "events": array(

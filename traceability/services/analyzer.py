@@ -145,8 +145,8 @@ async def _rules(
         facts.setdefault("step", step)
         found.append((kind, batch, e["event_id"], node, e["enterprise_id"], detail, e["event_time"], facts))
 
-    if e["device_id"] is None:
-        return  # holds and recalls the ledger itself appended
+    if e["device_id"] is None and "credential" not in content:
+        return  # holds and recalls the ledger itself appended (an enterprise's own capture names its credential)
     key = (batch, node)
     row = touched.get(key) or (stock.get(key) and [*stock[key], None])
     batch_qty = Decimal(e["batch_quantity"])

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from traceability import errors
-from traceability.domain import bounds, stations, tracecode
+from traceability.domain import bounds, custody, stations, tracecode
 from traceability.domain.access import Principal
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, before_opening, parse_event_list
@@ -26,12 +26,16 @@ from traceability.logging import get_logger
 from traceability.services import farm
 from traceability.services.recording import (
     AfterAppend,
+    Claim,
     Receipt,
+    check_operator,
+    enforce_custody,
     hold_descendants,
     insert_opening,
     open_digest,
     opening_content,
     record,
+    refuse_other_node,
     require_device,
     stamp,
     write,
@@ -77,13 +81,18 @@ async def capture_events(
         }
     for i, d in enumerate(drafts):
         if d.node_code is not None and d.node_code != device.node_code:
-            where = f"events[{i}].node" if is_list else "node"
-            raise errors.Forbidden(
-                f"{where}: this device records events only at its own node {device.node_code}, not {d.node_code}"
-            )
+            raise refuse_other_node(f"events[{i}]." if is_list else "", device.node_code, d.node_code)
     contents = [stamp(d.content, device) for d in drafts]
     check_replays = False
-    if len(drafts) == 1 and not failed and after is None and "errorDeclaration" not in drafts[0].content:
+    one = drafts[0]
+    if (
+        len(drafts) == 1
+        and not failed
+        and after is None
+        and "errorDeclaration" not in one.content
+        and custody.single_statement(one.biz_step, one.content.get("disposition"))
+        and one.content.get("operator") in (None, device.operator_code)
+    ):
         quick = await _append_one(db, device, drafts[0], contents[0], now)
         if quick is not None:
             log.info("events.captured", count=1, replayed=0)
@@ -207,6 +216,24 @@ async def _append(
             )
             receipts[i] = Receipt(d.event_id, d.trace_code, head[1], digest, prev, recorded_at)
         await _check_corrections(conn, device, drafts, todo, is_list)
+        await check_operator(
+            conn, device, [(drafts[i].content.get("operator"), f"events[{i}]." if is_list else "") for i in todo]
+        )
+        assert device.node_id is not None
+        await enforce_custody(
+            conn,
+            [
+                Claim(
+                    heads[drafts[i].trace_code][0],
+                    drafts[i].trace_code,
+                    device.node_id,
+                    drafts[i].content,
+                    drafts[i].event_time,
+                    f"events[{i}]." if is_list else "",
+                )
+                for i in todo
+            ],
+        )
         await events_repo.insert_events(conn, rows)
         await batches_repo.update_heads(conn, [(h[0], h[1], h[2]) for h in heads.values()])
         corrections = [
@@ -223,15 +250,22 @@ async def _append(
 
 
 def _check_status(head: Record, d: EventDraft, i: int, is_list: bool) -> None:
-    """Selling or shipping a held or recalled batch is refused, unless it happened before the hold
-    (a station syncing late): that sale is accepted, and the analyzer flags it for the regulator."""
-    if head["status"] == "active" or d.biz_step not in SALE_STEPS:
+    """Selling, shipping or receiving a held or recalled batch is refused, unless it happened before the hold
+    (a station syncing late): that event is accepted, and the analyzer flags it for the regulator."""
+    if head["status"] == "active" or (d.biz_step not in SALE_STEPS and d.biz_step != "receiving"):
         return
     since = head["status_since"]
     if since is not None and d.event_time < since:
         return
     where = f"events[{i}].traceCode" if is_list else "traceCode"
     what = "recalled" if head["status"] == "recalled" else "on hold after a failed inspection"
+    if d.biz_step == "receiving":
+        raise errors.BatchUnavailable(
+            "batch_recalled" if head["status"] == "recalled" else "batch_on_hold",
+            f"{where}: batch {d.trace_code} is {what} since {utc_ms(since) if since else '?'}; "
+            "receiving it is refused: send it back or hand it to the regulator",
+            field=where,
+        )
     raise errors.Conflict(
         f"{where}: batch {d.trace_code} is {what} since {utc_ms(since) if since else '?'}; "
         f"{d.biz_step.replace('_', ' ')} it is refused",

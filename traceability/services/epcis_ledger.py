@@ -24,7 +24,7 @@ from traceability.domain.supply import SALE_STEPS
 from traceability.epcis import document, identifiers, records
 from traceability.epcis.events import EPC_ROLES, Facets, What
 from traceability.ledger import canonical, chain, sealed
-from traceability.services.recording import record
+from traceability.services.recording import Claim, enforce_custody, record
 from traceability.storage import batches_repo, epcis_repo, events_repo
 from traceability.storage.database import Connection
 
@@ -165,8 +165,10 @@ class Places:
                 whose = "this device's node" if self.principal.role == "device" else "this enterprise's nodes"
                 raise _failed(
                     p,
-                    errors.Forbidden(
-                        f"{p.where(key)}: GLN {gln} is node {found['code']}, not one of {whose}", field=p.where(key)
+                    errors.CustodyRefused(
+                        "not_own_node",
+                        f"{p.where(key)}: GLN {gln} is node {found['code']}, not one of {whose}",
+                        field=p.where(key),
                     ),
                 )
             node = node or found
@@ -221,6 +223,8 @@ class Writer:
         self.recorded_at = utc_ms(now)
         self.places = places
         self.context = context
+        self.opened: list[tuple[int, int, datetime]] = []
+        """Batches this capture opens, (batch, node, time): held where their first event happened."""
 
     async def append(self, items: list[tuple[Prepared, str, Any, list[Any]]]) -> list[Outcome]:
         """``items``: (event, id suffix, node, earlier records of its eventID) for each event to record."""
@@ -234,6 +238,8 @@ class Writer:
         links: list[tuple[int, int, str, Any, str | None]] = []
         corrections: list[tuple[str, str, str]] = []
         outcomes = []
+        claims: list[Claim] = []
+        claimed_by: list[Prepared] = []
         for p, suffix, node, earlier in items:
             targets = self._targets(p, batches)
             anchor_id = records.ledger_event_id(p.uri, suffix)
@@ -258,6 +264,8 @@ class Writer:
                 if source:
                     content["source"] = source
                 self._stamp(content, node)
+                claims.append(self._claim(p, target, node, destination))  # batches it opens too: held there
+                claimed_by.append(p)
                 data, private = record(content, self.recorded_at)
                 if n == 0:
                     anchor_bytes = data
@@ -322,6 +330,10 @@ class Writer:
                     tuple(t.trace_code for t in targets if t.opening is not None),
                 )
             )
+        try:
+            await enforce_custody(self.conn, claims, self.opened)
+        except errors.CustodyRefused as exc:
+            raise _failed(claimed_by[exc.index or 0], exc) from None
         await events_repo.insert_events(self.conn, rows)
         await batches_repo.update_heads(self.conn, [(h[0], h[1], h[2]) for h in state.values()])
         await epcis_repo.insert_index(self.conn, index)
@@ -329,6 +341,13 @@ class Writer:
         await events_repo.insert_corrections(self.conn, corrections)
         await epcis_repo.insert_links(self.conn, links)
         return outcomes
+
+    def _claim(self, p: Prepared, target: records.Target, node: Any, destination: dict[str, str] | None) -> Claim:
+        """What custody checks of one record; an enterprise's own systems speak for all its nodes."""
+        f, peers = p.facets, tuple(n["id"] for n in self.places.own if n["id"] != node["id"])
+        content = {"bizStep": f.biz_step or "", "disposition": f.disposition, "quantity": target.quantity}
+        content |= {"destination": destination} if destination else {}
+        return Claim(target.batch_id, target.trace_code, node["id"], content, f.event_time, p.where(""), peers)
 
     def _places_party(self, p: Prepared, which: str) -> dict[str, str] | None:
         pairs = p.facets.destinations if which == "destinations" else p.facets.sources
@@ -429,6 +448,7 @@ class Writer:
         products = await epcis_repo.products_for(self.conn, [records.product_for(m[2]) for m in missing])
         serials = await epcis_repo.next_serials(self.conn, len(missing))
         made: dict[tuple[str, str], _Batch] = {}
+        opened: list[tuple[str, int, datetime]] = []
         rows = []
         for (key, p, ident, node, w, suffix), serial in zip(missing, serials, strict=True):
             goods_code, gtin, _, _ = records.product_for(ident)
@@ -449,9 +469,11 @@ class Writer:
             digest = hashlib.sha256(f"epcis\x00{p.uri}\x00{code}".encode()).digest()
             rows.append((code, product["id"], node["id"], device_id, first, digest, amount, uom, key))
             made[key] = _Batch(0, code, opening, p.index)
+            opened.append((code, node["id"], p.facets.event_time))
         ids = await epcis_repo.insert_batches(self.conn, [r[:8] for r in rows])
         for batch in made.values():
             batch.id = ids[batch.trace_code]
+        self.opened += [(ids[code], node_id, when) for code, node_id, when in opened]
         await epcis_repo.insert_identifiers_and_heads(
             self.conn,
             [(ids[r[0]], r[8][0], r[8][1]) for r in rows],

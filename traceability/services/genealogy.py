@@ -19,8 +19,10 @@ from traceability.ledger import canonical, chain
 from traceability.logging import get_logger
 from traceability.services import stock
 from traceability.services.recording import (
+    Claim,
     Receipt,
     append_status_events,
+    enforce_custody,
     insert_opening,
     record,
     require_device,
@@ -75,6 +77,17 @@ async def _transform(
         if (problem := before_opening(draft.event_time, head["opened_at"])) is not None:
             raise errors.InvalidField(f"eventTime: input {code} {problem}", field="eventTime")
         categories.add(head["category"])
+    assert device.node_id is not None
+    # Only a node that holds every input may transform it (custody, in this transaction).
+    await enforce_custody(
+        conn,
+        [
+            Claim(
+                heads[code]["id"], code, device.node_id, {"bizStep": draft.biz_step}, draft.event_time, f"inputs[{i}]."
+            )
+            for i, (code, _) in enumerate(draft.inputs)
+        ],
+    )
     products = []
     for i, out in enumerate(draft.outputs):
         found = await registry_repo.find_products(conn, out.product, out.gtin)

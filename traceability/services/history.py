@@ -1,4 +1,5 @@
-"""Reading a batch: its public view, and the fuller view for regulators and the enterprises involved."""
+"""Reading a batch: its public view, and the fuller view for regulators and, event by event, the enterprises
+that were a party to it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from traceability.domain import tracecode
 from traceability.domain.access import Principal, involved, public_content, sees_commercial
 from traceability.domain.registry import area_name
 from traceability.ledger import canonical, sealed
-from traceability.storage import batches_repo, events_repo
+from traceability.storage import batches_repo, events_repo, registry_repo
 from traceability.storage.database import Database, Record
 
 
@@ -99,16 +100,29 @@ async def read_batch(
             raise errors.NotFound(f"no batch has trace code {code}")
         rows = await events_repo.list_batch_events(conn, batch["id"])
         corrections = await events_repo.list_corrections(conn, batch["id"])
+        contents = [canonical.decode(r["canonical"]) for r in rows]
+        privates = [canonical.decode(sealed.private_bytes(r["private"])) if r["private"] else {} for r in rows]
+        # Only an enterprise's view depends on whose nodes the parties name.
+        enterprise = viewer is not None and viewer.role not in ("regulator", "admin")
+        named = await registry_repo.enterprises_of_nodes(conn, _named_nodes(contents + privates)) if enterprise else {}
     declared_wrong = {c["declared"]: {"by": c["by_event"], "reason": c["reason"]} for c in corrections}
-    contents = [canonical.decode(r["canonical"]) for r in rows]
-    privates = [canonical.decode(sealed.private_bytes(r["private"])) if r["private"] else {} for r in rows]
-    parties = {batch["enterprise_uscc"]} | {r["enterprise_uscc"] for r in rows}
-    for p in privates:
-        parties |= involved(p)
-    full = sees_commercial(viewer, parties)
+    # Commercial details are shown per event: to regulators, and to the enterprises that were a party to
+    # that very event (it recorded it, or the event names it as source or destination), never other hops.
+    shown_to = [
+        sees_commercial(viewer, parties(row["enterprise_uscc"], content, private, named))
+        for row, content, private in zip(rows, contents, privates, strict=True)
+    ]
+    sealed_events = [i for i, p in enumerate(privates) if p]
+    seen = sum(1 for i in sealed_events if shown_to[i])
+    if viewer is not None and viewer.role in ("regulator", "admin"):
+        level = "full"
+    elif sealed_events and seen == len(sealed_events):
+        level = "full"
+    else:
+        level = "partial" if seen else "public"
     events = []
     certificates = []
-    for row, content, private in zip(rows, contents, privates, strict=True):
+    for row, content, private, full in zip(rows, contents, privates, shown_to, strict=True):
         shown = {**content, **private} if full else public_content(content)
         event = {
             "event_id": row["event_id"],
@@ -158,9 +172,32 @@ async def read_batch(
         "head": {"seq": batch["head_seq"], "hash": batch["head_hash"].hex()},
         "certificates": certificates,
         "events": events,
-        "view": "full" if full else "public",
+        "view": level,
     }
     return view, etag(batch["head_hash"], viewer is not None)
+
+
+def _named_nodes(blobs: list[dict[str, Any]]) -> list[str]:
+    """Node codes the events' parties name (sealed destinations included), to find their enterprises."""
+    codes = set()
+    for blob in blobs:
+        for key in ("source", "destination"):
+            party = blob.get(key)
+            if isinstance(party, dict) and isinstance(party.get("node"), str):
+                codes.add(party["node"])
+    return sorted(codes)
+
+
+def parties(recorder: str, content: dict[str, Any], private: dict[str, Any], named: dict[str, str]) -> set[str]:
+    """The enterprises party to one event: the one that recorded it and those it names as source or destination
+    (by unified social credit code, or by a node of theirs)."""
+    out = {recorder} | involved(content) | involved(private)
+    for blob in (content, private):
+        for key in ("source", "destination"):
+            party = blob.get(key)
+            if isinstance(party, dict) and (uscc := named.get(party.get("node", ""))) is not None:
+                out.add(uscc)
+    return out
 
 
 async def find_by_identifier(db: Database, scheme: str, value: str) -> str:

@@ -1,9 +1,10 @@
 """The write path every use case that records on the ledger shares.
 
-Capturing events, opening batches, transformations, holds and recalls, and the demo's scale path
-all build their records here: who may record (:func:`require_device`), what the server stamps on
-a record (:func:`stamp`), the exact bytes that are hashed and the sealed commercial details kept
-beside them (:func:`record`), a batch's opening (:func:`opening_content`, :func:`open_digest`,
+Capturing events, opening batches, transformations, holds and recalls, and the demo's scale path all
+build their records here: who may record (:func:`require_device`) and about which batch (custody:
+:func:`enforce_custody`, :func:`check_operator`), what the server stamps on a record
+(:func:`stamp`), the exact bytes that are hashed and the sealed commercial details kept beside them
+(:func:`record`), a batch's opening (:func:`opening_content`, :func:`open_digest`,
 :func:`insert_opening`), the events the ledger appends itself (:func:`append_status_events`,
 :func:`hold_descendants`), and how a write is retried when concurrent writers collide
 (:func:`write`). So a record means the same bytes whichever path wrote it.
@@ -19,13 +20,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from traceability import errors
+from traceability import errors, i18n
+from traceability.domain import custody
 from traceability.domain.access import Principal, split_private
 from traceability.domain.batches import BatchDraft
 from traceability.domain.fields import utc_ms
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
-from traceability.storage import batches_repo, events_repo, genealogy_repo
+from traceability.storage import batches_repo, custody_repo, events_repo, genealogy_repo
 from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
@@ -167,6 +169,7 @@ async def insert_opening(
     )
     await batches_repo.insert_identifiers(conn, batch["id"], [(i.scheme, i.value) for i in draft.identifiers])
     await batches_repo.insert_head(conn, batch["id"], 1, digest)
+    await custody_repo.write(conn, [(batch["id"], device.node_id, custody.HOLDER, Decimal(0), event_time)])
     await events_repo.insert_events(
         conn,
         [
@@ -187,6 +190,114 @@ async def insert_opening(
         ],
     )
     return batch["id"], Receipt(draft.event_id, code, 1, digest, prev, recorded_at)
+
+
+# -- custody ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One event about to be written: node ``node_id`` says ``content`` about batch ``batch_id``.
+
+    ``where`` prefixes the field names of a refusal (``events[3].``)."""
+
+    batch_id: int
+    trace_code: str
+    node_id: int
+    content: dict[str, Any]
+    event_time: datetime
+    where: str = ""
+    peers: tuple[int, ...] = ()
+    """An enterprise's other nodes, when its own systems record (see ``custody.Relations.check``)."""
+
+
+def refused(
+    refusal: custody.Refusal, where: str, code: str, node: str, field: str = "traceCode", index: int | None = None
+) -> errors.CustodyRefused:
+    """The 403 a custody refusal is: its rule as the code, the rule's words in both languages as the message."""
+    message = i18n.say(f"custody_{refusal.rule}", code=code, node=node, **refusal.values)
+    return errors.CustodyRefused(refusal.rule, f"{where}{field}: {message}", field=f"{where}{field}", index=index)
+
+
+def refuse_other_node(where: str, own: str | None, claimed: str) -> errors.CustodyRefused:
+    """A device names another node than its own as where the event happened."""
+    refusal = custody.Refusal("not_own_node", {"own": own or "-", "claimed": claimed})
+    message = i18n.say("custody_not_own_node", code="", node=claimed, **refusal.values)
+    return errors.CustodyRefused("not_own_node", f"{where}node: {message}", field=f"{where}node")
+
+
+async def check_operator(conn: Connection, device: Principal, claims: list[tuple[str | None, str]]) -> None:
+    """A stall's device records as its own operator; a node's shared device names only its node's operators.
+
+    ``claims``: (the operator an event names, the field prefix) for each event."""
+    assert device.node_id is not None
+    for claimed, where in claims:
+        if claimed is None or claimed == device.operator_code:
+            continue
+        registered = device.operator_code is None and await custody_repo.has_operator(conn, device.node_id, claimed)
+        refusal = custody.operator_refusal(device.operator_code, claimed, registered)
+        if refusal is not None:
+            raise refused(refusal, where, "", device.node_code or "", "operator")
+
+
+async def enforce_custody(
+    conn: Connection, claims: list[Claim], opened: list[tuple[int, int, datetime]] | None = None
+) -> None:
+    """Check every claim against custody, in order, and write what they change, in the caller's transaction.
+
+    The caller has locked the batches' chain heads (``FOR UPDATE``), which serialises every writer of
+    their custody. ``opened``: (batch, node, time) of batches this very transaction opens, held there.
+    A refusal is a 403 naming the rule (:data:`traceability.domain.custody.RULES`).
+    """
+    if not claims and not opened:
+        return
+    destinations = sorted(
+        {
+            c.content["destination"]["node"]
+            for c in claims
+            if c.content.get("bizStep") == "shipping"
+            and isinstance(c.content.get("destination"), dict)
+            and isinstance(c.content["destination"].get("node"), str)
+        }
+    )
+    node_rows = await custody_repo.nodes(conn, sorted({c.node_id for c in claims}), destinations)
+    by_id = {r["id"]: r for r in node_rows}
+    by_code = {r["code"]: r["id"] for r in node_rows}
+    batch_ids = sorted({c.batch_id for c in claims})
+    nodes = {c.node_id for c in claims} | {p for c in claims for p in c.peers} | set(by_code.values())
+    rows = await custody_repo.relations(conn, batch_ids, sorted(nodes))
+    state = custody.Relations({(r["batch_id"], r["node_id"]): [r["relation"], r["in_transit"]] for r in rows})
+    for batch, node, since in opened or ():
+        state.open(batch, node, since)
+    for n, c in enumerate(claims):
+        destination = None
+        if c.content.get("bizStep") == "shipping" and isinstance(party := c.content.get("destination"), dict):
+            named = party.get("node")
+            if isinstance(named, str):
+                destination = by_code.get(named)
+                if destination is None:
+                    raise errors.UnknownReference(
+                        f"{c.where}destination.node: no registered node has code {named}",
+                        field=f"{c.where}destination.node",
+                    )
+        where_at = by_id.get(c.node_id)
+        refusal = state.admit(
+            c.batch_id,
+            c.node_id,
+            where_at["node_type"] if where_at else None,
+            c.content,
+            destination,
+            c.event_time,
+            c.peers,
+        )
+        if refusal is not None:
+            field = "traceCode"
+            if refusal.rule == "status_reserved":
+                field = "bizStep" if c.content.get("bizStep") in custody.RESERVED_STEPS else "disposition"
+            raise refused(refusal, c.where, c.trace_code, where_at["code"] if where_at else "?", field, n)
+    await custody_repo.write(
+        conn, [(b, n, ch.relation, ch.in_transit, ch.since) for (b, n), ch in state.changes.items()]
+    )
 
 
 # -- events the ledger appends itself: holds and recalls ------------------------------------------

@@ -48,6 +48,9 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
 # One event in one statement, one round trip: lock the chain head, link the event to it and move
 # the head. The link is ledger.chain.link computed by PostgreSQL: SHA-256(tag || prev || bytes),
 # with the tag passed in from ledger.chain (tests check the stored hash against chain.link).
+# Only a node that holds or held the batch appends here (custody rows only ever widen, so a stale
+# read can only send an event to the general path, never admit one wrongly); the caller sends only
+# events that leave custody as it is (domain.custody.single_statement).
 # No row comes back when the batch is unknown, or held or recalled for a sale dated after that:
 # the caller then takes the general path, which says why.
 APPEND_ONE = """
@@ -56,6 +59,8 @@ WITH head AS (
     FROM batch_heads h JOIN batches b ON b.id = h.batch_id LEFT JOIN events o ON o.batch_id = b.id AND o.seq = 1
     WHERE b.trace_code = $1 AND (h.status = 'active' OR NOT $10::bool OR $7 < h.status_since)
       AND (o.event_time IS NULL OR $7 >= o.event_time - $12::interval)
+      AND EXISTS (SELECT 1 FROM batch_custody c
+                  WHERE c.batch_id = h.batch_id AND c.node_id = $5 AND c.relation = 'holder')
     FOR UPDATE OF h
 ), ins AS (
     INSERT INTO events (event_id, batch_id, seq, prev_hash, hash, canonical, biz_step, node_id, device_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from traceability.domain.registry import DeviceIn, EnterpriseIn, NodeIn, OperatorIn, ProductIn
 from traceability.storage.database import Connection, Record, conflicts_as, fetch_one
 
@@ -214,3 +216,15 @@ async def count_admin_tokens(conn: Connection) -> int:
         "AND (expires_at IS NULL OR expires_at > now())"
     )
     return value
+
+
+async def enterprises_of_nodes(conn: Connection, codes: Sequence[str]) -> dict[str, str]:
+    """The unified social credit code of the enterprise of each registered node among ``codes``."""
+    if not codes:
+        return {}
+    rows = await conn.fetch(
+        "SELECT n.code, e.uscc FROM nodes n JOIN enterprises e ON e.id = n.enterprise_id "
+        "WHERE n.code = ANY($1::text[])",
+        list(codes),
+    )
+    return {r["code"]: r["uscc"] for r in rows}
