@@ -409,19 +409,27 @@ async def _open(
         conn, device, draft, product["id"], code, content, "commissioning", event_time, now, digest
     )
     await farm.after_opening(conn, rule, batch_id, draft.event_id, code)
-    await _link_queued_receipt(conn, batch_id, content)
+    await _link_queued_receipt(conn, device, batch_id, content, event_time)
     log.info("batch.opened", trace_code=code)
     return Opened(code, receipt, f"{public_url}/t/{code}")
 
 
-async def _link_queued_receipt(conn: Connection, receipt_id: int, content: dict[str, Any]) -> None:
+async def _link_queued_receipt(
+    conn: Connection, device: Principal, receipt_id: int, content: dict[str, Any], when: datetime
+) -> None:
     """Link a receipt a station queued before sales were one operation (an opening naming
-    ``attributes.soldFrom``, then a sale event) to its source, so it leads back to the farm too."""
+    ``attributes.soldFrom``, then a sale event) to its source, so it leads back to the farm too; only a
+    node that holds (or held) the source cuts a receipt from it (custody)."""
     source = (content.get("attributes") or {}).get("soldFrom")
     if not isinstance(source, str) or not tracecode.is_valid(source):
         return
-    parent = await genealogy_repo.batch_id(conn, tracecode.normalize(source))
+    source = tracecode.normalize(source)
+    locked = await batches_repo.lock_heads(conn, [source])
+    parent = locked[0]["id"] if locked else None
     if parent is None or parent == receipt_id:
         return
+    assert device.node_id is not None
+    sale = {"bizStep": "retail_selling", "quantity": content["quantity"]}
+    await enforce_custody(conn, [Claim(parent, source, device.node_id, sale, when)])
     q = content["quantity"]
     await genealogy_repo.insert_links(conn, content["eventID"], [(parent, receipt_id, Decimal(q["value"]), q["uom"])])

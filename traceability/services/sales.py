@@ -40,8 +40,11 @@ from traceability.logging import get_logger
 from traceability.services.capture import leased_code
 from traceability.services.recording import (
     AfterAppend,
+    Claim,
     Receipt,
     append_status_events,
+    check_operator,
+    enforce_custody,
     insert_opening,
     record,
     require_device,
@@ -129,6 +132,11 @@ async def _sell(conn: Connection, device: Principal, draft: SaleDraft, now: date
         raise errors.UnknownReference(f"source: no batch has trace code {draft.source}", field="source")
     head = locked[0]
     _check_status(head, draft)
+    # Only a node that holds (or held) the source sells from it, and a stall's scale as its own stall.
+    await check_operator(conn, device, [(draft.event.content.get("operator"), "")])
+    await enforce_custody(
+        conn, [Claim(head["id"], draft.source, device.node_id, draft.event.content, draft.event.event_time)]
+    )
     if (problem := before_opening(draft.event.event_time, head["opened_at"])) is not None:
         raise errors.InvalidField(f"eventTime: {problem}", field="eventTime")
     source = await sales_repo.find_source(conn, head["id"])
