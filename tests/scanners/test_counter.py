@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,8 @@ async def registry_into(live: Live, st: Station) -> None:
 
 
 async def farm_batch(live: Live, product: str, *, n: int = 40, area: str = "320321", place: str = "王庄") -> str:
-    """A batch opened upstream (at a farm, with its origin), through the public write path."""
+    """A batch opened upstream (at a farm, with its origin) and shipped to the markets, through the public write
+    path."""
     uscc = make_uscc(n)
     status, _ = await live.call("POST", "/api/v1/admin/enterprises", {"name": f"农场{n}", "uscc": uscc})
     assert status == 201
@@ -106,7 +108,28 @@ async def farm_batch(live: Live, product: str, *, n: int = 40, area: str = "3203
     }
     status, opened = await live.call("POST", "/api/v1/batches", body, token=device["credential"])
     assert status == 201, opened
-    return str(opened["traceCode"])
+    code = str(opened["traceCode"])
+    # Custody: the farm ships it to every wet market registered so far, and each market receives it there,
+    # so its stalls may sell from it.
+    status, nodes = await live.call("GET", "/api/v1/admin/nodes?limit=500")
+    assert status == 200
+    for market in [m for m in nodes["items"] if m["node_type"] == "wet_market"]:
+        ship = {
+            "eventID": str(uuid.uuid4()),
+            "traceCode": code,
+            "bizStep": "shipping",
+            "eventTime": datetime.now(UTC).isoformat(),
+            "destination": {"node": market["code"]},
+        }
+        status, shipped = await live.call("POST", "/api/v1/events", ship, token=device["credential"])
+        assert status == 201, shipped
+        status, gate = await live.call("POST", "/api/v1/admin/devices", {"node": market["code"], "name": "gate"})
+        assert status == 201, gate
+        now = datetime.now(UTC).isoformat()
+        receive = {"eventID": str(uuid.uuid4()), "traceCode": code, "bizStep": "receiving", "eventTime": now}
+        status, received = await live.call("POST", "/api/v1/events", receive, token=gate["credential"])
+        assert status == 201, received
+    return code
 
 
 async def test_a_stall_sells_pork_by_name_with_its_price_remembered_and_a_full_receipt(

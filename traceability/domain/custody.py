@@ -87,9 +87,9 @@ def operator_refusal(device_operator: str | None, claimed: str | None, node_has_
 
 def amount(quantity: dict[str, str] | None) -> Decimal:
     """A shipment's quantity as kept in transit: kilograms for masses, else the number in its unit."""
-    if not quantity:
-        return Decimal(0)
-    factor = KILOGRAMS.get(quantity["uom"], Decimal(1))
+    if not quantity or quantity.get("value") is None:
+        return Decimal(0)  # a count of instances (EPCIS epcList) or a class without a quantity
+    factor = KILOGRAMS.get(quantity.get("uom") or "", Decimal(1))
     return Decimal(quantity["value"]) * factor
 
 
