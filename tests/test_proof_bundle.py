@@ -6,6 +6,7 @@ The sequencer here waits a minute between passes, so each test decides when the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,44 @@ async def test_an_unknown_or_malformed_batch(client: Any) -> None:
     assert (await get(client, f"/api/v1/batches/{unknown}/proofs", status=404))["error"]["code"] == "not_found"
     body = await get(client, "/api/v1/batches/not-a-code/proofs", status=400)
     assert body["error"]["field"] == "trace_code"
+
+
+async def test_concurrent_single_proofs_share_reads_and_are_each_right(world: World, client: Any) -> None:
+    _, ids = await record(world, 4)
+    await integrate(client)
+    key = await public_key(client)
+    unknown = new_id()
+    asked = [*ids, *ids, unknown]
+    answers = await asyncio.gather(*(client.get(f"/api/v1/events/{e}/proof") for e in asked))
+    for event_id, resp in zip(asked, answers, strict=True):
+        body = await resp.json()
+        if event_id == unknown:
+            assert resp.status == 404 and body["error"]["code"] == "not_found"
+            continue
+        assert resp.status == 200 and body["event_id"] == event_id
+        check_proof(body, key)
+
+
+async def test_lookups_asked_meanwhile_are_made_together() -> None:
+    gathered = transparency.Gathered()
+    calls: list[list[str]] = []
+
+    async def fetch(keys: list[str]) -> dict[str, str]:
+        calls.append(sorted(keys))
+        await asyncio.sleep(0.01)
+        return {k: k.upper() for k in keys if k != "x"}
+
+    assert await asyncio.gather(*(gathered.get(k, fetch) for k in "abcax")) == ["A", "B", "C", "A", None]
+    assert calls == [["a", "b", "c", "x"]]
+    first = asyncio.ensure_future(gathered.get("a", fetch))
+    await asyncio.sleep(0)  # its read is under way
+    later = await asyncio.gather(*(gathered.get(k, fetch) for k in "de"))
+    assert (await first, later) == ("A", ["D", "E"])
+    assert calls[1:] == [["a"], ["d", "e"]]
+
+    async def broken(keys: list[str]) -> dict[str, str]:
+        raise RuntimeError("the database went away")
+
+    results = await asyncio.gather(*(gathered.get(k, broken) for k in "fg"), return_exceptions=True)
+    assert [str(r) for r in results] == ["the database went away"] * 2
+    assert await gathered.get("h", fetch) == "H"  # and the next lookup reads again

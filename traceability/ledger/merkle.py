@@ -176,10 +176,11 @@ def _subtrees(start: int, end: int) -> Iterator[tuple[int, int]]:
     so the binary digits of its width, from the highest, give aligned subtrees.
     """
     position, width = start, end - start
-    for height in range(width.bit_length() - 1, -1, -1):
-        if width >> height & 1:
-            yield height, position >> height
-            position += 1 << height
+    while width:  # one step per binary digit set: a sibling range is one perfect subtree
+        height = width.bit_length() - 1
+        yield height, position >> height
+        position += 1 << height
+        width -= 1 << height
 
 
 def _tile_of(height: int, index: int) -> TileKey:
@@ -195,18 +196,22 @@ def _tiles_of_ranges(ranges: Sequence[tuple[int, int]]) -> set[TileKey]:
 # ------------------------------------------------------------------------------------- reading tiles
 
 
-def _tile_hashes(tiles: Tiles, level: int, first: int, count: int) -> bytes:
-    """The ``count`` hashes stored at tile level ``level`` from index ``first``, within one tile."""
+def _tile(tiles: Tiles, level: int, first: int, count: int) -> bytes:
+    """The tile holding the ``count`` hashes at tile level ``level`` from index ``first``, checked to hold them."""
     index, offset = divmod(first, TILE_WIDTH)
     try:
         tile = tiles[(level, index)]
     except KeyError:
         raise TileError(f"tile ({level}, {index}) is needed but was not given") from None
-    start = offset * HASH_SIZE
-    end = start + count * HASH_SIZE
-    if len(tile) < end or len(tile) % HASH_SIZE:
+    if len(tile) < (offset + count) * HASH_SIZE or len(tile) % HASH_SIZE:
         raise TileError(f"tile ({level}, {index}) is {len(tile)} bytes; hashes up to {offset + count - 1} are needed")
-    return tile[start:end]
+    return tile
+
+
+def _tile_hashes(tiles: Tiles, level: int, first: int, count: int) -> bytes:
+    """The ``count`` hashes stored at tile level ``level`` from index ``first``, within one tile."""
+    start = (first % TILE_WIDTH) * HASH_SIZE
+    return _tile(tiles, level, first, count)[start : start + count * HASH_SIZE]
 
 
 def _reduce(hashes: bytes) -> bytes:
@@ -251,20 +256,29 @@ class _LevelCache:
 _tile_levels = _LevelCache()
 
 
-def _subtree_hash(tiles: Tiles, height: int, index: int) -> bytes:
+Levels = dict[int, list[bytes]]
+"""Within one computation: each tile's levels by the tile object's id (the tiles mapping holds the
+objects meanwhile), so that a tile's bytes are hashed for the cache key once, not once per node read."""
+
+
+def _subtree_hash(tiles: Tiles, height: int, index: int, memo: Levels | None = None) -> bytes:
     """MTH of the perfect subtree of ``2**height`` leaves starting at leaf ``index << height``."""
     level, rest = divmod(height, TILE_HEIGHT)
     first = index << rest
     if not rest:
         return _tile_hashes(tiles, level, first, 1)
-    _tile_hashes(tiles, level, first, 1 << rest)  # the tile exists and is wide enough, or TileError
+    tile = _tile(tiles, level, first, 1 << rest)  # the tile exists and is wide enough, or TileError
+    if memo is None:
+        levels = _tile_levels.levels(tile)
+    elif (levels := memo.get(id(tile))) is None:  # type: ignore[assignment]
+        levels = memo[id(tile)] = _tile_levels.levels(tile)
     at = (first & (TILE_WIDTH - 1)) >> rest
-    return _tile_levels.levels(tiles[(level, first >> TILE_HEIGHT)])[rest][at * HASH_SIZE : (at + 1) * HASH_SIZE]
+    return levels[rest][at * HASH_SIZE : (at + 1) * HASH_SIZE]
 
 
-def _range_hash(tiles: Tiles, start: int, end: int) -> bytes:
+def _range_hash(tiles: Tiles, start: int, end: int, memo: Levels | None = None) -> bytes:
     """MTH(D[start:end]) for a range as RFC 9162 proofs use them (see ``_subtrees``)."""
-    hashes = [_subtree_hash(tiles, h, i) for h, i in _subtrees(start, end)]
+    hashes = [_subtree_hash(tiles, h, i, memo) for h, i in _subtrees(start, end)]
     if not hashes:
         return EMPTY_ROOT
     result = hashes[-1]
@@ -381,8 +395,9 @@ def inclusion_proof(index: int, size: int, tiles: Tiles) -> list[bytes]:
     RFC 6962 order it. ``tiles`` must hold ``tiles_for_inclusion(index, size)``.
     """
     _check_leaf(index, size)
-    _tile_hashes(tiles, 0, index, 1)  # the leaf itself is in the tiles given, or TileError
-    return [_range_hash(tiles, start, end) for start, end in _inclusion_ranges(index, size)]
+    _tile(tiles, 0, index, 1)  # the leaf itself is in the tiles given, or TileError
+    memo: Levels = {}
+    return [_range_hash(tiles, start, end, memo) for start, end in _inclusion_ranges(index, size)]
 
 
 def consistency_proof(first: int, second: int, tiles: Tiles) -> list[bytes]:
@@ -394,7 +409,8 @@ def consistency_proof(first: int, second: int, tiles: Tiles) -> list[bytes]:
     _check_sizes(first, second)
     if first == 0:
         return []
-    return [_range_hash(tiles, start, end) for start, end in _consistency_ranges(first, second)]
+    memo: Levels = {}
+    return [_range_hash(tiles, start, end, memo) for start, end in _consistency_ranges(first, second)]
 
 
 def append(size: int, tiles: Tiles, leaf_hashes: Sequence[bytes]) -> tuple[int, bytes, dict[TileKey, bytes]]:

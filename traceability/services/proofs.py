@@ -10,7 +10,7 @@ Tiles: each leaf's level-0 tile is read in the same query as the leaf; the tiles
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from traceability import errors
@@ -29,8 +29,12 @@ def _wide_enough(key: merkle.TileKey, tile: bytes | None, size: int) -> bool:
     return tile is not None and len(tile) >= merkle.tile_width(key, size) * merkle.HASH_SIZE
 
 
-async def _tiles(conn: Connection, lg: Log, rows: Sequence[Record], size: int) -> dict[merkle.TileKey, bytes]:
-    """Every tile the rows' proofs in the tree of ``size`` need: level 0 from the rows, the rest cached."""
+TileReader = Callable[[set[merkle.TileKey]], Awaitable[dict[merkle.TileKey, bytes]]]
+
+
+async def _tiles(lg: Log, rows: Sequence[Record], size: int, read: TileReader) -> dict[merkle.TileKey, bytes]:
+    """Every tile the rows' proofs in the tree of ``size`` need: level 0 from the rows, the rest cached
+    (``read`` from storage only when missing)."""
     needed: set[merkle.TileKey] = set()
     tiles: dict[merkle.TileKey, bytes] = {}
     for row in rows:
@@ -42,7 +46,7 @@ async def _tiles(conn: Connection, lg: Log, rows: Sequence[Record], size: int) -
     tiles.update(lg.tiles.get(lg.id, needed - tiles.keys(), size))
     missing = needed - tiles.keys()
     if missing:
-        fetched = await log_repo.fetch_tiles(conn, lg.id, missing)
+        fetched = await read(missing)
         lg.tiles.put(lg.id, fetched)
         tiles.update(fetched)
     return tiles
@@ -57,16 +61,35 @@ def _logged(lg: Log, row: Record) -> bool:
 
 
 async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any]:
-    """An event's inclusion proof against the latest checkpoint, with that checkpoint."""
-    async with db.connection() as conn:
-        row = await log_repo.find_event_proof(conn, event_id, merkle.TILE_WIDTH)
-        if row is None:
-            raise errors.NotFound(f"no event {event_id}")
-        covering = await lg.latest.covering(conn, lg.id, row["leaf_index"]) if _logged(lg, row) else None
+    """An event's inclusion proof against the latest checkpoint, with that checkpoint.
+
+    Concurrent requests share their reads: the events asked for while one read is under way are read
+    together in the next (one query), and the checkpoint and upper tiles come from the log's caches.
+    """
+
+    async def read(event_ids: list[str]) -> dict[str, Record]:
+        async with db.connection() as conn:
+            rows = await log_repo.find_events_proofs(conn, event_ids, merkle.TILE_WIDTH)
+        return {r["event_id"]: r for r in rows}
+
+    row = await lg.leaves.get(event_id, read)
+    if row is None:
+        raise errors.NotFound(f"no event {event_id}")
+    covering = None
+    if _logged(lg, row):
+        covering = lg.latest.cached(row["leaf_index"])
         if covering is None:
-            raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; retry in a second")
-        size, note = covering
-        tiles = await _tiles(conn, lg, [row], size)
+            async with db.connection() as conn:
+                covering = await lg.latest.covering(conn, lg.id, row["leaf_index"])
+    if covering is None:
+        raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; retry in a second")
+    size, note = covering
+
+    async def read_tiles(keys: set[merkle.TileKey]) -> dict[merkle.TileKey, bytes]:
+        async with db.connection() as conn:
+            return await log_repo.fetch_tiles(conn, lg.id, keys)
+
+    tiles = await _tiles(lg, [row], size, read_tiles)
     return {
         "log_id": lg.log_id,
         "event_id": event_id,
@@ -88,7 +111,7 @@ async def _bundle(conn: Connection, lg: Log, rows: Sequence[Record]) -> dict[str
     if covering is None:  # no checkpoint yet, or none covering the newest leaf
         logged = []
     size, note = covering if covering is not None else (0, None)
-    tiles = await _tiles(conn, lg, logged, size) if logged else {}
+    tiles = await _tiles(lg, logged, size, lambda keys: log_repo.fetch_tiles(conn, lg.id, keys)) if logged else {}
     seen = {r["event_id"] for r in logged}
     return {
         "log_id": lg.log_id,

@@ -13,7 +13,7 @@ import asyncio
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,13 @@ class LatestCheckpoint:
     def __init__(self, ttl: float = 1.0) -> None:
         self.ttl = ttl
         self._value: tuple[int, str, float] | None = None
+
+    def cached(self, index: int) -> tuple[int, str] | None:
+        """(size, signed note) of the newest checkpoint kept, if it is fresh and includes leaf ``index``."""
+        value = self._value
+        if value is None or value[0] <= index or time.monotonic() - value[2] > self.ttl:
+            return None
+        return value[0], value[1]
 
     async def covering(self, conn: Connection, log_id: int, index: int) -> tuple[int, str] | None:
         """(size, signed note) of the newest checkpoint, if it includes leaf ``index``."""
@@ -90,6 +97,42 @@ class TileCache:
             self._tiles.popitem(last=False)
 
 
+class Gathered:
+    """Lookups by key that arrive while one is under way wait, and are all made together in the next:
+    under load, one round trip to the database serves many requests instead of one each."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[asyncio.Future[Any]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, key: str, fetch: Callable[[list[str]], Awaitable[Mapping[str, Any]]]) -> Any:
+        """What ``fetch([..., key, ...])`` maps ``key`` to (None when absent)."""
+        found: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(found)
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._drain(fetch))
+        return await found
+
+    async def _drain(self, fetch: Callable[[list[str]], Awaitable[Mapping[str, Any]]]) -> None:
+        try:
+            while self._waiting:
+                asked, self._waiting = self._waiting, {}
+                try:
+                    values = await fetch(list(asked))
+                except Exception as exc:
+                    for futures in asked.values():
+                        for f in futures:
+                            if not f.done():
+                                f.set_exception(exc)
+                    continue
+                for key, futures in asked.items():
+                    for f in futures:
+                        if not f.done():
+                            f.set_result(values.get(key))
+        finally:
+            self._task = None
+
+
 @dataclass(frozen=True, slots=True)
 class Log:
     """The log this process serves: its database id, origin, public id and keys."""
@@ -101,6 +144,7 @@ class Log:
     verifier_key: str
     latest: LatestCheckpoint = field(default_factory=LatestCheckpoint, compare=False, repr=False)
     tiles: TileCache = field(default_factory=TileCache, compare=False, repr=False)
+    leaves: Gathered = field(default_factory=Gathered, compare=False, repr=False)
 
     @property
     def verifier(self) -> notes.Verifier:
