@@ -7,11 +7,13 @@ ledger answers, and for a refusal the rule it names.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import World, new_id
+from tests.conftest import CHINA, World, new_id
+from tests.test_supply import ago, regulator, wait_for_anomaly
 
 # The batch's journey before each case: the slaughterhouse opens it and ships it to the wholesale market,
 # which receives it and ships part of it on to the wet market, where it is still in transit.
@@ -245,3 +247,104 @@ async def test_a_testing_laboratory_is_a_node_type_with_names(world: World) -> N
     resp = await world.client.get("/api/v1/admin/nodes", headers=world.auth(world.admin))
     lab = next(n for n in (await resp.json())["items"] if n["code"] == world.nodes["lab"])
     assert lab["node_type"] == "testing_lab"
+
+
+# -- receiving what may not move, and whom an anomaly counts against ------------------------------------
+
+
+async def test_receiving_a_recalled_batch_is_refused_unless_it_arrived_before_the_recall(
+    world: World, client: Any
+) -> None:
+    reg = await regulator(world)
+    code = await world.open_batch(eventTime=ago(1))
+    ship = world.event(code, "shipping", eventTime=ago(0.5), destination={"node": world.nodes["market"]})
+    await world.post("/api/v1/events", ship, world.devices["slaughter"], expect=201)
+    await world.post("/api/v1/recalls", {"traceCode": code, "level": "I", "reason": "瘦肉精"}, reg, expect=201)
+    now = (datetime.now(CHINA) + timedelta(seconds=2)).isoformat(timespec="seconds")  # after the recall
+    data = await world.post(
+        "/api/v1/events", world.event(code, "receiving", eventTime=now), world.devices["market"], expect=409
+    )
+    assert (data["error"]["code"], data["error"]["field"]) == ("batch_recalled", "traceCode")
+    # A receipt made before the recall that a station only now syncs is accepted, and flagged.
+    late = world.event(code, "receiving", eventTime=ago(0.25))
+    await world.post("/api/v1/events", late, world.devices["market"], expect=201)
+    found = await wait_for_anomaly(client, reg, "receipt_synced_after_recall", code)
+    assert found["event_id"] == late["eventID"]
+
+
+async def test_a_failed_test_counts_against_the_goods_origin_not_who_repacked_or_tested_them(
+    world: World, client: Any
+) -> None:
+    await world.add_node("farm", "farm", "320321")
+    await world.add_node("lab", "testing_lab", "320302")
+    cabbage = await world.open_batch("farm", "22101001", eventTime=ago(3))
+    ship = world.event(cabbage, "shipping", eventTime=ago(2), destination={"node": world.nodes["market"]})
+    await world.post("/api/v1/events", ship, world.devices["farm"], expect=201)
+    await world.post("/api/v1/events", world.event(cabbage, eventTime=ago(1.5)), world.devices["market"], expect=201)
+    repack = {
+        "eventID": new_id(),
+        "bizStep": "repackaging",
+        "eventTime": ago(1),
+        "inputs": [{"traceCode": cabbage, "quantity": {"value": 20, "uom": "KGM"}}],
+        "outputs": [{"product": "22101001", "quantity": {"value": 20, "uom": "KGM"}}],
+    }
+    crate = (await world.post("/api/v1/transformations", repack, world.devices["market"], expect=201))["outputs"][0]
+    failed = world.event(
+        crate["traceCode"],
+        "inspecting",
+        eventTime=ago(0.5),
+        attributes={"result": "fail", "value": "0.086", "limit": "0.02"},
+    )
+    await world.post("/api/v1/events", failed, world.devices["lab"], expect=201)
+
+    async def failed_inspections(key: str) -> int:
+        rated = await (await client.get(f"/api/v1/enterprises/{world.enterprises[key]}/credit")).json()
+        return int(next(f for f in rated["factors"] if f["factor"] == "failed_inspections")["count"])
+
+    assert await failed_inspections("farm") == 1  # whose cabbage failed
+    assert await failed_inspections("market") == 0  # it only repacked them
+    assert await failed_inspections("lab") == 0  # it only tested them
+
+
+# -- who sees prices and buyers: event by event ----------------------------------------------------------
+
+
+async def test_an_enterprise_sees_prices_only_on_the_events_it_was_a_party_to(world: World) -> None:
+    await world.add_node("wholesale", "wholesale_market", "320311")
+    await world.add_node("bystander", "supermarket", "320302")
+    code = await world.open_batch()
+    first = world.event(
+        code,
+        "shipping",
+        destination={"node": world.nodes["wholesale"]},
+        commercial={"unit_price": "24.60", "buyer": "彭城批发"},
+    )
+    await world.post("/api/v1/events", first, world.devices["slaughter"], expect=201)
+    await world.post("/api/v1/events", world.event(code), world.devices["wholesale"], expect=201)
+    second = world.event(
+        code, "shipping", destination={"node": world.nodes["market"]}, commercial={"unit_price": "30", "buyer": "王记"}
+    )
+    await world.post("/api/v1/events", second, world.devices["wholesale"], expect=201)
+    await world.post("/api/v1/events", world.event(code), world.devices["market"], expect=201)
+    # The market, now a holder, names itself the source of an event: that grants it nothing upstream.
+    claim = world.event(code, "storing", source={"enterprise": world.enterprises["market"]})
+    await world.post("/api/v1/events", claim, world.devices["market"], expect=201)
+
+    async def prices(key: str | None) -> tuple[str, list[str | None]]:
+        headers = {}
+        if key == "regulator":
+            token = await world.post("/api/v1/admin/tokens", {"role": "regulator", "name": "局"}, expect=201)
+            headers = world.auth(token["credential"])
+        elif key is not None:
+            body = {"role": "enterprise", "name": key, "enterprise": world.enterprises[key]}
+            headers = world.auth((await world.post("/api/v1/admin/tokens", body, expect=201))["credential"])
+        view = await (await world.client.get(f"/api/v1/batches/{code}", headers=headers)).json()
+        shipped = [e for e in view["events"] if e["bizStep"] == "shipping"]
+        return view["view"], [e.get("commercial", {}).get("unit_price") for e in shipped]
+
+    assert await prices("slaughter") == ("partial", ["24.6", None])  # sold to the wholesaler, not the next hop
+    assert await prices("wholesale") == ("full", ["24.6", "30"])  # bought one, sold the other
+    assert await prices("market") == ("partial", [None, "30"])  # its own purchase only
+    assert await prices("bystander") == ("public", [None, None])
+    assert await prices(None) == ("public", [None, None])
+    assert await prices("regulator") == ("full", ["24.6", "30"])

@@ -16,6 +16,7 @@ DEFAULT_SEVERITY = {
     "sold_while_recalled": "high",
     "sold_while_on_hold": "high",
     "sale_synced_after_recall": "high",
+    "receipt_synced_after_recall": "high",
     "sold_after_expiry": "high",
     "drug_serial_dispensed_twice": "high",
     "mass_balance_exceeded": "medium",

@@ -46,6 +46,7 @@ KINDS = (  # in the order the console lists them; their names are in traceabilit
     "sold_while_recalled",
     "sold_while_on_hold",
     "sale_synced_after_recall",
+    "receipt_synced_after_recall",
     "mass_balance_exceeded",
     "received_without_shipment",
     "event_at_unreached_node",
@@ -208,6 +209,16 @@ async def _rules(
                 )
             elif e["recorded_at"] >= since and e["status"] == "recalled":
                 flag("sale_synced_after_recall", "sold before the recall but reported after it: trace the buyer")
+    elif step == "receiving" and e["status"] != "active" and e["status_since"] is not None:
+        # Capture refuses a receipt dated after a recall or hold (409); one dated before it that only now
+        # arrives (a station syncing late) is accepted, and the goods must be found and set aside.
+        if e["recorded_at"] >= e["status_since"] > e["event_time"]:
+            what = e["status"].replace("_", " ")
+            flag(
+                "receipt_synced_after_recall",
+                f"received before the batch was {what} but reported after: set it aside",
+                status=e["status"],
+            )
     if step == "dispensing":
         attrs = content.get("attributes", {})
         serials = [s for s in [attrs.get("serial"), *attrs.get("serials", [])] if isinstance(s, str)]
@@ -354,6 +365,7 @@ EXPLAINED_BY = {
     "sold_while_recalled": ("step",),
     "sold_while_on_hold": ("step",),
     "sale_synced_after_recall": (),
+    "receipt_synced_after_recall": (),
     "mass_balance_exceeded": ("out", "received", "uom"),
     "received_without_shipment": (),
     "event_at_unreached_node": ("step",),

@@ -25,6 +25,9 @@ SERIOUS = frozenset(
         "opened_inside_interval",
     }
 )
+NOT_CAUSED = frozenset({"sale_synced_after_recall", "receipt_synced_after_recall"})
+"""Anomalies that tell the regulator where to look (goods moved before a recall reached them), not what the
+party did wrong: they never lower its rating (reporting late is the late-reports factor)."""
 # (penalty each, cap) per factor.
 RULES = {
     "serious_anomalies": (5, 30),
@@ -50,7 +53,7 @@ def _rule(key: str, **values: int) -> dict[str, str]:
 
 def score(record: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     """The score and the factors behind it, from an enterprise's record over the window."""
-    anomalies: dict[str, int] = record["anomalies"]
+    anomalies: dict[str, int] = {k: n for k, n in record["anomalies"].items() if k not in NOT_CAUSED}
     counts = {
         "serious_anomalies": sum(n for k, n in anomalies.items() if k in SERIOUS),
         "other_anomalies": sum(n for k, n in anomalies.items() if k not in SERIOUS),

@@ -364,17 +364,16 @@ class Writer:
 
     def _check_status(self, p: Prepared, head: Any) -> None:
         step = p.facets.biz_step
-        if head["status"] == "active" or step not in SALE_STEPS:
+        if head["status"] == "active" or (step not in SALE_STEPS and step != "receiving"):
             return
         since = head["status_since"]
         if since is not None and p.facets.event_time < since:
             return
         what = "recalled" if head["status"] == "recalled" else "on hold after a failed inspection"
-        where = p.where("bizStep")
-        raise _failed(
-            p,
-            errors.Conflict(f"{where}: batch {head['trace_code']} is {what}; {step} it is refused", field=where),
-        )
+        where, code = p.where("bizStep"), "batch_recalled" if head["status"] == "recalled" else "batch_on_hold"
+        message = f"{where}: batch {head['trace_code']} is {what}; {step} it is refused"
+        error = errors.BatchUnavailable(code, message, field=where) if step == "receiving" else None
+        raise _failed(p, error or errors.Conflict(message, field=where))
 
     def _targets(self, p: Prepared, batches: dict[tuple[str, str], _Batch]) -> list[records.Target]:
         named = [(w, batches[_key(ident)]) for w, ident in p.idents]

@@ -119,19 +119,22 @@ async def claim_serials(
     return list(before)
 
 
+# Attributed to the node that last became a holder (where the goods sit), not to the one that opened the batch.
 DORMANT = """
-SELECT b.id AS batch_id, b.node_id, n.enterprise_id, b.trace_code, p.shelf_life_days, max(s.last_event) AS last_event
+SELECT b.id AS batch_id, n.id AS node_id, n.enterprise_id, b.trace_code, p.shelf_life_days,
+       max(s.last_event) AS last_event
 FROM batches b
 JOIN products p ON p.id = b.product_id AND p.shelf_life_days IS NOT NULL
 JOIN batch_heads h ON h.batch_id = b.id AND h.status = 'active'
-JOIN nodes n ON n.id = b.node_id
+JOIN nodes n ON n.id = coalesce((SELECT c.node_id FROM batch_custody c WHERE c.batch_id = b.id
+                                 AND c.relation = 'holder' ORDER BY c.since DESC, c.node_id LIMIT 1), b.node_id)
 JOIN batch_stock s ON s.batch_id = b.id
 WHERE coalesce(b.produced_on, b.created_at::date) + p.shelf_life_days < $1::date
   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.batch_id = b.id
                   AND e.biz_step IN ('retail_selling', 'destroying', 'dispensing'))
   AND NOT EXISTS (SELECT 1 FROM batch_links l WHERE l.parent_id = b.id)
   AND NOT EXISTS (SELECT 1 FROM anomalies a WHERE a.batch_id = b.id AND a.kind = 'dormant_past_shelf_life')
-GROUP BY b.id, b.node_id, n.enterprise_id, b.trace_code, p.shelf_life_days
+GROUP BY b.id, n.id, n.enterprise_id, b.trace_code, p.shelf_life_days
 LIMIT 1000
 """
 

@@ -11,11 +11,22 @@ SELECT kind, count(*) AS n FROM anomalies
 WHERE enterprise_id = $1 AND coalesce(event_time, detected_at) >= $2 AND coalesce(event_time, detected_at) < $3
 GROUP BY kind
 """
+# A failed test counts against the enterprise whose goods failed: the one that opened the tested batch or,
+# for a batch made from others (a repack, a cut, a retail sale's child), the ones that opened its origins,
+# never the enterprise that only repacked, tested or sold them. Each failed test counts once per enterprise.
 FAILED_INSPECTIONS = """
-SELECT count(*) FROM events e JOIN batches b ON b.id = e.batch_id JOIN nodes n ON n.id = b.node_id
-WHERE n.enterprise_id = $1 AND e.biz_step = 'inspecting' AND e.event_time >= $2 AND e.event_time < $3
-  AND (position('"result":"fail"' in convert_from(e.canonical, 'UTF8')) > 0
-       OR position('"disposition":"non_conformant"' in convert_from(e.canonical, 'UTF8')) > 0)
+WITH RECURSIVE failed AS (
+    SELECT e.event_id, e.batch_id FROM events e
+    WHERE e.biz_step = 'inspecting' AND e.event_time >= $2 AND e.event_time < $3
+      AND (position('"result":"fail"' in convert_from(e.canonical, 'UTF8')) > 0
+           OR position('"disposition":"non_conformant"' in convert_from(e.canonical, 'UTF8')) > 0)
+), up(event_id, batch_id) AS (
+    SELECT event_id, batch_id FROM failed
+    UNION
+    SELECT up.event_id, l.parent_id FROM up JOIN batch_links l ON l.child_id = up.batch_id
+)
+SELECT count(DISTINCT up.event_id) FROM up JOIN batches b ON b.id = up.batch_id JOIN nodes n ON n.id = b.node_id
+WHERE n.enterprise_id = $1 AND NOT EXISTS (SELECT 1 FROM batch_links l WHERE l.child_id = up.batch_id)
 """
 RECALLS = """
 SELECT count(*) FROM recalls r JOIN batches b ON b.id = r.batch_id JOIN nodes n ON n.id = b.node_id
