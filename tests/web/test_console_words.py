@@ -123,7 +123,7 @@ async def signed_in(session: aiohttp.ClientSession, base: str, who: tuple[str, s
         assert resp.status == 200, resp.status
 
 
-def console_pages(demo: Demo, uscc: str, anomaly: int) -> list[str]:
+def console_pages(demo: Demo, uscc: str, anomaly: int, stall: str) -> list[str]:
     codes = demo.codes
     today = datetime.now(UTC).date()
     month_ago = today - timedelta(days=30)
@@ -145,6 +145,7 @@ def console_pages(demo: Demo, uscc: str, anomaly: int) -> list[str]:
         f"/console/anomalies/{anomaly}",
         "/console/enterprises",
         f"/console/enterprises/{uscc}",
+        f"/console/stalls/{stall}",
         "/console/log",
         "/console/password",
     ]
@@ -157,6 +158,9 @@ async def test_every_console_page_reads_in_one_language(demo: Demo) -> None:
             "SELECT en.uscc FROM anomalies a JOIN enterprises en ON en.id = a.enterprise_id ORDER BY a.id LIMIT 1"
         )
         anomaly = await conn.fetchval("SELECT min(id) FROM anomalies")
+        stall = await conn.fetchval(
+            "SELECT n.code || '/' || o.code FROM operators o JOIN nodes n ON n.id = o.node_id ORDER BY o.id LIMIT 1"
+        )
         await conn.execute(
             "INSERT INTO anomaly_triage (anomaly_id, at, actor_kind, actor_id, actor_name, severity, status, assignee, "
             "note) VALUES ($1, now(), 'user', 1, $2, 'low', 'investigating', '张科长', '已约谈')",
@@ -173,7 +177,7 @@ async def test_every_console_page_reads_in_one_language(demo: Demo) -> None:
                 assert resp.status == 200
                 if bad := leaks(visible(await resp.text()), lang, names):
                     problems[f"{lang} /console/login"] = bad
-        for who, pages in ((REGULATOR, console_pages(demo, uscc, anomaly)), (ADMIN, ["/console/audit"])):
+        for who, pages in ((REGULATOR, console_pages(demo, uscc, anomaly, stall)), (ADMIN, ["/console/audit"])):
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
                 await signed_in(session, demo.url, who)
                 for path in pages:

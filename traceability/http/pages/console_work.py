@@ -22,6 +22,7 @@ from traceability.http.pages import sessions
 from traceability.http.pages.console import CODE, SESSION, console_answer, console_session, routes, wants_sheet
 from traceability.http.pages.render import wants_json
 from traceability.services import genealogy, history, kde, triage
+from traceability.services.views import console as views
 from traceability.services.views import tables
 
 KDE_QUERY = (
@@ -132,3 +133,23 @@ async def console_triage(request: web.Request) -> web.StreamResponse:
     if not wants_json(request):
         raise web.HTTPSeeOther(f"/console/anomalies/{anomaly_id}?saved=1")
     return await console_answer(request, session, data, "console/anomaly.html", {"a": data, "error": None})
+
+
+@routes.get("/console/stalls/{node}/{code}")
+@declare(
+    page(
+        "A stall's (operator's) credit rating with its factors and history",
+        auth=SESSION,
+        path=(
+            Param("node", {"type": "string", "maxLength": 20}, "the node's code", where="path"),
+            Param("code", {"type": "string", "maxLength": 40}, "the stall's operator code", where="path"),
+        ),
+        sheet=True,
+    )
+)
+async def console_stall(request: web.Request) -> web.StreamResponse:
+    session = await console_session(request)
+    node, code = request.match_info["node"][:20], request.match_info["code"][:40]
+    rating = await views.stall_credit(request.app[DATABASE], node, code)
+    table = tables.credit_table(rating)
+    return await console_answer(request, session, rating, "console/credit.html", {"c": rating}, table=table)

@@ -165,8 +165,13 @@ def _county(area: str) -> str:
 
 
 async def enterprise_credit(db: Database, uscc: str) -> dict[str, Any]:
-    """An enterprise's credit rating with every factor and its six-month history."""
+    """An enterprise's credit rating with every factor, its history month by month and its stalls' ratings."""
     return await credit.rating(db, uscc)
+
+
+async def stall_credit(db: Database, node: str, code: str) -> dict[str, Any]:
+    """A stall's credit rating, by the same rules over what its own scanners and scales recorded."""
+    return await credit.stall_rating(db, node, code)
 
 
 async def register_overview(db: Database, limit: int = 200, offset: int = 0) -> dict[str, Any]:

@@ -27,7 +27,10 @@ FLOW = {"width": 640, "height": 340, "bar": 14, "gap": 12, "pad": 8}
 # The stage of each kind of node in the chain: the flow diagram's columns, left to right.
 STAGE = {
     "farm": 0,
+    "pasture": 0,
     "drug_manufacturer": 0,
+    "milk_station": 1,
+    "dairy_plant": 2,
     "slaughterhouse": 1,
     "processor": 1,
     "wholesale_market": 2,

@@ -385,7 +385,7 @@ def register_table(items: Iterable[dict[str, Any]]) -> TableOf:
                 t("list_sep").join(t.pick(n["name"], n["name_en"]) for n in e["node_types"]),
                 e["nodes"],
                 e["events"],
-                e["credit"]["grade"] if e.get("credit") else t("not_rated"),
+                (e["credit"]["grade"] or t("no_activity")) if e.get("credit") else t("not_rated"),
                 e["credit"]["score"] if e.get("credit") else None,
                 moment(e["registered"]),
             ]
@@ -447,6 +447,7 @@ def credit_table(rating: dict[str, Any]) -> TableOf:
                     t("no_activity") if quiet else h["grade"],
                 ]
             )
-        return Table("credit", f"credit-{rating.get('uscc') or rating.get('operator', '')}", CREDIT, rows)
+        who = f"{rating['node']}-{rating['operator']}" if rating.get("operator") else rating["uscc"]
+        return Table("credit", f"credit-{who}", CREDIT, rows)
 
     return build
