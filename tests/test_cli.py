@@ -47,7 +47,7 @@ def test_demo_loads_and_verifies(db_url: str, tmp_path: Path) -> None:
     out = cli(db_url, "demo", "--seed", "2", tmp=tmp_path)
     assert out.returncode == 0, out.stderr
     codes = re.findall(r"^  (\d{20})  ", out.stdout, re.MULTILINE)
-    assert len(codes) == 7
+    assert len(codes) == 10
     assert "a shopper's receipt from stall" in out.stdout  # the first code worth opening: a receipt's whole journey
     for code in codes:
         assert f"/t/{code}\n" in out.stdout and f"/api/v1/batches/{code}\n" in out.stdout

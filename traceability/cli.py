@@ -144,7 +144,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             f"{c['slaughterhouse']} slaughterhouses, {c['wholesale_market']} wholesale markets, "
             f"{c['wet_market']} wet markets with {c['stalls']} stalls, {c['supermarket']} supermarkets, "
             f"{c['canteen']} canteens, {c['drug_manufacturer']} drug manufacturer, {c['drug_distributor']} "
-            f"distributors and {c['pharmacy']} pharmacies; {c['scanners']} scanners, {c['products']} products."
+            f"distributors and {c['pharmacy']} pharmacies, a pasture, a raw-milk station and a dairy plant; "
+            f"{c['scanners']} scanners, {c['products']} products."
         )
         print(
             f"{result.story_events:,} events over the {result.days} days before "

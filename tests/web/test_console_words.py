@@ -77,6 +77,7 @@ async def proper_names(db_url: str) -> list[str]:
             UNION SELECT coalesce(authority, '') FROM recalls UNION SELECT coalesce(contact, '') FROM enterprises
             UNION SELECT coalesce(contact, '') FROM operators
             UNION SELECT coalesce(assignee, '') FROM anomaly_triage UNION SELECT coalesce(note, '') FROM anomaly_triage
+            UNION SELECT reason FROM interval_violations UNION SELECT product_name FROM farm_inputs
             """
         )
         texts = [r[0] for r in rows if r[0]]

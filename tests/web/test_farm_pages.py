@@ -36,7 +36,7 @@ async def test_a_vegetable_from_a_recorded_plot(world: World, phone: Page, base_
     await expect(farm.locator(".farm-inputs li").nth(1)).to_contain_text("无间隔期要求")
     assert not await phone.locator(".farm-insisted").count()
     await phone.goto(f"{base_url}/t/{code}?lang=en")
-    await expect(farm.locator(".farm-last")).to_contain_text(f"Last spraying: {ABAMECTIN['name']} on {day(9)}")
+    await expect(farm.locator(".farm-last")).to_contain_text(f"Last spraying: {ABAMECTIN['name_en']} on {day(9)}")
     await expect(farm.locator(".farm-last")).to_contain_text(f"safety interval over (7 days, allowed from {day(2)})")
     await expect(farm.locator(".farm-inputs li").nth(1)).to_contain_text("Fertiliser")
     await expect(farm).not_to_contain_text("最后")

@@ -24,6 +24,7 @@ from datetime import date, datetime
 from traceability import errors
 from traceability.demo.bulk import load_bulk
 from traceability.demo.city import first_uscc, register_city
+from traceability.demo.farms import register_farms
 from traceability.demo.recorder import CST, MIN_DAYS
 from traceability.demo.story import Story
 from traceability.logging import get_logger
@@ -34,7 +35,7 @@ from traceability.storage.database import Database
 log = get_logger(__name__)
 
 DAYS = 21
-HIGHLIGHT_ORDER = ("receipt", "pork", "recall", "failed", "drug", "expired", "paper")
+HIGHLIGHT_ORDER = ("receipt", "pork", "recall", "failed", "drug", "expired", "paper", "farm", "withdrawal", "dairy")
 
 
 class Progress:
@@ -114,6 +115,7 @@ async def load_demo(
     progress = Progress(report)
     try:
         city = await register_city(db)
+        await register_farms(db, city)
     except errors.AlreadyExists as exc:
         raise errors.Conflict(
             f"this database already holds registrations that clash with the demo city ({exc.message}); load "

@@ -20,17 +20,22 @@ nothing is in the future, and every random choice comes from one seeded generato
 from __future__ import annotations
 
 from traceability.demo.drugs import DrugFlows
+from traceability.demo.farms import FarmFlows
 from traceability.demo.meat import MeatFlows
 from traceability.demo.produce import VegetableFlows
 from traceability.services import genealogy
 
 
-class Story(MeatFlows, VegetableFlows, DrugFlows):
+class Story(MeatFlows, VegetableFlows, DrugFlows, FarmFlows):
     """The whole story: every flow, day by day, then the recall."""
 
     async def run(self) -> None:
         await self.drugs_made()
+        await self.farm_records()
         for day in range(self.days):
+            await self.plots(day)
+            await self.pens(day)
+            await self.dairy(day)
             await self.pork(day)
             await self.chicken(day)
             if day % 3 == 1:

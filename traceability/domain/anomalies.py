@@ -19,6 +19,9 @@ DEFAULT_SEVERITY = {
     "receipt_synced_after_recall": "high",
     "sold_after_expiry": "high",
     "drug_serial_dispensed_twice": "high",
+    "opened_inside_interval": "high",  # harvested or slaughtered inside a safety interval, the farm insisting
+    "received_inside_interval": "high",
+    "cold_chain_breach": "medium",
     "mass_balance_exceeded": "medium",
     "missing_certificate": "medium",
     "received_without_shipment": "medium",

@@ -245,6 +245,7 @@ class Violation:
     registration_no: str | None
     applied_on: date
     safe_from: date
+    product_en: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -256,6 +257,8 @@ class Violation:
         }
         if self.registration_no:
             out["registrationNo"] = self.registration_no
+        if self.product_en:
+            out["productEn"] = self.product_en
         return out
 
 
@@ -266,7 +269,13 @@ def inside_intervals(records: list[dict[str, Any]], day: date) -> list[Violation
     ``registration_no``, ``applied_on``, ``safe_from``)."""
     found = [
         Violation(
-            str(r["record_id"]), r["kind"], r["product_name"], r["registration_no"], r["applied_on"], r["safe_from"]
+            str(r["record_id"]),
+            r["kind"],
+            r["product_name"],
+            r["registration_no"],
+            r["applied_on"],
+            r["safe_from"],
+            r.get("product_name_en"),
         )
         for r in records
         if r["applied_on"] <= day < r["safe_from"]
@@ -292,6 +301,8 @@ def opening_summary(unit: str, records: list[dict[str, Any]], day: date, violati
         }
         if r["registration_no"]:
             item["registrationNo"] = r["registration_no"]
+        if r.get("product_name_en"):
+            item["productEn"] = r["product_name_en"]
         inputs.append(item)
     summary: dict[str, Any] = {"unit": unit, "day": day.isoformat(), "inputs": inputs}
     if violations:

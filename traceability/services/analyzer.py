@@ -269,6 +269,7 @@ async def _interval_rules(conn: Connection, e: Record, found: list[tuple[Any, ..
                     {
                         "unit": production.get("unit"),
                         "input": first.get("product"),
+                        "input_en": first.get("productEn"),
                         "applied_on": first.get("appliedOn"),
                         "safe_from": first.get("safeFrom"),
                     },
@@ -295,6 +296,7 @@ async def _interval_rules(conn: Connection, e: Record, found: list[tuple[Any, ..
                     "source": v["trace_code"],
                     "farm": v["farm"],
                     "input": first.get("product"),
+                    "input_en": first.get("productEn"),
                     "safe_from": first.get("safeFrom"),
                     "reason": v["reason"],
                 },
@@ -404,6 +406,8 @@ def explain(t: i18n.Words, row: Record | dict[str, Any]) -> str:
             value = t.name("unit", value) or value
         elif key == "other_node":
             value = t.pick(value, facts.get("other_node_en"))
+        elif key == "input":
+            value = t.pick(value, facts.get("input_en"))
         params[key] = value
     return t(f"explain_{kind}", **params)
 

@@ -125,10 +125,11 @@ async def list_inputs(conn: Connection, node_code: str, unit: str | None, limit:
 
 
 UNIT_INPUTS = """
-SELECT record_id, kind, product_name, registration_no, applied_on, interval_days, safe_from
-FROM farm_inputs
-WHERE node_id = $1 AND unit = $2 AND applied_on <= $3 AND (safe_from > $3 OR applied_on >= $4)
-ORDER BY applied_on DESC, id DESC
+SELECT f.record_id, f.kind, f.product_name, p.name_en AS product_name_en, f.registration_no, f.applied_on,
+       f.interval_days, f.safe_from
+FROM farm_inputs f LEFT JOIN input_products p ON p.registration_no = f.registration_no
+WHERE f.node_id = $1 AND f.unit = $2 AND f.applied_on <= $3 AND (f.safe_from > $3 OR f.applied_on >= $4)
+ORDER BY f.applied_on DESC, f.id DESC
 LIMIT 500
 """
 

@@ -38,6 +38,7 @@ def farm_inputs(own: dict[str, Any], ancestors: list[dict[str, Any]]) -> list[di
                 {
                     "kind": item.get("kind"),
                     "product": item.get("product"),
+                    "product_en": item.get("productEn"),
                     "registration_no": item.get("registrationNo"),
                     "applied_on": item.get("appliedOn"),
                     "interval_days": days,
