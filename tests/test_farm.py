@@ -254,3 +254,43 @@ def test_the_registry_of_inputs_by_cli(db_url: str) -> None:
     assert out.returncode == 2 and "source" in out.stderr
     out = cli(db_url, "input", "list")
     assert [i["applies_to"] for i in json.loads(out.stdout)] == [None]
+
+
+def epcis_harvest(lot: str) -> dict[str, Any]:
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": ago(0),
+        "epcisBody": {
+            "eventList": [
+                {
+                    "type": "ObjectEvent",
+                    "eventTime": ago(0.5),
+                    "eventTimeZoneOffset": "+08:00",
+                    "action": "ADD",
+                    "bizStep": "commissioning",
+                    "quantityList": [
+                        {"epcClass": f"urn:epc:class:lgtin:6901234.056789.{lot}", "quantity": 300, "uom": "KGM"}
+                    ],
+                }
+            ]
+        },
+    }
+
+
+async def test_an_epcis_opening_at_a_farm_inside_an_interval_is_refused(farm: World, client: Any) -> None:
+    async def capture(lot: str) -> tuple[int, Any]:
+        resp = await client.post(
+            "/epcis/capture",
+            json=epcis_harvest(lot),
+            headers={**farm.auth(farm.devices["farm"]), "Content-Type": "application/ld+json"},
+        )
+        return resp.status, await resp.json(content_type=None)
+
+    status, answer = await capture("L1")
+    assert status in (201, 202), answer
+    await farm.post("/api/v1/farm/inputs", pesticide("A-3", 2), farm.devices["farm"], expect=201)
+    status, answer = await capture("L2")
+    assert status == 409 and answer["code"] == "inside_safety_interval", answer
+    assert "PD20080001" in answer["title"] and "origin.unit" in answer["title"] and day(2 - 7) in answer["title"]

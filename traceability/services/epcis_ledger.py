@@ -24,6 +24,7 @@ from traceability.domain.supply import SALE_STEPS
 from traceability.epcis import document, identifiers, records
 from traceability.epcis.events import EPC_ROLES, Facets, What
 from traceability.ledger import canonical, chain, sealed
+from traceability.services import farm
 from traceability.services.recording import Claim, enforce_custody, record
 from traceability.storage import batches_repo, epcis_repo, events_repo
 from traceability.storage.database import Connection
@@ -444,6 +445,7 @@ class Writer:
         return out, heads
 
     async def _open(self, missing: list[Any]) -> dict[tuple[str, str], _Batch]:
+        await farm.check_epcis_openings(self.conn, [(m[3], m[1]) for m in missing])
         products = await epcis_repo.products_for(self.conn, [records.product_for(m[2]) for m in missing])
         serials = await epcis_repo.next_serials(self.conn, len(missing))
         made: dict[tuple[str, str], _Batch] = {}

@@ -225,3 +225,25 @@ async def after_opening(conn: Connection, check: OpeningCheck | None, batch_id: 
         conn, batch_id, event_id, check.reason, [v.as_json() for v in check.violations], check.day
     )
     log.warning("batch.opened_inside_interval", trace_code=code, inputs=len(check.violations))
+
+
+async def check_epcis_openings(conn: Connection, openings: list[tuple[Record, Any]]) -> None:
+    """A batch an EPCIS event opens at a farm or pasture (``(node, prepared event)`` pairs): EPCIS names no plot,
+    pen or herd, so while any of the farm's units is inside a safety interval on the event's day it opens nothing
+    there; the native opening (POST /api/v1/batches) names its unit and is checked for that unit alone."""
+    for node, prepared in openings:
+        if await farm_repo.node_type(conn, node["id"]) not in farm.FARM_NODES:
+            continue
+        row = await farm_repo.open_interval(conn, node["id"], farm.today_in_china(prepared.facets.event_time))
+        if row is not None:
+            raise errors.InsideSafetyInterval(
+                i18n.say(
+                    "interval_refused_epcis",
+                    unit=row["unit"],
+                    product=row["product_name"],
+                    registration=row["registration_no"] or "-",
+                    applied_on=row["applied_on"].isoformat(),
+                    safe_from=row["safe_from"].isoformat(),
+                ),
+                field=prepared.where("bizStep"),
+            )

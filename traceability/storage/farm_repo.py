@@ -198,3 +198,14 @@ async def opening_canonical(conn: Connection, batch_id: int) -> bytes | None:
     """The canonical bytes of a batch's opening event (its key data: a dairy batch's heat treatment)."""
     value: bytes | None = await conn.fetchval("SELECT canonical FROM events WHERE batch_id = $1 AND seq = 1", batch_id)
     return value
+
+
+async def open_interval(conn: Connection, node_id: int, day: date) -> Record | None:
+    """Some input of the node's units still inside its interval on ``day`` (the one ending last), or None."""
+    row: Record | None = await conn.fetchrow(
+        "SELECT unit, product_name, registration_no, applied_on, safe_from FROM farm_inputs "
+        "WHERE node_id = $1 AND applied_on <= $2 AND safe_from > $2 ORDER BY safe_from DESC, id LIMIT 1",
+        node_id,
+        day,
+    )
+    return row
