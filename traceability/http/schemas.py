@@ -286,13 +286,15 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "Identifier": obj({"trace_code": TRACE_CODE, "url": STRING}),
     "Anomalies": obj({"anomalies": array(obj({"kind": STRING})), "kinds": ANY_OBJECT}),
-    "Ratings": obj({"enterprises": array(obj({"uscc": STRING, "score": {"type": "number"}, "grade": STRING}))}),
+    "Ratings": obj(
+        {"enterprises": array(obj({"uscc": STRING, "score": nullable({"type": "number"}), "grade": nullable(STRING)}))}
+    ),
     "Credit": obj(
         {
             "uscc": STRING,
             "name": STRING,
-            "score": {"type": "number"},
-            "grade": STRING,
+            "score": nullable({"type": "number"}),
+            "grade": nullable(STRING),
             "factors": {"type": ["array", "object"]},
             "history": array(ANY_OBJECT),
         }
