@@ -118,8 +118,11 @@ async def test_regulator_traces_and_a_recall_shows_on_the_consumer_page(
         await expect(desk.get_by_role("heading", name="来源与去向")).to_be_visible()
         await desk.get_by_label("召回级别").select_option("I")
         await desk.get_by_label("召回原因").fill("瘦肉精检测阳性")
+        await desk.get_by_role("button", name="预览召回范围").click()
+        await expect(desk.get_by_role("heading", name="召回范围预览")).to_be_visible()
+        await desk.get_by_role("checkbox").check()
         await desk.get_by_role("button", name="发布召回").click()
-        await expect(desk.get_by_role("heading", name="召回已发布")).to_be_visible()
+        await expect(desk.get_by_role("heading", level=1)).to_contain_text("一级召回")
         await expect(desk.locator("main")).to_contain_text("market 节点")  # who is affected: every place it reached
         await desk.goto(f"{base_url}/console/batches/{code}")
         await expect(desk.locator(".banner")).to_contain_text("已召回")

@@ -49,8 +49,11 @@ async def test_console_reads_and_recalls_are_recorded_and_admins_read_them(
     assert (await client.get(f"/console/batches/{code}")).status == 200
     assert (await client.get(f"/console/batches/{code}/export.csv")).status == 200
     token = CSRF.search(await (await client.get(f"/console/batches/{code}")).text()).group(1)  # type: ignore[union-attr]
-    resp = await client.post(f"/console/batches/{code}/recall", data={"csrf": token, "level": "II", "reason": "抽检"})
-    assert resp.status == 201
+    form = {"csrf": token, "level": "II", "reason": "抽检"}
+    resp = await client.post(f"/console/batches/{code}/recall", data=form)
+    assert resp.status == 422  # not without its confirmation, after the preview
+    resp = await client.post(f"/console/batches/{code}/recall", data={**form, "confirm": "yes"}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/console/recalls/")
     found = await access_log(world, 4)
     assert [e["action"] for e in found] == ["recall", "view", "export", "view"]
     assert all(e["actor"]["kind"] == "user" and e["actor"]["name"] == regulator[0] for e in found)

@@ -74,7 +74,8 @@ async def proper_names(db_url: str) -> list[str]:
             SELECT name FROM enterprises UNION SELECT name_zh FROM nodes UNION SELECT coalesce(address, '') FROM nodes
             UNION SELECT name FROM operators UNION SELECT name_zh FROM products UNION SELECT name FROM console_users
             UNION SELECT coalesce(authority, '') FROM console_users UNION SELECT reason FROM recalls
-            UNION SELECT coalesce(authority, '') FROM recalls UNION SELECT coalesce(contact, '') FROM enterprises
+            UNION SELECT coalesce(authority, '') FROM recalls UNION SELECT coalesce(scope, '') FROM recalls
+            UNION SELECT coalesce(contact, '') FROM enterprises
             UNION SELECT coalesce(contact, '') FROM operators
             UNION SELECT coalesce(assignee, '') FROM anomaly_triage UNION SELECT coalesce(note, '') FROM anomaly_triage
             UNION SELECT reason FROM interval_violations UNION SELECT product_name FROM farm_inputs
@@ -141,6 +142,8 @@ def console_pages(demo: Demo, uscc: str, anomaly: int, stall: str) -> list[str]:
         "/console/kde?category=meat&from=2020-01-01&to=2020-12-31",
         f"/console/kde?product=21113021&from={month_ago}&to={today}",
         "/console/recalls",
+        "/console/recalls/1",
+        f"/console/batches/{codes['pork']}/recall?level=II&reason=%E6%8A%BD%E6%A3%80",
         "/console/anomalies",
         "/console/anomalies?status=open&severity=high",
         f"/console/anomalies/{anomaly}",

@@ -61,15 +61,16 @@ FROM recalls r
 JOIN batches b ON b.id = r.batch_id
 JOIN products p ON p.id = b.product_id
 JOIN reached x ON x.recall_id = r.id
+WHERE $2::bigint IS NULL OR r.id = $2
 GROUP BY r.id, b.trace_code, p.name_zh, p.name_en
 ORDER BY r.issued_at DESC
 LIMIT $1
 """
 
 
-async def recalls(conn: Connection, limit: int) -> list[Record]:
-    """Recalls, newest first, with how many of the batches each reached were destroyed or returned since."""
-    return list(await conn.fetch(RECALLS, limit))
+async def recalls(conn: Connection, limit: int, recall_id: int | None = None) -> list[Record]:
+    """Recalls (or one), newest first, with how many of the batches each reached were destroyed or returned since."""
+    return list(await conn.fetch(RECALLS, limit, recall_id))
 
 
 NODES = """

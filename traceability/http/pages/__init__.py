@@ -6,7 +6,8 @@ from the same service call, at the same URL with ``?format=json`` (or ``Accept: 
 ==============  ======================================================================================
 ``consumer``    ``/``, ``/t``, ``/t/{code}``: the lookup and the page a receipt's QR code opens
 ``console``     ``/console/...``: the regulator console (``console_work``: traces as lists, the key data
-                element export)
+                element export, triage, stalls' credit; ``console_recalls``: a recall's
+                preview, confirmation and page)
 ``vendor``      ``/vendor/...``: a stall's receiving and selling from a phone, and its receipt
 ``render``      :func:`~.render.answer` (the page or its JSON twin), templates, static files, formats
 ``sessions``    session cookies, CSRF tokens, the same-origin check, the sign-in form
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from traceability import i18n
 from traceability.http.pages import console, consumer, render, vendor
+from traceability.http.pages import console_recalls as _console_recalls  # noqa: F401 - adds its routes to console's
 from traceability.http.pages import console_work as _console_work  # noqa: F401 - adds its routes to console's
 
 

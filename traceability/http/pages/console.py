@@ -318,47 +318,6 @@ async def console_log(request: web.Request) -> web.StreamResponse:
     return await console_answer(request, session, status, "console/log.html", {"log": status})
 
 
-@routes.post("/console/batches/{code}/recall")
-@declare(
-    page(
-        "Recall this batch and everything made from it",
-        status=201,
-        auth=SESSION,
-        path=(CODE,),
-        form={
-            **CSRF_ONLY,
-            "properties": {
-                "csrf": {"type": "string"},
-                "level": {"enum": ["I", "II", "III"]},
-                "reason": {"type": "string"},
-                "scope": {"type": "string"},
-            },
-        },
-    )
-)
-async def console_recall(request: web.Request) -> web.StreamResponse:
-    """Issue a recall of this batch and everything made from it; show who is affected."""
-    session = await console_session(request)
-    form = await sessions.read_form(request)
-    sessions.check_csrf(session, form)
-    code = history.valid_code(request.match_info["code"])
-    fields = {k: str(form.get(k, "")) for k in ("level", "reason", "scope")}  # bounded by the recall's own checks
-    db = request.app[DATABASE]
-    try:
-        result = await views.issue_recall(db, session.principal, {"code": code, **fields})
-    except errors.InvalidField as exc:
-        problem = exc.message
-
-        async def batch_page() -> dict[str, Any]:  # the batch's page again, the problem by the form
-            record = await views.console_record(db, code, session.principal)
-            return {"r": record, "b": record["batch"], "recall_error": problem}
-
-        return await console_answer(request, session, exc, "console/batch.html", batch_page)
-    audit(request, session.principal, "recall", code, level=result["level"], batches=len(result["batches"]),
-          via="console")  # fmt: skip
-    return await console_answer(request, session, result, "console/recall.html", {"recall": result}, status=201)
-
-
 @routes.get("/console/recalls")
 @declare(page("Recalls issued", auth=SESSION, sheet=True))
 async def console_recalls(request: web.Request) -> web.StreamResponse:

@@ -85,6 +85,7 @@ async def dashboard(db: Database, now: datetime | None = None) -> dict[str, Any]
         "severities": {s: sum(a["count"] for a in anomalies if a["severity"] == s) for s in anomaly_rules.SEVERITIES},
         "recalls": [
             {
+                "id": r["id"],
                 "trace_code": r["trace_code"],
                 "level": r["level"],
                 "reason": r["reason"],
