@@ -1,4 +1,5 @@
-"""``make screenshots``: phone-size shots of the consumer page (zh, en) and desktop shots of the console.
+"""``make screenshots``: phone-size shots of the consumer page (zh, en) and desktop shots of the console:
+its dashboard, search, anomalies and a triage, a recall's reach and the key data element export.
 
 Loads the demo ledger into a fresh database on the test PostgreSQL, serves the real app on a free
 local port, and drives Debian's chromium. Writes PNGs to docs/screenshots/.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -92,7 +94,23 @@ async def main() -> int:
                 await page.get_by_label("密码").fill(REGULATOR[1])
                 await page.get_by_role("button", name="登录").click()
                 await page.wait_for_url(f"{base}/console")
-                await shoot(page, f"{base}/console?enterprise=%E5%BE%90%E5%B7%9E", "console-search.png")
+                await asyncio.sleep(2)  # let the analyzer find the demo's anomalies for the dashboard
+                await shoot(page, f"{base}/console", "console-dashboard.png")
+                await shoot(page, f"{base}/console/search?enterprise=%E5%BE%90%E5%B7%9E", "console-search.png")
+                await shoot(page, f"{base}/console/anomalies?status=open", "console-anomalies.png")
+                anomaly = page.locator("main table tbody tr a").first
+                await anomaly.click()
+                await page.get_by_label("状态").select_option("investigating")
+                await page.get_by_label("负责人").fill("张科长")
+                await page.get_by_label("备注").fill("已通知药店封存，调取销售记录")
+                await page.get_by_role("button", name="保存处置").click()
+                await page.screenshot(path=str(OUT / "console-triage.png"), full_page=True)
+                print("wrote docs/screenshots/console-triage.png")
+                await shoot(page, f"{base}/console/recalls/1", "console-recall-reach.png")
+                week = f"from={(date.today() - timedelta(days=7)).isoformat()}&to={date.today().isoformat()}"
+                await page.goto(f"{base}/console/kde?category=meat&{week}")
+                await page.screenshot(path=str(OUT / "console-kde-export.png"))  # the top: a month is long
+                print("wrote docs/screenshots/console-kde-export.png")
                 await shoot(page, f"{base}/console/batches/{codes['pork']}", "console-batch.png")
                 await shoot(page, f"{base}/console/enterprises", "console-register.png")
                 await shoot(page, f"{base}/console/log", "console-log.png")
