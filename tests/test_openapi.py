@@ -209,6 +209,14 @@ async def test_real_answers_match_the_document(world: World) -> None:
     status, rotated = await call("POST", f"/api/v1/admin/tokens/{extra_token['id']}/rotate", token=admin)
     assert status == 201
     assert (await call("POST", f"/api/v1/admin/tokens/{rotated['id']}/revoke", token=admin))[0] == 200
+    # The recall above reaches the slaughterhouse: its credential sees the notice and acknowledges it, twice.
+    status, erp_token = await call("POST", "/api/v1/admin/tokens", erp, admin)
+    status, notices = await call("GET", "/api/v1/recalls/notices?limit=5", token=erp_token["credential"])
+    assert status == 200 and notices["notices"]
+    recall_id = notices["notices"][0]["recall_id"]
+    for expected in (201, 200):
+        ack = await call("POST", f"/api/v1/recalls/{recall_id}/acknowledge", token=erp_token["credential"])
+        assert ack[0] == expected
     user_body = {"name": "张三", "role": "regulator", "password": "a long enough password", "authority": "市场监管局"}
     status, user = await call("POST", "/api/v1/admin/users", user_body, admin)
     assert status == 201

@@ -28,9 +28,17 @@ MASS_TOLERANCE: dict[str, Decimal] = {
 }
 KILOGRAMS: dict[str, Decimal] = {"KGM": Decimal(1), "GRM": Decimal("0.001"), "TNE": Decimal(1000)}
 SALE_STEPS = frozenset({"retail_selling", "shipping", "dispensing"})
+RETURN_STEPS = frozenset({"shipping", "receiving"})
+"""A recalled or held batch may still go back to where it came from: shipped or received as ``returned``."""
 RECALL_LEVELS = frozenset({"I", "II", "III"})  # from serious risk down (一级召回 …); names in traceability/i18n
 TRANSFORM_STEPS = frozenset({"repackaging", "packing", "commissioning", "assembling", "disassembling", "other"})
 _APPROVAL = re.compile(r"国药准字[HZSBTFJ]\d{8}")
+
+
+def closes_recall(step: str, disposition: str | None) -> bool:
+    """Whether a holder's event disposes of a recalled or held batch: destroying it, or sending it back
+    (shipping or receiving with the disposition ``returned``). These stay recordable when sales stop."""
+    return step == "destroying" or (step in RETURN_STEPS and disposition == "returned")
 
 
 def in_kilograms(quantity: dict[str, str], category: str = "") -> Decimal | None:

@@ -173,6 +173,8 @@ RECEIPT = obj(
 # An inclusion proof with the bytes it proves: alone (Proof) or many against one checkpoint (bundles).
 _PROVED: dict[str, Any] = {"event_id": STRING, "event_hash": HEX, "prev_hash": HEX, "canonical": STRING}
 _PROVED |= {"leaf_index": INT, "leaf_hash": HEX, "audit_path": array(HEX)}
+_NOTICE = {"recall_id": INT, "trace_code": STRING, "level": STRING, "reason": STRING, "issued_at": STRING}
+_NOTICE |= {"affected": INT, "acknowledged_at": nullable(STRING)}
 _NOTE = {"type": "string", "description": "the C2SP signed note the proofs lead to"}
 _BUNDLE = {"log_id": STRING, "tree_size": INT, "checkpoint": nullable(_NOTE), "pending": array(STRING)}
 _BUNDLE["proofs"] = array(obj({**_PROVED, "seq": INT}))
@@ -255,6 +257,8 @@ COMPONENTS: dict[str, Schema] = {
             "enterprises": array(STRING),
         }
     ),
+    "RecallNotices": obj({"notices": array(obj(_NOTICE))}),
+    "RecallAcknowledgement": obj({"recall_id": INT, "enterprise": STRING, "acknowledged_at": STRING}),
     "RecallList": obj({"recalls": array(obj({"trace_code": TRACE_CODE, "level": STRING, "issued_at": STRING}))}),
     "BatchView": obj(
         {

@@ -14,6 +14,7 @@ from traceability.http.keys import DATABASE, SETTINGS
 from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
 from traceability.services import analyzer, credit, genealogy, history, sales
+from traceability.services import recall_notices as recall_notice
 
 routes = web.RouteTableDef()
 OVERSIGHT = ("regulator", "admin")
@@ -96,6 +97,44 @@ async def recalls(request: web.Request) -> web.Response:
     oversight = viewer is not None and viewer.role in OVERSIGHT
     items = await genealogy.list_recalls(request.app[DATABASE], limit, offset, oversight=oversight)
     return json_response({"recalls": items})
+
+
+RECALL_ID = Param("id", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}, "a recall's id", where="path")
+
+
+@routes.get("/api/v1/recalls/notices")
+@operation(
+    "The recalls that reach the caller's enterprise, newest first, each with its acknowledgement (if any)",
+    tags=("supply",),
+    auth=("bearer",),
+    query=PAGING,
+    responses={200: ok("RecallNotices")},
+)
+async def recall_notices(request: web.Request) -> web.Response:
+    enterprise = await require(request, "enterprise")
+    limit, offset = paging(request)
+    items = await recall_notice.notices(request.app[DATABASE], enterprise, limit, offset)
+    return json_response({"notices": items}, headers={"Cache-Control": "private, no-cache"})
+
+
+@routes.post("/api/v1/recalls/{id}/acknowledge")
+@operation(
+    "The caller's enterprise acknowledges a recall that reaches it (once: a second acknowledgement answers the first)",
+    tags=("supply",),
+    auth=("bearer",),
+    path=(RECALL_ID,),
+    responses={
+        201: ok("RecallAcknowledgement"),
+        200: ok("RecallAcknowledgement", "acknowledged before: the first acknowledgement, nothing new"),
+    },
+)
+async def acknowledge_recall(request: web.Request) -> web.Response:
+    enterprise = await require(request, "enterprise")
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
+        raise errors.InvalidField("id: a recall's number", field="id")
+    answer, created = await recall_notice.acknowledge(request.app[DATABASE], enterprise, int(raw))
+    return json_response(answer, status=201 if created else 200)
 
 
 @routes.get("/api/v1/anomalies")

@@ -20,7 +20,7 @@ from traceability.domain.access import Principal
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, before_opening, parse_event_list
 from traceability.domain.fields import utc_ms
-from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_data
+from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_data, closes_recall
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
 from traceability.services import farm
@@ -254,6 +254,8 @@ def _check_status(head: Record, d: EventDraft, i: int, is_list: bool) -> None:
     (a station syncing late): that event is accepted, and the analyzer flags it for the regulator."""
     if head["status"] == "active" or (d.biz_step not in SALE_STEPS and d.biz_step != "receiving"):
         return
+    if closes_recall(d.biz_step, d.content.get("disposition")):
+        return  # sending it back stays possible
     since = head["status_since"]
     if since is not None and d.event_time < since:
         return

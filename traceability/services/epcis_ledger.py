@@ -20,7 +20,7 @@ from traceability import errors
 from traceability.domain import tracecode
 from traceability.domain.access import Principal
 from traceability.domain.fields import utc_ms
-from traceability.domain.supply import SALE_STEPS
+from traceability.domain.supply import SALE_STEPS, closes_recall
 from traceability.epcis import document, identifiers, records
 from traceability.epcis.events import EPC_ROLES, Facets, What
 from traceability.ledger import canonical, chain, sealed
@@ -368,8 +368,8 @@ class Writer:
         if head["status"] == "active" or (step not in SALE_STEPS and step != "receiving"):
             return
         since = head["status_since"]
-        if since is not None and p.facets.event_time < since:
-            return
+        if (since is not None and p.facets.event_time < since) or closes_recall(step, p.facets.disposition):
+            return  # before the hold, or sending it back (which stays possible)
         what = "recalled" if head["status"] == "recalled" else "on hold after a failed inspection"
         where, code = p.where("bizStep"), "batch_recalled" if head["status"] == "recalled" else "batch_on_hold"
         message = f"{where}: batch {head['trace_code']} is {what}; {step} it is refused"

@@ -20,6 +20,8 @@ from traceability.storage import sales_repo
 from traceability.storage.database import Connection, Record
 
 OUT = {"shipping": "shipped", "retail_selling": "sold", "dispensing": "sold", "destroying": "destroyed"}
+"""Where a step takes goods; a shipment with the disposition ``returned`` counts as returned (to its source)."""
+GONE = ("shipped", "processed", "sold", "destroyed", "returned")
 
 
 def _amount(quantity: Any, uom: str) -> Decimal | None:
@@ -51,20 +53,25 @@ def tally(rows: Sequence[Record], batches: dict[int, Record]) -> dict[str, dict[
             continue
         row = ledger.setdefault(
             (r["batch_id"], r["node"]),
-            dict.fromkeys(("received", "shipped", "processed", "sold", "destroyed"), Decimal(0)),
+            dict.fromkeys(("received", "shipped", "processed", "sold", "destroyed", "returned"), Decimal(0)),
         )
         stated = _amount(content.get("quantity"), uom)
-        left = row["received"] - row["shipped"] - row["processed"] - row["sold"] - row["destroyed"]
+        left = row["received"] - sum(row[k] for k in GONE)
         if r["seq"] == 1 or r["biz_step"] == "receiving":
             row["received"] += batch["quantity"] if stated is None else stated
         elif "transformationID" in content and "outputs" in content:
             row["processed"] += left if stated is None else stated
         elif r["biz_step"] in OUT:
-            row[OUT[r["biz_step"]]] += max(left, Decimal(0)) if stated is None else stated
+            out = (
+                "returned"
+                if r["biz_step"] == "shipping" and content.get("disposition") == "returned"
+                else OUT[r["biz_step"]]
+            )
+            row[out] += max(left, Decimal(0)) if stated is None else stated
     nodes: dict[str, dict[str, Any]] = {}
     for (batch_id, node), row in ledger.items():
         uom = batches[batch_id]["uom"]
-        left = row["received"] - row["shipped"] - row["processed"] - row["sold"] - row["destroyed"]
+        left = row["received"] - sum(row[k] for k in GONE)
         entry = nodes.setdefault(node, {"stock": [], "sold_to_consumers": {}, "left": {}, "receipts": 0})
         entry["stock"].append(
             {"trace_code": batches[batch_id]["trace_code"], "uom": uom, "left": _text(left)}

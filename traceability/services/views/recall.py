@@ -3,7 +3,8 @@
 Both show the batches the recall reaches down to the receipts consumers took home, every place they
 reached with its enterprise's contact and the stalls that handled them (with their own contact), and at
 each place what was received, sold to consumers and is left. The recall page adds how far the recall
-has got: how many of its batches were destroyed or returned since it was issued.
+has got: how many of its batches were destroyed or returned since it was issued, and which of the
+enterprises it reaches have acknowledged it (and when).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from traceability import errors, i18n
 from traceability.domain import supply
-from traceability.services import genealogy
+from traceability.services import genealogy, recall_notices
 from traceability.services.views.tables import Cell, Column, Table, TableOf, number
 from traceability.storage import dashboard_repo, recall_repo
 from traceability.storage.database import Database
@@ -59,8 +60,11 @@ async def recall_page(db: Database, recall_id: int) -> dict[str, Any]:
         if row is None:
             raise errors.NotFound(f"no recall {recall_id}")
         progress = await dashboard_repo.recalls(conn, 1, recall_id)
+        enterprises = await recall_notices.reached(conn, recall_id)
     closed = progress[0]["closed"] if progress else 0
+    acked = sum(1 for e in enterprises if e["acknowledged_at"])
     reached = await reach(db, row["trace_code"])
+    steps = row["affected"] + len(enterprises)
     return {
         "id": row["id"],
         "trace_code": row["trace_code"],
@@ -73,7 +77,10 @@ async def recall_page(db: Database, recall_id: int) -> dict[str, Any]:
         "affected": row["affected"],
         "closed": closed,
         "progress": round(100 * closed / row["affected"]) if row["affected"] else 0,
+        "acknowledged": acked,
+        "overall": round(100 * (closed + acked) / steps) if steps else 0,
         **{k: v for k, v in reached.items() if k != "trace_code"},
+        "acknowledgements": enterprises,
     }
 
 
@@ -90,6 +97,7 @@ REACH = (
     Column("received", "number"),
     Column("sold_to_consumers", "number"),
     Column("destroyed", "number"),
+    Column("returned_to_source", "number"),
     Column("left", "number"),
     Column("receipts_issued", "number"),
 )
@@ -120,6 +128,7 @@ def reach_table(data: dict[str, Any], filename: str) -> TableOf:
                             number(s.get("received")),
                             number(s.get("sold")),
                             number(s.get("destroyed")),
+                            number(s.get("returned")),
                             number(s.get("left")),
                             place.get("receipts") if code == place["batches"][0] else None,
                         ]
