@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import CHINA, World, new_id
 from tests.test_supply import ago, regulator
 from traceability.config import Settings
+from traceability.epcis import identifiers
 from traceability.services import accounts
 from traceability.storage.database import open_database
 
@@ -135,3 +136,57 @@ async def test_enterprises_acknowledge_and_the_holder_destroys_or_returns(
     assert "已退回" in html and "70.5" in html
     english = await (await client.get(f"/console/recalls/{recall_id}?lang=en")).text()
     assert "1 of 2 enterprises have acknowledged" in english
+
+
+async def epcis(world: World, token: str, sgln: str, code: str, step: str, **extra: Any) -> dict[str, Any]:
+    """One event captured through EPCIS with the enterprise's credential; the capture job's outcome."""
+    event = {
+        "type": "ObjectEvent",
+        "action": "OBSERVE",
+        "bizStep": step,
+        "eventTime": now(),
+        "eventTimeZoneOffset": "+08:00",
+        "quantityList": [{"epcClass": f"http://trace.test/t/{code}", "quantity": 5, "uom": "KGM"}],
+        "bizLocation": {"id": sgln},
+        **extra,
+    }
+    doc = {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": now(),
+        "epcisBody": {"eventList": [event]},
+    }
+    auth = world.auth(token)
+    resp = await world.client.post("/epcis/capture", json=doc, headers={**auth, "Content-Type": "application/ld+json"})
+    assert resp.status == 202, await resp.text()
+    return dict(await (await world.client.get(resp.headers["Location"], headers=auth)).json())
+
+
+async def test_an_enterprise_system_returns_or_destroys_a_recalled_batch_through_epcis(world: World) -> None:
+    carcass = await world.open_batch()
+    sgln = "urn:epc:id:sgln:0614141.73399.0"
+    uscc = world.enterprises["slaughter"]
+    node = {
+        "enterprise": uscc,
+        "type": "slaughterhouse",
+        "area_code": "320311",
+        "name": "二号车间",
+        "gln": identifiers.location_gln(sgln),
+    }
+    await world.post("/api/v1/admin/nodes", node, expect=201)
+    erp = (await world.post("/api/v1/admin/tokens", {"role": "enterprise", "name": "ERP", "enterprise": uscc}))[
+        "credential"
+    ]
+    await world.post(
+        "/api/v1/recalls",
+        {"traceCode": carcass, "level": "II", "reason": "抽检不合格"},
+        await regulator(world),
+        201,
+    )
+    refused = await epcis(world, erp, sgln, carcass, "shipping")
+    assert not refused["success"] and "recalled" in str(refused)
+    returned = await epcis(world, erp, sgln, carcass, "shipping", disposition="returned")
+    assert returned["success"], returned
+    destroyed = await epcis(world, erp, sgln, carcass, "destroying", disposition="destroyed")
+    assert destroyed["success"], destroyed
