@@ -254,6 +254,7 @@ async def test_forward_trace_and_recall_count_what_consumers_took_and_what_is_le
             "processed": "0",
             "sold": "1.75",
             "destroyed": "0",
+            "returned": "0",
             "left": "78.25",
         }
     ]
