@@ -126,3 +126,20 @@ async def wait_until(condition: Any, within: float = 60.0, what: str = "conditio
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {within} s")
         await asyncio.sleep(0.05)
+
+
+def trace_scan(home: Path, *args: str, stdin: str = "", timeout: float = 180.0) -> tuple[int, str, str]:
+    """Run ``trace-scan`` with its own home, as a vendor would; (exit status, stdout, stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scanners.cli", "--home", str(home), "--max-backoff", "0.2", *args],
+        input=stdin.encode(),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+async def run_station(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    """:func:`trace_scan` without blocking the event loop the server under test may share."""
+    return await asyncio.to_thread(trace_scan, home, *args, stdin=stdin)

@@ -4,10 +4,7 @@ Real ``trace-scan`` processes against the real server."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,25 +14,10 @@ from scanners.modes import Counter
 from scanners.station import Station
 from tests.scanners.conftest import Live
 from tests.scanners.test_station import enrolled
+from tests.servers import run_station as run
 from traceability.domain.scans import Quantity
 
-PY = sys.executable
 SELL = ("run", "--mode", "sell", "--product", "21113011", "--price", "30", "--flush-timeout", "1")
-
-
-def trace_scan(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    done = subprocess.run(
-        [PY, "-m", "scanners.cli", "--home", str(home), "--max-backoff", "0.2", *args],
-        input=stdin.encode(),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
-
-
-async def run(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    return await asyncio.to_thread(trace_scan, home, *args, stdin=stdin)
 
 
 def commissioned(st: Station, kg: str = "5", **extra: str) -> str:

@@ -15,10 +15,7 @@ has no form for an origin, a certificate or a transformation.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,10 +29,10 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import make_uscc
 from tests.servers import Server
+from tests.servers import run_station as station
 from tests.web.conftest import new_page
 
 pytestmark = pytest.mark.browser
-PY = sys.executable
 CODE = re.compile(r"\b[1-8][0-9]{19}\b")
 
 
@@ -53,21 +50,6 @@ class Api:
         status, data = await self.call("POST", path, body, token)
         assert status in (200, 201), (path, status, data)
         return data
-
-
-def trace_scan(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    done = subprocess.run(
-        [PY, "-m", "scanners.cli", "--home", str(home), "--max-backoff", "0.2", *args],
-        input=stdin.encode(),
-        capture_output=True,
-        timeout=180,
-        check=False,
-    )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
-
-
-async def station(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    return await asyncio.to_thread(trace_scan, home, *args, stdin=stdin)
 
 
 async def place(api: Api, n: int, node_type: str, area: str, name: str, name_en: str) -> dict[str, Any]:

@@ -4,9 +4,6 @@ PIN, is told in Chinese not to sell."""
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,26 +13,11 @@ from playwright.async_api import Page, expect
 
 from tests.conftest import World
 from tests.scanners.escpos_render import print_escpos
+from tests.servers import run_station as run
 from tests.web.conftest import pork_chain
 from traceability.domain import stations as station_format
 
 pytestmark = pytest.mark.browser
-PY = sys.executable
-
-
-def station(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    done = subprocess.run(
-        [PY, "-m", "scanners.cli", "--home", str(home), "--max-backoff", "0.2", *args],
-        input=stdin.encode(),
-        capture_output=True,
-        timeout=90,
-        check=False,
-    )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
-
-
-async def run(home: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
-    return await asyncio.to_thread(station, home, *args, stdin=stdin)
 
 
 def printed(device: Path) -> list[str]:
