@@ -250,6 +250,7 @@ async def test_real_answers_match_the_document(world: World) -> None:
     }
     assert (await call("POST", "/api/v1/farm/inputs", record, farm_device))[0] == 201
     assert (await call("GET", "/api/v1/farm/inputs?unit=A-1", token=farm_device))[0] == 200
+    assert (await call("GET", "/api/v1/federation"))[0] == 200
     missing = {
         (m.upper(), p) for p, ops in document["paths"].items() for m in ops if p.startswith("/api/") or p == "/healthz"
     } - c.seen

@@ -64,6 +64,13 @@ def _tls(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
     return (Path(cert) if cert else None), (Path(key) if key else None)
 
 
+def _file(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name) or None
+    if value is not None and not Path(value).is_file():
+        raise ConfigError(f"{name}: no such file {value}")
+    return Path(value) if value else None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service can be told from outside. See the settings table in README.md."""
@@ -91,6 +98,7 @@ class Settings:
     metrics_allow: tuple[Network, ...] = ()
     capture_rate: float = 50.0
     capture_burst: int = 500
+    federation_file: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -142,6 +150,7 @@ class Settings:
             "metrics_allow": _networks(env, "TRACE_METRICS_ALLOW"),
             "capture_rate": _float(env, "TRACE_CAPTURE_RATE", 50.0, 0, 1_000_000),
             "capture_burst": _int(env, "TRACE_CAPTURE_BURST", 500, 1, 1_000_000),
+            "federation_file": _file(env, "TRACE_FEDERATION"),
         }
         values["tls_cert"], values["tls_key"] = _tls(env)
         scheme = "https" if values["tls_cert"] else "http"

@@ -12,10 +12,10 @@ from traceability.domain import bounds
 from traceability.http import params, schemas
 from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require, require_capture
-from traceability.http.keys import DATABASE, PRINCIPALS, SETTINGS, VIEWS
+from traceability.http.keys import DATABASE, FEDERATION, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Operation, Param, Response, ok, operation
-from traceability.services import capture, history, registry
+from traceability.services import capture, federation, history, registry
 
 routes = web.RouteTableDef()
 OPENAPI = web.AppKey("openapi", bytes)
@@ -179,7 +179,13 @@ async def capture_events(request: web.Request) -> web.Response:
     "A batch's history: public view, or full for regulators and the enterprises involved",
     tags=("read",),
     path=(TRACE_CODE_PATH,),
-    responses={200: ok("BatchView", headers={"ETag": "the chain head"}), 304: Response("not modified")},
+    responses={
+        200: ok("BatchView", headers={"ETag": "the chain head"}),
+        304: Response("not modified"),
+        307: ok(
+            "Home", "the code's home is another member ledger, and it never came here", headers={"Location": "there"}
+        ),
+    },
 )
 async def read_batch(request: web.Request) -> web.StreamResponse:
     code = history.valid_code(request.match_info["trace_code"])
@@ -194,7 +200,14 @@ async def read_batch(request: web.Request) -> web.StreamResponse:
         tag = await history.head_etag(db, code, viewer)
         if tag is not None and tag in {t.strip() for t in if_none_match.split(",")}:
             return web.Response(status=304, headers={"ETag": tag, **cache})
-    view, tag = await history.read_batch(db, code, viewer, request.app[VIEWS])
+    try:
+        view, tag = await history.read_batch(db, code, viewer, request.app[VIEWS])
+    except errors.NotFound:
+        home = request.app[FEDERATION].elsewhere(code)
+        if home is None:
+            raise
+        there = federation.pointer(home, f"/api/v1/batches/{code}")
+        return json_response({"home": there}, status=307, headers={"Location": there["url"]})
     if viewer is not None and view.get("view") in ("full", "partial"):
         audit(request, viewer, "view", code, view=view["view"], via="api")
     return json_response(view, headers={"ETag": tag, **cache})

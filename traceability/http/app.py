@@ -15,6 +15,7 @@ from traceability.http import (
     epcis_api,
     epcis_query_api,
     farm_api,
+    federation_api,
     log_api,
     metrics,
     openapi,
@@ -24,12 +25,12 @@ from traceability.http import (
     supply_api,
     verdict_api,
 )
-from traceability.http.keys import ACCESS, DATABASE, LIMITS, LOG, PRINCIPALS, SETTINGS, VIEWS
+from traceability.http.keys import ACCESS, DATABASE, FEDERATION, LIMITS, LOG, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.middleware import request_context
 from traceability.http.params import bounded_input
 from traceability.http.security import security_headers, trusted_proxy
 from traceability.logging import get_logger
-from traceability.services import analyzer, principals, transparency
+from traceability.services import analyzer, federation, principals, transparency
 from traceability.services.access_log import AccessLog
 from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
@@ -59,6 +60,7 @@ async def _log(app: web.Application) -> AsyncIterator[None]:
     (one of each active across processes)."""
     settings = app[SETTINGS]
     lg = app[LOG] = await transparency.open_log(app[DATABASE], settings)
+    app[FEDERATION] = federation.join(app[FEDERATION], lg.origin, lg.verifier_key, settings.federation_file)
     stop = asyncio.Event()
     interval = settings.sequencer_interval_ms / 1000
     tasks = [
@@ -78,6 +80,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[FEDERATION] = federation.load(settings.federation_file)
     app[PRINCIPALS] = PrincipalCache()
     app[VIEWS] = ViewCache()
     app[LIMITS] = Limits.of(settings.capture_rate, settings.capture_burst)
@@ -91,6 +94,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(log_api.routes)
     app.add_routes(supply_api.routes)
     app.add_routes(farm_api.routes)
+    app.add_routes(federation_api.routes)
     app.add_routes(stations.routes)
     app.add_routes(verdict_api.routes)
     app.add_routes(epcis_api.routes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from traceability.config import Settings
+from traceability.domain.federation import Federation
 from traceability.services.access_log import AccessLog
 from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
@@ -19,3 +20,4 @@ PRINCIPALS = web.AppKey("principals", PrincipalCache)
 VIEWS = web.AppKey("views", ViewCache)
 ACCESS = web.AppKey("access", AccessLog)
 LIMITS = web.AppKey("limits", Limits)
+FEDERATION = web.AppKey("federation", Federation)

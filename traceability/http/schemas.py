@@ -446,6 +446,8 @@ COMPONENTS: dict[str, Schema] = {
     "Proofs": obj({**_BUNDLE, "missing": array({"type": ["string", "integer"]})}),
     "Consistency": obj({"log_id": STRING, "first": INT, "second": INT, "proof": array(STRING)}),
     "Cosigned": obj({"accepted": {"type": ["array", "boolean", "integer"]}}),
+    "Home": obj({"home": obj({"origin": STRING, "name": STRING, "url": STRING})}),
+    "Federation": obj({"own": nullable(STRING), "members": array(obj({"origin": STRING, "url": STRING}))}),
     "Enrolment": obj({"device": INT, "node": STRING, "code": STRING, "expiresAt": STRING}),
     "Station": obj({"keyId": STRING, "device": ANY_OBJECT, "node": ANY_OBJECT}),
     "StationKeys": obj({"items": array(obj({"keyId": STRING, "createdAt": STRING}))}),

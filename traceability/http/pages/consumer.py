@@ -13,7 +13,7 @@ from aiohttp import web
 from traceability import errors, i18n
 from traceability.domain import tracecode
 from traceability.http import schemas
-from traceability.http.keys import DATABASE
+from traceability.http.keys import DATABASE, FEDERATION
 from traceability.http.openapi import Param, Response, declare, page
 from traceability.http.pages import language
 from traceability.http.pages.render import PageRoutes, answer, self_url, wants_json
@@ -62,6 +62,7 @@ async def lookup(request: web.Request) -> web.StreamResponse:
         query=(UNIT,),
         more={
             301: Response("the code as typed, with spaces, dashes or full-width digits: its page"),
+            302: Response("a code whose home is another member ledger, unknown here: its page there"),
             303: Response("a drug box or unit code: its lot's page"),
             304: Response("not modified"),
         },
@@ -98,6 +99,10 @@ async def consumer(request: web.Request) -> web.StreamResponse:
     try:
         record, _ = await views.consumer_record(db, code)
     except errors.NotFound as exc:
+        home = request.app[FEDERATION].elsewhere(code)
+        if home is not None:  # another city's code that never came here: its own ledger answers
+            query = f"?{request.query_string}" if request.query_string else ""
+            raise web.HTTPFound(f"{home.url}/t/{code}{query}") from None
         lease = await views.find_lease(db, code)
         if lease is None:
             await _to_lot(request, code)  # a drug code whose own check digit happens to fit ours
