@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -240,6 +241,43 @@ async def test_concurrent_receipts_and_sales_keep_custody_consistent(world: Worl
         assert steps.index("receiving") < (steps.index("retail_selling") if "retail_selling" in steps else 99)
         if "retail_selling" not in steps:  # refused while in transit: it goes through once received
             assert await post(world.devices["market"], sale) == 201
+
+
+async def test_a_receipt_sent_alone_moves_custody_as_one_in_a_list(world: World, superuser: Any) -> None:
+    """A single receipt takes the one-statement path, a list the general one: custody ends the same."""
+
+    async def custody(code: str) -> list[tuple[str, str, Decimal]]:
+        rows = await superuser.fetch(
+            "SELECT n.code, c.relation, c.in_transit AS t FROM batch_custody c "
+            "JOIN batches b ON b.id = c.batch_id JOIN nodes n ON n.id = c.node_id "
+            "WHERE b.trace_code = $1 ORDER BY n.code",
+            code,
+        )
+        return [(r["code"], r["relation"], r["t"]) for r in rows]
+
+    seen = []
+    for as_list in (False, True):
+        code = await world.open_batch()
+        ship = world.event(code, "shipping", destination={"node": world.nodes["market"]}, quantity=kg(30))
+        await world.post("/api/v1/events", ship, world.devices["slaughter"], expect=201)
+        steps = [
+            (world.devices["market"], world.event(code, "receiving", quantity=kg(12))),  # destination → holder
+            (world.devices["market"], world.event(code, "receiving", quantity={"value": 8000, "uom": "GRM"})),
+            (world.devices["slaughter"], world.event(code, "receiving", quantity=kg(1))),  # a holder, none in transit
+            (world.devices["market"], world.event(code, "receiving", quantity=kg(25))),  # never below nothing
+        ]
+        for token, event in steps:
+            await world.post("/api/v1/events", {"events": [event]} if as_list else event, token, expect=201)
+            seen.append((as_list, await custody(code)))
+    alone, listed = [c for flag, c in seen if not flag], [c for flag, c in seen if flag]
+    assert alone == listed
+    market = world.nodes["market"]
+    assert [next(r for r in rows if r[0] == market)[1:] for rows in alone] == [
+        ("holder", Decimal(18)),
+        ("holder", Decimal(10)),
+        ("holder", Decimal(10)),
+        ("holder", Decimal(0)),
+    ]
 
 
 async def test_a_testing_laboratory_is_a_node_type_with_names(world: World) -> None:

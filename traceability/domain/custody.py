@@ -33,7 +33,9 @@ TESTING_STEPS = frozenset({"inspecting", "sampling"})
 ARRIVAL_STEPS = frozenset({"receiving", "arriving", "accepting", "unloading", "inspecting", "sampling"})
 """What the destination of a shipment in transit may record before it has received the batch."""
 CUSTODY_STEPS = frozenset({"shipping", "receiving"})
-"""Steps that change who holds a batch: the single-statement capture path leaves them to the general one."""
+"""Steps that change who holds a batch. The single-statement capture path takes a receipt (one row of
+the receiving node's custody changes) and leaves a shipment (its destination named by code) to the
+general one."""
 
 KILOGRAMS: dict[str, Decimal] = {"KGM": Decimal(1), "GRM": Decimal("0.001"), "TNE": Decimal(1000)}
 
@@ -69,8 +71,9 @@ def reserved(step: str | None, disposition: str | None) -> Refusal | None:
 
 def single_statement(step: str, disposition: str | None) -> bool:
     """Whether an event may take the one-statement capture path, which admits only a holder's events
-    that leave custody as it is (anything else goes the general path, which says why it refuses)."""
-    return step not in CUSTODY_STEPS and reserved(step, disposition) is None
+    that leave custody as it is, and receipts by a holder or a shipment's destination (anything else
+    goes the general path, which says why it refuses)."""
+    return step != "shipping" and reserved(step, disposition) is None
 
 
 def operator_refusal(device_operator: str | None, claimed: str | None, node_has_operator: bool) -> Refusal | None:

@@ -133,9 +133,10 @@ async def _append_one(
                 d.event_time,
                 now,
                 private,
-                d.biz_step in SALE_STEPS,
+                d.biz_step in SALE_STEPS or d.biz_step == "receiving",
                 chain.CHAIN_TAG,
                 bounds.OPENING_TOLERANCE,
+                custody.amount(d.content.get("quantity")) if d.biz_step == "receiving" else None,
             )
     except errors.Contention:  # the event id is taken (a replay?) or a collision: the general path decides
         return None

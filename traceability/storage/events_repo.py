@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from traceability.storage.database import Connection, Record
@@ -45,14 +46,18 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
         await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
 
 
-# One event in one statement, one round trip: lock the chain head, link the event to it and move
-# the head. The link is ledger.chain.link computed by PostgreSQL: SHA-256(tag || prev || bytes),
-# with the tag passed in from ledger.chain (tests check the stored hash against chain.link).
-# Only a node that holds or held the batch appends here (custody rows only ever widen, so a stale
-# read can only send an event to the general path, never admit one wrongly); the caller sends only
-# events that leave custody as it is (domain.custody.single_statement).
-# No row comes back when the batch is unknown, or held or recalled for a sale dated after that:
-# the caller then takes the general path, which says why.
+# One event in one statement, one round trip: lock the chain head, check custody, link the event to
+# the head, move the head and, for a receipt, write what it changes in custody. The link is
+# ledger.chain.link computed by PostgreSQL: SHA-256(tag || prev || bytes), with the tag passed in
+# from ledger.chain (tests check the stored hash against chain.link).
+# Only a node that holds or held the batch appends here, or, receiving it, the destination of a
+# shipment in transit (custody rows only ever widen, so a stale read can only send an event to the
+# general path, never admit one wrongly). A receipt ($13, the quantity received as
+# domain.custody.amount counts it; NULL for any other step) makes the destination a holder and
+# takes what it received off what is in transit there, as domain.custody.Relations.admit does; the
+# caller sends no other event that changes custody (domain.custody.single_statement).
+# No row comes back when the batch is unknown, or held or recalled for a sale or receipt dated after
+# that: the caller then takes the general path, which says why.
 APPEND_ONE = """
 WITH head AS (
     SELECT h.batch_id, h.seq, h.head_hash
@@ -60,7 +65,8 @@ WITH head AS (
     WHERE b.trace_code = $1 AND (h.status = 'active' OR NOT $10::bool OR $7 < h.status_since)
       AND (o.event_time IS NULL OR $7 >= o.event_time - $12::interval)
       AND EXISTS (SELECT 1 FROM batch_custody c
-                  WHERE c.batch_id = h.batch_id AND c.node_id = $5 AND c.relation = 'holder')
+                  WHERE c.batch_id = h.batch_id AND c.node_id = $5
+                    AND (c.relation = 'holder' OR (c.relation = 'destination' AND $13::numeric IS NOT NULL)))
     FOR UPDATE OF h
 ), ins AS (
     INSERT INTO events (event_id, batch_id, seq, prev_hash, hash, canonical, biz_step, node_id, device_id,
@@ -71,6 +77,13 @@ WITH head AS (
     RETURNING batch_id, seq, prev_hash, hash
 ), moved AS (
     UPDATE batch_heads h SET seq = ins.seq, head_hash = ins.hash FROM ins WHERE h.batch_id = ins.batch_id
+), received AS (
+    UPDATE batch_custody c
+    SET relation = 'holder', in_transit = greatest(0, c.in_transit - $13::numeric),
+        since = CASE WHEN c.relation = 'holder' THEN c.since ELSE $7 END
+    FROM ins
+    WHERE $13::numeric IS NOT NULL AND c.batch_id = ins.batch_id AND c.node_id = $5
+      AND (c.relation = 'destination' OR c.in_transit > 0)
 )
 SELECT seq, prev_hash, hash FROM ins
 """
@@ -87,13 +100,15 @@ async def append_one(
     event_time: Any,
     recorded_at: Any,
     private: bytes | None,
-    is_sale: bool,
+    status_matters: bool,
     chain_tag: bytes,
     opening_tolerance: Any,
+    received: Decimal | None = None,
 ) -> Record | None:
     """Append one event to its batch's chain in a single statement; None if the general path must decide
-    (an unknown batch, a sale of a held one, an event dated more than ``opening_tolerance`` before the
-    batch's opening, an event id already taken)."""
+    (an unknown batch, a sale or receipt of a held one, an event dated more than ``opening_tolerance``
+    before the batch's opening, a node without custody, an event id already taken). ``received``: for a
+    receipt, the quantity received (``domain.custody.amount``); None for any other step."""
     return await conn.fetchrow(
         APPEND_ONE,
         trace_code,
@@ -105,9 +120,10 @@ async def append_one(
         event_time,
         recorded_at,
         private,
-        is_sale,
+        status_matters,
         chain_tag,
         opening_tolerance,
+        received,
     )
 
 
