@@ -71,6 +71,19 @@ def _file(env: Mapping[str, str], name: str) -> Path | None:
     return Path(value) if value else None
 
 
+MIN_SECRET = 16
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A shared secret: unset or empty is None; a short one is refused (never echoed back)."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    if len(value) < MIN_SECRET or not value.isascii() or not value.isprintable():
+        raise ConfigError(f"{name} must be at least {MIN_SECRET} printable ASCII characters")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service can be told from outside. See the settings table in README.md."""
@@ -99,6 +112,8 @@ class Settings:
     capture_rate: float = 50.0
     capture_burst: int = 500
     federation_file: Path | None = None
+    sms_secret: str | None = field(default=None, repr=False)
+    """The SMS gateway's shared secret (``TRACE_SMS_SECRET``); None turns the SMS webhook off (404)."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -151,6 +166,7 @@ class Settings:
             "capture_rate": _float(env, "TRACE_CAPTURE_RATE", 50.0, 0, 1_000_000),
             "capture_burst": _int(env, "TRACE_CAPTURE_BURST", 500, 1, 1_000_000),
             "federation_file": _file(env, "TRACE_FEDERATION"),
+            "sms_secret": _secret(env, "TRACE_SMS_SECRET"),
         }
         values["tls_cert"], values["tls_key"] = _tls(env)
         scheme = "https" if values["tls_cert"] else "http"

@@ -21,6 +21,7 @@ from traceability.http import (
     openapi,
     pages,
     resolver,
+    sms_api,
     stations,
     supply_api,
     verdict_api,
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(epcis_api.routes)
     app.add_routes(epcis_query_api.routes)
     app.add_routes(resolver.routes)
+    sms_api.setup(app)
     pages.setup(app)
     app[api.OPENAPI] = orjson.dumps(openapi.document(app))
     return app

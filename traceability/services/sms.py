@@ -1,0 +1,151 @@
+"""Answering a text message: a trace code (or a drug box code) in, one message out.
+
+The answer is the consumer page's opening in one message: the verdict first (可放心食用, 已召回，请勿食用,
+检测不合格，已暂扣, 已过保质期, and the drug words), then the product, why (the recall's reason, the failed
+analyte, the expiry date), where it came from and the stall that sold it, and the code's last four digits
+so a shopper who sent several can tell the answers apart. It is built from the same public record
+as the page (:func:`traceability.services.views.consumer.consumer_record`), so it never holds a price, a
+buyer or anything else the public does not see. A code leased to a stall whose station has not uploaded
+yet says whose it is and that it is syncing; a code nobody issued, a mistyped one and a text without a
+code each get a reply that says what to do.
+
+Chinese answers fit one 70-character message, English ones 160 GSM 7-bit characters
+(:mod:`traceability.domain.sms`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from traceability import errors, i18n
+from traceability.domain import sms, tracecode
+from traceability.services.views import consumer, packages
+from traceability.storage.database import Database
+
+CUT_FIRST = ("market", "origin", "why", "stall", "product")
+"""The parts of an answer shortened first when it is too long for one message; the verdict never is."""
+_PROVINCE = re.compile(r"^.{2,8}?(省|自治区)")
+
+
+async def answer(db: Database, text: str, lang: str | None = None) -> dict[str, Any]:
+    """The reply to ``text``: ``{"reply", "lang", "outcome", "traceCode", "state", "length", "limit"}``.
+
+    ``outcome`` is ``verdict``, ``syncing``, ``unknown``, ``invalid`` (a mistyped code) or ``help`` (no code).
+    """
+    query = sms.read_query(text, lang)
+    t = i18n.words(query.lang)
+    code, unit = query.code, None
+    if code is None:
+        unit = await packages.find_unit(db, query.digits) if query.digits and len(query.digits) >= 8 else None
+        if unit is None:
+            if query.digits:
+                return _reply(t, "invalid", t("sms_digits", n=len(query.digits)))
+            return _reply(t, "help", t("sms_help"))
+        code = unit["trace_code"]
+    elif not tracecode.is_valid(code):
+        unit = await packages.find_unit(db, code)
+        if unit is None:
+            return _reply(t, "invalid", t("sms_check_bad", code=code), code=None)
+        code = unit["trace_code"]
+    try:
+        record, _ = await consumer.consumer_record(db, code)
+    except errors.NotFound:
+        lease = await consumer.find_lease(db, code)
+        if lease is None:
+            unit = await packages.find_unit(db, code)  # a drug code whose own check digit happens to fit ours
+            if unit is None:
+                return _reply(t, "unknown", t("sms_unknown", code=code), code=code)
+            code = unit["trace_code"]
+            record, _ = await consumer.consumer_record(db, code)
+        else:
+            return _reply(t, "syncing", _syncing(t, code, lease), code=code)
+    return _reply(t, "verdict", _verdict(t, record, unit), code=code, state=record["verdict"]["state"])
+
+
+def _reply(
+    t: i18n.Words, outcome: str, text: str, *, code: str | None = None, state: str | None = None
+) -> dict[str, Any]:
+    return {
+        "reply": text,
+        "lang": t.lang,
+        "outcome": outcome,
+        "traceCode": code,
+        "state": state,
+        "length": sms.length(text),
+        "limit": sms.limit(text),
+    }
+
+
+def _name(t: i18n.Words, zh: str | None, en: str | None) -> str:
+    """A name in the answer's language; in English, pinyin for a name recorded only in Chinese."""
+    return t.pick(zh, en) if t.lang == "zh" else sms.gsm_text(en or zh or "")
+
+
+def _compose(
+    t: i18n.Words, key: str, parts: Mapping[str, str], wrap: Mapping[str, str] | None = None, **fixed: str
+) -> str:
+    """The answer ``key`` with each non-empty part wrapped in its own words (``sms_part_origin``: ，产地{value}),
+    or in those ``wrap`` names for it."""
+    wraps = wrap or {}
+    wrapped = {
+        name: (t(wraps.get(name, f"sms_part_{name}"), value=value) if value else "") for name, value in parts.items()
+    }
+    text = t(key, **fixed, **wrapped)
+    return text if t.lang == "zh" else sms.gsm_text(text)
+
+
+def _verdict(t: i18n.Words, record: dict[str, Any], unit: dict[str, Any] | None) -> str:
+    verdict, batch = record["verdict"], record["batch"]
+    product = _name(t, batch["product"]["name"], batch["product"].get("name_en"))
+    why = ""
+    if verdict.get("recall"):
+        why = t("sms_why_recalled", reason=verdict["recall"].get("reason") or "-")
+    elif verdict.get("failed_test"):
+        failed = verdict["failed_test"]
+        why = t.pick(failed.get("analyte"), failed.get("analyte_en")) or ""
+    elif verdict["state"] == "expired" and verdict.get("expires_on"):
+        why = t("sms_why_expired", date=verdict["expires_on"])
+    if unit is not None and unit.get("dispensed"):
+        why = t("sms_unit_dispensed")
+    origin = next((s for s in record["journey"] if s.get("kind") == "origin"), None)
+    place = ""
+    if origin is not None:
+        place = _PROVINCE.sub("", origin.get("place") or "") or origin.get("name") or ""
+    vendor = record.get("vendor") or {}
+    stall = " ".join(
+        x
+        for x in (vendor.get("name") or "", t("sms_stall_no", no=vendor["stall_no"]) if vendor.get("stall_no") else "")
+        if x
+    )
+    market = _name(t, vendor.get("node"), vendor.get("node_en")) if vendor else ""
+    parts = {
+        "why": why if t.lang == "zh" else sms.gsm_text(why),
+        "product": product,
+        "origin": place if t.lang == "zh" else sms.gsm_text(place),
+        "stall": stall if t.lang == "zh" else sms.gsm_text(stall),
+        "market": market,
+    }
+    headline = verdict["headline"][t.lang]
+    return sms.fit(lambda p: _compose(t, "sms_answer", p, verdict=headline, tail=code_tail(batch["trace_code"])),
+                   parts, CUT_FIRST)  # fmt: skip
+
+
+def _syncing(t: i18n.Words, code: str, lease: dict[str, Any]) -> str:
+    node = lease.get("node") or {}
+    op = lease.get("operator") or {}
+    stall = " ".join(
+        x for x in (op.get("name") or "", t("sms_stall_no", no=op["stallNo"]) if op.get("stallNo") else "") if x
+    )
+    parts = {
+        "stall": stall if t.lang == "zh" else sms.gsm_text(stall),
+        "market": _name(t, node.get("name"), node.get("nameEn")),
+    }
+    plain = {"market": "sms_part_plain", "stall": "sms_part_market"}
+    return sms.fit(lambda p: _compose(t, "sms_syncing", p, plain, tail=code_tail(code)), parts, CUT_FIRST)
+
+
+def code_tail(code: str) -> str:
+    """The last four digits, which tell a shopper's several answers apart."""
+    return code[-4:]
