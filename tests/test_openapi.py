@@ -251,6 +251,11 @@ async def test_real_answers_match_the_document(world: World) -> None:
     assert (await call("POST", "/api/v1/farm/inputs", record, farm_device))[0] == 201
     assert (await call("GET", "/api/v1/farm/inputs?unit=A-1", token=farm_device))[0] == 200
     assert (await call("GET", "/api/v1/federation"))[0] == 200
+    code = await world.open_batch()
+    for path in (f"/api/v1/batches/{code}/vouchers/{new_id()}", f"/api/v1/batches/{code}/vouchers/{new_id()}/pdf"):
+        assert (await call("GET", path, token=device))[0] == 404
+    handover = {"voucher": {"origin": "elsewhere/log"}, "event": {"eventID": new_id(), "bizStep": "receiving"}}
+    assert (await call("POST", "/api/v1/handovers", handover, device))[0] == 422
     missing = {
         (m.upper(), p) for p, ops in document["paths"].items() for m in ops if p.startswith("/api/") or p == "/healthz"
     } - c.seen

@@ -10,7 +10,8 @@
     │   ├── InvalidField             422 invalid_field      (names the field)
     │   │   ├── UnknownReference     422 unknown_reference  (an id in the body that does not exist)
     │   │   └── TooManyEvents        422 too_many_events
-    │   └── InvalidTraceCode         400 invalid_trace_code
+    │   ├── InvalidTraceCode         400 invalid_trace_code
+    │   └── VoucherRefused           422 voucher_bad_signature, voucher_altered, … (409 voucher_inconsistent)
     ├── Unauthorized                 401 unauthorized
     ├── Forbidden                    403 forbidden
     │   └── CustodyRefused           403 not_holder, not_destination, … (the custody rule it breaks)
@@ -19,6 +20,7 @@
     │   ├── EventConflict            409 event_conflict     (same event id, other content)
     │   ├── BatchUnavailable         409 batch_recalled, batch_on_hold (receiving goods that may not move)
     │   ├── AlreadyExists            409 already_exists
+    │   ├── NotYetLogged             409 not_yet_logged     (wait for the log's sequencer; Retry-After)
     │   └── InsideSafetyInterval     409 inside_safety_interval (a harvest or slaughter too soon after an input)
     ├── PayloadTooLarge              413 payload_too_large
     ├── TooManyRequests              429 too_many_requests  (a rate limit; Retry-After says when)
@@ -101,6 +103,17 @@ class InvalidTraceCode(BadRequest):
     code = "invalid_trace_code"
 
 
+class VoucherRefused(BadRequest):
+    """A handover voucher that does not prove what it claims (or not consistently with what was seen)."""
+
+    status = 422
+
+    def __init__(self, reason: str, message: str, *, status: int = 422) -> None:
+        super().__init__(message, field="voucher")
+        self.code = f"voucher_{reason}"
+        self.status = status
+
+
 class Unauthorized(TraceError):
     """A valid credential is required."""
 
@@ -151,6 +164,13 @@ class BatchUnavailable(Conflict):
     def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
         super().__init__(message, field=field)
         self.code = code
+
+
+class NotYetLogged(Conflict):
+    """The event is recorded and waits for the transparency log's sequencer: retry in a second."""
+
+    code = "not_yet_logged"
+    retry_after = 1.0
 
 
 class AlreadyExists(Conflict):

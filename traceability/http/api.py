@@ -182,9 +182,7 @@ async def capture_events(request: web.Request) -> web.Response:
     responses={
         200: ok("BatchView", headers={"ETag": "the chain head"}),
         304: Response("not modified"),
-        307: ok(
-            "Home", "the code's home is another member ledger, and it never came here", headers={"Location": "there"}
-        ),
+        307: ok(description="the code's home is another member ledger and it never came here: there"),
     },
 )
 async def read_batch(request: web.Request) -> web.StreamResponse:

@@ -62,6 +62,7 @@ async def _log(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     lg = app[LOG] = await transparency.open_log(app[DATABASE], settings)
     app[FEDERATION] = federation.join(app[FEDERATION], lg.origin, lg.verifier_key, settings.federation_file)
+    await federation.publish(app[DATABASE], app[FEDERATION])
     stop = asyncio.Event()
     interval = settings.sequencer_interval_ms / 1000
     tasks = [

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
-from traceability.http.api import json_response
-from traceability.http.keys import FEDERATION
-from traceability.http.openapi import ok, operation
-from traceability.services import federation
+from traceability.http import params, schemas
+from traceability.http.api import json_response, read_json
+from traceability.http.auth import require, require_capture
+from traceability.http.keys import DATABASE, FEDERATION, LOG, SETTINGS
+from traceability.http.openapi import TRACE_CODE_PATH, Param, Response, ok, operation
+from traceability.http.pages.voucher_sheet import voucher_pdf
+from traceability.services import federation, handover, history
 
 routes = web.RouteTableDef()
+EVENT_PATH = Param("event_id", schemas.UUID, "the shipment's event id", where="path")
+ISSUERS = ("device", "enterprise", "regulator", "admin")
 
 
 @routes.get("/api/v1/federation")
@@ -20,3 +27,61 @@ routes = web.RouteTableDef()
 )
 async def members(request: web.Request) -> web.Response:
     return json_response(federation.describe(request.app[FEDERATION]), headers={"Cache-Control": "no-cache"})
+
+
+async def _voucher(request: web.Request) -> dict[str, object]:
+    principal = await require(request, *ISSUERS)
+    code = history.valid_code(request.match_info["trace_code"])
+    event_id = params.path_uuid(request, "event_id")
+    app = request.app
+    return await handover.issue_voucher(app[DATABASE], app[LOG], app[FEDERATION], principal, code, event_id)
+
+
+@routes.get("/api/v1/batches/{trace_code}/vouchers/{event_id}")
+@operation(
+    "The handover voucher of a shipment to a node of another member ledger (the shipper's, a regulator's); "
+    "409 not_yet_logged with Retry-After until the shipment is in the log",
+    tags=("federation",),
+    auth=("bearer",),
+    path=(TRACE_CODE_PATH, EVENT_PATH),
+    responses={200: ok("Voucher")},
+)
+async def voucher(request: web.Request) -> web.Response:
+    return json_response(await _voucher(request), headers={"Cache-Control": "private, no-cache"})
+
+
+@routes.get("/api/v1/batches/{trace_code}/vouchers/{event_id}/pdf")
+@operation(
+    "The voucher to print and send with the goods (卡单同行): a PDF page with its QR code",
+    tags=("federation",),
+    auth=("bearer",),
+    path=(TRACE_CODE_PATH, EVENT_PATH),
+    responses={200: Response("an A5 PDF page", {"type": "string"}, media_type="application/pdf")},
+)
+async def voucher_sheet(request: web.Request) -> web.Response:
+    v = await _voucher(request)
+    url = f"{request.app[SETTINGS].public_url}/api/v1/batches/{v['trace_code']}/vouchers/{v['event_id']}"
+    pdf = await asyncio.to_thread(voucher_pdf, v, url, handover.destination_of(v))
+    name = f"voucher-{v['trace_code']}.pdf"
+    return web.Response(
+        body=pdf,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"', "Cache-Control": "private, no-cache"},
+    )
+
+
+@routes.post("/api/v1/handovers")
+@operation(
+    "Receive goods shipped from another member ledger, with the shipment's voucher (verified before the receipt)",
+    tags=("federation",),
+    auth=("bearer", "signature"),
+    body=schemas.ref("Handover"),
+    responses={201: ok("HandoverAnswer"), 200: ok("HandoverAnswer", "a replay")},
+)
+async def receive(request: web.Request) -> web.Response:
+    device = await require_capture(request)
+    app = request.app
+    answer = await handover.receive(
+        app[DATABASE], app[FEDERATION], device, await read_json(request), app[SETTINGS].max_events_per_request
+    )
+    return json_response(answer, status=200 if answer["replayed"] else 201)

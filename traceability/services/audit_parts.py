@@ -109,7 +109,8 @@ async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int)
                         ends[current] = (expected_seq - 1, expected_prev)
                     head = heads.get(batch_id)
                     code = head["trace_code"] if head is not None else f"(batch id {batch_id})"
-                    current, expected_prev, expected_seq, skipping = batch_id, chain.genesis(code), 1, False
+                    start = head["chain_start"] if head is not None else None  # received from another ledger
+                    current, expected_prev, expected_seq, skipping = batch_id, start or chain.genesis(code), 1, False
                     found.batches += 1
                 if skipping:
                     continue

@@ -9,6 +9,7 @@ one batch without a global lock.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -60,12 +61,18 @@ def _same(stored: bytes, private: bytes | None, content: dict[str, Any]) -> bool
 
 
 async def capture_events(
-    db: Database, principal: Principal, body: Any, max_events: int, after: AfterAppend | None = None
+    db: Database,
+    principal: Principal,
+    body: Any,
+    max_events: int,
+    after: AfterAppend | None = None,
+    before: Callable[[Connection], Awaitable[None]] | None = None,
 ) -> tuple[list[Receipt], bool]:
     """Validate and record one event or a list. Returns receipts in request order, and whether a list was sent.
 
     ``after`` runs inside the same transaction once the events are written (a station's signed upload
-    is stored that way), so it commits or rolls back with them.
+    is stored that way), so it commits or rolls back with them; ``before`` runs in it first (a batch
+    received from another ledger is registered that way).
     """
     device = require_device(principal)
     now = datetime.now(UTC)
@@ -89,6 +96,7 @@ async def capture_events(
         len(drafts) == 1
         and not failed
         and after is None
+        and before is None
         and "errorDeclaration" not in one.content
         and custody.single_statement(one.biz_step, one.content.get("disposition"))
         and one.content.get("operator") in (None, device.operator_code)
@@ -100,6 +108,8 @@ async def capture_events(
         check_replays = True  # a replay, an unknown batch or a refused sale: the general path says which
 
     async def append(conn: Connection, retried: bool) -> list[Receipt]:
+        if before is not None:
+            await before(conn)
         # A retry follows a collision: someone may have recorded one of these event ids since we looked.
         receipts = await _append(conn, device, drafts, contents, now, check_replays or retried, is_list)
         await _hold_failed(conn, drafts, receipts, failed, now)

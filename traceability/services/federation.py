@@ -16,6 +16,8 @@ from typing import Any
 from traceability import errors
 from traceability.domain.federation import Federation, FederationError, Member, parse_federation
 from traceability.ledger import checkpoint as notes
+from traceability.storage import federation_repo
+from traceability.storage.database import Connection, Database
 
 MAX_FILE_BYTES = 1 << 20
 
@@ -76,3 +78,13 @@ def describe(federation: Federation) -> dict[str, Any]:
             for m in federation.members
         ],
     }
+
+
+async def publish(db: Database, fed: Federation) -> None:
+    """Tell the write path which node codes are other members' (a shipment there leaves this ledger)."""
+    rows = [(m.origin, m.url, list(m.areas), m.origin == fed.own) for m in fed.members]
+
+    async def work(conn: Connection) -> None:
+        await federation_repo.replace_members(conn, rows)
+
+    await db.transaction(work)

@@ -27,7 +27,7 @@ from traceability.domain.batches import BatchDraft
 from traceability.domain.fields import utc_ms
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
-from traceability.storage import batches_repo, custody_repo, events_repo, genealogy_repo
+from traceability.storage import batches_repo, custody_repo, events_repo, federation_repo, genealogy_repo
 from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
@@ -275,7 +275,8 @@ async def enforce_custody(
             named = party.get("node")
             if isinstance(named, str):
                 destination = by_code.get(named)
-                if destination is None:
+                # A node of another member ledger: the goods leave this ledger with a handover voucher.
+                if destination is None and await federation_repo.home_elsewhere(conn, named) is None:
                     raise errors.UnknownReference(
                         f"{c.where}destination.node: no registered node has code {named}",
                         field=f"{c.where}destination.node",

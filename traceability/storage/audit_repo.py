@@ -71,8 +71,8 @@ ORDER BY e.batch_id, e.seq
 LIMIT $4
 """
 HEADS_IN = """
-SELECT b.id, b.trace_code, h.seq, h.head_hash
-FROM batches b LEFT JOIN batch_heads h ON h.batch_id = b.id
+SELECT b.id, b.trace_code, h.seq, h.head_hash, f.last_hash AS chain_start
+FROM batches b LEFT JOIN batch_heads h ON h.batch_id = b.id LEFT JOIN foreign_batches f ON f.batch_id = b.id
 WHERE b.id >= $1 AND b.id < $2
 """
 
@@ -97,7 +97,8 @@ async def chain_chunks(conn: Connection, lo: int, hi: int) -> Chunks:
 
 
 async def heads_in(conn: Connection, lo: int, hi: int) -> list[Record]:
-    """Batches ``lo <= id < hi``: id, trace code and head (seq and head_hash, NULL without a head row)."""
+    """Batches ``lo <= id < hi``: id, trace code and head (seq and head_hash, NULL without a head row), and
+    ``chain_start``: for a batch received from another ledger, the hash its first event here links to."""
     return list(await conn.fetch(HEADS_IN, lo, hi))
 
 

@@ -176,7 +176,9 @@
     var ledger = JSON.parse(source.textContent);
     var events = ledger.events;
     // 1. The hash chain, from the canonical bytes shown on this page.
-    var prev = await sha256(enc.encode("trace/genesis/v1"), ZERO, enc.encode(ledger.trace_code));
+    // A batch received from another ledger: its chain here continues from the shipment's hash there.
+    var prev = ledger.chain_start ? unhex(ledger.chain_start)
+      : await sha256(enc.encode("trace/genesis/v1"), ZERO, enc.encode(ledger.trace_code));
     for (var i = 0; i < events.length; i++) {
       var ev = events[i];
       if (ev.seq !== i + 1 || !same(unhex(ev.prev_hash), prev)) {

@@ -20,7 +20,7 @@ from traceability.services import credit, history, stations
 from traceability.services.views import lineage, packages, verdict
 from traceability.services.views.batch import RETAIL_NODES
 from traceability.services.views.farm_inputs import farm_inputs
-from traceability.storage import credit_repo, genealogy_repo, search_repo
+from traceability.storage import credit_repo, federation_repo, genealogy_repo, search_repo
 from traceability.storage.database import Connection, Database
 
 
@@ -65,6 +65,7 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
     upstream = await ancestors(db, code)
     async with db.connection() as conn:
         rows = await search_repo.list_canonical(conn, code)
+        received = await federation_repo.find_foreign(conn, code)
         vendor = None
         sold_at = next((e for e in reversed(view["events"]) if e["node"]["type"] in RETAIL_NODES), None)
         if sold_at is not None and isinstance(sold_at.get("operator"), str):
@@ -108,6 +109,9 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
             }
             for r in rows
         ],
+        # Received from another member ledger: the chain here starts at the shipment's hash there.
+        "chain_start": received["last_hash"].hex() if received else None,
+        "received_from": received["origin"] if received else None,
         "public_key_url": "/api/v1/log/public-key",
         "proof_url": "/api/v1/events/{event_id}/proof",
         "proofs_url": f"/api/v1/batches/{view['trace_code']}/proofs",

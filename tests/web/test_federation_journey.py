@@ -1,0 +1,258 @@
+"""A carcass crosses from Xuzhou's ledger to Nanjing's with its handover voucher, across real processes.
+
+Two city ledgers, each ``traceability serve`` with its own embedded PostgreSQL, share one federation file.
+A Xuzhou slaughterhouse ships a carcass to a Nanjing wholesale market; the shipper fetches the voucher
+(JSON and the PDF that travels with the goods); until the market receives it, Nanjing sends the code's
+page and API view to Xuzhou. Forged vouchers (changed bytes, another key, a wrong proof) are refused; the
+market's scanner records the receipt with the voucher read from its QR code, its chain continuing from the
+shipment's hash, and sells on within Nanjing. A voucher under a checkpoint Xuzhou's key signed but which
+is not one history with the checkpoint Nanjing saw is refused too. The shopper's phone at Nanjing verifies
+the records made there, chained to the shipment's hash; `traceability verify` agrees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+import qrcode
+import zxingcpp
+from playwright.async_api import Browser, expect
+
+from tests.conftest import CHINA, make_uscc, new_id
+from tests.servers import Server
+from tests.web.conftest import new_page
+from traceability.config import ROOT
+from traceability.http.pages.voucher_sheet import qr_payload
+from traceability.ledger import checkpoint as notes
+from traceability.ledger import merkle
+
+pytestmark = pytest.mark.browser
+XUZHOU, NANJING = "xuzhou.trace.test/log", "nanjing.trace.test/log"
+
+
+class Ledger:
+    def __init__(self, server: Server, origin: str) -> None:
+        self.server, self.origin = server, origin
+        self.admin = ""
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token or self.admin}"}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(method, self.url + path, json=body, headers=headers, allow_redirects=False) as r,
+        ):
+            data = await r.json() if r.content_type == "application/json" else await r.read()
+            return r.status, data
+
+    async def post(self, path: str, body: Any, token: str | None = None) -> Any:
+        status, data = await self.call("POST", path, body, token)
+        assert status in (200, 201), (self.origin, path, status, data)
+        return data
+
+    async def place(self, n: int, node_type: str, area: str, name: str) -> tuple[str, str]:
+        """An enterprise, its node and a scanner there: (node code, device credential)."""
+        uscc = make_uscc(n)
+        await self.post("/api/v1/admin/enterprises", {"name": name, "uscc": uscc})
+        node = await self.post(
+            "/api/v1/admin/nodes", {"enterprise": uscc, "type": node_type, "area_code": area, "name": name}
+        )
+        device = await self.post("/api/v1/admin/devices", {"node": node["code"], "name": f"{name} scanner"})
+        return str(node["code"]), str(device["credential"])
+
+
+@pytest.fixture
+async def ledgers() -> AsyncIterator[tuple[Ledger, Ledger]]:
+    # Under the project's var/ like the server_home fixture: the embedded PostgreSQL must reach it.
+    root = ROOT / "var" / "test-servers" / uuid.uuid4().hex[:12]
+    homes = {XUZHOU: root / "xuzhou", NANJING: root / "nanjing"}
+    keys = {}
+    for origin, home in homes.items():
+        home.mkdir(parents=True)
+        signer = notes.generate_signer(origin)
+        (home / "log-signing-key").write_text(notes.dump_signer_key(signer) + "\n")
+        os.chmod(home / "log-signing-key", 0o600)
+        keys[origin] = notes.verifier_key(signer)
+    servers = {origin: Server(home, {"TRACE_LOG_ORIGIN": origin}) for origin, home in homes.items()}
+    areas = {XUZHOU: "320300", NANJING: "320100"}
+    members = [
+        f'[[members]]\norigin = "{o}"\nurl = "{s.url}"\nareas = ["{areas[o]}"]\nkey = "{keys[o]}"\n'
+        for o, s in servers.items()
+    ]
+    (root / "federation.toml").write_text("\n".join(members))
+    for server in servers.values():
+        server.env.update(TRACE_FEDERATION=str(root / "federation.toml"), TRACE_PUBLIC_URL=server.url)
+        server.start("--migrate")
+    try:
+        await asyncio.gather(*(s.wait_healthy() for s in servers.values()))
+        pair = Ledger(servers[XUZHOU], XUZHOU), Ledger(servers[NANJING], NANJING)
+        for ledger in pair:
+            ledger.admin = (ledger.server.data_dir / "admin-token").read_text().strip()
+            await ledger.post(
+                "/api/v1/admin/products",
+                {"category": "meat", "goods_code": "21113011", "name": "白条猪肉", "name_en": "Pork carcass"},
+            )
+        yield pair
+    finally:
+        for server in servers.values():
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def minutes_ago(n: int) -> str:
+    return (datetime.now(CHINA) - timedelta(minutes=n)).isoformat(timespec="seconds")
+
+
+async def fetch_voucher(xz: Ledger, code: str, event_id: str, token: str) -> dict[str, Any]:
+    """The shipper asks until the shipment is in the log (the sequencer runs every 50 ms here)."""
+    for _ in range(200):
+        status, body = await xz.call("GET", f"/api/v1/batches/{code}/vouchers/{event_id}", token=token)
+        if status == 200:
+            return dict(body)
+        assert status == 409 and body["error"]["code"] == "not_yet_logged", (status, body)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the shipment never entered Xuzhou's log")
+
+
+def forged_tree(v: dict[str, Any], signer: notes.Signer, size: int) -> dict[str, Any]:
+    """The voucher re-proved in another tree of ``size`` leaves that holds the same shipment leaf, signed with
+    the home ledger's own key: what a ledger showing two histories would hand out."""
+    leaves = [bytes([n % 256]) * 32 for n in range(size)]
+    leaves[v["leaf_index"]] = merkle.leaf_hash(bytes.fromhex(v["event_hash"]))
+    new_size, root, tiles = merkle.append(0, {}, leaves)
+    path = merkle.inclusion_proof(v["leaf_index"], new_size, tiles)
+    return dict(
+        v,
+        tree_size=new_size,
+        audit_path=[h.hex() for h in path],
+        checkpoint=notes.sign_checkpoint(v["origin"], new_size, root, signer),
+    )
+
+
+async def test_a_carcass_crosses_to_another_city_with_its_voucher(
+    ledgers: tuple[Ledger, Ledger], browser: Browser
+) -> None:
+    xz, nj = ledgers
+    slaughter_node, slaughter = await xz.place(11, "slaughterhouse", "320311", "彭城肉联厂")
+    market_node, market = await nj.place(21, "wholesale_market", "320102", "南京众彩农副产品批发市场")
+    stall_node, stall = await nj.place(22, "wet_market", "320104", "南京秦淮菜场")
+    opened = await xz.post(
+        "/api/v1/batches",
+        {"eventID": new_id(), "product": "21113011", "quantity": {"value": 88.5, "uom": "KGM"},
+         "eventTime": minutes_ago(30), "documents": [{"type": "quarantine_certificate", "number": "3203001234"}]},
+        slaughter,
+    )  # fmt: skip
+    code = opened["traceCode"]
+    shipment = new_id()
+    shipped = await xz.post(
+        "/api/v1/events",
+        {"eventID": shipment, "traceCode": code, "bizStep": "shipping", "disposition": "in_transit",
+         "eventTime": minutes_ago(20), "quantity": {"value": 88.5, "uom": "KGM"},
+         "destination": {"node": market_node, "name": "南京众彩"}, "commercial": {"unit_price": "23.50"}},
+        slaughter,
+    )  # fmt: skip
+
+    # Not yet received: Nanjing answers for the Xuzhou code with Xuzhou.
+    status, body = await nj.call("GET", f"/api/v1/batches/{code}")
+    assert status == 307 and body["home"]["url"] == f"{xz.url}/api/v1/batches/{code}"
+    async with aiohttp.ClientSession() as s, s.get(f"{nj.url}/t/{code}?lang=en", allow_redirects=False) as r:
+        assert r.status == 302 and r.headers["Location"] == f"{xz.url}/t/{code}?lang=en"
+
+    # The voucher: for the shipper (and regulators), not for anyone else; JSON and a PDF with its QR code.
+    voucher = await fetch_voucher(xz, code, shipment, slaughter)
+    assert voucher["event_hash"] == shipped["hash"] and voucher["origin"] == XUZHOU and len(voucher["chain"]) == 2
+    assert json.loads(voucher["chain"][-1])["node"] == slaughter_node
+    status, _ = await nj.call("GET", f"/api/v1/batches/{code}/vouchers/{shipment}", token=market)
+    assert status in (401, 404)  # Nanjing's credentials mean nothing at Xuzhou, nor does Nanjing hold the event
+    status, pdf = await xz.call("GET", f"/api/v1/batches/{code}/vouchers/{shipment}/pdf", token=slaughter)
+    assert status == 200 and pdf.startswith(b"%PDF")
+    line, whole = qr_payload(voucher, "unused")
+    assert whole, f"a two-event voucher fits one QR code ({len(line)} characters)"
+    scanned = zxingcpp.read_barcodes(qrcode.make(line, error_correction=qrcode.constants.ERROR_CORRECT_L).get_image())
+    assert [b.text for b in scanned] == [line]
+
+    receipt = {"eventID": new_id(), "bizStep": "receiving", "eventTime": minutes_ago(5),
+               "quantity": {"value": 88.5, "uom": "KGM"}}  # fmt: skip
+    handover = "/api/v1/handovers"
+    # Forged vouchers are refused, each naming why.
+    altered = copy.deepcopy(voucher)
+    altered["chain"][0] = altered["chain"][0].replace("88.5", "98.5")
+    other_key = notes.generate_signer(XUZHOU)
+    resigned = dict(voucher, checkpoint=notes.sign_checkpoint(XUZHOU, voucher["tree_size"], b"\x01" * 32, other_key))
+    misproved = dict(voucher, leaf_index=(voucher["leaf_index"] + 1) % voucher["tree_size"])
+    for forged, reason in ((altered, "altered"), (resigned, "bad_signature"), (misproved, "bad_proof")):
+        status, body = await nj.call("POST", handover, {"voucher": forged, "event": receipt}, market)
+        assert status == 422 and body["error"]["code"] == f"voucher_{reason}", (reason, status, body)
+        assert " · " in body["error"]["message"]  # Chinese · English
+    # Only the destination receives: Nanjing's wet market may not.
+    status, body = await nj.call("POST", handover, {"voucher": line, "event": receipt}, stall)
+    assert status == 403 and body["error"]["code"] == "not_destination", body
+
+    # The market's scanner records the receipt with the voucher read from the QR code.
+    answer = await nj.post(handover, {"voucher": line, "event": receipt}, market)
+    assert answer["seq"] == 1 and answer["prevHash"] == voucher["event_hash"] and answer["origin"] == XUZHOU
+    again = await nj.call("POST", handover, {"voucher": line, "event": receipt}, market)
+    assert again[0] == 200 and again[1]["replayed"] is True
+    # Received here, the code is answered here now.
+    status, view = await nj.call("GET", f"/api/v1/batches/{code}")
+    assert status == 200 and view["trace_code"] == code and len(view["events"]) == 1, view
+
+    # And it sells on within Nanjing: the market ships to a wet market, which receives it.
+    await nj.post(
+        "/api/v1/events",
+        {"eventID": new_id(), "traceCode": code, "bizStep": "shipping", "disposition": "in_transit",
+         "eventTime": minutes_ago(3), "quantity": {"value": 40, "uom": "KGM"}, "destination": {"node": stall_node}},
+        market,
+    )  # fmt: skip
+    onward = await nj.post(
+        "/api/v1/events",
+        {"eventID": new_id(), "traceCode": code, "bizStep": "receiving", "eventTime": minutes_ago(2),
+         "quantity": {"value": 40, "uom": "KGM"}},
+        stall,
+    )  # fmt: skip
+    assert onward["seq"] == 3
+
+    # The shopper's phone at Nanjing checks the records made there, chained to the shipment's hash.
+    context, phone = await new_page(browser)
+    try:
+        await phone.goto(f"{nj.url}/t/{code}")
+        await expect(phone.locator("#badge")).to_have_attribute("data-state", "ok", timeout=30_000)
+    finally:
+        await context.close()
+
+    # The audit recomputes the received batch's chain from the shipment's hash.
+    audit = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "traceability", "verify", "--workers", "1"],
+        env={**nj.server.env, "TRACE_LOG_LEVEL": "warning"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+    # Xuzhou's own key, two histories: a tree of the same size with another root, and a larger one Xuzhou
+    # never grew to (Nanjing asks Xuzhou for the consistency proof, which it cannot give).
+    xz_key = notes.load_signer_key((xz.server.data_dir / "log-signing-key").read_bytes())
+    for size in (voucher["tree_size"], voucher["tree_size"] + 5):
+        split = forged_tree(voucher, xz_key, size)
+        status, body = await nj.call(
+            "POST", handover, {"voucher": split, "event": dict(receipt, eventID=new_id())}, market
+        )
+        assert status == 409 and body["error"]["code"] == "voucher_inconsistent", (size, status, body)

@@ -1,0 +1,278 @@
+"""Cross-city handover: the voucher a shipment to another member ledger carries, and receiving with one.
+
+The home ledger issues the voucher (:func:`issue_voucher`, to the shipper or a regulator) once the
+shipment is in its transparency log. The receiving ledger (:func:`receive`) verifies it with the home
+ledger's pinned key (:mod:`traceability.ledger.voucher`), checks that its checkpoint is one history
+with every checkpoint of that ledger it accepted before (an RFC 9162 consistency proof fetched from the
+home ledger when the sizes differ), that the destination is one of its own nodes and the code's home is
+the voucher's ledger; then, in the transaction that records the receipt, it registers the batch (its
+chain here continues from the shipment's hash), gives the destination custody of it as goods in
+transit, and keeps the checkpoint as the latest seen. The receipt itself goes the ordinary capture path.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import aiohttp
+import orjson
+
+from traceability import errors, i18n
+from traceability.domain import custody
+from traceability.domain.access import Principal
+from traceability.domain.federation import Federation, Member
+from traceability.ledger import canonical, chain, merkle, sealed
+from traceability.ledger import checkpoint as notes
+from traceability.ledger import voucher as vouchers
+from traceability.logging import get_logger
+from traceability.services import capture, federation, proofs
+from traceability.services.recording import require_device
+from traceability.services.transparency import Log
+from traceability.storage import batches_repo, custody_repo, events_repo, federation_repo, log_repo
+from traceability.storage.database import Connection, Database
+
+log = get_logger(__name__)
+FETCH_TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+def refuse(reason: str, detail: str = "", status: int = 422, **values: str) -> errors.VoucherRefused:
+    """The refusal of a voucher: its reason as the code, the words in both languages, the detail after them."""
+    message = i18n.say(f"voucher_{reason}", detail=detail, **values)
+    return errors.VoucherRefused(reason, f"voucher: {message}", status=status)
+
+
+# -- the home ledger: issuing ---------------------------------------------------------------------
+
+
+def _may_read(principal: Principal, node_id: int, node_enterprise: int) -> bool:
+    if principal.role in ("regulator", "admin"):
+        return True
+    if principal.role == "device":
+        return principal.node_id == node_id
+    return principal.role == "enterprise" and principal.enterprise_id == node_enterprise
+
+
+async def issue_voucher(
+    db: Database, lg: Log, fed: Federation, principal: Principal, code: str, event_id: str
+) -> dict[str, Any]:
+    """The handover voucher of shipment ``event_id`` of batch ``code`` to a node of another member ledger.
+
+    For the shipper (its node's devices, its enterprise) and regulators. A shipment still waiting for the
+    log's sequencer is a :class:`~traceability.errors.NotYetLogged` (retry in a second)."""
+    async with db.connection() as conn:
+        found = await events_repo.find_events(conn, [event_id])
+        row = found[0] if found and found[0]["trace_code"] == code else None
+        if row is None:
+            raise errors.NotFound(f"batch {code} has no event {event_id}")
+        enterprise = await federation_repo.node_enterprise(conn, row["node_id"])
+        if not _may_read(principal, row["node_id"], enterprise):
+            raise errors.Forbidden("a handover voucher is for the shipper and regulators")
+        content = canonical.decode(row["canonical"])
+        if content.get("bizStep") != "shipping" or row["private"] is None:
+            raise errors.Conflict(f"event {event_id} is not a shipment naming its destination")
+        private = canonical.decode(sealed.private_bytes(row["private"]))
+        dest = private.get("destination", {}).get("node") if isinstance(private.get("destination"), dict) else None
+        if not isinstance(dest, str) or fed.elsewhere(dest) is None:
+            raise errors.Conflict(
+                f"shipment {event_id} goes to a node of this ledger ({dest or 'none named'}): it needs no voucher"
+            )
+        if await federation_repo.find_foreign(conn, code) is not None:
+            raise errors.Conflict(
+                f"batch {code} came from another ledger: passing it on to a third is not supported yet"
+            )
+        if row["seq"] > vouchers.MAX_CHAIN:
+            raise errors.Conflict(f"batch {code} has {row['seq']} events before this shipment; a voucher holds 256")
+        rows = await log_repo.find_batch_proofs(conn, code, 0, row["seq"], merkle.TILE_WIDTH)
+    try:
+        proof = await proofs.prove_inclusion(db, lg, event_id)
+    except errors.NotFound as exc:
+        raise errors.NotYetLogged(f"shipment {event_id} is recorded and waiting to enter the log; retry") from exc
+    assert rows and rows[0]["prev_hash"] == chain.genesis(code)
+    return vouchers.build(
+        lg.origin,
+        code,
+        event_id,
+        [r["canonical"] for r in rows],
+        row["hash"],
+        row["private"],
+        proof["leaf_index"],
+        proof["tree_size"],
+        [bytes.fromhex(h) for h in proof["audit_path"]],
+        proof["checkpoint"],
+    )
+
+
+def destination_of(v: dict[str, Any]) -> str | None:
+    """The node a voucher's shipment names as its destination (from its seal opening)."""
+    try:
+        private = canonical.decode(sealed.private_bytes(bytes.fromhex(v["sealed"])))
+    except (ValueError, KeyError, TypeError):
+        return None
+    party = private.get("destination")
+    node = party.get("node") if isinstance(party, dict) else None
+    return node if isinstance(node, str) else None
+
+
+# -- the receiving ledger: verifying and receiving ------------------------------------------------
+
+
+def check_voucher(fed: Federation, raw: Any) -> tuple[Member, vouchers.Verified]:
+    """Verify a voucher on its own and against the federation: a member's, that member's code, its key."""
+    origin = raw.get("origin") if isinstance(raw, dict) else None
+    member = fed.member(origin) if isinstance(origin, str) else None
+    if member is None or member.origin == fed.own:
+        raise refuse("unknown_ledger", origin=str(origin)[:200])
+    try:
+        verified = vouchers.verify(raw, federation.verifier(member))
+    except vouchers.VoucherError as exc:
+        raise refuse(exc.reason, exc.detail, origin=member.origin) from None
+    home = fed.home_of(verified.trace_code)
+    if home is None or home.origin != member.origin:
+        raise refuse("wrong_home", code=verified.trace_code, origin=member.origin)
+    return member, verified
+
+
+async def fetch_consistency(member: Member, first: int, second: int) -> list[bytes]:
+    """An RFC 9162 consistency proof from the member ledger itself; refused when it gives none."""
+    url = f"{member.url}/api/v1/log/consistency"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=FETCH_TIMEOUT) as http,
+            http.get(url, params={"first": first, "second": second}) as resp,
+        ):
+            if resp.status != 200:
+                raise refuse(
+                    "inconsistent",
+                    f"{member.origin} will not prove size {second} extends size {first} (HTTP {resp.status})",
+                    409,
+                    origin=member.origin,
+                )
+            body = await resp.json()
+        return [bytes.fromhex(h) for h in body["proof"]]
+    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+        raise refuse(
+            "inconsistent",
+            f"no consistency proof from {member.origin} ({type(exc).__name__}); retry when it can be reached",
+            409,
+            origin=member.origin,
+        ) from None
+
+
+def _day(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+async def _register(
+    conn: Connection, device: Principal, v: vouchers.Verified, raw: bytes, dest_node: int, now: datetime
+) -> None:
+    """The received batch: its row, its chain head at the shipment's hash, the destination's custody."""
+    found = await federation_repo.find_foreign(conn, v.trace_code)
+    if found is not None:
+        if found["shipment_event_id"] == v.event_id:
+            return  # this very shipment: a receipt resent, or a second receipt of the same goods
+        raise refuse("already_received", code=v.trace_code)
+    if await batches_repo.find_head(conn, v.trace_code) is not None:
+        raise refuse("already_received", code=v.trace_code)
+    batch: dict[str, Any] = v.opening["batch"] if isinstance(v.opening.get("batch"), dict) else {}
+    goods = batch.get("product")
+    product = await federation_repo.find_product(conn, goods) if isinstance(goods, str) else None
+    if product is None:
+        raise refuse("unknown_product", product=str(goods)[:64])
+    quantity: dict[str, Any] = v.opening["quantity"] if isinstance(v.opening.get("quantity"), dict) else {}
+    try:
+        amount = Decimal(str(quantity.get("value", "0")))
+    except InvalidOperation:
+        amount = Decimal(0)
+    row = await batches_repo.insert_batch(
+        conn,
+        trace_code=v.trace_code,
+        product_id=product["id"],
+        node_id=dest_node,
+        device_id=device.id,
+        open_event_id=v.event_id,
+        open_digest=v.event_hash,
+        quantity=amount,
+        uom=str(quantity.get("uom") or "KGM"),
+        produced_on=_day(batch.get("producedOn")),
+        expires_on=_day(batch.get("expiresOn")),
+    )
+    await batches_repo.insert_head(conn, row["id"], 0, v.event_hash)
+    in_transit = custody.amount(v.shipment.get("quantity"))
+    await custody_repo.write(conn, [(row["id"], dest_node, custody.DESTINATION, in_transit, now)])
+    await federation_repo.insert_foreign(
+        conn,
+        row["id"],
+        v.origin,
+        v.trace_code,
+        v.event_id,
+        v.seq,
+        v.event_hash,
+        v.leaf_index,
+        v.checkpoint.size,
+        raw,
+        now,
+    )
+
+
+async def receive(db: Database, fed: Federation, principal: Principal, body: Any, max_events: int) -> dict[str, Any]:
+    """Record the receipt of goods shipped from another member ledger, with the shipment's voucher.
+
+    ``body``: ``{"voucher": {...}, "event": {...}}``, the event as ``POST /api/v1/events`` takes it
+    (``bizStep`` receiving; ``traceCode`` the voucher's, or left out)."""
+    device = require_device(principal)
+    if not isinstance(body, dict) or set(body) != {"voucher", "event"} or not isinstance(body["event"], dict):
+        raise errors.InvalidField('the body is {"voucher": {...}, "event": {...}}', field="event")
+    if isinstance(body["voucher"], str):  # read from the QR code that travels with the goods
+        try:
+            body = {**body, "voucher": vouchers.expand(body["voucher"])}
+        except vouchers.VoucherError as exc:
+            raise refuse(exc.reason, exc.detail) from None
+    member, v = check_voucher(fed, body["voucher"])
+    event = dict(body["event"])
+    event.setdefault("traceCode", v.trace_code)
+    if event["traceCode"] != v.trace_code or event.get("bizStep") != "receiving":
+        raise errors.InvalidField(f"event: a receiving event of batch {v.trace_code}", field="event.bizStep")
+    dest = v.destination
+    async with db.connection() as conn:
+        node = await federation_repo.find_node(conn, dest) if dest else None
+        seen = await federation_repo.latest_checkpoint(conn, member.origin)
+    if node is None or fed.elsewhere(dest or "") is not None:
+        raise refuse("wrong_destination", node=str(dest))
+    if seen is not None:
+        older = notes.Checkpoint(member.origin, seen["size"], seen["root"])
+        proof = []
+        if seen["size"] != v.checkpoint.size and min(seen["size"], v.checkpoint.size) > 0:
+            proof = await fetch_consistency(member, *sorted((seen["size"], v.checkpoint.size)))
+        try:
+            vouchers.consistent(older, v.checkpoint, proof)
+        except vouchers.VoucherError as exc:
+            log.warning("federation.inconsistent", origin=member.origin, seen=seen["size"], size=v.checkpoint.size)
+            raise refuse(exc.reason, exc.detail, 409, origin=member.origin) from None
+    now = datetime.now(UTC)
+    raw = orjson.dumps(body["voucher"])
+
+    async def before(conn: Connection) -> None:
+        await federation_repo.lock_member(conn, member.origin)
+        latest = await federation_repo.latest_checkpoint(conn, member.origin)
+        if (latest and (latest["size"], latest["root"])) != (seen and (seen["size"], seen["root"])):
+            raise errors.Conflict(f"another voucher of {member.origin} was accepted meanwhile; retry", retry_after=1)
+        if seen is None or v.checkpoint.size > seen["size"]:
+            await federation_repo.insert_checkpoint(
+                conn, member.origin, v.checkpoint.size, v.checkpoint.root, body["voucher"]["checkpoint"]
+            )
+        await _register(conn, device, v, raw, node["id"], now)
+
+    receipts, _ = await capture.capture_events(db, device, event, max_events, before=before)
+    log.info("federation.received", origin=member.origin, trace_code=v.trace_code, size=v.checkpoint.size)
+    return {
+        **receipts[0].as_json(),
+        "origin": member.origin,
+        "shipment": v.event_id,
+        "shipmentHash": v.event_hash.hex(),
+        "checkpointSize": v.checkpoint.size,
+    }
