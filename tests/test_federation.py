@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -138,3 +139,36 @@ async def test_a_code_homed_elsewhere_is_answered_there(world: World) -> None:
         assert (await client.get(f"/api/v1/batches/{code}", allow_redirects=False)).status == 404
     listed = await (await client.get("/api/v1/federation")).json()
     assert listed["own"] == OWN and [m["origin"] for m in listed["members"]] == [OWN, NANJING]
+
+
+async def test_a_shipment_to_another_members_node_leaves_with_a_voucher(world: World) -> None:
+    client, slaughter, market = world.client, world.devices["slaughter"], world.devices["market"]
+    code = await world.open_batch()
+    kilos = {"value": 90.5, "uom": "KGM"}
+    away = world.event(code, "shipping", destination={"node": "320102000001"}, quantity=kilos)
+    await world.post("/api/v1/events", away, slaughter, expect=201)  # a Nanjing node, not registered here
+    nowhere = world.event(code, "shipping", destination={"node": "110101000001"}, quantity=kilos)
+    assert (await world.post("/api/v1/events", nowhere, slaughter, expect=422))["error"]["code"] == "unknown_reference"
+    path = f"/api/v1/batches/{code}/vouchers/{away['eventID']}"
+    resp = await client.get(path, headers=world.auth(market))
+    assert resp.status == 403  # not the shipper's
+    for _ in range(100):
+        resp = await client.get(path, headers=world.auth(slaughter))
+        if resp.status == 200:
+            break
+        assert resp.status == 409 and resp.headers["Retry-After"] == "1"
+        assert (await resp.json())["error"]["code"] == "not_yet_logged"
+        await asyncio.sleep(0.1)
+    v = await resp.json()
+    assert v["format"] == "trace-handover/v1" and v["origin"] == OWN and v["event_id"] == away["eventID"]
+    assert [json.loads(e)["bizStep"] for e in v["chain"]] == ["commissioning", "shipping"]
+    assert (await client.get(path, headers=world.auth(world.admin))).status == 200  # and a regulator's, an admin's
+    # Within this ledger, a shipment needs no voucher.
+    here = world.event(code, "shipping", destination={"node": world.nodes["market"]}, quantity=kilos)
+    await world.post("/api/v1/events", here, slaughter, expect=201)
+    resp = await client.get(f"/api/v1/batches/{code}/vouchers/{here['eventID']}", headers=world.auth(slaughter))
+    assert resp.status == 409 and "needs no voucher" in (await resp.json())["error"]["message"]
+    # A receipt whose voucher comes from no member is refused before anything is written.
+    body = {"voucher": dict(v, origin="suzhou.trace.test/log"), "event": world.event(code)}
+    answer = await world.post("/api/v1/handovers", body, market, expect=422)
+    assert answer["error"]["code"] == "voucher_unknown_ledger" and " · " in answer["error"]["message"]
