@@ -1,5 +1,6 @@
-"""``make screenshots``: phone-size shots of the consumer page (zh, en) and desktop shots of the console:
-its dashboard, search, anomalies and a triage, a recall's reach and the key data element export.
+"""``make screenshots``: phone-size shots of the consumer page and the public information page (zh, en) and
+desktop shots of the console: its dashboard, search, anomalies and a triage, a recall's reach and the key
+data element export.
 
 Loads the demo ledger into a fresh database on the test PostgreSQL, serves the real app on a free
 local port, and drives Debian's chromium. Writes PNGs to docs/screenshots/.
@@ -80,6 +81,7 @@ async def main() -> int:
                     ctx = await browser.new_context(viewport=PHONE, locale=locale, device_scale_factor=2)
                     page = await ctx.new_page()
                     await shoot(page, f"{base}/t/{codes['pork']}", f"consumer-{lang}.png", wait_badge=True)
+                    await shoot(page, f"{base}/public", f"public-{lang}.png")
                     await ctx.close()
                 ctx = await browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=2)
                 page = await ctx.new_page()

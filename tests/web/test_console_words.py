@@ -22,7 +22,7 @@ HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 LATIN_WORD = re.compile(r"(?<![A-Za-z0-9_.\-/@])[A-Za-z][A-Za-z'’]+(?![A-Za-z0-9_\-/@])")
 # Words that are the same in both languages: file formats, programs and standards, and the switch to the other
 # language.
-SHARED = {"CSV", "JSON", "XLSX", "Excel", "EPCIS", "GTIN", "English", "中文", "SVG"}
+SHARED = {"CSV", "JSON", "XLSX", "Excel", "EPCIS", "GTIN", "English", "中文", "SVG", "Atom"}
 
 
 class VisibleText(HTMLParser):
