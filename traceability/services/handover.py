@@ -40,6 +40,7 @@ FETCH_TIMEOUT = aiohttp.ClientTimeout(total=10)
 def refuse(reason: str, detail: str = "", status: int = 422, **values: str) -> errors.VoucherRefused:
     """The refusal of a voucher: its reason as the code, the words in both languages, the detail after them."""
     message = i18n.say(f"voucher_{reason}", detail=detail, **values)
+    log.info("federation.voucher_refused", reason=reason, origin=values.get("origin"), status=status)
     return errors.VoucherRefused(reason, f"voucher: {message}", status=status)
 
 
@@ -188,6 +189,8 @@ async def _register(
         amount = Decimal(str(quantity.get("value", "0")))
     except InvalidOperation:
         amount = Decimal(0)
+    if not amount.is_finite() or amount < 0:
+        amount = Decimal(0)
     row = await batches_repo.insert_batch(
         conn,
         trace_code=v.trace_code,
@@ -197,7 +200,7 @@ async def _register(
         open_event_id=v.event_id,
         open_digest=v.event_hash,
         quantity=amount,
-        uom=str(quantity.get("uom") or "KGM"),
+        uom=str(quantity.get("uom") or "KGM")[:8],
         produced_on=_day(batch.get("producedOn")),
         expires_on=_day(batch.get("expiresOn")),
     )
