@@ -77,5 +77,6 @@ receipt-images: install system-deps ## pictures of printed receipts and labels, 
 	$(BIN)/python -m tests.scanners.receipt_images
 
 .PHONY: screenshots
-screenshots: install system-deps browser ## phone and desktop screenshots of the pages into docs/screenshots/
+screenshots: install system-deps browser ## phone, desktop and kiosk screenshots of the pages into docs/screenshots/
 	$(BIN)/python -m tests.web.screenshots
+	TRACE_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q -p no:cacheprovider tests/web/test_kiosk.py

@@ -19,9 +19,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from traceability import errors, i18n
-from traceability.domain import sms, tracecode
-from traceability.services.views import consumer, packages
+from traceability import i18n
+from traceability.domain import sms
+from traceability.services.views import query
 from traceability.storage.database import Database
 
 CUT_FIRST = ("market", "origin", "why", "stall", "product")
@@ -34,34 +34,21 @@ async def answer(db: Database, text: str, lang: str | None = None) -> dict[str, 
 
     ``outcome`` is ``verdict``, ``syncing``, ``unknown``, ``invalid`` (a mistyped code) or ``help`` (no code).
     """
-    query = sms.read_query(text, lang)
-    t = i18n.words(query.lang)
-    code, unit = query.code, None
-    if code is None:
-        unit = await packages.find_unit(db, query.digits) if query.digits and len(query.digits) >= 8 else None
-        if unit is None:
-            if query.digits:
-                return _reply(t, "invalid", t("sms_digits", n=len(query.digits)))
-            return _reply(t, "help", t("sms_help"))
-        code = unit["trace_code"]
-    elif not tracecode.is_valid(code):
-        unit = await packages.find_unit(db, code)
-        if unit is None:
-            return _reply(t, "invalid", t("sms_check_bad", code=code), code=None)
-        code = unit["trace_code"]
-    try:
-        record, _ = await consumer.consumer_record(db, code)
-    except errors.NotFound:
-        lease = await consumer.find_lease(db, code)
-        if lease is None:
-            unit = await packages.find_unit(db, code)  # a drug code whose own check digit happens to fit ours
-            if unit is None:
-                return _reply(t, "unknown", t("sms_unknown", code=code), code=code)
-            code = unit["trace_code"]
-            record, _ = await consumer.consumer_record(db, code)
-        else:
-            return _reply(t, "syncing", _syncing(t, code, lease), code=code)
-    return _reply(t, "verdict", _verdict(t, record, unit), code=code, state=record["verdict"]["state"])
+    asked = sms.read_query(text, lang)
+    t = i18n.words(asked.lang)
+    digits = asked.code or asked.digits
+    if not digits:
+        return _reply(t, "help", t("sms_help"))
+    found = await query.find(db, digits)
+    if found.brief is not None:
+        return _reply(t, "verdict", _verdict(t, found.brief), code=found.code, state=found.brief["verdict"]["state"])
+    if found.lease is not None and found.code is not None:
+        return _reply(t, "syncing", _syncing(t, found.code, found.lease), code=found.code)
+    if found.outcome == "unknown":
+        return _reply(t, "unknown", t("sms_unknown", code=digits), code=found.code)
+    if found.problem == "check_bad":
+        return _reply(t, "invalid", t("sms_check_bad", code=digits))
+    return _reply(t, "invalid", t("sms_digits", n=len(digits)))
 
 
 def _reply(
@@ -96,9 +83,9 @@ def _compose(
     return text if t.lang == "zh" else sms.gsm_text(text)
 
 
-def _verdict(t: i18n.Words, record: dict[str, Any], unit: dict[str, Any] | None) -> str:
-    verdict, batch = record["verdict"], record["batch"]
-    product = _name(t, batch["product"]["name"], batch["product"].get("name_en"))
+def _verdict(t: i18n.Words, brief: dict[str, Any]) -> str:
+    verdict, unit = brief["verdict"], brief["unit"]
+    product = _name(t, brief["product"]["name"], brief["product"].get("name_en"))
     why = ""
     if verdict.get("recall"):
         why = t("sms_why_recalled", reason=verdict["recall"].get("reason") or "-")
@@ -109,11 +96,11 @@ def _verdict(t: i18n.Words, record: dict[str, Any], unit: dict[str, Any] | None)
         why = t("sms_why_expired", date=verdict["expires_on"])
     if unit is not None and unit.get("dispensed"):
         why = t("sms_unit_dispensed")
-    origin = next((s for s in record["journey"] if s.get("kind") == "origin"), None)
+    origin = brief["origin"]
     place = ""
     if origin is not None:
         place = _PROVINCE.sub("", origin.get("place") or "") or origin.get("name") or ""
-    vendor = record.get("vendor") or {}
+    vendor = brief.get("vendor") or {}
     stall = " ".join(
         x
         for x in (vendor.get("name") or "", t("sms_stall_no", no=vendor["stall_no"]) if vendor.get("stall_no") else "")
@@ -128,7 +115,7 @@ def _verdict(t: i18n.Words, record: dict[str, Any], unit: dict[str, Any] | None)
         "market": market,
     }
     headline = verdict["headline"][t.lang]
-    return sms.fit(lambda p: _compose(t, "sms_answer", p, verdict=headline, tail=code_tail(batch["trace_code"])),
+    return sms.fit(lambda p: _compose(t, "sms_answer", p, verdict=headline, tail=code_tail(brief["trace_code"])),
                    parts, CUT_FIRST)  # fmt: skip
 
 

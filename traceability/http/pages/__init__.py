@@ -10,6 +10,7 @@ from the same service call, at the same URL with ``?format=json`` (or ``Accept: 
                 preview, confirmation and page)
 ``vendor``      ``/vendor/...``: a stall's receiving and selling from a phone, and its receipt
 ``public``      ``/public``: recalls, failed tests and credit grades for everyone, the Atom feed, open data
+``kiosk``       ``/kiosk``: a market's query terminal (keypad, barcode gun, verdict first, QR to a phone)
 ``render``      :func:`~.render.answer` (the page or its JSON twin), templates, static files, formats
 ``sessions``    session cookies, CSRF tokens, the same-origin check, the sign-in form
 ``qr``          the receipt's inline SVG QR code
@@ -25,14 +26,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from traceability import i18n
-from traceability.http.pages import console, consumer, public, render, vendor
+from traceability.http.pages import console, consumer, kiosk, public, render, vendor
 from traceability.http.pages import console_recalls as _console_recalls  # noqa: F401 - adds its routes to console's
 from traceability.http.pages import console_work as _console_work  # noqa: F401 - adds its routes to console's
 
 
 def setup(app: web.Application) -> None:
     """Register the page routes, the templates and the static files on ``app``."""
-    for audience in (consumer, console, vendor, public):
+    for audience in (consumer, console, vendor, public, kiosk):
         app.add_routes(audience.routes.table)
     render.setup(app)
     for lang in i18n.LANGS:  # read the catalogues now, not on the first request
