@@ -27,8 +27,6 @@ import itertools
 import unicodedata
 from dataclasses import dataclass
 
-from pypinyin import Style, lazy_pinyin, pinyin
-
 MAX_VARIANTS = 16
 """Readings kept per name: a name of polyphonic characters has few, bounded all the same."""
 
@@ -49,6 +47,9 @@ def _fold(text: str) -> str:
 
 def keys(name: str) -> NameKeys:
     """The pinyin keys of a product name."""
+    # pypinyin loads its dictionaries (about 50 MB) on import: only a process that looks names up pays.
+    from pypinyin import Style, lazy_pinyin, pinyin
+
     folded = unicodedata.normalize("NFKC", name)
     readings = pinyin(folded, style=Style.FIRST_LETTER, heteronym=True)
     options = [sorted({_fold(r) for r in reading if _fold(r)}) or [""] for reading in readings]
@@ -100,6 +101,8 @@ PLACE_SUFFIXES = (("自治县", "Autonomous County"), ("区", "District"), ("县
 
 def place_name_en(name: str) -> str:
     """A district's name in English as signs write it: ``鼓楼区`` → ``Gulou District``, ``丰县`` → ``Feng County``."""
+    from pypinyin import lazy_pinyin  # see keys()
+
     for suffix, english in PLACE_SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
             stem = "".join(lazy_pinyin(name[: -len(suffix)])).capitalize()

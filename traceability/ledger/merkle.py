@@ -54,6 +54,7 @@ __all__ = [
     "TILE_WIDTH",
     "InvalidProofError",
     "MerkleError",
+    "Tile",
     "TileError",
     "TileKey",
     "Tiles",
@@ -224,33 +225,65 @@ def _reduce(hashes: bytes) -> bytes:
     return hashes
 
 
-class _LevelCache:
-    """The internal levels of tiles: a proof's upper tiles and the right edge are the same for nearly
-    every proof, and neighbouring leaves share their leaf tile, so each tile's node hashes are
-    computed once. Keyed by SHA-256 of the tile's bytes, so two trees (or two widths of a growing
-    tile) never share an entry; bounded (``size`` tiles of at most 16 KB each)."""
+def _levels_of(tile: bytes) -> list[bytes]:
+    """``levels[k]`` is the row of node hashes ``k`` levels above the tile's stored hashes."""
+    rows = [tile]
+    while len(rows[-1]) >= 2 * HASH_SIZE:
+        row = rows[-1]
+        # A partial row's odd last hash has no sibling yet: only complete subtrees are ever read.
+        whole = len(row) - len(row) % (2 * HASH_SIZE)
+        rows.append(b"".join([_sha256(_NODE_PREFIX + row[i : i + 64]).digest() for i in range(0, whole, 64)]))
+    return rows
 
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size
+
+class Tile(bytes):
+    """A tile's bytes that keep the node hashes between its stored levels once they are computed.
+
+    Whoever keeps tiles between computations (a proof server's cache) keeps them as ``Tile`` and
+    pays for each tile's 255 interior hashes once; plain ``bytes`` are looked up in a small cache
+    keyed by their content instead. Holds at most about twice the tile's size.
+    """
+
+    _levels: list[bytes]  # in the instance's __dict__: a bytes subclass cannot have slots
+
+    def levels(self) -> list[bytes]:
+        try:
+            return self._levels
+        except AttributeError:
+            self._levels = _levels_of(bytes(self))
+            return self._levels
+
+
+class _LevelCache:
+    """The internal levels of plain-bytes tiles: a proof's upper tiles and the right edge are the same
+    for nearly every proof, so each tile's node hashes are computed once. Keyed by SHA-256 of the
+    tile's bytes, so two trees (or two widths of a growing tile) never share an entry; bounded by
+    ``budget`` bytes (a full tile with its levels holds about 16 KB), least recently used first out."""
+
+    def __init__(self, budget: int = 4 << 20) -> None:
+        self.budget = budget
+        self.used = 0
         self._levels: OrderedDict[bytes, list[bytes]] = OrderedDict()
 
     def levels(self, tile: bytes) -> list[bytes]:
         """``levels[k]`` is the row of node hashes ``k`` levels above the tile's stored hashes."""
+        if isinstance(tile, Tile):
+            return tile.levels()
         key = _sha256(tile).digest()
         found = self._levels.get(key)
         if found is not None:
             self._levels.move_to_end(key)
             return found
-        rows = [tile]
-        while len(rows[-1]) >= 2 * HASH_SIZE:
-            row = rows[-1]
-            # A partial row's odd last hash has no sibling yet: only complete subtrees are ever read.
-            whole = len(row) - len(row) % (2 * HASH_SIZE)
-            rows.append(b"".join([_sha256(_NODE_PREFIX + row[i : i + 64]).digest() for i in range(0, whole, 64)]))
+        rows = _levels_of(tile)
         self._levels[key] = rows
-        if len(self._levels) > self.size:
-            self._levels.popitem(last=False)
+        self.used += _footprint(rows)
+        while self.used > self.budget and self._levels:
+            self.used -= _footprint(self._levels.popitem(last=False)[1])
         return rows
+
+
+def _footprint(rows: list[bytes]) -> int:
+    return sum(len(r) for r in rows)
 
 
 _tile_levels = _LevelCache()

@@ -5,7 +5,8 @@ Every proof carries the bytes that were hashed (the event's canonical bytes and 
 so whoever checks it recomputes the chain hash, the leaf hash and the path up to the signed root.
 
 Tiles: each leaf's level-0 tile is read in the same query as the leaf; the tiles above it, shared by
-65,536 leaves or more, come from the log's :class:`~traceability.services.transparency.TileCache`.
+65,536 leaves or more, and the level-0 tiles proved lately come from the log's
+:class:`~traceability.services.transparency.TileCache`, with their node hashes computed once.
 """
 
 from __future__ import annotations
@@ -33,22 +34,21 @@ TileReader = Callable[[set[merkle.TileKey]], Awaitable[dict[merkle.TileKey, byte
 
 
 async def _tiles(lg: Log, rows: Sequence[Record], size: int, read: TileReader) -> dict[merkle.TileKey, bytes]:
-    """Every tile the rows' proofs in the tree of ``size`` need: level 0 from the rows, the rest cached
-    (``read`` from storage only when missing)."""
+    """Every tile the rows' proofs in the tree of ``size`` need: from the log's cache, else level 0 from
+    the rows and the rest ``read`` from storage (and cached, with the node hashes computed from them)."""
     needed: set[merkle.TileKey] = set()
-    tiles: dict[merkle.TileKey, bytes] = {}
     for row in rows:
-        index = row["leaf_index"]
-        needed |= merkle.tiles_for_inclusion(index, size)
-        key = (0, index // merkle.TILE_WIDTH)
-        if _wide_enough(key, row["leaf_tile"], size):
-            tiles[key] = row["leaf_tile"]
-    tiles.update(lg.tiles.get(lg.id, needed - tiles.keys(), size))
-    missing = needed - tiles.keys()
+        needed |= merkle.tiles_for_inclusion(row["leaf_index"], size)
+    tiles = lg.tiles.get(lg.id, needed, size)
+    came: dict[merkle.TileKey, bytes] = {}
+    for row in rows:
+        key = (0, row["leaf_index"] // merkle.TILE_WIDTH)
+        if key not in tiles and _wide_enough(key, row["leaf_tile"], size):
+            came[key] = row["leaf_tile"]
+    missing = needed - tiles.keys() - came.keys()
     if missing:
-        fetched = await read(missing)
-        lg.tiles.put(lg.id, fetched)
-        tiles.update(fetched)
+        came.update(await read(missing))
+    tiles.update(lg.tiles.put(lg.id, came))
     return tiles
 
 

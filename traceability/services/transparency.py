@@ -66,35 +66,44 @@ class LatestCheckpoint:
 
 
 class TileCache:
-    """Tiles as storage returned them, for proofs: the tiles above level 0 are shared by 65,536
-    leaves or more and the right edge by every leaf, so nearly every proof needs the same few.
-    Stored hashes never change, so a cached tile stays right; a partial tile too narrow for the
-    tree asked about is simply read again. Bounded (``size`` tiles of at most 8 KB each), least
-    recently used first out."""
+    """Tiles for proofs, each kept with the node hashes between its levels (a :class:`merkle.Tile`):
+    the tiles above level 0 are shared by 65,536 leaves or more and the right edge by every leaf,
+    so nearly every proof needs the same few, and a level-0 tile serves the proofs of its 256 leaves.
+    Stored hashes never change, so a cached tile stays right; a partial tile too narrow for the tree
+    asked about is simply read again. Bounded by ``budget`` bytes (a full tile with its levels counts
+    16 KB), least recently used first out."""
 
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self._tiles: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+    def __init__(self, budget: int = 8 << 20) -> None:
+        self.budget = budget
+        self.used = 0
+        self._tiles: OrderedDict[tuple[int, int, int], merkle.Tile] = OrderedDict()
 
     def get(self, log_id: int, keys: Iterable[merkle.TileKey], size: int) -> dict[merkle.TileKey, bytes]:
         """The cached tiles among ``keys`` holding every hash a tree of ``size`` leaves has there."""
-        found = {}
+        found: dict[merkle.TileKey, bytes] = {}
+        tiles = self._tiles
         for key in keys:
-            tile = self._tiles.get((log_id, *key))
+            tile = tiles.get((log_id, *key))
             if tile is not None and len(tile) >= merkle.tile_width(key, size) * merkle.HASH_SIZE:
-                self._tiles.move_to_end((log_id, *key))
+                tiles.move_to_end((log_id, *key))
                 found[key] = tile
         return found
 
-    def put(self, log_id: int, tiles: Mapping[merkle.TileKey, bytes]) -> None:
-        """Keep the tiles above level 0 and the right edge's partial tiles; a full level-0 tile serves
-        only its own 256 leaves, and comes with their rows."""
+    def put(self, log_id: int, tiles: Mapping[merkle.TileKey, bytes]) -> dict[merkle.TileKey, bytes]:
+        """Keep these tiles (replacing narrower ones); returns them as kept, to compute with."""
+        kept: dict[merkle.TileKey, bytes] = {}
         for key, tile in tiles.items():
-            if key[0] > 0 or len(tile) < merkle.TILE_WIDTH * merkle.HASH_SIZE:
-                self._tiles[(log_id, *key)] = tile
-                self._tiles.move_to_end((log_id, *key))
-        while len(self._tiles) > self.size:
-            self._tiles.popitem(last=False)
+            k = (log_id, *key)
+            old = self._tiles.pop(k, None)
+            if old is not None:
+                self.used -= 2 * len(old)
+                if len(old) >= len(tile):
+                    tile = old
+            kept[key] = self._tiles[k] = tile if isinstance(tile, merkle.Tile) else merkle.Tile(tile)
+            self.used += 2 * len(tile)
+        while self.used > self.budget and self._tiles:
+            self.used -= 2 * len(self._tiles.popitem(last=False)[1])
+        return kept
 
 
 class Gathered:
