@@ -358,3 +358,17 @@ def test_verifier_edge_cases() -> None:
     for args2 in bad_inclusion:
         with pytest.raises(InvalidProofError):
             proofs.verify_inclusion(*args2)
+
+
+def test_the_leaves_of_a_full_tile_share_the_proof_above_it() -> None:
+    _, _, tiles, tree = big()
+    size = 2000
+    for index in (0, 255, 700, 1791):
+        tile = index >> merkle.TILE_HEIGHT
+        above = merkle.inclusion_proof_above(tile, size, fetch(tiles, merkle.tiles_for_inclusion_above(tile, size)))
+        within = merkle.inclusion_proof_within(index, merkle.Tile(tiles[(0, tile)]))
+        assert within + above == tree.prove_inclusion(index + 1, size).path[1:]
+    with pytest.raises(merkle.MerkleError, match="not full"):
+        merkle.tiles_for_inclusion_above(size >> merkle.TILE_HEIGHT, size)
+    with pytest.raises(TileError, match="not a full"):
+        merkle.inclusion_proof_within(1999, tiles[(0, 7)][:-32])

@@ -40,12 +40,13 @@ Exceptions::
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pymerkle import BaseMerkleTree
 from pymerkle.hasher import MerkleHasher
+
+from traceability.ledger.tile_levels import NODE_PREFIX, LevelCache, Tile
 
 __all__ = [
     "EMPTY_ROOT",
@@ -61,6 +62,8 @@ __all__ = [
     "append",
     "consistency_proof",
     "inclusion_proof",
+    "inclusion_proof_above",
+    "inclusion_proof_within",
     "leaf_hash",
     "node_hash",
     "root",
@@ -68,6 +71,7 @@ __all__ = [
     "tiles_for_append",
     "tiles_for_consistency",
     "tiles_for_inclusion",
+    "tiles_for_inclusion_above",
     "tiles_for_root",
 ]
 
@@ -89,6 +93,7 @@ _HASHER = MerkleHasher("sha256", security=True)
 _NODE_PREFIX: bytes = _HASHER.node_prefix
 _sha256 = hashlib.sha256
 assert _HASHER.leaf_prefix == b"\x00" and _NODE_PREFIX == b"\x01", "pymerkle must hash as RFC 9162"
+assert _NODE_PREFIX == NODE_PREFIX, "tile_levels must hash nodes as RFC 9162"
 
 EMPTY_ROOT: bytes = _HASHER.hash_empty()
 """MTH({}) = SHA-256 of the empty string, the root of the empty tree."""
@@ -225,68 +230,7 @@ def _reduce(hashes: bytes) -> bytes:
     return hashes
 
 
-def _levels_of(tile: bytes) -> list[bytes]:
-    """``levels[k]`` is the row of node hashes ``k`` levels above the tile's stored hashes."""
-    rows = [tile]
-    while len(rows[-1]) >= 2 * HASH_SIZE:
-        row = rows[-1]
-        # A partial row's odd last hash has no sibling yet: only complete subtrees are ever read.
-        whole = len(row) - len(row) % (2 * HASH_SIZE)
-        rows.append(b"".join([_sha256(_NODE_PREFIX + row[i : i + 64]).digest() for i in range(0, whole, 64)]))
-    return rows
-
-
-class Tile(bytes):
-    """A tile's bytes that keep the node hashes between its stored levels once they are computed.
-
-    Whoever keeps tiles between computations (a proof server's cache) keeps them as ``Tile`` and
-    pays for each tile's 255 interior hashes once; plain ``bytes`` are looked up in a small cache
-    keyed by their content instead. Holds at most about twice the tile's size.
-    """
-
-    _levels: list[bytes]  # in the instance's __dict__: a bytes subclass cannot have slots
-
-    def levels(self) -> list[bytes]:
-        try:
-            return self._levels
-        except AttributeError:
-            self._levels = _levels_of(bytes(self))
-            return self._levels
-
-
-class _LevelCache:
-    """The internal levels of plain-bytes tiles: a proof's upper tiles and the right edge are the same
-    for nearly every proof, so each tile's node hashes are computed once. Keyed by SHA-256 of the
-    tile's bytes, so two trees (or two widths of a growing tile) never share an entry; bounded by
-    ``budget`` bytes (a full tile with its levels holds about 16 KB), least recently used first out."""
-
-    def __init__(self, budget: int = 4 << 20) -> None:
-        self.budget = budget
-        self.used = 0
-        self._levels: OrderedDict[bytes, list[bytes]] = OrderedDict()
-
-    def levels(self, tile: bytes) -> list[bytes]:
-        """``levels[k]`` is the row of node hashes ``k`` levels above the tile's stored hashes."""
-        if isinstance(tile, Tile):
-            return tile.levels()
-        key = _sha256(tile).digest()
-        found = self._levels.get(key)
-        if found is not None:
-            self._levels.move_to_end(key)
-            return found
-        rows = _levels_of(tile)
-        self._levels[key] = rows
-        self.used += _footprint(rows)
-        while self.used > self.budget and self._levels:
-            self.used -= _footprint(self._levels.popitem(last=False)[1])
-        return rows
-
-
-def _footprint(rows: list[bytes]) -> int:
-    return sum(len(r) for r in rows)
-
-
-_tile_levels = _LevelCache()
+_tile_levels = LevelCache()
 
 
 Levels = dict[int, list[bytes]]
@@ -393,6 +337,13 @@ def tiles_for_inclusion(index: int, size: int) -> set[TileKey]:
     return _tiles_of_ranges([(index, index + 1), *_inclusion_ranges(index, size)])
 
 
+def tiles_for_inclusion_above(tile: int, size: int) -> set[TileKey]:
+    """Return the tiles ``inclusion_proof_above(tile, size, tiles)`` needs (full level-0 tile ``tile``)."""
+    if not _full_tile(tile, size):
+        raise MerkleError(f"level-0 tile {tile} is not full in a tree of size {size}")
+    return _tiles_of_ranges(_inclusion_ranges(tile << TILE_HEIGHT, size)[TILE_HEIGHT:])
+
+
 def tiles_for_consistency(first: int, second: int) -> set[TileKey]:
     """Return the tiles ``consistency_proof(first, second, tiles)`` needs (none for a trivial proof)."""
     _check_sizes(first, second)
@@ -428,9 +379,41 @@ def inclusion_proof(index: int, size: int, tiles: Tiles) -> list[bytes]:
     RFC 6962 order it. ``tiles`` must hold ``tiles_for_inclusion(index, size)``.
     """
     _check_leaf(index, size)
+    if _full_tile(index >> TILE_HEIGHT, size):
+        within = inclusion_proof_within(index, _tile(tiles, 0, index - index % TILE_WIDTH, TILE_WIDTH))
+        return within + inclusion_proof_above(index >> TILE_HEIGHT, size, tiles)
     _tile(tiles, 0, index, 1)  # the leaf itself is in the tiles given, or TileError
     memo: Levels = {}
     return [_range_hash(tiles, start, end, memo) for start, end in _inclusion_ranges(index, size)]
+
+
+def _full_tile(tile: int, size: int) -> bool:
+    return (tile + 1) << TILE_HEIGHT <= size
+
+
+def inclusion_proof_within(index: int, tile: bytes) -> list[bytes]:
+    """The first 8 hashes of leaf ``index``'s inclusion proof, all inside its level-0 ``tile`` (given
+    full: 256 leaf hashes), in any tree holding that whole tile. A :class:`Tile` keeps the node hashes
+    it computes for this."""
+    if len(tile) != _TILE_BYTES:
+        raise TileError(f"tile (0, {index >> TILE_HEIGHT}) is {len(tile)} bytes, not a full {_TILE_BYTES}")
+    levels = _tile_levels.levels(tile)
+    at = index & (TILE_WIDTH - 1)
+    path = []
+    for height in range(TILE_HEIGHT):
+        sibling = ((at >> height) ^ 1) * HASH_SIZE
+        path.append(levels[height][sibling : sibling + HASH_SIZE])
+    return path
+
+
+def inclusion_proof_above(tile: int, size: int, tiles: Tiles) -> list[bytes]:
+    """The rest of the inclusion proof, above the leaves' level-0 tile: the same for all 256 leaves of
+    full tile ``tile`` in the tree of ``size``. ``tiles`` must hold ``tiles_for_inclusion_above``."""
+    if not _full_tile(tile, size):
+        raise MerkleError(f"level-0 tile {tile} is not full in a tree of size {size}")
+    memo: Levels = {}
+    ranges = _inclusion_ranges(tile << TILE_HEIGHT, size)[TILE_HEIGHT:]
+    return [_range_hash(tiles, start, end, memo) for start, end in ranges]
 
 
 def consistency_proof(first: int, second: int, tiles: Tiles) -> list[bytes]:

@@ -33,12 +33,44 @@ def _wide_enough(key: merkle.TileKey, tile: bytes | None, size: int) -> bool:
 TileReader = Callable[[set[merkle.TileKey]], Awaitable[dict[merkle.TileKey, bytes]]]
 
 
-async def _tiles(lg: Log, rows: Sequence[Record], size: int, read: TileReader) -> dict[merkle.TileKey, bytes]:
-    """Every tile the rows' proofs in the tree of ``size`` need: from the log's cache, else level 0 from
-    the rows and the rest ``read`` from storage (and cached, with the node hashes computed from them)."""
+async def _paths(lg: Log, rows: Sequence[Record], size: int, read: TileReader) -> list[list[str]]:
+    """The rows' audit paths in the tree of ``size``, hex-encoded.
+
+    The leaves of a full level-0 tile share the part of their paths above it: that part is kept by
+    tree size in the log's cache, so a proof usually needs nothing but its level-0 tile (which comes
+    with the row, or from the cache) and eight slices of that tile's kept node hashes.
+    """
+    shared: dict[int, list[bytes] | None] = {}
     needed: set[merkle.TileKey] = set()
     for row in rows:
-        needed |= merkle.tiles_for_inclusion(row["leaf_index"], size)
+        index = row["leaf_index"]
+        tile = index // merkle.TILE_WIDTH
+        needed.add((0, tile))
+        if (tile + 1) * merkle.TILE_WIDTH > size:  # the right edge: the whole path depends on the index
+            needed |= merkle.tiles_for_inclusion(index, size)
+        elif tile not in shared and (shared.setdefault(tile, lg.tiles.above(lg.id, size, tile))) is None:
+            needed |= merkle.tiles_for_inclusion_above(tile, size)
+    tiles = await _tiles(lg, rows, needed, size, read)
+    paths = []
+    for row in rows:
+        index = row["leaf_index"]
+        tile = index // merkle.TILE_WIDTH
+        if tile not in shared:
+            path = merkle.inclusion_proof(index, size, tiles)
+        else:
+            if (above := shared[tile]) is None:
+                above = shared[tile] = merkle.inclusion_proof_above(tile, size, tiles)
+                lg.tiles.keep_above(lg.id, size, tile, above)
+            path = merkle.inclusion_proof_within(index, tiles.get((0, tile), b"")) + above
+        paths.append([h.hex() for h in path])
+    return paths
+
+
+async def _tiles(
+    lg: Log, rows: Sequence[Record], needed: set[merkle.TileKey], size: int, read: TileReader
+) -> dict[merkle.TileKey, bytes]:
+    """The ``needed`` tiles of the tree of ``size``: from the log's cache, else level 0 from the rows
+    and the rest ``read`` from storage (and cached, with the node hashes computed from them)."""
     tiles = lg.tiles.get(lg.id, needed, size)
     came: dict[merkle.TileKey, bytes] = {}
     for row in rows:
@@ -50,10 +82,6 @@ async def _tiles(lg: Log, rows: Sequence[Record], size: int, read: TileReader) -
         came.update(await read(missing))
     tiles.update(lg.tiles.put(lg.id, came))
     return tiles
-
-
-def _path(row: Record, size: int, tiles: merkle.Tiles) -> list[str]:
-    return [h.hex() for h in merkle.inclusion_proof(row["leaf_index"], size, tiles)]
 
 
 def _logged(lg: Log, row: Record) -> bool:
@@ -69,7 +97,8 @@ async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any
 
     async def read(event_ids: list[str]) -> dict[str, Record]:
         async with db.connection() as conn:
-            rows = await log_repo.find_events_proofs(conn, event_ids, merkle.TILE_WIDTH)
+            held = lg.tiles.full_leaf_tiles(lg.id)
+            rows = await log_repo.find_events_proofs(conn, event_ids, merkle.TILE_WIDTH, held)
         return {r["event_id"]: r for r in rows}
 
     row = await lg.leaves.get(event_id, read)
@@ -89,7 +118,7 @@ async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any
         async with db.connection() as conn:
             return await log_repo.fetch_tiles(conn, lg.id, keys)
 
-    tiles = await _tiles(lg, [row], size, read_tiles)
+    (path,) = await _paths(lg, [row], size, read_tiles)
     return {
         "log_id": lg.log_id,
         "event_id": event_id,
@@ -99,7 +128,7 @@ async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any
         "leaf_index": row["leaf_index"],
         "tree_size": size,
         "leaf_hash": row["leaf_hash"].hex(),
-        "audit_path": _path(row, size, tiles),
+        "audit_path": path,
         "checkpoint": note,
     }
 
@@ -111,7 +140,7 @@ async def _bundle(conn: Connection, lg: Log, rows: Sequence[Record]) -> dict[str
     if covering is None:  # no checkpoint yet, or none covering the newest leaf
         logged = []
     size, note = covering if covering is not None else (0, None)
-    tiles = await _tiles(lg, logged, size, lambda keys: log_repo.fetch_tiles(conn, lg.id, keys)) if logged else {}
+    paths = await _paths(lg, logged, size, lambda keys: log_repo.fetch_tiles(conn, lg.id, keys)) if logged else []
     seen = {r["event_id"] for r in logged}
     return {
         "log_id": lg.log_id,
@@ -126,9 +155,9 @@ async def _bundle(conn: Connection, lg: Log, rows: Sequence[Record]) -> dict[str
                 "canonical": r["canonical"].decode("utf-8"),
                 "leaf_index": r["leaf_index"],
                 "leaf_hash": r["leaf_hash"].hex(),
-                "audit_path": _path(r, size, tiles),
+                "audit_path": path,
             }
-            for r in logged
+            for r, path in zip(logged, paths, strict=True)
         ],
         "pending": [r["event_id"] for r in rows if r["event_id"] not in seen],
     }

@@ -65,18 +65,25 @@ class LatestCheckpoint:
         return (value[0], value[1]) if value[0] > index else None
 
 
+ABOVE_COST = 80
+"""Bytes a kept 32-byte hash costs, with its object and list slot."""
+
+
 class TileCache:
     """Tiles for proofs, each kept with the node hashes between its levels (a :class:`merkle.Tile`):
     the tiles above level 0 are shared by 65,536 leaves or more and the right edge by every leaf,
     so nearly every proof needs the same few, and a level-0 tile serves the proofs of its 256 leaves.
     Stored hashes never change, so a cached tile stays right; a partial tile too narrow for the tree
-    asked about is simply read again. Bounded by ``budget`` bytes (a full tile with its levels counts
-    16 KB), least recently used first out."""
+    asked about is simply read again. With them, the part of the proofs above each full level-0 tile
+    that its 256 leaves share, by tree size. Bounded by ``budget`` bytes (a full tile with its levels
+    counts 16 KB, a shared path about 1 KB), least recently used first out."""
 
     def __init__(self, budget: int = 8 << 20) -> None:
         self.budget = budget
-        self.used = 0
+        self.used_by_tiles = 0
+        self.used_by_paths = 0
         self._tiles: OrderedDict[tuple[int, int, int], merkle.Tile] = OrderedDict()
+        self._above: OrderedDict[tuple[int, int, int], list[bytes]] = OrderedDict()
 
     def get(self, log_id: int, keys: Iterable[merkle.TileKey], size: int) -> dict[merkle.TileKey, bytes]:
         """The cached tiles among ``keys`` holding every hash a tree of ``size`` leaves has there."""
@@ -89,6 +96,26 @@ class TileCache:
                 found[key] = tile
         return found
 
+    def above(self, log_id: int, size: int, tile: int) -> list[bytes] | None:
+        """The inclusion proof above full level-0 tile ``tile`` in the tree of ``size``, if kept."""
+        path = self._above.get((log_id, size, tile))
+        if path is not None:
+            self._above.move_to_end((log_id, size, tile))
+        return path
+
+    def keep_above(self, log_id: int, size: int, tile: int, path: list[bytes]) -> None:
+        """Keep the part of the inclusion proofs above a full level-0 tile that its 256 leaves share."""
+        key = (log_id, size, tile)
+        if key not in self._above:
+            self._above[key] = path
+            self.used_by_paths += ABOVE_COST * (len(path) + 1)
+            self._shrink()
+
+    def full_leaf_tiles(self, log_id: int) -> list[int]:
+        """The indexes of the full level-0 tiles held for the log (storage need not send them again)."""
+        full = merkle.TILE_WIDTH * merkle.HASH_SIZE
+        return [k[2] for k, tile in self._tiles.items() if k[0] == log_id and k[1] == 0 and len(tile) == full]
+
     def put(self, log_id: int, tiles: Mapping[merkle.TileKey, bytes]) -> dict[merkle.TileKey, bytes]:
         """Keep these tiles (replacing narrower ones); returns them as kept, to compute with."""
         kept: dict[merkle.TileKey, bytes] = {}
@@ -96,14 +123,20 @@ class TileCache:
             k = (log_id, *key)
             old = self._tiles.pop(k, None)
             if old is not None:
-                self.used -= 2 * len(old)
+                self.used_by_tiles -= 2 * len(old)
                 if len(old) >= len(tile):
                     tile = old
             kept[key] = self._tiles[k] = tile if isinstance(tile, merkle.Tile) else merkle.Tile(tile)
-            self.used += 2 * len(tile)
-        while self.used > self.budget and self._tiles:
-            self.used -= 2 * len(self._tiles.popitem(last=False)[1])
+            self.used_by_tiles += 2 * len(tile)
+        self._shrink()
         return kept
+
+    def _shrink(self) -> None:
+        paths = self.budget // 8  # shared paths; a newer checkpoint leaves those of older sizes unused
+        while self.used_by_paths > paths and self._above:
+            self.used_by_paths -= ABOVE_COST * (len(self._above.popitem(last=False)[1]) + 1)
+        while self.used_by_tiles > self.budget - paths and self._tiles:
+            self.used_by_tiles -= 2 * len(self._tiles.popitem(last=False)[1])
 
 
 class Gathered:

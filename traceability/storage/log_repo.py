@@ -98,8 +98,12 @@ LEFT JOIN log_leaves l ON l.event_pk = e.id
 LEFT JOIN log_tiles t ON t.log_id = l.log_id AND t.level = 0 AND t.idx = l.leaf_index / $2
 """
 FIND_EVENT_PROOF = f"SELECT {PROOF_COLUMNS} FROM events e {PROOF_JOINS} WHERE e.event_id = $1"
+# The caller names the full level-0 tiles it holds already: those rows come without theirs (8 KB each
+# that PostgreSQL need not read back from TOAST and send).
+HELD_TILE = "CASE WHEN l.leaf_index / $2 = ANY($3::bigint[]) THEN NULL ELSE t.hashes END AS leaf_tile"
 FIND_EVENTS_PROOFS = f"""
-SELECT {PROOF_COLUMNS} FROM unnest($1::uuid[]) WITH ORDINALITY AS q(event_id, n)
+SELECT {PROOF_COLUMNS.replace("t.hashes AS leaf_tile", HELD_TILE)}
+FROM unnest($1::uuid[]) WITH ORDINALITY AS q(event_id, n)
 JOIN events e ON e.event_id = q.event_id {PROOF_JOINS}
 ORDER BY q.n
 """
@@ -122,9 +126,12 @@ async def find_event_proof(conn: Connection, event_id: str, tile_width: int) -> 
     return await conn.fetchrow(FIND_EVENT_PROOF, event_id, tile_width)
 
 
-async def find_events_proofs(conn: Connection, event_ids: Sequence[str], tile_width: int) -> list[Record]:
-    """As :func:`find_event_proof` for several events, in the order asked (unknown ones left out)."""
-    return list(await conn.fetch(FIND_EVENTS_PROOFS, list(event_ids), tile_width))
+async def find_events_proofs(
+    conn: Connection, event_ids: Sequence[str], tile_width: int, held: Sequence[int] = ()
+) -> list[Record]:
+    """As :func:`find_event_proof` for several events, in the order asked (unknown ones left out); the
+    level-0 tiles whose indexes are ``held`` come as NULL."""
+    return list(await conn.fetch(FIND_EVENTS_PROOFS, list(event_ids), tile_width, list(held)))
 
 
 async def find_leaves_proofs(conn: Connection, log: int, indexes: Sequence[int], tile_width: int) -> list[Record]:
