@@ -73,7 +73,9 @@ async def test_a_normal_code_a_recalled_one_and_a_drug_box(world: World) -> None
     recalled = await text(world, code)
     assert recalled.startswith("已召回，请勿食用（召回原因：瘦肉精）。白条猪肉") and len(recalled) <= 70
     resp = await world.client.post(
-        URL + "?format=json", json={"from": "+86 138 1234 5678", "content": code}, headers={"X-SMS-Secret": SECRET}
+        URL + "?format=json",
+        json={"mobile": 8613812345678, "content": code, "timestamp": 1764547200},
+        headers={"X-SMS-Secret": SECRET},
     )
     found = await resp.json()
     assert resp.status == 200 and found["state"] == "recalled" and found["outcome"] == "verdict"

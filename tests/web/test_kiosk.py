@@ -116,7 +116,9 @@ async def test_recalled_in_english_and_back_to_the_start_when_left_alone(
         await expect(page.locator("#verdict h2")).to_have_text("已召回，请勿食用")
         await page.goto(f"{base_url}/kiosk?code={code}&idle=5")
         await expect(page.locator("#verdict h2")).to_have_text("已召回，请勿食用")
-        await page.wait_for_url(f"{base_url}/kiosk?idle=5", timeout=20_000)  # left alone: the start screen
+        await page.locator("a.lang").click()  # back to English, as the last shopper leaves it
+        await expect(page.locator("#verdict h2")).to_have_text("Recalled: do not eat")
+        await page.wait_for_url(f"{base_url}/kiosk?idle=5&lang=zh", timeout=20_000)  # left alone: the start, in Chinese
         await expect(page.locator("h1")).to_have_text("扫描或输入追溯码")
         await expect(page.locator("#kiosk-code")).to_have_value("")
     finally:

@@ -159,6 +159,8 @@ async def _fields(request: web.Request) -> dict[str, str]:
     for name, value in pairs:
         if name not in FIELDS:
             raise errors.InvalidField(f"{name[:40]}: unknown field; send {', '.join(FIELDS)}", field=name[:40])
+        if isinstance(value, int) and not isinstance(value, bool) and name not in TEXT_FIELDS:
+            value = str(value)  # JSON gateways send the number, an id or a Unix time as a number
         if not isinstance(value, str):
             raise errors.InvalidField(f"{name}: must be text", field=name)
         if name in fields:

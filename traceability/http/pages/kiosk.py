@@ -6,9 +6,9 @@ finds, verdict first (the consumer page's verdict, product, origin and stall, fr
 shopper's phone. The code field keeps the focus, so a barcode gun plugged in as a keyboard types into
 it and its Enter looks the code up; a receipt's QR code read by a 2D gun (a URL ending in
 ``/t/{code}``) works too. After ``idle`` seconds untouched (60; ``?idle=`` sets it, 5 to 600) the page
-goes back to the start, so the next shopper never sees the last one's goods. ``kiosk.js`` drives the
-keypad and the idle timer; without it the field and the gun still work. Everything comes from this
-server (the pages' Content-Security-Policy allows nothing else): no web fonts, no CDNs.
+goes back to the start, in Chinese, so the next shopper never sees the last one's goods or language.
+``kiosk.js`` drives the keypad and the idle timer; without it the field and the gun still work.
+Everything comes from this server (the pages' Content-Security-Policy allows nothing else): no web fonts, no CDNs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from aiohttp import web
 from markupsafe import Markup
 
+from traceability import i18n
 from traceability.http import params, schemas
 from traceability.http.keys import DATABASE, SETTINGS
 from traceability.http.openapi import Param, declare, page
@@ -62,6 +63,7 @@ async def kiosk(request: web.Request) -> web.Response:
         "idle": idle,
         "idle_set": "idle" in request.query,
         "keys": KEYS,
+        "default_lang": i18n.DEFAULT,  # where the idle timer goes back to: the next shopper starts in Chinese
         "phone_url": phone_url,
         "qr": Markup(qr_svg(phone_url)) if phone_url else None,  # noqa: S704 - drawn by qrcode from our own URL
     }
