@@ -5,9 +5,10 @@ A Xuzhou slaughterhouse ships a carcass to a Nanjing wholesale market; the shipp
 (JSON and the PDF that travels with the goods); until the market receives it, Nanjing sends the code's
 page and API view to Xuzhou. Forged vouchers (changed bytes, another key, a wrong proof) are refused; the
 market's scanner records the receipt with the voucher read from its QR code, its chain continuing from the
-shipment's hash, and sells on within Nanjing. A voucher under a checkpoint Xuzhou's key signed but which
-is not one history with the checkpoint Nanjing saw is refused too. The shopper's phone at Nanjing verifies
-the records made there, chained to the shipment's hash; `traceability verify` agrees.
+shipment's hash, and sells on to a Nanjing wet market, whose stall sells a cut with a receipt code. The
+shopper's phone at Nanjing verifies the records made there, chained to the shipment's hash, and
+``traceability verify`` agrees. A voucher under a checkpoint Xuzhou's key signed but which is not one
+history with the checkpoint Nanjing saw is refused too.
 """
 
 from __future__ import annotations
@@ -226,6 +227,15 @@ async def test_a_carcass_crosses_to_another_city_with_its_voucher(
         stall,
     )  # fmt: skip
     assert onward["seq"] == 3
+    sale = await nj.post(
+        "/api/v1/sales",
+        {"eventID": new_id(), "source": code, "quantity": {"value": 0.75, "uom": "KGM"}, "eventTime": minutes_ago(1)},
+        stall,
+    )
+    receipt_code = sale["traceCode"]
+    assert receipt_code.startswith("320104")  # a Nanjing receipt, answered at Nanjing
+    status, body = await nj.call("GET", f"/api/v1/batches/{receipt_code}")
+    assert status == 200 and body["trace_code"] == receipt_code
 
     # The shopper's phone at Nanjing checks the records made there, chained to the shipment's hash.
     context, phone = await new_page(browser)
