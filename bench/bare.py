@@ -1,12 +1,14 @@
-"""The lookup baseline: an aiohttp handler that returns a fixed JSON body of a given size.
+"""The baselines: an aiohttp handler that returns a fixed JSON body of a given size, or saved pages.
 
 Same stack as the service (aiohttp on uvloop, no access log), none of the work: no database, no
-middleware, no serialisation. ``python -m bench.bare --port P --size N``.
+middleware, no serialisation. ``python -m bench.bare --port P --size N``; or ``--pages DIR`` to answer
+``GET /t/{code}`` with the bytes saved in ``DIR/{code}.{gzip|identity}`` (what the service sent).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import orjson
 import uvloop
@@ -33,13 +35,32 @@ def make_app(size: int) -> web.Application:
     return app
 
 
+def pages_app(folder: Path) -> web.Application:
+    saved = {p.stem: (p.read_bytes(), p.suffix[1:]) for p in folder.iterdir() if p.is_file()}
+
+    async def handler(request: web.Request) -> web.Response:
+        body, encoding = saved[request.match_info["code"]]
+        headers = {"Content-Encoding": encoding} if encoding != "identity" else None
+        return web.Response(body=body, content_type="text/html", charset="utf-8", headers=headers)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/t/{code}", handler)
+    app.router.add_get("/healthz", health)
+    return app
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--size", type=int)
+    p.add_argument("--pages", type=Path)
     args = p.parse_args()
     uvloop.install()
-    web.run_app(make_app(args.size), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    app = pages_app(args.pages) if args.pages else make_app(args.size)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

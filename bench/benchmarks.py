@@ -15,10 +15,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
-from bench import ledger, stack
+from bench import ledger, pages, stack
 from bench.load import HttpLoad, SqlLoad, Stats, Workers
 from bench.report import Result
 from bench.workloads import PLAIN_EVENTS, CaptureBatched, CaptureEpcis, CaptureSingle, Get, InsertEvents, Lookup
@@ -58,6 +59,8 @@ class Context:
     big: ledger.Ledger | None = None
     regulator: str | None = None
     rss_after_proofs: float | None = None
+    demo: Any = None  # bench.pages.DemoCity, once loaded
+    page_requests: Result | None = None
 
     @contextlib.asynccontextmanager
     async def sql(self) -> AsyncIterator[asyncpg.Connection]:
@@ -100,9 +103,11 @@ class Context:
         name: str,
         service: Callable[[Timing], HttpLoad | SqlLoad],
         baseline: Callable[[Timing], HttpLoad | SqlLoad],
+        server: stack.Process | None = None,
     ) -> tuple[Stats, Stats, float]:
         """Run service and baseline loads in alternating rounds; returns both, and the server's CPU use (cores)."""
         t = self.timing
+        server = server or self.service
         per_round = Timing(t.warmup, t.duration / t.rounds, 1)
         merged = {"service": Stats(), "baseline": Stats()}
         cpu = wall = 0.0
@@ -110,10 +115,10 @@ class Context:
             order = ("service", "baseline") if r % 2 == 0 else ("baseline", "service")
             for side in order:
                 spec = (service if side == "service" else baseline)(per_round)
-                cpu0, wall0 = self.service.cpu_seconds(), time.monotonic()
+                cpu0, wall0 = server.cpu_seconds(), time.monotonic()
                 stats = await self.workers.run(spec)
                 if side == "service":
-                    cpu += self.service.cpu_seconds() - cpu0
+                    cpu += server.cpu_seconds() - cpu0
                     wall += time.monotonic() - wall0
                 self.log(
                     f"{name} {side} round {r + 1}: {stats.rate:,.0f}/s"
@@ -479,6 +484,11 @@ async def trace_forward(ctx: Context) -> Result:
 async def trace_backward(ctx: Context) -> Result:
     """From a cut back to its carcass, with certificates."""
     return await _trace(ctx, "backward", (await big_ledger(ctx)).leaves)
+
+
+benchmark("consumer_page")(pages.consumer_page)
+benchmark("page_weight")(pages.page_weight)
+benchmark("page_requests")(pages.page_requests)
 
 
 # -- memory -------------------------------------------------------------------------------------

@@ -209,3 +209,9 @@ def bare(size: int) -> tuple[list[str], dict[str, str], int]:
     """The argv, environment and port for the bare handler serving ``size``-byte bodies."""
     port = free_port()
     return ([sys.executable, "-m", "bench.bare", "--port", str(port), "--size", str(size)], dict(os.environ), port)
+
+
+def pages(folder: Path) -> tuple[list[str], dict[str, str], int]:
+    """The argv, environment and port for the bare handler serving the pages saved in ``folder``."""
+    port = free_port()
+    return ([sys.executable, "-m", "bench.bare", "--port", str(port), "--pages", str(folder)], dict(os.environ), port)

@@ -242,13 +242,16 @@ class InsertEvents:
 
 @dataclass(frozen=True, slots=True)
 class Get:
-    """``GET`` of random paths from a list, with an optional bearer credential (proofs, traces)."""
+    """``GET`` of random paths from a list, with an optional bearer credential (proofs, traces) and headers."""
 
     paths: tuple[str, ...]
     token: str | None = None
     expect: frozenset[int] = frozenset({200})
     _rng: random.Random = field(default_factory=random.Random, compare=False)
+    headers: dict[str, str] | None = None
 
     def request(self, task: int, n: int) -> Request:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-        return Request("GET", self._rng.choice(self.paths), headers, None, 1)
+        headers = dict(self.headers or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return Request("GET", self._rng.choice(self.paths), headers or None, None, 1)

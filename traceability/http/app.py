@@ -11,6 +11,7 @@ from aiohttp import web
 from traceability.config import Settings
 from traceability.http import (
     api,
+    compression,
     credentials_api,
     epcis_api,
     epcis_query_api,
@@ -26,7 +27,18 @@ from traceability.http import (
     supply_api,
     verdict_api,
 )
-from traceability.http.keys import ACCESS, DATABASE, FEDERATION, LIMITS, LOG, PRINCIPALS, SETTINGS, VIEWS
+from traceability.http.keys import (
+    ACCESS,
+    DATABASE,
+    FEDERATION,
+    LIMITS,
+    LOG,
+    PAGES,
+    PRINCIPALS,
+    RENDERED,
+    SETTINGS,
+    VIEWS,
+)
 from traceability.http.middleware import request_context
 from traceability.http.params import bounded_input
 from traceability.http.security import security_headers, trusted_proxy
@@ -36,6 +48,7 @@ from traceability.services.access_log import AccessLog
 from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
 from traceability.services.throttle import Limits
+from traceability.services.views.page_cache import PageCache
 from traceability.storage.database import open_database
 
 log = get_logger(__name__)
@@ -78,13 +91,15 @@ async def _log(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     """Assemble the service: settings, database pool, middleware and routes."""
     app = web.Application(
-        middlewares=[trusted_proxy, metrics.count_requests, request_context, bounded_input],
+        middlewares=[compression.compress, trusted_proxy, metrics.count_requests, request_context, bounded_input],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[FEDERATION] = federation.load(settings.federation_file)
     app[PRINCIPALS] = PrincipalCache()
     app[VIEWS] = ViewCache()
+    app[PAGES] = PageCache()
+    app[RENDERED] = compression.Rendered()
     app[LIMITS] = Limits.of(settings.capture_rate, settings.capture_burst)
     app[ACCESS] = AccessLog()
     app.on_response_prepare.append(security_headers)

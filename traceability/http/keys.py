@@ -6,11 +6,13 @@ from aiohttp import web
 
 from traceability.config import Settings
 from traceability.domain.federation import Federation
+from traceability.http.compression import Rendered
 from traceability.services.access_log import AccessLog
 from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
 from traceability.services.throttle import Limits
 from traceability.services.transparency import Log
+from traceability.services.views.page_cache import PageCache
 from traceability.storage.database import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -18,6 +20,8 @@ DATABASE = web.AppKey("database", Database)
 LOG = web.AppKey("log", Log)
 PRINCIPALS = web.AppKey("principals", PrincipalCache)
 VIEWS = web.AppKey("views", ViewCache)
+PAGES = web.AppKey("pages", PageCache)
+RENDERED = web.AppKey("rendered", Rendered)
 ACCESS = web.AppKey("access", AccessLog)
 LIMITS = web.AppKey("limits", Limits)
 FEDERATION = web.AppKey("federation", Federation)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
+import orjson
 from aiohttp import web
 
 from traceability import errors
@@ -105,10 +109,35 @@ async def inclusion(request: web.Request) -> web.Response:
     return json_response(proof)
 
 
-def _bundle_response(bundle: dict[str, object]) -> web.Response:
+def _bundle_response(request: web.Request, bundle: dict[str, Any]) -> web.Response:
     # Events still waiting to enter the log: ask again in a second for their proofs.
     retry = {"Retry-After": "1"} if bundle["pending"] else {}
-    return json_response(bundle, headers={"Cache-Control": "no-cache", **retry})
+    body = orjson.dumps(bundle)
+    # A phone that checked this page before asks again with the tag: unchanged proofs cost a 304.
+    tag = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
+    headers = {"Cache-Control": "no-cache", "ETag": tag, **retry}
+    if tag in {x.strip() for x in request.headers.get("If-None-Match", "").split(",")}:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def compact(bundle: dict[str, Any]) -> dict[str, Any]:
+    """A proof bundle for a page that already shows the records: each audit-path hash once (``nodes``),
+    each proof as its record's seq, leaf index and path of indexes into ``nodes``; the records' bytes and
+    hashes left out (the reader recomputes them from the page). docs/ledger.md, "Proof bundles"."""
+    nodes: dict[str, int] = {}
+    proofs = [
+        {
+            "seq": p["seq"],
+            "leaf_index": p["leaf_index"],
+            "path": [nodes.setdefault(h, len(nodes)) for h in p["audit_path"]],
+        }
+        for p in bundle["proofs"]
+    ]
+    out = {k: v for k, v in bundle.items() if k != "proofs"}
+    if isinstance(out.get("next"), str):
+        out["next"] = f"{out['next']}&form=compact"
+    return {**out, "nodes": list(nodes), "proofs": proofs}
 
 
 @routes.get("/api/v1/batches/{trace_code}/proofs")
@@ -119,15 +148,27 @@ def _bundle_response(bundle: dict[str, object]) -> web.Response:
     query=(
         Param("after", {"type": "integer", "minimum": 0, "maximum": SEQ_MAX, "default": 0}, "after this seq"),
         Param("limit", {"type": "integer", "minimum": 1, "maximum": proofs.MAX_BUNDLE, "default": proofs.MAX_BUNDLE}),
+        Param(
+            "form",
+            {"type": "string", "enum": ["full", "compact"], "default": "full"},
+            "compact: shared audit-path hashes once, without the records' bytes (for a page that shows them)",
+        ),
     ),
-    responses={200: ok("BatchProofs", headers={"Retry-After": "when some events are still waiting"})},
+    responses={
+        200: ok("BatchProofs", headers={"Retry-After": "when some events are still waiting"}),
+        304: Response("not modified"),
+    },
 )
 async def batch_proofs(request: web.Request) -> web.Response:
     """A consumer page checks every record it shows with this one request."""
     code = history.valid_code(request.match_info["trace_code"])
     after = params.whole(request, "after", 0, hi=SEQ_MAX)
     limit = params.whole(request, "limit", proofs.MAX_BUNDLE, lo=1, hi=proofs.MAX_BUNDLE)
-    return _bundle_response(await proofs.prove_batch(request.app[DATABASE], request.app[LOG], code, after, limit))
+    form = request.query.get("form", "full")
+    if form not in ("full", "compact"):
+        raise errors.InvalidField("form: full or compact", field="form")
+    bundle = await proofs.prove_batch(request.app[DATABASE], request.app[LOG], code, after, limit)
+    return _bundle_response(request, compact(bundle) if form == "compact" else bundle)
 
 
 @routes.get("/api/v1/log/proofs")
@@ -145,7 +186,9 @@ async def listed_proofs(request: web.Request) -> web.Response:
     if not 0 < named <= proofs.MAX_LISTED:
         raise errors.InvalidField(f"event: name 1 to {proofs.MAX_LISTED} events and leaves in all", field="event")
     event_ids, leaves = params.uuid_list(request, "event"), params.whole_list(request, "leaf")
-    return _bundle_response(await proofs.prove_events(request.app[DATABASE], request.app[LOG], event_ids, leaves))
+    return _bundle_response(
+        request, await proofs.prove_events(request.app[DATABASE], request.app[LOG], event_ids, leaves)
+    )
 
 
 @routes.get("/api/v1/log/consistency")

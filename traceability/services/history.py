@@ -94,6 +94,14 @@ async def read_batch(
         if fresh[0]["head"]["hash"] == head["head_hash"].hex():  # nothing appended in between
             cache.put(key, fresh)
         return fresh
+    view, tag, _rows = await read_batch_rows(db, code, viewer)
+    return view, tag
+
+
+async def read_batch_rows(
+    db: Database, code: str, viewer: Principal | None
+) -> tuple[dict[str, Any], str, list[Record]]:
+    """The batch view, its ETag and the event rows it was built from (their canonical bytes, as hashed)."""
     async with db.connection() as conn:
         batch = await batches_repo.find_batch_view(conn, code)
         if batch is None:
@@ -174,7 +182,7 @@ async def read_batch(
         "events": events,
         "view": level,
     }
-    return view, etag(batch["head_hash"], viewer is not None)
+    return view, etag(batch["head_hash"], viewer is not None), rows
 
 
 def _named_nodes(blobs: list[dict[str, Any]]) -> list[str]:

@@ -134,3 +134,35 @@ async def batch_state(conn: Connection, trace_code: str) -> Record | None:
     """One batch's expiry and status (the shape :func:`ancestors` returns, at depth 1)."""
     row: Record | None = await conn.fetchrow(SELECT_STATE, trace_code)
     return row
+
+
+# -- what a consumer page depends on -----------------------------------------------------------------
+
+# The batch, every batch it came from (links), and the batch its opening names as sold from (a receipt
+# printed before sales were linked): each one's chain head and status. A page built from these rows stays
+# true while they are unchanged (histories only grow, so a new event anywhere moves a head).
+SELECT_PAGE_STAMP = """
+WITH RECURSIVE me AS (
+    SELECT b.id,
+           (SELECT convert_from(e.canonical, 'UTF8')::jsonb #>> '{attributes,soldFrom}'
+            FROM events e WHERE e.batch_id = b.id AND e.seq = 1) AS sold_from
+    FROM batches b WHERE b.trace_code = $1
+), up(id, depth) AS (
+    SELECT id, 0 FROM me
+    UNION
+    SELECT l.parent_id, up.depth + 1 FROM batch_links l JOIN up ON l.child_id = up.id WHERE up.depth < 64
+), deps AS (
+    SELECT id FROM up
+    UNION
+    SELECT b.id FROM me JOIN batches b ON b.trace_code = me.sold_from
+)
+SELECT b.trace_code, h.head_hash, h.status
+FROM deps JOIN batches b ON b.id = deps.id JOIN batch_heads h ON h.batch_id = deps.id
+ORDER BY b.trace_code
+LIMIT 500
+"""
+
+
+async def page_stamp(conn: Connection, trace_code: str) -> list[Record]:
+    """The chain head and status of a batch and of every batch its page draws on (none: no such batch)."""
+    return list(await conn.fetch(SELECT_PAGE_STAMP, trace_code))

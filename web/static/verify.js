@@ -125,6 +125,7 @@
 
   // Every record's proof in one request (page by page for a very long batch), each page against one
   // checkpoint; asked again a second later while some records are still waiting to enter the log.
+  // The compact bundle names each audit-path hash once ("nodes") and each path by indexes into it.
   async function proofsFor(url) {
     for (var attempt = 0; attempt < 20; attempt++) {
       var proofs = {}, waiting = false, next = url;
@@ -132,12 +133,17 @@
         var resp = await fetch(next, { cache: "no-cache" });
         if (!resp.ok) { throw new Failure("no inclusion proofs (HTTP " + resp.status + ")"); }
         var page = await resp.json();
-        if (!page || !Array.isArray(page.proofs) || !Array.isArray(page.pending)) {
+        if (!page || !Array.isArray(page.proofs) || !Array.isArray(page.pending) || !Array.isArray(page.nodes)) {
           throw new Failure("malformed proof bundle");
         }
         page.proofs.forEach(function (p) {
-          proofs[p.event_id] = { log_id: page.log_id, tree_size: page.tree_size, checkpoint: page.checkpoint,
-                                 leaf_index: p.leaf_index, leaf_hash: p.leaf_hash, audit_path: p.audit_path };
+          if (!Array.isArray(p.path)) { throw new Failure("malformed proof bundle"); }
+          var path = p.path.map(function (i) {
+            if (typeof page.nodes[i] !== "string") { throw new Failure("malformed proof bundle"); }
+            return page.nodes[i];
+          });
+          proofs[p.seq] = { log_id: page.log_id, tree_size: page.tree_size, checkpoint: page.checkpoint,
+                            leaf_index: p.leaf_index, audit_path: path };
         });
         waiting = waiting || page.pending.length > 0;
         next = typeof page.next === "string" && page.next.charAt(0) === "/" ? page.next : null;
@@ -154,8 +160,7 @@
     if (proof.tree_size !== cp.size || !(proof.leaf_index >= 0 && proof.leaf_index < cp.size)) {
       throw new Failure("the proof does not fit the checkpoint");
     }
-    var leaf = await sha256(ZERO, unhex(ev.hash));
-    if (!same(leaf, unhex(proof.leaf_hash))) { throw new Failure("the log holds a different record"); }
+    var leaf = await sha256(ZERO, ev.hash);
     var fn = proof.leaf_index, sn = proof.tree_size - 1, r = leaf;
     for (var i = 0; i < proof.audit_path.length; i++) {
       var p = unhex(proof.audit_path[i]);
@@ -168,31 +173,35 @@
       }
       fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
     }
-    if (sn !== 0 || !same(r, cp.root)) { throw new Failure("the audit path does not lead to the signed root"); }
+    if (sn !== 0 || !same(r, cp.root)) {
+      throw new Failure("the log holds a different record: its audit path does not lead to the signed root");
+    }
     return cp;
   }
 
   async function run() {
     var ledger = JSON.parse(source.textContent);
     var events = ledger.events;
-    // 1. The hash chain, from the canonical bytes shown on this page.
-    // A batch received from another ledger: its chain here continues from the shipment's hash there.
+    // 1. The hash chain, from the canonical bytes shown on this page (as UTF-8 text, or base64), each
+    // record linked to the one before it from the batch's genesis on. A batch received from another ledger:
+    // its chain here continues from the shipment's hash there.
     var prev = ledger.chain_start ? unhex(ledger.chain_start)
       : await sha256(enc.encode("trace/genesis/v1"), ZERO, enc.encode(ledger.trace_code));
+    var chained = [];
     for (var i = 0; i < events.length; i++) {
       var ev = events[i];
-      if (ev.seq !== i + 1 || !same(unhex(ev.prev_hash), prev)) {
-        throw new Failure("record " + (i + 1) + ": the chain is broken");
-      }
-      var h = await sha256(enc.encode("trace/chain/v1"), ZERO, prev, unb64(ev.canonical));
+      if (ev.seq !== i + 1) { throw new Failure("record " + (i + 1) + ": the chain is broken"); }
+      var bytes = typeof ev.text === "string" ? enc.encode(ev.text) : unb64(ev.canonical);
+      var h = await sha256(enc.encode("trace/chain/v1"), ZERO, prev, bytes);
       if (!same(h, unhex(ev.hash))) { throw new Failure("record " + ev.seq + ": its content was changed"); }
+      chained.push({ seq: ev.seq, hash: h });
       prev = h;
     }
     // 2 and 3. Every record is in the signed log.
     var vkey = await verifierKey(ledger.public_key_url);
     var proofs = await proofsFor(ledger.proofs_url);
-    var checked = await Promise.all(events.map(function (ev) {
-      var proof = proofs[ev.event_id];
+    var checked = await Promise.all(chained.map(function (ev) {
+      var proof = proofs[ev.seq];
       return (proof ? checkInclusion(ev, proof, vkey) : Promise.reject(new Failure("no inclusion proof")))
         .catch(function (err) {
           if (err instanceof Failure) { err.message = "record " + ev.seq + ": " + err.message; }

@@ -1,25 +1,28 @@
 """The consumer's pages: the page a receipt's QR code opens (``/t/{code}``) and the code lookup (``/``, ``/t``).
 
-Public, cacheable by ETag (the batch's chain head and the language), and readable without JavaScript;
-the verified badge is checked on the phone itself by ``verify.js`` from the canonical bytes on the page.
+Public, readable without JavaScript, and cached: the record by the version of everything it shows
+(:mod:`traceability.services.views.page_cache`), the rendered page (compressed too) by that version and the
+language, and in the browser by the same ETag. The verified badge is checked on the phone itself by
+``verify.js`` from the canonical bytes on the page.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from aiohttp import web
 
 from traceability import errors, i18n
 from traceability.domain import tracecode
-from traceability.http import schemas
-from traceability.http.keys import DATABASE, FEDERATION
+from traceability.http import compression, schemas
+from traceability.http.keys import DATABASE, FEDERATION, PAGES, RENDERED
 from traceability.http.openapi import Param, Response, declare, page
 from traceability.http.pages import language
-from traceability.http.pages.render import PageRoutes, answer, self_url, wants_json
+from traceability.http.pages.render import CSP, PageRoutes, answer, self_url, wants_json
 from traceability.services import history
 from traceability.services.views import consumer as views
-from traceability.services.views import packages, verdict
+from traceability.services.views import packages, page_cache, verdict
 
 routes = PageRoutes()
 LINKS = {"lookup": "/t/{trace_code}", "console": "/console", "vendor": "/vendor", "api": "/api/v1"}
@@ -88,34 +91,86 @@ async def consumer(request: web.Request) -> web.StreamResponse:
             if unit is not None and unit["trace_code"] == code
             else {"code": request.query["unit"][:64], "trace_code": None, "dispensed": None}
         )
-    head = await history.head_etag(db, code, None)
-    # The verdict changes with the chain and with the day (an expiry); the unit line is not cached at all.
-    day = verdict.today().isoformat()
-    tag = (
-        None if head is None or unit is not None else f'{head[:-1]}-{day}-{"json" if wants_json(request) else t.lang}"'
-    )
-    if tag is not None and tag in {x.strip() for x in request.headers.get("If-None-Match", "").split(",")}:
-        return web.Response(status=304, headers={"ETag": tag, **CACHE})
+    if unit is not None:  # the unit line is not cached at all
+        return await _unit_page(request, code, unit, t)
+    try:
+        record, version = await page_cache.consumer_page(db, code, request.app[PAGES])
+    except errors.NotFound as exc:
+        return await _not_found(request, code, exc, t)
+    as_json = wants_json(request)
+    tag = f'"{version}-{"json" if as_json else t.lang}"'
+    if tag in {x.strip() for x in request.headers.get("If-None-Match", "").split(",")}:
+        # A browser merges a 304's headers into the page it kept: the page's policy, or its styles and
+        # scripts would be refused on the second visit.
+        policy = {} if as_json else {"Content-Security-Policy": CSP}
+        return web.Response(status=304, headers={"ETag": tag, **CACHE, **policy})
+    headers = {"ETag": tag, **CACHE}
+    if as_json:
+        # When the verdict was checked: now (the stamp that vouches for it was read just now).
+        checked = {**record["verdict"], "checked_at": verdict.checked_now()}
+        return await answer(request, {**record, "verdict": checked}, "batch.html", {}, t=t, headers=headers)
+    rendered = request.app[RENDERED]
+    # A QR code's plain URL is the page to keep rendered; a query (a language switch, a tracking tail) is not.
+    key = (code, tag) if not request.query_string else None
+    if key is not None and (kept := rendered.get(key)) is not None:
+        return kept.response(request)
+    response = await answer(request, record, "batch.html", _context(record), t=t, headers=headers)
+    if key is not None and isinstance(response.body, bytes):
+        kept = compression.Kept.of(response)
+        rendered.put(key, kept)
+        return kept.response(request)
+    return response
+
+
+async def _unit_page(request: web.Request, code: str, unit: dict[str, Any], t: i18n.Words) -> web.StreamResponse:
+    """A lot's page opened from one of its boxes: says whether that box was dispensed; never cached."""
+    db = request.app[DATABASE]
     try:
         record, _ = await views.consumer_record(db, code)
     except errors.NotFound as exc:
-        home = request.app[FEDERATION].elsewhere(code)
-        if home is not None:  # another city's code that never came here: its own ledger answers
-            query = f"?{request.query_string}" if request.query_string else ""
-            raise web.HTTPFound(f"{home.url}/t/{code}{query}") from None
-        lease = await views.find_lease(db, code)
-        if lease is None:
-            await _to_lot(request, code)  # a drug code whose own check digit happens to fit ours
-            return await _lookup(request, exc, t, code=code, unknown=True)
-        # Leased to a stall whose station has not uploaded yet: say whose it is, and not to cache that.
-        syncing = {"trace_code": code, "syncing": True, "lease": lease}
-        context = {"code": code, "lease": lease}
-        return await answer(request, syncing, "syncing.html", context, t=t, headers={"Cache-Control": "no-cache"})
-    if unit is not None:
-        record = {**record, "unit": unit}
-    context = {"r": record, "b": record["batch"], "v": record["verdict"]}
-    headers = {"ETag": tag, **CACHE} if tag else {"Cache-Control": "no-cache"}
-    return await answer(request, record, "batch.html", context, t=t, headers=headers)
+        return await _not_found(request, code, exc, t)
+    record = {**record, "unit": unit}
+    return await answer(request, record, "batch.html", _context(record), t=t, headers={"Cache-Control": "no-cache"})
+
+
+def _context(record: dict[str, Any]) -> dict[str, Any]:
+    return {"r": record, "b": record["batch"], "v": record["verdict"], "ledger": page_ledger(record["ledger"])}
+
+
+def page_ledger(ledger: dict[str, Any]) -> dict[str, Any]:
+    """What ``verify.js`` checks, as small as it can travel: each record's canonical bytes as the UTF-8 text
+    they are (it compresses; base64 only for bytes that are not UTF-8) and its chain hash; the proofs come
+    in the compact bundle (docs/ledger.md, "Proof bundles")."""
+    events = []
+    for e in ledger["events"]:
+        raw = base64.b64decode(e["canonical"])
+        try:
+            body = {"text": raw.decode("utf-8")}
+        except UnicodeDecodeError:
+            body = {"canonical": e["canonical"]}
+        events.append({"seq": e["seq"], "hash": e["hash"], **body})
+    return {
+        "trace_code": ledger["trace_code"],
+        "events": events,
+        "chain_start": ledger.get("chain_start"),
+        "public_key_url": ledger["public_key_url"],
+        "proofs_url": f"{ledger['proofs_url']}?form=compact",
+    }
+
+
+async def _not_found(request: web.Request, code: str, exc: errors.NotFound, t: i18n.Words) -> web.StreamResponse:
+    home = request.app[FEDERATION].elsewhere(code)
+    if home is not None:  # another city's code that never came here: its own ledger answers
+        query = f"?{request.query_string}" if request.query_string else ""
+        raise web.HTTPFound(f"{home.url}/t/{code}{query}") from None
+    lease = await views.find_lease(request.app[DATABASE], code)
+    if lease is None:
+        await _to_lot(request, code)  # a drug code whose own check digit happens to fit ours
+        return await _lookup(request, exc, t, code=code, unknown=True)
+    # Leased to a stall whose station has not uploaded yet: say whose it is, and not to cache that.
+    syncing = {"trace_code": code, "syncing": True, "lease": lease}
+    context = {"code": code, "lease": lease}
+    return await answer(request, syncing, "syncing.html", context, t=t, headers={"Cache-Control": "no-cache"})
 
 
 async def _to_lot(request: web.Request, raw: str) -> None:

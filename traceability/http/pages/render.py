@@ -14,7 +14,6 @@ content hash in their URL and cached for a year.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,6 +28,7 @@ from markupsafe import Markup
 from traceability import errors, i18n
 from traceability.config import ROOT
 from traceability.domain import tracecode
+from traceability.http import compression
 from traceability.http.api import json_response
 from traceability.http.keys import SETTINGS
 from traceability.http.middleware import REQUEST_ID, error_body
@@ -91,11 +91,9 @@ class PageRoutes:
 def setup(app: web.Application) -> None:
     """The templates and the static files (``/static/``, cached by content hash) on ``app``."""
     app[TEMPLATES] = _environment(WEB_ROOT / "templates")
-    static = WEB_ROOT / "static"
-    app[STATIC_VERSIONS] = {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in static.iterdir() if p.is_file()
-    }
-    app.router.add_static("/static/", static, name="static")
+    static = compression.StaticFiles(WEB_ROOT / "static")
+    app[STATIC_VERSIONS] = static.versions()
+    app.router.add_get("/static/{name}", static.handle, name="static")
     app.on_response_prepare.append(_static_caching)
 
 

@@ -29,8 +29,13 @@ async def find_lease(db: Database, code: str) -> dict[str, Any] | None:
     return await stations.find_lease(db, code)
 
 
-async def _credit(conn: Connection, uscc: str) -> dict[str, Any] | None:
+async def credit_of(db: Database, uscc: str) -> dict[str, Any] | None:
     """The enterprise's current credit rating (信用评价): grade and score over the rating window."""
+    async with db.connection() as conn:
+        return await _credit(conn, uscc)
+
+
+async def _credit(conn: Connection, uscc: str) -> dict[str, Any] | None:
     ent = await credit_repo.enterprise(conn, uscc)
     if ent is None:
         return None
@@ -61,10 +66,24 @@ async def ancestors(db: Database, code: str) -> list[dict[str, Any]]:
 
 async def consumer_record(db: Database, code: str, viewer: Principal | None = None) -> tuple[dict[str, Any], str]:
     """The consumer page's data and its ETag: the public batch view plus status, journey, stall and ledger bytes."""
-    view, tag = await history.read_batch(db, code, viewer)
+    record, tag, uscc = await _record(db, code, viewer)
+    if uscc is not None and record["vendor"] is not None:
+        record["vendor"]["credit"] = await credit_of(db, uscc)
+    return record, tag
+
+
+async def consumer_record_base(db: Database, code: str) -> tuple[dict[str, Any], str | None]:
+    """The public consumer record without the stall's credit rating, and the enterprise that rating is of."""
+    record, _tag, uscc = await _record(db, code, None)
+    return record, uscc
+
+
+async def _record(db: Database, code: str, viewer: Principal | None) -> tuple[dict[str, Any], str, str | None]:
+    # The ledger bytes come from the very rows the view was built from (one read of the chain).
+    view, tag, rows = await history.read_batch_rows(db, code, viewer)
     upstream = await ancestors(db, code)
+    uscc = None
     async with db.connection() as conn:
-        rows = await search_repo.list_canonical(conn, code)
         received = await federation_repo.find_foreign(conn, code)
         vendor = None
         sold_at = next((e for e in reversed(view["events"]) if e["node"]["type"] in RETAIL_NODES), None)
@@ -81,8 +100,9 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
                     "node_type": op["node_type"],
                     "place": area_name(op["area_code"]),
                     "enterprise": op["enterprise_name"],
-                    "credit": await _credit(conn, op["enterprise_uscc"]),
+                    "credit": None,
                 }
+                uscc = op["enterprise_uscc"]
         if vendor is None and sold_at is not None:
             node = sold_at["node"]
             vendor = {
@@ -130,4 +150,4 @@ async def consumer_record(db: Database, code: str, viewer: Principal | None = No
         "drug": packages.drug_facts(view),
         "ledger": ledger,
     }
-    return record, tag
+    return record, tag, uscc

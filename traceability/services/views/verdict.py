@@ -84,11 +84,16 @@ async def verdict_of(
         "source": inherited,
         "recall": recall,
         "failed_test": failed,
-        "checked_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "checked_at": checked_now(),
     }
     verdict["headline"] = {lang: headline(verdict, i18n.words(lang)) for lang in i18n.LANGS}
     verdict["detail"] = {lang: detail(verdict, i18n.words(lang)) for lang in i18n.LANGS}
     return verdict
+
+
+def checked_now() -> str:
+    """Now, as a verdict's ``checked_at`` gives it."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def headline(verdict: dict[str, Any], t: i18n.Words) -> str:

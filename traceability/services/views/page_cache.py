@@ -1,0 +1,123 @@
+"""The consumer page behind a QR code, built once per version of everything it shows.
+
+A page shows a batch, the batches it came from and its verdict (recalled, on hold, expired). Each request
+reads one stamp: the chain head and status of the batch and of every batch the page draws on
+(:func:`~traceability.storage.verdict_repo.page_stamp`, one indexed query). Histories only grow, and a
+recall or a hold is an event on every chain it reaches, so an unchanged stamp means an unchanged page; the
+date in Beijing is part of the version too (an expiry shows the morning after). The stamp is read before
+the page is built, so a page built while something changed is stored under the older stamp and the next
+request rebuilds it: a cached page is never newer-looking than what it shows, and never stale.
+
+Two parts are not on any chain and are kept by time instead:
+
+- the stall's credit rating (信用评价), an aggregate over twelve months of its enterprise's records that the
+  anomaly analyzer feeds in the background, is kept :data:`CREDIT_SECONDS` per enterprise and is part of
+  the version, so a changed grade shows (and changes the ETag) within that time;
+- registry names (the stall, its market) are refreshed by rebuilding a page at most :data:`MAX_AGE` after
+  it was built.
+
+Memory is bounded: the least recently used pages and ratings are dropped past their counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from traceability import errors
+from traceability.services.views import consumer, verdict
+from traceability.storage import verdict_repo
+from traceability.storage.database import Database
+
+CREDIT_SECONDS = 60.0
+MAX_AGE = 300.0
+PAGES = 256
+CREDITS = 1024
+
+
+@dataclass(slots=True)
+class _Page:
+    stamp: bytes
+    day: date
+    built: float
+    record: dict[str, Any]  # the vendor's credit left out
+    uscc: str | None
+    shown: tuple[Any, dict[str, Any]] | None = None  # (credit key, the record with that credit)
+
+
+@dataclass(slots=True)
+class PageCache:
+    """Consumer records by trace code, each valid for one stamp and day; credit ratings by enterprise."""
+
+    size: int = PAGES
+    credit_seconds: float = CREDIT_SECONDS
+    max_age: float = MAX_AGE
+    _pages: OrderedDict[str, _Page] = field(default_factory=OrderedDict)
+    _credits: OrderedDict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=OrderedDict)
+
+    def find(self, code: str, stamp: bytes, day: date) -> _Page | None:
+        found = self._pages.get(code)
+        if found is None or found.stamp != stamp or found.day != day or time.monotonic() - found.built > self.max_age:
+            return None
+        self._pages.move_to_end(code)
+        return found
+
+    def keep(self, code: str, page: _Page) -> None:
+        self._pages[code] = page
+        self._pages.move_to_end(code)
+        while len(self._pages) > self.size:
+            self._pages.popitem(last=False)
+
+    async def credit(self, db: Database, uscc: str) -> dict[str, Any] | None:
+        now = time.monotonic()
+        found = self._credits.get(uscc)
+        if found is not None and now - found[0] < self.credit_seconds:
+            return found[1]
+        rating = await consumer.credit_of(db, uscc)
+        self._credits[uscc] = (now, rating)
+        self._credits.move_to_end(uscc)
+        while len(self._credits) > CREDITS:
+            self._credits.popitem(last=False)
+        return rating
+
+    def clear(self) -> None:
+        self._pages.clear()
+        self._credits.clear()
+
+
+def _stamp(rows: list[Any]) -> bytes:
+    digest = hashlib.sha256()
+    for r in rows:
+        digest.update(f"{r['trace_code']}:{r['status']}:".encode())
+        digest.update(bytes(r["head_hash"]))
+    return digest.digest()
+
+
+async def consumer_page(db: Database, code: str, cache: PageCache) -> tuple[dict[str, Any], str]:
+    """The consumer record of batch ``code`` and its version (a short hex string naming everything it shows).
+
+    NotFound when no batch has the code.
+    """
+    async with db.connection() as conn:
+        rows = await verdict_repo.page_stamp(conn, code)
+    if not rows:
+        raise errors.NotFound(f"no batch has trace code {code}")
+    stamp, day = _stamp(rows), verdict.today()
+    page = cache.find(code, stamp, day)
+    if page is None:
+        record, uscc = await consumer.consumer_record_base(db, code)
+        page = _Page(stamp, day, time.monotonic(), record, uscc)
+        cache.keep(code, page)
+    credit = await cache.credit(db, page.uscc) if page.uscc is not None else None
+    key = None if credit is None else (credit["grade"], credit["score"])
+    if page.shown is None or page.shown[0] != key:
+        record = page.record
+        if record["vendor"] is not None and page.uscc is not None:
+            record = {**record, "vendor": {**record["vendor"], "credit": credit}}
+        page.shown = (key, record)
+    version = hashlib.sha256(stamp + f"{day.isoformat()}:{key}".encode()).hexdigest()[:20]
+    return page.shown[1], version
