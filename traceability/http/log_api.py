@@ -22,6 +22,20 @@ NOTE = "text/plain"
 SIGNED_NOTE = Response("a C2SP signed note", {"type": "string"}, media_type=NOTE)
 SIZE = {"type": "integer", "minimum": 0, "maximum": bounds.INT64_MAX}
 SEQ_MAX = 2**31 - 1  # events.seq is a PostgreSQL integer
+COMPACT_PROOFS = schemas.obj(
+    {
+        "trace_code": schemas.STRING,
+        "log_id": schemas.STRING,
+        "tree_size": schemas.INT,
+        "checkpoint": schemas.nullable(schemas.STRING),
+        "pending": schemas.array(schemas.STRING),
+        "next": schemas.nullable(schemas.STRING),
+        "nodes": schemas.array(schemas.STRING),
+        "proofs": schemas.array(
+            schemas.obj({"seq": schemas.INT, "leaf_index": schemas.INT, "path": schemas.array(schemas.INT)})
+        ),
+    }
+)
 
 
 @routes.get("/api/v1/log/checkpoint")
@@ -155,7 +169,11 @@ def compact(bundle: dict[str, Any]) -> dict[str, Any]:
         ),
     ),
     responses={
-        200: ok("BatchProofs", headers={"Retry-After": "when some events are still waiting"}),
+        200: Response(
+            "the proofs; with ?form=compact each audit-path hash once, paths as indexes into nodes",
+            {"anyOf": [schemas.ref("BatchProofs"), COMPACT_PROOFS]},
+            headers={"Retry-After": "when some events are still waiting"},
+        ),
         304: Response("not modified"),
     },
 )

@@ -214,6 +214,8 @@ def _routes(app: web.Application) -> list[tuple[str, str, dict[str, str], Any]]:
         resource = route.resource
         if route.method in ("HEAD", "*") or resource is None or isinstance(resource, web.StaticResource):
             continue
+        if resource.canonical.startswith("/static/"):  # the pages' style and scripts, served from memory
+            continue
         if any(resource.canonical == p or resource.canonical.startswith(p + "/") for p in ELSEWHERE):
             continue
         info = resource.get_info()

@@ -178,9 +178,6 @@ _NOTICE |= {"affected": INT, "acknowledged_at": nullable(STRING)}
 _NOTE = {"type": "string", "description": "the C2SP signed note the proofs lead to"}
 _BUNDLE = {"log_id": STRING, "tree_size": INT, "checkpoint": nullable(_NOTE), "pending": array(STRING)}
 _BUNDLE["proofs"] = array(obj({**_PROVED, "seq": INT}))
-_PAGED = {"trace_code": STRING, "next": nullable(STRING)}
-# ?form=compact: each audit-path hash once in "nodes", each path as indexes into it, no record bytes
-_COMPACT = {"nodes": array(STRING), "proofs": array(obj({"seq": INT, "leaf_index": INT, "path": array(INT)}))}
 
 COMPONENTS: dict[str, Schema] = {
     "Error": obj(
@@ -445,7 +442,7 @@ COMPONENTS: dict[str, Schema] = {
         {"log_id": STRING, "origin": STRING, "checkpoints": array(obj({"size": INT})), "next": nullable(STRING)}
     ),
     "Proof": obj({**_PROVED, "log_id": STRING, "tree_size": INT, "checkpoint": _NOTE}),
-    "BatchProofs": {"anyOf": [obj({**_BUNDLE, **_PAGED}), obj({**_BUNDLE, **_PAGED, **_COMPACT})]},
+    "BatchProofs": obj({**_BUNDLE, "trace_code": STRING, "next": nullable(STRING)}),
     "Proofs": obj({**_BUNDLE, "missing": array({"type": ["string", "integer"]})}),
     "Consistency": obj({"log_id": STRING, "first": INT, "second": INT, "proof": array(STRING)}),
     "Cosigned": obj({"accepted": {"type": ["array", "boolean", "integer"]}}),
