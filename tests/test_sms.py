@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import World
+from tests.test_federation import NANJING, OWN, member, signer_file, write
 from tests.web.conftest import pork_chain
 from tests.web.test_verdict import FULL_WIDTH, box, drug_lot
 from traceability.config import Settings
@@ -152,3 +153,27 @@ async def test_the_secret_the_fields_and_a_flood_from_one_sender(
     seen = repr(logs)
     assert "139****1111" in seen and "13900001111" not in seen and SECRET not in seen
     assert sum(1 for e in logs if e["event"] == "sms.limited") == 3
+
+
+async def test_another_citys_code_is_sent_to_its_own_ledger(aiohttp_client: Any, db_url: str, tmp_path: Path) -> None:
+    """In a federation, a code a member ledger of another city issued: the SMS and the kiosk say where to ask."""
+    own = signer_file(tmp_path, OWN)
+    path = write(
+        tmp_path / "federation.json",
+        {"members": [member(OWN, "http://trace.test", ["3203"], own), member(NANJING, "http://nj.test", ["3201"])]},
+    )
+    env = {"TRACE_FEDERATION": str(path), "TRACE_SMS_SECRET": SECRET}
+    settings = Settings.from_env(env, database_url=db_url, data_dir=tmp_path, public_url="http://trace.test")
+    client = await aiohttp_client(create_app(settings))
+    code = tracecode.make("320102", 42)
+    resp = await client.post(URL, data={"from": SHOPPER, "content": code}, headers={"X-SMS-Secret": SECRET})
+    reply = await resp.text()
+    assert (
+        resp.status == 200 and reply == f"此码（尾号{code[-4:]}）由nj.test登记，请到该平台查询：http://nj.test/t/{code}"
+    )
+    assert len(reply) <= sms.UCS2_LIMIT
+    twin = await (await client.get("/kiosk", params={"code": code, "format": "json"})).json()
+    assert twin["outcome"] == "elsewhere" and twin["home"]["url"] == f"http://nj.test/t/{code}"
+    page = await (await client.get("/kiosk", params={"code": code})).text()
+    assert "此码由其他城市登记" in page and "<svg" in page
+    await client.close()

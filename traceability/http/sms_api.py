@@ -27,7 +27,7 @@ from traceability import errors
 from traceability.domain import limits, sms
 from traceability.http.api import json_response, read_json
 from traceability.http.auth import source
-from traceability.http.keys import DATABASE, LIMITS, SETTINGS
+from traceability.http.keys import DATABASE, FEDERATION, LIMITS, SETTINGS
 from traceability.http.openapi import Param, Response, operation
 from traceability.logging import get_logger
 from traceability.services import sms as sms_service
@@ -60,7 +60,7 @@ REPLY_SCHEMA: dict[str, Any] = {
     "properties": {
         "reply": {"type": "string", "description": "the message to send back"},
         "lang": {"enum": ["zh", "en"]},
-        "outcome": {"enum": ["verdict", "syncing", "unknown", "invalid", "help"]},
+        "outcome": {"enum": ["verdict", "syncing", "elsewhere", "unknown", "invalid", "help"]},
         "traceCode": {"type": ["string", "null"]},
         "state": {"enum": ["ok", "recalled", "on_hold", "expired", None]},
         "length": {"type": "integer", "description": "characters (UCS-2) or septets (GSM 7-bit) of one message"},
@@ -115,7 +115,7 @@ async def inbound(request: web.Request) -> web.Response:
         raise errors.TooManyRequests(
             f"this sender sent too many texts; nothing is sent back for {limits.retry_after(wait)} s", retry_after=wait
         )
-    found = await sms_service.answer(request.app[DATABASE], text, lang)
+    found = await sms_service.answer(request.app[DATABASE], text, lang, request.app[FEDERATION])
     log.info(
         "sms.answered",
         sender=sms.mask(number),

@@ -21,6 +21,7 @@ from typing import Any
 
 from traceability import i18n
 from traceability.domain import sms
+from traceability.domain.federation import Federation
 from traceability.services.views import query
 from traceability.storage.database import Database
 
@@ -29,21 +30,32 @@ CUT_FIRST = ("market", "origin", "why", "stall", "product")
 _PROVINCE = re.compile(r"^.{2,8}?(省|自治区)")
 
 
-async def answer(db: Database, text: str, lang: str | None = None) -> dict[str, Any]:
+async def answer(
+    db: Database, text: str, lang: str | None = None, federation: Federation | None = None
+) -> dict[str, Any]:
     """The reply to ``text``: ``{"reply", "lang", "outcome", "traceCode", "state", "length", "limit"}``.
 
-    ``outcome`` is ``verdict``, ``syncing``, ``unknown``, ``invalid`` (a mistyped code) or ``help`` (no code).
+    ``outcome`` is ``verdict``, ``syncing``, ``elsewhere`` (another city's ledger issued it: where to ask),
+    ``unknown``, ``invalid`` (a mistyped code) or ``help`` (no code).
     """
     asked = sms.read_query(text, lang)
     t = i18n.words(asked.lang)
     digits = asked.code or asked.digits
     if not digits:
         return _reply(t, "help", t("sms_help"))
-    found = await query.find(db, digits)
+    found = await query.find(db, digits, federation)
     if found.brief is not None:
         return _reply(t, "verdict", _verdict(t, found.brief), code=found.code, state=found.brief["verdict"]["state"])
     if found.lease is not None and found.code is not None:
         return _reply(t, "syncing", _syncing(t, found.code, found.lease), code=found.code)
+    if found.home is not None and found.code is not None:
+        name = found.home["name"] if t.lang == "zh" else sms.gsm_text(found.home["name"])
+        text = sms.fit(
+            lambda p: t("sms_elsewhere", tail=code_tail(digits), **p),
+            {"ledger": name, "url": found.home["url"]},
+            ("url", "ledger"),
+        )
+        return _reply(t, "elsewhere", text, code=found.code)
     if found.outcome == "unknown":
         return _reply(t, "unknown", t("sms_unknown", code=digits), code=found.code)
     if found.problem == "check_bad":

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from traceability import i18n
 from traceability.http import params, schemas
-from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.keys import DATABASE, FEDERATION, SETTINGS
 from traceability.http.openapi import Param, declare, page
 from traceability.http.pages import language
 from traceability.http.pages.qr import qr_svg
@@ -53,9 +53,11 @@ async def kiosk(request: web.Request) -> web.Response:
     idle = params.whole(request, "idle", IDLE, lo=IDLE_RANGE[0], hi=IDLE_RANGE[1])
     raw = (params.text(request, "code", 64) or "").strip()
     digits = query.typed(raw) if raw else ""
-    found = await query.find(request.app[DATABASE], digits) if digits else None
+    found = await query.find(request.app[DATABASE], digits, request.app[FEDERATION]) if digits else None
     code = found.code if found is not None and found.outcome in ("verdict", "syncing") else None
     phone_url = f"{request.app[SETTINGS].public_url}/t/{code}" if code else None
+    if found is not None and found.home is not None:  # another city's code: the phone asks its own ledger
+        phone_url = found.home["url"]
     context = {
         "found": found,
         "typed": raw,

@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from traceability import errors
 from traceability.domain import tracecode
+from traceability.domain.federation import Federation
 from traceability.services.views import consumer, packages
 from traceability.storage.database import Database
 
@@ -24,7 +26,8 @@ _LINK = re.compile(r"/t/([0-9 \-]{20,40})(?:[/?#]|$)")
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """``outcome``: ``verdict`` (``brief`` set), ``syncing`` (``lease`` set), ``unknown``, or ``invalid`` with
+    """``outcome``: ``verdict`` (``brief`` set), ``syncing`` (``lease`` set), ``elsewhere`` (``home`` set), ``unknown``,
+    or ``invalid`` with
     ``problem`` (``check_bad``: a mistyped digit, ``digits``: not 20 digits, ``code_chars``: not digits)."""
 
     outcome: str
@@ -33,6 +36,8 @@ class Found:
     lease: dict[str, Any] | None = None
     problem: str | None = None
     digits: int = 0
+    home: dict[str, str] | None = None
+    """``elsewhere``: the member ledger of another city that is home to the code (``name``, ``origin``, ``url``)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +46,7 @@ class Found:
             "brief": self.brief,
             "lease": self.lease,
             "problem": self.problem,
+            "home": self.home,
         }
 
 
@@ -51,14 +57,23 @@ def typed(raw: str) -> str:
     return packages.typed_digits(link.group(1) if link else raw)
 
 
-async def find(db: Database, digits: str) -> Found:
-    """What ``digits`` (see :func:`typed`) name."""
+async def find(db: Database, digits: str, federation: Federation | None = None) -> Found:
+    """What ``digits`` (see :func:`typed`) name; with a ``federation``, a code another member ledger issued
+    and this one never saw is ``elsewhere``, naming that ledger and the code's page there."""
     if not digits.isascii() or not digits.isdigit():
         return Found("invalid", problem="code_chars", digits=len(digits))
     if len(digits) == tracecode.LENGTH and tracecode.is_valid(digits):
         try:
             return await _found(db, digits, None)
         except errors.NotFound:
+            member = federation.elsewhere(digits) if federation is not None else None
+            if member is not None:
+                home = {
+                    "name": member.name or urlsplit(member.url).hostname or member.origin,
+                    "origin": member.origin,
+                    "url": f"{member.url}/t/{digits}",
+                }
+                return Found("elsewhere", digits, home=home)
             lease = await consumer.find_lease(db, digits)
             if lease is not None:
                 return Found("syncing", digits, lease=lease)
