@@ -235,7 +235,7 @@ async def test_the_same_seed_gives_the_same_ledger(db_url: str, second_db_url: s
 
 
 async def test_the_scale_path_verifies_and_writes_what_the_api_would(db_url: str, tmp_path: Path) -> None:
-    result = await load(db_url, seed=5, days=6, events=20_000)
+    result = await load(db_url, seed=5, days=6, events=20_000, workers=2)  # the worker processes' path
     assert result.bulk_events > 15_000 and result.total_events >= 20_000
     out = cli(db_url, "verify", tmp=tmp_path)
     assert out.returncode == 0 and "all verified" in out.stdout, out.stdout + out.stderr

@@ -137,6 +137,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             days=args.days,
             events=args.events,
             report=None if args.quiet else report,
+            workers=args.workers,
         )
         c = result.counts
         print(
@@ -368,6 +369,13 @@ def parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--days", type=int, default=21, help="days of story before today (at least 6)")
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    d.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes building the scale path's records (default: one per core, at most 4, for 80,000+ events)",
+    )
     d.set_defaults(func=cmd_demo)
     w = sub.add_parser("witness", help="audit a log and cosign its checkpoint (an independent witness)")
     w.add_argument("url", nargs="?", help="the log server, e.g. https://trace.example.org")

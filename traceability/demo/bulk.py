@@ -8,9 +8,10 @@ normalise, ``check_key_data`` and ``check_inspection``, and the write path of
 for the content, the canonical bytes and the sealed commercial details, ``chain`` for the hashes.
 Custody is checked with the same rules (:mod:`traceability.domain.custody`, the operator and
 destination checks of the write path) in memory, since every batch of a chunk is new, and the
-custody rows are written with the chunk. It then writes a chunk of about ``CHUNK`` events per
-transaction with COPY. The events' statement trigger queues every one for the transparency log, so a
-running server's sequencer integrates them.
+custody rows are written with the chunk. :func:`write` puts a built chunk in the ledger in one
+transaction with COPY; the events' statement trigger queues every one for the transparency log, so a
+running server's sequencer integrates them. :mod:`traceability.demo.scale` cuts the stream of lives
+into chunks and spreads the building and writing over processes.
 
 tests/test_demo.py checks that a bulk opening and an API opening of the same body give the same
 canonical content.
@@ -18,17 +19,14 @@ canonical content.
 
 from __future__ import annotations
 
-import math
-import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from traceability import errors
 from traceability.demo.city import City
-from traceability.demo.lives import EVENTS_PER_DAY, Life, Lives
+from traceability.demo.lives import Life
 from traceability.domain import custody, tracecode
 from traceability.domain.batches import parse_batch
 from traceability.domain.events import parse_event
@@ -38,9 +36,7 @@ from traceability.ledger import chain
 from traceability.services.recording import open_digest, opening_content, record, refused, stamp
 from traceability.services.validation import fields
 from traceability.storage import bulk_repo, custody_repo, events_repo
-from traceability.storage.database import Connection, Database
-
-CHUNK = 10_000
+from traceability.storage.database import Connection
 
 
 @dataclass(slots=True)
@@ -179,42 +175,10 @@ def build(lives: list[Life], serials: list[int], ids: list[int], city: City, now
     return out
 
 
-async def load_bulk(
-    db: Database,
-    city: City,
-    rng: random.Random,
-    anchor: datetime,
-    days: int,
-    total: int,
-    progress: Callable[[int], None] | None = None,
-    chunk: int = CHUNK,
-) -> tuple[int, int]:
-    """Write about ``total`` events (whole lives, so a few more) in chunks; returns (events, batches)."""
-    window = max(days, math.ceil(total / EVENTS_PER_DAY))
-    lives = iter(Lives(city, rng, anchor, window, total))
-    events = batches = 0
-    while events < total:
-        todo: list[Life] = []
-        size = 0
-        while size < min(chunk, total - events):
-            life = next(lives)
-            todo.append(life)
-            size += len(life)
-        async with db.connection() as conn:
-            serials = await bulk_repo.reserve_serials(conn, len(todo))
-            ids = await bulk_repo.reserve_batch_ids(conn, len(todo))
-        built = build(todo, serials, ids, city, datetime.now(UTC))
-
-        async def write(conn: Connection, built: Chunk = built) -> None:
-            await bulk_repo.copy_batches(conn, built.batches)
-            await bulk_repo.copy_identifiers(conn, built.identifiers)
-            await events_repo.insert_events(conn, built.events)
-            await bulk_repo.copy_heads(conn, built.heads)
-            await custody_repo.copy_rows(conn, built.custody)
-
-        await db.transaction(write)
-        events += len(built.events)
-        batches += len(built.batches)
-        if progress is not None:
-            progress(len(built.events))
-    return events, batches
+async def write(conn: Connection, built: Chunk) -> None:
+    """Write a built chunk: batches, identifiers, events (queued for the log by their trigger), heads, custody."""
+    await bulk_repo.copy_batches(conn, built.batches)
+    await bulk_repo.copy_identifiers(conn, built.identifiers)
+    await events_repo.insert_events(conn, built.events)
+    await bulk_repo.copy_heads(conn, built.heads)
+    await custody_repo.copy_rows(conn, built.custody)

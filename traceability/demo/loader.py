@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from traceability import errors
-from traceability.demo.bulk import load_bulk
 from traceability.demo.city import first_uscc, register_city
 from traceability.demo.farms import register_farms
 from traceability.demo.recorder import CST, MIN_DAYS
+from traceability.demo.scale import default_workers, load_bulk
 from traceability.demo.story import Story
 from traceability.logging import get_logger
 from traceability.services import registry
@@ -105,8 +105,12 @@ async def load_demo(
     events: int = 0,
     today: date | None = None,
     report: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> DemoResult:
-    """Register the city, record the story, then fill up to ``events`` events through the scale path."""
+    """Register the city, record the story, then fill up to ``events`` events through the scale path.
+
+    ``workers`` processes build and write the scale path's records (by default one per core for a large load,
+    none for a small one)."""
     if days < MIN_DAYS:
         raise errors.InvalidField(f"days: the demo story needs at least {MIN_DAYS} days", field="days")
     if await is_loaded(db):
@@ -143,6 +147,7 @@ async def load_demo(
             days,
             events - story.done,
             progress,
+            default_workers(events - story.done) if workers is None else workers,
         )
         result.bulk_seconds = time.monotonic() - began
         log.info(
