@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from tests.conftest import World
 from tests.test_federation import NANJING, OWN, member, signer_file, write
 from tests.web.conftest import pork_chain
-from tests.web.test_verdict import FULL_WIDTH, box, drug_lot
+from tests.web.test_verdict import FULL_WIDTH, box, drug_lot, failed_cabbage
 from traceability.config import Settings
 from traceability.domain import sms, tracecode
 from traceability.http.app import create_app
@@ -81,6 +81,12 @@ async def test_a_normal_code_a_recalled_one_and_a_drug_box(world: World) -> None
     found = await resp.json()
     assert resp.status == 200 and found["state"] == "recalled" and found["outcome"] == "verdict"
     assert found["traceCode"] == code and found["limit"] == 70 and found["length"] == len(found["reply"])
+
+    cabbage = await failed_cabbage(world)
+    assert (await text(world, cabbage)).startswith("检测不合格，已暂扣（克百威）。大白菜")
+    assert (await text(world, f"EN {cabbage}")).startswith("Failed its test: on hold (carbofuran). Da Bai Cai")
+    stale = await world.open_batch(produced_on="2026-01-01", expires_on="2026-01-04")
+    assert (await text(world, stale)).startswith("已过保质期（保质期至2026-01-04）。白条猪肉")
 
     await drug_lot(world)
     dispensed = await text(world, box(100, 7))

@@ -121,6 +121,10 @@ async def test_recalled_in_english_and_back_to_the_start_when_left_alone(
         await page.wait_for_url(f"{base_url}/kiosk?idle=5&lang=zh", timeout=20_000)  # left alone: the start, in Chinese
         await expect(page.locator("h1")).to_have_text("扫描或输入追溯码")
         await expect(page.locator("#kiosk-code")).to_have_value("")
+        await page.goto(f"{base_url}/kiosk?idle=5&lang=en")  # left in English on the start screen: Chinese again
+        await expect(page.locator("h1")).to_have_text("Scan or type a trace code")
+        await page.wait_for_url(f"{base_url}/kiosk?idle=5&lang=zh", timeout=20_000)
+        await expect(page.locator("h1")).to_have_text("扫描或输入追溯码")
     finally:
         await context.close()
 
