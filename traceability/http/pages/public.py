@@ -112,7 +112,8 @@ async def public_feed(request: web.Request) -> web.StreamResponse:
     entries = public_data.feed_entries(recalls, failed, t)[:FEED_SIZE]
     body = atom(entries, t, base, self_url(request))
     return web.Response(body=body, content_type="application/atom+xml", charset="utf-8",
-                        headers={"ETag": tag, **CACHE, "Content-Language": t.html_lang})  # fmt: skip
+                        headers={"ETag": tag, **CACHE, "Content-Language": t.html_lang,
+                                 "Vary": "Accept-Language, Cookie"})  # fmt: skip
 
 
 def atom(entries: list[dict[str, Any]], t: i18n.Words, base: str, path: str) -> bytes:
