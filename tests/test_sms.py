@@ -14,6 +14,7 @@ from tests.conftest import World
 from tests.test_federation import NANJING, OWN, member, signer_file, write
 from tests.web.conftest import pork_chain
 from tests.web.test_verdict import FULL_WIDTH, box, drug_lot, failed_cabbage
+from traceability import i18n
 from traceability.config import Settings
 from traceability.domain import sms, tracecode
 from traceability.http.app import create_app
@@ -44,6 +45,14 @@ async def text(world: World, content: str, sender: str = SHOPPER, **more: str) -
 
 
 def test_reading_a_text_and_fitting_one_message() -> None:
+    zh = i18n.words("zh")
+    fixed = (
+        zh("sms_help"),
+        zh("sms_unknown", code="0" * 20),
+        zh("sms_check_bad", code="0" * 20),
+        zh("sms_digits", n=19),
+    )
+    assert all(len(m) <= sms.UCS2_LIMIT - sms.MAX_RESERVE for m in fixed)  # room left for a carrier signature
     q = sms.read_query("查询 ３２０３ 1100-0000 0000 0010")
     assert (q.code, q.lang) == ("32031100000000000010", "zh")
     assert sms.read_query("32031100000000000010 EN").lang == "en"
@@ -57,7 +66,9 @@ def test_reading_a_text_and_fitting_one_message() -> None:
     assert fitted.startswith("已召回，请勿食用（瘦") and fitted.endswith("…）白条猪肉") and len(fitted) == 70
 
 
-async def test_a_normal_code_a_recalled_one_and_a_drug_box(world: World) -> None:
+async def test_a_normal_code_a_recalled_one_and_a_drug_box(
+    world: World, aiohttp_client: Any, settings: Settings
+) -> None:
     code = await pork_chain(world)
     reply = await text(world, f"查询 {tracecode.pretty(code).translate(FULL_WIDTH)}")
     assert reply.startswith("可放心食用。白条猪肉，产地") and "丰县" in reply
@@ -73,6 +84,13 @@ async def test_a_normal_code_a_recalled_one_and_a_drug_box(world: World) -> None
     )
     recalled = await text(world, code)
     assert recalled.startswith("已召回，请勿食用（召回原因：瘦肉精）。白条猪肉") and len(recalled) <= 70
+    # A gateway that signs every reply (【徐州市追溯平台】, 10 characters and brackets) leaves 58 for the answer.
+    signed = await aiohttp_client(create_app(dataclasses.replace(settings, sms_reserve=sms.MAX_RESERVE)))
+    resp = await signed.post(URL, data={"from": SHOPPER, "content": code}, headers={"X-SMS-Secret": SECRET})
+    shorter = await resp.text()
+    assert len(recalled) > 58 >= len(shorter) and shorter.startswith("已召回，请勿食用（召回原因：瘦肉精）。白条猪肉")
+    assert shorter.endswith(f"尾号{code[-4:]}")
+    await signed.close()
     resp = await world.client.post(
         URL + "?format=json",
         json={"mobile": 8613812345678, "content": code, "timestamp": 1764547200},

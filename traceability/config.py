@@ -114,6 +114,8 @@ class Settings:
     federation_file: Path | None = None
     sms_secret: str | None = field(default=None, repr=False)
     """The SMS gateway's shared secret (``TRACE_SMS_SECRET``); None turns the SMS webhook off (404)."""
+    sms_reserve: int = 0
+    """Characters the SMS gateway adds to each reply (``TRACE_SMS_RESERVE``: a carrier signature 【…】), kept free."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -167,6 +169,7 @@ class Settings:
             "capture_burst": _int(env, "TRACE_CAPTURE_BURST", 500, 1, 1_000_000),
             "federation_file": _file(env, "TRACE_FEDERATION"),
             "sms_secret": _secret(env, "TRACE_SMS_SECRET"),
+            "sms_reserve": _int(env, "TRACE_SMS_RESERVE", 0, 0, 12),
         }
         values["tls_cert"], values["tls_key"] = _tls(env)
         scheme = "https" if values["tls_cert"] else "http"

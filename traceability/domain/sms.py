@@ -100,6 +100,16 @@ def limit(text: str) -> int:
     return GSM_LIMIT if is_gsm(text) else UCS2_LIMIT
 
 
+MAX_RESERVE = 12
+"""The most a gateway may add to each reply (``TRACE_SMS_RESERVE``): a carrier signature 【…】 of up to ten characters.
+The fixed replies (help, unknown, mistyped) are written to fit with this much taken."""
+
+
+def room(reserve: int = 0) -> Callable[[str], int]:
+    """One message's room for a text when the gateway adds ``reserve`` characters (0..:data:`MAX_RESERVE`)."""
+    return lambda text: limit(text) - reserve
+
+
 def gsm_text(text: str) -> str:
     """``text`` in the GSM 7-bit alphabet: Chinese in pinyin (王记鲜肉 → Wang Ji Xian Rou), full-width forms
     narrowed, the few CJK marks replaced, anything else left out."""

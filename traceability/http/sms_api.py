@@ -64,7 +64,7 @@ REPLY_SCHEMA: dict[str, Any] = {
         "traceCode": {"type": ["string", "null"]},
         "state": {"enum": ["ok", "recalled", "on_hold", "expired", None]},
         "length": {"type": "integer", "description": "characters (UCS-2) or septets (GSM 7-bit) of one message"},
-        "limit": {"enum": [sms.UCS2_LIMIT, sms.GSM_LIMIT]},
+        "limit": {"type": "integer", "description": "70 (UCS-2) or 160 (GSM 7-bit), less TRACE_SMS_RESERVE"},
     },
 }
 _FIELD = {"type": "string", "maxLength": sms.MAX_TEXT}
@@ -115,7 +115,7 @@ async def inbound(request: web.Request) -> web.Response:
         raise errors.TooManyRequests(
             f"this sender sent too many texts; nothing is sent back for {limits.retry_after(wait)} s", retry_after=wait
         )
-    found = await sms_service.answer(request.app[DATABASE], text, lang, request.app[FEDERATION])
+    found = await sms_service.answer(request.app[DATABASE], text, lang, request.app[FEDERATION], settings.sms_reserve)
     log.info(
         "sms.answered",
         sender=sms.mask(number),

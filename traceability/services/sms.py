@@ -16,7 +16,7 @@ Chinese answers fit one 70-character message, English ones 160 GSM 7-bit charact
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from traceability import i18n
@@ -31,40 +31,51 @@ _PROVINCE = re.compile(r"^.{2,8}?(省|自治区)")
 
 
 async def answer(
-    db: Database, text: str, lang: str | None = None, federation: Federation | None = None
+    db: Database, text: str, lang: str | None = None, federation: Federation | None = None, reserve: int = 0
 ) -> dict[str, Any]:
     """The reply to ``text``: ``{"reply", "lang", "outcome", "traceCode", "state", "length", "limit"}``.
+
+    ``reserve``: characters the gateway adds to every reply (a carrier signature such as 【徐州追溯】), left free.
 
     ``outcome`` is ``verdict``, ``syncing``, ``elsewhere`` (another city's ledger issued it: where to ask),
     ``unknown``, ``invalid`` (a mistyped code) or ``help`` (no code).
     """
     asked = sms.read_query(text, lang)
     t = i18n.words(asked.lang)
+    room = sms.room(reserve)
     digits = asked.code or asked.digits
     if not digits:
-        return _reply(t, "help", t("sms_help"))
+        return _reply(t, room, "help", t("sms_help"))
     found = await query.find(db, digits, federation)
     if found.brief is not None:
-        return _reply(t, "verdict", _verdict(t, found.brief), code=found.code, state=found.brief["verdict"]["state"])
+        state = found.brief["verdict"]["state"]
+        return _reply(t, room, "verdict", _verdict(t, room, found.brief), code=found.code, state=state)
     if found.lease is not None and found.code is not None:
-        return _reply(t, "syncing", _syncing(t, found.code, found.lease), code=found.code)
+        return _reply(t, room, "syncing", _syncing(t, room, found.code, found.lease), code=found.code)
     if found.home is not None and found.code is not None:
         name = found.home["name"] if t.lang == "zh" else sms.gsm_text(found.home["name"])
         text = sms.fit(
             lambda p: t("sms_elsewhere", tail=code_tail(digits), **p),
             {"ledger": name, "url": found.home["url"]},
-            ("url", "ledger"),
+            ("ledger",),  # a URL cut short leads nowhere
+            room,
         )
-        return _reply(t, "elsewhere", text, code=found.code)
+        return _reply(t, room, "elsewhere", text, code=found.code)
     if found.outcome == "unknown":
-        return _reply(t, "unknown", t("sms_unknown", code=digits), code=found.code)
+        return _reply(t, room, "unknown", t("sms_unknown", code=digits), code=found.code)
     if found.problem == "check_bad":
-        return _reply(t, "invalid", t("sms_check_bad", code=digits))
-    return _reply(t, "invalid", t("sms_digits", n=len(digits)))
+        return _reply(t, room, "invalid", t("sms_check_bad", code=digits))
+    return _reply(t, room, "invalid", t("sms_digits", n=len(digits)))
 
 
 def _reply(
-    t: i18n.Words, outcome: str, text: str, *, code: str | None = None, state: str | None = None
+    t: i18n.Words,
+    room: Callable[[str], int],
+    outcome: str,
+    text: str,
+    *,
+    code: str | None = None,
+    state: str | None = None,
 ) -> dict[str, Any]:
     return {
         "reply": text,
@@ -73,7 +84,7 @@ def _reply(
         "traceCode": code,
         "state": state,
         "length": sms.length(text),
-        "limit": sms.limit(text),
+        "limit": room(text),
     }
 
 
@@ -95,7 +106,7 @@ def _compose(
     return text if t.lang == "zh" else sms.gsm_text(text)
 
 
-def _verdict(t: i18n.Words, brief: dict[str, Any]) -> str:
+def _verdict(t: i18n.Words, room: Callable[[str], int], brief: dict[str, Any]) -> str:
     verdict, unit = brief["verdict"], brief["unit"]
     product = _name(t, brief["product"]["name"], brief["product"].get("name_en"))
     why = ""
@@ -128,10 +139,10 @@ def _verdict(t: i18n.Words, brief: dict[str, Any]) -> str:
     }
     headline = verdict["headline"][t.lang]
     return sms.fit(lambda p: _compose(t, "sms_answer", p, verdict=headline, tail=code_tail(brief["trace_code"])),
-                   parts, CUT_FIRST)  # fmt: skip
+                   parts, CUT_FIRST, room)  # fmt: skip
 
 
-def _syncing(t: i18n.Words, code: str, lease: dict[str, Any]) -> str:
+def _syncing(t: i18n.Words, room: Callable[[str], int], code: str, lease: dict[str, Any]) -> str:
     node = lease.get("node") or {}
     op = lease.get("operator") or {}
     stall = " ".join(
@@ -142,7 +153,7 @@ def _syncing(t: i18n.Words, code: str, lease: dict[str, Any]) -> str:
         "market": _name(t, node.get("name"), node.get("nameEn")),
     }
     plain = {"market": "sms_part_plain", "stall": "sms_part_market"}
-    return sms.fit(lambda p: _compose(t, "sms_syncing", p, plain, tail=code_tail(code)), parts, CUT_FIRST)
+    return sms.fit(lambda p: _compose(t, "sms_syncing", p, plain, tail=code_tail(code)), parts, CUT_FIRST, room)
 
 
 def code_tail(code: str) -> str:
