@@ -13,6 +13,8 @@ Layout:
     workloads.py   what each concurrent client sends (picklable, so the workers can build the requests)
     world.py       registering enterprises, nodes, devices and products, and opening batches, via the API
     benchmarks.py  one function per benchmark, registered by name; planned ones are listed at the end
+    ledger.py      the million-event ledger, built and written by worker processes straight into the database
+    scale.py       ``--scale N``: the read paths' p99 and the server's RSS at a million events and at N
     report.py      results.json and the table
     runner.py      the command line and the order of things
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import report, stack
+from bench import report, scale, stack
 from bench.benchmarks import BENCHMARKS, Context, Timing
 from bench.load import Workers
 from bench.world import World
@@ -51,6 +51,13 @@ def parser() -> argparse.ArgumentParser:
         help="an extra setting for the service (repeatable), e.g. TRACE_DB_POOL_SIZE=64",
     )
     p.add_argument("--keep", action="store_true", help="keep the working directory (server log, pg data)")
+    p.add_argument(
+        "--scale",
+        type=int,
+        metavar="EVENTS",
+        help="instead of the benchmarks: the read paths' p99 and the server's RSS at a million events and again "
+        "after growing the ledger to about EVENTS (e.g. 10000000); writes bench/results-scale.json",
+    )
     return p
 
 
@@ -79,6 +86,9 @@ async def run(args: argparse.Namespace, workdir: Path, log: stack.Log) -> tuple[
             ctx = Context(
                 db_url, server, world, workers, Timing(args.warmup, args.duration, args.rounds), workdir, log, resources
             )
+            if args.scale:
+                results = await scale.run(ctx, args.scale)
+                names = []
             for name in names:
                 log(f"{name}: setting up")
                 try:
@@ -115,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    report.write(results)
+    path = scale.RESULTS if args.scale else report.RESULTS
+    report.write(results, path)
     print(report.table(results))
-    print(f"\nwritten to {report.RESULTS} ({time.monotonic() - log.t0:.0f}s)")
+    print(f"\nwritten to {path} ({time.monotonic() - log.t0:.0f}s)")
     return 0 if ok and results else 1
