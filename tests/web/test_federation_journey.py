@@ -38,9 +38,11 @@ from traceability.config import ROOT
 from traceability.http.pages.voucher_sheet import qr_payload
 from traceability.ledger import checkpoint as notes
 from traceability.ledger import merkle
+from traceability.ledger import voucher as vouchers
 
 pytestmark = pytest.mark.browser
 XUZHOU, NANJING = "xuzhou.trace.test/log", "nanjing.trace.test/log"
+EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 
 
 class Ledger:
@@ -65,6 +67,22 @@ class Ledger:
         status, data = await self.call("POST", path, body, token)
         assert status in (200, 201), (self.origin, path, status, data)
         return data
+
+    async def epcis(self, event: dict[str, Any], token: str) -> dict[str, Any]:
+        """Capture one event in an EPCIS document; the finished capture job."""
+        doc = {
+            "@context": [EPCIS_CONTEXT, {"trace": "https://trace.example/ns/"}],
+            "type": "EPCISDocument",
+            "schemaVersion": "2.0",
+            "creationDate": minutes_ago(0),
+            "epcisBody": {"eventList": [event]},
+        }
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/ld+json"}
+        async with aiohttp.ClientSession() as s, s.post(self.url + "/epcis/capture", json=doc, headers=headers) as r:
+            assert r.status == 202, (r.status, await r.text())
+            job_url = self.url + r.headers["Location"]
+            async with s.get(job_url, headers={"Authorization": f"Bearer {token}"}) as j:
+                return dict(await j.json(content_type=None))
 
     async def place(self, n: int, node_type: str, area: str, name: str) -> tuple[str, str]:
         """An enterprise, its node and a scanner there: (node code, device credential)."""
@@ -256,6 +274,38 @@ async def test_a_carcass_crosses_to_another_city_with_its_voucher(
         timeout=120,
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+    # A second carcass is received through EPCIS capture, its voucher in an extension field.
+    second = await xz.post(
+        "/api/v1/batches",
+        {"eventID": new_id(), "product": "21113011", "quantity": {"value": 90, "uom": "KGM"},
+         "eventTime": minutes_ago(30)},
+        slaughter,
+    )  # fmt: skip
+    code2, shipment2 = second["traceCode"], new_id()
+    await xz.post(
+        "/api/v1/events",
+        {"eventID": shipment2, "traceCode": code2, "bizStep": "shipping", "eventTime": minutes_ago(20),
+         "quantity": {"value": 90, "uom": "KGM"}, "destination": {"node": market_node}},
+        slaughter,
+    )  # fmt: skip
+    voucher2 = await fetch_voucher(xz, code2, shipment2, slaughter)
+    arrival = {
+        "type": "ObjectEvent",
+        "action": "OBSERVE",
+        "bizStep": "receiving",
+        "disposition": "in_progress",
+        "epcList": [f"{xz.url}/t/{code2}"],
+        "eventTime": minutes_ago(1),
+        "eventTimeZoneOffset": "+08:00",
+    }
+    forged2 = dict(voucher2, leaf_index=(voucher2["leaf_index"] + 1) % voucher2["tree_size"])
+    job = await nj.epcis({**arrival, "trace:handoverVoucher": forged2}, market)
+    assert job["success"] is False and "voucher_bad_proof" in str(job["errors"]), job
+    job = await nj.epcis({**arrival, "trace:handoverVoucher": vouchers.compact(voucher2)}, market)
+    assert job["success"] is True, job
+    status, view = await nj.call("GET", f"/api/v1/batches/{code2}")
+    assert status == 200 and [e["bizStep"] for e in view["events"]] == ["receiving"], view
 
     # Xuzhou's own key, two histories: a tree of the same size with another root, and a larger one Xuzhou
     # never grew to (Nanjing asks Xuzhou for the consistency proof, which it cannot give).

@@ -52,6 +52,11 @@ class Federation:
     members: tuple[Member, ...] = ()
     own: str = ""
 
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The base URLs of the other members."""
+        return tuple(m.url for m in self.members if m.origin != self.own)
+
     def member(self, origin: str) -> Member | None:
         """The member whose checkpoints carry ``origin``."""
         return next((m for m in self.members if m.origin == origin), None)

@@ -18,7 +18,7 @@ from traceability.epcis import binding, document
 from traceability.epcis import xml as epcis_xml
 from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require, require_capture
-from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.keys import DATABASE, FEDERATION, SETTINGS
 from traceability.http.openapi import GS1_BINDING, TRACE_CODE_PATH, Operation, Param, Response, declare
 from traceability.services import epcis_capture, epcis_query, history
 from traceability.services.epcis_ledger import EventFailed
@@ -124,7 +124,9 @@ async def capture(request: web.Request) -> web.Response:
     behaviour = _behaviour(request)
     received = await read_document(request, single_event=False, lenient=behaviour == "proceed")
     settings = request.app[SETTINGS]
-    job = await epcis_capture.capture_job(request.app[DATABASE], principal, received, behaviour, settings.public_url)
+    job = await epcis_capture.capture_job(
+        request.app[DATABASE], principal, received, behaviour, settings.public_url, request.app[FEDERATION]
+    )
     return gs1_json(job, status=202, headers={"Location": f"/epcis/capture/{job['captureID']}"})
 
 
@@ -166,7 +168,9 @@ async def capture_event(request: web.Request) -> web.Response:
     received = await read_document(request, single_event=True)
     settings = request.app[SETTINGS]
     try:
-        (outcome,) = await epcis_capture.capture(request.app[DATABASE], principal, received, settings.public_url)
+        (outcome,) = await epcis_capture.capture(
+            request.app[DATABASE], principal, received, settings.public_url, fed=request.app[FEDERATION]
+        )
     except EventFailed as exc:
         raise exc.error from None
     location = f"/epcis/events/{quote(outcome.event_id, safe='')}"

@@ -23,17 +23,19 @@ from typing import Any
 
 from traceability import errors
 from traceability.domain.access import Principal
+from traceability.domain.federation import Federation
 from traceability.domain.fields import utc_ms
 from traceability.epcis import binding, document, hashing, identifiers, records
 from traceability.epcis.events import EventError, facets
 from traceability.logging import get_logger
-from traceability.services import epcis_ledger
+from traceability.services import epcis_ledger, handover
 from traceability.services.epcis_ledger import EventFailed, Outcome, Prepared
 from traceability.services.recording import write as write_ledger
 from traceability.storage import epcis_repo
 from traceability.storage.database import Connection, Database
 
 log = get_logger(__name__)
+NO_FEDERATION = Federation()
 MAX_EVENT_CHARS = 1 << 20
 
 
@@ -96,9 +98,13 @@ def _prepare_one(
     return p
 
 
-def prepare(received: document.Received, now: datetime, public_url: str) -> list[Prepared]:
-    """Check every event of a document without the database (may compute CBV hashes: run off the event loop)."""
-    hosts = identifiers.hosts([public_url])
+def prepare(
+    received: document.Received, now: datetime, public_url: str, members: tuple[str, ...] = ()
+) -> list[Prepared]:
+    """Check every event of a document without the database (may compute CBV hashes: run off the event loop).
+
+    ``members``: the base URLs of the other ledgers of a federation, whose ``/t/{code}`` name trace codes too."""
+    hosts = identifiers.hosts([public_url, *members])
     context = None if received.context is None else document.loads_exact(received.context)
     prepared = [_prepare_one(received, i, plain, exact, context, now, hosts) for i, plain, exact in received.events]
     seen: dict[str, int] = {}
@@ -115,19 +121,27 @@ Then = Callable[[Connection, list[Outcome]], Awaitable[None]]
 
 
 async def capture(
-    db: Database, principal: Principal, received: document.Received, public_url: str, then: Then | None = None
+    db: Database,
+    principal: Principal,
+    received: document.Received,
+    public_url: str,
+    then: Then | None = None,
+    fed: Federation = NO_FEDERATION,
 ) -> list[Outcome]:
     """Record every event of a checked document in one transaction; raise the first event's error otherwise.
 
-    ``then(conn, outcomes)`` runs in the same transaction after the events are written."""
+    ``then(conn, outcomes)`` runs in the same transaction after the events are written. A receiving event
+    with a handover voucher (``…:handoverVoucher``) registers the batch it received from another member
+    ledger first, once the voucher verifies (:func:`traceability.services.handover.epcis_handovers`)."""
     if principal.role not in ("device", "enterprise"):
         raise errors.Forbidden("EPCIS capture takes a scanner device's or an enterprise's credential")
     now = datetime.now(UTC)
     if any(plain.get("eventID") is None and i not in received.computed_ids for i, plain, _ in received.events):
-        prepared = await asyncio.to_thread(prepare, received, now, public_url)
+        prepared = await asyncio.to_thread(prepare, received, now, public_url, fed.urls)
     else:
-        prepared = prepare(received, now, public_url)
-    return await write(db, principal, prepared, now, received.context, then)
+        prepared = prepare(received, now, public_url, fed.urls)
+    before = await handover.epcis_handovers(db, fed, principal, prepared)
+    return await write(db, principal, prepared, now, received.context, then, before)
 
 
 async def write(
@@ -137,11 +151,14 @@ async def write(
     now: datetime,
     context: str | None,
     then: Then | None = None,
+    before: handover.Prepare | None = None,
 ) -> list[Outcome]:
     """The writing transaction on the shared write path, run again while concurrent writers collide
     (a retry finds what a concurrent capture of the same eventIDs recorded, and answers it as a replay)."""
 
     async def work(conn: Connection, retried: bool) -> list[Outcome]:
+        if before is not None:
+            await before(conn)
         outcomes = await _write(conn, principal, prepared, now, context)
         if then is not None:
             await then(conn, outcomes)
@@ -230,7 +247,12 @@ def problem(error: errors.TraceError, index: int | None = None) -> dict[str, Any
 
 
 async def capture_job(
-    db: Database, principal: Principal, received: document.Received, behaviour: str, public_url: str
+    db: Database,
+    principal: Principal,
+    received: document.Received,
+    behaviour: str,
+    public_url: str,
+    fed: Federation = NO_FEDERATION,
 ) -> dict[str, Any]:
     """Run a capture job to its end and keep it; the answer is the job GS1's ``/capture/{id}`` shows.
 
@@ -262,7 +284,7 @@ async def capture_job(
 
     try:
         if received.events:
-            outcomes = await capture(db, principal, received, public_url, then=keep)
+            outcomes = await capture(db, principal, received, public_url, then=keep, fed=fed)
             captured = sum(1 for o in outcomes if not o.replayed)
             if not problems:
                 return job_json(job_id, behaviour, created, done[0], True, [])
@@ -270,12 +292,12 @@ async def capture_job(
         if behaviour == "rollback":
             problems.append(problem(exc.error, exc.index))
         else:
-            captured, more = await _one_by_one(db, principal, received, public_url)
+            captured, more = await _one_by_one(db, principal, received, public_url, fed)
             problems.extend(more)
     except errors.InvalidField:
         if behaviour == "rollback":
             raise
-        captured, more = await _one_by_one(db, principal, received, public_url)
+        captured, more = await _one_by_one(db, principal, received, public_url, fed)
         problems.extend(more)
     problems.sort(key=lambda pr: pr.get("eventIndex", -1))
     finished = datetime.now(UTC)
@@ -296,7 +318,7 @@ async def capture_job(
 
 
 async def _one_by_one(
-    db: Database, principal: Principal, received: document.Received, public_url: str
+    db: Database, principal: Principal, received: document.Received, public_url: str, fed: Federation
 ) -> tuple[int, list[dict[str, Any]]]:
     """GS1's ``proceed``: each event in its own transaction; what fails is reported, the rest recorded."""
     captured = 0
@@ -306,11 +328,11 @@ async def _one_by_one(
             received.kind, received.context, [(i, plain, exact)], {}, 1, received.computed_ids, received.originals
         )
         try:
-            outcomes = await capture(db, principal, one, public_url)
+            outcomes = await capture(db, principal, one, public_url, fed=fed)
             captured += sum(1 for o in outcomes if not o.replayed)
         except EventFailed as exc:
             problems.append(problem(exc.error, i))
-        except errors.InvalidField as exc:
+        except (errors.InvalidField, errors.VoucherRefused) as exc:
             problems.append(problem(exc, i))
     return captured, problems
 

@@ -12,6 +12,8 @@ transit, and keeps the checkpoint as the latest seen. The receipt itself goes th
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -28,6 +30,7 @@ from traceability.ledger import checkpoint as notes
 from traceability.ledger import voucher as vouchers
 from traceability.logging import get_logger
 from traceability.services import capture, federation, proofs
+from traceability.services.epcis_ledger import EventFailed
 from traceability.services.recording import require_device
 from traceability.services.transparency import Log
 from traceability.storage import batches_repo, custody_repo, events_repo, federation_repo, log_repo
@@ -169,7 +172,7 @@ def _day(value: Any) -> date | None:
 
 
 async def _register(
-    conn: Connection, device: Principal, v: vouchers.Verified, raw: bytes, dest_node: int, now: datetime
+    conn: Connection, device: Principal | None, v: vouchers.Verified, raw: bytes, dest_node: int, now: datetime
 ) -> None:
     """The received batch: its row, its chain head at the shipment's hash, the destination's custody."""
     found = await federation_repo.find_foreign(conn, v.trace_code)
@@ -196,7 +199,7 @@ async def _register(
         trace_code=v.trace_code,
         product_id=product["id"],
         node_id=dest_node,
-        device_id=device.id,
+        device_id=device.id if device is not None else None,
         open_event_id=v.event_id,
         open_digest=v.event_hash,
         quantity=amount,
@@ -222,24 +225,23 @@ async def _register(
     )
 
 
-async def receive(db: Database, fed: Federation, principal: Principal, body: Any, max_events: int) -> dict[str, Any]:
-    """Record the receipt of goods shipped from another member ledger, with the shipment's voucher.
+Prepare = Callable[[Connection], Awaitable[None]]
 
-    ``body``: ``{"voucher": {...}, "event": {...}}``, the event as ``POST /api/v1/events`` takes it
-    (``bizStep`` receiving; ``traceCode`` the voucher's, or left out)."""
-    device = require_device(principal)
-    if not isinstance(body, dict) or set(body) != {"voucher", "event"} or not isinstance(body["event"], dict):
-        raise errors.InvalidField('the body is {"voucher": {...}, "event": {...}}', field="event")
-    if isinstance(body["voucher"], str):  # read from the QR code that travels with the goods
+
+def _expanded(raw: Any) -> Any:
+    if isinstance(raw, str):  # read from the QR code that travels with the goods
         try:
-            body = {**body, "voucher": vouchers.expand(body["voucher"])}
+            return vouchers.expand(raw[: 4 * vouchers.MAX_EXPANDED])
         except vouchers.VoucherError as exc:
             raise refuse(exc.reason, exc.detail) from None
-    member, v = check_voucher(fed, body["voucher"])
-    event = dict(body["event"])
-    event.setdefault("traceCode", v.trace_code)
-    if event["traceCode"] != v.trace_code or event.get("bizStep") != "receiving":
-        raise errors.InvalidField(f"event: a receiving event of batch {v.trace_code}", field="event.bizStep")
+    return raw
+
+
+async def admit(db: Database, fed: Federation, principal: Principal, raw: Any) -> tuple[vouchers.Verified, Prepare]:
+    """Verify a voucher for a receipt here (everything that needs no transaction, the member's consistency
+    proof fetched if needed), and the work that registers its batch in the receipt's transaction."""
+    voucher = _expanded(raw)
+    member, v = check_voucher(fed, voucher)
     dest = v.destination
     async with db.connection() as conn:
         node = await federation_repo.find_node(conn, dest) if dest else None
@@ -257,25 +259,78 @@ async def receive(db: Database, fed: Federation, principal: Principal, body: Any
             log.warning("federation.inconsistent", origin=member.origin, seen=seen["size"], size=v.checkpoint.size)
             raise refuse(exc.reason, exc.detail, 409, origin=member.origin) from None
     now = datetime.now(UTC)
-    raw = orjson.dumps(body["voucher"])
+    stored = orjson.dumps(voucher)
+    device = principal if principal.role == "device" else None
 
-    async def before(conn: Connection) -> None:
+    async def prepare(conn: Connection) -> None:
         await federation_repo.lock_member(conn, member.origin)
         latest = await federation_repo.latest_checkpoint(conn, member.origin)
         if (latest and (latest["size"], latest["root"])) != (seen and (seen["size"], seen["root"])):
             raise errors.Conflict(f"another voucher of {member.origin} was accepted meanwhile; retry", retry_after=1)
         if seen is None or v.checkpoint.size > seen["size"]:
             await federation_repo.insert_checkpoint(
-                conn, member.origin, v.checkpoint.size, v.checkpoint.root, body["voucher"]["checkpoint"]
+                conn, member.origin, v.checkpoint.size, v.checkpoint.root, voucher["checkpoint"]
             )
-        await _register(conn, device, v, raw, node["id"], now)
+        await _register(conn, device, v, stored, node["id"], now)
 
-    receipts, _ = await capture.capture_events(db, device, event, max_events, before=before)
-    log.info("federation.received", origin=member.origin, trace_code=v.trace_code, size=v.checkpoint.size)
+    return v, prepare
+
+
+async def receive(db: Database, fed: Federation, principal: Principal, body: Any, max_events: int) -> dict[str, Any]:
+    """Record the receipt of goods shipped from another member ledger, with the shipment's voucher.
+
+    ``body``: ``{"voucher": {...}, "event": {...}}``, the event as ``POST /api/v1/events`` takes it
+    (``bizStep`` receiving; ``traceCode`` the voucher's, or left out)."""
+    device = require_device(principal)
+    if not isinstance(body, dict) or set(body) != {"voucher", "event"} or not isinstance(body["event"], dict):
+        raise errors.InvalidField('the body is {"voucher": {...}, "event": {...}}', field="event")
+    v, prepare = await admit(db, fed, device, body["voucher"])
+    event = dict(body["event"])
+    event.setdefault("traceCode", v.trace_code)
+    if event["traceCode"] != v.trace_code or event.get("bizStep") != "receiving":
+        raise errors.InvalidField(f"event: a receiving event of batch {v.trace_code}", field="event.bizStep")
+    receipts, _ = await capture.capture_events(db, device, event, max_events, before=prepare)
+    log.info("federation.received", origin=v.origin, trace_code=v.trace_code, size=v.checkpoint.size)
     return {
         **receipts[0].as_json(),
-        "origin": member.origin,
+        "origin": v.origin,
         "shipment": v.event_id,
         "shipmentHash": v.event_hash.hex(),
         "checkpointSize": v.checkpoint.size,
     }
+
+
+VOUCHER_KEY = re.compile(r"(?:^|[:/#])handoverVoucher$")
+"""An EPCIS extension field holding a handover voucher (any namespace prefix): JSON, or the QR code's line."""
+
+
+async def epcis_handovers(
+    db: Database, fed: Federation, principal: Principal, prepared: Sequence[Any]
+) -> Prepare | None:
+    """The registrations of the batches that an EPCIS document's receiving events received with a voucher.
+
+    Each voucher is verified as for ``POST /api/v1/handovers``; the event must be a receiving event naming
+    the batch (by its home ledger's ``/t/{code}`` URL). A refusal fails that event (``EventFailed``)."""
+    works = []
+    for p in prepared:
+        key = next((k for k in p.event if isinstance(k, str) and VOUCHER_KEY.search(k)), None)
+        if key is None:
+            continue
+        try:
+            if p.facets.biz_step != "receiving":
+                raise errors.InvalidField(f"{p.where(key)}: a voucher goes with a receiving event", field=p.where(key))
+            v, work = await admit(db, fed, principal, p.event[key])
+            if not any(ident.trace_code == v.trace_code for _, ident in p.idents):
+                where = p.where("epcList")
+                raise errors.InvalidField(f"{where}: the event does not name batch {v.trace_code}", field=where)
+        except errors.TraceError as exc:
+            raise EventFailed(p.index, exc) from None
+        works.append(work)
+    if not works:
+        return None
+
+    async def register(conn: Connection) -> None:
+        for work in works:
+            await work(conn)
+
+    return register
