@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import World
+from tests.test_access_log import settled
 from traceability import errors
 from traceability.config import Settings
 from traceability.domain import tracecode
@@ -163,6 +164,8 @@ async def test_a_shipment_to_another_members_node_leaves_with_a_voucher(world: W
     assert v["format"] == "trace-handover/v1" and v["origin"] == OWN and v["event_id"] == away["eventID"]
     assert [json.loads(e)["bizStep"] for e in v["chain"]] == ["commissioning", "shipping"]
     assert (await client.get(path, headers=world.auth(world.admin))).status == 200  # and a regulator's, an admin's
+    exports = await settled(world, 1, "?action=export")  # it opens the shipment's seal: logged
+    assert exports[0]["target"] == code and "voucher-json" in str(exports[0]), exports
     # Within this ledger, a shipment needs no voucher.
     here = world.event(code, "shipping", destination={"node": world.nodes["market"]}, quantity=kilos)
     await world.post("/api/v1/events", here, slaughter, expect=201)

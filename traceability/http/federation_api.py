@@ -8,6 +8,7 @@ from aiohttp import web
 
 from traceability.http import params, schemas
 from traceability.http.api import json_response, read_json
+from traceability.http.audit import audit
 from traceability.http.auth import require, require_capture
 from traceability.http.keys import DATABASE, FEDERATION, LOG, SETTINGS
 from traceability.http.openapi import TRACE_CODE_PATH, Param, Response, ok, operation
@@ -34,7 +35,11 @@ async def _voucher(request: web.Request) -> dict[str, object]:
     code = history.valid_code(request.match_info["trace_code"])
     event_id = params.path_uuid(request, "event_id")
     app = request.app
-    return await handover.issue_voucher(app[DATABASE], app[LOG], app[FEDERATION], principal, code, event_id)
+    voucher = await handover.issue_voucher(app[DATABASE], app[LOG], app[FEDERATION], principal, code, event_id)
+    if principal.role != "device":  # it opens the shipment's seal (its prices): kept in the access log
+        fmt = "pdf" if request.path.endswith("/pdf") else "json"
+        audit(request, principal, "export", code, format=f"voucher-{fmt}", event=event_id)
+    return voucher
 
 
 @routes.get("/api/v1/batches/{trace_code}/vouchers/{event_id}")
