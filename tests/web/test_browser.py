@@ -227,7 +227,7 @@ async def test_pages_reflow_at_200_percent_zoom(
     code = await pork_chain(world)
     context, page = await new_page(browser, viewport={"width": width, "height": 700})
     try:
-        urls = [f"/t/{code}", "/", "/console/login"]
+        urls = [f"/t/{code}", "/", "/public", "/console/login"]
         for url in urls:
             await page.goto(base_url + url)
             overflow = await page.evaluate(OVERFLOW_JS)

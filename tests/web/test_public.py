@@ -14,6 +14,7 @@ import asyncpg
 from playwright.async_api import Browser
 
 from tests.web.conftest import PHONE, Demo, new_page
+from tests.web.test_browser import CONTRAST_JS
 from tests.web.test_console_words import leaks, proper_names, visible
 from traceability import i18n
 from traceability.services.views.public import district_name
@@ -90,6 +91,16 @@ async def test_the_public_page_lists_recalls_failed_tests_and_credit_and_searche
         async with s.get(f"{demo.url}/public?lang=en", headers={"If-None-Match": tag}) as resp:
             assert resp.status == 200 and resp.headers["ETag"] != tag
             assert_nothing_sealed(await resp.text(), sealed)
+        conn = await asyncpg.connect(demo.db_url)
+        try:  # the analyzer finds something new: every answer read before is out of date
+            await conn.execute(
+                "INSERT INTO anomalies (kind, batch_id, detail) SELECT 'late_report', id, 'x' FROM batches "
+                "ORDER BY id DESC LIMIT 1"
+            )
+        finally:
+            await conn.close()
+        async with s.get(f"{demo.url}/public?format=json", headers={"If-None-Match": tag}) as resp:
+            assert resp.status == 200 and resp.headers["ETag"] != tag
 
         # Search by product, by district, by name.
         product = quote(failed["product"])
@@ -182,6 +193,8 @@ async def test_the_feed_and_the_open_data(demo: Demo) -> None:
         for query in ("limit=0", "limit=201", "offset=-1", "sort=price"):
             async with s.get(f"{demo.url}/public/credit.csv?{query}") as resp:
                 assert resp.status == 422, query
+            async with s.get(f"{demo.url}/public/credit.json?{query}") as resp:
+                assert resp.status == 422 and (await resp.json())["error"]["field"] == query.split("=")[0]
 
 
 async def test_every_public_page_reads_in_one_language(demo: Demo) -> None:
@@ -229,6 +242,8 @@ async def test_a_shopper_reads_the_public_page_on_a_phone(demo: Demo, browser: B
         try:
             await page.goto(f"{demo.url}/public")
             assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            report = await page.evaluate(CONTRAST_JS)
+            assert report["h1"] == 1 and report["unlabelled"] == [] and report["low"] == [], report
             shown = await page.locator(".recall-item").first.inner_text()
             assert words.pick(recall["product"], recall["product_en"]) in shown
             assert recall["reason"] in shown and recall["authority"] in shown

@@ -30,7 +30,7 @@ from traceability.http.api import json_response
 from traceability.http.keys import DATABASE, SETTINGS
 from traceability.http.openapi import Operation, Param, Response, declare, page
 from traceability.http.pages import language, sheets
-from traceability.http.pages.render import PageRoutes, answer, self_url, wants_json
+from traceability.http.pages.render import PageRoutes, answer, json_error, self_url, wants_json
 from traceability.services.views import public as views
 from traceability.services.views import public_data
 from traceability.services.views.tables import number
@@ -181,8 +181,12 @@ async def open_data_csv(request: web.Request) -> web.StreamResponse:
 @routes.get("/public/{list:recalls|failed-tests|credit}.json")
 @declare(_open_data("json", "application/json", {"type": "object"}))
 async def open_data_json(request: web.Request) -> web.StreamResponse:
-    """A public list as JSON: the columns, the rows as objects with those keys, and the next page's URL."""
-    return await open_data(request, "json")
+    """A public list as JSON: the columns, the rows as objects with those keys, and the next page's URL; a
+    refused search is the API's error shape, as a program reading JSON expects."""
+    try:
+        return await open_data(request, "json")
+    except errors.InvalidField as exc:
+        return json_error(request, exc)
 
 
 async def open_data(request: web.Request, fmt: str) -> web.StreamResponse:
