@@ -223,3 +223,78 @@ async def test_identifiers_attach_and_look_up(world: World, client: Any) -> None
     assert data["error"]["field"] == "identifiers"
     resp = await client.get("/api/v1/identifiers", params={"scheme": "drug_code", "value": "81234560000000000012"})
     assert resp.status == 404
+
+
+async def test_single_events_arriving_together_share_a_commit_and_fail_alone(
+    world: World, superuser: asyncpg.Connection, db_url: str
+) -> None:
+    """Single events that arrive while others are being written go in one statement and one commit; an
+    event that fails there is written again alone, and only it fails."""
+    from traceability.http.keys import APPENDS
+
+    appends = world.client.server.app[APPENDS]
+    codes = [await world.open_batch() for _ in range(8)]
+    await superuser.execute("""
+        CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF convert_from(NEW.canonical, 'UTF8') LIKE '%"boom"%' THEN RAISE EXCEPTION 'disk on fire'; END IF;
+        RETURN NEW; END $$;
+        CREATE TRIGGER boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION boom();
+    """)
+
+    async def post(event: dict[str, Any]) -> Any:
+        return await world.client.post("/api/v1/events", json=event, headers=world.auth(world.devices["slaughter"]))
+
+    async def until(condition: Any, what: str) -> None:
+        for _ in range(500):
+            if await condition():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"never: {what}")
+
+    async def writes_waiting() -> int:
+        return int(
+            await superuser.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                " AND query LIKE '%WITH given AS%'"
+            )
+        )
+
+    for failing in (False, True):
+        blocker = await asyncpg.connect(db_url)
+        try:
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("LOCK TABLE log_queue IN EXCLUSIVE MODE")  # each write waits to queue its events
+            first = []
+            for c in codes[: appends.writers]:  # one write under way each
+                first.append(asyncio.ensure_future(post(world.event(c))))
+
+                async def under_way(n: int = len(first)) -> bool:
+                    return await writes_waiting() == n
+
+                await until(under_way, "a write waiting")
+            rest = [world.event(c) for c in codes[appends.writers :]]
+            if failing:
+                rest[-1]["attributes"] = {"note": "boom"}
+            later = [asyncio.ensure_future(post(e)) for e in rest]
+
+            async def all_waiting() -> bool:
+                return len(appends._waiting) == len(rest)
+
+            await until(all_waiting, "the other events waiting for the next write")
+        finally:
+            await blocker.close()  # the lock goes with the connection
+        answers = await asyncio.gather(*first, *later)
+        statuses = [a.status for a in answers]
+        stamps = await superuser.fetch(
+            "SELECT xmin::text AS tx FROM events WHERE event_id = ANY($1::uuid[])", [e["eventID"] for e in rest]
+        )
+        if not failing:
+            assert statuses == [201] * len(codes)
+            assert len({r["tx"] for r in stamps}) == 1  # one statement, one commit
+        else:
+            assert statuses == [201] * (len(codes) - 1) + [500]
+            assert len(stamps) == len(rest) - 1
+    rows = await superuser.fetch("SELECT b.trace_code, e.seq FROM events e JOIN batches b ON b.id = e.batch_id")
+    assert sorted(r["seq"] for r in rows if r["trace_code"] == codes[-1]) == [1, 2]
+    assert sorted(r["seq"] for r in rows if r["trace_code"] == codes[0]) == [1, 2, 3]

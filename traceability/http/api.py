@@ -12,7 +12,7 @@ from traceability.domain import bounds
 from traceability.http import params, schemas
 from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require, require_capture
-from traceability.http.keys import DATABASE, FEDERATION, PRINCIPALS, SETTINGS, VIEWS
+from traceability.http.keys import APPENDS, DATABASE, FEDERATION, PRINCIPALS, SETTINGS, VIEWS
 from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Operation, Param, Response, ok, operation
 from traceability.services import capture, federation, history, registry
@@ -164,7 +164,11 @@ async def capture_events(request: web.Request) -> web.Response:
     device = await require_capture(request)
     settings = request.app[SETTINGS]
     receipts, is_list = await capture.capture_events(
-        request.app[DATABASE], device, await read_json(request), settings.max_events_per_request
+        request.app[DATABASE],
+        device,
+        await read_json(request),
+        settings.max_events_per_request,
+        appends=request.app[APPENDS],
     )
     replayed = sum(r.replayed for r in receipts)
     request.app[METRICS].captured("api", len(receipts) - replayed, replayed)

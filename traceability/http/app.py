@@ -29,6 +29,7 @@ from traceability.http import (
 )
 from traceability.http.keys import (
     ACCESS,
+    APPENDS,
     DATABASE,
     FEDERATION,
     LIMITS,
@@ -45,6 +46,7 @@ from traceability.http.security import security_headers, trusted_proxy
 from traceability.logging import get_logger
 from traceability.services import analyzer, federation, principals, transparency
 from traceability.services.access_log import AccessLog
+from traceability.services.appends import SingleAppends
 from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
 from traceability.services.throttle import Limits
@@ -58,6 +60,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     """The pool; the watch that restarts an embedded PostgreSQL that died; the revocation listener."""
     async with open_database(app[SETTINGS]) as db:
         app[DATABASE] = db
+        app[APPENDS] = SingleAppends(db)
         log.info("database.opened", database=db.label, runtime_role=db.role or "none")
         stop = asyncio.Event()
         tasks = [asyncio.create_task(principals.watch_revocations(db, app[PRINCIPALS], stop))]

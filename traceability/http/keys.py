@@ -8,6 +8,7 @@ from traceability.config import Settings
 from traceability.domain.federation import Federation
 from traceability.http.compression import Rendered
 from traceability.services.access_log import AccessLog
+from traceability.services.appends import SingleAppends
 from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
 from traceability.services.throttle import Limits
@@ -25,3 +26,4 @@ RENDERED = web.AppKey("rendered", Rendered)
 ACCESS = web.AppKey("access", AccessLog)
 LIMITS = web.AppKey("limits", Limits)
 FEDERATION = web.AppKey("federation", Federation)
+APPENDS = web.AppKey("appends", SingleAppends)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from traceability import errors
-from traceability.domain import bounds, custody, stations, tracecode
+from traceability.domain import custody, stations, tracecode
 from traceability.domain.access import Principal
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, before_opening, parse_event_list
@@ -25,6 +25,7 @@ from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_d
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
 from traceability.services import farm
+from traceability.services.appends import SingleAppends, append_now
 from traceability.services.recording import (
     AfterAppend,
     Claim,
@@ -67,12 +68,14 @@ async def capture_events(
     max_events: int,
     after: AfterAppend | None = None,
     before: Callable[[Connection], Awaitable[None]] | None = None,
+    appends: SingleAppends | None = None,
 ) -> tuple[list[Receipt], bool]:
     """Validate and record one event or a list. Returns receipts in request order, and whether a list was sent.
 
     ``after`` runs inside the same transaction once the events are written (a station's signed upload
     is stored that way), so it commits or rolls back with them; ``before`` runs in it first (a batch
-    received from another ledger is registered that way).
+    received from another ledger is registered that way). ``appends`` writes a single event together
+    with the others arriving at the same time (:mod:`traceability.services.appends`).
     """
     device = require_device(principal)
     now = datetime.now(UTC)
@@ -101,7 +104,7 @@ async def capture_events(
         and custody.single_statement(one.biz_step, one.content.get("disposition"))
         and one.content.get("operator") in (None, device.operator_code)
     ):
-        quick = await _append_one(db, device, drafts[0], contents[0], now)
+        quick = await _append_one(db, device, drafts[0], contents[0], now, appends)
         if quick is not None:
             log.info("events.captured", count=1, replayed=0)
             return [quick], is_list
@@ -124,31 +127,38 @@ async def capture_events(
 
 
 async def _append_one(
-    db: Database, device: Principal, d: EventDraft, content: dict[str, Any], now: datetime
+    db: Database,
+    device: Principal,
+    d: EventDraft,
+    content: dict[str, Any],
+    now: datetime,
+    appends: SingleAppends | None,
 ) -> Receipt | None:
-    """The common case, one new event, in one autocommitted statement; None when the general path must decide."""
+    """The common case, one new event, in one autocommitted statement (shared with the other single events
+    arriving at the same time); None when the general path must decide."""
     assert device.node_id is not None  # require_device admitted only devices bound to a node
     recorded_at = utc_ms(now)
     data, private = record(content, recorded_at)
+    receiving = d.biz_step == "receiving"
+    single = events_repo.Single(
+        d.trace_code,
+        d.event_id,
+        data,
+        d.biz_step,
+        device.node_id,
+        device.id,
+        d.event_time,
+        now,
+        private,
+        d.biz_step in SALE_STEPS or receiving,
+        custody.amount(d.content.get("quantity")) if receiving else None,
+    )
     try:
-        async with db.connection() as conn:
-            row = await events_repo.append_one(
-                conn,
-                d.trace_code,
-                d.event_id,
-                data,
-                d.biz_step,
-                device.node_id,
-                device.id,
-                d.event_time,
-                now,
-                private,
-                d.biz_step in SALE_STEPS or d.biz_step == "receiving",
-                chain.CHAIN_TAG,
-                bounds.OPENING_TOLERANCE,
-                custody.amount(d.content.get("quantity")) if d.biz_step == "receiving" else None,
-            )
-    except errors.Contention:  # the event id is taken (a replay?) or a collision: the general path decides
+        if appends is not None:
+            row = await appends.append(single)
+        else:
+            row = (await append_now(db, [single])).get(d.event_id)
+    except errors.Contention:  # a collision: the general path decides
         return None
     if row is None:
         return None

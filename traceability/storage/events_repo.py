@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -46,85 +48,105 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
         await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
 
 
-# One event in one statement, one round trip: lock the chain head, check custody, link the event to
-# the head, move the head and, for a receipt, write what it changes in custody. The link is
-# ledger.chain.link computed by PostgreSQL: SHA-256(tag || prev || bytes), with the tag passed in
-# from ledger.chain (tests check the stored hash against chain.link).
+# Single events in one statement, one round trip, however many: lock their chain heads (in batch
+# order), check custody, link each event to its head, move the heads and, for a receipt, write what it
+# changes in custody. Each names another batch (the caller's part). The link is ledger.chain.link
+# computed by PostgreSQL: SHA-256(tag || prev || bytes), with the tag passed in from ledger.chain
+# (tests check the stored hash against chain.link).
 # Only a node that holds or held the batch appends here, or, receiving it, the destination of a
 # shipment in transit (custody rows only ever widen, so a stale read can only send an event to the
-# general path, never admit one wrongly). A receipt ($13, the quantity received as
+# general path, never admit one wrongly). A receipt (``received``: the quantity received as
 # domain.custody.amount counts it; NULL for any other step) makes the destination a holder and
 # takes what it received off what is in transit there, as domain.custody.Relations.admit does; the
 # caller sends no other event that changes custody (domain.custody.single_statement).
-# No row comes back when the batch is unknown, or held or recalled for a sale or receipt dated after
-# that: the caller then takes the general path, which says why.
-APPEND_ONE = """
-WITH head AS (
-    SELECT h.batch_id, h.seq, h.head_hash
-    FROM batch_heads h JOIN batches b ON b.id = h.batch_id LEFT JOIN events o ON o.batch_id = b.id AND o.seq = 1
-    WHERE b.trace_code = $1 AND (h.status = 'active' OR NOT $10::bool OR $7 < h.status_since)
-      AND (o.event_time IS NULL OR $7 >= o.event_time - $12::interval)
+# No row comes back for an event whose batch is unknown, or held or recalled for a sale or receipt
+# dated after that, or whose id is already taken (a replay?): the caller then takes the general
+# path for it, which says why. Nor for one whose head another transaction has locked: the statement
+# never waits (so one busy batch holds up no other event), and the general path waits for that one.
+APPEND_SINGLE = """
+WITH given AS (
+    SELECT *
+    FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamptz[],
+                $8::timestamptz[], $9::bytea[], $10::bool[], $11::numeric[])
+         AS g(trace_code, event_id, canonical, biz_step, node_id, device_id, event_time, recorded_at, private,
+              status_matters, received)
+), head AS (
+    SELECT h.batch_id, h.seq, h.head_hash, g.*
+    FROM given g JOIN batches b ON b.trace_code = g.trace_code JOIN batch_heads h ON h.batch_id = b.id
+         LEFT JOIN events o ON o.batch_id = b.id AND o.seq = 1
+    WHERE (h.status = 'active' OR NOT g.status_matters OR g.event_time < h.status_since)
+      AND (o.event_time IS NULL OR g.event_time >= o.event_time - $13::interval)
       AND EXISTS (SELECT 1 FROM batch_custody c
-                  WHERE c.batch_id = h.batch_id AND c.node_id = $5
-                    AND (c.relation = 'holder' OR (c.relation = 'destination' AND $13::numeric IS NOT NULL)))
-    FOR UPDATE OF h
+                  WHERE c.batch_id = h.batch_id AND c.node_id = g.node_id
+                    AND (c.relation = 'holder' OR (c.relation = 'destination' AND g.received IS NOT NULL)))
+    ORDER BY h.batch_id
+    FOR UPDATE OF h SKIP LOCKED
 ), ins AS (
     INSERT INTO events (event_id, batch_id, seq, prev_hash, hash, canonical, biz_step, node_id, device_id,
                         event_time, recorded_at, private)
-    SELECT $2, head.batch_id, head.seq + 1, head.head_hash, sha256($11::bytea || head.head_hash || $3::bytea),
-           $3, $4, $5, $6, $7, $8, $9
+    SELECT event_id, batch_id, seq + 1, head_hash, sha256($12::bytea || head_hash || canonical),
+           canonical, biz_step, node_id, device_id, event_time, recorded_at, private
     FROM head
-    RETURNING batch_id, seq, prev_hash, hash
+    ORDER BY batch_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id, batch_id, seq, prev_hash, hash
 ), moved AS (
     UPDATE batch_heads h SET seq = ins.seq, head_hash = ins.hash FROM ins WHERE h.batch_id = ins.batch_id
 ), received AS (
     UPDATE batch_custody c
-    SET relation = 'holder', in_transit = greatest(0, c.in_transit - $13::numeric),
-        since = CASE WHEN c.relation = 'holder' THEN c.since ELSE $7 END
-    FROM ins
-    WHERE $13::numeric IS NOT NULL AND c.batch_id = ins.batch_id AND c.node_id = $5
+    SET relation = 'holder', in_transit = greatest(0, c.in_transit - head.received),
+        since = CASE WHEN c.relation = 'holder' THEN c.since ELSE head.event_time END
+    FROM ins JOIN head ON head.batch_id = ins.batch_id
+    WHERE head.received IS NOT NULL AND c.batch_id = ins.batch_id AND c.node_id = head.node_id
       AND (c.relation = 'destination' OR c.in_transit > 0)
 )
-SELECT seq, prev_hash, hash FROM ins
+SELECT event_id::text AS event_id, seq, prev_hash, hash FROM ins
 """
 
 
-async def append_one(
-    conn: Connection,
-    trace_code: str,
-    event_id: str,
-    canonical: bytes,
-    biz_step: str,
-    node_id: int,
-    device_id: int | None,
-    event_time: Any,
-    recorded_at: Any,
-    private: bytes | None,
-    status_matters: bool,
-    chain_tag: bytes,
-    opening_tolerance: Any,
-    received: Decimal | None = None,
-) -> Record | None:
-    """Append one event to its batch's chain in a single statement; None if the general path must decide
-    (an unknown batch, a sale or receipt of a held one, an event dated more than ``opening_tolerance``
-    before the batch's opening, a node without custody, an event id already taken). ``received``: for a
-    receipt, the quantity received (``domain.custody.amount``); None for any other step."""
-    return await conn.fetchrow(
-        APPEND_ONE,
-        trace_code,
-        event_id,
-        canonical,
-        biz_step,
-        node_id,
-        device_id,
-        event_time,
-        recorded_at,
-        private,
-        status_matters,
+@dataclass(frozen=True, slots=True)
+class Single:
+    """One event for :func:`append_single`. ``status_matters``: a sale or receipt, refused on a held or
+    recalled batch; ``received``: for a receipt, the quantity received (``domain.custody.amount``)."""
+
+    trace_code: str
+    event_id: str
+    canonical: bytes
+    biz_step: str
+    node_id: int
+    device_id: int | None
+    event_time: datetime
+    recorded_at: datetime
+    private: bytes | None
+    status_matters: bool
+    received: Decimal | None
+
+
+async def append_single(
+    conn: Connection, events: Sequence[Single], chain_tag: bytes, opening_tolerance: timedelta
+) -> dict[str, Record]:
+    """Append single events, each to its own batch's chain, in one autocommitted statement; the rows
+    written (seq, prev_hash, hash) by event id. An event missing from the answer is for the general
+    path (an unknown batch, a sale or receipt of a held one, an event dated more than
+    ``opening_tolerance`` before the batch's opening, a node without custody, an event id already taken,
+    a head another transaction holds)."""
+    rows = await conn.fetch(
+        APPEND_SINGLE,
+        [e.trace_code for e in events],
+        [e.event_id for e in events],
+        [e.canonical for e in events],
+        [e.biz_step for e in events],
+        [e.node_id for e in events],
+        [e.device_id for e in events],
+        [e.event_time for e in events],
+        [e.recorded_at for e in events],
+        [e.private for e in events],
+        [e.status_matters for e in events],
+        [e.received for e in events],
         chain_tag,
         opening_tolerance,
-        received,
     )
+    return {r["event_id"]: r for r in rows}
 
 
 INSERT_CORRECTIONS = """
