@@ -225,3 +225,19 @@ async def test_lookups_asked_meanwhile_are_made_together() -> None:
     results = await asyncio.gather(*(gathered.get(k, broken) for k in "fg"), return_exceptions=True)
     assert [str(r) for r in results] == ["the database went away"] * 2
     assert await gathered.get("h", fetch) == "H"  # and the next lookup reads again
+
+
+async def test_a_slow_lookup_does_not_hold_up_the_next() -> None:
+    gathered = transparency.Gathered(in_flight=2)
+    release = asyncio.Event()
+
+    async def fetch(keys: list[str]) -> dict[str, str]:
+        if "slow" in keys:
+            await release.wait()
+        return {k: k.upper() for k in keys}
+
+    slow = asyncio.ensure_future(gathered.get("slow", fetch))
+    await asyncio.sleep(0)  # its read is under way, and stays
+    assert await asyncio.wait_for(gathered.get("quick", fetch), 5) == "QUICK"
+    release.set()
+    assert await slow == "SLOW"

@@ -140,19 +140,25 @@ class TileCache:
 
 
 class Gathered:
-    """Lookups by key that arrive while one is under way wait, and are all made together in the next:
-    under load, one round trip to the database serves many requests instead of one each."""
+    """Lookups by key that arrive while reads are under way wait, and are all made together in the next:
+    under load, one round trip to the database serves many requests instead of one each. Up to
+    ``in_flight`` reads run at once, so a slow answer (a busy database) does not hold up the rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_flight: int = 4) -> None:
+        self.in_flight = in_flight
         self._waiting: dict[str, list[asyncio.Future[Any]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._running = 0  # reads under way, counted down as each ends (not when its task is reaped)
+        self._reads: set[asyncio.Future[None]] = set()
 
     async def get(self, key: str, fetch: Callable[[list[str]], Awaitable[Mapping[str, Any]]]) -> Any:
         """What ``fetch([..., key, ...])`` maps ``key`` to (None when absent)."""
         found: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append(found)
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._drain(fetch))
+        if self._running < self.in_flight:
+            self._running += 1
+            read = asyncio.ensure_future(self._drain(fetch))
+            self._reads.add(read)
+            read.add_done_callback(self._reads.discard)
         return await found
 
     async def _drain(self, fetch: Callable[[list[str]], Awaitable[Mapping[str, Any]]]) -> None:
@@ -172,7 +178,7 @@ class Gathered:
                         if not f.done():
                             f.set_result(values.get(key))
         finally:
-            self._task = None
+            self._running -= 1
 
 
 @dataclass(frozen=True, slots=True)
