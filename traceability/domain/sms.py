@@ -21,8 +21,6 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pypinyin import lazy_pinyin
-
 UCS2_LIMIT = 70
 """Characters in one message whose text is not all GSM 7-bit (every Chinese answer)."""
 GSM_LIMIT = 160
@@ -113,6 +111,8 @@ def room(reserve: int = 0) -> Callable[[str], int]:
 def gsm_text(text: str) -> str:
     """``text`` in the GSM 7-bit alphabet: Chinese in pinyin (王记鲜肉 → Wang Ji Xian Rou), full-width forms
     narrowed, the few CJK marks replaced, anything else left out."""
+    from pypinyin import lazy_pinyin  # its dictionaries cost about 50 MB: only when an answer needs them
+
     text = "".join(_GSM_FOR.get(ch, ch) for ch in text)
     text = _CJK.sub(lambda m: " " + " ".join(p.capitalize() for p in lazy_pinyin(m.group())) + " ", text)
     text = unicodedata.normalize("NFKC", text)
