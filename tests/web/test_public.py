@@ -119,6 +119,9 @@ async def test_the_public_page_lists_recalls_failed_tests_and_credit_and_searche
         found = await (await s.get(f"{demo.url}/public?format=json&list=credit&q={quote(stall['name'])}")).json()
         assert stall["uscc"] in {c["uscc"] for c in found["credit"]["items"]}
         assert "recalls" not in found and all(stall["uscc"] == c["uscc"] for c in found["credit"]["items"])
+        found = await (await s.get(f"{demo.url}/public?format=json&list=credit&q={quote(failed['enterprise'])}")).json()
+        grower = next(c for c in found["credit"]["items"] if c["kind"] == "enterprise")
+        assert next(f for f in grower["factors"] if f["factor"] == "failed_inspections")["count"] >= 1
         page2 = await (await s.get(f"{demo.url}/public?format=json&list=credit&page=2")).json()
         assert page2["credit"]["items"] and page2["credit"]["items"][0] not in data["credit"]["items"]
 

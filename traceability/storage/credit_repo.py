@@ -15,12 +15,14 @@ GROUP BY kind
 # A failed test counts against the enterprise whose goods failed: the one that opened the tested batch or,
 # for a batch made from others (a repack, a cut, a retail sale's child), the ones that opened its origins,
 # never the enterprise that only repacked, tested or sold them. Each failed test counts once per enterprise.
+# The failure is found in the canonical bytes with position() on bytea, the predicate of the index over
+# failed inspections (schema/0019), so the window's failed tests are read from it.
 FAILED_INSPECTIONS = """
 WITH RECURSIVE failed AS (
     SELECT e.event_id, e.batch_id FROM events e
     WHERE e.biz_step = 'inspecting' AND e.event_time >= $2 AND e.event_time < $3
-      AND (position('"result":"fail"' in convert_from(e.canonical, 'UTF8')) > 0
-           OR position('"disposition":"non_conformant"' in convert_from(e.canonical, 'UTF8')) > 0)
+      AND (position('"result":"fail"'::bytea in e.canonical) > 0
+           OR position('"disposition":"non_conformant"'::bytea in e.canonical) > 0)
 ), up(event_id, batch_id) AS (
     SELECT event_id, batch_id FROM failed
     UNION
@@ -74,8 +76,8 @@ GROUP BY a.kind
 OPERATOR_FAILED_INSPECTIONS = """
 SELECT count(*) FROM events e JOIN devices d ON d.id = e.device_id
 WHERE d.operator_id = $1 AND e.biz_step = 'inspecting' AND e.event_time >= $2 AND e.event_time < $3
-  AND (position('"result":"fail"' in convert_from(e.canonical, 'UTF8')) > 0
-       OR position('"disposition":"non_conformant"' in convert_from(e.canonical, 'UTF8')) > 0)
+  AND (position('"result":"fail"'::bytea in e.canonical) > 0
+       OR position('"disposition":"non_conformant"'::bytea in e.canonical) > 0)
 """
 OPERATOR_RECALLS = """
 SELECT count(*) FROM recalls r JOIN events e ON e.batch_id = r.batch_id AND e.seq = 1

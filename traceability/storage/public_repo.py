@@ -69,8 +69,8 @@ async def recalls(conn: Connection, filters: Filters, limit: int, offset: int) -
 
 FAILED = """
 e.biz_step = 'inspecting'
-AND (position('"result":"fail"' in convert_from(e.canonical, 'UTF8')) > 0
-     OR position('"disposition":"non_conformant"' in convert_from(e.canonical, 'UTF8')) > 0)
+AND (position('"result":"fail"'::bytea in e.canonical) > 0
+     OR position('"disposition":"non_conformant"'::bytea in e.canonical) > 0)
 AND NOT EXISTS (SELECT 1 FROM event_corrections c WHERE c.declared_event_id = e.event_id)
 """
 
