@@ -54,6 +54,20 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
     return tuple(out)
 
 
+MAX_READ_URLS = 16
+
+
+def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of PostgreSQL URLs; a wrong one is named by its position, never echoed (passwords)."""
+    urls = tuple(u.strip() for u in (env.get(name) or "").split(",") if u.strip())
+    for n, url in enumerate(urls, 1):
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"{name}: URL {n} must start with postgresql://")
+    if len(urls) > MAX_READ_URLS:
+        raise ConfigError(f"{name}: at most {MAX_READ_URLS} URLs, got {len(urls)}")
+    return urls
+
+
 def _tls(env: Mapping[str, str]) -> tuple[Path | None, Path | None]:
     cert, key = env.get("TRACE_TLS_CERT") or None, env.get("TRACE_TLS_KEY") or None
     if (cert is None) != (key is None):
@@ -89,6 +103,10 @@ class Settings:
     """Everything the service can be told from outside. See the settings table in README.md."""
 
     database_url: str | None = None
+    database_read_urls: tuple[str, ...] = field(default=(), repr=False)
+    """Streaming replicas of the primary for public reads (``TRACE_DATABASE_READ_URLS``, comma-separated)."""
+    read_max_lag_ms: int = 2000
+    """How far behind the primary a replica may be and still serve public reads (``TRACE_READ_MAX_LAG_MS``)."""
     data_dir: Path = ROOT / "var"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -148,6 +166,8 @@ class Settings:
             raise ConfigError(f"TRACE_LOG_FORMAT must be console or json, got {log_format!r}")
         values: dict[str, object] = {
             "database_url": env.get("TRACE_DATABASE_URL") or None,
+            "database_read_urls": _urls(env, "TRACE_DATABASE_READ_URLS"),
+            "read_max_lag_ms": _int(env, "TRACE_READ_MAX_LAG_MS", 2000, 0, 3_600_000),
             "data_dir": data_dir,
             "host": host,
             "port": port,

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.domain import bounds
-from traceability.http import params, schemas
+from traceability.http import params, reads, schemas
 from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require, require_capture
 from traceability.http.keys import APPENDS, DATABASE, FEDERATION, PRINCIPALS, SETTINGS, VIEWS
@@ -192,7 +192,8 @@ async def capture_events(request: web.Request) -> web.Response:
 async def read_batch(request: web.Request) -> web.StreamResponse:
     code = history.valid_code(request.match_info["trace_code"])
     viewer = await optional_principal(request)
-    db = request.app[DATABASE]
+    # The public view may come from a read replica; a credential's view reads the primary (its own writes).
+    db = reads.public(request) if viewer is None else request.app[DATABASE]
     cache = {
         "Cache-Control": "public, max-age=0, must-revalidate" if viewer is None else "private, no-cache",
         "Vary": "Authorization",

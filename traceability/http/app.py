@@ -21,6 +21,7 @@ from traceability.http import (
     metrics,
     openapi,
     pages,
+    reads,
     resolver,
     sms_api,
     stations,
@@ -36,6 +37,7 @@ from traceability.http.keys import (
     LOG,
     PAGES,
     PRINCIPALS,
+    READS,
     RENDERED,
     SETTINGS,
     VIEWS,
@@ -51,19 +53,23 @@ from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
 from traceability.services.throttle import Limits
 from traceability.services.views.page_cache import PageCache
+from traceability.storage import replicas
 from traceability.storage.database import open_database
 
 log = get_logger(__name__)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    """The pool; the watch that restarts an embedded PostgreSQL that died; the revocation listener."""
-    async with open_database(app[SETTINGS]) as db:
-        app[DATABASE] = db
+    """The pool and the read replicas' chooser; the watch that restarts an embedded PostgreSQL that died;
+    the revocation listener."""
+    async with open_database(app[SETTINGS]) as db, replicas.open_reads(app[SETTINGS], db) as chooser:
+        app[DATABASE], app[READS] = db, chooser
         app[APPENDS] = SingleAppends(db)
         log.info("database.opened", database=db.label, runtime_role=db.role or "none")
         stop = asyncio.Event()
         tasks = [asyncio.create_task(principals.watch_revocations(db, app[PRINCIPALS], stop))]
+        if chooser.replicas:
+            tasks.append(asyncio.create_task(chooser.watch(stop)))
         if db.embedded is not None:
             tasks.append(asyncio.create_task(db.embedded.watch(stop)))
         tasks.append(asyncio.create_task(app[ACCESS].run(db, stop)))
@@ -106,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIMITS] = Limits.of(settings.capture_rate, settings.capture_burst)
     app[ACCESS] = AccessLog()
     app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(reads.read_from)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_log)
     metrics.setup(app)

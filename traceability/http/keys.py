@@ -15,9 +15,11 @@ from traceability.services.throttle import Limits
 from traceability.services.transparency import Log
 from traceability.services.views.page_cache import PageCache
 from traceability.storage.database import Database
+from traceability.storage.replicas import Reads
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
+READS = web.AppKey("reads", Reads)
 LOG = web.AppKey("log", Log)
 PRINCIPALS = web.AppKey("principals", PrincipalCache)
 VIEWS = web.AppKey("views", ViewCache)

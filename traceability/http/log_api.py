@@ -10,7 +10,7 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.domain import bounds
-from traceability.http import params, schemas
+from traceability.http import params, reads, schemas
 from traceability.http.api import json_response, read_json
 from traceability.http.auth import require
 from traceability.http.keys import DATABASE, LOG
@@ -41,7 +41,7 @@ COMPACT_PROOFS = schemas.obj(
 @routes.get("/api/v1/log/checkpoint")
 @operation("The latest signed checkpoint with witness cosignatures", tags=("log",), responses={200: SIGNED_NOTE})
 async def checkpoint(request: web.Request) -> web.Response:
-    note = await transparency.latest_checkpoint(request.app[DATABASE], request.app[LOG])
+    note = await transparency.latest_checkpoint(reads.public(request), request.app[LOG], request.app[DATABASE])
     return web.Response(text=note, content_type=NOTE, charset="utf-8", headers={"Cache-Control": "no-cache"})
 
 
@@ -58,7 +58,7 @@ async def checkpoint(request: web.Request) -> web.Response:
 async def checkpoints(request: web.Request) -> web.Response:
     limit = params.whole(request, "limit", 20, lo=1, hi=100)
     before = params.whole(request, "before") if "before" in request.query else None
-    items = await transparency.list_checkpoints(request.app[DATABASE], request.app[LOG], before, limit)
+    items = await transparency.list_checkpoints(reads.public(request), request.app[LOG], before, limit)
     nxt = f"/api/v1/log/checkpoints?before={items[-1]['size']}&limit={limit}" if len(items) == limit else None
     return json_response(
         {"log_id": request.app[LOG].log_id, "origin": request.app[LOG].origin, "checkpoints": items, "next": nxt}
@@ -185,7 +185,7 @@ async def batch_proofs(request: web.Request) -> web.Response:
     form = request.query.get("form", "full")
     if form not in ("full", "compact"):
         raise errors.InvalidField("form: full or compact", field="form")
-    bundle = await proofs.prove_batch(request.app[DATABASE], request.app[LOG], code, after, limit)
+    bundle = await proofs.prove_batch(reads.public(request), request.app[LOG], code, after, limit)
     return _bundle_response(request, compact(bundle) if form == "compact" else bundle)
 
 

@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 
 from traceability import errors
 from traceability.http.auth import require
-from traceability.http.keys import ACCESS, DATABASE, SETTINGS
+from traceability.http.keys import ACCESS, DATABASE, READS, SETTINGS
 from traceability.http.openapi import Response, operation
 from traceability.services import operations
 
@@ -83,6 +83,22 @@ class Metrics:
             "trace_db_pool_connections", "Database connections of the server's pools, by state.",
             ["state"], multiprocess_mode="livesum", registry=r,
         )  # fmt: skip
+        self.reads = Counter(
+            "trace_db_reads", "Public reads by the database that answered them (primary, replica-N).",
+            ["pool"], registry=r,
+        )  # fmt: skip
+        self.replica_lag = Gauge(
+            "trace_db_replica_lag_seconds", "How far each read replica was behind the primary at its last check "
+            "(an upper bound; -1: unknown).", ["replica"], multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
+        self.replica_lag_bytes = Gauge(
+            "trace_db_replica_lag_bytes", "WAL bytes the primary had written that each replica had not replayed "
+            "(-1: unknown).", ["replica"], multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
+        self.replica_chosen = Gauge(
+            "trace_db_replica_chosen", "1 when a read replica is fresh enough to serve public reads.",
+            ["replica"], multiprocess_mode="livemin", registry=r,
+        )  # fmt: skip
         self.access_queue = Gauge(
             "trace_access_log_queued", "Access records waiting to be written.",
             multiprocess_mode="livesum", registry=r,
@@ -105,14 +121,21 @@ class Metrics:
         if replayed:
             self.events.labels(path, "replayed").inc(replayed)
 
+    def read(self, pool: str) -> None:
+        self.reads.labels(pool).inc()
+
     def sample(self, app: web.Application) -> None:
-        """Take this process's gauges (pool use, access log queue) as they are now."""
+        """Take this process's gauges (pool use, access log queue, read replicas) as they are now."""
         pool = app[DATABASE].pool
         size, idle = pool.get_size(), pool.get_idle_size()
         self.pool.labels("in_use").set(size - idle)
         self.pool.labels("idle").set(idle)
         self.pool.labels("max").set(pool.get_max_size())
         self.access_queue.set(len(app[ACCESS]))
+        for r in app[READS].replicas if READS in app else ():
+            self.replica_lag.labels(r.name).set(-1 if r.lag_seconds is None else r.lag_seconds)
+            self.replica_lag_bytes.labels(r.name).set(-1 if r.lag_bytes is None else r.lag_bytes)
+            self.replica_chosen.labels(r.name).set(float(r.fresh))
 
     def exposition(self, snapshot: dict[str, Any] | None) -> bytes:
         """The text format: every process's counts (added up across workers) and the database's figures."""

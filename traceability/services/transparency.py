@@ -302,11 +302,15 @@ async def prove_consistency(db: Database, lg: Log, first: int, second: int) -> d
     return {"log_id": lg.log_id, "first": first, "second": second, "proof": [h.hex() for h in proof]}
 
 
-async def latest_checkpoint(db: Database, lg: Log) -> str:
-    """The newest signed checkpoint with its witnesses' cosignatures (an empty log signs size 0)."""
+async def latest_checkpoint(db: Database, lg: Log, primary: Database | None = None) -> str:
+    """The newest signed checkpoint with its witnesses' cosignatures (an empty log signs size 0).
+
+    ``primary``: where to sign that first checkpoint when ``db`` is a read replica.
+    """
     async with db.connection() as conn:
         rows = await log_repo.list_checkpoints(conn, lg.id, limit=1)
-        if not rows:
+    if not rows:
+        async with (primary or db).connection() as conn:
             head = await log_repo.get_head(conn, lg.id)
             note = notes.sign_checkpoint(lg.origin, head["size"], head["root"], lg.signer)
             await log_repo.ensure_checkpoint(conn, lg.id, head["size"], head["root"], note)

@@ -182,7 +182,7 @@ def describe(url: str) -> str:
     return f"postgresql://{user}@{host}{port}{parts.path}"
 
 
-class _Connection(asyncpg.Connection):
+class PooledConnection(asyncpg.Connection):
     """Pooled connections skip asyncpg's reset query on release (a round trip per request).
 
     The service sets no session state, holds session advisory locks only on connections it keeps
@@ -194,7 +194,7 @@ class _Connection(asyncpg.Connection):
         return ""
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(
             typename, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
@@ -230,6 +230,8 @@ class Database:
     acquire_timeout: float = ACQUIRE_TIMEOUT
     embedded: Embedded | None = None
     """The embedded PostgreSQL this pool points at, if it is one (the server restarts it when it dies)."""
+    lost: Callable[[], None] | None = None
+    """Told when no connection can be had (a read replica's chooser stops sending reads to it)."""
 
     @property
     def label(self) -> str:
@@ -244,6 +246,8 @@ class Database:
             # Whatever stops us getting a connection (refused, a stopped server, a pool timeout, a
             # database not accepting connections) means the database is unavailable to this request.
             log.error("storage.unavailable", error=type(exc).__name__, at="acquire")
+            if self.lost is not None:
+                self.lost()
             raise errors.StorageUnavailable() from None
         try:
             with translating():
@@ -350,7 +354,7 @@ async def database_url(settings: Settings) -> str:
 async def connect(url: str) -> asyncpg.Connection:
     """One plain connection (migrations, verification, tests)."""
     conn = await asyncpg.connect(url)
-    await _init_connection(conn)
+    await init_connection(conn)
     return conn
 
 
@@ -377,10 +381,10 @@ async def open_database(
         url,
         min_size=2,
         max_size=settings.pool_size,
-        init=_init_connection,
+        init=init_connection,
         server_settings=server_settings,
         statement_cache_size=256,
-        connection_class=_Connection,
+        connection_class=PooledConnection,
     )
     embedded = embedded_server(settings.pg_dir) if not given else None
     try:

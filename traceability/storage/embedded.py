@@ -29,9 +29,9 @@ REVIVE_EVERY = 1.0
 """Seconds between the server's checks that its embedded PostgreSQL is still running."""
 
 
-def _pgserver() -> Any:
-    # Imported lazily: only needed when no database URL is given. From its module, because the package
-    # re-exports get_server without declaring it public.
+def pgserver() -> Any:
+    """The pgserver module (its server, its binaries). Imported lazily: only needed when no database URL is given.
+    From its module, because the package re-exports get_server without declaring it public."""
     with warnings.catch_warnings():
         # platformdirs warns (at import) when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine here.
         warnings.simplefilter("ignore")
@@ -62,7 +62,7 @@ class Embedded:
             self.revive()
             return str(self._server.get_uri())
         self.pg_dir.mkdir(parents=True, exist_ok=True)
-        pg = _pgserver()
+        pg = pgserver()
         with pg.PostgresServer._lock:
             self._forget_dead_handles()
         self._server = pg.get_server(self.pg_dir, cleanup_mode="stop")
@@ -85,7 +85,7 @@ class Embedded:
     def _before_exit(self) -> None:
         """Ready pgserver's exit handler: forget dead users, and point it at the postmaster running now
         (a worker process may have restarted it, which this process's copy of pgserver never saw)."""
-        pg = _pgserver()
+        pg = pgserver()
         with contextlib.suppress(Exception), pg.PostgresServer._lock:
             self._forget_dead_handles()
             info = pg.PostmasterInfo.read_from_pgdata(self.pg_dir)
@@ -94,14 +94,14 @@ class Embedded:
 
     def running(self) -> bool:
         """Whether the postmaster of this data directory is running."""
-        info = _pgserver().PostmasterInfo.read_from_pgdata(self.pg_dir)
+        info = pgserver().PostmasterInfo.read_from_pgdata(self.pg_dir)
         return info is not None and bool(info.is_running()) and info.status == "ready"
 
     def revive(self) -> bool:
         """Start the server again if it is not running; True when it had to. Blocking: run it in a thread."""
         if self._server is None or self.running():
             return False
-        pg = _pgserver()
+        pg = pgserver()
         with pg.PostgresServer._lock:  # one process restarts it; the others find it running
             if self.running():
                 return False

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from traceability import errors, i18n
 from traceability.domain import tracecode
-from traceability.http import compression, schemas
+from traceability.http import compression, reads, schemas
 from traceability.http.keys import DATABASE, FEDERATION, PAGES, RENDERED
 from traceability.http.openapi import Param, Response, declare, page
 from traceability.http.pages import language
@@ -75,7 +75,7 @@ async def consumer(request: web.Request) -> web.StreamResponse:
     """The page a QR code opens: what it is, where it came from, whether it is recalled, and a verified badge."""
     t = language.choose(request)
     raw = request.match_info["code"][:64]
-    db = request.app[DATABASE]
+    db = reads.public(request)
     try:
         code = history.valid_code(packages.typed_digits(raw))
     except errors.InvalidTraceCode as exc:

@@ -1,0 +1,177 @@
+"""Reads scale out: a streaming replica serves the consumer page while the primary takes capture, and reads
+fall back to the primary when the replica lags past ``TRACE_READ_MAX_LAG_MS`` or stops.
+
+Real processes throughout: a PostgreSQL primary (the embedded server's binaries), a hot standby made from
+it with ``pg_basebackup -R``, and ``traceability serve`` pointed at both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.conftest import World
+from tests.servers import Server
+from tests.test_metrics import samples, value
+from traceability.config import Settings
+from traceability.errors import ConfigError
+from traceability.storage.embedded import pgserver
+
+
+class Standby:
+    """A hot standby of ``primary`` in ``directory``, on a Unix socket of its own."""
+
+    def __init__(self, primary: Any, directory: Path) -> None:
+        pg = pgserver()
+        self.bin = Path(pg.POSTGRES_BIN_PATH)
+        self.user = primary.system_user  # the account PostgreSQL runs as when the tests run as root
+        self.directory = directory
+        directory.mkdir(mode=0o700)
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            os.chown(directory, entry.pw_uid, entry.pw_gid)
+        info = primary.get_postmaster_info()
+        self._run("pg_basebackup", "-h", str(info.socket_dir), "-p", str(info.port), "-U", "postgres",
+                  "-D", str(directory), "-R", "-X", "stream")  # fmt: skip
+        self.url = f"postgresql://postgres:@/postgres?host={directory}&port=5433"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([str(self.bin / tool), *args], check=True, capture_output=True, user=self.user, timeout=120)
+
+    def start(self) -> None:
+        options = f"-c listen_addresses='' -c unix_socket_directories={self.directory} -p 5433"
+        self._run("pg_ctl", "-D", str(self.directory), "-l", str(self.directory / "log"), "-w", "-o", options, "start")
+
+    def stop(self) -> None:
+        if (self.directory / "postmaster.pid").exists():
+            self._run("pg_ctl", "-D", str(self.directory), "-m", "immediate", "-w", "stop")
+
+
+@pytest.fixture
+def primary_and_standby(server_home: Path) -> Iterator[tuple[str, Standby]]:
+    primary = pgserver().get_server(server_home / "primary", cleanup_mode="delete")
+    standby = Standby(primary, server_home / "standby")
+    try:
+        standby.start()
+        yield primary.get_uri(), standby
+    finally:
+        standby.stop()
+        primary.cleanup()
+
+
+async def page(http: aiohttp.ClientSession, code: str) -> tuple[str, int]:
+    """Who answered the consumer page of ``code`` (``X-Read-From``) and how many records it shows."""
+    async with http.get(f"/t/{code}?format=json") as resp:
+        assert resp.status == 200, await resp.text()
+        return resp.headers["X-Read-From"], len((await resp.json())["ledger"]["events"])
+
+
+async def test_a_replica_serves_the_consumer_page_while_the_primary_takes_capture(
+    primary_and_standby: tuple[str, Standby], server_home: Path
+) -> None:
+    primary_url, standby = primary_and_standby
+    server = Server(
+        server_home / "app",
+        {
+            "TRACE_DATABASE_URL": primary_url,
+            "TRACE_DATABASE_READ_URLS": standby.url,
+            "TRACE_READ_MAX_LAG_MS": "1000",
+            "TRACE_METRICS_ALLOW": "127.0.0.1",
+        },
+    )
+    server.data_dir.mkdir()
+    server.start("--migrate")
+    try:
+        await server.wait_healthy()
+        admin = (server.data_dir / "admin-token").read_text().strip()
+        async with aiohttp.ClientSession(base_url=server.url) as http:
+            world = World(http, admin)
+            await world.add_node("slaughter", "slaughterhouse", "320311")
+            await world.post(
+                "/api/v1/admin/products", {"category": "meat", "goods_code": "21113011", "name": "白条猪肉"}, expect=201
+            )
+            code = await world.open_batch()
+
+            async def metrics() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+                async with http.get("/metrics") as resp:
+                    return samples(await resp.text())
+
+            async def chosen() -> float:
+                return value(await metrics(), "trace_db_replica_chosen", replica="replica-1")
+
+            # Capture through the primary; the page, read from the replica, shows each record once replayed.
+            answered = set()
+            for n in range(2, 5):
+                await world.post("/api/v1/events", world.event(code), world.devices["slaughter"], expect=201)
+                for _ in range(2000):
+                    who, shown = await page(http, code)
+                    answered.add(who)
+                    if shown == n:
+                        break
+                else:
+                    raise AssertionError(f"the page never showed record {n}")
+            assert "replica-1" in answered
+            assert value(await metrics(), "trace_db_reads_total", pool="replica-1") >= 1
+
+            # The replica stops replaying: it falls behind the bound and the primary answers, with every record.
+            replica_conn = await asyncpg.connect(standby.url)
+            try:
+                assert await replica_conn.fetchval("SELECT pg_is_in_recovery()")
+                await replica_conn.execute("SELECT pg_wal_replay_pause()")
+                await world.post("/api/v1/events", world.event(code), world.devices["slaughter"], expect=201)
+                await wait_until_async(lambda: chosen(), 0.0, "the lagging replica to be skipped")
+                assert await page(http, code) == ("primary", 5)
+                stale = await replica_conn.fetchval(
+                    "SELECT count(*) FROM events e JOIN batches b ON b.id = e.batch_id WHERE b.trace_code = $1", code
+                )
+                assert stale == 4  # the replica really is behind: without the fallback the page would miss one
+                lag = value(await metrics(), "trace_db_replica_lag_seconds", replica="replica-1")
+                assert lag > 1.0
+                # Replaying again, it catches up and serves the page again.
+                await replica_conn.execute("SELECT pg_wal_replay_resume()")
+            finally:
+                await replica_conn.close()
+            await wait_until_async(lambda: chosen(), 1.0, "the replica to be chosen again")
+            assert await page(http, code) == ("replica-1", 5)
+
+            # The replica stops altogether: reads go to the primary and stay right.
+            standby.stop()
+            await wait_until_async(lambda: chosen(), 0.0, "the stopped replica to be skipped")
+            assert await page(http, code) == ("primary", 5)
+            assert (await http.get("/healthz")).status == 200
+    finally:
+        server.stop()
+    assert "postgres:@" not in server.output() and standby.url not in server.output()
+
+
+async def wait_until_async(read: Any, expected: float, what: str) -> None:
+    found: list[float] = []
+
+    async def check() -> bool:
+        found.append(await read())
+        return found[-1] == expected
+
+    for _ in range(1200):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: still {found[-1]}")
+
+
+def test_read_urls_are_checked_without_echoing_them() -> None:
+    urls = "postgresql://trace:s3cret@replica-a/trace, postgresql://trace:s3cret@replica-b/trace"
+    settings = Settings.from_env({"TRACE_DATABASE_READ_URLS": urls, "TRACE_READ_MAX_LAG_MS": "500"})
+    assert len(settings.database_read_urls) == 2 and settings.read_max_lag_ms == 500
+    assert "s3cret" not in repr(settings)
+    with pytest.raises(ConfigError, match="URL 2 must start with postgresql://") as refused:
+        Settings.from_env({"TRACE_DATABASE_READ_URLS": "postgresql://a/b,mysql://trace:s3cret@h/x"})
+    assert "s3cret" not in str(refused.value)
