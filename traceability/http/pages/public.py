@@ -9,7 +9,8 @@
 
 No sign-in, nothing sealed or personal. Every answer carries an ETag computed from what the lists are read
 from (the newest event, anomaly and recall, the register's size), the day in Beijing, the request and the
-language, so a reader who asks again while nothing moved gets a 304 without any list being read.
+language, so a reader who asks again while nothing moved gets a 304 without any list being read. (Renaming an
+enterprise or a stall in place, with nothing else recorded, does not move the tag until the next event.)
 """
 
 from __future__ import annotations
