@@ -33,8 +33,11 @@ Everything is recorded in the station's queue before anything is printed, and a 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +53,7 @@ from scanners.scales import Reading, to_kilograms
 from scanners.stoplist import StopList
 from scanners.weighing import Weighed, Weigher
 from scanners.words import Localised, both, localised
+from traceability.domain import tracecode
 from traceability.domain.scans import Quantity, Scan, ScanError, parse_scan
 
 MODES = ("receive", "ship", "inspect", "commission", "sell")
@@ -139,6 +143,8 @@ class Counter(Keypad):
             command = self._command(text)
             if command is not None:
                 return command
+            if text.startswith(VOUCHER_PREFIX) and self.mode == "receive":
+                return self.receive_with_voucher(text)
             try:
                 scan = parse_scan(line, base_urls=[self.base_url])
             except ScanError as exc:
@@ -193,6 +199,22 @@ class Counter(Keypad):
             trace_code=code,
             recorded=1,
         )
+
+    def receive_with_voucher(self, line: str) -> Outcome:
+        """Goods from another city's ledger, with the handover voucher's QR code (卡单同行): the receipt is queued
+        with the voucher, which the ledger verifies on upload (offline, the station only reads its trace code)."""
+        code = voucher_trace_code(line)
+        if code is None:
+            return self.fail("station_bad_voucher")
+        if (stop := self.stops.check(code, "receive")) is not None:
+            return Outcome(False, both(stop.message_zh, stop.message, self.language), trace_code=code)
+        body = self._event(code, "receiving", "active")
+        if self.quantity is not None:
+            body["quantity"] = _quantity_json(self.quantity)
+            self.quantity = None
+        body["voucher"] = line
+        self.store.record([("event", body)])
+        return Outcome(True, self.say("station_received_handover", code=code), trace_code=code, recorded=1)
 
     def sell_from(self, code: str) -> Outcome:
         """Set the batch being sold from; refused when it is stopped (recalled, held, expired) or not the goods
@@ -392,3 +414,19 @@ def _quantity_json(q: Quantity) -> dict[str, Any]:
 
 def _now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+VOUCHER_PREFIX = "TRV1:"
+"""A handover voucher's QR code: ``TRV1:`` and base64url of its deflated JSON (docs/federation.md)."""
+
+
+def voucher_trace_code(line: str) -> str | None:
+    """The trace code a handover voucher's QR line carries, or None when it is not one."""
+    body = line[len(VOUCHER_PREFIX) :]
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)), 4 * 1024 * 1024)
+        code = json.loads(raw).get("trace_code") if not inflater.unconsumed_tail else None
+    except (ValueError, zlib.error, AttributeError):
+        return None
+    return code if isinstance(code, str) and tracecode.is_valid(code) else None

@@ -253,9 +253,20 @@ class Station(Keeping):
             else:
                 self._refuse(row, ans.message)
             return 1
+        if "voucher" in rows[0].body:  # received from another city's ledger: one upload with its voucher
+            row = rows[0]
+            event = {k: v for k, v in row.body.items() if k != "voucher"}
+            ans = await self._timed(c, "/api/v1/stations/handovers", {"voucher": row.body["voucher"], "event": event})
+            if ans.ok:
+                self._acknowledge([row], [ans.data])
+            elif ans.status == 401 or _transient(ans.status):
+                self._check(ans)
+            else:
+                self._refuse(row, ans.message)
+            return 1
         batch = []
         for row in rows:
-            if row.kind != "event":
+            if row.kind != "event" or "voucher" in row.body:
                 break
             batch.append(row)
         ans = await self._timed(c, "/api/v1/stations/events", {"events": [r.body for r in batch]})

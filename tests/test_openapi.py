@@ -269,5 +269,6 @@ async def test_real_answers_match_the_document(world: World) -> None:
         ("GET", "/api/v1/stations/products"),
         ("POST", "/api/v1/stations/vendor-card"),
         ("POST", "/api/v1/stations/heartbeat"),  # tests/scanners/test_station_reports.py
+        ("POST", "/api/v1/stations/handovers"),  # tests/web/test_federation_journey.py
         ("POST", "/api/v1/sms/inbound"),  # off without TRACE_SMS_SECRET: tests/test_sms.py
     }, sorted(missing)

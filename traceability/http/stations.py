@@ -12,7 +12,7 @@ from traceability.domain.stations import SignedRequest
 from traceability.http import params, schemas
 from traceability.http.api import DEVICE_ID, json_response, paging, read_json
 from traceability.http.auth import STATION_SIGNATURE, require, require_capture, signed_request
-from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.keys import DATABASE, FEDERATION, SETTINGS
 from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
 from traceability.http.pages.qr import qr_svg
@@ -192,6 +192,29 @@ async def sell(request: web.Request) -> web.Response:
     )
     request.app[METRICS].captured("station", 0 if sold.replayed else 2, 2 if sold.replayed else 0)
     return json_response(sold.as_json(), status=200 if sold.replayed else 201)
+
+
+@routes.post("/api/v1/stations/handovers")
+@operation(
+    "Receive goods from another member ledger with their handover voucher, from a signed upload kept with it",
+    tags=("stations",),
+    auth=("signature",),
+    body=schemas.ref("Handover"),
+    responses={201: ok("HandoverAnswer"), 200: ok("HandoverAnswer", "a replay")},
+)
+async def receive_handover(request: web.Request) -> web.Response:
+    """A station that scanned a voucher's QR code (offline, maybe) uploads the receipt with it."""
+    principal, signed, key_pk = await _signed(request, capture=True)
+    answer = await stations.receive_signed(
+        request.app[DATABASE],
+        request.app[FEDERATION],
+        principal,
+        key_pk,
+        signed,
+        await read_json(request),
+        request.app[SETTINGS].max_events_per_request,
+    )
+    return json_response(answer, status=200 if answer["replayed"] else 201)
 
 
 @routes.post("/api/v1/stations/events")

@@ -31,7 +31,7 @@ from traceability.ledger import voucher as vouchers
 from traceability.logging import get_logger
 from traceability.services import capture, federation, proofs
 from traceability.services.epcis_ledger import EventFailed
-from traceability.services.recording import require_device
+from traceability.services.recording import AfterAppend, require_device
 from traceability.services.transparency import Log
 from traceability.storage import batches_repo, custody_repo, events_repo, federation_repo, log_repo
 from traceability.storage.database import Connection, Database
@@ -276,11 +276,19 @@ async def admit(db: Database, fed: Federation, principal: Principal, raw: Any) -
     return v, prepare
 
 
-async def receive(db: Database, fed: Federation, principal: Principal, body: Any, max_events: int) -> dict[str, Any]:
+async def receive(
+    db: Database,
+    fed: Federation,
+    principal: Principal,
+    body: Any,
+    max_events: int,
+    after: AfterAppend | None = None,
+) -> dict[str, Any]:
     """Record the receipt of goods shipped from another member ledger, with the shipment's voucher.
 
     ``body``: ``{"voucher": {...}, "event": {...}}``, the event as ``POST /api/v1/events`` takes it
-    (``bizStep`` receiving; ``traceCode`` the voucher's, or left out)."""
+    (``bizStep`` receiving; ``traceCode`` the voucher's, or left out). ``after`` as for
+    :func:`~traceability.services.capture.capture_events` (a station's signed upload is kept that way)."""
     device = require_device(principal)
     if not isinstance(body, dict) or set(body) != {"voucher", "event"} or not isinstance(body["event"], dict):
         raise errors.InvalidField('the body is {"voucher": {...}, "event": {...}}', field="event")
@@ -289,7 +297,7 @@ async def receive(db: Database, fed: Federation, principal: Principal, body: Any
     event.setdefault("traceCode", v.trace_code)
     if event["traceCode"] != v.trace_code or event.get("bizStep") != "receiving":
         raise errors.InvalidField(f"event: a receiving event of batch {v.trace_code}", field="event.bizStep")
-    receipts, _ = await capture.capture_events(db, device, event, max_events, before=prepare)
+    receipts, _ = await capture.capture_events(db, device, event, max_events, after=after, before=prepare)
     log.info("federation.received", origin=v.origin, trace_code=v.trace_code, size=v.checkpoint.size)
     return {
         **receipts[0].as_json(),

@@ -23,10 +23,11 @@ from typing import Any
 from traceability import errors
 from traceability.domain import stations, tracecode
 from traceability.domain.access import Principal
+from traceability.domain.federation import Federation
 from traceability.domain.fields import utc_ms
 from traceability.domain.stations import SignedRequest
 from traceability.logging import get_logger
-from traceability.services import capture, sales
+from traceability.services import capture, handover, sales
 from traceability.services.recording import AfterAppend, Receipt
 from traceability.storage import analysis_repo, genealogy_repo, stations_repo
 from traceability.storage.database import Connection, Database, Record
@@ -354,6 +355,13 @@ async def capture_signed(
 ) -> tuple[list[Receipt], bool]:
     """Capture events from a signed upload and store the upload with them, in one transaction."""
     return await capture.capture_events(db, principal, body, max_events, after=_store_upload(principal, key_pk, signed))
+
+
+async def receive_signed(
+    db: Database, fed: Federation, principal: Principal, key_pk: int, signed: SignedRequest, body: Any, max_events: int
+) -> dict[str, Any]:
+    """Receive goods from another member ledger with their voucher, from a signed upload kept with the receipt."""
+    return await handover.receive(db, fed, principal, body, max_events, after=_store_upload(principal, key_pk, signed))
 
 
 async def open_signed(
