@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing import util
 
+from traceability import errors
 from traceability.demo import bulk
 from traceability.demo.city import City
 from traceability.demo.lives import EVENTS_PER_DAY, Life, Lives
@@ -153,12 +154,16 @@ def _start(city: City, url: str) -> None:
 
 def _build_and_write(todo: list[Life], serials: list[int], ids: list[int], now: datetime) -> tuple[int, int]:
     worker = _worker[0]
-    built = bulk.build(todo, serials, ids, worker.city, now)
 
-    async def write() -> None:
+    async def write(built: bulk.Chunk) -> None:
         with translating():
             async with worker.conn.transaction():
                 await bulk.write(worker.conn, built)
 
-    worker.loop.run_until_complete(write())
+    try:
+        built = bulk.build(todo, serials, ids, worker.city, now)
+        worker.loop.run_until_complete(write(built))
+    except errors.TraceError as exc:
+        # Sent back to the main process pickled, where some error classes' own arguments would not come back.
+        raise errors.TraceError(f"{type(exc).__name__}: {exc.message}", field=exc.field) from None
     return len(built.events), len(built.batches)
