@@ -175,6 +175,8 @@ async def visit(page: Any, url: str) -> Visit:
         cached = sizes["responseBodySize"] < 0
         moved = 0 if cached else max(sizes["responseHeadersSize"], 0) + sizes["responseBodySize"]
         status = response.status if response is not None else 0
+        if status == 200 and sizes["responseBodySize"] == 0:
+            status = 304  # revalidated: Chromium reports the status of the copy it kept
         out.append((url_path(request.url), status, moved))
     state = await page.locator("#badge").get_attribute("data-state")
     return Visit(out, state or "")

@@ -139,9 +139,8 @@ async def batch_state(conn: Connection, trace_code: str) -> Record | None:
 # -- what a consumer page depends on -----------------------------------------------------------------
 
 # The batch, every batch it came from (links), and the batch its opening names as sold from (a receipt
-# printed before sales were linked): each one's chain head and status. A page built from these rows stays
-# true while they are unchanged (histories only grow, so a new event anywhere moves a head).
-SELECT_PAGE_STAMP = """
+# printed before sales were linked): the batches a consumer page draws on.
+SELECT_PAGE_SOURCES = """
 WITH RECURSIVE me AS (
     SELECT b.id,
            (SELECT convert_from(e.canonical, 'UTF8')::jsonb #>> '{attributes,soldFrom}'
@@ -151,18 +150,29 @@ WITH RECURSIVE me AS (
     SELECT id, 0 FROM me
     UNION
     SELECT l.parent_id, up.depth + 1 FROM batch_links l JOIN up ON l.child_id = up.id WHERE up.depth < 64
-), deps AS (
-    SELECT id FROM up
-    UNION
-    SELECT b.id FROM me JOIN batches b ON b.trace_code = me.sold_from
 )
-SELECT b.trace_code, h.head_hash, h.status
-FROM deps JOIN batches b ON b.id = deps.id JOIN batch_heads h ON h.batch_id = deps.id
-ORDER BY b.trace_code
+SELECT id FROM up
+UNION
+SELECT b.id FROM me JOIN batches b ON b.trace_code = me.sold_from
 LIMIT 500
+"""
+# Each one's chain head and status, and how many links name any of them as the child: a page built from
+# these rows stays true while they are unchanged (histories only grow, so a new event anywhere moves a
+# head; a new link into any of them changes the count, and the batches drawn on are read again).
+SELECT_PAGE_STAMP = """
+SELECT b.trace_code, h.head_hash, h.status,
+       (SELECT count(*) FROM batch_links l WHERE l.child_id = ANY($1::bigint[])) AS links
+FROM batch_heads h JOIN batches b ON b.id = h.batch_id
+WHERE h.batch_id = ANY($1::bigint[])
+ORDER BY b.trace_code
 """
 
 
-async def page_stamp(conn: Connection, trace_code: str) -> list[Record]:
-    """The chain head and status of a batch and of every batch its page draws on (none: no such batch)."""
-    return list(await conn.fetch(SELECT_PAGE_STAMP, trace_code))
+async def page_sources(conn: Connection, trace_code: str) -> list[int]:
+    """The ids of a batch and of every batch its consumer page draws on (none: no such batch)."""
+    return [r["id"] for r in await conn.fetch(SELECT_PAGE_SOURCES, trace_code)]
+
+
+async def page_stamp(conn: Connection, batch_ids: list[int]) -> list[Record]:
+    """The chain head and status of each of these batches, and the count of links into any of them."""
+    return list(await conn.fetch(SELECT_PAGE_STAMP, batch_ids))

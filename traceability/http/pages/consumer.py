@@ -139,8 +139,9 @@ def _context(record: dict[str, Any]) -> dict[str, Any]:
 
 def page_ledger(ledger: dict[str, Any]) -> dict[str, Any]:
     """What ``verify.js`` checks, as small as it can travel: each record's canonical bytes as the UTF-8 text
-    they are (it compresses; base64 only for bytes that are not UTF-8) and its chain hash; the proofs come
-    in the compact bundle (docs/ledger.md, "Proof bundles")."""
+    they are (it compresses; base64 only for bytes that are not UTF-8); the phone recomputes every chain
+    hash from them and checks each against the signed log with the compact proof bundle (docs/ledger.md,
+    "Proof bundles")."""
     events = []
     for e in ledger["events"]:
         raw = base64.b64decode(e["canonical"])
@@ -148,7 +149,9 @@ def page_ledger(ledger: dict[str, Any]) -> dict[str, Any]:
             body = {"text": raw.decode("utf-8")}
         except UnicodeDecodeError:
             body = {"canonical": e["canonical"]}
-        events.append({"seq": e["seq"], "hash": e["hash"], **body})
+        # The stored chain hash's first 4 bytes: enough to tell a record edited in place (its stored hash no
+        # longer fits its bytes) from a rewritten history; the inclusion proof checks the whole hash.
+        events.append({"seq": e["seq"], "check": e["hash"][:8], **body})
     return {
         "trace_code": ledger["trace_code"],
         "events": events,

@@ -1,10 +1,12 @@
 """The consumer page behind a QR code, built once per version of everything it shows.
 
 A page shows a batch, the batches it came from and its verdict (recalled, on hold, expired). Each request
-reads one stamp: the chain head and status of the batch and of every batch the page draws on
-(:func:`~traceability.storage.verdict_repo.page_stamp`, one indexed query). Histories only grow, and a
-recall or a hold is an event on every chain it reaches, so an unchanged stamp means an unchanged page; the
-date in Beijing is part of the version too (an expiry shows the morning after). The stamp is read before
+reads one stamp (:func:`~traceability.storage.verdict_repo.page_stamp`, one indexed query): the chain head
+and status of the batch and of every batch the page draws on (found once per page with
+:func:`~traceability.storage.verdict_repo.page_sources`), and the count of links into any of them, so a
+batch newly linked as a source is seen too. Histories only grow, and a recall or a hold is an event on
+every chain it reaches, so an unchanged stamp means an unchanged page; the date in Beijing is part of the
+version too (an expiry shows the morning after). The stamp is read before
 the page is built, so a page built while something changed is stored under the older stamp and the next
 request rebuilds it: a cached page is never newer-looking than what it shows, and never stale.
 
@@ -41,6 +43,7 @@ CREDITS = 1024
 
 @dataclass(slots=True)
 class _Page:
+    sources: list[int]  # the batches the page draws on (itself first among them)
     stamp: bytes
     day: date
     built: float
@@ -59,11 +62,10 @@ class PageCache:
     _pages: OrderedDict[str, _Page] = field(default_factory=OrderedDict)
     _credits: OrderedDict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=OrderedDict)
 
-    def find(self, code: str, stamp: bytes, day: date) -> _Page | None:
+    def find(self, code: str) -> _Page | None:
         found = self._pages.get(code)
-        if found is None or found.stamp != stamp or found.day != day or time.monotonic() - found.built > self.max_age:
-            return None
-        self._pages.move_to_end(code)
+        if found is not None:
+            self._pages.move_to_end(code)
         return found
 
     def keep(self, code: str, page: _Page) -> None:
@@ -90,7 +92,7 @@ class PageCache:
 
 
 def _stamp(rows: list[Any]) -> bytes:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"{len(rows)}:{rows[0]['links'] if rows else 0}:".encode())
     for r in rows:
         digest.update(f"{r['trace_code']}:{r['status']}:".encode())
         digest.update(bytes(r["head_hash"]))
@@ -102,15 +104,22 @@ async def consumer_page(db: Database, code: str, cache: PageCache) -> tuple[dict
 
     NotFound when no batch has the code.
     """
+    day = verdict.today()
+    page = cache.find(code)
     async with db.connection() as conn:
-        rows = await verdict_repo.page_stamp(conn, code)
-    if not rows:
-        raise errors.NotFound(f"no batch has trace code {code}")
-    stamp, day = _stamp(rows), verdict.today()
-    page = cache.find(code, stamp, day)
+        if page is not None:
+            stamp = _stamp(await verdict_repo.page_stamp(conn, page.sources))
+            if stamp != page.stamp or page.day != day or time.monotonic() - page.built > cache.max_age:
+                page = None
+        if page is None:
+            # The stamp is read before the page is built: whatever changes meanwhile changes the next stamp.
+            sources = await verdict_repo.page_sources(conn, code)
+            if not sources:
+                raise errors.NotFound(f"no batch has trace code {code}")
+            stamp = _stamp(await verdict_repo.page_stamp(conn, sources))
     if page is None:
         record, uscc = await consumer.consumer_record_base(db, code)
-        page = _Page(stamp, day, time.monotonic(), record, uscc)
+        page = _Page(sources, stamp, day, time.monotonic(), record, uscc)
         cache.keep(code, page)
     credit = await cache.credit(db, page.uscc) if page.uscc is not None else None
     key = None if credit is None else (credit["grade"], credit["score"])
@@ -119,5 +128,5 @@ async def consumer_page(db: Database, code: str, cache: PageCache) -> tuple[dict
         if record["vendor"] is not None and page.uscc is not None:
             record = {**record, "vendor": {**record["vendor"], "credit": credit}}
         page.shown = (key, record)
-    version = hashlib.sha256(stamp + f"{day.isoformat()}:{key}".encode()).hexdigest()[:20]
+    version = hashlib.sha256(page.stamp + f"{day.isoformat()}:{key}".encode()).hexdigest()[:20]
     return page.shown[1], version
