@@ -156,15 +156,14 @@ UNION
 SELECT b.id FROM me JOIN batches b ON b.trace_code = me.sold_from
 LIMIT 500
 """
-# Each one's chain head and status, and how many links name any of them as the child: a page built from
-# these rows stays true while they are unchanged (histories only grow, so a new event anywhere moves a
-# head; a new link into any of them changes the count, and the batches drawn on are read again).
-SELECT_PAGE_STAMP = """
-SELECT b.trace_code, h.head_hash, h.status,
-       (SELECT count(*) FROM batch_links l WHERE l.child_id = ANY($1::bigint[])) AS links
+# Each one's chain head and status, and how many links name it as the child: a page built from these rows
+# stays true while they are unchanged (histories only grow, so a new event anywhere moves a head; a new link
+# into any of them changes a count, and the batches drawn on are read again).
+SELECT_PAGE_HEADS = """
+SELECT h.batch_id, b.trace_code, h.head_hash, h.status,
+       (SELECT count(*) FROM batch_links l WHERE l.child_id = h.batch_id) AS links
 FROM batch_heads h JOIN batches b ON b.id = h.batch_id
 WHERE h.batch_id = ANY($1::bigint[])
-ORDER BY b.trace_code
 """
 
 
@@ -173,6 +172,6 @@ async def page_sources(conn: Connection, trace_code: str) -> list[int]:
     return [r["id"] for r in await conn.fetch(SELECT_PAGE_SOURCES, trace_code)]
 
 
-async def page_stamp(conn: Connection, batch_ids: list[int]) -> list[Record]:
-    """The chain head and status of each of these batches, and the count of links into any of them."""
-    return list(await conn.fetch(SELECT_PAGE_STAMP, batch_ids))
+async def page_heads(conn: Connection, batch_ids: list[int]) -> list[Record]:
+    """The chain head and status of each of these batches, and the count of links into each."""
+    return list(await conn.fetch(SELECT_PAGE_HEADS, batch_ids))

@@ -1,14 +1,14 @@
 """The consumer page behind a QR code, built once per version of everything it shows.
 
-A page shows a batch, the batches it came from and its verdict (recalled, on hold, expired). Each request
-reads one stamp (:func:`~traceability.storage.verdict_repo.page_stamp`, one indexed query): the chain head
-and status of the batch and of every batch the page draws on (found once per page with
-:func:`~traceability.storage.verdict_repo.page_sources`), and the count of links into any of them, so a
-batch newly linked as a source is seen too. Histories only grow, and a recall or a hold is an event on
-every chain it reaches, so an unchanged stamp means an unchanged page; the date in Beijing is part of the
-version too (an expiry shows the morning after). The stamp is read before
-the page is built, so a page built while something changed is stored under the older stamp and the next
-request rebuilds it: a cached page is never newer-looking than what it shows, and never stale.
+A page shows a batch, the batches it came from and its verdict (recalled, on hold, expired). Each view
+reads a stamp (:func:`~traceability.storage.verdict_repo.page_heads`, one indexed query shared by the
+views that arrive together): the chain head and status of the batch and of every batch the page draws on
+(found once per page with :func:`~traceability.storage.verdict_repo.page_sources`), and the count of
+links into each, so a batch newly linked as a source is seen too. Histories only grow, and a recall or a
+hold is an event on every chain it reaches, so an unchanged stamp means an unchanged page; the date in
+Beijing is part of the version too (an expiry shows the morning after). A view's stamp is read after it
+arrived, and before its page is built, so a page built while something changed is stored under the
+older stamp and the next view rebuilds it: a kept page is never stale.
 
 Two parts are not on any chain and are kept by time instead:
 
@@ -23,6 +23,7 @@ Memory is bounded: the least recently used pages and ratings are dropped past th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -33,7 +34,7 @@ from typing import Any
 from traceability import errors
 from traceability.services.views import consumer, verdict
 from traceability.storage import verdict_repo
-from traceability.storage.database import Database
+from traceability.storage.database import Database, Record
 
 CREDIT_SECONDS = 60.0
 MAX_AGE = 300.0
@@ -52,6 +53,38 @@ class _Page:
     shown: tuple[Any, dict[str, Any]] | None = None  # (credit key, the record with that credit)
 
 
+class _Heads:
+    """The stamp reads of concurrent views, made together: one query for every view waiting, never one
+    that began before a view asked (a view waits for the next read, so it sees what was committed before
+    it came)."""
+
+    def __init__(self) -> None:
+        self._waiting: tuple[set[int], asyncio.Future[dict[int, Record]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def read(self, db: Database, ids: list[int]) -> dict[int, Record]:
+        if self._waiting is None:
+            self._waiting = (set(), asyncio.get_running_loop().create_future())
+        wanted, found = self._waiting
+        wanted.update(ids)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(db))
+        return await asyncio.shield(found)
+
+    async def _run(self, db: Database) -> None:
+        while self._waiting is not None:
+            wanted, found = self._waiting
+            self._waiting = None
+            try:
+                async with db.connection() as conn:
+                    rows = await verdict_repo.page_heads(conn, sorted(wanted))
+            except Exception as exc:  # every view waiting on this read gets the error
+                found.set_exception(exc)
+                found.exception()  # retrieved here too: a view that went away leaves no warning
+                continue
+            found.set_result({r["batch_id"]: r for r in rows})
+
+
 @dataclass(slots=True)
 class PageCache:
     """Consumer records by trace code, each valid for one stamp and day; credit ratings by enterprise."""
@@ -61,6 +94,7 @@ class PageCache:
     max_age: float = MAX_AGE
     _pages: OrderedDict[str, _Page] = field(default_factory=OrderedDict)
     _credits: OrderedDict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=OrderedDict)
+    heads: _Heads = field(default_factory=_Heads)
 
     def find(self, code: str) -> _Page | None:
         found = self._pages.get(code)
@@ -91,10 +125,14 @@ class PageCache:
         self._credits.clear()
 
 
-def _stamp(rows: list[Any]) -> bytes:
-    digest = hashlib.sha256(f"{len(rows)}:{rows[0]['links'] if rows else 0}:".encode())
-    for r in rows:
-        digest.update(f"{r['trace_code']}:{r['status']}:".encode())
+def _stamp(sources: list[int], heads: dict[int, Record]) -> bytes:
+    digest = hashlib.sha256()
+    for i in sources:
+        r = heads.get(i)
+        if r is None:
+            digest.update(b"-;")
+            continue
+        digest.update(f"{r['trace_code']}:{r['status']}:{r['links']}:".encode())
         digest.update(bytes(r["head_hash"]))
     return digest.digest()
 
@@ -106,17 +144,17 @@ async def consumer_page(db: Database, code: str, cache: PageCache) -> tuple[dict
     """
     day = verdict.today()
     page = cache.find(code)
-    async with db.connection() as conn:
-        if page is not None:
-            stamp = _stamp(await verdict_repo.page_stamp(conn, page.sources))
-            if stamp != page.stamp or page.day != day or time.monotonic() - page.built > cache.max_age:
-                page = None
-        if page is None:
-            # The stamp is read before the page is built: whatever changes meanwhile changes the next stamp.
+    if page is not None:
+        stamp = _stamp(page.sources, await cache.heads.read(db, page.sources))
+        if stamp != page.stamp or page.day != day or time.monotonic() - page.built > cache.max_age:
+            page = None
+    if page is None:
+        async with db.connection() as conn:
             sources = await verdict_repo.page_sources(conn, code)
-            if not sources:
-                raise errors.NotFound(f"no batch has trace code {code}")
-            stamp = _stamp(await verdict_repo.page_stamp(conn, sources))
+        if not sources:
+            raise errors.NotFound(f"no batch has trace code {code}")
+        # The stamp is read before the page is built: whatever changes meanwhile changes the next stamp.
+        stamp = _stamp(sources, await cache.heads.read(db, sources))
     if page is None:
         record, uscc = await consumer.consumer_record_base(db, code)
         page = _Page(sources, stamp, day, time.monotonic(), record, uscc)
