@@ -58,17 +58,18 @@ class _Heads:
     that began before a view asked (a view waits for the next read, so it sees what was committed before
     it came)."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._waiting: tuple[set[int], asyncio.Future[dict[int, Record]]] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def read(self, db: Database, ids: list[int]) -> dict[int, Record]:
+    async def read(self, ids: list[int]) -> dict[int, Record]:
         if self._waiting is None:
             self._waiting = (set(), asyncio.get_running_loop().create_future())
         wanted, found = self._waiting
         wanted.update(ids)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(db))
+            self._task = asyncio.create_task(self._run(self.db))
         return await asyncio.shield(found)
 
     async def _run(self, db: Database) -> None:
@@ -94,7 +95,14 @@ class PageCache:
     max_age: float = MAX_AGE
     _pages: OrderedDict[str, _Page] = field(default_factory=OrderedDict)
     _credits: OrderedDict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=OrderedDict)
-    heads: _Heads = field(default_factory=_Heads)
+    _heads: dict[int, _Heads] = field(default_factory=dict)
+
+    def heads(self, db: Database) -> _Heads:
+        """The shared stamp reads on ``db`` (a view read from a replica never shares one from the primary)."""
+        found = self._heads.get(id(db))
+        if found is None or found.db is not db:
+            found = self._heads[id(db)] = _Heads(db)
+        return found
 
     def find(self, code: str) -> _Page | None:
         found = self._pages.get(code)
@@ -145,7 +153,7 @@ async def consumer_page(db: Database, code: str, cache: PageCache) -> tuple[dict
     day = verdict.today()
     page = cache.find(code)
     if page is not None:
-        stamp = _stamp(page.sources, await cache.heads.read(db, page.sources))
+        stamp = _stamp(page.sources, await cache.heads(db).read(page.sources))
         if stamp != page.stamp or page.day != day or time.monotonic() - page.built > cache.max_age:
             page = None
     if page is None:
@@ -154,7 +162,7 @@ async def consumer_page(db: Database, code: str, cache: PageCache) -> tuple[dict
         if not sources:
             raise errors.NotFound(f"no batch has trace code {code}")
         # The stamp is read before the page is built: whatever changes meanwhile changes the next stamp.
-        stamp = _stamp(sources, await cache.heads.read(db, sources))
+        stamp = _stamp(sources, await cache.heads(db).read(sources))
     if page is None:
         record, uscc = await consumer.consumer_record_base(db, code)
         page = _Page(sources, stamp, day, time.monotonic(), record, uscc)
