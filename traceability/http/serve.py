@@ -58,9 +58,9 @@ def listen(settings: Settings) -> socket.socket:
 
 
 async def _freeze_heap(app: web.Application) -> None:
-    """What the process loaded to serve (modules, the registries, the pinyin dictionary: some 300,000
-    objects) lives as long as it does. Kept out of the garbage collector's full passes, which otherwise
-    walk all of it (a fifth of a second each) every few requests that allocate much, as a capture does."""
+    """What the process loaded to serve (modules, templates, the registries: over 100,000 objects) lives
+    as long as it does. Kept out of the garbage collector's full passes, which otherwise walk all of it
+    whenever requests that allocate much (a capture of 100 events) have promoted enough to trigger one."""
     gc.freeze()
 
 
