@@ -8,6 +8,7 @@ it with ``pg_basebackup -R``, and ``traceability serve`` pointed at both.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import pwd
 import subprocess
@@ -24,6 +25,7 @@ from tests.servers import Server
 from tests.test_metrics import samples, value
 from traceability.config import Settings
 from traceability.errors import ConfigError
+from traceability.ledger import checkpoint as cp
 from traceability.storage.embedded import pgserver
 
 
@@ -175,3 +177,44 @@ def test_read_urls_are_checked_without_echoing_them() -> None:
     with pytest.raises(ConfigError, match="URL 2 must start with postgresql://") as refused:
         Settings.from_env({"TRACE_DATABASE_READ_URLS": "postgresql://a/b,mysql://trace:s3cret@h/x"})
     assert "s3cret" not in str(refused.value)
+
+
+def tree_root(leaves: list[bytes]) -> bytes:
+    """RFC 6962's Merkle tree hash of ``leaves`` (leaf hashes), written out independently of the ledger."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + tree_root(leaves[:k]) + tree_root(leaves[k:])).digest()
+
+
+async def test_tiles_are_served_as_tlog_tiles_and_cached_for_good(client: Any, world: World) -> None:
+    code = await world.open_batch()
+    for _ in range(4):
+        await world.post("/api/v1/events", world.event(code), world.devices["slaughter"], expect=201)
+    for _ in range(1200):
+        note = await (await client.get("/api/v1/log/checkpoint")).text()
+        if cp.parse_checkpoint(note).size >= 5:
+            break
+        await asyncio.sleep(0.05)
+    checkpoint = cp.parse_checkpoint(note)
+    size = checkpoint.size
+    assert size >= 5
+
+    resp = await client.get(f"/api/v1/log/tile/0/000.p/{size}")
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert resp.headers["Content-Type"] == "application/octet-stream"
+    hashes = await resp.read()
+    assert len(hashes) == size * 32
+    assert tree_root([hashes[i : i + 32] for i in range(0, len(hashes), 32)]) == checkpoint.root
+    shorter = await client.get(f"/api/v1/log/tile/0/000.p/{size - 1}")
+    assert await shorter.read() == hashes[: (size - 1) * 32]
+
+    # Hashes the log does not have yet: not found, and not cached for good.
+    for missing in ("0/000", f"0/000.p/{size + 1}", "0/x001/000", "1/000.p/1"):
+        resp = await client.get(f"/api/v1/log/tile/{missing}")
+        assert resp.status == 404, missing
+        assert "immutable" not in resp.headers.get("Cache-Control", "")
+    for bad in ("8/000", "0/12", "0/000.p/0", "0/000.p/256", "0/001/000", "x/000"):
+        resp = await client.get(f"/api/v1/log/tile/{bad}")
+        assert resp.status == 422, bad

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from traceability.http.api import json_response, read_json
 from traceability.http.auth import require
 from traceability.http.keys import DATABASE, LOG
 from traceability.http.openapi import TRACE_CODE_PATH, Param, Response, ok, operation
+from traceability.ledger import merkle
 from traceability.services import history, proofs, transparency
 
 routes = web.RouteTableDef()
@@ -221,6 +223,48 @@ async def consistency(request: web.Request) -> web.Response:
         request.app[DATABASE], request.app[LOG], params.whole(request, "first"), params.whole(request, "second")
     )
     return json_response(proof, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+
+# A tile's index in c2sp.org/tlog-tiles form (x001/x234/067), then .p/<width> for a partial tile.
+TILE_INDEX = re.compile(r"((?:x[0-9]{3}/)*)([0-9]{3})(?:\.p/([0-9]{1,3}))?")
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+@routes.get("/api/v1/log/tile/{level}/{index:.+}")
+@operation(
+    "A tile of the log's Merkle tree (c2sp.org/tlog-tiles): 256 hashes, or the first W of a partial tile (.p/W)",
+    tags=("log",),
+    path=(
+        Param("level", {"type": "integer", "minimum": 0, "maximum": 7}, "tile level (tree level 8 × L)", where="path"),
+        Param(
+            "index",
+            {"type": "string", "maxLength": 40, "pattern": r"^(x[0-9]{3}/)*[0-9]{3}(\.p/[0-9]{1,3})?$"},
+            "the tile's index in three-digit groups (x001/x234/067), with .p/W for its first W hashes",
+            where="path",
+        ),
+    ),
+    responses={
+        200: Response(
+            "the hashes, 32 bytes each; never changes (cached a year)",
+            {"type": "string", "format": "binary"},
+            media_type="application/octet-stream",
+        ),
+        404: Response("the log does not have that many hashes there yet"),
+    },
+)
+async def tile(request: web.Request) -> web.Response:
+    level, raw = request.match_info["level"], request.match_info["index"]
+    if level not in {str(n) for n in range(8)}:
+        raise errors.InvalidField("level: a tile level from 0 to 7", field="level")
+    found = TILE_INDEX.fullmatch(raw) if len(raw) <= 40 else None
+    width = int(found.group(3)) if found and found.group(3) else None
+    if found is None or (width is not None and not 0 < width < merkle.TILE_WIDTH):
+        raise errors.InvalidField("index: three-digit groups like x001/234, then .p/W with W 1 to 255", field="index")
+    index = int(found.group(1).replace("x", "").replace("/", "") + found.group(2))
+    hashes = await transparency.read_tile(
+        reads.public(request), request.app[LOG], (int(level), index), width, request.app[DATABASE]
+    )
+    return web.Response(body=hashes, content_type="application/octet-stream", headers=IMMUTABLE)
 
 
 @routes.post("/api/v1/log/cosignatures")

@@ -1,6 +1,6 @@
 """Which database answers a public read: a fresh streaming replica, else the primary (``storage.replicas``).
 
-Handlers of public, read-only answers (the consumer page, batch proofs, checkpoints, the anonymous batch
+Handlers of public, read-only answers (the consumer page, batch proofs, checkpoints, tiles, the anonymous batch
 view) take their database from :func:`public` instead of ``app[DATABASE]``. Everything else (writes,
 custody checks, whatever must read its own writes, anything a credential unlocks) keeps the primary.
 With replicas configured, the answer says which pool served it in ``X-Read-From`` (``primary`` or

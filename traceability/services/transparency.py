@@ -302,6 +302,24 @@ async def prove_consistency(db: Database, lg: Log, first: int, second: int) -> d
     return {"log_id": lg.log_id, "first": first, "second": second, "proof": [h.hex() for h in proof]}
 
 
+async def read_tile(
+    db: Database, lg: Log, key: merkle.TileKey, width: int | None, primary: Database | None = None
+) -> bytes:
+    """The first ``width`` hashes of tile ``key`` (c2sp.org/tlog-tiles), or all 256 when ``width`` is None.
+
+    Stored hashes never change, so the answer never does either. NotFound when the log has fewer hashes
+    there; ``primary``: asked too when ``db`` (a read replica) does not have them yet.
+    """
+    need = (merkle.TILE_WIDTH if width is None else width) * merkle.HASH_SIZE
+    for source in (db,) if primary is None or primary is db else (db, primary):
+        async with source.connection() as conn:
+            tile = (await log_repo.fetch_tiles(conn, lg.id, [key])).get(key)
+        if tile is not None and len(tile) >= need:
+            return bytes(tile[:need])
+    level, index = key
+    raise errors.NotFound(f"the log has no tile {level}/{index} of width {need // merkle.HASH_SIZE} yet")
+
+
 async def latest_checkpoint(db: Database, lg: Log, primary: Database | None = None) -> str:
     """The newest signed checkpoint with its witnesses' cosignatures (an empty log signs size 0).
 
