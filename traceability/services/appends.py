@@ -10,13 +10,15 @@ Events of the same batch go in separate writes, one after the other in the order
 statement links each event to its batch's head as it was before the statement). A write never waits
 for a chain head another transaction holds: that event goes the general path, which does
 (``events_repo.append_single``). When a write fails, its events are written again one by one, so that
-one event's failure is its own and no other's.
+one event's failure is its own and no other's (unless the database is unavailable: then every event of
+the write is answered so at once).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from traceability import errors
 from traceability.domain import bounds
 from traceability.ledger import chain
 from traceability.storage import events_repo
@@ -90,6 +92,11 @@ class SingleAppends:
     async def _write(self, group: list[Waiting]) -> None:
         try:
             written = await append_now(self.db, [event for event, _ in group])
+        except errors.StorageUnavailable as exc:  # nothing gets through now: all of them are told at once
+            for _, done in group:
+                if not done.done():
+                    done.set_exception(exc)
+            return
         except Exception as exc:
             if len(group) > 1:
                 for item in group:  # one by one: each event's failure is its own
