@@ -46,7 +46,7 @@ test: install system-deps browser ## run the whole test suite against a real Pos
 	$(BIN)/pytest
 
 .PHONY: bench
-bench: install ## measure the hot paths against same-run baselines; writes bench/results.json
+bench: install browser ## measure the hot paths against same-run baselines; writes bench/results.json
 	$(BIN)/python -m bench
 
 .PHONY: lint
