@@ -14,7 +14,7 @@ import pwd
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -26,7 +26,9 @@ from tests.test_metrics import samples, value
 from traceability.config import Settings
 from traceability.errors import ConfigError
 from traceability.ledger import checkpoint as cp
+from traceability.storage.database import Database
 from traceability.storage.embedded import pgserver
+from traceability.storage.replicas import Reads
 
 
 class Standby:
@@ -218,3 +220,14 @@ async def test_tiles_are_served_as_tlog_tiles_and_cached_for_good(client: Any, w
     for bad in ("8/000", "0/12", "0/000.p/0", "0/000.p/256", "0/001/000", "x/000"):
         resp = await client.get(f"/api/v1/log/tile/{bad}")
         assert resp.status == 422, bad
+
+
+def test_lag_is_measured_from_the_primarys_positions_and_stays_zero_when_idle() -> None:
+    reads = Reads(cast(Database, None), [], max_lag_ms=2000)
+    for at, position in ((10.0, 100), (10.5, 100), (11.0, 250), (11.5, 400)):
+        reads.positions.append((at, position))
+    assert reads.behind(400, now=11.5) == 0.0  # replayed what the primary had just now
+    assert reads.behind(500, now=11.5) == 0.0
+    assert reads.behind(300, now=12.0) == 1.0  # has what the primary had at 11.0, not what it had at 11.5
+    assert reads.behind(100, now=12.0) == 1.5  # an idle stretch (10.0 to 10.5) counts from its newest reading
+    assert reads.behind(99, now=12.0) is None  # behind everything kept: not fresh

@@ -89,7 +89,8 @@ class Reads:
         self.replicas = replicas
         self.max_lag = max_lag_ms / 1000
         self.check_every = min(CHECK_EVERY, max(self.max_lag / 4, 0.05))
-        self._positions: deque[tuple[float, int]] = deque(maxlen=HISTORY)
+        self.positions: deque[tuple[float, int]] = deque(maxlen=HISTORY)
+        """The primary's WAL positions with the (monotonic) time each was read, oldest first."""
         self._turn = itertools.count()
 
     def pick(self) -> tuple[str, Database]:
@@ -109,12 +110,12 @@ class Reads:
         except (errors.TraceError, TimeoutError):
             return  # the primary does not answer: keep the replicas as they were, writes fail anyway
         now = time.monotonic()
-        self._positions.append((now, position))
+        self.positions.append((now, position))
         await asyncio.gather(*(self._measure(r, now, position) for r in self.replicas))
 
-    def _behind(self, replayed: int, now: float) -> float | None:
+    def behind(self, replayed: int, now: float) -> float | None:
         """At most how many seconds behind the primary a replica that replayed up to ``replayed`` is."""
-        for at, position in reversed(self._positions):
+        for at, position in reversed(self.positions):
             if position <= replayed:
                 return now - at
         return None  # behind every position kept
@@ -130,7 +131,7 @@ class Reads:
             assert row is not None
             replayed = int(row["replayed"])
             r.lag_bytes = max(0, primary - replayed)
-            r.lag_seconds = self._behind(replayed, now)
+            r.lag_seconds = self.behind(replayed, now)
             r.problem = None if row["in_recovery"] else "not_in_recovery"
             r.fresh = r.problem is None and r.lag_seconds is not None and r.lag_seconds <= self.max_lag
         if r.fresh != was:
