@@ -149,6 +149,8 @@ async def test_a_replica_serves_the_consumer_page_while_the_primary_takes_captur
 
             # The replica stops altogether: reads go to the primary and stay right.
             standby.stop()
+            # At once, before any check has noticed: the read fails on the replica and the primary answers it.
+            assert (await page(http, code))[1] == 5
             await wait_until_async(lambda: chosen(), 0.0, "the stopped replica to be skipped")
             assert await page(http, code) == ("primary", 5)
             assert (await http.get("/healthz")).status == 200

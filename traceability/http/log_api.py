@@ -43,7 +43,8 @@ COMPACT_PROOFS = schemas.obj(
 @routes.get("/api/v1/log/checkpoint")
 @operation("The latest signed checkpoint with witness cosignatures", tags=("log",), responses={200: SIGNED_NOTE})
 async def checkpoint(request: web.Request) -> web.Response:
-    note = await transparency.latest_checkpoint(reads.public(request), request.app[LOG], request.app[DATABASE])
+    lg, primary = request.app[LOG], request.app[DATABASE]
+    note = await reads.answer(request, lambda db: transparency.latest_checkpoint(db, lg, primary))
     return web.Response(text=note, content_type=NOTE, charset="utf-8", headers={"Cache-Control": "no-cache"})
 
 
@@ -60,7 +61,7 @@ async def checkpoint(request: web.Request) -> web.Response:
 async def checkpoints(request: web.Request) -> web.Response:
     limit = params.whole(request, "limit", 20, lo=1, hi=100)
     before = params.whole(request, "before") if "before" in request.query else None
-    items = await transparency.list_checkpoints(reads.public(request), request.app[LOG], before, limit)
+    items = await reads.answer(request, lambda db: transparency.list_checkpoints(db, request.app[LOG], before, limit))
     nxt = f"/api/v1/log/checkpoints?before={items[-1]['size']}&limit={limit}" if len(items) == limit else None
     return json_response(
         {"log_id": request.app[LOG].log_id, "origin": request.app[LOG].origin, "checkpoints": items, "next": nxt}
@@ -187,7 +188,7 @@ async def batch_proofs(request: web.Request) -> web.Response:
     form = request.query.get("form", "full")
     if form not in ("full", "compact"):
         raise errors.InvalidField("form: full or compact", field="form")
-    bundle = await proofs.prove_batch(reads.public(request), request.app[LOG], code, after, limit)
+    bundle = await reads.answer(request, lambda db: proofs.prove_batch(db, request.app[LOG], code, after, limit))
     return _bundle_response(request, compact(bundle) if form == "compact" else bundle)
 
 
@@ -261,9 +262,8 @@ async def tile(request: web.Request) -> web.Response:
     if found is None or (width is not None and not 0 < width < merkle.TILE_WIDTH):
         raise errors.InvalidField("index: three-digit groups like x001/234, then .p/W with W 1 to 255", field="index")
     index = int(found.group(1).replace("x", "").replace("/", "") + found.group(2))
-    hashes = await transparency.read_tile(
-        reads.public(request), request.app[LOG], (int(level), index), width, request.app[DATABASE]
-    )
+    lg, primary = request.app[LOG], request.app[DATABASE]
+    hashes = await reads.answer(request, lambda db: transparency.read_tile(db, lg, (int(level), index), width, primary))
     return web.Response(body=hashes, content_type="application/octet-stream", headers=IMMUTABLE)
 
 

@@ -9,14 +9,19 @@ With replicas configured, the answer says which pool served it in ``X-Read-From`
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from aiohttp import web
 
-from traceability.http.keys import READS
+from traceability import errors
+from traceability.http.keys import DATABASE, READS
 from traceability.http.metrics import METRICS
 from traceability.storage.database import Database
 
 HEADER = "X-Read-From"
 _FROM = "read_from"
+T = TypeVar("T")
 
 
 def public(request: web.Request) -> Database:
@@ -27,6 +32,23 @@ def public(request: web.Request) -> Database:
         request[_FROM] = name
         request.app[METRICS].read(name)
     return db
+
+
+async def answer(request: web.Request, work: Callable[[Database], Awaitable[T]]) -> T:
+    """``await work(db)`` on the database :func:`public` picks. A replica that fails it (unreachable, or gone
+    in the middle) is skipped from now on and the primary does the work instead: no 503 for the reader."""
+    db = public(request)
+    try:
+        return await work(db)
+    except errors.StorageUnavailable:
+        primary = request.app[DATABASE]
+        if db is primary:
+            raise
+        if db.lost is not None:
+            db.lost()
+        request[_FROM] = "primary"
+        request.app[METRICS].read("primary")
+        return await work(primary)
 
 
 async def read_from(request: web.Request, response: web.StreamResponse) -> None:

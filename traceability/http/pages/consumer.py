@@ -75,7 +75,7 @@ async def consumer(request: web.Request) -> web.StreamResponse:
     """The page a QR code opens: what it is, where it came from, whether it is recalled, and a verified badge."""
     t = language.choose(request)
     raw = request.match_info["code"][:64]
-    db = reads.public(request)
+    db = request.app[DATABASE]
     try:
         code = history.valid_code(packages.typed_digits(raw))
     except errors.InvalidTraceCode as exc:
@@ -94,7 +94,8 @@ async def consumer(request: web.Request) -> web.StreamResponse:
     if unit is not None:  # the unit line is not cached at all
         return await _unit_page(request, code, unit, t)
     try:
-        record, version = await page_cache.consumer_page(db, code, request.app[PAGES])
+        # The page's record from a read replica when one is fresh (storage.replicas), else the primary.
+        record, version = await reads.answer(request, lambda db: page_cache.consumer_page(db, code, request.app[PAGES]))
     except errors.NotFound as exc:
         return await _not_found(request, code, exc, t)
     as_json = wants_json(request)
