@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traceability.domain import bounds
+from traceability.domain import bounds, tracecode
+from traceability.domain.events import parse_event
 from traceability.domain.fields import decimal_text
 
 BOUNDS = [bounds.QUANTITY, bounds.UNIT_PRICE, bounds.AMOUNT, bounds.LATITUDE, bounds.LONGITUDE, bounds.MEASURE]
@@ -62,9 +64,26 @@ def test_refused_characters_are_exactly_the_categories_named() -> None:
     assert mismatched == []
 
 
+def test_text_problem_refuses_what_bad_character_finds() -> None:
+    """Its shortcut for ASCII text must not let through a character the pattern refuses, alone or among others."""
+    for cp in range(0x100):
+        for text in (chr(cp), f"ab{chr(cp)}cd"):
+            assert (bounds.text_problem(text, 200) is None) == (bounds.bad_character(text) is None), f"U+{cp:04X}"
+
+
 def test_text_problems_name_the_character() -> None:
     assert bounds.text_problem("徐州\u202e肉联厂", 200) == (
         "must not contain control or invisible formatting characters (found U+202E at position 2)"
     )
     assert bounds.text_problem("x" * 201, 200) == "must be at most 200 characters"
     assert bounds.text_problem("王记鲜肉 A-012 (东门)", 200) is None
+
+
+def test_event_ids_come_back_in_one_canonical_form() -> None:
+    """Whatever way a client writes a UUID, the event records it lowercase with hyphens (the shortcut included)."""
+    canonical = "0190f6a2-7c3e-7a1b-8c2d-3e4f5a6b7c8d"
+    now = datetime(2026, 1, 20, tzinfo=UTC)
+    for written in (canonical, canonical.upper(), f"urn:uuid:{canonical}", canonical.replace("-", "")):
+        body = {"eventID": written, "traceCode": tracecode.make("320311", 7), "bizStep": "receiving"}
+        draft = parse_event({**body, "eventTime": "2026-01-19T08:00:00+08:00"}, "", now)
+        assert draft.event_id == draft.content["eventID"] == canonical

@@ -165,6 +165,8 @@ def text_problem(text: str, max_len: int) -> str | None:
     """Why ``text`` is not acceptable in a field of at most ``max_len`` characters, or None."""
     if len(text) > max_len:
         return f"must be at most {max_len} characters"
+    if text.isascii() and text.isprintable():
+        return None  # the only refused characters below U+0080 are C0 and DEL, which are not printable
     found = _BAD.search(text)
     if found is not None:
         return (

@@ -392,8 +392,13 @@ def parse_error_declaration(f: Fields, now: datetime, event_id: str, event_time:
     return out
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _uuid(f: Fields, key: str) -> str:
-    raw = f.text(key, max_len=64)
+    raw: str = f.text(key, max_len=64)
+    if _CANONICAL_UUID.fullmatch(raw):
+        return raw  # already what str(uuid.UUID(raw)) gives back, without building the UUID
     if raw.startswith("urn:uuid:"):
         raw = raw[len("urn:uuid:") :]
     try:
