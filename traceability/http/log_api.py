@@ -11,7 +11,7 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.domain import bounds
-from traceability.http import params, reads, schemas
+from traceability.http import compression, params, reads, schemas
 from traceability.http.api import json_response, read_json
 from traceability.http.auth import require
 from traceability.http.keys import DATABASE, LOG
@@ -123,7 +123,10 @@ async def inclusion(request: web.Request) -> web.Response:
                 headers={"Retry-After": "1"},
             )
         raise
-    return json_response(proof)
+    # Stations and auditors ask for these one at a time, right after capture: sent plain (see PLAIN).
+    response = json_response(proof)
+    response[compression.PLAIN] = True
+    return response
 
 
 def _bundle_response(request: web.Request, bundle: dict[str, Any]) -> web.Response:
