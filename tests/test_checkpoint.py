@@ -326,7 +326,11 @@ def test_the_documented_examples_verify() -> None:
     """docs/ledger.md is what third parties verify with: its examples and its sketch must hold."""
     doc = (Path(__file__).parent.parent / "docs" / "ledger.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```(\w*)\n(.*?)```", doc, flags=re.DOTALL)
-    inclusion, consistency = (json.loads(text) for lang, text in blocks if lang == "json")
+    examples = [json.loads(text) for lang, text in blocks if lang == "json"]
+    (inclusion,) = (e for e in examples if "audit_path" in e)
+    (consistency,) = (e for e in examples if "first" in e)
+    (compact,) = (e for e in examples if "nodes" in e)  # a page's bundle: every path indexes the shared hashes
+    assert all(0 <= i < len(compact["nodes"]) for p in compact["proofs"] for i in p["path"]), compact
     (sketch,) = (text for lang, text in blocks if lang == "python")
     (example,) = (text for lang, text in blocks if lang == "")
     assert example == WITNESS["cosigned_note"]
