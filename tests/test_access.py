@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import structlog
@@ -112,6 +113,16 @@ async def test_etag_and_conditional_requests(world: World) -> None:
     assert resp.status == 200
     assert resp.headers["ETag"] != tag
     assert len((await resp.json())["events"]) == 2
+    # The public view is kept encoded by its ETag: gzip for a client that takes it, the same view either way,
+    # and the kept bytes never outlive the chain head they were made from.
+    plain = await (await world.client.get(f"/api/v1/batches/{code}", headers={"Accept-Encoding": "identity"})).read()
+    url = f"/api/v1/batches/{code}"
+    zipped = await world.client.get(url, headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert zipped.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["Vary"]
+    assert gzip.decompress(await zipped.read()) == plain
+    await world.post("/api/v1/events", world.event(code), world.devices["slaughter"], expect=201)
+    resp = await world.client.get(f"/api/v1/batches/{code}", headers={"Accept-Encoding": "gzip"})
+    assert len((await resp.json())["events"]) == 3
 
 
 async def test_one_log_line_per_request_and_no_secrets(world: World) -> None:

@@ -9,10 +9,10 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.domain import bounds
-from traceability.http import params, reads, schemas
+from traceability.http import compression, params, reads, schemas
 from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require, require_capture
-from traceability.http.keys import APPENDS, DATABASE, FEDERATION, PRINCIPALS, SETTINGS, VIEWS
+from traceability.http.keys import APPENDS, DATABASE, FEDERATION, PRINCIPALS, RENDERED, SETTINGS, VIEWS
 from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Operation, Param, Response, ok, operation
 from traceability.services import capture, federation, history, registry
@@ -213,7 +213,16 @@ async def read_batch(request: web.Request) -> web.StreamResponse:
         return json_response({"home": there}, status=307, headers={"Location": there["url"]})
     if viewer is not None and view.get("view") in ("full", "partial"):
         audit(request, viewer, "view", code, view=view["view"], via="api")
-    return json_response(view, headers={"ETag": tag, **cache})
+    if viewer is not None:
+        return json_response(view, headers={"ETag": tag, **cache})
+    # The public view is the same bytes for everyone until its ETag changes: kept encoded, plain and gzip,
+    # so a QR code scanned by a crowd costs neither a JSON encoding nor a compression per request.
+    rendered = request.app[RENDERED]
+    key = ("api-batch", code, tag)
+    if (kept := rendered.get(key)) is None:
+        kept = compression.Kept.of(json_response(view, headers={"ETag": tag, **cache}))
+        rendered.put(key, kept)
+    return kept.response(request)
 
 
 @routes.get("/api/v1/identifiers")
