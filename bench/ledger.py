@@ -23,6 +23,7 @@ import asyncpg
 from bench.world import World
 from traceability.domain import tracecode
 from traceability.ledger import canonical, chain
+from traceability.storage import bulk_repo
 from traceability.storage.events_repo import EVENT_COLUMNS
 
 SERIAL_BASE = 4_000_000_000_000  # far above anything the service's sequence hands out during a run
@@ -162,18 +163,7 @@ async def _write(shape: Shape, first: int, last: int) -> tuple[int, list[str]]:
     return len(rows), sample
 
 
-BATCH_COLUMNS = (
-    "trace_code",
-    "product_id",
-    "node_id",
-    "device_id",
-    "open_event_id",
-    "open_digest",
-    "quantity",
-    "uom",
-    "produced_on",
-    "expires_on",
-)
+BATCH_COLUMNS = bulk_repo.BATCH_COLUMNS[1:]  # the loader's, less the id PostgreSQL assigns here
 CHUNK = 500  # parents per transaction
 SAMPLE = 20_000  # event ids kept for inclusion proofs, spread over the whole load
 

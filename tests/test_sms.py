@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import World
 from tests.test_federation import NANJING, OWN, member, signer_file, write
-from tests.web.conftest import pork_chain
+from tests.web.conftest import leased_code, pork_chain
 from tests.web.test_verdict import FULL_WIDTH, box, drug_lot, failed_cabbage
 from traceability import i18n
 from traceability.config import Settings
@@ -114,22 +114,7 @@ async def test_a_normal_code_a_recalled_one_and_a_drug_box(
 
 async def test_syncing_unknown_mistyped_and_no_code(world: World, superuser: asyncpg.Connection) -> None:
     await pork_chain(world)
-    row = await superuser.fetchrow(
-        "SELECT d.id AS device, n.id AS node, n.area_code FROM devices d JOIN nodes n ON n.id = d.node_id "
-        "WHERE d.operator_id IS NOT NULL"
-    )
-    block = await superuser.fetchval("SELECT nextval('station_block_seq')")
-    first = 5_000_000_000_000 + 100 * block
-    await superuser.execute(
-        "INSERT INTO code_leases (block_no, device_id, node_id, area_code, first_serial, size) "
-        "VALUES ($1, $2, $3, $4, $5, 100)",
-        block,
-        row["device"],
-        row["node"],
-        row["area_code"],
-        first,
-    )
-    leased = tracecode.make(row["area_code"], first + 7)
+    leased = await leased_code(superuser, 7)
     syncing = await text(world, leased)
     assert syncing.startswith("记录正在同步，请稍后再查") and "market 节点，王记鲜肉 A-012号摊" in syncing
     assert (await text(world, leased, lang="en")).endswith("belongs to market node, Wang Ji Xian Rou stall A-012")

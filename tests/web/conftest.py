@@ -22,6 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from tests.conftest import World, cloned_database, with_database
 from traceability.config import Settings
 from traceability.demo.loader import load_demo
+from traceability.domain import tracecode
 from traceability.http.app import create_app
 from traceability.services import accounts, principals
 from traceability.storage.database import open_database
@@ -244,3 +245,24 @@ async def stall_card(db_url: str, credential: str, pin: str = STALL_PIN) -> str:
         principal = await principals.authenticate(db, credential)
         issued = await accounts.issue_vendor_card(db, principal, {"pin": pin})
     return str(issued["card"])
+
+
+async def leased_code(superuser: asyncpg.Connection, serial: int) -> str:
+    """A code of a block of 100 leased to the stall's station (after :func:`pork_chain`) with nothing recorded yet:
+    what a shopper holds while the station is offline. ``serial``: its place in the block."""
+    row = await superuser.fetchrow(
+        "SELECT d.id AS device, n.id AS node, n.area_code FROM devices d JOIN nodes n ON n.id = d.node_id "
+        "WHERE d.operator_id IS NOT NULL"
+    )
+    block = await superuser.fetchval("SELECT nextval('station_block_seq')")
+    first = 5_000_000_000_000 + 100 * block
+    await superuser.execute(
+        "INSERT INTO code_leases (block_no, device_id, node_id, area_code, first_serial, size) "
+        "VALUES ($1, $2, $3, $4, $5, 100)",
+        block,
+        row["device"],
+        row["node"],
+        row["area_code"],
+        first,
+    )
+    return tracecode.make(row["area_code"], first + serial)

@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import World
-from tests.web.conftest import new_page, pork_chain
+from tests.web.conftest import leased_code, new_page, pork_chain
 from tests.web.test_verdict import box, drug_lot
 from traceability.domain import tracecode
 
@@ -131,22 +131,7 @@ async def test_recalled_in_english_and_back_to_the_start_when_left_alone(
 
 async def test_syncing_unknown_mistyped_and_a_drug_box(world: World, superuser: asyncpg.Connection) -> None:
     await pork_chain(world)
-    row = await superuser.fetchrow(
-        "SELECT d.id AS device, n.id AS node, n.area_code FROM devices d JOIN nodes n ON n.id = d.node_id "
-        "WHERE d.operator_id IS NOT NULL"
-    )
-    block = await superuser.fetchval("SELECT nextval('station_block_seq')")
-    first = 5_000_000_000_000 + 100 * block
-    await superuser.execute(
-        "INSERT INTO code_leases (block_no, device_id, node_id, area_code, first_serial, size) "
-        "VALUES ($1, $2, $3, $4, $5, 100)",
-        block,
-        row["device"],
-        row["node"],
-        row["area_code"],
-        first,
-    )
-    leased = tracecode.make(row["area_code"], first + 3)
+    leased = await leased_code(superuser, 3)
     page = await (await world.client.get("/kiosk", params={"code": leased})).text()
     assert "记录正在同步" in page and "王记鲜肉" in page and f"http://trace.test/t/{leased}" not in page
     assert "<svg" in page  # the phone can follow it once the records arrive

@@ -12,7 +12,7 @@ import asyncpg
 import qrcode
 
 from tests.conftest import World
-from tests.web.conftest import STALL_PIN, pork_chain, stall_card
+from tests.web.conftest import STALL_PIN, leased_code, pork_chain, stall_card
 from traceability.domain import tracecode
 from traceability.services import accounts
 
@@ -80,21 +80,7 @@ async def test_bad_and_unknown_codes_get_friendly_pages(world: World) -> None:
 
 async def test_a_leased_code_without_records_shows_its_stall(world: World, superuser: asyncpg.Connection) -> None:
     await pork_chain(world)
-    row = await superuser.fetchrow(
-        "SELECT d.id AS device, n.id AS node, n.area_code FROM devices d JOIN nodes n ON n.id = d.node_id "
-        "WHERE d.operator_id IS NOT NULL"
-    )
-    block = await superuser.fetchval("SELECT nextval('station_block_seq')")
-    await superuser.execute(
-        "INSERT INTO code_leases (block_no, device_id, node_id, area_code, first_serial, size) "
-        "VALUES ($1, $2, $3, $4, $5, 100)",
-        block,
-        row["device"],
-        row["node"],
-        row["area_code"],
-        5_000_000_000_000 + 100 * block,
-    )
-    code = tracecode.make(row["area_code"], 5_000_000_000_000 + 100 * block + 7)
+    code = await leased_code(superuser, 7)
     resp = await world.client.get(f"/t/{code}")
     text = await resp.text()
     assert resp.status == 200, text
