@@ -73,10 +73,14 @@ async def optional_principal(request: web.Request) -> Principal | None:
                 "or a station's 'Authorization: Signature …'"
             )
         else:
+            token = token.strip()
             cache = request.app[PRINCIPALS]
-            if cache.get(principals.token_hash(token.strip())) is None:
+            known = cache.get(principals.token_hash(token))
+            if known is None:
                 guard.check(source(request))
-            principal = await principals.authenticate(db, token.strip(), cache)
+                principal = await principals.authenticate(db, token, cache)
+            else:  # resolved within the cache's life and not revoked since (services.principals)
+                principal = known
     except errors.Unauthorized:
         await guard.failed(db, source(request))
         raise

@@ -18,6 +18,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
+from multidict import istr
 
 from traceability.config import Network
 from traceability.http.keys import SETTINGS
@@ -38,6 +39,22 @@ FORWARDED_HTTPS = web.RequestKey("forwarded_https", bool)
 prepare responses see that request, not the clone the handlers got)."""
 
 
+_CSP = istr("Content-Security-Policy")
+_HSTS = istr("Strict-Transport-Security")
+_ALWAYS = tuple(
+    (istr(name), value)
+    for name, value in (
+        ("Server", SERVER),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(self), microphone=(), geolocation=(), payment=()"),
+    )
+)
+"""Set on every response; keys made case-insensitive once here, not on each response."""
+
+
 def _is_page(response: web.StreamResponse) -> bool:
     return (response.content_type or "").startswith("text/html")
 
@@ -45,15 +62,12 @@ def _is_page(response: web.StreamResponse) -> bool:
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """An ``on_response_prepare`` hook: the protective headers, on every response the app sends."""
     headers = response.headers
-    headers["Server"] = SERVER
-    headers.setdefault("Content-Security-Policy", PAGE_POLICY if _is_page(response) else API_POLICY)
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["X-Frame-Options"] = "DENY"
-    headers["Referrer-Policy"] = "same-origin"
-    headers["Cross-Origin-Opener-Policy"] = "same-origin"
-    headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=(), payment=()"
+    for name, value in _ALWAYS:
+        headers[name] = value
+    if _CSP not in headers:
+        headers[_CSP] = PAGE_POLICY if _is_page(response) else API_POLICY
     if request.secure or request.get(FORWARDED_HTTPS, False):
-        headers["Strict-Transport-Security"] = "max-age=31536000"
+        headers[_HSTS] = "max-age=31536000"
 
 
 def _trusted(address: str | None, proxies: Sequence[Network]) -> bool:
