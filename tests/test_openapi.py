@@ -265,6 +265,7 @@ async def test_real_answers_match_the_document(world: World) -> None:
         assert (await call("GET", path, token=device))[0] == 404
     handover = {"voucher": {"origin": "elsewhere/log"}, "event": {"eventID": new_id(), "bizStep": "receiving"}}
     assert (await call("POST", "/api/v1/handovers", handover, device))[0] == 422
+    assert (await call("POST", "/api/v1/federation/recalls", "not a signed note"))[0] == 422
     missing = {
         (m.upper(), p) for p, ops in document["paths"].items() for m in ops if p.startswith("/api/") or p == "/healthz"
     } - c.seen

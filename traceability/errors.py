@@ -114,6 +114,17 @@ class VoucherRefused(BadRequest):
         self.status = status
 
 
+class NoticeRefused(BadRequest):
+    """A recall notice from another member ledger that is forged, not for this ledger, stale or replayed."""
+
+    status = 422
+
+    def __init__(self, reason: str, message: str, *, status: int = 422) -> None:
+        super().__init__(message, field="notice")
+        self.code = f"notice_{reason}"
+        self.status = status
+
+
 class Unauthorized(TraceError):
     """A valid credential is required."""
 

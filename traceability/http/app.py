@@ -46,7 +46,7 @@ from traceability.http.middleware import request_context
 from traceability.http.params import bounded_input
 from traceability.http.security import security_headers, trusted_proxy
 from traceability.logging import get_logger
-from traceability.services import analyzer, federation, principals, transparency
+from traceability.services import analyzer, federated_recall, federation, principals, transparency
 from traceability.services.access_log import AccessLog
 from traceability.services.appends import SingleAppends
 from traceability.services.history import ViewCache
@@ -91,6 +91,8 @@ async def _log(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(transparency.run_sequencer(app[DATABASE], lg, interval, stop)),
         asyncio.create_task(analyzer.run_analyzer(app[DATABASE], interval, stop)),
     ]
+    if app[FEDERATION].members:  # recall notices to other members, until each is delivered
+        tasks.append(asyncio.create_task(federated_recall.run_deliveries(app[DATABASE], app[FEDERATION], stop)))
     yield
     stop.set()
     # Collected, not raised: a task the shutdown already cancelled has nothing left to say.

@@ -13,7 +13,7 @@ from traceability.http.auth import require, require_capture
 from traceability.http.keys import DATABASE, FEDERATION, LOG, SETTINGS
 from traceability.http.openapi import TRACE_CODE_PATH, Param, Response, ok, operation
 from traceability.http.pages.voucher_sheet import voucher_pdf
-from traceability.services import federation, handover, history
+from traceability.services import federated_recall, federation, handover, history
 
 routes = web.RouteTableDef()
 EVENT_PATH = Param("event_id", schemas.UUID, "the shipment's event id", where="path")
@@ -89,4 +89,25 @@ async def receive(request: web.Request) -> web.Response:
     answer = await handover.receive(
         app[DATABASE], app[FEDERATION], device, await read_json(request), app[SETTINGS].max_events_per_request
     )
+    return json_response(answer, status=200 if answer["replayed"] else 201)
+
+
+@routes.post("/api/v1/federation/recalls")
+@operation(
+    "A recall notice from a batch's home ledger (a trace-recall/v1 signed note): verified with that member's pinned "
+    "key, then recorded as recalls of the batches received from it and of everything made from them here",
+    tags=("federation",),
+    auth=("signature",),
+    body={"type": "string"},
+    body_type="text/plain",
+    responses={201: ok("NoticeAnswer"), 200: ok("NoticeAnswer", "the same notice again: nothing new")},
+)
+async def recall_notice(request: web.Request) -> web.Response:
+    """The signature on the note is the credential: only the member it names, under its pinned key."""
+    raw = await request.read()
+    try:
+        note = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise federated_recall.refuse("malformed", detail="a signed note is UTF-8 text") from None
+    answer = await federated_recall.apply_notice(request.app[DATABASE], request.app[FEDERATION], note)
     return json_response(answer, status=200 if answer["replayed"] else 201)

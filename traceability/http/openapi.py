@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from traceability.http import schemas
+from traceability.http import federation_schemas, schemas
 
 F = TypeVar("F", bound=Callable[..., Any])
 ATTRIBUTE = "__openapi__"
@@ -261,7 +261,7 @@ def document(app: web.Application, *, title: str = "traceability", version: str 
         "externalDocs": {"description": "GS1 EPCIS 2.0 and its REST binding", "url": GS1_BINDING},
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": schemas.COMPONENTS,
+            "schemas": {**schemas.COMPONENTS, **federation_schemas.COMPONENTS},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

@@ -10,10 +10,10 @@ from traceability.http import params, schemas
 from traceability.http.api import json_response, paging, read_json
 from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require, require_capture
-from traceability.http.keys import DATABASE, SETTINGS
+from traceability.http.keys import DATABASE, FEDERATION, LOG, SETTINGS
 from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
-from traceability.services import analyzer, credit, genealogy, history, sales
+from traceability.services import analyzer, credit, federated_recall, genealogy, history, sales
 from traceability.services import recall_notices as recall_notice
 
 routes = web.RouteTableDef()
@@ -83,8 +83,11 @@ async def trace(request: web.Request) -> web.Response:
 )
 async def issue_recall(request: web.Request) -> web.Response:
     regulator = await require(request, *OVERSIGHT)
-    result = await genealogy.recall(request.app[DATABASE], regulator, await read_json(request))
+    app = request.app
+    result = await genealogy.recall(app[DATABASE], regulator, await read_json(request))
     audit(request, regulator, "recall", result["trace_code"], level=result["level"], batches=len(result["batches"]))
+    # Batches it reached that went to other member ledgers: each of those gets the home ledger's signed notice.
+    result["notices"] = await federated_recall.send_notices(app[DATABASE], app[LOG], app[FEDERATION], result)
     return json_response(result, status=200 if result["replayed"] else 201)
 
 

@@ -124,3 +124,97 @@ async def node_enterprise(conn: Connection, node_id: int) -> int:
     """The enterprise a node belongs to."""
     enterprise: int = await conn.fetchval("SELECT enterprise_id FROM nodes WHERE id = $1", node_id)
     return enterprise
+
+
+# -- recall notices -------------------------------------------------------------------------------
+
+SELECT_SHIPMENTS = """
+SELECT b.trace_code, e.private FROM events e JOIN batches b ON b.id = e.batch_id
+WHERE b.trace_code = ANY($1::text[]) AND e.biz_step = 'shipping' AND e.private IS NOT NULL
+"""
+
+
+async def shipments_of(conn: Connection, codes: Sequence[str]) -> list[Record]:
+    """The shipments of these batches with their seal openings (trace_code, private): where each went."""
+    return list(await conn.fetch(SELECT_SHIPMENTS, list(codes)))
+
+
+async def insert_outbox(conn: Connection, recall_id: int, member: str, note: str) -> None:
+    """Keep a recall notice for ``member`` until it is delivered (one per recall and member)."""
+    await conn.execute(
+        "INSERT INTO federation_outbox (recall_id, member, note) VALUES ($1, $2, $3) "
+        "ON CONFLICT (recall_id, member) DO NOTHING",
+        recall_id,
+        member,
+        note,
+    )
+
+
+async def pending_outbox(conn: Connection, limit: int) -> list[Record]:
+    """Notices not yet delivered, oldest first (id, member, note, attempts)."""
+    return list(
+        await conn.fetch(
+            "SELECT id, member, note, attempts FROM federation_outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1",
+            limit,
+        )
+    )
+
+
+async def mark_outbox(conn: Connection, outbox_id: int, delivered: bool, error: str | None) -> None:
+    """Record one delivery attempt of a notice."""
+    await conn.execute(
+        "UPDATE federation_outbox SET attempts = attempts + 1, last_error = $3, "
+        "delivered_at = CASE WHEN $2 THEN now() ELSE NULL END WHERE id = $1",
+        outbox_id,
+        delivered,
+        error,
+    )
+
+
+async def outbox_of(conn: Connection, recall_id: int) -> list[Record]:
+    """The notices of one recall: to which member, delivered when, attempts, the last error."""
+    return list(
+        await conn.fetch(
+            "SELECT member, delivered_at, attempts, last_error FROM federation_outbox WHERE recall_id = $1 "
+            "ORDER BY member",
+            recall_id,
+        )
+    )
+
+
+async def find_notice(conn: Connection, origin: str, notice_id: str) -> Record | None:
+    """A recall notice accepted before (digest, recall_ids)."""
+    return await conn.fetchrow(
+        "SELECT digest, recall_ids FROM federation_notices WHERE origin = $1 AND notice_id = $2", origin, notice_id
+    )
+
+
+async def insert_notice(
+    conn: Connection, origin: str, notice_id: str, digest: bytes, note: str, recall_ids: Sequence[int]
+) -> None:
+    await conn.execute(
+        "INSERT INTO federation_notices (origin, notice_id, digest, note, recall_ids) VALUES ($1, $2, $3, $4, $5)",
+        origin,
+        notice_id,
+        digest,
+        note,
+        list(recall_ids),
+    )
+
+
+async def received_from(conn: Connection, origin: str, codes: Sequence[str]) -> list[Record]:
+    """The batches received here from ``origin`` among these trace codes (batch_id, trace_code)."""
+    return list(
+        await conn.fetch(
+            "SELECT batch_id, trace_code FROM foreign_batches WHERE origin = $1 AND trace_code = ANY($2::text[]) "
+            "ORDER BY trace_code",
+            origin,
+            list(codes),
+        )
+    )
+
+
+async def recall_scope(conn: Connection, recall_id: int) -> str | None:
+    """The scope a recall named, if any."""
+    scope: str | None = await conn.fetchval("SELECT scope FROM recalls WHERE id = $1", recall_id)
+    return scope

@@ -12,12 +12,12 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.http.audit import audit
-from traceability.http.keys import DATABASE
+from traceability.http.keys import DATABASE, FEDERATION, LOG
 from traceability.http.openapi import Param, declare, page
 from traceability.http.pages import sessions
 from traceability.http.pages.console import CODE, CSRF_ONLY, SESSION, console_answer, console_session, routes
 from traceability.http.pages.render import wants_json
-from traceability.services import history
+from traceability.services import federated_recall, history
 from traceability.services.views import console as views
 from traceability.services.views import recall as recall_views
 
@@ -90,6 +90,7 @@ async def console_recall(request: web.Request) -> web.StreamResponse:
         return await console_answer(request, session, exc, "console/recall_preview.html", preview_again)
     audit(request, session.principal, "recall", code, level=result["level"], batches=len(result["batches"]),
           via="console")  # fmt: skip
+    result["notices"] = await federated_recall.send_notices(db, request.app[LOG], request.app[FEDERATION], result)
     if not wants_json(request):
         raise web.HTTPSeeOther(f"/console/recalls/{result['recall_id']}")
     return await console_answer(request, session, result, "console/recall.html", {}, status=201)
