@@ -266,6 +266,10 @@ async def test_real_answers_match_the_document(world: World) -> None:
     handover = {"voucher": {"origin": "elsewhere/log"}, "event": {"eventID": new_id(), "bizStep": "receiving"}}
     assert (await call("POST", "/api/v1/handovers", handover, device))[0] == 422
     assert (await call("POST", "/api/v1/federation/recalls", "not a signed note"))[0] == 422
+    assert (await call("GET", "/api/v1/federation/witnessed"))[0] == 200
+    assert (await call("GET", "/api/v1/federation/witness", token=admin))[0] == 200
+    clear = "/api/v1/admin/federation/split-views/1/clear"
+    assert (await call("POST", clear, {"reason": "dealt with"}, admin))[0] == 404
     missing = {
         (m.upper(), p) for p, ops in document["paths"].items() for m in ops if p.startswith("/api/") or p == "/healthz"
     } - c.seen

@@ -130,6 +130,8 @@ class Settings:
     capture_rate: float = 50.0
     capture_burst: int = 500
     federation_file: Path | None = None
+    witness_interval_ms: int = 30_000
+    """How often this ledger fetches, checks and cosigns each member's checkpoint (``TRACE_WITNESS_INTERVAL_MS``)."""
     sms_secret: str | None = field(default=None, repr=False)
     """The SMS gateway's shared secret (``TRACE_SMS_SECRET``); None turns the SMS webhook off (404)."""
     sms_reserve: int = 0
@@ -188,6 +190,7 @@ class Settings:
             "capture_rate": _float(env, "TRACE_CAPTURE_RATE", 50.0, 0, 1_000_000),
             "capture_burst": _int(env, "TRACE_CAPTURE_BURST", 500, 1, 1_000_000),
             "federation_file": _file(env, "TRACE_FEDERATION"),
+            "witness_interval_ms": _int(env, "TRACE_WITNESS_INTERVAL_MS", 30_000, 100, 86_400_000),
             "sms_secret": _secret(env, "TRACE_SMS_SECRET"),
             "sms_reserve": _int(env, "TRACE_SMS_RESERVE", 0, 0, 12),
         }

@@ -11,7 +11,8 @@
     │   │   ├── UnknownReference     422 unknown_reference  (an id in the body that does not exist)
     │   │   └── TooManyEvents        422 too_many_events
     │   ├── InvalidTraceCode         400 invalid_trace_code
-    │   └── VoucherRefused           422 voucher_bad_signature, voucher_altered, … (409 voucher_inconsistent)
+    │   └── VoucherRefused           422 voucher_bad_signature, voucher_altered, … (409 voucher_inconsistent,
+    │                                voucher_split_view; 503 voucher_unverified with Retry-After)
     ├── Unauthorized                 401 unauthorized
     ├── Forbidden                    403 forbidden
     │   └── CustodyRefused           403 not_holder, not_destination, … (the custody rule it breaks)
@@ -108,8 +109,8 @@ class VoucherRefused(BadRequest):
 
     status = 422
 
-    def __init__(self, reason: str, message: str, *, status: int = 422) -> None:
-        super().__init__(message, field="voucher")
+    def __init__(self, reason: str, message: str, *, status: int = 422, retry_after: float | None = None) -> None:
+        super().__init__(message, field="voucher", retry_after=retry_after)
         self.code = f"voucher_{reason}"
         self.status = status
 

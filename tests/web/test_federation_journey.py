@@ -334,12 +334,13 @@ async def test_a_carcass_crosses_to_another_city_with_its_voucher(
     status, view = await nj.call("GET", f"/api/v1/batches/{code3}")
     assert status == 200 and [e["bizStep"] for e in view["events"]] == ["receiving"], view
 
-    # Xuzhou's own key, two histories: a tree of the same size with another root, and a larger one Xuzhou
-    # never grew to (Nanjing asks Xuzhou for the consistency proof, which it cannot give).
+    # Xuzhou's own key, two histories: a tree of the same size with another root (Nanjing asks Xuzhou for the
+    # consistency proof with the checkpoint it holds, which it cannot give). Proven once, a split view: every
+    # voucher of Xuzhou is refused from then on, the next forgery too (docs/federation.md, "Witnessing").
     xz_key = notes.load_signer_key((xz.server.data_dir / "log-signing-key").read_bytes())
-    for size in (voucher["tree_size"], voucher["tree_size"] + 5):
+    for size, refusal in ((voucher["tree_size"], "inconsistent"), (voucher["tree_size"] + 5, "split_view")):
         split = forged_tree(voucher, xz_key, size)
         status, body = await nj.call(
             "POST", handover, {"voucher": split, "event": dict(receipt, eventID=new_id())}, market
         )
-        assert status == 409 and body["error"]["code"] == "voucher_inconsistent", (size, status, body)
+        assert status == 409 and body["error"]["code"] == f"voucher_{refusal}", (size, status, body)

@@ -46,7 +46,7 @@ from traceability.http.middleware import request_context
 from traceability.http.params import bounded_input
 from traceability.http.security import security_headers, trusted_proxy
 from traceability.logging import get_logger
-from traceability.services import analyzer, federated_recall, federation, principals, transparency
+from traceability.services import analyzer, federated_recall, federation, principals, transparency, witnessing
 from traceability.services.access_log import AccessLog
 from traceability.services.appends import SingleAppends
 from traceability.services.history import ViewCache
@@ -79,17 +79,20 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _log(app: web.Application) -> AsyncIterator[None]:
-    """The transparency log this process signs for, its sequencer and the anomaly analyzer that follows it
-    (one of each active across processes)."""
+    """The transparency log this process signs for, its sequencer, the anomaly analyzer that follows it and,
+    in a federation, the witness of the other members (one of each active across processes)."""
     settings = app[SETTINGS]
     lg = app[LOG] = await transparency.open_log(app[DATABASE], settings)
     app[FEDERATION] = federation.join(app[FEDERATION], lg.origin, lg.verifier_key, settings.federation_file)
     await federation.publish(app[DATABASE], app[FEDERATION])
+    await witnessing.register_members(app[DATABASE], app[FEDERATION])
     stop = asyncio.Event()
     interval = settings.sequencer_interval_ms / 1000
+    witness_every = settings.witness_interval_ms / 1000
     tasks = [
         asyncio.create_task(transparency.run_sequencer(app[DATABASE], lg, interval, stop)),
         asyncio.create_task(analyzer.run_analyzer(app[DATABASE], interval, stop)),
+        asyncio.create_task(witnessing.run_witness(app[DATABASE], lg, app[FEDERATION], witness_every, stop)),
     ]
     if app[FEDERATION].members:  # recall notices to other members, until each is delivered
         tasks.append(asyncio.create_task(federated_recall.run_deliveries(app[DATABASE], app[FEDERATION], stop)))

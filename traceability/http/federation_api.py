@@ -6,6 +6,8 @@ import asyncio
 
 from aiohttp import web
 
+from traceability import errors
+from traceability.domain import bounds
 from traceability.http import params, schemas
 from traceability.http.api import json_response, read_json
 from traceability.http.audit import audit
@@ -13,11 +15,23 @@ from traceability.http.auth import require, require_capture
 from traceability.http.keys import DATABASE, FEDERATION, LOG, SETTINGS
 from traceability.http.openapi import TRACE_CODE_PATH, Param, Response, ok, operation
 from traceability.http.pages.voucher_sheet import voucher_pdf
-from traceability.services import federated_recall, federation, handover, history
+from traceability.services import federated_recall, federation, handover, history, split_views
 
 routes = web.RouteTableDef()
 EVENT_PATH = Param("event_id", schemas.UUID, "the shipment's event id", where="path")
 ISSUERS = ("device", "enterprise", "regulator", "admin")
+WITNESSED = schemas.obj(
+    {"own": schemas.STRING, "checkpoints": schemas.array(schemas.obj({"origin": schemas.STRING, "size": schemas.INT,
+                                                                        "checkpoint": schemas.STRING}))}
+)  # fmt: skip
+OVERVIEW = schemas.obj(
+    {"members": schemas.array(schemas.obj({"origin": schemas.STRING, "failures": schemas.INT})),
+     "split_views": schemas.array(schemas.obj({"id": schemas.INT, "origin": schemas.STRING, "reason": schemas.STRING,
+                                               "first_note": schemas.STRING, "second_note": schemas.STRING}))}
+)  # fmt: skip
+CLEARANCE = schemas.obj({"reason": schemas.text(500)}, closed=True)
+CLEARED = schemas.obj({"id": schemas.INT, "origin": schemas.STRING, "cleared_at": schemas.STRING})
+SPLIT_ID = Param("id", {"type": "integer", "minimum": 1, "maximum": bounds.INT64_MAX}, "a split view", where="path")
 
 
 @routes.get("/api/v1/federation")
@@ -28,6 +42,56 @@ ISSUERS = ("device", "enterprise", "regulator", "admin")
 )
 async def members(request: web.Request) -> web.Response:
     return json_response(federation.describe(request.app[FEDERATION]), headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/api/v1/federation/witnessed")
+@operation(
+    "For every other member, the largest checkpoint of it this ledger holds, with this ledger's cosignature "
+    "(what members gossip; where a member collects its cosignatures)",
+    tags=("federation",),
+    responses={200: Response("the checkpoints held", WITNESSED)},
+)
+async def witnessed(request: web.Request) -> web.Response:
+    body = await split_views.witnessed(request.app[DATABASE], request.app[FEDERATION])
+    return json_response(body, headers={"Cache-Control": "no-cache"})
+
+
+@routes.get("/api/v1/federation/witness")
+@operation(
+    "How witnessing each other member went last, and the split views proven, both signed notes of each",
+    tags=("federation",),
+    auth=("bearer",),
+    responses={200: Response("each member's status, the split views", OVERVIEW)},
+)
+async def witness_overview(request: web.Request) -> web.Response:
+    await require(request, "regulator", "admin")
+    body = await split_views.overview(request.app[DATABASE], request.app[FEDERATION])
+    return json_response(body, headers={"Cache-Control": "no-store"})
+
+
+@routes.post(r"/api/v1/admin/federation/split-views/{id:\d+}/clear")
+@operation(
+    "Clear a split view once dealt with: the member's vouchers are taken again, its history starts again "
+    "from the next checkpoint fetched from it (the evidence stays)",
+    tags=("federation",),
+    auth=("bearer",),
+    path=(SPLIT_ID,),
+    body=CLEARANCE,
+    responses={200: Response("cleared", CLEARED)},
+)
+async def clear_split_view(request: web.Request) -> web.Response:
+    principal = await require(request, "admin")
+    split_id = params.path_id(request)
+    body = await read_json(request)
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        unknown = sorted(set(body) - {"reason"})[0] if isinstance(body, dict) else "body"
+        raise errors.InvalidField(f"{unknown}: unknown field (known: reason)", field=unknown)
+    reason = body.get("reason")
+    problem = bounds.text_problem(reason, 500) if isinstance(reason, str) and reason.strip() else "required, a text"
+    if problem is not None:
+        raise errors.InvalidField(f"reason: {problem}", field="reason")
+    assert isinstance(reason, str)
+    return json_response(await split_views.clear(request.app[DATABASE], principal, split_id, reason))
 
 
 async def _voucher(request: web.Request) -> dict[str, object]:

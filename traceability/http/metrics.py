@@ -190,6 +190,34 @@ class _Snapshot(Collector):
             oldest.add_metric(labels, st["oldest_age"])
             silent.add_metric(labels, st["report_age"])
         yield from (pending, oldest, silent)
+        yield from _witnessing(s)
+
+
+def _witnessing(s: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+    """Witnessing the other members of a federation, and the split views proven (open until cleared)."""
+    failures = GaugeMetricFamily(
+        "trace_witness_failures", "Rounds in a row witnessing a member failed (0: its last round went well).",
+        labels=["origin"],
+    )  # fmt: skip
+    size = GaugeMetricFamily("trace_witness_size", "The member's largest checkpoint checked here.", labels=["origin"])
+    age = GaugeMetricFamily(
+        "trace_witness_ok_age_seconds", "Seconds since witnessing a member last went well (-1: never).",
+        labels=["origin"],
+    )  # fmt: skip
+    split = GaugeMetricFamily(
+        "trace_federation_split_views",
+        "Proven split views of a member not yet cleared (its vouchers are refused while above 0).",
+        labels=["origin"],
+    )
+    for w in s["witness"]:
+        failures.add_metric([w["origin"]], w["failures"])
+        size.add_metric([w["origin"]], w["size"])
+        age.add_metric([w["origin"]], w["ok_age"])
+        split.add_metric([w["origin"]], s["split_views"].get(w["origin"], 0))
+    for origin, n in s["split_views"].items():
+        if all(w["origin"] != origin for w in s["witness"]):
+            split.add_metric([origin], n)
+    yield from (failures, size, age, split)
 
 
 METRICS = web.AppKey("metrics", Metrics)

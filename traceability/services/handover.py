@@ -29,22 +29,23 @@ from traceability.ledger import canonical, chain, merkle, sealed
 from traceability.ledger import checkpoint as notes
 from traceability.ledger import voucher as vouchers
 from traceability.logging import get_logger
-from traceability.services import capture, federation, proofs
+from traceability.services import capture, federation, proofs, witnessing
 from traceability.services.epcis_ledger import EventFailed
 from traceability.services.recording import AfterAppend, require_device
 from traceability.services.transparency import Log
-from traceability.storage import batches_repo, custody_repo, events_repo, federation_repo, log_repo
-from traceability.storage.database import Connection, Database
+from traceability.storage import batches_repo, custody_repo, events_repo, federation_repo, log_repo, witness_repo
+from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
-FETCH_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
-def refuse(reason: str, detail: str = "", status: int = 422, **values: str) -> errors.VoucherRefused:
+def refuse(
+    reason: str, detail: str = "", status: int = 422, retry_after: float | None = None, **values: str
+) -> errors.VoucherRefused:
     """The refusal of a voucher: its reason as the code, the words in both languages, the detail after them."""
     message = i18n.say(f"voucher_{reason}", detail=detail, **values)
     log.info("federation.voucher_refused", reason=reason, origin=values.get("origin"), status=status)
-    return errors.VoucherRefused(reason, f"voucher: {message}", status=status)
+    return errors.VoucherRefused(reason, f"voucher: {message}", status=status, retry_after=retry_after)
 
 
 # -- the home ledger: issuing ---------------------------------------------------------------------
@@ -138,32 +139,6 @@ def check_voucher(fed: Federation, raw: Any) -> tuple[Member, vouchers.Verified]
     return member, verified
 
 
-async def fetch_consistency(member: Member, first: int, second: int) -> list[bytes]:
-    """An RFC 9162 consistency proof from the member ledger itself; refused when it gives none."""
-    url = f"{member.url}/api/v1/log/consistency"
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=FETCH_TIMEOUT) as http,
-            http.get(url, params={"first": first, "second": second}) as resp,
-        ):
-            if resp.status != 200:
-                raise refuse(
-                    "inconsistent",
-                    f"{member.origin} will not prove size {second} extends size {first} (HTTP {resp.status})",
-                    409,
-                    origin=member.origin,
-                )
-            body = await resp.json()
-        return [bytes.fromhex(h) for h in body["proof"]]
-    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
-        raise refuse(
-            "inconsistent",
-            f"no consistency proof from {member.origin} ({type(exc).__name__}); retry when it can be reached",
-            409,
-            origin=member.origin,
-        ) from None
-
-
 def _day(value: Any) -> date | None:
     try:
         return date.fromisoformat(value) if isinstance(value, str) else None
@@ -244,29 +219,25 @@ async def admit(db: Database, fed: Federation, principal: Principal, raw: Any) -
     member, v = check_voucher(fed, voucher)
     dest = v.destination
     async with db.connection() as conn:
+        split = await witness_repo.open_split_view(conn, member.origin)
         node = await federation_repo.find_node(conn, dest) if dest else None
-        seen = await federation_repo.latest_checkpoint(conn, member.origin)
+        seen = await witness_repo.latest_checkpoint(conn, member.origin)
+    if split is not None:
+        raise refuse("split_view", f"#{split['id']}", 409, origin=member.origin)
     if node is None or fed.elsewhere(dest or "") is not None:
         raise refuse("wrong_destination", node=str(dest))
     if seen is not None:
-        older = notes.Checkpoint(member.origin, seen["size"], seen["root"])
-        proof = []
-        if seen["size"] != v.checkpoint.size and min(seen["size"], v.checkpoint.size) > 0:
-            proof = await fetch_consistency(member, *sorted((seen["size"], v.checkpoint.size)))
-        try:
-            vouchers.consistent(older, v.checkpoint, proof)
-        except vouchers.VoucherError as exc:
-            log.warning("federation.inconsistent", origin=member.origin, seen=seen["size"], size=v.checkpoint.size)
-            raise refuse(exc.reason, exc.detail, 409, origin=member.origin) from None
+        await _one_history(db, member, seen, v.checkpoint, voucher["checkpoint"])
     now = datetime.now(UTC)
     stored = orjson.dumps(voucher)
     device = principal if principal.role == "device" else None
 
     async def prepare(conn: Connection) -> None:
         await federation_repo.lock_member(conn, member.origin)
-        latest = await federation_repo.latest_checkpoint(conn, member.origin)
+        latest = await witness_repo.latest_checkpoint(conn, member.origin)
         if (latest and (latest["size"], latest["root"])) != (seen and (seen["size"], seen["root"])):
-            raise errors.Conflict(f"another voucher of {member.origin} was accepted meanwhile; retry", retry_after=1)
+            # The witness (or another voucher) kept a newer checkpoint meanwhile: prove it against that one.
+            raise refuse("unverified", "a newer checkpoint was kept meanwhile; retry", 503, 1, origin=member.origin)
         if seen is None or v.checkpoint.size > seen["size"]:
             await federation_repo.insert_checkpoint(
                 conn, member.origin, v.checkpoint.size, v.checkpoint.root, voucher["checkpoint"]
@@ -274,6 +245,22 @@ async def admit(db: Database, fed: Federation, principal: Principal, raw: Any) -
         await _register(conn, device, v, stored, node["id"], now)
 
     return v, prepare
+
+
+async def _one_history(db: Database, member: Member, seen: Record, cp: notes.Checkpoint, note: str) -> None:
+    """The voucher's checkpoint and the largest one kept of its member are one history (the member's proof
+    fetched when the sizes differ); proven otherwise, the evidence is kept and the member's vouchers refused
+    from then on; a member that cannot be reached leaves the receipt to be sent again later (503)."""
+    try:
+        async with aiohttp.ClientSession(timeout=witnessing.FETCH_TIMEOUT) as http:
+            await witnessing.one_history(http, member, seen["size"], seen["root"], cp)
+    except witnessing.Unreachable as exc:
+        log.info("federation.voucher_unverified", origin=member.origin, problem=str(exc)[:200])
+        raise refuse("unverified", str(exc)[:200], 503, 60, origin=member.origin) from None
+    except witnessing.Proven as exc:
+        log.warning("federation.inconsistent", origin=member.origin, seen=seen["size"], size=cp.size)
+        await witnessing.record_split_view(db, member.origin, seen["note"], note, exc, "voucher")
+        raise refuse("inconsistent", exc.detail, 409, origin=member.origin) from None
 
 
 async def receive(

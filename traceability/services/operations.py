@@ -13,7 +13,7 @@ from typing import Any
 
 from traceability import errors
 from traceability.domain.access import Principal
-from traceability.storage import operations_repo
+from traceability.storage import operations_repo, witness_repo
 from traceability.storage.database import Database
 
 MAX_PENDING = 10_000_000
@@ -25,13 +25,15 @@ def _seconds(later: datetime, earlier: datetime | None) -> float:
 
 
 async def snapshot(db: Database) -> dict[str, Any]:
-    """The service-wide figures, read now: log, backlog, analyzer, anomalies, stations."""
+    """The service-wide figures, read now: log, backlog, analyzer, anomalies, stations, witnessing."""
     async with db.connection() as conn:
         row = await operations_repo.snapshot(conn)
         size, analyzed_to = int(row["log_size"]), int(row["analyzed_to"])
         # The analyzer reads leaves in order: its lag is the leaves after its position.
         unread_at = await operations_repo.leaf_time(conn, analyzed_to + 1) if analyzed_to + 1 < size else None
         stations = await operations_repo.station_reports(conn)
+        witnessed = await witness_repo.statuses(conn)
+        splits = {r["origin"]: int(r["n"]) for r in await witness_repo.open_split_counts(conn)}
     now: datetime = row["now"]
     return {
         "log_size": size,
@@ -53,6 +55,16 @@ async def snapshot(db: Database) -> dict[str, Any]:
             }
             for s in stations
         ],
+        "witness": [
+            {
+                "origin": w["origin"],
+                "failures": w["failures"],
+                "size": w["size"] or 0,
+                "ok_age": _seconds(now, w["ok_at"]) if w["ok_at"] else -1.0,
+            }
+            for w in witnessed
+        ],
+        "split_views": splits,
     }
 
 

@@ -7,7 +7,7 @@ from the same service call, at the same URL with ``?format=json`` (or ``Accept: 
 ``consumer``    ``/``, ``/t``, ``/t/{code}``: the lookup and the page a receipt's QR code opens
 ``console``     ``/console/...``: the regulator console (``console_work``: traces as lists, the key data
                 element export, triage, stalls' credit; ``console_recalls``: a recall's
-                preview, confirmation and page)
+                preview, confirmation and page; ``console_federation``: witnessing the other members, split views)
 ``vendor``      ``/vendor/...``: a stall's receiving and selling from a phone, and its receipt
 ``public``      ``/public``: recalls, failed tests and credit grades for everyone, the Atom feed, open data
 ``kiosk``       ``/kiosk``: a market's query terminal (keypad, barcode gun, verdict first, QR to a phone)
@@ -27,6 +27,7 @@ from aiohttp import web
 
 from traceability import i18n
 from traceability.http.pages import console, consumer, kiosk, public, render, vendor
+from traceability.http.pages import console_federation as _console_federation  # noqa: F401 - adds its routes to console's
 from traceability.http.pages import console_recalls as _console_recalls  # noqa: F401 - adds its routes to console's
 from traceability.http.pages import console_work as _console_work  # noqa: F401 - adds its routes to console's
 

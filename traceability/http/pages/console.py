@@ -64,6 +64,7 @@ NAV = (
     ("/console/enterprises", "register"),
     ("/console/kde", "kde_title"),
     ("/console/log", "log_status"),
+    ("/console/federation", "federation_witness"),
 )
 
 
