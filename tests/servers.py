@@ -34,8 +34,15 @@ def free_port() -> int:
 class Server:
     """``traceability serve`` in a subprocess, with its output in a log file for the failure message."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, scheme: str = "http") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        scheme: str = "http",
+        command: tuple[str, ...] = ("serve",),
+    ) -> None:
         self.data_dir = data_dir
+        self.command = command
         self.port = free_port()
         self.scheme = scheme
         self.env = {
@@ -58,7 +65,7 @@ class Server:
     def start(self, *args: str) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "traceability", "serve", *args],
+                [sys.executable, "-m", "traceability", *self.command, *args],
                 env=self.env,
                 cwd=ROOT,
                 stdout=log,

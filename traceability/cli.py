@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from traceability import errors
+from traceability.cli_federation import add_commands as add_federation_commands
 from traceability.cli_registry import REGISTRY
 from traceability.config import Settings
 from traceability.logging import configure, get_logger
@@ -418,6 +419,7 @@ def parser() -> argparse.ArgumentParser:
         if name == "authority":
             u_one.add_argument("--authority", required=True)
     u.set_defaults(func=cmd_user)
+    add_federation_commands(sub)
     for command, (kind, flags) in REGISTRY.items():
         c = sub.add_parser(command, help=f"register or list {kind}")
         actions = c.add_subparsers(dest="action", required=True)

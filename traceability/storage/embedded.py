@@ -115,6 +115,20 @@ class Embedded:
         log.info("embedded_pg.restarted", pg_dir=str(self.pg_dir))
         return True
 
+    def restart(self) -> None:
+        """Restart the server with the options it was started with (a setting that needs a restart changed).
+        Blocking: run it in a thread. Connections open to it are closed."""
+        pg = pgserver()
+        with pg.PostgresServer._lock:
+            pg.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=self.pg_dir, user=self._server.system_user)
+            self._server._postmaster_info = pg.PostmasterInfo.read_from_pgdata(self.pg_dir)
+        log.info("embedded_pg.restarted", pg_dir=str(self.pg_dir))
+
+    def socket(self) -> tuple[str, int]:
+        """The directory of its Unix socket and its port: how a process on this machine reaches it."""
+        info = self._server.get_postmaster_info()
+        return str(info.socket_dir), int(info.port)
+
     async def watch(self, stop: asyncio.Event, every: float = REVIVE_EVERY) -> None:
         """Check every ``every`` seconds that the server runs; start it again when it does not."""
         while not stop.is_set():
