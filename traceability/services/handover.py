@@ -2,12 +2,15 @@
 
 The home ledger issues the voucher (:func:`issue_voucher`, to the shipper or a regulator) once the
 shipment is in its transparency log. The receiving ledger (:func:`receive`) verifies it with the home
-ledger's pinned key (:mod:`traceability.ledger.voucher`), checks that its checkpoint is one history
-with every checkpoint of that ledger it accepted before (an RFC 9162 consistency proof fetched from the
-home ledger when the sizes differ), that the destination is one of its own nodes and the code's home is
-the voucher's ledger; then, in the transaction that records the receipt, it registers the batch (its
-chain here continues from the shipment's hash), gives the destination custody of it as goods in
-transit, and keeps the checkpoint as the latest seen. The receipt itself goes the ordinary capture path.
+ledger's pinned key (:mod:`traceability.ledger.voucher`), refuses it while a split view of that ledger is
+open (:mod:`traceability.services.witnessing`), checks that its checkpoint is one history with the
+checkpoints of that ledger it holds (its witness's, other vouchers'; an RFC 9162 consistency proof fetched
+from the home ledger when no kept checkpoint has its size; a proven contradiction is kept as a split view,
+a home ledger out of reach leaves the receipt to be sent again), that the destination is one of its own
+nodes and the code's home is the voucher's ledger; then, in the transaction that records the receipt, it
+registers the batch (its chain here continues from the shipment's hash), gives the destination custody of
+it as goods in transit, and keeps the checkpoint as the latest seen. The receipt itself goes the ordinary
+capture path.
 """
 
 from __future__ import annotations
@@ -222,12 +225,16 @@ async def admit(db: Database, fed: Federation, principal: Principal, raw: Any) -
         split = await witness_repo.open_split_view(conn, member.origin)
         node = await federation_repo.find_node(conn, dest) if dest else None
         seen = await witness_repo.latest_checkpoint(conn, member.origin)
+        # Every checkpoint kept of a member was proved one history with the largest before it, so one of the
+        # voucher's size decides without asking the member (vouchers carry the member's latest checkpoint,
+        # which its witness here has often fetched already): the receipt needs no network then.
+        same = await witness_repo.checkpoint_at(conn, member.origin, v.checkpoint.size) if seen else None
     if split is not None:
         raise refuse("split_view", f"#{split['id']}", 409, origin=member.origin)
     if node is None or fed.elsewhere(dest or "") is not None:
         raise refuse("wrong_destination", node=str(dest))
     if seen is not None:
-        await _one_history(db, member, seen, v.checkpoint, voucher["checkpoint"])
+        await _one_history(db, member, same or seen, v.checkpoint, voucher["checkpoint"])
     now = datetime.now(UTC)
     stored = orjson.dumps(voucher)
     device = principal if principal.role == "device" else None

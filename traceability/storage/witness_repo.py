@@ -27,6 +27,16 @@ async def latest_checkpoint(conn: Connection, origin: str) -> Record | None:
     return await conn.fetchrow(LATEST, origin)
 
 
+AT_SIZE = f"""
+SELECT size, root, note FROM federation_checkpoints WHERE origin = $1 AND size = $2 AND {SINCE_CLEARED}
+"""
+
+
+async def checkpoint_at(conn: Connection, origin: str, size: int) -> Record | None:
+    """The checkpoint of ``origin`` of ``size`` leaves kept here (and counting), if there is one."""
+    return await conn.fetchrow(AT_SIZE, origin, size)
+
+
 async def insert_checkpoint(conn: Connection, origin: str, size: int, root: bytes, note: str, via: str) -> bool:
     """Keep a verified checkpoint of ``origin``; False when one of that size was kept already."""
     status: str = await conn.execute(
