@@ -178,10 +178,10 @@ class Witness:
         await asyncio.gather(*(bounded(m) for m in due))
         return False
 
-    async def _status(self, member: Member, size: int | None, problem: str | None) -> None:
+    async def _status(self, member: Member, size: int | None, problem: str | None, backoff: bool = True) -> None:
         failures = 0 if problem is None else self.failures.get(member.origin, 0) + 1
         self.failures[member.origin] = failures
-        delay = self.interval if failures == 0 else min(self.interval * 2 ** (failures - 1), MAX_BACKOFF)
+        delay = self.interval if not backoff or failures == 0 else min(self.interval * 2 ** (failures - 1), MAX_BACKOFF)
         self.due[member.origin] = time.monotonic() + delay
         now = datetime.now(UTC)
         async with self.db.connection() as conn:
@@ -199,8 +199,8 @@ class Witness:
         except notes.NoteError as exc:
             log.warning("federation.witness_refused", origin=member.origin, problem=str(exc)[:200])
             await self._status(member, None, f"bad checkpoint: {exc}")
-        except Proven as exc:
-            await self._status(member, None, f"split view: {exc.reason}")
+        except Proven as exc:  # asked at the usual pace: an administrator's clearance takes effect next round
+            await self._status(member, None, f"split view: {exc.reason}", backoff=False)
         else:
             await self._status(member, size, None)
 

@@ -1,0 +1,152 @@
+"""Gossip: a member that shows one history to this ledger and another to a second member is caught when the
+second member passes on what it holds; the regulator sees it in the console, Chinese first."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import World
+from tests.test_federation import member, signer_file
+from tests.test_recall_notices import sign_in
+from traceability.config import Settings
+from traceability.ledger import checkpoint as notes
+from traceability.ledger import merkle
+from traceability.ledger.signed_note import b64
+
+OWN, NANJING, SUZHOU = "trace.test/log", "nanjing.trace.test/log", "suzhou.trace.test/log"
+
+
+@dataclass
+class Peer:
+    """A member ledger as far as a witness sees it: its checkpoint, what it holds of others, cosignatures."""
+
+    signer: notes.Signer
+    checkpoint: str
+    holds: list[dict[str, Any]] = field(default_factory=list)
+    cosigned: list[str] = field(default_factory=list)
+    server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    async def start(self) -> None:
+        async def checkpoint(_: web.Request) -> web.Response:
+            return web.Response(text=self.checkpoint)
+
+        async def witnessed(_: web.Request) -> web.Response:
+            return web.json_response({"own": self.signer.name, "checkpoints": self.holds})
+
+        async def cosignatures(request: web.Request) -> web.Response:
+            self.cosigned.append(await request.text())
+            return web.json_response({"accepted": [OWN]}, status=201)
+
+        app = web.Application()
+        app.router.add_get("/api/v1/log/checkpoint", checkpoint)
+        app.router.add_get("/api/v1/federation/witnessed", witnessed)
+        app.router.add_post("/api/v1/log/cosignatures", cosignatures)
+        self.server = TestServer(app)
+        await self.server.start_server()
+
+
+def tree(size: int, salt: int) -> bytes:
+    _, root, _ = merkle.append(0, {}, [bytes([salt, n % 256]) * 16 for n in range(size)])
+    return root
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[dict[str, Peer]]:
+    out = {}
+    for origin in (NANJING, SUZHOU):
+        signer = notes.generate_signer(origin)
+        out[origin] = Peer(signer, notes.sign_checkpoint(origin, 5, tree(5, 1), signer))
+        await out[origin].start()
+    yield out
+    for p in out.values():
+        assert p.server is not None
+        await p.server.close()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path, peers: dict[str, Peer]) -> Settings:
+    own = signer_file(tmp_path, OWN)
+    members = [member(OWN, "http://trace.test", ["3203"], own)]
+    areas = {NANJING: ["3201"], SUZHOU: ["3205"]}
+    members += [member(o, p.url, areas[o], p.signer) for o, p in peers.items()]
+    path = tmp_path / "federation.json"
+    path.write_text(json.dumps({"members": members}))
+    return Settings.from_env(
+        {"TRACE_FEDERATION": str(path), "TRACE_WITNESS_INTERVAL_MS": "100"},
+        database_url=db_url,
+        data_dir=tmp_path,
+        public_url="http://trace.test",
+    )
+
+
+async def test_a_member_showing_another_history_to_a_peer_is_caught(
+    world: World, peers: dict[str, Peer], settings: Settings, db_url: str
+) -> None:
+    client, suzhou, nanjing = world.client, peers[SUZHOU], peers[NANJING]
+    own_key = notes.verifier_for(notes.load_signer_key(settings.signing_key_path.read_bytes()), notes.COSIGNATURE_V1)
+
+    async def until(probe: Any, what: str) -> Any:
+        for _ in range(600):
+            if found := await probe():
+                return found
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{what} not seen")
+
+    async def overview() -> dict[str, Any]:
+        resp = await client.get("/api/v1/federation/witness", headers=world.auth(world.admin))
+        assert resp.status == 200
+        return dict(await resp.json())
+
+    # This ledger witnesses Suzhou at size 5 and posts its cosignature there.
+    await until(lambda: asyncio.sleep(0, suzhou.cosigned), "a cosignature posted to Suzhou")
+    cp = notes.verify_checkpoint(suzhou.cosigned[0], notes.verifier_for(suzhou.signer), [own_key])
+    assert cp.size == 5 and [v.name for v in cp.verified] == [SUZHOU, OWN]
+    listed = await (await client.get("/api/v1/federation/witnessed")).json()
+    assert {c["origin"]: c["cosigned"] for c in listed["checkpoints"]} == {NANJING: True, SUZHOU: True}
+    # A signature that fails proves nothing about Suzhou: ignored.
+    stranger = notes.generate_signer(SUZHOU)
+    nanjing.holds = [{"origin": SUZHOU, "checkpoint": notes.sign_checkpoint(SUZHOU, 5, tree(5, 2), stranger)}]
+    await asyncio.sleep(0.5)
+    assert (await overview())["split_views"] == []
+    # Suzhou showed Nanjing another tree of the same size, signed with its key: Nanjing passes it on.
+    other = notes.sign_checkpoint(SUZHOU, 5, tree(5, 2), suzhou.signer)
+    nanjing.holds = [{"origin": SUZHOU, "size": 5, "checkpoint": other}]
+
+    async def split() -> list[dict[str, Any]]:
+        return list((await overview())["split_views"])
+
+    [found] = await until(split, "the split view")
+    assert found["origin"] == SUZHOU and found["reason"] == "same_size" and found["via"] == f"gossip:{NANJING}"
+    assert found["first_note"] == suzhou.checkpoint and found["second_note"] == other
+
+    async def members() -> dict[str, dict[str, Any]] | None:
+        found = {m["origin"]: m for m in (await overview())["members"]}
+        return found if found[SUZHOU]["split_view"] else None
+
+    status = await until(members, "Suzhou's status")
+    assert not status[NANJING]["split_view"]  # Nanjing passed it on; it is not the one at fault
+
+    # The regulator's console: Chinese first, both notes shown; English when asked; the JSON twin.
+    await sign_in(client, db_url)
+    page = await (await client.get("/console/federation")).text()
+    assert "联盟见证" in page and "Split view evidence" not in page  # the console speaks Chinese first
+    assert "分叉视图" in page and "同一大小、不同根哈希" in page and f"gossip:{NANJING}" in page
+    assert b64(tree(5, 2)) in page and b64(tree(5, 1)) in page
+    english = await (await client.get("/console/federation?lang=en")).text()
+    assert "Split view evidence" in english and "same size, different root" in english
+    twin = await (await client.get("/console/federation?format=json")).json()
+    assert twin["split_views"][0]["id"] == found["id"]
