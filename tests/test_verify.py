@@ -218,3 +218,48 @@ async def wait_logged(superuser: asyncpg.Connection) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the log did not catch up")
+
+
+async def test_whole_ranges_hold_at_once_until_a_byte_changes(
+    world: World, client: Any, db_url: str, superuser: asyncpg.Connection
+) -> None:
+    """The audit's fast path (one comparison per range of rows) takes an intact ledger whole, and turns a
+    range over to the row-by-row check (which names the spot) as soon as one byte in it differs."""
+    from traceability.ledger import chain
+    from traceability.services import audit_bulk
+
+    codes = [await history(world, 4) for _ in range(3)]
+    await wait_logged(superuser)
+
+    async def holding() -> tuple[bool, bool]:
+        conn = await asyncpg.connect(db_url)
+        try:
+            heads = {r["id"]: r for r in await audit_repo.heads_in(conn, 0, 2**62)}
+            ranges = audit_bulk.batch_ranges(heads, 0, 2**62, 2)
+            assert len(ranges) == 3  # one batch each
+            chains = [
+                audit_bulk.chains_hold(bundle, [heads[k] for k in audit_bulk.heads_between(sorted(heads), lo, hi)])
+                async for (lo, hi), bundle in audit_parts._along(
+                    ranges, audit_repo.chain_bundles(conn, ranges, chain.CHAIN_TAG)
+                )
+            ]
+            leaves = [
+                audit_bulk.leaves_hold(bundle, b"\x00")
+                async for bundle in audit_repo.leaf_event_bundles(conn, [(0, 2**62)], b"\x00")
+            ]
+            return all(chains), all(leaves)
+        finally:
+            await conn.close()
+
+    assert await holding() == (True, True)
+    await tamper(
+        superuser,
+        "UPDATE events SET prev_hash = hash"
+        " WHERE seq = 2 AND batch_id = (SELECT id FROM batches WHERE trace_code = $1)",
+        codes[2],
+    )
+    assert await holding() == (False, True)
+    _, faults = await run_verify(db_url)
+    assert faults == [f"chain batch {codes[2]} seq 2: prev_hash does not match the previous event's hash"]
+    await tamper(superuser, "UPDATE log_leaves SET leaf_hash = $1 WHERE leaf_index = 3", b"\x07" * 32)
+    assert await holding() == (False, False)

@@ -60,6 +60,7 @@ __all__ = [
     "TileKey",
     "Tiles",
     "append",
+    "append_hashes",
     "consistency_proof",
     "inclusion_proof",
     "inclusion_proof_above",
@@ -437,12 +438,19 @@ def append(size: int, tiles: Tiles, leaf_hashes: Sequence[bytes]) -> tuple[int, 
     Returns ``(new_size, new_root, changed)`` where ``changed`` maps every tile whose content is new
     or different to its full new content (store them all, replacing any partial tile of the same key).
     """
-    _check_size(size)
     for i, h in enumerate(leaf_hashes):
         if len(h) != HASH_SIZE:
             raise MerkleError(f"leaf hash {i} is {len(h)} bytes, not {HASH_SIZE}")
+    return append_hashes(size, tiles, b"".join(leaf_hashes))
+
+
+def append_hashes(size: int, tiles: Tiles, leaf_hashes: bytes) -> tuple[int, bytes, dict[TileKey, bytes]]:
+    """:func:`append` with the leaf hashes given concatenated (no object per leaf)."""
+    _check_size(size)
+    if len(leaf_hashes) % HASH_SIZE:
+        raise MerkleError(f"{len(leaf_hashes)} bytes of leaf hashes is not a whole number of {HASH_SIZE}-byte hashes")
     changed: dict[TileKey, bytes] = {}
-    level, stored, new = 0, size, b"".join(leaf_hashes)
+    level, stored, new = 0, size, leaf_hashes
     while new:
         index, width = divmod(stored, TILE_WIDTH)
         row = new
@@ -464,5 +472,5 @@ def append(size: int, tiles: Tiles, leaf_hashes: Sequence[bytes]) -> tuple[int, 
             if len(tile) == _TILE_BYTES:
                 parents.append(_reduce(tile))
         level, stored, new = level + 1, stored >> TILE_HEIGHT, b"".join(parents)
-    new_size = size + len(leaf_hashes)
+    new_size = size + len(leaf_hashes) // HASH_SIZE
     return new_size, root(new_size, {**tiles, **changed}), changed

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 
 from traceability.ledger import canonical, chain, merkle, sealed
 from traceability.ledger import checkpoint as notes
+from traceability.services import audit_bulk as bulk
 from traceability.storage import audit_repo, log_repo
-from traceability.storage.database import Connection
+from traceability.storage.database import Connection, Record
+
+HASH = merkle.HASH_SIZE
 
 
 @dataclass(slots=True)
@@ -90,6 +94,38 @@ def _seal_holds(data: bytes, private: bytes | None) -> bool:
 
 async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int) -> None:
     heads = {r["id"]: r for r in await audit_repo.heads_in(conn, part.lo, part.hi)}
+    ordered = sorted(heads)
+    ranges = bulk.batch_ranges(heads, part.lo, part.hi, 2 * audit_repo.CHUNK)
+    unsure: list[tuple[int, int]] = []  # ranges that do not hold as a whole: checked row by row after
+    async with contextlib.aclosing(audit_repo.chain_bundles(conn, ranges, chain.CHAIN_TAG)) as bundles:
+        async for (lo, hi), bundle in _along(ranges, bundles):
+            between = [heads[k] for k in bulk.heads_between(ordered, lo, hi)]
+            if bulk.chains_hold(bundle, between):
+                found.events += bundle["events"]
+                found.batches += sum(1 for h in between if h["seq"])
+            else:
+                unsure.append((lo, hi))
+    for lo, hi in unsure:
+        if not await _chain_rows(
+            conn, lo, hi, {k: heads[k] for k in bulk.heads_between(ordered, lo, hi)}, found, max_faults
+        ):
+            break
+    del found.faults[max_faults:]
+
+
+async def _along(
+    ranges: list[tuple[int, int]], bundles: AsyncIterator[Record]
+) -> AsyncIterator[tuple[tuple[int, int], Record]]:
+    at = iter(ranges)
+    async for bundle in bundles:
+        yield next(at), bundle
+
+
+async def _chain_rows(
+    conn: Connection, lo: int, hi: int, heads: dict[int, Record], found: Found, max_faults: int
+) -> bool:
+    """The chains of batches ``lo <= id < hi`` row by row, naming the first broken link of each; False once
+    ``max_faults`` faults are found."""
     faults = found.faults
     link = chain.link
     ends: dict[int, tuple[int, bytes]] = {}  # batch id -> (last seq, last hash) of each chain that held
@@ -100,7 +136,7 @@ async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int)
     expected_seq = 0
     skipping = False
     events = 0
-    async with contextlib.aclosing(audit_repo.chain_chunks(conn, part.lo, part.hi)) as chunks:
+    async with contextlib.aclosing(audit_repo.chain_chunks(conn, lo, hi)) as chunks:
         async for rows in chunks:
             events += len(rows)
             for batch_id, seq, prev, stored, data, private in rows:
@@ -131,11 +167,11 @@ async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int)
                 broken.add(batch_id)
                 faults.append(Fault("chain", f"batch {code} seq {expected_seq}", reason))
                 if len(faults) >= max_faults:
-                    found.events = events
-                    return
+                    found.events += events
+                    return False
     if current is not None and not skipping:
         ends[current] = (expected_seq - 1, expected_prev)
-    found.events = events
+    found.events += events
     # A deleted last event leaves a chain that verifies on its own: the head still names it.
     for batch_id in sorted(heads):
         head = heads[batch_id]
@@ -153,6 +189,7 @@ async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int)
                     f"chain ends at seq {end[0]} but the batch head is at seq {seq}",
                 )
             )
+    return len(faults) < max_faults
 
 
 async def _leaves(conn: Connection, part: Leaves, found: Found, max_faults: int) -> None:
@@ -160,21 +197,29 @@ async def _leaves(conn: Connection, part: Leaves, found: Found, max_faults: int)
     forged: list[int] = []
     unlogged: list[int] = []
     prefix = b"\x00"  # RFC 9162 leaf hash: SHA-256(0x00 || the event's chain hash)
-    leaves = 0
-    async with contextlib.aclosing(audit_repo.leaf_event_chunks(conn, part.lo, part.hi)) as chunks:
-        async for rows in chunks:
-            for pk, event_hash, _log, index, leaf in rows:
-                if index is None:
-                    unlogged.append(pk)
-                    continue
-                leaves += 1
-                if event_hash is None:
-                    forged.append(index)
-                elif sha256(prefix + event_hash).digest() != leaf:
-                    mismatched.append((index, pk))
-            if len(forged) + len(mismatched) >= max_faults:
-                break
-    found.events = leaves
+    width = 4 * audit_repo.CHUNK
+    ranges = [(a, min(a + width, part.hi)) for a in range(part.lo, part.hi, width)]
+    unsure: list[tuple[int, int]] = []
+    async with contextlib.aclosing(audit_repo.leaf_event_bundles(conn, ranges, prefix)) as bundles:
+        async for (lo, hi), bundle in _along(ranges, bundles):
+            if bulk.leaves_hold(bundle, prefix):
+                found.events += bundle["pairs"]
+            else:
+                unsure.append((lo, hi))
+    for lo, hi in unsure:
+        async with contextlib.aclosing(audit_repo.leaf_event_chunks(conn, lo, hi)) as chunks:
+            async for rows in chunks:
+                for pk, event_hash, _log, index, leaf in rows:
+                    if index is None:
+                        unlogged.append(pk)
+                        continue
+                    found.events += 1
+                    if event_hash is None:
+                        forged.append(index)
+                    elif sha256(prefix + event_hash).digest() != leaf:
+                        mismatched.append((index, pk))
+        if len(forged) + len(mismatched) >= max_faults:
+            break
     named = await audit_repo.events_by_pk(conn, [pk for _, pk in mismatched])
     faults = [Fault("leaf", f"index {i}", "names no recorded event (a forged leaf)") for i in forged]
     faults += [Fault("leaf", f"index {i}", f"does not match event {named[pk]['event_id']}") for i, pk in mismatched]
@@ -227,7 +272,7 @@ async def _tree(conn: Connection, part: Tree, found: Found, max_faults: int) -> 
         nonlocal size, tiles
         if not pending:
             return
-        size, _root, changed = merkle.append(size, tiles, pending)
+        size, _root, changed = merkle.append_hashes(size, tiles, b"".join(pending))
         pending.clear()
         digests.update((k, sha256(content).digest()) for k, content in changed.items() if len(content) == full)
         keep = merkle.tiles_for_append(size)
@@ -236,25 +281,24 @@ async def _tree(conn: Connection, part: Tree, found: Found, max_faults: int) -> 
     next_stop = iter(stops)
     stop = next(next_stop, None)
     expected = 0
-    async with contextlib.aclosing(audit_repo.leaf_chunks(conn, part.log_id)) as chunks:
-        async for rows in chunks:
-            if not rows:
-                break
-            leaves = [leaf for _, leaf in rows]
+    async with contextlib.aclosing(audit_repo.leaf_bundles(conn, part.log_id, 8 * audit_repo.CHUNK)) as bundles:
+        async for bundle in bundles:
+            leaves: bytes = bundle["hashes"]
+            n = bundle["leaves"]
             gap = None
-            if rows[0][0] != expected or rows[-1][0] != expected + len(rows) - 1:  # indexes are unique and sorted
-                n = next(n for n, (index, _) in enumerate(rows) if index != expected + n)
-                gap, leaves = rows[n][0], leaves[:n]
+            if bundle["indexes"] != bulk.indexes(expected, n):
+                n = bulk.first_gap(bundle["indexes"], expected)
+                gap, leaves = int.from_bytes(bundle["indexes"][8 * n : 8 * n + 8], "big"), leaves[: HASH * n]
             first, taken = expected, 0
-            while stop is not None and stop <= first + len(leaves):
-                pending.extend(leaves[taken : stop - first])
+            while stop is not None and stop <= first + n:
+                pending.append(leaves[HASH * taken : HASH * (stop - first)])
                 taken = stop - first
                 flush()
                 roots[stop] = merkle.root(stop, tiles)
                 stop = next(next_stop, None)
-            pending.extend(leaves[taken:])
-            expected = first + len(leaves)
-            if len(pending) >= 1 << 16:  # keep memory flat between checkpoints far apart
+            pending.append(leaves[HASH * taken :])
+            expected = first + n
+            if sum(map(len, pending)) >= HASH << 16:  # keep memory flat between checkpoints far apart
                 flush()
             if gap is not None:
                 fault("leaf", f"index {expected}", f"missing: the next stored leaf is {gap}")

@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import TypeVar
 
-from traceability.storage.database import Connection, Record, connect
+from traceability.storage.database import Connection, Record, connect, fetch_one
 
 CHUNK = 5000
-"""Rows (or event keys) a chunk; leaves, being small, come four chunks at a time, tiles a tenth."""
+"""Rows (or event keys) a chunk; leaves, being small, come four chunks at a time, tiles a tenth. A bundle
+(one row of concatenated columns standing for many rows) holds about four chunks' worth."""
 Chunks = AsyncGenerator[list[Record], None]
+T = TypeVar("T")
 _SNAPSHOT = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
 
 
@@ -52,7 +55,31 @@ async def _chunks(
         while pending is not None:
             rows = await pending
             pending = asyncio.ensure_future(fetch(rows[-1] if rows else None)) if more(rows) else None
+            await sent()
             yield rows
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+async def sent() -> None:
+    """Let a query just asked for reach the server, so that it runs while the caller works on the last one."""
+    for _ in range(3):  # asyncpg writes a prepared statement's Bind/Execute within a few loop turns
+        await asyncio.sleep(0)
+
+
+async def prefetched(fetches: Iterator[Callable[[], Awaitable[T]]]) -> AsyncGenerator[T, None]:
+    """The results of ``fetches`` in order, each one asked for before the previous one is handed out."""
+    pending = next((asyncio.ensure_future(f()) for f in fetches), None)
+    try:
+        while pending is not None:
+            result = await pending
+            pending = next((asyncio.ensure_future(f()) for f in fetches), None)
+            if pending is not None:
+                await sent()
+            yield result
     finally:
         if pending is not None:
             pending.cancel()
@@ -77,6 +104,24 @@ WHERE b.id >= $1 AND b.id < $2
 """
 
 
+# The same columns for every event of batches lo <= id < hi, each concatenated in chain order: batch ids
+# (8 bytes each), seqs (4), prev hashes, hashes, and the bytes each link hashes (``$3 || prev || canonical``)
+# with their lengths (4 bytes each); how many events carry sealed details' openings.
+CHAIN_BUNDLE = """
+SELECT count(*) AS events,
+       string_agg(int8send(batch_id), '' ORDER BY batch_id, seq) AS batch_ids,
+       string_agg(int4send(seq), '' ORDER BY batch_id, seq) AS seqs,
+       string_agg(prev_hash, '' ORDER BY batch_id, seq) AS prevs,
+       string_agg(hash, '' ORDER BY batch_id, seq) AS hashes,
+       string_agg(int4send(length($3::bytea) + length(prev_hash) + length(canonical)), '' ORDER BY batch_id, seq)
+         AS lengths,
+       string_agg($3::bytea || prev_hash || canonical, '' ORDER BY batch_id, seq) AS linked,
+       count(private) AS openings
+FROM events
+WHERE batch_id >= $1 AND batch_id < $2
+"""
+
+
 async def event_batch_range(conn: Connection) -> tuple[int, int] | None:
     """The smallest and largest batch id any event names (None when there are no events)."""
     row = await conn.fetchrow(EVENT_BATCH_RANGE)
@@ -94,6 +139,16 @@ async def chain_chunks(conn: Connection, lo: int, hi: int) -> Chunks:
 
     async for rows in _chunks(fetch, lambda rows: len(rows) == limit):
         yield rows
+
+
+def chain_bundles(conn: Connection, ranges: Sequence[tuple[int, int]], tag: bytes) -> AsyncGenerator[Record, None]:
+    """For each batch range ``lo <= id < hi`` in turn, its events as one row of concatenated columns (see
+    ``CHAIN_BUNDLE``; the byte strings are NULL when the range has no events), ``tag`` before each link's bytes."""
+
+    def fetch(lo: int, hi: int) -> Callable[[], Awaitable[Record]]:
+        return lambda: fetch_one(conn, CHAIN_BUNDLE, lo, hi, tag)
+
+    return prefetched(fetch(lo, hi) for lo, hi in ranges)
 
 
 async def heads_in(conn: Connection, lo: int, hi: int) -> list[Record]:
@@ -114,6 +169,14 @@ LEAF_EVENT_RANGE = """
 SELECT e.id, e.hash, l.log_id, l.leaf_index, l.leaf_hash
 FROM (SELECT id, hash FROM events WHERE id >= $1 AND id < $2) e
 FULL JOIN (SELECT log_id, leaf_index, event_pk, leaf_hash FROM log_leaves WHERE event_pk >= $1 AND event_pk < $2) l
+  ON l.event_pk = e.id
+"""
+# The same pairs as one row: how many, and (in the same order, since one aggregate step reads each pair)
+# ``$3 || event hash`` and the leaf hash, concatenated; a missing side is left out, so the lengths tell.
+LEAF_EVENT_BUNDLE = """
+SELECT count(*) AS pairs, string_agg($3::bytea || e.hash, '') AS hashed, string_agg(l.leaf_hash, '') AS leaves
+FROM (SELECT id, hash FROM events WHERE id >= $1 AND id < $2) e
+FULL JOIN (SELECT event_pk, leaf_hash FROM log_leaves WHERE event_pk >= $1 AND event_pk < $2) l
   ON l.event_pk = e.id
 """
 QUEUED = "SELECT event_pk FROM log_queue WHERE event_pk = ANY($1::bigint[])"
@@ -145,6 +208,17 @@ async def leaf_event_chunks(conn: Connection, lo: int, hi: int) -> Chunks:
         yield rows
 
 
+def leaf_event_bundles(
+    conn: Connection, ranges: Sequence[tuple[int, int]], prefix: bytes
+) -> AsyncGenerator[Record, None]:
+    """For each event key range in turn, its events and leaves paired as one row (see ``LEAF_EVENT_BUNDLE``)."""
+
+    def fetch(lo: int, hi: int) -> Callable[[], Awaitable[Record]]:
+        return lambda: fetch_one(conn, LEAF_EVENT_BUNDLE, lo, hi, prefix)
+
+    return prefetched(fetch(lo, hi) for lo, hi in ranges)
+
+
 async def queued(conn: Connection, event_pks: Sequence[int]) -> set[int]:
     """Which of these events wait in the log queue."""
     return {r[0] for r in await conn.fetch(QUEUED, list(event_pks))}
@@ -157,23 +231,41 @@ async def events_by_pk(conn: Connection, event_pks: Sequence[int]) -> dict[int, 
 
 # -- leaves in order ------------------------------------------------------------------------------
 
-LEAF_CHUNK = """
-SELECT leaf_index, leaf_hash FROM log_leaves WHERE log_id = $1 AND leaf_index > $2 ORDER BY leaf_index LIMIT $3
+# The next leaves from index $2 on, as one row: how many, their indexes (8 bytes each) and their hashes,
+# concatenated in index order.
+LEAF_BUNDLE = """
+SELECT count(*) AS leaves,
+       string_agg(int8send(leaf_index), '' ORDER BY leaf_index) AS indexes,
+       string_agg(leaf_hash, '' ORDER BY leaf_index) AS hashes
+FROM (SELECT leaf_index, leaf_hash FROM log_leaves WHERE log_id = $1 AND leaf_index >= $2
+      ORDER BY leaf_index LIMIT $3) l
 """
 TILE_CHUNK = """
 SELECT level, idx, hashes FROM log_tiles WHERE log_id = $1 AND (level, idx) > ($2, $3) ORDER BY level, idx LIMIT $4
 """
 
 
-async def leaf_chunks(conn: Connection, log: int) -> Chunks:
-    """A log's leaves in index order: leaf_index, leaf_hash."""
-    limit = CHUNK * 4
+async def leaf_bundles(conn: Connection, log: int, width: int) -> AsyncGenerator[Record, None]:
+    """A log's leaves in index order, ``width`` a bundle (see ``LEAF_BUNDLE``), up to the first bundle that is
+    not full. Each next bundle is asked for from where the last one ends if its indexes have no gap; a caller
+    that finds a gap stops there."""
+    start = 0
 
-    async def fetch(last: Record | None) -> list[Record]:
-        return list(await conn.fetch(LEAF_CHUNK, log, -1 if last is None else last[0], limit))
+    def fetch() -> Awaitable[Record]:
+        nonlocal start
+        start += width
+        return fetch_one(conn, LEAF_BUNDLE, log, start - width, width)
 
-    async for rows in _chunks(fetch, lambda rows: len(rows) == limit):
-        yield rows
+    def fetches() -> Iterator[Callable[[], Awaitable[Record]]]:
+        while True:
+            yield fetch
+
+    async with contextlib.aclosing(prefetched(fetches())) as bundles:
+        async for bundle in bundles:
+            if bundle["leaves"]:
+                yield bundle
+            if bundle["leaves"] < width:
+                break
 
 
 async def tile_chunks(conn: Connection, log: int) -> Chunks:
