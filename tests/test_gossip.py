@@ -124,7 +124,8 @@ async def test_a_member_showing_another_history_to_a_peer_is_caught(
     assert (await overview())["split_views"] == []
     # Suzhou showed Nanjing another tree of the same size, signed with its key: Nanjing passes it on.
     other = notes.sign_checkpoint(SUZHOU, 5, tree(5, 2), suzhou.signer)
-    nanjing.holds = [{"origin": SUZHOU, "size": 5, "checkpoint": other}]
+    # (after an entry of no member, long enough that the list arrives in many pieces)
+    nanjing.holds = [{"origin": "elsewhere", "checkpoint": "x" * 300_000}, {"origin": SUZHOU, "checkpoint": other}]
 
     async def split() -> list[dict[str, Any]]:
         return list((await overview())["split_views"])

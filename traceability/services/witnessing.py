@@ -70,10 +70,14 @@ class Proven(Exception):
 
 
 async def _read(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    body = await resp.content.read(limit + 1)
-    if len(body) > limit:
-        raise Unreachable(f"the answer is larger than {limit} bytes")
-    return body
+    """The whole body, refused beyond ``limit`` bytes without reading further."""
+    chunks, total = [], 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            raise Unreachable(f"the answer is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def get_bytes(http: aiohttp.ClientSession, url: str, limit: int, **params: int) -> bytes:
