@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pymerkle import InmemoryTree
 
 from tests import rfc9162_verifier as rfc
-from traceability.ledger import merkle, proofs
+from traceability.ledger import merkle, proofs, tile_levels
 from traceability.ledger.merkle import InvalidProofError, MerkleError, TileError, TileKey
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "merkle.json").read_text())
@@ -358,6 +358,36 @@ def test_verifier_edge_cases() -> None:
     for args2 in bad_inclusion:
         with pytest.raises(InvalidProofError):
             proofs.verify_inclusion(*args2)
+
+
+def test_a_proof_inside_a_full_tile_needs_only_its_group_and_the_tile_upper_rows() -> None:
+    _, _, tiles, tree = big()
+    for tile in (0, 5):
+        hashes = tiles[(0, tile)]
+        upper = tile_levels.upper_rows(merkle.Tile(hashes).levels())
+        assert len(upper) == tile_levels.UPPER_BYTES == 30 * 32
+        for at in range(merkle.TILE_WIDTH):
+            first = at - at % 16
+            group = hashes[first * 32 : (first + 16) * 32]
+            within = tile_levels.path_within(at, group, upper)
+            assert within == merkle.inclusion_proof_within(tile * 256 + at, merkle.Tile(hashes)), at
+            assert within == tree.prove_inclusion(tile * 256 + at + 1, 2048).path[1:9], at
+        bent = upper[:32] + bytes([upper[32] ^ 1]) + upper[33:]  # a wrong kept hash: a wrong path, not an error
+        assert tile_levels.path_within(0, hashes[:512], bent) != tile_levels.path_within(0, hashes[:512], upper)
+    with pytest.raises(ValueError, match="full tiles"):
+        tile_levels.upper_rows(merkle.Tile(tiles[(0, 0)][:-32]).levels())
+    with pytest.raises(ValueError):
+        tile_levels.path_within(256, tiles[(0, 0)][:512], upper)
+    with pytest.raises(ValueError):
+        tile_levels.path_within(3, tiles[(0, 0)][:480], upper)
+
+
+def test_the_sequencer_gets_each_new_full_tile_with_its_node_hashes() -> None:
+    leaves = big()[1]
+    _size, _root, changed = merkle.append(0, {}, leaves[:300])
+    full = changed[(0, 0)]
+    assert isinstance(full, merkle.Tile) and full.levels()[-1] == changed[(1, 0)]
+    assert not isinstance(changed[(0, 1)], merkle.Tile)  # partial: still growing
 
 
 def test_the_leaves_of_a_full_tile_share_the_proof_above_it() -> None:

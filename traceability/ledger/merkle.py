@@ -39,7 +39,6 @@ Exceptions::
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -90,9 +89,7 @@ Tiles = Mapping[TileKey, bytes]
 """Tiles fetched from storage: ``(level, index)`` -> the tile's concatenated hashes."""
 
 _HASHER = MerkleHasher("sha256", security=True)
-# The tile reduction hashes slices of a tile directly: a left and right sibling are adjacent there.
 _NODE_PREFIX: bytes = _HASHER.node_prefix
-_sha256 = hashlib.sha256
 assert _HASHER.leaf_prefix == b"\x00" and _NODE_PREFIX == b"\x01", "pymerkle must hash as RFC 9162"
 assert _NODE_PREFIX == NODE_PREFIX, "tile_levels must hash nodes as RFC 9162"
 
@@ -221,16 +218,6 @@ def _tile_hashes(tiles: Tiles, level: int, first: int, count: int) -> bytes:
     return _tile(tiles, level, first, count)[start : start + count * HASH_SIZE]
 
 
-def _reduce(hashes: bytes) -> bytes:
-    """MTH of a perfect subtree given its bottom row of hashes, concatenated (a power of two of them)."""
-    node = _NODE_PREFIX
-    sha256 = _sha256
-    while len(hashes) > HASH_SIZE:
-        # Siblings are adjacent in the row, so each parent hashes one 64-byte slice.
-        hashes = b"".join([sha256(node + hashes[i : i + 64]).digest() for i in range(0, len(hashes), 64)])
-    return hashes
-
-
 _tile_levels = LevelCache()
 
 
@@ -254,14 +241,21 @@ def _subtree_hash(tiles: Tiles, height: int, index: int, memo: Levels | None = N
     return levels[rest][at * HASH_SIZE : (at + 1) * HASH_SIZE]
 
 
-def _range_hash(tiles: Tiles, start: int, end: int, memo: Levels | None = None) -> bytes:
-    """MTH(D[start:end]) for a range as RFC 9162 proofs use them (see ``_subtrees``)."""
+def _range_hash(
+    tiles: Tiles, start: int, end: int, memo: Levels | None = None, known: dict[tuple[int, int], bytes] | None = None
+) -> bytes:
+    """MTH(D[start:end]) for a range as RFC 9162 proofs use them (see ``_subtrees``). ``known`` keeps the
+    hashes of ranges that are not one perfect subtree (they end at the tree's right edge), by range."""
+    if known is not None and (found := known.get((start, end))) is not None:
+        return found
     hashes = [_subtree_hash(tiles, h, i, memo) for h, i in _subtrees(start, end)]
     if not hashes:
         return EMPTY_ROOT
     result = hashes[-1]
     for left in reversed(hashes[:-1]):
         result = node_hash(left, result)
+    if known is not None and len(hashes) > 1:
+        known[(start, end)] = result
     return result
 
 
@@ -407,14 +401,18 @@ def inclusion_proof_within(index: int, tile: bytes) -> list[bytes]:
     return path
 
 
-def inclusion_proof_above(tile: int, size: int, tiles: Tiles) -> list[bytes]:
+def inclusion_proof_above(
+    tile: int, size: int, tiles: Tiles, known: dict[tuple[int, int], bytes] | None = None
+) -> list[bytes]:
     """The rest of the inclusion proof, above the leaves' level-0 tile: the same for all 256 leaves of
-    full tile ``tile`` in the tree of ``size``. ``tiles`` must hold ``tiles_for_inclusion_above``."""
+    full tile ``tile`` in the tree of ``size``. ``tiles`` must hold ``tiles_for_inclusion_above``.
+    ``known``: hashes of right-edge ranges computed before (a leaf range's hash never changes), kept
+    there too."""
     if not _full_tile(tile, size):
         raise MerkleError(f"level-0 tile {tile} is not full in a tree of size {size}")
     memo: Levels = {}
     ranges = _inclusion_ranges(tile << TILE_HEIGHT, size)[TILE_HEIGHT:]
-    return [_range_hash(tiles, start, end, memo) for start, end in ranges]
+    return [_range_hash(tiles, start, end, memo, known) for start, end in ranges]
 
 
 def consistency_proof(first: int, second: int, tiles: Tiles) -> list[bytes]:
@@ -436,7 +434,8 @@ def append(size: int, tiles: Tiles, leaf_hashes: Sequence[bytes]) -> tuple[int, 
     ``tiles`` must hold ``tiles_for_append(size)``, each partial tile exactly as wide as the tree of
     ``size`` leaves makes it: a wider one means storage and ``size`` disagree, and is refused.
     Returns ``(new_size, new_root, changed)`` where ``changed`` maps every tile whose content is new
-    or different to its full new content (store them all, replacing any partial tile of the same key).
+    or different to its full new content (store them all, replacing any partial tile of the same key);
+    a full tile comes as a :class:`Tile` with its node hashes computed (they gave its root).
     """
     for i, h in enumerate(leaf_hashes):
         if len(h) != HASH_SIZE:
@@ -468,9 +467,10 @@ def append_hashes(size: int, tiles: Tiles, leaf_hashes: bytes) -> tuple[int, byt
         parents = []
         for offset in range(0, len(row), _TILE_BYTES):
             tile = row[offset : offset + _TILE_BYTES]
+            if len(tile) == _TILE_BYTES:  # complete: its root goes up; its node hashes stay with it
+                tile = Tile(tile)
+                parents.append(tile.levels()[-1])
             changed[(level, index + offset // _TILE_BYTES)] = tile
-            if len(tile) == _TILE_BYTES:
-                parents.append(_reduce(tile))
         level, stored, new = level + 1, stored >> TILE_HEIGHT, b"".join(parents)
     new_size = size + len(leaf_hashes) // HASH_SIZE
     return new_size, root(new_size, {**tiles, **changed}), changed

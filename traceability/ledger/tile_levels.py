@@ -13,6 +13,13 @@ from hashlib import sha256
 
 HASH_SIZE = 32
 NODE_PREFIX = b"\x01"  # RFC 9162 section 2.1.1
+TILE_HEIGHT = 8
+GROUP_HEIGHT = 4
+"""A proof inside a full tile is computed from its leaf's group of ``2**GROUP_HEIGHT`` stored hashes and
+the tile's upper rows (:func:`upper_rows`): 11 node hashes instead of the tile's 255."""
+GROUP_BYTES = HASH_SIZE << GROUP_HEIGHT
+UPPER_BYTES = HASH_SIZE * ((2 << (TILE_HEIGHT - GROUP_HEIGHT)) - 2)
+"""The rows of a full tile from ``GROUP_HEIGHT`` up to its root's children: 16 + 8 + 4 + 2 hashes."""
 
 
 def _levels_of(tile: bytes) -> list[bytes]:
@@ -24,6 +31,40 @@ def _levels_of(tile: bytes) -> list[bytes]:
         whole = len(row) - len(row) % (2 * HASH_SIZE)
         rows.append(b"".join([sha256(NODE_PREFIX + row[i : i + 64]).digest() for i in range(0, whole, 64)]))
     return rows
+
+
+def _reduce(hashes: bytes) -> bytes:
+    """The root of a perfect subtree given its bottom row of hashes (a power of two of them)."""
+    while len(hashes) > HASH_SIZE:
+        hashes = b"".join([sha256(NODE_PREFIX + hashes[i : i + 64]).digest() for i in range(0, len(hashes), 64)])
+    return hashes
+
+
+def upper_rows(levels: list[bytes]) -> bytes:
+    """A full tile's rows from ``GROUP_HEIGHT`` to just below its root, concatenated (``UPPER_BYTES``), from
+    its levels: with them and a leaf's group, :func:`path_within` needs no other hash of the tile."""
+    if len(levels) != TILE_HEIGHT + 1 or len(levels[0]) != HASH_SIZE << TILE_HEIGHT:
+        raise ValueError("upper rows are kept for full tiles only")
+    return b"".join(levels[GROUP_HEIGHT:TILE_HEIGHT])
+
+
+def path_within(at: int, group: bytes, upper: bytes) -> list[bytes]:
+    """The 8 hashes of the inclusion proof of the leaf at offset ``at`` (0-255) of a full tile, from the
+    ``2**GROUP_HEIGHT`` stored hashes of its aligned group (``GROUP_BYTES``) and the tile's
+    :func:`upper_rows`; the same as reading them from the tile's levels."""
+    if len(group) != GROUP_BYTES or len(upper) != UPPER_BYTES or not 0 <= at < 1 << TILE_HEIGHT:
+        raise ValueError("a leaf offset in 0-255, a group of 16 hashes and a tile's 30 upper hashes are needed")
+    path = []
+    inside = at & ((1 << GROUP_HEIGHT) - 1)
+    for height in range(GROUP_HEIGHT):  # the sibling subtree's leaves are in the group: reduce them
+        first = ((inside >> height) ^ 1) << height
+        path.append(_reduce(group[first * HASH_SIZE : (first + (1 << height)) * HASH_SIZE]))
+    row = 0  # where the row of the current height starts in ``upper``
+    for height in range(GROUP_HEIGHT, TILE_HEIGHT):
+        sibling = row + ((at >> height) ^ 1) * HASH_SIZE
+        path.append(upper[sibling : sibling + HASH_SIZE])
+        row += HASH_SIZE << (TILE_HEIGHT - height)
+    return path
 
 
 class Tile(bytes):

@@ -4,8 +4,8 @@ checkpoint.
 Every proof carries the bytes that were hashed (the event's canonical bytes and the previous chain hash),
 so whoever checks it recomputes the chain hash, the leaf hash and the path up to the signed root.
 
-Tiles: each leaf's level-0 tile is read in the same query as the leaf; the tiles above it, shared by
-65,536 leaves or more, and the level-0 tiles proved lately come from the log's
+Tiles: each leaf's group of 16 hashes in its level-0 tile is read in the same query as the leaf; the
+tile's upper rows and the tiles above it, shared by 256 and 65,536 leaves or more, come from the log's
 :class:`~traceability.services.transparency.TileCache`, with their node hashes computed once.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from traceability import errors
-from traceability.ledger import merkle
+from traceability.ledger import merkle, tile_levels
 from traceability.services.transparency import Log
 from traceability.storage import batches_repo, log_repo
 from traceability.storage.database import Connection, Database, Record
@@ -26,61 +26,62 @@ MAX_LISTED = 100
 """Events and leaves named in one request at most."""
 
 
-def _wide_enough(key: merkle.TileKey, tile: bytes | None, size: int) -> bool:
-    return tile is not None and len(tile) >= merkle.tile_width(key, size) * merkle.HASH_SIZE
-
-
 TileReader = Callable[[set[merkle.TileKey]], Awaitable[dict[merkle.TileKey, bytes]]]
+
+
+def _full(tile: int, size: int) -> bool:
+    return (tile + 1) * merkle.TILE_WIDTH <= size
 
 
 async def _paths(lg: Log, rows: Sequence[Record], size: int, read: TileReader) -> list[list[str]]:
     """The rows' audit paths in the tree of ``size``, hex-encoded.
 
-    The leaves of a full level-0 tile share the part of their paths above it: that part is kept by
-    tree size in the log's cache, so a proof usually needs nothing but its level-0 tile (which comes
-    with the row, or from the cache) and eight slices of that tile's kept node hashes.
+    A leaf in a full level-0 tile: the path inside the tile comes from its group's 16 hashes (with the
+    row) and the tile's upper rows (kept by the log's cache, else computed once from the tile, read
+    for that); the part above the tile, shared by its 256 leaves, from the cache or the upper tiles.
+    A leaf in the right-edge tile: from the right-edge tiles, which every recent leaf shares.
     """
+    uppers: dict[int, bytes | None] = {}
     shared: dict[int, list[bytes] | None] = {}
     needed: set[merkle.TileKey] = set()
     for row in rows:
         index = row["leaf_index"]
         tile = index // merkle.TILE_WIDTH
-        needed.add((0, tile))
-        if (tile + 1) * merkle.TILE_WIDTH > size:  # the right edge: the whole path depends on the index
+        if not _full(tile, size):  # the right edge: the whole path depends on the index
             needed |= merkle.tiles_for_inclusion(index, size)
-        elif tile not in shared and (shared.setdefault(tile, lg.tiles.above(lg.id, size, tile))) is None:
+            continue
+        if tile not in uppers and uppers.setdefault(tile, lg.tiles.upper(lg.id, tile)) is None:
+            needed.add((0, tile))
+        if tile not in shared and shared.setdefault(tile, lg.tiles.above(lg.id, size, tile)) is None:
             needed |= merkle.tiles_for_inclusion_above(tile, size)
-    tiles = await _tiles(lg, rows, needed, size, read)
+    tiles = await _tiles(lg, needed, size, read) if needed else {}
     paths = []
     for row in rows:
         index = row["leaf_index"]
         tile = index // merkle.TILE_WIDTH
-        if tile not in shared:
+        if tile not in uppers:
             path = merkle.inclusion_proof(index, size, tiles)
         else:
+            if (upper := uppers[tile]) is None:
+                upper = uppers[tile] = lg.tiles.keep_upper(lg.id, tile, tiles[(0, tile)])
             if (above := shared[tile]) is None:
-                above = shared[tile] = merkle.inclusion_proof_above(tile, size, tiles)
+                above = shared[tile] = merkle.inclusion_proof_above(tile, size, tiles, lg.tiles.ranges(lg.id))
                 lg.tiles.keep_above(lg.id, size, tile, above)
-            path = merkle.inclusion_proof_within(index, tiles.get((0, tile), b"")) + above
+            path = tile_levels.path_within(index % merkle.TILE_WIDTH, row["leaf_group"], upper) + above
         paths.append([h.hex() for h in path])
     return paths
 
 
-async def _tiles(
-    lg: Log, rows: Sequence[Record], needed: set[merkle.TileKey], size: int, read: TileReader
-) -> dict[merkle.TileKey, bytes]:
-    """The ``needed`` tiles of the tree of ``size``: from the log's cache, else level 0 from the rows
-    and the rest ``read`` from storage (and cached, with the node hashes computed from them)."""
+async def _tiles(lg: Log, needed: set[merkle.TileKey], size: int, read: TileReader) -> dict[merkle.TileKey, bytes]:
+    """The ``needed`` tiles of the tree of ``size``: from the log's cache, else ``read`` from storage and
+    cached with the node hashes computed from them; except full level-0 tiles, read only to compute
+    their upper rows once (those are kept instead)."""
     tiles = lg.tiles.get(lg.id, needed, size)
-    came: dict[merkle.TileKey, bytes] = {}
-    for row in rows:
-        key = (0, row["leaf_index"] // merkle.TILE_WIDTH)
-        if key not in tiles and _wide_enough(key, row["leaf_tile"], size):
-            came[key] = row["leaf_tile"]
-    missing = needed - tiles.keys() - came.keys()
+    missing = needed - tiles.keys()
     if missing:
-        came.update(await read(missing))
-    tiles.update(lg.tiles.put(lg.id, came))
+        came = await read(missing)
+        tiles.update(came)
+        tiles.update(lg.tiles.put(lg.id, {k: t for k, t in came.items() if k[0] or not _full(k[1], size)}))
     return tiles
 
 
@@ -97,8 +98,7 @@ async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any
 
     async def read(event_ids: list[str]) -> dict[str, Record]:
         async with db.connection() as conn:
-            held = lg.tiles.full_leaf_tiles(lg.id)
-            rows = await log_repo.find_events_proofs(conn, event_ids, merkle.TILE_WIDTH, held)
+            rows = await log_repo.find_events_proofs(conn, event_ids, merkle.TILE_WIDTH)
         return {r["event_id"]: r for r in rows}
 
     row = await lg.leaves.get(event_id, read)
@@ -106,10 +106,7 @@ async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any
         raise errors.NotFound(f"no event {event_id}")
     covering = None
     if _logged(lg, row):
-        covering = lg.latest.cached(row["leaf_index"])
-        if covering is None:
-            async with db.connection() as conn:
-                covering = await lg.latest.covering(conn, lg.id, row["leaf_index"])
+        covering = lg.latest.cached(row["leaf_index"]) or await lg.latest.refresh(db, lg.id, row["leaf_index"])
     if covering is None:
         raise errors.NotFound(f"event {event_id} is recorded and waiting to enter the log; retry in a second")
     size, note = covering

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from traceability import errors
 from traceability.config import Settings
 from traceability.ledger import checkpoint as notes
-from traceability.ledger import merkle
+from traceability.ledger import merkle, tile_levels
 from traceability.logging import get_logger
 from traceability.services.exclusive import run_exclusive
 from traceability.storage import log_repo
@@ -41,6 +41,7 @@ class LatestCheckpoint:
     def __init__(self, ttl: float = 1.0) -> None:
         self.ttl = ttl
         self._value: tuple[int, str, float] | None = None
+        self._reading: asyncio.Future[None] | None = None
 
     def cached(self, index: int) -> tuple[int, str] | None:
         """(size, signed note) of the newest checkpoint kept, if it is fresh and includes leaf ``index``."""
@@ -64,26 +65,54 @@ class LatestCheckpoint:
             self._value = value
         return (value[0], value[1]) if value[0] > index else None
 
+    async def refresh(self, db: Database, log_id: int, index: int) -> tuple[int, str] | None:
+        """As :meth:`covering` on a pooled connection, one read at a time: the proofs that find the kept
+        checkpoint stale together wait for the same read instead of each making its own."""
+        while (reading := self._reading) is not None:
+            await asyncio.shield(reading)
+            if (found := self.cached(index)) is not None:
+                return found
+        self._reading = asyncio.get_running_loop().create_future()
+        try:
+            async with db.connection() as conn:
+                return await self.covering(conn, log_id, index)
+        finally:
+            self._reading.set_result(None)
+            self._reading = None
+
 
 ABOVE_COST = 80
 """Bytes a kept 32-byte hash costs, with its object and list slot."""
+UPPER_COST = tile_levels.UPPER_BYTES + 200
+"""Bytes a tile's kept upper rows cost, with their object, key and place in the cache."""
+RANGES_KEPT = 4096
 
 
 class TileCache:
     """Tiles for proofs, each kept with the node hashes between its levels (a :class:`merkle.Tile`):
     the tiles above level 0 are shared by 65,536 leaves or more and the right edge by every leaf,
-    so nearly every proof needs the same few, and a level-0 tile serves the proofs of its 256 leaves.
-    Stored hashes never change, so a cached tile stays right; a partial tile too narrow for the tree
-    asked about is simply read again. With them, the part of the proofs above each full level-0 tile
-    that its 256 leaves share, by tree size. Bounded by ``budget`` bytes (a full tile with its levels
-    counts 16 KB, a shared path about 1 KB), least recently used first out."""
+    so nearly every proof needs the same few. Stored hashes never change, so a cached tile stays
+    right; a partial tile too narrow for the tree asked about is simply read again. With them:
 
-    def __init__(self, budget: int = 8 << 20) -> None:
+    - each full level-0 tile's upper rows (:func:`tile_levels.upper_rows`, 960 bytes): with them a
+      proof needs only its leaf's group of 16 hashes from the tile, which comes with the leaf's row.
+      The sequencer keeps them for the tiles it completes, so it hashes each tile once for both;
+    - the part of the proofs above each full level-0 tile that its 256 leaves share, by tree size;
+    - the hashes of the leaf ranges that end at the tree's right edge (``ranges``), by range.
+
+    Bounded by ``budget`` bytes (a full tile with its levels counts 16 KB, a shared path about 1 KB)
+    and ``upper_budget`` for the upper rows (about 1.1 KB a tile: 16 MB serve 3.6 million leaves),
+    least recently used first out."""
+
+    def __init__(self, budget: int = 8 << 20, upper_budget: int = 16 << 20) -> None:
         self.budget = budget
+        self.upper_budget = upper_budget
         self.used_by_tiles = 0
         self.used_by_paths = 0
         self._tiles: OrderedDict[tuple[int, int, int], merkle.Tile] = OrderedDict()
         self._above: OrderedDict[tuple[int, int, int], list[bytes]] = OrderedDict()
+        self._uppers: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._ranges: dict[int, dict[tuple[int, int], bytes]] = {}
 
     def get(self, log_id: int, keys: Iterable[merkle.TileKey], size: int) -> dict[merkle.TileKey, bytes]:
         """The cached tiles among ``keys`` holding every hash a tree of ``size`` leaves has there."""
@@ -111,10 +140,36 @@ class TileCache:
             self.used_by_paths += ABOVE_COST * (len(path) + 1)
             self._shrink()
 
-    def full_leaf_tiles(self, log_id: int) -> list[int]:
-        """The indexes of the full level-0 tiles held for the log (storage need not send them again)."""
+    def ranges(self, log_id: int) -> dict[tuple[int, int], bytes]:
+        """The log's kept hashes of right-edge leaf ranges ``(start, end)``: a leaf range's hash never
+        changes, and a growing tree leaves the old ones unused, so the dict is emptied now and then."""
+        kept = self._ranges.setdefault(log_id, {})
+        if len(kept) > RANGES_KEPT:
+            kept.clear()
+        return kept
+
+    def upper(self, log_id: int, tile: int) -> bytes | None:
+        """The upper rows of full level-0 tile ``tile``, if kept."""
+        rows = self._uppers.get((log_id, tile))
+        if rows is not None:
+            self._uppers.move_to_end((log_id, tile))
+        return rows
+
+    def keep_upper(self, log_id: int, tile: int, hashes: bytes) -> bytes:
+        """Keep the upper rows of the full level-0 tile ``tile`` holding ``hashes``; returns them."""
+        levels = hashes.levels() if isinstance(hashes, merkle.Tile) else merkle.Tile(hashes).levels()
+        rows = tile_levels.upper_rows(levels)
+        if self._uppers.setdefault((log_id, tile), rows) is rows:
+            while len(self._uppers) * UPPER_COST > self.upper_budget:
+                self._uppers.popitem(last=False)
+        return rows
+
+    def keep_uppers(self, log_id: int, tiles: Mapping[merkle.TileKey, bytes]) -> None:
+        """Keep the upper rows of the full level-0 tiles among ``tiles`` (a sequencer's new tiles)."""
         full = merkle.TILE_WIDTH * merkle.HASH_SIZE
-        return [k[2] for k, tile in self._tiles.items() if k[0] == log_id and k[1] == 0 and len(tile) == full]
+        for (level, index), hashes in tiles.items():
+            if level == 0 and len(hashes) == full:
+                self.keep_upper(log_id, index, hashes)
 
     def put(self, log_id: int, tiles: Mapping[merkle.TileKey, bytes]) -> dict[merkle.TileKey, bytes]:
         """Keep these tiles (replacing narrower ones); returns them as kept, to compute with."""
@@ -248,7 +303,10 @@ async def integrate(db: Database, lg: Log, limit: int = MAX_BATCH, conn: Connect
     ``conn``: the sequencer's own connection (the one holding its lock), else a pooled one.
     """
 
+    completed: dict[merkle.TileKey, bytes] = {}
+
     async def work(conn: Connection) -> tuple[int, int]:
+        completed.clear()
         head = await log_repo.lock_head(conn, lg.id)
         queued = await log_repo.read_queue(conn, limit)
         if not queued:
@@ -257,6 +315,7 @@ async def integrate(db: Database, lg: Log, limit: int = MAX_BATCH, conn: Connect
         tiles = await log_repo.fetch_tiles(conn, lg.id, merkle.tiles_for_append(size))
         leaves = [merkle.leaf_hash(r["hash"]) for r in queued]
         new_size, root, changed = merkle.append(size, tiles, leaves)
+        completed.update(changed)
         pks = [r["event_pk"] for r in queued]
         await log_repo.insert_leaves(conn, lg.id, size, pks, leaves)
         await log_repo.store_tiles(conn, lg.id, changed)
@@ -268,6 +327,8 @@ async def integrate(db: Database, lg: Log, limit: int = MAX_BATCH, conn: Connect
         return len(queued), new_size
 
     added, new_size = await db.transaction(work, conn=conn)
+    # The new full tiles, committed: their node hashes were computed for the root, keep what proofs need.
+    lg.tiles.keep_uppers(lg.id, completed)
     if added:
         log.info("checkpoint.signed", log=lg.origin, size=new_size, added=added)
     return added

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from traceability.ledger.tile_levels import GROUP_BYTES, GROUP_HEIGHT
 from traceability.storage.database import Connection, Record, conflicts_as, fetch_one
 
 # -- logs and heads -------------------------------------------------------------------------------
@@ -87,22 +88,25 @@ async def insert_leaves(
     await conn.execute(INSERT_LEAVES, log, first_index, list(event_pks), list(leaf_hashes))
 
 
-# A proof's bottom tile comes with its leaf, in the same round trip: it is the one tile that differs
-# from one proof to the next (the tiles above it are shared by thousands of leaves).
-PROOF_COLUMNS = """
+# A proof's bottom tile comes with its leaf, in the same round trip, as the one slice of it that differs
+# between the tile's leaves: the 16 stored hashes of the leaf's group (tile_levels.path_within computes
+# the proof inside the tile from them and the tile's upper rows, which the proof service keeps). PostgreSQL
+# reads only that slice of the stored tile, and sends 512 bytes instead of 8 KB.
+GROUP = f"""
+substring(t.hashes FROM ((l.leaf_index % $2) / {1 << GROUP_HEIGHT} * {GROUP_BYTES} + 1)::integer FOR {GROUP_BYTES})
+AS leaf_group
+"""
+PROOF_COLUMNS = f"""
 e.event_id::text AS event_id, e.seq, e.hash AS event_hash, e.prev_hash, e.canonical,
-l.log_id, l.leaf_index, l.leaf_hash, t.hashes AS leaf_tile
+l.log_id, l.leaf_index, l.leaf_hash, {GROUP}
 """
 PROOF_JOINS = """
 LEFT JOIN log_leaves l ON l.event_pk = e.id
 LEFT JOIN log_tiles t ON t.log_id = l.log_id AND t.level = 0 AND t.idx = l.leaf_index / $2
 """
 FIND_EVENT_PROOF = f"SELECT {PROOF_COLUMNS} FROM events e {PROOF_JOINS} WHERE e.event_id = $1"
-# The caller names the full level-0 tiles it holds already: those rows come without theirs (8 KB each
-# that PostgreSQL need not read back from TOAST and send).
-HELD_TILE = "CASE WHEN l.leaf_index / $2 = ANY($3::bigint[]) THEN NULL ELSE t.hashes END AS leaf_tile"
 FIND_EVENTS_PROOFS = f"""
-SELECT {PROOF_COLUMNS.replace("t.hashes AS leaf_tile", HELD_TILE)}
+SELECT {PROOF_COLUMNS}
 FROM unnest($1::uuid[]) WITH ORDINALITY AS q(event_id, n)
 JOIN events e ON e.event_id = q.event_id {PROOF_JOINS}
 ORDER BY q.n
@@ -122,16 +126,14 @@ ORDER BY e.seq LIMIT $4
 
 
 async def find_event_proof(conn: Connection, event_id: str, tile_width: int) -> Record | None:
-    """An event's hashed bytes, its leaf and the level-0 tile holding it (leaf and tile NULL while it waits)."""
+    """An event's hashed bytes, its leaf and its group's hashes in its level-0 tile (``leaf_group``, as many
+    as the tile holds of the group's 16; leaf and group NULL while it waits)."""
     return await conn.fetchrow(FIND_EVENT_PROOF, event_id, tile_width)
 
 
-async def find_events_proofs(
-    conn: Connection, event_ids: Sequence[str], tile_width: int, held: Sequence[int] = ()
-) -> list[Record]:
-    """As :func:`find_event_proof` for several events, in the order asked (unknown ones left out); the
-    level-0 tiles whose indexes are ``held`` come as NULL."""
-    return list(await conn.fetch(FIND_EVENTS_PROOFS, list(event_ids), tile_width, list(held)))
+async def find_events_proofs(conn: Connection, event_ids: Sequence[str], tile_width: int) -> list[Record]:
+    """As :func:`find_event_proof` for several events, in the order asked (unknown ones left out)."""
+    return list(await conn.fetch(FIND_EVENTS_PROOFS, list(event_ids), tile_width))
 
 
 async def find_leaves_proofs(conn: Connection, log: int, indexes: Sequence[int], tile_width: int) -> list[Record]:
