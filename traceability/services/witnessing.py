@@ -36,7 +36,7 @@ from traceability.ledger import checkpoint as notes
 from traceability.ledger import merkle, proofs
 from traceability.ledger.signed_note import b64
 from traceability.logging import get_logger
-from traceability.services import federation
+from traceability.services import federation, transparency
 from traceability.services.exclusive import run_exclusive
 from traceability.services.transparency import Log
 from traceability.storage import federation_repo, witness_repo
@@ -268,6 +268,9 @@ class Witness:
         origin = item.get("origin") if isinstance(item, Mapping) else None
         member = self.fed.member(origin) if isinstance(origin, str) else None
         note = item.get("checkpoint") if isinstance(item, Mapping) else None
+        if member is not None and member.origin == self.fed.own and isinstance(note, str):
+            await self._own(peer, note[:MAX_NOTE_BYTES])
+            return
         if member is None or member.origin in (self.fed.own, peer.origin) or not isinstance(note, str):
             return
         try:
@@ -295,6 +298,35 @@ class Witness:
                 await witness_repo.insert_checkpoint(conn, member.origin, cp.size, cp.root, note, "gossip")
 
             await self.db.transaction(keep)
+
+    async def _own(self, peer: Member, note: str) -> None:
+        """What ``peer`` holds of this ledger's own log must be one history with it: otherwise this log was
+        rewritten (a database restored, a key used elsewhere), recorded for this ledger's operators to see."""
+        try:
+            cp = notes.verify_checkpoint(note, self.lg.verifier, origin=self.lg.origin)
+        except notes.NoteError as exc:
+            log.warning("federation.gossip_refused", peer=peer.origin, origin=self.lg.origin, problem=str(exc)[:200])
+            return
+        async with self.db.connection() as conn:
+            if await witness_repo.open_split_view(conn, self.lg.origin) is not None:
+                return
+        latest = await transparency.latest_checkpoint(self.db, self.lg)
+        signed = notes.parse_checkpoint(latest)
+        size, root = signed.size, signed.root
+        try:
+            if cp.size > size:
+                raise Proven("shrank", f"{peer.origin} holds size {cp.size} of this log, which signed {size} last")
+            if cp.size == size and cp.root != root:
+                raise Proven("same_size", f"{peer.origin} holds another tree of size {size} of this log")
+            if 0 < cp.size < size:
+                proof = await transparency.prove_consistency(self.db, self.lg, cp.size, size)
+                try:
+                    hashes = [bytes.fromhex(h) for h in proof["proof"]]
+                    proofs.verify_consistency(cp.size, size, hashes, cp.root, root)
+                except merkle.InvalidProofError as exc:
+                    raise Proven("not_consistent", f"{peer.origin} holds size {cp.size} of this log: {exc}") from None
+        except Proven as exc:
+            await record_split_view(self.db, self.lg.origin, latest, note, exc, f"gossip:{peer.origin}")
 
 
 async def run_witness(db: Database, lg: Log, fed: Federation, interval: float, stop: asyncio.Event) -> None:
