@@ -136,3 +136,77 @@ def test_a_qr_line_that_is_not_a_voucher() -> None:
     for line in ("TRV2:abc", "TRV1:!!!", "TRV1:" + "A" * 40):
         with pytest.raises(vouchers.VoucherError, match="malformed"):
             vouchers.expand(line)
+
+
+NANJING = "nanjing.trace.test/log"
+NJ_SIGNER = notes.generate_signer(NANJING)
+
+
+def passed_on(first: dict[str, Any], signer: notes.Signer = NJ_SIGNER) -> dict[str, Any]:
+    """Nanjing received the batch with ``first`` and ships it on to a Suzhou node: its voucher, ``first`` inside."""
+    start = bytes.fromhex(first["event_hash"])
+    receipt = {"eventID": "0c5a1f7e-2222-4c1d-9d2f-0a1b2c3d4e5f", "traceCode": CODE, "bizStep": "receiving"}
+    seal, blob = sealed.seal(canonical.encode({"destination": {"node": "320505000001"}}))
+    shipping = {"eventID": "1d6b2a8f-3333-4c1d-9d2f-0a1b2c3d4e5f", "traceCode": CODE, "bizStep": "shipping",
+                "sealed": seal}  # fmt: skip
+    events = [canonical.encode(receipt), canonical.encode(shipping)]
+    prev = start
+    hashes = []
+    for data in events:
+        prev = chain.link(prev, data)
+        hashes.append(prev)
+    size, root, tiles = merkle.append(0, {}, [bytes([9]) * 32, *(merkle.leaf_hash(h) for h in hashes)])
+    return vouchers.build(
+        signer.name,
+        CODE,
+        shipping["eventID"],
+        events,
+        hashes[-1],
+        blob,
+        size - 1,
+        size,
+        merkle.inclusion_proof(size - 1, size, tiles),
+        notes.sign_checkpoint(signer.name, size, root, signer),
+        first,
+    )
+
+
+def key_of(origin: str) -> notes.Verifier | None:
+    return {ORIGIN: KEY, NANJING: notes.verifier_for(NJ_SIGNER)}.get(origin)
+
+
+def test_a_batch_passed_on_carries_the_voucher_it_came_with() -> None:
+    v = passed_on(ledger())
+    got = vouchers.verify(v, notes.verifier_for(NJ_SIGNER), key_of)
+    assert got.origin == NANJING and got.home == ORIGIN and [h.origin for h in got.hops] == [ORIGIN, NANJING]
+    assert got.opening["bizStep"] == "commissioning" and got.destination == "320505000001" and got.seq == 2
+    assert got.previous is not None and got.previous.destination == "320102000001"
+    assert vouchers.expand(vouchers.compact(v)) == v
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda v: v["previous"]["chain"].__setitem__(0, v["previous"]["chain"][0].replace("88.5", "98.5")),
+         "altered"),
+        (lambda v: v["previous"].update(origin="suzhou.trace.test/log"), "bad_signature"),
+        (lambda v: v["previous"].update(leaf_index=0), "bad_proof"),
+        (lambda v: v.pop("previous"), "altered"),  # the chain here starts at the shipment's hash, not genesis
+        (lambda v: v.update(previous=passed_on(ledger())), "altered"),  # not the voucher it was received with
+    ],
+)  # fmt: skip
+def test_a_forged_previous_voucher_is_refused(change: Any, reason: str) -> None:
+    v = passed_on(ledger())
+    change(v)
+    with pytest.raises(vouchers.VoucherError) as caught:
+        vouchers.verify(v, notes.verifier_for(NJ_SIGNER), key_of)
+    assert caught.value.reason == reason
+
+
+def test_a_batch_passes_through_at_most_four_ledgers() -> None:
+    v = ledger()
+    for _ in range(vouchers.MAX_HOPS - 1):
+        v = passed_on(v)
+    vouchers.verify(v, notes.verifier_for(NJ_SIGNER), key_of)
+    with pytest.raises(vouchers.VoucherError, match="at most"):
+        vouchers.verify(passed_on(v), notes.verifier_for(NJ_SIGNER), key_of)

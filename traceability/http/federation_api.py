@@ -173,5 +173,8 @@ async def recall_notice(request: web.Request) -> web.Response:
         note = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise federated_recall.refuse("malformed", detail="a signed note is UTF-8 text") from None
-    answer = await federated_recall.apply_notice(request.app[DATABASE], request.app[FEDERATION], note)
+    app = request.app
+    answer = await federated_recall.apply_notice(app[DATABASE], app[FEDERATION], note)
+    # Goods this ledger passed on to a third member: the recall goes on there, under this ledger's signature.
+    answer["notices"] = await federated_recall.pass_on(app[DATABASE], app[LOG], app[FEDERATION], answer)
     return json_response(answer, status=200 if answer["replayed"] else 201)

@@ -13,7 +13,7 @@ from traceability.http.auth import optional_principal, require, require_capture
 from traceability.http.keys import DATABASE, FEDERATION, LOG, SETTINGS
 from traceability.http.metrics import METRICS
 from traceability.http.openapi import PAGING, TRACE_CODE_PATH, Param, ok, operation
-from traceability.services import analyzer, credit, federated_recall, genealogy, history, sales
+from traceability.services import analyzer, credit, federated_recall, federated_trace, genealogy, history, sales
 from traceability.services import recall_notices as recall_notice
 
 routes = web.RouteTableDef()
@@ -63,11 +63,20 @@ async def sell(request: web.Request) -> web.Response:
 async def trace(request: web.Request) -> web.Response:
     code = history.valid_code(request.match_info["trace_code"])
     direction = params.text(request, "direction", 20) or "backward"
+    app = request.app
+    if (signed := request.headers.get(federated_trace.HEADER)) is not None:
+        # Another member ledger continuing its trace here: what this ledger recorded, asking no one further.
+        member = federated_trace.member_request(app[FEDERATION], signed, request.method, request.path_qs)
+        result = await genealogy.trace(app[DATABASE], code, direction)
+        audit(request, member, "trace", code, direction=direction, via="member")
+        return json_response(result, headers={"Cache-Control": "private, no-cache"})
     viewer = await optional_principal(request)
     oversight = viewer is not None and viewer.role in OVERSIGHT
     if direction == "forward" and not oversight:
         raise errors.Forbidden("tracing forward to every buyer is for regulators")
-    result = await genealogy.trace(request.app[DATABASE], code, direction, public=not oversight)
+    result = await federated_trace.trace_across(
+        app[DATABASE], app[LOG], app[FEDERATION], code, direction, public=not oversight
+    )
     if oversight and viewer is not None:
         audit(request, viewer, "trace", code, direction=direction, via="api")
     return json_response(result, headers={"Cache-Control": "private, no-cache"})

@@ -13,11 +13,14 @@ A voucher (``trace-handover/v1``, docs/federation.md) is a JSON object::
                  destination (and its prices; a trade voucher travels with the goods anyway)
     leaf_index, tree_size, audit_path   the RFC 9162 inclusion proof of the shipment's leaf
     checkpoint   the home ledger's signed checkpoint of tree_size
+    previous     (only for a batch the issuing ledger itself received from another) the voucher it received
+                 the batch with, as received: its chain here starts at that voucher's ``event_hash``
 
 :func:`verify` checks, in this order, naming the first failure: the shape; the checkpoint's signature by
-the pinned key; that the chain hashes to ``event_hash`` from the genesis value; that the last event is
-the batch's shipment; that the seal opens; and that ``event_hash``'s leaf is in the signed tree. What a
-voucher cannot say by itself (that the checkpoint is consistent with the ones seen before, that the
+the pinned key; that the chain hashes to ``event_hash`` from the genesis value (or, passed on by a ledger
+that received the batch itself, from the shipment hash of the ``previous`` voucher, verified first); that
+the last event is the batch's shipment; that the seal opens; and that ``event_hash``'s leaf is in the
+signed tree. What a voucher cannot say by itself (that the checkpoint is consistent with the ones seen before, that the
 destination is a node here) the receiving ledger checks with what it knows.
 """
 
@@ -28,6 +31,7 @@ import hashlib
 import json
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,9 @@ FORMAT = "trace-handover/v1"
 MAX_CHAIN = 256
 """Events of the batch up to its shipment, at most (a voucher must fit on a label or in one request)."""
 MAX_EVENT_BYTES = 64 * 1024
+MAX_HOPS = 4
+"""Ledgers a batch may pass through with vouchers (the innermost voucher and three passed on)."""
+OPTIONAL = frozenset({"previous"})
 FIELDS = frozenset(
     {
         "format",
@@ -81,6 +88,8 @@ class Verified:
     """The shipment's sealed details: its destination, its prices."""
     leaf_index: int
     checkpoint: notes.Checkpoint
+    previous: Verified | None = None
+    """The voucher the issuing ledger received the batch with, verified (None at the batch's home)."""
 
     @property
     def shipment(self) -> dict[str, Any]:
@@ -88,7 +97,18 @@ class Verified:
 
     @property
     def opening(self) -> dict[str, Any]:
-        return self.events[0]
+        """The batch's first event, at its home ledger: its product, quantity and dates."""
+        return self.previous.opening if self.previous is not None else self.events[0]
+
+    @property
+    def home(self) -> str:
+        """The origin of the ledger the batch was opened at."""
+        return self.previous.home if self.previous is not None else self.origin
+
+    @property
+    def hops(self) -> tuple[Verified, ...]:
+        """This voucher and the ones before it, the home ledger's first."""
+        return (*self.previous.hops, self) if self.previous is not None else (self,)
 
     @property
     def seq(self) -> int:
@@ -114,9 +134,12 @@ def build(
     tree_size: int,
     audit_path: list[bytes],
     checkpoint: str,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The voucher for a shipment, from what the home ledger stores."""
+    """The voucher for a shipment, from what the issuing ledger stores (``previous``: the voucher it received
+    the batch with, when it is not the batch's home)."""
     return {
+        **({"previous": previous} if previous is not None else {}),
         "format": FORMAT,
         "origin": origin,
         "trace_code": trace_code,
@@ -134,7 +157,7 @@ def build(
 def _shape(v: Any) -> None:
     if not isinstance(v, dict):
         raise VoucherError("malformed", "a voucher is a JSON object")
-    unknown = sorted(set(v) - FIELDS)
+    unknown = sorted(set(v) - FIELDS - OPTIONAL)
     if unknown:
         raise VoucherError("malformed", f"unknown field {unknown[0][:40]!r}")
     missing = sorted(FIELDS - set(v))
@@ -168,9 +191,26 @@ def _shape(v: Any) -> None:
         raise VoucherError("malformed", "chain lists each event's canonical bytes as text")
 
 
-def verify(v: Any, log_key: notes.Verifier) -> Verified:
-    """Check a voucher against its home ledger's pinned key; raise :class:`VoucherError` naming what fails."""
+KeyOf = Callable[[str], "notes.Verifier | None"]
+"""The pinned key of a member ledger by its origin (None: not a member)."""
+
+
+def verify(v: Any, log_key: notes.Verifier, key_of: KeyOf | None = None, *, _hops: int = 1) -> Verified:
+    """Check a voucher against its issuing ledger's pinned key (and a ``previous`` one against its own ledger's,
+    from ``key_of``); raise :class:`VoucherError` naming what fails."""
     _shape(v)
+    previous = None
+    if "previous" in v:
+        inner = v["previous"]
+        origin = inner.get("origin") if isinstance(inner, dict) else None
+        inner_key = key_of(origin) if key_of is not None and isinstance(origin, str) else None
+        if _hops >= MAX_HOPS:
+            raise VoucherError("malformed", f"a batch passes through at most {MAX_HOPS} ledgers with vouchers")
+        if inner_key is None:
+            raise VoucherError("bad_signature", f"previous: {str(origin)[:200]} is not a member ledger")
+        previous = verify(inner, inner_key, key_of, _hops=_hops + 1)
+        if previous.trace_code != v["trace_code"]:
+            raise VoucherError("altered", "previous: a voucher of another batch")
     try:
         cp = notes.verify_checkpoint(v["checkpoint"], log_key, origin=v["origin"])
     except notes.NoteError as exc:
@@ -178,7 +218,7 @@ def verify(v: Any, log_key: notes.Verifier) -> Verified:
     if cp.size != v["tree_size"]:
         raise VoucherError("bad_proof", f"tree_size {v['tree_size']} is not the checkpoint's size {cp.size}")
     code = v["trace_code"]
-    prev = chain.genesis(code)
+    prev = previous.event_hash if previous is not None else chain.genesis(code)
     events = []
     for n, text in enumerate(v["chain"]):
         data = text.encode("utf-8")
@@ -209,7 +249,7 @@ def verify(v: Any, log_key: notes.Verifier) -> Verified:
         )
     except merkle.InvalidProofError as exc:
         raise VoucherError("bad_proof", f"the shipment is not proved in the signed log: {exc}") from None
-    return Verified(v["origin"], code, v["event_id"], prev, tuple(events), private, v["leaf_index"], cp)
+    return Verified(v["origin"], code, v["event_id"], prev, tuple(events), private, v["leaf_index"], cp, previous)
 
 
 def consistent(older: notes.Checkpoint, newer: notes.Checkpoint, proof: list[bytes]) -> None:

@@ -156,8 +156,8 @@ async def list_access(db: Database, query: dict[str, str], limit: int = 100) -> 
     if action is not None and action not in ACTIONS:
         raise errors.InvalidField(f"action: must be one of {', '.join(ACTIONS)}", field="action")
     kind = query.get("actor_kind") or None
-    if kind is not None and kind not in ("token", "user", "device", "station"):
-        raise errors.InvalidField("actor_kind: must be token, user, device or station", field="actor_kind")
+    if kind is not None and kind not in ("token", "user", "device", "station", "member"):
+        raise errors.InvalidField("actor_kind: must be token, user, device, station or member", field="actor_kind")
     target = query.get("target") or None
     if target is not None and len(target) > 100:
         raise errors.InvalidField("target: at most 100 characters", field="target")

@@ -254,4 +254,26 @@ async def apply_notice(db: Database, fed: Federation, note: str) -> dict[str, An
         "recalls": recall_ids,
         "batches": codes,
         "not_here": [c for c in notice.codes if c not in here],
+        "level": notice.level,
+        "reason": notice.reason,
+        "authority": notice.authority,
+        "source": notice.source,
+        "applied_at": now.isoformat(),
     }
+
+
+async def pass_on(db: Database, lg: Log, fed: Federation, applied: dict[str, Any]) -> list[dict[str, Any]]:
+    """A notice applied here (:func:`apply_notice`) reached batches this ledger shipped on to other members:
+    this ledger's own notice to each of them, signed with its key, as for a recall issued here."""
+    if applied["replayed"] or not applied["recalls"] or not applied["batches"]:
+        return []
+    recall = {
+        "recall_id": applied["recalls"][0],
+        "batches": applied["batches"],
+        "issued_at": applied["applied_at"],
+        "level": applied["level"],
+        "reason": applied["reason"],
+        "authority": applied["authority"],
+        "trace_code": applied["source"],
+    }
+    return await send_notices(db, lg, fed, recall)

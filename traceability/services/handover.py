@@ -15,6 +15,7 @@ capture path.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
@@ -86,10 +87,11 @@ async def issue_voucher(
             raise errors.Conflict(
                 f"shipment {event_id} goes to a node of this ledger ({dest or 'none named'}): it needs no voucher"
             )
-        if await federation_repo.find_foreign(conn, code) is not None:
-            raise errors.Conflict(
-                f"batch {code} came from another ledger: passing it on to a third is not supported yet"
-            )
+        # A batch this ledger received with a voucher itself is passed on with that voucher inside this one.
+        received = await federation_repo.foreign_voucher(conn, code)
+        previous = orjson.loads(received["voucher"]) if received is not None else None
+        if previous is not None and _hops(previous) >= vouchers.MAX_HOPS:
+            raise errors.Conflict(f"batch {code} has passed through {vouchers.MAX_HOPS} ledgers with vouchers")
         if row["seq"] > vouchers.MAX_CHAIN:
             raise errors.Conflict(f"batch {code} has {row['seq']} events before this shipment; a voucher holds 256")
         rows = await log_repo.find_batch_proofs(conn, code, 0, row["seq"], merkle.TILE_WIDTH)
@@ -97,7 +99,7 @@ async def issue_voucher(
         proof = await proofs.prove_inclusion(db, lg, event_id)
     except errors.NotFound as exc:
         raise errors.NotYetLogged(f"shipment {event_id} is recorded and waiting to enter the log; retry") from exc
-    assert rows and rows[0]["prev_hash"] == chain.genesis(code)
+    assert rows and rows[0]["prev_hash"] == (received["last_hash"] if received is not None else chain.genesis(code))
     return vouchers.build(
         lg.origin,
         code,
@@ -109,7 +111,14 @@ async def issue_voucher(
         proof["tree_size"],
         [bytes.fromhex(h) for h in proof["audit_path"]],
         proof["checkpoint"],
+        previous,
     )
+
+
+def _hops(voucher: dict[str, Any]) -> int:
+    """Ledgers a voucher (as stored) has carried its batch through before this one."""
+    inner = voucher.get("previous")
+    return 1 + (_hops(inner) if isinstance(inner, dict) else 0)
 
 
 def destination_of(v: dict[str, Any]) -> str | None:
@@ -132,13 +141,23 @@ def check_voucher(fed: Federation, raw: Any) -> tuple[Member, vouchers.Verified]
     member = fed.member(origin) if isinstance(origin, str) else None
     if member is None or member.origin == fed.own:
         raise refuse("unknown_ledger", origin=str(origin)[:200])
+
+    def key_of(origin: str) -> notes.Verifier | None:
+        found = fed.member(origin)
+        return federation.verifier(found) if found is not None else None
+
     try:
-        verified = vouchers.verify(raw, federation.verifier(member))
+        verified = vouchers.verify(raw, federation.verifier(member), key_of)
     except vouchers.VoucherError as exc:
         raise refuse(exc.reason, exc.detail, origin=member.origin) from None
     home = fed.home_of(verified.trace_code)
-    if home is None or home.origin != member.origin:
-        raise refuse("wrong_home", code=verified.trace_code, origin=member.origin)
+    if home is None or home.origin != verified.home:
+        raise refuse("wrong_home", code=verified.trace_code, origin=verified.home)
+    hops = verified.hops
+    for inner, outer in itertools.pairwise(hops):  # each ledger passed on what was shipped to it
+        went = fed.home_of(inner.destination or "")
+        if went is None or went.origin != outer.origin:
+            raise refuse("wrong_destination", node=str(inner.destination))
     return member, verified
 
 

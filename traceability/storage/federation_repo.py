@@ -218,3 +218,20 @@ async def recall_scope(conn: Connection, recall_id: int) -> str | None:
     """The scope a recall named, if any."""
     scope: str | None = await conn.fetchval("SELECT scope FROM recalls WHERE id = $1", recall_id)
     return scope
+
+
+async def received_among(conn: Connection, codes: Sequence[str]) -> list[Record]:
+    """The batches among ``codes`` received from other members: trace_code, origin, last_seq, last_hash, voucher
+    (the voucher opens the shipment's seal: never shown as it is)."""
+    return list(
+        await conn.fetch(
+            "SELECT trace_code, origin, last_seq, last_hash, voucher FROM foreign_batches "
+            "WHERE trace_code = ANY($1::text[]) ORDER BY received_at, trace_code",
+            list(codes),
+        )
+    )
+
+
+async def foreign_voucher(conn: Connection, trace_code: str) -> Record | None:
+    """The voucher a batch was received here with (voucher, last_hash), if it was."""
+    return await conn.fetchrow("SELECT voucher, last_hash FROM foreign_batches WHERE trace_code = $1", trace_code)

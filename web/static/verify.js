@@ -73,7 +73,9 @@
   async function verifierKey(url) {
     var resp = await fetch(url, { cache: "no-cache" });
     if (!resp.ok) { throw new Failure("the log key is not available"); }
-    var line = (await resp.text()).trim();
+    return keyOf((await resp.text()).trim());
+  }
+  async function keyOf(line) {
     var a = line.indexOf("+"), b = line.indexOf("+", a + 1);
     if (a <= 0 || b <= a) { throw new Failure("malformed verifier key"); }
     var name = line.slice(0, a), id = line.slice(a + 1, b), raw = unb64(line.slice(b + 1));
@@ -123,6 +125,21 @@
 
   function later() { return new Promise(function (done) { setTimeout(done, 1000); }); }
 
+  function readBundle(page, proofs) {
+    if (!page || !Array.isArray(page.proofs) || !Array.isArray(page.pending) || !Array.isArray(page.nodes)) {
+      throw new Failure("malformed proof bundle");
+    }
+    page.proofs.forEach(function (p) {
+      if (!Array.isArray(p.path)) { throw new Failure("malformed proof bundle"); }
+      var path = p.path.map(function (i) {
+        if (typeof page.nodes[i] !== "string") { throw new Failure("malformed proof bundle"); }
+        return page.nodes[i];
+      });
+      proofs[p.seq] = { log_id: page.log_id, tree_size: page.tree_size, checkpoint: page.checkpoint,
+                        leaf_index: p.leaf_index, audit_path: path };
+    });
+  }
+
   // Every record's proof in one request (page by page for a very long batch), each page against one
   // checkpoint; asked again a second later while some records are still waiting to enter the log.
   // The compact bundle names each audit-path hash once ("nodes") and each path by indexes into it.
@@ -133,18 +150,7 @@
         var resp = await fetch(next, { cache: "no-cache" });
         if (!resp.ok) { throw new Failure("no inclusion proofs (HTTP " + resp.status + ")"); }
         var page = await resp.json();
-        if (!page || !Array.isArray(page.proofs) || !Array.isArray(page.pending) || !Array.isArray(page.nodes)) {
-          throw new Failure("malformed proof bundle");
-        }
-        page.proofs.forEach(function (p) {
-          if (!Array.isArray(p.path)) { throw new Failure("malformed proof bundle"); }
-          var path = p.path.map(function (i) {
-            if (typeof page.nodes[i] !== "string") { throw new Failure("malformed proof bundle"); }
-            return page.nodes[i];
-          });
-          proofs[p.seq] = { log_id: page.log_id, tree_size: page.tree_size, checkpoint: page.checkpoint,
-                            leaf_index: p.leaf_index, audit_path: path };
-        });
+        readBundle(page, proofs);
         waiting = waiting || page.pending.length > 0;
         next = typeof page.next === "string" && page.next.charAt(0) === "/" ? page.next : null;
       }
@@ -179,14 +185,10 @@
     return cp;
   }
 
-  async function run() {
-    var ledger = JSON.parse(source.textContent);
-    var events = ledger.events;
-    // 1. The hash chain, from the canonical bytes shown on this page (as UTF-8 text, or base64), each
-    // record linked to the one before it from the batch's genesis on. A batch received from another ledger:
-    // its chain here continues from the shipment's hash there.
-    var prev = ledger.chain_start ? unhex(ledger.chain_start)
-      : await sha256(enc.encode("trace/genesis/v1"), ZERO, enc.encode(ledger.trace_code));
+  // 1. The hash chain, from the canonical bytes shown on this page (as UTF-8 text, or base64), each
+  // record linked to the one before it from ``prev`` (the batch's genesis value, or for a batch received from
+  // another ledger the shipment's hash there). ``joins``: the record whose hash must be the shipment's.
+  async function chainOf(events, prev, joins) {
     var chained = [];
     for (var i = 0; i < events.length; i++) {
       var ev = events[i];
@@ -195,30 +197,88 @@
       var h = await sha256(enc.encode("trace/chain/v1"), ZERO, prev, bytes);
       // The stored hash's prefix: a record edited in place no longer fits it (the proof checks all of h).
       if (hex(h.slice(0, 4)) !== ev.check) { throw new Failure("record " + ev.seq + ": its content was changed"); }
+      if (joins && ev.seq === joins.seq && hex(h) !== joins.hash) {
+        throw new Failure("record " + ev.seq + " is not the shipment this city received");
+      }
       chained.push({ seq: ev.seq, hash: h });
       prev = h;
     }
-    // 2 and 3. Every record is in the signed log.
-    var vkey = await verifierKey(ledger.public_key_url);
-    var proofs = await proofsFor(ledger.proofs_url);
+    if (joins && chained.length < joins.seq) { throw new Failure("the records stop before the shipment"); }
+    return chained;
+  }
+  function genesis(code) { return sha256(enc.encode("trace/genesis/v1"), ZERO, enc.encode(code)); }
+
+  // 2 and 3. Every record with a proof is in the signed log; ``all``: every record has one (else the last
+  // must, and proves the ones chained before it).
+  async function included(chained, proofs, vkey, all) {
+    var last = chained.length ? chained[chained.length - 1].seq : 0;
     var checked = await Promise.all(chained.map(function (ev) {
       var proof = proofs[ev.seq];
+      if (!proof && !all && ev.seq !== last) { return null; }
       return (proof ? checkInclusion(ev, proof, vkey) : Promise.reject(new Failure("no inclusion proof")))
         .catch(function (err) {
           if (err instanceof Failure) { err.message = "record " + ev.seq + ": " + err.message; }
           throw err;
         });
     }));
-    var size = checked.reduce(function (m, cp) { return Math.max(m, cp.size); }, 0);
-    return { n: events.length, info: vkey.name + " · key " + vkey.id + " · log size " + size };
+    return checked.reduce(function (m, cp) { return cp ? Math.max(m, cp.size) : m; }, 0);
   }
 
-  run().then(function (ok) {
+  async function run(ledger) {
+    var start = ledger.chain_start ? unhex(ledger.chain_start) : await genesis(ledger.trace_code);
+    var chained = await chainOf(ledger.events, start, null);
+    var vkey = await verifierKey(ledger.public_key_url);
+    var size = await included(chained, await proofsFor(ledger.proofs_url), vkey, true);
+    return { n: ledger.events.length, info: vkey.name + " · key " + vkey.id + " · log size " + size };
+  }
+
+  // A part recorded at another member ledger: its records and proofs came with the page, and are checked
+  // against that ledger's checkpoints with the key the federation file pins for it.
+  async function runPart(part) {
+    // A ledger that received the batch from another itself: its records continue from that shipment's hash.
+    var start = part.chain_start ? unhex(part.chain_start) : await genesis(part.trace_code);
+    var chained = await chainOf(part.events, start, part.joins);
+    var vkey = await keyOf(part.key);
+    if (vkey.name !== part.origin) { throw new Failure("the pinned key is not " + part.origin + "'s"); }
+    var proofs = {};
+    part.proofs.forEach(function (page) { readBundle(page, proofs); });
+    var size = await included(chained, proofs, vkey, false);
+    return { n: part.events.length, info: vkey.name + " · key " + vkey.id + " · log size " + size };
+  }
+
+  function partBadge(i) { return document.querySelector('.part-badge[data-part="' + i + '"]'); }
+  function showPart(i, state, message, info) {
+    var el = partBadge(i);
+    if (!el) { return; }
+    el.className = "part-badge badge badge-" + state;
+    el.setAttribute("data-state", state);
+    el.textContent = message;
+    el.title = info || "";
+  }
+
+  function failure(err) { return (err && err.message) || String(err); }
+
+  var ledger = JSON.parse(source.textContent);
+  var parts = (ledger.elsewhere || []).map(function (part, i) {
+    return runPart(part).then(function (ok) {
+      var el = partBadge(i);
+      showPart(i, badge.dataset.caution ? "records" : "ok", el ? el.dataset.ok.replace("{n}", ok.n) : "", ok.info);
+      return ok;
+    }, function (err) {
+      var state = err instanceof Unsupported ? "unsupported" : "fail";
+      showPart(i, state, badge.dataset[state], part.origin + ": " + failure(err));
+      err.message = part.origin + ": " + failure(err);
+      throw err;
+    });
+  });
+  Promise.all([run(ledger)].concat(parts)).then(function (oks) {
+    var n = oks.reduce(function (m, ok) { return m + ok.n; }, 0);
+    var info = oks.map(function (ok) { return ok.info; }).join(" | ");
     // Under a recall or a hold the records are genuine, the product is not safe: never a green tick there.
-    show(badge.dataset.caution ? "records" : "ok", badge.dataset.ok.replace("{n}", ok.n), ok.info);
+    show(badge.dataset.caution ? "records" : "ok", badge.dataset.ok.replace("{n}", n), info);
   }, function (err) {
     if (err instanceof Unsupported) { show("unsupported", badge.dataset.unsupported, err.message); }
     else if (err instanceof Pending) { show("pending", badge.dataset.pending, err.message); }
-    else { show("fail", badge.dataset.fail, (err && err.message) || String(err)); }
+    else { show("fail", badge.dataset.fail, failure(err)); }
   });
 }());

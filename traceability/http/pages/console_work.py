@@ -16,12 +16,12 @@ from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import registry
 from traceability.http import schemas
 from traceability.http.audit import audit
-from traceability.http.keys import DATABASE
+from traceability.http.keys import DATABASE, FEDERATION, LOG
 from traceability.http.openapi import Param, declare, page
 from traceability.http.pages import sessions
 from traceability.http.pages.console import CODE, SESSION, console_answer, console_session, routes, wants_sheet
 from traceability.http.pages.render import wants_json
-from traceability.services import genealogy, history, kde, triage
+from traceability.services import federated_trace, history, kde, triage
 from traceability.services.views import console as views
 from traceability.services.views import tables
 
@@ -46,7 +46,8 @@ async def console_trace(request: web.Request) -> web.StreamResponse:
     session = await console_session(request)
     code = history.valid_code(request.match_info["code"])
     direction = request.match_info["direction"]
-    trace = await genealogy.trace(request.app[DATABASE], code, direction)
+    app = request.app
+    trace = await federated_trace.trace_across(app[DATABASE], app[LOG], app[FEDERATION], code, direction)
     action = "export" if wants_sheet(request) else "trace"
     audit(request, session.principal, action, code, direction=direction, via="console")
     table = tables.trace_table(trace)

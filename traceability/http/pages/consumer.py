@@ -95,7 +95,8 @@ async def consumer(request: web.Request) -> web.StreamResponse:
         return await _unit_page(request, code, unit, t)
     try:
         # The page's record from a read replica when one is fresh (storage.replicas), else the primary.
-        record, version = await reads.answer(request, lambda db: page_cache.consumer_page(db, code, request.app[PAGES]))
+        pages, fed = request.app[PAGES], request.app[FEDERATION]
+        record, version = await reads.answer(request, lambda db: page_cache.consumer_page(db, code, pages, fed))
     except errors.NotFound as exc:
         return await _not_found(request, code, exc, t)
     as_json = wants_json(request)
@@ -135,7 +136,8 @@ async def _unit_page(request: web.Request, code: str, unit: dict[str, Any], t: i
 
 
 def _context(record: dict[str, Any]) -> dict[str, Any]:
-    return {"r": record, "b": record["batch"], "v": record["verdict"], "ledger": page_ledger(record["ledger"])}
+    ledger = {**page_ledger(record["ledger"]), "elsewhere": elsewhere_ledgers(record)}
+    return {"r": record, "b": record["batch"], "v": record["verdict"], "ledger": ledger}
 
 
 def page_ledger(ledger: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +162,13 @@ def page_ledger(ledger: dict[str, Any]) -> dict[str, Any]:
         "public_key_url": ledger["public_key_url"],
         "proofs_url": f"{ledger['proofs_url']}?form=compact",
     }
+
+
+def elsewhere_ledgers(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parts recorded at other member ledgers as ``verify.js`` checks them: their records and proof bundles,
+    with the key the federation file pins for their ledger (docs/federation.md)."""
+    keys = ("trace_code", "origin", "name", "key", "events", "proofs", "joins", "chain_start")
+    return [{k: part.get(k) for k in keys} for part in record.get("elsewhere", ())]
 
 
 async def _not_found(request: web.Request, code: str, exc: errors.NotFound, t: i18n.Words) -> web.StreamResponse:

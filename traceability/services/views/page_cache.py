@@ -16,7 +16,10 @@ Two parts are not on any chain and are kept by time instead:
   anomaly analyzer feeds in the background, is kept :data:`CREDIT_SECONDS` per enterprise and is part of
   the version, so a changed grade shows (and changes the ETag) within that time;
 - registry names (the stall, its market) are refreshed by rebuilding a page at most :data:`MAX_AGE` after
-  it was built.
+  it was built;
+- the part of the journey recorded at another member ledger (a batch received with a handover voucher), read
+  from that ledger and kept by :mod:`traceability.services.views.elsewhere`; which copy is shown is part of
+  the version.
 
 Memory is bounded: the least recently used pages and ratings are dropped past their counts.
 """
@@ -32,8 +35,10 @@ from datetime import date
 from typing import Any
 
 from traceability import errors
+from traceability.domain.federation import Federation
 from traceability.services.views import consumer, verdict
-from traceability.storage import verdict_repo
+from traceability.services.views.elsewhere import Elsewhere
+from traceability.storage import federation_repo, verdict_repo
 from traceability.storage.database import Database, Record
 
 CREDIT_SECONDS = 60.0
@@ -50,7 +55,8 @@ class _Page:
     built: float
     record: dict[str, Any]  # the vendor's credit left out
     uscc: str | None
-    shown: tuple[Any, dict[str, Any]] | None = None  # (credit key, the record with that credit)
+    received: list[Record]  # the batches it draws on that came from other member ledgers
+    shown: tuple[Any, dict[str, Any]] | None = None  # (credit and parts key, the record with them)
 
 
 class _Heads:
@@ -96,6 +102,7 @@ class PageCache:
     _pages: OrderedDict[str, _Page] = field(default_factory=OrderedDict)
     _credits: OrderedDict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=OrderedDict)
     _heads: dict[int, _Heads] = field(default_factory=dict)
+    elsewhere: Elsewhere = field(default_factory=Elsewhere)
 
     def heads(self, db: Database) -> _Heads:
         """The shared stamp reads on ``db`` (a view read from a replica never shares one from the primary)."""
@@ -145,8 +152,11 @@ def _stamp(sources: list[int], heads: dict[int, Record]) -> bytes:
     return digest.digest()
 
 
-async def consumer_page(db: Database, code: str, cache: PageCache) -> tuple[dict[str, Any], str]:
-    """The consumer record of batch ``code`` and its version (a short hex string naming everything it shows).
+async def consumer_page(
+    db: Database, code: str, cache: PageCache, fed: Federation | None = None
+) -> tuple[dict[str, Any], str]:
+    """The consumer record of batch ``code`` and its version (a short hex string naming everything it shows);
+    with ``fed``, the parts of its journey recorded at other member ledgers too (``elsewhere``).
 
     NotFound when no batch has the code.
     """
@@ -165,14 +175,23 @@ async def consumer_page(db: Database, code: str, cache: PageCache) -> tuple[dict
         stamp = _stamp(sources, await cache.heads(db).read(sources))
     if page is None:
         record, uscc = await consumer.consumer_record_base(db, code)
-        page = _Page(sources, stamp, day, time.monotonic(), record, uscc)
+        async with db.connection() as conn:
+            drawn_on = [code, *(b["trace_code"] for b in record["lineage"])]
+            received = await federation_repo.received_among(conn, drawn_on) if fed and fed.members else []
+        page = _Page(sources, stamp, day, time.monotonic(), record, uscc, received)
         cache.keep(code, page)
     credit = await cache.credit(db, page.uscc) if page.uscc is not None else None
-    key = None if credit is None else (credit["grade"], credit["score"])
+    parts = []
+    if fed is not None:
+        for row in page.received:
+            parts.extend(await cache.elsewhere.parts(fed, dict(row)))
+    key = (None if credit is None else (credit["grade"], credit["score"]), tuple(p.pop("version") for p in parts))
     if page.shown is None or page.shown[0] != key:
         record = page.record
         if record["vendor"] is not None and page.uscc is not None:
             record = {**record, "vendor": {**record["vendor"], "credit": credit}}
+        if parts:
+            record = {**record, "elsewhere": parts}
         page.shown = (key, record)
     version = hashlib.sha256(page.stamp + f"{day.isoformat()}:{key}".encode()).hexdigest()[:20]
     return page.shown[1], version
