@@ -131,8 +131,7 @@ MAX_ATTRIBUTE_DEPTH = 4
 MAX_PAGE = 1000
 """The largest ``limit`` of a paged list."""
 
-_BAD = re.compile(
-    "["
+REFUSED_CLASS = (
     "\x00-\x1f\x7f-\x9f"  # Cc: C0, DEL, C1
     "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"  # Cf
     "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"  # Cf: zero-width, bidi, BOM
@@ -141,8 +140,9 @@ _BAD = re.compile(
     "\u2028\u2029"  # Zl, Zp
     "\ud800-\udfff"  # Cs
     "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"  # Co
-    "]"
 )
+"""The characters text fields refuse, as the inside of a regular expression's character class."""
+_BAD = re.compile(f"[{REFUSED_CLASS}]")
 
 
 TEXT_PATTERN = (

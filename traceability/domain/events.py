@@ -7,166 +7,69 @@ adds what only the server knows (node, device, recorded time) and encodes the ca
 
 from __future__ import annotations
 
-import functools
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from traceability.domain import bounds, tracecode
-from traceability.domain.fields import (
-    FieldError,
-    Fields,
-    canonical_object,
-    decimal_text,
-    offset_text,
-    utc_ms,
+from traceability.domain import bounds
+from traceability.domain.event_shapes import (
+    ACTIONS,
+    BIZ_STEPS,
+    BIZSTEP_PREFIXES,
+    CANONICAL_UUID,
+    COMMERCIAL_FIELDS,
+    DECLARATION_FIELDS,
+    DEFAULT_ACTION,
+    DISP_PREFIXES,
+    DISPOSITIONS,
+    DOCUMENT_FIELDS,
+    DOCUMENT_TYPES,
+    EVENT_FIELDS,
+    EVENT_TYPES,
+    PARTY_FIELDS,
+    QUANTITY_FIELDS,
+    UNITS,
+    EventDraft,
+    quick_event,
+    trace_code,
 )
+from traceability.domain.fields import FieldError, Fields, canonical_object, decimal_text, offset_text, utc_ms
 
-EVENT_TYPES = frozenset({"ObjectEvent", "TransactionEvent", "AggregationEvent"})
+__all__ = [
+    "ACTIONS",
+    "BIZ_STEPS",
+    "COMMERCIAL_FIELDS",
+    "DECLARATION_FIELDS",
+    "DEFAULT_ACTION",
+    "DISPOSITIONS",
+    "DOCUMENT_FIELDS",
+    "DOCUMENT_TYPES",
+    "EARLIEST",
+    "ERROR_REASONS",
+    "EVENT_FIELDS",
+    "EVENT_TYPES",
+    "MAX_FUTURE",
+    "PARTY_FIELDS",
+    "QUANTITY_FIELDS",
+    "UNITS",
+    "EventDraft",
+    "before_opening",
+    "parse_aggregation",
+    "parse_commercial",
+    "parse_documents",
+    "parse_error_declaration",
+    "parse_event",
+    "parse_event_list",
+    "parse_party",
+    "parse_quantity",
+    "parse_time",
+    "read_event",
+]
+
 _PACKAGE_CODE = re.compile(r"[0-9A-Za-z]{8,40}")
-ACTIONS = frozenset({"ADD", "OBSERVE", "DELETE"})
-
-# CBV 2.0 business steps (https://ref.gs1.org/cbv/BizStep-...).
-BIZ_STEPS = frozenset(
-    {
-        "accepting",
-        "arriving",
-        "assembling",
-        "collecting",
-        "commissioning",
-        "consigning",
-        "creating_class_instance",
-        "cycle_counting",
-        "decommissioning",
-        "departing",
-        "destroying",
-        "disassembling",
-        "dispensing",
-        "encoding",
-        "entering_exiting",
-        "holding",
-        "inspecting",
-        "installing",
-        "killing",
-        "loading",
-        "other",
-        "packing",
-        "picking",
-        "receiving",
-        "removing",
-        "repackaging",
-        "repairing",
-        "replacing",
-        "reserving",
-        "retail_selling",
-        "sampling",
-        "sensor_reporting",
-        "shipping",
-        "staging_outbound",
-        "stock_taking",
-        "stocking",
-        "storing",
-        "transporting",
-        "unloading",
-        "unpacking",
-        "void_shipping",
-    }
-)
-
-# CBV 2.0 dispositions (https://ref.gs1.org/cbv/Disp-...).
-DISPOSITIONS = frozenset(
-    {
-        "active",
-        "available",
-        "completeness_inferred",
-        "completeness_verified",
-        "conformant",
-        "container_closed",
-        "container_open",
-        "damaged",
-        "destroyed",
-        "dispensed",
-        "disposed",
-        "encoded",
-        "expired",
-        "in_progress",
-        "in_transit",
-        "inactive",
-        "mismatch_instance",
-        "mismatch_class",
-        "mismatch_quantity",
-        "needs_replacement",
-        "no_pedigree_match",
-        "non_conformant",
-        "non_sellable_other",
-        "partially_dispensed",
-        "recalled",
-        "reserved",
-        "retail_sold",
-        "returned",
-        "sellable_accessible",
-        "sellable_not_accessible",
-        "stolen",
-        "unavailable",
-        "unknown",
-    }
-)
-
-# UN/ECE Recommendation 20 units (and Rec. 21 package codes with the X prefix) that the nodes use.
-UNITS = frozenset(
-    {"KGM", "GRM", "TNE", "LTR", "MLT", "H87", "EA", "C62", "HEA", "XBX", "XCT", "XCS", "XBG", "XCR", "XPK", "XBO"}
-)
-
-# Reference documents that travel with a batch (卡单同行) and the certificates the city plans name.
-DOCUMENT_TYPES = frozenset(
-    {
-        "quarantine_certificate",
-        "meat_inspection_certificate",
-        "origin_certificate",
-        "vegetable_test_certificate",
-        "pesticide_residue_report",
-        "trade_voucher",
-        "sale_voucher",
-        "invoice",
-        "purchase_order",
-        "despatch_advice",
-        "drug_inspection_report",
-        "other",
-    }
-)
-
-_BIZSTEP_PREFIXES = ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-")
-_DISP_PREFIXES = ("urn:epcglobal:cbv:disp:", "https://ref.gs1.org/cbv/Disp-")
 MAX_FUTURE = bounds.MAX_FUTURE
 EARLIEST = bounds.EARLIEST
-DEFAULT_ACTION = {"commissioning": "ADD", "destroying": "DELETE", "decommissioning": "DELETE"}
-
-
-# What each object of a capture request may hold; any other member is refused by name (422).
-EVENT_FIELDS = frozenset(
-    {"eventID", "type", "traceCode", "bizStep", "action", "eventTime", "eventTimeZoneOffset", "disposition", "node"}
-    | {"operator", "quantity", "source", "destination", "documents", "commercial", "attributes", "errorDeclaration"}
-    | {"parentID", "childEPCs"}
-)
-QUANTITY_FIELDS = frozenset({"value", "uom"})
-PARTY_FIELDS = frozenset({"enterprise", "node", "name", "operator"})
-DOCUMENT_FIELDS = frozenset({"type", "number", "issuer"})
-COMMERCIAL_FIELDS = frozenset({"unit_price", "amount", "currency", "buyer"})
-DECLARATION_FIELDS = frozenset({"declarationTime", "reason", "declaredEventID", "correctiveEventIDs"})
-
-
-@dataclass(frozen=True, slots=True)
-class EventDraft:
-    """A validated event before the server adds node, device and recorded time."""
-
-    event_id: str
-    trace_code: str
-    node_code: str | None
-    biz_step: str
-    event_time: datetime
-    content: dict[str, Any]
 
 
 def _strip_prefix(value: str, prefixes: tuple[str, ...]) -> str:
@@ -270,15 +173,27 @@ def parse_commercial(f: Fields) -> dict[str, str] | None:
 
 
 def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
-    """Validate one event from a capture request. ``path`` prefixes every field name in errors."""
+    """Validate one event from a capture request. ``path`` prefixes every field name in errors.
+
+    An event in the form a scanner normally sends is read through :class:`EventShape` in one compiled pass
+    (:func:`_quick_event`); anything that pass does not take exactly as it stands (a value to normalise, a
+    wrong type, an unknown member, a bound crossed) is read field by field (:func:`read_event`), which
+    normalises it or names the field and the problem. Both give the same draft for an event both take.
+    """
+    draft = quick_event(raw, now)
+    return draft if draft is not None else read_event(raw, path, now)
+
+
+def read_event(raw: Any, path: str, now: datetime) -> EventDraft:
+    """:func:`parse_event` field by field: every normalisation, every refusal with the field's path."""
     f = Fields(raw, path)
     f.only(EVENT_FIELDS)
     event_id = _uuid(f, "eventID")
     event_type = f.text("type", required=False, max_len=40) or "ObjectEvent"
     if event_type not in EVENT_TYPES:
         f.fail("type", f"must be one of: {', '.join(sorted(EVENT_TYPES))}")
-    code = f.check("traceCode", f.text("traceCode", max_len=40), _trace_code)
-    biz_step = _strip_prefix(f.text("bizStep", max_len=80), _BIZSTEP_PREFIXES)
+    code = f.check("traceCode", f.text("traceCode", max_len=40), trace_code)
+    biz_step = _strip_prefix(f.text("bizStep", max_len=80), BIZSTEP_PREFIXES)
     if biz_step not in BIZ_STEPS:
         f.fail("bizStep", "must be a CBV 2.0 business step such as receiving, shipping or retail_selling")
     action = f.text("action", required=False, max_len=10) or DEFAULT_ACTION.get(biz_step, "OBSERVE")
@@ -301,7 +216,7 @@ def parse_event(raw: Any, path: str, now: datetime) -> EventDraft:
         "eventTimeZoneOffset": offset,
     }
     if (disp := f.text("disposition", required=False, max_len=80)) is not None:
-        disp = _strip_prefix(disp, _DISP_PREFIXES)
+        disp = _strip_prefix(disp, DISP_PREFIXES)
         if disp not in DISPOSITIONS:
             f.fail("disposition", "must be a CBV 2.0 disposition such as active, in_transit or retail_sold")
         content["disposition"] = disp
@@ -392,12 +307,9 @@ def parse_error_declaration(f: Fields, now: datetime, event_id: str, event_time:
     return out
 
 
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
 def _uuid(f: Fields, key: str) -> str:
     raw: str = f.text(key, max_len=64)
-    if _CANONICAL_UUID.fullmatch(raw):
+    if CANONICAL_UUID.fullmatch(raw):
         return raw  # already what str(uuid.UUID(raw)) gives back, without building the UUID
     if raw.startswith("urn:uuid:"):
         raw = raw[len("urn:uuid:") :]
@@ -405,15 +317,6 @@ def _uuid(f: Fields, key: str) -> str:
         return str(uuid.UUID(raw))
     except ValueError:
         f.fail(key, "must be a UUID")
-
-
-@functools.lru_cache(maxsize=65_536)
-def _trace_code(value: str) -> str:
-    """A validated trace code; cached, since one upload names the same few batches many times."""
-    try:
-        return tracecode.validate(value)
-    except tracecode.TraceCodeError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def parse_event_list(body: Any, now: datetime) -> tuple[list[EventDraft], bool]:
