@@ -97,19 +97,33 @@ async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int)
     ordered = sorted(heads)
     ranges = bulk.batch_ranges(heads, part.lo, part.hi, 2 * audit_repo.CHUNK)
     unsure: list[tuple[int, int]] = []  # ranges that do not hold as a whole: checked row by row after
+    unnamed: list[tuple[int, int]] = []  # ranges with events naming a batch, node or device that does not exist
     async with contextlib.aclosing(audit_repo.chain_bundles(conn, ranges, chain.CHAIN_TAG)) as bundles:
         async for (lo, hi), bundle in _along(ranges, bundles):
             between = [heads[k] for k in bulk.heads_between(ordered, lo, hi)]
-            if bulk.chains_hold(bundle, between):
+            held = bulk.chains_hold(bundle, between)
+            if held:
                 found.events += bundle["events"]
                 found.batches += sum(1 for h in between if h["seq"])
             else:
                 unsure.append((lo, hi))
+            if bundle["unnamed"] or not held:  # an event of a batch that does not exist makes a range not hold
+                unnamed.append((lo, hi))
     for lo, hi in unsure:
         if not await _chain_rows(
             conn, lo, hi, {k: heads[k] for k in bulk.heads_between(ordered, lo, hi)}, found, max_faults
         ):
             break
+    for lo, hi in unnamed:
+        for row in await audit_repo.orphans_in(conn, lo, hi, max_faults):
+            missing = [w for w in ("batch", "node", "device") if row[f"no_{w}"]]
+            found.faults.append(
+                Fault(
+                    "event",
+                    f"{row['event_id']} (batch id {row['batch_id']} seq {row['seq']})",
+                    f"names no existing {' or '.join(missing)}",
+                )
+            )
     del found.faults[max_faults:]
 
 

@@ -92,7 +92,6 @@ async def verify_ledger(
         total = await events_repo.estimate_events(conn)
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [loop.run_in_executor(pool, run, db.url, snapshot, part, max_faults) for part in parts]
-            orphans = await events_repo.orphans(conn) if chains else []  # meanwhile, here
             done = 0
             for future in asyncio.as_completed(futures):
                 found = await future
@@ -110,19 +109,6 @@ async def verify_ledger(
                 report.events += found.events
         del chain_report.faults[max_faults:]
         del log_report.faults[max_faults:]
-        for row in orphans:
-            missing = [
-                w
-                for w, flag in (("batch", row["no_batch"]), ("node", row["no_node"]), ("device", row["no_device"]))
-                if flag
-            ]
-            chain_report.faults.append(
-                Fault(
-                    "event",
-                    f"{row['event_id']} (batch id {row['batch_id']} seq {row['seq']})",
-                    f"names no existing {' or '.join(missing)}",
-                )
-            )
 
     # One snapshot for the whole walk, held by this transaction until every part is done; run once.
     await db.transaction(audit, isolation="repeatable_read", readonly=True, attempts=1)

@@ -106,19 +106,23 @@ WHERE b.id >= $1 AND b.id < $2
 
 # The same columns for every event of batches lo <= id < hi, each concatenated in chain order: batch ids
 # (8 bytes each), seqs (4), prev hashes, hashes, and the bytes each link hashes (``$3 || prev || canonical``)
-# with their lengths (4 bytes each); how many events carry sealed details' openings.
+# with their lengths (4 bytes each); how many events carry sealed details' openings, and how many name a
+# node or device that does not exist (one look-up each in a hash of the ids). The aggregates take
+# the rows in the order the subquery gives them (an ORDER BY of their own would cost a sort step each);
+# were that order ever not kept, the bundle would not hold and the rows would be checked one by one.
 CHAIN_BUNDLE = """
 SELECT count(*) AS events,
-       string_agg(int8send(batch_id), '' ORDER BY batch_id, seq) AS batch_ids,
-       string_agg(int4send(seq), '' ORDER BY batch_id, seq) AS seqs,
-       string_agg(prev_hash, '' ORDER BY batch_id, seq) AS prevs,
-       string_agg(hash, '' ORDER BY batch_id, seq) AS hashes,
-       string_agg(int4send(length($3::bytea) + length(prev_hash) + length(canonical)), '' ORDER BY batch_id, seq)
-         AS lengths,
-       string_agg($3::bytea || prev_hash || canonical, '' ORDER BY batch_id, seq) AS linked,
-       count(private) AS openings
-FROM events
-WHERE batch_id >= $1 AND batch_id < $2
+       string_agg(int8send(batch_id), '') AS batch_ids,
+       string_agg(int4send(seq), '') AS seqs,
+       string_agg(prev_hash, '') AS prevs,
+       string_agg(hash, '') AS hashes,
+       string_agg(int4send(length($3::bytea) + length(prev_hash) + length(canonical)), '') AS lengths,
+       string_agg($3::bytea || prev_hash || canonical, '') AS linked,
+       count(private) AS openings,
+       count(*) FILTER (WHERE node_id NOT IN (SELECT id FROM nodes)
+                           OR device_id IS NOT NULL AND device_id NOT IN (SELECT id FROM devices)) AS unnamed
+FROM (SELECT batch_id, seq, prev_hash, hash, canonical, private, node_id, device_id FROM events
+      WHERE batch_id >= $1 AND batch_id < $2 ORDER BY batch_id, seq) e
 """
 
 
@@ -139,6 +143,27 @@ async def chain_chunks(conn: Connection, lo: int, hi: int) -> Chunks:
 
     async for rows in _chunks(fetch, lambda rows: len(rows) == limit):
         yield rows
+
+
+ORPHANS_IN = """
+SELECT e.event_id::text AS event_id, e.seq, e.batch_id,
+       NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = e.batch_id) AS no_batch,
+       NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.node_id) AS no_node,
+       e.device_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = e.device_id) AS no_device
+FROM events e
+WHERE e.batch_id >= $1 AND e.batch_id < $2
+  AND (NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = e.batch_id)
+       OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.node_id)
+       OR (e.device_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = e.device_id)))
+ORDER BY e.batch_id, e.seq
+LIMIT $3
+"""
+
+
+async def orphans_in(conn: Connection, lo: int, hi: int, limit: int) -> list[Record]:
+    """Events of batch ids ``lo <= id < hi`` naming a batch, node or device that does not exist (the schema keeps
+    no foreign keys there), at most ``limit``: event_id, seq, batch_id and which of the three is missing."""
+    return list(await conn.fetch(ORPHANS_IN, lo, hi, limit))
 
 
 def chain_bundles(conn: Connection, ranges: Sequence[tuple[int, int]], tag: bytes) -> AsyncGenerator[Record, None]:

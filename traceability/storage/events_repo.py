@@ -211,21 +211,3 @@ async def estimate_events(conn: Connection) -> int:
         "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'events'::regclass"
     )
     return value
-
-
-ORPHANS = """
-SELECT e.event_id::text AS event_id, e.seq, e.batch_id,
-       NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = e.batch_id) AS no_batch,
-       NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.node_id) AS no_node,
-       e.device_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = e.device_id) AS no_device
-FROM events e
-WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = e.batch_id)
-   OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.node_id)
-   OR (e.device_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = e.device_id))
-LIMIT $1
-"""
-
-
-async def orphans(conn: Connection, limit: int = 100) -> list[Record]:
-    """Events naming a batch, node or device that does not exist (the schema keeps no foreign keys here)."""
-    return list(await conn.fetch(ORPHANS, limit))
