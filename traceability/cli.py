@@ -123,6 +123,13 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from traceability.demo.loader import load_demo
 
+    if args.federation:
+        from traceability.demo import federation
+
+        return federation.run(
+            Path(args.dir or settings.data_dir / "federation"), lambda line: print(line, file=sys.stderr)
+        )
+
     if settings.log_level == "info":
         # The progress lines stand in for one log line per request.
         configure(fmt=settings.log_format, level="warning")
@@ -370,6 +377,13 @@ def parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--days", type=int, default=21, help="days of story before today (at least 6)")
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    d.add_argument(
+        "--federation",
+        action="store_true",
+        help="instead: two city ledgers (Xuzhou, Nanjing) and a province, each with its own embedded PostgreSQL, "
+        "a journey across them; serves them until Ctrl-C",
+    )
+    d.add_argument("--dir", help="with --federation: where the three servers keep their data (default: var/federation)")
     d.add_argument(
         "--workers",
         type=int,

@@ -217,3 +217,8 @@ def test_database_url(environ: Mapping[str, str] | None = None) -> str | None:
     """The PostgreSQL server the test suite should use instead of starting its own."""
     env = os.environ if environ is None else environ
     return env.get("TRACE_TEST_DATABASE_URL") or None
+
+
+def child_environment(values: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a process of ours started from this one (the demo's servers): ours, with ``values``."""
+    return {**os.environ, **values}
