@@ -104,15 +104,14 @@ async def federation() -> AsyncIterator[tuple[Ledger, Ledger, Server, dict[str, 
     province.env["TRACE_METRICS_ALLOW"] = "127.0.0.1"
     try:
         # Each member publishes for provinces (wal_level=logical, the province's role) before it serves.
+        province.start()  # the province serves from the start; members appear as it subscribes to them
         printed = await asyncio.gather(*(cli(s.env, "federation", "publish", "--migrate") for s in servers.values()))
         said = dict(zip(servers, printed, strict=True))
         conninfo = {o: out.split("subscribe <this ledger's origin> '")[1].split("'")[0] for o, out in said.items()}
         for server in servers.values():
             server.start()
         await asyncio.gather(*(s.wait_healthy() for s in servers.values()))
-        for origin in servers:
-            await cli(province.env, "province", "subscribe", origin, conninfo[origin])
-        province.start()
+        await asyncio.gather(*(cli(province.env, "province", "subscribe", o, conninfo[o]) for o in servers))
         await province.wait_healthy()
         xz, nj = Ledger(servers[XUZHOU]), Ledger(servers[NANJING])
         for ledger in (xz, nj):

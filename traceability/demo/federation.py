@@ -114,7 +114,7 @@ def _ago(minutes: int) -> str:
     return (datetime.now(CST) - timedelta(minutes=minutes)).isoformat(timespec="seconds")
 
 
-class _Api:
+class DemoApi:
     def __init__(self, http: aiohttp.ClientSession, site: Site) -> None:
         self.http, self.site = http, site
 
@@ -138,20 +138,22 @@ class _Api:
         return str(node["code"]), str(device["credential"])
 
 
-def _uscc(n: int, area: str) -> str:
+def demo_uscc(n: int, area: str) -> str:
     """A well-formed unified social credit code (its check character computed) for demo enterprise ``n``."""
     body = f"91{area}MA{n:07d}"
     return body + uscc.calc_check_digit(body)
 
 
-async def _journey(xz: _Api, nj: _Api) -> dict[str, str]:
+async def _journey(xz: DemoApi, nj: DemoApi) -> dict[str, str]:
     """The carcass that crosses from Xuzhou to Nanjing, and one that stays; the codes worth opening."""
     pork = {"category": "meat", "goods_code": "21113011", "name": "白条猪肉", "name_en": "Pork carcass"}
     for api in (xz, nj):
         await api.post("/api/v1/admin/products", pork)
-    _, slaughter = await xz.place(_uscc(1, "320311"), "slaughterhouse", "320311", "徐州彭城肉联厂")
-    market_node, market = await nj.place(_uscc(2, "320102"), "wholesale_market", "320102", "南京众彩农副产品批发市场")
-    stall_node, stall = await nj.place(_uscc(3, "320104"), "wet_market", "320104", "南京秦淮菜场")
+    _, slaughter = await xz.place(demo_uscc(1, "320311"), "slaughterhouse", "320311", "徐州彭城肉联厂")
+    market_node, market = await nj.place(
+        demo_uscc(2, "320102"), "wholesale_market", "320102", "南京众彩农副产品批发市场"
+    )
+    stall_node, stall = await nj.place(demo_uscc(3, "320104"), "wet_market", "320104", "南京秦淮菜场")
     codes = {}
     for n, kg in enumerate((88.5, 91.0)):
         opened = await xz.post(
@@ -201,7 +203,7 @@ async def _journey(xz: _Api, nj: _Api) -> dict[str, str]:
     return codes
 
 
-async def _setup(root: Path, say: Callable[[str], None], sites: list[Site]) -> dict[str, str]:
+async def setup(root: Path, say: Callable[[str], None], sites: list[Site]) -> dict[str, str]:
     cities = [
         Site("xuzhou", "徐州 Xuzhou", root / "xuzhou", _free_port(), "xuzhou.trace.demo/log", "320300"),
         Site("nanjing", "南京 Nanjing", root / "nanjing", _free_port(), "nanjing.trace.demo/log", "320100"),
@@ -241,10 +243,10 @@ async def _setup(root: Path, say: Callable[[str], None], sites: list[Site]) -> d
     province.token = (province.home / "province-token").read_text().strip()
     say("recording the journey across the two cities…")
     async with aiohttp.ClientSession() as http:
-        return await _journey(_Api(http, cities[0]), _Api(http, cities[1]))
+        return await _journey(DemoApi(http, cities[0]), DemoApi(http, cities[1]))
 
 
-def _stop(sites: list[Site]) -> None:
+def stop(sites: list[Site]) -> None:
     for site in sites:
         if site.proc is not None and site.proc.poll() is None:
             site.proc.send_signal(signal.SIGTERM)
@@ -264,7 +266,7 @@ def run(root: Path, say: Callable[[str], None], wait: bool = True) -> int:
     root.mkdir(parents=True, exist_ok=True)
     sites: list[Site] = []
     try:
-        codes = asyncio.run(_setup(root, say, sites))
+        codes = asyncio.run(setup(root, say, sites))
         xz, nj, province = sites
         print(f"\nFederation demo under {root} (federation file {root / 'federation.toml'}):")
         for site in (xz, nj):
@@ -286,4 +288,4 @@ def run(root: Path, say: Callable[[str], None], wait: bool = True) -> int:
             pass
         return 0
     finally:
-        _stop(sites)
+        stop(sites)

@@ -36,7 +36,7 @@ from traceability.ledger.frontier import Frontier
 from traceability.logging import get_logger
 from traceability.services.federation import verifier
 from traceability.storage import province_repo as repo
-from traceability.storage.database import Connection, Database, Record, connect
+from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
 
@@ -96,10 +96,26 @@ class MemberCopy:
 class Province:
     """The members' copies, their pools, and the watches over them."""
 
-    def __init__(self, federation: Federation, admin: Database, copies: list[MemberCopy]) -> None:
+    def __init__(
+        self, federation: Federation, admin: Database, copies: list[MemberCopy], stack: contextlib.AsyncExitStack,
+        pool_size: int,
+    ) -> None:  # fmt: skip
         self.federation = federation
         self.admin = admin
         self.copies = copies
+        self._stack = stack
+        self._pool_size = pool_size
+
+    async def discover(self) -> None:
+        """Open the copies of members subscribed to since the last look (``province subscribe`` while serving)."""
+        async with self.admin.connection() as conn:
+            databases = await repo.member_databases(conn)
+        for c in self.copies:
+            if c.db is None and c.member.origin in databases:
+                c.database = databases[c.member.origin]
+                url = repo.with_database(self.admin.url, c.database)
+                c.db = await self._stack.enter_async_context(repo.pool(url, self._pool_size, read_only=True))
+                log.info("province.member_opened", member=c.member.origin, database=c.database)
 
     def subscribed(self) -> list[MemberCopy]:
         return [c for c in self.copies if c.db is not None]
@@ -192,6 +208,7 @@ class Province:
         last_verify = 0.0
         while not stop.is_set():
             try:
+                await self.discover()
                 await self.measure()
                 if time.monotonic() - last_verify >= VERIFY_EVERY:
                     last_verify = time.monotonic()
@@ -293,18 +310,10 @@ async def subscribe(admin_url: str, schema_dir: Any, federation: Federation, ori
 
 @contextlib.asynccontextmanager
 async def open_province(admin_url: str, federation: Federation, pool_size: int = 4) -> AsyncIterator[Province]:
-    """The province over every member it subscribes to (the others are listed, unsubscribed)."""
-    conn = await connect(admin_url)
-    try:
-        databases = await repo.member_databases(conn)
-    finally:
-        await conn.close()
-    copies = [MemberCopy(m, databases.get(m.origin, repo.database_name(m.origin))) for m in federation.members]
+    """The province over every member it subscribes to; members subscribed to later are opened as they come."""
+    copies = [MemberCopy(m, repo.database_name(m.origin)) for m in federation.members]
     async with contextlib.AsyncExitStack() as stack:
         admin = await stack.enter_async_context(repo.pool(admin_url, 2, read_only=False))
-        for c in copies:
-            if c.member.origin in databases:
-                c.db = await stack.enter_async_context(
-                    repo.pool(repo.with_database(admin_url, c.database), pool_size, read_only=True)
-                )
-        yield Province(federation, admin, copies)
+        province = Province(federation, admin, copies, stack, pool_size)
+        await province.discover()
+        yield province

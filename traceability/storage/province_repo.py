@@ -68,19 +68,42 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+TEMPLATE = "province_template"
+"""The ledger's schema, migrated once: each member's database starts as a copy of it."""
+TEMPLATE_LOCK = 0x70726F76  # "prov"
+
+
+async def _from_template(admin: Connection, admin_url: str, schema_dir: Path, name: str) -> None:
+    """Create database ``name`` with the ledger's schema: a copy of the migrated template (one at a time)."""
+    await admin.execute("SELECT pg_advisory_lock($1)", TEMPLATE_LOCK)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEMPLATE):
+            await admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
+        template = await connect(with_database(admin_url, TEMPLATE))
+        try:
+            await migrator.migrate(template, schema_dir)
+        finally:
+            await template.close()
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    finally:
+        await admin.execute("SELECT pg_advisory_unlock($1)", TEMPLATE_LOCK)
+
+
 async def subscribe(admin_url: str, schema_dir: Path, origin: str, conninfo: str) -> str:
-    """Make (or repoint) the member's database and its subscription; the database's name."""
+    """Make (or repoint and refresh) the member's database and its subscription; the database's name.
+
+    Run again after an upgrade: the member's database is migrated and the subscription refreshed, so a
+    newly published table comes too."""
     name = database_name(origin)
     admin = await connect(admin_url)
     try:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            await _from_template(admin, admin_url, schema_dir, name)
         await admin.execute(f'COMMENT ON DATABASE "{name}" IS {_quote(origin)}')
         await admin.execute(
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'traceability_province') "
             "THEN CREATE ROLE traceability_province NOLOGIN; END IF; END $$"
         )
-        await admin.execute(f"GRANT traceability_province TO {await admin.fetchval('SELECT current_user')}")
     finally:
         await admin.close()
     conn = await connect(with_database(admin_url, name))
@@ -89,13 +112,14 @@ async def subscribe(admin_url: str, schema_dir: Path, origin: str, conninfo: str
         await conn.execute("GRANT USAGE ON SCHEMA public TO traceability_province")
         await conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO traceability_province")
         sub = name
-        if await conn.fetchval("SELECT 1 FROM pg_subscription WHERE subname = $1", sub):
-            await conn.execute(f"ALTER SUBSCRIPTION {sub} CONNECTION {_quote(conninfo)}")
-        else:
-            try:
+        try:
+            if await conn.fetchval("SELECT 1 FROM pg_subscription WHERE subname = $1", sub):
+                await conn.execute(f"ALTER SUBSCRIPTION {sub} CONNECTION {_quote(conninfo)}")
+                await conn.execute(f"ALTER SUBSCRIPTION {sub} REFRESH PUBLICATION")
+            else:
                 await conn.execute(f"CREATE SUBSCRIPTION {sub} CONNECTION {_quote(conninfo)} PUBLICATION {PUBLICATION}")
-            except asyncpg.PostgresError as exc:
-                raise errors.ConfigError(f"cannot subscribe to {origin}: {exc}") from None
+        except asyncpg.PostgresError as exc:
+            raise errors.ConfigError(f"cannot subscribe to {origin}: {exc}") from None
     finally:
         await conn.close()
     return name
