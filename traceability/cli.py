@@ -1,4 +1,4 @@
-"""``traceability serve | migrate | verify | demo | witness | token | user | enterprise | node | ... | device``.
+"""``traceability serve | migrate | verify | demo | witness | federation | province | token | user | node | ...``.
 
 Registry commands talk to the database directly (whoever can run them can already reach it);
 they share the services, and so the validation, with the admin API.
