@@ -131,26 +131,35 @@ class Province:
     # -- the watches ---------------------------------------------------------------------------------
 
     async def measure(self) -> None:
-        """Every member's replication lag now."""
+        """Every member's replication lag now: each member's WAL position first, then what has arrived (read
+        after it, so a copy that has caught up shows no lag)."""
         async with self.admin.connection() as conn:
-            subs = await repo.subscriptions(conn)
-        await asyncio.gather(*(self._measure(c, subs.get(c.database)) for c in self.subscribed()))
+            before = await repo.subscriptions(conn)
+        copies = self.subscribed()
+        positions = await asyncio.gather(*(self._position(c, before.get(c.database)) for c in copies))
+        async with self.admin.connection() as conn:
+            after = await repo.subscriptions(conn)
+        now = time.monotonic()
+        for c, position in zip(copies, positions, strict=True):
+            self._lag(c, after.get(c.database), position, now)
 
-    async def _measure(self, c: MemberCopy, sub: Record | None) -> None:
+    async def _position(self, c: MemberCopy, sub: Record | None) -> int | None:
         if sub is None:
-            c.lag_seconds, c.lag_bytes, c.lag_problem = None, None, "no_subscription"
-            return
+            c.lag_problem = "no_subscription"
+            return None
         c.conninfo = sub["subconninfo"]
         try:
             position = await repo.member_position(c.conninfo, TIMEOUT)
-        except (OSError, TimeoutError, errors.TraceError) as exc:
-            c.lag_seconds, c.lag_bytes, c.lag_problem = None, None, f"member_unreachable:{type(exc).__name__}"
+        except Exception as exc:  # the member refused, went away or did not answer in time: say which
+            c.lag_problem = f"member_unreachable:{type(exc).__name__}"
+            return None
+        c.positions.append((time.monotonic(), position))
+        return position
+
+    def _lag(self, c: MemberCopy, sub: Record | None, position: int | None, now: float) -> None:
+        if position is None or sub is None:
+            c.lag_seconds, c.lag_bytes = None, None
             return
-        except Exception as exc:  # the driver's own errors: the member refused or went away
-            c.lag_seconds, c.lag_bytes, c.lag_problem = None, None, f"member_unreachable:{type(exc).__name__}"
-            return
-        now = time.monotonic()
-        c.positions.append((now, position))
         if sub["received"] is None:
             c.lag_seconds, c.lag_bytes = None, None
             c.lag_problem = "subscription_disabled" if not sub["subenabled"] else "not_receiving"
