@@ -65,6 +65,8 @@ class MemberCopy:
     lag_seconds: float | None = None
     lag_bytes: int | None = None
     lag_problem: str | None = None
+    copying: int | None = None
+    """Tables still in their initial copy (a new subscription): until 0, their rows may trail the others'."""
     frontier: Frontier = field(default_factory=Frontier)
     verified_size: int = 0
     verified_at: float | None = None
@@ -87,6 +89,7 @@ class MemberCopy:
             "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
             "lag_bytes": self.lag_bytes,
             "lag_problem": self.lag_problem,
+            "tables_copying": self.copying,
             "verified_size": self.verified_size,
             "verified": self.fault is None,
             "fault": self.fault,
@@ -164,6 +167,7 @@ class Province:
             c.lag_seconds, c.lag_bytes = None, None
             c.lag_problem = "subscription_disabled" if not sub["subenabled"] else "not_receiving"
             return
+        c.copying = int(sub["copying"])
         c.received = int(sub["received"])
         c.lag_bytes = max(0, position - c.received)
         c.lag_seconds = c.behind(c.received, now)

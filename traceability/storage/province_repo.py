@@ -138,14 +138,16 @@ async def member_databases(admin: Connection) -> dict[str, str]:
 
 SUBSCRIPTIONS = """
 SELECT s.subname, s.subconninfo, s.subenabled,
-       st.received_lsn - '0/0'::pg_lsn AS received, st.last_msg_receipt_time AS last_message
+       st.received_lsn - '0/0'::pg_lsn AS received, st.last_msg_receipt_time AS last_message,
+       (SELECT count(*) FROM pg_subscription_rel r WHERE r.srsubid = s.oid AND r.srsubstate <> 'r') AS copying
 FROM pg_subscription s
 LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL
 """
 
 
 async def subscriptions(admin: Connection) -> dict[str, Record]:
-    """Database (= subscription) name -> its state: conninfo, enabled, received WAL position, last message."""
+    """Database (= subscription) name -> its state: conninfo, enabled, received WAL position, last message, and
+    how many tables are still in their initial copy (until then their rows may trail the others')."""
     return {r["subname"]: r for r in await admin.fetch(SUBSCRIPTIONS)}
 
 
