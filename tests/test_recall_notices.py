@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -190,3 +190,38 @@ async def test_an_enterprise_system_returns_or_destroys_a_recalled_batch_through
     assert returned["success"], returned
     destroyed = await epcis(world, erp, sgln, carcass, "destroying", disposition="destroyed")
     assert destroyed["success"], destroyed
+
+
+async def test_a_shipment_sent_again_after_a_recall_is_answered_as_recorded(world: World) -> None:
+    """A resent EPCIS document is a replay even when its batch was recalled in between and the shipment is dated
+    after the recall (a sender's clock running a little fast): nothing new is written, so nothing is refused; a new
+    shipment of the batch still is."""
+    carcass = await world.open_batch()
+    sgln = "urn:epc:id:sgln:0614141.73398.0"
+    uscc = world.enterprises["slaughter"]
+    node = {
+        "enterprise": uscc,
+        "type": "slaughterhouse",
+        "area_code": "320311",
+        "name": "三号车间",
+        "gln": identifiers.location_gln(sgln),
+    }
+    await world.post("/api/v1/admin/nodes", node, expect=201)
+    erp = (await world.post("/api/v1/admin/tokens", {"role": "enterprise", "name": "ERP", "enterprise": uscc}))[
+        "credential"
+    ]
+    ahead = (datetime.now(CHINA) + timedelta(minutes=2)).isoformat(timespec="milliseconds")
+    shipment = {"eventID": f"urn:uuid:{new_id()}", "eventTime": ahead}
+    assert (await epcis(world, erp, sgln, carcass, "shipping", **shipment))["success"]
+    await world.post(
+        "/api/v1/recalls",
+        {"traceCode": carcass, "level": "II", "reason": "抽检不合格"},
+        await regulator(world),
+        201,
+    )
+    again = await epcis(world, erp, sgln, carcass, "shipping", **shipment)
+    assert again["success"] and again["errors"] == [], again
+    view = await (await world.client.get(f"/api/v1/batches/{carcass}")).json()
+    assert [e["bizStep"] for e in view["events"]].count("shipping") == 1
+    refused = await epcis(world, erp, sgln, carcass, "shipping", eventID=f"urn:uuid:{new_id()}")
+    assert not refused["success"] and "recalled" in str(refused)

@@ -15,6 +15,7 @@ eventID and the batch's trace code, so a retry finds every record it made.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from traceability.epcis.identifiers import Identifier
 
 NAMESPACE = uuid.UUID("6c1b0f5e-6b8e-5d35-9a59-3b1c2f1d8e47")
 DECLARATION = "#errorDeclaration"
+_NAMESPACE_BYTES = NAMESPACE.bytes
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Schemes of identifiers without a GTIN whose unseen items get a product of their own (named in the
 # catalogue, code set ``epc_product``).
@@ -35,12 +38,20 @@ PRODUCT_SCHEMES = frozenset({"sscc", "ai8003", "ai8004", "ai253", "ai414", "ai41
 
 def ledger_event_id(event_uri: str, suffix: str = "") -> str:
     """The ledger's UUID for an EPCIS eventID (``suffix`` tells apart the records one event makes)."""
-    if not suffix and event_uri.lower().startswith("urn:uuid:"):
+    if not suffix and event_uri[:9].lower() == "urn:uuid:":
+        tail = event_uri[9:]
+        if _CANONICAL_UUID.fullmatch(tail):
+            return tail  # already as str(uuid.UUID(tail)) writes it
         try:
-            return str(uuid.UUID(event_uri[9:]))
+            return str(uuid.UUID(tail))
         except ValueError:
             pass
-    return str(uuid.uuid5(NAMESPACE, event_uri + suffix))
+    # uuid.uuid5, without building UUID objects: SHA-1 of namespace and name, version 5, RFC 4122 variant.
+    b = bytearray(hashlib.sha1(_NAMESPACE_BYTES + (event_uri + suffix).encode()).digest()[:16])  # noqa: S324
+    b[6] = (b[6] & 0x0F) | 0x50
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def product_for(ident: Identifier) -> tuple[str, str | None, str, str]:

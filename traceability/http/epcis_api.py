@@ -21,7 +21,7 @@ from traceability.http.auth import optional_principal, require, require_capture
 from traceability.http.keys import DATABASE, FEDERATION, SETTINGS
 from traceability.http.openapi import GS1_BINDING, TRACE_CODE_PATH, Operation, Param, Response, declare
 from traceability.services import epcis_capture, epcis_query, history
-from traceability.services.epcis_ledger import EventFailed
+from traceability.services.epcis_prepared import EventFailed
 
 routes = web.RouteTableDef()
 JSON_TYPES = ("application/json", "application/ld+json")

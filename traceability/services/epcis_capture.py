@@ -28,8 +28,8 @@ from traceability.domain.fields import utc_ms
 from traceability.epcis import binding, document, hashing, identifiers, records
 from traceability.epcis.events import EventError, facets
 from traceability.logging import get_logger
-from traceability.services import epcis_ledger, handover
-from traceability.services.epcis_ledger import EventFailed, Outcome, Prepared
+from traceability.services import epcis_ledger, epcis_places, epcis_prepared, handover
+from traceability.services.epcis_prepared import EventFailed, Outcome, Prepared
 from traceability.services.recording import write as write_ledger
 from traceability.storage import epcis_repo
 from traceability.storage.database import Connection, Database
@@ -83,6 +83,7 @@ def _prepare_one(
         sealed,
         hashlib.sha256(text.encode()).digest(),
         original=received.originals.get(i),
+        ledger_id=records.ledger_event_id(uri),
     )
     for w in f.what:
         try:
@@ -159,7 +160,7 @@ async def write(
     async def work(conn: Connection, retried: bool) -> list[Outcome]:
         if before is not None:
             await before(conn)
-        outcomes = await _write(conn, principal, prepared, now, context)
+        outcomes = await _write(conn, principal, prepared, now, context, retried)
         if then is not None:
             await then(conn, outcomes)
         return outcomes
@@ -175,16 +176,25 @@ def _fail(p: Prepared, error: errors.TraceError) -> EventFailed:
 
 
 async def _write(
-    conn: Connection, principal: Principal, prepared: list[Prepared], now: datetime, context: str | None
+    conn: Connection,
+    principal: Principal,
+    prepared: list[Prepared],
+    now: datetime,
+    context: str | None,
+    retried: bool = False,
 ) -> list[Outcome]:
-    places = await epcis_ledger.Places.load(conn, principal, prepared)
+    places = await epcis_places.Places.load(conn, principal, prepared)
     nodes = {p.index: places.node_of(p) for p in prepared}
     outcomes: dict[int, Outcome] = {}
     todo: list[tuple[Prepared, str]] = []  # (event, suffix of its ledger ids)
-    ids = {records.ledger_event_id(p.uri): p for p in prepared}
-    ids.update({records.ledger_event_id(p.uri, records.DECLARATION): p for p in prepared})
     by_uri: dict[str, list[Any]] = {}
-    for row in await epcis_repo.recorded(conn, list(ids)):
+    # New events are the common case: the first run writes without asking what the eventIDs already hold.
+    # An eventID recorded before (a replay, a conflict, a native event's id) then meets the unique event id
+    # as a Contention, and the run that follows looks first. An error declaration always looks first.
+    look = retried or any(p.facets.error is not None for p in prepared)
+    ids = {p.ledger_id: p for p in prepared} if look else {}
+    ids.update({records.ledger_event_id(p.uri, records.DECLARATION): p for p in prepared} if look else {})
+    for row in await epcis_repo.recorded(conn, list(ids)) if ids else ():
         p = ids[row["event_id"]]
         if row["kind"] is None:
             where = p.where("eventID")
@@ -204,7 +214,14 @@ async def _write(
             todo.append((p, decided))
     if todo:
         ledger = epcis_ledger.Writer(conn, principal, now, places, context)
-        written = await ledger.append([(p, suffix, nodes[p.index], by_uri.get(p.uri, [])) for p, suffix in todo])
+        try:
+            written = await ledger.append([(p, suffix, nodes[p.index], by_uri.get(p.uri, [])) for p, suffix in todo])
+        except errors.Contention:
+            raise
+        except errors.TraceError:
+            if look:
+                raise
+            raise errors.Contention() from None  # a replay may answer this event: run again, looking first
         for (p, _), outcome in zip(todo, written, strict=True):
             outcomes[p.index] = outcome
     return [outcomes[p.index] for p in prepared]
@@ -233,7 +250,7 @@ def _replay(p: Prepared, stored: list[Any]) -> Outcome | str:
 
 
 def _same_apart_from_declaration(p: Prepared, original: Any) -> bool:
-    full = epcis_ledger.full_event(original["canonical"], original["private"])
+    full = epcis_prepared.full_event(original["canonical"], original["private"])
     mine = {k: v for k, v in document.loads_exact(p.text).items() if k not in ("errorDeclaration", "recordTime")}
     theirs = {k: v for k, v in full.items() if k not in ("errorDeclaration", "recordTime")}
     return bool(document.dumps_exact(mine) == document.dumps_exact(theirs) or mine == theirs)

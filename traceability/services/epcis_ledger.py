@@ -1,207 +1,41 @@
 """Writing checked EPCIS events onto the batches' hash chains, inside the capture transaction.
 
-:class:`Places` settles where each event happened (a node, by GLN) and whether the credential may
-record there. :class:`Writer` resolves what each event names to batches (creating those the ledger
-has not seen), builds the anchor and reference records (:mod:`traceability.epcis.records`), and
-appends them exactly as native capture does: chain heads locked in batch-id order, held or recalled
-batches refusing sales and shipments, commercial details sealed, the records queued for the log.
+:class:`~traceability.services.epcis_places.Places` settles where each event happened (a node, by
+GLN) and whether the credential may record there. :class:`Writer` resolves what each event names to
+batches (creating those the ledger has not seen), builds the anchor and reference records
+(:mod:`traceability.epcis.records`), and appends them exactly as native capture does: chain heads
+locked in batch-id order, held or recalled batches refusing sales and shipments, commercial details
+sealed, the records queued for the log.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traceability import errors
 from traceability.domain import tracecode
 from traceability.domain.access import Principal
 from traceability.domain.fields import utc_ms
 from traceability.domain.supply import SALE_STEPS, closes_recall
-from traceability.epcis import document, identifiers, records
-from traceability.epcis.events import EPC_ROLES, Facets, What
-from traceability.ledger import canonical, chain, sealed
+from traceability.epcis import identifiers, records
+from traceability.epcis.events import EPC_ROLES, What
+from traceability.ledger import chain
 from traceability.services import farm
+from traceability.services.epcis_prepared import EventFailed, Outcome, Prepared
 from traceability.services.recording import Claim, enforce_custody, record
 from traceability.storage import batches_repo, epcis_repo, events_repo
 from traceability.storage.database import Connection
 
-
-@dataclass(slots=True)
-class Prepared:
-    """One event of a document, checked, before the database is asked anything."""
-
-    index: int
-    path: str
-    facets: Facets
-    uri: str
-    computed: bool
-    event: dict[str, Any]
-    text: str
-    public_text: str
-    sealed: dict[str, Any] | None
-    digest: bytes
-    idents: list[tuple[What, identifiers.Identifier]] = field(default_factory=list)
-    original: str | None = None
-    """The event as it came when that was not JSON (canonical XML)."""
-
-    def where(self, inner: str) -> str:
-        return f"{self.path}.{inner}" if self.path else inner
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one event: its eventID and the record that holds it."""
-
-    event_id: str
-    trace_code: str
-    seq: int
-    hash: bytes
-    recorded_at: str
-    replayed: bool
-    batches: tuple[str, ...] = ()
-    opened: tuple[str, ...] = ()
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "eventID": self.event_id,
-            "traceCode": self.trace_code,
-            "seq": self.seq,
-            "hash": self.hash.hex(),
-            "recordTime": self.recorded_at,
-            "replayed": self.replayed,
-            "batches": list(self.batches),
-            "opened": list(self.opened),
-        }
-
-
-class EventFailed(errors.TraceError):
-    """Wraps the error one event of a document met, with that event's place."""
-
-    def __init__(self, index: int, error: errors.TraceError) -> None:
-        self.index = index
-        self.error = error
-        self.status = error.status
-        self.code = error.code
-        super().__init__(error.message, field=error.field)
-
-
-def full_event(canonical_bytes: bytes, private: bytes | None) -> dict[str, Any]:
-    """The whole event a record holds, exact numbers and all, sealed destinations put back."""
-    content = canonical.decode(canonical_bytes)
-    public = document.loads_exact(content["epcis"]["event"])
-    if private is None:
-        return dict(public)
-    hidden = canonical.decode(sealed.private_bytes(private)).get("destination")
-    return records.join_destinations(public, hidden)
+if TYPE_CHECKING:
+    from traceability.services.epcis_places import Places
 
 
 def _failed(p: Prepared, error: errors.TraceError) -> errors.TraceError:
     return EventFailed(p.index, error)
-
-
-@dataclass(slots=True)
-class Places:
-    """Nodes by GLN for every place the events name, and the credential's own nodes."""
-
-    principal: Principal
-    by_gln: dict[str, Any]
-    own: list[Any]
-
-    @classmethod
-    async def load(cls, conn: Connection, principal: Principal, prepared: Sequence[Prepared]) -> Places:
-        glns: set[str] = set()
-        for p in prepared:
-            f = p.facets
-            for uri in (f.read_point, f.biz_location, *(u for _, u in f.sources), *(u for _, u in f.destinations)):
-                if uri and (gln := identifiers.location_gln(uri)):
-                    glns.add(gln)
-        by_gln = await epcis_repo.nodes_by_gln(conn, sorted(glns))
-        if principal.role == "device" and principal.node_id is not None:
-            # The credential already says where the device is: no need to ask the database.
-            own: list[Any] = [
-                {
-                    "id": principal.node_id,
-                    "code": principal.node_code,
-                    "area_code": principal.area_code,
-                    "enterprise_id": principal.enterprise_id,
-                    "uscc": principal.uscc,
-                    "gln": None,
-                }
-            ]
-        elif principal.enterprise_id is not None:
-            own = await epcis_repo.nodes_of_enterprise(conn, principal.enterprise_id)
-        else:
-            own = []
-        return cls(principal, by_gln, own)
-
-    def _may_record_at(self, node: Any) -> bool:
-        if self.principal.role == "device":
-            return bool(node["id"] == self.principal.node_id)
-        return bool(node["enterprise_id"] == self.principal.enterprise_id)
-
-    def node_of(self, p: Prepared) -> Any:
-        """The node an event happened at: its business location, else its read point, else the credential's own."""
-        f = p.facets
-        node = None
-        for key, uri in (("bizLocation.id", f.biz_location), ("readPoint.id", f.read_point)):
-            if not uri:
-                continue
-            gln = identifiers.location_gln(uri)
-            if gln is None:
-                continue
-            found = self.by_gln.get(gln)
-            if found is None:
-                raise _failed(
-                    p,
-                    errors.UnknownReference(
-                        f"{p.where(key)}: no registered node has GLN {gln}; register the location first",
-                        field=p.where(key),
-                    ),
-                )
-            if not self._may_record_at(found):
-                whose = "this device's node" if self.principal.role == "device" else "this enterprise's nodes"
-                raise _failed(
-                    p,
-                    errors.CustodyRefused(
-                        "not_own_node",
-                        f"{p.where(key)}: GLN {gln} is node {found['code']}, not one of {whose}",
-                        field=p.where(key),
-                    ),
-                )
-            node = node or found
-        if node is not None:
-            return node
-        if len(self.own) == 1:
-            return self.own[0]
-        where = p.where("bizLocation")
-        raise _failed(
-            p,
-            errors.InvalidField(
-                f"{where}: name the place by its GLN (readPoint or bizLocation); this credential records at "
-                f"{len(self.own)} nodes",
-                field=where,
-            ),
-        )
-
-    def party(self, pairs: Sequence[tuple[str, str]]) -> dict[str, str] | None:
-        """The first source or destination that is a registered node, as ``{"node", "enterprise"}``."""
-        ranked = sorted(
-            pairs,
-            key=lambda t: (
-                ("location", "possessing_party", "owning_party").index(t[0])
-                if t[0] in ("location", "possessing_party", "owning_party")
-                else 3
-            ),
-        )
-        for _, uri in ranked:
-            gln = identifiers.location_gln(uri)
-            if gln and (node := self.by_gln.get(gln)) is not None:
-                return {"node": node["code"], "enterprise": node["uscc"]}
-        return None
 
 
 @dataclass(slots=True)
@@ -243,7 +77,7 @@ class Writer:
         claimed_by: list[Prepared] = []
         for p, suffix, node, earlier in items:
             targets = self._targets(p, batches)
-            anchor_id = records.ledger_event_id(p.uri, suffix)
+            anchor_id = p.ledger_id if not suffix and p.ledger_id else records.ledger_event_id(p.uri, suffix)
             destination = self._places_party(p, "destinations")
             source = self._places_party(p, "sources")
             receipts = []
@@ -302,7 +136,7 @@ class Writer:
                         "a" if n == 0 else "r",
                         p.uri,
                         f.event_type,
-                        " ".join(sorted(set(target.roles))),
+                        sorted(set(target.roles)),
                         f.action,
                         f.disposition,
                         identifiers.location_key(f.read_point) if f.read_point else None,

@@ -19,7 +19,7 @@ from traceability.epcis import document, export, identifiers
 from traceability.epcis.query import ALL_ROLES, ANY, MATCH_ROLES, EventQuery, QueryError
 from traceability.epcis.records import DECLARATION, ledger_event_id
 from traceability.ledger import canonical, sealed
-from traceability.services.epcis_ledger import full_event
+from traceability.services.epcis_prepared import full_event
 from traceability.storage import epcis_query_repo, genealogy_repo
 from traceability.storage.database import Connection, Database
 from traceability.storage.epcis_query_repo import Filters

@@ -34,7 +34,7 @@ from traceability.ledger import checkpoint as notes
 from traceability.ledger import voucher as vouchers
 from traceability.logging import get_logger
 from traceability.services import capture, federation, proofs, witnessing
-from traceability.services.epcis_ledger import EventFailed
+from traceability.services.epcis_prepared import EventFailed
 from traceability.services.recording import AfterAppend, require_device
 from traceability.services.transparency import Log
 from traceability.storage import batches_repo, custody_repo, events_repo, federation_repo, log_repo, witness_repo
@@ -334,7 +334,7 @@ async def epcis_handovers(
     the batch (by its home ledger's ``/t/{code}`` URL). A refusal fails that event (``EventFailed``)."""
     works = []
     for p in prepared:
-        key = next((k for k in p.event if isinstance(k, str) and VOUCHER_KEY.search(k)), None)
+        key = next((k for k in p.event if k.endswith("handoverVoucher") and VOUCHER_KEY.search(k)), None)
         if key is None:
             continue
         try:

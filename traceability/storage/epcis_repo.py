@@ -150,28 +150,45 @@ async def recorded(conn: Connection, event_ids: Sequence[str]) -> list[Record]:
     return list(await conn.fetch(SELECT_RECORDED, list(event_ids)))
 
 
-INSERT_INDEX = """
-INSERT INTO epcis_events (event_id, anchor_id, kind, event_uri, event_type, roles, action, disposition, read_point,
-                          biz_location, declared_at, error_reason, digest)
-SELECT u.event_id, u.anchor_id, u.kind, u.uri, u.type, string_to_array(u.roles, ' '), u.action, u.disposition,
-       u.read_point, u.biz_location, u.declared_at, u.reason, u.digest
-FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::bytea[])
-     AS u(event_id, anchor_id, kind, uri, type, roles, action, disposition, read_point, biz_location, declared_at,
-          reason, digest)
-"""
+INDEX_COLUMNS = (
+    "event_id",
+    "anchor_id",
+    "kind",
+    "event_uri",
+    "event_type",
+    "roles",
+    "action",
+    "disposition",
+    "read_point",
+    "biz_location",
+    "declared_at",
+    "error_reason",
+    "digest",
+)
 
 IndexRow = tuple[
-    str, str, str, str, str, str, str | None, str | None, str | None, str | None, datetime | None, str | None, bytes
+    str,
+    str,
+    str,
+    str,
+    str,
+    list[str],
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    datetime | None,
+    str | None,
+    bytes,
 ]
 
 
 async def insert_index(conn: Connection, rows: Sequence[IndexRow]) -> None:
-    """Index new records: (event id, anchor event id, kind, eventID URI, type, the record's batch's roles
-    (space-separated), action, disposition, read point key, business location key, declaration time, error
-    reason, digest)."""
+    """Index new records (in ``INDEX_COLUMNS`` order, with COPY): (event id, anchor event id, kind, eventID
+    URI, type, the record's batch's roles, action, disposition, read point key, business location key,
+    declaration time, error reason, digest)."""
     if rows:
-        await conn.execute(INSERT_INDEX, *(list(col) for col in zip(*rows, strict=True)))
+        await conn.copy_records_to_table("epcis_events", records=rows, columns=INDEX_COLUMNS)
 
 
 INSERT_WHAT = """
