@@ -49,10 +49,15 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process has used so far."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+    """User plus system CPU time the process and its live descendants (a supervisor's workers, its
+    background process) have used so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # gone since it was listed
+        return 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return (int(fields[11]) + int(fields[12])) / _TICKS + sum(cpu_seconds(int(c)) for c in children)
 
 
 @contextlib.asynccontextmanager

@@ -22,6 +22,8 @@ import psutil
 from traceability.config import ROOT
 
 START_WITHIN = 90.0
+BACKGROUND = "traceability-bg"
+"""The name the background process gives itself (``traceability.http.serve.BACKGROUND_NAME``)."""
 
 
 def free_port() -> int:
@@ -93,8 +95,24 @@ class Server:
                 await asyncio.sleep(0.1)
 
     def children(self) -> list[psutil.Process]:
+        """The supervisor's workers (not its background process)."""
+        return [p for p in self._forked() if p.name() != BACKGROUND]
+
+    def background(self) -> psutil.Process | None:
+        """The supervisor's background process (the log's sequencer and the analyzer), if it runs."""
+        return next((p for p in self._forked() if p.name() == BACKGROUND), None)
+
+    def _forked(self) -> list[psutil.Process]:
         assert self.proc is not None
-        return psutil.Process(self.proc.pid).children()
+        alive = []
+        for p in psutil.Process(self.proc.pid).children():
+            try:
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    p.name()  # read now: it may exit between here and the caller's look
+                    alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None

@@ -3,17 +3,23 @@ a revocation refused at once by every worker; metrics added up across workers.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
+import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from tests.conftest import make_uscc
 from tests.servers import Server, wait_until
 from tests.test_metrics import samples, value
+from traceability.config import Settings
+from traceability.errors import ConfigError
 
 
 async def call(server: Server, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, str]:
@@ -127,3 +133,87 @@ async def test_the_supervisor_stops_its_workers_on_sigterm(db_url: str, tmp_path
         assert "server.stopped" in server.output()
     finally:
         server.stop()
+
+
+async def until_grown(server: Server, before: int, what: str) -> int:
+    """The checkpoint's size once it is past ``before`` (the sequencer integrated what was recorded)."""
+    for _ in range(1200):
+        size = await checkpoint_size(server)
+        if size > before:
+            return size
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: the log stayed at {before}")
+
+
+async def checkpoint_size(server: Server) -> int:
+    status, text = await call(server, "GET", "/api/v1/log/checkpoint")
+    assert status == 200, text
+    return int(text.splitlines()[1])
+
+
+async def open_a_batch(server: Server, device: str) -> None:
+    body = {
+        "eventID": str(uuid.uuid4()),
+        "product": "21113011",
+        "quantity": {"value": 90.5, "uom": "KGM"},
+        "origin": {"area_code": "320311", "place": "徐州市泉山区"},
+        "documents": [{"type": "quarantine_certificate", "number": "A320311-2026-0000001"}],
+    }
+    status, text = await call(server, "POST", "/api/v1/batches", device, body)
+    assert status == 201, text
+
+
+async def test_a_background_process_sequences_the_log_and_is_replaced(db_url: str, tmp_path: Path) -> None:
+    """``TRACE_BACKGROUND=process``: the sequencer runs in a process of its own at a lower priority, under a
+    supervisor even with one worker; recorded events reach the log; killed, it is replaced and the log moves on."""
+    server = Server(tmp_path, {"TRACE_DATABASE_URL": db_url, "TRACE_BACKGROUND": "process"})
+    server.start()
+    try:
+        await server.wait_healthy()
+        await wait_until(lambda: len(server.children()) == 1 and server.background() is not None, what="processes")
+        (worker,), background = server.children(), server.background()
+        assert background is not None and background.nice() > worker.nice()
+        admin = (tmp_path / "admin-token").read_text().strip()
+        uscc = make_uscc(900)
+        for path, body in (
+            ("/api/v1/admin/products", {"category": "meat", "goods_code": "21113011", "name": "白条猪肉"}),
+            ("/api/v1/admin/enterprises", {"name": "屠宰场", "uscc": uscc}),
+        ):
+            status, text = await call(server, "POST", path, admin, body)
+            assert status in (201, 409), text
+        status, text = await call(
+            server, "POST", "/api/v1/admin/nodes", admin,
+            {"enterprise": uscc, "type": "slaughterhouse", "area_code": "320311", "name": "屠宰场"},
+        )  # fmt: skip
+        assert status == 201, text
+        status, text = await call(
+            server, "POST", "/api/v1/admin/devices", admin, {"node": json.loads(text)["code"], "name": "kill line"}
+        )
+        assert status == 201, text
+        device = json.loads(text)["credential"]
+
+        before = await checkpoint_size(server)
+        await open_a_batch(server, device)
+        size = await until_grown(server, before, "the event")
+
+        background.kill()  # its locks go with its connections; a new one takes them
+        await wait_until(
+            lambda: (b := server.background()) is not None and b.pid != background.pid, what="a new background process"
+        )
+        await open_a_batch(server, device)
+        await until_grown(server, size, "the next event, sequenced by the new process")
+        assert worker.is_running()  # the worker served on throughout
+    finally:
+        server.stop()
+
+
+def test_where_the_background_work_runs() -> None:
+    def runs_apart(**env: str) -> bool:
+        return Settings.from_env(env).background_process
+
+    assert not runs_apart()  # one worker: in it
+    assert runs_apart(TRACE_WORKERS="2")
+    assert not runs_apart(TRACE_WORKERS="2", TRACE_BACKGROUND="inline")
+    assert runs_apart(TRACE_BACKGROUND="process")
+    with pytest.raises(ConfigError, match="TRACE_BACKGROUND"):
+        runs_apart(TRACE_BACKGROUND="thread")

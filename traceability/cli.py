@@ -63,7 +63,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps other platforms working
         pass
     asyncio.run(prepare())
-    serve(settings, lambda: create_app(settings), lambda pid: metrics.forget_worker(pid, settings.metrics_dir))
+    serve(
+        settings,
+        lambda: create_app(settings, background_work=not settings.background_process),
+        lambda pid: metrics.forget_worker(pid, settings.metrics_dir),
+    )
     log.info("server.stopped")
     return 0
 

@@ -26,6 +26,13 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
+def _background(env: Mapping[str, str]) -> str:
+    raw = (env.get("TRACE_BACKGROUND") or "auto").strip().lower()
+    if raw not in ("auto", "process", "inline"):
+        raise ConfigError(f"TRACE_BACKGROUND must be auto, process or inline, got {raw!r}")
+    return raw
+
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -123,6 +130,10 @@ class Settings:
     log_origin: str | None = None
     sequencer_interval_ms: int = 200
     workers: int = 1
+    background: str = "auto"
+    """Where ``traceability serve`` runs the log's sequencer and the analyzer (``TRACE_BACKGROUND``):
+    ``process``, in a process of their own at a lower CPU priority; ``inline``, in the server processes;
+    ``auto``, a process of their own when there are several workers."""
     tls_cert: Path | None = None
     tls_key: Path | None = None
     trusted_proxies: tuple[Network, ...] = ()
@@ -137,6 +148,11 @@ class Settings:
     sms_reserve: int = 0
     """Characters the SMS gateway adds to each reply (``TRACE_SMS_RESERVE``: a carrier signature 【…】), kept free."""
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def background_process(self) -> bool:
+        """Whether ``traceability serve`` runs the sequencer and the analyzer in a process of their own."""
+        return self.background == "process" or (self.background == "auto" and self.workers > 1)
 
     @property
     def pg_dir(self) -> Path:
@@ -185,6 +201,7 @@ class Settings:
             "log_origin": env.get("TRACE_LOG_ORIGIN") or None,
             "sequencer_interval_ms": _int(env, "TRACE_SEQUENCER_INTERVAL_MS", 200, 10, 60_000),
             "workers": _int(env, "TRACE_WORKERS", 1, 1, 64),
+            "background": _background(env),
             "trusted_proxies": _networks(env, "TRACE_TRUSTED_PROXIES"),
             "metrics_allow": _networks(env, "TRACE_METRICS_ALLOW"),
             "capture_rate": _float(env, "TRACE_CAPTURE_RATE", 50.0, 0, 1_000_000),

@@ -46,7 +46,7 @@ from traceability.http.middleware import request_context
 from traceability.http.params import bounded_input
 from traceability.http.security import security_headers, trusted_proxy
 from traceability.logging import get_logger
-from traceability.services import analyzer, federated_recall, federation, principals, transparency, witnessing
+from traceability.services import background, federated_recall, federation, principals, transparency, witnessing
 from traceability.services.access_log import AccessLog
 from traceability.services.appends import SingleAppends
 from traceability.services.history import ViewCache
@@ -79,19 +79,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _log(app: web.Application) -> AsyncIterator[None]:
-    """The transparency log this process signs for, its sequencer, the anomaly analyzer that follows it and,
-    in a federation, the witness of the other members (one of each active across processes)."""
+    """The transparency log this process signs for and, in a federation, the witness of the other members
+    (one active across processes). Its sequencer and the analyzer: :func:`_background`."""
     settings = app[SETTINGS]
     lg = app[LOG] = await transparency.open_log(app[DATABASE], settings)
     app[FEDERATION] = federation.join(app[FEDERATION], lg.origin, lg.verifier_key, settings.federation_file)
     await federation.publish(app[DATABASE], app[FEDERATION])
     await witnessing.register_members(app[DATABASE], app[FEDERATION])
     stop = asyncio.Event()
-    interval = settings.sequencer_interval_ms / 1000
     witness_every = settings.witness_interval_ms / 1000
     tasks = [
-        asyncio.create_task(transparency.run_sequencer(app[DATABASE], lg, interval, stop)),
-        asyncio.create_task(analyzer.run_analyzer(app[DATABASE], interval, stop)),
         asyncio.create_task(witnessing.run_witness(app[DATABASE], lg, app[FEDERATION], witness_every, stop)),
     ]
     if app[FEDERATION].members:  # recall notices to other members, until each is delivered
@@ -102,8 +99,21 @@ async def _log(app: web.Application) -> AsyncIterator[None]:
     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=10)
 
 
-def create_app(settings: Settings) -> web.Application:
-    """Assemble the service: settings, database pool, middleware and routes."""
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """The log's sequencer and the anomaly analyzer in this process (one of each active across processes),
+    when no background process of their own runs them (:mod:`traceability.services.background`)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        background.run(app[DATABASE], app[LOG], app[SETTINGS].sequencer_interval_ms / 1000, stop)
+    )
+    yield
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=10)
+
+
+def create_app(settings: Settings, *, background_work: bool = True) -> web.Application:
+    """Assemble the service: settings, database pool, middleware and routes; ``background_work``: also the
+    log's sequencer and the analyzer (``traceability serve`` runs them in a process of their own instead)."""
     app = web.Application(
         middlewares=[compression.compress, trusted_proxy, metrics.count_requests, request_context, bounded_input],
         client_max_size=settings.max_body_bytes,
@@ -120,6 +130,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(reads.read_from)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_log)
+    if background_work:
+        app.cleanup_ctx.append(_background)
     metrics.setup(app)
     app.add_routes(api.routes)
     app.add_routes(credentials_api.routes)

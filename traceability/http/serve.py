@@ -9,10 +9,17 @@ SIGTERM or SIGINT (Ctrl-C) stops them all and waits for them before it exits, so
 PostgreSQL is stopped after the last worker. Each worker asks the kernel for SIGTERM when the
 supervisor dies (``PR_SET_PDEATHSIG``), so killing the supervisor, even with SIGKILL, takes its
 workers down with it instead of leaving them orphaned on the port.
+
+With several workers (or ``TRACE_BACKGROUND=process``, which asks for a supervisor even with one worker)
+the supervisor also keeps one background process (slot 0, named ``traceability-bg``) that runs the log's
+sequencer and the anomaly analyzer at a lower CPU priority (:mod:`traceability.services.background`), so
+the workers keep their cores for requests. It is replaced like a worker when it dies; meanwhile events
+are still recorded and acknowledged, and wait in the log queue until it is back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import gc
@@ -33,10 +40,20 @@ from traceability.logging import get_logger
 log = get_logger(__name__)
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+BACKGROUND = 0
+"""The background process's slot."""
+BACKGROUND_NAME = b"traceability-bg"
+BACKGROUND_NICE = 5
+"""How much lower the background process's CPU priority is than the workers'."""
 SHUTDOWN_TIMEOUT = 10.0
 QUICK_DEATH = 5.0
 """A worker that dies sooner than this after starting counts as crashing; the next start waits longer."""
 MAX_RESTART_DELAY = 30.0
+YOUNG_COLLECTION = 10_000
+"""Allocations between two collections of the youngest generation (Python's default: 700). A request
+allocates hundreds of objects that are all gone when it is answered; at 700, collections ran several
+times a request and each walked the objects of every request then in flight."""
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -60,8 +77,11 @@ def listen(settings: Settings) -> socket.socket:
 async def _freeze_heap(app: web.Application) -> None:
     """What the process loaded to serve (modules, templates, the registries: over 100,000 objects) lives
     as long as it does. Kept out of the garbage collector's full passes, which otherwise walk all of it
-    whenever requests that allocate much (a capture of 100 events) have promoted enough to trigger one."""
+    whenever requests that allocate much (a capture of 100 events) have promoted enough to trigger one.
+    And the youngest generation is collected less often (:data:`YOUNG_COLLECTION`)."""
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION, middle, old)
 
 
 def _run(make_app: Callable[[], web.Application], sock: socket.socket, settings: Settings) -> None:
@@ -86,6 +106,24 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+def _run_background(settings: Settings) -> None:
+    """The background process: the sequencer and the analyzer at a lower priority, until SIGTERM or SIGINT."""
+    from traceability.services import background
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(PR_SET_NAME, ctypes.c_char_p(BACKGROUND_NAME), 0, 0, 0)  # how ps, top and the tests tell it apart
+    os.nice(BACKGROUND_NICE)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await background.run_process(settings, stop)
+
+    asyncio.run(main())
+
+
 @dataclass
 class Supervisor:
     """Forks and keeps ``settings.workers`` workers serving on one socket."""
@@ -107,7 +145,11 @@ class Supervisor:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
                 _die_with_parent(parent)
-                _run(self.make_app, sock, self.settings)
+                if slot == BACKGROUND:
+                    sock.close()  # it answers no requests
+                    _run_background(self.settings)
+                else:
+                    _run(self.make_app, sock, self.settings)
             except BaseException:  # a worker never returns into the supervisor's code
                 log.exception("worker.failed", slot=slot)
                 code = 1
@@ -117,7 +159,7 @@ class Supervisor:
                 os._exit(code)
         self.workers[pid] = slot
         self.started[slot] = time.monotonic()
-        log.info("worker.started", worker=slot, pid=pid)
+        log.info("background.forked" if slot == BACKGROUND else "worker.started", worker=slot, pid=pid)
 
     def stop(self, signum: int, _frame: object) -> None:
         if not self.stopping:
@@ -132,6 +174,8 @@ class Supervisor:
     def run(self, sock: socket.socket) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        if self.settings.background_process:
+            self.spawn(BACKGROUND, sock)
         for slot in range(1, self.settings.workers + 1):
             self.spawn(slot, sock)
         while self.workers:
@@ -166,7 +210,8 @@ def _describe(status: int) -> str:
 
 
 def serve(settings: Settings, make_app: Callable[[], web.Application], on_worker_exit: Callable[[int], None]) -> int:
-    """Serve until SIGTERM or SIGINT: in this process with one worker, else under a supervisor."""
+    """Serve until SIGTERM or SIGINT: in this process with one worker and the background work inline, else
+    under a supervisor."""
     sock = listen(settings)
     scheme = "https" if settings.tls_cert else "http"
     log.info(
@@ -175,7 +220,7 @@ def serve(settings: Settings, make_app: Callable[[], web.Application], on_worker
         public_url=settings.public_url,
         workers=settings.workers,
     )
-    if settings.workers == 1:
+    if settings.workers == 1 and not settings.background_process:
         _run(make_app, sock, settings)
         return 0
     return Supervisor(settings, make_app, on_worker_exit).run(sock)
