@@ -65,6 +65,8 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
         url = await database_url(settings)
         name = await province.subscribe(url, settings.schema_dir, fed, args.origin, args.conninfo)
         print(f"subscribed to {args.origin}: its records arrive in database {name}")
+        if (short := await province.capacity_shortfall(url)) is not None:
+            print(short, file=sys.stderr)
         return 0
 
     return asyncio.run(run())

@@ -321,6 +321,26 @@ async def subscribe(admin_url: str, schema_dir: Any, federation: Federation, ori
     return await repo.subscribe(admin_url, schema_dir, origin, conninfo)
 
 
+async def capacity_shortfall(admin_url: str) -> str | None:
+    """What to raise in the province's PostgreSQL for every subscription to run (with two table-copy workers
+    to spare), or None. These settings are read at start: set them, then restart it."""
+    c = await repo.capacity(admin_url)
+    need = c["subscriptions"] + 2
+    short = []
+    if c["workers"] < need:
+        short.append(f"max_logical_replication_workers = {need}")
+    if c["origins"] < c["subscriptions"]:
+        short.append(f"max_replication_slots = {c['subscriptions']}")
+    if c["processes"] < need + 4:
+        short.append(f"max_worker_processes = {need + 4}")
+    if not short:
+        return None
+    return (
+        f"the province's PostgreSQL runs at most {c['workers']} logical replication workers for "
+        f"{c['subscriptions']} subscriptions: set {', '.join(short)} (ALTER SYSTEM) and restart it"
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_province(admin_url: str, federation: Federation, pool_size: int = 4) -> AsyncIterator[Province]:
     """The province over every member it subscribes to; members subscribed to later are opened as they come."""

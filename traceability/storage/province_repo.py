@@ -125,6 +125,25 @@ async def subscribe(admin_url: str, schema_dir: Path, origin: str, conninfo: str
     return name
 
 
+CAPACITY = """
+SELECT current_setting('max_logical_replication_workers')::int AS workers,
+       current_setting('max_replication_slots')::int AS origins,
+       current_setting('max_worker_processes')::int AS processes,
+       (SELECT count(*) FROM pg_subscription) AS subscriptions
+"""
+
+
+async def capacity(admin_url: str) -> Record:
+    """How many subscriptions the province's PostgreSQL can run at once, and how many it has: each member
+    needs an apply worker (``max_logical_replication_workers``, within ``max_worker_processes``) and a
+    replication origin (``max_replication_slots``), plus table-copy workers while a subscription starts."""
+    conn = await connect(admin_url)
+    try:
+        return await fetch_one(conn, CAPACITY)
+    finally:
+        await conn.close()
+
+
 MEMBERS = """
 SELECT d.datname, shobj_description(d.oid, 'pg_database') AS origin
 FROM pg_database d WHERE d.datname LIKE 'member\\_%' ORDER BY d.datname
