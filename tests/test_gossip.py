@@ -16,13 +16,29 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import World
 from tests.test_federation import member, signer_file
-from tests.test_recall_notices import sign_in
+from tests.test_recall_notices import CSRF
 from traceability.config import Settings
 from traceability.ledger import checkpoint as notes
 from traceability.ledger import merkle
 from traceability.ledger.signed_note import b64
+from traceability.services import accounts
+from traceability.storage.database import open_database
 
 OWN, NANJING, SUZHOU = "trace.test/log", "nanjing.trace.test/log", "suzhou.trace.test/log"
+
+
+async def sign_in_as(client: Any, db_url: str, role: str) -> None:
+    """A console user of ``role``, signed in on ``client``."""
+    name, password = f"{role}-desk", "correct horse battery staple 9"
+    async with open_database(Settings.from_env({}, database_url=db_url)) as db:
+        await accounts.create_user(db, name, role, password, "徐州市市场监督管理局" if role == "regulator" else None)
+    client.session.cookie_jar.clear()  # whoever was signed in before
+    csrf = CSRF.search(await (await client.get("/console/login")).text())
+    assert csrf is not None
+    origin = str(client.make_url("")).rstrip("/")
+    form = {"csrf": csrf.group(1), "name": name, "password": password}
+    resp = await client.post("/console/login", data=form, headers={"Origin": origin})
+    assert resp.status == 200, resp.status
 
 
 @dataclass
@@ -153,7 +169,8 @@ async def test_a_member_showing_another_history_to_a_peer_is_caught(
     assert mine["reason"] == "shrank" and mine["via"] == f"gossip:{NANJING}"
 
     # The regulator's console: Chinese first, both notes shown; English when asked; the JSON twin.
-    await sign_in(client, db_url)
+    await sign_in_as(client, db_url, "regulator")
+    same = {"Origin": str(client.make_url("")).rstrip("/")}
     page = await (await client.get("/console/federation")).text()
     assert "联盟见证" in page and "Split view evidence" not in page  # the console speaks Chinese first
     assert "分叉视图" in page and "同一大小、不同根哈希" in page and f"gossip:{NANJING}" in page
@@ -162,3 +179,19 @@ async def test_a_member_showing_another_history_to_a_peer_is_caught(
     assert "Split view evidence" in english and "same size, different root" in english
     twin = await (await client.get("/console/federation?format=json")).json()
     assert [s["id"] for s in twin["split_views"]] == [mine["id"], found["id"]]
+    csrf = CSRF.search(page)
+    assert csrf is not None and "/clear" not in page  # a regulator sees the evidence; clearing is not theirs
+    path = f"/console/federation/split-views/{found['id']}/clear"
+    assert (await client.post(path, data={"csrf": csrf.group(1), "reason": "已核查"}, headers=same)).status == 403
+
+    # An administrator clears it from the console, saying why.
+    await sign_in_as(client, db_url, "admin")
+    page = await (await client.get("/console/federation")).text()
+    csrf = CSRF.search(page)
+    assert csrf is not None and path in page
+    resp = await client.post(path, data={"csrf": csrf.group(1), "reason": " "}, headers=same)
+    assert resp.status == 422
+    resp = await client.post(path, data={"csrf": csrf.group(1), "reason": "苏州账本已核查"}, headers=same)
+    assert resp.status == 200 and "苏州账本已核查" in await resp.text()  # followed back to the page
+    [cleared] = [s for s in (await overview())["split_views"] if s["id"] == found["id"]]
+    assert cleared["cleared"]["reason"] == "苏州账本已核查" and cleared["cleared"]["by"].startswith("admin:")
