@@ -65,6 +65,7 @@ class Metrics:
     def __init__(self, shared: Path | None = None) -> None:
         self.shared = shared
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._captured: dict[tuple[str, str], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -117,9 +118,16 @@ class Metrics:
 
     def captured(self, path: str, new: int, replayed: int) -> None:
         if new:
-            self.events.labels(path, "new").inc(new)
+            self._event_counter(path, "new").inc(new)
         if replayed:
-            self.events.labels(path, "replayed").inc(replayed)
+            self._event_counter(path, "replayed").inc(replayed)
+
+    def _event_counter(self, path: str, outcome: str) -> Any:
+        key = (path, outcome)
+        counter = self._captured.get(key)
+        if counter is None:  # as in observe(): the paths and outcomes are few
+            counter = self._captured[key] = self.events.labels(path, outcome)
+        return counter
 
     def read(self, pool: str) -> None:
         self.reads.labels(pool).inc()
