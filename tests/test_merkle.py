@@ -223,6 +223,56 @@ def test_a_tampered_inclusion_proof_fails_both_verifiers(size: int, data: st.Dat
             proofs.verify_inclusion(*bad)
 
 
+@PROPERTY
+@given(size=st.integers(1, MAX), data=st.data())
+def test_a_multiproof_sends_each_needed_hash_once_and_verifies(size: int, data: st.DataObject) -> None:
+    _, hashes, tiles, _ = big()
+    picked = sorted(set(data.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=40))))
+    paths = {i: merkle.inclusion_proof(i, size, fetch(tiles, merkle.tiles_for_inclusion(i, size))) for i in picked}
+    root = merkle.root(size, fetch(tiles, merkle.tiles_for_root(size)))
+    nodes = proofs.multiproof(paths, size)
+    leaves = {i: hashes[i] for i in picked}
+    proofs.verify_multiproof(leaves, size, nodes, root)
+    # Exactly the hashes on the paths that no other picked leaf lets the verifier compute, each once.
+    needed = {
+        (h, r)
+        for i, path in paths.items()
+        for h, r in zip(path, proofs._path_ranges(i, size), strict=True)
+        if not any(r[0] <= j < r[1] for j in picked)
+    }
+    assert sorted(nodes) == sorted(h for h, _ in needed) and len(nodes) == len(needed)
+    assert len(nodes) <= len({h for path in paths.values() for h in path})
+    # Any changed leaf or hash, a missing or extra hash, another root, a leaf left out: refused.
+    byte = data.draw(st.integers(0, 31))
+    which = data.draw(st.sampled_from(picked))
+    bad = [({**leaves, which: flip(leaves[which], byte)}, size, nodes, root), (leaves, size, nodes, flip(root, byte))]
+    if nodes:
+        n = data.draw(st.integers(0, len(nodes) - 1))
+        bad += [
+            (leaves, size, [*nodes[:n], flip(nodes[n], byte), *nodes[n + 1 :]], root),
+            (leaves, size, nodes[:-1], root),
+        ]
+    bad += [(leaves, size, [*nodes, root], root)]  # (the size is bound to the root by the signed checkpoint)
+    if len(picked) > 1:
+        bad.append(({i: h for i, h in leaves.items() if i != which}, size, nodes, root))
+    for args in bad:
+        with pytest.raises(InvalidProofError):
+            proofs.verify_multiproof(*args)
+
+
+def test_a_multiproof_of_the_rfc_6962_tree() -> None:
+    """Leaves 2 and 5 of the 8-leaf test tree: the four subtrees without them, [0,2) [3,4) [4,5) [6,8)."""
+    leaves = unhex(RFC6962["leaf_hashes"])
+    root = unhex(RFC6962["roots_by_size"])[8]
+    _, _, tiles = merkle.append(0, {}, leaves)
+    paths = {i: merkle.inclusion_proof(i, 8, tiles) for i in (2, 5)}
+    nodes = proofs.multiproof(paths, 8)
+    assert nodes == [unhex(RFC6962["roots_by_size"])[2], leaves[3], leaves[4], merkle.node_hash(leaves[6], leaves[7])]
+    proofs.verify_multiproof({2: leaves[2], 5: leaves[5]}, 8, nodes, root)
+    assert proofs.multiproof({2: paths[2]}, 8) == [paths[2][1], paths[2][0], paths[2][2]]  # its path, left to right
+    assert proofs.multiproof({}, 8) == []
+
+
 @settings(max_examples=60, deadline=None)
 @given(second=st.integers(1, MAX), data=st.data())
 def test_every_consistency_proof_verifies_and_matches_the_rfc(second: int, data: st.DataObject) -> None:

@@ -22,6 +22,8 @@ from traceability.config import Settings
 from traceability.domain import tracecode
 from traceability.http.keys import DATABASE, LOG
 from traceability.ledger import checkpoint as notes
+from traceability.ledger import merkle
+from traceability.ledger import proofs as ledger_proofs
 from traceability.services import transparency
 
 
@@ -87,6 +89,51 @@ async def test_a_long_batch_comes_page_by_page(world: World, client: Any) -> Non
         page = await get(client, page["next"])
     assert seqs == [1, 2, 3, 4, 5, 6]
     assert (await get(client, f"/api/v1/batches/{code}/proofs?after=6"))["proofs"] == []
+
+
+async def test_a_page_bundle_is_one_multiproof_of_its_records(world: World, client: Any) -> None:
+    """?form=compact: each record's seq and leaf, and one multiproof: every hash once, none the reader can compute."""
+    await record(world, 2)  # leaves before, between and after this batch's
+    code, _ = await record(world, 3)
+    await record(world, 1)
+    for step in ("storing", "retail_selling"):
+        await world.post("/api/v1/events", world.event(code, step), world.devices["slaughter"], expect=201)
+    await record(world, 2)
+    await integrate(client)
+    key = await public_key(client)
+    full = await get(client, f"/api/v1/batches/{code}/proofs")
+    page = await get(client, f"/api/v1/batches/{code}/proofs?form=compact")
+    assert {k: v for k, v in page.items() if k not in ("nodes", "proofs")} == {
+        k: v for k, v in full.items() if k != "proofs"
+    }
+    assert page["proofs"] == [{"seq": p["seq"], "leaf_index": p["leaf_index"]} for p in full["proofs"]]
+    cp = notes.verify_checkpoint(page["checkpoint"], notes.parse_verifier_key(key))
+    assert cp.size == page["tree_size"]
+    # The reader's leaves: from the chain hashes it recomputes (here, the full form's).
+    leaves = {p["leaf_index"]: merkle.leaf_hash(bytes.fromhex(p["event_hash"])) for p in full["proofs"]}
+    nodes = [bytes.fromhex(h) for h in page["nodes"]]
+    ledger_proofs.verify_multiproof(leaves, page["tree_size"], nodes, cp.root)
+    on_paths = {h for p in full["proofs"] for h in p["audit_path"]}
+    assert set(page["nodes"]) <= on_paths and len(set(page["nodes"])) == len(page["nodes"]) < len(on_paths)
+    # None of the page's own subtrees is sent: no node is the root of a range holding one of its leaves.
+    computable = set()
+    for p in full["proofs"]:
+        hashed = merkle.leaf_hash(bytes.fromhex(p["event_hash"]))
+        for i, sibling in enumerate(bytes.fromhex(h) for h in p["audit_path"]):
+            computable.add(hashed.hex())
+            right = ledger_proofs._path_ranges(p["leaf_index"], page["tree_size"])[i][0] > p["leaf_index"]
+            hashed = merkle.node_hash(hashed, sibling) if right else merkle.node_hash(sibling, hashed)
+    assert not computable & set(page["nodes"])
+    # Another record's hash, or a hash bent or left out: the page fails.
+    for bad_leaves, bad_nodes in (
+        ({**leaves, min(leaves): leaves[max(leaves)]}, nodes),
+        (leaves, [*nodes[:-1], bytes(32)]),
+        (leaves, nodes[1:]),
+    ):
+        with pytest.raises(merkle.InvalidProofError):
+            ledger_proofs.verify_multiproof(bad_leaves, page["tree_size"], bad_nodes, cp.root)
+    page2 = await get(client, f"/api/v1/batches/{code}/proofs?form=compact&limit=2")
+    assert page2["next"].endswith("&form=compact") and len(page2["proofs"]) == 2
 
 
 async def test_listed_events_and_leaves(world: World, client: Any) -> None:

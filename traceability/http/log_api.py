@@ -17,6 +17,7 @@ from traceability.http.auth import require
 from traceability.http.keys import DATABASE, LOG
 from traceability.http.openapi import TRACE_CODE_PATH, Param, Response, ok, operation
 from traceability.ledger import merkle
+from traceability.ledger import proofs as ledger_proofs
 from traceability.services import history, proofs, transparency
 
 routes = web.RouteTableDef()
@@ -33,9 +34,7 @@ COMPACT_PROOFS = schemas.obj(
         "pending": schemas.array(schemas.STRING),
         "next": schemas.nullable(schemas.STRING),
         "nodes": schemas.array(schemas.STRING),
-        "proofs": schemas.array(
-            schemas.obj({"seq": schemas.INT, "leaf_index": schemas.INT, "path": schemas.array(schemas.INT)})
-        ),
+        "proofs": schemas.array(schemas.obj({"seq": schemas.INT, "leaf_index": schemas.INT})),
     }
 )
 
@@ -142,22 +141,20 @@ def _bundle_response(request: web.Request, bundle: dict[str, Any]) -> web.Respon
 
 
 def compact(bundle: dict[str, Any]) -> dict[str, Any]:
-    """A proof bundle for a page that already shows the records: each audit-path hash once (``nodes``),
-    each proof as its record's seq, leaf index and path of indexes into ``nodes``; the records' bytes and
-    hashes left out (the reader recomputes them from the page). docs/ledger.md, "Proof bundles"."""
-    nodes: dict[str, int] = {}
-    proofs = [
-        {
-            "seq": p["seq"],
-            "leaf_index": p["leaf_index"],
-            "path": [nodes.setdefault(h, len(nodes)) for h in p["audit_path"]],
-        }
-        for p in bundle["proofs"]
-    ]
+    """A proof bundle for a page that already shows the records: one multiproof of all of them (``nodes``: the
+    hashes of the tree's largest subtrees holding none of their leaves, left to right, so no hash is sent twice
+    or sent when the reader can compute it from the other leaves) and each record's seq and leaf index; the
+    records' bytes and hashes left out (the reader recomputes them from the page). docs/ledger.md, "Proof
+    bundles"."""
+    paths = {p["leaf_index"]: p["audit_path"] for p in bundle["proofs"]}
     out = {k: v for k, v in bundle.items() if k != "proofs"}
     if isinstance(out.get("next"), str):
         out["next"] = f"{out['next']}&form=compact"
-    return {**out, "nodes": list(nodes), "proofs": proofs}
+    return {
+        **out,
+        "nodes": ledger_proofs.multiproof(paths, bundle["tree_size"]),
+        "proofs": [{"seq": p["seq"], "leaf_index": p["leaf_index"]} for p in bundle["proofs"]],
+    }
 
 
 @routes.get("/api/v1/batches/{trace_code}/proofs")
@@ -171,12 +168,12 @@ def compact(bundle: dict[str, Any]) -> dict[str, Any]:
         Param(
             "form",
             {"type": "string", "enum": ["full", "compact"], "default": "full"},
-            "compact: shared audit-path hashes once, without the records' bytes (for a page that shows them)",
+            "compact: one multiproof of all the records, without their bytes (for a page that shows them)",
         ),
     ),
     responses={
         200: Response(
-            "the proofs; with ?form=compact each audit-path hash once, paths as indexes into nodes",
+            "the proofs; with ?form=compact one multiproof (nodes) of the records' leaves",
             {"anyOf": [schemas.ref("BatchProofs"), COMPACT_PROOFS]},
             headers={"Retry-After": "when some events are still waiting"},
         ),

@@ -6,16 +6,23 @@ algorithms in their bit-decomposition form (as in the transparency-dev ``proof``
 inclusion path splits into an "inner" part, below the point where the leaf's path and the tree's
 right edge meet, and a "border" part along the right edge. A proof that does not hold raises
 :class:`~traceability.ledger.merkle.InvalidProofError` naming the check that failed.
+
+A **multiproof** proves several leaves of one tree at once: the RFC 9162 audit paths of all of them,
+each hash sent once, without the hashes the verifier computes from the other leaves. What is left
+are the tree's largest subtrees holding none of the leaves, left to right (docs/ledger.md, "Proof
+bundles"); the verifier rebuilds the root from the leaves and them.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TypeVar
 
-from traceability.ledger.merkle import HASH_SIZE, InvalidProofError, node_hash
+from traceability.ledger.merkle import HASH_SIZE, InvalidProofError, MerkleError, node_hash
 
-__all__ = ["verify_consistency", "verify_inclusion"]
+__all__ = ["multiproof", "multiproof_root", "verify_consistency", "verify_inclusion", "verify_multiproof"]
 
 
 def _check_hash(what: str, value: bytes) -> None:
@@ -123,3 +130,94 @@ def verify_consistency(first: int, second: int, proof: Sequence[bytes], first_ro
     second_calculated = _chain_border(_chain_inner(seed, path[:inner], mask), path[inner:])
     if not hmac.compare_digest(second_calculated, second_root):
         raise InvalidProofError(f"consistency proof does not lead to the root of size {second}")
+
+
+H = TypeVar("H")
+
+
+def _split(width: int) -> int:
+    """RFC 9162's k: the largest power of two strictly less than ``width`` (``width >= 2``)."""
+    return 1 << ((width - 1).bit_length() - 1)
+
+
+def _path_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose hashes make up leaf ``index``'s audit path in the tree of ``size``, in order."""
+    start, end, ranges = 0, size, []
+    while end - start > 1:
+        k = _split(end - start)
+        if index < start + k:
+            ranges.append((start + k, end))
+            end = start + k
+        else:
+            ranges.append((start, start + k))
+            start += k
+    ranges.reverse()
+    return ranges
+
+
+def _without_leaves(indexes: Sequence[int], size: int) -> Iterator[tuple[int, int]]:
+    """The largest subtrees of the tree of ``size`` holding none of the sorted ``indexes``, left to right."""
+
+    def walk(start: int, end: int) -> Iterator[tuple[int, int]]:
+        at = bisect_left(indexes, start)
+        if at == len(indexes) or indexes[at] >= end:
+            yield start, end
+        elif end - start > 1:
+            k = _split(end - start)
+            yield from walk(start, start + k)
+            yield from walk(start + k, end)
+
+    if size:
+        yield from walk(0, size)
+
+
+def multiproof(paths: Mapping[int, Sequence[H]], size: int) -> list[H]:
+    """The multiproof of the leaves at the indexes of ``paths`` (each leaf's audit path in the tree of
+    ``size``): the hashes of the largest subtrees holding none of them, left to right, each taken from
+    the audit path it is on. Every hash sent is on some leaf's path; none can be computed from the others."""
+    if not paths:
+        return []
+    if any(not 0 <= i < size for i in paths):
+        raise MerkleError(f"a leaf index is not in a tree of size {size}")
+    on_paths: dict[tuple[int, int], H] = {}
+    for index, path in paths.items():
+        on_paths.update(zip(_path_ranges(index, size), path, strict=True))
+    return [on_paths[r] for r in _without_leaves(sorted(paths), size)]
+
+
+def multiproof_root(leaves: Mapping[int, bytes], size: int, nodes: Sequence[bytes]) -> bytes:
+    """The root of the tree of ``size`` that the leaf hashes ``leaves`` (by index) and the multiproof
+    ``nodes`` make; raises ``InvalidProofError`` when the nodes are too few or too many for them."""
+    if not leaves or any(not 0 <= i < size for i in leaves):
+        raise InvalidProofError(f"a multiproof needs leaves, each in the tree of size {size}")
+    for i, p in enumerate(nodes):
+        _check_hash(f"multiproof hash {i}", p)
+    for i, leaf in leaves.items():
+        _check_hash(f"leaf hash {i}", leaf)
+    indexes, given = sorted(leaves), iter(nodes)
+
+    def mth(start: int, end: int) -> bytes:
+        at = bisect_left(indexes, start)
+        if at == len(indexes) or indexes[at] >= end:
+            found = next(given, None)
+            if found is None:
+                raise InvalidProofError(f"the multiproof has {len(nodes)} hashes, too few for its leaves")
+            return found
+        if end - start == 1:
+            return leaves[start]
+        k = _split(end - start)
+        return node_hash(mth(start, start + k), mth(start + k, end))
+
+    root = mth(0, size)
+    if next(given, None) is not None:
+        raise InvalidProofError(f"the multiproof has {len(nodes)} hashes, more than its leaves need")
+    return root
+
+
+def verify_multiproof(leaves: Mapping[int, bytes], size: int, nodes: Sequence[bytes], root_hash: bytes) -> None:
+    """Check that each of ``leaves`` (leaf hashes by index) is that leaf of the tree of ``size`` leaves with
+    ``root_hash``, with the multiproof ``nodes``. Returns None when it holds; raises ``InvalidProofError``
+    otherwise (a multiproof cannot tell which of its leaves differs from the log's)."""
+    _check_hash("root hash", root_hash)
+    if not hmac.compare_digest(multiproof_root(leaves, size, nodes), root_hash):
+        raise InvalidProofError(f"the multiproof of {len(leaves)} leaves does not lead to the root of size {size}")

@@ -125,64 +125,78 @@
 
   function later() { return new Promise(function (done) { setTimeout(done, 1000); }); }
 
-  function readBundle(page, proofs) {
-    if (!page || !Array.isArray(page.proofs) || !Array.isArray(page.pending) || !Array.isArray(page.nodes)) {
+  // A compact bundle page is one multiproof of its records' leaves against one checkpoint: "nodes" holds the
+  // hashes of the tree's largest subtrees without any of those leaves, left to right (docs/ledger.md).
+  function readBundle(page, pages) {
+    if (!page || !Array.isArray(page.proofs) || !Array.isArray(page.pending) || !Array.isArray(page.nodes) ||
+        !page.nodes.every(function (h) { return typeof h === "string" && h.length === 64; })) {
       throw new Failure("malformed proof bundle");
     }
-    page.proofs.forEach(function (p) {
-      if (!Array.isArray(p.path)) { throw new Failure("malformed proof bundle"); }
-      var path = p.path.map(function (i) {
-        if (typeof page.nodes[i] !== "string") { throw new Failure("malformed proof bundle"); }
-        return page.nodes[i];
-      });
-      proofs[p.seq] = { log_id: page.log_id, tree_size: page.tree_size, checkpoint: page.checkpoint,
-                        leaf_index: p.leaf_index, audit_path: path };
-    });
+    if (page.proofs.length) { pages.push(page); }
   }
 
   // Every record's proof in one request (page by page for a very long batch), each page against one
   // checkpoint; asked again a second later while some records are still waiting to enter the log.
-  // The compact bundle names each audit-path hash once ("nodes") and each path by indexes into it.
   async function proofsFor(url) {
     for (var attempt = 0; attempt < 20; attempt++) {
-      var proofs = {}, waiting = false, next = url;
+      var pages = [], waiting = false, next = url;
       while (next) {
         var resp = await fetch(next, { cache: "no-cache" });
         if (!resp.ok) { throw new Failure("no inclusion proofs (HTTP " + resp.status + ")"); }
         var page = await resp.json();
-        readBundle(page, proofs);
+        readBundle(page, pages);
         waiting = waiting || page.pending.length > 0;
         next = typeof page.next === "string" && page.next.charAt(0) === "/" ? page.next : null;
       }
-      if (!waiting) { return proofs; }
+      if (!waiting) { return pages; }
       await later();
     }
     throw new Pending("not in the log yet");
   }
 
-  async function checkInclusion(ev, proof, vkey) {
-    var cp = await checkpoint(proof.checkpoint, vkey);
-    if (cp.logId !== proof.log_id) { throw new Failure("the proof is for another log"); }
-    if (proof.tree_size !== cp.size || !(proof.leaf_index >= 0 && proof.leaf_index < cp.size)) {
-      throw new Failure("the proof does not fit the checkpoint");
-    }
-    var leaf = await sha256(ZERO, ev.hash);
-    var fn = proof.leaf_index, sn = proof.tree_size - 1, r = leaf;
-    for (var i = 0; i < proof.audit_path.length; i++) {
-      var p = unhex(proof.audit_path[i]);
-      if (sn === 0) { throw new Failure("the audit path is too long"); }
-      if (fn % 2 === 1 || fn === sn) {
-        r = await sha256(ONE, p, r);
-        if (fn % 2 === 0) { while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); } }
-      } else {
-        r = await sha256(ONE, r, p);
+  // The root of a tree of "size" leaves from some of its leaves ({index, hash}, by index) and the hashes
+  // of its largest subtrees without any of them, left to right (RFC 9162's MTH, section 2.1.1).
+  async function multiRoot(leaves, size, nodes) {
+    var at = 0, used = 0;
+    async function mth(start, end) {
+      if (at === leaves.length || leaves[at].index >= end) {
+        if (used === nodes.length) { throw new Failure("the proof is missing hashes"); }
+        return unhex(nodes[used++]);
       }
-      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+      if (end - start === 1) { return leaves[at++].hash; }
+      var k = 1;
+      while (k * 2 < end - start) { k *= 2; }
+      var left = await mth(start, start + k);
+      return sha256(ONE, left, await mth(start + k, end));
     }
-    if (sn !== 0 || !same(r, cp.root)) {
-      throw new Failure("the log holds a different record: its audit path does not lead to the signed root");
+    var root = await mth(0, size);
+    if (used !== nodes.length) { throw new Failure("the proof has hashes to spare"); }
+    return root;
+  }
+
+  // One page's multiproof of the chained records it names: its checkpoint and the seqs it proved.
+  async function checkPage(page, chained, vkey) {
+    var cp = await checkpoint(page.checkpoint, vkey);
+    if (cp.logId !== page.log_id) { throw new Failure("the proof is for another log"); }
+    if (page.tree_size !== cp.size) { throw new Failure("the proof does not fit the checkpoint"); }
+    var leaves = [];
+    for (var i = 0; i < page.proofs.length; i++) {
+      var p = page.proofs[i], ev = Number.isInteger(p.seq) ? chained[p.seq - 1] : null;
+      if (!Number.isInteger(p.leaf_index) || p.leaf_index < 0 || p.leaf_index >= cp.size) {
+        throw new Failure("the proof does not fit the checkpoint");
+      }
+      // A record logged after this page was made: the page is older than the log.
+      if (!ev) { throw new Pending("the batch has records newer than this page"); }
+      leaves.push({ index: p.leaf_index, hash: await sha256(ZERO, ev.hash), seq: p.seq });
     }
-    return cp;
+    leaves.sort(function (a, b) { return a.index - b.index; });
+    for (i = 1; i < leaves.length; i++) {
+      if (leaves[i].index === leaves[i - 1].index) { throw new Failure("malformed proof bundle"); }
+    }
+    if (!same(await multiRoot(leaves, cp.size, page.nodes), cp.root)) {
+      throw new Failure("the log holds a different record: the audit paths do not lead to the signed root");
+    }
+    return { cp: cp, seqs: leaves.map(function (l) { return l.seq; }) };
   }
 
   // 1. The hash chain, from the canonical bytes shown on this page (as UTF-8 text, or base64), each
@@ -208,20 +222,22 @@
   }
   function genesis(code) { return sha256(enc.encode("trace/genesis/v1"), ZERO, enc.encode(code)); }
 
-  // 2 and 3. Every record with a proof is in the signed log; ``all``: every record has one (else the last
-  // must, and proves the ones chained before it).
-  async function included(chained, proofs, vkey, all) {
-    var last = chained.length ? chained[chained.length - 1].seq : 0;
-    var checked = await Promise.all(chained.map(function (ev) {
-      var proof = proofs[ev.seq];
-      if (!proof && !all && ev.seq !== last) { return null; }
-      return (proof ? checkInclusion(ev, proof, vkey) : Promise.reject(new Failure("no inclusion proof")))
-        .catch(function (err) {
-          if (err instanceof Failure) { err.message = "record " + ev.seq + ": " + err.message; }
-          throw err;
-        });
-    }));
-    return checked.reduce(function (m, cp) { return cp ? Math.max(m, cp.size) : m; }, 0);
+  // 2 and 3. Every record with a proof is in the signed log, each proved once; ``all``: every record has one
+  // (else the last must, and proves the ones chained before it).
+  async function included(chained, pages, vkey, all) {
+    var checked = await Promise.all(pages.map(function (page) { return checkPage(page, chained, vkey); }));
+    var proved = {}, size = 0, last = chained.length ? chained[chained.length - 1].seq : 0;
+    checked.forEach(function (c) {
+      size = Math.max(size, c.cp.size);
+      c.seqs.forEach(function (seq) {
+        if (proved[seq]) { throw new Failure("record " + seq + ": proved twice"); }
+        proved[seq] = true;
+      });
+    });
+    chained.forEach(function (ev) {
+      if (!proved[ev.seq] && (all || ev.seq === last)) { throw new Failure("record " + ev.seq + ": no inclusion proof"); }
+    });
+    return size;
   }
 
   async function run(ledger) {
@@ -240,9 +256,9 @@
     var chained = await chainOf(part.events, start, part.joins);
     var vkey = await keyOf(part.key);
     if (vkey.name !== part.origin) { throw new Failure("the pinned key is not " + part.origin + "'s"); }
-    var proofs = {};
-    part.proofs.forEach(function (page) { readBundle(page, proofs); });
-    var size = await included(chained, proofs, vkey, false);
+    var pages = [];
+    part.proofs.forEach(function (page) { readBundle(page, pages); });
+    var size = await included(chained, pages, vkey, false);
     return { n: part.events.length, info: vkey.name + " · key " + vkey.id + " · log size " + size };
   }
 

@@ -143,8 +143,8 @@ def _context(record: dict[str, Any]) -> dict[str, Any]:
 def page_ledger(ledger: dict[str, Any]) -> dict[str, Any]:
     """What ``verify.js`` checks, as small as it can travel: each record's canonical bytes as the UTF-8 text
     they are (it compresses; base64 only for bytes that are not UTF-8); the phone recomputes every chain
-    hash from them and checks each against the signed log with the compact proof bundle (docs/ledger.md,
-    "Proof bundles")."""
+    hash from them and checks them all against the signed log with the compact proof bundle, one multiproof
+    (docs/ledger.md, "Proof bundles")."""
     events = []
     for e in ledger["events"]:
         raw = base64.b64decode(e["canonical"])

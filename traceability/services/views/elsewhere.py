@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 from traceability.domain.federation import Federation, Member
-from traceability.ledger import canonical, chain, checkpoint
+from traceability.ledger import canonical, chain, checkpoint, proofs
 from traceability.logging import get_logger
 
 log = get_logger(__name__)
@@ -145,10 +145,9 @@ def voucher_parts(voucher: dict[str, Any]) -> list[dict[str, Any]]:
         "log_id": cp.log_id,
         "tree_size": voucher["tree_size"],
         "checkpoint": voucher["checkpoint"],
-        "nodes": voucher["audit_path"],
-        "proofs": [
-            {"seq": len(events), "leaf_index": voucher["leaf_index"], "path": list(range(len(voucher["audit_path"])))}
-        ],
+        # A multiproof of the one leaf: its audit path, left to right (docs/ledger.md, "Proof bundles").
+        "nodes": proofs.multiproof({voucher["leaf_index"]: voucher["audit_path"]}, voucher["tree_size"]),
+        "proofs": [{"seq": len(events), "leaf_index": voucher["leaf_index"]}],
         "pending": [],
     }
     return [*before, {"origin": voucher["origin"], "source": "voucher", "chain_start": start, "journey": stops,
