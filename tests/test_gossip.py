@@ -152,7 +152,7 @@ async def test_a_member_showing_another_history_to_a_peer_is_caught(
 
     async def members() -> dict[str, dict[str, Any]] | None:
         found = {m["origin"]: m for m in (await overview())["members"]}
-        return found if found[SUZHOU]["split_view"] else None
+        return found if found[SUZHOU]["split_view"] and found[SUZHOU]["problem_code"] == "split_view" else None
 
     status = await until(members, "Suzhou's status")
     assert not status[NANJING]["split_view"]  # Nanjing passed it on; it is not the one at fault
@@ -174,6 +174,7 @@ async def test_a_member_showing_another_history_to_a_peer_is_caught(
     page = await (await client.get("/console/federation")).text()
     assert "联盟见证" in page and "Split view evidence" not in page  # the console speaks Chinese first
     assert "分叉视图" in page and "同一大小、不同根哈希" in page and f"gossip:{NANJING}" in page
+    assert "已证实分叉视图：不再联署" in page  # Suzhou's state, in words
     assert b64(tree(5, 2)) in page and b64(tree(5, 1)) in page
     english = await (await client.get("/console/federation?lang=en")).text()
     assert "Split view evidence" in english and "same size, different root" in english

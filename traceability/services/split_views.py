@@ -15,9 +15,9 @@ from traceability.storage.database import Connection, Database, Record
 
 log = get_logger(__name__)
 MAX_LISTED = 100
-NOT_YET: dict[str, Any] = {"checked_at": None, "ok_at": None, "size": None, "failures": 0, "problem": None,
-                           "next_at": None, "split_view": False}  # fmt: skip
-"""The status of a member not witnessed yet."""
+# The status of a member not witnessed yet.
+NOT_YET: dict[str, Any] = dict.fromkeys(("checked_at", "ok_at", "size", "problem", "problem_code", "next_at"))
+NOT_YET.update(failures=0, split_view=False)
 
 
 async def witnessed(db: Database, fed: Federation) -> dict[str, Any]:

@@ -202,9 +202,9 @@ class Witness:
             await self._status(member, None, f"unreachable: {exc}")
         except notes.NoteError as exc:
             log.warning("federation.witness_refused", origin=member.origin, problem=str(exc)[:200])
-            await self._status(member, None, f"bad checkpoint: {exc}")
+            await self._status(member, None, f"bad_checkpoint: {exc}")
         except Proven as exc:  # asked at the usual pace: an administrator's clearance takes effect next round
-            await self._status(member, None, f"split view: {exc.reason}", backoff=False)
+            await self._status(member, None, f"split_view: {exc.reason}", backoff=False)
         else:
             await self._status(member, size, None)
 
@@ -373,6 +373,8 @@ def describe_status(row: Record) -> dict[str, Any]:
         "size": row["size"],
         "failures": row["failures"],
         "problem": row["problem"],
+        # unreachable, bad_checkpoint or split_view: the words for it are in the catalogue (witness_problem_…)
+        "problem_code": row["problem"].split(":", 1)[0] if row["problem"] else None,
         "next_at": row["next_at"].isoformat(),
         "split_view": row["split"],
     }
