@@ -214,8 +214,12 @@ async def _write(
             todo.append((p, decided))
     if todo:
         ledger = epcis_ledger.Writer(conn, principal, now, places, context)
+        items = [(p, suffix, nodes[p.index], by_uri.get(p.uri, [])) for p, suffix in todo]
         try:
-            written = await ledger.append([(p, suffix, nodes[p.index], by_uri.get(p.uri, [])) for p, suffix in todo])
+            if not look and ledger.together(items):
+                written = await ledger.append_together(items)
+            else:
+                written = await ledger.append(items)
         except errors.Contention:
             raise
         except errors.TraceError:

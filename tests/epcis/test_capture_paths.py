@@ -1,0 +1,72 @@
+"""A document whose events each name a batch of their own by trace code is written in one statement; its
+records are those the general path writes: chained, verifiable, answered as replays, refused alike."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tests.conftest import CHINA, World, new_id
+from tests.epcis.conftest import Epcis
+from tests.test_supply import regulator
+from traceability.config import Settings
+from traceability.services.verify import verify_chains
+from traceability.storage.database import open_database
+
+
+def document_of(codes: list[str], step: str) -> dict[str, Any]:
+    when = datetime.now(CHINA).isoformat(timespec="milliseconds")
+    events = [
+        {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:{new_id()}",
+            "eventTime": when,
+            "eventTimeZoneOffset": "+08:00",
+            "action": "OBSERVE",
+            "bizStep": step,
+            "disposition": "in_progress",
+            "quantityList": [{"epcClass": f"http://trace.test/t/{code}", "quantity": 12.5, "uom": "KGM"}],
+        }
+        for code in codes
+    ]
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": when,
+        "epcisBody": {"eventList": events},
+    }
+
+
+async def steps_of(world: World, code: str) -> list[str]:
+    view = await (await world.client.get(f"/api/v1/batches/{code}")).json()
+    return [e.get("bizStep", "") for e in view["events"]]
+
+
+async def test_events_each_on_a_batch_of_their_own_are_chained_like_any_others(
+    world: World, epcis: Epcis, db_url: str
+) -> None:
+    codes = [await world.open_batch() for _ in range(3)]
+    device = world.devices["slaughter"]
+    doc = document_of(codes, "storing")
+    status, job = await epcis.capture(doc, token=device)
+    assert status == 202 and job["success"], job
+    for code in codes:
+        assert (await steps_of(world, code))[-1] == "storing"
+    # Sent again: answered as recorded, nothing written twice.
+    status, job = await epcis.capture(doc, token=device)
+    assert status == 202 and job["success"], job
+    assert [len(await steps_of(world, code)) for code in codes] == [2, 2, 2]
+    async with open_database(Settings.from_env({}, database_url=db_url)) as db:
+        assert (await verify_chains(db)).ok
+    # A sale of a recalled batch among others: the whole document is refused, naming that event; nothing written.
+    await world.post(
+        "/api/v1/recalls", {"traceCode": codes[1], "level": "II", "reason": "抽检不合格"}, await regulator(world), 201
+    )
+    status, job = await epcis.capture(document_of(codes, "retail_selling"), token=device)
+    assert status == 202 and not job["success"], job
+    assert job["errors"][0]["eventIndex"] == 1 and "recalled" in job["errors"][0]["title"]
+    assert [(await steps_of(world, code)).count("retail_selling") for code in codes] == [0, 0, 0]
+    # Another device's credential speaks for none of them.
+    status, job = await epcis.capture(document_of(codes[:1], "storing"), token=world.devices["market"])
+    assert status == 202 and not job["success"] and job["errors"][0]["status"] == 403, job
