@@ -130,9 +130,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     if args.federation:
         from traceability.demo import federation
 
-        return federation.run(
-            Path(args.dir or settings.data_dir / "federation"), lambda line: print(line, file=sys.stderr)
-        )
+        root = Path(args.dir).resolve() if args.dir else settings.data_dir / "federation"
+        return federation.run(root, lambda line: print(line, file=sys.stderr))
 
     if settings.log_level == "info":
         # The progress lines stand in for one log line per request.
