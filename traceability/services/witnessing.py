@@ -351,7 +351,9 @@ async def register_members(db: Database, fed: Federation) -> None:
 
     async def work(conn: Connection) -> None:
         for m in others:
-            await witness_repo.register_member_witness(conn, m.origin, cosigning_key(m))
+            key = cosigning_key(m)
+            # Named by origin and key ID: a member given a new key in the file is registered again under it.
+            await witness_repo.register_member_witness(conn, f"{m.origin} {key.split('+')[1]}", key)
         await witness_repo.forget_statuses(conn, [m.origin for m in others])
 
     await db.transaction(work)
