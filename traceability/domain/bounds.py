@@ -131,7 +131,8 @@ MAX_ATTRIBUTE_DEPTH = 4
 MAX_PAGE = 1000
 """The largest ``limit`` of a paged list."""
 
-REFUSED_CLASS = (
+_BAD = re.compile(
+    "["
     "\x00-\x1f\x7f-\x9f"  # Cc: C0, DEL, C1
     "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"  # Cf
     "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"  # Cf: zero-width, bidi, BOM
@@ -140,9 +141,8 @@ REFUSED_CLASS = (
     "\u2028\u2029"  # Zl, Zp
     "\ud800-\udfff"  # Cs
     "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"  # Co
+    "]"
 )
-"""The characters text fields refuse, as the inside of a regular expression's character class."""
-_BAD = re.compile(f"[{REFUSED_CLASS}]")
 
 
 TEXT_PATTERN = (
@@ -208,12 +208,16 @@ def parse_rfc3339(raw: str) -> datetime:
         if _RFC3339_LOCAL.fullmatch(raw):
             raise TimeFormatError("must include a time zone offset such as +08:00 (or Z for UTC)")
         raise TimeFormatError("must be an RFC 3339 time such as 2026-11-22T08:30:00+08:00")
-    fraction = (match["fraction"] or "")[:7]
-    zone = match["zone"].upper()
-    if zone != "Z" and not OFFSET.fullmatch(zone):
+    day, time, fraction, zone = match.groups()
+    utc = zone in ("Z", "z")
+    if not utc and not OFFSET.fullmatch(zone):
         raise TimeFormatError("has an offset outside -14:00..+14:00")
+    if raw[10] == "T" and zone != "z" and (fraction is None or len(fraction) <= 7):
+        text = raw  # already a form fromisoformat reads alike
+    else:
+        text = f"{day}T{time}{(fraction or '')[:7]}{'+00:00' if utc else zone}"
     try:
-        moment = datetime.fromisoformat(f"{match['date']}T{match['time']}{fraction}{'+00:00' if zone == 'Z' else zone}")
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise TimeFormatError("is not a real date and time (check the month, day and hour)") from None
     if moment < EARLIEST or moment >= LATEST:

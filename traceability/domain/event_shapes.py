@@ -186,15 +186,15 @@ def trace_code(value: str) -> str:
 
 # -- the same shapes as structs ------------------------------------------------------------------------------
 #
-# Each text member is held to what Fields.text takes as it stands: not empty, no white space around it, no
-# refused character (bounds.bad_character), within the field's length. Whatever needs normalising (a prefixed
-# business step, a trace code with spaces, a UUID in capitals) or refusing fails here and is the field reader's.
+# Each text member is held to what Fields.text takes as it stands: a string within the field's length here,
+# then (_plain) printable, so free of every refused character (bounds.bad_character: control and format
+# characters, separators, surrogates, private use are all unprintable), and with no space around it.
+# Whatever needs normalising (a prefixed business step, a trace code with spaces, a UUID in capitals) or
+# refusing fails a check and is the field reader's.
 
-_REFUSED = bounds.REFUSED_CLASS
-_PLAIN = rf"^[^\s{_REFUSED}](?:[^{_REFUSED}]*[^\s{_REFUSED}])?\Z"
-Code = Annotated[str, msgspec.Meta(max_length=bounds.CODE, pattern=_PLAIN)]
-Name = Annotated[str, msgspec.Meta(max_length=bounds.NAME, pattern=_PLAIN)]
-DocumentNumber = Annotated[str, msgspec.Meta(max_length=bounds.DOCUMENT_NUMBER, pattern=_PLAIN)]
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=bounds.CODE)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=bounds.NAME)]
+DocumentNumber = Annotated[str, msgspec.Meta(min_length=1, max_length=bounds.DOCUMENT_NUMBER)]
 NumberValue = int | float | str
 
 
@@ -227,8 +227,8 @@ class EventShape(msgspec.Struct, forbid_unknown_fields=True):
     """One capture event as a scanner sends it; ``errorDeclaration`` and the aggregation members are taken
     loosely here: an event that has them is the field reader's."""
 
-    eventID: Annotated[str, msgspec.Meta(pattern=rf"^{CANONICAL_UUID.pattern}\Z")]
-    traceCode: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{20}\Z")]
+    eventID: str
+    traceCode: Code
     bizStep: str
     eventTime: str
     type: str | None = None
@@ -252,6 +252,12 @@ class EventShape(msgspec.Struct, forbid_unknown_fields=True):
 
 _QUICK_TYPES = frozenset({"ObjectEvent", "TransactionEvent"})
 _ATTRIBUTES = Fields({}, "attributes.")
+
+
+def _plain(text: str) -> bool:
+    """Whether a non-empty ``text`` is printable with no space at either end: then it holds no refused character
+    and :meth:`Fields.text` takes it as it stands (the only printable white space is the ASCII space)."""
+    return text.isprintable() and text[0] != " " and text[-1] != " "
 
 
 def _decimal_reader(bound: bounds.Number) -> Callable[[NumberValue], str | None]:
@@ -285,26 +291,36 @@ def _time_facts(raw: str) -> tuple[datetime, str, str] | None:
 
 def _party(party: PartyShape) -> dict[str, str] | None:
     out = {}
-    if party.enterprise is not None:
-        out["enterprise"] = party.enterprise
-    if party.node is not None:
-        out["node"] = party.node
-    if party.name is not None:
-        out["name"] = party.name
-    if party.operator is not None:
-        out["operator"] = party.operator
+    if (enterprise := party.enterprise) is not None:
+        if not _plain(enterprise):
+            return None
+        out["enterprise"] = enterprise
+    if (node := party.node) is not None:
+        if not _plain(node):
+            return None
+        out["node"] = node
+    if (name := party.name) is not None:
+        if not _plain(name):
+            return None
+        out["name"] = name
+    if (operator := party.operator) is not None:
+        if not _plain(operator):
+            return None
+        out["operator"] = operator
     return out or None
 
 
 def _documents(documents: list[DocumentShape]) -> list[dict[str, str]] | None:
     out = []
     for d in documents:
-        if d.type not in DOCUMENT_TYPES:
+        if d.type not in DOCUMENT_TYPES or not _plain(d.number):
             return None
         if d.issuer is None:
             out.append({"type": d.type, "number": d.number})
-        else:
+        elif _plain(d.issuer):
             out.append({"type": d.type, "number": d.number, "issuer": d.issuer})
+        else:
+            return None
     return out
 
 
@@ -321,8 +337,10 @@ def _commercial(c: CommercialShape) -> dict[str, str] | None:
         out["amount"] = amount
     if out or c.currency is not None:
         out["currency"] = c.currency or "CNY"
-    if c.buyer is not None:
-        out["buyer"] = c.buyer
+    if (buyer := c.buyer) is not None:
+        if not _plain(buyer):
+            return None
+        out["buyer"] = buyer
     return out
 
 
@@ -335,14 +353,16 @@ def quick_event(raw: Any, now: datetime) -> EventDraft | None:
     if e.errorDeclaration is not None or e.parentID is not None or e.childEPCs is not None:
         return None
     event_type, biz_step, action = e.type or "ObjectEvent", e.bizStep, e.action
-    if event_type not in _QUICK_TYPES or biz_step not in BIZ_STEPS:
+    if event_type not in _QUICK_TYPES or biz_step not in BIZ_STEPS or not CANONICAL_UUID.fullmatch(e.eventID):
         return None
     if action is None:
         action = DEFAULT_ACTION.get(biz_step, "OBSERVE")
     elif action not in ACTIONS:
         return None
+    if not _plain(code := e.traceCode):
+        return None
     try:
-        code = trace_code(e.traceCode)
+        code = trace_code(code)
     except ValueError:
         return None
     facts = _time_facts(e.eventTime)
@@ -367,8 +387,12 @@ def quick_event(raw: Any, now: datetime) -> EventDraft | None:
         if disposition not in DISPOSITIONS:
             return None
         content["disposition"] = disposition
-    if e.operator is not None:
-        content["operator"] = e.operator
+    if (node := e.node) is not None and not _plain(node):
+        return None
+    if (operator := e.operator) is not None:
+        if not _plain(operator):
+            return None
+        content["operator"] = operator
     if (q := e.quantity) is not None:
         value = _quantity(q.value)
         if value is None or q.uom not in UNITS:
@@ -397,4 +421,4 @@ def quick_event(raw: Any, now: datetime) -> EventDraft | None:
             content["attributes"] = canonical_object(_ATTRIBUTES, "attributes", dict(e.attributes), 1)
         except FieldError:
             return None
-    return EventDraft(e.eventID, code, e.node, biz_step, event_time, content)
+    return EventDraft(e.eventID, code, node, biz_step, event_time, content)

@@ -163,12 +163,21 @@ class Fields:
             self.fail(key, str(exc))
 
 
+_OFFSET_TEXTS: dict[timedelta, str] = {}
+
+
 def offset_text(moment: datetime) -> str:
+    """``+08:00``: the offset of an aware time (``+00:00`` for UTC and naive times)."""
     delta = moment.utcoffset() or timedelta(0)
-    minutes = int(delta.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    minutes = abs(minutes)
-    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    text = _OFFSET_TEXTS.get(delta)
+    if text is None:
+        minutes = int(delta.total_seconds()) // 60
+        sign = "-" if minutes < 0 else "+"
+        minutes = abs(minutes)
+        text = f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+        if len(_OFFSET_TEXTS) < 4096:  # a few dozen zones in use; the bound keeps odd offsets from piling up
+            _OFFSET_TEXTS[delta] = text
+    return text
 
 
 def canonical_value(f: Fields, key: str, value: Any, depth: int) -> Any:
@@ -216,4 +225,4 @@ def canonical_object(f: Fields, key: str, value: dict[str, Any], depth: int) -> 
 
 def utc_ms(moment: datetime) -> str:
     """UTC RFC 3339 with milliseconds and ``Z``: ``2026-11-22T03:04:05.123Z``."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"  # without its "+00:00"
