@@ -362,6 +362,12 @@ class City:
     def stalls(self, trade: str | None = None) -> list[Stall]:
         return [s for n in self.of_type("wet_market") for s in n.stalls if trade is None or s.trade == trade]
 
+    def scanners(self) -> dict[int, Principal]:
+        """Every registered scanner by its id: the nodes' and the stalls'."""
+        nodes = [n.device for n in self.nodes.values()]
+        stalls = [s.device for n in self.nodes.values() for s in n.stalls]
+        return {d.id: d for d in nodes + stalls if d is not None}
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for n in self.nodes.values():
