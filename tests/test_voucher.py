@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from traceability.domain import tracecode
-from traceability.ledger import canonical, chain, merkle, sealed
+from traceability.ledger import canonical, chain, merkle, proofs, sealed
 from traceability.ledger import checkpoint as notes
 from traceability.ledger import voucher as vouchers
+from traceability.services.views.elsewhere import voucher_parts
 
 ORIGIN = "xuzhou.trace.test/log"
 SIGNER = notes.generate_signer(ORIGIN)
@@ -210,3 +211,25 @@ def test_a_batch_passes_through_at_most_four_ledgers() -> None:
     vouchers.verify(v, notes.verifier_for(NJ_SIGNER), key_of)
     with pytest.raises(vouchers.VoucherError, match="at most"):
         vouchers.verify(passed_on(v), notes.verifier_for(NJ_SIGNER), key_of)
+
+
+def test_a_page_shows_the_records_a_voucher_carried_when_the_home_ledger_is_down() -> None:
+    """The parts built from a voucher (services.views.elsewhere) prove what verify.js checks: each part's chain
+    from its start, its last record's inclusion proof against the signed checkpoint, the joins between parts."""
+    v = passed_on(ledger())
+    home, nanjing = voucher_parts(v)
+    assert [home["origin"], nanjing["origin"]] == [ORIGIN, NANJING] and home["source"] == "voucher"
+    assert home["joins"] == {"seq": 2, "hash": v["previous"]["event_hash"]}
+    assert home["chain_start"] is None and nanjing["chain_start"] == v["previous"]["event_hash"]
+    for part, key in ((home, KEY), (nanjing, notes.verifier_for(NJ_SIGNER))):
+        prev = bytes.fromhex(part["chain_start"]) if part["chain_start"] else chain.genesis(CODE)
+        for e in part["events"]:
+            prev = chain.link(prev, e["text"].encode())
+            assert prev.hex()[:8] == e["check"]
+        (bundle,) = part["proofs"]
+        cp = notes.verify_checkpoint(bundle["checkpoint"], key, origin=part["origin"])
+        (proof,) = bundle["proofs"]
+        assert proof["seq"] == len(part["events"])
+        path = [bytes.fromhex(bundle["nodes"][i]) for i in proof["path"]]
+        proofs.verify_inclusion(merkle.leaf_hash(prev), proof["leaf_index"], cp.size, path, cp.root)
+    assert [s["place"] for s in nanjing["journey"]] == [""]  # the test's events name no node

@@ -17,12 +17,14 @@ import asyncio
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,7 +45,7 @@ from traceability.ledger import merkle
 from traceability.ledger import voucher as vouchers
 
 pytestmark = pytest.mark.browser
-XUZHOU, NANJING = "xuzhou.trace.test/log", "nanjing.trace.test/log"
+XUZHOU, NANJING, SUZHOU = "xuzhou.trace.test/log", "nanjing.trace.test/log", "suzhou.trace.test/log"
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 
 
@@ -102,11 +104,16 @@ class Ledger:
         return str(node["code"]), str(device["credential"])
 
 
-@pytest.fixture
-async def ledgers() -> AsyncIterator[tuple[Ledger, Ledger]]:
+AREAS = {XUZHOU: "320300", NANJING: "320100", SUZHOU: "320500"}
+NAMES = {XUZHOU: "徐州", NANJING: "南京", SUZHOU: "苏州"}
+
+
+@asynccontextmanager
+async def started(origins: tuple[str, ...]) -> AsyncIterator[tuple[Ledger, ...]]:
+    """City ledgers, each ``traceability serve`` with its own embedded PostgreSQL, sharing one federation file."""
     # Under the project's var/ like the server_home fixture: the embedded PostgreSQL must reach it.
     root = ROOT / "var" / "test-servers" / uuid.uuid4().hex[:12]
-    homes = {XUZHOU: root / "xuzhou", NANJING: root / "nanjing"}
+    homes = {origin: root / origin.split(".")[0] for origin in origins}
     keys = {}
     for origin, home in homes.items():
         home.mkdir(parents=True)
@@ -115,10 +122,8 @@ async def ledgers() -> AsyncIterator[tuple[Ledger, Ledger]]:
         os.chmod(home / "log-signing-key", 0o600)
         keys[origin] = notes.verifier_key(signer)
     servers = {origin: Server(home, {"TRACE_LOG_ORIGIN": origin}) for origin, home in homes.items()}
-    areas = {XUZHOU: "320300", NANJING: "320100"}
-    names = {XUZHOU: "徐州", NANJING: "南京"}
     members = [
-        f'[[members]]\norigin = "{o}"\nname = "{names[o]}"\nurl = "{s.url}"\nareas = ["{areas[o]}"]\n'
+        f'[[members]]\norigin = "{o}"\nname = "{NAMES[o]}"\nurl = "{s.url}"\nareas = ["{AREAS[o]}"]\n'
         f'key = "{keys[o]}"\n'
         for o, s in servers.items()
     ]
@@ -128,18 +133,49 @@ async def ledgers() -> AsyncIterator[tuple[Ledger, Ledger]]:
         server.start("--migrate")
     try:
         await asyncio.gather(*(s.wait_healthy() for s in servers.values()))
-        pair = Ledger(servers[XUZHOU], XUZHOU), Ledger(servers[NANJING], NANJING)
-        for ledger in pair:
+        found = tuple(Ledger(servers[o], o) for o in origins)
+        for ledger in found:
             ledger.admin = (ledger.server.data_dir / "admin-token").read_text().strip()
             await ledger.post(
                 "/api/v1/admin/products",
                 {"category": "meat", "goods_code": "21113011", "name": "白条猪肉", "name_en": "Pork carcass"},
             )
-        yield pair
+        yield found
     finally:
         for server in servers.values():
             server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def ledgers() -> AsyncIterator[tuple[Ledger, ...]]:
+    async with started((XUZHOU, NANJING)) as pair:
+        yield pair
+
+
+async def console(ledger: Ledger) -> aiohttp.ClientSession:
+    """A regulator signed in to the ledger's console (added with ``traceability user add``, as an operator would)."""
+    password = "correct horse battery staple 9"
+    added = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "traceability", "user", "add", "--role", "regulator", "--name", "desk",
+         "--authority", "南京市市场监督管理局"],
+        input=password + "\n", env={**ledger.server.env, "TRACE_LOG_LEVEL": "warning"}, cwd=ROOT,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # the servers are on 127.0.0.1
+    try:
+        async with session.get(f"{ledger.url}/console/login") as r:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+        assert csrf is not None
+        form = {"csrf": csrf.group(1), "name": "desk", "password": password}
+        async with session.post(f"{ledger.url}/console/login", data=form, headers={"Origin": ledger.url}) as r:
+            assert r.status == 200, r.status
+    except BaseException:
+        await session.close()
+        raise
+    return session
 
 
 def minutes_ago(n: int) -> str:
@@ -173,7 +209,7 @@ def forged_tree(v: dict[str, Any], signer: notes.Signer, size: int) -> dict[str,
 
 
 async def test_a_carcass_crosses_to_another_city_with_its_voucher(
-    ledgers: tuple[Ledger, Ledger], browser: Browser
+    ledgers: tuple[Ledger, ...], browser: Browser
 ) -> None:
     xz, nj = ledgers
     slaughter_node, slaughter = await xz.place(11, "slaughterhouse", "320311", "彭城肉联厂")
@@ -355,7 +391,7 @@ async def test_a_carcass_crosses_to_another_city_with_its_voucher(
         assert status == 409 and body["error"]["code"] == f"voucher_{refusal}", (size, status, body)
 
 
-async def test_one_journey_across_two_city_ledgers(ledgers: tuple[Ledger, Ledger], browser: Browser) -> None:
+async def test_one_journey_across_two_city_ledgers(ledgers: tuple[Ledger, ...], browser: Browser) -> None:
     """Pigs from a Xuzhou farm, slaughtered in Xuzhou, sold at a Nanjing stall: the receipt's page at Nanjing
     shows and verifies the whole journey, each part against its own ledger's key; trace crosses both ledgers;
     a Xuzhou recall reaches the Nanjing stall's page and Nanjing's regulator."""
@@ -508,6 +544,14 @@ async def test_one_journey_across_two_city_ledgers(ledgers: tuple[Ledger, Ledger
     (seen,) = [r for r in listed["recalls"] if r["trace_code"] == carcass]
     assert seen["reason"] == "瘦肉精" and seen["authority"] == "徐州市市场监督管理局", seen
     assert seen["issued_by"].startswith(f"federation:{XUZHOU}"), seen
+    # Nanjing's regulator sees it in the console, and traces the receipt back to the Xuzhou farm there.
+    async with await console(nj) as desk:
+        async with desk.get(f"{nj.url}/console/recalls") as r:
+            listed_page = await r.text()
+        assert r.status == 200 and "瘦肉精" in listed_page and "徐州市市场监督管理局" in listed_page
+        async with desk.get(f"{nj.url}/console/batches/{bought}/backward") as r:
+            traced = await r.text()
+        assert r.status == 200 and pigs in traced and f'data-ledger="{XUZHOU}"' in traced and "徐州" in traced
 
     # Notices: the same notice twice changes nothing; a forged, misdirected or reused one is refused.
     xz_key = notes.load_signer_key((xz.server.data_dir / "log-signing-key").read_bytes())
@@ -527,3 +571,77 @@ async def test_one_journey_across_two_city_ledgers(ledgers: tuple[Ledger, Ledger
     ):
         status, answer = await nj.note("/api/v1/federation/recalls", bad)
         assert answer["error"]["code"] == code, (code, status, answer)
+
+
+async def test_a_carcass_passed_on_to_a_third_city(browser: Browser) -> None:
+    """Xuzhou → Nanjing → Suzhou: Nanjing passes the carcass on with a voucher that carries Xuzhou's; Suzhou's page
+    verifies all three parts, each with its own ledger's key; a Xuzhou recall reaches Suzhou through Nanjing."""
+    async with started((XUZHOU, NANJING, SUZHOU)) as (xz, nj, sz):
+        _, slaughter = await xz.place(51, "slaughterhouse", "320311", "彭城肉联厂")
+        market_node, market = await nj.place(61, "wholesale_market", "320102", "南京众彩农副产品批发市场")
+        sz_market_node, sz_market = await sz.place(71, "wholesale_market", "320508", "苏州南环桥市场")
+        carcass = (
+            await xz.post(
+                "/api/v1/batches",
+                {"eventID": new_id(), "product": "21113011", "quantity": {"value": 90, "uom": "KGM"},
+                 "eventTime": minutes_ago(60), "documents": [{"type": "quarantine_certificate", "number": "Q32031"}]},
+                slaughter,
+            )
+        )["traceCode"]  # fmt: skip
+        first = new_id()
+        await xz.post(
+            "/api/v1/events",
+            {"eventID": first, "traceCode": carcass, "bizStep": "shipping", "eventTime": minutes_ago(50),
+             "quantity": {"value": 90, "uom": "KGM"}, "destination": {"node": market_node}},
+            slaughter,
+        )  # fmt: skip
+        receipt = {"bizStep": "receiving", "eventTime": minutes_ago(40), "quantity": {"value": 90, "uom": "KGM"}}
+        await nj.post(
+            "/api/v1/handovers",
+            {"voucher": await fetch_voucher(xz, carcass, first, slaughter), "event": {"eventID": new_id(), **receipt}},
+            market,
+        )
+        onward = new_id()
+        await nj.post(
+            "/api/v1/events",
+            {"eventID": onward, "traceCode": carcass, "bizStep": "shipping", "eventTime": minutes_ago(30),
+             "quantity": {"value": 90, "uom": "KGM"}, "destination": {"node": sz_market_node}},
+            market,
+        )  # fmt: skip
+        passed = await fetch_voucher(nj, carcass, onward, market)
+        assert passed["origin"] == NANJING and passed["previous"]["origin"] == XUZHOU
+        # The voucher inside must be the one Nanjing received: another one signed by another key is refused.
+        forged = copy.deepcopy(passed)
+        forged["previous"]["checkpoint"] = notes.sign_checkpoint(
+            XUZHOU, passed["previous"]["tree_size"], b"\x03" * 32, notes.generate_signer(XUZHOU)
+        )
+        there = {"eventID": new_id(), **receipt, "eventTime": minutes_ago(20)}
+        status, body = await sz.call("POST", "/api/v1/handovers", {"voucher": forged, "event": there}, sz_market)
+        assert status == 422 and body["error"]["code"] == "voucher_bad_signature", body
+        answer = await sz.post("/api/v1/handovers", {"voucher": passed, "event": there}, sz_market)
+        assert answer["origin"] == NANJING and answer["prevHash"] == passed["event_hash"], answer
+
+        context, phone = await new_page(browser)
+        try:
+            await phone.goto(f"{sz.url}/t/{carcass}")
+            main = phone.locator("main")
+            await expect(main.locator(f'.ledger-part[data-ledger="{XUZHOU}"]')).to_contain_text("彭城肉联厂")
+            await expect(main.locator(f'.ledger-part[data-ledger="{NANJING}"]')).to_contain_text("南京众彩")
+            await expect(main.locator('[data-ledger="own"]')).to_contain_text("苏州南环桥市场")
+            for origin in (XUZHOU, NANJING):
+                badge = main.locator(f'.ledger-part[data-ledger="{origin}"] .part-badge')
+                await expect(badge).to_have_attribute("data-state", "ok", timeout=30_000)
+            await expect(phone.locator("#badge")).to_have_attribute("data-state", "ok", timeout=30_000)
+
+            # Xuzhou recalls the carcass: Nanjing applies the notice and passes it on to Suzhou, signed by Nanjing.
+            token = {"role": "regulator", "name": "徐", "authority": "徐州市市场监督管理局"}
+            regulator = (await xz.post("/api/v1/admin/tokens", token))["credential"]
+            recall = await xz.post(
+                "/api/v1/recalls", {"traceCode": carcass, "level": "I", "reason": "标签错误"}, regulator
+            )
+            assert [n["member"] for n in recall["notices"]] == [NANJING], recall
+            await phone.goto(f"{sz.url}/t/{carcass}")
+            await expect(phone.locator("#verdict")).to_contain_text("已召回")
+            await expect(phone.locator("#verdict")).to_contain_text("标签错误")
+        finally:
+            await context.close()

@@ -96,6 +96,8 @@ async def trace_across(
     """:func:`~traceability.services.genealogy.trace`, continued at the member ledgers the goods came from
     (backward) or went to (forward); every batch (and, forward, every place) names its ``ledger``."""
     result = await genealogy.trace(db, code, direction, public=public)
+    if not fed.members:  # a ledger on its own: nothing to mark, no one to ask
+        return result
     own = fed.own or lg.origin
     me = fed.member(own)
     own_name = (me.name if me is not None else "") or own
@@ -103,8 +105,6 @@ async def trace_across(
         b.update(ledger=own, ledger_name=own_name)
     for n in result.get("reached", ()):
         n.update(ledger=own, ledger_name=own_name)
-    if not fed.members:
-        return result
     codes = [b["trace_code"] for b in result["batches"]]
     asks: list[tuple[Member, str]] = []
     if direction == "backward":

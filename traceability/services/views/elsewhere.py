@@ -7,15 +7,18 @@ ledger's own checkpoints with the home ledger's pinned key (from the federation 
 
 That part is read from the home ledger's public API: the code's consumer record there (``/t/{code}`` as JSON:
 its journey with the farm it came from, certificates, inspections, state) and the compact proof bundle of its
-chain (``/api/v1/batches/{code}/proofs?form=compact``). It is kept :data:`FRESH_SECONDS`; when the home ledger
-cannot be reached the last copy is shown, and without one the records the voucher carried (the chain up to the
-shipment and its inclusion proof: proved, but without the home registry's names). A failed read is tried again
-after :data:`RETRY_SECONDS`, so a home ledger that is down costs a page one short wait at most that often.
+chain (``/api/v1/batches/{code}/proofs?form=compact``). Only a code's first view waits for it (at most
+:data:`TIMEOUT`); it is kept :data:`FRESH_SECONDS` and then read again in the background while the kept copy is
+shown (a failed read is tried again after :data:`RETRY_SECONDS`). When the home ledger cannot be reached the last
+copy is shown, and without one the records the voucher carried (the chain up to the shipment and its inclusion
+proof: proved, but without the home registry's names).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -158,20 +161,35 @@ def voucher_parts(voucher: dict[str, Any]) -> list[dict[str, Any]]:
 @dataclass(slots=True)
 class _Kept:
     parts: list[dict[str, Any]] | None
+    digest: str  # names what the parts show: part of the page's version
     fetched: float
     tried: float
 
 
 @dataclass(slots=True)
 class Elsewhere:
-    """Home parts by trace code, kept :data:`FRESH_SECONDS`; the least recently used dropped past :data:`KEPT`."""
+    """Home parts by trace code, kept :data:`FRESH_SECONDS`; the least recently used dropped past :data:`KEPT`.
+
+    Only a code's first view waits for its home ledger; after that a stale copy is shown while it is read again
+    in the background, so a slow or absent home ledger never slows a page that was shown before."""
 
     fresh_seconds: float = FRESH_SECONDS
     retry_seconds: float = RETRY_SECONDS
     _kept: OrderedDict[str, _Kept] = field(default_factory=OrderedDict)
+    _reading: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
-    def forget(self, code: str) -> None:
-        self._kept.pop(code, None)
+    async def _read(self, member: Member, code: str) -> None:
+        now = time.monotonic()
+        old = self._kept.get(code)
+        try:
+            parts = await fetch_part(member, code)
+            kept = _Kept(parts, hashlib.sha256(orjson.dumps(parts)).hexdigest()[:16], now, now)
+        except Unreachable as exc:
+            log.warning("federation.home_unreachable", origin=member.origin, trace_code=code, error=str(exc))
+            kept = _Kept(old.parts, old.digest, old.fetched, now) if old else _Kept(None, "voucher", now, now)
+        self._kept[code] = kept
+        while len(self._kept) > KEPT:
+            self._kept.popitem(last=False)
 
     async def parts(self, fed: Federation, received: dict[str, Any]) -> list[dict[str, Any]]:
         """The parts of ``received`` (a row naming a batch received here: trace_code, origin, last_seq, last_hash,
@@ -183,25 +201,23 @@ class Elsewhere:
         code = received["trace_code"]
         now = time.monotonic()
         kept = self._kept.get(code)
-        if kept is None or (now - kept.fetched > self.fresh_seconds and now - kept.tried > self.retry_seconds):
-            try:
-                fetched = await fetch_part(member, code)
-                kept = _Kept(fetched, now, now)
-            except Unreachable as exc:
-                log.warning("federation.home_unreachable", origin=member.origin, trace_code=code, error=str(exc))
-                kept = _Kept(kept.parts if kept else None, kept.fetched if kept else now, now)
-            self._kept[code] = kept
-            while len(self._kept) > KEPT:
-                self._kept.popitem(last=False)
+        if kept is None:
+            await self._read(member, code)
+        elif now - kept.fetched > self.fresh_seconds and now - kept.tried > self.retry_seconds:
+            if code not in self._reading:
+                task = asyncio.create_task(self._read(member, code))
+                self._reading[code] = task
+                task.add_done_callback(lambda _: self._reading.pop(code, None))
+        kept = self._kept[code]
         self._kept.move_to_end(code)
         parts = kept.parts if kept.parts is not None else voucher_parts(orjson.loads(received["voucher"]))
-        parts[-1] = {**parts[-1], "joins": {"seq": received["last_seq"], "hash": bytes(received["last_hash"]).hex()}}
+        joins = {"seq": received["last_seq"], "hash": bytes(received["last_hash"]).hex()}
+        parts = [*parts[:-1], {**parts[-1], "joins": joins}]
         out = []
         for part in parts:
             there = fed.member(part["origin"])
             if there is None:
                 continue
             out.append({**part, "trace_code": code, "name": there.name or there.origin,
-                        "url": f"{there.url}/t/{code}", "key": there.key,
-                        "version": f"{parts[-1]['source']}:{kept.fetched}"})  # fmt: skip
+                        "url": f"{there.url}/t/{code}", "key": there.key, "version": kept.digest})  # fmt: skip
         return out
