@@ -229,6 +229,14 @@ async def test_whole_ranges_hold_at_once_until_a_byte_changes(
     from traceability.services import audit_bulk
 
     codes = [await history(world, 4) for _ in range(3)]
+    commercial = {"unit_price": 32, "amount": 64, "currency": "CNY"}
+    await world.post(
+        "/api/v1/events",
+        world.event(codes[0], "shipping", commercial=commercial),
+        world.devices["slaughter"],
+        expect=201,
+    )
+    assert await superuser.fetchval("SELECT count(*) FROM events WHERE private IS NOT NULL") == 1
     await wait_logged(superuser)
 
     async def holding() -> tuple[bool, bool]:
@@ -251,6 +259,12 @@ async def test_whole_ranges_hold_at_once_until_a_byte_changes(
         finally:
             await conn.close()
 
+    assert await holding() == (True, True)  # the sealed event too
+    await tamper(superuser, "UPDATE events SET private = private || '\\x00'::bytea WHERE private IS NOT NULL")
+    assert await holding() == (False, True)
+    _, faults = await run_verify(db_url)
+    assert faults == [f"chain batch {codes[0]} seq 6: the sealed commercial details do not match their seal"]
+    await tamper(superuser, "UPDATE events SET private = substring(private FROM 1 FOR length(private) - 1)")
     assert await holding() == (True, True)
     await tamper(
         superuser,
@@ -263,3 +277,34 @@ async def test_whole_ranges_hold_at_once_until_a_byte_changes(
     assert faults == [f"chain batch {codes[2]} seq 2: prev_hash does not match the previous event's hash"]
     await tamper(superuser, "UPDATE log_leaves SET leaf_hash = $1 WHERE leaf_index = 3", b"\x07" * 32)
     assert await holding() == (False, False)
+
+
+async def test_a_long_chain_is_read_row_by_row(
+    world: World, db_url: str, superuser: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch with more events than a few bundles hold is checked in chunks of rows, and still named."""
+    long, short = await history(world, 4), await history(world, 1)
+    for _ in range(2):
+        for step in ("shipping", "receiving"):
+            await world.post("/api/v1/events", world.event(long, step), world.devices["slaughter"], expect=201)
+    await tamper(
+        superuser,
+        "UPDATE events SET canonical = canonical || ' '::bytea"
+        " WHERE seq = 7 AND batch_id = (SELECT id FROM batches WHERE trace_code = $1)",
+        long,
+    )
+    await tamper(
+        superuser,
+        "UPDATE events SET node_id = 999999"
+        " WHERE seq = 2 AND batch_id = (SELECT id FROM batches WHERE trace_code = $1)",
+        short,
+    )
+    monkeypatch.setattr(audit_repo, "CHUNK", 1)  # bundles of two events; a batch of more than eight is long
+    faults: list[str] = []
+    async with open_database(Settings.from_env({}, database_url=db_url)) as db, db.connection() as conn:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            snapshot = await audit_repo.export_snapshot(conn)
+            for part in await verify.plan(conn, True, False, None, workers=1):
+                faults += [str(f) for f in (await audit_parts.audit(db.url, snapshot, part, 100)).faults]
+    assert faults[0] == f"chain batch {long} seq 7: hash does not match the event's canonical bytes"
+    assert len(faults) == 2 and faults[1].endswith("names no existing node")

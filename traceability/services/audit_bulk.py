@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import sys
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from hashlib import sha256
 from itertools import accumulate, pairwise
 
-from traceability.ledger import chain
+from traceability.ledger import canonical, chain, sealed
 from traceability.storage.database import Record
 
 HASH = 32
@@ -77,29 +77,44 @@ def heads_between(ordered: Sequence[int], lo: int, hi: int) -> Sequence[int]:
     return ordered[bisect_left(ordered, lo) : bisect_left(ordered, hi)]
 
 
-def chains_hold(bundle: Record, heads: Sequence[Record]) -> bool:
+def seal_holds(data: bytes, private: bytes | None) -> bool:
+    """Whether an event's canonical bytes carry a seal and its stored opening matches it."""
+    seal = canonical.decode(data).get("sealed")
+    return isinstance(seal, str) and private is not None and sealed.matches(seal, private)
+
+
+def events_between(heads: Mapping[int, Record], ordered: Sequence[int], lo: int, hi: int) -> int:
+    """How many events the heads of batches ``lo <= id < hi`` say they have."""
+    return sum(heads[k]["seq"] or 0 for k in heads_between(ordered, lo, hi))
+
+
+def chains_hold(bundle: Record, heads: Sequence[Record], tag: bytes = chain.CHAIN_TAG) -> bool:
     """Whether the events of a bundle are exactly the chains of these batch heads: for each batch in id
     order, seqs 1 .. its head's seq, each linking to the one before (the first to its genesis or, for a
     batch received from another ledger, to where its chain starts here), each hash that of its link's
-    bytes, the last one the head's hash; and none carrying a seal (those are checked row by row)."""
+    bytes (``tag || prev || canonical``), the last one the head's hash; and every event that carries a seal
+    or an opening, the one matching the other."""
     n = bundle["events"]
-    if bundle["openings"] or any(h["seq"] is None for h in heads) or n != sum(h["seq"] for h in heads):
+    if any(h["seq"] is None for h in heads) or n != sum(h["seq"] for h in heads):
         return False
     if n == 0:
         return True
     linked: bytes = bundle["linked"]
     hashes: bytes = bundle["hashes"]
-    if SEALED in linked or len(hashes) != HASH * n:
+    if len(hashes) != HASH * n:
         return False
     ids: list[bytes] = []
     seqs: list[bytes] = []
     prevs: list[bytes] = []
+    starts: dict[bytes, tuple[int, int]] = {}  # batch id (8 bytes) -> (index of its first event, its last seq)
     at = 0
     for head in heads:
         seq = head["seq"]
         if not seq:
             continue
-        ids.append(head["id"].to_bytes(8, "big") * seq)
+        ids.append(key := head["id"].to_bytes(8, "big"))
+        ids[-1] *= seq
+        starts[key] = (at, seq)
         seqs.append(_counting(seq))
         prevs += (head["chain_start"] or chain.genesis(head["trace_code"]), hashes[HASH * at : HASH * (at + seq - 1)])
         at += seq
@@ -107,10 +122,33 @@ def chains_hold(bundle: Record, heads: Sequence[Record]) -> bool:
             return False
     if b"".join(ids) != bundle["batch_ids"] or b"".join(seqs) != bundle["seqs"] or b"".join(prevs) != bundle["prevs"]:
         return False
-    offsets = accumulate(_big_endian(bundle["lengths"], "i"), initial=0)
+    offsets = list(accumulate(_big_endian(bundle["lengths"], "i"), initial=0))
     view = memoryview(linked)
     sha = sha256
-    return b"".join([sha(view[a:b]).digest() for a, b in pairwise(offsets)]) == hashes
+    if b"".join([sha(view[a:b]).digest() for a, b in pairwise(offsets)]) != hashes:
+        return False
+    return _seals_hold(bundle, linked, offsets, starts, len(tag) + HASH)
+
+
+def _seals_hold(
+    bundle: Record, linked: bytes, offsets: list[int], starts: dict[bytes, tuple[int, int]], skip: int
+) -> bool:
+    """Every event whose canonical bytes hold a seal, and every event with an opening, has both, matching.
+    Events are found by index: sealed ones by searching the bundle's bytes, opened ones by batch and seq."""
+    openings: dict[int, bytes] = {}
+    for opening in bundle["openings"] or ():
+        batch, seq = opening[:8], int.from_bytes(opening[8:12], "big")
+        first, last = starts.get(batch, (0, 0))
+        if not 1 <= seq <= last:
+            return False
+        openings[first + seq - 1] = opening[12:]
+    todo = set(openings)
+    found = linked.find(SEALED)
+    while found >= 0:  # a match in a link's tag or prev hash costs only a needless check
+        i = bisect_right(offsets, found) - 1
+        todo.add(i)
+        found = linked.find(SEALED, offsets[i + 1])
+    return all(seal_holds(linked[offsets[i] + skip : offsets[i + 1]], openings.get(i)) for i in todo)
 
 
 def leaves_hold(bundle: Record, prefix: bytes) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 
-from traceability.ledger import canonical, chain, merkle, sealed
+from traceability.ledger import chain, merkle
 from traceability.ledger import checkpoint as notes
 from traceability.services import audit_bulk as bulk
 from traceability.storage import audit_repo, log_repo
@@ -87,17 +87,15 @@ async def audit(url: str, snapshot: str, part: Part, max_faults: int) -> Found:
     return found
 
 
-def _seal_holds(data: bytes, private: bytes | None) -> bool:
-    seal = canonical.decode(data).get("sealed")
-    return isinstance(seal, str) and private is not None and sealed.matches(seal, private)
-
-
 async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int) -> None:
     heads = {r["id"]: r for r in await audit_repo.heads_in(conn, part.lo, part.hi)}
     ordered = sorted(heads)
     ranges = bulk.batch_ranges(heads, part.lo, part.hi, 2 * audit_repo.CHUNK)
-    unsure: list[tuple[int, int]] = []  # ranges that do not hold as a whole: checked row by row after
-    unnamed: list[tuple[int, int]] = []  # ranges with events naming a batch, node or device that does not exist
+    # A batch longer than a few bundles is read row by row, in chunks, to keep memory flat.
+    unsure = [r for r in ranges if bulk.events_between(heads, ordered, *r) > 8 * audit_repo.CHUNK]
+    unnamed = list(unsure)  # ranges with events naming a batch, node or device that does not exist, maybe
+    long = set(unsure)
+    ranges = [r for r in ranges if r not in long]  # the rest, each checked as a whole if it holds
     async with contextlib.aclosing(audit_repo.chain_bundles(conn, ranges, chain.CHAIN_TAG)) as bundles:
         async for (lo, hi), bundle in _along(ranges, bundles):
             between = [heads[k] for k in bulk.heads_between(ordered, lo, hi)]
@@ -109,12 +107,12 @@ async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int)
                 unsure.append((lo, hi))
             if bundle["unnamed"] or not held:  # an event of a batch that does not exist makes a range not hold
                 unnamed.append((lo, hi))
-    for lo, hi in unsure:
+    for lo, hi in sorted(unsure):
         if not await _chain_rows(
             conn, lo, hi, {k: heads[k] for k in bulk.heads_between(ordered, lo, hi)}, found, max_faults
         ):
             break
-    for lo, hi in unnamed:
+    for lo, hi in sorted(unnamed):
         for row in await audit_repo.orphans_in(conn, lo, hi, max_faults):
             missing = [w for w in ("batch", "node", "device") if row[f"no_{w}"]]
             found.faults.append(
@@ -171,7 +169,7 @@ async def _chain_rows(
                     reason = "prev_hash does not match the previous event's hash"
                 elif link(prev, data) != stored:
                     reason = "hash does not match the event's canonical bytes"
-                elif (private is not None or b'"sealed":' in data) and not _seal_holds(data, private):
+                elif (private is not None or b'"sealed":' in data) and not bulk.seal_holds(data, private):
                     reason = "the sealed commercial details do not match their seal"
                 if reason is None:
                     expected_prev = stored

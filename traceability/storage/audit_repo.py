@@ -106,10 +106,11 @@ WHERE b.id >= $1 AND b.id < $2
 
 # The same columns for every event of batches lo <= id < hi, each concatenated in chain order: batch ids
 # (8 bytes each), seqs (4), prev hashes, hashes, and the bytes each link hashes (``$3 || prev || canonical``)
-# with their lengths (4 bytes each); how many events carry sealed details' openings, and how many name a
-# node or device that does not exist (one look-up each in a hash of the ids). The aggregates take
-# the rows in the order the subquery gives them (an ORDER BY of their own would cost a sort step each);
-# were that order ever not kept, the bundle would not hold and the rows would be checked one by one.
+# with their lengths (4 bytes each); the openings of sealed details, each after its batch id and seq (NULL
+# when there are none); how many events name a node or device that does not exist (one look-up each in a
+# hash of the ids). The aggregates take the rows in the order the subquery gives them (an ORDER BY of their
+# own would cost a sort step each); were that order ever not kept, the bundle would not hold and the rows
+# would be checked one by one.
 CHAIN_BUNDLE = """
 SELECT count(*) AS events,
        string_agg(int8send(batch_id), '') AS batch_ids,
@@ -118,7 +119,7 @@ SELECT count(*) AS events,
        string_agg(hash, '') AS hashes,
        string_agg(int4send(length($3::bytea) + length(prev_hash) + length(canonical)), '') AS lengths,
        string_agg($3::bytea || prev_hash || canonical, '') AS linked,
-       count(private) AS openings,
+       array_agg(int8send(batch_id) || int4send(seq) || private) FILTER (WHERE private IS NOT NULL) AS openings,
        count(*) FILTER (WHERE node_id NOT IN (SELECT id FROM nodes)
                            OR device_id IS NOT NULL AND device_id NOT IN (SELECT id FROM devices)) AS unnamed
 FROM (SELECT batch_id, seq, prev_hash, hash, canonical, private, node_id, device_id FROM events
