@@ -60,6 +60,8 @@ def write(path: Path, data: Any) -> Path:
         (lambda m: m[1].update(key=m[0]["key"]), "named"),
         (lambda m: m[1].update(origin=OWN, key=m[0]["key"]), "same origin"),
         (lambda m: m[1].pop("areas"), "areas"),
+        (lambda m: m[1].update(replication="host=db user=p password=x"), "'password' is not allowed"),
+        (lambda m: m[1].update(replication="host=db user"), "key=value"),
     ],
 )
 def test_a_malformed_file_is_refused_naming_the_problem(tmp_path: Path, change: Any, says: str) -> None:
@@ -78,11 +80,13 @@ def test_toml_and_prefixes(tmp_path: Path) -> None:
         f'key = "{notes.verifier_key(xz)}"\n\n'
         f'[[members]]\norigin = "{NANJING}"\nurl = "http://nanjing.test"\nareas = ["3201"]\n'
         f'key = "{notes.verifier_key(nj)}"\nname = "南京"\n'
+        'replication = "host=nanjing-db.internal port=5432 dbname=trace user=trace_province"\n'
     )
     fed = federation.join(federation.load(path), OWN, notes.verifier_key(xz), path)
     assert canonical_prefix("320000") == "32" and canonical_prefix("320311") == "320311"
     home = fed.home_of(tracecode.make("320102", 7))
     assert home is not None and home.origin == NANJING and home.name == "南京"
+    assert home.replication == "host=nanjing-db.internal port=5432 dbname=trace user=trace_province"
     assert fed.elsewhere(tracecode.make("320311", 7)) is None  # Xuzhou's own
     assert fed.elsewhere(tracecode.make("110101", 7)) is None  # no member's: answered here as always
     assert fed.elsewhere("320102000001") is not None  # a Nanjing node

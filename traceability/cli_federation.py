@@ -61,10 +61,20 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     if not fed.members:
         raise errors.ConfigError("TRACE_FEDERATION: a province needs the federation file naming its members")
 
+    if args.all:
+        pairs = [(m.origin, m.replication) for m in fed.members if m.replication]
+        if not pairs:
+            raise errors.ConfigError("TRACE_FEDERATION: no member has a replication conninfo")
+    elif args.origin and args.conninfo:
+        pairs = [(args.origin, args.conninfo)]
+    else:
+        raise errors.ConfigError("give a member's origin and conninfo, or --all (the federation file's replication)")
+
     async def run() -> int:
         url = await database_url(settings)
-        name = await province.subscribe(url, settings.schema_dir, fed, args.origin, args.conninfo)
-        print(f"subscribed to {args.origin}: its records arrive in database {name}")
+        for origin, conninfo in pairs:
+            name = await province.subscribe(url, settings.schema_dir, fed, origin, conninfo)
+            print(f"subscribed to {origin}: its records arrive in database {name}")
         if (short := await province.capacity_shortfall(url)) is not None:
             print(short, file=sys.stderr)
         return 0
@@ -113,8 +123,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser("province", help="a provincial view over the member ledgers of TRACE_FEDERATION")
     p_actions = p.add_subparsers(dest="action", required=True)
     s = p_actions.add_parser("subscribe", help="receive a member's records by logical replication")
-    s.add_argument("origin", help="the member's checkpoint origin, as in the federation file")
-    s.add_argument("conninfo", help="libpq conninfo of the member's PostgreSQL (what `federation publish` printed)")
+    s.add_argument("origin", nargs="?", help="the member's checkpoint origin, as in the federation file")
+    s.add_argument(
+        "conninfo", nargs="?", help="libpq conninfo of the member's PostgreSQL (what `federation publish` printed)"
+    )
+    s.add_argument("--all", action="store_true", help="every member whose federation entry has `replication`")
     s.set_defaults(func=cmd_subscribe)
     serve = p_actions.add_parser("serve", help="serve the provincial console, its API and /metrics")
     serve.add_argument("--host")

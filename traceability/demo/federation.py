@@ -230,14 +230,15 @@ async def setup(root: Path, say: Callable[[str], None], sites: list[Site]) -> di
     say("publishing both cities' records for the province (embedded PostgreSQL, wal_level=logical)…")
     printed = await asyncio.gather(*(_run(_env(c, federation), "federation", "publish", "--migrate") for c in cities))
     conninfo = [out.split("subscribe <this ledger's origin> '")[1].split("'")[0] for out in printed]
+    # Where the province reaches each city's PostgreSQL goes in the federation file, as `replication`.
+    federation.write_text("\n".join(f'{m}replication = "{c}"\n' for m, c in zip(members, conninfo, strict=True)))
     for city in cities:
         _start(city, _env(city, federation), "serve")
     await asyncio.gather(*(_healthy(c) for c in cities))
     for city in cities:
         city.token = (city.home / "admin-token").read_text().strip()
     say("the province subscribes to both…")
-    for city, info in zip(cities, conninfo, strict=True):
-        await _run(_env(province, federation), "province", "subscribe", city.origin, info)
+    await _run(_env(province, federation), "province", "subscribe", "--all")
     _start(province, _env(province, federation), "province", "serve")
     await _healthy(province)
     province.token = (province.home / "province-token").read_text().strip()

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 MAX_MEMBERS = 1000
 MAX_AREAS = 500
 _PREFIX = re.compile(r"[1-8][0-9](?:[0-9]{2}){0,2}")
-_MEMBER_FIELDS = frozenset({"origin", "url", "areas", "key", "name"})
+_MEMBER_FIELDS = frozenset({"origin", "url", "areas", "key", "name", "replication"})
+_CONNINFO_KEYS = frozenset({"host", "hostaddr", "port", "dbname", "user", "sslmode", "sslrootcert", "application_name"})
 
 
 class FederationError(ValueError):
@@ -43,6 +44,8 @@ class Member:
     areas: tuple[str, ...]
     key: str
     name: str = ""
+    replication: str = ""
+    """libpq conninfo a province subscribes to the member with (``traceability province subscribe --all``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +156,22 @@ def _member(n: int, data: Any, key_name: KeyName) -> Member:
     if named != origin:
         raise FederationError(f"{where}: key is named {named!r}; a log's key is named by its origin")
     name = _text(where, data, "name", 200) if "name" in data else ""
-    return Member(origin, url, _areas(where, data.get("areas")), key, name)
+    replication = _conninfo(where, _text(where, data, "replication", 400)) if "replication" in data else ""
+    return Member(origin, url, _areas(where, data.get("areas")), key, name, replication)
+
+
+def _conninfo(member: str, raw: str) -> str:
+    """``key=value`` pairs a province may connect with: no password (it belongs in ``~/.pgpass``)."""
+    for part in raw.split():
+        key, sep, value = part.partition("=")
+        if not sep or not value or "'" in part:
+            raise FederationError(f"{member}: replication must be libpq key=value pairs, got {part!r}")
+        if key not in _CONNINFO_KEYS:
+            raise FederationError(
+                f"{member}: replication: {key!r} is not allowed (allowed: {', '.join(sorted(_CONNINFO_KEYS))}); "
+                "a password belongs in the province's ~/.pgpass"
+            )
+    return raw
 
 
 def parse_federation(data: Any, key_name: KeyName) -> Federation:
