@@ -230,6 +230,6 @@ def test_a_page_shows_the_records_a_voucher_carried_when_the_home_ledger_is_down
         cp = notes.verify_checkpoint(bundle["checkpoint"], key, origin=part["origin"])
         (proof,) = bundle["proofs"]
         assert proof["seq"] == len(part["events"])
-        path = [bytes.fromhex(bundle["nodes"][i]) for i in proof["path"]]
-        proofs.verify_inclusion(merkle.leaf_hash(prev), proof["leaf_index"], cp.size, path, cp.root)
+        nodes = [bytes.fromhex(h) for h in bundle["nodes"]]
+        proofs.verify_multiproof({proof["leaf_index"]: merkle.leaf_hash(prev)}, cp.size, nodes, cp.root)
     assert [s["place"] for s in nanjing["journey"]] == [""]  # the test's events name no node
