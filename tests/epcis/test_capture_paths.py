@@ -1,5 +1,6 @@
-"""A document whose events each name a batch of their own by trace code is written in one statement; its
-records are those the general path writes: chained, verifiable, answered as replays, refused alike."""
+"""A document of new events, each on a batch of its own, is written without first looking up its eventIDs:
+its records are chained and verifiable, a resent document is answered as recorded, and a refusal of one
+event refuses the whole document with nothing written."""
 
 from __future__ import annotations
 

@@ -214,12 +214,8 @@ async def _write(
             todo.append((p, decided))
     if todo:
         ledger = epcis_ledger.Writer(conn, principal, now, places, context)
-        items = [(p, suffix, nodes[p.index], by_uri.get(p.uri, [])) for p, suffix in todo]
         try:
-            if not look and ledger.together(items):
-                written = await ledger.append_together(items)
-            else:
-                written = await ledger.append(items)
+            written = await ledger.append([(p, suffix, nodes[p.index], by_uri.get(p.uri, [])) for p, suffix in todo])
         except errors.Contention:
             raise
         except errors.TraceError:

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from traceability import errors
-from traceability.domain import bounds, custody, tracecode
+from traceability.domain import tracecode
 from traceability.domain.access import Principal
 from traceability.domain.fields import utc_ms
 from traceability.domain.supply import SALE_STEPS, closes_recall
@@ -29,7 +29,6 @@ from traceability.services.epcis_prepared import EventFailed, Outcome, Prepared
 from traceability.services.recording import Claim, enforce_custody, record
 from traceability.storage import batches_repo, epcis_repo, events_repo
 from traceability.storage.database import Connection
-from traceability.storage.epcis_repo import IndexRow
 
 if TYPE_CHECKING:
     from traceability.services.epcis_places import Places
@@ -85,10 +84,24 @@ class Writer:
             anchor_bytes = b""
             for n, target in enumerate(targets):
                 record_id = anchor_id if n == 0 else records.ledger_event_id(p.uri, f"{suffix}#{target.trace_code}")
-                anchor_code = targets[0].trace_code
-                data, private = self._record(p, target, node, record_id, anchor_code, anchor_bytes, destination, source)
+                if n == 0:
+                    content = records.anchor_content(
+                        p.facets, record_id, target, p.uri, p.public_text, self.context, p.computed, p.original
+                    )
+                    hidden = dict(p.sealed or {}) | (destination or {})
+                else:
+                    content = records.reference_content(
+                        p.facets, record_id, target, p.uri, targets[0].trace_code, anchor_bytes
+                    )
+                    hidden = dict(destination or {})
+                if hidden:
+                    content["destination"] = hidden
+                if source:
+                    content["source"] = source
+                self._stamp(content, node)
                 claims.append(self._claim(p, target, node, destination))  # batches it opens too: held there
                 claimed_by.append(p)
+                data, private = record(content, self.recorded_at)
                 if n == 0:
                     anchor_bytes = data
                 head = state[target.trace_code]
@@ -115,7 +128,24 @@ class Writer:
                     )
                 )
                 receipts.append((target.trace_code, head[1], digest))
-                index.append(self._index_row(p, record_id, anchor_id, n == 0, target))
+                f = p.facets
+                index.append(
+                    (
+                        record_id,
+                        anchor_id,
+                        "a" if n == 0 else "r",
+                        p.uri,
+                        f.event_type,
+                        sorted(set(target.roles)),
+                        f.action,
+                        f.disposition,
+                        identifiers.location_key(f.read_point) if f.read_point else None,
+                        identifiers.location_key(f.biz_location) if f.biz_location else None,
+                        f.error.declaration_time if f.error else None,
+                        f.error.reason if f.error else None,
+                        p.digest,
+                    )
+                )
                 if n > 0:  # the anchor record's own batch and roles are in its index row
                     what.extend((target.batch_id, anchor_id, role) for role in sorted(set(target.roles)))
             links.extend(self._links(p, targets, anchor_id))
@@ -145,114 +175,6 @@ class Writer:
         await epcis_repo.insert_what(self.conn, what)
         await events_repo.insert_corrections(self.conn, corrections)
         await epcis_repo.insert_links(self.conn, links)
-        return outcomes
-
-    def _record(
-        self,
-        p: Prepared,
-        target: records.Target,
-        node: Any,
-        record_id: str,
-        anchor_code: str,
-        anchor_bytes: bytes,
-        destination: dict[str, str] | None,
-        source: dict[str, str] | None,
-    ) -> tuple[bytes, bytes | None]:
-        """One record's canonical bytes and sealed part: the anchor (``anchor_bytes`` empty) or a reference."""
-        if not anchor_bytes:
-            content = records.anchor_content(
-                p.facets, record_id, target, p.uri, p.public_text, self.context, p.computed, p.original
-            )
-            hidden = dict(p.sealed or {}) | (destination or {})
-        else:
-            content = records.reference_content(p.facets, record_id, target, p.uri, anchor_code, anchor_bytes)
-            hidden = dict(destination or {})
-        if hidden:
-            content["destination"] = hidden
-        if source:
-            content["source"] = source
-        self._stamp(content, node)
-        return record(content, self.recorded_at)
-
-    @staticmethod
-    def _index_row(p: Prepared, record_id: str, anchor_id: str, anchor: bool, target: records.Target) -> IndexRow:
-        f = p.facets
-        return (
-            record_id,
-            anchor_id,
-            "a" if anchor else "r",
-            p.uri,
-            f.event_type,
-            sorted(set(target.roles)),
-            f.action,
-            f.disposition,
-            identifiers.location_key(f.read_point) if f.read_point else None,
-            identifiers.location_key(f.biz_location) if f.biz_location else None,
-            f.error.declaration_time if f.error else None,
-            f.error.reason if f.error else None,
-            p.digest,
-        )
-
-    @staticmethod
-    def together(items: list[tuple[Prepared, str, Any, list[Any]]]) -> bool:
-        """Whether every event may go in one statement (:meth:`append_together`): each names one batch, by
-        trace code, none named twice, and none changes custody (no shipment, no receipt, no reserved step)."""
-        codes = set()
-        for p, suffix, _, _ in items:
-            if suffix or len(p.idents) != 1:
-                return False
-            code = p.idents[0][1].trace_code
-            step = p.facets.biz_step or ""
-            if p.idents[0][1].scheme != "trace" or not code or code in codes or step == "receiving":
-                return False
-            if not custody.single_statement(step, p.facets.disposition):
-                return False
-            codes.add(code)
-        return True
-
-    async def append_together(self, items: list[tuple[Prepared, str, Any, list[Any]]]) -> list[Outcome]:
-        """Events that :meth:`together` admits, every record in one statement (``events_repo.append_single``:
-        the heads locked, custody and a hold or recall checked, each record linked to its head by PostgreSQL),
-        the same bytes as :meth:`append` writes. An event the statement leaves out (a replay, a refusal, a head
-        another writer holds) makes this run a Contention: the next one takes :meth:`append`, which waits for
-        the head or says why it refuses."""
-        singles, index, codes = [], [], []
-        device_id = self.principal.id if self.principal.role == "device" else None
-        for p, _, node, _ in items:
-            w, ident = p.idents[0]
-            assert ident.trace_code is not None
-            target = records.Target(ident.trace_code, 0, [w.role], records.quantity_of(w))
-            destination = self._places_party(p, "destinations")
-            source = self._places_party(p, "sources")
-            data, private = self._record(p, target, node, p.ledger_id, target.trace_code, b"", destination, source)
-            f = p.facets
-            step = f.biz_step or ""
-            status_matters = step in SALE_STEPS and not closes_recall(step, f.disposition)
-            singles.append(
-                events_repo.Single(
-                    target.trace_code,
-                    p.ledger_id,
-                    data,
-                    step,
-                    node["id"],
-                    device_id,
-                    f.event_time,
-                    self.now,
-                    private,
-                    status_matters,
-                    None,
-                )
-            )
-            index.append(self._index_row(p, p.ledger_id, p.ledger_id, True, target))
-            codes.append(target.trace_code)
-        written = await events_repo.append_single(self.conn, singles, chain.CHAIN_TAG, bounds.OPENING_TOLERANCE)
-        if len(written) != len(singles):
-            raise errors.Contention()
-        await epcis_repo.insert_index(self.conn, index)
-        outcomes = []
-        for (p, _, _, _), code in zip(items, codes, strict=True):
-            row = written[p.ledger_id]
-            outcomes.append(Outcome(p.uri, code, row["seq"], row["hash"], self.recorded_at, False, (code,), ()))
         return outcomes
 
     def _claim(self, p: Prepared, target: records.Target, node: Any, destination: dict[str, str] | None) -> Claim:
