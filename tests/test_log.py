@@ -244,13 +244,16 @@ async def test_two_servers_serve_the_same_log(world: World, db_url: str, tmp_pat
 
         async with aiohttp.ClientSession() as http:
             for port in ports:
-                for _ in range(100):
+                # A server start imports the whole project; on a loaded machine that can take well over 10 s.
+                started = time.monotonic() + 90
+                while True:
                     try:
                         async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
                             if r.status == 200:
                                 break
                     except aiohttp.ClientError:
                         pass
+                    assert time.monotonic() < started, f"the server on port {port} did not start"
                     await asyncio.sleep(0.1)
             code = await world.open_batch()
             headers = world.auth(world.devices["slaughter"])
