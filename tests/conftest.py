@@ -7,10 +7,12 @@ run; nothing is skipped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
@@ -26,6 +28,7 @@ from stdnum.cn import uscc as uscc_mod
 
 from traceability.config import ROOT, Settings, test_database_url
 from traceability.http.app import create_app
+from traceability.http.keys import DATABASE
 from traceability.storage import migrator
 from traceability.storage.database import start_embedded
 
@@ -113,6 +116,33 @@ async def client(aiohttp_client: Any, settings: Settings) -> AsyncIterator[Any]:
     c = await aiohttp_client(create_app(settings))
     yield c
     await c.close()  # before the database is dropped
+
+
+SETTLE_WITHIN = 180.0
+"""A bound far past any run on a loaded machine, only so a stalled sequencer or analyzer fails instead of hanging."""
+SETTLED = """
+SELECT NOT EXISTS (SELECT 1 FROM log_queue)
+   AND (SELECT coalesce(max(leaf_index), -1) FROM log_leaves)
+       <= coalesce((SELECT position FROM analyzer_state WHERE name = 'anomalies'), -1)
+"""
+
+
+async def settled(client: Any, within: float = SETTLE_WITHIN) -> None:
+    """Return once everything recorded so far is in the log and the analyzer is past its last leaf.
+
+    The progress markers are in the database (the sequencer empties ``log_queue``; the analyzer saves its
+    position in ``analyzer_state``), read in one statement so both are of the same moment: what the analyzer
+    derives (anomalies, stock, packages) is then complete for every event sent before the call, however
+    slowly the machine ran the background loops.
+    """
+    db = client.app[DATABASE]
+    deadline = time.monotonic() + within
+    while True:
+        async with db.connection() as conn:
+            if await conn.fetchval(SETTLED):
+                return
+        assert time.monotonic() < deadline, f"the log or the analyzer stalled for {within:.0f} s"
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -4,18 +4,21 @@ failed credential checks per source; capture per credential. Each answers 429 wi
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 
 from tests.conftest import World
 from traceability import errors
 from traceability.config import Settings
 from traceability.domain import limits
 from traceability.http.app import create_app
+from traceability.http.keys import LIMITS
 from traceability.services import accounts
 from traceability.storage.database import Database, open_database
 
@@ -138,9 +141,17 @@ async def proxied(aiohttp_client: Any, db_url: str, tmp_path: Path, world: World
         data_dir=tmp_path,
         public_url="http://trace.test",
     )
-    c = await aiohttp_client(create_app(settings))
+    c = await aiohttp_client(still(create_app(settings)))
     yield c
     await c.close()
+
+
+def still(app: web.Application) -> web.Application:
+    """``app`` with its rate limits' clock held still: no token comes back while a test spends a burst,
+    however slowly the machine runs it, so the counts are exact."""
+    now = time.monotonic()
+    app[LIMITS].clock = lambda: now
+    return app
 
 
 def speaking_from(address: str, token: str | None = None) -> dict[str, str]:

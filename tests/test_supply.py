@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.conftest import World, new_id
+from tests.conftest import World, new_id, settled
 from traceability.epcis import identifiers
 
 
@@ -208,18 +207,15 @@ async def test_failed_inspection_holds_everything_made_from_it(world: World, cli
     assert data["error"]["field"] == "attributes.result"
 
 
-# A polling deadline checked between requests, not a cancellation timeout.
-async def wait_for_anomaly(client: Any, token: str, kind: str, code: str, timeout: float = 10) -> dict[str, Any]:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = await client.get(
-            "/api/v1/anomalies", params={"kind": kind, "trace_code": code}, headers={"Authorization": f"Bearer {token}"}
-        )
-        items = (await resp.json())["anomalies"]
-        if items:
-            return dict(items[0])
-        assert time.monotonic() < deadline, f"no {kind} anomaly for {code}"
-        await asyncio.sleep(0.1)
+async def wait_for_anomaly(client: Any, token: str, kind: str, code: str) -> dict[str, Any]:
+    """The first ``kind`` anomaly of ``code``, once the analyzer has looked at every event recorded so far."""
+    await settled(client)
+    resp = await client.get(
+        "/api/v1/anomalies", params={"kind": kind, "trace_code": code}, headers={"Authorization": f"Bearer {token}"}
+    )
+    items = (await resp.json())["anomalies"]
+    assert items, f"no {kind} anomaly for {code}"
+    return dict(items[0])
 
 
 async def test_recall_marks_descendants_and_refuses_later_sales(world: World, client: Any) -> None:
@@ -448,10 +444,8 @@ async def test_drug_packaging_hierarchy(world: World, client: Any) -> None:
     bad = world.event(drug, "packing", type="AggregationEvent", action="ADD", parentID=case, childEPCs=[])
     data = await world.post("/api/v1/events", bad, world.devices["slaughter"], expect=422)
     assert data["error"]["field"] == "childEPCs"
-    deadline = time.monotonic() + 10
-    while (await client.get(f"/api/v1/packages/{boxes[1]}")).status == 404:  # packed last
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    await settled(client)  # packages are the analyzer's work
+    assert (await client.get(f"/api/v1/packages/{boxes[1]}")).status == 200  # packed last
     unit = await (await client.get(f"/api/v1/packages/{units[1]}")).json()
     assert unit == {"code": units[1], "trace_code": drug, "inside": [boxes[0], case], "contains": []}
     box = await (await client.get(f"/api/v1/packages/{boxes[0]}")).json()

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.conftest import World
-from tests.test_limits import speaking_from
+from tests.test_limits import speaking_from, still
 from tests.web.conftest import new_page, pork_chain
 from tests.web.test_pages import CSRF, csrf_of, sign_in
 from traceability.config import Settings
@@ -108,7 +108,7 @@ async def test_the_sign_in_pages_say_when_to_come_back(
         data_dir=tmp_path,
         public_url="http://trace.test",
     )
-    c = await aiohttp_client(create_app(settings))
+    c = await aiohttp_client(still(create_app(settings)))
     try:
         here = speaking_from("203.0.113.77")
         statuses = []

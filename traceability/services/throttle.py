@@ -9,6 +9,7 @@ process remembers which sources are over the limit so it can refuse them without
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -113,6 +114,8 @@ class Limits:
     capture: limits.Buckets
     sign_in: limits.Buckets = field(default_factory=lambda: limits.Buckets(limits.SIGN_IN_RATE, limits.SIGN_IN_BURST))
     credentials: CredentialGuard = field(default_factory=CredentialGuard)
+    clock: Callable[[], float] = time.monotonic
+    """The seconds the buckets refill by (a test holds it still to count a burst exactly)."""
 
     @classmethod
     def of(cls, capture_rate: float, capture_burst: int) -> Limits:
@@ -120,7 +123,7 @@ class Limits:
 
     def take(self, buckets: limits.Buckets, key: str, what: str) -> None:
         """Take a token for ``key`` or raise 429 with the wait in Retry-After."""
-        wait = buckets.take(key, time.monotonic())
+        wait = buckets.take(key, self.clock())
         if wait > 0:
             raise errors.TooManyRequests(f"{what}: too many requests; retry after {limits.retry_after(wait)} s",
                                          retry_after=wait)  # fmt: skip
