@@ -6,12 +6,16 @@ Each waits for conditions with generous deadlines and never judges speed: the ma
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import pwd
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ import aiohttp
 import psutil
 
 from traceability.config import ROOT
+from traceability.storage.embedded import pgserver
 
 START_WITHIN = 90.0
 BACKGROUND = "traceability-bg"
@@ -31,6 +36,43 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+_blank: Path | None = None
+_blank_lock = threading.Lock()
+
+
+def blank_cluster() -> Path:
+    """An initialised, stopped PostgreSQL data directory, made once per test process (initdb takes seconds and
+    pgserver runs them one at a time across the machine); removed when the process exits."""
+    global _blank
+    with _blank_lock:
+        if _blank is not None:
+            return _blank
+        # Under the project's var/ like the servers' homes: the embedded PostgreSQL must reach it.
+        where = ROOT / "var" / "test-servers" / f"blank-{os.getpid()}"
+        shutil.rmtree(where, ignore_errors=True)
+        where.mkdir(parents=True)
+        server = pgserver().get_server(where / "pg", cleanup_mode="stop")
+        server.cleanup()  # stops it: this process was its only user
+        (where / "user").write_text(server.system_user or "")  # who PostgreSQL runs as when the tests run as root
+        atexit.register(shutil.rmtree, where, True)
+        _blank = where
+        return where
+
+
+def seed_cluster(home: Path) -> None:
+    """Give ``home`` (a ``TRACE_DATA_DIR``) a copy of :func:`blank_cluster` as its embedded PostgreSQL's data
+    directory, so the server starts it without running initdb."""
+    blank = blank_cluster()
+    shutil.copytree(
+        blank / "pg", home / "pg", ignore=shutil.ignore_patterns("postmaster.*", ".handle_pids.json", "log")
+    )
+    user = (blank / "user").read_text()
+    if user:
+        entry = pwd.getpwnam(user)
+        for path in (home / "pg", *(home / "pg").rglob("*")):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 class Server:

@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,12 +34,11 @@ import zxingcpp
 from playwright.async_api import Browser, expect
 
 from tests.conftest import CHINA, make_uscc, new_id
-from tests.servers import Server, run_station
+from tests.servers import Server, run_station, seed_cluster
 from tests.web.conftest import new_page
 from traceability.config import ROOT
 from traceability.http.pages.voucher_sheet import qr_payload
 from traceability.ledger import checkpoint as notes
-from traceability.ledger import federated_notes as fn
 from traceability.ledger import merkle
 from traceability.ledger import voucher as vouchers
 
@@ -128,6 +126,7 @@ async def started(origins: tuple[str, ...]) -> AsyncIterator[tuple[Ledger, ...]]
         for o, s in servers.items()
     ]
     (root / "federation.toml").write_text("\n".join(members))
+    await asyncio.gather(*(asyncio.to_thread(seed_cluster, home) for home in homes.values()))
     for server in servers.values():
         server.env.update(TRACE_FEDERATION=str(root / "federation.toml"), TRACE_PUBLIC_URL=server.url)
         server.start("--migrate")
@@ -389,188 +388,6 @@ async def test_a_carcass_crosses_to_another_city_with_its_voucher(
             "POST", handover, {"voucher": split, "event": dict(receipt, eventID=new_id())}, market
         )
         assert status == 409 and body["error"]["code"] == f"voucher_{refusal}", (size, status, body)
-
-
-async def test_one_journey_across_two_city_ledgers(ledgers: tuple[Ledger, ...], browser: Browser) -> None:
-    """Pigs from a Xuzhou farm, slaughtered in Xuzhou, sold at a Nanjing stall: the receipt's page at Nanjing
-    shows and verifies the whole journey, each part against its own ledger's key; trace crosses both ledgers;
-    a Xuzhou recall reaches the Nanjing stall's page and Nanjing's regulator."""
-    xz, nj = ledgers
-    await xz.post(
-        "/api/v1/admin/products",
-        {"category": "meat", "goods_code": "21111001", "name": "生猪", "name_en": "Live pigs"},
-    )
-    _, farm = await xz.place(31, "farm", "320321", "丰润生猪养殖合作社")
-    slaughter_node, slaughter = await xz.place(32, "slaughterhouse", "320311", "彭城肉联厂")
-    market_node, market = await nj.place(41, "wholesale_market", "320102", "南京众彩农副产品批发市场")
-    stall_node, stall = await nj.place(42, "wet_market", "320104", "南京秦淮菜场")
-    pigs = (
-        await xz.post(
-            "/api/v1/batches",
-            {
-                "eventID": new_id(),
-                "product": "21111001",
-                "quantity": {"value": 460, "uom": "KGM"},
-                "eventTime": minutes_ago(90),
-                "origin": {"area_code": "320321", "place": "丰县", "producer": "丰润生猪养殖合作社"},
-                "documents": [{"type": "quarantine_certificate", "number": "Q3203210001"}],
-            },
-            farm,
-        )
-    )["traceCode"]
-    await xz.post(
-        "/api/v1/events",
-        {"eventID": new_id(), "traceCode": pigs, "bizStep": "shipping", "eventTime": minutes_ago(80),
-         "quantity": {"value": 460, "uom": "KGM"}, "destination": {"node": slaughter_node}},
-        farm,
-    )  # fmt: skip
-    await xz.post(
-        "/api/v1/events",
-        {"eventID": new_id(), "traceCode": pigs, "bizStep": "receiving", "eventTime": minutes_ago(70),
-         "quantity": {"value": 460, "uom": "KGM"}},
-        slaughter,
-    )  # fmt: skip
-    made = await xz.post(
-        "/api/v1/transformations",
-        {"eventID": new_id(), "bizStep": "commissioning", "eventTime": minutes_ago(60),
-         "inputs": [{"traceCode": pigs, "quantity": {"value": 460, "uom": "KGM"}}],
-         "outputs": [{"product": "21113011", "quantity": {"value": 160, "uom": "KGM"},
-                      "documents": [{"type": "meat_inspection_certificate", "number": "M3203110001"}]}]},
-        slaughter,
-    )  # fmt: skip
-    carcass = made["outputs"][0]["traceCode"]
-    shipment = new_id()
-    await xz.post(
-        "/api/v1/events",
-        {"eventID": shipment, "traceCode": carcass, "bizStep": "shipping", "eventTime": minutes_ago(50),
-         "quantity": {"value": 160, "uom": "KGM"}, "destination": {"node": market_node}},
-        slaughter,
-    )  # fmt: skip
-    voucher = await fetch_voucher(xz, carcass, shipment, slaughter)
-    receipt = {"eventID": new_id(), "bizStep": "receiving", "eventTime": minutes_ago(20),
-               "quantity": {"value": 160, "uom": "KGM"}}  # fmt: skip
-    # A forged voucher (another key signed its checkpoint) is refused; the genuine one is taken.
-    forged = dict(voucher, checkpoint=notes.sign_checkpoint(XUZHOU, voucher["tree_size"], b"\x02" * 32,
-                                                            notes.generate_signer(XUZHOU)))  # fmt: skip
-    status, body = await nj.call("POST", "/api/v1/handovers", {"voucher": forged, "event": receipt}, market)
-    assert status == 422 and body["error"]["code"] == "voucher_bad_signature", body
-    await nj.post("/api/v1/handovers", {"voucher": vouchers.compact(voucher), "event": receipt}, market)
-    await nj.post(
-        "/api/v1/events",
-        {"eventID": new_id(), "traceCode": carcass, "bizStep": "shipping", "eventTime": minutes_ago(10),
-         "quantity": {"value": 40, "uom": "KGM"}, "destination": {"node": stall_node}},
-        market,
-    )  # fmt: skip
-    await nj.post(
-        "/api/v1/events",
-        {"eventID": new_id(), "traceCode": carcass, "bizStep": "receiving", "eventTime": minutes_ago(8),
-         "quantity": {"value": 40, "uom": "KGM"}},
-        stall,
-    )  # fmt: skip
-    sale = await nj.post(
-        "/api/v1/sales",
-        {"eventID": new_id(), "source": carcass, "quantity": {"value": 0.5, "uom": "KGM"}, "eventTime": minutes_ago(1)},
-        stall,
-    )
-    bought = sale["traceCode"]
-
-    # The shopper's phone at Nanjing: the whole journey, each part marked with its city's ledger and verified.
-    context, phone = await new_page(browser)
-    try:
-        await phone.goto(f"{nj.url}/t/{bought}")
-        main = phone.locator("main")
-        xz_part, nj_part = main.locator(f'.ledger-part[data-ledger="{XUZHOU}"]'), main.locator('[data-ledger="own"]')
-        await expect(xz_part).to_contain_text("徐州账本记录的部分")
-        await expect(xz_part).to_contain_text("丰润生猪养殖合作社")  # the farm, from Xuzhou's ledger
-        await expect(xz_part).to_contain_text("彭城肉联厂")
-        await expect(nj_part).to_contain_text("本市账本记录的部分")
-        await expect(nj_part).to_contain_text("南京众彩农副产品批发市场")
-        await expect(nj_part).to_contain_text("南京秦淮菜场")
-        await expect(main).to_contain_text("Q3203210001")  # the farm's quarantine certificate
-        await expect(main).to_contain_text("M3203110001")  # the slaughterhouse's meat inspection
-        part_badge = xz_part.locator(".part-badge")
-        await expect(part_badge).to_have_attribute("data-state", "ok", timeout=30_000)
-        await expect(part_badge).to_contain_text("已用徐州账本的公钥核验")
-        await expect(phone.locator("#badge")).to_have_attribute("data-state", "ok", timeout=30_000)
-        await phone.goto(f"{nj.url}/t/{bought}?lang=en")
-        await expect(main).to_contain_text("Recorded on 徐州's ledger")
-        await expect(main).to_contain_text("Recorded on this city's ledger")
-        await expect(part_badge).to_have_attribute("data-state", "ok", timeout=30_000)
-    finally:
-        await context.close()
-
-    # Trace across both ledgers, as regulators: backward from the Nanjing receipt to the Xuzhou farm's pigs ...
-    nj_regulator = (
-        await nj.post("/api/v1/admin/tokens", {"role": "regulator", "name": "宁", "authority": "南京市市场监督管理局"})
-    )["credential"]
-    xz_regulator = (
-        await xz.post("/api/v1/admin/tokens", {"role": "regulator", "name": "徐", "authority": "徐州市市场监督管理局"})
-    )["credential"]
-    status, back = await nj.call("GET", f"/api/v1/batches/{bought}/trace?direction=backward", token=nj_regulator)
-    assert status == 200, back
-    ledger_of = {b["trace_code"]: b["ledger"] for b in back["batches"]}
-    assert ledger_of[pigs] == XUZHOU and ledger_of[carcass] == NANJING and ledger_of[bought] == NANJING, ledger_of
-    assert back["origins"] == [pigs] and back["elsewhere"][0]["status"] == "ok", back
-    # ... forward from the Xuzhou pigs to the Nanjing stall, Nanjing answering Xuzhou's signed request.
-    status, fwd = await xz.call("GET", f"/api/v1/batches/{pigs}/trace?direction=forward", token=xz_regulator)
-    assert status == 200, fwd
-    assert {n["code"]: n["ledger"] for n in fwd["reached"]}[stall_node] == NANJING, fwd["reached"]
-    assert bought in {b["trace_code"] for b in fwd["batches"]}
-    # A member request that is not signed by a member is refused.
-    status, _ = await nj.call("GET", f"/api/v1/batches/{bought}/trace?direction=forward", token="x")
-    assert status == 401
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(f"{nj.url}/api/v1/batches/{bought}/trace?direction=forward",
-              headers={"Trace-Member": fn.sign_request(notes.generate_signer(XUZHOU), NANJING, "GET",
-                       f"/api/v1/batches/{bought}/trace?direction=forward", int(time.time()))}) as r,
-    ):  # fmt: skip
-        assert r.status == 401
-
-    # Xuzhou recalls the farm's pigs: its signed notice reaches Nanjing, which recalls what the carcass became.
-    recall = await xz.post("/api/v1/recalls", {"traceCode": pigs, "level": "I", "reason": "瘦肉精"}, xz_regulator)
-    assert [n["member"] for n in recall["notices"]] == [NANJING], recall
-    assert recall["notices"][0]["delivered_at"] is not None, recall["notices"]
-    context, phone = await new_page(browser)
-    try:
-        await phone.goto(f"{nj.url}/t/{bought}")
-        await expect(phone.locator("#verdict")).to_contain_text("已召回")
-        await expect(phone.locator("#verdict")).to_contain_text("瘦肉精")
-        await expect(phone.locator("#badge")).not_to_contain_text("已核验：")
-    finally:
-        await context.close()
-    status, listed = await nj.call("GET", "/api/v1/recalls", token=nj_regulator)
-    assert status == 200
-    (seen,) = [r for r in listed["recalls"] if r["trace_code"] == carcass]
-    assert seen["reason"] == "瘦肉精" and seen["authority"] == "徐州市市场监督管理局", seen
-    assert seen["issued_by"].startswith(f"federation:{XUZHOU}"), seen
-    # Nanjing's regulator sees it in the console, and traces the receipt back to the Xuzhou farm there.
-    async with await console(nj) as desk:
-        async with desk.get(f"{nj.url}/console/recalls") as r:
-            listed_page = await r.text()
-        assert r.status == 200 and "瘦肉精" in listed_page and "徐州市市场监督管理局" in listed_page
-        async with desk.get(f"{nj.url}/console/batches/{bought}/backward") as r:
-            traced = await r.text()
-        assert r.status == 200 and pigs in traced and f'data-ledger="{XUZHOU}"' in traced and "徐州" in traced
-
-    # Notices: the same notice twice changes nothing; a forged, misdirected or reused one is refused.
-    xz_key = notes.load_signer_key((xz.server.data_dir / "log-signing-key").read_bytes())
-    body = {"id": "recall-test", "to": NANJING, "issued_at": datetime.now(CHINA).isoformat(), "level": "II",
-            "reason": "复检", "authority": "徐州市市场监督管理局", "source": pigs, "codes": [carcass]}  # fmt: skip
-    note = fn.sign_recall(xz_key, body)
-    status, first = await nj.note("/api/v1/federation/recalls", note)
-    assert status == 201 and first["replayed"] is False and carcass in first["batches"], first
-    status, again = await nj.note("/api/v1/federation/recalls", note)
-    assert (
-        status == 200 and again["replayed"] is True and again["batches"] == [] and again["recalls"] == first["recalls"]
-    ), again
-    for bad, code in (
-        (fn.sign_recall(notes.generate_signer(XUZHOU), body), "notice_bad_signature"),
-        (fn.sign_recall(xz_key, dict(body, to="suzhou.trace.test/log")), "notice_wrong_recipient"),
-        (fn.sign_recall(xz_key, dict(body, reason="另一原因")), "notice_replayed"),
-    ):
-        status, answer = await nj.note("/api/v1/federation/recalls", bad)
-        assert answer["error"]["code"] == code, (code, status, answer)
 
 
 async def test_a_carcass_passed_on_to_a_third_city(browser: Browser) -> None:
