@@ -14,10 +14,10 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -34,6 +34,7 @@ from traceability.storage.database import start_embedded
 
 TEMPLATE = f"trace_template_{os.getpid()}"
 CHINA = timezone(timedelta(hours=8))
+T = TypeVar("T")
 
 # The machine is shared (CI, benchmarks, other suites): property tests are judged on what they find, never on speed.
 hypothesis_settings.register_profile("shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -127,6 +128,16 @@ SELECT NOT EXISTS (SELECT 1 FROM log_queue)
 """
 
 
+async def until(probe: Callable[[], Awaitable[T | None]], what: str, within: float = SETTLE_WITHIN) -> T:
+    """``probe()``'s first true answer, asked every 50 ms: a wait on the condition itself, bounded only so that
+    background work that stalled fails the test instead of hanging it (never a judgement of speed)."""
+    deadline = time.monotonic() + within
+    while not (found := await probe()):
+        assert time.monotonic() < deadline, f"{what}: not seen within {within:.0f} s"
+        await asyncio.sleep(0.05)
+    return found
+
+
 async def settled(client: Any, within: float = SETTLE_WITHIN) -> None:
     """Return once everything recorded so far is in the log and the analyzer is past its last leaf.
 
@@ -136,13 +147,12 @@ async def settled(client: Any, within: float = SETTLE_WITHIN) -> None:
     slowly the machine ran the background loops.
     """
     db = client.app[DATABASE]
-    deadline = time.monotonic() + within
-    while True:
+
+    async def caught_up() -> bool:
         async with db.connection() as conn:
-            if await conn.fetchval(SETTLED):
-                return
-        assert time.monotonic() < deadline, f"the log or the analyzer stalled for {within:.0f} s"
-        await asyncio.sleep(0.05)
+            return bool(await conn.fetchval(SETTLED))
+
+    await until(caught_up, "the log and the analyzer catching up", within)
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -15,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import World, cloned_database, new_id
+from tests.conftest import World, cloned_database, new_id, settled
 from tests.test_verify import cli
 from traceability import errors
 from traceability.config import Settings
@@ -57,11 +55,11 @@ async def anomalies(client: Any, token: str, kind: str) -> list[dict[str, Any]]:
     return list((await resp.json())["anomalies"])
 
 
-async def wait_for_kind(client: Any, token: str, kind: str, within: float = 30) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + within
-    while not (found := await anomalies(client, token, kind)):
-        assert time.monotonic() < deadline, f"no {kind} anomaly"
-        await asyncio.sleep(0.2)
+async def wait_for_kind(client: Any, token: str, kind: str) -> list[dict[str, Any]]:
+    """The ``kind`` anomalies, once the analyzer has looked at every event recorded so far."""
+    await settled(client)
+    found = await anomalies(client, token, kind)
+    assert found, f"no {kind} anomaly"
     return found
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import World
+from tests.conftest import World, until
 from traceability.config import ROOT, Settings
 from traceability.services import audit_parts, verify
 from traceability.services.verify import verify_chains
@@ -213,11 +212,10 @@ async def test_parts_and_chunks_of_any_size_find_the_same_faults(
 
 
 async def wait_logged(superuser: asyncpg.Connection) -> None:
-    for _ in range(200):
-        if not await superuser.fetchval("SELECT EXISTS (SELECT 1 FROM log_queue)"):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the log did not catch up")
+    async def caught_up() -> bool:
+        return not await superuser.fetchval("SELECT EXISTS (SELECT 1 FROM log_queue)")
+
+    await until(caught_up, "the log catching up")
 
 
 async def test_whole_ranges_hold_at_once_until_a_byte_changes(

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.conftest import World, cloned_database, with_database
+from tests.conftest import World, cloned_database, settled, with_database
 from traceability.config import Settings
 from traceability.demo.loader import load_demo
 from traceability.domain import tracecode
@@ -222,17 +222,11 @@ async def pork_chain(world: World) -> str:
 
 
 async def logged(world: World, code: str) -> None:
-    """Wait until every event of the batch is in the Merkle log (the sequencer runs every 200 ms)."""
-    import asyncio
-
+    """Wait until every event of the batch is in the Merkle log (and the analyzer past it)."""
+    await settled(world.client)
     view = await (await world.client.get(f"/api/v1/batches/{code}")).json()
     for event in view["events"]:
-        for _ in range(100):
-            if (await world.client.get(event["proof_url"])).status == 200:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"event {event['seq']} never entered the log")
+        assert (await world.client.get(event["proof_url"])).status == 200, f"event {event['seq']} is not in the log"
 
 
 STALL_PIN = "250817"

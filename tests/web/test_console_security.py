@@ -4,7 +4,6 @@ Chromium, an administrator reading who saw a batch."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import World
+from tests.conftest import World, until
 from tests.test_limits import speaking_from, still
 from tests.web.conftest import new_page, pork_chain
 from tests.web.test_pages import CSRF, csrf_of, sign_in
@@ -31,13 +30,14 @@ async def add_admin(db_url: str) -> None:
 
 
 async def access_log(world: World, count: int) -> list[dict[str, Any]]:
-    for _ in range(500):
+    """The access log once it holds ``count`` records (each process writes its records in the background)."""
+
+    async def written() -> list[dict[str, Any]] | None:
         resp = await world.client.get("/api/v1/admin/access-log", headers=world.auth(world.admin))
         items: list[dict[str, Any]] = (await resp.json())["items"]
-        if len(items) >= count:
-            return items
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"expected {count} access records")
+        return items if len(items) >= count else None
+
+    return await until(written, f"{count} access records")
 
 
 async def test_console_reads_and_recalls_are_recorded_and_admins_read_them(

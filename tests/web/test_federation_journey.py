@@ -33,7 +33,7 @@ import qrcode
 import zxingcpp
 from playwright.async_api import Browser, expect
 
-from tests.conftest import CHINA, make_uscc, new_id
+from tests.conftest import CHINA, make_uscc, new_id, until
 from tests.servers import Server, run_station, seed_cluster
 from tests.web.conftest import new_page
 from traceability.config import ROOT
@@ -182,14 +182,17 @@ def minutes_ago(n: int) -> str:
 
 
 async def fetch_voucher(xz: Ledger, code: str, event_id: str, token: str) -> dict[str, Any]:
-    """The shipper asks until the shipment is in the log (the sequencer runs every 50 ms here)."""
-    for _ in range(200):
+    """The shipper asks until the shipment is in the log (the sequencer runs every 50 ms here, in a server
+    process a loaded machine may leave waiting for seconds)."""
+
+    async def voucher() -> dict[str, Any] | None:
         status, body = await xz.call("GET", f"/api/v1/batches/{code}/vouchers/{event_id}", token=token)
         if status == 200:
             return dict(body)
         assert status == 409 and body["error"]["code"] == "not_yet_logged", (status, body)
-        await asyncio.sleep(0.05)
-    raise AssertionError("the shipment never entered Xuzhou's log")
+        return None
+
+    return await until(voucher, "the shipment entering Xuzhou's log")
 
 
 def forged_tree(v: dict[str, Any], signer: notes.Signer, size: int) -> dict[str, Any]:
