@@ -3,7 +3,10 @@ and a real serial port (a pseudo-terminal) carrying the streams."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -161,6 +164,11 @@ class FakeScale:
         if pause:
             time.sleep(pause)
 
+    def unread(self) -> int:
+        """Bytes sent that the station has not read yet."""
+        waiting = fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(waiting, sys.byteorder)
+
     def close(self) -> None:
         os.close(self.master)
         os.close(self.slave)
@@ -173,7 +181,8 @@ def fake_scale() -> Iterator[FakeScale]:
     scale.close()
 
 
-def read_frames(port: SerialScale, count: int, within: float = 5.0) -> list[str]:
+def read_frames(port: SerialScale, count: int, within: float = 60.0) -> list[str]:
+    """The first ``count`` frames ``port`` reads (``within``: a bound against a stall, not a judgement of speed)."""
     got: list[str] = []
     done = threading.Event()
 
