@@ -45,7 +45,7 @@ class Standby:
             os.chown(directory, entry.pw_uid, entry.pw_gid)
         info = primary.get_postmaster_info()
         self._run("pg_basebackup", "-h", str(info.socket_dir), "-p", str(info.port), "-U", "postgres",
-                  "-D", str(directory), "-R", "-X", "stream")  # fmt: skip
+                  "-D", str(directory), "-R", "-X", "stream", "--checkpoint=fast")  # fmt: skip
         self.url = f"postgresql://postgres:@/postgres?host={directory}&port=5433"
 
     def _run(self, tool: str, *args: str) -> None:
