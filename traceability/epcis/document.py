@@ -1,11 +1,14 @@
 """EPCIS 2.0 JSON / JSON-LD documents: strict parsing, GS1's JSON schema, and each event's exact text.
 
-A body is parsed twice. Once strictly (orjson: UTF-8, no NaN, no lone surrogates) into plain values,
-which GS1's JSON schema checks (jsonschema-rs, formats included: every ``uri`` and ``date-time``) and
-from which the ledger reads what it needs. And once keeping every JSON number exactly as written:
-a decimal such as ``26.50`` in a sensor report or ``200.5`` in a quantity stays those characters, so
-the event's text that the ledger stores, hashes and returns is the client's event, member by member,
-in the client's order, with the client's numbers. See docs/epcis.md, "What is stored and hashed".
+A body is parsed strictly (orjson: UTF-8, no NaN, no lone surrogates) into plain values, which GS1's
+JSON schema checks (jsonschema-rs, formats included: every ``uri`` and ``date-time``) and from which the
+ledger reads what it needs. The ledger also keeps every JSON number exactly as written: a decimal such
+as ``26.50`` in a sensor report or ``200.5`` in a quantity stays those characters, so the event's text
+that the ledger stores, hashes and returns is the client's event, member by member, in the client's
+order, with the client's numbers. When the body is its plain values written compactly, number for
+number (orjson's own text, as most clients send), the plain values are the exact values and the body
+is parsed once; otherwise it is parsed a second time keeping each number's text (msgspec, or the
+standard library's reader for what msgspec refuses). See docs/epcis.md, "What is stored and hashed".
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+import msgspec
 import orjson
 
 GS1_DIR = Path(__file__).parent / "gs1"
@@ -61,9 +65,20 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_EXACT = msgspec.json.Decoder(float_hook=Number)
+
+
 def loads_exact(data: bytes | str) -> Any:
-    """Parse JSON keeping every non-integer number's text (as :class:`Number`)."""
-    return json.loads(data, parse_float=Number, parse_constant=_refuse_constant)
+    """Parse JSON keeping every non-integer number's text (as :class:`Number`).
+
+    msgspec gives the same values as ``json.loads`` for every text it takes (tests/test_epcis_exact_numbers.py
+    holds the two together); what it refuses (a lone surrogate, NaN) goes to ``json.loads``, which
+    decides as before.
+    """
+    try:
+        return _EXACT.decode(data)
+    except msgspec.DecodeError:
+        return json.loads(data, parse_float=Number, parse_constant=_refuse_constant)
 
 
 def _fragment(value: Any) -> Any:
@@ -154,6 +169,21 @@ def _event_index(path: str) -> int | None:
     return None
 
 
+def _exact_values(body: bytes, plain: Any) -> Any:
+    """The body's exact values; its plain values when the body is those values written compactly by orjson.
+
+    Then every number's text is the one orjson writes for its value, so the plain values serialize to the
+    same text as the exact ones would, and the body is parsed once (most clients send compact JSON).
+    Anything else (spaces, escapes, ``26.50``, integers orjson reads as floats) is parsed again exactly.
+    """
+    try:
+        if orjson.dumps(plain) == body:
+            return plain
+    except orjson.JSONEncodeError:
+        pass
+    return loads_exact(body)
+
+
 def read(body: bytes, *, single_event: bool = False, max_events: int = 1000, lenient: bool = False) -> Received:
     """Parse and check a document (or, with ``single_event``, one event); raise :class:`DocumentError`.
 
@@ -187,8 +217,7 @@ def read(body: bytes, *, single_event: bool = False, max_events: int = 1000, len
         raise DocumentError(problems)
     if not events:
         raise DocumentError([Problem("epcisBody.eventList", "holds no event")])
-    exact = loads_exact(body)
-    _, exact_events = _events_of(exact)
+    _, exact_events = _events_of(_exact_values(body, plain))
     context = plain.get("@context")
     received = Received(kind, orjson.dumps(context).decode() if context is not None else None, [], refused, len(events))
     for i, (event, exact_event) in enumerate(zip(events, exact_events, strict=True)):
