@@ -100,3 +100,31 @@ def test_read_stores_the_same_texts_whether_the_body_is_compact_or_not(path: Pat
         assert [document.dumps_exact(exact) for _, _, exact in received.events] == [
             texts[i] for i, _, _ in received.events
         ]
+
+
+@pytest.mark.parametrize(("number", "accepted"), [(18446744073709551615, True), (18446744073709551616, False)])
+def test_an_integer_past_64_bits_is_refused_naming_its_event(number: int, accepted: bool) -> None:
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": "2026-11-21T06:00:00+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "action": "OBSERVE",
+        "epcList": ["urn:epc:id:sgtin:0614141.107346.2018"],
+        "example:count": number,
+    }
+    body = {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld", {"example": "http://ex.com/"}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-21T06:00:00+08:00",
+        "epcisBody": {"eventList": [dict(event, **{"example:count": 1}), event]},
+    }
+    data = json.dumps(body).encode()
+    if accepted:  # stored and hashed as it was written
+        assert f'"example:count":{number}' in document.dumps_exact(document.read(data).events[1][2])
+        return
+    with pytest.raises(document.DocumentError) as refused:
+        document.read(data)
+    assert [(p.path, p.message) for p in refused.value.problems] == [
+        ("epcisBody.eventList[1]", "holds an integer beyond 64 bits; send it as a decimal or a string")
+    ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,12 +219,31 @@ def read(body: bytes, *, single_event: bool = False, max_events: int = 1000, len
     if not events:
         raise DocumentError([Problem("epcisBody.eventList", "holds no event")])
     _, exact_events = _events_of(_exact_values(body, plain))
+    if _LONG_DIGITS.search(body):
+        _refuse_wide_integers(kind, exact_events, refused)
     context = plain.get("@context")
     received = Received(kind, orjson.dumps(context).decode() if context is not None else None, [], refused, len(events))
     for i, (event, exact_event) in enumerate(zip(events, exact_events, strict=True)):
         if i not in refused:
             received.events.append((i, event, exact_event))
     return received
+
+
+_LONG_DIGITS = re.compile(rb"\d{19}")
+"""A run of 19 digits: the shortest text of an integer that may not fit in 64 bits."""
+
+
+def _refuse_wide_integers(kind: str, events: list[Any], refused: dict[int, list[Problem]]) -> None:
+    """Refuse an event holding an integer past 64 bits: it could be neither stored as sent nor hashed."""
+    for i, event in enumerate(events):
+        if i in refused:
+            continue
+        try:
+            dumps_exact(event)
+        except orjson.JSONEncodeError:
+            raise DocumentError(
+                [Problem(event_path(kind, i), "holds an integer beyond 64 bits; send it as a decimal or a string")]
+            ) from None
 
 
 def event_path(kind: str, i: int) -> str:
