@@ -346,7 +346,13 @@ async def the_province_traces_it(federation: Federation, pigs: str, carcass: str
 
         traced = await until(
             lambda: held(f"/api/v1/province/trace/{bought}"),
-            lambda t: len(t["backward"]) == 3 and all(g["recalls"] for g in t["backward"][1:]),
+            # Each table's initial copy runs on its own, so Nanjing's record of where the carcass came from
+            # (foreign_batches) can arrive after its batches and recalls: wait for the whole picture.
+            lambda t: (
+                len(t["backward"]) == 3
+                and all(g["recalls"] for g in t["backward"][1:])
+                and any(g["received_from"] for g in t["backward"])
+            ),
             "the receipt traced back to the Xuzhou farm, with the recall at both cities",
         )
         assert [leg["origin"] for leg in traced["legs"]] == [NANJING]
