@@ -25,7 +25,7 @@ from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_d
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
 from traceability.services import farm
-from traceability.services.appends import SingleAppends, append_now
+from traceability.services.appends import SingleAppends, append_now, append_together
 from traceability.services.recording import (
     AfterAppend,
     Claim,
@@ -94,20 +94,17 @@ async def capture_events(
             raise refuse_other_node(f"events[{i}]." if is_list else "", device.node_code, d.node_code)
     contents = [stamp(d.content, device) for d in drafts]
     check_replays = False
-    one = drafts[0]
     if (
-        len(drafts) == 1
-        and not failed
+        not failed
         and after is None
         and before is None
-        and "errorDeclaration" not in one.content
-        and custody.single_statement(one.biz_step, one.content.get("disposition"))
-        and one.content.get("operator") in (None, device.operator_code)
+        and all(_plain(d, device) for d in drafts)
+        and len({d.trace_code for d in drafts}) == len(drafts)
     ):
-        quick = await _append_one(db, device, drafts[0], contents[0], now, appends)
+        quick = await _append_plain(db, device, drafts, contents, now, appends)
         if quick is not None:
-            log.info("events.captured", count=1, replayed=0)
-            return [quick], is_list
+            log.info("events.captured", count=len(quick), replayed=0)
+            return quick, is_list
         check_replays = True  # a replay, an unknown batch or a refused sale: the general path says which
 
     async def append(conn: Connection, retried: bool) -> list[Receipt]:
@@ -126,43 +123,64 @@ async def capture_events(
     return receipts, is_list
 
 
-async def _append_one(
+def _plain(d: EventDraft, device: Principal) -> bool:
+    """Whether an event may take the one-statement path (``events_repo.append_single``): no correction, custody
+    left as it is or a receipt (``custody.single_statement``), and no operator but the device's own."""
+    return (
+        "errorDeclaration" not in d.content
+        and custody.single_statement(d.biz_step, d.content.get("disposition"))
+        and d.content.get("operator") in (None, device.operator_code)
+    )
+
+
+async def _append_plain(
     db: Database,
     device: Principal,
-    d: EventDraft,
-    content: dict[str, Any],
+    drafts: list[EventDraft],
+    contents: list[dict[str, Any]],
     now: datetime,
     appends: SingleAppends | None,
-) -> Receipt | None:
-    """The common case, one new event, in one autocommitted statement (shared with the other single events
-    arriving at the same time); None when the general path must decide."""
+) -> list[Receipt] | None:
+    """The common case, new events each on a batch of its own, in one autocommitted statement: a single event
+    shared with the others arriving at the same time, a request's events all or none. None when the general
+    path must decide."""
     assert device.node_id is not None  # require_device admitted only devices bound to a node
     recorded_at = utc_ms(now)
-    data, private = record(content, recorded_at)
-    receiving = d.biz_step == "receiving"
-    single = events_repo.Single(
-        d.trace_code,
-        d.event_id,
-        data,
-        d.biz_step,
-        device.node_id,
-        device.id,
-        d.event_time,
-        now,
-        private,
-        d.biz_step in SALE_STEPS or receiving,
-        custody.amount(d.content.get("quantity")) if receiving else None,
-    )
+    singles = []
+    for d, content in zip(drafts, contents, strict=True):
+        data, private = record(content, recorded_at)
+        receiving = d.biz_step == "receiving"
+        singles.append(
+            events_repo.Single(
+                d.trace_code,
+                d.event_id,
+                data,
+                d.biz_step,
+                device.node_id,
+                device.id,
+                d.event_time,
+                now,
+                private,
+                d.biz_step in SALE_STEPS or receiving,
+                custody.amount(d.content.get("quantity")) if receiving else None,
+            )
+        )
     try:
-        if appends is not None:
-            row = await appends.append(single)
+        if len(singles) > 1:
+            rows = await append_together(db, singles)
+        elif appends is not None:
+            rows = {singles[0].event_id: row} if (row := await appends.append(singles[0])) is not None else {}
         else:
-            row = (await append_now(db, [single])).get(d.event_id)
-    except errors.Contention:  # a collision: the general path decides
+            rows = await append_now(db, singles)
+    except errors.Contention:  # a collision, or an event id already taken: the general path decides
         return None
-    if row is None:
+    if len(rows) != len(singles):
         return None
-    return Receipt(d.event_id, d.trace_code, row["seq"], row["hash"], row["prev_hash"], recorded_at)
+    receipts = []
+    for d in drafts:
+        row = rows[d.event_id]
+        receipts.append(Receipt(d.event_id, d.trace_code, row["seq"], row["hash"], row["prev_hash"], recorded_at))
+    return receipts
 
 
 async def _append(

@@ -63,7 +63,10 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
 # dated after that, or whose id is already taken (a replay?): the caller then takes the general
 # path for it, which says why. Nor for one whose head another transaction has locked: the statement
 # never waits (so one busy batch holds up no other event), and the general path waits for that one.
-APPEND_SINGLE = """
+# The custody row is looked up by its key for each event (LATERAL ... LIMIT 1): as a semi-join the
+# planner hashed every custody row of the recording nodes and probed the batches once for each of
+# them (100 events on 1,000 custody rows: 12,500 index scans, 70 ms).
+_APPEND = """
 WITH given AS (
     SELECT *
     FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamptz[],
@@ -73,12 +76,13 @@ WITH given AS (
 ), head AS (
     SELECT h.batch_id, h.seq, h.head_hash, g.*
     FROM given g JOIN batches b ON b.trace_code = g.trace_code JOIN batch_heads h ON h.batch_id = b.id
+         JOIN LATERAL (SELECT 1 FROM batch_custody c
+                       WHERE c.batch_id = b.id AND c.node_id = g.node_id
+                         AND (c.relation = 'holder' OR (c.relation = 'destination' AND g.received IS NOT NULL))
+                       LIMIT 1) held ON true
          LEFT JOIN events o ON o.batch_id = b.id AND o.seq = 1
     WHERE (h.status = 'active' OR NOT g.status_matters OR g.event_time < h.status_since)
       AND (o.event_time IS NULL OR g.event_time >= o.event_time - $13::interval)
-      AND EXISTS (SELECT 1 FROM batch_custody c
-                  WHERE c.batch_id = h.batch_id AND c.node_id = g.node_id
-                    AND (c.relation = 'holder' OR (c.relation = 'destination' AND g.received IS NOT NULL)))
     ORDER BY h.batch_id
     FOR UPDATE OF h SKIP LOCKED
 ), ins AS (
@@ -87,8 +91,9 @@ WITH given AS (
     SELECT event_id, batch_id, seq + 1, head_hash, sha256($12::bytea || head_hash || canonical),
            canonical, biz_step, node_id, device_id, event_time, recorded_at, private
     FROM head
+    {guard}
     ORDER BY batch_id
-    ON CONFLICT (event_id) DO NOTHING
+    {conflict}
     RETURNING event_id, batch_id, seq, prev_hash, hash
 ), moved AS (
     UPDATE batch_heads h SET seq = ins.seq, head_hash = ins.hash FROM ins WHERE h.batch_id = ins.batch_id
@@ -102,6 +107,11 @@ WITH given AS (
 )
 SELECT event_id::text AS event_id, seq, prev_hash, hash FROM ins
 """
+APPEND_SINGLE = _APPEND.format(guard="", conflict="ON CONFLICT (event_id) DO NOTHING")
+# The events of one request, all or none: written only when every one of them passed (else no row comes
+# back and nothing is written), and an event id already taken fails the statement (events_event_id_key,
+# a Contention: database.RACED_KEYS) instead of being passed over.
+APPEND_ALL = _APPEND.format(guard="WHERE (SELECT count(*) FROM head) = cardinality($1::text[])", conflict="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +133,19 @@ class Single:
 
 
 async def append_single(
-    conn: Connection, events: Sequence[Single], chain_tag: bytes, opening_tolerance: timedelta
+    conn: Connection,
+    events: Sequence[Single],
+    chain_tag: bytes,
+    opening_tolerance: timedelta,
+    all_or_none: bool = False,
 ) -> dict[str, Record]:
     """Append single events, each to its own batch's chain, in one autocommitted statement; the rows
     written (seq, prev_hash, hash) by event id. An event missing from the answer is for the general
     path (an unknown batch, a sale or receipt of a held one, an event dated more than
     ``opening_tolerance`` before the batch's opening, a node without custody, an event id already taken,
-    a head another transaction holds)."""
+    a head another transaction holds). ``all_or_none``: every event or none is written (:data:`APPEND_ALL`)."""
     rows = await conn.fetch(
-        APPEND_SINGLE,
+        APPEND_ALL if all_or_none else APPEND_SINGLE,
         [e.trace_code for e in events],
         [e.event_id for e in events],
         [e.canonical for e in events],
