@@ -29,6 +29,9 @@ async def save_state(conn: Connection, name: str, position: int, swept_at: datet
 
 
 # Events in log order with what the rules need about their batch, node and the event before them.
+# The leaves are read through the log's primary key (log_id, leaf_index), one log at a time: filtered on
+# leaf_index alone, the planner sorted every leaf past the position on each pass (the whole log when
+# catching up) and scanned the whole log on every idle poll.
 SELECT_NEW = """
 SELECT l.leaf_index, e.id, e.event_id::text AS event_id, e.batch_id, e.seq, e.biz_step, e.node_id, e.device_id,
        e.event_time, e.recorded_at, e.canonical, n.enterprise_id, n.node_type,
@@ -36,13 +39,19 @@ SELECT l.leaf_index, e.id, e.event_id::text AS event_id, e.batch_id, e.seq, e.bi
        p.category, h.status, h.status_since,
        (SELECT prev.event_time FROM events prev WHERE prev.batch_id = e.batch_id AND prev.seq = e.seq - 1)
            AS prev_time
-FROM log_leaves l
+FROM (
+    SELECT x.leaf_index, x.event_pk FROM logs g CROSS JOIN LATERAL (
+        SELECT leaf_index, event_pk FROM log_leaves WHERE log_id = g.id AND leaf_index > $1
+        ORDER BY leaf_index LIMIT $2
+    ) x
+    ORDER BY x.leaf_index LIMIT $2
+) l
 JOIN events e ON e.id = l.event_pk
 JOIN nodes n ON n.id = e.node_id
 JOIN batches b ON b.id = e.batch_id
 JOIN products p ON p.id = b.product_id
 JOIN batch_heads h ON h.batch_id = e.batch_id
-WHERE l.leaf_index > $1 ORDER BY l.leaf_index LIMIT $2
+ORDER BY l.leaf_index
 """
 
 
