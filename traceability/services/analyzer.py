@@ -16,6 +16,7 @@ from the receipt's side: the sale is judged once, on the source's chain.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -78,8 +79,66 @@ def _cut_from(content: dict[str, Any]) -> bool:
     return "soldFrom" in content or (isinstance(attrs, dict) and "soldFrom" in attrs)
 
 
-async def analyze(db: Database, now: datetime | None = None, conn: Connection | None = None) -> int:
-    """Analyze the next events in log order; returns how many were looked at.
+@dataclass(slots=True)
+class _Pass:
+    """What one pass over a batch of events reads up front (one query per kind of lookup, never one per
+    event) and what it carries from event to event: stock per (batch, node), drug serials claimed so far."""
+
+    stock: dict[tuple[int, int], list[Any]]
+    touched: dict[tuple[int, int], list[Any]] = field(default_factory=dict)
+    nodes: dict[int, set[int]] = field(default_factory=dict)  # the nodes each batch has a stock row at
+    found: list[tuple[Any, ...]] = field(default_factory=list)
+    claimed: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)  # serial: (event, node names)
+    upstream: dict[int, list[Record]] | None = None  # receiving batch: violations upstream; None: there are none
+    openings: dict[int, bytes] = field(default_factory=dict)  # dairy batch: its opening's canonical bytes
+
+
+def _serials(content: dict[str, Any]) -> list[str]:
+    attrs = content.get("attributes", {})
+    return [s for s in [attrs.get("serial"), *attrs.get("serials", [])] if isinstance(s, str)]
+
+
+def _readings(content: dict[str, Any]) -> Any:
+    return (content.get("attributes") or {}).get("temperatures")
+
+
+async def _prepare(conn: Connection, events: list[Record], contents: list[dict[str, Any]]) -> _Pass:
+    """The pass's lookups, each one query for the whole batch of events."""
+    state = _Pass(await analysis_repo.stock(conn, [(e["batch_id"], e["node_id"]) for e in events]))
+    for batch_id, node_id in state.stock:
+        state.nodes.setdefault(batch_id, set()).add(node_id)
+    # Drug serials are claimed first, each by the first event in the pass that dispenses it: only those
+    # claimed before this pass (a package dispensed twice, rare) need looking up.
+    first: dict[str, tuple[str, int, str, int]] = {}
+    for e, c in zip(events, contents, strict=True):
+        if e["biz_step"] == "dispensing" and not _appended_by_ledger(e, c):
+            for s in _serials(c):
+                first.setdefault(s, (s, e["batch_id"], e["event_id"], e["node_id"]))
+    if first:
+        recorded = await analysis_repo.claim_serials(conn, list(first.values()))
+        if before := [s for s in first if s not in recorded]:
+            for r in await analysis_repo.dispensed(conn, before):
+                state.claimed[r["serial"]] = (r["dispensed_by"], r["node"], r["node_en"])
+    if await farm_repo.any_violations(conn):
+        received = {e["batch_id"] for e in events if _receipt_by_device(e)}
+        state.upstream = await analysis_repo.violations_upstream(conn, sorted(received)) if received else {}
+    warm = {e["batch_id"] for e, c in zip(events, contents, strict=True) if e["category"] == "dairy" and _readings(c)}
+    if warm:
+        state.openings = await analysis_repo.opening_canonicals(conn, sorted(warm))
+    return state
+
+
+def _appended_by_ledger(e: Record, content: dict[str, Any]) -> bool:
+    """A hold or recall the ledger itself appended (an enterprise's own capture names its credential)."""
+    return e["device_id"] is None and "credential" not in content
+
+
+def _receipt_by_device(e: Record) -> bool:
+    return e["device_id"] is not None and e["seq"] != 1 and e["biz_step"] == "receiving"
+
+
+async def analyze(db: Database, now: datetime | None = None, conn: Connection | None = None, limit: int = BATCH) -> int:
+    """Analyze the next events (at most ``limit``) in log order; returns how many were looked at.
 
     ``conn``: the analyzer's own connection (the one holding its lock), else a pooled one.
     """
@@ -87,22 +146,20 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
 
     async def work(conn: Connection) -> tuple[int, int]:
         state = await analysis_repo.lock_state(conn, NAME)
-        events = await analysis_repo.new_events(conn, state["position"], BATCH)
+        events = await analysis_repo.new_events(conn, state["position"], limit)
         found: list[tuple[Any, ...]] = []
-        stock = await analysis_repo.stock(conn, [(e["batch_id"], e["node_id"]) for e in events]) if events else {}
-        touched: dict[tuple[int, int], list[Any]] = {}
-        nodes: dict[int, set[int]] = {}  # the nodes each batch has a stock row at, for lookups by batch
-        for batch_id, node_id in stock:
-            nodes.setdefault(batch_id, set()).add(node_id)
-        upstream = await farm_repo.any_violations(conn) if events else False
-        for e in events:
-            await _rules(conn, e, stock, touched, nodes, found)
-            if upstream:
-                await _interval_rules(conn, e, found)
-            if e["category"] == "dairy":
-                await _cold_chain(conn, e, found)
-        if touched:
-            await analysis_repo.save_stock(conn, {k: [v[0], v[1], v[2]] for k, v in touched.items()})
+        if events:
+            contents = [canonical.decode(e["canonical"]) for e in events]
+            run = await _prepare(conn, events, contents)
+            found = run.found
+            for e, content in zip(events, contents, strict=True):
+                await _rules(conn, e, content, run)
+                if run.upstream is not None:
+                    _interval_rules(e, content, run)
+                if e["category"] == "dairy":
+                    _cold_chain(e, content, run)
+            if run.touched:
+                await analysis_repo.save_stock(conn, {k: [v[0], v[1], v[2]] for k, v in run.touched.items()})
         swept = None
         if state["swept_at"] is None or now - state["swept_at"] > SWEEP_EVERY:
             for d in await analysis_repo.dormant(conn, now.date()):
@@ -121,8 +178,9 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
                 )
             swept = now
         await analysis_repo.insert_anomalies(conn, found)
-        position = events[-1]["leaf_index"] if events else state["position"]
-        await analysis_repo.save_state(conn, NAME, position, swept)
+        if events or swept is not None:
+            position = events[-1]["leaf_index"] if events else state["position"]
+            await analysis_repo.save_state(conn, NAME, position, swept)
         return len(events), len(found)
 
     looked, flagged = await db.transaction(work, conn=conn)
@@ -131,23 +189,16 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
     return looked
 
 
-async def _rules(
-    conn: Connection,
-    e: Record,
-    stock: dict[tuple[int, int], list[Any]],
-    touched: dict[tuple[int, int], list[Any]],
-    nodes: dict[int, set[int]],
-    found: list[tuple[Any, ...]],
-) -> None:
-    content = canonical.decode(e["canonical"])
+async def _rules(conn: Connection, e: Record, content: dict[str, Any], run: _Pass) -> None:
     step, batch, node = e["biz_step"], e["batch_id"], e["node_id"]
+    found, stock, touched, nodes = run.found, run.stock, run.touched, run.nodes
 
     def flag(kind: str, detail: str, **facts: Any) -> None:
         facts.setdefault("step", step)
         found.append((kind, batch, e["event_id"], node, e["enterprise_id"], detail, e["event_time"], facts))
 
-    if e["device_id"] is None and "credential" not in content:
-        return  # holds and recalls the ledger itself appended (an enterprise's own capture names its credential)
+    if _appended_by_ledger(e, content):
+        return
     key = (batch, node)
     row = touched.get(key) or (stock.get(key) and [*stock[key], None])
     batch_qty = Decimal(e["batch_quantity"])
@@ -220,19 +271,22 @@ async def _rules(
                 status=e["status"],
             )
     if step == "dispensing":
-        attrs = content.get("attributes", {})
-        serials = [s for s in [attrs.get("serial"), *attrs.get("serials", [])] if isinstance(s, str)]
-        if serials:
-            for dup in await analysis_repo.claim_serials(conn, serials, batch, e["event_id"], node):
-                flag(
-                    "drug_serial_dispensed_twice",
-                    f"serial {dup['serial']} was already dispensed at {dup['node']} "
-                    f"(event {dup['dispensed_by']}): a returned or diverted package (回流药)",
-                    serial=dup["serial"],
-                    other_node=dup["node"],
-                    other_node_en=dup["node_en"],
-                    other_event=dup["dispensed_by"],
-                )
+        serials = _serials(content)
+        # Each serial already dispensed (before this pass or earlier in it), in serial order.
+        for serial in sorted({s for s in serials if s in run.claimed}):
+            dispensed_by, other, other_en = run.claimed[serial]
+            flag(
+                "drug_serial_dispensed_twice",
+                f"serial {serial} was already dispensed at {other} "
+                f"(event {dispensed_by}): a returned or diverted package (回流药)",
+                serial=serial,
+                other_node=other,
+                other_node_en=other_en,
+                other_event=dispensed_by,
+            )
+        for serial in serials:
+            if serial not in run.claimed:  # the first dispensing keeps the serial (recorded by _prepare)
+                run.claimed[serial] = (e["event_id"], e["node_name"], e["node_name_en"])
     if content.get("type") == "AggregationEvent":
         if content["action"] == "ADD":
             await analysis_repo.pack(conn, content["childEPCs"], content["parentID"], batch, e["event_id"])
@@ -242,13 +296,13 @@ async def _rules(
         flag("out_of_time_order", "recorded with a time earlier than the batch's previous event")
 
 
-async def _interval_rules(conn: Connection, e: Record, found: list[tuple[Any, ...]]) -> None:
+def _interval_rules(e: Record, content: dict[str, Any], run: _Pass) -> None:
     """A batch opened inside a safety interval: flagged at the farm, and at every node that receives it or
     anything made from it (the slaughterhouse, the wholesale market), so each sees it in its anomalies."""
     if e["device_id"] is None or (e["seq"] != 1 and e["biz_step"] != "receiving"):
         return
     if e["seq"] == 1:
-        production = canonical.decode(e["canonical"]).get("production") or {}
+        production = content.get("production") or {}
         inside = production.get("insideIntervals") or []
         if inside:
             first = inside[0]
@@ -257,7 +311,7 @@ async def _interval_rules(conn: Connection, e: Record, found: list[tuple[Any, ..
                 f"{first.get('product')} ({first.get('registrationNo') or '-'}) applied on {first.get('appliedOn')}, "
                 f"allowed from {first.get('safeFrom')}; the farm insisted"
             )
-            found.append(
+            run.found.append(
                 (
                     "opened_inside_interval",
                     e["batch_id"],
@@ -276,14 +330,14 @@ async def _interval_rules(conn: Connection, e: Record, found: list[tuple[Any, ..
                 )
             )
         return
-    for v in await farm_repo.violations_upstream(conn, e["batch_id"]):
+    for v in (run.upstream or {}).get(e["batch_id"], ()):
         first = v["inputs"][0] if v["inputs"] else {}
         detail = (
             f"batch {v['trace_code']} from {v['farm']} ({v['farm_code']}) was opened on {v['opened_on']} inside the "
             f"interval of {first.get('product')} (allowed from {first.get('safeFrom')}); "
             f"the farm's reason: {v['reason']}"
         )
-        found.append(
+        run.found.append(
             (
                 "received_inside_interval",
                 e["batch_id"],
@@ -304,19 +358,19 @@ async def _interval_rules(conn: Connection, e: Record, found: list[tuple[Any, ..
         )
 
 
-async def _cold_chain(conn: Connection, e: Record, found: list[tuple[Any, ...]]) -> None:
+def _cold_chain(e: Record, content: dict[str, Any], run: _Pass) -> None:
     """A dairy batch's cold-chain reading above its storage limit (raw milk 4 °C, pasteurised 6 °C)."""
-    readings = (canonical.decode(e["canonical"]).get("attributes") or {}).get("temperatures")
+    readings = _readings(content)
     if not readings:
         return
-    opening = await farm_repo.opening_canonical(conn, e["batch_id"])
+    opening = run.openings.get(e["batch_id"])
     attrs = (canonical.decode(opening).get("attributes") or {}) if opening is not None else {}
     limit = dairy.storage_limit(attrs)
     warm = dairy.breaches(readings, limit) if limit is not None else []
     if not warm:
         return
     worst = max(warm, key=lambda r: Decimal(r["celsius"]))
-    found.append(
+    run.found.append(
         (
             "cold_chain_breach",
             e["batch_id"],

@@ -15,6 +15,10 @@ STATE = "SELECT position, swept_at FROM analyzer_state WHERE name = $1 FOR UPDAT
 
 
 async def lock_state(conn: Connection, name: str) -> Record:
+    """The analyzer's position, row-locked for the pass; created at -1 (nothing read) the first time."""
+    row: Record | None = await conn.fetchrow(STATE, name)
+    if row is not None:
+        return row
     await conn.execute("INSERT INTO analyzer_state (name, position) VALUES ($1, -1) ON CONFLICT DO NOTHING", name)
     return await fetch_one(conn, STATE, name)
 
@@ -34,7 +38,8 @@ async def save_state(conn: Connection, name: str, position: int, swept_at: datet
 # catching up) and scanned the whole log on every idle poll.
 SELECT_NEW = """
 SELECT l.leaf_index, e.id, e.event_id::text AS event_id, e.batch_id, e.seq, e.biz_step, e.node_id, e.device_id,
-       e.event_time, e.recorded_at, e.canonical, n.enterprise_id, n.node_type,
+       e.event_time, e.recorded_at, e.canonical, n.enterprise_id, n.node_type, n.name_zh AS node_name,
+       n.name_en AS node_name_en,
        b.quantity AS batch_quantity, b.uom AS batch_uom, b.expires_on, b.node_id AS issuing_node,
        p.category, h.status, h.status_since,
        (SELECT prev.event_time FROM events prev WHERE prev.batch_id = e.batch_id AND prev.seq = e.seq - 1)
@@ -107,25 +112,63 @@ async def insert_anomalies(conn: Connection, rows: Sequence[tuple[Any, ...]]) ->
         await conn.execute(INSERT_ANOMALIES, *cols)
 
 
-async def claim_serials(
-    conn: Connection, serials: Sequence[str], batch_id: int, event_id: str, node_id: int
-) -> list[Record]:
-    """Record dispensed drug serials; returns the ones dispensed before (with where)."""
-    before = await conn.fetch(
-        "SELECT d.serial, d.dispensed_by::text AS dispensed_by, n.name_zh AS node, n.name_en AS node_en "
-        "FROM drug_serials d "
-        "JOIN nodes n ON n.id = d.node_id WHERE d.serial = ANY($1::text[])",
-        list(serials),
-    )
-    await conn.execute(
+async def claim_serials(conn: Connection, claims: Sequence[tuple[str, int, str, int]]) -> set[str]:
+    """Record dispensed drug serials, (serial, batch_id, event_id, node_id) each; a serial keeps its first
+    dispensing. Returns the serials recorded now (the others were dispensed before)."""
+    rows = await conn.fetch(
         "INSERT INTO drug_serials (serial, batch_id, dispensed_by, node_id) "
-        "SELECT s, $2, $3, $4 FROM unnest($1::text[]) AS s ON CONFLICT DO NOTHING",
-        list(serials),
-        batch_id,
-        event_id,
-        node_id,
+        "SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::bigint[]) ON CONFLICT DO NOTHING "
+        "RETURNING serial",
+        *[list(col) for col in zip(*claims, strict=True)],
     )
-    return list(before)
+    return {r["serial"] for r in rows}
+
+
+async def dispensed(conn: Connection, serials: Sequence[str]) -> list[Record]:
+    """The drug serials among ``serials`` dispensed already, with the event and the node that dispensed each."""
+    return list(
+        await conn.fetch(
+            "SELECT d.serial, d.dispensed_by::text AS dispensed_by, n.name_zh AS node, n.name_en AS node_en "
+            "FROM drug_serials d JOIN nodes n ON n.id = d.node_id WHERE d.serial = ANY($1::text[])",
+            list(serials),
+        )
+    )
+
+
+# Batches opened inside a safety interval among each given batch and everything it was made from (at most
+# 20 for each, by trace code).
+VIOLATIONS_UPSTREAM = """
+WITH RECURSIVE up(origin, id) AS (
+    SELECT b, b FROM unnest($1::bigint[]) AS b
+    UNION
+    SELECT up.origin, l.parent_id FROM batch_links l JOIN up ON l.child_id = up.id
+)
+SELECT origin, trace_code, reason, inputs, opened_on, farm, farm_code FROM (
+    SELECT up.origin, b.trace_code, v.reason, v.inputs, v.opened_on, n.name_zh AS farm, n.code AS farm_code,
+           row_number() OVER (PARTITION BY up.origin ORDER BY b.trace_code) AS k
+    FROM up JOIN interval_violations v ON v.batch_id = up.id
+    JOIN batches b ON b.id = v.batch_id
+    JOIN nodes n ON n.id = b.node_id
+) x
+WHERE k <= 20
+ORDER BY origin, trace_code
+"""
+
+
+async def violations_upstream(conn: Connection, batch_ids: Sequence[int]) -> dict[int, list[Record]]:
+    """For each batch, the batches opened inside a safety interval among it and what it was made from."""
+    found: dict[int, list[Record]] = {}
+    for r in await conn.fetch(VIOLATIONS_UPSTREAM, list(batch_ids)):
+        found.setdefault(r["origin"], []).append(r)
+    return found
+
+
+async def opening_canonicals(conn: Connection, batch_ids: Sequence[int]) -> dict[int, bytes]:
+    """The canonical bytes of each batch's opening event (its key data: a dairy batch's heat treatment)."""
+    rows = await conn.fetch(
+        "SELECT batch_id, canonical FROM events WHERE batch_id = ANY($1::bigint[]) AND seq = 1", list(batch_ids)
+    )
+    return {r["batch_id"]: r["canonical"] for r in rows}
 
 
 # Attributed to the node that last became a holder (where the goods sit), not to the one that opened the batch.

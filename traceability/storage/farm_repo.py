@@ -169,35 +169,9 @@ async def insert_violation(
     )
 
 
-VIOLATIONS_UPSTREAM = """
-WITH RECURSIVE up(id) AS (
-    SELECT $1::bigint
-    UNION
-    SELECT l.parent_id FROM batch_links l JOIN up ON l.child_id = up.id
-)
-SELECT b.trace_code, v.reason, v.inputs, v.opened_on, n.name_zh AS farm, n.code AS farm_code
-FROM up JOIN interval_violations v ON v.batch_id = up.id
-JOIN batches b ON b.id = v.batch_id
-JOIN nodes n ON n.id = b.node_id
-ORDER BY b.trace_code
-LIMIT 20
-"""
-
-
-async def violations_upstream(conn: Connection, batch_id: int) -> list[Record]:
-    """Batches opened inside a safety interval among this batch and everything it was made from."""
-    return list(await conn.fetch(VIOLATIONS_UPSTREAM, batch_id))
-
-
 async def any_violations(conn: Connection) -> bool:
     """Whether any batch was ever opened inside an interval (the analyzer skips the lookups otherwise)."""
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM interval_violations)"))
-
-
-async def opening_canonical(conn: Connection, batch_id: int) -> bytes | None:
-    """The canonical bytes of a batch's opening event (its key data: a dairy batch's heat treatment)."""
-    value: bytes | None = await conn.fetchval("SELECT canonical FROM events WHERE batch_id = $1 AND seq = 1", batch_id)
-    return value
 
 
 async def open_interval(conn: Connection, node_id: int, day: date) -> Record | None:
