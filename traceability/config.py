@@ -123,6 +123,10 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     max_events_per_request: int = 1000
     pool_size: int = 16
+    view_cache_mb: int = 16
+    """Memory for batch views kept by chain head (``TRACE_VIEW_CACHE_MB``), least recently used out first."""
+    rendered_cache_mb: int = 16
+    """Memory for answers kept rendered, plain and gzip (``TRACE_RENDERED_CACHE_MB``), likewise."""
     runtime_role: str = "traceability_runtime"
     schema_dir: Path = ROOT / "schema"
     admin_token_file: Path | None = None
@@ -195,6 +199,8 @@ class Settings:
             "max_body_bytes": _int(env, "TRACE_MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 1 << 30),
             "max_events_per_request": _int(env, "TRACE_MAX_EVENTS_PER_REQUEST", 1000, 1, 100_000),
             "pool_size": _int(env, "TRACE_DB_POOL_SIZE", 16, 2, 500),
+            "view_cache_mb": _int(env, "TRACE_VIEW_CACHE_MB", 16, 0, 4096),
+            "rendered_cache_mb": _int(env, "TRACE_RENDERED_CACHE_MB", 16, 0, 4096),
             "runtime_role": env.get("TRACE_DB_RUNTIME_ROLE", "traceability_runtime"),
             "admin_token_file": Path(p) if (p := env.get("TRACE_ADMIN_TOKEN_FILE")) else None,
             "signing_key_file": Path(p) if (p := env.get("TRACE_SIGNING_KEY_FILE")) else None,

@@ -121,9 +121,9 @@ def create_app(settings: Settings, *, background_work: bool = True) -> web.Appli
     app[SETTINGS] = settings
     app[FEDERATION] = federation.load(settings.federation_file)
     app[PRINCIPALS] = PrincipalCache()
-    app[VIEWS] = ViewCache()
+    app[VIEWS] = ViewCache(settings.view_cache_mb << 20)
     app[PAGES] = PageCache()
-    app[RENDERED] = compression.Rendered()
+    app[RENDERED] = compression.Rendered(settings.rendered_cache_mb << 20)
     app[LIMITS] = Limits.of(settings.capture_rate, settings.capture_burst)
     app[ACCESS] = AccessLog()
     app.on_response_prepare.append(security_headers)

@@ -25,8 +25,10 @@ MIN_SIZE = 1024
 """Smaller answers are sent as they are: below a packet or two, gzip saves nothing worth its time."""
 LEVEL = 6
 COMPRESSIBLE = ("text/html", "text/css", "text/plain", "application/javascript", "text/javascript", "application/json")
-RENDERED = 512
-"""Rendered pages kept at most (a demo page is 20-80 KB, a fifth of that compressed)."""
+RENDERED = 16 << 20
+"""Bytes of rendered pages kept, plain and gzip (a demo page is 20-80 KB, a fifth of that compressed)."""
+KEPT_COST = 400
+"""Bytes a kept answer costs besides its bodies: the object, its headers, its key and place in the cache."""
 
 PLAIN = web.ResponseKey("compression.plain", bool)
 """Set ``response[PLAIN] = True`` on an answer that is not worth its gzip time: mostly hex hashes (an event's
@@ -106,10 +108,13 @@ class Kept:
 
 
 class Rendered:
-    """Rendered answers by key, least recently used dropped past ``size``."""
+    """Rendered answers by key, least recently used dropped past ``budget`` bytes (bodies and their keeping):
+    bounded by memory, not by a count, since an answer's size depends on the batch (a carcass cut into
+    hundreds of parts lists them all)."""
 
-    def __init__(self, size: int = RENDERED) -> None:
-        self.size = size
+    def __init__(self, budget: int = RENDERED) -> None:
+        self.budget = budget
+        self.used = 0
         self._kept: OrderedDict[object, Kept] = OrderedDict()
 
     def get(self, key: object) -> Kept | None:
@@ -119,13 +124,21 @@ class Rendered:
         return found
 
     def put(self, key: object, kept: Kept) -> None:
+        old = self._kept.pop(key, None)
+        if old is not None:
+            self.used -= _cost(old)
         self._kept[key] = kept
-        self._kept.move_to_end(key)
-        while len(self._kept) > self.size:
-            self._kept.popitem(last=False)
+        self.used += _cost(kept)
+        while self.used > self.budget and self._kept:
+            self.used -= _cost(self._kept.popitem(last=False)[1])
 
     def clear(self) -> None:
         self._kept.clear()
+        self.used = 0
+
+
+def _cost(kept: Kept) -> int:
+    return len(kept.body) + len(kept.gz) + KEPT_COST
 
 
 @dataclass(frozen=True, slots=True)
