@@ -243,12 +243,11 @@ async def test_whole_ranges_hold_at_once_until_a_byte_changes(
             heads = {r["id"]: r for r in await audit_repo.heads_in(conn, 0, 2**62)}
             ranges = audit_bulk.batch_ranges(heads, 0, 2**62, 2)
             assert len(ranges) == 3  # one batch each
-            chains = [
-                audit_bulk.chains_hold(bundle, [heads[k] for k in audit_bulk.heads_between(sorted(heads), lo, hi)])
-                async for (lo, hi), bundle in audit_parts._along(
-                    ranges, audit_repo.chain_bundles(conn, ranges, chain.CHAIN_TAG)
-                )
-            ]
+            chains = []
+            for lo, hi in ranges:
+                walk = audit_bulk.ChainWalk([heads[k] for k in audit_bulk.heads_between(sorted(heads), lo, hi)])
+                await audit_repo.copy_chains(conn, lo, hi, chain.CHAIN_TAG, walk.feed)
+                chains.append(walk.holds())
             leaves = [
                 audit_bulk.leaves_hold(bundle, b"\x00")
                 async for bundle in audit_repo.leaf_event_bundles(conn, [(0, 2**62)], b"\x00")
@@ -275,6 +274,10 @@ async def test_whole_ranges_hold_at_once_until_a_byte_changes(
     assert faults == [f"chain batch {codes[2]} seq 2: prev_hash does not match the previous event's hash"]
     await tamper(superuser, "UPDATE log_leaves SET leaf_hash = $1 WHERE leaf_index = 3", b"\x07" * 32)
     assert await holding() == (False, False)
+    # A sealed event whose opening is gone: its range no longer holds at once, and the row-by-row check names it.
+    await tamper(superuser, "UPDATE events SET private = NULL WHERE private IS NOT NULL")
+    _, faults = await run_verify(db_url)
+    assert f"chain batch {codes[0]} seq 6: the sealed commercial details do not match their seal" in faults
 
 
 async def test_a_long_chain_is_read_row_by_row(

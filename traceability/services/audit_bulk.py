@@ -1,28 +1,28 @@
-"""The fast way through an audit part: many rows checked at once, from one row of concatenated columns.
+"""The fast way through an audit part: whole ranges of rows checked at once.
 
-A bundle (:mod:`traceability.storage.audit_repo`) stands for a range of rows: each column of theirs
-concatenated in order, so that this process makes no object per row and every comparison is one
-comparison of two byte strings. Each check here says only whether the whole range holds; when it does
-not, the caller checks that range row by row (:mod:`traceability.services.audit_parts`), which names
-the exact batch and seq, or leaf index. The database only hands over stored bytes: every hash is
-computed and every comparison made here.
+Chains are streamed from PostgreSQL as binary COPY rows (:mod:`traceability.storage.audit_repo`) and
+checked in one tight loop as they arrive (:class:`ChainWalk`); leaves come as bundles, one row of
+concatenated columns standing for many rows, so that every comparison is one comparison of two byte
+strings. Each check here says only whether the whole range holds; when it does not, the caller checks
+that range row by row (:mod:`traceability.services.audit_parts`), which names the exact batch and seq,
+or leaf index. The database only hands over stored bytes: every hash is computed and every comparison
+made here.
 """
 
 from __future__ import annotations
 
+import struct
 import sys
 from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping, Sequence
 from hashlib import sha256
-from itertools import accumulate, pairwise
 
 from traceability.ledger import canonical, chain, sealed
 from traceability.storage.database import Record
 
 HASH = 32
 SEALED = b'"sealed":'  # canonical bytes that carry a seal, whose opening the row-by-row check compares
-_seqs = b""  # 1, 2, 3, ... as 4-byte big-endian integers, grown as needed
 
 
 def _big_endian(data: bytes, code: str) -> array[int]:
@@ -31,17 +31,6 @@ def _big_endian(data: bytes, code: str) -> array[int]:
     if sys.byteorder == "little":
         values.byteswap()
     return values
-
-
-def _counting(n: int) -> bytes:
-    """1 .. n as 4-byte big-endian integers (PostgreSQL's int4send), concatenated."""
-    global _seqs
-    if len(_seqs) < 4 * n:
-        values = array("i", range(1, 2 * n + 1))
-        if sys.byteorder == "little":
-            values.byteswap()
-        _seqs = values.tobytes()
-    return _seqs[: 4 * n]
 
 
 def indexes(first: int, n: int) -> bytes:
@@ -83,72 +72,139 @@ def seal_holds(data: bytes, private: bytes | None) -> bool:
     return isinstance(seal, str) and private is not None and sealed.matches(seal, private)
 
 
-def events_between(heads: Mapping[int, Record], ordered: Sequence[int], lo: int, hi: int) -> int:
-    """How many events the heads of batches ``lo <= id < hi`` say they have."""
-    return sum(heads[k]["seq"] or 0 for k in heads_between(ordered, lo, hi))
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY's signature, no flags, no header extension
+COPY_TRAILER = b"\xff\xff"
+# A row of ``audit_repo.CHAIN_COPY``: its field count, then each field's length and value; the last field's
+# value (the linked bytes and the opening) follows.
+_ROW = struct.Struct(">hiqiii32si32siii?i")
+_FIXED = (7, 8, 4, 32, 32, 4, 1)  # the field count and the lengths of the fixed-size fields
 
 
-def chains_hold(bundle: Record, heads: Sequence[Record], tag: bytes = chain.CHAIN_TAG) -> bool:
-    """Whether the events of a bundle are exactly the chains of these batch heads: for each batch in id
-    order, seqs 1 .. its head's seq, each linking to the one before (the first to its genesis or, for a
-    batch received from another ledger, to where its chain starts here), each hash that of its link's
-    bytes (``tag || prev || canonical``), the last one the head's hash; and every event that carries a seal
-    or an opening, the one matching the other."""
-    n = bundle["events"]
-    if any(h["seq"] is None for h in heads) or n != sum(h["seq"] for h in heads):
-        return False
-    if n == 0:
+class ChainWalk:
+    """Whether the events of a range of batches, streamed in chain order as binary COPY rows (see
+    ``audit_repo.CHAIN_COPY``), are exactly the chains of these batch heads: for each batch in id order,
+    seqs 1 .. its head's seq, each linking to the one before (the first to its genesis or, for a batch
+    received from another ledger, to where its chain starts here), each hash that of its link's bytes
+    (``tag || prev || canonical``), the last one the head's hash; and every event that carries a seal or
+    an opening, the one matching the other. Checked row by row as the data arrives (``feed``), so nothing
+    is held but what PostgreSQL sent last; after the last row, ``holds()`` says whether the whole range held.
+    """
+
+    def __init__(self, heads: Sequence[Record], tag: bytes = chain.CHAIN_TAG) -> None:
+        self.ok = all(h["seq"] is not None for h in heads)
+        self.heads: Iterator[Record] = iter([h for h in heads if h["seq"]])
+        self.head: Record | None = None
+        self.skip = len(tag) + HASH  # the tag and prev hash before the canonical bytes
+        self.seq = 0  # the seq and prev hash the next row must have
+        self.prev = b""
+        self.events = 0
+        self.batches = 0
+        self.unnamed = 0
+        self.started = False
+        self.rest = b""
+
+    def _next_batch(self, batch: int) -> bool:
+        """Close the current batch at its head and open ``batch``, which must be the next head's."""
+        if self.head is not None and (self.seq - 1 != self.head["seq"] or self.prev != self.head["head_hash"]):
+            return False
+        self.head = head = next(self.heads, None)
+        if head is None or head["id"] != batch:
+            return False
+        self.seq, self.prev = 1, head["chain_start"] or chain.genesis(head["trace_code"])
+        self.batches += 1
         return True
-    linked: bytes = bundle["linked"]
-    hashes: bytes = bundle["hashes"]
-    if len(hashes) != HASH * n:
-        return False
-    ids: list[bytes] = []
-    seqs: list[bytes] = []
-    prevs: list[bytes] = []
-    starts: dict[bytes, tuple[int, int]] = {}  # batch id (8 bytes) -> (index of its first event, its last seq)
-    at = 0
-    for head in heads:
-        seq = head["seq"]
-        if not seq:
-            continue
-        ids.append(key := head["id"].to_bytes(8, "big"))
-        ids[-1] *= seq
-        starts[key] = (at, seq)
-        seqs.append(_counting(seq))
-        prevs += (head["chain_start"] or chain.genesis(head["trace_code"]), hashes[HASH * at : HASH * (at + seq - 1)])
-        at += seq
-        if hashes[HASH * (at - 1) : HASH * at] != head["head_hash"]:
-            return False
-    if b"".join(ids) != bundle["batch_ids"] or b"".join(seqs) != bundle["seqs"] or b"".join(prevs) != bundle["prevs"]:
-        return False
-    offsets = list(accumulate(_big_endian(bundle["lengths"], "i"), initial=0))
-    view = memoryview(linked)
-    sha = sha256
-    if b"".join([sha(view[a:b]).digest() for a, b in pairwise(offsets)]) != hashes:
-        return False
-    return _seals_hold(bundle, linked, offsets, starts, len(tag) + HASH)
 
+    async def feed(self, data: bytes) -> None:
+        """Check the next rows (an ``output`` for asyncpg's ``copy_from_query``)."""
+        if not self.ok:
+            return
+        if self.rest:
+            data, self.rest = self.rest + data, b""
+        pos = 0
+        if not self.started:
+            if len(data) < len(COPY_HEADER):
+                self.rest = data
+                return
+            if not data.startswith(COPY_HEADER):
+                self.ok = False
+                return
+            pos, self.started = len(COPY_HEADER), True
+        view = memoryview(data)
+        end = len(data)
+        unpack, width, fixed, skip, sha = _ROW.unpack_from, _ROW.size, _FIXED, self.skip, sha256
+        seq_next, prev_next, events = self.seq, self.prev, self.events
+        current = -1 if self.head is None else self.head["id"]
+        first = pos
+        while pos + width <= end:
+            nf, l1, batch, l2, seq, l3, stored, l4, prev, l5, opening, l6, unnamed, size = unpack(data, pos)
+            start = pos + width
+            stop = start + size
+            if stop > end:
+                break
+            if (nf, l1, l2, l3, l4, l5, l6) != fixed or size < skip:
+                self.ok = False
+                return
+            if batch != current:
+                self.seq, self.prev = seq_next, prev_next
+                if not self._next_batch(batch):
+                    self.ok = False
+                    return
+                current, seq_next, prev_next = batch, self.seq, self.prev
+            if opening < 0:
+                if seq != seq_next or prev != prev_next or sha(view[start:stop]).digest() != stored:
+                    self.ok = False
+                    return
+            elif not self._opened(data, start, stop, opening, stored) or seq != seq_next or prev != prev_next:
+                self.ok = False
+                return
+            if unnamed:
+                self.unnamed += 1
+            prev_next = stored
+            seq_next += 1
+            events += 1
+            pos = stop
+        if not self._seals_in(data, first, pos):
+            self.ok = False
+            return
+        self.seq, self.prev, self.events = seq_next, prev_next, events
+        self.rest = data[pos:]
 
-def _seals_hold(
-    bundle: Record, linked: bytes, offsets: list[int], starts: dict[bytes, tuple[int, int]], skip: int
-) -> bool:
-    """Every event whose canonical bytes hold a seal, and every event with an opening, has both, matching.
-    Events are found by index: sealed ones by searching the bundle's bytes, opened ones by batch and seq."""
-    openings: dict[int, bytes] = {}
-    for opening in bundle["openings"] or ():
-        batch, seq = opening[:8], int.from_bytes(opening[8:12], "big")
-        first, last = starts.get(batch, (0, 0))
-        if not 1 <= seq <= last:
+    def _opened(self, data: bytes, start: int, stop: int, opening: int, stored: bytes) -> bool:
+        """A row with an opening: its link's bytes end where the opening starts, and it matches the seal."""
+        end = stop - opening
+        return (
+            end - start >= self.skip
+            and sha256(data[start:end]).digest() == stored
+            and seal_holds(data[start + self.skip : end], data[end:stop])
+        )
+
+    def _seals_in(self, data: bytes, first: int, last: int) -> bool:
+        """Every row in ``data[first:last]`` whose canonical bytes carry a seal has a matching opening (those
+        with an opening were checked as they came)."""
+        found = data.find(SEALED, first, last)
+        while found >= 0:  # rare: find the row it is in by walking the rows from the first
+            pos = first
+            while True:
+                *_, opening, _, _, size = _ROW.unpack_from(data, pos)
+                stop = pos + _ROW.size + size
+                if stop > found:
+                    break
+                pos = stop
+            canonical = data[pos + _ROW.size + self.skip : stop - opening if opening > 0 else stop]
+            if SEALED in canonical and opening < 0 and not seal_holds(canonical, None):
+                return False
+            first = stop
+            found = data.find(SEALED, first, last)
+        return True
+
+    def holds(self) -> bool:
+        """Whether every row came, each held, and every head was reached."""
+        if not (self.ok and self.started and self.rest == COPY_TRAILER):
             return False
-        openings[first + seq - 1] = opening[12:]
-    todo = set(openings)
-    found = linked.find(SEALED)
-    while found >= 0:  # a match in a link's tag or prev hash costs only a needless check
-        i = bisect_right(offsets, found) - 1
-        todo.add(i)
-        found = linked.find(SEALED, offsets[i + 1])
-    return all(seal_holds(linked[offsets[i] + skip : offsets[i + 1]], openings.get(i)) for i in todo)
+        head = self.head
+        if head is not None and (self.seq - 1 != head["seq"] or self.prev != head["head_hash"]):
+            return False
+        return next(self.heads, None) is None
 
 
 def leaves_hold(bundle: Record, prefix: bytes) -> bool:

@@ -49,6 +49,16 @@ def _ranges(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
     return [(a, min(a + step, hi)) for a in range(lo, hi, step)]
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a server process that has imported the audit once (each spawned worker would
+    import it again); spawned where there is no fork."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["traceability.services.audit_parts"])
+    return context
+
+
 async def plan(conn: Connection, chains: bool, logs: bool, trusted_key: str | None, workers: int) -> list[Part]:
     """The parts of an audit: each log's tree, the leaves by ranges of event keys, the chains by ranges of
     batches; enough of them that every worker stays busy while the long ones finish."""
@@ -90,7 +100,7 @@ async def verify_ledger(
         snapshot = await audit_repo.export_snapshot(conn)
         parts = await plan(conn, chains, logs, trusted_key, workers)
         total = await events_repo.estimate_events(conn)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
             futures = [loop.run_in_executor(pool, run, db.url, snapshot, part, max_faults) for part in parts]
             done = 0
             for future in asyncio.as_completed(futures):

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
 
-from traceability.storage.database import Connection, Record, connect, fetch_one
+import asyncpg
+
+from traceability.storage.database import Connection, Record, fetch_one
 
 CHUNK = 5000
 """Rows (or event keys) a chunk; leaves, being small, come four chunks at a time, tiles a tenth. A bundle
@@ -35,7 +37,9 @@ async def snapshot_reader(url: str, snapshot: str) -> AsyncIterator[Connection]:
     """A connection of its own inside a read-only transaction that sees exactly the exported snapshot."""
     if not _SNAPSHOT.match(snapshot):
         raise ValueError(f"not a snapshot id: {snapshot!r}")
-    conn = await connect(url)
+    # A plain connection: the audit reads only built-in types, so the JSON codecs (whose set-up costs the
+    # server a catalog look-up on every connection) are not installed.
+    conn = await asyncpg.connect(url)
     try:
         await conn.execute("SET max_parallel_workers_per_gather = 0")  # the readers are the parallelism
         async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -99,32 +103,32 @@ LIMIT $4
 """
 HEADS_IN = """
 SELECT b.id, b.trace_code, h.seq, h.head_hash, f.last_hash AS chain_start
-FROM batches b LEFT JOIN batch_heads h ON h.batch_id = b.id LEFT JOIN foreign_batches f ON f.batch_id = b.id
+FROM batches b
+LEFT JOIN batch_heads h ON h.batch_id = b.id AND h.batch_id >= $1 AND h.batch_id < $2  -- the range off its index
+LEFT JOIN foreign_batches f ON f.batch_id = b.id
 WHERE b.id >= $1 AND b.id < $2
 """
 
 
-# The same columns for every event of batches lo <= id < hi, each concatenated in chain order: batch ids
-# (8 bytes each), seqs (4), prev hashes, hashes, and the bytes each link hashes (``$3 || prev || canonical``)
-# with their lengths (4 bytes each); the openings of sealed details, each after its batch id and seq (NULL
-# when there are none); how many events name a node or device that does not exist (one look-up each in a
-# hash of the ids). The aggregates take the rows in the order the subquery gives them (an ORDER BY of their
-# own would cost a sort step each); were that order ever not kept, the bundle would not hold and the rows
-# would be checked one by one.
-CHAIN_BUNDLE = """
-SELECT count(*) AS events,
-       string_agg(int8send(batch_id), '') AS batch_ids,
-       string_agg(int4send(seq), '') AS seqs,
-       string_agg(prev_hash, '') AS prevs,
-       string_agg(hash, '') AS hashes,
-       string_agg(int4send(length($3::bytea) + length(prev_hash) + length(canonical)), '') AS lengths,
-       string_agg($3::bytea || prev_hash || canonical, '') AS linked,
-       array_agg(int8send(batch_id) || int4send(seq) || private) FILTER (WHERE private IS NOT NULL) AS openings,
-       count(*) FILTER (WHERE node_id NOT IN (SELECT id FROM nodes)
-                           OR device_id IS NOT NULL AND device_id NOT IN (SELECT id FROM devices)) AS unnamed
-FROM (SELECT batch_id, seq, prev_hash, hash, canonical, private, node_id, device_id FROM events
-      WHERE batch_id >= $1 AND batch_id < $2 ORDER BY batch_id, seq) e
+# The events of batches lo <= id < hi streamed row by row in PostgreSQL's binary COPY format, in chain order (see
+# :class:`traceability.services.audit_bulk.ChainWalk`): batch id, seq, hash, prev hash, the length of the
+# sealed details' opening (-1 when there is none), whether the event names a node or device that does not
+# exist (one look-up each in a hash of the ids), and the bytes its link hashes (``$3 || prev || canonical``)
+# followed by the opening. Plain columns, so that the server only sends them (no aggregate builds a value).
+CHAIN_COPY = """
+SELECT batch_id, seq, hash, prev_hash, coalesce(length(private), -1),
+       node_id NOT IN (SELECT id FROM nodes) OR device_id IS NOT NULL AND device_id NOT IN (SELECT id FROM devices),
+       $3::bytea || prev_hash || canonical || coalesce(private, ''::bytea)
+FROM events WHERE batch_id >= $1 AND batch_id < $2 ORDER BY batch_id, seq
 """
+
+
+async def copy_chains(
+    conn: Connection, lo: int, hi: int, tag: bytes, sink: Callable[[bytes], Coroutine[Any, Any, None]]
+) -> None:
+    """Stream the events of batches ``lo <= id < hi`` (see ``CHAIN_COPY``) to ``sink`` as binary COPY data, a
+    whole number of rows at a time (the header before the first, the trailer after the last)."""
+    await conn.copy_from_query(CHAIN_COPY, lo, hi, tag, output=sink, format="binary")
 
 
 async def event_batch_range(conn: Connection) -> tuple[int, int] | None:
@@ -165,16 +169,6 @@ async def orphans_in(conn: Connection, lo: int, hi: int, limit: int) -> list[Rec
     """Events of batch ids ``lo <= id < hi`` naming a batch, node or device that does not exist (the schema keeps
     no foreign keys there), at most ``limit``: event_id, seq, batch_id and which of the three is missing."""
     return list(await conn.fetch(ORPHANS_IN, lo, hi, limit))
-
-
-def chain_bundles(conn: Connection, ranges: Sequence[tuple[int, int]], tag: bytes) -> AsyncGenerator[Record, None]:
-    """For each batch range ``lo <= id < hi`` in turn, its events as one row of concatenated columns (see
-    ``CHAIN_BUNDLE``; the byte strings are NULL when the range has no events), ``tag`` before each link's bytes."""
-
-    def fetch(lo: int, hi: int) -> Callable[[], Awaitable[Record]]:
-        return lambda: fetch_one(conn, CHAIN_BUNDLE, lo, hi, tag)
-
-    return prefetched(fetch(lo, hi) for lo, hi in ranges)
 
 
 async def heads_in(conn: Connection, lo: int, hi: int) -> list[Record]:
