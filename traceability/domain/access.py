@@ -42,6 +42,8 @@ PUBLIC_HIDDEN = ("commercial", "destination")
 
 def split_private(content: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """An event's public fields and its private (commercial) fields."""
+    if "commercial" not in content and "destination" not in content:  # most events: nothing to seal
+        return dict(content), {}
     public = {k: v for k, v in content.items() if k not in PUBLIC_HIDDEN}
     private = {k: content[k] for k in PUBLIC_HIDDEN if k in content}
     return public, private

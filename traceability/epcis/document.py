@@ -218,8 +218,10 @@ def read(body: bytes, *, single_event: bool = False, max_events: int = 1000, len
         raise DocumentError(problems)
     if not events:
         raise DocumentError([Problem("epcisBody.eventList", "holds no event")])
-    _, exact_events = _events_of(_exact_values(body, plain))
-    if _LONG_DIGITS.search(body):
+    exact = _exact_values(body, plain)
+    _, exact_events = _events_of(exact)
+    # The plain values themselves (orjson wrote each of their integers) hold none past 64 bits.
+    if exact is not plain and _LONG_DIGITS.search(body):
         _refuse_wide_integers(kind, exact_events, refused)
     context = plain.get("@context")
     received = Received(kind, orjson.dumps(context).decode() if context is not None else None, [], refused, len(events))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from traceability.domain.fields import decimal_text
 
@@ -51,9 +51,11 @@ class EventError(ValueError):
         super().__init__(f"{field}: {message}")
 
 
-@dataclass(frozen=True, slots=True)
-class What:
-    """One thing an event names: its role (``epcList``, ``inputQuantityList``, …) and URI."""
+class What(NamedTuple):
+    """One thing an event names: its role (``epcList``, ``inputQuantityList``, …) and URI.
+
+    A named tuple rather than a frozen dataclass: a document makes one or more per event, and a frozen
+    dataclass sets each field through ``object.__setattr__`` (about three times the cost)."""
 
     role: str
     uri: str
@@ -138,28 +140,37 @@ def facets(event: dict[str, Any], now: datetime) -> Facets:
         transformation_id=event.get("transformationID"),
         ilmd=event.get("ilmd") or {},
     )
+    what = out.what
     for role in EPC_ROLES:
         value = event.get(role)
+        if value is None:
+            continue
         if isinstance(value, str):
-            out.what.append(What(role, value, path=role))
+            what.append(What(role, value, path=role))
         elif isinstance(value, list):
-            out.what.extend(What(role, uri, path=f"{role}[{i}]") for i, uri in enumerate(value) if isinstance(uri, str))
+            what.extend(What(role, uri, path=f"{role}[{i}]") for i, uri in enumerate(value) if isinstance(uri, str))
     for role in CLASS_ROLES:
-        for i, element in enumerate(event.get(role) or ()):
+        elements = event.get(role)
+        if not elements:
+            continue
+        for i, element in enumerate(elements):
             path = f"{role}[{i}]"
-            out.what.append(
+            quantity = element.get("quantity")
+            what.append(
                 What(
                     role,
                     element["epcClass"],
-                    _quantity(element.get("quantity"), f"{path}.quantity"),
+                    None if quantity is None else _quantity(quantity, f"{path}.quantity"),
                     element.get("uom"),
                     path,
                 )
             )
-    if len(out.what) > MAX_WHAT:
+    if len(what) > MAX_WHAT:
         raise EventError("epcList", f"an event names at most {MAX_WHAT} EPCs and classes")
-    out.sources = [(bare("type", s["type"]), s["source"]) for s in event.get("sourceList") or ()]
-    out.destinations = [(bare("type", d["type"]), d["destination"]) for d in event.get("destinationList") or ()]
+    if sources := event.get("sourceList"):
+        out.sources = [(bare("type", s["type"]), s["source"]) for s in sources]
+    if destinations := event.get("destinationList"):
+        out.destinations = [(bare("type", d["type"]), d["destination"]) for d in destinations]
     declaration = event.get("errorDeclaration")
     if isinstance(declaration, dict):
         out.error = ErrorDeclaration(

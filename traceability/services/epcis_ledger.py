@@ -60,6 +60,8 @@ class Writer:
         self.context = context
         self.opened: list[tuple[int, int, datetime]] = []
         """Batches this capture opens, (batch, node, time): held where their first event happened."""
+        self._peers: dict[int, tuple[int, ...]] = {}
+        """The credential's other nodes, by the node an event happened at."""
 
     async def append(self, items: list[tuple[Prepared, str, Any, list[Any]]]) -> list[Outcome]:
         """``items``: (event, id suffix, node, earlier records of its eventID) for each event to record."""
@@ -75,6 +77,7 @@ class Writer:
         outcomes = []
         claims: list[Claim] = []
         claimed_by: list[Prepared] = []
+        device_id = self.principal.id if self.principal.role == "device" else None
         for p, suffix, node, earlier in items:
             targets = self._targets(p, batches)
             anchor_id = p.ledger_id if not suffix and p.ledger_id else records.ledger_event_id(p.uri, suffix)
@@ -110,7 +113,6 @@ class Writer:
                 digest = chain.link(prev, data)
                 head[1] += 1
                 head[2] = digest
-                device_id = self.principal.id if self.principal.role == "device" else None
                 rows.append(
                     (
                         record_id,
@@ -179,7 +181,9 @@ class Writer:
 
     def _claim(self, p: Prepared, target: records.Target, node: Any, destination: dict[str, str] | None) -> Claim:
         """What custody checks of one record; an enterprise's own systems speak for all its nodes."""
-        f, peers = p.facets, tuple(n["id"] for n in self.places.own if n["id"] != node["id"])
+        f, peers = p.facets, self._peers.get(node["id"])
+        if peers is None:
+            peers = self._peers[node["id"]] = tuple(n["id"] for n in self.places.own if n["id"] != node["id"])
         content = {"bizStep": f.biz_step or "", "disposition": f.disposition, "quantity": target.quantity}
         content |= {"destination": destination} if destination else {}
         return Claim(target.batch_id, target.trace_code, node["id"], content, f.event_time, p.where(""), peers)
@@ -211,6 +215,11 @@ class Writer:
         raise _failed(p, error or errors.Conflict(message, field=where))
 
     def _targets(self, p: Prepared, batches: dict[tuple[str, str], _Batch]) -> list[records.Target]:
+        if len(p.idents) == 1:  # the common case: one batch, in the one role it is named in
+            w, ident = p.idents[0]
+            b = batches[_key(ident)]
+            opening = b.opening if b.opened_by == p.index else None
+            return [records.Target(b.trace_code, b.id, [w.role], records.quantity_of(w), opening)]
         named = [(w, batches[_key(ident)]) for w, ident in p.idents]
         order = records.anchor_order([(w, b.id) for w, b in named])
         by_id: dict[int, records.Target] = {}
