@@ -41,9 +41,12 @@ demo: install ## load the demo city (Xuzhou) into the configured database; DEMO_
 	$(BIN)/traceability migrate
 	$(BIN)/traceability demo $(DEMO_ARGS)
 
+# The suite mostly waits (servers and their PostgreSQL starting, background work settling, Chromium), so several
+# pytest processes share the machine's cores well; worksteal keeps them busy to the end. TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 3
 .PHONY: test
 test: install system-deps browser ## run the whole test suite against a real PostgreSQL
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: bench
 bench: install browser ## measure the hot paths against same-run baselines; writes bench/results.json

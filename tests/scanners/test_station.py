@@ -232,8 +232,10 @@ async def test_server_restarted_while_stations_upload(live: Live, db_url: str, t
         st.store.put(server=f"http://127.0.0.1:{port}")
     server = serve()
     try:
-        uploads = asyncio.gather(*(st.sync(within=60) for st in fleet))
-        await until_events(db_url, 3 * 2 + 30, within=30)
+        # Bounds for a stall only: a restarted server on a loaded machine (the suite runs in several processes)
+        # may take half a minute before it answers.
+        uploads = asyncio.gather(*(st.sync(within=240) for st in fleet))
+        await until_events(db_url, 3 * 2 + 30, within=120)
         server.send_signal(signal.SIGKILL)
         await asyncio.to_thread(server.wait)
         mid = (await counts(db_url))["events"]
