@@ -49,3 +49,23 @@ def test_rendered_answers_are_bounded_by_bytes() -> None:
     assert rendered.used == len(rendered._kept) * (10_000 + KEPT_COST)
     rendered.clear()
     assert rendered.used == 0 and rendered.get(19) is None
+
+
+def test_kept_consumer_pages_are_bounded_by_bytes() -> None:
+    from datetime import date
+
+    from traceability.services.views.page_cache import PageCache, _Page
+
+    cache = PageCache(budget=60_000)
+
+    def page(n: int, note: int) -> _Page:
+        return _Page([n], b"s", date(2026, 12, 1), 0.0, {"code": str(n), "note": "x" * note}, None, [])
+
+    for n in range(30):
+        cache.keep(str(n), page(n, 2_000))
+    assert 0 < cache.used <= 60_000
+    assert cache.find("29") is not None and cache.find("0") is None
+    cache.keep("29", page(29, 2_000))  # rebuilt: counted once
+    assert cache.used == sum(p.cost for p in cache._pages.values())
+    cache.keep("big", page(99, 20_000))  # more than the budget: nothing kept
+    assert cache.find("big") is None and cache.used == 0

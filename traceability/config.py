@@ -124,6 +124,8 @@ class Settings:
     max_events_per_request: int = 1000
     pool_size: int = 16
     view_cache_mb: int = 16
+    page_cache_mb: int = 16
+    """Memory for consumer pages' records (``TRACE_PAGE_CACHE_MB``), least recently used out first."""
     """Memory for batch views kept by chain head (``TRACE_VIEW_CACHE_MB``), least recently used out first."""
     rendered_cache_mb: int = 16
     """Memory for answers kept rendered, plain and gzip (``TRACE_RENDERED_CACHE_MB``), likewise."""
@@ -200,6 +202,7 @@ class Settings:
             "max_events_per_request": _int(env, "TRACE_MAX_EVENTS_PER_REQUEST", 1000, 1, 100_000),
             "pool_size": _int(env, "TRACE_DB_POOL_SIZE", 16, 2, 500),
             "view_cache_mb": _int(env, "TRACE_VIEW_CACHE_MB", 16, 0, 4096),
+            "page_cache_mb": _int(env, "TRACE_PAGE_CACHE_MB", 16, 0, 4096),
             "rendered_cache_mb": _int(env, "TRACE_RENDERED_CACHE_MB", 16, 0, 4096),
             "runtime_role": env.get("TRACE_DB_RUNTIME_ROLE", "traceability_runtime"),
             "admin_token_file": Path(p) if (p := env.get("TRACE_ADMIN_TOKEN_FILE")) else None,

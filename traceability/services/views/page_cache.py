@@ -21,7 +21,8 @@ Two parts are not on any chain and are kept by time instead:
   from that ledger and kept by :mod:`traceability.services.views.elsewhere`; which copy is shown is part of
   the version.
 
-Memory is bounded: the least recently used pages and ratings are dropped past their counts.
+Memory is bounded: the least recently used pages are dropped past a budget of bytes (a page's size
+depends on its batch and the batches it draws on, so a count would not bound it), ratings past their count.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import orjson
+
 from traceability import errors
 from traceability.domain.federation import Federation
 from traceability.services.views import consumer, verdict
@@ -43,7 +46,10 @@ from traceability.storage.database import Database, Record
 
 CREDIT_SECONDS = 60.0
 MAX_AGE = 300.0
-PAGES = 256
+PAGES = 16 << 20
+"""Bytes of pages kept (``TRACE_PAGE_CACHE_MB``)."""
+PAGE_COST = 6
+"""Bytes a kept page's record holds per byte of its JSON (about 5 for a batch's view, which it resembles)."""
 CREDITS = 1024
 
 
@@ -57,6 +63,7 @@ class _Page:
     uscc: str | None
     received: list[Record]  # the batches it draws on that came from other member ledgers
     shown: tuple[Any, dict[str, Any]] | None = None  # (credit and parts key, the record with them)
+    cost: int = 0  # bytes, as the cache counts them
 
 
 class _Heads:
@@ -96,9 +103,10 @@ class _Heads:
 class PageCache:
     """Consumer records by trace code, each valid for one stamp and day; credit ratings by enterprise."""
 
-    size: int = PAGES
+    budget: int = PAGES
     credit_seconds: float = CREDIT_SECONDS
     max_age: float = MAX_AGE
+    used: int = 0
     _pages: OrderedDict[str, _Page] = field(default_factory=OrderedDict)
     _credits: OrderedDict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=OrderedDict)
     _heads: dict[int, _Heads] = field(default_factory=dict)
@@ -118,10 +126,14 @@ class PageCache:
         return found
 
     def keep(self, code: str, page: _Page) -> None:
+        old = self._pages.pop(code, None)
+        if old is not None:
+            self.used -= old.cost
+        page.cost = PAGE_COST * len(orjson.dumps(page.record, default=str)) + 64 * len(page.sources)
         self._pages[code] = page
-        self._pages.move_to_end(code)
-        while len(self._pages) > self.size:
-            self._pages.popitem(last=False)
+        self.used += page.cost
+        while self.used > self.budget and self._pages:
+            self.used -= self._pages.popitem(last=False)[1].cost
 
     async def credit(self, db: Database, uscc: str) -> dict[str, Any] | None:
         now = time.monotonic()
