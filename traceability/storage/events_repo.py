@@ -114,10 +114,12 @@ APPEND_SINGLE = _APPEND.format(guard="", conflict="ON CONFLICT (event_id) DO NOT
 APPEND_ALL = _APPEND.format(guard="WHERE (SELECT count(*) FROM head) = cardinality($1::text[])", conflict="")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Single:
     """One event for :func:`append_single`. ``status_matters``: a sale or receipt, refused on a held or
-    recalled batch; ``received``: for a receipt, the quantity received (``domain.custody.amount``)."""
+    recalled batch; ``received``: for a receipt, the quantity received (``domain.custody.amount``).
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, which made building
+    one cost about four times as much (one per event of a capture)."""
 
     trace_code: str
     event_id: str
