@@ -342,9 +342,12 @@ async def big_ledger(ctx: Context) -> ledger.Ledger:
         t0 = time.monotonic()
         ctx.big = await ledger.load(ctx.db_url, ctx.world, PARENTS, CUTS, EVENTS_PER_CUT, ctx.log)
         waited = await ledger.wait_logged(ctx.db_url, ctx.log)
+        analyzed, unread = await ledger.wait_analyzed(ctx.db_url, ctx.log)
         ctx.log(
             f"ledger: {ctx.big.events:,} events loaded and logged in {time.monotonic() - t0:.0f} s "
-            f"(the log caught up {waited:.0f} s after the last write)"
+            f"(the log caught up {waited:.0f} s after the last write, the analyzer {analyzed:.0f} s later"
+            + (f", {unread:,} leaves still unread" if unread else "")
+            + ")"
         )
     return ctx.big
 

@@ -245,6 +245,24 @@ async def wait_logged(db_url: str, log: Callable[[str], None], patience: float =
         await conn.close()
 
 
+async def wait_analyzed(db_url: str, log: Callable[[str], None], patience: float = 90) -> tuple[float, int]:
+    """Wait (at most ``patience`` s) until the anomaly analyzer has read the whole log, as it would have long
+    before a real ledger grew this big; returns the seconds waited and the leaves still unread then."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        t0 = time.monotonic()
+        query = (
+            "SELECT greatest(0, (SELECT max(size) FROM log_heads) - 1 "
+            "- coalesce((SELECT position FROM analyzer_state WHERE name = 'anomalies'), -1))"
+        )
+        while (left := await conn.fetchval(query)) > 0 and time.monotonic() - t0 < patience:
+            log(f"ledger: {left:,} leaves still to be read by the anomaly analyzer")
+            await asyncio.sleep(2)
+        return time.monotonic() - t0, left
+    finally:
+        await conn.close()
+
+
 def sha_loop(payloads: list[bytes]) -> float:
     """Seconds for a tight loop of SHA-256 over the given bytes."""
     sha = hashlib.sha256
