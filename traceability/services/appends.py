@@ -39,8 +39,9 @@ async def append_now(db: Database, events: list[events_repo.Single]) -> dict[str
 
 
 async def append_together(db: Database, events: list[events_repo.Single]) -> dict[str, Record]:
-    """Write the events of one request (each on another batch) in one statement, every one of them or none
-    (``events_repo.APPEND_ALL``): the rows written by event id, empty when the general path must decide."""
+    """Write the events of one request (one device's, recorded at one time, each on another batch) in one
+    statement, every one of them or none (``events_repo.APPEND_ALL``): the rows written by event id, empty
+    when the general path must decide."""
     async with db.connection() as conn:
         return await events_repo.append_single(
             conn, events, chain.CHAIN_TAG, bounds.OPENING_TOLERANCE, all_or_none=True

@@ -67,13 +67,7 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
 # planner hashed every custody row of the recording nodes and probed the batches once for each of
 # them (100 events on 1,000 custody rows: 12,500 index scans, 70 ms).
 _APPEND = """
-WITH given AS (
-    SELECT *
-    FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamptz[],
-                $8::timestamptz[], $9::bytea[], $10::bool[], $11::numeric[])
-         AS g(trace_code, event_id, canonical, biz_step, node_id, device_id, event_time, recorded_at, private,
-              status_matters, received)
-), head AS (
+WITH given AS ({given}), head AS (
     SELECT h.batch_id, h.seq, h.head_hash, g.*
     FROM given g JOIN batches b ON b.trace_code = g.trace_code JOIN batch_heads h ON h.batch_id = b.id
          JOIN LATERAL (SELECT 1 FROM batch_custody c
@@ -107,11 +101,30 @@ WITH given AS (
 )
 SELECT event_id::text AS event_id, seq, prev_hash, hash FROM ins
 """
-APPEND_SINGLE = _APPEND.format(guard="", conflict="ON CONFLICT (event_id) DO NOTHING")
+APPEND_SINGLE = _APPEND.format(
+    given="""
+    SELECT *
+    FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamptz[],
+                $8::timestamptz[], $9::bytea[], $10::bool[], $11::numeric[])
+         AS g(trace_code, event_id, canonical, biz_step, node_id, device_id, event_time, recorded_at, private,
+              status_matters, received)""",
+    guard="",
+    conflict="ON CONFLICT (event_id) DO NOTHING",
+)
 # The events of one request, all or none: written only when every one of them passed (else no row comes
 # back and nothing is written), and an event id already taken fails the statement (events_event_id_key,
-# a Contention: database.RACED_KEYS) instead of being passed over.
-APPEND_ALL = _APPEND.format(guard="WHERE (SELECT count(*) FROM head) = cardinality($1::text[])", conflict="")
+# a Contention: database.RACED_KEYS) instead of being passed over. One device records them all at one
+# time: node, device and recorded time come once ($5, $6, $8), not as an array each.
+APPEND_ALL = _APPEND.format(
+    given="""
+    SELECT g.trace_code, g.event_id, g.canonical, g.biz_step, $5::bigint AS node_id, $6::bigint AS device_id,
+           g.event_time, $8::timestamptz AS recorded_at, g.private, g.status_matters, g.received
+    FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $7::timestamptz[], $9::bytea[], $10::bool[],
+                $11::numeric[])
+         AS g(trace_code, event_id, canonical, biz_step, event_time, private, status_matters, received)""",
+    guard="WHERE (SELECT count(*) FROM head) = cardinality($1::text[])",
+    conflict="",
+)
 
 
 @dataclass(slots=True)
@@ -145,17 +158,19 @@ async def append_single(
     written (seq, prev_hash, hash) by event id. An event missing from the answer is for the general
     path (an unknown batch, a sale or receipt of a held one, an event dated more than
     ``opening_tolerance`` before the batch's opening, a node without custody, an event id already taken,
-    a head another transaction holds). ``all_or_none``: every event or none is written (:data:`APPEND_ALL`)."""
+    a head another transaction holds). ``all_or_none``: every event or none is written (:data:`APPEND_ALL`);
+    then the events share the first one's node, device and recorded time (one request of one device)."""
+    first = events[0]
     rows = await conn.fetch(
         APPEND_ALL if all_or_none else APPEND_SINGLE,
         [e.trace_code for e in events],
         [e.event_id for e in events],
         [e.canonical for e in events],
         [e.biz_step for e in events],
-        [e.node_id for e in events],
-        [e.device_id for e in events],
+        first.node_id if all_or_none else [e.node_id for e in events],
+        first.device_id if all_or_none else [e.device_id for e in events],
         [e.event_time for e in events],
-        [e.recorded_at for e in events],
+        first.recorded_at if all_or_none else [e.recorded_at for e in events],
         [e.private for e in events],
         [e.status_matters for e in events],
         [e.received for e in events],
