@@ -84,7 +84,7 @@ class ViewCache:
         old = self._views.pop(key, None)
         if old is not None:
             self.used -= old[1]
-        cost = VIEW_COST * len(orjson.dumps(value[0])) + len(value[1])
+        cost = VIEW_COST * len(orjson.dumps(value[0], default=str)) + len(value[1])
         self._views[key] = (value, cost)
         self.used += cost
         while self.used > self.budget and self._views:
