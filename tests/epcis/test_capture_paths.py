@@ -54,6 +54,12 @@ async def test_events_each_on_a_batch_of_their_own_are_chained_like_any_others(
     assert status == 202 and job["success"], job
     for code in codes:
         assert (await steps_of(world, code))[-1] == "storing"
+    # Indexed and kept with them: the events answer a query by their eventIDs, the job is there to read.
+    first = doc["epcisBody"]["eventList"][0]
+    _, found, _ = await epcis.query(EQ_eventID=first["eventID"], token=await regulator(world))
+    assert [e["eventID"] for e in found["epcisBody"]["queryResults"]["resultsBody"]["eventList"]] == [first["eventID"]]
+    kept = await world.client.get(f"/epcis/capture/{job['captureID']}", headers=epcis.auth(device))
+    assert kept.status == 200 and (await kept.json())["success"]
     # Sent again: answered as recorded, nothing written twice.
     status, job = await epcis.capture(doc, token=device)
     assert status == 202 and job["success"], job

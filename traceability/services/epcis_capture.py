@@ -28,7 +28,7 @@ from traceability.domain.fields import utc_ms
 from traceability.epcis import binding, document, hashing, identifiers, records
 from traceability.epcis.events import EventError, facets
 from traceability.logging import get_logger
-from traceability.services import epcis_ledger, epcis_places, epcis_prepared, handover
+from traceability.services import epcis_ledger, epcis_places, epcis_plain, epcis_prepared, handover
 from traceability.services.epcis_prepared import EventFailed, Outcome, Prepared
 from traceability.services.recording import write as write_ledger
 from traceability.storage import epcis_repo
@@ -155,12 +155,20 @@ async def write(
     before: handover.Prepare | None = None,
 ) -> list[Outcome]:
     """The writing transaction on the shared write path, run again while concurrent writers collide
-    (a retry finds what a concurrent capture of the same eventIDs recorded, and answers it as a replay)."""
+    (a retry finds what a concurrent capture of the same eventIDs recorded, and answers it as a replay).
+    A document on known batches of their own is tried with one statement first (:mod:`epcis_plain`)."""
+    looked = False
+    if before is None and epcis_plain.qualifies(principal, prepared):
+        quick = await epcis_plain.write(db, principal, prepared, now, context, then)
+        if quick is not None:
+            log.info("epcis.captured", count=len(quick), replayed=0)
+            return quick
+        looked = True  # a replay, an unknown batch, a refusal: the general path looks first and says which
 
     async def work(conn: Connection, retried: bool) -> list[Outcome]:
         if before is not None:
             await before(conn)
-        outcomes = await _write(conn, principal, prepared, now, context, retried)
+        outcomes = await _write(conn, principal, prepared, now, context, retried or looked)
         if then is not None:
             await then(conn, outcomes)
         return outcomes

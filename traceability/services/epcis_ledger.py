@@ -81,8 +81,8 @@ class Writer:
         for p, suffix, node, earlier in items:
             targets = self._targets(p, batches)
             anchor_id = p.ledger_id if not suffix and p.ledger_id else records.ledger_event_id(p.uri, suffix)
-            destination = self._places_party(p, "destinations")
-            source = self._places_party(p, "sources")
+            destination = self.places_party(p, "destinations")
+            source = self.places_party(p, "sources")
             receipts = []
             anchor_bytes = b""
             for n, target in enumerate(targets):
@@ -101,7 +101,7 @@ class Writer:
                     content["destination"] = hidden
                 if source:
                     content["source"] = source
-                self._stamp(content, node)
+                self.stamp(content, node)
                 claims.append(self._claim(p, target, node, destination))  # batches it opens too: held there
                 claimed_by.append(p)
                 data, private = record(content, self.recorded_at)
@@ -188,11 +188,11 @@ class Writer:
         content |= {"destination": destination} if destination else {}
         return Claim(target.batch_id, target.trace_code, node["id"], content, f.event_time, p.where(""), peers)
 
-    def _places_party(self, p: Prepared, which: str) -> dict[str, str] | None:
+    def places_party(self, p: Prepared, which: str) -> dict[str, str] | None:
         pairs = p.facets.destinations if which == "destinations" else p.facets.sources
         return self.places.party(pairs) if pairs else None
 
-    def _stamp(self, content: dict[str, Any], node: Any) -> None:
+    def stamp(self, content: dict[str, Any], node: Any) -> None:
         content["node"] = node["code"]
         if self.principal.role == "device":
             content["device"] = self.principal.id

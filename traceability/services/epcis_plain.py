@@ -1,0 +1,147 @@
+"""The common EPCIS capture, each event on a known batch of its own, written with one statement.
+
+A document whose every event names exactly one batch by its trace code, each a different batch, on a
+device's credential, with no ``errorDeclaration`` and a step that leaves custody as it is or is a
+receipt (``custody.single_statement``), is written like a native list on batches of their own
+(``events_repo.APPEND_ALL``: custody, status and chaining checked in PostgreSQL, all or none), with its
+index rows and whatever commits with it (the capture job) in the same transaction. When the statement
+writes nothing (an unknown batch, a held one, no custody, an eventID already taken, a head another
+transaction holds) the transaction is rolled back and the general path decides, looking first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from traceability import errors
+from traceability.domain import bounds, custody
+from traceability.domain.access import Principal
+from traceability.domain.supply import SALE_STEPS
+from traceability.epcis import identifiers, records
+from traceability.ledger import chain
+from traceability.services.epcis_ledger import Writer
+from traceability.services.epcis_places import Places
+from traceability.services.epcis_prepared import Outcome, Prepared
+from traceability.services.recording import record
+from traceability.storage import epcis_repo, events_repo
+from traceability.storage.database import Connection, Database
+
+Then = Callable[[Connection, list[Outcome]], Awaitable[None]]
+
+
+def qualifies(principal: Principal, prepared: list[Prepared]) -> bool:
+    """Whether a document may take the one-statement path (see the module's text)."""
+    if principal.role != "device" or principal.node_id is None or not prepared:
+        return False
+    codes = set()
+    for p in prepared:
+        f = p.facets
+        if f.error is not None or len(p.idents) != 1:
+            return False
+        ident = p.idents[0][1]
+        if ident.scheme != "trace" or not ident.trace_code:
+            return False
+        if not custody.single_statement(f.biz_step or "", f.disposition):
+            return False
+        codes.add(ident.trace_code)
+    return len(codes) == len(prepared)
+
+
+class _Fallback(Exception):
+    """The statement wrote nothing: roll back and let the general path decide."""
+
+
+async def write(
+    db: Database, principal: Principal, prepared: list[Prepared], now: datetime, context: str | None, then: Then | None
+) -> list[Outcome] | None:
+    """Write a qualifying document in one transaction; None (nothing written) when the general path must decide."""
+
+    async def work(conn: Connection) -> list[Outcome]:
+        places = await Places.load(conn, principal, prepared)
+        writer = Writer(conn, principal, now, places, context)
+        singles, index = _rows(writer, prepared, [places.node_of(p) for p in prepared])
+        rows = await events_repo.append_single(
+            conn, singles, chain.CHAIN_TAG, bounds.OPENING_TOLERANCE, all_or_none=True
+        )
+        if len(rows) != len(singles):
+            raise _Fallback
+        await epcis_repo.insert_index(conn, index)
+        outcomes = []
+        for p, s in zip(prepared, singles, strict=True):
+            row = rows[s.event_id]
+            code = s.trace_code
+            outcomes.append(Outcome(p.uri, code, row["seq"], row["hash"], writer.recorded_at, False, (code,), ()))
+        if then is not None:
+            await then(conn, outcomes)
+        return outcomes
+
+    try:
+        return await db.transaction(work, attempts=1)
+    except (_Fallback, errors.Contention):  # an eventID already taken, a collision: the general path decides
+        return None
+
+
+def _rows(
+    writer: Writer, prepared: list[Prepared], nodes: list[Any]
+) -> tuple[list[events_repo.Single], list[epcis_repo.IndexRow]]:
+    """Each event's anchor record, as Writer.append builds it for an event on one batch, and its index row."""
+    singles = []
+    index: list[epcis_repo.IndexRow] = []
+    device_id = writer.principal.id
+    for p, node in zip(prepared, nodes, strict=True):
+        w, ident = p.idents[0]
+        f = p.facets
+        code = ident.trace_code
+        assert code is not None  # qualifies() admitted only trace codes
+        quantity = records.quantity_of(w)
+        target = records.Target(code, 0, [w.role], quantity, None)
+        record_id = p.ledger_id or records.ledger_event_id(p.uri, "")
+        content = records.anchor_content(
+            f, record_id, target, p.uri, p.public_text, writer.context, p.computed, p.original
+        )
+        destination = writer.places_party(p, "destinations")
+        source = writer.places_party(p, "sources")
+        hidden = dict(p.sealed or {}) | (destination or {})
+        if hidden:
+            content["destination"] = hidden
+        if source:
+            content["source"] = source
+        writer.stamp(content, node)
+        data, private = record(content, writer.recorded_at)
+        step = f.biz_step or ""
+        receiving = step == "receiving"
+        singles.append(
+            events_repo.Single(
+                code,
+                record_id,
+                data,
+                step,
+                node["id"],
+                device_id,
+                f.event_time,
+                writer.now,
+                private,
+                step in SALE_STEPS or receiving,
+                custody.amount(quantity) if receiving else None,
+            )
+        )
+        index.append(
+            (
+                record_id,
+                record_id,
+                "a",
+                p.uri,
+                f.event_type,
+                [w.role],
+                f.action,
+                f.disposition,
+                identifiers.location_key(f.read_point) if f.read_point else None,
+                identifiers.location_key(f.biz_location) if f.biz_location else None,
+                None,
+                None,
+                p.digest,
+            )
+        )
+    return singles, index
