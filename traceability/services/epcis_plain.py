@@ -61,7 +61,10 @@ async def write(
     async def work(conn: Connection) -> list[Outcome]:
         places = await Places.load(conn, principal, prepared)
         writer = Writer(conn, principal, now, places, context)
-        singles, index = _rows(writer, prepared, [places.node_of(p) for p in prepared])
+        nodes = [places.node_of(p) for p in prepared]
+        if any(node["id"] != principal.node_id for node in nodes):  # APPEND_ALL takes one node for all
+            raise _Fallback
+        singles, index = _rows(writer, prepared, nodes)
         rows = await events_repo.append_single(
             conn, singles, chain.CHAIN_TAG, bounds.OPENING_TOLERANCE, all_or_none=True
         )
