@@ -124,9 +124,9 @@ class Settings:
     max_events_per_request: int = 1000
     pool_size: int = 16
     view_cache_mb: int = 16
+    """Memory for batch views kept by chain head (``TRACE_VIEW_CACHE_MB``), least recently used out first."""
     page_cache_mb: int = 16
     """Memory for consumer pages' records (``TRACE_PAGE_CACHE_MB``), least recently used out first."""
-    """Memory for batch views kept by chain head (``TRACE_VIEW_CACHE_MB``), least recently used out first."""
     rendered_cache_mb: int = 16
     """Memory for answers kept rendered, plain and gzip (``TRACE_RENDERED_CACHE_MB``), likewise."""
     runtime_role: str = "traceability_runtime"

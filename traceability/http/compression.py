@@ -13,13 +13,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import mimetypes
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
+
+from traceability.domain.budgeted import Budgeted
 
 MIN_SIZE = 1024
 """Smaller answers are sent as they are: below a packet or two, gzip saves nothing worth its time."""
@@ -113,32 +114,24 @@ class Rendered:
     hundreds of parts lists them all)."""
 
     def __init__(self, budget: int = RENDERED) -> None:
-        self.budget = budget
-        self.used = 0
-        self._kept: OrderedDict[object, Kept] = OrderedDict()
+        self._kept: Budgeted[object, Kept] = Budgeted(budget)
+
+    @property
+    def budget(self) -> int:
+        return self._kept.budget
+
+    @property
+    def used(self) -> int:
+        return self._kept.used
 
     def get(self, key: object) -> Kept | None:
-        found = self._kept.get(key)
-        if found is not None:
-            self._kept.move_to_end(key)
-        return found
+        return self._kept.get(key)
 
     def put(self, key: object, kept: Kept) -> None:
-        old = self._kept.pop(key, None)
-        if old is not None:
-            self.used -= _cost(old)
-        self._kept[key] = kept
-        self.used += _cost(kept)
-        while self.used > self.budget and self._kept:
-            self.used -= _cost(self._kept.popitem(last=False)[1])
+        self._kept.put(key, kept, len(kept.body) + len(kept.gz) + KEPT_COST)
 
     def clear(self) -> None:
         self._kept.clear()
-        self.used = 0
-
-
-def _cost(kept: Kept) -> int:
-    return len(kept.body) + len(kept.gz) + KEPT_COST
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@ that were a party to it."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -11,6 +10,7 @@ import orjson
 from traceability import errors, i18n
 from traceability.domain import tracecode
 from traceability.domain.access import Principal, involved, public_content, sees_commercial
+from traceability.domain.budgeted import Budgeted
 from traceability.domain.registry import area_name
 from traceability.ledger import canonical, sealed
 from traceability.storage import batches_repo, events_repo, registry_repo
@@ -69,26 +69,21 @@ class ViewCache:
     its objects took)."""
 
     def __init__(self, budget: int = 16 << 20) -> None:
-        self.budget = budget
-        self.used = 0
-        self._views: OrderedDict[tuple[str, bytes, bool], tuple[tuple[dict[str, Any], str], int]] = OrderedDict()
+        self._views: Budgeted[tuple[str, bytes, bool], tuple[dict[str, Any], str]] = Budgeted(budget)
+
+    @property
+    def budget(self) -> int:
+        return self._views.budget
+
+    @property
+    def used(self) -> int:
+        return self._views.used
 
     def get(self, key: tuple[str, bytes, bool]) -> tuple[dict[str, Any], str] | None:
-        found = self._views.get(key)
-        if found is None:
-            return None
-        self._views.move_to_end(key)
-        return found[0]
+        return self._views.get(key)
 
     def put(self, key: tuple[str, bytes, bool], value: tuple[dict[str, Any], str]) -> None:
-        old = self._views.pop(key, None)
-        if old is not None:
-            self.used -= old[1]
-        cost = VIEW_COST * len(orjson.dumps(value[0], default=str)) + len(value[1])
-        self._views[key] = (value, cost)
-        self.used += cost
-        while self.used > self.budget and self._views:
-            self.used -= self._views.popitem(last=False)[1][1]
+        self._views.put(key, value, VIEW_COST * len(orjson.dumps(value[0], default=str)) + len(value[1]))
 
 
 async def read_batch(

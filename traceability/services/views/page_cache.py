@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 
 from traceability import errors
+from traceability.domain.budgeted import Budgeted
 from traceability.domain.federation import Federation
 from traceability.services.views import consumer, verdict
 from traceability.services.views.elsewhere import Elsewhere
@@ -106,11 +107,17 @@ class PageCache:
     budget: int = PAGES
     credit_seconds: float = CREDIT_SECONDS
     max_age: float = MAX_AGE
-    used: int = 0
-    _pages: OrderedDict[str, _Page] = field(default_factory=OrderedDict)
+    _pages: Budgeted[str, _Page] = field(init=False)
     _credits: OrderedDict[str, tuple[float, dict[str, Any] | None]] = field(default_factory=OrderedDict)
     _heads: dict[int, _Heads] = field(default_factory=dict)
     elsewhere: Elsewhere = field(default_factory=Elsewhere)
+
+    def __post_init__(self) -> None:
+        self._pages = Budgeted(self.budget)
+
+    @property
+    def used(self) -> int:
+        return self._pages.used
 
     def heads(self, db: Database) -> _Heads:
         """The shared stamp reads on ``db`` (a view read from a replica never shares one from the primary)."""
@@ -120,20 +127,11 @@ class PageCache:
         return found
 
     def find(self, code: str) -> _Page | None:
-        found = self._pages.get(code)
-        if found is not None:
-            self._pages.move_to_end(code)
-        return found
+        return self._pages.get(code)
 
     def keep(self, code: str, page: _Page) -> None:
-        old = self._pages.pop(code, None)
-        if old is not None:
-            self.used -= old.cost
         page.cost = PAGE_COST * len(orjson.dumps(page.record, default=str)) + 64 * len(page.sources)
-        self._pages[code] = page
-        self.used += page.cost
-        while self.used > self.budget and self._pages:
-            self.used -= self._pages.popitem(last=False)[1].cost
+        self._pages.put(code, page, page.cost)
 
     async def credit(self, db: Database, uscc: str) -> dict[str, Any] | None:
         now = time.monotonic()
