@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from typing import Any
 
+import asyncpg
 import structlog
 
-from tests.conftest import World, make_uscc
+from tests.conftest import World, make_uscc, until
+from traceability.domain import tracecode
 
 
 async def test_credentials_are_required(world: World) -> None:
@@ -123,6 +126,63 @@ async def test_etag_and_conditional_requests(world: World) -> None:
     await world.post("/api/v1/events", world.event(code), world.devices["slaughter"], expect=201)
     resp = await world.client.get(f"/api/v1/batches/{code}", headers={"Accept-Encoding": "gzip"})
     assert len((await resp.json())["events"]) == 3
+
+
+async def test_heads_asked_for_together_are_read_together(
+    world: World, superuser: asyncpg.Connection, db_url: str
+) -> None:
+    """Lookups arriving while chain heads are being read wait for the next read, which reads all their heads
+    in one statement started after they came; each still gets its own batch (an unknown code its 404), and a
+    read that fails fails only the lookups it was reading for."""
+    from traceability.http.keys import DATABASE, VIEWS
+
+    app = world.client.server.app
+    heads = app[VIEWS].heads
+    codes = [await world.open_batch() for _ in range(5)]
+    for code in codes:  # the views are kept: each lookup below only reads its head
+        assert (await world.client.get(f"/api/v1/batches/{code}")).status == 200
+    unknown = tracecode.make("320311", 99_999_999)
+
+    async def get(code: str) -> tuple[int, Any]:
+        resp = await world.client.get(f"/api/v1/batches/{code}")
+        return resp.status, await resp.json()
+
+    async def reading() -> list[int]:
+        rows = await superuser.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            " AND query LIKE '%ANY($1::text[])%' ORDER BY query_start"
+        )
+        return [r["pid"] for r in rows]
+
+    async def reads_waiting(n: int) -> bool:
+        return len(await reading()) == n
+
+    async def lookups_waiting(n: int) -> bool:
+        return len(heads._by_db[id(app[DATABASE])]._waiting) == n
+
+    blocker = await asyncpg.connect(db_url)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE batch_heads IN ACCESS EXCLUSIVE MODE")
+        first = [asyncio.ensure_future(get(codes[0]))]
+        await until(lambda: reads_waiting(1), "the first read waiting")
+        reads = heads._by_db[id(app[DATABASE])]
+        (doomed,) = await reading()
+        for n in range(1, heads.readers):  # one read under way each
+            first.append(asyncio.ensure_future(get(codes[n])))
+            await until(lambda n=n: reads_waiting(n + 1), "another read waiting")
+        later = [asyncio.ensure_future(get(code)) for code in [*codes[heads.readers :], unknown]]
+        await until(lambda: lookups_waiting(len(later)), "the later lookups waiting for the next read")
+        assert len(await reading()) == heads.readers
+        await superuser.execute("SELECT pg_terminate_backend($1)", doomed)
+        assert (await first[0])[0] == 503
+    finally:
+        await blocker.close()  # the lock goes with the connection
+    answers = await asyncio.gather(*first[1:], *later)
+    assert [(status, body.get("trace_code")) for status, body in answers[:-1]] == [(200, c) for c in codes[1:]]
+    assert answers[-1][0] == 404
+    assert not reads._waiting and reads._reading == 0
 
 
 async def test_one_log_line_per_request_and_no_secrets(world: World) -> None:

@@ -203,7 +203,7 @@ async def read_batch(request: web.Request) -> web.StreamResponse:
     }
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match:
-        tag = await history.head_etag(db, code, viewer)
+        tag = await history.head_etag(db, code, viewer, request.app[VIEWS])
         if tag is not None and tag in {t.strip() for t in if_none_match.split(",")}:
             return web.Response(status=304, headers={"ETag": tag, **cache})
     try:

@@ -13,6 +13,7 @@ from traceability.domain.access import Principal, involved, public_content, sees
 from traceability.domain.budgeted import Budgeted
 from traceability.domain.registry import area_name
 from traceability.ledger import canonical, sealed
+from traceability.services.heads import HeadReads
 from traceability.storage import batches_repo, events_repo, registry_repo
 from traceability.storage.database import Database, Record
 
@@ -30,10 +31,10 @@ def etag(head_hash: bytes, full: bool) -> str:
     return f'"{head_hash[:16].hex()}{"-f" if full else ""}"'
 
 
-async def head_etag(db: Database, code: str, viewer: Principal | None) -> str | None:
-    """The ETag of the view this viewer would get, from the chain head alone (one indexed read)."""
-    async with db.connection() as conn:
-        head = await batches_repo.find_head(conn, code)
+async def head_etag(db: Database, code: str, viewer: Principal | None, cache: ViewCache | None = None) -> str | None:
+    """The ETag of the view this viewer would get, from the chain head alone (one indexed read, shared with
+    the other reads of heads asked for at the same time when ``cache`` is given)."""
+    head = await _head(db, code, cache)
     if head is None:
         return None
     # A viewer who might see more gets a distinct tag; whether they do is settled by the full read.
@@ -70,6 +71,8 @@ class ViewCache:
 
     def __init__(self, budget: int = 16 << 20) -> None:
         self._views: Budgeted[tuple[str, bytes, bool], tuple[dict[str, Any], str]] = Budgeted(budget)
+        self.heads = HeadReads()
+        """Where a kept view's freshness is read: heads asked for at the same time, in one statement."""
 
     @property
     def budget(self) -> int:
@@ -95,8 +98,7 @@ async def read_batch(
     """
     full_anyway = viewer is not None and viewer.role in ("regulator", "admin")
     if cache is not None and (viewer is None or full_anyway):
-        async with db.connection() as conn:
-            head = await batches_repo.find_head(conn, code)
+        head = await _head(db, code, cache)
         if head is None:
             raise errors.NotFound(f"no batch has trace code {code}")
         key = (code, head["head_hash"], full_anyway)
@@ -108,6 +110,13 @@ async def read_batch(
         return fresh
     view, tag, _rows = await read_batch_rows(db, code, viewer)
     return view, tag
+
+
+async def _head(db: Database, code: str, cache: ViewCache | None) -> Record | None:
+    if cache is not None:
+        return await cache.heads.head(db, code)
+    async with db.connection() as conn:
+        return await batches_repo.find_head(conn, code)
 
 
 async def read_batch_rows(

@@ -138,6 +138,18 @@ async def find_head(conn: Connection, trace_code: str) -> Record | None:
     return await conn.fetchrow(SELECT_HEAD, trace_code)
 
 
+SELECT_HEADS = """
+SELECT b.trace_code, h.seq, h.head_hash
+FROM batches b JOIN batch_heads h ON h.batch_id = b.id
+WHERE b.trace_code = ANY($1::text[])
+"""
+
+
+async def find_heads(conn: Connection, trace_codes: Sequence[str]) -> list[Record]:
+    """The chain heads (trace_code, seq, head_hash) of those of ``trace_codes`` that name a batch."""
+    return await conn.fetch(SELECT_HEADS, trace_codes)
+
+
 SELECT_BATCH_VIEW = """
 SELECT b.id, b.trace_code, b.quantity, b.uom, b.produced_on, b.expires_on, b.created_at,
        p.category, p.goods_code, p.gtin, p.name_zh AS product_name, p.name_en AS product_name_en,
