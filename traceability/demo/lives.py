@@ -35,15 +35,33 @@ class Life:
         return 1 + len(self.events)
 
 
+FEWEST_EVENTS = 10
+"""The fewest events a life holds: a vegetable batch's opening, test, shipping and receiving, then a shipping,
+a receiving and a canteen's one sale for each of two takers."""
+
+
 class Lives:
     """An endless, seeded stream of batch lives over ``window`` days before ``anchor``, in time order as a
-    ledger fills: about ``total`` events from the first day to the last."""
+    ledger fills: about ``total`` events from the first day to the last.
 
-    def __init__(self, city: City, rng: random.Random, anchor: datetime, window: int, total: int) -> None:
+    A stream may continue a load: ``first`` lives numbered before it (its vouchers, certificates and drug
+    lots carry numbers after theirs) and ``generated`` events before it (its lives start where those end)."""
+
+    def __init__(
+        self,
+        city: City,
+        rng: random.Random,
+        anchor: datetime,
+        window: int,
+        total: int,
+        *,
+        first: int = 0,
+        generated: int = 0,
+    ) -> None:
         self.city, self.rng, self.anchor, self.window = city, rng, anchor, max(window, 4)
         self.total = max(total, 1)
-        self.generated = 0
-        self.n = 0
+        self.generated = generated
+        self.n = first
         self.veg_farms = city.of_type("farm", "vegetable")
         self.pig_farms = city.of_type("farm", "pig")
         self.chicken_farms = city.of_type("farm", "chicken")

@@ -142,7 +142,7 @@ async def load_demo(
         result.bulk_events, result.bulk_batches = await load_bulk(
             db,
             city,
-            random.Random(f"{seed}/bulk"),  # noqa: S311
+            f"{seed}/bulk",
             anchor,
             days,
             events - story.done,

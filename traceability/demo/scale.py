@@ -1,19 +1,22 @@
-"""The scale path's driver: cut the stream of lives into chunks and build and write them, here or in workers.
+"""The scale path's driver: cut the load into parts and generate, build and write them, here or in workers.
 
-One seeded stream of lives (:mod:`traceability.demo.lives`) is cut into chunks of about ``CHUNK``
-events; each chunk gets its trace-code serials and batch ids from the database, in stream order, so
-the same seed gives the same records however the work is spread. A chunk is then built
+A load is cut into parts, each a seeded stream of lives of its own (:mod:`traceability.demo.lives`):
+first parts of :data:`LIVES_PER_PART` lives, as many as surely hold fewer events than asked for, then,
+once their events are counted, parts of about :data:`TAIL_EVENTS` events up to the total. Each part
+gets its trace-code serials and batch ids from the database in part order, so the same seed gives the
+same records however the work is spread (a part of lives takes exactly its lives' serials; a part of
+the tail takes as many as it could need, :data:`~traceability.demo.lives.FEWEST_EVENTS` events a life,
+and leaves the rest unused). A part is then generated, built
 (:func:`traceability.demo.bulk.build`: validation, custody, sealing, chaining) and written in one
 transaction (:func:`traceability.demo.bulk.write`).
 
-Building is pure Python and takes most of the time, so with ``workers`` the chunks go to that many
-worker processes, each with its own connection, which build and write them while this process cuts
-the next ones: both cores busy instead of one. A chunk travels as JSON (:func:`pack`): the scanners'
-events as a scanner would send them, naming their scanner and product by key, which costs a fifth of
-pickling the objects. At most two chunks per worker are in flight, so memory
-stays flat however many events are asked for. Chunks commit in whatever order the workers finish;
-each is whole batches (every batch with its events, head and custody), so a reader never sees half a
-batch. With no workers everything runs here, in order (the tests' small loads).
+Generating and building are pure Python and take most of the time, so with ``workers`` the parts go to
+that many worker processes, each with its own connection, which generate, build and write them: a
+part travels as a few numbers (:class:`Part`), and the lives are made where they are built. At most
+two parts per worker are in flight, so memory stays flat however many events are asked for. Parts
+commit in whatever order the workers finish; each is whole batches (every batch with its events,
+head and custody), so a reader never sees half a batch. With no workers everything runs here, in
+order (the tests' small loads).
 """
 
 from __future__ import annotations
@@ -31,53 +34,107 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing import util
 
-import orjson
-
 from traceability import errors
 from traceability.demo import bulk
 from traceability.demo.city import City
-from traceability.demo.lives import EVENTS_PER_DAY, Life, Lives
-from traceability.domain.access import Principal
+from traceability.demo.lives import EVENTS_PER_DAY, FEWEST_EVENTS, Life, Lives
 from traceability.storage import bulk_repo
 from traceability.storage.database import Connection, Database, connect, translating
 
-CHUNK = 10_000
-WORKER_CHUNK = 20_000
-"""Events per chunk a worker builds and writes (fewer, larger transactions; two per worker in flight)."""
+LIVES_PER_PART = 1_100
+"""Lives per part of a load's body (about 19,000 events; fewer, larger transactions, two per worker in flight)."""
+AVERAGE_PER_LIFE = 17.6
+"""Events a life holds on average (as measured): where a part's lives start in the load's days."""
+MOST_PER_LIFE = 19
+"""The average rounded up well: the body's parts hold fewer events than this says, so they never overshoot the
+total, and the tail makes it up."""
+TAIL_EVENTS = 20_000
+"""Events per part of a load's tail (and of a small load, which is all tail)."""
 PER_WORKER = 2
 COLLECT_EVERY = 100_000
 """Allocations between the cyclic garbage collector's passes in a worker (Python's default is 700)."""
 
 
 def default_workers(total: int) -> int:
-    """One worker per core (at most four) for a load of many chunks; none for a small one."""
-    return 0 if total < 4 * WORKER_CHUNK else min(os.cpu_count() or 1, 4)
+    """One worker per core (at most four) for a load of many parts; none for a small one."""
+    return 0 if total < 4 * TAIL_EVENTS else min(os.cpu_count() or 1, 4)
 
 
-def chunks(lives: Iterator[Life], total: int, size: int) -> Iterator[list[Life]]:
-    """Whole lives, about ``size`` events at a time, until about ``total`` events (whole lives, so a few more)."""
-    done = 0
-    while done < total:
-        todo: list[Life] = []
-        n = 0
-        while n < min(size, total - done):
-            life = next(lives)
-            todo.append(life)
-            n += len(life)
-        done += n
-        yield todo
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """What every part of a load shares: the seed, and the days and events its lives spread over."""
+
+    seed: str
+    anchor: datetime
+    window: int
+    total: int
 
 
-async def reserve(db: Database, todo: list[Life]) -> tuple[list[int], list[int]]:
-    """Serials and batch ids for a chunk's lives, in stream order."""
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a load: ``lives`` lives, or (when 0) lives until they hold at least ``events`` events.
+
+    ``first`` lives and ``before`` events come before it in the load (numbering and times of its lives)."""
+
+    index: int
+    first: int
+    before: int
+    lives: int = 0
+    events: int = 0
+
+    @property
+    def most_lives(self) -> int:
+        """How many lives it may hold: the serials and batch ids it takes."""
+        return self.lives or self.events // FEWEST_EVENTS + 1
+
+
+def generate(city: City, stream: Stream, part: Part) -> list[Life]:
+    """A part's lives: its own seeded stream (part 0's is the load's seed itself)."""
+    seed = stream.seed if part.index == 0 else f"{stream.seed}/{part.index}"
+    rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
+    lives = iter(Lives(city, rng, stream.anchor, stream.window, stream.total, first=part.first, generated=part.before))
+    if part.lives:
+        return [next(lives) for _ in range(part.lives)]
+    todo: list[Life] = []
+    n = 0
+    while n < part.events:
+        life = next(lives)
+        todo.append(life)
+        n += len(life)
+    return todo
+
+
+def body(total: int) -> list[Part]:
+    """The parts of lives that surely hold fewer than ``total`` events."""
+    count = total // (LIVES_PER_PART * MOST_PER_LIFE)
+    return [
+        Part(k, k * LIVES_PER_PART, round(k * LIVES_PER_PART * AVERAGE_PER_LIFE), lives=LIVES_PER_PART)
+        for k in range(count)
+    ]
+
+
+def tail(total: int, after: list[Part], written: int) -> list[Part]:
+    """Parts of about :data:`TAIL_EVENTS` events from ``written`` (what the parts ``after`` held) up to ``total``."""
+    parts: list[Part] = []
+    index, first, before = len(after), sum(p.most_lives for p in after), written
+    while before < total:
+        part = Part(index, first, before, events=min(TAIL_EVENTS, total - before))
+        parts.append(part)
+        index, first, before = index + 1, first + part.most_lives, before + part.events
+    return parts
+
+
+async def reserve(db: Database, part: Part) -> tuple[list[int], list[int]]:
+    """Serials and batch ids for a part's lives."""
+    n = part.most_lives
     async with db.connection() as conn:
-        return await bulk_repo.reserve_serials(conn, len(todo)), await bulk_repo.reserve_batch_ids(conn, len(todo))
+        return await bulk_repo.reserve_serials(conn, n), await bulk_repo.reserve_batch_ids(conn, n)
 
 
 async def load_bulk(
     db: Database,
     city: City,
-    rng: random.Random,
+    seed: str,
     anchor: datetime,
     days: int,
     total: int,
@@ -86,10 +143,13 @@ async def load_bulk(
 ) -> tuple[int, int]:
     """Write about ``total`` events (whole lives, so a few more); returns (events, batches).
 
-    ``workers`` processes build and write the chunks; with 0 this process does, one chunk after another.
+    ``workers`` processes generate, build and write the parts; with 0 this process does, one after another.
     """
     with fewer_collections():
-        return await _load_bulk(db, city, rng, anchor, days, total, progress, workers)
+        stream = Stream(seed, anchor, max(days, math.ceil(total / EVENTS_PER_DAY)), total)
+        if workers < 1:
+            return await _here(db, city, stream, progress)
+        return await _in_workers(db, city, stream, progress, workers)
 
 
 @contextlib.contextmanager
@@ -108,39 +168,42 @@ def fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-async def _load_bulk(
-    db: Database,
-    city: City,
-    rng: random.Random,
-    anchor: datetime,
-    days: int,
-    total: int,
-    progress: Callable[[int], None] | None,
-    workers: int,
-) -> tuple[int, int]:
-    window = max(days, math.ceil(total / EVENTS_PER_DAY))
-    lives = iter(Lives(city, rng, anchor, window, total))
-    events = batches = 0
+class _Count:
+    """Events and batches written so far, reported to ``progress`` as they come."""
 
-    def done(counts: tuple[int, int]) -> None:
-        nonlocal events, batches
-        events += counts[0]
-        batches += counts[1]
-        if progress is not None:
-            progress(counts[0])
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.progress = progress
+        self.events = self.batches = 0
 
-    if workers < 1:
-        for todo in chunks(lives, total, CHUNK):
-            serials, ids = await reserve(db, todo)
-            built = bulk.build(todo, serials, ids, city, datetime.now(UTC))
+    def __call__(self, counts: tuple[int, int]) -> None:
+        self.events += counts[0]
+        self.batches += counts[1]
+        if self.progress is not None:
+            self.progress(counts[0])
+
+
+async def _here(db: Database, city: City, stream: Stream, progress: Callable[[int], None] | None) -> tuple[int, int]:
+    count = _Count(progress)
+    parts = body(stream.total)
+    for phase in (1, 2):
+        for part in parts:
+            serials, ids = await reserve(db, part)
+            built = _build(city, stream, part, serials, ids, datetime.now(UTC))
 
             async def write(conn: Connection, built: bulk.Chunk = built) -> None:
                 await bulk.write(conn, built)
 
             await db.transaction(write)
-            done((len(built.events), len(built.batches)))
-        return events, batches
+            count((len(built.events), len(built.batches)))
+        if phase == 1:
+            parts = tail(stream.total, parts, count.events)
+    return count.events, count.batches
 
+
+async def _in_workers(
+    db: Database, city: City, stream: Stream, progress: Callable[[int], None] | None, workers: int
+) -> tuple[int, int]:
+    count = _Count(progress)
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")  # no copy of this process's event loop and connections
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(city, db.url)) as pool:
@@ -153,33 +216,31 @@ async def _load_bulk(
                 for f in finished:  # every result is taken (no "exception never retrieved"); the first error raised
                     f.exception()
                 for f in finished:
-                    done(f.result())
+                    count(f.result())
 
         try:
-            for todo in chunks(lives, total, WORKER_CHUNK):
-                serials, ids = await reserve(db, todo)
-                flying.add(loop.run_in_executor(pool, _build_and_write, pack(todo), serials, ids, datetime.now(UTC)))
-                await settle(workers * PER_WORKER - 1)
-            await settle(0)
+            parts = body(stream.total)
+            for phase in (1, 2):
+                for part in parts:
+                    serials, ids = await reserve(db, part)
+                    now = datetime.now(UTC)
+                    flying.add(loop.run_in_executor(pool, _generate_build_write, stream, part, serials, ids, now))
+                    await settle(workers * PER_WORKER - 1)
+                await settle(0)  # the tail starts from what the body's parts held
+                if phase == 1:
+                    parts = tail(stream.total, parts, count.events)
         finally:
             for f in flying:
                 f.cancel()
-    return events, batches
+    return count.events, count.batches
 
 
-def pack(todo: list[Life]) -> bytes:
-    """A chunk's lives as JSON: ``[opener id, product key, opening, [[scanner id, event], ...]]`` each."""
-    return orjson.dumps(
-        [[life.opener.id, life.product.key, life.opening, [[who.id, raw] for who, raw in life.events]] for life in todo]
-    )
-
-
-def unpack(packed: bytes, city: City, scanners: dict[int, Principal]) -> list[Life]:
-    """The lives :func:`pack` wrote, with the city's own scanner and product objects."""
-    return [
-        Life(scanners[opener], city.products[product], opening, [(scanners[who], raw) for who, raw in events])
-        for opener, product, opening, events in orjson.loads(packed)
-    ]
+def _build(city: City, stream: Stream, part: Part, serials: list[int], ids: list[int], now: datetime) -> bulk.Chunk:
+    lives = generate(city, stream, part)
+    n = len(
+        lives
+    )  # a part of the tail leaves some of its serials unused (never more lives than serials: zip is strict)
+    return bulk.build(lives, serials[:n], ids[:n], city, now)
 
 
 # -- in a worker process ----------------------------------------------------------------------------
@@ -190,7 +251,6 @@ class _Worker:
     city: City
     loop: asyncio.AbstractEventLoop
     conn: Connection
-    scanners: dict[int, Principal]
 
     def close(self) -> None:
         self.loop.run_until_complete(self.conn.close())
@@ -204,14 +264,15 @@ def _start(city: City, url: str) -> None:
     gc.freeze()  # as fewer_collections() does, for the worker's life: its modules and the city are never garbage
     gc.set_threshold(COLLECT_EVERY)
     loop = asyncio.new_event_loop()
-    worker = _Worker(city, loop, loop.run_until_complete(connect(url)), city.scanners())
+    worker = _Worker(city, loop, loop.run_until_complete(connect(url)))
     _worker.append(worker)
     util.Finalize(None, worker.close, exitpriority=10)
 
 
-def _build_and_write(packed: bytes, serials: list[int], ids: list[int], now: datetime) -> tuple[int, int]:
+def _generate_build_write(
+    stream: Stream, part: Part, serials: list[int], ids: list[int], now: datetime
+) -> tuple[int, int]:
     worker = _worker[0]
-    todo = unpack(packed, worker.city, worker.scanners)
 
     async def write(built: bulk.Chunk) -> None:
         with translating():
@@ -219,7 +280,7 @@ def _build_and_write(packed: bytes, serials: list[int], ids: list[int], now: dat
                 await bulk.write(worker.conn, built)
 
     try:
-        built = bulk.build(todo, serials, ids, worker.city, now)
+        built = _build(worker.city, stream, part, serials, ids, now)
         worker.loop.run_until_complete(write(built))
     except errors.TraceError as exc:
         # Sent back to the main process pickled, where some error classes' own arguments would not come back.
