@@ -98,80 +98,79 @@ def build(lives: list[Life], serials: list[int], ids: list[int], city: City, now
     out = Chunk()
     recorded_at = utc_ms(now)
     known = Registered.of(city)
-    for life, serial, batch_id in zip(lives, serials, ids, strict=True):
-        device, product = life.opener, life.product
-        assert device.area_code is not None and device.node_id is not None
-        with fields():
+    with fields():  # a FieldError anywhere in the chunk is a 422 naming its field, as capture's
+        for life, serial, batch_id in zip(lives, serials, ids, strict=True):
+            device, product = life.opener, life.product
+            assert device.area_code is not None and device.node_id is not None
             draft = parse_batch(life.opening, now)
             check_key_data(product.category, draft.content)
-        code = tracecode.make(device.area_code, serial)
-        content, event_time = opening_content(draft, device, code, product.goods_code, product.gtin, now)
-        data, private = record(content, recorded_at)
-        prev = chain.genesis(code)
-        head = chain.link(prev, data)
-        out.batches.append(
-            (
-                batch_id,
-                code,
-                city.product_ids[product.key],
-                device.node_id,
-                device.id,
-                draft.event_id,
-                open_digest(draft, device),
-                Decimal(draft.quantity["value"]),
-                draft.quantity["uom"],
-                draft.produced_on,
-                draft.expires_on,
+            code = tracecode.make(device.area_code, serial)
+            content, event_time = opening_content(draft, device, code, product.goods_code, product.gtin, now)
+            data, private = record(content, recorded_at)
+            prev = chain.genesis(code)
+            head = chain.link(prev, data)
+            out.batches.append(
+                (
+                    batch_id,
+                    code,
+                    city.product_ids[product.key],
+                    device.node_id,
+                    device.id,
+                    draft.event_id,
+                    open_digest(draft, device),
+                    Decimal(draft.quantity["value"]),
+                    draft.quantity["uom"],
+                    draft.produced_on,
+                    draft.expires_on,
+                )
             )
-        )
-        out.identifiers += [(i.scheme, i.value, batch_id) for i in draft.identifiers]
-        out.events.append(
-            (
-                draft.event_id,
-                batch_id,
-                1,
-                prev,
-                head,
-                data,
-                "commissioning",
-                device.node_id,
-                device.id,
-                event_time,
-                now,
-                private,
-            )
-        )
-        seq = 1
-        held = custody.Relations()
-        held.open(batch_id, device.node_id, event_time)
-        for who, raw in life.events:
-            with fields():
-                d = parse_event({**raw, "traceCode": code}, "", now)
-                if check_inspection(d.content) is False:
-                    raise errors.InvalidField("the scale path records no failed inspections", field="bizStep")
-            _custody(held, known, batch_id, code, who, d.content, d.event_time)
-            data, private = record(stamp(d.content, who), recorded_at)
-            digest = chain.link(head, data)
-            seq += 1
+            out.identifiers += [(i.scheme, i.value, batch_id) for i in draft.identifiers]
             out.events.append(
                 (
-                    d.event_id,
+                    draft.event_id,
                     batch_id,
-                    seq,
+                    1,
+                    prev,
                     head,
-                    digest,
                     data,
-                    d.biz_step,
-                    who.node_id,
-                    who.id,
-                    d.event_time,
+                    "commissioning",
+                    device.node_id,
+                    device.id,
+                    event_time,
                     now,
                     private,
                 )
             )
-            head = digest
-        out.heads.append((batch_id, seq, head))
-        out.custody += [(b, n, c.relation, c.in_transit, c.since) for (b, n), c in held.changes.items()]
+            seq = 1
+            held = custody.Relations()
+            held.open(batch_id, device.node_id, event_time)
+            for who, raw in life.events:
+                d = parse_event({**raw, "traceCode": code}, "", now)
+                if check_inspection(d.content) is False:
+                    raise errors.InvalidField("the scale path records no failed inspections", field="bizStep")
+                _custody(held, known, batch_id, code, who, d.content, d.event_time)
+                data, private = record(stamp(d.content, who), recorded_at)
+                digest = chain.link(head, data)
+                seq += 1
+                out.events.append(
+                    (
+                        d.event_id,
+                        batch_id,
+                        seq,
+                        head,
+                        digest,
+                        data,
+                        d.biz_step,
+                        who.node_id,
+                        who.id,
+                        d.event_time,
+                        now,
+                        private,
+                    )
+                )
+                head = digest
+            out.heads.append((batch_id, seq, head))
+            out.custody += [(b, n, c.relation, c.in_transit, c.since) for (b, n), c in held.changes.items()]
     return out
 
 
