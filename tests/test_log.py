@@ -16,10 +16,13 @@ import asyncpg
 import pytest
 
 from tests import rfc9162_verifier as rfc
-from tests.conftest import SETTLE_WITHIN, World
+from tests.conftest import SETTLE_WITHIN, World, settled
 from tests.test_verify import cli, tamper
+from traceability import errors
 from traceability.config import ROOT, Settings
+from traceability.http.keys import DATABASE, LOG
 from traceability.ledger import checkpoint as notes
+from traceability.services import transparency
 from traceability.services.verify import verify_log
 from traceability.storage.database import open_database
 
@@ -208,7 +211,6 @@ async def test_tamper_append_a_forged_leaf(
 ) -> None:
     _, _, key = await logged_world(world, client)
     size = await superuser.fetchval("SELECT size FROM log_heads")
-    await superuser.execute("ALTER TABLE log_leaves DROP CONSTRAINT log_leaves_event_pk_fkey")
     await tamper(
         superuser,
         "INSERT INTO log_leaves (log_id, leaf_index, event_pk, leaf_hash) VALUES (1, $1, -5, $2)",
@@ -217,6 +219,23 @@ async def test_tamper_append_a_forged_leaf(
     )
     faults = await audit(db_url, key)
     assert f"leaf index {size}: names no recorded event (a forged leaf)" in faults
+
+
+async def test_the_sequencer_writes_no_leaf_for_a_key_that_names_no_event(
+    world: World, client: Any, superuser: asyncpg.Connection
+) -> None:
+    """log_leaves has no foreign keys (schema 0025): the sequencer's statement itself refuses a leaf for a queued
+    key that names no recorded event, and the log does not grow."""
+    await record(world, 2)
+    await settled(client)
+    size = await superuser.fetchval("SELECT size FROM log_heads")
+    await superuser.execute("INSERT INTO log_queue (event_pk, hash) VALUES (-5, $1)", b"\x07" * 32)  # tampered
+    app = client.server.app
+    with pytest.raises(errors.Conflict, match="names no recorded event"):
+        await transparency.integrate(app[DATABASE], app[LOG])
+    assert await superuser.fetchval("SELECT size FROM log_heads") == size
+    assert not await superuser.fetchval("SELECT EXISTS (SELECT 1 FROM log_leaves WHERE event_pk = -5)")
+    await superuser.execute("DELETE FROM log_queue")
 
 
 async def test_two_servers_serve_the_same_log(world: World, db_url: str, tmp_path: Path) -> None:

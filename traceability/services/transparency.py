@@ -317,7 +317,8 @@ async def integrate(db: Database, lg: Log, limit: int = MAX_BATCH, conn: Connect
         new_size, root, changed = merkle.append(size, tiles, leaves)
         completed.update(changed)
         pks = [r["event_pk"] for r in queued]
-        await log_repo.insert_leaves(conn, lg.id, size, pks, leaves)
+        if await log_repo.insert_leaves(conn, lg.id, size, pks, leaves) != len(pks):
+            raise errors.Conflict("a queued event key names no recorded event; nothing was integrated")
         await log_repo.store_tiles(conn, lg.id, changed)
         if not await log_repo.advance_head(conn, lg.id, size, new_size, root):
             raise errors.Conflict("the log head moved under this sequencer")
