@@ -140,7 +140,7 @@ def _ms(seconds: float) -> str:
 def _throughput(name: str, svc: Stats, base: Stats, cores: float, unit: str, goal: float, what: str) -> Result:
     note = (
         f"{what}; service p50/p99 {_ms(svc.quantile(0.5))}/{_ms(svc.quantile(0.99))} ms per request, "
-        f"baseline {_ms(base.quantile(0.5))}/{_ms(base.quantile(0.99))} ms; server process used {cores:.2f} cores"
+        f"baseline {_ms(base.quantile(0.5))}/{_ms(base.quantile(0.99))} ms; server processes used {cores:.2f} cores"
     )
     return Result(name, svc.rate, unit, base.rate, goal, note=note, broken=_broken(svc, base))
 
@@ -383,7 +383,7 @@ async def inclusion_proof(ctx: Context) -> Result:
 
 @benchmark("server_rss_1m_leaves")
 async def server_rss_1m_leaves(ctx: Context) -> Result:
-    """Resident memory of the serving process with the million-leaf log, after the proof load."""
+    """Resident memory of the serving processes with the million-leaf log, after the proof load."""
     rss = ctx.rss_after_proofs or ctx.service.rss_mb()
     baseline = max((p.peak_rss_mb() for p in ctx.bare_servers.values()), default=0.0)
     return Result(
@@ -394,7 +394,7 @@ async def server_rss_1m_leaves(ctx: Context) -> Result:
         250.0,
         better="lower",
         goal_on="value",
-        note="VmRSS of the serve process after inclusion_proof vs the bare handler's peak",
+        note="VmRSS of the serve process and its children, added up, after inclusion_proof vs the bare handler's peak",
     )
 
 
@@ -512,7 +512,7 @@ async def server_rss_peak(ctx: Context) -> Result:
         200.0,
         better="lower",
         goal_on="value",
-        note="VmHWM of the serve process vs the bare aiohttp handler process",
+        note="VmHWM of the serve process and its children, added up, vs the bare aiohttp handler process",
     )
 
 

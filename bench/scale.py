@@ -125,7 +125,7 @@ async def run(ctx: Context, events: int) -> list[Result]:
             RSS_GOAL,
             better="lower",
             goal_on="value",
-            note=f"VmRSS of the serve process after the loads at {big.events:,} events; baseline: the same at "
+            note=f"VmRSS of the server's processes after the loads at {big.events:,} events; baseline: the same at "
             f"{small.events:,} events",
         )
     )

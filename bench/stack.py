@@ -40,24 +40,52 @@ def free_port() -> int:
         return port
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (a supervisor's workers, the background process a server starts)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):  # a child is listed under the thread that forked it
+        try:
+            children = task.read_text().split()
+        except OSError:  # gone since it was listed
+            continue
+        for child in children:
+            found += tree(int(child))
+    return found
+
+
+def _status_mb(pid: int, key: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    except OSError:  # a descendant that exited since it was listed
+        return 0.0
+    raise RuntimeError(f"no {key} for pid {pid}")
+
+
+def rss_mb(pid: int) -> float:
+    """The resident set now (VmRSS) of the process and its live descendants, added up, in MiB. Pages a
+    forked process still shares with its parent count in both, as ``ps`` and ``top`` count them."""
+    return sum(_status_mb(p, "VmRSS:") for p in tree(pid))
+
+
 def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for pid {pid}")
+    """The peak resident sets (VmHWM) of the process and its live descendants, added up, in MiB: at most
+    what they ever held at once (each peak may have come at another moment)."""
+    return sum(_status_mb(p, "VmHWM:") for p in tree(pid))
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process and its live descendants (a supervisor's workers, its
-    background process) have used so far."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:  # gone since it was listed
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS + sum(cpu_seconds(int(c)) for c in children)
+    """User plus system CPU time the process and its live descendants have used so far."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:  # gone since it was listed
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
 
 
 @contextlib.asynccontextmanager
@@ -128,11 +156,7 @@ class Process:
         return self.popen.pid
 
     def rss_mb(self) -> float:
-        """The process's resident set now (VmRSS), in MiB."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"no VmRSS for pid {self.pid}")
+        return rss_mb(self.pid)
 
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pid)

@@ -28,7 +28,7 @@ from traceability.storage.embedded import pgserver
 
 START_WITHIN = 90.0
 BACKGROUND = "traceability-bg"
-"""The name the background process gives itself (``traceability.http.serve.BACKGROUND_NAME``)."""
+"""The name the background process gives itself (``traceability.http.background_main.NAME``)."""
 
 
 def free_port() -> int:
@@ -137,11 +137,11 @@ class Server:
                 await asyncio.sleep(0.1)
 
     def children(self) -> list[psutil.Process]:
-        """The supervisor's workers (not its background process)."""
+        """The supervisor's workers (not the background process); none when the process started serves itself."""
         return [p for p in self._forked() if p.name() != BACKGROUND]
 
     def background(self) -> psutil.Process | None:
-        """The supervisor's background process (the log's sequencer and the analyzer), if it runs."""
+        """The background process (the log's sequencer and the analyzer) the server started, if it runs."""
         return next((p for p in self._forked() if p.name() == BACKGROUND), None)
 
     def _forked(self) -> list[psutil.Process]:

@@ -163,34 +163,50 @@ async def open_a_batch(server: Server, device: str) -> None:
     assert status == 201, text
 
 
-async def test_a_background_process_sequences_the_log_and_is_replaced(db_url: str, tmp_path: Path) -> None:
-    """``TRACE_BACKGROUND=process``: the sequencer runs in a process of its own at a lower priority, under a
-    supervisor even with one worker; recorded events reach the log; killed, it is replaced and the log moves on."""
-    server = Server(tmp_path, {"TRACE_DATABASE_URL": db_url, "TRACE_BACKGROUND": "process"})
+async def a_device(server: Server, admin: str) -> str:
+    """A slaughterhouse's device credential, to record events with."""
+    uscc = make_uscc(900)
+    for path, body in (
+        ("/api/v1/admin/products", {"category": "meat", "goods_code": "21113011", "name": "白条猪肉"}),
+        ("/api/v1/admin/enterprises", {"name": "屠宰场", "uscc": uscc}),
+    ):
+        status, text = await call(server, "POST", path, admin, body)
+        assert status in (201, 409), text
+    status, text = await call(
+        server, "POST", "/api/v1/admin/nodes", admin,
+        {"enterprise": uscc, "type": "slaughterhouse", "area_code": "320311", "name": "屠宰场"},
+    )  # fmt: skip
+    assert status == 201, text
+    status, text = await call(
+        server, "POST", "/api/v1/admin/devices", admin, {"node": json.loads(text)["code"], "name": "kill line"}
+    )
+    assert status == 201, text
+    return str(json.loads(text)["credential"])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_background_process_sequences_the_log_and_is_replaced(
+    db_url: str, tmp_path: Path, workers: int
+) -> None:
+    """``TRACE_BACKGROUND=process``: the sequencer runs in a process of their own at a lower priority, started
+    by the server itself with one worker and by the supervisor with two; recorded events reach the log; killed,
+    it is replaced and the log moves on."""
+    env = {"TRACE_DATABASE_URL": db_url, "TRACE_BACKGROUND": "process", "TRACE_WORKERS": str(workers)}
+    server = Server(tmp_path, env)
     server.start()
     try:
         await server.wait_healthy()
-        await wait_until(lambda: len(server.children()) == 1 and server.background() is not None, what="processes")
-        (worker,), background = server.children(), server.background()
-        assert background is not None and background.nice() > worker.nice()
-        admin = (tmp_path / "admin-token").read_text().strip()
-        uscc = make_uscc(900)
-        for path, body in (
-            ("/api/v1/admin/products", {"category": "meat", "goods_code": "21113011", "name": "白条猪肉"}),
-            ("/api/v1/admin/enterprises", {"name": "屠宰场", "uscc": uscc}),
-        ):
-            status, text = await call(server, "POST", path, admin, body)
-            assert status in (201, 409), text
-        status, text = await call(
-            server, "POST", "/api/v1/admin/nodes", admin,
-            {"enterprise": uscc, "type": "slaughterhouse", "area_code": "320311", "name": "屠宰场"},
-        )  # fmt: skip
-        assert status == 201, text
-        status, text = await call(
-            server, "POST", "/api/v1/admin/devices", admin, {"node": json.loads(text)["code"], "name": "kill line"}
+        await wait_until(
+            lambda: len(server.children()) == (0 if workers == 1 else 2) and server.background() is not None,
+            what="processes",
         )
-        assert status == 201, text
-        device = json.loads(text)["credential"]
+        assert server.proc is not None
+        serving = server.children() or [psutil.Process(server.proc.pid)]  # one worker: the process started serves
+        background = server.background()
+        assert background is not None and all(background.nice() > p.nice() for p in serving)
+        if workers == 1:  # a program of its own, not a fork of the server
+            assert "traceability.http.background_main" in background.cmdline()
+        device = await a_device(server, (tmp_path / "admin-token").read_text().strip())
 
         before = await checkpoint_size(server)
         await open_a_batch(server, device)
@@ -202,18 +218,48 @@ async def test_a_background_process_sequences_the_log_and_is_replaced(db_url: st
         )
         await open_a_batch(server, device)
         await until_grown(server, size, "the next event, sequenced by the new process")
-        assert worker.is_running()  # the worker served on throughout
+        assert all(p.is_running() for p in serving)  # the server served on throughout
+        assert "background.died" in server.output() or "worker.died" in server.output()
     finally:
         server.stop()
 
 
-def test_where_the_background_work_runs() -> None:
-    def runs_apart(**env: str) -> bool:
-        return Settings.from_env(env).background_process
+async def test_the_background_process_goes_with_the_server(db_url: str, tmp_path: Path) -> None:
+    """One worker: the background process the server started stops with it, on SIGTERM, on Ctrl-C (which the
+    terminal sends to both at once) and when the server is killed outright, and is never started again then."""
+    env = {"TRACE_DATABASE_URL": db_url, "TRACE_BACKGROUND": "process"}
+    for how in ("SIGTERM", "Ctrl-C", "SIGKILL"):
+        server = Server(tmp_path, env)
+        server.start()
+        try:
+            await server.wait_healthy()
+            await wait_until(lambda: server.background() is not None, what="the background process")
+            background = server.background()
+            assert background is not None
+            if how == "SIGKILL":
+                server.kill()
+            else:
+                if how == "Ctrl-C":
+                    background.send_signal(signal.SIGINT)
+                server.signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+                assert await server.wait_exit() == 0, server.output()
+            await wait_until(lambda: not alive(background.pid), what=f"the background process to exit ({how})")
+            log = server.output()
+            assert "background.stopped" in log, log  # on its own signal, cleanly, after closing its connections
+            assert log.count("background.started_process") == 1, log  # and not started again meanwhile
+            assert ("server.stopped" in log) == (how != "SIGKILL"), log
+        finally:
+            server.stop()
 
-    assert not runs_apart()  # one worker: in it
+
+def test_where_the_background_work_runs() -> None:
+    def runs_apart(cpus: int = 1, **env: str) -> bool:
+        return Settings.from_env(env, cpus=cpus).background_process
+
+    assert not runs_apart()  # one worker on one core: in it
+    assert runs_apart(cpus=2)  # one worker that may use two cores: beside it
     assert runs_apart(TRACE_WORKERS="2")
-    assert not runs_apart(TRACE_WORKERS="2", TRACE_BACKGROUND="inline")
+    assert not runs_apart(cpus=4, TRACE_WORKERS="2", TRACE_BACKGROUND="inline")
     assert runs_apart(TRACE_BACKGROUND="process")
     with pytest.raises(ConfigError, match="TRACE_BACKGROUND"):
         runs_apart(TRACE_BACKGROUND="thread")

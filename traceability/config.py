@@ -139,7 +139,9 @@ class Settings:
     background: str = "auto"
     """Where ``traceability serve`` runs the log's sequencer and the analyzer (``TRACE_BACKGROUND``):
     ``process``, in a process of their own at a lower CPU priority; ``inline``, in the server processes;
-    ``auto``, a process of their own when there are several workers."""
+    ``auto``, a process of their own when there are several workers or the server may use several cores."""
+    cpus: int = 1
+    """The cores this process may run on (its CPU affinity), read at start."""
     tls_cert: Path | None = None
     tls_key: Path | None = None
     trusted_proxies: tuple[Network, ...] = ()
@@ -158,7 +160,10 @@ class Settings:
     @property
     def background_process(self) -> bool:
         """Whether ``traceability serve`` runs the sequencer and the analyzer in a process of their own."""
-        return self.background == "process" or (self.background == "auto" and self.workers > 1)
+        if self.background == "auto":
+            # With one core the two processes would only take turns on it, and the second costs its memory.
+            return self.workers > 1 or self.cpus > 1
+        return self.background == "process"
 
     @property
     def pg_dir(self) -> Path:
@@ -211,6 +216,7 @@ class Settings:
             "sequencer_interval_ms": _int(env, "TRACE_SEQUENCER_INTERVAL_MS", 200, 10, 60_000),
             "workers": _int(env, "TRACE_WORKERS", 1, 1, 64),
             "background": _background(env),
+            "cpus": len(os.sched_getaffinity(0)),
             "trusted_proxies": _networks(env, "TRACE_TRUSTED_PROXIES"),
             "metrics_allow": _networks(env, "TRACE_METRICS_ALLOW"),
             "capture_rate": _float(env, "TRACE_CAPTURE_RATE", 50.0, 0, 1_000_000),
@@ -248,3 +254,9 @@ def test_database_url(environ: Mapping[str, str] | None = None) -> str | None:
 def child_environment(values: Mapping[str, str]) -> dict[str, str]:
     """The environment for a process of ours started from this one (the demo's servers): ours, with ``values``."""
     return {**os.environ, **values}
+
+
+def background_environment(database_url: str) -> dict[str, str]:
+    """The environment of the background process a server starts: the server's own, on the database it opened
+    (the embedded one's socket when no URL was given, so the background process never starts a second)."""
+    return {**os.environ, "TRACE_DATABASE_URL": database_url}

@@ -10,42 +10,41 @@ PostgreSQL is stopped after the last worker. Each worker asks the kernel for SIG
 supervisor dies (``PR_SET_PDEATHSIG``), so killing the supervisor, even with SIGKILL, takes its
 workers down with it instead of leaving them orphaned on the port.
 
-With several workers (or ``TRACE_BACKGROUND=process``, which asks for a supervisor even with one worker)
-the supervisor also keeps one background process (slot 0, named ``traceability-bg``) that runs the log's
-sequencer and the anomaly analyzer at a lower CPU priority (:mod:`traceability.services.background`), so
-the workers keep their cores for requests. It is replaced like a worker when it dies; meanwhile events
-are still recorded and acknowledged, and wait in the log queue until it is back.
+The log's sequencer and the anomaly analyzer run in a background process of their own (named
+``traceability-bg``, at a lower CPU priority: :mod:`traceability.http.background_main`) when there are
+several workers or the server may use several cores (``TRACE_BACKGROUND``), so the processes answering
+requests keep their cores for capture. With several workers the supervisor forks it like a worker; with
+one, the serving process starts it itself (:class:`BackgroundChild`), so a server is two processes, not
+three. Either way it is replaced when it dies, meanwhile events are still recorded and acknowledged and
+wait in the log queue until it is back, and it gets SIGTERM from the kernel when its parent dies.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
+import contextlib
 import gc
 import os
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from traceability.config import Settings
+from traceability.config import Settings, background_environment
+from traceability.http import background_main
+from traceability.http.keys import DATABASE
 from traceability.logging import get_logger
 
 log = get_logger(__name__)
 
-PR_SET_PDEATHSIG = 1
-PR_SET_NAME = 15
 BACKGROUND = 0
 """The background process's slot."""
-BACKGROUND_NAME = b"traceability-bg"
-BACKGROUND_NICE = 5
-"""How much lower the background process's CPU priority is than the workers'."""
 SHUTDOWN_TIMEOUT = 10.0
 QUICK_DEATH = 5.0
 """A worker that dies sooner than this after starting counts as crashing; the next start waits longer."""
@@ -84,9 +83,14 @@ async def _freeze_heap(app: web.Application) -> None:
     gc.set_threshold(YOUNG_COLLECTION, middle, old)
 
 
-def _run(make_app: Callable[[], web.Application], sock: socket.socket, settings: Settings) -> None:
+def _run(make_app: Callable[[], web.Application], sock: socket.socket, settings: Settings, *, child: bool) -> None:
+    """Serve on ``sock`` in this process; ``child``: with the background work in a process it starts itself."""
     app = make_app()
     app.on_startup.append(_freeze_heap)  # after the resources are open
+    if child:
+        background = BackgroundChild(settings)
+        app.on_shutdown.append(background.stop)  # first thing on SIGTERM or Ctrl-C: no restart from then on
+        app.cleanup_ctx.append(background.context)
     web.run_app(
         app,
         sock=sock,
@@ -97,31 +101,61 @@ def _run(make_app: Callable[[], web.Application], sock: socket.socket, settings:
     )
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask the kernel for SIGTERM when the supervisor dies; exit now if it already has."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:  # pragma: no cover - Linux always has it
-        log.warning("worker.pdeathsig_unavailable", errno=ctypes.get_errno())
-    if os.getppid() != parent:  # the supervisor died between fork() and prctl()
-        os._exit(0)
+def _restart_delay(crashes: int) -> float:
+    """Seconds before the next start of a process that died ``crashes`` times in a row right after starting."""
+    return min(MAX_RESTART_DELAY, 0.5 * 2 ** (crashes - 1)) if crashes else 0.0
 
 
-def _run_background(settings: Settings) -> None:
-    """The background process: the sequencer and the analyzer at a lower priority, until SIGTERM or SIGINT."""
-    from traceability.services import background
+@dataclass
+class BackgroundChild:
+    """The background process of a server with one worker, started and kept by that server itself (no
+    supervisor): a program of its own (:mod:`traceability.http.background_main`), replaced when it dies,
+    stopped and waited for when the server stops, and gone with the server if the server is killed."""
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(PR_SET_NAME, ctypes.c_char_p(BACKGROUND_NAME), 0, 0, 0)  # how ps, top and the tests tell it apart
-    os.nice(BACKGROUND_NICE)
+    settings: Settings
+    proc: asyncio.subprocess.Process | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await background.run_process(settings, stop)
+    async def context(self, app: web.Application) -> AsyncIterator[None]:
+        keeper = asyncio.create_task(self._keep(background_environment(app[DATABASE].url)))
+        try:
+            yield
+        finally:
+            await self.stop(app)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(keeper), SHUTDOWN_TIMEOUT)
+            if self.proc is not None and self.proc.returncode is None:
+                log.warning("background.killed", pid=self.proc.pid)
+                self.proc.kill()
+            await keeper
 
-    asyncio.run(main())
+    async def stop(self, _app: web.Application) -> None:
+        self.stopping.set()
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    async def _keep(self, env: dict[str, str]) -> None:
+        crashes = 0
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                self.proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", background_main.__name__, str(os.getpid()), env=env, stdin=subprocess.DEVNULL
+                )
+            except OSError as exc:  # out of processes or memory for a moment: try again later
+                log.error("background.start_failed", error=str(exc))
+                code: int | str = "not started"
+            else:
+                log.info("background.started_process", pid=self.proc.pid)
+                code = await self.proc.wait()
+            if self.stopping.is_set():
+                break
+            crashes = crashes + 1 if time.monotonic() - started < QUICK_DEATH else 0
+            delay = max(0.5, _restart_delay(crashes))  # a Ctrl-C reaches it first: give the server time to stop
+            log.error("background.died", status=code, restart_in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
 
 
 @dataclass
@@ -144,12 +178,12 @@ class Supervisor:
             try:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
-                _die_with_parent(parent)
+                background_main.die_with_parent(parent)
                 if slot == BACKGROUND:
                     sock.close()  # it answers no requests
-                    _run_background(self.settings)
+                    background_main.run(self.settings)
                 else:
-                    _run(self.make_app, sock, self.settings)
+                    _run(self.make_app, sock, self.settings, child=False)
             except BaseException:  # a worker never returns into the supervisor's code
                 log.exception("worker.failed", slot=slot)
                 code = 1
@@ -174,7 +208,7 @@ class Supervisor:
     def run(self, sock: socket.socket) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        if self.settings.background_process:
+        if self.settings.background_process:  # forked like a worker, replaced like one
             self.spawn(BACKGROUND, sock)
         for slot in range(1, self.settings.workers + 1):
             self.spawn(slot, sock)
@@ -192,7 +226,7 @@ class Supervisor:
                 continue
             lived = time.monotonic() - self.started.get(slot, 0.0)
             self.crashes[slot] = self.crashes.get(slot, 0) + 1 if lived < QUICK_DEATH else 0
-            delay = min(MAX_RESTART_DELAY, 0.5 * 2 ** (self.crashes[slot] - 1)) if self.crashes[slot] else 0.0
+            delay = _restart_delay(self.crashes[slot])
             log.error("worker.died", worker=slot, pid=pid, status=_describe(status), restart_in_s=delay)
             until = time.monotonic() + delay
             while not self.stopping and time.monotonic() < until:  # a stop signal ends the pause
@@ -210,8 +244,8 @@ def _describe(status: int) -> str:
 
 
 def serve(settings: Settings, make_app: Callable[[], web.Application], on_worker_exit: Callable[[int], None]) -> int:
-    """Serve until SIGTERM or SIGINT: in this process with one worker and the background work inline, else
-    under a supervisor."""
+    """Serve until SIGTERM or SIGINT: in this process with one worker (and the background process it starts,
+    or the background work inline), else under a supervisor."""
     sock = listen(settings)
     scheme = "https" if settings.tls_cert else "http"
     log.info(
@@ -220,7 +254,7 @@ def serve(settings: Settings, make_app: Callable[[], web.Application], on_worker
         public_url=settings.public_url,
         workers=settings.workers,
     )
-    if settings.workers == 1 and not settings.background_process:
-        _run(make_app, sock, settings)
+    if settings.workers == 1:
+        _run(make_app, sock, settings, child=settings.background_process)
         return 0
     return Supervisor(settings, make_app, on_worker_exit).run(sock)
