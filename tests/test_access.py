@@ -158,7 +158,7 @@ async def test_heads_asked_for_together_are_read_together(
         return len(await reading()) == n
 
     async def lookups_waiting(n: int) -> bool:
-        return len(heads._by_db[id(app[DATABASE])]._waiting) == n
+        return heads.waiting(app[DATABASE]) == n
 
     blocker = await asyncpg.connect(db_url)
     try:
@@ -167,7 +167,6 @@ async def test_heads_asked_for_together_are_read_together(
         await blocker.execute("LOCK TABLE batch_heads IN ACCESS EXCLUSIVE MODE")
         first = [asyncio.ensure_future(get(codes[0]))]
         await until(lambda: reads_waiting(1), "the first read waiting")
-        reads = heads._by_db[id(app[DATABASE])]
         (doomed,) = await reading()
         for n in range(1, heads.readers):  # one read under way each
             first.append(asyncio.ensure_future(get(codes[n])))
@@ -182,7 +181,7 @@ async def test_heads_asked_for_together_are_read_together(
     answers = await asyncio.gather(*first[1:], *later)
     assert [(status, body.get("trace_code")) for status, body in answers[:-1]] == [(200, c) for c in codes[1:]]
     assert answers[-1][0] == 404
-    assert not reads._waiting and reads._reading == 0
+    assert heads.waiting(app[DATABASE]) == heads.reading(app[DATABASE]) == 0
 
 
 async def test_one_log_line_per_request_and_no_secrets(world: World) -> None:

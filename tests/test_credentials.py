@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import World
+from tests.conftest import World, until
 from tests.test_verify import cli
 from tests.web.conftest import pork_chain
 from traceability import errors
@@ -118,6 +118,54 @@ def test_the_cache_never_keeps_what_a_revocation_raced() -> None:
     assert cache.get(b"e") is None  # never cached past the credential's expiry
     cache.set_listening(False)
     assert cache.get(b"k") is None
+
+
+async def test_credentials_asked_for_together_are_looked_up_together(
+    world: World, superuser: asyncpg.Connection, db_url: str
+) -> None:
+    """Credentials not cached that arrive while others are being looked up wait for the next lookup, which
+    resolves all of them in one statement; each request still gets its own principal (an unknown credential
+    its 401)."""
+    from traceability.http.keys import DATABASE
+
+    app = world.client.server.app
+    cache = app[PRINCIPALS]
+    db = app[DATABASE]
+    code = await world.open_batch()
+    unknown = "tdv_" + "x" * 43
+    credentials = [world.devices["slaughter"], world.devices["market"], world.admin, unknown]
+    cache.clear()
+
+    async def get(credential: str) -> int:
+        return (await world.client.get(f"/api/v1/batches/{code}", headers=world.auth(credential))).status
+
+    async def reads_waiting(n: int) -> bool:
+        rows = await superuser.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            " AND query LIKE '%token_hash = ANY($1::bytea[])%'"
+        )
+        return len(rows) == n
+
+    async def lookups_waiting(n: int) -> bool:
+        return cache.reads.waiting(db) == n
+
+    readers = cache.reads.readers
+    blocker = await asyncpg.connect(db_url)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE devices IN ACCESS EXCLUSIVE MODE")
+        asked = []
+        for n in range(readers):  # one lookup under way each
+            asked.append(asyncio.ensure_future(get(credentials[n])))
+            await until(lambda n=n: reads_waiting(n + 1), "a lookup waiting")
+        asked += [asyncio.ensure_future(get(c)) for c in credentials[readers:]]
+        await until(lambda: lookups_waiting(len(credentials) - readers), "the other credentials waiting")
+        assert await reads_waiting(readers)
+    finally:
+        await blocker.close()  # the lock goes with the connection
+    assert await asyncio.gather(*asked) == [200, 200, 200, 401]
+    assert cache.reads.waiting(db) == cache.reads.reading(db) == 0
 
 
 @pytest.fixture

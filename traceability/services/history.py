@@ -13,7 +13,7 @@ from traceability.domain.access import Principal, involved, public_content, sees
 from traceability.domain.budgeted import Budgeted
 from traceability.domain.registry import area_name
 from traceability.ledger import canonical, sealed
-from traceability.services.heads import HeadReads
+from traceability.services.together import ReadTogether
 from traceability.storage import batches_repo, events_repo, registry_repo
 from traceability.storage.database import Database, Record
 
@@ -71,8 +71,8 @@ class ViewCache:
 
     def __init__(self, budget: int = 16 << 20) -> None:
         self._views: Budgeted[tuple[str, bytes, bool], tuple[dict[str, Any], str]] = Budgeted(budget)
-        self.heads = HeadReads()
-        """Where a kept view's freshness is read: heads asked for at the same time, in one statement."""
+        self.heads: ReadTogether[str, Record] = ReadTogether(batches_repo.find_heads)
+        """Where a kept view's freshness is read: the heads asked for at the same time, in one statement."""
 
     @property
     def budget(self) -> int:
@@ -114,7 +114,7 @@ async def read_batch(
 
 async def _head(db: Database, code: str, cache: ViewCache | None) -> Record | None:
     if cache is not None:
-        return await cache.heads.head(db, code)
+        return await cache.heads.get(db, code)
     async with db.connection() as conn:
         return await batches_repo.find_head(conn, code)
 

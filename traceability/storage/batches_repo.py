@@ -145,9 +145,9 @@ WHERE b.trace_code = ANY($1::text[])
 """
 
 
-async def find_heads(conn: Connection, trace_codes: Sequence[str]) -> list[Record]:
-    """The chain heads (trace_code, seq, head_hash) of those of ``trace_codes`` that name a batch."""
-    return await conn.fetch(SELECT_HEADS, trace_codes)
+async def find_heads(conn: Connection, trace_codes: Sequence[str]) -> dict[str, Record]:
+    """The chain heads (seq, head_hash) of those of ``trace_codes`` that name a batch, by trace code."""
+    return {r["trace_code"]: r for r in await conn.fetch(SELECT_HEADS, trace_codes)}
 
 
 SELECT_BATCH_VIEW = """
