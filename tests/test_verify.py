@@ -247,13 +247,26 @@ async def test_whole_ranges_hold_at_once_until_a_byte_changes(
             assert len(ranges) == 3  # one batch each
             chains = []
             for lo, hi in ranges:
-                walk = audit_bulk.ChainWalk([heads[k] for k in audit_bulk.heads_between(sorted(heads), lo, hi)])
-                await audit_repo.copy_chains(conn, lo, hi, chain.CHAIN_TAG, walk.feed)
-                chains.append(walk.holds())
-            leaves = [
-                audit_bulk.leaves_hold(bundle, b"\x00")
-                async for bundle in audit_repo.leaf_event_bundles(conn, [(0, 2**62)], b"\x00")
-            ]
+                sent: list[bytes] = []
+
+                async def keep(data: bytes) -> None:
+                    sent.append(data)
+
+                await audit_repo.copy_chains(conn, lo, hi, chain.CHAIN_TAG, keep)
+                verdicts = set()
+                for compiled in (True, False):  # the compiled walker and the Python one, on the same stream
+                    walk = audit_bulk.ChainWalk(
+                        [heads[k] for k in audit_bulk.heads_between(sorted(heads), lo, hi)], compiled=compiled
+                    )
+                    for data in sent:
+                        await walk.feed(data)
+                    verdicts.add((walk.holds(), walk.events, walk.batches, walk.unnamed))
+                assert len(verdicts) == 1
+                chains.append(verdicts.pop()[0])
+            leaves = []
+            async for bundle in audit_repo.leaf_event_bundles(conn, [(0, 2**62)], b"\x00"):
+                leaves.append(audit_bulk.leaves_hold(bundle, b"\x00"))
+                assert leaves[-1] is audit_bulk.leaves_hold(bundle, b"\x00", compiled=False)
             return all(chains), all(leaves)
         finally:
             await conn.close()

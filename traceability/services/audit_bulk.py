@@ -6,7 +6,8 @@ concatenated columns standing for many rows, so that every comparison is one com
 strings. Each check here says only whether the whole range holds; when it does not, the caller checks
 that range row by row (:mod:`traceability.services.audit_parts`), which names the exact batch and seq,
 or leaf index. The database only hands over stored bytes: every hash is computed and every comparison
-made here.
+made here. The per-row loops run compiled (traceability/_chainwalk.c) where the install could build it,
+and in Python otherwise; tests/test_chainwalk.py holds the two to the same verdicts.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ import struct
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from hashlib import sha256
 
 from traceability.ledger import canonical, chain, sealed
 from traceability.storage.database import Record
+
+Walk = Callable[[bytes, int, int, int, int, bytes], tuple[int, int, bytes, int, int]]
+compiled_walk: Walk | None
+compiled_digests: Callable[[bytes, int, bytes], bool] | None
+try:  # the compiled inner loops (traceability/_chainwalk.c), built by the install where a C compiler is at hand
+    from traceability._chainwalk import digests_are as compiled_digests
+    from traceability._chainwalk import walk as compiled_walk
+except ImportError:  # pragma: no cover - the Python loops here give the same verdicts, more slowly
+    compiled_walk = compiled_digests = None
 
 HASH = 32
 SEALED = b'"sealed":'  # canonical bytes that carry a seal, whose opening the row-by-row check compares
@@ -90,7 +100,7 @@ class ChainWalk:
     is held but what PostgreSQL sent last; after the last row, ``holds()`` says whether the whole range held.
     """
 
-    def __init__(self, heads: Sequence[Record], tag: bytes = chain.CHAIN_TAG) -> None:
+    def __init__(self, heads: Sequence[Record], tag: bytes = chain.CHAIN_TAG, compiled: bool = True) -> None:
         self.ok = all(h["seq"] is not None for h in heads)
         self.heads: Iterator[Record] = iter([h for h in heads if h["seq"]])
         self.head: Record | None = None
@@ -102,6 +112,9 @@ class ChainWalk:
         self.unnamed = 0
         self.started = False
         self.rest = b""
+        # Takes the ordinary rows of the current batch (see traceability/_chainwalk.c); the loop in ``feed``
+        # takes the others: the first of each batch, those with an opening, and any that does not hold.
+        self.walk = compiled_walk if compiled else None
 
     def _next_batch(self, batch: int) -> bool:
         """Close the current batch at its head and open ``batch``, which must be the next head's."""
@@ -135,7 +148,14 @@ class ChainWalk:
         seq_next, prev_next, events = self.seq, self.prev, self.events
         current = -1 if self.head is None else self.head["id"]
         first = pos
+        walk = self.walk
         while pos + width <= end:
+            if walk is not None:
+                pos, seq_next, prev_next, taken, unnamed = walk(data, pos, skip, current, seq_next, prev_next)
+                events += taken
+                self.unnamed += unnamed
+                if pos + width > end:
+                    break
             nf, l1, batch, l2, seq, l3, stored, l4, prev, l5, opening, l6, unnamed, size = unpack(data, pos)
             start = pos + width
             stop = start + size
@@ -207,7 +227,7 @@ class ChainWalk:
         return next(self.heads, None) is None
 
 
-def leaves_hold(bundle: Record, prefix: bytes) -> bool:
+def leaves_hold(bundle: Record, prefix: bytes, compiled: bool = True) -> bool:
     """Whether every event of a bundle has a leaf and every leaf an event, each leaf hash that of its event's
     hash after ``prefix`` (RFC 9162's 0x00)."""
     n = bundle["pairs"]
@@ -216,6 +236,8 @@ def leaves_hold(bundle: Record, prefix: bytes) -> bool:
     width = len(prefix) + HASH
     if len(hashed) != width * n or len(leaves) != HASH * n:
         return False
+    if compiled and compiled_digests is not None:
+        return compiled_digests(hashed, width, leaves)
     view = memoryview(hashed)
     sha = sha256
     return b"".join([sha(view[i : i + width]).digest() for i in range(0, len(hashed), width)]) == leaves

@@ -1,0 +1,223 @@
+/* The inner loop of traceability.services.audit_bulk.ChainWalk, compiled.
+ *
+ * Copyright (C) the traceability authors. SPDX-License-Identifier: GPL-3.0-or-later
+ *
+ * walk(data, pos, skip, batch, seq, prev) walks the binary COPY rows of audit_repo.CHAIN_COPY in
+ * data[pos:] (the layout audit_bulk._ROW describes) for as long as each row is an ordinary link of the
+ * chain being walked: the expected field count and field lengths, link bytes at least ``skip`` long, the
+ * same batch, no opening, the expected seq and prev hash, and a stored hash that is SHA-256 of its link
+ * bytes. It stops before the first row that is anything else (another batch, a row with an opening, or a
+ * row that does not hold) and before a row not wholly in data; the Python walker takes that row.
+ *
+ * Returns (pos, seq, prev, events, unnamed): where it stopped, the seq and prev hash the next row must
+ * have, how many rows it took, and how many of those name a node or device that does not exist.
+ *
+ * digests_are(data, width, expected) says whether ``expected`` is the SHA-256 of each ``width`` bytes of
+ * ``data`` in turn (audit_bulk.leaves_hold: each leaf hash that of its event's hash after 0x00).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef CHAINWALK_OPENSSL
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
+static void
+digest(const unsigned char *data, size_t n, unsigned char out[32])
+{
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, data, n);
+    SHA256_Final(out, &ctx);
+}
+#define DIGEST_NAME "openssl"
+#else
+/* FIPS 180-4 SHA-256, for a build without OpenSSL's headers. */
+static const uint32_t K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void
+compress(uint32_t h[8], const unsigned char *block)
+{
+    uint32_t w[64], a, b, c, d, e, f, g, k, t1, t2;
+    int i;
+    for (i = 0; i < 16; i++)
+        w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 | (uint32_t)block[4 * i + 2] << 8 |
+               (uint32_t)block[4 * i + 3];
+    for (i = 16; i < 64; i++) {
+        uint32_t s0 = ROTR(w[i - 15], 7) ^ ROTR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROTR(w[i - 2], 17) ^ ROTR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+    for (i = 0; i < 64; i++) {
+        t1 = k + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+        t2 = (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        k = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
+}
+
+static void
+digest(const unsigned char *data, size_t n, unsigned char out[32])
+{
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    unsigned char tail[128];
+    size_t full = n & ~(size_t)63, rest = n - full, pad;
+    uint64_t bits = (uint64_t)n * 8;
+    int i;
+    for (size_t at = 0; at < full; at += 64)
+        compress(h, data + at);
+    memset(tail, 0, sizeof tail);
+    memcpy(tail, data + full, rest);
+    tail[rest] = 0x80;
+    pad = rest < 56 ? 64 : 128;
+    for (i = 0; i < 8; i++)
+        tail[pad - 1 - i] = (unsigned char)(bits >> (8 * i));
+    compress(h, tail);
+    if (pad == 128)
+        compress(h, tail + 64);
+    for (i = 0; i < 8; i++) {
+        out[4 * i] = (unsigned char)(h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)h[i];
+    }
+}
+#define DIGEST_NAME "builtin"
+#endif
+
+/* A row (audit_bulk._ROW): int16 field count 7, then each field's int32 length and value: batch int8,
+ * seq int4, hash bytea(32), prev_hash bytea(32), the opening's length int4, unnamed bool, link bytes. */
+#define ROW 111
+#define HASH 32
+
+static inline uint32_t
+be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static inline uint64_t
+be64(const unsigned char *p)
+{
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+static inline int
+fixed(const unsigned char *row)
+{
+    return row[0] == 0 && row[1] == 7 && be32(row + 2) == 8 && be32(row + 14) == 4 && be32(row + 22) == HASH &&
+           be32(row + 58) == HASH && be32(row + 94) == 4 && be32(row + 102) == 1;
+}
+
+static PyObject *
+walk(PyObject *self, PyObject *args)
+{
+    Py_buffer data, prev;
+    Py_ssize_t pos, skip;
+    long long batch, seq;
+    long long events = 0, unnamed = 0;
+    unsigned char expected[HASH], hashed[HASH];
+    PyObject *result = NULL;
+
+    if (!PyArg_ParseTuple(args, "y*nnLLy*", &data, &pos, &skip, &batch, &seq, &prev))
+        return NULL;
+    if (pos < 0 || pos > data.len || skip < 0) {
+        PyErr_SetString(PyExc_ValueError, "position or skip out of range");
+        goto done;
+    }
+    if (prev.len != HASH) {  /* a prev of any other length matches no row: the Python walker takes the first */
+        result = Py_BuildValue("nLy#LL", pos, seq, (const char *)prev.buf, prev.len, events, unnamed);
+        goto done;
+    }
+    memcpy(expected, prev.buf, HASH);
+    {
+        const unsigned char *buf = data.buf;
+        Py_ssize_t end = data.len;
+        while (end - pos >= ROW) {
+            const unsigned char *row = buf + pos;
+            int32_t size = (int32_t)be32(row + 107);
+            if (!fixed(row) || size < skip || (int64_t)size > (int64_t)(end - pos - ROW))
+                break;  /* not a well-formed row, or not all here yet */
+            if ((long long)(int64_t)be64(row + 6) != batch || (int32_t)be32(row + 98) >= 0)
+                break;  /* another batch, or an opening to check against its seal */
+            if ((long long)(int32_t)be32(row + 18) != seq || memcmp(row + 62, expected, HASH) != 0)
+                break;
+            digest(row + ROW, (size_t)size, hashed);
+            if (memcmp(hashed, row + 26, HASH) != 0)
+                break;
+            if (row[106])
+                unnamed++;
+            memcpy(expected, row + 26, HASH);
+            seq++;
+            events++;
+            pos += ROW + size;
+        }
+    }
+    result = Py_BuildValue("nLy#LL", pos, seq, (const char *)expected, (Py_ssize_t)HASH, events, unnamed);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&prev);
+    return result;
+}
+
+static PyObject *
+digests_are(PyObject *self, PyObject *args)
+{
+    Py_buffer data, expected;
+    Py_ssize_t width, n, i;
+    unsigned char hashed[HASH];
+    int same = 1;
+
+    if (!PyArg_ParseTuple(args, "y*ny*", &data, &width, &expected))
+        return NULL;
+    n = width > 0 ? data.len / width : 0;
+    if (width <= 0 || data.len != n * width || expected.len != n * HASH)
+        same = 0;
+    for (i = 0; same && i < n; i++) {
+        digest((const unsigned char *)data.buf + i * width, (size_t)width, hashed);
+        same = memcmp(hashed, (const unsigned char *)expected.buf + i * HASH, HASH) == 0;
+    }
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&expected);
+    return PyBool_FromLong(same);
+}
+
+static PyMethodDef methods[] = {
+    {"walk", walk, METH_VARARGS,
+     "walk(data, pos, skip, batch, seq, prev) -> (pos, seq, prev, events, unnamed): the ordinary links of the "
+     "chain from data[pos:] on, up to the first row the Python walker must take."},
+    {"digests_are", digests_are, METH_VARARGS,
+     "digests_are(data, width, expected) -> bool: whether expected is the SHA-256 of each width bytes of data, in "
+     "order."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "traceability._chainwalk", "The inner loop of audit_bulk.ChainWalk, compiled.", -1,
+    methods,
+};
+
+PyMODINIT_FUNC
+PyInit__chainwalk(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddStringConstant(m, "DIGEST", DIGEST_NAME) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

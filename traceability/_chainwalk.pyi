@@ -1,0 +1,9 @@
+# The compiled inner loop of audit_bulk.ChainWalk (traceability/_chainwalk.c).
+
+DIGEST: str  # "openssl" or "builtin": where its SHA-256 comes from
+
+def walk(data: bytes, pos: int, skip: int, batch: int, seq: int, prev: bytes, /) -> tuple[int, int, bytes, int, int]:
+    """The ordinary links of the chain from data[pos:] on: (pos, seq, prev, events, unnamed) after them."""
+
+def digests_are(data: bytes, width: int, expected: bytes, /) -> bool:
+    """Whether expected is the SHA-256 of each width bytes of data, in order."""
