@@ -14,6 +14,9 @@
  *
  * digests_are(data, width, expected) says whether ``expected`` is the SHA-256 of each ``width`` bytes of
  * ``data`` in turn (audit_bulk.leaves_hold: each leaf hash that of its event's hash after 0x00).
+ *
+ * node_row(row) is the row of RFC 9162 node hashes SHA-256(0x01 || left || right) above a row of hashes
+ * (ledger.tile_levels: a tile's 255 interior hashes, for the audit's rebuilt log and for proofs).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -196,6 +199,30 @@ digests_are(PyObject *self, PyObject *args)
     return PyBool_FromLong(same);
 }
 
+static PyObject *
+node_row(PyObject *self, PyObject *args)
+{
+    Py_buffer row;
+    Py_ssize_t pairs, i;
+    unsigned char node[1 + 2 * HASH];
+    PyObject *out;
+
+    if (!PyArg_ParseTuple(args, "y*", &row))
+        return NULL;
+    pairs = row.len / (2 * HASH);
+    out = PyBytes_FromStringAndSize(NULL, pairs * HASH);
+    if (out != NULL) {
+        unsigned char *to = (unsigned char *)PyBytes_AS_STRING(out);
+        node[0] = 0x01;
+        for (i = 0; i < pairs; i++) {
+            memcpy(node + 1, (const unsigned char *)row.buf + i * 2 * HASH, 2 * HASH);
+            digest(node, sizeof node, to + i * HASH);
+        }
+    }
+    PyBuffer_Release(&row);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
      "walk(data, pos, skip, batch, seq, prev) -> (pos, seq, prev, events, unnamed): the ordinary links of the "
@@ -203,6 +230,9 @@ static PyMethodDef methods[] = {
     {"digests_are", digests_are, METH_VARARGS,
      "digests_are(data, width, expected) -> bool: whether expected is the SHA-256 of each width bytes of data, in "
      "order."},
+    {"node_row", node_row, METH_VARARGS,
+     "node_row(row) -> bytes: SHA-256(0x01 || left || right) of each whole pair of 32-byte hashes in row, "
+     "concatenated (RFC 9162 node hashes; an odd last hash is left out)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -7,3 +7,6 @@ def walk(data: bytes, pos: int, skip: int, batch: int, seq: int, prev: bytes, /)
 
 def digests_are(data: bytes, width: int, expected: bytes, /) -> bool:
     """Whether expected is the SHA-256 of each width bytes of data, in order."""
+
+def node_row(row: bytes, /) -> bytes:
+    """SHA-256(0x01 || left || right) of each whole pair of 32-byte hashes in row, concatenated."""

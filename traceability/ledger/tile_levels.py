@@ -22,21 +22,31 @@ UPPER_BYTES = HASH_SIZE * ((2 << (TILE_HEIGHT - GROUP_HEIGHT)) - 2)
 """The rows of a full tile from ``GROUP_HEIGHT`` up to its root's children: 16 + 8 + 4 + 2 hashes."""
 
 
+def python_node_row(row: bytes) -> bytes:
+    """The node hashes of each whole pair of hashes in ``row``, concatenated (an odd last hash is left out)."""
+    whole = len(row) - len(row) % (2 * HASH_SIZE)
+    return b"".join([sha256(NODE_PREFIX + row[i : i + 64]).digest() for i in range(0, whole, 64)])
+
+
+try:  # the same loop compiled (traceability/_chainwalk.c), where the install could build it
+    from traceability._chainwalk import node_row
+except ImportError:  # pragma: no cover - the Python loop gives the same bytes, more slowly
+    node_row = python_node_row
+
+
 def _levels_of(tile: bytes) -> list[bytes]:
     """``levels[k]`` is the row of node hashes ``k`` levels above the tile's stored hashes."""
     rows = [tile]
     while len(rows[-1]) >= 2 * HASH_SIZE:
-        row = rows[-1]
         # A partial row's odd last hash has no sibling yet: only complete subtrees are ever read.
-        whole = len(row) - len(row) % (2 * HASH_SIZE)
-        rows.append(b"".join([sha256(NODE_PREFIX + row[i : i + 64]).digest() for i in range(0, whole, 64)]))
+        rows.append(node_row(rows[-1]))
     return rows
 
 
 def _reduce(hashes: bytes) -> bytes:
     """The root of a perfect subtree given its bottom row of hashes (a power of two of them)."""
     while len(hashes) > HASH_SIZE:
-        hashes = b"".join([sha256(NODE_PREFIX + hashes[i : i + 64]).digest() for i in range(0, len(hashes), 64)])
+        hashes = node_row(hashes)
     return hashes
 
 
