@@ -17,7 +17,7 @@ from tests.conftest import World, cloned_database, new_id, settled
 from tests.test_verify import cli
 from traceability import errors
 from traceability.config import Settings
-from traceability.demo import bulk, lives
+from traceability.demo import bulk, lives, scale
 from traceability.demo.city import City, Product
 from traceability.demo.loader import DemoResult, load_demo
 from traceability.domain.events import parse_event
@@ -230,6 +230,25 @@ async def test_the_same_seed_gives_the_same_ledger(db_url: str, second_db_url: s
     assert first.highlights == second.highlights
     a, b = await content(db_url), await content(second_db_url)
     assert len(a) == first.total_events and a == b
+
+
+async def test_the_scale_path_gives_the_same_ledger_however_the_work_is_spread(db_url: str, second_db_url: str) -> None:
+    # Enough events for parts of whole lives and then a tail made up to the total: both kinds of part.
+    total = 2 * scale.LIVES_PER_PART * scale.MOST_PER_LIFE + 3_000
+    assert len(scale.body(total)) == 2
+    here = await load(db_url, seed=7, days=6, events=total, workers=0)
+    spread = await load(second_db_url, seed=7, days=6, events=total, workers=2)
+    assert here.total_events >= total and here.total_events < total + 200  # whole lives: a few more
+    assert (here.bulk_events, here.bulk_batches) == (spread.bulk_events, spread.bulk_batches)
+    a, b = await content(db_url), await content(second_db_url)
+    assert len(a) == here.total_events and a == b
+    # Each part numbers its lives after the parts before it: a meat batch's quarantine certificate names no day
+    # (the story's carcasses share theirs; the scale path's batches come after the story's, in serial order).
+    openings = sorted((code[6:19], c) for code, seq, c in a if seq == 1)[-here.bulk_batches :]
+    numbers = [
+        d["number"] for _, c in openings for d in c.get("documents", ()) if d["type"] == "quarantine_certificate"
+    ]
+    assert len(numbers) > 500 and len(set(numbers)) == len(numbers)
 
 
 async def test_the_scale_path_verifies_and_writes_what_the_api_would(db_url: str, tmp_path: Path) -> None:
