@@ -38,10 +38,13 @@ def test_kept_views_are_bounded_by_bytes_however_big_each_is() -> None:
 
 
 def test_rendered_answers_are_bounded_by_bytes() -> None:
+    from multidict import CIMultiDict, CIMultiDictProxy
+
     from traceability.http.compression import KEPT_COST, Kept, Rendered
 
     rendered = Rendered(budget=50_000)
-    page = Kept(200, b"x" * 9_000, b"y" * 1_000, ())
+    none = CIMultiDictProxy(CIMultiDict[str]())
+    page = Kept(200, b"x" * 9_000, b"y" * 1_000, none, none)
     for n in range(20):
         rendered.put(n, page)
     assert rendered.used <= 50_000

@@ -127,7 +127,8 @@ def create_app(settings: Settings, *, background_work: bool = True) -> web.Appli
     app[LIMITS] = Limits.of(settings.capture_rate, settings.capture_burst)
     app[ACCESS] = AccessLog()
     app.on_response_prepare.append(security_headers)
-    app.on_response_prepare.append(reads.read_from)
+    if settings.database_read_urls:  # only then may a public read name another pool
+        app.on_response_prepare.append(reads.read_from)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_log)
     if background_work:

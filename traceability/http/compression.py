@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from traceability.domain.budgeted import Budgeted
 
@@ -28,7 +28,7 @@ LEVEL = 6
 COMPRESSIBLE = ("text/html", "text/css", "text/plain", "application/javascript", "text/javascript", "application/json")
 RENDERED = 16 << 20
 """Bytes of rendered pages kept, plain and gzip (a demo page is 20-80 KB, a fifth of that compressed)."""
-KEPT_COST = 400
+KEPT_COST = 800
 """Bytes a kept answer costs besides its bodies: the object, its headers, its key and place in the cache."""
 
 PLAIN = web.ResponseKey("compression.plain", bool)
@@ -83,12 +83,14 @@ async def compress(request: web.Request, handler: Handler) -> web.StreamResponse
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """A rendered answer kept to be sent again: its bytes, plain and gzip, and its headers."""
+    """A rendered answer kept to be sent again: its bytes, plain and gzip, and the headers of each (built
+    once: a response copies the headers it is given, so these are never changed)."""
 
     status: int
     body: bytes
     gz: bytes
-    headers: tuple[tuple[str, str], ...]
+    headers: CIMultiDictProxy[str]
+    gz_headers: CIMultiDictProxy[str]
 
     @classmethod
     def of(cls, response: web.Response) -> Kept:
@@ -97,15 +99,16 @@ class Kept:
         skip = {hdrs.CONTENT_LENGTH.lower(), hdrs.SET_COOKIE.lower(), hdrs.CONTENT_ENCODING.lower()}
         headers = CIMultiDict(response.headers)
         _vary(headers)
-        kept = tuple((k, v) for k, v in headers.items() if k.lower() not in skip)
-        return cls(response.status, body, gzip.compress(body, LEVEL, mtime=0), kept)
+        kept = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in skip)
+        zipped = CIMultiDict(kept)
+        zipped[hdrs.CONTENT_ENCODING] = "gzip"
+        gz = gzip.compress(body, LEVEL, mtime=0)
+        return cls(response.status, body, gz, CIMultiDictProxy(kept), CIMultiDictProxy(zipped))
 
     def response(self, request: web.Request) -> web.Response:
-        headers = CIMultiDict(self.headers)
         if accepts_gzip(request):
-            headers[hdrs.CONTENT_ENCODING] = "gzip"
-            return web.Response(status=self.status, body=self.gz, headers=headers)
-        return web.Response(status=self.status, body=self.body, headers=headers)
+            return web.Response(status=self.status, body=self.gz, headers=self.gz_headers)
+        return web.Response(status=self.status, body=self.body, headers=self.headers)
 
 
 class Rendered:
