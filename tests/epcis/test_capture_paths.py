@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from tests.conftest import CHINA, World, new_id
 from tests.epcis.conftest import Epcis
 from tests.test_supply import regulator
@@ -77,3 +79,26 @@ async def test_events_each_on_a_batch_of_their_own_are_chained_like_any_others(
     # Another device's credential speaks for none of them.
     status, job = await epcis.capture(document_of(codes[:1], "storing"), token=world.devices["market"])
     assert status == 202 and not job["success"] and job["errors"][0]["status"] == 403, job
+
+
+async def test_a_voucher_is_looked_at_however_its_name_is_written(world: World, epcis: Epcis) -> None:
+    """The capture skips looking for handover vouchers only when the body cannot name one: a member named
+    ``…handoverVoucher`` (even spelled with JSON escapes) is still read, and refused on a storing event."""
+    code = await world.open_batch()
+    device = world.devices["slaughter"]
+    doc = document_of([code], "storing")
+    doc["@context"] = [*doc["@context"], {"trace": "https://trace.test/epcis/"}]
+    doc["epcisBody"]["eventList"][0]["trace:handoverVoucher"] = "not a voucher"
+    plain = orjson.dumps(doc)
+    escaped = plain.replace(b'"trace:handoverVoucher"', b'"trace:handover\\u0056oucher"')
+    assert b"handoverVoucher" not in escaped and orjson.loads(escaped) == doc
+    for body in (plain, escaped):
+        status, job = await epcis.capture(body, token=device)
+        assert status == 202 and not job["success"], job
+        assert "a voucher goes with a receiving event" in job["errors"][0]["title"], job
+    assert (await steps_of(world, code))[-1] != "storing"
+    # Without one, the same document is recorded.
+    del doc["epcisBody"]["eventList"][0]["trace:handoverVoucher"]
+    status, job = await epcis.capture(doc, token=device)
+    assert status == 202 and job["success"], job
+    assert (await steps_of(world, code))[-1] == "storing"

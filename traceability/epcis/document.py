@@ -150,6 +150,9 @@ class Received:
     """CBV 2.0 event hashes already computed from the original form (XML), by index."""
     originals: dict[int, str] = field(default_factory=dict)
     """The original form of each event when it was not JSON (an XML event's canonical XML), by index."""
+    vouchers: bool = True
+    """Whether a member may be a handover voucher (``…handoverVoucher``); False only when the body's text
+    cannot hold that name (it is not there, and no ``\\u`` escape could spell it), so no event is looked through."""
 
 
 def _events_of(value: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -224,7 +227,14 @@ def read(body: bytes, *, single_event: bool = False, max_events: int = 1000, len
     if exact is not plain and _LONG_DIGITS.search(body):
         _refuse_wide_integers(kind, exact_events, refused)
     context = plain.get("@context")
-    received = Received(kind, orjson.dumps(context).decode() if context is not None else None, [], refused, len(events))
+    received = Received(
+        kind,
+        orjson.dumps(context).decode() if context is not None else None,
+        [],
+        refused,
+        len(events),
+        vouchers=b"handoverVoucher" in body or b"\\u" in body,
+    )
     for i, (event, exact_event) in enumerate(zip(events, exact_events, strict=True)):
         if i not in refused:
             received.events.append((i, event, exact_event))

@@ -10,6 +10,7 @@ The event itself is stored as it came (:mod:`traceability.epcis.document`); face
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -98,13 +99,18 @@ class Facets:
 
 def parse_time(value: str, field: str, now: datetime) -> datetime:
     """An RFC 3339 date-time (the schema checked its form) within the ledger's bounds."""
+    return _moment(value, field, now + MAX_FUTURE)
+
+
+def _moment(value: str, field: str, latest: datetime) -> datetime:
+    """:func:`parse_time` with its latest allowed moment worked out once for a whole event."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise EventError(field, f"{value!r} is not an RFC 3339 date-time") from None
     if moment.tzinfo is None:
         raise EventError(field, "must carry a time zone (Z or an offset such as +08:00)")
-    if moment > now + MAX_FUTURE:
+    if moment > latest:
         raise EventError(field, "is more than five minutes in the future")
     if moment < EARLIEST:
         raise EventError(field, "is before 1970")
@@ -114,6 +120,25 @@ def parse_time(value: str, field: str, now: datetime) -> datetime:
 def _quantity(value: Any, field: str) -> str | None:
     if value is None:
         return None
+    kind = type(value)
+    if kind is float or kind is int:  # what JSON numbers parse to: the same few values recur, so remember them
+        text = _number_text(value)
+        if text.startswith("!"):
+            raise EventError(field, text[1:])
+        return text
+    return _quantity_text(value, field)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _number_text(value: float | int) -> str:
+    """A quantity's canonical decimal text, or ``!`` and why it is refused (a cache holds only strings)."""
+    try:
+        return _quantity_text(value, "")
+    except EventError as exc:
+        return "!" + exc.message
+
+
+def _quantity_text(value: Any, field: str) -> str:
     try:
         d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, ValueError, TypeError):
@@ -127,22 +152,32 @@ def _quantity(value: Any, field: str) -> str | None:
 
 def facets(event: dict[str, Any], now: datetime) -> Facets:
     """Read one schema-valid event. Raises :class:`EventError` naming the field for what the ledger refuses."""
+    latest = now + MAX_FUTURE
+    get = event.get
+    biz_step = get("bizStep")
+    disposition = get("disposition")
+    read_point = get("readPoint")
+    biz_location = get("bizLocation")
+    what: list[What] = []
     out = Facets(
-        event_type=str(event["type"]),
-        event_time=parse_time(event["eventTime"], "eventTime", now),
-        offset=str(event["eventTimeZoneOffset"]),
-        event_id=event.get("eventID"),
-        action=event.get("action"),
-        biz_step=bare("bizStep", event["bizStep"]) if isinstance(event.get("bizStep"), str) else None,
-        disposition=bare("disposition", event["disposition"]) if isinstance(event.get("disposition"), str) else None,
-        read_point=(event.get("readPoint") or {}).get("id"),
-        biz_location=(event.get("bizLocation") or {}).get("id"),
-        transformation_id=event.get("transformationID"),
-        ilmd=event.get("ilmd") or {},
+        str(event["type"]),
+        _moment(event["eventTime"], "eventTime", latest),
+        str(event["eventTimeZoneOffset"]),
+        get("eventID"),
+        get("action"),
+        bare("bizStep", biz_step) if isinstance(biz_step, str) else None,
+        bare("disposition", disposition) if isinstance(disposition, str) else None,
+        read_point.get("id") if read_point else None,
+        biz_location.get("id") if biz_location else None,
+        get("transformationID"),
+        what,
+        [],
+        [],
+        None,
+        get("ilmd") or {},
     )
-    what = out.what
     for role in EPC_ROLES:
-        value = event.get(role)
+        value = get(role)
         if value is None:
             continue
         if isinstance(value, str):
@@ -150,7 +185,7 @@ def facets(event: dict[str, Any], now: datetime) -> Facets:
         elif isinstance(value, list):
             what.extend(What(role, uri, path=f"{role}[{i}]") for i, uri in enumerate(value) if isinstance(uri, str))
     for role in CLASS_ROLES:
-        elements = event.get(role)
+        elements = get(role)
         if not elements:
             continue
         for i, element in enumerate(elements):
@@ -167,14 +202,14 @@ def facets(event: dict[str, Any], now: datetime) -> Facets:
             )
     if len(what) > MAX_WHAT:
         raise EventError("epcList", f"an event names at most {MAX_WHAT} EPCs and classes")
-    if sources := event.get("sourceList"):
+    if sources := get("sourceList"):
         out.sources = [(bare("type", s["type"]), s["source"]) for s in sources]
-    if destinations := event.get("destinationList"):
+    if destinations := get("destinationList"):
         out.destinations = [(bare("type", d["type"]), d["destination"]) for d in destinations]
-    declaration = event.get("errorDeclaration")
+    declaration = get("errorDeclaration")
     if isinstance(declaration, dict):
         out.error = ErrorDeclaration(
-            parse_time(declaration["declarationTime"], "errorDeclaration.declarationTime", now),
+            _moment(declaration["declarationTime"], "errorDeclaration.declarationTime", latest),
             bare("reason", declaration["reason"]) if isinstance(declaration.get("reason"), str) else None,
             tuple(declaration.get("correctiveEventIDs") or ()),
         )

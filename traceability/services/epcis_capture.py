@@ -141,7 +141,7 @@ async def capture(
         prepared = await asyncio.to_thread(prepare, received, now, public_url, fed.urls)
     else:
         prepared = prepare(received, now, public_url, fed.urls)
-    before = await handover.epcis_handovers(db, fed, principal, prepared)
+    before = await handover.epcis_handovers(db, fed, principal, prepared) if received.vouchers else None
     return await write(db, principal, prepared, now, received.context, then, before)
 
 
@@ -350,7 +350,14 @@ async def _one_by_one(
     problems = []
     for i, plain, exact in received.events:
         one = document.Received(
-            received.kind, received.context, [(i, plain, exact)], {}, 1, received.computed_ids, received.originals
+            received.kind,
+            received.context,
+            [(i, plain, exact)],
+            {},
+            1,
+            received.computed_ids,
+            received.originals,
+            received.vouchers,
         )
         try:
             outcomes = await capture(db, principal, one, public_url, fed=fed)

@@ -36,7 +36,12 @@ class Places:
         glns: set[str] = set()
         for p in prepared:
             f = p.facets
-            for uri in (f.read_point, f.biz_location, *(u for _, u in f.sources), *(u for _, u in f.destinations)):
+            uris = [f.read_point, f.biz_location]
+            if f.sources:
+                uris.extend(u for _, u in f.sources)
+            if f.destinations:
+                uris.extend(u for _, u in f.destinations)
+            for uri in uris:
                 if uri and (gln := identifiers.location_gln(uri)):
                     glns.add(gln)
         by_gln = await epcis_repo.nodes_by_gln(conn, sorted(glns))
