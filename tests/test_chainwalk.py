@@ -243,3 +243,23 @@ def test_both_node_rows_agree(hashes: list[bytes]) -> None:
         hashlib.sha256(b"\x01" + hashes[i] + hashes[i + 1]).digest() for i in range(0, len(hashes) - 1, 2)
     )
     assert tile_levels.node_row(row) == tile_levels.python_node_row(row) == expected
+
+
+@pytest.mark.parametrize("k", [0, 1, 12, 29])
+def test_a_seal_without_its_opening_does_not_hold(k: int) -> None:
+    """Canonical bytes that carry a seal (even one nested deeper) need an opening, wherever the row is; the
+    chain is otherwise whole (rehashed from the changed row on, the head with it)."""
+    for key, holds in (("sealer", True), ("sealed", False)):
+        rows, heads = ledger([30], set(), set())
+        rows = relinked(with_row(rows, k, data=canonical.encode({"inner": {key: "00"}, "seq": k + 1})))
+        heads[0]["head_hash"] = rows[-1].stored
+        assert both(stream(rows), heads, [])[0] is holds
+
+
+def relinked(rows: list[Row]) -> list[Row]:
+    """The chain rehashed from its first row on, so that every link holds whatever the rows' bytes."""
+    out: list[Row] = []
+    for r in rows:
+        prev = out[-1].stored if out and out[-1].batch == r.batch else r.prev
+        out.append(replace(r, prev=prev, stored=chain.link(prev, r.data)))
+    return out

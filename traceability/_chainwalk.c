@@ -5,9 +5,10 @@
  * walk(data, pos, skip, batch, seq, prev) walks the binary COPY rows of audit_repo.CHAIN_COPY in
  * data[pos:] (the layout audit_bulk._ROW describes) for as long as each row is an ordinary link of the
  * chain being walked: the expected field count and field lengths, link bytes at least ``skip`` long, the
- * same batch, no opening, the expected seq and prev hash, and a stored hash that is SHA-256 of its link
- * bytes. It stops before the first row that is anything else (another batch, a row with an opening, or a
- * row that does not hold) and before a row not wholly in data; the Python walker takes that row.
+ * same batch, no opening, the expected seq and prev hash, a stored hash that is SHA-256 of its link bytes,
+ * and no seal in its canonical bytes (a seal needs an opening). It stops before the first row that is
+ * anything else (another batch, a row with an opening, or a row that does not hold) and before a row not
+ * wholly in data; the Python walker takes that row.
  *
  * Returns (pos, seq, prev, events, unnamed): where it stopped, the seq and prev hash the next row must
  * have, how many rows it took, and how many of those name a node or device that does not exist.
@@ -126,6 +127,21 @@ fixed(const unsigned char *row)
            be32(row + 58) == HASH && be32(row + 94) == 4 && be32(row + 102) == 1;
 }
 
+/* Whether data[0:n] holds the bytes that open a seal in canonical bytes (audit_bulk.SEALED). */
+static int
+has_seal(const unsigned char *data, size_t n)
+{
+    static const char sealed[] = "\"sealed\":";
+    const size_t k = sizeof sealed - 1;
+    const unsigned char *at = data, *end = data + n;
+    while ((size_t)(end - at) >= k && (at = memchr(at, '"', (size_t)(end - at) - k + 1)) != NULL) {
+        if (memcmp(at, sealed, k) == 0)
+            return 1;
+        at++;
+    }
+    return 0;
+}
+
 static PyObject *
 walk(PyObject *self, PyObject *args)
 {
@@ -160,8 +176,8 @@ walk(PyObject *self, PyObject *args)
             if ((long long)(int32_t)be32(row + 18) != seq || memcmp(row + 62, expected, HASH) != 0)
                 break;
             digest(row + ROW, (size_t)size, hashed);
-            if (memcmp(hashed, row + 26, HASH) != 0)
-                break;
+            if (memcmp(hashed, row + 26, HASH) != 0 || has_seal(row + ROW + skip, (size_t)(size - skip)))
+                break;  /* a seal needs its opening: the Python walker names the row as not holding */
             if (row[106])
                 unnamed++;
             memcpy(expected, row + 26, HASH);

@@ -113,7 +113,8 @@ class ChainWalk:
         self.started = False
         self.rest = b""
         # Takes the ordinary rows of the current batch (see traceability/_chainwalk.c); the loop in ``feed``
-        # takes the others: the first of each batch, those with an opening, and any that does not hold.
+        # takes the others: the first of each batch, those with an opening, and any that does not hold. With
+        # it, each row is looked at for a seal without an opening as it is taken, not by ``_seals_in``.
         self.walk = compiled_walk if compiled else None
 
     def _next_batch(self, batch: int) -> bool:
@@ -174,6 +175,9 @@ class ChainWalk:
                 if seq != seq_next or prev != prev_next or sha(view[start:stop]).digest() != stored:
                     self.ok = False
                     return
+                if walk is not None and data.find(SEALED, start + skip, stop) >= 0:  # see _seals_in
+                    self.ok = False
+                    return
             elif not self._opened(data, start, stop, opening, stored) or seq != seq_next or prev != prev_next:
                 self.ok = False
                 return
@@ -183,7 +187,7 @@ class ChainWalk:
             seq_next += 1
             events += 1
             pos = stop
-        if not self._seals_in(data, first, pos):
+        if walk is None and not self._seals_in(data, first, pos):  # the compiled walk looks at each row
             self.ok = False
             return
         self.seq, self.prev, self.events = seq_next, prev_next, events
