@@ -63,7 +63,8 @@ VIEW_COST = 6
 
 class ViewCache:
     """Rendered views keyed by (trace code, head hash, full): a history only grows, so the view of a
-    given head never changes and a hit costs one indexed read of the head. Bounded by ``budget`` bytes,
+    given head never changes and a hit costs one indexed read of the head, made in one statement with the
+    heads other lookups ask for at the same time (:attr:`heads`). Bounded by ``budget`` bytes,
     least recently used out first: a view's size depends on its batch (a demo batch's view holds about
     115 KB of Python objects, so the 2,048 views once kept by count could take over 200 MB). A view
     costs :data:`VIEW_COST` times its JSON, counted once when it is kept (a tenth of the time walking
