@@ -104,12 +104,10 @@ def _rows(
         content = records.anchor_content(
             f, record_id, target, p.uri, p.public_text, writer.context, p.computed, p.original
         )
-        destination = writer.places_party(p, "destinations")
-        source = writer.places_party(p, "sources")
-        hidden = dict(p.sealed or {}) | (destination or {})
-        if hidden:
-            content["destination"] = hidden
-        if source:
+        destination = writer.places_party(p, "destinations") if f.destinations else None
+        if p.sealed or destination:
+            content["destination"] = dict(p.sealed or {}) | (destination or {})
+        if f.sources and (source := writer.places_party(p, "sources")):
             content["source"] = source
         writer.stamp(content, node)
         data, private = record(content, writer.recorded_at)
