@@ -10,8 +10,8 @@ Custody is checked with the same rules (:mod:`traceability.domain.custody`, the 
 destination checks of the write path) in memory, since every batch of a chunk is new, and the
 custody rows are written with the chunk. :func:`write` puts a built chunk in the ledger in one
 transaction with COPY; the events' statement trigger queues every one for the transparency log, so a
-running server's sequencer integrates them. :mod:`traceability.demo.scale` cuts the stream of lives
-into chunks and spreads the building and writing over processes.
+running server's sequencer integrates them. :mod:`traceability.demo.scale` cuts a load into parts
+and spreads generating, building and writing them over processes.
 
 tests/test_demo.py checks that a bulk opening and an API opening of the same body give the same
 canonical content.
