@@ -253,13 +253,12 @@ async def test_the_background_process_goes_with_the_server(db_url: str, tmp_path
 
 
 def test_where_the_background_work_runs() -> None:
-    def runs_apart(cpus: int = 1, **env: str) -> bool:
-        return Settings.from_env(env, cpus=cpus).background_process
+    def runs_apart(**env: str) -> bool:
+        return Settings.from_env(env).background_process
 
-    assert not runs_apart()  # one worker on one core: in it
-    assert runs_apart(cpus=2)  # one worker that may use two cores: beside it
+    assert not runs_apart()  # one worker: in it
     assert runs_apart(TRACE_WORKERS="2")
-    assert not runs_apart(cpus=4, TRACE_WORKERS="2", TRACE_BACKGROUND="inline")
+    assert not runs_apart(TRACE_WORKERS="2", TRACE_BACKGROUND="inline")
     assert runs_apart(TRACE_BACKGROUND="process")
     with pytest.raises(ConfigError, match="TRACE_BACKGROUND"):
         runs_apart(TRACE_BACKGROUND="thread")

@@ -12,7 +12,7 @@ workers down with it instead of leaving them orphaned on the port.
 
 The log's sequencer and the anomaly analyzer run in a background process of their own (named
 ``traceability-bg``, at a lower CPU priority: :mod:`traceability.http.background_main`) when there are
-several workers or the server may use several cores (``TRACE_BACKGROUND``), so the processes answering
+several workers or with ``TRACE_BACKGROUND=process``, so the processes answering
 requests keep their cores for capture. With several workers the supervisor forks it like a worker; with
 one, the serving process starts it itself (:class:`BackgroundChild`), so a server is two processes, not
 three. Either way it is replaced when it dies, meanwhile events are still recorded and acknowledged and

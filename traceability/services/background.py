@@ -2,10 +2,10 @@
 the anomaly analyzer that follows the log.
 
 Both hold a PostgreSQL advisory lock while they work (:mod:`traceability.services.exclusive`), so one
-of each runs across all processes. With several workers or several cores (``TRACE_BACKGROUND``)
+of each runs across all processes. With several workers or ``TRACE_BACKGROUND=process``
 ``traceability serve`` runs them in a process of their own, at a lower CPU priority, so the processes
 answering requests keep their cores for capture; :func:`run_process` is that process's work.
-Otherwise (one core, ``TRACE_BACKGROUND=inline``, the tests' in-process servers) each server process
+Otherwise (one worker, ``TRACE_BACKGROUND=inline``, the tests' in-process servers) each server process
 runs them itself (:func:`run`).
 """
 
