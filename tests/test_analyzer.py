@@ -57,3 +57,24 @@ async def test_a_catch_up_finds_what_following_event_by_event_finds(
     kinds = {a[0] for a in caught_up["anomalies"]}
     assert {"drug_serial_dispensed_twice", "received_inside_interval", "sale_synced_after_recall"} <= kinds
     assert caught_up["stock"] and caught_up["serials"]
+
+
+async def test_an_event_earlier_than_the_one_before_it_is_found_in_the_same_pass_and_across_passes(
+    db_url: str, superuser: asyncpg.Connection, tmp_path: Path
+) -> None:
+    settings = Settings.from_env({}, database_url=db_url, data_dir=tmp_path, public_url="http://trace.test")
+    query = "SELECT batch_id, event_id FROM anomalies WHERE kind = 'out_of_time_order' ORDER BY event_id"
+    async with open_database(settings) as db:
+        # The demo's story has a sale synced late with a time earlier than the event before it on its batch.
+        await load_demo(db, public_url="http://trace.test", today=date(2026, 1, 20), seed=7, days=6)
+        lg = await transparency.open_log(db, settings)
+        while await transparency.integrate(db, lg):
+            pass
+        await follow(db, analyzer.BATCH)  # the event before it read in the same pass
+        same_pass = await superuser.fetch(query)
+        await superuser.execute("DELETE FROM anomalies")
+        await superuser.execute("TRUNCATE batch_stock, drug_serials, packages")
+        await superuser.execute("DELETE FROM analyzer_state")
+        await follow(db, 1)  # the event before it looked up, read in an earlier pass
+        assert await superuser.fetch(query) == same_pass
+    assert len(same_pass) == 1

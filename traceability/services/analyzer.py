@@ -91,6 +91,7 @@ class _Pass:
     claimed: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)  # serial: (event, node names)
     upstream: dict[int, list[Record]] | None = None  # receiving batch: violations upstream; None: there are none
     openings: dict[int, bytes] = field(default_factory=dict)  # dairy batch: its opening's canonical bytes
+    times: dict[tuple[int, int], datetime] = field(default_factory=dict)  # (batch, seq): event time
 
 
 def _serials(content: dict[str, Any]) -> list[str]:
@@ -107,6 +108,11 @@ async def _prepare(conn: Connection, events: list[Record], contents: list[dict[s
     state = _Pass(await analysis_repo.stock(conn, [(e["batch_id"], e["node_id"]) for e in events]))
     for batch_id, node_id in state.stock:
         state.nodes.setdefault(batch_id, set()).add(node_id)
+    # The event before each one: most often in the pass itself (a batch moves several times a pass under load),
+    # else looked up, one query for the batches whose first event in the pass is not their opening.
+    times = state.times = {(e["batch_id"], e["seq"]): e["event_time"] for e in events}
+    if earlier := sorted({(b, q - 1) for b, q in times if q > 1 and (b, q - 1) not in times}):
+        times.update(await analysis_repo.event_times(conn, earlier))
     # Drug serials are claimed first, each by the first event in the pass that dispenses it: only those
     # claimed before this pass (a package dispensed twice, rare) need looking up.
     first: dict[str, tuple[str, int, str, int]] = {}
@@ -292,7 +298,8 @@ async def _rules(conn: Connection, e: Record, content: dict[str, Any], run: _Pas
             await analysis_repo.pack(conn, content["childEPCs"], content["parentID"], batch, e["event_id"])
         else:
             await analysis_repo.unpack(conn, content["childEPCs"], content["parentID"], e["event_id"])
-    if e["prev_time"] is not None and e["event_time"] < e["prev_time"] - OUT_OF_ORDER:
+    prev_time = run.times.get((batch, e["seq"] - 1))
+    if prev_time is not None and e["event_time"] < prev_time - OUT_OF_ORDER:
         flag("out_of_time_order", "recorded with a time earlier than the batch's previous event")
 
 

@@ -32,7 +32,7 @@ async def save_state(conn: Connection, name: str, position: int, swept_at: datet
     )
 
 
-# Events in log order with what the rules need about their batch, node and the event before them.
+# Events in log order with what the rules need about their batch and node.
 # The leaves are read through the log's primary key (log_id, leaf_index), one log at a time: filtered on
 # leaf_index alone, the planner sorted every leaf past the position on each pass (the whole log when
 # catching up) and scanned the whole log on every idle poll.
@@ -41,9 +41,7 @@ SELECT l.leaf_index, e.id, e.event_id::text AS event_id, e.batch_id, e.seq, e.bi
        e.event_time, e.recorded_at, e.canonical, n.enterprise_id, n.node_type, n.name_zh AS node_name,
        n.name_en AS node_name_en,
        b.quantity AS batch_quantity, b.uom AS batch_uom, b.expires_on, b.node_id AS issuing_node,
-       p.category, h.status, h.status_since,
-       (SELECT prev.event_time FROM events prev WHERE prev.batch_id = e.batch_id AND prev.seq = e.seq - 1)
-           AS prev_time
+       p.category, h.status, h.status_since
 FROM (
     SELECT x.leaf_index, x.event_pk FROM logs g CROSS JOIN LATERAL (
         SELECT leaf_index, event_pk FROM log_leaves WHERE log_id = g.id AND leaf_index > $1
@@ -62,6 +60,20 @@ ORDER BY l.leaf_index
 
 async def new_events(conn: Connection, after: int, limit: int) -> list[Record]:
     return list(await conn.fetch(SELECT_NEW, after, limit))
+
+
+# An index scan of (batch_id, seq) for each key.
+EVENT_TIMES = """
+SELECT e.batch_id, e.seq, e.event_time
+FROM unnest($1::bigint[], $2::integer[]) AS u(batch_id, seq)
+JOIN events e ON e.batch_id = u.batch_id AND e.seq = u.seq
+"""
+
+
+async def event_times(conn: Connection, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
+    """The time of each event named by (batch_id, seq) that exists."""
+    rows = await conn.fetch(EVENT_TIMES, [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["batch_id"], r["seq"]): r["event_time"] for r in rows}
 
 
 async def stock(conn: Connection, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[Any]]:
