@@ -78,3 +78,9 @@ async def test_an_event_earlier_than_the_one_before_it_is_found_in_the_same_pass
         await follow(db, 1)  # the event before it looked up, read in an earlier pass
         assert await superuser.fetch(query) == same_pass
     assert len(same_pass) == 1
+
+
+async def test_stock_rows_have_room_on_their_page_for_the_next_pass(superuser: asyncpg.Connection) -> None:
+    # Each pass rewrites a batch's stock row at a node; with room on the page the update is HOT (schema 0026).
+    options = await superuser.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'batch_stock'")
+    assert "fillfactor=50" in options
