@@ -91,7 +91,7 @@ class _Pass:
     claimed: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)  # serial: (event, node names)
     upstream: dict[int, list[Record]] | None = None  # receiving batch: violations upstream; None: there are none
     openings: dict[int, bytes] = field(default_factory=dict)  # dairy batch: its opening's canonical bytes
-    times: dict[tuple[int, int], datetime] = field(default_factory=dict)  # (batch, seq): event time
+    late: set[tuple[int, int]] = field(default_factory=set)  # (batch, seq) dated before the event before it
 
 
 def _serials(content: dict[str, Any]) -> list[str]:
@@ -109,10 +109,18 @@ async def _prepare(conn: Connection, events: list[Record], contents: list[dict[s
     for batch_id, node_id in state.stock:
         state.nodes.setdefault(batch_id, set()).add(node_id)
     # The event before each one: most often in the pass itself (a batch moves several times a pass under load),
-    # else looked up, one query for the batches whose first event in the pass is not their opening.
-    times = state.times = {(e["batch_id"], e["seq"]): e["event_time"] for e in events}
-    if earlier := sorted({(b, q - 1) for b, q in times if q > 1 and (b, q - 1) not in times}):
-        times.update(await analysis_repo.event_times(conn, earlier))
+    # else compared in one query, for the batches whose first event in the pass is not their opening.
+    times = {(e["batch_id"], e["seq"]): e["event_time"] for e in events}
+    ask = []
+    for (batch_id, seq), at in times.items():
+        if seq > 1:
+            before = times.get((batch_id, seq - 1))
+            if before is None:
+                ask.append((batch_id, seq, at))
+            elif at < before - OUT_OF_ORDER:
+                state.late.add((batch_id, seq))
+    if ask:
+        state.late |= await analysis_repo.out_of_order(conn, ask, OUT_OF_ORDER)
     # Drug serials are claimed first, each by the first event in the pass that dispenses it: only those
     # claimed before this pass (a package dispensed twice, rare) need looking up.
     first: dict[str, tuple[str, int, str, int]] = {}
@@ -298,8 +306,7 @@ async def _rules(conn: Connection, e: Record, content: dict[str, Any], run: _Pas
             await analysis_repo.pack(conn, content["childEPCs"], content["parentID"], batch, e["event_id"])
         else:
             await analysis_repo.unpack(conn, content["childEPCs"], content["parentID"], e["event_id"])
-    prev_time = run.times.get((batch, e["seq"] - 1))
-    if prev_time is not None and e["event_time"] < prev_time - OUT_OF_ORDER:
+    if (batch, e["seq"]) in run.late:
         flag("out_of_time_order", "recorded with a time earlier than the batch's previous event")
 
 

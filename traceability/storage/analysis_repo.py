@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -62,18 +62,21 @@ async def new_events(conn: Connection, after: int, limit: int) -> list[Record]:
     return list(await conn.fetch(SELECT_NEW, after, limit))
 
 
-# An index scan of (batch_id, seq) for each key.
-EVENT_TIMES = """
-SELECT e.batch_id, e.seq, e.event_time
-FROM unnest($1::bigint[], $2::integer[]) AS u(batch_id, seq)
-JOIN events e ON e.batch_id = u.batch_id AND e.seq = u.seq
+# An index scan of (batch_id, seq) for each event's predecessor; only the events out of order come back.
+OUT_OF_ORDER = """
+SELECT u.batch_id, u.seq
+FROM unnest($1::bigint[], $2::integer[], $3::timestamptz[]) AS u(batch_id, seq, event_time)
+JOIN events o ON o.batch_id = u.batch_id AND o.seq = u.seq - 1
+WHERE u.event_time < o.event_time - $4::interval
 """
 
 
-async def event_times(conn: Connection, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], datetime]:
-    """The time of each event named by (batch_id, seq) that exists."""
-    rows = await conn.fetch(EVENT_TIMES, [k[0] for k in keys], [k[1] for k in keys])
-    return {(r["batch_id"], r["seq"]): r["event_time"] for r in rows}
+async def out_of_order(
+    conn: Connection, events: Sequence[tuple[int, int, datetime]], slack: timedelta
+) -> set[tuple[int, int]]:
+    """Among (batch_id, seq, event_time), the events dated more than ``slack`` before the event before them."""
+    rows = await conn.fetch(OUT_OF_ORDER, [e[0] for e in events], [e[1] for e in events], [e[2] for e in events], slack)
+    return {(r["batch_id"], r["seq"]) for r in rows}
 
 
 async def stock(conn: Connection, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[Any]]:
