@@ -59,6 +59,15 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def _start_workers_server(context: multiprocessing.context.BaseContext) -> None:
+    """Start the server the workers are forked from now, so that its import of the audit overlaps the
+    planning queries instead of delaying the first worker (the pool would start it at its first part)."""
+    if context.get_start_method() == "forkserver":
+        import multiprocessing.forkserver
+
+        multiprocessing.forkserver.ensure_running()
+
+
 async def plan(conn: Connection, chains: bool, logs: bool, trusted_key: str | None, workers: int) -> list[Part]:
     """The parts of an audit: each log's tree, the leaves by ranges of event keys, the chains by ranges of
     batches; enough of them that every worker stays busy while the long ones finish."""
@@ -95,12 +104,14 @@ async def verify_ledger(
     workers = workers or default_workers()
     chain_report, log_report = Report(), Report()
     loop = asyncio.get_running_loop()
+    context = _context()
+    _start_workers_server(context)
 
     async def audit(conn: Connection) -> None:
         snapshot = await audit_repo.export_snapshot(conn)
         parts = await plan(conn, chains, logs, trusted_key, workers)
         total = await events_repo.estimate_events(conn)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = [loop.run_in_executor(pool, run, db.url, snapshot, part, max_faults) for part in parts]
             done = 0
             for future in asyncio.as_completed(futures):
