@@ -10,12 +10,12 @@ transaction this process holds open meanwhile, so events appended during the aud
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from traceability.services import audit_workers
 from traceability.services.audit_parts import Chains, Fault, Found, Leaves, Part, Tree, run
 from traceability.storage import audit_repo, events_repo, log_repo
 from traceability.storage.database import Connection, Database
@@ -47,25 +47,6 @@ def default_workers() -> int:
 
 def _ranges(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
     return [(a, min(a + step, hi)) for a in range(lo, hi, step)]
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """Workers forked from a server process that has imported the audit once (each spawned worker would
-    import it again); spawned where there is no fork."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["traceability.services.audit_parts"])
-    return context
-
-
-def _start_workers_server(context: multiprocessing.context.BaseContext) -> None:
-    """Start the server the workers are forked from now, so that its import of the audit overlaps the
-    planning queries instead of delaying the first worker (the pool would start it at its first part)."""
-    if context.get_start_method() == "forkserver":
-        import multiprocessing.forkserver
-
-        multiprocessing.forkserver.ensure_running()
 
 
 async def plan(conn: Connection, chains: bool, logs: bool, trusted_key: str | None, workers: int) -> list[Part]:
@@ -104,8 +85,7 @@ async def verify_ledger(
     workers = workers or default_workers()
     chain_report, log_report = Report(), Report()
     loop = asyncio.get_running_loop()
-    context = _context()
-    _start_workers_server(context)
+    context = audit_workers.start_server()  # importing while the snapshot is exported and the parts planned
 
     async def audit(conn: Connection) -> None:
         snapshot = await audit_repo.export_snapshot(conn)
