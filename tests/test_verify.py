@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import World, until
 from traceability.config import ROOT, Settings
-from traceability.services import audit_parts, verify
+from traceability.services import audit_parts, audit_workers, verify
 from traceability.services.verify import verify_chains
 from traceability.storage import audit_repo
 from traceability.storage.database import open_database
@@ -325,3 +325,18 @@ async def test_a_long_chain_is_read_row_by_row(
                 faults += [str(f) for f in (await audit_parts.audit(db.url, snapshot, part, 100)).faults]
     assert faults[0] == f"chain batch {long} seq 7: hash does not match the event's canonical bytes"
     assert len(faults) == 2 and faults[1].endswith("names no existing node")
+
+
+def test_the_workers_server_starts_once_and_preloads_the_audit() -> None:
+    """``verify`` starts it up to three times (before its imports, in the command, in the audit): one server."""
+    context = audit_workers.start_server()
+    if context.get_start_method() != "forkserver":
+        pytest.skip("no forkserver on this platform")
+    from multiprocessing import forkserver
+
+    server: Any = getattr(forkserver, "_forkserver")  # the module's one server (not in the stubs)
+    pid = server._forkserver_pid
+    assert pid is not None
+    assert server._preload_modules == ["traceability.services.audit_parts"]
+    audit_workers.start_server()
+    assert server._forkserver_pid == pid
