@@ -42,9 +42,8 @@ from traceability.http.keys import (
     SETTINGS,
     VIEWS,
 )
-from traceability.http.middleware import request_context
-from traceability.http.params import bounded_input
-from traceability.http.security import security_headers, trusted_proxy
+from traceability.http.pipeline import pipeline
+from traceability.http.security import security_headers
 from traceability.logging import get_logger
 from traceability.services import background, federated_recall, federation, principals, transparency, witnessing
 from traceability.services.access_log import AccessLog
@@ -115,7 +114,7 @@ def create_app(settings: Settings, *, background_work: bool = True) -> web.Appli
     """Assemble the service: settings, database pool, middleware and routes; ``background_work``: also the
     log's sequencer and the analyzer (``traceability serve`` runs them in a process of their own instead)."""
     app = web.Application(
-        middlewares=[compression.compress, trusted_proxy, metrics.count_requests, request_context, bounded_input],
+        middlewares=[pipeline],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -46,12 +46,12 @@ async def optional_principal(request: web.Request) -> Principal | None:
     Failed checks are counted per source address; an address past the limit gets 429 for
     credentials this process has not already resolved.
     """
+    header = request.headers.get("Authorization")
+    if header is None:  # before the cache: only a credential sets PRINCIPAL, and a missing key costs an exception
+        return None
     cached: Principal | None = request.get(PRINCIPAL)
     if cached is not None:
         return cached
-    header = request.headers.get("Authorization")
-    if header is None:
-        return None
     scheme, _, token = header.partition(" ")
     guard = request.app[LIMITS].credentials
     db = request.app[DATABASE]

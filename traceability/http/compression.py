@@ -1,6 +1,6 @@
 """Fewer bytes to a phone on a market's 4G: gzip on text answers, pages kept rendered, static files from memory.
 
-- :func:`compress`, a middleware: an HTML, CSS, JavaScript, JSON or plain-text answer of at least
+- :func:`compress`, on every answer: an HTML, CSS, JavaScript, JSON or plain-text answer of at least
   :data:`MIN_SIZE` bytes goes gzip-compressed to a client that accepts it (``Vary: Accept-Encoding``).
 - :class:`Rendered`: rendered pages kept with their gzip form, so a hot page is compressed once, not per
   request (a bounded LRU; the caller chooses the key, which must name every version of what the page shows).
@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import mimetypes
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +33,6 @@ KEPT_COST = 800
 PLAIN = web.ResponseKey("compression.plain", bool)
 """Set ``response[PLAIN] = True`` on an answer that is not worth its gzip time: mostly hex hashes (an event's
 inclusion proof shrinks from 2.4 to 1.4 KB and costs 120-145 µs of CPU to compress, four times its own work)."""
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def accepts_gzip(request: web.Request) -> bool:
@@ -62,10 +59,8 @@ def _vary(headers: CIMultiDict[str] | web.StreamResponse) -> None:
         h[hdrs.VARY] = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
 
 
-@web.middleware
-async def compress(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """gzip a text answer worth compressing when the client accepts it."""
-    response = await handler(request)
+def compress(request: web.Request, response: web.StreamResponse) -> None:
+    """gzip a text answer worth compressing when the client accepts it (run by :mod:`.pipeline`)."""
     if (
         type(response) is web.Response
         and hdrs.CONTENT_ENCODING not in response.headers
@@ -78,7 +73,6 @@ async def compress(request: web.Request, handler: Handler) -> web.StreamResponse
         _vary(response)
         if accepts_gzip(request):
             response.enable_compression(web.ContentCoding.gzip)
-    return response
 
 
 @dataclass(frozen=True, slots=True)

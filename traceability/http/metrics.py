@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ from traceability.http.keys import ACCESS, DATABASE, READS, SETTINGS
 from traceability.http.openapi import Response, operation
 from traceability.services import operations
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -231,22 +229,12 @@ def _witnessing(s: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
 METRICS = web.AppKey("metrics", Metrics)
 
 
-@web.middleware
-async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every request by its route (the template, never the URL: bounded labels)."""
-    start = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:  # redirects and the like pass through the error renderer
-        status = exc.status
-        raise
-    finally:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        request.app[METRICS].observe(route, request.method, status, time.perf_counter() - start)
+def count(request: web.Request, status: int, seconds: float) -> None:
+    """Count and time a request by its route (the template, never the URL: bounded labels; run by
+    :mod:`.pipeline`)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    request.app[METRICS].observe(route, request.method, status, seconds)
 
 
 def _allowed_address(request: web.Request) -> bool:

@@ -1,4 +1,4 @@
-"""Request context, the one log line per request, and the one error renderer.
+"""Request context, the one log line per request, and the one error renderer (run by :mod:`.pipeline`).
 
 Errors under ``/api/`` and on every page's JSON twin (``?format=json`` or ``Accept: application/json``)
 are JSON ``{"error": {"code", "message", "request_id", "field"}}``; elsewhere a short bilingual HTML page.
@@ -30,7 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.RequestKey("request_id", str)
 ACTOR = web.RequestKey("actor", str)
 _SAFE_ID = re.compile(r"[A-Za-z0-9\-_.]{8,64}")
-_X_REQUEST_ID = istr("X-Request-ID")
+X_REQUEST_ID = istr("X-Request-ID")
 _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNT = itertools.count(1)
 
@@ -106,48 +106,46 @@ def epcis_problem(
     )
 
 
-@web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id, time the request, render errors, and write one log line."""
-    incoming = request.headers.get("X-Request-ID")
+def begin(request: web.Request) -> str:
+    """Bind the request's id (the client's when it is safe to echo, else a new one) for its log lines."""
+    incoming = request.headers.get(X_REQUEST_ID)
     rid = incoming if incoming is not None and _SAFE_ID.fullmatch(incoming) else new_request_id()
     request[REQUEST_ID] = rid
+    # Set before the handler, so reading it back never misses: a missing key costs an exception.
+    request[ACTOR] = "public"
     structlog.contextvars.bind_contextvars(request_id=rid)
-    start = time.perf_counter()
-    status = 500
-    try:
-        try:
-            response = await handler(request)
-        except errors.TraceError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-            if exc.retry_after is not None:
-                headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-            response = _render(request, exc.status, exc.code, exc.message, exc.field, headers or None)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            code = _HTTP_CODES.get(exc.status, "http_error")
-            message = exc.reason
-            if exc.status == 413:
-                message = "the request body is larger than this server accepts"
-            response = _render(request, exc.status, code, message, None)
-        except Exception:
-            log.exception("request.failed", method=request.method, path=request.path)
-            response = _render(
-                request, 500, "internal_error", "something went wrong on our side; it has been logged", None
-            )
-        response.headers[_X_REQUEST_ID] = rid
-        status = response.status
-        return response
-    finally:
-        if log.is_enabled_for(logging.INFO):  # the line's fields cost more than the rest when it is filtered out
-            route = request.match_info.route.resource
-            log.info(
-                "request.handled",
-                method=request.method,
-                route=route.canonical if route is not None else request.path,
-                status=status,
-                duration_ms=round((time.perf_counter() - start) * 1000, 2),
-                actor=request.get(ACTOR, "public"),
-            )
-        structlog.contextvars.unbind_contextvars("request_id")
+    return rid
+
+
+def error_response(request: web.Request, exc: Exception) -> web.Response:
+    """The answer for what a handler raised (called from its ``except``); a redirect is raised again."""
+    if isinstance(exc, errors.TraceError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return _render(request, exc.status, exc.code, exc.message, exc.field, headers or None)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.reason
+        if exc.status == 413:
+            message = "the request body is larger than this server accepts"
+        return _render(request, exc.status, code, message, None)
+    log.exception("request.failed", method=request.method, path=request.path)
+    return _render(request, 500, "internal_error", "something went wrong on our side; it has been logged", None)
+
+
+def finish(request: web.Request, start: float, status: int) -> None:
+    """The request's one log line; unbind its id."""
+    if log.is_enabled_for(logging.INFO):  # the line's fields cost more than the rest when it is filtered out
+        route = request.match_info.route.resource
+        log.info(
+            "request.handled",
+            method=request.method,
+            route=route.canonical if route is not None else request.path,
+            status=status,
+            duration_ms=round((time.perf_counter() - start) * 1000, 2),
+            actor=request[ACTOR],
+        )
+    structlog.contextvars.unbind_contextvars("request_id")

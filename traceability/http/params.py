@@ -19,14 +19,19 @@ from traceability.domain import bounds
 from traceability.http.middleware import Handler
 
 
-@web.middleware
-async def bounded_input(request: web.Request, handler: Handler) -> web.StreamResponse:
+def check_input(request: web.Request) -> None:
     """Refuse unreadable query parameters and path segments before any route sees them."""
     for name, value in (*request.query.items(), *request.match_info.items()):
         problem = bounds.text_problem(name, bounds.QUERY_TEXT) or bounds.text_problem(value, bounds.MAX_QUERY_VALUE)
         if problem is not None:
             field = name if bounds.text_problem(name, bounds.QUERY_TEXT) is None else "query"
             raise errors.InvalidField(f"{field}: {problem}", field=field)
+
+
+@web.middleware
+async def bounded_input(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """:func:`check_input` as a middleware of its own (the main app runs it in :mod:`.pipeline`)."""
+    check_input(request)
     return await handler(request)
 
 

@@ -15,15 +15,13 @@ sending them is ignored, so a client cannot pretend to be another address.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from aiohttp import web
 from multidict import istr
 
 from traceability.config import Network
 from traceability.http.keys import SETTINGS
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -63,7 +61,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         headers[name] = value
     if _CSP not in headers:  # the header as set, not response.content_type (which parses it on every read)
         headers[_CSP] = PAGE_POLICY if headers.get(_CONTENT_TYPE, "").startswith("text/html") else API_POLICY
-    # trusted_proxy records FORWARDED_HTTPS on every request it sees: looking up a key a request lacks
+    # behind_proxy records FORWARDED_HTTPS on every request it sees: looking up a key a request lacks
     # costs an exception (about 2 µs), more than the rest of this hook.
     if request.secure or request.get(FORWARDED_HTTPS, False):
         headers[_HSTS] = "max-age=31536000"
@@ -115,13 +113,13 @@ def forwarded_client(request: web.Request, proxies: Sequence[Network]) -> tuple[
     return client, scheme
 
 
-@web.middleware
-async def trusted_proxy(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Believe a trusted proxy about the client's address and scheme; ignore the headers from anyone else."""
+def behind_proxy(request: web.Request) -> web.Request:
+    """The request as the handlers see it: a trusted proxy believed about the client's address and scheme,
+    the headers from anyone else ignored (run by :mod:`.pipeline`)."""
     proxies = request.app[SETTINGS].trusted_proxies
     if not _trusted(request.remote, proxies):
         request[FORWARDED_HTTPS] = False
-        return await handler(request)
+        return request
     client, scheme = forwarded_client(request, proxies)
     changes: dict[str, str] = {}
     if client:
@@ -129,4 +127,4 @@ async def trusted_proxy(request: web.Request, handler: Handler) -> web.StreamRes
     request[FORWARDED_HTTPS] = scheme == "https"
     if scheme in ("http", "https"):
         changes["scheme"] = scheme
-    return await handler(request.clone(**changes) if changes else request)  # type: ignore[arg-type]
+    return request.clone(**changes) if changes else request  # type: ignore[arg-type]
