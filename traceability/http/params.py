@@ -1,6 +1,6 @@
 """Query parameters and path segments, bounded: every value a route reads has a type, a range and a length.
 
-:func:`bounded_input` (a middleware) refuses, for every route at once, a query parameter or path
+:func:`check_input` (run on every request: :mod:`.pipeline`) refuses a query parameter or path
 segment that holds a character no text field accepts (NUL, other control characters, bidirectional
 overrides, zero-width characters: :func:`traceability.domain.bounds.bad_character`) or is longer than
 :data:`~traceability.domain.bounds.MAX_QUERY_VALUE`. The helpers below read one value each and
