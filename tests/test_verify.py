@@ -328,7 +328,7 @@ async def test_a_long_chain_is_read_row_by_row(
 
 
 def test_the_workers_server_starts_once_and_preloads_the_audit() -> None:
-    """``verify`` starts it up to three times (before its imports, in the command, in the audit): one server."""
+    """``verify`` starts it twice (in the command, before its imports, and in the audit): one server."""
     context = audit_workers.start_server()
     if context.get_start_method() != "forkserver":
         pytest.skip("no forkserver on this platform")

@@ -237,9 +237,8 @@ async def _in_workers(
 
 def _build(city: City, stream: Stream, part: Part, serials: list[int], ids: list[int], now: datetime) -> bulk.Chunk:
     lives = generate(city, stream, part)
-    n = len(
-        lives
-    )  # a part of the tail leaves some of its serials unused (never more lives than serials: zip is strict)
+    # A part of the tail leaves some of its serials unused (never more lives than serials: zip is strict).
+    n = len(lives)
     return bulk.build(lives, serials[:n], ids[:n], city, now)
 
 

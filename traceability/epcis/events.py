@@ -160,21 +160,18 @@ def facets(event: dict[str, Any], now: datetime) -> Facets:
     biz_location = get("bizLocation")
     what: list[What] = []
     out = Facets(
-        str(event["type"]),
-        _moment(event["eventTime"], "eventTime", latest),
-        str(event["eventTimeZoneOffset"]),
-        get("eventID"),
-        get("action"),
-        bare("bizStep", biz_step) if isinstance(biz_step, str) else None,
-        bare("disposition", disposition) if isinstance(disposition, str) else None,
-        read_point.get("id") if read_point else None,
-        biz_location.get("id") if biz_location else None,
-        get("transformationID"),
-        what,
-        [],
-        [],
-        None,
-        get("ilmd") or {},
+        event_type=str(event["type"]),
+        event_time=_moment(event["eventTime"], "eventTime", latest),
+        offset=str(event["eventTimeZoneOffset"]),
+        event_id=get("eventID"),
+        action=get("action"),
+        biz_step=bare("bizStep", biz_step) if isinstance(biz_step, str) else None,
+        disposition=bare("disposition", disposition) if isinstance(disposition, str) else None,
+        read_point=read_point.get("id") if read_point else None,
+        biz_location=biz_location.get("id") if biz_location else None,
+        transformation_id=get("transformationID"),
+        what=what,
+        ilmd=get("ilmd") or {},
     )
     for role in EPC_ROLES:
         value = get(role)

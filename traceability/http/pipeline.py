@@ -4,7 +4,7 @@ In order: the client as a trusted proxy forwarded it (:func:`.security.behind_pr
 count and latency (:func:`.metrics.count`), its id, errors rendered and its one log line
 (:mod:`.middleware`), query parameters and path segments bounded (:func:`.params.check_input`), and on
 the way out gzip for a text answer worth it (:func:`.compression.compress`). One layer instead of five:
-aiohttp wraps each middleware anew on every request, and each is re-entered at every suspension.
+each layer's coroutine frame is re-entered at every suspension of the request.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from traceability.http.middleware import Handler
 async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request's way through the app (the order above; a redirect raised by a handler passes through)."""
     inner = security.behind_proxy(request)
-    counted = time.perf_counter()
+    start = time.perf_counter()
     status = 500
     try:
         rid = middleware.begin(inner)
-        start = time.perf_counter()
         try:
             try:
                 params.check_input(inner)
@@ -40,6 +39,6 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         status = exc.status
         raise
     finally:
-        metrics.count(inner, status, time.perf_counter() - counted)
+        metrics.count(inner, status, time.perf_counter() - start)
     compression.compress(request, response)
     return response

@@ -1,8 +1,9 @@
 """The processes a full audit runs its parts in, and the server they are forked from.
 
 Kept apart from the audit itself, importing nothing but :mod:`multiprocessing`, so that ``verify`` can
-start that server before it imports anything else: the server imports the audit code once, before any
-worker can start, and it does so while this process is still importing and planning instead of after.
+start that server before it imports the audit and what the audit needs: the server imports the audit
+code once, before any worker can start, and it does so while this process is still importing and
+planning instead of after.
 """
 
 from __future__ import annotations

@@ -129,20 +129,16 @@ async def update_heads(conn: Connection, heads: Sequence[tuple[int, int, bytes]]
     await conn.execute(UPDATE_HEADS, [h[0] for h in heads], [h[1] for h in heads], [h[2] for h in heads])
 
 
-SELECT_HEAD = """
-SELECT h.seq, h.head_hash FROM batches b JOIN batch_heads h ON h.batch_id = b.id WHERE b.trace_code = $1
-"""
-
-
-async def find_head(conn: Connection, trace_code: str) -> Record | None:
-    return await conn.fetchrow(SELECT_HEAD, trace_code)
-
-
 SELECT_HEADS = """
 SELECT b.trace_code, h.seq, h.head_hash
 FROM batches b JOIN batch_heads h ON h.batch_id = b.id
 WHERE b.trace_code = ANY($1::text[])
 """
+
+
+async def find_head(conn: Connection, trace_code: str) -> Record | None:
+    """The chain head (seq, head_hash) of the batch ``trace_code`` names, if any."""
+    return await conn.fetchrow(SELECT_HEADS, [trace_code])
 
 
 async def find_heads(conn: Connection, trace_codes: Sequence[str]) -> dict[str, Record]:

@@ -191,25 +191,6 @@ async def revoke_device(conn: Connection, device_id: int) -> bool:
 
 
 # One query resolves any bearer credential: devices and API tokens share the lookup.
-FIND_PRINCIPAL = """
-SELECT 'device' AS role, d.id, d.name, d.enterprise_id, e.uscc, d.node_id, n.code AS node_code,
-       n.area_code, d.operator_id, o.code AS operator_code, NULL AS authority, NULL::timestamptz AS expires_at
-FROM devices d
-JOIN nodes n ON n.id = d.node_id
-JOIN enterprises e ON e.id = d.enterprise_id
-LEFT JOIN operators o ON o.id = d.operator_id
-WHERE d.token_hash = $1 AND d.revoked_at IS NULL
-UNION ALL
-SELECT t.role, t.id, t.name, t.enterprise_id, e.uscc, NULL, NULL, NULL, NULL, NULL, t.authority, t.expires_at
-FROM api_tokens t LEFT JOIN enterprises e ON e.id = t.enterprise_id
-WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-"""
-
-
-async def find_principal(conn: Connection, token_hash: bytes) -> Record | None:
-    return await conn.fetchrow(FIND_PRINCIPAL, token_hash)
-
-
 FIND_PRINCIPALS = """
 SELECT d.token_hash, 'device' AS role, d.id, d.name, d.enterprise_id, e.uscc, d.node_id, n.code AS node_code,
        n.area_code, d.operator_id, o.code AS operator_code, NULL AS authority, NULL::timestamptz AS expires_at
@@ -226,8 +207,13 @@ WHERE t.token_hash = ANY($1::bytea[]) AND t.revoked_at IS NULL AND (t.expires_at
 """
 
 
+async def find_principal(conn: Connection, token_hash: bytes) -> Record | None:
+    """The device or API token a live credential names (None when unknown, revoked or expired)."""
+    return await conn.fetchrow(FIND_PRINCIPALS, [token_hash])
+
+
 async def find_principals(conn: Connection, token_hashes: Sequence[bytes]) -> dict[bytes, Record]:
-    """:data:`FIND_PRINCIPAL` for several credentials at once, by token hash (the unknown ones left out)."""
+    """:func:`find_principal` for several credentials at once, by token hash (the unknown ones left out)."""
     return {bytes(r["token_hash"]): r for r in await conn.fetch(FIND_PRINCIPALS, token_hashes)}
 
 
