@@ -40,6 +40,8 @@ T = TypeVar("T")
 hypothesis_settings.register_profile("shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile("shared-machine")
 _counter = itertools.count()
+TEMPLATE_LOCK = 7_314_001
+"""The advisory lock the pytest processes take, one after another, to migrate their templates."""
 
 
 def with_database(url: str, name: str) -> str:
@@ -62,11 +64,16 @@ async def template(server_url: str) -> AsyncIterator[str]:
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
         await conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+        # One template migrates at a time on the server: 0001 creates a role, which the whole server shares, and
+        # two pytest processes checking for it at once on a new server would both create it. The migrator's own
+        # lock is per database; this one is taken in the maintenance database every process connects to.
+        await conn.fetchval("SELECT pg_advisory_lock($1)", TEMPLATE_LOCK)
         tconn = await asyncpg.connect(with_database(server_url, TEMPLATE))
         try:
             await migrator.migrate(tconn, ROOT / "schema")
         finally:
             await tconn.close()
+            await conn.fetchval("SELECT pg_advisory_unlock($1)", TEMPLATE_LOCK)
         yield TEMPLATE
         await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
     finally:
