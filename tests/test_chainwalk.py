@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from traceability.ledger import canonical, chain, sealed, tile_levels
 from traceability.services import audit_bulk
 
-ROW = struct.Struct(">hiqiii32si32siii?i")
+HEAD = struct.Struct(">hiqiii32si32siq")
+NODES, DEVICES = [3, 5, 8], [2, 40]  # the ids that exist
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,27 @@ class Row:
     prev: bytes
     data: bytes  # the event's canonical bytes
     private: bytes | None = None
-    unnamed: bool = False
+    node: int = 5
+    device: int | None = 40
+
+    @property
+    def unnamed(self) -> bool:
+        return self.node not in NODES or (self.device is not None and self.device not in DEVICES)
+
+
+def nullable(value: bytes | None) -> bytes:
+    """A field's length and value (-1 and nothing for NULL)."""
+    return struct.pack(">i", -1) if value is None else struct.pack(">i", len(value)) + value
 
 
 def row_bytes(r: Row) -> bytes:
-    link = chain.CHAIN_TAG + r.prev + r.data + (r.private or b"")
-    opening = -1 if r.private is None else len(r.private)
-    fields = (7, 8, r.batch, 4, r.seq, 32, r.stored, 32, r.prev, 4, opening, 1, r.unnamed, len(link))
-    return ROW.pack(*fields) + link
+    fields = (8, 8, r.batch, 4, r.seq, 32, r.stored, 32, r.prev, 8, r.node)
+    device = None if r.device is None else struct.pack(">q", r.device)
+    return HEAD.pack(*fields) + nullable(device) + nullable(r.data) + nullable(r.private)
+
+
+def ids(values: list[int]) -> bytes:
+    return b"".join(struct.pack(">q", v) for v in sorted(values))
 
 
 def stream(rows: list[Row]) -> bytes:
@@ -72,7 +86,7 @@ def ledger(
 
 
 def walk(data: bytes, heads: list[dict[str, Any]], cuts: list[int], compiled: bool) -> tuple[bool, int, int, int]:
-    walker = audit_bulk.ChainWalk(heads, chain.CHAIN_TAG, compiled=compiled)
+    walker = audit_bulk.ChainWalk(heads, ids(NODES), ids(DEVICES), chain.CHAIN_TAG, compiled=compiled)
 
     async def feed() -> None:
         at = 0
@@ -116,7 +130,9 @@ TAMPERING = [
     "deleted",
     "swapped",
     "prev",
-    "unnamed",
+    "unnamed node",
+    "unnamed device",
+    "no device",
     "opening longer",
     "opening shorter",
     "opening gone",
@@ -155,8 +171,12 @@ def test_both_walkers_agree(
         rows = [*rows[:k], replace(rows[k + 1], seq=r.seq), replace(r, seq=rows[k + 1].seq), *rows[k + 2 :]]
     elif kind == "prev":
         rows = with_row(rows, k, prev=r.stored)
-    elif kind == "unnamed":
-        rows = with_row(rows, k, unnamed=True)
+    elif kind == "unnamed node":
+        rows = with_row(rows, k, node=4)
+    elif kind == "unnamed device":
+        rows = with_row(rows, k, device=-40)
+    elif kind == "no device":
+        rows = with_row(rows, k, device=None)
     elif kind == "opening longer" and r.private is not None:
         rows = with_row(rows, k, private=r.private + b"\x00")
     elif kind == "opening shorter" and r.private is not None:
@@ -184,8 +204,10 @@ def test_both_walkers_agree(
         assert (held, events, batches, unnamed) == (True, sum(sizes), len(sizes), 0)
     elif kind in ("canonical", "rehashed", "deleted", "prev", "seal nested", "head hash", "no head", "extra head"):
         assert not held
-    elif kind == "unnamed":
+    elif kind in ("unnamed node", "unnamed device"):
         assert held and unnamed == 1
+    elif kind == "no device":
+        assert held and unnamed == 0
 
 
 @pytest.mark.parametrize("opening", [None, b"", b"\x00" * 40])
@@ -199,8 +221,9 @@ def test_a_row_with_an_opening_is_taken_by_python(opening: bytes | None) -> None
 def test_rows_naming_nothing_are_counted() -> None:
     """Events naming a node or device that does not exist hold as links, and are counted to be named later."""
     rows, heads = ledger([30, 5], set(), set())
-    for k in (0, 7, 8, 31):
-        rows = with_row(rows, k, unnamed=True)
+    for k, node, device in ((0, 9, 40), (7, 3, 41), (8, 0, None), (31, 2**62, 2)):
+        rows = with_row(rows, k, node=node, device=device)
+    rows = with_row(rows, 9, device=None)  # an event without a device names none
     assert both(stream(rows), heads, [1000]) == (True, 35, 2, 4)
 
 

@@ -225,7 +225,6 @@ async def test_whole_ranges_hold_at_once_until_a_byte_changes(
 ) -> None:
     """The audit's fast path (one comparison per range of rows) takes an intact ledger whole, and turns a
     range over to the row-by-row check (which names the spot) as soon as one byte in it differs."""
-    from traceability.ledger import chain
     from traceability.services import audit_bulk
 
     codes = [await history(world, 4) for _ in range(3)]
@@ -245,6 +244,7 @@ async def test_whole_ranges_hold_at_once_until_a_byte_changes(
             heads = {r["id"]: r for r in await audit_repo.heads_in(conn, 0, 2**62)}
             ranges = audit_bulk.batch_ranges(heads, 0, 2**62, 2)
             assert len(ranges) == 3  # one batch each
+            nodes, devices = await audit_repo.known_ids(conn)
             chains = []
             for lo, hi in ranges:
                 sent: list[bytes] = []
@@ -252,11 +252,14 @@ async def test_whole_ranges_hold_at_once_until_a_byte_changes(
                 async def keep(data: bytes) -> None:
                     sent.append(data)
 
-                await audit_repo.copy_chains(conn, lo, hi, chain.CHAIN_TAG, keep)
+                await audit_repo.copy_chains(conn, lo, hi, keep)
                 verdicts = []
                 for compiled in (True, False):  # the compiled walker and the Python one, on the same stream
                     walk = audit_bulk.ChainWalk(
-                        [heads[k] for k in audit_bulk.heads_between(sorted(heads), lo, hi)], compiled=compiled
+                        [heads[k] for k in audit_bulk.heads_between(sorted(heads), lo, hi)],
+                        nodes,
+                        devices,
+                        compiled=compiled,
                     )
                     for data in sent:
                         await walk.feed(data)

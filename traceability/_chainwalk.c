@@ -2,13 +2,14 @@
  *
  * Copyright (C) the traceability authors. SPDX-License-Identifier: GPL-3.0-or-later
  *
- * walk(data, pos, skip, batch, seq, prev) walks the binary COPY rows of audit_repo.CHAIN_COPY in
- * data[pos:] (the layout audit_bulk._ROW describes) for as long as each row is an ordinary link of the
- * chain being walked: the expected field count and field lengths, link bytes at least ``skip`` long, the
- * same batch, no opening, the expected seq and prev hash, a stored hash that is SHA-256 of its link bytes,
+ * walk(data, pos, tag, batch, seq, prev, nodes, devices) walks the binary COPY rows of audit_repo.CHAIN_COPY
+ * in data[pos:] (the layout audit_bulk.ChainWalk reads) for as long as each row is an ordinary link of the
+ * chain being walked: the expected field count and field lengths, the same batch, no opening, the expected
+ * seq and prev hash, a stored hash that is SHA-256 of the tag, the row's prev hash and its canonical bytes,
  * and no seal in its canonical bytes (a seal needs an opening). It stops before the first row that is
  * anything else (another batch, a row with an opening, or a row that does not hold) and before a row not
- * wholly in data; the Python walker takes that row.
+ * wholly in data; the Python walker takes that row. ``nodes`` and ``devices`` are the ids that exist, in
+ * ascending order as 8-byte big-endian integers (audit_repo.known_ids).
  *
  * Returns (pos, seq, prev, events, unnamed): where it stopped, the seq and prev hash the next row must
  * have, how many rows it took, and how many of those name a node or device that does not exist.
@@ -34,6 +35,19 @@ digest(const unsigned char *data, size_t n, unsigned char out[32])
     SHA256_CTX ctx;
     SHA256_Init(&ctx);
     SHA256_Update(&ctx, data, n);
+    SHA256_Final(out, &ctx);
+}
+
+/* SHA-256 of a || b || c. */
+static void
+digest3(const unsigned char *a, size_t na, const unsigned char *b, size_t nb, const unsigned char *c, size_t nc,
+        unsigned char out[32])
+{
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, a, na);
+    SHA256_Update(&ctx, b, nb);
+    SHA256_Update(&ctx, c, nc);
     SHA256_Final(out, &ctx);
 }
 #define DIGEST_NAME "openssl"
@@ -74,38 +88,88 @@ compress(uint32_t h[8], const unsigned char *block)
     h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
 }
 
+typedef struct {
+    uint32_t h[8];
+    unsigned char block[64];
+    size_t held;     /* bytes in block */
+    uint64_t total;  /* bytes taken */
+} sha256_state;
+
+static void
+sha_init(sha256_state *s)
+{
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(s->h, h0, sizeof h0);
+    s->held = 0;
+    s->total = 0;
+}
+
+static void
+sha_update(sha256_state *s, const unsigned char *data, size_t n)
+{
+    s->total += n;
+    if (s->held) {
+        size_t take = 64 - s->held < n ? 64 - s->held : n;
+        memcpy(s->block + s->held, data, take);
+        s->held += take, data += take, n -= take;
+        if (s->held < 64)
+            return;
+        compress(s->h, s->block);
+        s->held = 0;
+    }
+    for (; n >= 64; data += 64, n -= 64)
+        compress(s->h, data);
+    memcpy(s->block, data, n);
+    s->held = n;
+}
+
+static void
+sha_final(sha256_state *s, unsigned char out[32])
+{
+    uint64_t bits = s->total * 8;
+    unsigned char pad[72] = {0x80};
+    size_t padding = (s->held < 56 ? 56 : 120) - s->held;
+    int i;
+    for (i = 0; i < 8; i++)
+        pad[padding + i] = (unsigned char)(bits >> (56 - 8 * i));
+    sha_update(s, pad, padding + 8);
+    for (i = 0; i < 8; i++) {
+        out[4 * i] = (unsigned char)(s->h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)s->h[i];
+    }
+}
+
 static void
 digest(const unsigned char *data, size_t n, unsigned char out[32])
 {
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    unsigned char tail[128];
-    size_t full = n & ~(size_t)63, rest = n - full, pad;
-    uint64_t bits = (uint64_t)n * 8;
-    int i;
-    for (size_t at = 0; at < full; at += 64)
-        compress(h, data + at);
-    memset(tail, 0, sizeof tail);
-    memcpy(tail, data + full, rest);
-    tail[rest] = 0x80;
-    pad = rest < 56 ? 64 : 128;
-    for (i = 0; i < 8; i++)
-        tail[pad - 1 - i] = (unsigned char)(bits >> (8 * i));
-    compress(h, tail);
-    if (pad == 128)
-        compress(h, tail + 64);
-    for (i = 0; i < 8; i++) {
-        out[4 * i] = (unsigned char)(h[i] >> 24);
-        out[4 * i + 1] = (unsigned char)(h[i] >> 16);
-        out[4 * i + 2] = (unsigned char)(h[i] >> 8);
-        out[4 * i + 3] = (unsigned char)h[i];
-    }
+    sha256_state s;
+    sha_init(&s);
+    sha_update(&s, data, n);
+    sha_final(&s, out);
+}
+
+/* SHA-256 of a || b || c. */
+static void
+digest3(const unsigned char *a, size_t na, const unsigned char *b, size_t nb, const unsigned char *c, size_t nc,
+        unsigned char out[32])
+{
+    sha256_state s;
+    sha_init(&s);
+    sha_update(&s, a, na);
+    sha_update(&s, b, nb);
+    sha_update(&s, c, nc);
+    sha_final(&s, out);
 }
 #define DIGEST_NAME "builtin"
 #endif
 
-/* A row (audit_bulk._ROW): int16 field count 7, then each field's int32 length and value: batch int8,
- * seq int4, hash bytea(32), prev_hash bytea(32), the opening's length int4, unnamed bool, link bytes. */
-#define ROW 111
+/* A row of audit_repo.CHAIN_COPY (audit_bulk.ChainWalk): int16 field count 8, then each field's int32 length
+ * (-1 for NULL) and value: batch int8, seq int4, hash bytea(32), prev_hash bytea(32), node int8, device
+ * int8 or NULL, canonical bytea, the opening bytea or NULL. HEAD is the fixed part, up to the device's length. */
+#define HEAD 110
 #define HASH 32
 
 static inline uint32_t
@@ -123,8 +187,26 @@ be64(const unsigned char *p)
 static inline int
 fixed(const unsigned char *row)
 {
-    return row[0] == 0 && row[1] == 7 && be32(row + 2) == 8 && be32(row + 14) == 4 && be32(row + 22) == HASH &&
-           be32(row + 58) == HASH && be32(row + 94) == 4 && be32(row + 102) == 1;
+    return row[0] == 0 && row[1] == 8 && be32(row + 2) == 8 && be32(row + 14) == 4 && be32(row + 22) == HASH &&
+           be32(row + 58) == HASH && be32(row + 94) == 8;
+}
+
+/* Whether ``id`` is one of the ``n`` ascending 8-byte big-endian integers at ``ids``. */
+static int
+known(const unsigned char *ids, Py_ssize_t n, int64_t id)
+{
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        int64_t at = (int64_t)be64(ids + 8 * mid);
+        if (at == id)
+            return 1;
+        if (at < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
 }
 
 /* Whether data[0:n] holds the bytes that open a seal in canonical bytes (audit_bulk.SEALED). */
@@ -145,17 +227,17 @@ has_seal(const unsigned char *data, size_t n)
 static PyObject *
 walk(PyObject *self, PyObject *args)
 {
-    Py_buffer data, prev;
-    Py_ssize_t pos, skip;
+    Py_buffer data, tag, prev, nodes, devices;
+    Py_ssize_t pos;
     long long batch, seq;
     long long events = 0, unnamed = 0;
     unsigned char expected[HASH], hashed[HASH];
     PyObject *result = NULL;
 
-    if (!PyArg_ParseTuple(args, "y*nnLLy*", &data, &pos, &skip, &batch, &seq, &prev))
+    if (!PyArg_ParseTuple(args, "y*ny*LLy*y*y*", &data, &pos, &tag, &batch, &seq, &prev, &nodes, &devices))
         return NULL;
-    if (pos < 0 || pos > data.len || skip < 0) {
-        PyErr_SetString(PyExc_ValueError, "position or skip out of range");
+    if (pos < 0 || pos > data.len || nodes.len % 8 || devices.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "position out of range, or ids not whole 8-byte integers");
         goto done;
     }
     if (prev.len != HASH) {  /* a prev of any other length matches no row: the Python walker takes the first */
@@ -166,30 +248,41 @@ walk(PyObject *self, PyObject *args)
     {
         const unsigned char *buf = data.buf;
         Py_ssize_t end = data.len;
-        while (end - pos >= ROW) {
-            const unsigned char *row = buf + pos;
-            int32_t size = (int32_t)be32(row + 107);
-            if (!fixed(row) || size < skip || (int64_t)size > (int64_t)(end - pos - ROW))
-                break;  /* not a well-formed row, or not all here yet */
-            if ((long long)(int64_t)be64(row + 6) != batch || (int32_t)be32(row + 98) >= 0)
-                break;  /* another batch, or an opening to check against its seal */
+        while (end - pos >= HEAD + 8) {
+            const unsigned char *row = buf + pos, *at;
+            int32_t device_len = (int32_t)be32(row + 106), size, opening;
+            Py_ssize_t left;
+            if (!fixed(row) || (device_len != 8 && device_len != -1))
+                break;  /* not a well-formed row: the Python walker says so */
+            at = row + HEAD + (device_len == 8 ? 8 : 0);
+            left = end - (at - buf);
+            if (left < 4 || (size = (int32_t)be32(at)) < 0 || (int64_t)size > (int64_t)left - 8)
+                break;  /* not all here yet (or not well-formed) */
+            if ((opening = (int32_t)be32(at + 4 + size)) != -1)
+                break;  /* an opening to check against its seal */
+            if ((long long)(int64_t)be64(row + 6) != batch)
+                break;  /* another batch */
             if ((long long)(int32_t)be32(row + 18) != seq || memcmp(row + 62, expected, HASH) != 0)
                 break;
-            digest(row + ROW, (size_t)size, hashed);
-            if (memcmp(hashed, row + 26, HASH) != 0 || has_seal(row + ROW + skip, (size_t)(size - skip)))
+            digest3(tag.buf, (size_t)tag.len, row + 62, HASH, at + 4, (size_t)size, hashed);
+            if (memcmp(hashed, row + 26, HASH) != 0 || has_seal(at + 4, (size_t)size))
                 break;  /* a seal needs its opening: the Python walker names the row as not holding */
-            if (row[106])
+            if (!known(nodes.buf, nodes.len / 8, (int64_t)be64(row + 98)) ||
+                (device_len == 8 && !known(devices.buf, devices.len / 8, (int64_t)be64(row + 110))))
                 unnamed++;
             memcpy(expected, row + 26, HASH);
             seq++;
             events++;
-            pos += ROW + size;
+            pos = (at + 8 + size) - buf;
         }
     }
     result = Py_BuildValue("nLy#LL", pos, seq, (const char *)expected, (Py_ssize_t)HASH, events, unnamed);
 done:
     PyBuffer_Release(&data);
+    PyBuffer_Release(&tag);
     PyBuffer_Release(&prev);
+    PyBuffer_Release(&nodes);
+    PyBuffer_Release(&devices);
     return result;
 }
 
@@ -241,8 +334,8 @@ node_row(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
-     "walk(data, pos, skip, batch, seq, prev) -> (pos, seq, prev, events, unnamed): the ordinary links of the "
-     "chain from data[pos:] on, up to the first row the Python walker must take."},
+     "walk(data, pos, tag, batch, seq, prev, nodes, devices) -> (pos, seq, prev, events, unnamed): the ordinary "
+     "links of the chain from data[pos:] on, up to the first row the Python walker must take."},
     {"digests_are", digests_are, METH_VARARGS,
      "digests_are(data, width, expected) -> bool: whether expected is the SHA-256 of each width bytes of data, in "
      "order."},

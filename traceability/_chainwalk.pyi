@@ -2,7 +2,9 @@
 
 DIGEST: str  # "openssl" or "builtin": where its SHA-256 comes from
 
-def walk(data: bytes, pos: int, skip: int, batch: int, seq: int, prev: bytes, /) -> tuple[int, int, bytes, int, int]:
+def walk(
+    data: bytes, pos: int, tag: bytes, batch: int, seq: int, prev: bytes, nodes: bytes, devices: bytes, /
+) -> tuple[int, int, bytes, int, int]:
     """The ordinary links of the chain from data[pos:] on: (pos, seq, prev, events, unnamed) after them."""
 
 def digests_are(data: bytes, width: int, expected: bytes, /) -> bool:

@@ -22,7 +22,7 @@ from hashlib import sha256
 from traceability.ledger import canonical, chain, sealed
 from traceability.storage.database import Record
 
-Walk = Callable[[bytes, int, int, int, int, bytes], tuple[int, int, bytes, int, int]]
+Walk = Callable[[bytes, int, bytes, int, int, bytes, bytes, bytes], tuple[int, int, bytes, int, int]]
 compiled_walk: Walk | None
 compiled_digests: Callable[[bytes, int, bytes], bool] | None
 try:  # the compiled inner loops (traceability/_chainwalk.c), built by the install where a C compiler is at hand
@@ -84,10 +84,53 @@ def seal_holds(data: bytes, private: bytes | None) -> bool:
 
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY's signature, no flags, no header extension
 COPY_TRAILER = b"\xff\xff"
-# A row of ``audit_repo.CHAIN_COPY``: its field count, then each field's length and value; the last field's
-# value (the linked bytes and the opening) follows.
-_ROW = struct.Struct(">hiqiii32si32siii?i")
-_FIXED = (7, 8, 4, 32, 32, 4, 1)  # the field count and the lengths of the fixed-size fields
+# A row of ``audit_repo.CHAIN_COPY``: its field count, then each field's length (-1 for NULL) and value, up to
+# the device's length; the device (unless NULL), the canonical bytes and the opening (unless NULL) follow.
+_HEAD = struct.Struct(">hiqiii32si32siqi")
+_FIXED = (8, 8, 4, 32, 32, 8)  # the field count and the lengths of the fixed-size fields
+_INT4 = struct.Struct(">i")
+_INT8 = struct.Struct(">q")
+
+Row = tuple[int, int, bytes, bytes, int, int | None, int, int, bytes | None, int]
+
+
+def _row(data: bytes, pos: int, end: int) -> Row | None:
+    """The row at ``data[pos:end]``: batch, seq, hash, prev hash, node, device, where its canonical bytes start
+    and stop, its opening and where the next row starts; None when it is not all here. ValueError when it is
+    not a row of ``CHAIN_COPY``."""
+    if pos + _HEAD.size > end:
+        return None
+    nf, l1, batch, l2, seq, l3, stored, l4, prev, l5, node, device_length = _HEAD.unpack_from(data, pos)
+    if (nf, l1, l2, l3, l4, l5) != _FIXED or device_length not in (8, -1):
+        raise ValueError("not a row of the chain stream")
+    at = pos + _HEAD.size
+    device = None
+    if device_length == 8:
+        if at + 8 > end:
+            return None
+        device, at = _INT8.unpack_from(data, at)[0], at + 8
+    if at + 4 > end:
+        return None
+    size = _INT4.unpack_from(data, at)[0]
+    start, at = at + 4, at + 4 + size
+    if size < 0:
+        raise ValueError("canonical bytes of negative length")
+    if at + 4 > end:
+        return None
+    opening_length = _INT4.unpack_from(data, at)[0]
+    at += 4
+    opening = None
+    if opening_length >= 0:
+        if at + opening_length > end:
+            return None
+        opening, at = bytes(data[at : at + opening_length]), at + opening_length
+    elif opening_length != -1:
+        raise ValueError("an opening of negative length")
+    return batch, seq, stored, prev, node, device, start, start + size, opening, at
+
+
+def _ids(data: bytes) -> set[int]:
+    return set(_big_endian(data, "q"))
 
 
 class ChainWalk:
@@ -98,13 +141,24 @@ class ChainWalk:
     (``tag || prev || canonical``), the last one the head's hash; and every event that carries a seal or
     an opening, the one matching the other. Checked row by row as the data arrives (``feed``), so nothing
     is held but what PostgreSQL sent last; after the last row, ``holds()`` says whether the whole range held.
+    ``unnamed`` counts the events naming a node or device not among ``nodes`` and ``devices`` (the ids that
+    exist, ascending, as 8-byte big-endian integers: ``audit_repo.known_ids``).
     """
 
-    def __init__(self, heads: Sequence[Record], tag: bytes = chain.CHAIN_TAG, compiled: bool = True) -> None:
+    def __init__(
+        self,
+        heads: Sequence[Record],
+        nodes: bytes,
+        devices: bytes,
+        tag: bytes = chain.CHAIN_TAG,
+        compiled: bool = True,
+    ) -> None:
         self.ok = all(h["seq"] is not None for h in heads)
         self.heads: Iterator[Record] = iter([h for h in heads if h["seq"]])
         self.head: Record | None = None
-        self.skip = len(tag) + HASH  # the tag and prev hash before the canonical bytes
+        self.tag = tag
+        self.nodes, self.devices = bytes(nodes), bytes(devices)
+        self.node_ids, self.device_ids = _ids(self.nodes), _ids(self.devices)
         self.seq = 0  # the seq and prev hash the next row must have
         self.prev = b""
         self.events = 0
@@ -113,8 +167,7 @@ class ChainWalk:
         self.started = False
         self.rest = b""
         # Takes the ordinary rows of the current batch (see traceability/_chainwalk.c); the loop in ``feed``
-        # takes the others: the first of each batch, those with an opening, and any that does not hold. With
-        # it, each row is looked at for a seal without an opening as it is taken, not by ``_seals_in``.
+        # takes the others: the first of each batch, those with an opening, and any that does not hold.
         self.walk = compiled_walk if compiled else None
 
     def _next_batch(self, batch: int) -> bool:
@@ -145,81 +198,49 @@ class ChainWalk:
             pos, self.started = len(COPY_HEADER), True
         view = memoryview(data)
         end = len(data)
-        unpack, width, fixed, skip, sha = _ROW.unpack_from, _ROW.size, _FIXED, self.skip, sha256
+        tag, nodes, devices, sha = self.tag, self.nodes, self.devices, sha256
         seq_next, prev_next, events = self.seq, self.prev, self.events
         current = -1 if self.head is None else self.head["id"]
-        first = pos
         walk = self.walk
-        while pos + width <= end:
+        while True:
             if walk is not None:
-                pos, seq_next, prev_next, taken, unnamed = walk(data, pos, skip, current, seq_next, prev_next)
+                pos, seq_next, prev_next, taken, unnamed = walk(
+                    data, pos, tag, current, seq_next, prev_next, nodes, devices
+                )
                 events += taken
                 self.unnamed += unnamed
-                if pos + width > end:
-                    break
-            nf, l1, batch, l2, seq, l3, stored, l4, prev, l5, opening, l6, unnamed, size = unpack(data, pos)
-            start = pos + width
-            stop = start + size
-            if stop > end:
-                break
-            if (nf, l1, l2, l3, l4, l5, l6) != fixed or size < skip:
+            try:
+                row = _row(data, pos, end)
+            except ValueError:
                 self.ok = False
                 return
+            if row is None:
+                break
+            batch, seq, stored, prev, node, device, start, stop, opening, pos = row
             if batch != current:
                 self.seq, self.prev = seq_next, prev_next
                 if not self._next_batch(batch):
                     self.ok = False
                     return
                 current, seq_next, prev_next = batch, self.seq, self.prev
-            if opening < 0:
-                if seq != seq_next or prev != prev_next or sha(view[start:stop]).digest() != stored:
-                    self.ok = False
-                    return
-                if walk is not None and data.find(SEALED, start + skip, stop) >= 0:  # see _seals_in
-                    self.ok = False
-                    return
-            elif not self._opened(data, start, stop, opening, stored) or seq != seq_next or prev != prev_next:
+            canonical = view[start:stop]
+            digest = sha(tag)
+            digest.update(prev)
+            digest.update(canonical)
+            if seq != seq_next or prev != prev_next or digest.digest() != stored:
                 self.ok = False
                 return
-            if unnamed:
+            sealed = data.find(SEALED, start, stop) >= 0
+            if (opening is not None or sealed) and (opening is None or not seal_holds(bytes(canonical), opening)):
+                self.ok = False  # an opening needs its seal, and a seal its opening
+                return
+            if node not in self.node_ids or (device is not None and device not in self.device_ids):
                 self.unnamed += 1
             prev_next = stored
             seq_next += 1
             events += 1
-            pos = stop
-        if walk is None and not self._seals_in(data, first, pos):  # the compiled walk looks at each row
-            self.ok = False
-            return
         self.seq, self.prev, self.events = seq_next, prev_next, events
         self.rest = data[pos:]
-
-    def _opened(self, data: bytes, start: int, stop: int, opening: int, stored: bytes) -> bool:
-        """A row with an opening: its link's bytes end where the opening starts, and it matches the seal."""
-        end = stop - opening
-        return (
-            end - start >= self.skip
-            and sha256(data[start:end]).digest() == stored
-            and seal_holds(data[start + self.skip : end], data[end:stop])
-        )
-
-    def _seals_in(self, data: bytes, first: int, last: int) -> bool:
-        """Every row in ``data[first:last]`` whose canonical bytes carry a seal has a matching opening (those
-        with an opening were checked as they came)."""
-        found = data.find(SEALED, first, last)
-        while found >= 0:  # rare: find the row it is in by walking the rows from the first
-            pos = first
-            while True:
-                *_, opening, _, _, size = _ROW.unpack_from(data, pos)
-                stop = pos + _ROW.size + size
-                if stop > found:
-                    break
-                pos = stop
-            canonical = data[pos + _ROW.size + self.skip : stop - opening if opening > 0 else stop]
-            if SEALED in canonical and opening < 0 and not seal_holds(canonical, None):
-                return False
-            first = stop
-            found = data.find(SEALED, first, last)
-        return True
 
     def holds(self) -> bool:
         """Whether every row came, each held, and every head was reached."""

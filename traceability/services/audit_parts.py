@@ -136,9 +136,10 @@ async def _chains(conn: Connection, part: Chains, found: Found, max_faults: int)
     ranges = bulk.batch_ranges(heads, part.lo, part.hi, 8 * audit_repo.CHUNK)
     unsure: list[tuple[int, int]] = []
     unnamed: list[tuple[int, int]] = []  # ranges with events naming a batch, node or device that does not exist
+    nodes, devices = await audit_repo.known_ids(conn)
     for lo, hi in ranges:
-        walk = bulk.ChainWalk([heads[k] for k in bulk.heads_between(ordered, lo, hi)], chain.CHAIN_TAG)
-        await audit_repo.copy_chains(conn, lo, hi, chain.CHAIN_TAG, walk.feed)
+        walk = bulk.ChainWalk([heads[k] for k in bulk.heads_between(ordered, lo, hi)], nodes, devices, chain.CHAIN_TAG)
+        await audit_repo.copy_chains(conn, lo, hi, walk.feed)
         held = walk.holds()
         if held:
             found.events += walk.events

@@ -111,24 +111,30 @@ WHERE b.id >= $1 AND b.id < $2
 
 
 # The events of batches lo <= id < hi streamed row by row in PostgreSQL's binary COPY format, in chain order (see
-# :class:`traceability.services.audit_bulk.ChainWalk`): batch id, seq, hash, prev hash, the length of the
-# sealed details' opening (-1 when there is none), whether the event names a node or device that does not
-# exist (one look-up each in a hash of the ids), and the bytes its link hashes (``$3 || prev || canonical``)
-# followed by the opening. Plain columns, so that the server only sends them (no aggregate builds a value).
+# :class:`traceability.services.audit_bulk.ChainWalk`): batch id, seq, hash, prev hash, node id, device id,
+# canonical bytes and the sealed details' opening, each as stored. Plain columns that the server only sends:
+# no expression builds a value for each row (the walker hashes the tag, prev hash and canonical bytes in
+# turn, and looks the node and device up in the ids of ``KNOWN_IDS``).
 CHAIN_COPY = """
-SELECT batch_id, seq, hash, prev_hash, coalesce(length(private), -1),
-       node_id NOT IN (SELECT id FROM nodes) OR device_id IS NOT NULL AND device_id NOT IN (SELECT id FROM devices),
-       $3::bytea || prev_hash || canonical || coalesce(private, ''::bytea)
+SELECT batch_id, seq, hash, prev_hash, node_id, device_id, canonical, private
 FROM events WHERE batch_id >= $1 AND batch_id < $2 ORDER BY batch_id, seq
+"""
+KNOWN_IDS = """
+SELECT coalesce((SELECT string_agg(int8send(id), '' ORDER BY id) FROM nodes), ''::bytea) AS nodes,
+       coalesce((SELECT string_agg(int8send(id), '' ORDER BY id) FROM devices), ''::bytea) AS devices
 """
 
 
-async def copy_chains(
-    conn: Connection, lo: int, hi: int, tag: bytes, sink: Callable[[bytes], Coroutine[Any, Any, None]]
-) -> None:
+async def copy_chains(conn: Connection, lo: int, hi: int, sink: Callable[[bytes], Coroutine[Any, Any, None]]) -> None:
     """Stream the events of batches ``lo <= id < hi`` (see ``CHAIN_COPY``) to ``sink`` as binary COPY data, a
     whole number of rows at a time (the header before the first, the trailer after the last)."""
-    await conn.copy_from_query(CHAIN_COPY, lo, hi, tag, output=sink, format="binary")
+    await conn.copy_from_query(CHAIN_COPY, lo, hi, output=sink, format="binary")
+
+
+async def known_ids(conn: Connection) -> tuple[bytes, bytes]:
+    """The ids of every node and of every device, each in ascending order as 8-byte big-endian integers."""
+    row = await fetch_one(conn, KNOWN_IDS)
+    return row["nodes"], row["devices"]
 
 
 async def event_batch_range(conn: Connection) -> tuple[int, int] | None:
