@@ -1,11 +1,23 @@
-"""structlog, configured once: readable console lines in development, JSON lines otherwise."""
+"""structlog, configured once: readable console lines in development, JSON lines otherwise.
+
+structlog imports rich whenever it is installed (development tools bring it along) to render tracebacks,
+about 5 MB in every process; it is kept from loading here, and the console renderer formats exceptions
+with structlog's plain formatter, so a line and a traceback read the same with rich installed or not.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-import structlog
+_rich_absent = "rich" not in sys.modules
+if _rich_absent:
+    sys.modules["rich"] = None  # type: ignore[assignment]  # makes structlog's optional `import rich` fail
+try:
+    import structlog
+finally:
+    if _rich_absent:
+        del sys.modules["rich"]  # whoever else wants rich may still import it
 
 
 def configure(*, fmt: str = "console", level: str = "info") -> None:
@@ -21,7 +33,9 @@ def configure(*, fmt: str = "console", level: str = "info") -> None:
         processors.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
