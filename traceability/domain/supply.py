@@ -15,19 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 from traceability.domain import bounds, dairy, tracecode
+from traceability.domain.balance import KILOGRAMS as KILOGRAMS
+from traceability.domain.balance import MASS_TOLERANCE as MASS_TOLERANCE
+from traceability.domain.balance import SALE_STEPS as SALE_STEPS
 from traceability.domain.batches import BatchDraft, date_field, parse_batch
 from traceability.domain.events import BIZ_STEPS, parse_documents, parse_quantity, parse_time
 from traceability.domain.fields import FieldError, Fields, utc_ms
 
-MASS_TOLERANCE: dict[str, Decimal] = {
-    "meat": Decimal("0.02"),  # chilling and cutting lose weight; 2 % covers scale error
-    "vegetable": Decimal("0.05"),  # washing and misting add water
-    "drug": Decimal("0"),  # units are counted: no tolerance
-    "dairy": Decimal("0.02"),  # separation and standardisation lose, never gain; 2 % covers scale error
-    "other": Decimal("0.02"),
-}
-KILOGRAMS: dict[str, Decimal] = {"KGM": Decimal(1), "GRM": Decimal("0.001"), "TNE": Decimal(1000)}
-SALE_STEPS = frozenset({"retail_selling", "shipping", "dispensing"})
 RETURN_STEPS = frozenset({"shipping", "receiving"})
 """A recalled or held batch may still go back to where it came from: shipped or received as ``returned``."""
 RECALL_LEVELS = frozenset({"I", "II", "III"})  # from serious risk down (一级召回 …); names in traceability/i18n

@@ -24,7 +24,7 @@ from typing import Any
 from traceability import errors, i18n
 from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import dairy
-from traceability.domain.supply import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
+from traceability.domain.balance import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
 from traceability.ledger import canonical
 from traceability.logging import get_logger
 from traceability.services.exclusive import run_exclusive

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from traceability.domain.farm import InputProductIn
 from traceability.storage.database import Connection, Record, fetch_one
+
+if TYPE_CHECKING:  # the analyzer's process reads violations here and loads no registration rules
+    from traceability.domain.farm import InputProductIn
 
 UPSERT_INPUT_PRODUCT = """
 INSERT INTO input_products (registration_no, kind, name_zh, name_en, active_ingredient, applies_to,
