@@ -21,11 +21,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from msgspec import UNSET
+
 from traceability import errors, i18n
 from traceability.domain import anomalies as anomaly_rules
-from traceability.domain import dairy
+from traceability.domain import dairy, recorded
 from traceability.domain.balance import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
-from traceability.ledger import canonical
+from traceability.domain.recorded import Recorded
 from traceability.logging import get_logger
 from traceability.services.exclusive import run_exclusive
 from traceability.storage import analysis_repo, farm_repo
@@ -73,12 +75,6 @@ def _amount(quantity: dict[str, str] | None, batch_uom: str, fallback: Decimal) 
     return Decimal(0)  # a different unit (boxes of a batch counted in kg) cannot be balanced
 
 
-def _cut_from(content: dict[str, Any]) -> bool:
-    """A receipt's opening: a batch a sale cut from another, which carries the certificates upstream."""
-    attrs = content.get("attributes")
-    return "soldFrom" in content or (isinstance(attrs, dict) and "soldFrom" in attrs)
-
-
 @dataclass(slots=True)
 class _Pass:
     """What one pass over a batch of events reads up front (one query per kind of lookup, never one per
@@ -94,16 +90,7 @@ class _Pass:
     late: set[tuple[int, int]] = field(default_factory=set)  # (batch, seq) dated before the event before it
 
 
-def _serials(content: dict[str, Any]) -> list[str]:
-    attrs = content.get("attributes", {})
-    return [s for s in [attrs.get("serial"), *attrs.get("serials", [])] if isinstance(s, str)]
-
-
-def _readings(content: dict[str, Any]) -> Any:
-    return (content.get("attributes") or {}).get("temperatures")
-
-
-async def _prepare(conn: Connection, events: list[Record], contents: list[dict[str, Any]]) -> _Pass:
+async def _prepare(conn: Connection, events: list[Record], contents: list[Recorded]) -> _Pass:
     """The pass's lookups, each one query for the whole batch of events."""
     state = _Pass(await analysis_repo.stock(conn, [(e["batch_id"], e["node_id"]) for e in events]))
     for batch_id, node_id in state.stock:
@@ -126,25 +113,25 @@ async def _prepare(conn: Connection, events: list[Record], contents: list[dict[s
     first: dict[str, tuple[str, int, str, int]] = {}
     for e, c in zip(events, contents, strict=True):
         if e["biz_step"] == "dispensing" and not _appended_by_ledger(e, c):
-            for s in _serials(c):
+            for s in c.serials():
                 first.setdefault(s, (s, e["batch_id"], e["event_id"], e["node_id"]))
     if first:
-        recorded = await analysis_repo.claim_serials(conn, list(first.values()))
-        if before := [s for s in first if s not in recorded]:
+        claimed_now = await analysis_repo.claim_serials(conn, list(first.values()))
+        if before := [s for s in first if s not in claimed_now]:
             for r in await analysis_repo.dispensed(conn, before):
                 state.claimed[r["serial"]] = (r["dispensed_by"], r["node"], r["node_en"])
     if await farm_repo.any_violations(conn):
         received = {e["batch_id"] for e in events if _receipt_by_device(e)}
         state.upstream = await analysis_repo.violations_upstream(conn, sorted(received)) if received else {}
-    warm = {e["batch_id"] for e, c in zip(events, contents, strict=True) if e["category"] == "dairy" and _readings(c)}
+    warm = {e["batch_id"] for e, c in zip(events, contents, strict=True) if e["category"] == "dairy" and c.readings()}
     if warm:
         state.openings = await analysis_repo.opening_canonicals(conn, sorted(warm))
     return state
 
 
-def _appended_by_ledger(e: Record, content: dict[str, Any]) -> bool:
+def _appended_by_ledger(e: Record, content: Recorded) -> bool:
     """A hold or recall the ledger itself appended (an enterprise's own capture names its credential)."""
-    return e["device_id"] is None and "credential" not in content
+    return e["device_id"] is None and content.credential is UNSET
 
 
 def _receipt_by_device(e: Record) -> bool:
@@ -163,7 +150,7 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
         events = await analysis_repo.new_events(conn, state["position"], limit)
         found: list[tuple[Any, ...]] = []
         if events:
-            contents = [canonical.decode(e["canonical"]) for e in events]
+            contents = [recorded.read(e["canonical"]) for e in events]
             run = await _prepare(conn, events, contents)
             found = run.found
             for e, content in zip(events, contents, strict=True):
@@ -203,7 +190,7 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
     return looked
 
 
-async def _rules(conn: Connection, e: Record, content: dict[str, Any], run: _Pass) -> None:
+async def _rules(conn: Connection, e: Record, content: Recorded, run: _Pass) -> None:
     step, batch, node = e["biz_step"], e["batch_id"], e["node_id"]
     found, stock, touched, nodes = run.found, run.stock, run.touched, run.nodes
 
@@ -217,11 +204,11 @@ async def _rules(conn: Connection, e: Record, content: dict[str, Any], run: _Pas
     row = touched.get(key) or (stock.get(key) and [*stock[key], None])
     batch_qty = Decimal(e["batch_quantity"])
     uom = e["batch_uom"]
-    amount = _amount(content.get("quantity"), uom, batch_qty)
+    amount = _amount(content.quantity, uom, batch_qty)
     if e["seq"] == 1:
         row = [batch_qty, Decimal(0), e["event_time"]]
-        docs = {d["type"] for d in content.get("documents", ())}
-        if "transformationID" not in content and not _cut_from(content):
+        docs = content.document_types()
+        if content.transformationID is UNSET and not content.cut_from():
             for needed in REQUIRED_AT_OPENING.get(e["category"], ()):
                 if needed not in docs and not (
                     needed == "meat_inspection_certificate" and e["node_type"] != "slaughterhouse"
@@ -242,7 +229,7 @@ async def _rules(conn: Connection, e: Record, content: dict[str, Any], run: _Pas
         if row is None:
             flag("event_at_unreached_node", f"{step.replace('_', ' ')} recorded where the batch was never received")
             row = [Decimal(0), Decimal(0), e["event_time"]]
-        consumed = step in SALE_STEPS or "transformationID" in content
+        consumed = step in SALE_STEPS or content.transformationID is not UNSET
         if consumed:
             row = [row[0], row[1] + amount, e["event_time"]]
             tolerance = MASS_TOLERANCE.get(e["category"], Decimal("0.02"))
@@ -258,7 +245,7 @@ async def _rules(conn: Connection, e: Record, content: dict[str, Any], run: _Pas
             row = [row[0], row[1], e["event_time"]]
     touched[key] = row
     nodes.setdefault(batch, set()).add(node)
-    if step in SALE_STEPS and not (e["seq"] == 1 and _cut_from(content)):  # a receipt: judged on its source
+    if step in SALE_STEPS and not (e["seq"] == 1 and content.cut_from()):  # a receipt: judged on its source
         if e["expires_on"] is not None and e["event_time"].date() > e["expires_on"]:
             flag(
                 "sold_after_expiry",
@@ -285,7 +272,7 @@ async def _rules(conn: Connection, e: Record, content: dict[str, Any], run: _Pas
                 status=e["status"],
             )
     if step == "dispensing":
-        serials = _serials(content)
+        serials = content.serials()
         # Each serial already dispensed (before this pass or earlier in it), in serial order.
         for serial in sorted({s for s in serials if s in run.claimed}):
             dispensed_by, other, other_en = run.claimed[serial]
@@ -301,22 +288,22 @@ async def _rules(conn: Connection, e: Record, content: dict[str, Any], run: _Pas
         for serial in serials:
             if serial not in run.claimed:  # the first dispensing keeps the serial (recorded by _prepare)
                 run.claimed[serial] = (e["event_id"], e["node_name"], e["node_name_en"])
-    if content.get("type") == "AggregationEvent":
-        if content["action"] == "ADD":
-            await analysis_repo.pack(conn, content["childEPCs"], content["parentID"], batch, e["event_id"])
+    if content.type == "AggregationEvent":
+        if content.action == "ADD":
+            await analysis_repo.pack(conn, content.childEPCs, content.parentID, batch, e["event_id"])
         else:
-            await analysis_repo.unpack(conn, content["childEPCs"], content["parentID"], e["event_id"])
+            await analysis_repo.unpack(conn, content.childEPCs, content.parentID, e["event_id"])
     if (batch, e["seq"]) in run.late:
         flag("out_of_time_order", "recorded with a time earlier than the batch's previous event")
 
 
-def _interval_rules(e: Record, content: dict[str, Any], run: _Pass) -> None:
+def _interval_rules(e: Record, content: Recorded, run: _Pass) -> None:
     """A batch opened inside a safety interval: flagged at the farm, and at every node that receives it or
     anything made from it (the slaughterhouse, the wholesale market), so each sees it in its anomalies."""
     if e["device_id"] is None or (e["seq"] != 1 and e["biz_step"] != "receiving"):
         return
     if e["seq"] == 1:
-        production = content.get("production") or {}
+        production = content.production_record()
         inside = production.get("insideIntervals") or []
         if inside:
             first = inside[0]
@@ -372,13 +359,13 @@ def _interval_rules(e: Record, content: dict[str, Any], run: _Pass) -> None:
         )
 
 
-def _cold_chain(e: Record, content: dict[str, Any], run: _Pass) -> None:
+def _cold_chain(e: Record, content: Recorded, run: _Pass) -> None:
     """A dairy batch's cold-chain reading above its storage limit (raw milk 4 °C, pasteurised 6 °C)."""
-    readings = _readings(content)
+    readings = content.readings()
     if not readings:
         return
     opening = run.openings.get(e["batch_id"])
-    attrs = (canonical.decode(opening).get("attributes") or {}) if opening is not None else {}
+    attrs = (recorded.read(opening).attributes or {}) if opening is not None else {}
     limit = dairy.storage_limit(attrs)
     warm = dairy.breaches(readings, limit) if limit is not None else []
     if not warm:
