@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -262,3 +264,13 @@ def test_where_the_background_work_runs() -> None:
     assert runs_apart(TRACE_BACKGROUND="process")
     with pytest.raises(ConfigError, match="TRACE_BACKGROUND"):
         runs_apart(TRACE_BACKGROUND="thread")
+
+
+def test_the_background_program_loads_only_what_it_runs() -> None:
+    """The background process is a program of its own so that it holds only what the sequencer and the analyzer
+    need: not the web server, its pages or the registration rules, nor rich (structlog loads it when it can)."""
+    code = "import sys, traceability.http.background_main, traceability.services.background; print(*sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(run.stdout.split())
+    assert "traceability.services.analyzer" in loaded and "traceability.services.transparency" in loaded
+    assert not loaded & {"aiohttp", "jinja2", "rich", "stdnum", "traceability.domain.registry", "traceability.http.app"}
