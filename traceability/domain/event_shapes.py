@@ -160,9 +160,12 @@ COMMERCIAL_FIELDS = frozenset({"unit_price", "amount", "currency", "buyer"})
 DECLARATION_FIELDS = frozenset({"declarationTime", "reason", "declaredEventID", "correctiveEventIDs"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventDraft:
-    """A validated event before the server adds node, device and recorded time."""
+    """A validated event before the server adds node, device and recorded time.
+
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, which made building one
+    cost about four times as much (one per event of a capture). Nothing changes a draft once built."""
 
     event_id: str
     trace_code: str

@@ -332,10 +332,14 @@ def parse_event_list(body: Any, now: datetime) -> tuple[list[EventDraft], bool]:
         return [parse_event(body, "", now)], False
     if not items:
         raise FieldError(prefix or "body", "must hold at least one event")
-    drafts = [parse_event(item, f"{prefix}[{i}].", now) for i, item in enumerate(items)]
-    seen: set[str] = set()
-    for i, d in enumerate(drafts):
-        if d.event_id in seen:
-            raise FieldError(f"{prefix}[{i}].eventID", "appears twice in this request")
-        seen.add(d.event_id)
+    drafts = []
+    for i, item in enumerate(items):  # parse_event, with the path built only for an event the quick pass leaves
+        draft = quick_event(item, now)
+        drafts.append(draft if draft is not None else read_event(item, f"{prefix}[{i}].", now))
+    if len({d.event_id for d in drafts}) < len(drafts):
+        seen: set[str] = set()
+        for i, d in enumerate(drafts):
+            if d.event_id in seen:
+                raise FieldError(f"{prefix}[{i}].eventID", "appears twice in this request")
+            seen.add(d.event_id)
     return drafts, is_list

@@ -103,6 +103,8 @@ def check_inspection(content: dict[str, Any], prefix: str = "") -> bool | None:
     :func:`traceability.domain.dairy.check_raw_milk`. Cold-chain readings (``temperatures``) on any event
     are checked here too."""
     attrs = content.get("attributes", {})
+    if type(attrs) is dict and "temperatures" not in attrs and content.get("bizStep") != "inspecting":
+        return None  # most events: nothing to check (and no reader to build for it)
     f = Fields(attrs, f"{prefix}attributes.")
     if "temperatures" in attrs:
         dairy.check_readings(f)

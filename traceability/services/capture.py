@@ -86,8 +86,12 @@ async def capture_events(
         )
     with fields():
         drafts, is_list = parse_event_list(body, now)
+        # Only an inspection or an event with attributes (cold-chain readings) has anything to check.
         failed = {
-            i for i, d in enumerate(drafts) if check_inspection(d.content, f"events[{i}]." if is_list else "") is False
+            i
+            for i, d in enumerate(drafts)
+            if (d.biz_step == "inspecting" or "attributes" in d.content)
+            and check_inspection(d.content, f"events[{i}]." if is_list else "") is False
         }
     for i, d in enumerate(drafts):
         if d.node_code is not None and d.node_code != device.node_code:

@@ -37,9 +37,12 @@ ATTEMPTS = 5
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Receipt:
-    """What a scanner keeps as proof that an event was accepted."""
+    """What a scanner keeps as proof that an event was accepted.
+
+    Not frozen, as :class:`~traceability.domain.events.EventDraft`: a capture builds one per event, and a
+    frozen dataclass sets each field through ``object.__setattr__``. Nothing changes a receipt once built."""
 
     event_id: str
     trace_code: str
