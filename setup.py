@@ -1,8 +1,9 @@
-"""Builds the compiled inner loop of the chain audit (traceability/_chainwalk.c); everything else is in pyproject.toml.
+"""Builds the compiled inner loop of the chain audit (traceability/_chainwalk.c) and the walk of the canonical
+encoding's value check (traceability/_canonical.c); everything else is in pyproject.toml.
 
 SHA-256 comes from OpenSSL's libcrypto where its headers are installed, and from the module's own
-implementation otherwise. Should no compiler be at hand the install goes on without the module, and the
-audit uses its pure-Python walker (same verdicts, slower).
+implementation otherwise. Should no compiler be at hand the install goes on without the modules, and the
+audit uses its pure-Python walker, the canonical encoding its Python check (same verdicts, slower).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class BuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:  # the pure-Python walker stands in
-            print(f"building {ext.name} failed ({exc}); the audit walks chains in Python", file=sys.stderr)
+            print(f"building {ext.name} failed ({exc}); its Python counterpart stands in", file=sys.stderr)
 
 
 setup(
@@ -37,7 +38,8 @@ setup(
             ["traceability/_chainwalk.c"],
             extra_compile_args=["-O2"],
             **OPENSSL,  # type: ignore[arg-type]
-        )
+        ),
+        Extension("traceability._canonical", ["traceability/_canonical.c"], extra_compile_args=["-O2"]),
     ],
     cmdclass={"build_ext": BuildExt},
 )
