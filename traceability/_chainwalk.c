@@ -2,17 +2,21 @@
  *
  * Copyright (C) the traceability authors. SPDX-License-Identifier: GPL-3.0-or-later
  *
- * walk(data, pos, tag, batch, seq, prev, nodes, devices) walks the binary COPY rows of audit_repo.CHAIN_COPY
- * in data[pos:] (the layout audit_bulk.ChainWalk reads) for as long as each row is an ordinary link of the
- * chain being walked: the expected field count and field lengths, the same batch, no opening, the expected
- * seq and prev hash, a stored hash that is SHA-256 of the tag, the row's prev hash and its canonical bytes,
- * and no seal in its canonical bytes (a seal needs an opening). It stops before the first row that is
- * anything else (another batch, a row with an opening, or a row that does not hold) and before a row not
- * wholly in data; the Python walker takes that row. ``nodes`` and ``devices`` are the ids that exist, in
- * ascending order as 8-byte big-endian integers (audit_repo.known_ids).
+ * walk(data, pos, tag, heads, at, seq, prev, nodes, devices) walks the binary COPY rows of
+ * audit_repo.CHAIN_COPY in data[pos:] (the layout audit_bulk.ChainWalk reads) for as long as each row is an
+ * ordinary link of the chains being walked: the expected field count and field lengths, no opening, the
+ * expected seq and prev hash, a stored hash that is SHA-256 of the tag, the row's prev hash and its canonical
+ * bytes, and no seal in its canonical bytes (a seal needs an opening). ``heads`` are the batch heads in
+ * order (HEAD_SIZE bytes each), ``at`` the one whose chain is being walked (-1 before the first), ``seq``
+ * and ``prev`` what its next row must have; a row of another batch closes that chain (its last seq and hash
+ * must be the head's) and opens the next head's, which must be the row's batch. It stops before the first
+ * row that is anything else (a row with an opening, or one that does not hold) and before a row not wholly
+ * in data; the Python walker takes that row. ``nodes`` and ``devices`` are the ids that exist, in ascending
+ * order as 8-byte big-endian integers (audit_repo.known_ids).
  *
- * Returns (pos, seq, prev, events, unnamed): where it stopped, the seq and prev hash the next row must
- * have, how many rows it took, and how many of those name a node or device that does not exist.
+ * Returns (pos, at, seq, prev, events, batches, unnamed): where it stopped, the head being walked, the seq
+ * and prev hash its next row must have, how many rows it took, how many batches it opened, and how many of
+ * those rows name a node or device that does not exist.
  *
  * digests_are(data, width, expected) says whether ``expected`` is the SHA-256 of each ``width`` bytes of
  * ``data`` in turn (audit_bulk.leaves_hold: each leaf hash that of its event's hash after 0x00).
@@ -209,63 +213,73 @@ known(const unsigned char *ids, Py_ssize_t n, int64_t id)
     return 0;
 }
 
-/* Whether data[0:n] holds the bytes that open a seal in canonical bytes (audit_bulk.SEALED). */
+/* Whether data[0:n] holds the bytes that open a seal in canonical bytes (audit_bulk.SEALED). memmem, which
+ * skips ahead by the needle, rather than a stop at every quote: canonical JSON is full of them. */
 static int
 has_seal(const unsigned char *data, size_t n)
 {
     static const char sealed[] = "\"sealed\":";
-    const size_t k = sizeof sealed - 1;
-    const unsigned char *at = data, *end = data + n;
-    while ((size_t)(end - at) >= k && (at = memchr(at, '"', (size_t)(end - at) - k + 1)) != NULL) {
-        if (memcmp(at, sealed, k) == 0)
-            return 1;
-        at++;
-    }
-    return 0;
+    return memmem(data, n, sealed, sizeof sealed - 1) != NULL;
 }
+
+/* A batch head as audit_bulk.ChainWalk packs them: batch id, seq (8-byte big-endian integers), head hash, and
+ * the hash its first event links to (its genesis, or where a chain received from another ledger starts). */
+#define HEAD_SIZE (16 + 2 * HASH)
 
 static PyObject *
 walk(PyObject *self, PyObject *args)
 {
-    Py_buffer data, tag, prev, nodes, devices;
-    Py_ssize_t pos;
-    long long batch, seq;
-    long long events = 0, unnamed = 0;
+    Py_buffer data, tag, heads, prev, nodes, devices;
+    Py_ssize_t pos, at, count;
+    long long seq;
+    long long events = 0, batches = 0, unnamed = 0;
     unsigned char expected[HASH], hashed[HASH];
     PyObject *result = NULL;
 
-    if (!PyArg_ParseTuple(args, "y*ny*LLy*y*y*", &data, &pos, &tag, &batch, &seq, &prev, &nodes, &devices))
+    if (!PyArg_ParseTuple(args, "y*ny*y*nLy*y*y*", &data, &pos, &tag, &heads, &at, &seq, &prev, &nodes, &devices))
         return NULL;
-    if (pos < 0 || pos > data.len || nodes.len % 8 || devices.len % 8) {
-        PyErr_SetString(PyExc_ValueError, "position out of range, or ids not whole 8-byte integers");
+    count = heads.len / HEAD_SIZE;
+    if (pos < 0 || pos > data.len || heads.len % HEAD_SIZE || at < -1 || at >= count || nodes.len % 8 ||
+        devices.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "position or head out of range, or heads or ids not whole records");
         goto done;
     }
-    if (prev.len != HASH) {  /* a prev of any other length matches no row: the Python walker takes the first */
-        result = Py_BuildValue("nLy#LL", pos, seq, (const char *)prev.buf, prev.len, events, unnamed);
+    if (prev.len != HASH && at >= 0) {  /* a prev of any other length matches no row: the Python walker takes it */
+        result = Py_BuildValue("nnLy#LLL", pos, at, seq, (const char *)prev.buf, prev.len, events, batches, unnamed);
         goto done;
     }
-    memcpy(expected, prev.buf, HASH);
+    memcpy(expected, prev.buf, prev.len == HASH ? HASH : 0);
     {
-        const unsigned char *buf = data.buf;
+        const unsigned char *buf = data.buf, *head = at >= 0 ? (const unsigned char *)heads.buf + at * HEAD_SIZE : NULL;
         Py_ssize_t end = data.len;
         while (end - pos >= HEAD + 8) {
-            const unsigned char *row = buf + pos, *at;
-            int32_t device_len = (int32_t)be32(row + 106), size, opening;
+            const unsigned char *row = buf + pos, *value;
+            int32_t device_len = (int32_t)be32(row + 106), size;
             Py_ssize_t left;
+            int64_t batch;
             if (!fixed(row) || (device_len != 8 && device_len != -1))
                 break;  /* not a well-formed row: the Python walker says so */
-            at = row + HEAD + (device_len == 8 ? 8 : 0);
-            left = end - (at - buf);
-            if (left < 4 || (size = (int32_t)be32(at)) < 0 || (int64_t)size > (int64_t)left - 8)
+            value = row + HEAD + (device_len == 8 ? 8 : 0);
+            left = end - (value - buf);
+            if (left < 4 || (size = (int32_t)be32(value)) < 0 || (int64_t)size > (int64_t)left - 8)
                 break;  /* not all here yet (or not well-formed) */
-            if ((opening = (int32_t)be32(at + 4 + size)) != -1)
+            if ((int32_t)be32(value + 4 + size) != -1)
                 break;  /* an opening to check against its seal */
-            if ((long long)(int64_t)be64(row + 6) != batch)
-                break;  /* another batch */
+            batch = (int64_t)be64(row + 6);
+            if (head == NULL || batch != (int64_t)be64(head)) {  /* the next batch: close this one, open that */
+                if (head != NULL && (seq - 1 != (long long)(int64_t)be64(head + 8) || memcmp(expected, head + 16, HASH)))
+                    break;
+                if (at + 1 >= count || batch != (int64_t)be64((const unsigned char *)heads.buf + (at + 1) * HEAD_SIZE))
+                    break;
+                head = (const unsigned char *)heads.buf + ++at * HEAD_SIZE;
+                seq = 1;
+                memcpy(expected, head + 16 + HASH, HASH);
+                batches++;
+            }
             if ((long long)(int32_t)be32(row + 18) != seq || memcmp(row + 62, expected, HASH) != 0)
                 break;
-            digest3(tag.buf, (size_t)tag.len, row + 62, HASH, at + 4, (size_t)size, hashed);
-            if (memcmp(hashed, row + 26, HASH) != 0 || has_seal(at + 4, (size_t)size))
+            digest3(tag.buf, (size_t)tag.len, row + 62, HASH, value + 4, (size_t)size, hashed);
+            if (memcmp(hashed, row + 26, HASH) != 0 || has_seal(value + 4, (size_t)size))
                 break;  /* a seal needs its opening: the Python walker names the row as not holding */
             if (!known(nodes.buf, nodes.len / 8, (int64_t)be64(row + 98)) ||
                 (device_len == 8 && !known(devices.buf, devices.len / 8, (int64_t)be64(row + 110))))
@@ -273,13 +287,15 @@ walk(PyObject *self, PyObject *args)
             memcpy(expected, row + 26, HASH);
             seq++;
             events++;
-            pos = (at + 8 + size) - buf;
+            pos = (value + 8 + size) - buf;
         }
     }
-    result = Py_BuildValue("nLy#LL", pos, seq, (const char *)expected, (Py_ssize_t)HASH, events, unnamed);
+    result = Py_BuildValue("nnLy#LLL", pos, at, seq, (const char *)expected, (Py_ssize_t)(at >= 0 ? HASH : 0), events,
+                           batches, unnamed);
 done:
     PyBuffer_Release(&data);
     PyBuffer_Release(&tag);
+    PyBuffer_Release(&heads);
     PyBuffer_Release(&prev);
     PyBuffer_Release(&nodes);
     PyBuffer_Release(&devices);
@@ -334,8 +350,8 @@ node_row(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
-     "walk(data, pos, tag, batch, seq, prev, nodes, devices) -> (pos, seq, prev, events, unnamed): the ordinary "
-     "links of the chain from data[pos:] on, up to the first row the Python walker must take."},
+     "walk(data, pos, tag, heads, at, seq, prev, nodes, devices) -> (pos, at, seq, prev, events, batches, unnamed): "
+     "the ordinary links of the chains from data[pos:] on, up to the first row the Python walker must take."},
     {"digests_are", digests_are, METH_VARARGS,
      "digests_are(data, width, expected) -> bool: whether expected is the SHA-256 of each width bytes of data, in "
      "order."},

@@ -3,9 +3,18 @@
 DIGEST: str  # "openssl" or "builtin": where its SHA-256 comes from
 
 def walk(
-    data: bytes, pos: int, tag: bytes, batch: int, seq: int, prev: bytes, nodes: bytes, devices: bytes, /
-) -> tuple[int, int, bytes, int, int]:
-    """The ordinary links of the chain from data[pos:] on: (pos, seq, prev, events, unnamed) after them."""
+    data: bytes,
+    pos: int,
+    tag: bytes,
+    heads: bytes,
+    at: int,
+    seq: int,
+    prev: bytes,
+    nodes: bytes,
+    devices: bytes,
+    /,
+) -> tuple[int, int, int, bytes, int, int, int]:
+    """The ordinary links of the chains from data[pos:] on: (pos, at, seq, prev, events, batches, unnamed)."""
 
 def digests_are(data: bytes, width: int, expected: bytes, /) -> bool:
     """Whether expected is the SHA-256 of each width bytes of data, in order."""

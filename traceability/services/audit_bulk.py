@@ -16,13 +16,13 @@ import struct
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from hashlib import sha256
 
 from traceability.ledger import canonical, chain, sealed
 from traceability.storage.database import Record
 
-Walk = Callable[[bytes, int, bytes, int, int, bytes, bytes, bytes], tuple[int, int, bytes, int, int]]
+Walk = Callable[[bytes, int, bytes, bytes, int, int, bytes, bytes, bytes], tuple[int, int, int, bytes, int, int, int]]
 compiled_walk: Walk | None
 compiled_digests: Callable[[bytes, int, bytes], bool] | None
 try:  # the compiled inner loops (traceability/_chainwalk.c), built by the install where a C compiler is at hand
@@ -90,6 +90,7 @@ _HEAD = struct.Struct(">hiqiii32si32siqi")
 _FIXED = (8, 8, 4, 32, 32, 8)  # the field count and the lengths of the fixed-size fields
 _INT4 = struct.Struct(">i")
 _INT8 = struct.Struct(">q")
+_HEAD_PACKED = struct.Struct(">qq32s32s")  # a head for the compiled walk: id, seq, head hash, where its chain starts
 
 Row = tuple[int, int, bytes, bytes, int, int | None, int, int, bytes | None, int]
 
@@ -154,7 +155,9 @@ class ChainWalk:
         compiled: bool = True,
     ) -> None:
         self.ok = all(h["seq"] is not None for h in heads)
-        self.heads: Iterator[Record] = iter([h for h in heads if h["seq"]])
+        self.order = [h for h in heads if h["seq"]]
+        self.starts = [h["chain_start"] or chain.genesis(h["trace_code"]) for h in self.order]
+        self.at = -1  # the head whose chain is being walked
         self.head: Record | None = None
         self.tag = tag
         self.nodes, self.devices = bytes(nodes), bytes(devices)
@@ -166,18 +169,25 @@ class ChainWalk:
         self.unnamed = 0
         self.started = False
         self.rest = b""
-        # Takes the ordinary rows of the current batch (see traceability/_chainwalk.c); the loop in ``feed``
-        # takes the others: the first of each batch, those with an opening, and any that does not hold.
+        # Takes the ordinary rows (see traceability/_chainwalk.c); the loop in ``feed`` takes the others: those
+        # with an opening, and any that does not hold.
         self.walk = compiled_walk if compiled else None
+        self.packed = b"".join(
+            _HEAD_PACKED.pack(h["id"], h["seq"], h["head_hash"], start)
+            for h, start in zip(self.order, self.starts, strict=True)
+        )
+        if any(len(h["head_hash"]) != HASH or len(s) != HASH for h, s in zip(self.order, self.starts, strict=True)):
+            self.walk = None  # a hash of another length holds for no row: the loop in ``feed`` says so
 
     def _next_batch(self, batch: int) -> bool:
         """Close the current batch at its head and open ``batch``, which must be the next head's."""
         if self.head is not None and (self.seq - 1 != self.head["seq"] or self.prev != self.head["head_hash"]):
             return False
-        self.head = head = next(self.heads, None)
-        if head is None or head["id"] != batch:
+        if self.at + 1 >= len(self.order) or self.order[self.at + 1]["id"] != batch:
             return False
-        self.seq, self.prev = 1, head["chain_start"] or chain.genesis(head["trace_code"])
+        self.at += 1
+        self.head = self.order[self.at]
+        self.seq, self.prev = 1, self.starts[self.at]
         self.batches += 1
         return True
 
@@ -198,16 +208,20 @@ class ChainWalk:
             pos, self.started = len(COPY_HEADER), True
         view = memoryview(data)
         end = len(data)
-        tag, nodes, devices, sha = self.tag, self.nodes, self.devices, sha256
+        tag, nodes, devices, packed, sha = self.tag, self.nodes, self.devices, self.packed, sha256
         seq_next, prev_next, events = self.seq, self.prev, self.events
         current = -1 if self.head is None else self.head["id"]
         walk = self.walk
         while True:
             if walk is not None:
-                pos, seq_next, prev_next, taken, unnamed = walk(
-                    data, pos, tag, current, seq_next, prev_next, nodes, devices
+                pos, at, seq_next, prev_next, taken, opened, unnamed = walk(
+                    data, pos, tag, packed, self.at, seq_next, prev_next, nodes, devices
                 )
+                if at != self.at:
+                    self.at, self.head = at, self.order[at]
+                    current = self.head["id"]
                 events += taken
+                self.batches += opened
                 self.unnamed += unnamed
             try:
                 row = _row(data, pos, end)
@@ -249,7 +263,7 @@ class ChainWalk:
         head = self.head
         if head is not None and (self.seq - 1 != head["seq"] or self.prev != head["head_hash"]):
             return False
-        return next(self.heads, None) is None
+        return self.at + 1 == len(self.order)
 
 
 def leaves_hold(bundle: Record, prefix: bytes, compiled: bool = True) -> bool:
