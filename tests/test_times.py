@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import World, new_id
 from tests.test_api_errors import assert_error
-from traceability.domain import bounds
+from traceability.domain import bounds, tracecode
+from traceability.ledger import chain
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -108,6 +110,55 @@ async def test_an_event_long_before_its_batch_was_opened_is_refused(world: World
     assert_error(data, "invalid_field", "events[1].eventTime", "24 hours")
     # A device clock a few hours off is within the tolerance.
     await world.post("/api/v1/events", world.event(code, eventTime=at(20)), device, expect=201)
+
+
+OPENED = """
+SELECT h.opened_at, o.event_time FROM batches b JOIN batch_heads h ON h.batch_id = b.id
+     LEFT JOIN events o ON o.batch_id = b.id AND o.seq = 1
+WHERE b.trace_code = $1
+"""
+
+
+async def test_the_opening_time_kept_on_the_head_is_the_first_events(
+    world: World, superuser: asyncpg.Connection
+) -> None:
+    """The capture statement compares with the opening time kept on the chain head (schema 0027). A head
+    written without it (an EPCIS or handover opening, the bulk loader) has it read from the first event,
+    and gets it when the statement writes that first event: the bound is the same whichever way."""
+    device = world.devices["slaughter"]
+    code = await world.open_batch(eventTime=at(2))
+    row = await superuser.fetchrow(OPENED, code)
+    assert row["opened_at"] == row["event_time"]
+
+    await superuser.execute(
+        "UPDATE batch_heads h SET opened_at = NULL FROM batches b WHERE b.id = h.batch_id AND b.trace_code = $1", code
+    )
+    data = await world.post("/api/v1/events", world.event(code, eventTime=at(27)), device, expect=422)
+    assert_error(data, "invalid_field", "eventTime", "before the batch was opened")
+    await world.post("/api/v1/events", world.event(code, eventTime=at(20)), device, expect=201)
+
+    # A head with no event yet (seq 0), held by the scanner's node: its first event sets the opening time.
+    empty = tracecode.make("320311", 4_999_999_999_999)
+    await superuser.execute(
+        """
+        WITH b AS (
+            INSERT INTO batches (trace_code, product_id, node_id, open_event_id, open_digest, quantity, uom)
+            SELECT $1, p.id, n.id, gen_random_uuid(), $2, 1, 'KGM'
+            FROM products p, nodes n WHERE p.goods_code = '21113011' AND n.code = $3
+            RETURNING id, node_id
+        ), h AS (INSERT INTO batch_heads (batch_id, seq, head_hash) SELECT id, 0, $2 FROM b)
+        INSERT INTO batch_custody (batch_id, node_id, relation, since) SELECT id, node_id, 'holder', now() FROM b
+        """,
+        empty,
+        chain.genesis(empty),
+        world.nodes["slaughter"],
+    )
+    first = world.event(empty, "storing", eventTime=at(3))
+    assert (await world.post("/api/v1/events", first, device, expect=201))["seq"] == 1
+    row = await superuser.fetchrow(OPENED, empty)
+    assert row["opened_at"] == row["event_time"] == datetime.fromisoformat(first["eventTime"])
+    data = await world.post("/api/v1/events", world.event(empty, eventTime=at(28)), device, expect=422)
+    assert_error(data, "invalid_field", "eventTime", "before the batch was opened")
 
 
 async def test_a_late_sync_keeps_its_real_times(world: World) -> None:

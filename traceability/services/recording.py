@@ -171,7 +171,7 @@ async def insert_opening(
         expires_on=draft.expires_on,
     )
     await batches_repo.insert_identifiers(conn, batch["id"], [(i.scheme, i.value) for i in draft.identifiers])
-    await batches_repo.insert_head(conn, batch["id"], 1, digest)
+    await batches_repo.insert_head(conn, batch["id"], 1, digest, event_time)
     await custody_repo.write(conn, [(batch["id"], device.node_id, custody.HOLDER, Decimal(0), event_time)])
     await events_repo.insert_events(
         conn,

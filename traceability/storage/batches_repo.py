@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from traceability.storage.database import Connection, Record, fetch_one
@@ -57,9 +57,17 @@ async def insert_batch(
     )
 
 
-async def insert_head(conn: Connection, batch_id: int, seq: int, head_hash: bytes) -> None:
+async def insert_head(
+    conn: Connection, batch_id: int, seq: int, head_hash: bytes, opened_at: datetime | None = None
+) -> None:
+    """A new batch's chain head; ``opened_at``: the event time of its first event (seq 1) when that event is
+    written with it, else None (the capture statement then reads it from the event, see events_repo)."""
     await conn.execute(
-        "INSERT INTO batch_heads (batch_id, seq, head_hash) VALUES ($1, $2, $3)", batch_id, seq, head_hash
+        "INSERT INTO batch_heads (batch_id, seq, head_hash, opened_at) VALUES ($1, $2, $3, $4)",
+        batch_id,
+        seq,
+        head_hash,
+        opened_at,
     )
 
 

@@ -48,11 +48,11 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
         await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
 
 
-# Single events in one statement, one round trip, however many: lock their chain heads (in batch
-# order), check custody, link each event to its head, move the heads and, for a receipt, write what it
-# changes in custody. Each names another batch (the caller's part). The link is ledger.chain.link
-# computed by PostgreSQL: SHA-256(tag || prev || bytes), with the tag passed in from ledger.chain
-# (tests check the stored hash against chain.link).
+# Single events in one statement, one round trip, however many: lock their chain heads, check
+# custody, link each event to its head, move the heads and, for a receipt, write what it changes in
+# custody. Each names another batch (the caller's part). The link is ledger.chain.link computed by
+# PostgreSQL: SHA-256(tag || prev || bytes), with the tag passed in from ledger.chain (tests check the
+# stored hash against chain.link).
 # Only a node that holds or held the batch appends here, or, receiving it, the destination of a
 # shipment in transit (custody rows only ever widen, so a stale read can only send an event to the
 # general path, never admit one wrongly). A receipt (``received``: the quantity received as
@@ -63,22 +63,32 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
 # dated after that, or whose id is already taken (a replay?): the caller then takes the general
 # path for it, which says why. Nor for one whose head another transaction has locked: the statement
 # never waits (so one busy batch holds up no other event), and the general path waits for that one.
-# The custody row is looked up by its key for each event (LATERAL ... LIMIT 1): as a semi-join the
-# planner hashed every custody row of the recording nodes and probed the batches once for each of
-# them (100 events on 1,000 custody rows: 12,500 index scans, 70 ms).
+# The batch, its head and the custody row are each looked up by key for each event (LATERAL): as a
+# semi-join the planner hashed every custody row of the recording nodes and probed the batches once
+# for each of them (100 events on 1,000 custody rows: 12,500 index scans, 70 ms), and as plain joins
+# it read every batch and every head to hash them, once per statement (a cost that grows with the
+# ledger, not with the events written). The head is locked where it is found: SKIP LOCKED never
+# waits, so the order the heads are locked in cannot deadlock. The opening time (the event time of
+# the batch's first event, for the opening tolerance) is kept on the head (0027); a head written
+# without it (an EPCIS or handover opening, the bulk loader) has it read from that event, and gets it
+# here when this statement writes its first event. The receipt's custody update finds its row through
+# the index of custody rows with something in transit (0027), which holds none of the rows that have
+# nothing to update.
 _APPEND = """
 WITH given AS ({given}), head AS (
     SELECT h.batch_id, h.seq, h.head_hash, g.*
-    FROM given g JOIN batches b ON b.trace_code = g.trace_code JOIN batch_heads h ON h.batch_id = b.id
+    FROM given g JOIN LATERAL (SELECT b.id FROM batches b WHERE b.trace_code = g.trace_code LIMIT 1) b ON true
+         JOIN LATERAL (SELECT h.batch_id, h.seq, h.head_hash, h.status, h.status_since, h.opened_at
+                       FROM batch_heads h WHERE h.batch_id = b.id
+                       FOR UPDATE SKIP LOCKED) h ON true
          JOIN LATERAL (SELECT 1 FROM batch_custody c
                        WHERE c.batch_id = b.id AND c.node_id = g.node_id
                          AND (c.relation = 'holder' OR (c.relation = 'destination' AND g.received IS NOT NULL))
                        LIMIT 1) held ON true
-         LEFT JOIN events o ON o.batch_id = b.id AND o.seq = 1
+         CROSS JOIN LATERAL (SELECT coalesce(h.opened_at, (SELECT o.event_time FROM events o
+                                                           WHERE o.batch_id = b.id AND o.seq = 1)) AS opened_at) t
     WHERE (h.status = 'active' OR NOT g.status_matters OR g.event_time < h.status_since)
-      AND (o.event_time IS NULL OR g.event_time >= o.event_time - $13::interval)
-    ORDER BY h.batch_id
-    FOR UPDATE OF h SKIP LOCKED
+      AND (t.opened_at IS NULL OR g.event_time >= t.opened_at - $13::interval)
 ), ins AS (
     INSERT INTO events (event_id, batch_id, seq, prev_hash, hash, canonical, biz_step, node_id, device_id,
                         event_time, recorded_at, private)
@@ -88,9 +98,12 @@ WITH given AS ({given}), head AS (
     {guard}
     ORDER BY batch_id
     {conflict}
-    RETURNING event_id, batch_id, seq, prev_hash, hash
+    RETURNING event_id, batch_id, seq, prev_hash, hash, event_time
 ), moved AS (
-    UPDATE batch_heads h SET seq = ins.seq, head_hash = ins.hash FROM ins WHERE h.batch_id = ins.batch_id
+    UPDATE batch_heads h SET seq = ins.seq, head_hash = ins.hash,
+                             opened_at = coalesce(h.opened_at, CASE WHEN ins.seq = 1 THEN ins.event_time END)
+    FROM ins
+    WHERE h.batch_id = ins.batch_id AND h.batch_id = ANY (ARRAY(SELECT batch_id FROM ins))
 ), received AS (
     UPDATE batch_custody c
     SET relation = 'holder', in_transit = greatest(0, c.in_transit - head.received),
