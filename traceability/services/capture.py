@@ -9,6 +9,7 @@ one batch without a global lock.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from traceability.services.recording import (
     refuse_other_node,
     require_device,
     stamp,
+    stamped_record,
     write,
 )
 from traceability.services.validation import fields
@@ -96,7 +98,6 @@ async def capture_events(
     for i, d in enumerate(drafts):
         if d.node_code is not None and d.node_code != device.node_code:
             raise refuse_other_node(f"events[{i}]." if is_list else "", device.node_code, d.node_code)
-    contents = [stamp(d.content, device) for d in drafts]
     check_replays = False
     if (
         not failed
@@ -105,11 +106,12 @@ async def capture_events(
         and all(_plain(d, device) for d in drafts)
         and len({d.trace_code for d in drafts}) == len(drafts)
     ):
-        quick = await _append_plain(db, device, drafts, contents, now, appends)
+        quick = await _append_plain(db, device, drafts, now, appends)
         if quick is not None:
             log.info("events.captured", count=len(quick), replayed=0)
             return quick, is_list
         check_replays = True  # a replay, an unknown batch or a refused sale: the general path says which
+    contents = [stamp(d.content, device) for d in drafts]
 
     async def append(conn: Connection, retried: bool) -> list[Receipt]:
         if before is not None:
@@ -130,43 +132,58 @@ async def capture_events(
 def _plain(d: EventDraft, device: Principal) -> bool:
     """Whether an event may take the one-statement path (``events_repo.append_single``): no correction, custody
     left as it is or a receipt (``custody.single_statement``), and no operator but the device's own."""
+    content = d.content
     return (
-        "errorDeclaration" not in d.content
-        and custody.single_statement(d.biz_step, d.content.get("disposition"))
-        and d.content.get("operator") in (None, device.operator_code)
+        "errorDeclaration" not in content
+        and _single_statement(d.biz_step, content.get("disposition"))
+        and content.get("operator") in (None, device.operator_code)
     )
+
+
+_single_statement = functools.lru_cache(maxsize=1024)(custody.single_statement)
+"""``custody.single_statement`` remembered for each business step and disposition (a request repeats a few)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _received(value: str, uom: str) -> Decimal:
+    """``custody.amount`` of a receipt's quantity (canonical text and unit), remembered: quantities repeat."""
+    return custody.amount({"value": value, "uom": uom})
 
 
 async def _append_plain(
     db: Database,
     device: Principal,
     drafts: list[EventDraft],
-    contents: list[dict[str, Any]],
     now: datetime,
     appends: SingleAppends | None,
 ) -> list[Receipt] | None:
     """The common case, new events each on a batch of its own, in one autocommitted statement: a single event
     shared with the others arriving at the same time, a request's events all or none. None when the general
     path must decide."""
-    assert device.node_id is not None  # require_device admitted only devices bound to a node
+    node_id = device.node_id
+    assert node_id is not None  # require_device admitted only devices bound to a node
     recorded_at = utc_ms(now)
     singles = []
-    for d, content in zip(drafts, contents, strict=True):
-        data, private = record(content, recorded_at)
-        receiving = d.biz_step == "receiving"
+    for d in drafts:
+        data, private = stamped_record(d.content, device, recorded_at)
+        step = d.biz_step
+        received = None
+        if step == "receiving":
+            q = d.content.get("quantity")
+            received = _received(q["value"], q["uom"]) if q and "value" in q and "uom" in q else custody.amount(q)
         singles.append(
             events_repo.Single(
                 d.trace_code,
                 d.event_id,
                 data,
-                d.biz_step,
-                device.node_id,
+                step,
+                node_id,
                 device.id,
                 d.event_time,
                 now,
                 private,
-                d.biz_step in SALE_STEPS or receiving,
-                custody.amount(d.content.get("quantity")) if receiving else None,
+                step == "receiving" or step in SALE_STEPS,
+                received,
             )
         )
     try:

@@ -108,6 +108,21 @@ def stamp(content: dict[str, Any], device: Principal) -> dict[str, Any]:
 def record(content: dict[str, Any], recorded_at: str) -> tuple[bytes, bytes | None]:
     """The canonical bytes to hash (commercial details sealed) and the private blob to keep beside them."""
     public, private = split_private(content)
+    return _sealed(public, private, recorded_at)
+
+
+def stamped_record(content: dict[str, Any], device: Principal, recorded_at: str) -> tuple[bytes, bytes | None]:
+    """``record(stamp(content, device), recorded_at)``, copying the content once instead of twice (what the
+    server stamps is never private)."""
+    public, private = split_private(content)
+    public["node"] = device.node_code
+    public["device"] = device.id
+    if device.operator_code is not None and "operator" not in public:
+        public["operator"] = device.operator_code
+    return _sealed(public, private, recorded_at)
+
+
+def _sealed(public: dict[str, Any], private: dict[str, Any], recorded_at: str) -> tuple[bytes, bytes | None]:
     blob = None
     if private:
         public["sealed"], blob = sealed.seal(canonical.encode(private))
