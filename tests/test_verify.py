@@ -340,6 +340,6 @@ def test_the_workers_server_starts_once_and_preloads_the_audit() -> None:
     server: Any = getattr(forkserver, "_forkserver")  # the module's one server (not in the stubs)
     pid = server._forkserver_pid
     assert pid is not None
-    assert server._preload_modules == ["traceability.services.audit_parts"]
+    assert server._preload_modules == ["traceability.services.audit_server"]  # which imports the audit
     audit_workers.start_server()
     assert server._forkserver_pid == pid

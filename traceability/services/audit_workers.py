@@ -12,7 +12,7 @@ import multiprocessing
 
 __all__ = ["context", "start_server"]
 
-PRELOAD = ["traceability.services.audit_parts"]
+PRELOAD = ["traceability.services.audit_server"]  # the audit, and a quick end (see there)
 
 
 def context() -> multiprocessing.context.BaseContext:
