@@ -11,6 +11,7 @@ The event itself is stored as it came (:mod:`traceability.epcis.document`); face
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -37,6 +38,8 @@ _VOCABULARY = {
 
 def bare(kind: str, value: str) -> str:
     """A CBV value in its bare form (``shipping``); other URIs unchanged."""
+    if ":" not in value:  # every prefix holds a colon: the bare form, as most events write it
+        return value
     for prefix in _VOCABULARY[kind]:
         if value.startswith(prefix):
             return value[len(prefix) :]
@@ -86,8 +89,10 @@ class Facets:
     biz_location: str | None = None
     transformation_id: str | None = None
     what: list[What] = field(default_factory=list)
-    sources: list[tuple[str, str]] = field(default_factory=list)
-    destinations: list[tuple[str, str]] = field(default_factory=list)
+    sources: Sequence[tuple[str, str]] = ()
+    destinations: Sequence[tuple[str, str]] = ()
+    """Sources and destinations (type, URI); an empty tuple, not a list, when there are none: one object less
+    a document keeps for each event."""
     error: ErrorDeclaration | None = None
     ilmd: dict[str, Any] = field(default_factory=dict)
 
@@ -150,9 +155,12 @@ def _quantity_text(value: Any, field: str) -> str:
     return decimal_text(d)
 
 
-def facets(event: dict[str, Any], now: datetime) -> Facets:
-    """Read one schema-valid event. Raises :class:`EventError` naming the field for what the ledger refuses."""
-    latest = now + MAX_FUTURE
+def facets(event: dict[str, Any], now: datetime, latest: datetime | None = None) -> Facets:
+    """Read one schema-valid event. Raises :class:`EventError` naming the field for what the ledger refuses.
+
+    ``latest``: ``now`` plus :data:`MAX_FUTURE`, when the caller reads many events against the same ``now``."""
+    if latest is None:
+        latest = now + MAX_FUTURE
     get = event.get
     biz_step = get("bizStep")
     disposition = get("disposition")

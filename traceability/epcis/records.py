@@ -99,13 +99,14 @@ def quantity_of(w: What) -> dict[str, str] | None:
 
 def base_content(f: Facets, record_id: str, target: Target, event_uri: str) -> dict[str, Any]:
     """The derived fields every record of the event carries (the native API's names)."""
+    roles = target.roles
     content: dict[str, Any] = {
         "eventID": record_id,
         "type": f.event_type,
         "traceCode": target.trace_code,
         "eventTime": utc_ms(f.event_time),
         "eventTimeZoneOffset": f.offset,
-        "epcis": {"id": event_uri, "role": sorted(set(target.roles))},
+        "epcis": {"id": event_uri, "role": [roles[0]] if len(roles) == 1 else sorted(set(roles))},
     }
     if f.action:
         content["action"] = f.action

@@ -26,7 +26,7 @@ from traceability.domain.access import Principal
 from traceability.domain.federation import Federation
 from traceability.domain.fields import utc_ms
 from traceability.epcis import binding, document, hashing, identifiers, records
-from traceability.epcis.events import EventError, facets
+from traceability.epcis.events import MAX_FUTURE, EventError, facets
 from traceability.logging import get_logger
 from traceability.services import epcis_ledger, epcis_places, epcis_plain, epcis_prepared, handover
 from traceability.services.epcis_prepared import EventFailed, Outcome, Prepared
@@ -47,11 +47,12 @@ def _prepare_one(
     context: Any,
     now: datetime,
     hosts: tuple[str, ...],
+    latest: datetime,
 ) -> Prepared:
     kind = received.kind
     path = document.event_path(kind, i)
     try:
-        f = facets(plain, now)
+        f = facets(plain, now, latest)
     except EventError as exc:
         where = f"{path}.{exc.field}" if path else exc.field
         raise errors.InvalidField(f"{where}: {exc.message}", field=where) from None
@@ -107,7 +108,10 @@ def prepare(
     ``members``: the base URLs of the other ledgers of a federation, whose ``/t/{code}`` name trace codes too."""
     hosts = identifiers.hosts([public_url, *members])
     context = None if received.context is None else document.loads_exact(received.context)
-    prepared = [_prepare_one(received, i, plain, exact, context, now, hosts) for i, plain, exact in received.events]
+    latest = now + MAX_FUTURE
+    prepared = [
+        _prepare_one(received, i, plain, exact, context, now, hosts, latest) for i, plain, exact in received.events
+    ]
     seen: dict[str, int] = {}
     for p in prepared:
         if p.uri in seen:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from traceability import errors
@@ -36,6 +37,7 @@ def qualifies(principal: Principal, prepared: list[Prepared]) -> bool:
     if principal.role != "device" or principal.node_id is None or not prepared:
         return False
     codes = set()
+    steps: dict[tuple[str, str | None], bool] = {}  # a document's events share a few steps and dispositions
     for p in prepared:
         f = p.facets
         if f.error is not None or len(p.idents) != 1:
@@ -43,7 +45,11 @@ def qualifies(principal: Principal, prepared: list[Prepared]) -> bool:
         ident = p.idents[0][1]
         if ident.scheme != "trace" or not ident.trace_code:
             return False
-        if not custody.single_statement(f.biz_step or "", f.disposition):
+        step = (f.biz_step or "", f.disposition)
+        single = steps.get(step)
+        if single is None:
+            single = steps[step] = custody.single_statement(*step)
+        if not single:
             return False
         codes.add(ident.trace_code)
     return len(codes) == len(prepared)
@@ -89,43 +95,60 @@ async def write(
 def _rows(
     writer: Writer, prepared: list[Prepared], nodes: list[Any]
 ) -> tuple[list[events_repo.Single], list[epcis_repo.IndexRow]]:
-    """Each event's anchor record, as Writer.append builds it for an event on one batch, and its index row."""
+    """Each event's anchor record, as Writer.append builds it for an event on one batch, and its index row.
+
+    What is the same for every event of the document is worked out once: the stamp (write() admitted one
+    node, the device's own), each quantity's amount in custody (by its value and unit), each place's index
+    key, and each role's list."""
     singles = []
     index: list[epcis_repo.IndexRow] = []
     device_id = writer.principal.id
+    node_id = nodes[0]["id"] if nodes else None
+    stamp: dict[str, Any] = {}
+    if nodes:
+        writer.stamp(stamp, nodes[0])
+    now, recorded_at, context = writer.now, writer.recorded_at, writer.context
+    amounts: dict[tuple[str, str | None], Decimal] = {}
+    locations: dict[str, str] = {}
+    roles: dict[str, list[str]] = {}  # the index rows of events named in the same role share one list
     for p, node in zip(prepared, nodes, strict=True):
         w, ident = p.idents[0]
         f = p.facets
         code = ident.trace_code
         assert code is not None  # qualifies() admitted only trace codes
+        assert node["id"] == node_id  # write() sent every other node to the general path
         quantity = records.quantity_of(w)
         target = records.Target(code, 0, [w.role], quantity, None)
         record_id = p.ledger_id or records.ledger_event_id(p.uri, "")
-        content = records.anchor_content(
-            f, record_id, target, p.uri, p.public_text, writer.context, p.computed, p.original
-        )
+        content = records.anchor_content(f, record_id, target, p.uri, p.public_text, context, p.computed, p.original)
         destination = writer.places_party(p, "destinations") if f.destinations else None
         if p.sealed or destination:
             content["destination"] = dict(p.sealed or {}) | (destination or {})
         if f.sources and (source := writer.places_party(p, "sources")):
             content["source"] = source
-        writer.stamp(content, node)
-        data, private = record(content, writer.recorded_at)
+        content.update(stamp)
+        data, private = record(content, recorded_at)
         step = f.biz_step or ""
         receiving = step == "receiving"
+        received = None
+        if receiving:
+            key = (w.quantity, w.uom) if w.quantity is not None else ("", None)
+            received = amounts.get(key)
+            if received is None:
+                received = amounts[key] = custody.amount(quantity)
         singles.append(
             events_repo.Single(
                 code,
                 record_id,
                 data,
                 step,
-                node["id"],
+                node_id,
                 device_id,
                 f.event_time,
-                writer.now,
+                now,
                 private,
-                step in SALE_STEPS or receiving,
-                custody.amount(quantity) if receiving else None,
+                receiving or step in SALE_STEPS,
+                received,
             )
         )
         index.append(
@@ -135,14 +158,24 @@ def _rows(
                 "a",
                 p.uri,
                 f.event_type,
-                [w.role],
+                roles.get(w.role) or roles.setdefault(w.role, [w.role]),
                 f.action,
                 f.disposition,
-                identifiers.location_key(f.read_point) if f.read_point else None,
-                identifiers.location_key(f.biz_location) if f.biz_location else None,
+                _location(locations, f.read_point),
+                _location(locations, f.biz_location),
                 None,
                 None,
                 p.digest,
             )
         )
     return singles, index
+
+
+def _location(seen: dict[str, str], uri: str | None) -> str | None:
+    """A place's index key, worked out once for each place a document names."""
+    if not uri:
+        return None
+    key = seen.get(uri)
+    if key is None:
+        key = seen[uri] = identifiers.location_key(uri)
+    return key

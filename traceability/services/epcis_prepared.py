@@ -36,9 +36,12 @@ class Prepared:
         return f"{self.path}.{inner}" if self.path else inner
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """What happened to one event: its eventID and the record that holds it."""
+    """What happened to one event: its eventID and the record that holds it.
+
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, which made building one
+    cost about four times as much (one per event of a document)."""
 
     event_id: str
     trace_code: str
