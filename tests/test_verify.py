@@ -330,16 +330,18 @@ async def test_a_long_chain_is_read_row_by_row(
     assert len(faults) == 2 and faults[1].endswith("names no existing node")
 
 
-def test_the_workers_server_starts_once_and_preloads_the_audit() -> None:
-    """``verify`` starts it twice (in the command, before its imports, and in the audit): one server."""
-    context = audit_workers.start_server()
-    if context.get_start_method() != "forkserver":
-        pytest.skip("no forkserver on this platform")
-    from multiprocessing import forkserver
+def test_the_workers_are_forked_from_the_audit_and_leave_ctrl_c_to_it() -> None:
+    """Where the platform forks, the workers are forked from the auditing process, which has imported the audit
+    by then; each ignores Ctrl-C (the auditing process answers it) instead of running the handler asyncio.run
+    set in that process."""
+    import multiprocessing
+    import signal
 
-    server: Any = getattr(forkserver, "_forkserver")  # the module's one server (not in the stubs)
-    pid = server._forkserver_pid
-    assert pid is not None
-    assert server._preload_modules == ["traceability.services.audit_server"]  # which imports the audit
-    audit_workers.start_server()
-    assert server._forkserver_pid == pid
+    expected = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    assert audit_workers.context().get_start_method() == expected
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        audit_workers.started()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

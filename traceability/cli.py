@@ -94,9 +94,6 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from traceability.services import audit_workers
-
-    audit_workers.start_server()  # its import of the audit overlaps ours, and the planning
     from traceability.ledger import checkpoint as notes
     from traceability.services.verify import verify_ledger
 

@@ -1,36 +1,28 @@
-"""The processes a full audit runs its parts in, and the server they are forked from.
+"""The processes a full audit runs its parts in.
 
-Kept apart from the audit itself, importing nothing but :mod:`multiprocessing`, so that ``verify`` can
-start that server before it imports the audit and what the audit needs: the server imports the audit
-code once, before any worker can start, and it does so while this process is still importing and
-planning instead of after.
+Forked from ``verify`` itself where the platform can fork: by the time the parts are planned, ``verify`` has
+imported the audit and everything it needs, so each worker starts at once with all of it, sharing the parent's
+memory until either writes to it. Nothing the parent holds is used in a worker: each opens its own event loop
+and its own reader of the snapshot, and leaves without running the parent's finalizers (``os._exit``, as
+every forked child of :mod:`multiprocessing`). Spawned where there is no fork: each worker then imports the
+audit itself.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 
-__all__ = ["context", "start_server"]
-
-PRELOAD = ["traceability.services.audit_server"]  # the audit, and a quick end (see there)
+__all__ = ["context", "started"]
 
 
 def context() -> multiprocessing.context.BaseContext:
-    """Workers forked from a server process that has imported the audit once (each spawned worker would
-    import it again); spawned where there is no fork."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    forkserver = multiprocessing.get_context("forkserver")
-    forkserver.set_forkserver_preload(PRELOAD)
-    return forkserver
+    """Workers forked from the auditing process, or spawned where there is no fork."""
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
 
 
-def start_server() -> multiprocessing.context.BaseContext:
-    """Start the server the workers are forked from, if there is one and it is not running yet; it goes on
-    importing in the background (the pool would otherwise start it at its first part, and wait for it)."""
-    workers = context()
-    if workers.get_start_method() == "forkserver":
-        import multiprocessing.forkserver
-
-        multiprocessing.forkserver.ensure_running()
-    return workers
+def started() -> None:
+    """Run in each worker as it starts: a worker ignores Ctrl-C, which the auditing process alone answers. A
+    forked worker would otherwise run the handler ``asyncio.run`` installed in that process, which cancels that
+    process's task (a copy of it, in the worker), not the worker's part."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
