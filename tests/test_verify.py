@@ -331,14 +331,25 @@ async def test_a_long_chain_is_read_row_by_row(
 
 
 def test_the_workers_are_forked_from_the_audit_and_leave_ctrl_c_to_it() -> None:
-    """Where the platform forks, the workers are forked from the auditing process, which has imported the audit
-    by then; each ignores Ctrl-C (the auditing process answers it) instead of running the handler asyncio.run
-    set in that process."""
+    """Where the platform forks, the workers are forked from the auditing process (which has imported the audit
+    by then) while it runs a single thread, and from a server preloading the audit while it runs others; each
+    ignores Ctrl-C (the auditing process answers it) instead of running the handler asyncio.run set there."""
     import multiprocessing
     import signal
+    import threading
 
-    expected = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    assert audit_workers.context().get_start_method() == expected
+    if "fork" not in multiprocessing.get_all_start_methods():
+        assert audit_workers.context().get_start_method() == "spawn"
+    elif threading.active_count() == 1:
+        assert audit_workers.context().get_start_method() == "fork"
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert audit_workers.context().get_start_method() != "fork"
+    finally:
+        stop.set()
+        other.join()
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         audit_workers.started()

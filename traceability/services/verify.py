@@ -85,12 +85,12 @@ async def verify_ledger(
     workers = workers or default_workers()
     chain_report, log_report = Report(), Report()
     loop = asyncio.get_running_loop()
-    context = audit_workers.context()
 
     async def audit(conn: Connection) -> None:
         snapshot = await audit_repo.export_snapshot(conn)
         parts = await plan(conn, chains, logs, trusted_key, workers)
         total = await events_repo.estimate_events(conn)
+        context = audit_workers.context()
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=audit_workers.started) as pool:
             futures = [loop.run_in_executor(pool, run, db.url, snapshot, part, max_faults) for part in parts]
             done = 0
