@@ -108,11 +108,11 @@ async def find_opened(conn: Connection, open_event_id: str) -> Record | None:
 
 # Row locks on the heads serialise appends per batch. Ordered by id so two requests that touch
 # the same batches always lock them in the same order and cannot deadlock.
+# The opening time is the one kept on the head (schema 0027), else read from the first event.
 LOCK_HEADS = """
 SELECT b.id, b.trace_code, b.node_id, h.seq, h.head_hash, h.status, h.status_since, p.category,
-       o.event_time AS opened_at
+       coalesce(h.opened_at, (SELECT o.event_time FROM events o WHERE o.batch_id = b.id AND o.seq = 1)) AS opened_at
 FROM batches b JOIN batch_heads h ON h.batch_id = b.id JOIN products p ON p.id = b.product_id
-     LEFT JOIN events o ON o.batch_id = b.id AND o.seq = 1
 WHERE b.trace_code = ANY($1::text[])
 ORDER BY b.id
 FOR UPDATE OF h
