@@ -37,7 +37,7 @@ async def save_state(conn: Connection, name: str, position: int, swept_at: datet
 # leaf_index alone, the planner sorted every leaf past the position on each pass (the whole log when
 # catching up) and scanned the whole log on every idle poll.
 SELECT_NEW = """
-SELECT l.leaf_index, e.id, e.event_id::text AS event_id, e.batch_id, e.seq, e.biz_step, e.node_id, e.device_id,
+SELECT l.leaf_index, e.event_id::text AS event_id, e.batch_id, e.seq, e.biz_step, e.node_id, e.device_id,
        e.event_time, e.recorded_at, e.canonical, n.enterprise_id, n.node_type, n.name_zh AS node_name,
        n.name_en AS node_name_en,
        b.quantity AS batch_quantity, b.uom AS batch_uom, b.expires_on, b.node_id AS issuing_node,
