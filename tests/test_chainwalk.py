@@ -302,3 +302,19 @@ def relinked(rows: list[Row]) -> list[Row]:
         prev = out[-1].stored if out and out[-1].batch == r.batch else r.prev
         out.append(replace(r, prev=prev, stored=chain.link(prev, r.data)))
     return out
+
+
+@given(
+    first=st.integers(-(2**40), 2**40),
+    n=st.integers(0, 60),
+    at=st.integers(0, 70),
+    value=st.integers(-(2**63), 2**63 - 1),
+)
+def test_both_gap_finders_agree(first: int, n: int, at: int, value: int) -> None:
+    """Where a log's leaf indexes (8-byte big-endian integers) stop counting up, compiled and in Python."""
+    data = audit_bulk.indexes(first, n)
+    if at < n:
+        data = data[: 8 * at] + value.to_bytes(8, "big", signed=True) + data[8 * at + 8 :]
+    found = audit_bulk.first_gap(data, first)
+    assert found == audit_bulk.first_gap(data, first, compiled=False)
+    assert found == (at if at < n and value != first + at else n)

@@ -21,6 +21,9 @@
  * digests_are(data, width, expected) says whether ``expected`` is the SHA-256 of each ``width`` bytes of
  * ``data`` in turn (audit_bulk.leaves_hold: each leaf hash that of its event's hash after 0x00).
  *
+ * counts_up(data, first) says how many of the 8-byte big-endian integers of ``data`` count up from ``first``
+ * before the first that does not (audit_bulk.first_gap: a log's leaf indexes, each the one before plus one).
+ *
  * node_row(row) is the row of RFC 9162 node hashes SHA-256(0x01 || left || right) above a row of hashes
  * (ledger.tile_levels: a tile's 255 interior hashes, for the audit's rebuilt log and for proofs).
  */
@@ -325,6 +328,23 @@ digests_are(PyObject *self, PyObject *args)
 }
 
 static PyObject *
+counts_up(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    long long first;
+    Py_ssize_t k, n;
+
+    if (!PyArg_ParseTuple(args, "y*L", &data, &first))
+        return NULL;
+    n = data.len / 8;
+    for (k = 0; k < n; k++)
+        if ((int64_t)be64((const unsigned char *)data.buf + 8 * k) != (int64_t)((uint64_t)first + (uint64_t)k))
+            break;
+    PyBuffer_Release(&data);
+    return PyLong_FromSsize_t(k);
+}
+
+static PyObject *
 node_row(PyObject *self, PyObject *args)
 {
     Py_buffer row;
@@ -355,6 +375,9 @@ static PyMethodDef methods[] = {
     {"digests_are", digests_are, METH_VARARGS,
      "digests_are(data, width, expected) -> bool: whether expected is the SHA-256 of each width bytes of data, in "
      "order."},
+    {"counts_up", counts_up, METH_VARARGS,
+     "counts_up(data, first) -> int: how many of the whole 8-byte big-endian integers of data count up from first "
+     "(first, first + 1, ...) before the first that does not."},
     {"node_row", node_row, METH_VARARGS,
      "node_row(row) -> bytes: SHA-256(0x01 || left || right) of each whole pair of 32-byte hashes in row, "
      "concatenated (RFC 9162 node hashes; an odd last hash is left out)."},

@@ -19,5 +19,8 @@ def walk(
 def digests_are(data: bytes, width: int, expected: bytes, /) -> bool:
     """Whether expected is the SHA-256 of each width bytes of data, in order."""
 
+def counts_up(data: bytes, first: int, /) -> int:
+    """How many of the whole 8-byte big-endian integers of data count up from first before one does not."""
+
 def node_row(row: bytes, /) -> bytes:
     """SHA-256(0x01 || left || right) of each whole pair of 32-byte hashes in row, concatenated."""

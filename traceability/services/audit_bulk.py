@@ -25,11 +25,13 @@ from traceability.storage.database import Record
 Walk = Callable[[bytes, int, bytes, bytes, int, int, bytes, bytes, bytes], tuple[int, int, int, bytes, int, int, int]]
 compiled_walk: Walk | None
 compiled_digests: Callable[[bytes, int, bytes], bool] | None
+compiled_counts_up: Callable[[bytes, int], int] | None
 try:  # the compiled inner loops (traceability/_chainwalk.c), built by the install where a C compiler is at hand
+    from traceability._chainwalk import counts_up as compiled_counts_up
     from traceability._chainwalk import digests_are as compiled_digests
     from traceability._chainwalk import walk as compiled_walk
 except ImportError:  # pragma: no cover - the Python loops here give the same verdicts, more slowly
-    compiled_walk = compiled_digests = None
+    compiled_walk = compiled_digests = compiled_counts_up = None
 
 HASH = 32
 SEALED = b'"sealed":'  # canonical bytes that carry a seal, whose opening the row-by-row check compares
@@ -51,8 +53,10 @@ def indexes(first: int, n: int) -> bytes:
     return values.tobytes()
 
 
-def first_gap(data: bytes, first: int) -> int:
+def first_gap(data: bytes, first: int, compiled: bool = True) -> int:
     """Where the 8-byte big-endian integers ``data`` stop counting up from ``first`` (their number if never)."""
+    if compiled and compiled_counts_up is not None:
+        return compiled_counts_up(data, first)
     values = _big_endian(data, "q")
     return next((k for k, v in enumerate(values) if v != first + k), len(values))
 

@@ -339,8 +339,8 @@ async def _tree(conn: Connection, part: Tree, found: Found, max_faults: int) -> 
             leaves: bytes = bundle["hashes"]
             n = bundle["leaves"]
             gap = None
-            if bundle["indexes"] != bulk.indexes(expected, n):
-                n = bulk.first_gap(bundle["indexes"], expected)
+            if (counted := bulk.first_gap(bundle["indexes"], expected)) != n or len(bundle["indexes"]) != 8 * n:
+                n = min(counted, n)
                 gap, leaves = int.from_bytes(bundle["indexes"][8 * n : 8 * n + 8], "big"), leaves[: HASH * n]
             first, taken = expected, 0
             while stop is not None and stop <= first + n:
