@@ -159,8 +159,9 @@ class Settings:
     def background_process(self) -> bool:
         """Whether ``traceability serve`` runs the sequencer and the analyzer in a process of their own."""
         if self.background == "auto":
-            # One worker keeps them in: on two cores shared with PostgreSQL a process of their own measured no
-            # steady gain for capture, and it adds its own memory (about 55 MB RSS) beside the server's.
+            # One worker keeps them in: a process of their own adds about 50 MB RSS beside the server's at its
+            # peak (catching up with a million events), which leaves no margin under the 200 MB the server's
+            # processes together are held to.
             return self.workers > 1
         return self.background == "process"
 
