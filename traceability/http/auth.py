@@ -53,13 +53,23 @@ async def optional_principal(request: web.Request) -> Principal | None:
     if cached is not None:
         return cached
     scheme, _, token = header.partition(" ")
-    guard = request.app[LIMITS].credentials
-    db = request.app[DATABASE]
+    scheme = scheme.lower()
+    app = request.app
     try:
-        if scheme.lower() == "signature":
-            guard.check(source(request))
+        if scheme == "bearer" and (token := token.strip()):
+            # The common case first, and only what it needs: a cached credential reads neither the limits
+            # nor the pool (each a lookup on the app, on every request of every scanner).
+            cache = app[PRINCIPALS]
+            known = cache.get(principals.token_hash(token))
+            if known is None:
+                app[LIMITS].credentials.check(source(request))
+                principal = await principals.authenticate(app[DATABASE], token, cache)
+            else:  # resolved within the cache's life and not revoked since (services.principals)
+                principal = known
+        elif scheme == "signature":
+            app[LIMITS].credentials.check(source(request))
             signed = await signed_request(request, token)
-            principal, key_pk = await stations.authenticate_signature(db, signed)
+            principal, key_pk = await stations.authenticate_signature(app[DATABASE], signed)
             principal = replace(principal, kind="station")
             if request.method not in ("GET", "HEAD") and not request.path.startswith(STATION_PATHS):
                 raise errors.Forbidden(
@@ -67,22 +77,13 @@ async def optional_principal(request: web.Request) -> Principal | None:
                     "where the signature is kept with the events"
                 )
             request[STATION_SIGNATURE] = (signed, key_pk)
-        elif scheme.lower() != "bearer" or not token.strip():
+        else:
             raise errors.Unauthorized(
                 "send the credential as 'Authorization: Bearer <credential>' "
                 "or a station's 'Authorization: Signature …'"
             )
-        else:
-            token = token.strip()
-            cache = request.app[PRINCIPALS]
-            known = cache.get(principals.token_hash(token))
-            if known is None:
-                guard.check(source(request))
-                principal = await principals.authenticate(db, token, cache)
-            else:  # resolved within the cache's life and not revoked since (services.principals)
-                principal = known
     except errors.Unauthorized:
-        await guard.failed(db, source(request))
+        await app[LIMITS].credentials.failed(app[DATABASE], source(request))
         raise
     request[PRINCIPAL] = principal
     request[ACTOR] = principal.label

@@ -10,6 +10,7 @@ answer a 422 ``invalid_field`` naming the parameter when it is malformed or out 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from aiohttp import web
@@ -21,7 +22,10 @@ from traceability.http.middleware import Handler
 
 def check_input(request: web.Request) -> None:
     """Refuse unreadable query parameters and path segments before any route sees them."""
-    for name, value in (*request.query.items(), *request.match_info.items()):
+    pairs: Iterable[tuple[str, str]] = request.match_info.items()
+    if request.query_string:  # most requests have none, and reading request.query parses it into a multidict
+        pairs = (*request.query.items(), *pairs)
+    for name, value in pairs:
         problem = bounds.text_problem(name, bounds.QUERY_TEXT) or bounds.text_problem(value, bounds.MAX_QUERY_VALUE)
         if problem is not None:
             field = name if bounds.text_problem(name, bounds.QUERY_TEXT) is None else "query"
