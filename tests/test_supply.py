@@ -469,3 +469,26 @@ async def test_an_output_identifier_already_in_use_is_a_conflict(world: World, s
     data = await world.post("/api/v1/transformations", body, world.devices["slaughter"], expect=409)
     assert data["error"]["field"] == "identifiers"
     assert await superuser.fetchval("SELECT count(*) FROM batches") == 2
+
+
+async def test_a_stock_rows_last_event_is_the_latest_however_the_events_arrive(
+    world: World, client: Any, superuser: asyncpg.Connection
+) -> None:
+    """Two events at one node in one request, the second dated before the first (a station syncing late): the
+    analyzer reads them in one pass, and the stock row keeps the later time, as it does when passes split them."""
+    now = datetime.now(UTC)
+    code = await world.open_batch(eventTime=(now - timedelta(hours=1)).isoformat())
+    later, earlier = now - timedelta(minutes=5), now - timedelta(minutes=20)
+    events = [
+        world.event(code, "storing", eventTime=later.isoformat()),
+        world.event(code, "storing", eventTime=earlier.isoformat()),
+    ]
+    await world.post("/api/v1/events", {"events": events}, world.devices["slaughter"], expect=201)
+    await settled(client)
+    last = await superuser.fetchval(
+        "SELECT s.last_event FROM batch_stock s JOIN batches b ON b.id = s.batch_id JOIN nodes n ON n.id = s.node_id "
+        "WHERE b.trace_code = $1 AND n.code = $2",
+        code,
+        world.nodes["slaughter"],
+    )
+    assert last == later

@@ -202,6 +202,7 @@ async def _rules(conn: Connection, e: Record, content: Recorded, run: _Pass) -> 
         return
     key = (batch, node)
     row = touched.get(key) or (stock.get(key) and [*stock[key], None])
+    before = row[2] if row else None
     batch_qty = Decimal(e["batch_quantity"])
     uom = e["batch_uom"]
     amount = _amount(content.quantity, uom, batch_qty)
@@ -243,6 +244,8 @@ async def _rules(conn: Connection, e: Record, content: Recorded, run: _Pass) -> 
                 )
         else:
             row = [row[0], row[1], e["event_time"]]
+    if before is not None and before > row[2]:  # the latest time seen, in one pass as across passes (greatest())
+        row[2] = before
     touched[key] = row
     nodes.setdefault(batch, set()).add(node)
     if step in SALE_STEPS and not (e["seq"] == 1 and content.cut_from()):  # a receipt: judged on its source
