@@ -2,12 +2,12 @@
 
 Not part of the default run: loading ten million events takes many minutes. The ledger of the default
 run (:func:`bench.benchmarks.big_ledger`) is measured first; then :func:`bench.ledger.load` grows it to
-about N events with parents of the same shape, the sequencer enters them all in the log, the anomaly analyzer
-reads them (as at a million), and the same loads run again. Each figure at N is reported beside the same figure at a million: the p99 of a
-consumer's lookup (``GET /api/v1/batches/{code}``) and page (``GET /t/{code}``), a regulator's trace
-forward and backward, and an inclusion proof, each held to within 1.5x of the million-event figure;
-and the serving process's resident memory after those loads, held to 250 MB. Codes and event ids
-are drawn from the whole ledger, old and new parts alike.
+about N events with parents of the same shape, the sequencer enters them all in the log, the anomaly
+analyzer reads them (as at a million), and the same loads run again. Each figure at N is reported beside
+the same figure at a million: the p99 of a consumer's lookup (``GET /api/v1/batches/{code}``) and page
+(``GET /t/{code}``), a regulator's trace forward and backward, and an inclusion proof, each held to within
+1.5x of the million-event figure; and the serving process's resident memory after those loads, held to
+250 MB. Codes and event ids are drawn from the whole ledger, old and new parts alike.
 
 The results go to bench/results-scale.json (the default run's bench/results.json stays as it was).
 """
