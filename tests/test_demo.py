@@ -265,9 +265,15 @@ async def test_the_scale_path_verifies_and_writes_what_the_api_would(db_url: str
             "WHERE e.seq > 1 AND e.device_id IS NOT NULL AND e.id % 37 = 0"
         )
         queued = await conn.fetchval("SELECT count(*) FROM log_queue")
+        # Every chain head keeps its opening's time, as the API's openings do (the capture statement reads it).
+        unlike = await conn.fetchval(
+            "SELECT count(*) FROM batch_heads h JOIN events o ON o.batch_id = h.batch_id AND o.seq = 1 "
+            "WHERE h.opened_at IS DISTINCT FROM o.event_time"
+        )
     finally:
         await conn.close()
     assert queued == result.total_events  # every event waits for a sequencer to enter it in the log
+    assert unlike == 0
     bulk = 0
     now = datetime.now(UTC)
     for r in rows:

@@ -43,7 +43,7 @@ from traceability.storage.database import Connection
 class Chunk:
     batches: list[tuple[Any, ...]] = field(default_factory=list)
     identifiers: list[tuple[str, str, int]] = field(default_factory=list)
-    heads: list[tuple[int, int, bytes]] = field(default_factory=list)
+    heads: list[tuple[int, int, bytes, datetime]] = field(default_factory=list)  # with the opening time
     events: list[tuple[Any, ...]] = field(default_factory=list)
     custody: list[tuple[int, int, str, Decimal, datetime]] = field(default_factory=list)
 
@@ -169,7 +169,7 @@ def build(lives: list[Life], serials: list[int], ids: list[int], city: City, now
                     )
                 )
                 head = digest
-            out.heads.append((batch_id, seq, head))
+            out.heads.append((batch_id, seq, head, event_time))
             out.custody += [(b, n, c.relation, c.in_transit, c.since) for (b, n), c in held.changes.items()]
     return out
 

@@ -8,6 +8,7 @@ so the statement trigger queues them for the transparency log exactly as a captu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from traceability.storage.database import Connection
@@ -25,7 +26,7 @@ BATCH_COLUMNS = (
     "produced_on",
     "expires_on",
 )
-HEAD_COLUMNS = ("batch_id", "seq", "head_hash")
+HEAD_COLUMNS = ("batch_id", "seq", "head_hash", "opened_at")
 IDENTIFIER_COLUMNS = ("scheme", "value", "batch_id")
 
 RESERVE_SERIALS = "SELECT nextval('trace_serial_seq') FROM generate_series(1, $1)"
@@ -57,7 +58,8 @@ async def copy_identifiers(conn: Connection, rows: Sequence[tuple[str, str, int]
         await conn.copy_records_to_table("batch_identifiers", records=rows, columns=IDENTIFIER_COLUMNS)
 
 
-async def copy_heads(conn: Connection, rows: Sequence[tuple[int, int, bytes]]) -> None:
-    """Write the chain heads (batch id, last seq, last hash) of batches written in this transaction."""
+async def copy_heads(conn: Connection, rows: Sequence[tuple[int, int, bytes, datetime]]) -> None:
+    """Write the chain heads (batch id, last seq, last hash, the opening's event time) of batches written in this
+    transaction."""
     if rows:
         await conn.copy_records_to_table("batch_heads", records=rows, columns=HEAD_COLUMNS)
