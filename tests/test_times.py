@@ -123,7 +123,7 @@ async def test_the_opening_time_kept_on_the_head_is_the_first_events(
     world: World, superuser: asyncpg.Connection
 ) -> None:
     """The capture statement compares with the opening time kept on the chain head (schema 0027). A head
-    written without it (an EPCIS or handover opening, the bulk loader) has it read from the first event,
+    written without it (an EPCIS or handover opening) has it read from the first event,
     and gets it when the statement writes that first event: the bound is the same whichever way."""
     device = world.devices["slaughter"]
     code = await world.open_batch(eventTime=at(2))

@@ -15,6 +15,7 @@ The bulk loader runs the same rules in memory.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,10 +70,12 @@ def reserved(step: str | None, disposition: str | None) -> Refusal | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def single_statement(step: str, disposition: str | None) -> bool:
     """Whether an event may take the one-statement capture path, which admits only a holder's events
     that leave custody as it is, and receipts by a holder or a shipment's destination (anything else
-    goes the general path, which says why it refuses)."""
+    goes the general path, which says why it refuses). Remembered: a capture asks it for every event, and
+    the events repeat a few steps and dispositions."""
     return step != "shipping" and reserved(step, disposition) is None
 
 
@@ -92,8 +95,13 @@ def amount(quantity: dict[str, str] | None) -> Decimal:
     """A shipment's quantity as kept in transit: kilograms for masses, else the number in its unit."""
     if not quantity or quantity.get("value") is None:
         return Decimal(0)  # a count of instances (EPCIS epcList) or a class without a quantity
-    factor = KILOGRAMS.get(quantity.get("uom") or "", Decimal(1))
-    return Decimal(quantity["value"]) * factor
+    return _amount(quantity["value"], quantity.get("uom") or "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _amount(value: str, uom: str) -> Decimal:
+    """Remembered by value and unit: a capture's receipts repeat a few quantities."""
+    return Decimal(value) * KILOGRAMS.get(uom, Decimal(1))
 
 
 @dataclass(slots=True)

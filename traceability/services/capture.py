@@ -9,7 +9,6 @@ one batch without a global lock.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,12 +87,8 @@ async def capture_events(
         )
     with fields():
         drafts, is_list = parse_event_list(body, now)
-        # Only an inspection or an event with attributes (cold-chain readings) has anything to check.
         failed = {
-            i
-            for i, d in enumerate(drafts)
-            if (d.biz_step == "inspecting" or "attributes" in d.content)
-            and check_inspection(d.content, f"events[{i}]." if is_list else "") is False
+            i for i, d in enumerate(drafts) if check_inspection(d.content, f"events[{i}]." if is_list else "") is False
         }
     for i, d in enumerate(drafts):
         if d.node_code is not None and d.node_code != device.node_code:
@@ -135,19 +130,9 @@ def _plain(d: EventDraft, device: Principal) -> bool:
     content = d.content
     return (
         "errorDeclaration" not in content
-        and _single_statement(d.biz_step, content.get("disposition"))
+        and custody.single_statement(d.biz_step, content.get("disposition"))
         and content.get("operator") in (None, device.operator_code)
     )
-
-
-_single_statement = functools.lru_cache(maxsize=1024)(custody.single_statement)
-"""``custody.single_statement`` remembered for each business step and disposition (a request repeats a few)."""
-
-
-@functools.lru_cache(maxsize=4096)
-def _received(value: str, uom: str) -> Decimal:
-    """``custody.amount`` of a receipt's quantity (canonical text and unit), remembered: quantities repeat."""
-    return custody.amount({"value": value, "uom": uom})
 
 
 async def _append_plain(
@@ -167,10 +152,7 @@ async def _append_plain(
     for d in drafts:
         data, private = stamped_record(d.content, device, recorded_at)
         step = d.biz_step
-        received = None
-        if step == "receiving":
-            q = d.content.get("quantity")
-            received = _received(q["value"], q["uom"]) if q and "value" in q and "uom" in q else custody.amount(q)
+        received = custody.amount(d.content.get("quantity")) if step == "receiving" else None
         singles.append(
             events_repo.Single(
                 d.trace_code,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from traceability import errors
@@ -37,7 +36,6 @@ def qualifies(principal: Principal, prepared: list[Prepared]) -> bool:
     if principal.role != "device" or principal.node_id is None or not prepared:
         return False
     codes = set()
-    steps: dict[tuple[str, str | None], bool] = {}  # a document's events share a few steps and dispositions
     for p in prepared:
         f = p.facets
         if f.error is not None or len(p.idents) != 1:
@@ -45,11 +43,7 @@ def qualifies(principal: Principal, prepared: list[Prepared]) -> bool:
         ident = p.idents[0][1]
         if ident.scheme != "trace" or not ident.trace_code:
             return False
-        step = (f.biz_step or "", f.disposition)
-        single = steps.get(step)
-        if single is None:
-            single = steps[step] = custody.single_statement(*step)
-        if not single:
+        if not custody.single_statement(f.biz_step or "", f.disposition):
             return False
         codes.add(ident.trace_code)
     return len(codes) == len(prepared)
@@ -98,8 +92,7 @@ def _rows(
     """Each event's anchor record, as Writer.append builds it for an event on one batch, and its index row.
 
     What is the same for every event of the document is worked out once: the stamp (write() admitted one
-    node, the device's own), each quantity's amount in custody (by its value and unit), each place's index
-    key, and each role's list."""
+    node, the device's own), each place's index key, and each role's list."""
     singles = []
     index: list[epcis_repo.IndexRow] = []
     device_id = writer.principal.id
@@ -108,7 +101,6 @@ def _rows(
     if nodes:
         writer.stamp(stamp, nodes[0])
     now, recorded_at, context = writer.now, writer.recorded_at, writer.context
-    amounts: dict[tuple[str, str | None], Decimal] = {}
     locations: dict[str, str] = {}
     roles: dict[str, list[str]] = {}  # the index rows of events named in the same role share one list
     for p, node in zip(prepared, nodes, strict=True):
@@ -130,12 +122,6 @@ def _rows(
         data, private = record(content, recorded_at)
         step = f.biz_step or ""
         receiving = step == "receiving"
-        received = None
-        if receiving:
-            key = (w.quantity, w.uom) if w.quantity is not None else ("", None)
-            received = amounts.get(key)
-            if received is None:
-                received = amounts[key] = custody.amount(quantity)
         singles.append(
             events_repo.Single(
                 code,
@@ -148,7 +134,7 @@ def _rows(
                 now,
                 private,
                 receiving or step in SALE_STEPS,
-                received,
+                custody.amount(quantity) if receiving else None,
             )
         )
         index.append(

@@ -98,11 +98,15 @@ def require_device(principal: Principal) -> Principal:
 def stamp(content: dict[str, Any], device: Principal) -> dict[str, Any]:
     """Add who recorded the event and where: the device's own node, never what the client claims."""
     stamped = dict(content)
-    stamped["node"] = device.node_code
-    stamped["device"] = device.id
-    if device.operator_code is not None and "operator" not in stamped:
-        stamped["operator"] = device.operator_code
+    _stamp_into(stamped, device)
     return stamped
+
+
+def _stamp_into(content: dict[str, Any], device: Principal) -> None:
+    content["node"] = device.node_code
+    content["device"] = device.id
+    if device.operator_code is not None and "operator" not in content:
+        content["operator"] = device.operator_code
 
 
 def record(content: dict[str, Any], recorded_at: str) -> tuple[bytes, bytes | None]:
@@ -115,10 +119,7 @@ def stamped_record(content: dict[str, Any], device: Principal, recorded_at: str)
     """``record(stamp(content, device), recorded_at)``, copying the content once instead of twice (what the
     server stamps is never private)."""
     public, private = split_private(content)
-    public["node"] = device.node_code
-    public["device"] = device.id
-    if device.operator_code is not None and "operator" not in public:
-        public["operator"] = device.operator_code
+    _stamp_into(public, device)
     return _sealed(public, private, recorded_at)
 
 

@@ -70,7 +70,7 @@ async def insert_events(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
 # ledger, not with the events written). The head is locked where it is found: SKIP LOCKED never
 # waits, so the order the heads are locked in cannot deadlock. The opening time (the event time of
 # the batch's first event, for the opening tolerance) is kept on the head (0027); a head written
-# without it (an EPCIS or handover opening, the bulk loader) has it read from that event, and gets it
+# without it (an EPCIS or handover opening) has it read from that event, and gets it
 # here when this statement writes its first event. The receipt's custody update finds its row through
 # the index of custody rows with something in transit (0027), which holds none of the rows that have
 # nothing to update.
