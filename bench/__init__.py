@@ -10,6 +10,7 @@ Layout:
                    as a subprocess, the bare aiohttp baseline server, peak RSS and CPU from /proc
     bare.py        the bare aiohttp handler (``python -m bench.bare``)
     load.py        the load generator; runs in worker processes, never on a server's event loop
+    http1.py       the load generator's lean HTTP/1.1 client (keep-alive, bodies read whole, never decoded)
     workloads.py   what each concurrent client sends (picklable, so the workers can build the requests)
     world.py       registering enterprises, nodes, devices and products, and opening batches, via the API
     benchmarks.py  one function per benchmark, registered by name; planned ones are listed at the end

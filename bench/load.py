@@ -15,10 +15,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import asyncpg
 import uvloop
 
+from bench import http1
 from bench.workloads import HttpWorkload, SqlWorkload
 
 
@@ -84,33 +84,33 @@ class _Window:
 
 async def _http(spec: HttpLoad) -> Stats:
     stats = Stats(seconds=spec.duration)
-    connector = aiohttp.TCPConnector(limit=spec.concurrency, keepalive_timeout=60)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(spec.base_url, connector=connector, timeout=timeout) as session:
-        window = _Window(spec.warmup, spec.duration)
+    window = _Window(spec.warmup, spec.duration)
 
-        async def client(task: int) -> None:
-            n = 0
+    async def client(task: int) -> None:
+        conn = http1.Connection(spec.base_url)
+        n = 0
+        try:
             while not window.over():
                 req = spec.workload.request(task, n)
                 n += 1
                 began = time.perf_counter()
                 try:
-                    async with session.request(req.method, req.path, data=req.body, headers=req.headers) as resp:
-                        body = await resp.read()
-                        status = resp.status
-                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    async with asyncio.timeout(60):
+                        resp = await conn.request(req.method, req.path, req.headers, req.body)
+                except (http1.ProtocolError, OSError, TimeoutError) as exc:
                     stats.errors[type(exc).__name__] += 1
                     continue
                 done = time.perf_counter()
-                if status not in spec.workload.expect:
-                    stats.errors[f"HTTP {status}: {body[:200].decode(errors='replace')}"] += 1
+                if resp.status not in spec.workload.expect:
+                    stats.errors[f"HTTP {resp.status}: {resp.body[:200].decode(errors='replace')}"] += 1
                 elif window.counts(done):
                     stats.units += req.units
                     stats.requests += 1
                     stats.latencies.append(done - began)
+        finally:
+            conn.close()
 
-        await asyncio.gather(*(client(i) for i in range(spec.concurrency)))
+    await asyncio.gather(*(client(i) for i in range(spec.concurrency)))
     return stats
 
 
