@@ -38,6 +38,9 @@ log = get_logger(__name__)
 NAME = "anomalies"
 LOCK = 0x74726163656E6C7A  # "traceanlz"
 BATCH = 2000
+SLICE = 100
+"""Events the analyzer reads or judges before it lets the requests in flight on its event loop go on: a pass
+over :data:`BATCH` events is some 30 ms of Python, which in a one-worker server held every capture waiting."""
 SWEEP_EVERY = timedelta(minutes=5)
 OUT_OF_ORDER = timedelta(minutes=5)
 REQUIRED_AT_OPENING = {
@@ -150,10 +153,15 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
         events = await analysis_repo.new_events(conn, state["position"], limit)
         found: list[tuple[Any, ...]] = []
         if events:
-            contents = [recorded.read(e["canonical"]) for e in events]
+            contents = []
+            for i in range(0, len(events), SLICE):
+                contents += [recorded.read(e["canonical"]) for e in events[i : i + SLICE]]
+                await asyncio.sleep(0)
             run = await _prepare(conn, events, contents)
             found = run.found
-            for e, content in zip(events, contents, strict=True):
+            for i, (e, content) in enumerate(zip(events, contents, strict=True)):
+                if i % SLICE == SLICE - 1:
+                    await asyncio.sleep(0)
                 await _rules(conn, e, content, run)
                 if run.upstream is not None:
                     _interval_rules(e, content, run)
