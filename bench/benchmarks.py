@@ -104,28 +104,45 @@ class Context:
         service: Callable[[Timing], HttpLoad | SqlLoad],
         baseline: Callable[[Timing], HttpLoad | SqlLoad],
         server: stack.Process | None = None,
-    ) -> tuple[Stats, Stats, float]:
-        """Run service and baseline loads in alternating rounds; returns both, and the server's CPU use (cores)."""
+    ) -> tuple[Stats, Stats, Cores]:
+        """Run service and baseline loads in alternating rounds; returns both, and the CPU the service's rounds
+        took (the server's processes, the embedded PostgreSQL's)."""
         t = self.timing
         server = server or self.service
+        postgres = stack.postgres_pid(self.workdir)
         per_round = Timing(t.warmup, t.duration / t.rounds, 1)
         merged = {"service": Stats(), "baseline": Stats()}
-        cpu = wall = 0.0
+        cpu = db = wall = 0.0
         for r in range(t.rounds):
             order = ("service", "baseline") if r % 2 == 0 else ("baseline", "service")
             for side in order:
                 spec = (service if side == "service" else baseline)(per_round)
                 cpu0, wall0 = server.cpu_seconds(), time.monotonic()
+                db0 = stack.cpu_seconds(postgres) if postgres else 0.0
                 stats = await self.workers.run(spec)
                 if side == "service":
                     cpu += server.cpu_seconds() - cpu0
+                    db += stack.cpu_seconds(postgres) - db0 if postgres else 0.0
                     wall += time.monotonic() - wall0
                 self.log(
                     f"{name} {side} round {r + 1}: {stats.rate:,.0f}/s"
                     + (f" errors {dict(stats.errors)}" if stats.errors else "")
                 )
                 merged[side].merge(stats)
-        return merged["service"], merged["baseline"], cpu / wall if wall else 0.0
+        used = Cores(cpu / wall, db / wall if postgres else None) if wall else Cores(0.0, None)
+        return merged["service"], merged["baseline"], used
+
+
+@dataclass(frozen=True, slots=True)
+class Cores:
+    """CPU a load took, in cores: the server's processes, and PostgreSQL's (None when not ours to read)."""
+
+    server: float
+    database: float | None
+
+    def __str__(self) -> str:
+        said = f"server processes used {self.server:.2f} cores"
+        return said if self.database is None else f"{said}, PostgreSQL {self.database:.2f}"
 
 
 def _broken(*stats: Stats) -> str:
@@ -137,10 +154,10 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def _throughput(name: str, svc: Stats, base: Stats, cores: float, unit: str, goal: float, what: str) -> Result:
+def _throughput(name: str, svc: Stats, base: Stats, cores: Cores, unit: str, goal: float, what: str) -> Result:
     note = (
         f"{what}; service p50/p99 {_ms(svc.quantile(0.5))}/{_ms(svc.quantile(0.99))} ms per request, "
-        f"baseline {_ms(base.quantile(0.5))}/{_ms(base.quantile(0.99))} ms; server processes used {cores:.2f} cores"
+        f"baseline {_ms(base.quantile(0.5))}/{_ms(base.quantile(0.99))} ms; {cores}"
     )
     return Result(name, svc.rate, unit, base.rate, goal, note=note, broken=_broken(svc, base))
 

@@ -133,7 +133,7 @@ async def consumer_page(ctx: Context) -> Result:
         f"average, {statistics.mean(wire) / 1024:.1f} KB on the wire) vs a bare aiohttp handler serving the same "
         f"bytes, {clients} connections; service p50/p99 {svc.quantile(0.5) * 1000:.1f}/"
         f"{svc.quantile(0.99) * 1000:.1f} ms, baseline {base.quantile(0.5) * 1000:.1f}/"
-        f"{base.quantile(0.99) * 1000:.1f} ms; server processes used {cores:.2f} cores"
+        f"{base.quantile(0.99) * 1000:.1f} ms; {cores}"
     )
     errors = [f"{k} x{v}" for s in (svc, base) for k, v in s.errors.most_common(3)]
     return Result("consumer_page", svc.rate, "pages/s", base.rate, 0.30, note=note, broken="; ".join(errors))

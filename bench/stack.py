@@ -88,6 +88,17 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_pid(workdir: Path) -> int | None:
+    """The embedded PostgreSQL's postmaster (its backends are its children), or None on ``TRACE_DATABASE_URL``'s
+    server, whose processes may not be this machine's to read."""
+    if os.environ.get("TRACE_DATABASE_URL"):
+        return None
+    try:
+        return int((workdir / "pg" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @contextlib.asynccontextmanager
 async def bench_database(workdir: Path, log: Log) -> AsyncIterator[str]:
     """A fresh, migrated ``trace_bench_<pid>`` database; yields its URL and drops it afterwards.
