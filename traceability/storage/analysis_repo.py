@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -40,7 +41,7 @@ SELECT_NEW = """
 SELECT l.leaf_index, e.event_id::text AS event_id, e.batch_id, e.seq, e.biz_step, e.node_id, e.device_id,
        e.event_time, e.recorded_at, e.canonical, n.enterprise_id, n.node_type, n.name_zh AS node_name,
        n.name_en AS node_name_en,
-       b.quantity AS batch_quantity, b.uom AS batch_uom, b.expires_on, b.node_id AS issuing_node,
+       b.quantity::text AS batch_quantity, b.uom AS batch_uom, b.expires_on, b.node_id AS issuing_node,
        p.category, h.status, h.status_since
 FROM (
     SELECT x.leaf_index, x.event_pk FROM logs g CROSS JOIN LATERAL (
@@ -79,19 +80,25 @@ async def out_of_order(
     return {(r["batch_id"], r["seq"]) for r in rows}
 
 
+# Quantities cross as text, both ways (here, in SELECT_NEW and in UPSERT_STOCK): asyncpg's numeric codec took
+# about 0.8 us a value to read and 2.8 us a value in an array to write, text and Decimal() about 0.2 and 1.2, for
+# the same exact decimal.
+SELECT_STOCK = """
+SELECT batch_id, node_id, received::text AS received, dispatched::text AS dispatched
+FROM batch_stock WHERE batch_id = ANY($1::bigint[])
+"""
+
+
 async def stock(conn: Connection, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[Any]]:
     """Received and dispatched quantities per (batch, node), for the batches in hand."""
-    rows = await conn.fetch(
-        "SELECT batch_id, node_id, received, dispatched FROM batch_stock WHERE batch_id = ANY($1::bigint[])",
-        list({p[0] for p in pairs}),
-    )
-    return {(r["batch_id"], r["node_id"]): [r["received"], r["dispatched"]] for r in rows}
+    rows = await conn.fetch(SELECT_STOCK, list({p[0] for p in pairs}))
+    return {(r["batch_id"], r["node_id"]): [Decimal(r["received"]), Decimal(r["dispatched"])] for r in rows}
 
 
 UPSERT_STOCK = """
 INSERT INTO batch_stock (batch_id, node_id, received, dispatched, last_event)
-SELECT b, n, r, d, t FROM unnest($1::bigint[], $2::bigint[], $3::numeric[], $4::numeric[], $5::timestamptz[])
-    AS u(b, n, r, d, t)
+SELECT b, n, r::numeric, d::numeric, t
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::timestamptz[]) AS u(b, n, r, d, t)
 ON CONFLICT (batch_id, node_id) DO UPDATE SET received = EXCLUDED.received, dispatched = EXCLUDED.dispatched,
     last_event = greatest(batch_stock.last_event, EXCLUDED.last_event)
 """
@@ -103,8 +110,8 @@ async def save_stock(conn: Connection, values: dict[tuple[int, int], list[Any]])
         UPSERT_STOCK,
         [k[0] for k in keys],
         [k[1] for k in keys],
-        [values[k][0] for k in keys],
-        [values[k][1] for k in keys],
+        [str(values[k][0]) for k in keys],
+        [str(values[k][1]) for k in keys],
         [values[k][2] for k in keys],
     )
 
