@@ -88,13 +88,16 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def embedded_dir(workdir: Path) -> Path:
+    """Where :func:`bench_database` keeps the embedded PostgreSQL it starts when no database URL is given."""
+    return workdir / "pg"
+
+
 def postgres_pid(workdir: Path) -> int | None:
-    """The embedded PostgreSQL's postmaster (its backends are its children), or None on ``TRACE_DATABASE_URL``'s
-    server, whose processes may not be this machine's to read."""
-    if os.environ.get("TRACE_DATABASE_URL"):
-        return None
+    """The embedded PostgreSQL's postmaster (its backends are its children), or None when the run has none
+    (on ``TRACE_DATABASE_URL``'s server, whose processes may not be this machine's to read)."""
     try:
-        return int((workdir / "pg" / "postmaster.pid").read_text().split()[0])
+        return int((embedded_dir(workdir) / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -109,7 +112,7 @@ async def bench_database(workdir: Path, log: Log) -> AsyncIterator[str]:
     server_url = os.environ.get("TRACE_DATABASE_URL") or None
     embedded = None
     if server_url is None:
-        pg_dir = workdir / "pg"
+        pg_dir = embedded_dir(workdir)
         log(f"starting embedded PostgreSQL in {pg_dir}")
         server_url = await asyncio.to_thread(start_embedded, pg_dir)
         import pgserver
