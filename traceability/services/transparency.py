@@ -100,13 +100,15 @@ class TileCache:
     - the part of the proofs above each full level-0 tile that its 256 leaves share, by tree size;
     - the hashes of the leaf ranges that end at the tree's right edge (``ranges``), by range.
 
-    Bounded by ``budget`` bytes (a full tile with its levels counts 16 KB, a shared path about 1 KB)
-    and ``upper_budget`` for the upper rows (about 1.1 KB a tile: 16 MB serve 3.6 million leaves),
-    least recently used first out."""
+    Bounded by ``budget`` bytes for the tiles (a full tile with its levels counts 16 KB), ``upper_budget``
+    for the upper rows (about 1.1 KB a tile: 16 MB serve 3.6 million leaves) and ``paths_budget`` for the
+    shared paths (about 1.1 KB a tile at a million leaves: 6 MB serve 1.4 million leaves of one
+    checkpoint), least recently used first out."""
 
-    def __init__(self, budget: int = 8 << 20, upper_budget: int = 16 << 20) -> None:
+    def __init__(self, budget: int = 8 << 20, upper_budget: int = 16 << 20, paths_budget: int = 6 << 20) -> None:
         self.budget = budget
         self.upper_budget = upper_budget
+        self.paths_budget = paths_budget
         self.used_by_tiles = 0
         self.used_by_paths = 0
         self._tiles: OrderedDict[tuple[int, int, int], merkle.Tile] = OrderedDict()
@@ -187,10 +189,10 @@ class TileCache:
         return kept
 
     def _shrink(self) -> None:
-        paths = self.budget // 8  # shared paths; a newer checkpoint leaves those of older sizes unused
-        while self.used_by_paths > paths and self._above:
+        # Shared paths: a newer checkpoint leaves those of older sizes unused, and they go first out.
+        while self.used_by_paths > self.paths_budget and self._above:
             self.used_by_paths -= ABOVE_COST * (len(self._above.popitem(last=False)[1]) + 1)
-        while self.used_by_tiles > self.budget - paths and self._tiles:
+        while self.used_by_tiles > self.budget and self._tiles:
             self.used_by_tiles -= 2 * len(self._tiles.popitem(last=False)[1])
 
 
