@@ -318,3 +318,17 @@ def test_both_gap_finders_agree(first: int, n: int, at: int, value: int) -> None
     found = audit_bulk.first_gap(data, first)
     assert found == audit_bulk.first_gap(data, first, compiled=False)
     assert found == (at if at < n and value != first + at else n)
+
+
+@given(at=st.integers(0, 255), group=st.binary(min_size=512, max_size=512), upper=st.binary(min_size=960, max_size=960))
+def test_both_paths_within_a_tile_agree(at: int, group: bytes, upper: bytes) -> None:
+    """A full tile's leaf's proof inside the tile from its group and the tile's upper rows, compiled and in Python."""
+    assert tile_levels.path_within is not tile_levels.python_path_within
+    assert tile_levels.path_within(at, group, upper) == tile_levels.python_path_within(at, group, upper)
+
+
+@pytest.mark.parametrize("at, group, upper", [(256, 512, 960), (-1, 512, 960), (3, 480, 960), (3, 512, 928)])
+def test_both_paths_within_refuse_what_is_not_a_full_tile(at: int, group: int, upper: int) -> None:
+    for path_within in (tile_levels.path_within, tile_levels.python_path_within):
+        with pytest.raises(ValueError, match="a leaf offset in 0-255"):
+            path_within(at, bytes(group), bytes(upper))

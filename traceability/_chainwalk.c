@@ -26,6 +26,10 @@
  *
  * node_row(row) is the row of RFC 9162 node hashes SHA-256(0x01 || left || right) above a row of hashes
  * (ledger.tile_levels: a tile's 255 interior hashes, for the audit's rebuilt log and for proofs).
+ *
+ * path_within(at, group, upper) is the inclusion proof inside a full tile of the leaf at offset ``at``, from
+ * its aligned group of 16 stored hashes and the tile's upper rows (ledger.tile_levels.path_within, which
+ * says the layout): 8 hashes, as every proof of a full tile's leaf needs.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -353,6 +357,73 @@ node_row(PyObject *self, PyObject *args)
     return out;
 }
 
+/* The layout of ledger.tile_levels: a full tile is 2**TILE_HEIGHT hashes, a group 2**GROUP_HEIGHT of them, and
+ * the upper rows the tile's rows from GROUP_HEIGHT up to its root's children (16 + 8 + 4 + 2 hashes). */
+#define TILE_HEIGHT 8
+#define GROUP_HEIGHT 4
+#define GROUP_BYTES (HASH << GROUP_HEIGHT)
+#define UPPER_BYTES (HASH * ((2 << (TILE_HEIGHT - GROUP_HEIGHT)) - 2))
+
+static PyObject *
+path_within(PyObject *self, PyObject *args)
+{
+    Py_ssize_t at;
+    Py_buffer group, upper;
+    PyObject *path = NULL;
+
+    if (!PyArg_ParseTuple(args, "ny*y*", &at, &group, &upper))
+        return NULL;
+    if (group.len != GROUP_BYTES || upper.len != UPPER_BYTES || at < 0 || at >= (1 << TILE_HEIGHT)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "a leaf offset in 0-255, a group of 16 hashes and a tile's 30 upper hashes are needed");
+        goto done;
+    }
+    path = PyList_New(TILE_HEIGHT);
+    if (path == NULL)
+        goto done;
+    {
+        const unsigned char *g = (const unsigned char *)group.buf, *u = (const unsigned char *)upper.buf;
+        Py_ssize_t inside = at & ((1 << GROUP_HEIGHT) - 1), row = 0;
+        unsigned char work[HASH << (GROUP_HEIGHT - 1)], node[1 + 2 * HASH];
+        int height;
+
+        node[0] = 0x01;
+        for (height = 0; height < GROUP_HEIGHT; height++) {
+            /* The sibling subtree's 2**height stored hashes, reduced to its root. */
+            Py_ssize_t first = ((inside >> height) ^ 1) << height, width = (Py_ssize_t)1 << height, i;
+            PyObject *h;
+
+            memcpy(work, g + first * HASH, (size_t)(width * HASH));
+            for (; width > 1; width /= 2)
+                for (i = 0; i < width / 2; i++) {
+                    memcpy(node + 1, work + 2 * i * HASH, 2 * HASH);
+                    digest(node, sizeof node, work + i * HASH);
+                }
+            h = PyBytes_FromStringAndSize((const char *)work, HASH);
+            if (h == NULL) {
+                Py_CLEAR(path);
+                goto done;
+            }
+            PyList_SET_ITEM(path, height, h);
+        }
+        for (height = GROUP_HEIGHT; height < TILE_HEIGHT; height++) {
+            Py_ssize_t sibling = row + ((at >> height) ^ 1) * HASH;
+            PyObject *h = PyBytes_FromStringAndSize((const char *)u + sibling, HASH);
+
+            if (h == NULL) {
+                Py_CLEAR(path);
+                goto done;
+            }
+            PyList_SET_ITEM(path, height, h);
+            row += (Py_ssize_t)HASH << (TILE_HEIGHT - height);
+        }
+    }
+done:
+    PyBuffer_Release(&group);
+    PyBuffer_Release(&upper);
+    return path;
+}
+
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
      "walk(data, pos, tag, heads, at, seq, prev, nodes, devices) -> (pos, at, seq, prev, events, batches, unnamed): "
@@ -366,6 +437,9 @@ static PyMethodDef methods[] = {
     {"node_row", node_row, METH_VARARGS,
      "node_row(row) -> bytes: SHA-256(0x01 || left || right) of each whole pair of 32-byte hashes in row, "
      "concatenated (RFC 9162 node hashes; an odd last hash is left out)."},
+    {"path_within", path_within, METH_VARARGS,
+     "path_within(at, group, upper) -> list[bytes]: the 8 hashes of the inclusion proof of the leaf at offset at "
+     "(0-255) of a full tile, from its aligned group of 16 stored hashes and the tile's upper rows."},
     {NULL, NULL, 0, NULL},
 };
 

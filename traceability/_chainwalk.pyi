@@ -24,3 +24,6 @@ def counts_up(data: bytes, first: int, /) -> int:
 
 def node_row(row: bytes, /) -> bytes:
     """SHA-256(0x01 || left || right) of each whole pair of 32-byte hashes in row, concatenated."""
+
+def path_within(at: int, group: bytes, upper: bytes, /) -> list[bytes]:
+    """The 8 hashes of the inclusion proof of the leaf at offset at of a full tile, from its group and upper rows."""

@@ -58,7 +58,7 @@ def upper_rows(levels: list[bytes]) -> bytes:
     return b"".join(levels[GROUP_HEIGHT:TILE_HEIGHT])
 
 
-def path_within(at: int, group: bytes, upper: bytes) -> list[bytes]:
+def python_path_within(at: int, group: bytes, upper: bytes) -> list[bytes]:
     """The 8 hashes of the inclusion proof of the leaf at offset ``at`` (0-255) of a full tile, from the
     ``2**GROUP_HEIGHT`` stored hashes of its aligned group (``GROUP_BYTES``) and the tile's
     :func:`upper_rows`; the same as reading them from the tile's levels."""
@@ -75,6 +75,12 @@ def path_within(at: int, group: bytes, upper: bytes) -> list[bytes]:
         path.append(upper[sibling : sibling + HASH_SIZE])
         row += HASH_SIZE << (TILE_HEIGHT - height)
     return path
+
+
+try:  # the same computed (traceability/_chainwalk.c): every proof of a full tile's leaf takes this path
+    from traceability._chainwalk import path_within as path_within
+except ImportError:  # pragma: no cover - the Python function gives the same hashes, more slowly
+    path_within = python_path_within
 
 
 class Tile(bytes):
