@@ -88,6 +88,20 @@ async def test_events_enter_the_log_and_proofs_verify_independently(world: World
     assert view["events"][1]["proof_url"] == f"/api/v1/events/{ids[0]}/proof"
 
 
+async def test_a_proof_is_found_however_its_event_id_is_written(world: World, client: Any) -> None:
+    """The id as receipts write it, in upper case, or as a URN: the same event's proof; anything else a 422."""
+    _, (event_id,) = await record(world, 1)
+    proof = await proof_of(client, event_id)
+    for written in (event_id.upper(), f"urn:uuid:{event_id}", event_id.replace("-", "")):
+        resp = await client.get(f"/api/v1/events/{written}/proof")
+        assert resp.status == 200, written
+        assert (await resp.json())["event_id"] == event_id == proof["event_id"]
+    for wrong in (event_id[:-1], event_id[:-1] + "g", f" {event_id}"):
+        resp = await client.get(f"/api/v1/events/{wrong}/proof")
+        assert resp.status == 422, wrong
+        assert (await resp.json())["error"]["field"] == "event_id"
+
+
 async def test_checkpoint_text_and_listing(world: World, client: Any) -> None:
     _, ids = await record(world)
     await proof_of(client, ids[-1])

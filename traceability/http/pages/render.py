@@ -94,7 +94,6 @@ def setup(app: web.Application) -> None:
     static = compression.StaticFiles(WEB_ROOT / "static")
     app[STATIC_VERSIONS] = static.versions()
     app.router.add_get("/static/{name}", static.handle, name="static")
-    app.on_response_prepare.append(_static_caching)
 
 
 def _environment(path: Path) -> jinja2.Environment:
@@ -112,15 +111,6 @@ def _environment(path: Path) -> jinja2.Environment:
     env.filters["doc_type"] = doc_type
     env.filters["script_json"] = script_json
     return env
-
-
-async def _static_caching(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path.startswith("/static/"):
-        versioned = "v" in request.query
-        response.headers["Cache-Control"] = (
-            "public, max-age=31536000, immutable" if versioned else "public, max-age=300"
-        )
-        response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 # -- formatting -----------------------------------------------------------------------------------
