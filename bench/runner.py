@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -114,9 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     configure(fmt="console", level="warning")
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     log = stack.Log()
+    # Stopped with SIGTERM (kill, a CI timeout) as with Ctrl-C: the service, its PostgreSQL and the load
+    # workers are stopped and the working directory removed, instead of left running on the machine.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     workdir = Path(tempfile.mkdtemp(prefix="trace-bench-"))
     try:
         results, ok = asyncio.run(run(args, workdir, log))
+    except KeyboardInterrupt:
+        log("stopped: the service, its database and the load workers are stopped")
+        return 130
     except Exception:
         traceback.print_exc()
         return 1
