@@ -136,6 +136,40 @@ async def test_a_page_bundle_is_one_multiproof_of_its_records(world: World, clie
     assert page2["next"].endswith("&form=compact") and len(page2["proofs"]) == 2
 
 
+async def test_a_batch_bundle_also_proves_the_named_records_of_other_batches(world: World, client: Any) -> None:
+    """?event=: the last record a page shows of each batch it came from, in the first page's one multiproof, named
+    by event id; the batch's own records by seq; an unknown id missing; a later page without them."""
+    _, before_ids = await record(world, 3)
+    code, _ = await record(world, 2)
+    await record(world, 1)
+    await integrate(client)
+    key = await public_key(client)
+    unknown = new_id()
+    also = f"event={before_ids[1]}&event={unknown}&event={before_ids[1]}"
+    full = await get(client, f"/api/v1/batches/{code}/proofs?{also}")
+    check_bundle(full, key)
+    assert [p.get("also", False) for p in full["proofs"]] == [False, False, False, True]
+    assert full["proofs"][-1]["event_id"] == before_ids[1] and full["missing"] == [unknown]
+    page = await get(client, f"/api/v1/batches/{code}/proofs?form=compact&{also}")
+    assert page["proofs"] == [
+        *({"seq": p["seq"], "leaf_index": p["leaf_index"]} for p in full["proofs"][:3]),
+        {"event_id": before_ids[1], "leaf_index": full["proofs"][3]["leaf_index"]},
+    ]
+    cp = notes.verify_checkpoint(page["checkpoint"], notes.parse_verifier_key(key))
+    leaves = {p["leaf_index"]: merkle.leaf_hash(bytes.fromhex(p["event_hash"])) for p in full["proofs"]}
+    ledger_proofs.verify_multiproof(leaves, page["tree_size"], [bytes.fromhex(h) for h in page["nodes"]], cp.root)
+    # An event of the batch itself is proved once, as its own; later pages carry none of the others.
+    own = full["proofs"][0]["event_id"]
+    assert [p["seq"] for p in (await get(client, f"/api/v1/batches/{code}/proofs?event={own}"))["proofs"]] == [1, 2, 3]
+    later = await get(client, f"/api/v1/batches/{code}/proofs?after=1&{also}")
+    assert [p["seq"] for p in later["proofs"]] == [2, 3] and "missing" not in later
+    # Bounded: at most proofs.MAX_ALSO of them, each a UUID.
+    many = "&".join(f"event={new_id()}" for _ in range(65))
+    for query in (many, "event=not-a-uuid"):
+        body = await get(client, f"/api/v1/batches/{code}/proofs?{query}", status=422)
+        assert body["error"]["field"] == "event"
+
+
 async def test_listed_events_and_leaves(world: World, client: Any) -> None:
     _, ids = await record(world, 3)
     await integrate(client)

@@ -34,8 +34,16 @@ COMPACT_PROOFS = schemas.obj(
         "pending": schemas.array(schemas.STRING),
         "next": schemas.nullable(schemas.STRING),
         "nodes": schemas.array(schemas.STRING),
-        "proofs": schemas.array(schemas.obj({"seq": schemas.INT, "leaf_index": schemas.INT})),
-    }
+        "proofs": schemas.array(
+            {
+                "anyOf": [
+                    schemas.obj({"seq": schemas.INT, "leaf_index": schemas.INT}),
+                    schemas.obj({"event_id": schemas.STRING, "leaf_index": schemas.INT}),
+                ]
+            }
+        ),
+    },
+    {"missing": schemas.array(schemas.STRING)},
 )
 
 
@@ -153,7 +161,13 @@ def compact(bundle: dict[str, Any]) -> dict[str, Any]:
     return {
         **out,
         "nodes": ledger_proofs.multiproof(paths, bundle["tree_size"]),
-        "proofs": [{"seq": p["seq"], "leaf_index": p["leaf_index"]} for p in bundle["proofs"]],
+        # Another batch's record (asked for with ?event=) is named by its event id, the batch's own by seq.
+        "proofs": [
+            {"event_id": p["event_id"], "leaf_index": p["leaf_index"]}
+            if p.get("also")
+            else {"seq": p["seq"], "leaf_index": p["leaf_index"]}
+            for p in bundle["proofs"]
+        ],
     }
 
 
@@ -169,6 +183,12 @@ def compact(bundle: dict[str, Any]) -> dict[str, Any]:
             "form",
             {"type": "string", "enum": ["full", "compact"], "default": "full"},
             "compact: one multiproof of all the records, without their bytes (for a page that shows them)",
+        ),
+        Param(
+            "event",
+            {"type": "array", "items": schemas.UUID, "maxItems": proofs.MAX_ALSO},
+            "also this event's proof, in the first page (a consumer page: the last record it shows of each batch "
+            "this one came from)",
         ),
     ),
     responses={
@@ -188,7 +208,10 @@ async def batch_proofs(request: web.Request) -> web.Response:
     form = request.query.get("form", "full")
     if form not in ("full", "compact"):
         raise errors.InvalidField("form: full or compact", field="form")
-    bundle = await reads.answer(request, lambda db: proofs.prove_batch(db, request.app[LOG], code, after, limit))
+    if len(request.query.getall("event", [])) > proofs.MAX_ALSO:
+        raise errors.InvalidField(f"event: at most {proofs.MAX_ALSO} events besides the batch's", field="event")
+    also = params.uuid_list(request, "event")
+    bundle = await reads.answer(request, lambda db: proofs.prove_batch(db, request.app[LOG], code, after, limit, also))
     return _bundle_response(request, compact(bundle) if form == "compact" else bundle)
 
 

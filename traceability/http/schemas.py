@@ -442,7 +442,7 @@ COMPONENTS: dict[str, Schema] = {
         {"log_id": STRING, "origin": STRING, "checkpoints": array(obj({"size": INT})), "next": nullable(STRING)}
     ),
     "Proof": obj({**_PROVED, "log_id": STRING, "tree_size": INT, "checkpoint": _NOTE}),
-    "BatchProofs": obj({**_BUNDLE, "trace_code": STRING, "next": nullable(STRING)}),
+    "BatchProofs": obj({**_BUNDLE, "trace_code": STRING, "next": nullable(STRING)}, {"missing": array(STRING)}),
     "Proofs": obj({**_BUNDLE, "missing": array({"type": ["string", "integer"]})}),
     "Consistency": obj({"log_id": STRING, "first": INT, "second": INT, "proof": array(STRING)}),
     "Cosigned": obj({"accepted": {"type": ["array", "boolean", "integer"]}}),

@@ -24,6 +24,9 @@ MAX_BUNDLE = 256
 """Proofs of a batch's events in one bundle at most (a batch with more is read page by page)."""
 MAX_LISTED = 100
 """Events and leaves named in one request at most."""
+MAX_ALSO = 64
+"""Other batches' events whose proofs a batch's bundle carries at most (one for each batch a page's batch came
+from: ``views.consumer.MAX_ANCESTORS``)."""
 
 
 TileReader = Callable[[set[merkle.TileKey]], Awaitable[dict[merkle.TileKey, bytes]]]
@@ -160,16 +163,32 @@ async def _bundle(conn: Connection, lg: Log, rows: Sequence[Record]) -> dict[str
     }
 
 
-async def prove_batch(db: Database, lg: Log, code: str, after_seq: int, limit: int) -> dict[str, Any]:
-    """The proofs of a batch's events after ``after_seq`` (at most ``limit``, in chain order), one checkpoint.
+async def prove_batch(
+    db: Database, lg: Log, code: str, after_seq: int, limit: int, also: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The proofs of a batch's events after ``after_seq`` (at most ``limit``, in chain order), one checkpoint;
+    in the first page (``after_seq`` 0), also those of the events ``also`` names (other batches' records a
+    page shows beside the batch's own; each such proof says ``also``).
 
-    ``next`` is the URL of the next page when the batch has more events.
+    ``next`` is the URL of the next page when the batch has more events; ``missing`` lists the events of
+    ``also`` that name nothing recorded.
     """
+    also = list(dict.fromkeys(also)) if after_seq == 0 else []
     async with db.connection() as conn:
         rows = await log_repo.find_batch_proofs(conn, code, after_seq, limit + 1, merkle.TILE_WIDTH)
         if not rows and await batches_repo.find_head(conn, code) is None:
             raise errors.NotFound(f"no batch has trace code {code}")
-        bundle = await _bundle(conn, lg, rows[:limit])
+        own = {r["event_id"] for r in rows[:limit]}
+        named = await log_repo.find_events_proofs(conn, also, merkle.TILE_WIDTH) if also else []
+        extra = [r for r in named if r["event_id"] not in own]
+        bundle = await _bundle(conn, lg, [*rows[:limit], *extra] if also else rows[:limit])
+    if also:
+        asked = {r["event_id"] for r in extra}
+        for p in bundle["proofs"]:
+            if p["event_id"] in asked:
+                p["also"] = True
+        found = own | asked
+        bundle["missing"] = [e for e in also if e not in found]
     more = len(rows) > limit
     nxt = f"/api/v1/batches/{code}/proofs?after={rows[limit - 1]['seq']}&limit={limit}" if more else None
     return {"trace_code": code, **bundle, "next": nxt}

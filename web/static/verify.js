@@ -174,17 +174,26 @@
     return root;
   }
 
-  // One page's multiproof of the chained records it names: its checkpoint and the seqs it proved.
-  async function checkPage(page, chained, vkey) {
+  // One page's multiproof of the chained records it names: its checkpoint and the seqs it proved. A record
+  // of a batch this one came from is named by its event id instead (``also``: the last record shown of each).
+  async function checkPage(page, chained, vkey, also) {
     var cp = await checkpoint(page.checkpoint, vkey);
     if (cp.logId !== page.log_id) { throw new Failure("the proof is for another log"); }
     if (page.tree_size !== cp.size) { throw new Failure("the proof does not fit the checkpoint"); }
-    var leaves = [];
+    var leaves = [], named = [];
     for (var i = 0; i < page.proofs.length; i++) {
-      var p = page.proofs[i], ev = Number.isInteger(p.seq) ? chained[p.seq - 1] : null;
+      var p = page.proofs[i], ev;
       if (!Number.isInteger(p.leaf_index) || p.leaf_index < 0 || p.leaf_index >= cp.size) {
         throw new Failure("the proof does not fit the checkpoint");
       }
+      if (typeof p.event_id === "string") {
+        ev = also && Object.prototype.hasOwnProperty.call(also, p.event_id) ? also[p.event_id] : null;
+        if (!ev) { throw new Failure("the proof names a record this page does not show"); }
+        named.push(p.event_id);
+        leaves.push({ index: p.leaf_index, hash: await sha256(ZERO, ev.hash), seq: null });
+        continue;
+      }
+      ev = Number.isInteger(p.seq) ? chained[p.seq - 1] : null;
       // A record logged after this page was made: the page is older than the log.
       if (!ev) { throw new Pending("the batch has records newer than this page"); }
       leaves.push({ index: p.leaf_index, hash: await sha256(ZERO, ev.hash), seq: p.seq });
@@ -196,7 +205,8 @@
     if (!same(await multiRoot(leaves, cp.size, page.nodes), cp.root)) {
       throw new Failure("the log holds a different record: the audit paths do not lead to the signed root");
     }
-    return { cp: cp, seqs: leaves.map(function (l) { return l.seq; }) };
+    return { cp: cp, seqs: leaves.filter(function (l) { return l.seq !== null; }).map(function (l) { return l.seq; }),
+             named: named };
   }
 
   // 1. The hash chain, from the canonical bytes shown on this page (as UTF-8 text, or base64), each
@@ -223,29 +233,52 @@
   function genesis(code) { return sha256(enc.encode("trace/genesis/v1"), ZERO, enc.encode(code)); }
 
   // 2 and 3. Every record with a proof is in the signed log, each proved once; ``all``: every record has one
-  // (else the last must, and proves the ones chained before it).
-  async function included(chained, pages, vkey, all) {
-    var checked = await Promise.all(pages.map(function (page) { return checkPage(page, chained, vkey); }));
-    var proved = {}, size = 0, last = chained.length ? chained[chained.length - 1].seq : 0;
+  // (else the last must, and proves the ones chained before it). ``also``: the last records of the batches
+  // this one came from, by event id, each of which must be proved too.
+  async function included(chained, pages, vkey, all, also) {
+    var checked = await Promise.all(pages.map(function (page) { return checkPage(page, chained, vkey, also); }));
+    var proved = {}, provedAlso = {}, size = 0, last = chained.length ? chained[chained.length - 1].seq : 0;
     checked.forEach(function (c) {
       size = Math.max(size, c.cp.size);
       c.seqs.forEach(function (seq) {
         if (proved[seq]) { throw new Failure("record " + seq + ": proved twice"); }
         proved[seq] = true;
       });
+      c.named.forEach(function (id) {
+        if (provedAlso[id]) { throw new Failure("record " + id + ": proved twice"); }
+        provedAlso[id] = true;
+      });
     });
     chained.forEach(function (ev) {
       if (!proved[ev.seq] && (all || ev.seq === last)) { throw new Failure("record " + ev.seq + ": no inclusion proof"); }
     });
+    Object.keys(also || {}).forEach(function (id) {
+      if (!provedAlso[id]) { throw new Failure(also[id].code + ": no inclusion proof"); }
+    });
     return size;
+  }
+  // The batches this one came from, as far as the journey shows them: each one's chain from its start up to its
+  // last record shown, whose proof (by event id) comes in the batch's own bundle and proves the rest.
+  async function upstreamOf(ledger) {
+    var also = {}, n = 0, ups = ledger.upstream || [];
+    for (var i = 0; i < ups.length; i++) {
+      var up = ups[i];
+      var start = up.chain_start ? unhex(up.chain_start) : await genesis(up.trace_code);
+      var chained = await chainOf(up.events, start, null);
+      if (!chained.length || typeof up.last !== "string") { throw new Failure(up.trace_code + ": no records"); }
+      also[up.last] = { hash: chained[chained.length - 1].hash, code: up.trace_code };
+      n += chained.length;
+    }
+    return { also: also, n: n };
   }
 
   async function run(ledger) {
     var start = ledger.chain_start ? unhex(ledger.chain_start) : await genesis(ledger.trace_code);
     var chained = await chainOf(ledger.events, start, null);
+    var upstream = await upstreamOf(ledger);
     var vkey = await verifierKey(ledger.public_key_url);
-    var size = await included(chained, await proofsFor(ledger.proofs_url), vkey, true);
-    return { n: ledger.events.length, info: vkey.name + " · key " + vkey.id + " · log size " + size };
+    var size = await included(chained, await proofsFor(ledger.proofs_url), vkey, true, upstream.also);
+    return { n: ledger.events.length + upstream.n, info: vkey.name + " · key " + vkey.id + " · log size " + size };
   }
 
   // A part recorded at another member ledger: its records and proofs came with the page, and are checked

@@ -144,9 +144,32 @@ def page_ledger(ledger: dict[str, Any]) -> dict[str, Any]:
     """What ``verify.js`` checks, as small as it can travel: each record's canonical bytes as the UTF-8 text
     they are (it compresses; base64 only for bytes that are not UTF-8); the phone recomputes every chain
     hash from them and checks them all against the signed log with the compact proof bundle, one multiproof
-    (docs/ledger.md, "Proof bundles")."""
+    (docs/ledger.md, "Proof bundles"). The same for the records of the batches it came from that the journey
+    shows (``upstream``: each such batch's chain up to its last record shown, whose proof is in the bundle)."""
+    upstream = [
+        {
+            "trace_code": up["trace_code"],
+            "chain_start": up["chain_start"],
+            "last": up["last_event_id"],
+            "events": _page_events(up["events"]),
+        }
+        for up in ledger.get("upstream", ())
+    ]
+    # One request proves them all: the batch's records, and the last shown record of each batch it came from.
+    also = "".join(f"&event={up['last']}" for up in upstream)
+    return {
+        "trace_code": ledger["trace_code"],
+        "events": _page_events(ledger["events"]),
+        "chain_start": ledger.get("chain_start"),
+        "upstream": upstream,
+        "public_key_url": ledger["public_key_url"],
+        "proofs_url": f"{ledger['proofs_url']}?form=compact{also}",
+    }
+
+
+def _page_events(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     events = []
-    for e in ledger["events"]:
+    for e in records:
         raw = base64.b64decode(e["canonical"])
         try:
             body = {"text": raw.decode("utf-8")}
@@ -155,13 +178,7 @@ def page_ledger(ledger: dict[str, Any]) -> dict[str, Any]:
         # The stored chain hash's first 4 bytes: enough to tell a record edited in place (its stored hash no
         # longer fits its bytes) from a rewritten history; the inclusion proof checks the whole hash.
         events.append({"seq": e["seq"], "check": e["hash"][:8], **body})
-    return {
-        "trace_code": ledger["trace_code"],
-        "events": events,
-        "chain_start": ledger.get("chain_start"),
-        "public_key_url": ledger["public_key_url"],
-        "proofs_url": f"{ledger['proofs_url']}?form=compact",
-    }
+    return events
 
 
 def elsewhere_ledgers(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from traceability.services.views import lineage, packages, verdict
 from traceability.services.views.batch import RETAIL_NODES
 from traceability.services.views.farm_inputs import farm_inputs
 from traceability.storage import credit_repo, federation_repo, genealogy_repo, search_repo
-from traceability.storage.database import Connection, Database
+from traceability.storage.database import Connection, Database, Record
 
 
 async def find_lease(db: Database, code: str) -> dict[str, Any] | None:
@@ -54,14 +54,58 @@ def today() -> Any:
     return datetime.now(CHINA).date()
 
 
-async def ancestors(db: Database, code: str) -> list[dict[str, Any]]:
-    """The public views of every batch this one came from, farthest first."""
+async def ancestors(db: Database, code: str) -> list[tuple[dict[str, Any], list[Record]]]:
+    """The public views of every batch this one came from, farthest first, each with the event rows it was
+    built from."""
     async with db.connection() as conn:
         root = await genealogy_repo.batch_id(conn, code)
         depth = {} if root is None else await genealogy_repo.related(conn, root, "backward")
         found = await genealogy_repo.batches_by_id(conn, [i for i in depth if i != root])
     found.sort(key=lambda b: (-depth[b["id"]], b["trace_code"]))
-    return [(await history.read_batch(db, b["trace_code"], None))[0] for b in found[:MAX_ANCESTORS]]
+    out = []
+    for b in found[:MAX_ANCESTORS]:
+        view, _tag, rows = await history.read_batch_rows(db, b["trace_code"], None)
+        out.append((view, rows))
+    return out
+
+
+def ledger_events(rows: list[Record]) -> list[dict[str, Any]]:
+    """Records as a page carries them for the phone to check: their canonical bytes, as hashed, and hashes."""
+    return [
+        {
+            "seq": r["seq"],
+            "event_id": r["event_id"],
+            "hash": r["hash"].hex(),
+            "prev_hash": r["prev_hash"].hex(),
+            "canonical": base64.b64encode(r["canonical"]).decode(),
+        }
+        for r in rows
+    ]
+
+
+async def upstream_ledgers(
+    conn: Connection, upstream: list[tuple[dict[str, Any], list[Record]]], cut: str | None
+) -> list[dict[str, Any]]:
+    """The records of each ancestor that the journey shows, for the phone to check as it checks the batch's own:
+    the ancestor's chain from its start up to the last record shown (the records before it come with it, as the
+    chain links them), and that last record's event id, whose inclusion proof the page's one bundle request
+    asks for (and which proves the records chained before it)."""
+    out = []
+    for view, rows in upstream:
+        shown = {e["seq"] for e in lineage.ancestor_events(view, cut)}
+        if not shown:
+            continue
+        prefix = [r for r in rows if r["seq"] <= max(shown)]
+        received = await federation_repo.find_foreign(conn, view["trace_code"])
+        out.append(
+            {
+                "trace_code": view["trace_code"],
+                "chain_start": received["last_hash"].hex() if received else None,
+                "last_event_id": prefix[-1]["event_id"],
+                "events": ledger_events(prefix),
+            }
+        )
+    return out
 
 
 async def consumer_record(db: Database, code: str, viewer: Principal | None = None) -> tuple[dict[str, Any], str]:
@@ -81,10 +125,12 @@ async def consumer_record_base(db: Database, code: str) -> tuple[dict[str, Any],
 async def _record(db: Database, code: str, viewer: Principal | None) -> tuple[dict[str, Any], str, str | None]:
     # The ledger bytes come from the very rows the view was built from (one read of the chain).
     view, tag, rows = await history.read_batch_rows(db, code, viewer)
-    upstream = await ancestors(db, code)
+    upstream_rows = await ancestors(db, code)
+    upstream = [v for v, _ in upstream_rows]
     uscc = None
     async with db.connection() as conn:
         received = await federation_repo.find_foreign(conn, code)
+        chains = await upstream_ledgers(conn, upstream_rows, lineage.cut_at(view))
         vendor = None
         sold_at = next((e for e in reversed(view["events"]) if e["node"]["type"] in RETAIL_NODES), None)
         if sold_at is not None and isinstance(sold_at.get("operator"), str):
@@ -119,22 +165,15 @@ async def _record(db: Database, code: str, viewer: Principal | None) -> tuple[di
             }
     ledger = {
         "trace_code": view["trace_code"],
-        "events": [
-            {
-                "seq": r["seq"],
-                "event_id": r["event_id"],
-                "hash": r["hash"].hex(),
-                "prev_hash": r["prev_hash"].hex(),
-                "canonical": base64.b64encode(r["canonical"]).decode(),
-            }
-            for r in rows
-        ],
+        "events": ledger_events(rows),
         # Received from another member ledger: the chain here starts at the shipment's hash there.
         "chain_start": received["last_hash"].hex() if received else None,
         "received_from": received["origin"] if received else None,
         "public_key_url": "/api/v1/log/public-key",
         "proof_url": "/api/v1/events/{event_id}/proof",
         "proofs_url": f"/api/v1/batches/{view['trace_code']}/proofs",
+        # The records of the batches it came from that the journey shows (lineage.ancestor_events).
+        "upstream": chains,
     }
     record = {
         "verdict": await verdict.verdict_of(db, view),

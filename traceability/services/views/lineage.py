@@ -34,10 +34,15 @@ def ancestor_events(view: dict[str, Any], cut: str | None) -> list[dict[str, Any
     ]
 
 
+def cut_at(own: dict[str, Any]) -> str | None:
+    """When the batch was cut from the ones it came from (its first event's time): what of theirs it shows."""
+    return own["events"][0].get("eventTime") if own["events"] else None
+
+
 def merged_journey(own: dict[str, Any], ancestors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Origins first (each distinct one), then each ancestor's stops (farthest first, each in chain order), then the
     batch's own; a step shown once per stop (a split is recorded on both sides)."""
-    cut = own["events"][0].get("eventTime") if own["events"] else None
+    cut = cut_at(own)
     stops: list[dict[str, Any]] = []
     for view in [*ancestors, own]:
         if view.get("origin"):  # a joint names the farm its carcass came from: one stop for one origin
