@@ -220,6 +220,20 @@ async def test_english_by_accept_language_and_by_the_switch(world: World, browse
         await context.close()
 
 
+async def test_a_batch_of_one_record_says_so_in_both_languages(world: World, browser: Browser, base_url: str) -> None:
+    """A lot just registered has one record: "1 record matches", not "1 records match"."""
+    code = await world.open_batch()
+    await logged(world, code)
+    for locale, words in (("en-US", "Verified: 1 record matches the signed log"), ("zh-CN", "已核验：1 条记录")):
+        context, page = await new_page(browser, locale=locale)
+        try:
+            await page.goto(f"{base_url}/t/{code}")
+            await expect(page.locator("#badge")).to_have_attribute("data-state", "ok")
+            await expect(page.locator("#badge")).to_contain_text(words)
+        finally:
+            await context.close()
+
+
 @pytest.mark.parametrize("width", [180, 640])  # a 360 px phone and a 1280 px desktop, both at 200% zoom
 async def test_pages_reflow_at_200_percent_zoom(
     world: World, browser: Browser, base_url: str, regulator: tuple[str, str], width: int

@@ -306,12 +306,16 @@
   }
 
   function failure(err) { return (err && err.message) || String(err); }
+  // "{n} records match": the words for one record where the language has them ("1 record matches").
+  function counted(el, n) {
+    return n === 1 && el.dataset.okOne ? el.dataset.okOne : el.dataset.ok.replace("{n}", n);
+  }
 
   var ledger = JSON.parse(source.textContent);
   var parts = (ledger.elsewhere || []).map(function (part, i) {
     return runPart(part).then(function (ok) {
       var el = partBadge(i);
-      showPart(i, badge.dataset.caution ? "records" : "ok", el ? el.dataset.ok.replace("{n}", ok.n) : "", ok.info);
+      showPart(i, badge.dataset.caution ? "records" : "ok", el ? counted(el, ok.n) : "", ok.info);
       return ok;
     }, function (err) {
       var state = err instanceof Unsupported ? "unsupported" : "fail";
@@ -324,7 +328,7 @@
     var n = oks.reduce(function (m, ok) { return m + ok.n; }, 0);
     var info = oks.map(function (ok) { return ok.info; }).join(" | ");
     // Under a recall or a hold the records are genuine, the product is not safe: never a green tick there.
-    show(badge.dataset.caution ? "records" : "ok", badge.dataset.ok.replace("{n}", n), info);
+    show(badge.dataset.caution ? "records" : "ok", counted(badge, n), info);
   }, function (err) {
     if (err instanceof Unsupported) { show("unsupported", badge.dataset.unsupported, err.message); }
     else if (err instanceof Pending) { show("pending", badge.dataset.pending, err.message); }
