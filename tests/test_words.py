@@ -124,3 +124,21 @@ def test_the_catalogues_ship_with_the_package() -> None:
     assert sorted(p.name for p in Path(i18n.__file__).parent.glob("*.po")) == [
         f"{lang}.po" for lang in sorted(i18n.LANGS)
     ]
+
+
+@pytest.mark.parametrize(
+    ("code", "zh", "en"),
+    [
+        ("320302", "江苏省徐州市鼓楼区", "Gulou District, Xuzhou, Jiangsu"),
+        ("320382", "江苏省徐州市邳州市", "Pizhou City, Xuzhou, Jiangsu"),
+        ("320321", "江苏省徐州市丰县", "Feng County, Xuzhou, Jiangsu"),
+        ("450102", "广西壮族自治区南宁市兴宁区", "Xingning District, Nanning, Guangxi"),
+        ("610102", "陕西省西安市新城区", "Xincheng District, Xian, Shaanxi"),
+        ("999999", None, None),
+        ("32030", None, None),
+    ],
+)
+def test_area_names_in_both_languages(code: str, zh: str | None, en: str | None) -> None:
+    """A place on an English page reads in English, the smallest first, as addresses write it."""
+    assert registry.area_name(code) == zh
+    assert registry.area_name_en(code) == en

@@ -212,6 +212,10 @@ async def test_english_by_accept_language_and_by_the_switch(world: World, browse
         await expect(page.locator("h1")).to_have_text("Pork carcass")
         await expect(page.get_by_role("heading", name="Journey")).to_be_visible()
         await expect(page.locator("#badge")).to_contain_text("Verified: 5 records")
+        # Places read in English too (the origin, every stop, the stall), never 江苏省徐州市…
+        timeline = page.locator("ol.timeline")
+        await expect(timeline).to_contain_text("Feng County, Xuzhou, Jiangsu")
+        await expect(page.locator("main")).not_to_contain_text("江苏省")
         await page.get_by_role("link", name="中文").click()
         await expect(page.locator("h1")).to_have_text("白条猪肉")
         await page.goto(f"{base_url}/t/{code}")  # the choice sticks

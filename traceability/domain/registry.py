@@ -16,7 +16,7 @@ from stdnum import ean, numdb
 from stdnum.cn import uscc as _uscc
 from stdnum.exceptions import ValidationError
 
-from traceability.domain import bounds
+from traceability.domain import bounds, pinyin
 from traceability.domain.fields import Fields
 
 # MOFCOM circulation node types (肉菜流通追溯体系) plus origin bases and the drug chain.
@@ -50,21 +50,62 @@ _loc = numdb.get("cn/loc")
 @functools.lru_cache(maxsize=4096)
 def area_name(code: str) -> str | None:
     """The Chinese name of a GB/T 2260 area code (``320302`` → ``江苏省徐州市鼓楼区``), or None if unknown."""
-    if not re.fullmatch(r"[1-8][0-9]{5}", code):
+    return "".join(area_levels(code)) or None
+
+
+def area_name_en(code: str) -> str | None:
+    """The same in English as addresses write it, the smallest place first (``320302`` → ``Gulou District,
+    Xuzhou, Jiangsu``), or None if unknown: the county or district with its kind, the city and province by name."""
+    levels = area_levels(code)
+    if not levels:
         return None
+    names = [_PROVINCES_EN.get(levels[0]) or _bare_en(levels[0])]
+    names += [_bare_en(n) for n in levels[1:-1]]
+    if len(levels) > 1:
+        names.append(pinyin.place_name_en(levels[-1]))
+    return ", ".join(reversed(names))
+
+
+_PROVINCES_EN = {
+    "内蒙古自治区": "Inner Mongolia",
+    "广西壮族自治区": "Guangxi",
+    "西藏自治区": "Xizang",
+    "宁夏回族自治区": "Ningxia",
+    "新疆维吾尔自治区": "Xinjiang",
+    "香港特别行政区": "Hong Kong",
+    "澳门特别行政区": "Macao",
+    "陕西省": "Shaanxi",
+}
+"""Province-level names not written as the pinyin of the name without 省 or 市 (陕西 is Shaanxi, not Shanxi)."""
+
+
+def _bare_en(name: str) -> str:
+    """A province's or city's name in English without its kind (``江苏省`` → ``Jiangsu``, ``徐州市`` → ``Xuzhou``)."""
+    for suffix in ("省", "市"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return pinyin.place_name_en(name[: -len(suffix)])
+    return pinyin.place_name_en(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def area_levels(code: str) -> tuple[str, ...]:
+    """The names of the levels of a GB/T 2260 area code, the province first (``320302`` → ``江苏省``, ``徐州市``,
+    ``鼓楼区``); empty if the code is unknown."""
+    if not re.fullmatch(r"[1-8][0-9]{5}", code):
+        return ()
     names: list[str] = []
     for level in dict.fromkeys((code[:2] + "0000", code[:4] + "00", code)):
         parts = _loc.info(level)
         found = [v for k, v in parts[-1][1].items() if k in ("province", "county")]
         if not found:
             if level == code:
-                return None
+                return ()
             continue
         # Entries carry their history ("郊区,[1993-]泉山区"): the current name is the last one.
         name = re.sub(r"^\[[^\]]*\]", "", found[-1].split(",")[-1])
         if name not in names and name not in ("市辖区", "县"):
             names.append(name)
-    return "".join(names) or None
+    return tuple(names)
 
 
 def validate_uscc(value: str) -> str:

@@ -11,7 +11,7 @@ from traceability import errors, i18n
 from traceability.domain import tracecode
 from traceability.domain.access import Principal, involved, public_content, sees_commercial
 from traceability.domain.budgeted import Budgeted
-from traceability.domain.registry import area_name
+from traceability.domain.registry import area_name, area_name_en
 from traceability.ledger import canonical, sealed
 from traceability.services.together import ReadTogether
 from traceability.storage import batches_repo, events_repo, registry_repo
@@ -53,6 +53,7 @@ def _node(row: Record) -> dict[str, Any]:
         "type_name_en": type_names[1],
         "area_code": row["area_code"],
         "area_name": area_name(row["area_code"]),
+        "area_name_en": area_name_en(row["area_code"]),
         "enterprise": row["enterprise_name"],
     }
 

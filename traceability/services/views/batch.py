@@ -9,7 +9,7 @@ from typing import Any
 
 from traceability import i18n
 from traceability.domain import dairy
-from traceability.domain.registry import area_name
+from traceability.domain.registry import area_name, area_name_en
 
 RETAIL_NODES = frozenset({"wet_market", "supermarket", "canteen", "pharmacy", "hospital"})
 HOLD_DISPOSITIONS = frozenset({"non_conformant", "damaged", "expired", "stolen", "no_pedigree_match"})
@@ -56,6 +56,7 @@ def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": origin.get("producer") or origin.get("place"),
                 "name_en": None,
                 "place": _origin_place(origin),
+                "place_en": area_name_en(origin.get("areaCode", "")),
                 "first": view.get("produced_on"),
                 "last": view.get("produced_on"),
                 "steps": [],
@@ -85,6 +86,7 @@ def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": node["name"],
                 "name_en": node.get("name_en"),
                 "place": node.get("area_name"),
+                "place_en": node.get("area_name_en"),
                 "enterprise": node.get("enterprise"),
                 "first": e.get("eventTime"),
                 "last": e.get("eventTime"),

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from traceability.domain.access import Principal
-from traceability.domain.registry import area_name
+from traceability.domain.registry import area_name, area_name_en
 from traceability.services import credit, history, stations
 from traceability.services.views import lineage, packages, verdict
 from traceability.services.views.batch import RETAIL_NODES
@@ -145,6 +145,7 @@ async def _record(db: Database, code: str, viewer: Principal | None) -> tuple[di
                     "node_code": op["node_code"],
                     "node_type": op["node_type"],
                     "place": area_name(op["area_code"]),
+                    "place_en": area_name_en(op["area_code"]),
                     "enterprise": op["enterprise_name"],
                     "credit": None,
                 }
@@ -160,6 +161,7 @@ async def _record(db: Database, code: str, viewer: Principal | None) -> tuple[di
                 "node_code": node["code"],
                 "node_type": node["type"],
                 "place": node.get("area_name"),
+                "place_en": node.get("area_name_en"),
                 "enterprise": node.get("enterprise"),
                 "credit": None,
             }
