@@ -100,7 +100,9 @@ def brief(record: dict[str, Any], unit: dict[str, Any] | None = None) -> dict[st
         "trace_code": batch["trace_code"],
         "verdict": record["verdict"],
         "product": batch["product"],
-        "origin": None if origin is None else {"name": origin.get("name"), "place": origin.get("place")},
+        "origin": None
+        if origin is None
+        else {"name": origin.get("name"), "place": origin.get("place"), "place_en": origin.get("place_en")},
         "vendor": record["vendor"],
         "drug": record["drug"],
         "produced_on": batch.get("produced_on"),
