@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import orjson
 from stdnum import ean, numdb
 from stdnum.cn import uscc as _uscc
 from stdnum.exceptions import ValidationError
@@ -45,6 +48,7 @@ PRODUCT_CATEGORIES = frozenset({"meat", "vegetable", "dairy", "drug", "other"})
 _GOODS_CODE = re.compile(r"[0-9A-Za-z\-]{1,32}")
 _CODE = re.compile(r"[0-9A-Za-z\-_.]{1,40}")
 _loc = numdb.get("cn/loc")
+_LOC_FILE = Path(numdb.__file__).parent / "cn" / "loc.dat"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -53,9 +57,53 @@ def area_name(code: str) -> str | None:
     return "".join(area_levels(code)) or None
 
 
+AREAS_EN = Path(__file__).with_name("areas_en.json")
+"""Every area code's English name (:func:`english_area_names`, written by ``python -m traceability.domain.registry``):
+read from this table, because pypinyin, which spells them, takes about 56 MB once loaded and 70 us a name."""
+
+
 def area_name_en(code: str) -> str | None:
     """The same in English as addresses write it, the smallest place first (``320302`` → ``Gulou District,
     Xuzhou, Jiangsu``), or None if unknown: the county or district with its kind, the city and province by name."""
+    return _areas_en().get(code)
+
+
+def short_area_name_en(code: str, short: str) -> str:
+    """The English of ``short``, the last levels of an area's Chinese name (``鼓楼区`` of ``320302`` → ``Gulou
+    District``; ``徐州市鼓楼区`` → ``Gulou District, Xuzhou``); ``short`` itself when the code is unknown."""
+    levels, english = area_levels(code), area_name_en(code)
+    if not levels or english is None:
+        return short
+    parts = english.split(", ")  # one for each level, the smallest first
+    for k in range(1, len(levels) + 1):
+        if "".join(levels[-k:]) == short:
+            return ", ".join(parts[:k])
+    return parts[0]
+
+
+@functools.cache
+def _areas_en() -> dict[str, str]:
+    table: dict[str, str] = orjson.loads(AREAS_EN.read_bytes())
+    return table
+
+
+def english_area_names() -> dict[str, str]:
+    """Every area code GB/T 2260 (as python-stdnum holds it) names, and its English name, spelled with pypinyin."""
+    codes: list[str] = []
+    with _LOC_FILE.open(encoding="utf-8") as lines:
+        prefix = ""
+        for line in lines:
+            if line.startswith("#") or not line.strip():
+                continue
+            key = line.split()[0]
+            if not line.startswith(" "):
+                prefix = key
+            elif len(prefix + key) == 6:
+                codes.append(prefix + key)
+    return {c: en for c in dict.fromkeys(codes) if (en := _spelled_en(c)) is not None}
+
+
+def _spelled_en(code: str) -> str | None:
     levels = area_levels(code)
     if not levels:
         return None
@@ -276,3 +324,8 @@ def parse_device(body: Any) -> DeviceIn:
         name=f.text("name", max_len=120),
         operator_code=f.text("operator", required=False, max_len=40),
     )
+
+
+if __name__ == "__main__":  # python -m traceability.domain.registry: write AREAS_EN again (pypinyin or stdnum changed)
+    AREAS_EN.write_bytes(orjson.dumps(english_area_names(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    sys.exit(0)

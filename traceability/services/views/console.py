@@ -9,7 +9,7 @@ from typing import Any
 
 from traceability import errors, i18n
 from traceability.domain import anomalies as anomaly_rules
-from traceability.domain import bounds, pinyin, registry
+from traceability.domain import bounds, registry
 from traceability.domain.access import Principal
 from traceability.domain.registry import NODE_TYPES
 from traceability.services import access_log, analyzer, credit, genealogy, history, transparency
@@ -152,7 +152,8 @@ async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
         "statuses": [{"status": s, **i18n.name_fields("triage_status", s)} for s in anomaly_rules.STATUSES],
         "severities": [{"severity": s, **i18n.name_fields("severity", s)} for s in anomaly_rules.SEVERITIES],
         "districts": [
-            {"code": a, "name": registry.area_name(a) or a, "name_en": pinyin.place_name_en(_county(a))} for a in areas
+            {"code": a, "name": registry.area_name(a) or a, "name_en": registry.short_area_name_en(a, _county(a))}
+            for a in areas
         ],
     }
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from traceability import i18n
 from traceability.domain import anomalies as anomaly_rules
-from traceability.domain import pinyin, registry
+from traceability.domain import registry
 from traceability.services import analyzer
 from traceability.services.views.tables import BEIJING
 from traceability.storage import dashboard_repo
@@ -171,9 +171,9 @@ def flow_diagram(flows: list[dict[str, Any]]) -> dict[str, Any]:
             "from": a,
             "to": b,
             "from_name": short[a],
-            "from_name_en": pinyin.place_name_en(short[a]),
+            "from_name_en": registry.short_area_name_en(a, short[a]),
             "to_name": short[b],
-            "to_name_en": pinyin.place_name_en(short[b]),
+            "to_name_en": registry.short_area_name_en(b, short[b]),
             "batches": n,
         }
         for (a, b), n in top
