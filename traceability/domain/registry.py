@@ -48,7 +48,6 @@ PRODUCT_CATEGORIES = frozenset({"meat", "vegetable", "dairy", "drug", "other"})
 _GOODS_CODE = re.compile(r"[0-9A-Za-z\-]{1,32}")
 _CODE = re.compile(r"[0-9A-Za-z\-_.]{1,40}")
 _loc = numdb.get("cn/loc")
-_LOC_FILE = Path(numdb.__file__).parent / "cn" / "loc.dat"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -89,17 +88,8 @@ def _areas_en() -> dict[str, str]:
 
 def english_area_names() -> dict[str, str]:
     """Every area code GB/T 2260 (as python-stdnum holds it) names, and its English name, spelled with pypinyin."""
-    codes: list[str] = []
-    with _LOC_FILE.open(encoding="utf-8") as lines:
-        prefix = ""
-        for line in lines:
-            if line.startswith("#") or not line.strip():
-                continue
-            key = line.split()[0]
-            if not line.startswith(" "):
-                prefix = key
-            elif len(prefix + key) == 6:
-                codes.append(prefix + key)
+    # numdb's tree of the file: each province's two digits, under it the four of each of its areas.
+    codes = [province[1] + area[1] for province in _loc.prefixes for area in province[4]]
     return {c: en for c in dict.fromkeys(codes) if (en := _spelled_en(c)) is not None}
 
 

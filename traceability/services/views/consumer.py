@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from traceability.domain.access import Principal
 from traceability.domain.registry import area_name, area_name_en
@@ -54,9 +54,16 @@ def today() -> Any:
     return datetime.now(CHINA).date()
 
 
-async def ancestors(db: Database, code: str) -> list[tuple[dict[str, Any], list[Record]]]:
-    """The public views of every batch this one came from, farthest first, each with the event rows it was
-    built from."""
+class Ancestor(NamedTuple):
+    """A batch this one came from: its public view, the event rows it was built from, and its id."""
+
+    view: dict[str, Any]
+    rows: list[Record]
+    batch_id: int
+
+
+async def ancestors(db: Database, code: str) -> list[Ancestor]:
+    """Every batch this one came from, farthest first."""
     async with db.connection() as conn:
         root = await genealogy_repo.batch_id(conn, code)
         depth = {} if root is None else await genealogy_repo.related(conn, root, "backward")
@@ -65,7 +72,7 @@ async def ancestors(db: Database, code: str) -> list[tuple[dict[str, Any], list[
     out = []
     for b in found[:MAX_ANCESTORS]:
         view, _tag, rows = await history.read_batch_rows(db, b["trace_code"], None)
-        out.append((view, rows))
+        out.append(Ancestor(view, rows, b["id"]))
     return out
 
 
@@ -83,24 +90,23 @@ def ledger_events(rows: list[Record]) -> list[dict[str, Any]]:
     ]
 
 
-async def upstream_ledgers(
-    conn: Connection, upstream: list[tuple[dict[str, Any], list[Record]]], cut: str | None
-) -> list[dict[str, Any]]:
+async def upstream_ledgers(conn: Connection, upstream: list[Ancestor], cut: str | None) -> list[dict[str, Any]]:
     """The records of each ancestor that the journey shows, for the phone to check as it checks the batch's own:
     the ancestor's chain from its start up to the last record shown (the records before it come with it, as the
     chain links them), and that last record's event id, whose inclusion proof the page's one bundle request
     asks for (and which proves the records chained before it)."""
     out = []
-    for view, rows in upstream:
+    starts = await federation_repo.chain_starts(conn, [a.batch_id for a in upstream]) if upstream else {}
+    for view, rows, batch_id in upstream:
         shown = {e["seq"] for e in lineage.ancestor_events(view, cut)}
         if not shown:
             continue
         prefix = [r for r in rows if r["seq"] <= max(shown)]
-        received = await federation_repo.find_foreign(conn, view["trace_code"])
+        start = starts.get(batch_id)
         out.append(
             {
                 "trace_code": view["trace_code"],
-                "chain_start": received["last_hash"].hex() if received else None,
+                "chain_start": start.hex() if start is not None else None,
                 "last_event_id": prefix[-1]["event_id"],
                 "events": ledger_events(prefix),
             }
@@ -126,7 +132,7 @@ async def _record(db: Database, code: str, viewer: Principal | None) -> tuple[di
     # The ledger bytes come from the very rows the view was built from (one read of the chain).
     view, tag, rows = await history.read_batch_rows(db, code, viewer)
     upstream_rows = await ancestors(db, code)
-    upstream = [v for v, _ in upstream_rows]
+    upstream = [a.view for a in upstream_rows]
     uscc = None
     async with db.connection() as conn:
         received = await federation_repo.find_foreign(conn, code)
