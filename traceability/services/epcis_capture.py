@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,21 +120,17 @@ def prepare(
     return prepared
 
 
-Then = Callable[[Connection, list[Outcome]], Awaitable[None]]
-"""Work that commits with the events (a capture job's record)."""
-
-
 async def capture(
     db: Database,
     principal: Principal,
     received: document.Received,
     public_url: str,
-    then: Then | None = None,
+    job: epcis_repo.Job | None = None,
     fed: Federation = NO_FEDERATION,
 ) -> list[Outcome]:
     """Record every event of a checked document in one transaction; raise the first event's error otherwise.
 
-    ``then(conn, outcomes)`` runs in the same transaction after the events are written. A receiving event
+    ``job``, a capture job that succeeds whole, is kept in the same transaction. A receiving event
     with a handover voucher (``…:handoverVoucher``) registers the batch it received from another member
     ledger first, once the voucher verifies (:func:`traceability.services.handover.epcis_handovers`)."""
     if principal.role not in ("device", "enterprise"):
@@ -146,7 +141,7 @@ async def capture(
     else:
         prepared = prepare(received, now, public_url, fed.urls)
     before = await handover.epcis_handovers(db, fed, principal, prepared) if received.vouchers else None
-    return await write(db, principal, prepared, now, received.context, then, before)
+    return await write(db, principal, prepared, now, received.context, job, before)
 
 
 async def write(
@@ -155,7 +150,7 @@ async def write(
     prepared: list[Prepared],
     now: datetime,
     context: str | None,
-    then: Then | None = None,
+    job: epcis_repo.Job | None = None,
     before: handover.Prepare | None = None,
 ) -> list[Outcome]:
     """The writing transaction on the shared write path, run again while concurrent writers collide
@@ -163,7 +158,7 @@ async def write(
     A document on known batches of their own is tried with one statement first (:mod:`epcis_plain`)."""
     looked = False
     if before is None and epcis_plain.qualifies(principal, prepared):
-        quick = await epcis_plain.write(db, principal, prepared, now, context, then)
+        quick = await epcis_plain.write(db, principal, prepared, now, context, job)
         if quick is not None:
             log.info("epcis.captured", count=len(quick), replayed=0)
             return quick
@@ -173,8 +168,21 @@ async def write(
         if before is not None:
             await before(conn)
         outcomes = await _write(conn, principal, prepared, now, context, retried or looked)
-        if then is not None:
-            await then(conn, outcomes)
+        if job is not None:  # kept in the events' transaction: one commit, not two
+            job.finished_at = datetime.now(UTC)
+            new = sum(1 for o in outcomes if not o.replayed)
+            await epcis_repo.insert_job(
+                conn,
+                job.id,
+                job.principal,
+                job.behaviour,
+                job.created_at,
+                job.finished_at,
+                True,
+                job.event_count,
+                new,
+                [],
+            )
         return outcomes
 
     outcomes = await write_ledger(db, work, "the ledger is too busy to take these events now; retry")
@@ -299,24 +307,14 @@ async def capture_job(
     ]
     captured = 0
     job_id = secrets.token_hex(10)
-    done: list[datetime] = []
-
-    async def keep(conn: Connection, outcomes: list[Outcome]) -> None:
-        # A job whose events all went in is kept in their transaction: one commit, not two.
-        if problems:
-            return
-        new = sum(1 for o in outcomes if not o.replayed)
-        done[:] = [datetime.now(UTC)]
-        await epcis_repo.insert_job(
-            conn, job_id, principal.label, behaviour, created, done[0], True, received.count, new, []
-        )
-
+    # A job whose events all go in is kept with them; one with problems is kept once it is over.
+    job = None if problems else epcis_repo.Job(job_id, principal.label, behaviour, created, received.count)
     try:
         if received.events:
-            outcomes = await capture(db, principal, received, public_url, then=keep, fed=fed)
+            outcomes = await capture(db, principal, received, public_url, job=job, fed=fed)
             captured = sum(1 for o in outcomes if not o.replayed)
-            if not problems:
-                return job_json(job_id, behaviour, created, done[0], True, [])
+            if job is not None and job.finished_at is not None:
+                return job_json(job_id, behaviour, created, job.finished_at, True, [])
     except EventFailed as exc:
         if behaviour == "rollback":
             problems.append(problem(exc.error, exc.index))

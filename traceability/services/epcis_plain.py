@@ -4,15 +4,14 @@ A document whose every event names exactly one batch by its trace code, each a d
 device's credential, with no ``errorDeclaration`` and a step that leaves custody as it is or is a
 receipt (``custody.single_statement``), is written like a native list on batches of their own
 (``events_repo.APPEND_ALL``: custody, status and chaining checked in PostgreSQL, all or none), with its
-index rows and whatever commits with it (the capture job) in the same transaction. When the statement
-writes nothing (an unknown batch, a held one, no custody, an eventID already taken, a head another
-transaction holds) the transaction is rolled back and the general path decides, looking first.
+index rows and its capture job in the same statement (``epcis_repo.APPEND_INDEXED``): one round trip, one
+commit. When the statement writes nothing (an unknown batch, a held one, no custody, an eventID already
+taken, a head another transaction holds) the general path decides, looking first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from traceability import errors
@@ -26,9 +25,7 @@ from traceability.services.epcis_places import Places
 from traceability.services.epcis_prepared import Outcome, Prepared
 from traceability.services.recording import record
 from traceability.storage import epcis_repo, events_repo
-from traceability.storage.database import Connection, Database
-
-Then = Callable[[Connection, list[Outcome]], Awaitable[None]]
+from traceability.storage.database import Database, translating
 
 
 def qualifies(principal: Principal, prepared: list[Prepared]) -> bool:
@@ -49,52 +46,51 @@ def qualifies(principal: Principal, prepared: list[Prepared]) -> bool:
     return len(codes) == len(prepared)
 
 
-class _Fallback(Exception):
-    """The statement wrote nothing: roll back and let the general path decide."""
-
-
 async def write(
-    db: Database, principal: Principal, prepared: list[Prepared], now: datetime, context: str | None, then: Then | None
+    db: Database,
+    principal: Principal,
+    prepared: list[Prepared],
+    now: datetime,
+    context: str | None,
+    job: epcis_repo.Job | None,
 ) -> list[Outcome] | None:
-    """Write a qualifying document in one transaction; None (nothing written) when the general path must decide."""
-
-    async def work(conn: Connection) -> list[Outcome]:
+    """Write a qualifying document and its ``job`` in one statement; None (nothing written) when the
+    general path must decide."""
+    async with db.connection() as conn:
         places = await Places.load(conn, principal, prepared)
         writer = Writer(conn, principal, now, places, context)
         nodes = [places.node_of(p) for p in prepared]
         if any(node["id"] != principal.node_id for node in nodes):  # APPEND_ALL takes one node for all
-            raise _Fallback
+            return None
         singles, index = _rows(writer, prepared, nodes)
-        rows = await events_repo.append_single(
-            conn, singles, chain.CHAIN_TAG, bounds.OPENING_TOLERANCE, all_or_none=True
-        )
-        if len(rows) != len(singles):
-            raise _Fallback
-        await epcis_repo.insert_index(conn, index)
-        outcomes = []
-        for p, s in zip(prepared, singles, strict=True):
-            row = rows[s.event_id]
-            code = s.trace_code
-            outcomes.append(Outcome(p.uri, code, row["seq"], row["hash"], writer.recorded_at, False, (code,), ()))
-        if then is not None:
-            await then(conn, outcomes)
-        return outcomes
-
-    try:
-        return await db.transaction(work, attempts=1)
-    except (_Fallback, errors.Contention):  # an eventID already taken, a collision: the general path decides
+        if job is not None:
+            job.finished_at = datetime.now(UTC)
+        try:
+            with translating():
+                rows = await epcis_repo.append_indexed(
+                    conn, singles, index, job, chain.CHAIN_TAG, bounds.OPENING_TOLERANCE
+                )
+        except errors.Contention:  # an eventID already taken, a collision: the general path decides
+            return None
+    if len(rows) != len(singles):
         return None
+    outcomes = []
+    for p, s in zip(prepared, singles, strict=True):
+        row = rows[s.event_id]
+        code = s.trace_code
+        outcomes.append(Outcome(p.uri, code, row["seq"], row["hash"], writer.recorded_at, False, (code,), ()))
+    return outcomes
 
 
 def _rows(
     writer: Writer, prepared: list[Prepared], nodes: list[Any]
-) -> tuple[list[events_repo.Single], list[epcis_repo.IndexRow]]:
+) -> tuple[list[events_repo.Single], epcis_repo.Indexed]:
     """Each event's anchor record, as Writer.append builds it for an event on one batch, and its index row.
 
     What is the same for every event of the document is worked out once: the stamp (write() admitted one
     node, the device's own), each place's index key, and each role's list."""
     singles = []
-    index: list[epcis_repo.IndexRow] = []
+    index = epcis_repo.Indexed()
     device_id = writer.principal.id
     node_id = nodes[0]["id"] if nodes else None
     stamp: dict[str, Any] = {}
@@ -102,7 +98,6 @@ def _rows(
         writer.stamp(stamp, nodes[0])
     now, recorded_at, context = writer.now, writer.recorded_at, writer.context
     locations: dict[str, str] = {}
-    roles: dict[str, list[str]] = {}  # the index rows of events named in the same role share one list
     for p, node in zip(prepared, nodes, strict=True):
         w, ident = p.idents[0]
         f = p.facets
@@ -137,23 +132,14 @@ def _rows(
                 custody.amount(quantity) if receiving else None,
             )
         )
-        index.append(
-            (
-                record_id,
-                record_id,
-                "a",
-                p.uri,
-                f.event_type,
-                roles.get(w.role) or roles.setdefault(w.role, [w.role]),
-                f.action,
-                f.disposition,
-                _location(locations, f.read_point),
-                _location(locations, f.biz_location),
-                None,
-                None,
-                p.digest,
-            )
-        )
+        index.uri.append(p.uri)
+        index.event_type.append(f.event_type)
+        index.role.append(w.role)
+        index.action.append(f.action)
+        index.disposition.append(f.disposition)
+        index.read_point.append(_location(locations, f.read_point))
+        index.biz_location.append(_location(locations, f.biz_location))
+        index.digest.append(p.digest)
     return singles, index
 
 

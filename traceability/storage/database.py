@@ -59,7 +59,9 @@ LISTEN_CHECK = 5.0
 
 # Keys that concurrent writers race for. The loser's next attempt sees the winner's row and answers
 # from it: a replayed capture or opening gets its original receipt, other content a conflict.
-RACED_KEYS = frozenset({"events_event_id_key", "batches_open_event_id_key", "batches_trace_code_key"})
+RACED_KEYS = frozenset(
+    {"events_event_id_key", "batches_open_event_id_key", "batches_trace_code_key", "epcis_events_pkey"}
+)
 # Keys whose violation is the caller's mistake on every path that writes them: (message, field).
 TAKEN_KEYS = {
     "batch_identifiers_pkey": ("identifiers: one of these identifiers already names another batch", "identifiers"),

@@ -4,12 +4,14 @@ and capture jobs."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from traceability import errors
+from traceability.storage import events_repo
 from traceability.storage.database import Connection, Record
 
 SELECT_NODES_BY_GLN = """
@@ -189,6 +191,88 @@ async def insert_index(conn: Connection, rows: Sequence[IndexRow]) -> None:
     declaration time, error reason, digest)."""
     if rows:
         await conn.copy_records_to_table("epcis_events", records=rows, columns=INDEX_COLUMNS)
+
+
+# A document's events on batches of their own, their index rows and its capture job, in one autocommitted
+# statement (services.epcis_plain): events_repo.APPEND_ALL, then, when it wrote every event, an index row
+# for each (the anchor record of an event naming one batch in one role) and the job. One round trip and
+# one commit instead of a transaction's six: while the serving process had other requests to answer,
+# each round trip of a transaction left it waiting, its row locks held.
+APPEND_INDEXED = events_repo.append_all_statement(
+    """, indexed AS (
+    INSERT INTO epcis_events (event_id, anchor_id, kind, event_uri, event_type, roles, action, disposition,
+                              read_point, biz_location, digest)
+    SELECT x.event_id, x.event_id, 'a', x.uri, x.event_type, ARRAY[x.role], x.action, x.disposition,
+           x.read_point, x.biz_location, x.digest
+    FROM unnest($2::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
+                $20::text[], $21::bytea[])
+         AS x(event_id, uri, event_type, role, action, disposition, read_point, biz_location, digest)
+    WHERE (SELECT count(*) FROM ins) = cardinality($1::text[])
+), job AS (
+    INSERT INTO epcis_capture_jobs (id, principal, behaviour, created_at, finished_at, success, event_count,
+                                    captured, errors)
+    SELECT $22::text, $23::text, $24::text, $25::timestamptz, $26::timestamptz, true, $27::int,
+           cardinality($1::text[]), '[]'::jsonb
+    WHERE $22::text IS NOT NULL AND (SELECT count(*) FROM ins) = cardinality($1::text[])
+)"""
+)
+
+
+@dataclass(slots=True)
+class Indexed:
+    """The index columns of :data:`APPEND_INDEXED`, one list each, in the order of the events."""
+
+    uri: list[str] = field(default_factory=list)
+    event_type: list[str] = field(default_factory=list)
+    role: list[str] = field(default_factory=list)
+    action: list[str | None] = field(default_factory=list)
+    disposition: list[str | None] = field(default_factory=list)
+    read_point: list[str | None] = field(default_factory=list)
+    biz_location: list[str | None] = field(default_factory=list)
+    digest: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Job:
+    """A capture job that succeeds whole, kept in its events' transaction; whoever writes it sets
+    ``finished_at``."""
+
+    id: str
+    principal: str
+    behaviour: str
+    created_at: datetime
+    event_count: int
+    finished_at: datetime | None = None
+
+
+async def append_indexed(
+    conn: Connection,
+    events: Sequence[events_repo.Single],
+    index: Indexed,
+    job: Job | None,
+    chain_tag: bytes,
+    opening_tolerance: timedelta,
+) -> dict[str, Record]:
+    """Write every event of ``events`` with its index row and ``job``, or nothing (see :data:`APPEND_INDEXED`);
+    the rows written by event id (none when nothing was)."""
+    rows = await conn.fetch(
+        APPEND_INDEXED,
+        *events_repo.append_args(events, chain_tag, opening_tolerance, True),
+        index.uri,
+        index.event_type,
+        index.role,
+        index.action,
+        index.disposition,
+        index.read_point,
+        index.biz_location,
+        index.digest,
+        *(
+            (None, None, None, None, None, None)
+            if job is None
+            else (job.id, job.principal, job.behaviour, job.created_at, job.finished_at, job.event_count)
+        ),
+    )
+    return {r["event_id"]: r for r in rows}
 
 
 INSERT_WHAT = """

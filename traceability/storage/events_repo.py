@@ -111,7 +111,7 @@ WITH given AS ({given}), head AS (
     FROM ins JOIN head ON head.batch_id = ins.batch_id
     WHERE head.received IS NOT NULL AND c.batch_id = ins.batch_id AND c.node_id = head.node_id
       AND (c.relation = 'destination' OR c.in_transit > 0)
-)
+){more}
 SELECT event_id::text AS event_id, seq, prev_hash, hash FROM ins
 """
 APPEND_SINGLE = _APPEND.format(
@@ -123,21 +123,31 @@ APPEND_SINGLE = _APPEND.format(
               status_matters, received)""",
     guard="",
     conflict="ON CONFLICT (event_id) DO NOTHING",
+    more="",
 )
 # The events of one request, all or none: written only when every one of them passed (else no row comes
 # back and nothing is written), and an event id already taken fails the statement (events_event_id_key,
 # a Contention: database.RACED_KEYS) instead of being passed over. One device records them all at one
 # time: node, device and recorded time come once ($5, $6, $8), not as an array each.
-APPEND_ALL = _APPEND.format(
-    given="""
+
+
+def append_all_statement(more: str = "") -> str:
+    """:data:`APPEND_ALL` with ``more`` (``, name AS (...)`` CTEs, parameters from $14 on) written in the
+    same statement: each sees the events written as ``ins`` (every one of them or none)."""
+    return _APPEND.format(
+        given="""
     SELECT g.trace_code, g.event_id, g.canonical, g.biz_step, $5::bigint AS node_id, $6::bigint AS device_id,
            g.event_time, $8::timestamptz AS recorded_at, g.private, g.status_matters, g.received
     FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $7::timestamptz[], $9::bytea[], $10::bool[],
                 $11::numeric[])
          AS g(trace_code, event_id, canonical, biz_step, event_time, private, status_matters, received)""",
-    guard="WHERE (SELECT count(*) FROM head) = cardinality($1::text[])",
-    conflict="",
-)
+        guard="WHERE (SELECT count(*) FROM head) = cardinality($1::text[])",
+        conflict="",
+        more=more,
+    )
+
+
+APPEND_ALL = append_all_statement()
 
 
 @dataclass(slots=True)
@@ -173,9 +183,18 @@ async def append_single(
     ``opening_tolerance`` before the batch's opening, a node without custody, an event id already taken,
     a head another transaction holds). ``all_or_none``: every event or none is written (:data:`APPEND_ALL`);
     then the events share the first one's node, device and recorded time (one request of one device)."""
-    first = events[0]
     rows = await conn.fetch(
-        APPEND_ALL if all_or_none else APPEND_SINGLE,
+        APPEND_ALL if all_or_none else APPEND_SINGLE, *append_args(events, chain_tag, opening_tolerance, all_or_none)
+    )
+    return {r["event_id"]: r for r in rows}
+
+
+def append_args(
+    events: Sequence[Single], chain_tag: bytes, opening_tolerance: timedelta, all_or_none: bool
+) -> tuple[Any, ...]:
+    """The parameters $1 to $13 of :data:`APPEND_SINGLE` or :data:`APPEND_ALL` (see :func:`append_single`)."""
+    first = events[0]
+    return (
         [e.trace_code for e in events],
         [e.event_id for e in events],
         [e.canonical for e in events],
@@ -190,7 +209,6 @@ async def append_single(
         chain_tag,
         opening_tolerance,
     )
-    return {r["event_id"]: r for r in rows}
 
 
 INSERT_CORRECTIONS = """
