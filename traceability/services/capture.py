@@ -164,7 +164,6 @@ async def _append_plain(
                 d.event_time,
                 now,
                 private,
-                step == "receiving" or step in SALE_STEPS,
                 received,
             )
         )

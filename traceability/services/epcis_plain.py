@@ -17,7 +17,6 @@ from typing import Any
 from traceability import errors
 from traceability.domain import bounds, custody
 from traceability.domain.access import Principal
-from traceability.domain.supply import SALE_STEPS
 from traceability.epcis import identifiers, records
 from traceability.ledger import chain
 from traceability.services.epcis_ledger import Writer
@@ -128,7 +127,6 @@ def _rows(
                 f.event_time,
                 now,
                 private,
-                receiving or step in SALE_STEPS,
                 custody.amount(quantity) if receiving else None,
             )
         )

@@ -204,16 +204,16 @@ APPEND_INDEXED = events_repo.append_all_statement(
                               read_point, biz_location, digest)
     SELECT x.event_id, x.event_id, 'a', x.uri, x.event_type, ARRAY[x.role], x.action, x.disposition,
            x.read_point, x.biz_location, x.digest
-    FROM unnest($2::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
-                $20::text[], $21::bytea[])
+    FROM unnest($2::uuid[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+                $19::text[], $20::bytea[])
          AS x(event_id, uri, event_type, role, action, disposition, read_point, biz_location, digest)
     WHERE (SELECT count(*) FROM ins) = cardinality($1::text[])
 ), job AS (
     INSERT INTO epcis_capture_jobs (id, principal, behaviour, created_at, finished_at, success, event_count,
                                     captured, errors)
-    SELECT $22::text, $23::text, $24::text, $25::timestamptz, $26::timestamptz, true, $27::int,
+    SELECT $21::text, $22::text, $23::text, $24::timestamptz, $25::timestamptz, true, $26::int,
            cardinality($1::text[]), '[]'::jsonb
-    WHERE $22::text IS NOT NULL AND (SELECT count(*) FROM ins) = cardinality($1::text[])
+    WHERE $21::text IS NOT NULL AND (SELECT count(*) FROM ins) = cardinality($1::text[])
 )"""
 )
 
@@ -263,8 +263,8 @@ async def append_indexed(
         index.role,
         index.action,
         index.disposition,
-        index.read_point,
-        index.biz_location,
+        events_repo.nulls_as_null(index.read_point),
+        events_repo.nulls_as_null(index.biz_location),
         index.digest,
         *(
             (None, None, None, None, None, None)

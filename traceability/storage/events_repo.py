@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from traceability.domain.supply import SALE_STEPS
 from traceability.storage.database import Connection, Record
 
 EVENT_COLUMNS = (
@@ -87,12 +88,12 @@ WITH given AS ({given}), head AS (
                        LIMIT 1) held ON true
          CROSS JOIN LATERAL (SELECT coalesce(h.opened_at, (SELECT o.event_time FROM events o
                                                            WHERE o.batch_id = b.id AND o.seq = 1)) AS opened_at) t
-    WHERE (h.status = 'active' OR NOT g.status_matters OR g.event_time < h.status_since)
-      AND (t.opened_at IS NULL OR g.event_time >= t.opened_at - $13::interval)
+    WHERE (h.status = 'active' OR g.biz_step NOT IN ({status_steps}) OR g.event_time < h.status_since)
+      AND (t.opened_at IS NULL OR g.event_time >= t.opened_at - $12::interval)
 ), ins AS (
     INSERT INTO events (event_id, batch_id, seq, prev_hash, hash, canonical, biz_step, node_id, device_id,
                         event_time, recorded_at, private)
-    SELECT event_id, batch_id, seq + 1, head_hash, sha256($12::bytea || head_hash || canonical),
+    SELECT event_id, batch_id, seq + 1, head_hash, sha256($11::bytea || head_hash || canonical),
            canonical, biz_step, node_id, device_id, event_time, recorded_at, private
     FROM head
     {guard}
@@ -114,13 +115,19 @@ WITH given AS ({given}), head AS (
 ){more}
 SELECT event_id::text AS event_id, seq, prev_hash, hash FROM ins
 """
+STATUS_STEPS = frozenset({"receiving", *SALE_STEPS})
+"""Steps refused on a held or recalled batch (after it was held): a receipt or a sale (what capture.py's
+general path refuses too)."""
+_STATUS_STEPS = ", ".join(f"'{step}'" for step in sorted(STATUS_STEPS))
+
 APPEND_SINGLE = _APPEND.format(
+    status_steps=_STATUS_STEPS,
     given="""
     SELECT *
     FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[], $7::timestamptz[],
-                $8::timestamptz[], $9::bytea[], $10::bool[], $11::numeric[])
+                $8::timestamptz[], $9::bytea[], $10::numeric[])
          AS g(trace_code, event_id, canonical, biz_step, node_id, device_id, event_time, recorded_at, private,
-              status_matters, received)""",
+              received)""",
     guard="",
     conflict="ON CONFLICT (event_id) DO NOTHING",
     more="",
@@ -132,15 +139,15 @@ APPEND_SINGLE = _APPEND.format(
 
 
 def append_all_statement(more: str = "") -> str:
-    """:data:`APPEND_ALL` with ``more`` (``, name AS (...)`` CTEs, parameters from $14 on) written in the
+    """:data:`APPEND_ALL` with ``more`` (``, name AS (...)`` CTEs, parameters from $13 on) written in the
     same statement: each sees the events written as ``ins`` (every one of them or none)."""
     return _APPEND.format(
+        status_steps=_STATUS_STEPS,
         given="""
     SELECT g.trace_code, g.event_id, g.canonical, g.biz_step, $5::bigint AS node_id, $6::bigint AS device_id,
-           g.event_time, $8::timestamptz AS recorded_at, g.private, g.status_matters, g.received
-    FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $7::timestamptz[], $9::bytea[], $10::bool[],
-                $11::numeric[])
-         AS g(trace_code, event_id, canonical, biz_step, event_time, private, status_matters, received)""",
+           g.event_time, $8::timestamptz AS recorded_at, g.private, g.received
+    FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::text[], $7::timestamptz[], $9::bytea[], $10::numeric[])
+         AS g(trace_code, event_id, canonical, biz_step, event_time, private, received)""",
         guard="WHERE (SELECT count(*) FROM head) = cardinality($1::text[])",
         conflict="",
         more=more,
@@ -152,8 +159,8 @@ APPEND_ALL = append_all_statement()
 
 @dataclass(slots=True)
 class Single:
-    """One event for :func:`append_single`. ``status_matters``: a sale or receipt, refused on a held or
-    recalled batch; ``received``: for a receipt, the quantity received (``domain.custody.amount``).
+    """One event for :func:`append_single`. ``received``: for a receipt, the quantity received
+    (``domain.custody.amount``). A sale or receipt (:data:`STATUS_STEPS`) of a held or recalled batch is refused.
     Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, which made building
     one cost about four times as much (one per event of a capture)."""
 
@@ -166,7 +173,6 @@ class Single:
     event_time: datetime
     recorded_at: datetime
     private: bytes | None
-    status_matters: bool
     received: Decimal | None
 
 
@@ -192,7 +198,10 @@ async def append_single(
 def append_args(
     events: Sequence[Single], chain_tag: bytes, opening_tolerance: timedelta, all_or_none: bool
 ) -> tuple[Any, ...]:
-    """The parameters $1 to $13 of :data:`APPEND_SINGLE` or :data:`APPEND_ALL` (see :func:`append_single`)."""
+    """The parameters $1 to $12 of :data:`APPEND_SINGLE` or :data:`APPEND_ALL` (see :func:`append_single`).
+
+    A column with nothing in it (no event sealed anything, none is a receipt) goes as NULL, not as a list
+    of them: unnest pads it, and the driver checks and encodes no element of it."""
     first = events[0]
     return (
         [e.trace_code for e in events],
@@ -203,12 +212,19 @@ def append_args(
         first.device_id if all_or_none else [e.device_id for e in events],
         [e.event_time for e in events],
         first.recorded_at if all_or_none else [e.recorded_at for e in events],
-        [e.private for e in events],
-        [e.status_matters for e in events],
-        [e.received for e in events],
+        nulls_as_null([e.private for e in events]),
+        nulls_as_null([e.received for e in events]),
         chain_tag,
         opening_tolerance,
     )
+
+
+def nulls_as_null(values: list[Any]) -> list[Any] | None:
+    """A column of the multi-array ``unnest`` this module writes with: None when every value is None."""
+    for v in values:
+        if v is not None:
+            return values
+    return None
 
 
 INSERT_CORRECTIONS = """
