@@ -132,15 +132,15 @@ APPEND_SINGLE = _APPEND.format(
     conflict="ON CONFLICT (event_id) DO NOTHING",
     more="",
 )
-# The events of one request, all or none: written only when every one of them passed (else no row comes
-# back and nothing is written), and an event id already taken fails the statement (events_event_id_key,
-# a Contention: database.RACED_KEYS) instead of being passed over. One device records them all at one
-# time: node, device and recorded time come once ($5, $6, $8), not as an array each.
 
 
 def append_all_statement(more: str = "") -> str:
-    """:data:`APPEND_ALL` with ``more`` (``, name AS (...)`` CTEs, parameters from $13 on) written in the
-    same statement: each sees the events written as ``ins`` (every one of them or none)."""
+    """The events of one request, all or none: written only when every one of them passed (else no row
+    comes back and nothing is written), and an event id already taken fails the statement
+    (events_event_id_key, a Contention: database.RACED_KEYS) instead of being passed over. One device
+    records them all at one time: node, device and recorded time come once ($5, $6, $8), not as an array
+    each. ``more``: ``, name AS (...)`` CTEs written in the same statement (parameters from $13 on), each
+    seeing the events written as ``ins`` (every one of them or none)."""
     return _APPEND.format(
         status_steps=_STATUS_STEPS,
         given="""
