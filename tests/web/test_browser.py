@@ -224,6 +224,28 @@ async def test_english_by_accept_language_and_by_the_switch(world: World, browse
         await context.close()
 
 
+async def test_a_farm_that_opened_its_own_batch_is_the_origin_in_english_too(
+    world: World, browser: Browser, base_url: str
+) -> None:
+    """The origin's producer is the first record's free text (Chinese); when it is the farm's registered name, an
+    English page names the farm as its journey does, not once in Chinese and once in English."""
+    await world.add_node("farm", "farm", "320321")
+    code = await world.open_batch(
+        "farm", origin={"area_code": "320321", "place": "丰县", "producer": "farm 节点"}, produced_on="2026-01-14"
+    )
+    await logged(world, code)
+    for locale, name, other in (("en-US", "farm node", "farm 节点"), ("zh-CN", "farm 节点", "farm node")):
+        context, page = await new_page(browser, locale=locale)
+        try:
+            await page.goto(f"{base_url}/t/{code}")
+            origin = page.locator("ol.timeline li.stop-origin")
+            await expect(origin.locator(".stop-name")).to_have_text(name)
+            await expect(page.locator("section.summary")).to_contain_text(name)
+            await expect(page.locator("section.summary")).not_to_contain_text(other)
+        finally:
+            await context.close()
+
+
 async def test_a_batch_of_one_record_says_so_in_both_languages(world: World, browser: Browser, base_url: str) -> None:
     """A lot just registered has one record: "1 record matches", not "1 records match"."""
     code = await world.open_batch()

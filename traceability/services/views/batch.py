@@ -42,6 +42,17 @@ def _status_event(e: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def named_origins(stops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An origin's producer is free text in the batch's first record, in Chinese; when it is a node of the
+    journey by its registered name (a farm that opened the batch itself), the origin takes that node's
+    English name, so an English page does not name the same farm in two languages."""
+    english = {s["name"]: s["name_en"] for s in stops if s["kind"] == "node" and s.get("name_en")}
+    for stop in stops:
+        if stop["kind"] == "origin" and not stop.get("name_en") and stop.get("name") in english:
+            stop["name_en"] = english[stop["name"]]
+    return stops
+
+
 def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
     """The batch's path as stops: the origin, then each node in the order the batch reached it."""
     stops: list[dict[str, Any]] = []
@@ -93,7 +104,7 @@ def journey(view: dict[str, Any]) -> list[dict[str, Any]]:
                 "steps": [step],
             }
         )
-    return stops
+    return named_origins(stops)
 
 
 def _origin_place(origin: dict[str, Any]) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from traceability.services.views.batch import batch_status, certificates, inspections, journey
+from traceability.services.views.batch import batch_status, certificates, inspections, journey, named_origins
 
 SALES = frozenset({"retail_selling", "dispensing"})
 STATES = ("recalled", "on_hold", "expired", "ok")
@@ -62,7 +62,7 @@ def merged_journey(own: dict[str, Any], ancestors: list[dict[str, Any]]) -> list
                 steps.append(step)
         stop["steps"] = steps
         stops.append(stop)
-    return stops
+    return named_origins(stops)
 
 
 def merged_certificates(own: dict[str, Any], ancestors: list[dict[str, Any]]) -> list[dict[str, Any]]:
