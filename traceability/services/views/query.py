@@ -102,7 +102,12 @@ def brief(record: dict[str, Any], unit: dict[str, Any] | None = None) -> dict[st
         "product": batch["product"],
         "origin": None
         if origin is None
-        else {"name": origin.get("name"), "place": origin.get("place"), "place_en": origin.get("place_en")},
+        else {
+            "name": origin.get("name"),
+            "name_en": origin.get("name_en"),
+            "place": origin.get("place"),
+            "place_en": origin.get("place_en"),
+        },
         "vendor": record["vendor"],
         "drug": record["drug"],
         "produced_on": batch.get("produced_on"),
