@@ -87,7 +87,7 @@ def _rows(
     """Each event's anchor record, as Writer.append builds it for an event on one batch, and its index row.
 
     What is the same for every event of the document is worked out once: the stamp (write() admitted one
-    node, the device's own), each place's index key, and each role's list."""
+    node, the device's own) and each place's index key."""
     singles = []
     index = epcis_repo.Indexed()
     device_id = writer.principal.id
