@@ -15,12 +15,12 @@ eventID and the batch's trace code, so a retry finds every record it made.
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from traceability import i18n
+from traceability.domain.event_shapes import CANONICAL_UUID
 from traceability.domain.fields import utc_ms
 from traceability.epcis.document import dumps_exact, loads_exact
 from traceability.epcis.events import EPC_ROLES, Facets, What
@@ -29,7 +29,6 @@ from traceability.epcis.identifiers import Identifier
 NAMESPACE = uuid.UUID("6c1b0f5e-6b8e-5d35-9a59-3b1c2f1d8e47")
 DECLARATION = "#errorDeclaration"
 _NAMESPACE_BYTES = NAMESPACE.bytes
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Schemes of identifiers without a GTIN whose unseen items get a product of their own (named in the
 # catalogue, code set ``epc_product``).
@@ -40,7 +39,7 @@ def ledger_event_id(event_uri: str, suffix: str = "") -> str:
     """The ledger's UUID for an EPCIS eventID (``suffix`` tells apart the records one event makes)."""
     if not suffix and event_uri[:9].lower() == "urn:uuid:":
         tail = event_uri[9:]
-        if _CANONICAL_UUID.fullmatch(tail):
+        if CANONICAL_UUID.fullmatch(tail):
             return tail  # already as str(uuid.UUID(tail)) writes it
         try:
             return str(uuid.UUID(tail))

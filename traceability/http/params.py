@@ -9,7 +9,6 @@ answer a 422 ``invalid_field`` naming the parameter when it is malformed or out 
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -18,10 +17,8 @@ from aiohttp import web
 
 from traceability import errors
 from traceability.domain import bounds
+from traceability.domain.event_shapes import CANONICAL_UUID
 from traceability.http.middleware import Handler
-
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-"""A UUID written as ``str(uuid.UUID(...))`` writes it: lower-case hex in its five groups."""
 
 
 def check_input(request: web.Request) -> None:
@@ -115,7 +112,7 @@ def path_id(request: web.Request, name: str = "id") -> int:
 def path_uuid(request: web.Request, name: str) -> str:
     """A UUID from the path, in its canonical lower-case form."""
     raw = request.match_info[name]
-    if _CANONICAL_UUID.fullmatch(raw):  # as links and receipts write them: already in that form
+    if CANONICAL_UUID.fullmatch(raw):  # as links and receipts write them: already in that form
         return raw
     try:
         return str(uuid.UUID(raw.removeprefix("urn:uuid:")))

@@ -169,20 +169,7 @@ async def write(
             await before(conn)
         outcomes = await _write(conn, principal, prepared, now, context, retried or looked)
         if job is not None:  # kept in the events' transaction: one commit, not two
-            job.finished_at = datetime.now(UTC)
-            new = sum(1 for o in outcomes if not o.replayed)
-            await epcis_repo.insert_job(
-                conn,
-                job.id,
-                job.principal,
-                job.behaviour,
-                job.created_at,
-                job.finished_at,
-                True,
-                job.event_count,
-                new,
-                [],
-            )
+            await epcis_repo.keep_job(conn, job, datetime.now(UTC), sum(1 for o in outcomes if not o.replayed))
         return outcomes
 
     outcomes = await write_ledger(db, work, "the ledger is too busy to take these events now; retry")

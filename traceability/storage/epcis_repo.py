@@ -334,6 +334,14 @@ async def insert_job(
     )
 
 
+async def keep_job(conn: Connection, job: Job, finished_at: datetime, captured: int) -> None:
+    """Keep a job that succeeded whole, in its events' transaction, finished at ``finished_at``."""
+    job.finished_at = finished_at
+    await insert_job(
+        conn, job.id, job.principal, job.behaviour, job.created_at, finished_at, True, job.event_count, captured, []
+    )
+
+
 SELECT_JOB = "SELECT * FROM epcis_capture_jobs WHERE id = $1"
 SELECT_JOBS = """
 SELECT * FROM epcis_capture_jobs
