@@ -61,14 +61,16 @@ def _vary(headers: CIMultiDict[str] | web.StreamResponse) -> None:
 
 def compress(request: web.Request, response: web.StreamResponse) -> None:
     """gzip a text answer worth compressing when the client accepts it (run by :mod:`.pipeline`)."""
+    # PLAIN first: an answer marked so (a proof, a receipt) skips the rest, parsing its Content-Type included
+    # (about 4% of a proof's CPU when it came last).
     if (
         type(response) is web.Response
+        and not response.get(PLAIN, False)
         and hdrs.CONTENT_ENCODING not in response.headers
         and response.status not in (204, 304)
         and isinstance(response.body, bytes)
         and len(response.body) >= MIN_SIZE
         and response.content_type in COMPRESSIBLE
-        and not response.get(PLAIN, False)
     ):
         _vary(response)
         if accepts_gzip(request):
