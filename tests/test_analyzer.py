@@ -11,6 +11,7 @@ import asyncpg
 from traceability.config import Settings
 from traceability.demo.loader import load_demo
 from traceability.services import analyzer, transparency
+from traceability.storage import analysis_repo
 from traceability.storage.database import Database, open_database
 
 DERIVED = {
@@ -84,3 +85,46 @@ async def test_stock_rows_have_room_on_their_page_for_the_next_pass(superuser: a
     # Each pass rewrites a batch's stock row at a node; with room on the page the update is HOT (schema 0026).
     options = await superuser.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'batch_stock'")
     assert "fillfactor=50" in options
+
+
+async def test_each_pass_reads_its_events_by_key_however_old_its_plan(
+    db_url: str, superuser: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # A connection plans a statement once and keeps that plan until PostgreSQL analyzes the tables again, which
+    # under a fast load (a new city's first hours, any bulk import) comes long after the ledger has grown. The
+    # analyzer's reads, planned on a ledger still empty, then went through the whole events table.
+    await superuser.execute("ANALYZE")
+    await superuser.execute("SET plan_cache_mode = force_generic_plan")  # what a connection settles on
+    reads = {
+        "new_events (bigint, integer)": (analysis_repo.SELECT_NEW, "(-1, 2000)"),
+        "out_of_order (bigint[], integer[], timestamptz[], interval)": (
+            analysis_repo.OUT_OF_ORDER,
+            "('{1}', '{2}', '{2026-01-20}', '5 minutes')",
+        ),
+    }
+
+    async def plans(prefix: str) -> list[str]:
+        return [
+            "\n".join(r[0] for r in await superuser.fetch(f"EXPLAIN EXECUTE {prefix}{name.split()[0]}{args}"))
+            for name, (_, args) in reads.items()
+        ]
+
+    for name, (query, _) in reads.items():
+        await superuser.execute(f"PREPARE as_planned_{name} AS {query}")
+        await superuser.execute(f"PREPARE by_key_{name} AS {query}")
+    async with superuser.transaction():
+        async with analysis_repo.by_key(superuser):  # as the analyzer runs them
+            kept_by_key = await plans("by_key_")  # planned now, on the empty ledger, and kept
+        assert kept_by_key == await plans("by_key_")
+    kept = await plans("as_planned_")
+    settings = Settings.from_env({}, database_url=db_url, data_dir=tmp_path, public_url="http://trace.test")
+    async with open_database(settings) as db:
+        await load_demo(db, public_url="http://trace.test", today=date(2026, 1, 20), seed=7, days=6)
+        lg = await transparency.open_log(db, settings)
+        while await transparency.integrate(db, lg):
+            pass
+    assert await plans("as_planned_") == kept
+    assert all("Seq Scan on events" in plan for plan in kept)  # the hazard: the events table read whole
+    for plan in await plans("by_key_"):
+        assert "Seq Scan on events" not in plan, plan
+        assert "Index Scan using events_" in plan, plan

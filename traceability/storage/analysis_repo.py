@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,10 +38,13 @@ async def save_state(conn: Connection, name: str, position: int, swept_at: datet
 # The leaves are read through the log's primary key (log_id, leaf_index), one log at a time: filtered on
 # leaf_index alone, the planner sorted every leaf past the position on each pass (the whole log when
 # catching up) and scanned the whole log on every idle poll.
-# Each leaf's event, and that event's batch and chain head, are read by key (LATERAL ... OFFSET 0 keeps the
-# planner from joining them any other way). Joined freely, a ledger growing faster than its statistics (a new
-# city's first hours, any bulk load) had the planner hash the whole events table on every pass: measured under
-# batched capture, 60 ms and 30 us of PostgreSQL's CPU an event, about a third of what capturing it cost.
+# Each leaf's event, and that event's batch and chain head, are looked up one by one (LATERAL ... OFFSET 0
+# keeps the planner from joining them any other way), by key whatever the tables' statistics say (by_key). A
+# connection plans a statement once and keeps the plan until PostgreSQL analyzes the tables again; under a fast
+# load (a new city's first hours, any bulk import) the ledger grows many times over before that, and the plan
+# made while it was small went through the whole events table: once a pass for a hash join (measured under
+# batched capture: 60 ms a pass and 30 us of PostgreSQL's CPU an event, about a third of what capturing it
+# cost), once a leaf for a lookup planned on a table of a few pages.
 SELECT_NEW = """
 SELECT l.leaf_index, e.event_id::text AS event_id, e.batch_id, e.seq, e.biz_step, e.node_id, e.device_id,
        e.event_time, e.recorded_at, e.canonical, n.enterprise_id, n.node_type, n.name_zh AS node_name,
@@ -54,7 +58,10 @@ FROM (
     ) x
     ORDER BY x.leaf_index LIMIT $2
 ) l
-CROSS JOIN LATERAL (SELECT * FROM events WHERE id = l.event_pk OFFSET 0) e
+CROSS JOIN LATERAL (
+    SELECT event_id, batch_id, seq, biz_step, node_id, device_id, event_time, recorded_at, canonical
+    FROM events WHERE id = l.event_pk OFFSET 0
+) e
 CROSS JOIN LATERAL (
     SELECT b.quantity, b.uom, b.expires_on, b.node_id, b.product_id, h.status, h.status_since
     FROM batches b JOIN batch_heads h ON h.batch_id = b.id
@@ -66,8 +73,21 @@ ORDER BY l.leaf_index
 """
 
 
+@contextlib.asynccontextmanager
+async def by_key(conn: Connection) -> AsyncIterator[None]:
+    """Within a transaction: the statements planned inside read through indexes, never a whole table (see
+    SELECT_NEW). A plan is kept with the setting it was made under, so a statement always run inside stays so."""
+    await conn.execute("SET LOCAL enable_seqscan = off")
+    try:
+        yield
+    finally:
+        await conn.execute("SET LOCAL enable_seqscan = on")
+
+
 async def new_events(conn: Connection, after: int, limit: int) -> list[Record]:
-    return list(await conn.fetch(SELECT_NEW, after, limit))
+    """The next leaves' events in log order (in a transaction: see :func:`by_key`)."""
+    async with by_key(conn):
+        return list(await conn.fetch(SELECT_NEW, after, limit))
 
 
 # An index scan of (batch_id, seq) for each event's predecessor, whatever the statistics say (see SELECT_NEW);
@@ -86,7 +106,10 @@ async def out_of_order(
     conn: Connection, events: Sequence[tuple[int, int, datetime]], slack: timedelta
 ) -> set[tuple[int, int]]:
     """Among (batch_id, seq, event_time), the events dated more than ``slack`` before the event before them."""
-    rows = await conn.fetch(OUT_OF_ORDER, [e[0] for e in events], [e[1] for e in events], [e[2] for e in events], slack)
+    async with by_key(conn):
+        rows = await conn.fetch(
+            OUT_OF_ORDER, [e[0] for e in events], [e[1] for e in events], [e[2] for e in events], slack
+        )
     return {(r["batch_id"], r["seq"]) for r in rows}
 
 
