@@ -144,6 +144,15 @@ class Cores:
         said = f"server processes used {self.server:.2f} cores"
         return said if self.database is None else f"{said}, PostgreSQL {self.database:.2f}"
 
+    def per(self, rate: float, unit: str) -> str:
+        """CPU per unit of work at ``rate`` units/s: steadier from run to run than a ratio to a baseline whose
+        own rate moves with the machine."""
+        if rate <= 0:
+            return ""
+        one = unit.split("/")[0].removesuffix("s")
+        said = f"CPU per {one}: server {self.server / rate * 1e6:.0f} us"
+        return said if self.database is None else f"{said}, PostgreSQL {self.database / rate * 1e6:.0f} us"
+
 
 def _broken(*stats: Stats) -> str:
     errors = [f"{k} x{v}" for s in stats for k, v in s.errors.most_common(3)]
@@ -157,7 +166,7 @@ def _ms(seconds: float) -> str:
 def _throughput(name: str, svc: Stats, base: Stats, cores: Cores, unit: str, goal: float, what: str) -> Result:
     note = (
         f"{what}; service p50/p99 {_ms(svc.quantile(0.5))}/{_ms(svc.quantile(0.99))} ms per request, "
-        f"baseline {_ms(base.quantile(0.5))}/{_ms(base.quantile(0.99))} ms; {cores}"
+        f"baseline {_ms(base.quantile(0.5))}/{_ms(base.quantile(0.99))} ms; {cores}; {cores.per(svc.rate, unit)}"
     )
     return Result(name, svc.rate, unit, base.rate, goal, note=note, broken=_broken(svc, base))
 
