@@ -76,12 +76,12 @@ ORDER BY l.leaf_index
 @contextlib.asynccontextmanager
 async def by_key(conn: Connection) -> AsyncIterator[None]:
     """Within a transaction: the statements planned inside read through indexes, never a whole table (see
-    SELECT_NEW). A plan is kept with the setting it was made under, so a statement always run inside stays so."""
+    SELECT_NEW). A plan is kept with the setting it was made under, so a statement always run inside stays so.
+    When the body fails the setting is left to the transaction's end: a statement sent after an error would fail
+    too, and hide the first."""
     await conn.execute("SET LOCAL enable_seqscan = off")
-    try:
-        yield
-    finally:
-        await conn.execute("SET LOCAL enable_seqscan = on")
+    yield
+    await conn.execute("SET LOCAL enable_seqscan = on")
 
 
 async def new_events(conn: Connection, after: int, limit: int) -> list[Record]:
