@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -37,17 +39,24 @@ async def follow(db: Database, limit: int) -> int:
     return passes
 
 
-async def test_a_catch_up_finds_what_following_event_by_event_finds(
-    db_url: str, superuser: asyncpg.Connection, tmp_path: Path
-) -> None:
+@contextlib.asynccontextmanager
+async def demo_city(db_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """The demo city's six days recorded on a fresh database, every event in the log."""
     settings = Settings.from_env({}, database_url=db_url, data_dir=tmp_path, public_url="http://trace.test")
     async with open_database(settings) as db:
-        # The demo's story: drug serials dispensed at two pharmacies, a pen opened inside a withdrawal period and
-        # received downstream, dairy cold-chain readings, a sale synced after a recall, stock moving node to node.
         await load_demo(db, public_url="http://trace.test", today=date(2026, 1, 20), seed=7, days=6)
         lg = await transparency.open_log(db, settings)
         while await transparency.integrate(db, lg):
             pass
+        yield db
+
+
+async def test_a_catch_up_finds_what_following_event_by_event_finds(
+    db_url: str, superuser: asyncpg.Connection, tmp_path: Path
+) -> None:
+    # The demo's story: drug serials dispensed at two pharmacies, a pen opened inside a withdrawal period and
+    # received downstream, dairy cold-chain readings, a sale synced after a recall, stock moving node to node.
+    async with demo_city(db_url, tmp_path) as db:
         assert await follow(db, analyzer.BATCH) == 1  # the whole story in one pass, as after a restart
         caught_up = await derived(superuser)
         await superuser.execute("DELETE FROM anomalies")
@@ -63,14 +72,9 @@ async def test_a_catch_up_finds_what_following_event_by_event_finds(
 async def test_an_event_earlier_than_the_one_before_it_is_found_in_the_same_pass_and_across_passes(
     db_url: str, superuser: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    settings = Settings.from_env({}, database_url=db_url, data_dir=tmp_path, public_url="http://trace.test")
     query = "SELECT batch_id, event_id FROM anomalies WHERE kind = 'out_of_time_order' ORDER BY event_id"
-    async with open_database(settings) as db:
-        # The demo's story has a sale synced late with a time earlier than the event before it on its batch.
-        await load_demo(db, public_url="http://trace.test", today=date(2026, 1, 20), seed=7, days=6)
-        lg = await transparency.open_log(db, settings)
-        while await transparency.integrate(db, lg):
-            pass
+    # The demo's story has a sale synced late with a time earlier than the event before it on its batch.
+    async with demo_city(db_url, tmp_path) as db:
         await follow(db, analyzer.BATCH)  # the event before it read in the same pass
         same_pass = await superuser.fetch(query)
         await superuser.execute("DELETE FROM anomalies")
@@ -120,12 +124,8 @@ async def test_each_pass_reads_its_events_by_key_however_old_its_plan(
             kept_by_key = await plans("by_key_")  # planned now, on the empty ledger, and kept
         assert kept_by_key == await plans("by_key_")
     kept = await plans("as_planned_")
-    settings = Settings.from_env({}, database_url=db_url, data_dir=tmp_path, public_url="http://trace.test")
-    async with open_database(settings) as db:
-        await load_demo(db, public_url="http://trace.test", today=date(2026, 1, 20), seed=7, days=6)
-        lg = await transparency.open_log(db, settings)
-        while await transparency.integrate(db, lg):
-            pass
+    async with demo_city(db_url, tmp_path):
+        pass
     assert await plans("as_planned_") == kept
     assert all("Seq Scan on events" in plan for plan in kept)  # the hazard: the events table read whole
     for plan in await plans("by_key_"):
