@@ -22,6 +22,9 @@ from traceability.domain.batches import BatchDraft, date_field, parse_batch
 from traceability.domain.events import BIZ_STEPS, parse_documents, parse_quantity, parse_time
 from traceability.domain.fields import FieldError, Fields, utc_ms
 
+STATUS_STEPS = frozenset({"receiving", *SALE_STEPS})
+"""Steps refused on a held or recalled batch (unless dated before the hold, or sending it back): a receipt, or
+a sale, shipment or dispensing."""
 RETURN_STEPS = frozenset({"shipping", "receiving"})
 """A recalled or held batch may still go back to where it came from: shipped or received as ``returned``."""
 RECALL_LEVELS = frozenset({"I", "II", "III"})  # from serious risk down (一级召回 …); names in traceability/i18n

@@ -21,7 +21,7 @@ from traceability.domain.access import Principal
 from traceability.domain.batches import BatchDraft, parse_batch
 from traceability.domain.events import EventDraft, before_opening, parse_event_list
 from traceability.domain.fields import utc_ms
-from traceability.domain.supply import SALE_STEPS, check_inspection, check_key_data, closes_recall
+from traceability.domain.supply import STATUS_STEPS, check_inspection, check_key_data, closes_recall
 from traceability.ledger import canonical, chain, sealed
 from traceability.logging import get_logger
 from traceability.services import farm
@@ -293,7 +293,7 @@ async def _append(
 def _check_status(head: Record, d: EventDraft, i: int, is_list: bool) -> None:
     """Selling, shipping or receiving a held or recalled batch is refused, unless it happened before the hold
     (a station syncing late): that event is accepted, and the analyzer flags it for the regulator."""
-    if head["status"] == "active" or (d.biz_step not in SALE_STEPS and d.biz_step != "receiving"):
+    if head["status"] == "active" or d.biz_step not in STATUS_STEPS:
         return
     if closes_recall(d.biz_step, d.content.get("disposition")):
         return  # sending it back stays possible

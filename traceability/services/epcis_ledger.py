@@ -20,7 +20,7 @@ from traceability import errors
 from traceability.domain import tracecode
 from traceability.domain.access import Principal
 from traceability.domain.fields import utc_ms
-from traceability.domain.supply import SALE_STEPS, closes_recall
+from traceability.domain.supply import STATUS_STEPS, closes_recall
 from traceability.epcis import identifiers, records
 from traceability.epcis.events import EPC_ROLES, What
 from traceability.ledger import chain
@@ -203,7 +203,7 @@ class Writer:
 
     def _check_status(self, p: Prepared, head: Any) -> None:
         step = p.facets.biz_step
-        if head["status"] == "active" or (step not in SALE_STEPS and step != "receiving"):
+        if head["status"] == "active" or step not in STATUS_STEPS:
             return
         since = head["status_since"]
         if (since is not None and p.facets.event_time < since) or closes_recall(step, p.facets.disposition):

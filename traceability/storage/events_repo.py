@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from traceability.domain.supply import SALE_STEPS
+from traceability.domain.supply import STATUS_STEPS
 from traceability.storage.database import Connection, Record
 
 EVENT_COLUMNS = (
@@ -115,9 +115,6 @@ WITH given AS ({given}), head AS (
 ){more}
 SELECT event_id::text AS event_id, seq, prev_hash, hash FROM ins
 """
-STATUS_STEPS = frozenset({"receiving", *SALE_STEPS})
-"""Steps refused on a held or recalled batch (after it was held): a receipt or a sale (what capture.py's
-general path refuses too)."""
 _STATUS_STEPS = ", ".join(f"'{step}'" for step in sorted(STATUS_STEPS))
 
 APPEND_SINGLE = _APPEND.format(
@@ -160,7 +157,7 @@ APPEND_ALL = append_all_statement()
 @dataclass(slots=True)
 class Single:
     """One event for :func:`append_single`. ``received``: for a receipt, the quantity received
-    (``domain.custody.amount``). A sale or receipt (:data:`STATUS_STEPS`) of a held or recalled batch is refused.
+    (``domain.custody.amount``). A step of ``domain.supply.STATUS_STEPS`` on a held or recalled batch is refused.
     Not frozen: a frozen dataclass sets each field through ``object.__setattr__``, which made building
     one cost about four times as much (one per event of a capture)."""
 
