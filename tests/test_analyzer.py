@@ -131,3 +131,33 @@ async def test_each_pass_reads_its_events_by_key_however_old_its_plan(
     for plan in await plans("by_key_"):
         assert "Seq Scan on events" not in plan, plan
         assert "Index Scan using events_" in plan, plan
+
+
+async def test_a_record_the_rules_cannot_read_is_logged_and_every_record_after_it_is_still_analyzed(
+    db_url: str, superuser: asyncpg.Connection, tmp_path: Path, monkeypatch: Any
+) -> None:
+    # Before: a KeyError in a rule (an EPCIS quantity without a unit) failed the pass, and the next pass failed
+    # on the same record: anomaly detection stopped for the whole ledger at the first record a rule misread.
+    query = "SELECT kind, batch_id, event_id, detail FROM anomalies ORDER BY kind, batch_id, event_id"
+    async with demo_city(db_url, tmp_path) as db:
+        await follow(db, analyzer.BATCH)
+        everything = await superuser.fetch(query)
+        await superuser.execute("DELETE FROM anomalies")
+        await superuser.execute("TRUNCATE batch_stock, drug_serials, packages")
+        await superuser.execute("DELETE FROM analyzer_state")
+
+        rules, failed = analyzer._rules, []
+
+        async def faulty(conn: Any, e: Any, content: Any, run: Any) -> None:
+            if not failed:
+                failed.append(e["batch_id"])
+                raise KeyError("uom")
+            await rules(conn, e, content, run)
+
+        monkeypatch.setattr(analyzer, "_rules", faulty)
+        await follow(db, analyzer.BATCH)
+        last = await superuser.fetchval("SELECT max(leaf_index) FROM log_leaves")
+        assert await superuser.fetchval("SELECT position FROM analyzer_state") == last
+        others = [tuple(r) for r in await superuser.fetch(query) if r["batch_id"] not in failed]
+        assert others == [tuple(r) for r in everything if r["batch_id"] not in failed]
+        assert len(others) >= 5  # the demo story's anomalies, all found as before

@@ -71,9 +71,12 @@ def _amount(quantity: dict[str, str] | None, batch_uom: str, fallback: Decimal) 
     if quantity is None:
         return fallback
     value = Decimal(quantity["value"])
-    if batch_uom in KILOGRAMS and quantity["uom"] in KILOGRAMS:
-        return value * KILOGRAMS[quantity["uom"]] / KILOGRAMS[batch_uom]
-    if quantity["uom"] == batch_uom:
+    uom = quantity.get("uom")  # EPCIS leaves it out for a count of the class's items
+    if uom is None:
+        return Decimal(0) if batch_uom in KILOGRAMS else value
+    if batch_uom in KILOGRAMS and uom in KILOGRAMS:
+        return value * KILOGRAMS[uom] / KILOGRAMS[batch_uom]
+    if uom == batch_uom:
         return value
     return Decimal(0)  # a different unit (boxes of a batch counted in kg) cannot be balanced
 
@@ -132,6 +135,11 @@ async def _prepare(conn: Connection, events: list[Record], contents: list[Record
     return state
 
 
+RULE_FAULTS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
+"""What a rule raises on a record it was not written for (a fault in the rule, not in the database): the event is
+logged (``analyzer.event_failed``) and the pass goes on. Database errors still end the pass, which is retried."""
+
+
 def _appended_by_ledger(e: Record, content: Recorded) -> bool:
     """A hold or recall the ledger itself appended (an enterprise's own capture names its credential)."""
     return e["device_id"] is None and content.credential is UNSET
@@ -162,11 +170,20 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
             for i, (e, content) in enumerate(zip(events, contents, strict=True)):
                 if i % SLICE == SLICE - 1:
                     await asyncio.sleep(0)
-                await _rules(conn, e, content, run)
-                if run.upstream is not None:
-                    _interval_rules(e, content, run)
-                if e["category"] == "dairy":
-                    _cold_chain(e, content, run)
+                try:
+                    await _rules(conn, e, content, run)
+                    if run.upstream is not None:
+                        _interval_rules(e, content, run)
+                    if e["category"] == "dairy":
+                        _cold_chain(e, content, run)
+                except RULE_FAULTS as exc:
+                    # A record the rules cannot read must not hold back every record after it, pass after pass.
+                    log.error(
+                        "analyzer.event_failed",
+                        event_id=str(e["event_id"]),
+                        error=type(exc).__name__,
+                        detail=str(exc)[:200],
+                    )
             if run.touched:
                 await analysis_repo.save_stock(conn, {k: [v[0], v[1], v[2]] for k, v in run.touched.items()})
         swept = None
@@ -299,7 +316,9 @@ async def _rules(conn: Connection, e: Record, content: Recorded, run: _Pass) -> 
         for serial in serials:
             if serial not in run.claimed:  # the first dispensing keeps the serial (recorded by _prepare)
                 run.claimed[serial] = (e["event_id"], e["node_name"], e["node_name_en"])
-    if content.type == "AggregationEvent":
+    # A native aggregation names its packages at the top of its record; one captured through EPCIS keeps them in
+    # its event's text, and an EPCIS DELETE may name no children at all.
+    if content.type == "AggregationEvent" and isinstance(content.parentID, str) and isinstance(content.childEPCs, list):
         if content.action == "ADD":
             await analysis_repo.pack(conn, content.childEPCs, content.parentID, batch, e["event_id"])
         else:
