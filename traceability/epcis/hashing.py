@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from epcis_event_hash_generator import file_document_loader, hash_generator, json_to_py, xml_to_py
+from lxml import etree
 from pyld import jsonld
 
 
@@ -37,6 +38,7 @@ _CONTEXT_FILES = {
     ),
 }
 _contexts: dict[str, Any] = {}
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def _offline_loader(url: str, options: Any = None) -> dict[str, Any]:
@@ -56,42 +58,104 @@ assert file_document_loader  # imported so that the package's own (networked) lo
 jsonld.set_document_loader(_offline_loader)
 
 
+def _collect_namespaces(context: Any) -> None:
+    """The reference's reading of a context's prefixes, for the extension names of the pre-hash string.
+
+    The reference's own (``json_to_py._collect_namespaces_from_jsonld_context``) takes every member of a
+    context object for a prefix and its IRI, and fails on a valid context that also defines a term with an
+    object, such as ``"rail:trainAxleCount": {"@type": "xsd:integer"}`` (GS1's
+    Example-TransactionEvents-2020_07_03y.jsonld). Read alike, except that an object gives its ``@id`` and
+    one without an ``@id`` defines no prefix."""
+    if not isinstance(context, list):
+        return  # as the reference: only a list of contexts names prefixes
+    for entry in context:
+        if isinstance(entry, str):
+            json_to_py._namespaces[entry] = "{" + entry + "}"
+        elif isinstance(entry, dict):
+            for key, value in entry.items():
+                iri = value.get("@id") if isinstance(value, dict) else value
+                if isinstance(iri, str):
+                    json_to_py._namespaces[key] = "{" + iri + "}"
+
+
+json_to_py._collect_namespaces_from_jsonld_context = _collect_namespaces
+
+
 def event_hash(event: dict[str, Any], context: Any) -> str:
     """The CBV 2.0 event hash id of one event, given the ``@context`` of the document it came in."""
+    event = copy.deepcopy(event)
+    for transaction in event.get("bizTransactionList") or ():
+        if isinstance(transaction, dict) and "type" not in transaction:
+            transaction["type"] = UNTYPED  # see UNTYPED
     document = {
         "@context": copy.deepcopy(context) if context is not None else [],
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": "2000-01-01T00:00:00Z",
-        "epcisBody": {"eventList": [copy.deepcopy(event)]},
+        "epcisBody": {"eventList": [event]},
     }
     with _LOCK:
         jsonld.set_document_loader(_offline_loader)
         json_to_py._namespaces.clear()
         try:
             events = json_to_py.event_list_from_epcis_document_json(document)
-            hashes = hash_generator.epcis_hashes_from_events(events)
+            hashes = _hashes(events)
         except jsonld.JsonLdError as exc:
             first = str(exc).splitlines()[0].strip("(',)")
             raise HashError(
                 f"the CBV 2.0 event hash cannot be computed from this document's @context ({first}); "
                 "give the event an eventID"
             ) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise HashError(f"cannot compute the CBV 2.0 event hash: {exc}") from None
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise HashError(f"cannot compute the CBV 2.0 event hash ({exc}); give the event an eventID") from None
     if len(hashes) != 1:
-        raise HashError("cannot compute the CBV 2.0 event hash of this event")
-    return str(hashes[0])
+        raise HashError("cannot compute the CBV 2.0 event hash of this event; give the event an eventID")
+    return hashes[0]
+
+
+UNTYPED = "urn:x-traceability:untyped-business-transaction"
+"""Stands in for the type a business transaction may leave out, while the reference implementation reads it.
+
+The reference reads every ``bizTransaction`` as a type and a value, and fails on one without a type (GS1's
+own Example-TransactionEvents-2020_07_03y, in JSON and in XML, has such). CBV 2.0 leaves an absent
+attribute out of the pre-hash string: the event is read with this type in its place, and then its
+``type=`` segment is taken out of the pre-hash string before hashing, so the hash is that of the event as it
+came, and the same from JSON and from XML."""
+_UNTYPED_SEGMENT = f"type={UNTYPED}"
+
+
+def _hashes(events: Any) -> list[str]:
+    """The events' hash ids from the reference's reading of them, without the :data:`UNTYPED` stand-ins."""
+    prehashes = [p.replace(_UNTYPED_SEGMENT, "") for p in hash_generator.derive_prehashes_from_events(events)]
+    return [str(h) for h in hash_generator.calculate_hashes_from_pre_hashes(prehashes)]
 
 
 def xml_event_hashes(document: str) -> list[str]:
     """The CBV 2.0 event hash of every event of an XML document, in order, by the reference's XML reading."""
+    document = _typed_transactions(document)
     with _LOCK:
         try:
             events = xml_to_py.event_list_from_epcis_document_str(document)
-            hashes = hash_generator.epcis_hashes_from_events(events)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise HashError(f"cannot compute the CBV 2.0 event hash: {exc}") from None
+            hashes = _hashes(events)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise HashError(f"cannot compute the CBV 2.0 event hash ({exc}); give the events an eventID") from None
     if len(hashes) != len(events[2]):
-        raise HashError("cannot compute the CBV 2.0 event hash of every event of this document")
-    return [str(h) for h in hashes]
+        raise HashError("cannot compute the CBV 2.0 event hash of every event of this document; give them an eventID")
+    return hashes
+
+
+def _typed_transactions(document: str) -> str:
+    """The document with :data:`UNTYPED` as the type of each business transaction that has none."""
+    if "bizTransaction" not in document:
+        return document
+    root = etree.fromstring(document.encode(), parser=_PARSER)
+    untyped = [
+        e
+        for e in root.iter()
+        if isinstance(e.tag, str) and etree.QName(e).localname == "bizTransaction" and e.get("type") is None
+    ]
+    if not untyped:
+        return document
+    for element in untyped:
+        element.set("type", UNTYPED)
+    return etree.tostring(root, encoding="unicode")

@@ -203,6 +203,8 @@ class _Converter:
         if local == "quantityElement":
             q: dict[str, Any] = {}
             for child in self.flattened(element):
+                if child.get(f"{{{XSI}}}nil") in ("true", "1"):
+                    continue  # <quantity xsi:nil="true"/>: a class named without a quantity, as JSON leaves it out
                 key = etree.QName(child).localname
                 text = (child.text or "").strip()
                 q[key] = _number(text) if key == "quantity" else text
