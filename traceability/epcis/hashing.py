@@ -158,4 +158,4 @@ def _typed_transactions(document: str) -> str:
         return document
     for element in untyped:
         element.set("type", UNTYPED)
-    return etree.tostring(root, encoding="unicode")
+    return str(etree.tostring(root, encoding="unicode"))

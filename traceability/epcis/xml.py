@@ -278,6 +278,10 @@ def read(body: bytes, *, single_event: bool = False, max_events: int = 1000, len
     except etree.XMLSyntaxError as exc:
         raise DocumentError([Problem("", f"the body is not well-formed XML: {exc}")]) from None
     qname = etree.QName(root)
+    if qname.localname == "EPCISMasterDataDocument":
+        raise DocumentError(
+            [Problem("", "an EPCISMasterDataDocument: the ledger keeps events, not master data; send an EPCISDocument")]
+        )
     if qname.localname != "EPCISDocument" or qname.namespace not in (NS1, NS2):
         raise DocumentError([Problem("", "the root element must be an EPCIS 2.0 or 1.2 epcis:EPCISDocument")])
     schema = _schema("2" if qname.namespace == NS2 else "1")

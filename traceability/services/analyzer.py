@@ -26,7 +26,7 @@ from msgspec import UNSET
 from traceability import errors, i18n
 from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import dairy, recorded
-from traceability.domain.balance import KILOGRAMS, MASS_TOLERANCE, SALE_STEPS
+from traceability.domain.balance import MASS_TOLERANCE, SALE_STEPS, in_batch_terms
 from traceability.domain.recorded import Recorded
 from traceability.logging import get_logger
 from traceability.services.exclusive import run_exclusive
@@ -64,21 +64,6 @@ KINDS = (  # in the order the console lists them; their names are in traceabilit
     "received_inside_interval",
     "cold_chain_breach",
 )
-
-
-def _amount(quantity: dict[str, str] | None, batch_uom: str, fallback: Decimal) -> Decimal:
-    """A quantity in the batch's terms: kilograms for masses, the batch's unit for counts."""
-    if quantity is None:
-        return fallback
-    value = Decimal(quantity["value"])
-    uom = quantity.get("uom")  # EPCIS leaves it out for a count of the class's items
-    if uom is None:
-        return Decimal(0) if batch_uom in KILOGRAMS else value
-    if batch_uom in KILOGRAMS and uom in KILOGRAMS:
-        return value * KILOGRAMS[uom] / KILOGRAMS[batch_uom]
-    if uom == batch_uom:
-        return value
-    return Decimal(0)  # a different unit (boxes of a batch counted in kg) cannot be balanced
 
 
 @dataclass(slots=True)
@@ -230,7 +215,7 @@ async def _rules(conn: Connection, e: Record, content: Recorded, run: _Pass) -> 
     before = row[2] if row else None
     batch_qty = Decimal(e["batch_quantity"])
     uom = e["batch_uom"]
-    amount = _amount(content.quantity, uom, batch_qty)
+    amount = in_batch_terms(content.quantity, uom, batch_qty)
     if e["seq"] == 1:
         row = [batch_qty, Decimal(0), e["event_time"]]
         docs = content.document_types()

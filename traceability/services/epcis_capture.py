@@ -112,11 +112,16 @@ def prepare(
         _prepare_one(received, i, plain, exact, context, now, hosts, latest) for i, plain, exact in received.events
     ]
     seen: dict[str, int] = {}
+    declared: set[str] = set()
     for p in prepared:
-        if p.uri in seen:
+        # An event and then its errorDeclaration (the same event, so the same eventID, with the declaration added)
+        # may come in one document, as in GS1's AssociationEvent examples; anything else is the same eventID twice.
+        if p.uri in seen and (p.facets.error is None or p.uri in declared):
             where = p.where("eventID")
             raise errors.InvalidField(f"{where}: the same eventID as event {seen[p.uri]} of this document", field=where)
-        seen[p.uri] = p.index
+        if p.facets.error is not None:
+            declared.add(p.uri)
+        seen.setdefault(p.uri, p.index)
     return prepared
 
 
@@ -190,6 +195,14 @@ async def _write(
     context: str | None,
     retried: bool = False,
 ) -> list[Outcome]:
+    events = {p.uri for p in prepared if p.facets.error is None}
+    declaring = [p for p in prepared if p.facets.error is not None and p.uri in events]
+    if declaring:  # an event and its error declaration in one document: the event first, then the declaration finds it
+        first = [p for p in prepared if p.facets.error is None or p.uri not in events]
+        done = await _write(conn, principal, first, now, context, retried)
+        done += await _write(conn, principal, declaring, now, context, True)
+        by_index = {p.index: o for p, o in zip([*first, *declaring], done, strict=True)}
+        return [by_index[p.index] for p in prepared]
     places = await epcis_places.Places.load(conn, principal, prepared)
     nodes = {p.index: places.node_of(p) for p in prepared}
     outcomes: dict[int, Outcome] = {}
