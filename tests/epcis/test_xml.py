@@ -110,3 +110,25 @@ def test_a_business_transaction_without_a_type_gets_the_same_event_hash_from_jso
     # The stand-in type leaves no trace: the same event with a type has another hash.
     typed = {**first, "bizTransactionList": [{"type": "inv", **first["bizTransactionList"][0]}]}
     assert hashing.event_hash(typed, doc["@context"]) != hashing.event_hash(first, doc["@context"])
+
+
+async def test_a_long_list_the_json_schema_refuses_is_named_with_what_is_wrong_with_it(epcis: Epcis) -> None:
+    # The XSD lets an epcList name an EPC twice; GS1's JSON schema does not. The value comes first in the
+    # validator's message and the reason last: a long list once hid the reason past the message's bound.
+    path = Path(__file__).parent / "examples-xml" / "Example_9.6.1-ObjectEvent-2020_06_18a.xml"
+    many = "".join(f"<epc>urn:epc:id:sgtin:0614141.107346.{n}</epc>" for n in range(3000, 3040))
+    twice = "<epc>urn:epc:id:sgtin:0614141.107346.2017</epc>"
+    raw = path.read_text().replace(twice, twice + many + twice, 1).encode()
+    status, problem = await epcis.capture(raw, content_type="application/xml")
+    assert status == 400, problem
+    assert "epcList" in problem["title"] and problem["title"].endswith(
+        "has non-unique elements (in the JSON form of this XML)"
+    )
+
+
+def test_the_unversioned_context_address_gives_the_hash_the_versioned_one_gives() -> None:
+    # Most documents now name GS1's unversioned context; the hash once refused them all ("give an eventID").
+    doc = orjson.loads((Path(__file__).parent / "examples" / "Example_9.6.1-ObjectEvent.jsonld").read_bytes())
+    event = {k: v for k, v in doc["epcisBody"]["eventList"][0].items() if k != "eventID"}
+    versioned = hashing.event_hash(event, ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"])
+    assert hashing.event_hash(event, ["https://ref.gs1.org/standards/epcis/epcis-context.jsonld"]) == versioned

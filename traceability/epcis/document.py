@@ -107,9 +107,17 @@ def _query_validator() -> jsonschema_rs.Draft7Validator:
 
 def validate_query(value: Any) -> list[Problem]:
     """Problems GS1's EPCIS query schema finds in a named query's definition."""
-    return [Problem(_path(e.instance_path), e.message[:300]) for e in _query_validator().iter_errors(value)][
+    return [Problem(_path(e.instance_path), said(e.message)) for e in _query_validator().iter_errors(value)][
         :MAX_PROBLEMS
     ]
+
+
+def said(message: str, limit: int = 300) -> str:
+    """A validator's message in at most ``limit`` characters. It quotes the value first and says what is wrong
+    with it last (``[...] has non-unique elements``), so a long one keeps both ends."""
+    if len(message) <= limit:
+        return message
+    return f"{message[: limit - 123]} … {message[-120:]}"
 
 
 def _path(parts: Any) -> str:
@@ -126,7 +134,7 @@ def validate(value: Any) -> list[Problem]:
         return []
     problems = []
     for error in validator.iter_errors(value):
-        problems.append(Problem(_path(error.instance_path), error.message[:300]))
+        problems.append(Problem(_path(error.instance_path), said(error.message)))
         if len(problems) >= MAX_PROBLEMS:
             break
     return problems

@@ -36,6 +36,12 @@ _CONTEXT_FILES = {
     "https://gs1.github.io/EPCIS/epcis-context.jsonld": (
         "14b10c9d3e92d35f577bfc610fe5ec15aa2941124987919389d7cd9998516861.jsonld"
     ),
+    # The unversioned address GS1 keeps for the current 2.x context, which most documents now name. The hash
+    # reads a context only to expand bare CBV values (bizStep "receiving" and the like), whose terms are the
+    # same in every 2.x context.
+    "https://ref.gs1.org/standards/epcis/epcis-context.jsonld": (
+        "e532647e8eb371379b8b0e8602d8981c8566bc60f7351f22c76a5bc865962008.jsonld"
+    ),
 }
 _contexts: dict[str, Any] = {}
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)

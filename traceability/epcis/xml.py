@@ -28,6 +28,7 @@ from traceability.epcis.document import (
     Received,
     dumps_exact,
     event_path,
+    said,
     validate,
 )
 from traceability.epcis.events import bare
@@ -286,7 +287,7 @@ def read(body: bytes, *, single_event: bool = False, max_events: int = 1000, len
         raise DocumentError([Problem("", "the root element must be an EPCIS 2.0 or 1.2 epcis:EPCISDocument")])
     schema = _schema("2" if qname.namespace == NS2 else "1")
     if not schema.validate(etree.ElementTree(root)):
-        problems = [Problem(f"line {e.line}", e.message[:300]) for e in list(schema.error_log)[:20]]
+        problems = [Problem(f"line {e.line}", said(e.message)) for e in list(schema.error_log)[:20]]
         raise DocumentError(problems)
     converter = _Converter(root)
     body_el = next((c for c in root if etree.QName(c).localname == "EPCISBody"), None)
