@@ -58,14 +58,12 @@ class InvalidDocument(errors.BadRequest):
     code = "invalid_document"
 
 
-def _problem_error(exc: document.DocumentError) -> errors.TraceError:
+def _problem_error(exc: document.DocumentError, schema: str) -> errors.TraceError:
     first = exc.problems[0]
     message = "; ".join(p.as_text() for p in exc.problems[:5])
     if len(exc.problems) > 5:
         message += f"; and {len(exc.problems) - 5} more"
-    return InvalidDocument(
-        f"the document does not validate against GS1's EPCIS 2.0 schema: {message}", field=first.path
-    )
+    return InvalidDocument(f"the document does not validate against {schema}: {message}", field=first.path)
 
 
 async def read_document(request: web.Request, *, single_event: bool, lenient: bool = False) -> document.Received:
@@ -75,13 +73,15 @@ async def read_document(request: web.Request, *, single_event: bool, lenient: bo
     if not body:
         raise errors.InvalidJSON("the request has no body; send an EPCIS document")
     max_events = request.app[SETTINGS].max_events_per_request
+    xml = ctype in XML_TYPES
     try:
-        if ctype in XML_TYPES:
+        if xml:
             return epcis_xml.read(body, single_event=single_event, max_events=max_events, lenient=lenient)
         if ctype in JSON_TYPES or ctype == "application/octet-stream":
             return document.read(body, single_event=single_event, max_events=max_events, lenient=lenient)
     except document.DocumentError as exc:
-        raise _problem_error(exc) from None
+        # XML: the XSD of its version (1.2 or 2.0), then the JSON schema on its JSON form
+        raise _problem_error(exc, "GS1's EPCIS schemas" if xml else "GS1's EPCIS 2.0 schema") from None
     raise web.HTTPUnsupportedMediaType(reason="send application/json, application/ld+json or application/xml")
 
 
