@@ -158,6 +158,7 @@ async def test_a_record_the_rules_cannot_read_is_logged_and_every_record_after_i
         await follow(db, analyzer.BATCH)
         last = await superuser.fetchval("SELECT max(leaf_index) FROM log_leaves")
         assert await superuser.fetchval("SELECT position FROM analyzer_state") == last
+        assert await superuser.fetchval("SELECT failed FROM analyzer_state") == 1  # trace_analyzer_failed_events
         others = [tuple(r) for r in await superuser.fetch(query) if r["batch_id"] not in failed]
         assert others == [tuple(r) for r in everything if r["batch_id"] not in failed]
         assert len(others) >= 5  # the demo story's anomalies, all found as before

@@ -52,6 +52,7 @@ async def test_metrics_count_what_the_server_does(world: World) -> None:
     assert value(found, "trace_database_up") == 1
     assert value(found, "trace_log_size") == 5 and value(found, "trace_log_queue") == 0
     assert value(found, "trace_events") == 5 and value(found, "trace_log_queue_age_seconds") == 0
+    assert value(found, "trace_analyzer_failed_events") == 0  # records it went past unread (analyzer.event_failed)
     assert value(found, "trace_events_captured_total", path="api", outcome="new") == 5
     assert value(found, "trace_events_captured_total", path="api", outcome="replayed") == 1
     route = "/api/v1/events"

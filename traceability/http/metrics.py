@@ -175,6 +175,11 @@ class _Snapshot(Collector):
             ("trace_events", "Events in the ledger (in the log and waiting for it).", "events"),
             ("trace_analyzer_lag", "Log entries the anomaly analyzer has not read yet.", "analyzer_lag"),
             ("trace_analyzer_lag_seconds", "Age of the oldest log entry the analyzer has not read.", "analyzer_age"),
+            (
+                "trace_analyzer_failed_events",
+                "Records the analyzer went past because a rule could not read them (logged as analyzer.event_failed).",
+                "analyzer_failed",
+            ),
             ("trace_anomalies", "Anomalies found so far.", "anomalies"),
         ):
             yield GaugeMetricFamily(name, doc, value=float(s[key]))

@@ -122,7 +122,8 @@ async def _prepare(conn: Connection, events: list[Record], contents: list[Record
 
 RULE_FAULTS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
 """What a rule raises on a record it was not written for (a fault in the rule, not in the database): the event is
-logged (``analyzer.event_failed``) and the pass goes on. Database errors still end the pass, which is retried."""
+logged (``analyzer.event_failed``), counted (``analyzer_state.failed``, served as ``trace_analyzer_failed_events``)
+and the pass goes on. Database errors still end the pass, which is retried."""
 
 
 def _appended_by_ledger(e: Record, content: Recorded) -> bool:
@@ -145,6 +146,7 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
         state = await analysis_repo.lock_state(conn, NAME)
         events = await analysis_repo.new_events(conn, state["position"], limit)
         found: list[tuple[Any, ...]] = []
+        failed = 0
         if events:
             contents = []
             for i in range(0, len(events), SLICE):
@@ -163,6 +165,7 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
                         _cold_chain(e, content, run)
                 except RULE_FAULTS as exc:
                     # A record the rules cannot read must not hold back every record after it, pass after pass.
+                    failed += 1
                     log.error(
                         "analyzer.event_failed",
                         event_id=str(e["event_id"]),
@@ -191,7 +194,7 @@ async def analyze(db: Database, now: datetime | None = None, conn: Connection | 
         await analysis_repo.insert_anomalies(conn, found)
         if events or swept is not None:
             position = events[-1]["leaf_index"] if events else state["position"]
-            await analysis_repo.save_state(conn, NAME, position, swept)
+            await analysis_repo.save_state(conn, NAME, position, swept, failed)
         return len(events), len(found)
 
     looked, flagged = await db.transaction(work, conn=conn)

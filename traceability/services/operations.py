@@ -43,6 +43,7 @@ async def snapshot(db: Database) -> dict[str, Any]:
         "events": size + int(row["queued"]),
         "analyzer_lag": max(0, size - 1 - analyzed_to),
         "analyzer_age": _seconds(now, unread_at),
+        "analyzer_failed": int(row["analyzer_failed"]),
         "anomalies": int(row["anomalies"]),
         "stations": [
             {

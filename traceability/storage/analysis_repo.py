@@ -25,12 +25,15 @@ async def lock_state(conn: Connection, name: str) -> Record:
     return await fetch_one(conn, STATE, name)
 
 
-async def save_state(conn: Connection, name: str, position: int, swept_at: datetime | None) -> None:
+async def save_state(conn: Connection, name: str, position: int, swept_at: datetime | None, failed: int = 0) -> None:
+    """The analyzer's new position; ``failed``: the records of this pass its rules could not read."""
     await conn.execute(
-        "UPDATE analyzer_state SET position = $2, swept_at = coalesce($3, swept_at) WHERE name = $1",
+        "UPDATE analyzer_state SET position = $2, swept_at = coalesce($3, swept_at), failed = failed + $4 "
+        "WHERE name = $1",
         name,
         position,
         swept_at,
+        failed,
     )
 
 

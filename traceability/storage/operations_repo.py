@@ -15,6 +15,7 @@ SELECT coalesce((SELECT size FROM log_heads ORDER BY log_id LIMIT 1), 0) AS log_
        (SELECT count(*) FROM (SELECT 1 FROM log_queue LIMIT {QUEUE_CAP}) q) AS queued,
        (SELECT e.recorded_at FROM events e WHERE e.id = (SELECT min(event_pk) FROM log_queue)) AS oldest_queued_at,
        coalesce((SELECT position FROM analyzer_state WHERE name = 'anomalies'), -1) AS analyzed_to,
+       coalesce((SELECT failed FROM analyzer_state WHERE name = 'anomalies'), 0) AS analyzer_failed,
        (SELECT count(*) FROM anomalies) AS anomalies,
        now() AS now
 """
