@@ -198,7 +198,7 @@ async def _write(
     events = {p.uri for p in prepared if p.facets.error is None}
     declaring = [p for p in prepared if p.facets.error is not None and p.uri in events]
     if declaring:  # an event and its error declaration in one document: the event first, then the declaration finds it
-        first = [p for p in prepared if p.facets.error is None or p.uri not in events]
+        first = [p for p in prepared if p not in declaring]
         done = await _write(conn, principal, first, now, context, retried)
         done += await _write(conn, principal, declaring, now, context, True)
         by_index = {p.index: o for p, o in zip([*first, *declaring], done, strict=True)}

@@ -10,14 +10,15 @@ QUEUE_CAP = 1_000_000
 """The log backlog is counted up to this many (a count of a huge backlog would cost more than it tells)."""
 
 SNAPSHOT = f"""
-SELECT coalesce((SELECT size FROM log_heads ORDER BY log_id LIMIT 1), 0) AS log_size,
-       (SELECT updated_at FROM log_heads ORDER BY log_id LIMIT 1) AS head_moved_at,
+SELECT coalesce(h.size, 0) AS log_size, h.updated_at AS head_moved_at,
        (SELECT count(*) FROM (SELECT 1 FROM log_queue LIMIT {QUEUE_CAP}) q) AS queued,
        (SELECT e.recorded_at FROM events e WHERE e.id = (SELECT min(event_pk) FROM log_queue)) AS oldest_queued_at,
-       coalesce((SELECT position FROM analyzer_state WHERE name = 'anomalies'), -1) AS analyzed_to,
-       coalesce((SELECT failed FROM analyzer_state WHERE name = 'anomalies'), 0) AS analyzer_failed,
+       coalesce(a.position, -1) AS analyzed_to, coalesce(a.failed, 0) AS analyzer_failed,
        (SELECT count(*) FROM anomalies) AS anomalies,
        now() AS now
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (SELECT size, updated_at FROM log_heads ORDER BY log_id LIMIT 1) h ON true
+LEFT JOIN analyzer_state a ON a.name = 'anomalies'
 """
 
 
