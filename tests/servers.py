@@ -138,20 +138,21 @@ class Server:
 
     def children(self) -> list[psutil.Process]:
         """The supervisor's workers (not the background process); none when the process started serves itself."""
-        return [p for p in self._forked() if p.name() != BACKGROUND]
+        return [p for p, name in self._forked() if name != BACKGROUND]
 
     def background(self) -> psutil.Process | None:
         """The background process (the log's sequencer and the analyzer) the server started, if it runs."""
-        return next((p for p in self._forked() if p.name() == BACKGROUND), None)
+        return next((p for p, name in self._forked() if name == BACKGROUND), None)
 
-    def _forked(self) -> list[psutil.Process]:
+    def _forked(self) -> list[tuple[psutil.Process, str]]:
+        """The live children and their names, each name read once here: a process may exit before the caller
+        looks, and psutil reads a 15-character name (``traceability-bg``) from /proc again at every call."""
         assert self.proc is not None
         alive = []
         for p in psutil.Process(self.proc.pid).children():
             try:
                 if p.status() != psutil.STATUS_ZOMBIE:
-                    p.name()  # read now: it may exit between here and the caller's look
-                    alive.append(p)
+                    alive.append((p, p.name()))
             except psutil.NoSuchProcess:
                 pass
         return alive
