@@ -25,7 +25,7 @@ from traceability.domain.access import Principal
 from traceability.domain.federation import Federation
 from traceability.domain.fields import utc_ms
 from traceability.epcis import binding, document, hashing, identifiers, records
-from traceability.epcis.events import MAX_FUTURE, EventError, facets
+from traceability.epcis.events import MAX_FUTURE, EventError, What, facets
 from traceability.logging import get_logger
 from traceability.services import epcis_ledger, epcis_places, epcis_plain, epcis_prepared, handover
 from traceability.services.epcis_prepared import EventFailed, Outcome, Prepared
@@ -91,12 +91,30 @@ def _prepare_one(
         except identifiers.IdentifierError as exc:
             raise errors.InvalidField(f"{p.where(w.path)}: {exc}", field=p.where(w.path)) from None
     if not p.idents:
+        p.idents.append(_place(p, hosts))
+    return p
+
+
+def _place(p: Prepared, hosts: tuple[str, ...]) -> tuple[What, identifiers.Identifier]:
+    """Where an event that names no object goes: on the chain of the place it happened at (its business
+    location, else its read point), an identifier like any other. Sensor readings in a cold room, say, are
+    kept on the room's chain, which its first reading opens at the room's node; only that node speaks for
+    it from then on. An event naming no place either has no chain to go on."""
+    f = p.facets
+    role = "bizLocation" if f.biz_location else "readPoint"
+    uri = f.biz_location or f.read_point
+    if uri is None:
         where = p.where("epcList")
         raise errors.InvalidField(
-            f"{where}: the event names no EPC or class; the ledger keeps each event on the chain of a batch it names",
+            f"{where}: the event names no EPC or class, nor a readPoint or bizLocation; the ledger keeps each "
+            "event on the chain of a batch or a place it names",
             field=where,
         )
-    return p
+    w = What(role, uri, path=f"{role}.id")
+    try:
+        return w, identifiers.parse(uri, hosts)
+    except identifiers.IdentifierError as exc:
+        raise errors.InvalidField(f"{p.where(w.path)}: {exc}", field=p.where(w.path)) from None
 
 
 def prepare(
