@@ -79,8 +79,14 @@ async def test_readings_at_a_place_go_on_that_places_chain_and_only_its_node_spe
         "product": "EPC-AI414",
     }
     assert [e["epcis"]["role"] for e in view["events"]] == [["readPoint"], ["readPoint"]]
+    # Its page says what it is, in use words (a room is not eaten), and an inspection without a result says so.
     page = await epcis.client.get(f"/t/{code}")
-    assert page.status == 200 and "地点（GLN）" in await page.text()
+    text = await page.text()
+    assert page.status == 200 and "地点（GLN）" in text
+    assert "可放心使用" in text and "食用" not in text and "未注明结果" in text and "None" not in text
+    page = await epcis.client.get(f"/t/{code}?lang=en")
+    text = await page.text()
+    assert "Safe to use" in text and "no result stated" in text and "None" not in text
 
     # The room is where the readings were, not an object they were about: asking for events about it as an EPC
     # finds none.

@@ -62,7 +62,7 @@ async def verdict_of(
     if worst is not None and _RANK.get(worst["status"], 0) > _RANK.get(state if state != "ok" else "active", 0):
         state, inherited = worst["status"], worst["trace_code"]
     expires = _expiry(view, upstream)
-    use = "use" if view["product"]["category"] == "drug" else "eat"
+    use = _use(view["product"])
     recall = failed = None
     if state == "recalled":
         recall = await _recall(db, view if inherited is None else await _view(db, inherited, cache))
@@ -89,6 +89,14 @@ async def verdict_of(
     verdict["headline"] = {lang: headline(verdict, i18n.words(lang)) for lang in i18n.LANGS}
     verdict["detail"] = {lang: detail(verdict, i18n.words(lang)) for lang in i18n.LANGS}
     return verdict
+
+
+def _use(product: dict[str, Any]) -> str:
+    """Whether the verdict speaks of eating or of using: a drug is used, and so is what an EPCIS key names without
+    a GTIN (a place's chain, a logistic unit, an asset: goods code ``EPC-…``, epcis.records.product_for)."""
+    if product["category"] == "drug" or str(product.get("goods_code", "")).startswith("EPC-"):
+        return "use"
+    return "eat"
 
 
 def checked_now() -> str:
