@@ -53,6 +53,11 @@ def ledger_event_id(event_uri: str, suffix: str = "") -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+KEY_PRODUCT_PREFIX = "EPC-"
+"""The goods code of the product :func:`product_for` registers for a key without a GTIN (a place, a logistic unit,
+an asset, a document): no food or drug, so a consumer page speaks of it in use words, not eat words."""
+
+
 def product_for(ident: Identifier) -> tuple[str, str | None, str, str]:
     """(goods code, GTIN, Chinese name, English name) of the product an unseen identifier's batch is of."""
     gtin = ident.gtin
@@ -65,7 +70,7 @@ def product_for(ident: Identifier) -> tuple[str, str | None, str, str]:
         )
     scheme = ident.scheme if ident.scheme in PRODUCT_SCHEMES else "uri"
     zh, en = i18n.names("epc_product", scheme) or (scheme, scheme)
-    return f"EPC-{scheme.upper()}", None, zh, en
+    return f"{KEY_PRODUCT_PREFIX}{scheme.upper()}", None, zh, en
 
 
 @dataclass(slots=True)

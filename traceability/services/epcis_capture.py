@@ -100,9 +100,8 @@ def _place(p: Prepared, hosts: tuple[str, ...]) -> tuple[What, identifiers.Ident
     location, else its read point), an identifier like any other. Sensor readings in a cold room, say, are
     kept on the room's chain, which its first reading opens at the room's node; only that node speaks for
     it from then on. An event naming no place either has no chain to go on."""
-    f = p.facets
-    role = "bizLocation" if f.biz_location else "readPoint"
-    uri = f.biz_location or f.read_point
+    uri = p.facets.location
+    role = "bizLocation" if p.facets.biz_location else "readPoint"
     if uri is None:
         where = p.where("epcList")
         raise errors.InvalidField(

@@ -20,6 +20,7 @@ from typing import Any
 from traceability import errors, i18n
 from traceability.domain import tracecode
 from traceability.domain.access import Principal
+from traceability.epcis import records
 from traceability.ledger import canonical
 from traceability.services import history
 from traceability.services.views.batch import batch_status
@@ -93,8 +94,8 @@ async def verdict_of(
 
 def _use(product: dict[str, Any]) -> str:
     """Whether the verdict speaks of eating or of using: a drug is used, and so is what an EPCIS key names without
-    a GTIN (a place's chain, a logistic unit, an asset: goods code ``EPC-…``, epcis.records.product_for)."""
-    if product["category"] == "drug" or str(product.get("goods_code", "")).startswith("EPC-"):
+    a GTIN (:data:`records.KEY_PRODUCT_PREFIX`: a place's chain, a logistic unit, an asset)."""
+    if product["category"] == "drug" or (product.get("goods_code") or "").startswith(records.KEY_PRODUCT_PREFIX):
         return "use"
     return "eat"
 
