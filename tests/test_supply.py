@@ -288,6 +288,31 @@ async def test_a_recall_sent_twice_is_recorded_once(world: World, client: Any) -
     assert [e.get("disposition") for e in view["events"]].count("recalled") == 2
 
 
+async def test_a_sale_the_morning_after_expiry_is_flagged_by_the_beijing_date(world: World, client: Any) -> None:
+    # A batch expires at the end of its last day in Beijing (as the consumer page says): a sale at 07:00 the next
+    # morning there is after expiry, though it is still the expiry date in UTC.
+    china = timezone(timedelta(hours=8))
+    now = datetime.now(china)
+    sold = now.replace(hour=7, minute=0, second=0, microsecond=0)
+    if sold > now:
+        sold -= timedelta(days=1)
+    expired = sold.date() - timedelta(days=1)
+    assert sold.astimezone(UTC).date() == expired
+    code = await world.open_batch(
+        eventTime=(sold - timedelta(hours=1)).isoformat(),
+        expires_on=expired.isoformat(),
+        produced_on=(expired - timedelta(days=5)).isoformat(),
+    )
+    await world.post(
+        "/api/v1/events",
+        world.event(code, "retail_selling", eventTime=sold.isoformat(), quantity={"value": 5, "uom": "KGM"}),
+        world.devices["slaughter"],
+        expect=201,
+    )
+    found = await wait_for_anomaly(client, await regulator(world), "sold_after_expiry", code)
+    assert found["kind"] == "sold_after_expiry"
+
+
 async def test_anomalies(world: World, client: Any) -> None:
     reg = await regulator(world)
     # Sold after expiry, and more sold than received.

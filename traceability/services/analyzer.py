@@ -27,6 +27,7 @@ from traceability import errors, i18n
 from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import dairy, recorded
 from traceability.domain.balance import MASS_TOLERANCE, SALE_STEPS, in_batch_terms
+from traceability.domain.farm import CHINA
 from traceability.domain.recorded import Recorded
 from traceability.logging import get_logger
 from traceability.services.exclusive import run_exclusive
@@ -262,7 +263,9 @@ async def _rules(conn: Connection, e: Record, content: Recorded, run: _Pass) -> 
     touched[key] = row
     nodes.setdefault(batch, set()).add(node)
     if step in SALE_STEPS and not (e["seq"] == 1 and content.cut_from()):  # a receipt: judged on its source
-        if e["expires_on"] is not None and e["event_time"].date() > e["expires_on"]:
+        # A batch expires at the end of its last day in Beijing (views.verdict.today): a sale at 07:00 there the
+        # next morning is after expiry, though still on the expiry date in UTC.
+        if e["expires_on"] is not None and e["event_time"].astimezone(CHINA).date() > e["expires_on"]:
             flag(
                 "sold_after_expiry",
                 f"{step.replace('_', ' ')} after the expiry date {e['expires_on']}",
