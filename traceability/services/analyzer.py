@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,6 @@ from traceability import errors, i18n
 from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import dairy, recorded
 from traceability.domain.balance import MASS_TOLERANCE, SALE_STEPS, in_batch_terms
-from traceability.domain.farm import CHINA
 from traceability.domain.recorded import Recorded
 from traceability.logging import get_logger
 from traceability.services.exclusive import run_exclusive
@@ -121,6 +120,9 @@ async def _prepare(conn: Connection, events: list[Record], contents: list[Record
     return state
 
 
+CHINA = timezone(timedelta(hours=8))
+"""Beijing time, whose calendar dates expiry dates are (a constant here: the background program that runs the
+analyzer loads no more of the domain than its rules need, tests/test_workers.py)."""
 RULE_FAULTS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
 """What a rule raises on a record it was not written for (a fault in the rule, not in the database): the event is
 logged (``analyzer.event_failed``), counted (``analyzer_state.failed``, served as ``trace_analyzer_failed_events``)
