@@ -101,6 +101,11 @@ class Tile(bytes):
             return self._levels
 
 
+def upper_of(tile: bytes) -> bytes:
+    """The :func:`upper_rows` of a full tile (a :class:`Tile` computes its levels once for this and the rest)."""
+    return upper_rows(tile.levels() if isinstance(tile, Tile) else _levels_of(tile))
+
+
 class LevelCache:
     """The internal levels of plain-bytes tiles: a proof's upper tiles and the right edge are the same
     for nearly every proof, so each tile's node hashes are computed once. Keyed by SHA-256 of the

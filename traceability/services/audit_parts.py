@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 
-from traceability.ledger import chain, merkle
+from traceability.ledger import chain, merkle, tile_levels
 from traceability.ledger import checkpoint as notes
 from traceability.services import audit_bulk as bulk
 from traceability.storage import audit_repo, log_repo
@@ -320,6 +320,7 @@ async def _tree(conn: Connection, part: Tree, found: Found, max_faults: int) -> 
     pending: list[bytes] = []
     full = merkle.TILE_WIDTH * merkle.HASH_SIZE
     digests: dict[merkle.TileKey, bytes] = {}  # every complete tile the leaves make, by its SHA-256
+    uppers: dict[int, bytes] = {}  # every complete level-0 tile's upper rows, by their SHA-256
 
     def flush() -> None:
         nonlocal size, tiles
@@ -328,6 +329,11 @@ async def _tree(conn: Connection, part: Tree, found: Found, max_faults: int) -> 
         size, _root, changed = merkle.append_hashes(size, tiles, b"".join(pending))
         pending.clear()
         digests.update((k, sha256(content).digest()) for k, content in changed.items() if len(content) == full)
+        uppers.update(
+            (k[1], sha256(tile_levels.upper_of(content)).digest())
+            for k, content in changed.items()
+            if k[0] == 0 and len(content) == full
+        )
         keep = merkle.tiles_for_append(size)
         tiles = {k: v for k, v in {**tiles, **changed}.items() if k in keep}
 
@@ -367,11 +373,13 @@ async def _tree(conn: Connection, part: Tree, found: Found, max_faults: int) -> 
         fault("log", part.origin, f"head (size {head['size']}) does not match the {expected} leaves")
     async with contextlib.aclosing(audit_repo.tile_chunks(conn, part.log_id)) as chunks:
         async for rows in chunks:
-            for level, idx, content in rows:
+            for level, idx, content, upper in rows:
                 k = (level, idx)
                 if len(content) == full:
                     if digests.pop(k, None) not in (None, sha256(content).digest()):
                         fault("tile", f"({level}, {idx})", "does not match the leaves")
+                    elif upper is not None and uppers.pop(idx, None) not in (None, sha256(upper).digest()):
+                        fault("tile", f"({level}, {idx})", "upper rows do not match the leaves")
                 elif tiles.get(k, b"")[: len(content)] != content:
                     fault("tile", f"({level}, {idx})", "partial tile does not match the leaves")
     for level, idx in sorted(digests):  # complete tiles the leaves make that are not stored

@@ -4,9 +4,11 @@ checkpoint.
 Every proof carries the bytes that were hashed (the event's canonical bytes and the previous chain hash),
 so whoever checks it recomputes the chain hash, the leaf hash and the path up to the signed root.
 
-Tiles: each leaf's group of 16 hashes in its level-0 tile is read in the same query as the leaf; the
-tile's upper rows and the tiles above it, shared by 256 and 65,536 leaves or more, come from the log's
-:class:`~traceability.services.transparency.TileCache`, with their node hashes computed once.
+Tiles: each leaf's group of 16 hashes in its level-0 tile and the tile's upper rows (stored with it once
+it is full) are read in the same query as the leaf; the tiles above it, shared by 65,536 leaves or more,
+and the part of the path above the level-0 tile, shared by its 256 leaves, come from the log's
+:class:`~traceability.services.transparency.TileCache`, with their node hashes computed once. A full
+tile whose upper rows are not stored yet (completed before they were) is read whole and they are computed.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ def _full(tile: int, size: int) -> bool:
 async def _paths(lg: Log, rows: Sequence[Record], size: int, read: TileReader) -> list[list[str]]:
     """The rows' audit paths in the tree of ``size``, hex-encoded.
 
-    A leaf in a full level-0 tile: the path inside the tile comes from its group's 16 hashes (with the
-    row) and the tile's upper rows (kept by the log's cache, else computed once from the tile, read
-    for that); the part above the tile, shared by its 256 leaves, from the cache or the upper tiles.
+    A leaf in a full level-0 tile: the path inside the tile comes from its group's 16 hashes and the
+    tile's upper rows (both with the row; where the rows are not stored yet, kept by the log's cache,
+    else computed once from the tile, read for that); the part above the tile, shared by its 256 leaves, from the cache or the upper tiles.
     A leaf in the right-edge tile: from the right-edge tiles, which every recent leaf shares.
     """
     uppers: dict[int, bytes | None] = {}
@@ -53,7 +55,7 @@ async def _paths(lg: Log, rows: Sequence[Record], size: int, read: TileReader) -
         if not _full(tile, size):  # the right edge: the whole path depends on the index
             needed |= merkle.tiles_for_inclusion(index, size)
             continue
-        if tile not in uppers and uppers.setdefault(tile, lg.tiles.upper(lg.id, tile)) is None:
+        if tile not in uppers and uppers.setdefault(tile, row["tile_upper"] or lg.tiles.upper(lg.id, tile)) is None:
             needed.add((0, tile))
         if tile not in shared and shared.setdefault(tile, lg.tiles.above(lg.id, size, tile)) is None:
             needed |= merkle.tiles_for_inclusion_above(tile, size)

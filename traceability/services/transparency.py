@@ -94,18 +94,18 @@ class TileCache:
     so nearly every proof needs the same few. Stored hashes never change, so a cached tile stays
     right; a partial tile too narrow for the tree asked about is simply read again. With them:
 
-    - each full level-0 tile's upper rows (:func:`tile_levels.upper_rows`, 960 bytes): with them a
-      proof needs only its leaf's group of 16 hashes from the tile, which comes with the leaf's row.
-      The sequencer keeps them for the tiles it completes, so it hashes each tile once for both;
+    - the upper rows (:func:`tile_levels.upper_rows`, 960 bytes) of full level-0 tiles completed before
+      they were stored with the tile, computed once from the tile until the sequencer has filled them in
+      (every other proof reads them with its leaf's row);
     - the part of the proofs above each full level-0 tile that its 256 leaves share, by tree size;
     - the hashes of the leaf ranges that end at the tree's right edge (``ranges``), by range.
 
     Bounded by ``budget`` bytes for the tiles (a full tile with its levels counts 16 KB), ``upper_budget``
-    for the upper rows (about 1.1 KB a tile: 16 MB serve 3.6 million leaves) and ``paths_budget`` for the
+    for the upper rows (about 1.1 KB a tile: 2 MB serve 450,000 leaves) and ``paths_budget`` for the
     shared paths (about 1.1 KB a tile at a million leaves: 6 MB serve 1.4 million leaves of one
     checkpoint), least recently used first out."""
 
-    def __init__(self, budget: int = 8 << 20, upper_budget: int = 16 << 20, paths_budget: int = 6 << 20) -> None:
+    def __init__(self, budget: int = 8 << 20, upper_budget: int = 2 << 20, paths_budget: int = 6 << 20) -> None:
         self.budget = budget
         self.upper_budget = upper_budget
         self.paths_budget = paths_budget
@@ -165,13 +165,6 @@ class TileCache:
             while len(self._uppers) * UPPER_COST > self.upper_budget:
                 self._uppers.popitem(last=False)
         return rows
-
-    def keep_uppers(self, log_id: int, tiles: Mapping[merkle.TileKey, bytes]) -> None:
-        """Keep the upper rows of the full level-0 tiles among ``tiles`` (a sequencer's new tiles)."""
-        full = merkle.TILE_WIDTH * merkle.HASH_SIZE
-        for (level, index), hashes in tiles.items():
-            if level == 0 and len(hashes) == full:
-                self.keep_upper(log_id, index, hashes)
 
     def put(self, log_id: int, tiles: Mapping[merkle.TileKey, bytes]) -> dict[merkle.TileKey, bytes]:
         """Keep these tiles (replacing narrower ones); returns them as kept, to compute with."""
@@ -305,10 +298,7 @@ async def integrate(db: Database, lg: Log, limit: int = MAX_BATCH, conn: Connect
     ``conn``: the sequencer's own connection (the one holding its lock), else a pooled one.
     """
 
-    completed: dict[merkle.TileKey, bytes] = {}
-
     async def work(conn: Connection) -> tuple[int, int]:
-        completed.clear()
         head = await log_repo.lock_head(conn, lg.id)
         queued = await log_repo.read_queue(conn, limit)
         if not queued:
@@ -317,11 +307,14 @@ async def integrate(db: Database, lg: Log, limit: int = MAX_BATCH, conn: Connect
         tiles = await log_repo.fetch_tiles(conn, lg.id, merkle.tiles_for_append(size))
         leaves = [merkle.leaf_hash(r["hash"]) for r in queued]
         new_size, root, changed = merkle.append(size, tiles, leaves)
-        completed.update(changed)
+        # Each completed level-0 tile goes with its upper rows, which proofs read with their leaf; its node
+        # hashes were computed for the root already.
+        full = merkle.TILE_WIDTH * merkle.HASH_SIZE
+        uppers = {i: tile_levels.upper_of(t) for (level, i), t in changed.items() if level == 0 and len(t) == full}
         pks = [r["event_pk"] for r in queued]
         if await log_repo.insert_leaves(conn, lg.id, size, pks, leaves) != len(pks):
             raise errors.Conflict("a queued event key names no recorded event; nothing was integrated")
-        await log_repo.store_tiles(conn, lg.id, changed)
+        await log_repo.store_tiles(conn, lg.id, changed, uppers)
         if not await log_repo.advance_head(conn, lg.id, size, new_size, root):
             raise errors.Conflict("the log head moved under this sequencer")
         await log_repo.delete_queued(conn, pks)
@@ -330,18 +323,40 @@ async def integrate(db: Database, lg: Log, limit: int = MAX_BATCH, conn: Connect
         return len(queued), new_size
 
     added, new_size = await db.transaction(work, conn=conn)
-    # The new full tiles, committed: their node hashes were computed for the root, keep what proofs need.
-    lg.tiles.keep_uppers(lg.id, completed)
     if added:
         log.info("checkpoint.signed", log=lg.origin, size=new_size, added=added)
     return added
 
 
+FILL_BATCH = 256
+"""Tiles whose upper rows one step of the sequencer fills in (about 25 ms of hashing)."""
+
+
+async def fill_uppers(conn: Connection, lg: Log, after: int, limit: int = FILL_BATCH) -> int | None:
+    """Store the upper rows of up to ``limit`` full level-0 tiles after index ``after`` that have none (tiles
+    completed before the rows were stored with them); returns the last index filled, or None when no such
+    tile is left."""
+    rows = await log_repo.full_tiles_without_uppers(conn, lg.id, after, limit)
+    if not rows:
+        return None
+    await log_repo.set_uppers(conn, lg.id, {r["idx"]: tile_levels.upper_of(r["hashes"]) for r in rows})
+    log.info("log.uppers_filled", log=lg.origin, tiles=len(rows), last=rows[-1]["idx"])
+    return int(rows[-1]["idx"]) if len(rows) == limit else None
+
+
 async def run_sequencer(db: Database, lg: Log, interval: float, stop: asyncio.Event) -> None:
-    """Integrate forever while holding the sequencer lock; wait for it while another process holds it."""
+    """Integrate forever while holding the sequencer lock; wait for it while another process holds it.
+
+    Between integrations, until none is left, it also fills in the upper rows of full tiles that lack them.
+    """
+    filled: int | None = -1
 
     async def step(conn: Connection) -> bool:
-        return await integrate(db, lg, conn=conn) >= MAX_BATCH
+        nonlocal filled
+        more = await integrate(db, lg, conn=conn) >= MAX_BATCH
+        if filled is not None:
+            filled = await fill_uppers(conn, lg, filled)
+        return more or filled is not None
 
     await run_exclusive(db, "sequencer", SEQUENCER_LOCK, step, interval, stop)
 

@@ -267,7 +267,7 @@ FROM (SELECT leaf_index, leaf_hash FROM log_leaves WHERE log_id = $1 AND leaf_in
       ORDER BY leaf_index LIMIT $3) l
 """
 TILE_CHUNK = """
-SELECT level, idx, hashes FROM log_tiles WHERE log_id = $1 AND (level, idx) > ($2, $3) ORDER BY level, idx LIMIT $4
+SELECT level, idx, hashes, upper FROM log_tiles WHERE log_id = $1 AND (level, idx) > ($2, $3) ORDER BY level, idx LIMIT $4
 """
 
 
@@ -295,7 +295,7 @@ async def leaf_bundles(conn: Connection, log: int, width: int) -> AsyncGenerator
 
 
 async def tile_chunks(conn: Connection, log: int) -> Chunks:
-    """A log's stored tiles in (level, index) order: level, idx, hashes."""
+    """A log's stored tiles in (level, index) order: level, idx, hashes, upper (a full level-0 tile's upper rows)."""
     limit = max(CHUNK // 10, 1)
 
     async def fetch(last: Record | None) -> list[Record]:

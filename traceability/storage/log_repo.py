@@ -107,7 +107,7 @@ AS leaf_group
 """
 PROOF_COLUMNS = f"""
 e.event_id::text AS event_id, e.seq, e.hash AS event_hash, e.prev_hash, e.canonical,
-l.log_id, l.leaf_index, l.leaf_hash, {GROUP}
+l.log_id, l.leaf_index, l.leaf_hash, {GROUP}, t.upper AS tile_upper
 """
 PROOF_JOINS = """
 LEFT JOIN log_leaves l ON l.event_pk = e.id
@@ -136,7 +136,9 @@ ORDER BY e.seq LIMIT $4
 
 async def find_event_proof(conn: Connection, event_id: str, tile_width: int) -> Record | None:
     """An event's hashed bytes, its leaf and its group's hashes in its level-0 tile (``leaf_group``, as many
-    as the tile holds of the group's 16; leaf and group NULL while it waits)."""
+    as the tile holds of the group's 16; leaf and group NULL while it waits), and the tile's upper rows
+    (``tile_upper``: NULL until the tile is full, and for a tile completed before they were stored until
+    the sequencer has filled them in)."""
     return await conn.fetchrow(FIND_EVENT_PROOF, event_id, tile_width)
 
 
@@ -174,16 +176,49 @@ async def fetch_tiles(conn: Connection, log: int, keys: Iterable[tuple[int, int]
 
 
 UPSERT_TILES = """
-INSERT INTO log_tiles (log_id, level, idx, width, hashes)
-SELECT $1, l, i, length(h) / 32, h FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) AS u(l, i, h)
-ON CONFLICT (log_id, level, idx) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes
+INSERT INTO log_tiles (log_id, level, idx, width, hashes, upper)
+SELECT $1, l, i, length(h) / 32, h, u
+FROM unnest($2::smallint[], $3::bigint[], $4::bytea[], $5::bytea[]) AS x(l, i, h, u)
+ON CONFLICT (log_id, level, idx) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes, upper = EXCLUDED.upper
 """
 
 
-async def store_tiles(conn: Connection, log: int, tiles: Mapping[tuple[int, int], bytes]) -> None:
-    """Write new tiles and grown partial tiles (a trigger refuses anything but growth)."""
+async def store_tiles(
+    conn: Connection, log: int, tiles: Mapping[tuple[int, int], bytes], uppers: Mapping[int, bytes]
+) -> None:
+    """Write new tiles and grown partial tiles (a trigger refuses anything but growth), each full level-0
+    tile with its upper rows from ``uppers`` (by tile index)."""
     keys = list(tiles)
-    await conn.execute(UPSERT_TILES, log, [k[0] for k in keys], [k[1] for k in keys], [tiles[k] for k in keys])
+    await conn.execute(
+        UPSERT_TILES,
+        log,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [tiles[k] for k in keys],
+        [uppers.get(k[1]) if k[0] == 0 else None for k in keys],
+    )
+
+
+SELECT_MISSING_UPPERS = """
+SELECT idx, hashes FROM log_tiles
+WHERE log_id = $1 AND level = 0 AND idx > $2 AND width = 256 AND upper IS NULL
+ORDER BY idx LIMIT $3
+"""
+SET_UPPERS = """
+UPDATE log_tiles t SET upper = x.u
+FROM unnest($2::bigint[], $3::bytea[]) AS x(i, u)
+WHERE t.log_id = $1 AND t.level = 0 AND t.idx = x.i AND t.upper IS NULL
+"""
+
+
+async def full_tiles_without_uppers(conn: Connection, log: int, after: int, limit: int) -> list[Record]:
+    """Full level-0 tiles after index ``after`` whose upper rows are not stored (completed before they were)."""
+    return list(await conn.fetch(SELECT_MISSING_UPPERS, log, after, limit))
+
+
+async def set_uppers(conn: Connection, log: int, uppers: Mapping[int, bytes]) -> None:
+    """Store the upper rows of full level-0 tiles that have none (a trigger refuses any other change)."""
+    await conn.execute(SET_UPPERS, log, list(uppers), list(uppers.values()))
 
 
 # -- checkpoints and witnesses --------------------------------------------------------------------
