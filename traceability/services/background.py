@@ -37,8 +37,7 @@ async def run(db: Database, lg: transparency.Log, interval: float, stop: asyncio
 async def run_process(settings: Settings, stop: asyncio.Event) -> None:
     """The background process's whole life: its own small pool, the log, both loops until ``stop``."""
     async with open_database(dataclasses.replace(settings, pool_size=POOL_SIZE)) as db:
-        # It serves no proofs: the upper rows of the tiles the sequencer completes, which a serving process keeps
-        # for proofs (16 MB at 3.6 million leaves), would only grow its memory here.
+        # It serves no proofs: nothing a serving process keeps in memory for them would be used here.
         lg = dataclasses.replace(await transparency.open_log(db, settings), tiles=transparency.TileCache(0, 0, 0))
         log.info("background.started", log_id=lg.log_id)
         await run(db, lg, settings.sequencer_interval_ms / 1000, stop)
