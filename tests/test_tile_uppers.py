@@ -73,7 +73,8 @@ async def test_the_sequencer_stores_each_full_tiles_upper_rows_and_proofs_read_t
 ) -> None:
     ids = await two_tiles(world, client)
     uppers = await stored_uppers(superuser)
-    assert sorted(uppers) == [0, 1] and all(u is not None and len(u) == tile_levels.UPPER_BYTES for u in uppers.values())
+    assert sorted(uppers) == [0, 1]
+    assert all(u is not None and len(u) == tile_levels.UPPER_BYTES for u in uppers.values())
     # The partial tile at the right edge has none.
     assert await superuser.fetchval("SELECT count(*) FROM log_tiles WHERE upper IS NOT NULL AND width < 256") == 0
     fresh_caches(client)

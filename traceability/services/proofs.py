@@ -43,7 +43,8 @@ async def _paths(lg: Log, rows: Sequence[Record], size: int, read: TileReader) -
 
     A leaf in a full level-0 tile: the path inside the tile comes from its group's 16 hashes and the
     tile's upper rows (both with the row; where the rows are not stored yet, kept by the log's cache,
-    else computed once from the tile, read for that); the part above the tile, shared by its 256 leaves, from the cache or the upper tiles.
+    else computed once from the tile, read for that); the part above the tile, shared by its 256
+    leaves, from the cache or the upper tiles.
     A leaf in the right-edge tile: from the right-edge tiles, which every recent leaf shares.
     """
     uppers: dict[int, bytes | None] = {}

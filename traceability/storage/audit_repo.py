@@ -267,7 +267,8 @@ FROM (SELECT leaf_index, leaf_hash FROM log_leaves WHERE log_id = $1 AND leaf_in
       ORDER BY leaf_index LIMIT $3) l
 """
 TILE_CHUNK = """
-SELECT level, idx, hashes, upper FROM log_tiles WHERE log_id = $1 AND (level, idx) > ($2, $3) ORDER BY level, idx LIMIT $4
+SELECT level, idx, hashes, upper FROM log_tiles
+WHERE log_id = $1 AND (level, idx) > ($2, $3) ORDER BY level, idx LIMIT $4
 """
 
 
