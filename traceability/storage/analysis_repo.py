@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from traceability.storage.database import Connection, Record, fetch_one
+from traceability.storage.database import Connection, Record, by_key, fetch_one
 from traceability.storage.search_repo import like_pattern
 
 STATE = "SELECT position, swept_at FROM analyzer_state WHERE name = $1 FOR UPDATE"
@@ -74,17 +73,6 @@ JOIN nodes n ON n.id = e.node_id
 JOIN products p ON p.id = b.product_id
 ORDER BY l.leaf_index
 """
-
-
-@contextlib.asynccontextmanager
-async def by_key(conn: Connection) -> AsyncIterator[None]:
-    """Within a transaction: the statements planned inside read through indexes, never a whole table (see
-    SELECT_NEW). A plan is kept with the setting it was made under, so a statement always run inside stays so.
-    When the body fails the setting is left to the transaction's end: a statement sent after an error would fail
-    too, and hide the first."""
-    await conn.execute("SET LOCAL enable_seqscan = off")
-    yield
-    await conn.execute("SET LOCAL enable_seqscan = on")
 
 
 async def new_events(conn: Connection, after: int, limit: int) -> list[Record]:

@@ -184,6 +184,18 @@ def describe(url: str) -> str:
     return f"postgresql://{user}@{host}{port}{parts.path}"
 
 
+@contextlib.asynccontextmanager
+async def by_key(conn: Connection) -> AsyncIterator[None]:
+    """Within a transaction: the statements planned inside read through indexes, never a whole table, whatever
+    the tables' statistics say (a queue's, sampled empty, would have its rows found by scanning it whole). A plan
+    is kept with the setting it was made under, so a statement always run inside stays so. When the body fails
+    the setting is left to the transaction's end: a statement sent after an error would fail too, and hide the
+    first."""
+    await conn.execute("SET LOCAL enable_seqscan = off")
+    yield
+    await conn.execute("SET LOCAL enable_seqscan = on")
+
+
 class PooledConnection(asyncpg.Connection):
     """Pooled connections skip asyncpg's reset query on release (a round trip per request).
 
