@@ -33,6 +33,7 @@ from traceability.http.keys import (
     APPENDS,
     DATABASE,
     FEDERATION,
+    FOREGROUND,
     LIMITS,
     LOG,
     PAGES,
@@ -103,7 +104,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     when no background process of their own runs them (:mod:`traceability.services.background`)."""
     stop = asyncio.Event()
     task = asyncio.create_task(
-        background.run(app[DATABASE], app[LOG], app[SETTINGS].sequencer_interval_ms / 1000, stop)
+        background.run(app[DATABASE], app[LOG], app[SETTINGS].sequencer_interval_ms / 1000, stop, app[FOREGROUND].busy)
     )
     yield
     stop.set()
@@ -125,6 +126,7 @@ def create_app(settings: Settings, *, background_work: bool = True) -> web.Appli
     app[RENDERED] = compression.Rendered(settings.rendered_cache_mb << 20)
     app[LIMITS] = Limits.of(settings.capture_rate, settings.capture_burst)
     app[ACCESS] = AccessLog()
+    app[FOREGROUND] = background.Foreground()
     app.on_response_prepare.append(security_headers)
     if settings.database_read_urls:  # only then may a public read name another pool
         app.on_response_prepare.append(reads.read_from)

@@ -9,6 +9,7 @@ from traceability.domain.federation import Federation
 from traceability.http.compression import Rendered
 from traceability.services.access_log import AccessLog
 from traceability.services.appends import SingleAppends
+from traceability.services.background import Foreground
 from traceability.services.history import ViewCache
 from traceability.services.principals import PrincipalCache
 from traceability.services.throttle import Limits
@@ -29,3 +30,4 @@ ACCESS = web.AppKey("access", AccessLog)
 LIMITS = web.AppKey("limits", Limits)
 FEDERATION = web.AppKey("federation", Federation)
 APPENDS = web.AppKey("appends", SingleAppends)
+FOREGROUND = web.AppKey("foreground", Foreground)

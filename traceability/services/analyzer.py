@@ -29,7 +29,7 @@ from traceability.domain import dairy, recorded
 from traceability.domain.balance import MASS_TOLERANCE, SALE_STEPS, in_batch_terms
 from traceability.domain.recorded import Recorded
 from traceability.logging import get_logger
-from traceability.services.exclusive import run_exclusive
+from traceability.services.exclusive import Busy, run_exclusive
 from traceability.storage import analysis_repo, farm_repo
 from traceability.storage.database import Connection, Database, Record
 
@@ -409,13 +409,14 @@ def _cold_chain(e: Record, content: Recorded, run: _Pass) -> None:
     )
 
 
-async def run_analyzer(db: Database, interval: float, stop: asyncio.Event) -> None:
-    """Keep the anomalies current while holding the analyzer lock (one analyzer across processes)."""
+async def run_analyzer(db: Database, interval: float, stop: asyncio.Event, busy: Busy | None = None) -> None:
+    """Keep the anomalies current while holding the analyzer lock (one analyzer across processes), giving way
+    while ``busy()`` (its process is taking writes: see :func:`.exclusive.run_exclusive`)."""
 
     async def step(conn: Connection) -> bool:
         return await analyze(db, conn=conn) >= BATCH
 
-    await run_exclusive(db, "analyzer", LOCK, step, interval, stop)
+    await run_exclusive(db, "analyzer", LOCK, step, interval, stop, busy)
 
 
 async def list_anomalies(db: Database, **filters: Any) -> list[dict[str, Any]]:

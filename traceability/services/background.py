@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
+from collections.abc import Callable
 
 from traceability.config import Settings
 from traceability.logging import get_logger
@@ -25,11 +27,30 @@ POOL_SIZE = 4
 """Connections the background process needs: one locked for each loop, and one for their work."""
 
 
-async def run(db: Database, lg: transparency.Log, interval: float, stop: asyncio.Event) -> None:
-    """The sequencer and the analyzer, until ``stop`` is set."""
+class Foreground:
+    """When the process last took a write (a capture, a recall, anything but a read), as the background work
+    running beside its requests sees it: the analyzer gives way while writes come in (the sequencer never
+    does: it is what puts each record in the log within a second)."""
+
+    RECENT = 1.0
+    """Seconds after a write during which the process counts as busy taking writes."""
+
+    def __init__(self) -> None:
+        self.wrote = -self.RECENT
+
+    def busy(self) -> bool:
+        """Whether a write came in within the last :data:`RECENT` seconds."""
+        return time.monotonic() - self.wrote < self.RECENT
+
+
+async def run(
+    db: Database, lg: transparency.Log, interval: float, stop: asyncio.Event, busy: Callable[[], bool] | None = None
+) -> None:
+    """The sequencer and the analyzer, until ``stop`` is set; ``busy``: whether the process is taking writes
+    (:class:`Foreground`), for the analyzer to give way to them."""
     await asyncio.gather(
         transparency.run_sequencer(db, lg, interval, stop),
-        analyzer.run_analyzer(db, interval, stop),
+        analyzer.run_analyzer(db, interval, stop, busy),
         return_exceptions=True,  # collected, not raised: a task the shutdown cancelled has nothing left to say
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 
 from traceability.logging import get_logger
@@ -16,6 +17,11 @@ from traceability.storage import locks_repo
 from traceability.storage.database import Connection, Database
 
 log = get_logger(__name__)
+
+Busy = Callable[[], bool]
+"""Whether the process is busy with work that comes first (see :func:`run_exclusive`)."""
+SHARE_WHILE_BUSY = 0.2
+"""The share of the time work that gives way (``give_way``) does while its process is busy."""
 
 
 async def sleep_until(stop: asyncio.Event, seconds: float) -> None:
@@ -31,11 +37,14 @@ async def run_exclusive(
     step: Callable[[Connection], Awaitable[bool]],
     interval: float,
     stop: asyncio.Event,
+    give_way: Busy | None = None,
 ) -> None:
     """Run ``step(conn)`` while holding ``lock`` on ``conn``; it returns whether more work is waiting right now.
 
     Waits for the lock while another process holds it; a failure (the database restarting, a lost
-    race) is logged and retried after a pause.
+    race) is logged and retried after a pause. ``give_way``: whether the process is busy with work that
+    comes first (requests); then each step is followed by a pause, so that this work takes at most
+    :data:`SHARE_WHILE_BUSY` of the time. It falls behind under heavy load and catches up when it eases.
     """
     while not stop.is_set():
         try:
@@ -46,7 +55,11 @@ async def run_exclusive(
                 log.info(f"{name}.started")
                 try:
                     while not stop.is_set():
-                        if not await step(conn):
+                        started = time.monotonic()
+                        more = await step(conn)
+                        if give_way is not None and give_way():
+                            await sleep_until(stop, (time.monotonic() - started) * (1 / SHARE_WHILE_BUSY - 1))
+                        if not more:
                             await sleep_until(stop, interval)
                 finally:
                     with contextlib.suppress(Exception):
