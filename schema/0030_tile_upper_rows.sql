@@ -13,7 +13,8 @@ ALTER TABLE log_tiles ADD CONSTRAINT log_tiles_upper_rows
 CREATE OR REPLACE FUNCTION trace_tile_grows_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND OLD.width = 256 AND OLD.upper IS NULL AND NEW.upper IS NOT NULL
-       AND NEW.width = 256 AND NEW.hashes = OLD.hashes THEN
+       AND (NEW.log_id, NEW.level, NEW.idx, NEW.width) = (OLD.log_id, OLD.level, OLD.idx, OLD.width)
+       AND NEW.hashes = OLD.hashes THEN
         RETURN NEW;
     END IF;
     IF TG_OP = 'DELETE' OR OLD.width = 256 OR NEW.width < OLD.width

@@ -121,6 +121,18 @@ async def test_upper_rows_are_written_once_and_never_changed(
     ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await superuser.execute(statement)
+    # Where the rows are missing they may be written, but only with the tile left as it was.
+    await tamper(superuser, "UPDATE log_tiles SET upper = NULL WHERE idx = 1 AND level = 0")
+    row = await superuser.fetchrow("SELECT hashes FROM log_tiles WHERE idx = 1 AND level = 0")
+    upper = tile_levels.upper_of(row["hashes"])
+    for statement in (
+        "UPDATE log_tiles SET upper = $1, idx = 7 WHERE idx = 1 AND level = 0",
+        "UPDATE log_tiles SET upper = $1, hashes = substring(hashes FROM 33) || substring(hashes FROM 1 FOR 32)"
+        " WHERE idx = 1 AND level = 0",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await superuser.execute(statement, upper)
+    await superuser.execute("UPDATE log_tiles SET upper = $1 WHERE idx = 1 AND level = 0", upper)
     with pytest.raises(asyncpg.CheckViolationError):  # only a full level-0 tile has them, of 30 hashes
         await superuser.execute("UPDATE log_tiles SET upper = '\\x00'::bytea WHERE width < 256")
 
