@@ -3,7 +3,6 @@ filled in for tiles completed before they were stored, written once only, and ch
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -11,27 +10,14 @@ import pytest
 
 from tests.conftest import World
 from tests.test_log import audit, check_proof, public_key
+from tests.test_proof_bundle import integrate
+from tests.test_proof_bundle import settings as settings  # the sequencer left to the test, as there
 from tests.test_verify import tamper
-from traceability.config import Settings
 from traceability.http.keys import DATABASE, LOG
 from traceability.ledger import merkle, tile_levels
 from traceability.services import transparency
 
 PER_REQUEST = 100
-
-
-@pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
-    # The test integrates by hand, so it sees the log before and after each step.
-    return Settings.from_env(
-        {"TRACE_SEQUENCER_INTERVAL_MS": "60000"}, database_url=db_url, data_dir=tmp_path, public_url="http://trace.test"
-    )
-
-
-async def integrate(client: Any) -> None:
-    app = client.server.app
-    while await transparency.integrate(app[DATABASE], app[LOG]):
-        pass
 
 
 async def two_tiles(world: World, client: Any) -> list[str]:
@@ -123,8 +109,7 @@ async def test_upper_rows_are_written_once_and_never_changed(
             await superuser.execute(statement)
     # Where the rows are missing they may be written, but only with the tile left as it was.
     await tamper(superuser, "UPDATE log_tiles SET upper = NULL WHERE idx = 1 AND level = 0")
-    row = await superuser.fetchrow("SELECT hashes FROM log_tiles WHERE idx = 1 AND level = 0")
-    upper = tile_levels.upper_of(row["hashes"])
+    upper = tile_levels.upper_of(await superuser.fetchval("SELECT hashes FROM log_tiles WHERE idx = 1 AND level = 0"))
     for statement in (
         "UPDATE log_tiles SET upper = $1, idx = 7 WHERE idx = 1 AND level = 0",
         "UPDATE log_tiles SET upper = $1, hashes = substring(hashes FROM 33) || substring(hashes FROM 1 FOR 32)"
