@@ -45,7 +45,7 @@ from typing import Any
 from pymerkle import BaseMerkleTree
 from pymerkle.hasher import MerkleHasher
 
-from traceability.ledger.tile_levels import NODE_PREFIX, LevelCache, Tile
+from traceability.ledger.tile_levels import NODE_PREFIX, LevelCache, Tile, upper_of
 
 __all__ = [
     "EMPTY_ROOT",
@@ -60,6 +60,7 @@ __all__ = [
     "Tiles",
     "append",
     "append_hashes",
+    "completed_uppers",
     "consistency_proof",
     "inclusion_proof",
     "inclusion_proof_above",
@@ -294,6 +295,12 @@ class _TileTree(BaseMerkleTree):  # type: ignore[misc]  # pymerkle ships no type
 
 
 # ------------------------------------------------------------------------------------ which tiles
+
+
+def completed_uppers(tiles: Tiles) -> dict[int, bytes]:
+    """The upper rows (:func:`tile_levels.upper_rows`) of the full level-0 tiles among ``tiles``, by tile index:
+    what the log stores with each tile it completes (:func:`append` gives them with their levels computed)."""
+    return {index: upper_of(t) for (level, index), t in tiles.items() if level == 0 and len(t) == _TILE_BYTES}
 
 
 def tile_width(key: TileKey, size: int) -> int:

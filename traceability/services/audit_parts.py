@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 
-from traceability.ledger import chain, merkle, tile_levels
+from traceability.ledger import chain, merkle
 from traceability.ledger import checkpoint as notes
 from traceability.services import audit_bulk as bulk
 from traceability.storage import audit_repo, log_repo
@@ -329,11 +329,7 @@ async def _tree(conn: Connection, part: Tree, found: Found, max_faults: int) -> 
         size, _root, changed = merkle.append_hashes(size, tiles, b"".join(pending))
         pending.clear()
         digests.update((k, sha256(content).digest()) for k, content in changed.items() if len(content) == full)
-        uppers.update(
-            (k[1], sha256(tile_levels.upper_of(content)).digest())
-            for k, content in changed.items()
-            if k[0] == 0 and len(content) == full
-        )
+        uppers.update((i, sha256(rows).digest()) for i, rows in merkle.completed_uppers(changed).items())
         keep = merkle.tiles_for_append(size)
         tiles = {k: v for k, v in {**tiles, **changed}.items() if k in keep}
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
 
 from traceability.config import Settings
 from traceability.logging import get_logger
 from traceability.services import analyzer, transparency
+from traceability.services.exclusive import Busy
 from traceability.storage.database import Database, open_database
 
 log = get_logger(__name__)
@@ -44,7 +44,7 @@ class Foreground:
 
 
 async def run(
-    db: Database, lg: transparency.Log, interval: float, stop: asyncio.Event, busy: Callable[[], bool] | None = None
+    db: Database, lg: transparency.Log, interval: float, stop: asyncio.Event, busy: Busy | None = None
 ) -> None:
     """The sequencer and the analyzer, until ``stop`` is set; ``busy``: whether the process is taking writes
     (:class:`Foreground`), for the analyzer to give way to them."""

@@ -307,10 +307,8 @@ async def integrate(db: Database, lg: Log, limit: int = MAX_BATCH, conn: Connect
         tiles = await log_repo.fetch_tiles(conn, lg.id, merkle.tiles_for_append(size))
         leaves = [merkle.leaf_hash(r["hash"]) for r in queued]
         new_size, root, changed = merkle.append(size, tiles, leaves)
-        # Each completed level-0 tile goes with its upper rows, which proofs read with their leaf; its node
-        # hashes were computed for the root already.
-        full = merkle.TILE_WIDTH * merkle.HASH_SIZE
-        uppers = {i: tile_levels.upper_of(t) for (level, i), t in changed.items() if level == 0 and len(t) == full}
+        # Each completed level-0 tile goes with its upper rows, which proofs read with their leaf.
+        uppers = merkle.completed_uppers(changed)
         pks = [r["event_pk"] for r in queued]
         if await log_repo.insert_leaves(conn, lg.id, size, pks, leaves) != len(pks):
             raise errors.Conflict("a queued event key names no recorded event; nothing was integrated")
