@@ -252,6 +252,37 @@ async def test_the_sequencer_writes_no_leaf_for_a_key_that_names_no_event(
     await superuser.execute("DELETE FROM log_queue")
 
 
+async def test_an_event_has_one_leaf_found_by_its_key_alone(
+    world: World, client: Any, superuser: asyncpg.Connection
+) -> None:
+    """The unique key on log_leaves.event_pk (0031) still refuses a second leaf for an event, triggers off and all,
+    and carries the leaf's log and index, so a proof finds its leaf from the index without reading the table; the
+    proof's leaf hash is the one its level-0 tile stores, the one its path starts from."""
+    _, ids = await record(world, 2)
+    proof = await proof_of(client, ids[0])
+    stored = await superuser.fetchrow(
+        "SELECT l.event_pk, l.leaf_index, l.leaf_hash FROM log_leaves l JOIN events e ON e.id = l.event_pk"
+        " WHERE e.event_id = $1",
+        ids[0],
+    )
+    assert proof["leaf_index"] == stored["leaf_index"] and proof["leaf_hash"] == stored["leaf_hash"].hex()
+    key = await superuser.fetchrow(
+        "SELECT i.indisunique, i.indnkeyatts, i.indnatts FROM pg_constraint c"
+        " JOIN pg_index i ON i.indexrelid = c.conindid WHERE c.conname = 'log_leaves_event_pk_key'"
+    )
+    assert dict(key) == {"indisunique": True, "indnkeyatts": 1, "indnatts": 3}
+    size = await superuser.fetchval("SELECT size FROM log_heads")
+    with pytest.raises(asyncpg.UniqueViolationError, match="log_leaves_event_pk_key"):
+        await tamper(
+            superuser,
+            "INSERT INTO log_leaves (log_id, leaf_index, event_pk, leaf_hash) VALUES (1, $1, $2, $3)",
+            size,
+            stored["event_pk"],
+            stored["leaf_hash"],
+        )
+    await superuser.execute("SET session_replication_role = DEFAULT")
+
+
 async def test_two_servers_serve_the_same_log(world: World, db_url: str, tmp_path: Path) -> None:
     """Two processes on one database: one sequencer, identical checkpoints, proofs from either verify."""
     key_file = tmp_path / "log-signing-key"  # the in-process app's key (settings fixture: data_dir=tmp_path)

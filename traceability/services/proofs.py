@@ -130,7 +130,7 @@ async def prove_inclusion(db: Database, lg: Log, event_id: str) -> dict[str, Any
         "canonical": row["canonical"].decode("utf-8"),
         "leaf_index": row["leaf_index"],
         "tree_size": size,
-        "leaf_hash": row["leaf_hash"].hex(),
+        "leaf_hash": log_repo.leaf_hash(row).hex(),
         "audit_path": path,
         "checkpoint": note,
     }
@@ -157,7 +157,7 @@ async def _bundle(conn: Connection, lg: Log, rows: Sequence[Record]) -> dict[str
                 "prev_hash": r["prev_hash"].hex(),
                 "canonical": r["canonical"].decode("utf-8"),
                 "leaf_index": r["leaf_index"],
-                "leaf_hash": r["leaf_hash"].hex(),
+                "leaf_hash": log_repo.leaf_hash(r).hex(),
                 "audit_path": path,
             }
             for r, path in zip(logged, paths, strict=True)

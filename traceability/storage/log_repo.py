@@ -104,14 +104,16 @@ async def insert_leaves(
 # A proof's bottom tile comes with its leaf, in the same round trip, as the one slice of it that differs
 # between the tile's leaves: the 16 stored hashes of the leaf's group (tile_levels.path_within computes
 # the proof inside the tile from them and the tile's upper rows, which the proof service keeps). PostgreSQL
-# reads only that slice of the stored tile, and sends 512 bytes instead of 8 KB.
+# reads only that slice of the stored tile, and sends 512 bytes instead of 8 KB. The leaf's own hash is its
+# place in that group (:func:`leaf_hash`): the leaf row is read for its log and index alone, which the unique
+# index on event_pk carries (0031), so it is found without reading the table.
 GROUP = f"""
 substring(t.hashes FROM ((l.leaf_index % $2) / {1 << GROUP_HEIGHT} * {GROUP_BYTES} + 1)::integer FOR {GROUP_BYTES})
 AS leaf_group
 """
 PROOF_COLUMNS = f"""
 e.event_id::text AS event_id, e.seq, e.hash AS event_hash, e.prev_hash, e.canonical,
-l.log_id, l.leaf_index, l.leaf_hash, {GROUP}, t.upper AS tile_upper
+l.log_id, l.leaf_index, {GROUP}, t.upper AS tile_upper
 """
 PROOF_JOINS = """
 LEFT JOIN log_leaves l ON l.event_pk = e.id
@@ -136,6 +138,12 @@ JOIN events e ON e.batch_id = b.id AND e.seq > $3 {PROOF_JOINS}
 WHERE b.trace_code = $1
 ORDER BY e.seq LIMIT $4
 """
+
+
+def leaf_hash(row: Record) -> bytes:
+    """A logged proof row's leaf hash: as its level-0 tile stores it, the hash the audit path starts from."""
+    at = row["leaf_index"] % (1 << GROUP_HEIGHT) * (GROUP_BYTES >> GROUP_HEIGHT)
+    return bytes(row["leaf_group"][at : at + (GROUP_BYTES >> GROUP_HEIGHT)])
 
 
 async def find_event_proof(conn: Connection, event_id: str, tile_width: int) -> Record | None:
