@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from traceability.services import audit_workers
 from traceability.services.audit_parts import Chains, Fault, Found, Leaves, Part, Tree, run
-from traceability.storage import audit_repo, events_repo, log_repo
+from traceability.storage import audit_repo, log_repo
 from traceability.storage.database import Connection, Database
 
 __all__ = ["Fault", "Report", "verify_chains", "verify_ledger", "verify_log"]
@@ -89,7 +89,7 @@ async def verify_ledger(
     async def audit(conn: Connection) -> None:
         snapshot = await audit_repo.export_snapshot(conn)
         parts = await plan(conn, chains, logs, trusted_key, workers)
-        total = await events_repo.estimate_events(conn)
+        total = await audit_repo.estimate_events(conn)
         context = audit_workers.context()
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=audit_workers.started) as pool:
             futures = [loop.run_in_executor(pool, run, db.url, snapshot, part, max_faults) for part in parts]

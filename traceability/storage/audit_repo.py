@@ -119,6 +119,7 @@ CHAIN_COPY = """
 SELECT batch_id, seq, hash, prev_hash, node_id, device_id, canonical, private
 FROM events WHERE batch_id >= $1 AND batch_id < $2 ORDER BY batch_id, seq
 """
+ESTIMATE_EVENTS = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'events'::regclass"
 KNOWN_IDS = """
 SELECT coalesce((SELECT string_agg(int8send(id), '' ORDER BY id) FROM nodes), ''::bytea) AS nodes,
        coalesce((SELECT string_agg(int8send(id), '' ORDER BY id) FROM devices), ''::bytea) AS devices
@@ -135,6 +136,12 @@ async def known_ids(conn: Connection) -> tuple[bytes, bytes]:
     """The ids of every node and of every device, each in ascending order as 8-byte big-endian integers."""
     row = await fetch_one(conn, KNOWN_IDS)
     return row["nodes"], row["devices"]
+
+
+async def estimate_events(conn: Connection) -> int:
+    """The planner's estimate of the number of events (instant; for progress, never for a result)."""
+    value: int = await conn.fetchval(ESTIMATE_EVENTS)
+    return value
 
 
 async def event_batch_range(conn: Connection) -> tuple[int, int] | None:

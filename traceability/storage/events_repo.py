@@ -275,14 +275,3 @@ COUNT_EVENTS = "SELECT count(*) FROM events"
 async def count_events(conn: Connection) -> int:
     value: int = await conn.fetchval(COUNT_EVENTS)
     return value
-
-
-ESTIMATE_EVENTS = "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'events'::regclass"
-
-
-async def estimate_events(conn: Connection) -> int:
-    """The planner's estimate of the number of events (instant; for progress, never for a result)."""
-    value: int = await conn.fetchval(
-        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'events'::regclass"
-    )
-    return value
