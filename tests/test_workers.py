@@ -238,6 +238,9 @@ async def test_the_background_process_goes_with_the_server(db_url: str, tmp_path
             await wait_until(lambda: server.background() is not None, what="the background process")
             background = server.background()
             assert background is not None
+            # Signalled once it runs: a signal that comes while it is still starting ends it before it has
+            # anything to close or to say.
+            await wait_until(lambda: '"background.started"' in server.output(), what="the background work to start")
             if how == "SIGKILL":
                 server.kill()
             else:
