@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import itertools
 import os
 import pwd
 import shutil
@@ -31,11 +32,30 @@ BACKGROUND = "traceability-bg"
 """The name the background process gives itself (``traceability.http.background_main.NAME``)."""
 
 
+PORTS = 400
+"""Ports each test process hands out in turn, from a block of its own."""
+_ports = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A port for a server a test starts, free now and handed out by no other test process meanwhile.
+
+    A port the kernel picks (binding port 0) is free only until released: between then and the server's own
+    bind, another test process could be given the same one and start its server there, and a test would talk to
+    the wrong server. So each pytest-xdist worker takes ports from its own block, below the kernel's ephemeral
+    range (which outgoing connections draw from), in turn, skipping any in use.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = 20_000 + PORTS * (int(worker) if worker.isdigit() else 0) % 12_000
+    for _ in range(PORTS):
+        port = first + next(_ports) % PORTS
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use (or still closing): the next one
+                continue
         return port
+    raise RuntimeError(f"no free port in {first}-{first + PORTS - 1}")
 
 
 _blank: Path | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,14 +10,9 @@ import aiohttp
 import pytest
 
 from tests.conftest import admin_token, make_uscc
+from tests.servers import free_port
 from traceability.config import Settings
 from traceability.http.app import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Live:
