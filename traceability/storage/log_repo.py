@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from traceability.ledger.tile_levels import GROUP_BYTES, GROUP_HEIGHT
+from traceability.ledger.tile_levels import GROUP_BYTES, GROUP_HEIGHT, HASH_SIZE
 from traceability.storage.database import Connection, Record, by_key, conflicts_as, fetch_one
 
 # -- logs and heads -------------------------------------------------------------------------------
@@ -119,7 +119,6 @@ PROOF_JOINS = """
 LEFT JOIN log_leaves l ON l.event_pk = e.id
 LEFT JOIN log_tiles t ON t.log_id = l.log_id AND t.level = 0 AND t.idx = l.leaf_index / $2
 """
-FIND_EVENT_PROOF = f"SELECT {PROOF_COLUMNS} FROM events e {PROOF_JOINS} WHERE e.event_id = $1"
 FIND_EVENTS_PROOFS = f"""
 SELECT {PROOF_COLUMNS}
 FROM unnest($1::uuid[]) WITH ORDINALITY AS q(event_id, n)
@@ -142,30 +141,26 @@ ORDER BY e.seq LIMIT $4
 
 def leaf_hash(row: Record) -> bytes:
     """A logged proof row's leaf hash: as its level-0 tile stores it, the hash the audit path starts from."""
-    at = row["leaf_index"] % (1 << GROUP_HEIGHT) * (GROUP_BYTES >> GROUP_HEIGHT)
-    return bytes(row["leaf_group"][at : at + (GROUP_BYTES >> GROUP_HEIGHT)])
-
-
-async def find_event_proof(conn: Connection, event_id: str, tile_width: int) -> Record | None:
-    """An event's hashed bytes, its leaf and its group's hashes in its level-0 tile (``leaf_group``, as many
-    as the tile holds of the group's 16; leaf and group NULL while it waits), and the tile's upper rows
-    (``tile_upper``: NULL until the tile is full, and for a tile completed before they were stored until
-    the sequencer has filled them in)."""
-    return await conn.fetchrow(FIND_EVENT_PROOF, event_id, tile_width)
+    group: bytes = row["leaf_group"]
+    at = row["leaf_index"] % (1 << GROUP_HEIGHT) * HASH_SIZE
+    return group[at : at + HASH_SIZE]
 
 
 async def find_events_proofs(conn: Connection, event_ids: Sequence[str], tile_width: int) -> list[Record]:
-    """As :func:`find_event_proof` for several events, in the order asked (unknown ones left out)."""
+    """Each event's hashed bytes, its leaf and its group's hashes in its level-0 tile (``leaf_group``, as many
+    as the tile holds of the group's 16; leaf and group NULL while it waits), and the tile's upper rows
+    (``tile_upper``: NULL until the tile is full, and for a tile completed before they were stored until
+    the sequencer has filled them in); in the order asked, unknown events left out."""
     return list(await conn.fetch(FIND_EVENTS_PROOFS, list(event_ids), tile_width))
 
 
 async def find_leaves_proofs(conn: Connection, log: int, indexes: Sequence[int], tile_width: int) -> list[Record]:
-    """As :func:`find_event_proof` for the events at these leaf indexes, in the order asked (absent ones left out)."""
+    """As :func:`find_events_proofs` for the events at these leaf indexes, in the order asked (absent ones left out)."""
     return list(await conn.fetch(FIND_LEAVES_PROOFS, list(indexes), tile_width, log))
 
 
 async def find_batch_proofs(conn: Connection, code: str, after_seq: int, limit: int, tile_width: int) -> list[Record]:
-    """As :func:`find_event_proof` for a batch's events after ``after_seq``, in chain order, at most ``limit``."""
+    """As :func:`find_events_proofs` for a batch's events after ``after_seq``, in chain order, at most ``limit``."""
     return list(await conn.fetch(FIND_BATCH_PROOFS, code, tile_width, after_seq, limit))
 
 
