@@ -7,10 +7,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import World
 from traceability.config import Settings
+from traceability.http import metrics
 from traceability.http.app import create_app
 
 
@@ -81,3 +84,36 @@ async def test_metrics_are_for_administrators_or_a_configured_address(aiohttp_cl
         assert value(await scrape(scraper, None), "trace_log_queue") >= 0
     finally:
         await scraper.close()
+
+
+def test_requests_read_out_as_prometheus_clients_own_counter_and_histogram_would_show_them() -> None:
+    """One process counts its requests in plain Python; a scrape shows the same samples prometheus-client's
+    Counter and Histogram would have for the same requests (their ``_created`` times aside)."""
+    app = web.Application()
+    proofs = app.router.add_resource("/api/v1/events/{event_id}/proof")
+    log = app.router.add_resource("/api/v1/log")
+    seen = [
+        (proofs, "GET", 200, 0.003), (proofs, "GET", 200, 0.005), (proofs, "GET", 404, 0.0051),
+        (proofs, "GET", 200, 12.0), (log, "GET", 200, 0.3), (log, "HEAD", 200, 0.01), (None, "GET", 404, 0.0),
+        (log, "BREW", 405, 0.02), (log, "SPILL", 405, 0.03),  # methods nobody uses: counted as OTHER
+    ]  # fmt: skip
+    m = metrics.Metrics()
+    oracle = CollectorRegistry()
+    requests = Counter(*metrics.REQUESTS, ["route", "method", "status"], registry=oracle)
+    latency = Histogram(*metrics.LATENCY, ["route", "method"], buckets=metrics.LATENCY_BUCKETS, registry=oracle)
+    for resource, method, status, seconds in seen:
+        m.observe(resource, method, status, seconds)
+        route = resource.canonical if resource is not None else "unmatched"
+        method = method if method in metrics.METHODS else "OTHER"
+        requests.labels(route, method, str(status)).inc()
+        latency.labels(route, method).observe(seconds)
+
+    def shown(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        found = samples(text.decode()).items()
+        return {k: v for k, v in found if k[0].startswith("trace_http_") and not k[0].endswith("_created")}
+
+    ours = shown(generate_latest(m.registry))
+    assert ours == shown(generate_latest(oracle))
+    assert value(ours, "trace_http_requests_total", route="/api/v1/log", method="OTHER", status="405") == 2
+    assert value(ours, "trace_http_request_duration_seconds_bucket", route="/api/v1/events/{event_id}/proof",
+                 method="GET", le="0.005") == 2  # fmt: skip
