@@ -11,6 +11,7 @@ import structlog
 
 from tests.conftest import World, make_uscc, until
 from traceability.domain import tracecode
+from traceability.logging import add_request_id
 
 
 async def test_credentials_are_required(world: World) -> None:
@@ -187,12 +188,17 @@ async def test_heads_asked_for_together_are_read_together(
 async def test_one_log_line_per_request_and_no_secrets(world: World) -> None:
     code = await world.open_batch()
     token = world.devices["slaughter"]
-    with structlog.testing.capture_logs() as logs:
-        await world.post("/api/v1/events", world.event(code, commercial={"buyer": "secret buyer"}), token, expect=201)
+    with structlog.testing.capture_logs(processors=[add_request_id]) as logs:
+        posted = await world.client.post(
+            "/api/v1/events", json=world.event(code, commercial={"buyer": "secret buyer"}), headers=world.auth(token)
+        )
+        assert posted.status == 201, await posted.text()
         resp = await world.client.get(f"/api/v1/batches/{code}", headers={"X-Request-ID": "trace-test-0001"})
         assert resp.headers["X-Request-ID"] == "trace-test-0001"
     lines = [entry for entry in logs if entry["event"] == "request.handled"]
     assert len(lines) == 2
+    # Each line carries its own request's id, the one its answer was sent with.
+    assert [line["request_id"] for line in lines] == [posted.headers["X-Request-ID"], "trace-test-0001"]
     assert lines[0]["route"] == "/api/v1/events" and lines[0]["status"] == 201
     assert lines[0]["actor"].startswith("device:")
     assert lines[1]["route"] == "/api/v1/batches/{trace_code}"

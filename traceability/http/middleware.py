@@ -17,11 +17,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 import orjson
-import structlog
 from aiohttp import web
 from multidict import istr
 
 from traceability import errors, i18n
+from traceability import logging as logging_context
 from traceability.epcis import binding
 from traceability.logging import get_logger
 
@@ -113,7 +113,7 @@ def begin(request: web.Request) -> str:
     request[REQUEST_ID] = rid
     # Set before the handler, so reading it back never misses: a missing key costs an exception.
     request[ACTOR] = "public"
-    structlog.contextvars.bind_contextvars(request_id=rid)
+    logging_context.REQUEST_ID.set(rid)
     return rid
 
 
@@ -137,7 +137,7 @@ def error_response(request: web.Request, exc: Exception) -> web.Response:
 
 
 def finish(request: web.Request, start: float, status: int) -> None:
-    """The request's one log line; unbind its id."""
+    """The request's one log line; its id no longer the current one."""
     if log.is_enabled_for(logging.INFO):  # the line's fields cost more than the rest when it is filtered out
         route = request.match_info.route.resource
         log.info(
@@ -148,4 +148,4 @@ def finish(request: web.Request, start: float, status: int) -> None:
             duration_ms=round((time.perf_counter() - start) * 1000, 2),
             actor=request[ACTOR],
         )
-    structlog.contextvars.unbind_contextvars("request_id")
+    logging_context.REQUEST_ID.set(None)
