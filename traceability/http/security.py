@@ -117,7 +117,9 @@ def behind_proxy(request: web.Request) -> web.Request:
     """The request as the handlers see it: a trusted proxy believed about the client's address and scheme,
     the headers from anyone else ignored (run by :mod:`.pipeline`)."""
     proxies = request.app[SETTINGS].trusted_proxies
-    if not _trusted(request.remote, proxies):
+    # Without proxies configured (the default) the peer's address is not even asked for: a call to the
+    # transport for every request.
+    if not proxies or not _trusted(request.remote, proxies):
         request[FORWARDED_HTTPS] = False
         return request
     client, scheme = forwarded_client(request, proxies)
