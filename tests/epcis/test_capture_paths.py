@@ -11,6 +11,7 @@ import orjson
 
 from tests.conftest import CHINA, World, new_id
 from tests.epcis.conftest import Epcis
+from tests.test_metrics import scrape, value
 from tests.test_supply import regulator
 from traceability.config import Settings
 from traceability.services.verify import verify_chains
@@ -66,6 +67,10 @@ async def test_events_each_on_a_batch_of_their_own_are_chained_like_any_others(
     status, job = await epcis.capture(doc, token=device)
     assert status == 202 and job["success"], job
     assert [len(await steps_of(world, code)) for code in codes] == [2, 2, 2]
+    # Counted for the operator as every other path's events are: three recorded, three retries.
+    counted = await scrape(world.client, world.admin)
+    assert value(counted, "trace_events_captured_total", path="epcis", outcome="new") == 3
+    assert value(counted, "trace_events_captured_total", path="epcis", outcome="replayed") == 3
     async with open_database(Settings.from_env({}, database_url=db_url)) as db:
         assert (await verify_chains(db)).ok
     # A sale of a recalled batch among others: the whole document is refused, naming that event; nothing written.

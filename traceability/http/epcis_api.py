@@ -19,6 +19,7 @@ from traceability.epcis import xml as epcis_xml
 from traceability.http.audit import audit
 from traceability.http.auth import optional_principal, require, require_capture
 from traceability.http.keys import DATABASE, FEDERATION, SETTINGS
+from traceability.http.metrics import METRICS
 from traceability.http.openapi import GS1_BINDING, TRACE_CODE_PATH, Operation, Param, Response, declare
 from traceability.services import epcis_capture, epcis_query, history
 from traceability.services.epcis_prepared import EventFailed
@@ -124,10 +125,11 @@ async def capture(request: web.Request) -> web.Response:
     behaviour = _behaviour(request)
     received = await read_document(request, single_event=False, lenient=behaviour == "proceed")
     settings = request.app[SETTINGS]
-    job = await epcis_capture.capture_job(
+    ran = await epcis_capture.capture_job(
         request.app[DATABASE], principal, received, behaviour, settings.public_url, request.app[FEDERATION]
     )
-    return gs1_json(job, status=202, headers={"Location": f"/epcis/capture/{job['captureID']}"})
+    request.app[METRICS].captured("epcis", ran.new, ran.replayed)
+    return gs1_json(ran.job, status=202, headers={"Location": f"/epcis/capture/{ran.job['captureID']}"})
 
 
 @routes.get("/epcis/capture")
@@ -173,6 +175,7 @@ async def capture_event(request: web.Request) -> web.Response:
         )
     except EventFailed as exc:
         raise exc.error from None
+    request.app[METRICS].captured("epcis", 0 if outcome.replayed else 1, 1 if outcome.replayed else 0)
     location = f"/epcis/events/{quote(outcome.event_id, safe='')}"
     return gs1_json(outcome.as_json(), status=200 if outcome.replayed else 201, headers={"Location": location})
 

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from traceability import errors
 from traceability.domain.access import Principal
@@ -307,8 +307,9 @@ async def capture_job(
     behaviour: str,
     public_url: str,
     fed: Federation = NO_FEDERATION,
-) -> dict[str, Any]:
-    """Run a capture job to its end and keep it; the answer is the job GS1's ``/capture/{id}`` shows.
+) -> Ran:
+    """Run a capture job to its end and keep it; the answer is the job GS1's ``/capture/{id}`` shows, with
+    how many of its events were recorded and how many were retries of recorded ones.
 
     ``rollback`` (the default): all events or none. ``proceed``: every event that can be recorded is, each
     refused one is reported with its index. Problems found before writing with ``rollback`` are raised
@@ -322,26 +323,27 @@ async def capture_job(
         for i, found in received.refused.items()
         for pr in found
     ]
-    captured = 0
+    captured = replayed = 0
     job_id = secrets.token_hex(10)
     # A job whose events all go in is kept with them; one with problems is kept once it is over.
     job = None if problems else epcis_repo.Job(job_id, principal.label, behaviour, created, received.count)
     try:
         if received.events:
             outcomes = await capture(db, principal, received, public_url, job=job, fed=fed)
-            captured = sum(1 for o in outcomes if not o.replayed)
+            replayed = sum(1 for o in outcomes if o.replayed)
+            captured = len(outcomes) - replayed
             if job is not None and job.finished_at is not None:
-                return job_json(job_id, behaviour, created, job.finished_at, True, [])
+                return Ran(job_json(job_id, behaviour, created, job.finished_at, True, []), captured, replayed)
     except EventFailed as exc:
         if behaviour == "rollback":
             problems.append(problem(exc.error, exc.index))
         else:
-            captured, more = await _one_by_one(db, principal, received, public_url, fed)
+            captured, replayed, more = await _one_by_one(db, principal, received, public_url, fed)
             problems.extend(more)
     except errors.InvalidField:
         if behaviour == "rollback":
             raise
-        captured, more = await _one_by_one(db, principal, received, public_url, fed)
+        captured, replayed, more = await _one_by_one(db, principal, received, public_url, fed)
         problems.extend(more)
     problems.sort(key=lambda pr: pr.get("eventIndex", -1))
     finished = datetime.now(UTC)
@@ -358,14 +360,15 @@ async def capture_job(
             captured,
             problems,
         )
-    return job_json(job_id, behaviour, created, finished, not problems, problems)
+    return Ran(job_json(job_id, behaviour, created, finished, not problems, problems), captured, replayed)
 
 
 async def _one_by_one(
     db: Database, principal: Principal, received: document.Received, public_url: str, fed: Federation
-) -> tuple[int, list[dict[str, Any]]]:
-    """GS1's ``proceed``: each event in its own transaction; what fails is reported, the rest recorded."""
-    captured = 0
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """GS1's ``proceed``: each event in its own transaction; what fails is reported, the rest recorded (how
+    many were, how many of those were retries, and the problems)."""
+    captured = replayed = 0
     problems = []
     for i, plain, exact in received.events:
         one = document.Received(
@@ -381,11 +384,21 @@ async def _one_by_one(
         try:
             outcomes = await capture(db, principal, one, public_url, fed=fed)
             captured += sum(1 for o in outcomes if not o.replayed)
+            replayed += sum(1 for o in outcomes if o.replayed)
         except EventFailed as exc:
             problems.append(problem(exc.error, i))
         except (errors.InvalidField, errors.VoucherRefused) as exc:
             problems.append(problem(exc, i))
-    return captured, problems
+    return captured, replayed, problems
+
+
+class Ran(NamedTuple):
+    """A capture job that ran: the job as GS1's ``/capture/{id}`` shows it, the events it recorded and the
+    retries among its events (answered by what was recorded before)."""
+
+    job: dict[str, Any]
+    new: int
+    replayed: int
 
 
 def job_json(
