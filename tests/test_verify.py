@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -356,3 +358,31 @@ def test_the_workers_are_forked_from_the_audit_and_leave_ctrl_c_to_it() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+async def test_a_read_ahead_no_longer_wanted_leaves_the_snapshot_readable(db_url: str) -> None:
+    """The audit asks for each chunk before handing out the last; a reader that stops early (the leaves end, a
+    part has all the faults it reports) lets that query end instead of cancelling it, which would abort the
+    snapshot's transaction under the part's next query (seen once: the tiles after the leaves)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+
+            def fetches() -> Iterator[Callable[[], Awaitable[str]]]:
+                while True:
+                    yield lambda: conn.fetchval("SELECT pg_sleep(0.3)::text")
+
+            async with contextlib.aclosing(audit_repo.prefetched(fetches())) as ahead:
+                async for _ in ahead:
+                    break  # the next sleep is under way in PostgreSQL
+            assert await conn.fetchval("SELECT 1") == 1
+
+            async def chunk(_last: Any) -> list[Any]:
+                return list(await conn.fetch("SELECT pg_sleep(0.3)"))
+
+            async with contextlib.aclosing(audit_repo._chunks(chunk, lambda _rows: True)) as chunks:
+                async for _ in chunks:
+                    break
+            assert await conn.fetchval("SELECT 2") == 2
+    finally:
+        await conn.close()

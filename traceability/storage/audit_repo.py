@@ -62,10 +62,7 @@ async def _chunks(
             await sent()
             yield rows
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+        await _settled(pending)
 
 
 async def sent() -> None:
@@ -85,10 +82,17 @@ async def prefetched(fetches: Iterator[Callable[[], Awaitable[T]]]) -> AsyncGene
                 await sent()
             yield result
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+        await _settled(pending)
+
+
+async def _settled(pending: asyncio.Future[Any] | None) -> None:
+    """Let a query asked for ahead, whose answer is no longer wanted, end on its own. Cancelling it would
+    cancel the statement in PostgreSQL, and with it the snapshot's transaction: the reader's next query
+    failed as "current transaction is aborted" (the tiles after the leaves, when the read past the last
+    leaf was still running). Its own failure is of no interest; the caller's cancellation still stops it."""
+    if pending is not None:
+        with contextlib.suppress(Exception):
+            await pending
 
 
 # -- chains ---------------------------------------------------------------------------------------
