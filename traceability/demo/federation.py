@@ -20,7 +20,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ import aiohttp
 from stdnum.cn import uscc
 
 from traceability.config import ROOT, child_environment
+from traceability.domain.fields import BEIJING
 from traceability.ledger import checkpoint as notes
 
-CST = timezone(timedelta(hours=8))
 START_WITHIN = 180.0
 
 
@@ -111,7 +111,7 @@ async def _healthy(site: Site) -> None:
 
 
 def _ago(minutes: int) -> str:
-    return (datetime.now(CST) - timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    return (datetime.now(BEIJING) - timedelta(minutes=minutes)).isoformat(timespec="seconds")
 
 
 class DemoApi:

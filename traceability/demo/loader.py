@@ -24,9 +24,10 @@ from datetime import date, datetime
 from traceability import errors
 from traceability.demo.city import first_uscc, register_city
 from traceability.demo.farms import register_farms
-from traceability.demo.recorder import CST, MIN_DAYS
+from traceability.demo.recorder import MIN_DAYS
 from traceability.demo.scale import default_workers, load_bulk
 from traceability.demo.story import Story
+from traceability.domain.fields import BEIJING
 from traceability.logging import get_logger
 from traceability.services import registry
 from traceability.storage import events_repo
@@ -80,7 +81,7 @@ class DemoResult:
 
 def anchor_for(today: date) -> datetime:
     """Midnight at the start of ``today`` in China Standard Time: every demo event lies before it."""
-    return datetime(today.year, today.month, today.day, tzinfo=CST)
+    return datetime(today.year, today.month, today.day, tzinfo=BEIJING)
 
 
 async def is_loaded(db: Database) -> bool:
@@ -115,7 +116,7 @@ async def load_demo(
         raise errors.InvalidField(f"days: the demo story needs at least {MIN_DAYS} days", field="days")
     if await is_loaded(db):
         raise errors.Conflict("the demo data is already loaded in this database")
-    anchor = anchor_for(today or datetime.now(CST).date())
+    anchor = anchor_for(today or datetime.now(BEIJING).date())
     progress = Progress(report)
     try:
         city = await register_city(db)

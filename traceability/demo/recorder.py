@@ -10,7 +10,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -20,7 +20,6 @@ from traceability.demo.city import City, Node, Product, Stall
 from traceability.services import capture, genealogy, sales
 from traceability.storage.database import Database
 
-CST = timezone(timedelta(hours=8))
 CENT = Decimal("0.01")
 MIN_DAYS = 6
 

@@ -20,16 +20,13 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from traceability.domain import bounds
 from traceability.domain.batches import date_field
-from traceability.domain.fields import Fields, decimal_text
-
-CHINA = timezone(timedelta(hours=8))
-"""Harvest and application days are Beijing days."""
+from traceability.domain.fields import BEIJING, Fields, decimal_text
 
 INPUT_KINDS = frozenset({"pesticide", "fertiliser", "feed", "feed_additive", "veterinary_drug", "vaccine"})
 """What a production record is about; their names are in traceability/i18n (``input_kind``)."""
@@ -63,7 +60,7 @@ _FEED_ADDITIVE_NO = re.compile(r"饲添字\s?[(（]\d{4}[)）]\s?\d{3,10}")
 
 def today_in_china(moment: datetime) -> date:
     """The Beijing calendar day of a moment."""
-    return moment.astimezone(CHINA).date()
+    return moment.astimezone(BEIJING).date()
 
 
 def check_registration(kind: str, value: str) -> str:

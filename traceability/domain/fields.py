@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, TypeVar
 
@@ -221,6 +221,11 @@ def canonical_object(f: Fields, key: str, value: dict[str, Any], depth: int) -> 
             f.fail(f"{key}.{k}", "keys must start with a letter and hold only A-Z, a-z, 0-9 and _")
         out[k] = canonical_value(f, f"{key}.{k}", v, depth)
     return out
+
+
+BEIJING = timezone(timedelta(hours=8))
+"""Beijing time (China Standard Time, UTC+8, no daylight saving): the clock and calendar vendors and
+regulators read, whose days expiry dates, harvests, credit months and exports are counted in."""
 
 
 def utc_ms(moment: datetime) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from traceability import errors, i18n
 from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import dairy, recorded
 from traceability.domain.balance import MASS_TOLERANCE, SALE_STEPS, in_batch_terms
+from traceability.domain.fields import BEIJING
 from traceability.domain.recorded import Recorded
 from traceability.logging import get_logger
 from traceability.services.exclusive import Busy, run_exclusive
@@ -120,9 +121,6 @@ async def _prepare(conn: Connection, events: list[Record], contents: list[Record
     return state
 
 
-CHINA = timezone(timedelta(hours=8))
-"""Beijing time, whose calendar dates expiry dates are (a constant here: the background program that runs the
-analyzer loads no more of the domain than its rules need, tests/test_workers.py)."""
 RULE_FAULTS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
 """What a rule raises on a record it was not written for (a fault in the rule, not in the database): the event is
 logged (``analyzer.event_failed``), counted (``analyzer_state.failed``, served as ``trace_analyzer_failed_events``)
@@ -267,7 +265,7 @@ async def _rules(conn: Connection, e: Record, content: Recorded, run: _Pass) -> 
     if step in SALE_STEPS and not (e["seq"] == 1 and content.cut_from()):  # a receipt: judged on its source
         # A batch expires at the end of its last day in Beijing (views.verdict.today): a sale at 07:00 there the
         # next morning is after expiry, though still on the expiry date in UTC.
-        if e["expires_on"] is not None and e["event_time"].astimezone(CHINA).date() > e["expires_on"]:
+        if e["expires_on"] is not None and e["event_time"].astimezone(BEIJING).date() > e["expires_on"]:
             flag(
                 "sold_after_expiry",
                 f"{step.replace('_', ' ')} after the expiry date {e['expires_on']}",

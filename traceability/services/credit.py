@@ -10,15 +10,15 @@ rated by the same rules over what their own scanners and scales recorded. See do
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from traceability import errors, i18n
+from traceability.domain.fields import BEIJING
 from traceability.storage import credit_repo
 from traceability.storage.database import Connection, Database
 
 WINDOW = timedelta(days=365)
-CHINA = timezone(timedelta(hours=8))
 SERIOUS = frozenset(
     {
         "sold_while_recalled",
@@ -113,10 +113,10 @@ async def _rated(
     value, factors = score(current)
     active = bool(current["events"]) or bool(current["anomalies"])
     history = []
-    local = at.astimezone(CHINA)
+    local = at.astimezone(BEIJING)
     month = local.date().replace(day=1)
     for _ in range(MONTHS):
-        end = datetime.combine(_next_month(month), time(), CHINA)
+        end = datetime.combine(_next_month(month), time(), BEIJING)
         events = monthly.get(month, 0)
         if events:
             s, _f = score(await record(end - WINDOW, end))
@@ -143,10 +143,10 @@ def _next_month(day: date) -> date:
 
 
 def _history_start(at: datetime) -> datetime:
-    first = at.astimezone(CHINA).date().replace(day=1)
+    first = at.astimezone(BEIJING).date().replace(day=1)
     for _ in range(MONTHS - 1):
         first = (first - timedelta(days=1)).replace(day=1)
-    return datetime.combine(first, time(), CHINA)
+    return datetime.combine(first, time(), BEIJING)
 
 
 async def rating(db: Database, uscc: str, at: datetime | None = None) -> dict[str, Any]:

@@ -10,11 +10,12 @@ The columns are documented in docs/kde-export.md.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from traceability import errors, i18n
 from traceability.domain import bounds, registry
+from traceability.domain.fields import BEIJING
 from traceability.ledger import canonical, sealed
 from traceability.services.views.tables import Cell, Column, Table, TableOf, moment, number
 from traceability.storage import kde_repo, search_repo
@@ -22,7 +23,6 @@ from traceability.storage.database import Database
 
 MAX_DAYS = 366
 MAX_ROWS = 200_000
-CHINA = timedelta(hours=8)
 # The reference documents, in the order a regulator reads them: certificates, then trade documents.
 DOCUMENTS = (
     "quarantine_certificate",
@@ -102,8 +102,8 @@ async def export(db: Database, query: dict[str, str]) -> dict[str, Any]:
         raise errors.InvalidField("to is before from", field="to")
     if (until - since).days >= MAX_DAYS:
         raise errors.InvalidField(f"to: at most {MAX_DAYS} days at a time", field="to")
-    start = datetime.combine(since, time(), UTC) - CHINA
-    end = datetime.combine(until + timedelta(days=1), time(), UTC) - CHINA
+    start = datetime.combine(since, time(), BEIJING)
+    end = datetime.combine(until + timedelta(days=1), time(), BEIJING)
     async with db.connection() as conn:
         events = await kde_repo.critical_events(
             conn,

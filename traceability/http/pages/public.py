@@ -26,6 +26,7 @@ from xml.etree import ElementTree as ET
 from aiohttp import web
 
 from traceability import errors, i18n
+from traceability.domain.fields import BEIJING
 from traceability.http import schemas
 from traceability.http.api import json_response
 from traceability.http.keys import DATABASE, SETTINGS
@@ -56,7 +57,7 @@ NOT_MODIFIED = {304: Response("not modified (the ETag sent in If-None-Match stil
 async def _etag(request: web.Request, variant: str) -> tuple[str, web.Response | None]:
     """This answer's ETag, and a 304 when the reader holds it already."""
     mark = await views.fingerprint(request.app[DATABASE])
-    day = datetime.now(views.CHINA).date().isoformat()
+    day = datetime.now(BEIJING).date().isoformat()
     query = urlencode(sorted(request.query.items()))
     key = f"{mark}|{day}|{request.path}|{query}|{variant}"
     tag = f'"{hashlib.sha256(key.encode()).hexdigest()[:32]}"'
@@ -131,7 +132,7 @@ def atom(entries: list[dict[str, Any]], t: i18n.Words, base: str, path: str) -> 
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": t.html_lang})
     sub(feed, "id", f"{base}/public/feed.atom")
     sub(feed, "title", t("public_feed_title"))
-    newest = entries[0]["updated"] if entries else datetime.now(views.CHINA).isoformat(timespec="seconds")
+    newest = entries[0]["updated"] if entries else datetime.now(BEIJING).isoformat(timespec="seconds")
     sub(feed, "updated", newest)
     author = sub(feed, "author")
     sub(author, "name", t("site"))

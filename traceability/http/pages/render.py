@@ -28,6 +28,7 @@ from markupsafe import Markup
 from traceability import errors, i18n
 from traceability.config import ROOT
 from traceability.domain import tracecode
+from traceability.domain.fields import BEIJING
 from traceability.http import compression
 from traceability.http.api import json_response
 from traceability.http.keys import SETTINGS
@@ -43,7 +44,6 @@ CSP = (
     "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
-CHINA = timezone(timedelta(hours=8))
 NO_STORE = {"Cache-Control": "no-store"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -123,14 +123,14 @@ def _parse_time(value: str | None, offset: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    tz = CHINA
+    tz = BEIJING
     if offset:
         try:
             sign = -1 if offset[0] == "-" else 1
             hours, minutes = offset[1:].split(":")
             tz = timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
         except (ValueError, IndexError):
-            tz = CHINA
+            tz = BEIJING
     if moment.tzinfo is None:
         return moment
     return moment.astimezone(tz)

@@ -22,12 +22,13 @@ from markupsafe import Markup
 
 from traceability import errors
 from traceability.domain import images, limits, stations
+from traceability.domain.fields import BEIJING
 from traceability.http.auth import source
 from traceability.http.keys import DATABASE, LIMITS, SETTINGS, VIEWS
 from traceability.http.openapi import Param, declare, page
 from traceability.http.pages import language, sessions
 from traceability.http.pages.qr import qr_svg
-from traceability.http.pages.render import CHINA, NO_STORE, PageRoutes, answer, twin, wants_json
+from traceability.http.pages.render import NO_STORE, PageRoutes, answer, twin, wants_json
 from traceability.services import accounts, capture, epcis_query, history, sales
 from traceability.services.accounts import WebSession
 from traceability.services.views import batch as batch_views
@@ -184,7 +185,7 @@ async def _check_before_recording(request: web.Request, code: str, action: str) 
         key = "vendor_refused_recalled" if status["state"] == "recalled" else "vendor_refused_held"
         raise Refused(f"code: batch {code} is {status['state'].replace('_', ' ')} since {since}", key=key, since=since)
     expires = view.get("expires_on")
-    if action == "sell" and expires and date.fromisoformat(expires) < datetime.now(CHINA).date():
+    if action == "sell" and expires and date.fromisoformat(expires) < datetime.now(BEIJING).date():
         raise Refused(f"code: batch {code} expired on {expires}", key="vendor_refused_expired", date=expires)
 
 
@@ -228,7 +229,7 @@ async def vendor_record(request: web.Request) -> web.StreamResponse:
             "traceCode": code,
             "bizStep": "receiving" if action == "receive" else "retail_selling",
             "disposition": "active" if action == "receive" else "retail_sold",
-            "eventTime": datetime.now(CHINA).isoformat(timespec="seconds"),
+            "eventTime": datetime.now(BEIJING).isoformat(timespec="seconds"),
         }
         weight = str(form.get("weight", "")).strip()
         if weight:

@@ -4,13 +4,14 @@ recalls, anomalies, the enterprise register with credit ratings, and the transpa
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from traceability import errors, i18n
 from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import bounds, registry
 from traceability.domain.access import Principal
+from traceability.domain.fields import BEIJING
 from traceability.domain.registry import NODE_TYPES
 from traceability.services import access_log, analyzer, credit, genealogy, history, transparency
 from traceability.services.views.batch import batch_status, certificates, inspections, journey
@@ -44,9 +45,9 @@ async def search_batches(db: Database, query: dict[str, str]) -> dict[str, Any]:
     since, until = _day(q["from"], "from"), _day(q["to"], "to")
     if since and until and until < since:
         raise errors.InvalidField("to is before from", field="to")
-    china = timedelta(hours=8)  # dates are read as China Standard Time, the local day of the nodes
-    start = datetime.combine(since, time(), UTC) - china if since else None
-    end = datetime.combine(until + timedelta(days=1), time(), UTC) - china if until else None
+    # Dates are Beijing days, the nodes' own.
+    start = datetime.combine(since, time(), BEIJING) if since else None
+    end = datetime.combine(until + timedelta(days=1), time(), BEIJING) if until else None
     if not any((q["product"], q["enterprise"], q["node"], start, end)):
         return {"query": q, "redirect": None, "results": [], "searched": False}
     async with db.connection() as conn:
@@ -126,7 +127,6 @@ async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
     if q["severity"] and q["severity"] not in anomaly_rules.SEVERITIES:
         raise errors.InvalidField(f"severity must be one of: {', '.join(anomaly_rules.SEVERITIES)}", field="severity")
     since, until = _day(q["from"], "from"), _day(q["to"], "to")
-    china = timedelta(hours=8)
     uscc = len(q["enterprise"]) == 18 and q["enterprise"].isalnum()  # a USCC; anything else is part of a name
     items = await analyzer.list_anomalies(
         db,
@@ -135,8 +135,8 @@ async def list_anomalies(db: Database, query: dict[str, str]) -> dict[str, Any]:
         enterprise=q["enterprise"] if uscc else None,
         enterprise_name=q["enterprise"] if q["enterprise"] and not uscc else None,
         trace_code=history.valid_code(q["code"]) if q["code"] else None,
-        since=datetime.combine(since, time(), UTC) - china if since else None,
-        until=datetime.combine(until + timedelta(days=1), time(), UTC) - china if until else None,
+        since=datetime.combine(since, time(), BEIJING) if since else None,
+        until=datetime.combine(until + timedelta(days=1), time(), BEIJING) if until else None,
         statuses=anomaly_rules.OPEN if q["status"] == "open" else ((q["status"],) if q["status"] else None),
         severity=q["severity"] or None,
         district=q["district"] or None,

@@ -11,10 +11,11 @@ receipt the sale that made it.
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from traceability.domain.access import Principal
+from traceability.domain.fields import BEIJING
 from traceability.domain.registry import area_name, area_name_en
 from traceability.services import credit, history, stations
 from traceability.services.views import lineage, packages, verdict
@@ -44,14 +45,13 @@ async def _credit(conn: Connection, uscc: str) -> dict[str, Any] | None:
     return {"grade": credit.grade(value), "score": value, "uscc": uscc}
 
 
-CHINA = timezone(timedelta(hours=8))
 MAX_ANCESTORS = 64
 """Ancestors read for one page at most (a receipt has three or four: the stall's batch, the carcass, the pigs)."""
 
 
 def today() -> Any:
     """Today in Beijing: what "past its shelf life" is measured against."""
-    return datetime.now(CHINA).date()
+    return datetime.now(BEIJING).date()
 
 
 class Ancestor(NamedTuple):

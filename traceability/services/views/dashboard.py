@@ -16,8 +16,8 @@ from typing import Any
 from traceability import i18n
 from traceability.domain import anomalies as anomaly_rules
 from traceability.domain import registry
+from traceability.domain.fields import BEIJING
 from traceability.services import analyzer
-from traceability.services.views.tables import BEIJING
 from traceability.storage import dashboard_repo
 from traceability.storage.database import Database
 

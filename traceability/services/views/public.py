@@ -9,11 +9,12 @@ search is bounded and checked here, and a bad value is a 422 naming the paramete
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from traceability import errors, i18n
 from traceability.domain import bounds, registry
+from traceability.domain.fields import BEIJING
 from traceability.ledger import canonical
 from traceability.services import credit, genealogy
 from traceability.storage import credit_repo, public_repo, recall_repo
@@ -32,7 +33,6 @@ KEYS = ("q", "district", "product", "list", "page", "lang", "format")
 RETAIL = frozenset({"wet_market", "supermarket", "canteen", "pharmacy", "hospital"})
 """Places where goods reach consumers: what a recall lists as where it was sold."""
 SHOWN_BATCHES = 20
-CHINA = timezone(timedelta(hours=8))
 NO_FILTERS = Filters()
 """Every item: the feed lists everything."""
 
@@ -159,7 +159,7 @@ async def recalls(db: Database, found: Filters, limit: int, offset: int, public_
             {
                 "id": r["id"],
                 "event_id": r["event_id"],
-                "issued_at": r["issued_at"].astimezone(CHINA).isoformat(timespec="seconds"),
+                "issued_at": r["issued_at"].astimezone(BEIJING).isoformat(timespec="seconds"),
                 "level": r["level"],
                 "level_name": i18n.name_fields("recall_level", r["level"])["name"],
                 "level_name_en": i18n.name_fields("recall_level", r["level"])["name_en"],
@@ -226,7 +226,7 @@ async def failed_inspections(
         out.append(
             {
                 "event_id": r["event_id"],
-                "tested_at": r["event_time"].astimezone(CHINA).isoformat(timespec="seconds"),
+                "tested_at": r["event_time"].astimezone(BEIJING).isoformat(timespec="seconds"),
                 "product": r["product"],
                 "product_en": r["product_en"],
                 "goods_code": r["goods_code"],
@@ -292,7 +292,7 @@ async def ratings(db: Database, found: Filters, limit: int, offset: int) -> list
                     "active": active,
                     "events": record["events"],
                     "factors": [f for f in factors if f["factor"] != "anomalies_by_kind"],
-                    "as_of": at.astimezone(CHINA).isoformat(timespec="seconds"),
+                    "as_of": at.astimezone(BEIJING).isoformat(timespec="seconds"),
                 }
             )
     return out

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from traceability import i18n
+from traceability.domain.fields import BEIJING
 
-BEIJING = timezone(timedelta(hours=8))
 Cell = str | int | Decimal | datetime | date | None
 
 

@@ -14,12 +14,13 @@ page, its JSON twin, ``GET /api/v1/batches/{code}/verdict`` and the stations all
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from traceability import errors, i18n
 from traceability.domain import tracecode
 from traceability.domain.access import Principal
+from traceability.domain.fields import BEIJING
 from traceability.epcis import records
 from traceability.ledger import canonical
 from traceability.services import history
@@ -27,7 +28,6 @@ from traceability.services.views.batch import batch_status
 from traceability.storage import verdict_repo
 from traceability.storage.database import Database, Record
 
-CHINA = timezone(timedelta(hours=8))
 STATES = ("ok", "recalled", "on_hold", "expired")
 _RANK = {"active": 0, "on_hold": 1, "recalled": 2}
 _BILINGUAL = re.compile(r"^\s*(?P<zh>[^()（）]+?)\s*[(（](?P<en>[^()（）]+)[)）]\s*$")
@@ -35,7 +35,7 @@ _BILINGUAL = re.compile(r"^\s*(?P<zh>[^()（）]+?)\s*[(（](?P<en>[^()（）]+)
 
 def today() -> date:
     """Today in Beijing time: a batch expires at the end of its last day there."""
-    return datetime.now(CHINA).date()
+    return datetime.now(BEIJING).date()
 
 
 async def batch_verdict(
