@@ -383,8 +383,8 @@ async def _one_by_one(
         )
         try:
             outcomes = await capture(db, principal, one, public_url, fed=fed)
-            captured += sum(1 for o in outcomes if not o.replayed)
-            replayed += sum(1 for o in outcomes if o.replayed)
+            again = sum(1 for o in outcomes if o.replayed)
+            captured, replayed = captured + len(outcomes) - again, replayed + again
         except EventFailed as exc:
             problems.append(problem(exc.error, i))
         except (errors.InvalidField, errors.VoucherRefused) as exc:
