@@ -76,7 +76,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process and its live descendants have used so far."""
+    """User plus system CPU time the process and its descendants have used so far: the live ones' own, and
+    that of those that ended and were reaped (PostgreSQL's backends of closed connections), which their
+    parent's ``cutime``/``cstime`` hold. Without the second, a connection closing mid-window took its
+    backend's time out of the total, and a window could come out negative."""
     total = 0.0
     for p in tree(pid):
         try:
@@ -84,7 +87,7 @@ def cpu_seconds(pid: int) -> float:
         except OSError:  # gone since it was listed
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        total += (int(fields[11]) + int(fields[12])) / _TICKS
+        total += sum(int(f) for f in fields[11:15]) / _TICKS  # utime, stime, cutime, cstime
     return total
 
 
