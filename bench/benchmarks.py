@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import statistics
 import sys
@@ -106,32 +107,40 @@ class Context:
         baseline: Callable[[Timing], HttpLoad | SqlLoad],
         server: stack.Process | None = None,
         timing: Timing | None = None,
+        bare: stack.Process | None = None,
     ) -> tuple[Stats, Stats, Cores]:
         """Run service and baseline loads in alternating rounds (``timing``, else the run's); returns both, and
-        the CPU the service's rounds took (the server's processes, the embedded PostgreSQL's)."""
+        the CPU the service's rounds took (the server's processes, the embedded PostgreSQL's) and, given the
+        ``bare`` handler serving the baseline, the CPU its rounds took."""
         t = timing or self.timing
         server = server or self.service
         postgres = stack.postgres_pid(self.workdir)
         per_round = Timing(t.warmup, t.duration / t.rounds, 1)
         merged = {"service": Stats(), "baseline": Stats()}
-        cpu = db = wall = 0.0
+        cpu = db = wall = bare_cpu = bare_wall = 0.0
         for r in range(t.rounds):
             order = ("service", "baseline") if r % 2 == 0 else ("baseline", "service")
             for side in order:
                 spec = (service if side == "service" else baseline)(per_round)
                 cpu0, wall0 = server.cpu_seconds(), time.monotonic()
                 db0 = stack.cpu_seconds(postgres) if postgres else 0.0
+                bare0 = bare.cpu_seconds() if bare else 0.0
                 stats = await self.workers.run(spec)
                 if side == "service":
                     cpu += server.cpu_seconds() - cpu0
                     db += stack.cpu_seconds(postgres) - db0 if postgres else 0.0
                     wall += time.monotonic() - wall0
+                elif bare:
+                    bare_cpu += bare.cpu_seconds() - bare0
+                    bare_wall += time.monotonic() - wall0
                 self.log(
                     f"{name} {side} round {r + 1}: {stats.rate:,.0f}/s"
                     + (f" errors {dict(stats.errors)}" if stats.errors else "")
                 )
                 merged[side].merge(stats)
         used = Cores(cpu / wall, db / wall if postgres else None) if wall else Cores(0.0, None)
+        if bare_wall and merged["baseline"].rate:
+            used = dataclasses.replace(used, bare_per_request=bare_cpu / bare_wall / merged["baseline"].rate)
         return merged["service"], merged["baseline"], used
 
 
@@ -141,6 +150,8 @@ class Cores:
 
     server: float
     database: float | None
+    bare_per_request: float | None = None
+    """Seconds of CPU the bare handler spent on each of its answers, when the baseline is one."""
 
     def __str__(self) -> str:
         said = f"server processes used {self.server:.2f} cores"
@@ -153,7 +164,11 @@ class Cores:
             return ""
         one = unit.split("/")[0].removesuffix("s")
         said = f"CPU per {one}: server {self.server / rate * 1e6:.0f} us"
-        return said if self.database is None else f"{said}, PostgreSQL {self.database / rate * 1e6:.0f} us"
+        if self.database is not None:
+            said += f", PostgreSQL {self.database / rate * 1e6:.0f} us"
+        if self.bare_per_request is not None:
+            said += f"; the bare handler {self.bare_per_request * 1e6:.0f} us an answer"
+        return said
 
 
 def _broken(*stats: Stats) -> str:
@@ -346,6 +361,7 @@ async def lookup(ctx: Context) -> Result:
         "lookup",
         lambda t: HttpLoad(ctx.service.url, work, clients, t.warmup, t.duration),
         lambda t: HttpLoad(bare.url, work, clients, t.warmup, t.duration),
+        bare=bare,
     )
     return _throughput(
         "lookup",
@@ -402,6 +418,7 @@ async def inclusion_proof(ctx: Context) -> Result:
         "inclusion_proof",
         lambda t: HttpLoad(ctx.service.url, Get(paths), clients, t.warmup, t.duration),
         lambda t: HttpLoad(bare.url, Get(("/healthz",)), clients, t.warmup, t.duration),
+        bare=bare,
     )
     ctx.rss_after_proofs = ctx.service.rss_mb()
     return _throughput(

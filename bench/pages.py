@@ -138,13 +138,14 @@ async def consumer_page(ctx: Context) -> Result:
         lambda t: HttpLoad(city.url, work, clients, t.warmup, t.duration),
         lambda t: HttpLoad(bare.url, work, clients, t.warmup, t.duration),
         city.service,
+        bare=bare,
     )
     note = (
         f"GET /t/{{code}} of {len(paths)} demo codes ({statistics.mean(sizes) / 1024:.1f} KB of HTML each on "
         f"average, {statistics.mean(wire) / 1024:.1f} KB on the wire) vs a bare aiohttp handler serving the same "
         f"bytes, {clients} connections; service p50/p99 {svc.quantile(0.5) * 1000:.1f}/"
         f"{svc.quantile(0.99) * 1000:.1f} ms, baseline {base.quantile(0.5) * 1000:.1f}/"
-        f"{base.quantile(0.99) * 1000:.1f} ms; {cores}"
+        f"{base.quantile(0.99) * 1000:.1f} ms; {cores}; {cores.per(svc.rate, 'pages/s')}"
     )
     errors = [f"{k} x{v}" for s in (svc, base) for k, v in s.errors.most_common(3)]
     return Result("consumer_page", svc.rate, "pages/s", base.rate, 0.30, note=note, broken="; ".join(errors))
