@@ -84,9 +84,13 @@ async def test_readings_at_a_place_go_on_that_places_chain_and_only_its_node_spe
     text = await page.text()
     assert page.status == 200 and "地点（GLN）" in text
     assert "可放心使用" in text and "食用" not in text and "未注明结果" in text and "None" not in text
+    # A room is not counted: its chain has no quantity, and its page states none (not "1 件").
+    assert view["quantity"] == {"value": "0", "uom": "EA"}
+    assert "<dt>数量</dt>" not in text and "1 件" not in text
     page = await epcis.client.get(f"/t/{code}?lang=en")
     text = await page.text()
     assert "Safe to use" in text and "no result stated" in text and "None" not in text
+    assert "<dt>Quantity</dt>" not in text
 
     # The room is where the readings were, not an object they were about: asking for events about it as an EPC
     # finds none.

@@ -125,8 +125,9 @@ class Identifier:
 
     @property
     def is_instance(self) -> bool:
-        """Whether it names one object (SGTIN, SSCC, …) rather than a class (a lot, a GTIN)."""
-        return self.scheme not in ("gs1", "gtin", "uri")
+        """Whether it names one object (SGTIN, SSCC, …) rather than a class (a lot, a GTIN), a place or a party
+        (a GLN, AI 414 or 417: what the readings were taken at, or who acted, never a thing counted)."""
+        return self.scheme not in ("gs1", "gtin", "uri", "ai414", "ai417")
 
 
 def _element_string(elements: Sequence[tuple[str, str]]) -> str:
