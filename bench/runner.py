@@ -87,10 +87,10 @@ async def run(args: argparse.Namespace, workdir: Path, log: stack.Log) -> tuple[
             ctx = Context(
                 db_url, server, world, workers, Timing(args.warmup, args.duration, args.rounds), workdir, log, resources
             )
-            ctx.wanted = frozenset(names)
             if args.scale:
                 results = await scale.run(ctx, args.scale)
                 names = []
+            ctx.wanted = frozenset(names)
             for name in names:
                 log(f"{name}: setting up")
                 try:
