@@ -24,7 +24,7 @@ import shutil
 import statistics
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -32,9 +32,8 @@ import asyncpg
 
 from traceability.config import ROOT
 from traceability.demo import federation
+from traceability.domain.fields import BEIJING
 from traceability.storage.province_repo import database_name
-
-CST = timezone(timedelta(hours=8))
 
 
 async def capture(url: str, device: str, clients: int, seconds: float) -> float:
@@ -46,8 +45,9 @@ async def capture(url: str, device: str, clients: int, seconds: float) -> float:
     async def client(http: aiohttp.ClientSession) -> None:
         nonlocal done
         while time.monotonic() < stop_at:
+            at = (datetime.now(BEIJING) - timedelta(minutes=1)).isoformat(timespec="seconds")
             body = {"eventID": str(uuid.uuid4()), "product": "21113011", "quantity": {"value": 90, "uom": "KGM"},
-                    "eventTime": (datetime.now(CST) - timedelta(minutes=1)).isoformat(timespec="seconds")}  # fmt: skip
+                    "eventTime": at}  # fmt: skip
             async with http.post(f"{url}/api/v1/batches", json=body, headers=headers) as r:
                 if r.status == 201:
                     done += 1

@@ -10,12 +10,13 @@ import os
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 
-CST = timezone(timedelta(hours=8))  # the scanners' local time
+from traceability.domain.fields import BEIJING  # the scanners' local time
+
 JSON = {"Content-Type": "application/json"}
 
 
@@ -34,7 +35,7 @@ def uuids(n: int) -> list[str]:
 
 def local_now() -> str:
     """Now in the scanners' local time, to the millisecond."""
-    return datetime.now(CST).isoformat(timespec="milliseconds")
+    return datetime.now(BEIJING).isoformat(timespec="milliseconds")
 
 
 def event(code: str, biz_step: str = "receiving", event_id: str | None = None, at: str | None = None) -> dict[str, Any]:
@@ -130,7 +131,7 @@ class CaptureEpcis:
     def request(self, task: int, n: int) -> Request:
         mine = self.codes[task % len(self.codes)]
         first = n * self.per_request
-        step, now, ids = _step(task, n), datetime.now(CST), uuids(self.per_request)
+        step, now, ids = _step(task, n), datetime.now(BEIJING), uuids(self.per_request)
         events = [
             epcis_event(self.base, mine[(first + j) % len(mine)], step, ids[j], now) for j in range(self.per_request)
         ]

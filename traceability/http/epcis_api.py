@@ -175,7 +175,7 @@ async def capture_event(request: web.Request) -> web.Response:
         )
     except EventFailed as exc:
         raise exc.error from None
-    request.app[METRICS].captured("epcis", 0 if outcome.replayed else 1, 1 if outcome.replayed else 0)
+    request.app[METRICS].captured("epcis", int(not outcome.replayed), int(outcome.replayed))
     location = f"/epcis/events/{quote(outcome.event_id, safe='')}"
     return gs1_json(outcome.as_json(), status=200 if outcome.replayed else 201, headers={"Location": location})
 
