@@ -117,9 +117,11 @@ class Context:
         postgres = stack.postgres_pid(self.workdir)
         per_round = Timing(t.warmup, t.duration / t.rounds, 1)
         merged = {"service": Stats(), "baseline": Stats()}
+        ratios = []  # each round's service rate over the baseline's in the same round
         cpu = db = wall = bare_cpu = bare_wall = 0.0
         for r in range(t.rounds):
             order = ("service", "baseline") if r % 2 == 0 else ("baseline", "service")
+            rates = {}
             for side in order:
                 spec = (service if side == "service" else baseline)(per_round)
                 cpu0, wall0 = server.cpu_seconds(), time.monotonic()
@@ -138,7 +140,11 @@ class Context:
                     + (f" errors {dict(stats.errors)}" if stats.errors else "")
                 )
                 merged[side].merge(stats)
+                rates[side] = stats.rate
+            if rates["baseline"]:
+                ratios.append(rates["service"] / rates["baseline"])
         used = Cores(cpu / wall, db / wall if postgres else None) if wall else Cores(0.0, None)
+        used = dataclasses.replace(used, round_ratios=tuple(ratios))
         if bare_wall and merged["baseline"].rate:
             used = dataclasses.replace(used, bare_per_request=bare_cpu / bare_wall / merged["baseline"].rate)
         return merged["service"], merged["baseline"], used
@@ -152,10 +158,17 @@ class Cores:
     database: float | None
     bare_per_request: float | None = None
     """Seconds of CPU the bare handler spent on each of its answers, when the baseline is one."""
+    round_ratios: tuple[float, ...] = ()
+    """Each round's ratio (the service's rate over the baseline's in that round): how far the machine moved
+    the figure within the run."""
 
     def __str__(self) -> str:
         said = f"server processes used {self.server:.2f} cores"
-        return said if self.database is None else f"{said}, PostgreSQL {self.database:.2f}"
+        if self.database is not None:
+            said += f", PostgreSQL {self.database:.2f}"
+        if len(self.round_ratios) > 1:
+            said += f"; the rounds' ratios {min(self.round_ratios):.3f}-{max(self.round_ratios):.3f}"
+        return said
 
     def per(self, rate: float, unit: str) -> str:
         """CPU per unit of work at ``rate`` units/s: steadier from run to run than a ratio to a baseline whose
