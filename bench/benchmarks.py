@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import statistics
 import sys
@@ -143,10 +142,13 @@ class Context:
                 rates[side] = stats.rate
             if rates["baseline"]:
                 ratios.append(rates["service"] / rates["baseline"])
-        used = Cores(cpu / wall, db / wall if postgres else None) if wall else Cores(0.0, None)
-        used = dataclasses.replace(used, round_ratios=tuple(ratios))
-        if bare_wall and merged["baseline"].rate:
-            used = dataclasses.replace(used, bare_per_request=bare_cpu / bare_wall / merged["baseline"].rate)
+        base_rate = merged["baseline"].rate
+        used = Cores(
+            cpu / wall if wall else 0.0,
+            db / wall if wall and postgres else None,
+            bare_cpu / bare_wall / base_rate if bare_wall and base_rate else None,
+            tuple(ratios),
+        )
         return merged["service"], merged["baseline"], used
 
 
@@ -524,12 +526,12 @@ async def _trace(ctx: Context, direction: str, codes: list[str]) -> Result:
     clients = 8
     # A latency goal far from its bound (tens of ms against 1 s): half the run's rounds and time still take the
     # p99 of several hundred traces (700 forward and 1,200 backward at this machine's rates).
-    t = ctx.timing
+    run = ctx.timing
     svc, base, _cores = await ctx.compare(
         f"trace_{direction}",
         lambda t: HttpLoad(ctx.service.url, Get(paths, ctx.regulator), clients, t.warmup, t.duration),
         lambda t: HttpLoad(bare.url, Get(("/healthz",)), clients, t.warmup, t.duration),
-        timing=Timing(t.warmup, t.duration / 2, max(1, t.rounds // 2)),
+        timing=Timing(run.warmup, run.duration / 2, max(1, run.rounds // 2)),
     )
     return Result(
         f"trace_{direction}",
